@@ -1,0 +1,269 @@
+"""Parameter schemas and the validation of parameter values: pure, no Django.
+
+A revision's schema is a list of parameter specs (JSON). Values arrive as JSON numbers or as
+strings from forms; `validate_parameters` coerces, range-checks, applies the revision's
+cross-parameter rules and returns the canonical form, in which equal configurations are equal
+(sorted keys, normalised numbers) so that they hash equally.
+"""
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from simpleeval import EvalWithCompoundTypes, InvalidExpression
+
+ParameterValue = float | int | str | bool
+TYPES = ("length", "angle", "integer", "number", "choice", "boolean")
+UNITS = {"length": "mm", "angle": "°"}
+# Canonical numbers keep this many decimals: 0.1 mm / 1e6 is far below any machine's resolution.
+DECIMALS = 6
+
+
+class ParameterError(Exception):
+    """Values that do not fit the schema; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: Mapping[str, list[str]]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
+
+
+class SchemaError(Exception):
+    """A revision's schema itself is malformed (caught when the admin saves it)."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    label: str
+    type: str
+    default: ParameterValue
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    expression: str
+    message: str
+
+
+def parse_schema(raw: Sequence[Mapping[str, Any]]) -> tuple[ParameterSpec, ...]:
+    """Turn a schema's JSON into specs, refusing anything malformed with a SchemaError."""
+    if not isinstance(raw, list | tuple):
+        raise SchemaError("the parameter schema must be a list")
+    specs: list[ParameterSpec] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise SchemaError(f"parameter {index} must be an object")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SchemaError(f"parameter {index}: name must be a Python identifier")
+        kind = item.get("type")
+        if kind not in TYPES:
+            raise SchemaError(f"parameter {name}: type must be one of {', '.join(TYPES)}")
+        choices = tuple(str(c) for c in item.get("choices", ()))
+        if kind == "choice" and not choices:
+            raise SchemaError(f"parameter {name}: a choice needs choices")
+        try:
+            spec = ParameterSpec(
+                name=name,
+                label=str(item.get("label") or name),
+                type=kind,
+                default=item["default"],
+                unit=str(item.get("unit") or UNITS.get(kind, "")),
+                min=_optional_float(item.get("min")),
+                max=_optional_float(item.get("max")),
+                step=_optional_float(item.get("step")),
+                choices=choices,
+                help=str(item.get("help") or ""),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise SchemaError(f"parameter {name}: {error}") from error
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            raise SchemaError(f"parameter {name}: min is above max")
+        specs.append(spec)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise SchemaError("parameter names must be unique")
+    defaults = {s.name: s.default for s in specs}
+    try:
+        _check_one_by_one(specs, defaults)
+    except ParameterError as error:
+        raise SchemaError(f"defaults do not validate: {error}") from error
+    return tuple(specs)
+
+
+def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    if not isinstance(raw, list | tuple):
+        raise SchemaError("rules must be a list")
+    rules = []
+    for item in raw:
+        if not isinstance(item, Mapping) or not isinstance(item.get("rule"), str):
+            raise SchemaError("each rule needs a 'rule' expression")
+        rules.append(Rule(expression=item["rule"], message=str(item.get("message") or item["rule"])))
+    return tuple(rules)
+
+
+def defaults(specs: Sequence[ParameterSpec]) -> dict[str, ParameterValue]:
+    return canonical({s.name: s.default for s in specs}, specs)
+
+
+def validate_parameters(
+    specs: Sequence[ParameterSpec],
+    values: Mapping[str, Any],
+    *,
+    rules: Sequence[Rule] = (),
+    fill_defaults: bool = False,
+) -> dict[str, ParameterValue]:
+    """Coerce and check values against the schema; return them canonical or raise ParameterError.
+
+    Unknown names are errors (a typo must not silently build the default part). With
+    fill_defaults, missing parameters take their defaults; otherwise they are errors.
+    """
+    if not isinstance(values, Mapping):
+        raise ParameterError({"parameters": ["must be an object of name: value"]})
+    errors: dict[str, list[str]] = {}
+    known = {s.name for s in specs}
+    for name in values:
+        if name not in known:
+            errors.setdefault(str(name), []).append("is not a parameter of this part")
+    merged = dict(values)
+    for spec in specs:
+        if spec.name not in merged:
+            if fill_defaults:
+                merged[spec.name] = spec.default
+            else:
+                errors.setdefault(spec.name, []).append("is required")
+    try:
+        coerced = _check_one_by_one(specs, {k: v for k, v in merged.items() if k in known})
+    except ParameterError as error:
+        for name, messages in error.errors.items():
+            errors.setdefault(name, []).extend(messages)
+        coerced = {}
+    if errors:
+        raise ParameterError(errors)
+    _check_rules(rules, coerced)
+    return canonical(coerced, specs)
+
+
+def canonical(values: Mapping[str, ParameterValue], specs: Sequence[ParameterSpec]) -> dict:
+    """Sorted keys; integers as int; other numbers rounded to DECIMALS, integral ones as int."""
+    kinds = {s.name: s.type for s in specs}
+    result: dict[str, ParameterValue] = {}
+    for name in sorted(values):
+        value = values[name]
+        if kinds.get(name) in ("length", "angle", "number"):
+            number = round(float(value), DECIMALS)
+            value = int(number) if number.is_integer() else number
+        result[name] = value
+    return result
+
+
+def parameters_hash(values: Mapping[str, ParameterValue]) -> str:
+    return hashlib.sha256(
+        json.dumps(values, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _check_one_by_one(
+    specs: Sequence[ParameterSpec], values: Mapping[str, Any]
+) -> dict[str, ParameterValue]:
+    errors: dict[str, list[str]] = {}
+    result: dict[str, ParameterValue] = {}
+    for spec in specs:
+        if spec.name not in values:
+            continue
+        try:
+            result[spec.name] = _coerce(spec, values[spec.name])
+        except ValueError as error:
+            errors.setdefault(spec.name, []).append(str(error))
+    if errors:
+        raise ParameterError(errors)
+    return result
+
+
+def _coerce(spec: ParameterSpec, raw: Any) -> ParameterValue:
+    if spec.type == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in ("false", "0", "no", "off", ""):
+            return False
+        raise ValueError("must be true or false")
+    if spec.type == "choice":
+        if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+            raise ValueError("must be one of " + ", ".join(spec.choices))
+        value = str(raw)
+        if value not in spec.choices:
+            raise ValueError(f"'{value[:40]}' is not one of " + ", ".join(spec.choices))
+        return value
+    number = _number(raw)
+    if spec.type == "integer":
+        if number != number.to_integral_value():
+            raise ValueError("must be a whole number")
+        value: float | int = int(number)
+    else:
+        value = float(number)
+    unit = f" {spec.unit}" if spec.unit else ""
+    if spec.min is not None and value < spec.min:
+        raise ValueError(f"must be at least {_fmt(spec.min)}{unit} (got {_fmt(value)})")
+    if spec.max is not None and value > spec.max:
+        raise ValueError(f"must be at most {_fmt(spec.max)}{unit} (got {_fmt(value)})")
+    if spec.step:
+        origin = Decimal(str(spec.min)) if spec.min is not None else Decimal(0)
+        steps = (number - origin) / Decimal(str(spec.step))
+        if steps != steps.to_integral_value():
+            raise ValueError(f"must be in steps of {_fmt(spec.step)}{unit}")
+    return value
+
+
+def _number(raw: Any) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError("must be a number")
+    try:
+        number = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise ValueError("must be a number") from None
+    if not number.is_finite() or not math.isfinite(float(number)):
+        raise ValueError("must be a finite number")
+    return number
+
+
+def _check_rules(rules: Sequence[Rule], values: Mapping[str, ParameterValue]) -> None:
+    errors: dict[str, list[str]] = {}
+    for rule in rules:
+        evaluator = EvalWithCompoundTypes(
+            names=dict(values), functions={"min": min, "max": max, "abs": abs}
+        )
+        try:
+            holds = bool(evaluator.eval(rule.expression))
+        except (InvalidExpression, ArithmeticError, TypeError, SyntaxError) as error:
+            raise SchemaError(f"rule '{rule.expression}' cannot be evaluated: {error}") from error
+        if not holds:
+            fields = [name for name in values if _mentions(rule.expression, name)] or ["parameters"]
+            for name in fields:
+                errors.setdefault(name, []).append(rule.message)
+    if errors:
+        raise ParameterError(errors)
+
+
+def _mentions(expression: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", expression) is not None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"

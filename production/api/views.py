@@ -1,0 +1,37 @@
+"""Artifact downloads, scoped to the organisation that ordered the job."""
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from production.models import Artifact, JobArtifact
+
+CONTENT_TYPES = {
+    Artifact.Kind.STEP: ("application/step", "step"),
+    Artifact.Kind.STL: ("model/stl", "stl"),
+    Artifact.Kind.SVG: ("image/svg+xml", "svg"),
+    Artifact.Kind.GCODE: ("text/x-gcode", "gcode"),
+    Artifact.Kind.TRAVELER: ("application/pdf", "pdf"),
+}
+
+
+class JobArtifactApi(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
+        link = get_object_or_404(
+            JobArtifact.objects.select_related("artifact", "job").filter(
+                job__line__order__organisation__memberships__user=request.user
+            ),
+            job_id=job_id,
+            kind=kind,
+        )
+        content_type, extension = CONTENT_TYPES[link.kind]
+        return FileResponse(
+            link.artifact.file.open("rb"),
+            content_type=content_type,
+            as_attachment=link.kind != Artifact.Kind.SVG,
+            filename=f"{link.job.number}.{extension}",
+        )

@@ -1,0 +1,473 @@
+"""Runs one pipeline step for one job: the bridge between the database and the pure steps.
+
+Worker side only: the steps import CadQuery's sandbox runner, trimesh and WeasyPrint, which web
+processes never load. Each adapter loads values from the database, calls a pure step, and
+returns what to keep; `job_advance` keeps it only if the job is still where the step started
+(the claim), so a redelivered message or a second worker does nothing twice.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from catalog import geometry
+from catalog.parameters import parse_schema
+from microfactory.errors import Rejected
+from production import routing
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
+from production.pipeline import traveler as travelers
+from production.pipeline.validation import validate_part
+from production.toolpath import ENGINE as TOOLPATH_ENGINE
+from production.toolpath import FdmProfile, plan_toolpath
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Output:
+    """A file a step wants kept: new bytes, or an artifact found for the same inputs."""
+
+    kind: str
+    input_key: str
+    filename: str
+    content: bytes | None = None
+    existing: Artifact | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    outputs: list[Output] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Job], StepResult]
+    done: str
+
+
+def input_key(*parts: object) -> str:
+    """sha256 over the JSON of everything that determines an artifact."""
+    payload = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def build_limits() -> geometry.BuildLimits:
+    return geometry.BuildLimits(
+        timeout_s=settings.GEOMETRY_BUILD_TIMEOUT_S,
+        cpu_s=settings.GEOMETRY_BUILD_CPU_S,
+        memory_mb=settings.GEOMETRY_BUILD_MEMORY_MB,
+        output_mb=settings.GEOMETRY_BUILD_OUTPUT_MB,
+        require_bwrap=settings.GEOMETRY_SANDBOX_REQUIRE_BWRAP,
+        stl_tolerance_mm=settings.GEOMETRY_STL_TOLERANCE_MM,
+        stl_angular_tolerance=settings.GEOMETRY_STL_ANGULAR_TOLERANCE,
+    )
+
+
+def geometry_key(*, revision_checksum: str, parameters: dict, limits: geometry.BuildLimits) -> str:
+    return input_key(
+        "geometry",
+        revision_checksum,
+        parameters,
+        geometry.ENGINE_VERSION,
+        limits.stl_tolerance_mm,
+        limits.stl_angular_tolerance,
+    )
+
+
+def machine_facts(*, process: str, material: str | None = None) -> list[routing.MachineFacts]:
+    """Every machine of a process as routing values, with its count of routed jobs."""
+    machines = (
+        Machine.objects.filter(process=process)
+        .select_related("site")
+        .prefetch_related("materials_loaded")
+        .annotate(queued=Count("jobs", filter=Q(jobs__status=Job.Status.ROUTED)))
+    )
+    facts = [
+        routing.MachineFacts(
+            key=m.slug,
+            name=m.name,
+            site=m.site.name,
+            model=m.model,
+            process=m.process,
+            state=m.state,
+            build_volume_mm=m.build_volume_mm,
+            nozzle_mm=m.nozzle_mm,
+            flavour=m.flavour,
+            materials=frozenset(mat.slug for mat in m.materials_loaded.all()),
+            queued_jobs=m.queued,
+        )
+        for m in machines
+    ]
+    if material is not None:
+        facts = [f for f in facts if material in f.materials]
+    return facts
+
+
+def fdm_profile(machine: routing.MachineFacts, *, material: Any) -> FdmProfile:
+    """The slicer settings for one machine with one material loaded."""
+    x, y, z = machine.build_volume_mm
+    return FdmProfile(
+        machine_model=machine.model or machine.name,
+        bed_mm=(x, y),
+        max_height_mm=z,
+        flavour=machine.flavour,
+        nozzle_mm=machine.nozzle_mm,
+        nozzle_temp_c=material.nozzle_temp_c,
+        bed_temp_c=material.bed_temp_c,
+        filament_density_g_cm3=float(material.density_g_cm3),
+    )
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def _build_geometry(job: Job) -> StepResult:
+    revision = job.line.revision
+    limits = build_limits()
+    key = geometry_key(
+        revision_checksum=revision.checksum, parameters=job.line.parameters, limits=limits
+    )
+    found = {a.kind: a for a in Artifact.objects.filter(input_key=key)}
+    kinds = (Artifact.Kind.STEP, Artifact.Kind.STL, Artifact.Kind.SVG)
+    if all(k in found for k in kinds):
+        return StepResult(
+            outputs=[Output(k, key, found[k].file.name, existing=found[k]) for k in kinds],
+            message="reused the geometry built earlier for the same configuration",
+        )
+    built = geometry.build_geometry(revision.script, job.line.parameters, limits=limits)
+    meta = {
+        "bbox_mm": list(built.bbox_mm),
+        "volume_mm3": built.volume_mm3,
+        "area_mm2": built.area_mm2,
+        "sandbox": built.sandbox,
+        "engine": geometry.ENGINE_VERSION,
+    }
+    return StepResult(
+        outputs=[
+            Output(Artifact.Kind.STEP, key, "part.step", built.step, meta=meta),
+            Output(Artifact.Kind.STL, key, "part.stl", built.stl, meta=meta),
+            Output(Artifact.Kind.SVG, key, "drawing.svg", built.svg.encode(), meta=meta),
+        ],
+        message="built {:.1f} x {:.1f} x {:.1f} mm, {:.0f} mm³ ({})".format(
+            *built.bbox_mm, built.volume_mm3, built.sandbox
+        ),
+    )
+
+
+def _validate_part(job: Job) -> StepResult:
+    stl = job_artifact(job, Artifact.Kind.STL).file.read()
+    machines = machine_facts(process=job.line.revision.process, material=job.line.material.slug)
+    if not machines:
+        raise Rejected(f"no machine has {job.line.material.name} loaded for this process")
+    report = validate_part(stl, build_volumes_mm={m.key: m.build_volume_mm for m in machines})
+    return StepResult(
+        fields={"dfm_report": report.to_json()},
+        message=f"{len(report.fits)} machine(s) can make it; {len(report.warnings)} warning(s)",
+    )
+
+
+def _plan_toolpath(job: Job) -> StepResult:
+    line = job.line
+    if line.revision.process != "fdm":
+        raise Rejected(f"no toolpath engine for {line.revision.get_process_display()} yet")
+    needs = routing.JobNeeds(
+        process=line.revision.process,
+        material=line.material.slug,
+        extents_mm=tuple(job.dfm_report["extents_mm"]),
+    )
+    candidates = routing.capable_machines(needs, machine_facts(process=needs.process))
+    if not candidates:
+        raise Rejected("no machine can make this part with the chosen material")
+    target = candidates[0]
+    profile = fdm_profile(target, material=line.material)
+    stl_artifact = job_artifact(job, Artifact.Kind.STL)
+    key = input_key("toolpath", stl_artifact.sha256, TOOLPATH_ENGINE, asdict(profile))
+    existing = Artifact.objects.filter(kind=Artifact.Kind.GCODE, input_key=key).first()
+    if existing is not None:
+        meta = dict(existing.meta)
+        output = Output(Artifact.Kind.GCODE, key, existing.file.name, existing=existing)
+    else:
+        toolpath = plan_toolpath(stl_artifact.file.read(), profile)
+        meta = {
+            "engine": toolpath.engine,
+            "layers": toolpath.layers,
+            "filament_mm": round(toolpath.filament_mm, 1),
+            "filament_g": round(toolpath.filament_g, 2),
+            "estimated_time_s": round(toolpath.estimated_time_s),
+            "layer_height_mm": profile.layer_height_mm,
+            "nozzle_mm": profile.nozzle_mm,
+        }
+        output = Output(Artifact.Kind.GCODE, key, "part.gcode", toolpath.gcode, meta=meta)
+    meta = {**meta, "planned_for": target.key, "profile_key": list(target.profile_key)}
+    return StepResult(
+        outputs=[output],
+        fields={"toolpath_meta": meta},
+        message=f"{meta['layers']} layers, {meta['filament_g']} g, "
+        f"~{meta['estimated_time_s'] // 60} min for {target.model or target.name}",
+    )
+
+
+def traveler_for(job: Job, *, printed_at: datetime) -> travelers.Traveler:
+    """Every value the job's traveler prints, computed here so the template has no logic."""
+    line, order = job.line, job.line.order
+    return make_traveler(
+        job_number=job.number,
+        station_url=f"{settings.SITE_URL}/station/jobs/{job.pk}/",
+        order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
+        organisation=order.organisation.name,
+        requested_by=order.placed_by.get_full_name() or order.placed_by.get_username(),
+        due_date=order.due_date.isoformat() if order.due_date else None,
+        priority=order.get_priority_display(),
+        revision=line.revision,
+        parameters=line.parameters,
+        quantity=job.quantity,
+        material=line.material,
+        geometry_meta=job_artifact(job, Artifact.Kind.STL).meta,
+        drawing_svg=job_artifact(job, Artifact.Kind.SVG).file.read().decode(),
+        toolpath_meta=job.toolpath_meta or {},
+        dfm_report=job.dfm_report or {},
+        printed_at=printed_at,
+    )
+
+
+def make_traveler(
+    *,
+    job_number: str,
+    station_url: str,
+    order_reference: str,
+    organisation: str,
+    requested_by: str,
+    due_date: str | None,
+    priority: str,
+    revision: Any,
+    parameters: dict[str, Any],
+    quantity: int,
+    material: Any,
+    geometry_meta: dict[str, Any],
+    drawing_svg: str | None,
+    toolpath_meta: dict[str, Any],
+    dfm_report: dict[str, Any],
+    printed_at: datetime,
+) -> travelers.Traveler:
+    specs = {s.name: s for s in parse_schema(revision.parameter_schema)}
+    planned = (
+        Machine.objects.filter(slug=toolpath_meta.get("planned_for")).select_related("site").first()
+    )
+    minutes = int(toolpath_meta.get("estimated_time_s", 0)) // 60
+    return travelers.Traveler(
+        job_number=job_number,
+        station_url=station_url,
+        order_reference=order_reference,
+        organisation=organisation,
+        requested_by=requested_by,
+        due_date=due_date,
+        priority=priority,
+        part_name=revision.family.name,
+        revision_label=f"rev {revision.number}",
+        revision_checksum=revision.checksum,
+        parameters=tuple(
+            travelers.TravelerParameter(
+                name=name,
+                label=specs[name].label if name in specs else name,
+                value=str(value),
+                unit=specs[name].unit if name in specs else "",
+            )
+            for name, value in parameters.items()
+        ),
+        quantity=quantity,
+        material=material.name,
+        machine=f"{planned.model or planned.name} class" if planned else "to be routed",
+        site=planned.site.name if planned else "",
+        drawing_svg=drawing_svg,
+        bbox_mm=tuple(geometry_meta.get("bbox_mm", (0, 0, 0))),
+        toolpath_summary=(
+            ("Engine", str(toolpath_meta.get("engine", ""))),
+            ("Layers", str(toolpath_meta.get("layers", ""))),
+            ("Layer height", f"{toolpath_meta.get('layer_height_mm', '')} mm"),
+            ("Nozzle", f"{toolpath_meta.get('nozzle_mm', '')} mm"),
+            ("Estimated time", f"{minutes // 60} h {minutes % 60:02d} min"),
+            (
+                "Filament",
+                f"{toolpath_meta.get('filament_g', 0)} g / "
+                f"{float(toolpath_meta.get('filament_mm', 0)) / 1000:.2f} m",
+            ),
+        ),
+        dfm_warnings=tuple(
+            c["message"] for c in dfm_report.get("checks", []) if c["status"] == "warn"
+        ),
+        work_instructions=(
+            "Check that the loaded material matches this traveler; note the spool number.",
+            "Start the job from the station by scanning the QR code.",
+            "Remove the part when the bed has cooled; remove skirt and stringing.",
+            "Measure the critical dimensions and record QC on the station.",
+        ),
+        qc_checks=tuple(
+            travelers.TravelerCheck(
+                label=specs[name].label, nominal=f"{value} {specs[name].unit}", tolerance="± 0.2"
+            )
+            for name, value in parameters.items()
+            if name in specs and specs[name].type == "length"
+        ),
+        printed_at=printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _render_traveler(job: Job) -> StepResult:
+    traveler = traveler_for(job, printed_at=job.status_changed_at)
+    html = travelers.traveler_html(traveler)
+    key = input_key("traveler", html)
+    existing = Artifact.objects.filter(kind=Artifact.Kind.TRAVELER, input_key=key).first()
+    if existing is not None:
+        output = Output(Artifact.Kind.TRAVELER, key, existing.file.name, existing=existing)
+    else:
+        pdf = travelers.render_traveler(traveler)
+        output = Output(Artifact.Kind.TRAVELER, key, f"traveler-{job.number}.pdf", pdf)
+    return StepResult(outputs=[output], message="traveler PDF ready to print")
+
+
+def _route(job: Job) -> StepResult:
+    toolpath = job.toolpath_meta or {}
+    needs = routing.JobNeeds(
+        process=job.line.revision.process,
+        material=job.line.material.slug,
+        extents_mm=tuple(job.dfm_report["extents_mm"]),
+        profile_key=_profile_key(toolpath.get("profile_key")),
+    )
+    chosen = routing.choose_machine(needs, machine_facts(process=needs.process))
+    machine = Machine.objects.select_related("site").get(slug=chosen.key)
+    return StepResult(
+        fields={"machine": machine},
+        message=f"routed to {machine.name} at {machine.site.name} "
+        f"({chosen.state}, {chosen.queued_jobs} job(s) ahead)",
+    )
+
+
+def _profile_key(raw: list | None) -> tuple | None:
+    if raw is None:
+        return None
+    model, nozzle, flavour, volume = raw
+    return (model, nozzle, flavour, tuple(volume))
+
+
+STEPS: dict[str, Step] = {
+    Job.Status.QUEUED: Step("geometry", _build_geometry, Job.Status.GEOMETRY_BUILT),
+    Job.Status.GEOMETRY_BUILT: Step("validation", _validate_part, Job.Status.VALIDATED),
+    Job.Status.VALIDATED: Step("toolpath", _plan_toolpath, Job.Status.TOOLPATH_READY),
+    Job.Status.TOOLPATH_READY: Step("traveler", _render_traveler, Job.Status.TRAVELER_READY),
+    Job.Status.TRAVELER_READY: Step("routing", _route, Job.Status.ROUTED),
+}
+
+
+# --- running a step -------------------------------------------------------------------------
+
+
+def job_artifact(job: Job, kind: str) -> Artifact:
+    return Artifact.objects.get(job_links__job=job, job_links__kind=kind)
+
+
+def job_advance(*, job_id: int, actor: str) -> bool:
+    """Run the job's next step; return True while steps remain. Safe to call twice.
+
+    Slow work runs outside any transaction; its result is kept only if the job is still in
+    the status the step started from. A part that cannot be made ends REJECTED; a capable
+    machine that is merely unavailable leaves the job waiting for the reconciler.
+    """
+    job = (
+        Job.objects.select_related(
+            "line__revision__family", "line__material", "line__order__organisation"
+        )
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None:
+        return False
+    step = STEPS.get(job.status)
+    if step is None:
+        return False  # routed, rejected or failed: nothing left to do
+    started_at, clock = timezone.now(), time.monotonic()
+    try:
+        result = step.run(job)
+    except Rejected as refusal:
+        _finish(job, step, started_at, clock, to=Job.Status.REJECTED, reason=str(refusal), actor=actor)
+        return False
+    except routing.NoMachineAvailable as waiting:
+        logger.info("%s waits for a machine: %s", job.number, waiting)
+        return False
+    except geometry.BuildFailed as failure:
+        _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=str(failure), actor=actor)
+        return False
+    kept = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
+    return kept and step.done in STEPS
+
+
+def _finish(
+    job: Job,
+    step: Step,
+    started_at: datetime,
+    clock: float,
+    *,
+    to: str,
+    actor: str,
+    result: StepResult | None = None,
+    reason: str = "",
+) -> bool:
+    """Claim the transition and keep the step's outputs; False if another run got there first."""
+    finished_at = timezone.now()
+    fields = dict(result.fields) if result else {}
+    with transaction.atomic():
+        claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
+            status=to, reason=reason[:2000], status_changed_at=finished_at, **fields
+        )
+        if not claimed:
+            return False  # another worker finished this step first; drop our result
+        for output in result.outputs if result else ():
+            artifact = output.existing or _store(output)
+            JobArtifact.objects.get_or_create(
+                job=job, kind=output.kind, defaults={"artifact": artifact}
+            )
+        JobEvent.objects.create(
+            job=job,
+            step=step.name,
+            from_status=job.status,
+            to_status=to,
+            actor=actor[:150],
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_ms=round((time.monotonic() - clock) * 1000),
+            message=reason or (result.message if result else ""),
+        )
+    return True
+
+
+def _store(output: Output) -> Artifact:
+    """Save new bytes as an artifact, or return the one another job stored for the same inputs."""
+    assert output.content is not None
+    try:
+        with transaction.atomic():
+            artifact = Artifact(
+                kind=output.kind,
+                input_key=output.input_key,
+                sha256=hashlib.sha256(output.content).hexdigest(),
+                size=len(output.content),
+                meta=output.meta,
+            )
+            artifact.file.save(output.filename, ContentFile(output.content), save=False)
+            artifact.save()
+            return artifact
+    except IntegrityError:
+        return Artifact.objects.get(kind=output.kind, input_key=output.input_key)

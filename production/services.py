@@ -1,0 +1,108 @@
+"""Write paths for jobs: creating them for an order, queueing, failing, reconciling."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from orders.models import Order
+from production.models import Job, JobEvent
+
+logger = logging.getLogger(__name__)
+
+# Which Celery queue runs the step that starts from each status: CPU-heavy CAD work never
+# starves routing (ARCHITECTURE.md, "Processes and queues").
+QUEUE_FOR_STATUS = {
+    Job.Status.QUEUED: "geometry",
+    Job.Status.GEOMETRY_BUILT: "geometry",
+    Job.Status.VALIDATED: "toolpath",
+    Job.Status.TOOLPATH_READY: "documents",
+    Job.Status.TRAVELER_READY: "routing",
+}
+
+
+def jobs_create_for_order(*, order: Order, actor: str) -> list[Job]:
+    """One QUEUED job per order line, each enqueued once the surrounding transaction commits."""
+    now = timezone.now()
+    jobs = []
+    for line in order.lines.all():
+        job = Job.objects.create(line=line, quantity=line.quantity, status_changed_at=now)
+        JobEvent.objects.create(
+            job=job,
+            step="order",
+            from_status="",
+            to_status=Job.Status.QUEUED,
+            actor=actor,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+            message=f"{line.quantity} x {line.revision.label} for {order.number}",
+        )
+        transaction.on_commit(lambda job_id=job.pk: job_enqueue(job_id=job_id))
+        jobs.append(job)
+    return jobs
+
+
+def job_enqueue(*, job_id: int) -> bool:
+    """Send the job's next step to its queue; False when the job has nothing left to run."""
+    from production.tasks import advance_job
+
+    job = Job.objects.filter(pk=job_id).only("status").first()
+    if job is None or job.status not in QUEUE_FOR_STATUS:
+        return False
+    try:
+        advance_job.apply_async(args=[job_id], queue=QUEUE_FOR_STATUS[job.status])
+    except OperationalError as error:
+        # The job is safe in the database; the reconciler enqueues it once the broker is back.
+        logger.warning("could not enqueue job %s (broker unreachable: %s)", job_id, error)
+        return False
+    Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
+    return True
+
+
+def job_fail(*, job_id: int, reason: str, actor: str) -> bool:
+    """Mark an unfinished job FAILED; a second call (or a finished job) changes nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_finished:
+            return False
+        JobEvent.objects.create(
+            job=job,
+            step="failure",
+            from_status=job.status,
+            to_status=Job.Status.FAILED,
+            actor=actor,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+            message=reason[:2000],
+        )
+        job.status, job.reason, job.status_changed_at = Job.Status.FAILED, reason[:2000], now
+        job.save(update_fields=["status", "reason", "status_changed_at"])
+    return True
+
+
+def jobs_reconcile(*, now: datetime) -> list[int]:
+    """Re-enqueue unfinished jobs that have been silent longer than JOB_STALE_AFTER_S.
+
+    A worker killed mid-step leaves its message unacknowledged in Redis until the visibility
+    timeout; this sweep gets such a job moving sooner. Steps are idempotent, so a job that
+    was merely slow and gets a second message does its step once.
+    """
+    cutoff = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    stale = list(
+        Job.objects.exclude(status__in=Job.TERMINAL)
+        .filter(status_changed_at__lt=cutoff)
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
+        .order_by("status_changed_at")
+        .values_list("pk", flat=True)[: settings.RECONCILE_BATCH]
+    )
+    for job_id in stale:
+        logger.info("re-enqueueing stale job %s", job_id)
+        job_enqueue(job_id=job_id)
+    return stale

@@ -1,0 +1,115 @@
+"""Typed builders with explicit defaults: a reader sees every row a test creates."""
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+
+from catalog.models import Material, PartFamily, PartRevision
+from catalog.services import revision_create, revision_publish
+from orders.models import Membership, Order, Organisation
+from orders.services import LineRequest, OrderRequest, order_place
+from production.models import Machine, Site
+
+BLOCK_SCRIPT = """\
+import cadquery as cq
+
+width = 20.0
+height = 10.0
+hole_d = 5.0
+
+result = cq.Workplane("XY").box(width, width, height).faces(">Z").workplane().hole(hole_d)
+show_object(result)
+"""
+BLOCK_SCHEMA: list[dict[str, Any]] = [
+    {"name": "width", "label": "Width", "type": "length", "default": 20, "min": 5, "max": 400},
+    {"name": "height", "label": "Height", "type": "length", "default": 10, "min": 2, "max": 400},
+    {"name": "hole_d", "label": "Hole diameter", "type": "length", "default": 5, "min": 1, "max": 50},
+]
+BLOCK_RULES = [{"rule": "hole_d <= width - 2", "message": "the hole must leave 1 mm of wall"}]
+
+
+def make_organisation(slug: str = "acme") -> Organisation:
+    return Organisation.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
+
+
+def make_user(
+    username: str = "req", *, organisation: Organisation | None = None, role: str = "requester"
+) -> User:
+    user = get_user_model().objects.create_user(username=username, password="pw-for-tests")
+    Membership.objects.create(user=user, organisation=organisation or make_organisation(), role=role)
+    return user
+
+
+def make_material(slug: str = "pla") -> Material:
+    return Material.objects.get_or_create(
+        slug=slug,
+        defaults={"name": slug.upper(), "density_g_cm3": Decimal("1.24"), "price_per_kg": Decimal("25")},
+    )[0]
+
+
+def make_part(
+    slug: str = "block",
+    *,
+    script: str = BLOCK_SCRIPT,
+    schema: list[dict[str, Any]] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+    materials: list[Material] | None = None,
+    publish: bool = True,
+) -> PartRevision:
+    family = PartFamily.objects.get_or_create(slug=slug, defaults={"name": slug.title()})[0]
+    revision = revision_create(
+        family=family,
+        script=script,
+        parameter_schema=BLOCK_SCHEMA if schema is None else schema,
+        rules=BLOCK_RULES if rules is None else rules,
+        process="fdm",
+        materials=materials or [make_material()],
+    )
+    return revision_publish(revision=revision) if publish else revision
+
+
+def make_machine(
+    slug: str = "mk4-1",
+    *,
+    volume: tuple[float, float, float] = (250, 210, 220),
+    materials: list[Material] | None = None,
+    state: str = "idle",
+    model: str = "Prusa MK4",
+) -> Machine:
+    site = Site.objects.get_or_create(slug="north", defaults={"name": "North"})[0]
+    machine = Machine.objects.create(
+        slug=slug,
+        name=slug.upper(),
+        site=site,
+        model=model,
+        build_x_mm=volume[0],
+        build_y_mm=volume[1],
+        build_z_mm=volume[2],
+        state=state,
+    )
+    machine.materials_loaded.set(materials or [make_material()])
+    return machine
+
+
+def make_order(
+    *, user: User, part: str = "block", lines: int = 1, quantity: int = 1,
+    parameters: dict[str, Any] | None = None, key: str | None = None,
+) -> Order:
+    order, _ = order_place(
+        user=user,
+        request=OrderRequest(
+            lines=[
+                LineRequest(
+                    part=part,
+                    parameters=parameters or {"width": 20, "height": 10, "hole_d": 5},
+                    material="pla",
+                    quantity=quantity,
+                )
+                for _ in range(lines)
+            ],
+            idempotency_key=key,
+        ),
+    )
+    return order

@@ -1,0 +1,108 @@
+import pytest
+
+from catalog.parameters import (
+    ParameterError,
+    SchemaError,
+    canonical,
+    parameters_hash,
+    parse_rules,
+    parse_schema,
+    validate_parameters,
+)
+
+SCHEMA = parse_schema(
+    [
+        {"name": "bore_d", "label": "Bore", "type": "length", "default": 25, "min": 3, "max": 80, "step": 0.1},
+        {"name": "outer_d", "label": "Outer", "type": "length", "default": 45, "min": 10, "max": 120},
+        {"name": "screws", "type": "integer", "default": 1, "min": 0, "max": 4},
+        {"name": "finish", "type": "choice", "default": "plain", "choices": ["plain", "chamfered"]},
+        {"name": "split", "type": "boolean", "default": False},
+    ]
+)
+RULES = parse_rules([{"rule": "bore_d <= outer_d - 4", "message": "outer_d must exceed bore_d by 4 mm"}])
+GOOD = {"bore_d": 25, "outer_d": 45, "screws": 1, "finish": "plain", "split": False}
+
+
+def test_it_coerces_form_strings_to_canonical_values():
+    values = validate_parameters(
+        SCHEMA,
+        {"bore_d": "25.0", "outer_d": "45", "screws": "2", "finish": "chamfered", "split": "on"},
+        rules=RULES,
+    )
+    assert values == {"bore_d": 25, "finish": "chamfered", "outer_d": 45, "screws": 2, "split": True}
+    assert list(values) == sorted(values)
+
+
+def test_equal_configurations_hash_equally():
+    a = validate_parameters(SCHEMA, {**GOOD, "bore_d": "25.00"})
+    b = validate_parameters(SCHEMA, {**GOOD, "bore_d": 25})
+    assert parameters_hash(a) == parameters_hash(b)
+
+
+def test_out_of_range_values_name_the_field_and_the_limit():
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {**GOOD, "bore_d": 2})
+    assert caught.value.errors == {"bore_d": ["must be at least 3 mm (got 2)"]}
+
+
+def test_missing_unknown_and_non_numeric_parameters_are_all_reported():
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {"bore_d": "abc", "colour": "red", "screws": 1.5})
+    errors = caught.value.errors
+    assert errors["bore_d"] == ["must be a number"]
+    assert errors["colour"] == ["is not a parameter of this part"]
+    assert errors["screws"] == ["must be a whole number"]
+    assert "is required" in errors["outer_d"]
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity", True, None, [1], {"a": 1}])
+def test_numbers_must_be_finite_numbers(bad):
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {**GOOD, "outer_d": bad})
+    assert "outer_d" in caught.value.errors
+
+
+def test_steps_are_enforced_from_the_minimum():
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {**GOOD, "bore_d": 25.05})
+    assert caught.value.errors["bore_d"] == ["must be in steps of 0.1 mm"]
+
+
+def test_a_cross_parameter_rule_names_every_field_it_mentions():
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {**GOOD, "bore_d": 44}, rules=RULES)
+    assert caught.value.errors == {
+        "bore_d": ["outer_d must exceed bore_d by 4 mm"],
+        "outer_d": ["outer_d must exceed bore_d by 4 mm"],
+    }
+
+
+def test_defaults_fill_missing_values_when_asked():
+    assert validate_parameters(SCHEMA, {"bore_d": 30}, fill_defaults=True)["outer_d"] == 45
+
+
+def test_choices_and_booleans_refuse_other_values():
+    with pytest.raises(ParameterError) as caught:
+        validate_parameters(SCHEMA, {**GOOD, "finish": "gold", "split": "maybe"})
+    assert caught.value.errors["finish"] == ["'gold' is not one of plain, chamfered"]
+    assert caught.value.errors["split"] == ["must be true or false"]
+
+
+def test_canonical_numbers_drop_float_noise():
+    assert canonical({"bore_d": 0.1 + 0.2}, SCHEMA) == {"bore_d": 0.3}
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ("nope", "must be a list"),
+        ([{"name": "1x", "type": "length", "default": 1}], "identifier"),
+        ([{"name": "a", "type": "colour", "default": 1}], "type must be one of"),
+        ([{"name": "a", "type": "length", "default": 5, "min": 10}], "defaults do not validate"),
+        ([{"name": "a", "type": "choice", "default": "x"}], "needs choices"),
+        ([{"name": "a", "type": "length", "default": 1}, {"name": "a", "type": "length", "default": 1}], "unique"),
+    ],
+)
+def test_malformed_schemas_are_refused(schema, message):
+    with pytest.raises(SchemaError, match=message):
+        parse_schema(schema)
