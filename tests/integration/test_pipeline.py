@@ -1,0 +1,137 @@
+"""An order placed through the API travels through a real Celery worker to a machine."""
+
+import time
+from collections import Counter
+
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from orders.models import Order
+from production.models import Artifact, Job, JobArtifact, JobEvent
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PIPELINE_STEPS = ["geometry", "validation", "toolpath", "traveler", "routing"]
+
+
+@pytest.fixture
+def requester():
+    from django.contrib.auth import get_user_model
+
+    call_command("seed_demo", "--no-order", verbosity=0)
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.get(username="requester"))
+    return client
+
+
+def defaults(slug: str, **changes) -> dict:
+    from catalog.models import PartFamily
+    from catalog.parameters import defaults as schema_defaults
+    from catalog.parameters import parse_schema
+
+    revision = PartFamily.objects.get(slug=slug).current_revision()
+    return {**schema_defaults(parse_schema(revision.parameter_schema)), **changes}
+
+
+def place(client, lines):
+    response = client.post("/api/v1/orders/", {"lines": lines}, format="json")
+    assert response.status_code == 201, response.content
+    return Order.objects.get(pk=response.json()["id"])
+
+
+def jobs_of(order):
+    return list(Job.objects.filter(line__order=order))
+
+
+def all_finished(order) -> bool:
+    return all(job.is_finished for job in jobs_of(order))
+
+
+def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, start_worker):
+    from tests.integration.conftest import wait_for
+
+    worker = start_worker()
+    started = time.monotonic()
+    order = place(
+        requester,
+        [
+            {"part": "shaft-collar", "parameters": defaults("shaft-collar"), "material": "petg", "quantity": 2},
+            {"part": "spacer", "parameters": defaults("spacer"), "material": "petg", "quantity": 4},
+        ],
+    )
+    wait_for(lambda: all_finished(order), timeout=240, what="every job to finish", worker=worker)
+    elapsed = time.monotonic() - started
+    for job in jobs_of(order):
+        assert job.status == Job.Status.ROUTED, (job.status, job.reason, worker.output())
+        assert job.machine is not None
+        steps = list(job.events.values_list("step", flat=True))
+        assert steps == ["order", *PIPELINE_STEPS]
+        files = {link.kind: link.artifact for link in job.job_artifacts.select_related("artifact")}
+        assert set(files) == {"step", "stl", "svg", "gcode", "traveler"}
+        assert files["stl"].size > 1000
+        gcode = files["gcode"].file.read().decode()
+        assert any(line.startswith("G1") and " E" in line for line in gcode.splitlines())
+        assert files["traveler"].file.read(5) == b"%PDF-"
+    detail = requester.get(f"/api/v1/orders/{order.pk}/").json()
+    artifact_url = detail["lines"][0]["jobs"][0]["artifacts"][0]["url"]
+    assert requester.get(artifact_url).status_code == 200
+    print(f"\norder of 2 lines routed in {elapsed:.1f} s")
+
+
+def test_an_unmakeable_part_is_rejected_with_its_reason(requester, start_worker):
+    from catalog.models import Material
+    from tests.builders import make_part
+    from tests.integration.conftest import wait_for
+
+    make_part("block", materials=[Material.objects.get(slug="pla")])
+    worker = start_worker()
+    # 300 mm is wider than every machine with PLA loaded (the MK4s take 250 x 210 mm).
+    order = place(
+        requester,
+        [{"part": "block", "parameters": {"width": 300, "height": 10, "hole_d": 5},
+          "material": "pla", "quantity": 1}],
+    )
+    wait_for(lambda: all_finished(order), timeout=120, what="the job to finish", worker=worker)
+    job = jobs_of(order)[0]
+    assert job.status == Job.Status.REJECTED
+    assert "larger than every capable machine" in job.reason
+    assert list(job.events.values_list("to_status", flat=True)) == [
+        "queued", "geometry_built", "rejected"
+    ]
+
+
+def test_a_worker_killed_mid_pipeline_loses_and_duplicates_nothing(requester, start_worker):
+    from tests.integration.conftest import wait_for
+
+    first = start_worker(name="doomed")
+    lines = [
+        {"part": "spacer", "parameters": defaults("spacer", length=10 + i), "material": "pla", "quantity": 1}
+        for i in range(6)
+    ]
+    order = place(requester, lines)
+    wait_for(
+        lambda: JobEvent.objects.filter(job__line__order=order, step="geometry").exists(),
+        timeout=120,
+        what="the first geometry build",
+        worker=first,
+    )
+    first.kill()
+    assert not all_finished(order), "the pipeline finished before the worker could be killed"
+    second = start_worker(
+        name="rescuer",
+        beat=True,
+        env={"MF_JOB_STALE_AFTER_S": "6", "MF_RECONCILE_INTERVAL_S": "2"},
+    )
+    wait_for(lambda: all_finished(order), timeout=300, what="every job to finish", worker=second)
+    jobs = jobs_of(order)
+    assert [job.status for job in jobs] == [Job.Status.ROUTED] * 6, [j.reason for j in jobs]
+    per_step = Counter(
+        JobEvent.objects.filter(job__line__order=order).values_list("job_id", "step")
+    )
+    assert set(per_step.values()) == {1}, per_step
+    assert len(per_step) == 6 * (1 + len(PIPELINE_STEPS))
+    links = Counter(JobArtifact.objects.filter(job__in=jobs).values_list("job_id", "kind"))
+    assert set(links.values()) == {1} and len(links) == 6 * 5
+    # Same inputs, same artifact: six spacers of six lengths share nothing but are built once each.
+    assert Artifact.objects.filter(kind="stl").count() == 6
