@@ -151,9 +151,9 @@ def _build_geometry(job: Job) -> StepResult:
         )
     built = geometry.build_geometry(revision.script, job.line.parameters, limits=limits)
     meta = {
-        "bbox_mm": list(built.bbox_mm),
-        "volume_mm3": built.volume_mm3,
-        "area_mm2": built.area_mm2,
+        "bbox_mm": [round(v, 3) for v in built.bbox_mm],
+        "volume_mm3": round(built.volume_mm3, 3),
+        "area_mm2": round(built.area_mm2, 3),
         "sandbox": built.sandbox,
         "engine": geometry.ENGINE_VERSION,
     }

@@ -1,0 +1,170 @@
+"""The job traveler: the paper that goes with the part through the shop.
+
+A `Traveler` holds every value already formatted for print (even `printed_at`), so the
+template only loops and branches and the same Traveler always gives the same HTML.
+WeasyPrint then turns that HTML into a PDF, reading nothing but data: URIs and the
+fonts and CSS in `TRAVELER_ASSETS`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import barcode
+import segno
+from django.template.loader import render_to_string
+from weasyprint import HTML, Document
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+TRAVELER_ASSETS = Path(__file__).resolve().parent.parent / "templates/production/traveler_assets"
+PAGE_SIZES = ("A4", "Letter")
+
+
+@dataclass(frozen=True)
+class TravelerParameter:
+    name: str
+    label: str
+    value: str
+    unit: str
+
+
+@dataclass(frozen=True)
+class TravelerCheck:
+    """One row of the QC checklist; the inspector writes the measured value by hand."""
+
+    label: str
+    nominal: str
+    tolerance: str
+
+
+@dataclass(frozen=True)
+class Traveler:
+    job_number: str  # "J-000042"
+    station_url: str  # absolute URL encoded in the QR code
+    order_reference: str
+    organisation: str
+    requested_by: str
+    due_date: str | None
+    priority: str
+    part_name: str
+    revision_label: str
+    revision_checksum: str  # full sha256 hex digest
+    parameters: tuple[TravelerParameter, ...]
+    quantity: int
+    material: str
+    machine: str  # the machine, or machine class, the job is planned for
+    site: str
+    drawing_svg: str | None  # CadQuery line drawing; comes from part scripts, so never inlined
+    bbox_mm: tuple[float, float, float]
+    toolpath_summary: tuple[tuple[str, str], ...]  # (("Layers", "87"), ("Estimated time", ...))
+    dfm_warnings: tuple[str, ...]
+    work_instructions: tuple[str, ...]
+    qc_checks: tuple[TravelerCheck, ...]
+    printed_at: str  # "2026-11-25 21:04 UTC"
+    page_size: str = "A4"  # one of PAGE_SIZES
+
+    def __post_init__(self) -> None:
+        if self.page_size not in PAGE_SIZES:
+            raise ValueError(f"page_size must be one of {PAGE_SIZES}, not {self.page_size!r}")
+
+
+def traveler_html(t: Traveler) -> str:
+    """The traveler as one HTML document; the same Traveler always gives the same string."""
+    return render_to_string("production/traveler.html", _context(t))
+
+
+def render_traveler(t: Traveler) -> bytes:
+    """The traveler as PDF bytes: one traveler, one or more pages."""
+    return _render(t, FontConfiguration()).write_pdf()
+
+
+def render_travelers(ts: Sequence[Traveler]) -> bytes:
+    """A batch of travelers as one PDF; each starts on a new page and numbers its own pages."""
+    if not ts:
+        raise ValueError("no travelers to render")
+    font_config = FontConfiguration()  # shared, so the bundled fonts are loaded once per batch
+    documents = [_render(t, font_config) for t in ts]
+    pages = [page for document in documents for page in document.pages]
+    return documents[0].copy(pages).write_pdf()
+
+
+def _render(t: Traveler, font_config: FontConfiguration) -> Document:
+    html = HTML(
+        string=traveler_html(t),
+        base_url=TRAVELER_ASSETS.as_uri() + "/",  # trailing slash: "traveler.css" resolves inside
+        url_fetcher=_AssetsOnlyFetcher(),
+    )
+    return html.render(font_config=font_config)
+
+
+def _context(t: Traveler) -> Mapping[str, object]:
+    """What the template shows beyond the Traveler's own fields: images and short forms."""
+    x, y, z = t.bbox_mm
+    return {
+        "t": t,
+        "qr_uri": _svg_data_uri(_qr_svg(t.station_url)),
+        "barcode_uri": _svg_data_uri(_code128_svg(t.job_number)),
+        # A data URI in an <img> keeps the drawing's markup out of ours, whatever it holds.
+        "drawing_uri": _svg_data_uri(t.drawing_svg.encode()) if t.drawing_svg else None,
+        "checksum_short": t.revision_checksum[:12],
+        "bbox": f"{x:.1f} × {y:.1f} × {z:.1f} mm",
+    }
+
+
+def _svg_data_uri(svg: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
+
+
+def _qr_svg(url: str) -> bytes:
+    qr = segno.make(url, error="m", micro=False)
+    svg = io.BytesIO()
+    # border=4 is the quiet zone the QR standard asks for; omitsize lets CSS set the size.
+    qr.save(svg, kind="svg", border=4, omitsize=True, xmldecl=False, nl=False)
+    return svg.getvalue()
+
+
+def _code128_svg(text: str) -> bytes:
+    """Code 128 of `text` as an SVG whose user unit is one module, so CSS can scale it."""
+    modules = barcode.Code128(text).build()[0]  # "1101001000...": 1 is a bar, 0 a space
+    quiet = 10  # modules of blank space each side, as the Code 128 standard asks
+    bar_height = 40  # the height is set by CSS; this only fixes the proportions before that
+    bars = []
+    start = None
+    for i, module in enumerate(modules + "0"):
+        if module == "1" and start is None:
+            start = i
+        elif module == "0" and start is not None:
+            bars.append(f"M{quiet + start} 0h{i - start}v{bar_height}h-{i - start}z")
+            start = None
+    width = len(modules) + 2 * quiet
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {bar_height}" '
+        f'preserveAspectRatio="none" shape-rendering="crispEdges">'
+        f'<path fill="#000" d="{"".join(bars)}"/></svg>'
+    ).encode()
+
+
+class _AssetsOnlyFetcher(URLFetcher):
+    """Lets WeasyPrint read data: URIs and files under TRAVELER_ASSETS, and nothing else.
+
+    The drawing SVG comes from part scripts: a stray href in it must neither reach the
+    network nor read the worker's files. A refused URL is logged by WeasyPrint and left out.
+    """
+
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> URLFetcherResponse:
+        scheme = url.partition(":")[0].lower()
+        if scheme == "data":
+            return super().fetch(url, headers)
+        if scheme == "file":
+            # resolve() first, so neither ../ nor a symlink can lead out of the assets folder.
+            path = Path(url2pathname(urlsplit(url).path)).resolve()
+            if path.is_relative_to(TRAVELER_ASSETS):
+                return super().fetch(path.as_uri(), headers)
+        raise ValueError(f"travelers only read data: URIs and their own assets, not {url[:100]}")
