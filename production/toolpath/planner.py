@@ -1,0 +1,44 @@
+"""The slicer's entry point: STL bytes and a printer profile in, G-code and its numbers out."""
+
+from dataclasses import dataclass
+
+from microfactory.errors import Rejected
+from production.toolpath import gcode, paths, slicing
+from production.toolpath.profile import FdmProfile
+
+ENGINE = "microfactory-fdm 0.1"  # part of every toolpath's cache key: bump on output changes
+
+
+@dataclass(frozen=True)
+class Toolpath:
+    gcode: bytes
+    layers: int
+    filament_mm: float
+    filament_g: float
+    estimated_time_s: float
+    engine: str
+
+
+def plan_toolpath(stl: bytes, profile: FdmProfile) -> Toolpath:
+    """Slice a binary or ASCII STL into G-code for the profile's printer.
+
+    Pure and deterministic: the same bytes and profile give byte-identical G-code, so a
+    second call only repeats the work. Raises Rejected for a mesh that cannot be printed.
+    """
+    mesh = slicing.place_on_bed(slicing.load_mesh(stl), profile)
+    slices = slicing.slice_layers(mesh, profile)
+    start = gcode.purge_line(profile)[-1]
+    layers = paths.plan_layers(slices, profile, start=(float(start[0]), float(start[1])))
+    if not any(path.kind != paths.Kind.SKIRT for layer in layers for path in layer.paths):
+        raise Rejected(
+            f"no wall of the part is wide enough for one {profile.line_width_mm:g} mm line"
+        )
+    program = gcode.write_program(layers, profile, engine=ENGINE)
+    return Toolpath(
+        gcode=program.text.encode("ascii"),
+        layers=program.layers,
+        filament_mm=program.filament_mm,
+        filament_g=program.filament_g,
+        estimated_time_s=program.estimated_time_s,
+        engine=ENGINE,
+    )

@@ -1,0 +1,142 @@
+"""From STL bytes to one planar region per layer, in bed coordinates."""
+
+import io
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+import trimesh
+from shapely import affinity
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+from trimesh.path import Path2D
+
+from microfactory.errors import Rejected
+from production.toolpath.profile import FdmProfile
+
+# Slicing exactly through a horizontal face yields broken sections; planes that close to a
+# vertex move up by a hair, far below anything a printer resolves.
+PLANE_NUDGE_MM = 2e-4
+# Section outlines carry collinear points where triangle edges cross; dropping them keeps the
+# G-code short and the time estimate (which stops at every vertex) honest.
+SIMPLIFY_MM = 0.0125  # PrusaSlicer's default "G-code resolution"
+
+
+@dataclass(frozen=True)
+class Slice:
+    z_mm: float  # top of the layer: where the nozzle sits while printing it
+    height_mm: float
+    region: MultiPolygon  # what the part covers at the middle of the layer
+
+
+def load_mesh(stl: bytes) -> trimesh.Trimesh:
+    """Read a binary or ASCII STL; refuse anything else or a mesh without faces."""
+    if not _is_binary_stl(stl):
+        try:
+            stl.decode("ascii")
+        except UnicodeDecodeError:
+            raise Rejected("the file is neither a binary nor an ASCII STL") from None
+    try:
+        mesh = trimesh.load_mesh(io.BytesIO(stl), file_type="stl")
+    except ValueError:  # what trimesh raises for truncated or malformed ASCII facets
+        raise Rejected("the STL could not be read") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise Rejected("the STL has no triangles")
+    return mesh
+
+
+def place_on_bed(mesh: trimesh.Trimesh, profile: FdmProfile) -> trimesh.Trimesh:
+    """Centre the part on the bed with its lowest point at z=0, orientation as given."""
+    (x0, y0, z0), (x1, y1, z1) = mesh.bounds
+    size_x, size_y, height = x1 - x0, y1 - y0, z1 - z0
+    bed_x, bed_y = profile.bed_mm
+    if height > profile.max_height_mm:
+        raise Rejected(
+            f"the part is {height:.1f} mm tall; the printer reaches {profile.max_height_mm:g} mm"
+        )
+    if size_x > bed_x or size_y > bed_y:
+        raise Rejected(
+            f"the part's footprint {size_x:.1f} x {size_y:.1f} mm is bigger than "
+            f"the {bed_x:g} x {bed_y:g} mm bed"
+        )
+    placed = mesh.copy()
+    placed.apply_translation([bed_x / 2 - (x0 + x1) / 2, bed_y / 2 - (y0 + y1) / 2, -z0])
+    return placed
+
+
+def layer_tops(height_mm: float, profile: FdmProfile) -> list[float]:
+    """Nozzle heights: the first layer, then one per layer whose middle is still in the part."""
+    first, step = profile.first_layer_height_mm, profile.layer_height_mm
+    tops = [first]
+    # top_i = first + i * step, kept while its middle (top_i - step / 2) is below the part's top.
+    count = math.ceil((height_mm - first + step / 2) / step - 1e-9)
+    tops.extend(first + i * step for i in range(1, max(count, 1)))
+    return tops
+
+
+def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
+    """Cut the placed mesh at the middle of every layer; drop empty layers at the top."""
+    height = float(mesh.bounds[1][2])
+    tops = layer_tops(height, profile)
+    heights = [profile.first_layer_height_mm] + [profile.layer_height_mm] * (len(tops) - 1)
+    middles = _nudged(np.array([t - h / 2 for t, h in zip(tops, heights, strict=True)]), mesh)
+    sections = mesh.section_multiplane(
+        plane_origin=[0.0, 0.0, 0.0], plane_normal=[0.0, 0.0, 1.0], heights=middles
+    )
+    slices = [
+        Slice(z_mm=top, height_mm=h, region=_region(section))
+        for top, h, section in zip(tops, heights, sections, strict=True)
+    ]
+    while slices and slices[-1].region.is_empty:
+        slices.pop()
+    if not slices:
+        raise Rejected("no layer of the part has a closed outline to print")
+    return slices
+
+
+def polygons_of(geometry: BaseGeometry) -> list[Polygon]:
+    """The polygonal parts of whatever shapely returned (collections hold stray lines too)."""
+    return [
+        part
+        for part in shapely.get_parts(geometry)
+        if isinstance(part, Polygon) and not part.is_empty
+    ]
+
+
+def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
+    return MultiPolygon(polygons_of(geometry))
+
+
+def _is_binary_stl(stl: bytes) -> bool:
+    # An 80-byte header, a triangle count, then exactly 50 bytes per triangle. ASCII files
+    # start with "solid", but so do some binary headers, so the size is what decides.
+    if len(stl) < 84:
+        return False
+    (count,) = struct.unpack_from("<I", stl, 80)
+    return len(stl) == 84 + 50 * int(count)
+
+
+def _nudged(middles: np.ndarray, mesh: trimesh.Trimesh) -> np.ndarray:
+    vertex_z = np.unique(mesh.vertices[:, 2])
+    at = np.clip(np.searchsorted(vertex_z, middles), 1, max(len(vertex_z) - 1, 1))
+    nearest = np.minimum(
+        np.abs(vertex_z[at] - middles), np.abs(vertex_z[np.maximum(at - 1, 0)] - middles)
+    )
+    return np.where(nearest < PLANE_NUDGE_MM / 2, middles + PLANE_NUDGE_MM, middles)
+
+
+def _region(section: Path2D | None) -> MultiPolygon:
+    if section is None:
+        return MultiPolygon()
+    # polygons_full nests holes inside their outlines; several bodies or islands give several
+    # polygons, and bodies that overlap merge in the union.
+    polygons = [p for p in section.polygons_full if p is not None and not p.is_empty]
+    if not polygons:
+        return MultiPolygon()
+    to_3d = section.metadata["to_3D"]  # plane frame -> world; for a +Z normal only a z shift
+    matrix = [to_3d[0, 0], to_3d[0, 1], to_3d[1, 0], to_3d[1, 1], to_3d[0, 3], to_3d[1, 3]]
+    union = shapely.union_all([shapely.make_valid(p) for p in polygons])
+    placed = affinity.affine_transform(union, matrix)
+    return as_multipolygon(placed.simplify(SIMPLIFY_MM, preserve_topology=True))
