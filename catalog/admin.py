@@ -47,7 +47,9 @@ class PartRevisionAdmin(admin.ModelAdmin):
             return [f.name for f in PartRevision._meta.fields] + ["materials"]
         return self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj: PartRevision, form: object, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: PartRevision, form: object, change: bool
+    ) -> None:
         if not change:
             obj.created_by = request.user
             last = obj.family.revisions.order_by("-number").first()

@@ -109,7 +109,9 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
     for item in raw:
         if not isinstance(item, Mapping) or not isinstance(item.get("rule"), str):
             raise SchemaError("each rule needs a 'rule' expression")
-        rules.append(Rule(expression=item["rule"], message=str(item.get("message") or item["rule"])))
+        rules.append(
+            Rule(expression=item["rule"], message=str(item.get("message") or item["rule"]))
+        )
     return tuple(rules)
 
 

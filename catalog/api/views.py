@@ -12,8 +12,15 @@ class RevisionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PartRevision
-        fields = ["number", "checksum", "process", "parameter_schema", "rules", "materials",
-                  "published_at"]
+        fields = [
+            "number",
+            "checksum",
+            "process",
+            "parameter_schema",
+            "rules",
+            "materials",
+            "published_at",
+        ]
 
 
 class PartSerializer(serializers.ModelSerializer):

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,58 +14,132 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Material',
+            name="Material",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=100)),
-                ('process', models.CharField(choices=[('fdm', 'FDM 3D printing'), ('cnc_mill', 'CNC milling'), ('laser', 'Laser cutting')], default='fdm', max_length=20)),
-                ('density_g_cm3', models.DecimalField(decimal_places=3, max_digits=6)),
-                ('price_per_kg', models.DecimalField(decimal_places=2, max_digits=8)),
-                ('nozzle_temp_c', models.PositiveSmallIntegerField(default=210)),
-                ('bed_temp_c', models.PositiveSmallIntegerField(default=60)),
-                ('active', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "process",
+                    models.CharField(
+                        choices=[
+                            ("fdm", "FDM 3D printing"),
+                            ("cnc_mill", "CNC milling"),
+                            ("laser", "Laser cutting"),
+                        ],
+                        default="fdm",
+                        max_length=20,
+                    ),
+                ),
+                ("density_g_cm3", models.DecimalField(decimal_places=3, max_digits=6)),
+                ("price_per_kg", models.DecimalField(decimal_places=2, max_digits=8)),
+                ("nozzle_temp_c", models.PositiveSmallIntegerField(default=210)),
+                ("bed_temp_c", models.PositiveSmallIntegerField(default=60)),
+                ("active", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PartFamily',
+            name="PartFamily",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('category', models.CharField(blank=True, max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('retired', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("category", models.CharField(blank=True, max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("retired", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'verbose_name_plural': 'part families',
-                'ordering': ['name'],
+                "verbose_name_plural": "part families",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='PartRevision',
+            name="PartRevision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('script', models.TextField(help_text='CadQuery script in cqgi form: parameters + show_object')),
-                ('parameter_schema', models.JSONField(default=list)),
-                ('rules', models.JSONField(blank=True, default=list)),
-                ('process', models.CharField(choices=[('fdm', 'FDM 3D printing'), ('cnc_mill', 'CNC milling'), ('laser', 'Laser cutting')], default='fdm', max_length=20)),
-                ('checksum', models.CharField(editable=False, max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('published_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('family', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='revisions', to='catalog.partfamily')),
-                ('materials', models.ManyToManyField(related_name='revisions', to='catalog.material')),
-                ('published_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "script",
+                    models.TextField(
+                        help_text="CadQuery script in cqgi form: parameters + show_object"
+                    ),
+                ),
+                ("parameter_schema", models.JSONField(default=list)),
+                ("rules", models.JSONField(blank=True, default=list)),
+                (
+                    "process",
+                    models.CharField(
+                        choices=[
+                            ("fdm", "FDM 3D printing"),
+                            ("cnc_mill", "CNC milling"),
+                            ("laser", "Laser cutting"),
+                        ],
+                        default="fdm",
+                        max_length=20,
+                    ),
+                ),
+                ("checksum", models.CharField(editable=False, max_length=64)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("published_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "family",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="revisions",
+                        to="catalog.partfamily",
+                    ),
+                ),
+                (
+                    "materials",
+                    models.ManyToManyField(related_name="revisions", to="catalog.material"),
+                ),
+                (
+                    "published_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['family', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('family', 'number'), name='unique_revision_number')],
+                "ordering": ["family", "number"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("family", "number"), name="unique_revision_number"
+                    )
+                ],
             },
         ),
     ]

@@ -37,11 +37,50 @@ MATERIALS = [
 SITES = [("north", "Plant North (Hamburg)"), ("south", "Plant South (Munich)")]
 MACHINES = [
     # slug, name, site, model, (x, y, z), flavour, materials, rate €/h, state
-    ("mk4-1", "MK4 #1", "north", "Prusa MK4", (250, 210, 220), "marlin", ["pla", "petg"], "6", "idle"),
-    ("mk4-2", "MK4 #2", "north", "Prusa MK4", (250, 210, 220), "marlin", ["pla", "petg"], "6", "idle"),
-    ("voron-1", "Voron 350", "south", "Voron 2.4 350", (350, 350, 330), "klipper",
-     ["abs", "petg", "pa12-cf"], "9", "idle"),
-    ("mini-1", "Mini #1", "south", "Prusa MINI+", (180, 180, 180), "marlin", ["pla"], "4", "maintenance"),
+    (
+        "mk4-1",
+        "MK4 #1",
+        "north",
+        "Prusa MK4",
+        (250, 210, 220),
+        "marlin",
+        ["pla", "petg"],
+        "6",
+        "idle",
+    ),
+    (
+        "mk4-2",
+        "MK4 #2",
+        "north",
+        "Prusa MK4",
+        (250, 210, 220),
+        "marlin",
+        ["pla", "petg"],
+        "6",
+        "idle",
+    ),
+    (
+        "voron-1",
+        "Voron 350",
+        "south",
+        "Voron 2.4 350",
+        (350, 350, 330),
+        "klipper",
+        ["abs", "petg", "pa12-cf"],
+        "9",
+        "idle",
+    ),
+    (
+        "mini-1",
+        "Mini #1",
+        "south",
+        "Prusa MINI+",
+        (180, 180, 180),
+        "marlin",
+        ["pla"],
+        "4",
+        "maintenance",
+    ),
 ]
 
 
@@ -64,7 +103,9 @@ class Command(BaseCommand):
             if created:
                 user.set_password(PASSWORD)
                 user.save()
-            Membership.objects.get_or_create(user=user, organisation=organisation, defaults={"role": role})
+            Membership.objects.get_or_create(
+                user=user, organisation=organisation, defaults={"role": role}
+            )
             users[username] = user
         materials = {}
         for slug, name, density, price, nozzle, bed in MATERIALS:
@@ -81,7 +122,11 @@ class Command(BaseCommand):
         for part in DEMO_PARTS:
             family, _ = PartFamily.objects.get_or_create(
                 slug=part.slug.replace("_", "-"),
-                defaults={"name": part.name, "category": part.category, "description": part.description},
+                defaults={
+                    "name": part.name,
+                    "category": part.category,
+                    "description": part.description,
+                },
             )
             if not family.revisions.exists():
                 revision = revision_create(
@@ -129,11 +174,18 @@ class Command(BaseCommand):
         for part in DEMO_PARTS[:2]:
             values = defaults(parse_schema(part.schema))
             lines.append(
-                LineRequest(part=part.slug.replace("_", "-"), parameters=values, material=part.materials[0], quantity=2)
+                LineRequest(
+                    part=part.slug.replace("_", "-"),
+                    parameters=values,
+                    material=part.materials[0],
+                    quantity=2,
+                )
             )
         order, created = order_place(
             user=requester,
-            request=OrderRequest(lines=lines, reference="DEMO-1", idempotency_key="seed-demo-order-1"),
+            request=OrderRequest(
+                lines=lines, reference="DEMO-1", idempotency_key="seed-demo-order-1"
+            ),
         )
         if created:
             self.stdout.write(f"placed demo order {order.number}; watch it at /orders/{order.pk}/")

@@ -1,0 +1,176 @@
+"""Building a part's geometry from its CadQuery script, in the sandbox, as plain values."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from microfactory.errors import Rejected
+
+from .child import RESULT_FILE, STEP_FILE, STL_FILE, SVG_FILE
+from .sandbox import BuildFailed, BuildLimits, ChildExit, run_child
+
+# Bump when the child's outputs change for the same script (SVG view, export options), so
+# that artifacts cached under ENGINE_VERSION are built again.
+_OUTPUTS_REVISION = 1
+_RESULT_MAX_BYTES = 64 * 1024
+_MESSAGE_MAX_CHARS = 300
+
+
+def _engine_version() -> str:
+    try:
+        return f"cadquery {version('cadquery')}, OCP {version('cadquery-ocp')}"
+    except PackageNotFoundError:
+        return "cadquery not installed"
+
+
+ENGINE_VERSION = f"{_engine_version()}, outputs {_OUTPUTS_REVISION}"
+
+
+@dataclass(frozen=True)
+class Geometry:
+    step: bytes = field(repr=False)
+    stl: bytes = field(repr=False)  # binary STL, millimetres
+    svg: str = field(repr=False)  # line drawing, hidden edges in grey, for travelers
+    bbox_mm: tuple[float, float, float]
+    volume_mm3: float
+    area_mm2: float
+    sandbox: str  # "bwrap" or "rlimits": the isolation actually used
+
+
+def build_geometry(
+    script: str, parameters: Mapping[str, float | int | str | bool], *, limits: BuildLimits
+) -> Geometry:
+    """Run a CadQuery script (cqgi: top-level parameter assignments + show_object) with these
+    parameter values in a sandboxed subprocess. Never imports CadQuery in this process.
+
+    Raises Rejected when the script cannot make a part with these values, BuildFailed when
+    the build itself could not finish (time, memory or output limit, crash, no sandbox).
+    A second call builds again and gives the same STL and SVG bytes; the STEP file differs
+    only in the time stamp OpenCascade writes into its header.
+    """
+    request = {
+        "script": script,
+        "parameters": dict(parameters),
+        "options": {
+            "stl_tolerance_mm": limits.stl_tolerance_mm,
+            "stl_angular_tolerance": limits.stl_angular_tolerance,
+        },
+    }
+    payload = json.dumps(request, allow_nan=False).encode()
+    with tempfile.TemporaryDirectory(
+        prefix="microfactory-geometry-", ignore_cleanup_errors=True
+    ) as tmp:
+        workdir = Path(tmp)
+        child = run_child(payload, workdir=workdir, limits=limits)
+        result = _read_result(workdir, child, limits)
+        budget = limits.output_mb * 1024 * 1024
+        outputs: list[bytes] = []
+        for name in (STEP_FILE, STL_FILE, SVG_FILE):
+            try:
+                output = _read_output(workdir / name, budget - sum(map(len, outputs)))
+            except FileNotFoundError:
+                raise BuildFailed(f"geometry child reported success but wrote no {name}") from None
+            if output is None:
+                raise BuildFailed(f"geometry outputs exceeded {limits.output_mb} MB")
+            outputs.append(output)
+        step, stl, svg = outputs
+    try:
+        x, y, z = (float(size) for size in result["bbox_mm"])
+        return Geometry(
+            step=step,
+            stl=stl,
+            svg=svg.decode(),
+            bbox_mm=(x, y, z),
+            volume_mm3=float(result["volume_mm3"]),
+            area_mm2=float(result["area_mm2"]),
+            sandbox=child.sandbox,
+        )
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
+        raise BuildFailed(f"geometry child wrote malformed outputs: {error!r}") from None
+
+
+def _read_result(workdir: Path, child: ChildExit, limits: BuildLimits) -> dict[str, Any]:
+    """The child's verdict; raises Rejected or BuildFailed unless the part was built."""
+    try:
+        raw = _read_output(workdir / RESULT_FILE, _RESULT_MAX_BYTES)
+    except FileNotFoundError:
+        raise BuildFailed(_describe_exit(child, limits)) from None
+    try:
+        result = json.loads(raw) if raw is not None else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        raise BuildFailed("geometry child wrote an unreadable result")
+    outcome = result.get("outcome")
+    if outcome == "built":
+        return result
+    if outcome == "rejected":
+        raise Rejected(_one_line(str(result.get("message", "the script failed"))))
+    if outcome == "memory":
+        raise BuildFailed(f"geometry build exceeded the {limits.memory_mb} MB memory limit")
+    if outcome == "output":
+        raise BuildFailed(f"geometry outputs exceeded {limits.output_mb} MB")
+    raise BuildFailed(f"geometry child reported an unknown outcome {outcome!r}")
+
+
+def _describe_exit(child: ChildExit, limits: BuildLimits) -> str:
+    """Why a child that left no result stopped, in one line."""
+    if child.returncode == -signal.SIGXCPU:
+        return f"geometry build exceeded the {limits.cpu_s} s CPU time limit"
+    log = child.log_tail
+    if "MemoryError" in log or "bad_alloc" in log or "Cannot allocate memory" in log:
+        return f"geometry build exceeded the {limits.memory_mb} MB memory limit"
+    if child.returncode == -signal.SIGKILL:
+        return (
+            f"geometry build was killed, most likely at the {limits.cpu_s} s CPU "
+            f"or {limits.memory_mb} MB memory limit"
+        )
+    last_line = next((line for line in reversed(log.splitlines()) if line.strip()), "")
+    if child.returncode < 0:
+        # OpenCascade often crashes rather than reports when an allocation fails.
+        return _one_line(
+            f"geometry child crashed ({signal.Signals(-child.returncode).name}), possibly at "
+            f"the {limits.memory_mb} MB memory limit: {last_line or 'no output'}"
+        )
+    return _one_line(
+        f"geometry child exited with status {child.returncode} without a result: "
+        f"{last_line or 'no output'}"
+    )
+
+
+def _read_output(path: Path, budget: int) -> bytes | None:
+    """Bytes of a regular file the child wrote, or None when it is larger than `budget`.
+
+    O_NOFOLLOW: a script could leave a symlink to a host file here, which this process,
+    outside the sandbox, must not read.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # ELOOP: a symlink
+        raise BuildFailed(f"geometry child left {path.name} unreadable: {error.strerror}") from None
+    with os.fdopen(fd, "rb") as output:
+        info = os.fstat(output.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BuildFailed(f"geometry child left {path.name} as something other than a file")
+        if info.st_size > budget:
+            return None
+        return output.read(budget + 1)
+
+
+def _one_line(text: str) -> str:
+    line = re.sub(r"\s+", " ", text).strip()
+    if len(line) > _MESSAGE_MAX_CHARS:
+        line = line[: _MESSAGE_MAX_CHARS - 1].rstrip() + "…"
+    return line

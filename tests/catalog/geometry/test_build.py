@@ -1,0 +1,208 @@
+"""build_geometry: scripts in, geometry or a clear refusal out, with the sandbox holding.
+
+Every build starts a Python + OpenCascade child (2-3 s), so each test builds once. Tests
+that need bubblewrap's namespaces are skipped where it does not work (never in CI); the others accept
+the rlimits-only fallback so they run anywhere.
+"""
+
+import ast
+import io
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from catalog.geometry import BuildFailed, BuildLimits, build_geometry, sandbox
+from catalog.geometry.sandbox import CHILD_SCRIPT, bwrap_wrapper
+from microfactory.errors import Rejected
+
+LIMITS = BuildLimits(require_bwrap=False)
+SECRET = "do-not-leak-7f3a9c"
+
+# `make test` installs bubblewrap; only a developer machine without it may skip these. In CI
+# a missing sandbox is a failure, never a skip.
+needs_bwrap = pytest.mark.skipif(
+    bwrap_wrapper() is None and not os.environ.get("CI"),
+    reason="bubblewrap is not installed or cannot create namespaces",
+)
+
+
+def test_a_script_builds_into_a_watertight_mesh_with_its_measurements() -> None:
+    script = "import cadquery as cq\nsize = 10\nshow_object(cq.Workplane().box(size, 20, 30))\n"
+
+    geometry = build_geometry(script, {"size": 15}, limits=LIMITS)
+
+    assert geometry.bbox_mm == (15.0, 20.0, 30.0)
+    assert geometry.volume_mm3 == pytest.approx(15 * 20 * 30)
+    assert geometry.area_mm2 == pytest.approx(2 * (15 * 20 + 15 * 30 + 20 * 30))
+    mesh = trimesh.load_mesh(io.BytesIO(geometry.stl), file_type="stl")
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(geometry.volume_mm3)
+    assert geometry.step.startswith(b"ISO-10303-21;")
+    assert "<svg" in geometry.svg
+    assert geometry.sandbox == ("rlimits" if bwrap_wrapper() is None else "bwrap")
+
+
+def test_a_script_that_raises_is_rejected_with_its_message_and_line() -> None:
+    script = "import cadquery as cq\nbore_d = 10\nraise ValueError('bore larger than the collar')\n"
+
+    with pytest.raises(Rejected) as refusal:
+        build_geometry(script, {}, limits=LIMITS)
+
+    assert str(refusal.value) == (
+        "the script failed on line 3: ValueError: bore larger than the collar"
+    )
+
+
+def test_a_script_without_show_object_is_rejected() -> None:
+    script = "import cadquery as cq\nbox = cq.Workplane().box(1, 1, 1)\n"
+
+    with pytest.raises(Rejected, match="did not call show_object"):
+        build_geometry(script, {}, limits=LIMITS)
+
+
+def test_an_infinite_loop_fails_at_the_time_limit() -> None:
+    limits = BuildLimits(require_bwrap=False, timeout_s=2)
+
+    with pytest.raises(BuildFailed, match="exceeded 2 s"):
+        build_geometry("while True:\n    pass\n", {}, limits=limits)
+
+
+def test_a_memory_hog_fails_at_the_memory_limit() -> None:
+    # Importing CadQuery maps about 1 GB, so 2 GB leaves room to start and then run out.
+    limits = BuildLimits(require_bwrap=False, memory_mb=2048)
+    script = "chunks = []\nwhile True:\n    chunks.append(bytearray(100 * 1024 * 1024))\n"
+
+    with pytest.raises(BuildFailed, match="2048 MB memory limit"):
+        build_geometry(script, {}, limits=limits)
+
+
+@needs_bwrap
+def test_the_script_sees_none_of_the_workers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"postgres://app:{SECRET}@db/app")
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "microfactory.settings")
+    # Its own environment, and, since /proc/<worker>/environ would hand them over too,
+    # every process it can see.
+    script = (
+        "import glob, os\n"
+        "secret = ''\n"
+        "names = ('SECRET_KEY', 'DATABASE_URL', 'DJANGO_SETTINGS_MODULE')\n"
+        "found = []\n"
+        "for path in glob.glob('/proc/[0-9]*/environ'):\n"
+        "    try:\n"
+        "        if secret.encode() in open(path, 'rb').read():\n"
+        "            found.append(path)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "raise RuntimeError(f'saw {[os.environ.get(n) for n in names]}, found in {found}')\n"
+    )
+
+    with pytest.raises(Rejected) as refusal:
+        build_geometry(script, {"secret": SECRET}, limits=LIMITS)
+
+    assert SECRET not in str(refusal.value)
+    assert "saw [None, None, None], found in []" in str(refusal.value)
+
+
+@needs_bwrap
+def test_the_script_cannot_reach_the_network() -> None:
+    # A listener on the host's loopback: the sandbox has a loopback of its own.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        script = (
+            "import socket\n"
+            "port = 0\n"
+            "try:\n"
+            "    socket.create_connection(('127.0.0.1', port), timeout=2).close()\n"
+            "    outcome = 'connected'\n"
+            "except OSError as error:\n"
+            "    outcome = f'blocked: {error}'\n"
+            "raise RuntimeError(outcome)\n"
+        )
+
+        with pytest.raises(Rejected, match="blocked"):
+            build_geometry(script, {"port": listener.getsockname()[1]}, limits=LIMITS)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+@needs_bwrap
+def test_the_script_cannot_write_outside_its_working_directory(tmp_path: Path) -> None:
+    existing = tmp_path / "existing.txt"
+    existing.write_text("original")
+    created = tmp_path / "created.txt"
+    # Opening the project's own child.py for appending changes nothing even where it works,
+    # so a broken sandbox makes this test fail without damaging the tree.
+    script = (
+        "import cadquery as cq\n"
+        "existing = ''\n"
+        "created = ''\n"
+        "child = ''\n"
+        "for path in (existing, created):\n"
+        "    try:\n"
+        "        open(path, 'w').write('changed')\n"
+        "    except OSError as error:\n"
+        "        print(error)\n"
+        "try:\n"
+        "    open(child, 'a').close()\n"
+        "    raise RuntimeError('child.py is writable')\n"
+        "except OSError as error:\n"
+        "    print(error)\n"
+        "show_object(cq.Workplane().box(1, 1, 1))\n"
+    )
+    paths = {"existing": str(existing), "created": str(created), "child": str(CHILD_SCRIPT)}
+
+    build_geometry(script, paths, limits=LIMITS)
+
+    assert existing.read_text() == "original"
+    assert not created.exists()
+
+
+def test_without_bubblewrap_a_build_is_refused_when_it_is_required(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox, "bwrap_wrapper", lambda: None)
+
+    with pytest.raises(BuildFailed, match="no working bubblewrap sandbox"):
+        build_geometry("show_object(None)\n", {}, limits=BuildLimits(require_bwrap=True))
+
+
+def test_without_bubblewrap_a_build_falls_back_to_rlimits_and_a_clean_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sandbox, "bwrap_wrapper", lambda: None)
+    monkeypatch.setenv("SECRET_KEY", SECRET)
+    script = "import os\nraise RuntimeError(f'saw {os.environ.get(\"SECRET_KEY\")}')\n"
+
+    with pytest.raises(Rejected, match="saw None"):
+        build_geometry(script, {}, limits=BuildLimits(require_bwrap=False))
+
+
+def test_importing_the_package_does_not_load_opencascade() -> None:
+    check = (
+        "import sys, catalog.geometry\n"
+        "loaded = [name for name in ('cadquery', 'OCP') if name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    project = Path(__file__).resolve().parents[3]
+
+    subprocess.run([sys.executable, "-c", check], cwd=project, check=True)
+
+
+def test_the_geometry_package_does_not_import_django() -> None:
+    for module in CHILD_SCRIPT.parent.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(name.split(".")[0] in ("django", "rest_framework") for name in names), (
+                f"{module.name} imports {names}"
+            )
