@@ -31,6 +31,10 @@ class Machine(models.Model):
         MARLIN = "marlin"
         KLIPPER = "klipper"
 
+    class ToolpathEngine(models.TextChoices):
+        BUILTIN = "builtin", "Microfactory FDM slicer"
+        PRUSASLICER = "prusaslicer", "PrusaSlicer CLI"
+
     class Connector(models.TextChoices):
         MANUAL = "manual"
         OCTOPRINT = "octoprint"
@@ -46,6 +50,9 @@ class Machine(models.Model):
     build_z_mm = models.FloatField()
     nozzle_mm = models.FloatField(default=0.4)
     flavour = models.CharField(max_length=10, choices=Flavour.choices, default=Flavour.MARLIN)
+    toolpath_engine = models.CharField(
+        max_length=20, choices=ToolpathEngine.choices, default=ToolpathEngine.BUILTIN
+    )
     materials_loaded = models.ManyToManyField(Material, blank=True, related_name="machines")
     hourly_rate = models.DecimalField(max_digits=8, decimal_places=2, default=0)
     connector = models.CharField(max_length=12, choices=Connector.choices, default="manual")
