@@ -5,10 +5,12 @@ from drf_spectacular.views import SpectacularAPIView
 
 from catalog.api.views import PartsApi
 from orders.api.views import OrderDetailApi, OrdersApi
+from microfactory.views import ApiRoot
 from production.api.views import JobArtifactApi
 
 api = (
     [
+        path("", ApiRoot.as_view(), name="root"),
         path("parts/", PartsApi.as_view(), name="parts"),
         path("orders/", OrdersApi.as_view(), name="orders"),
         path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="order-detail"),

@@ -1,0 +1,22 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+
+class ApiRoot(APIView):
+    """Where the API's collections are; the full description is the OpenAPI schema."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "parts": reverse("api:parts", request=request),
+                "orders": reverse("api:orders", request=request),
+                "schema": reverse("api:schema", request=request),
+            }
+        )
