@@ -36,6 +36,9 @@ class PartFamily(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     category = models.CharField(max_length=100, blank=True)
+    tags = models.CharField(
+        max_length=300, blank=True, help_text="Comma-separated search words: 'M6, guard, lathe'"
+    )
     description = models.TextField(blank=True)
     # Retired families are hidden from ordering but stay buildable for orders already placed.
     retired = models.BooleanField(default=False)
@@ -51,21 +54,52 @@ class PartFamily(models.Model):
     def current_revision(self) -> "PartRevision | None":
         return self.revisions.filter(published_at__isnull=False).order_by("-number").first()
 
+    @property
+    def tag_list(self) -> list[str]:
+        return [tag.strip() for tag in self.tags.split(",") if tag.strip()]
+
 
 class PartRevision(models.Model):
-    """One immutable version of a part's CadQuery script and parameter schema.
+    """One immutable version of a part: a CadQuery script with its parameter schema, or a
+    static model (STEP or STL upload) for a legacy part, with how to make and check it.
 
-    Once published_at is set, script, schema and rules never change (catalog.services refuses
-    it); orders point at the revision they were placed on, so a new revision never alters them.
+    Once published_at is set nothing changes (catalog.services refuses it, the admin shows it
+    read-only); orders point at the revision they were placed on, so a new revision never
+    alters them.
     """
+
+    class Kind(models.TextChoices):
+        SCRIPT = "script", "CadQuery script"
+        STATIC = "static", "Static model (STEP or STL)"
 
     family = models.ForeignKey(PartFamily, on_delete=models.PROTECT, related_name="revisions")
     number = models.PositiveIntegerField()
-    script = models.TextField(help_text="CadQuery script in cqgi form: parameters + show_object")
-    parameter_schema = models.JSONField(default=list)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SCRIPT)
+    script = models.TextField(
+        blank=True, help_text="CadQuery script in cqgi form: parameters + show_object"
+    )
+    model_file = models.FileField(
+        upload_to="catalog/models/",
+        blank=True,
+        help_text="STEP or STL file of a static model (no parameters)",
+    )
+    model_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    model_format = models.CharField(max_length=4, blank=True, editable=False)  # "step" | "stl"
+    parameter_schema = models.JSONField(default=list, blank=True)
     rules = models.JSONField(default=list, blank=True)
+    # One process per revision: a part made by another process is another revision.
     process = models.CharField(max_length=20, choices=Process.choices, default=Process.FDM)
     materials = models.ManyToManyField(Material, related_name="revisions")
+    description = models.TextField(blank=True, help_text="What this revision is or changes")
+    work_instructions = models.JSONField(
+        default=list, blank=True, help_text='Steps for the shop floor: ["Deburr the bore", ...]'
+    )
+    qc_checks = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='[{"label": "Bore", "parameter": "bore_d", "tolerance_minus": 0, '
+        '"tolerance_plus": 0.2}] or "nominal": 3 instead of "parameter"',
+    )
     checksum = models.CharField(max_length=64, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -94,10 +128,63 @@ class PartRevision(models.Model):
         return f"{self.family.slug} r{self.number}"
 
     def compute_checksum(self) -> str:
-        """sha256 over what determines the geometry: script, schema and rules."""
-        payload = json.dumps(
-            {"script": self.script, "schema": self.parameter_schema, "rules": self.rules},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        """sha256 over what determines the geometry: script, schema and rules, and for a
+        static model its kind and the model file's sha256 (script revisions keep the
+        checksum they had before static models existed)."""
+        content: dict[str, object] = {
+            "script": self.script,
+            "schema": self.parameter_schema,
+            "rules": self.rules,
+        }
+        if self.kind == self.Kind.STATIC:
+            content.update(kind=self.kind, model_sha256=self.model_sha256)
+        payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class PartPreview(models.Model):
+    """The geometry of one configuration of a revision, built for the browser viewer.
+
+    Content-addressed: `key` is the sha256 of the revision checksum, the canonical
+    parameters and the geometry engine version, so asking again for the same configuration
+    finds this row (ready: at once; queued or building: the same build).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    key = models.CharField(max_length=64, unique=True)
+    revision = models.ForeignKey(PartRevision, on_delete=models.CASCADE, related_name="previews")
+    parameters = models.JSONField()
+    parameters_hash = models.CharField(max_length=64)
+    engine = models.CharField(max_length=200)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    glb = models.FileField(upload_to="catalog/previews/", blank=True)
+    svg = models.FileField(upload_to="catalog/previews/", blank=True)
+    stl = models.FileField(upload_to="catalog/previews/", blank=True)
+    bbox_mm = models.JSONField(null=True, blank=True)
+    volume_mm3 = models.FloatField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When it was last queued: a build queued long ago and never finished is queued again.
+    queued_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The in-flight limit counts a user's unfinished previews on every request.
+            models.Index(fields=["requested_by", "status"], name="preview_user_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"preview {self.key[:12]} of {self.revision} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.FAILED)

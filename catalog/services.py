@@ -1,46 +1,157 @@
-"""Write paths for the catalog: creating and publishing immutable part revisions."""
+"""Write paths for the catalog: creating, changing (drafts only) and publishing revisions."""
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from catalog import geometry
 from catalog.models import Material, PartFamily, PartRevision
 from catalog.parameters import SchemaError, parse_rules, parse_schema
+from catalog.qc import parse_qc_checks, parse_work_instructions
 from microfactory.errors import DomainError
+
+
+@dataclass(frozen=True)
+class RevisionContent:
+    """Everything a catalog admin writes into a revision, checked by revision_check."""
+
+    kind: str = PartRevision.Kind.SCRIPT
+    script: str = ""
+    parameter_schema: list[dict[str, Any]] | None = None
+    rules: list[dict[str, Any]] | None = None
+    qc_checks: list[dict[str, Any]] | None = None
+    work_instructions: list[str] | None = None
+
+
+def revision_check(content: RevisionContent, *, has_model: bool) -> None:
+    """Refuse a revision that could never build or print: DomainError with the reason."""
+    schema = content.parameter_schema or []
+    try:
+        specs = parse_schema(schema)
+        parse_rules(content.rules or [])
+        parse_qc_checks(content.qc_checks or [], specs)
+        parse_work_instructions(content.work_instructions or [])
+    except SchemaError as error:
+        raise DomainError(f"the revision is invalid: {error}") from error
+    if content.kind == PartRevision.Kind.SCRIPT:
+        if not content.script.strip():
+            raise DomainError("a script revision needs a CadQuery script")
+        if has_model:
+            raise DomainError("a script revision takes no model file; choose the static kind")
+    elif content.kind == PartRevision.Kind.STATIC:
+        if not has_model:
+            raise DomainError("a static revision needs a STEP or STL model file")
+        if schema or content.rules:
+            raise DomainError("a static model has no parameters: leave schema and rules empty")
+        if content.script.strip():
+            raise DomainError("a static revision runs no script: leave the script empty")
+    else:
+        raise DomainError(f"unknown revision kind '{content.kind}'")
+
+
+def model_read(upload: File) -> tuple[bytes, geometry.ModelInfo]:
+    """An uploaded STEP or STL file's bytes and what it is; DomainError when it is unusable
+    (empty, over the size limit, truncated, another format, too many triangles)."""
+    limit = settings.CATALOG_MODEL_MAX_MB * 1024 * 1024
+    if upload.size is not None and upload.size > limit:
+        raise DomainError(
+            f"the model file is {upload.size / 1024 / 1024:.1f} MB; "
+            f"at most {settings.CATALOG_MODEL_MAX_MB} MB is allowed"
+        )
+    upload.seek(0)
+    content = upload.read(limit + 1)
+    try:
+        info = geometry.inspect_model(
+            content, max_bytes=limit, max_triangles=settings.CATALOG_MODEL_MAX_TRIANGLES
+        )
+    except geometry.ModelInvalid as error:
+        raise DomainError(f"the model file is refused: {error}") from error
+    return content, info
 
 
 @transaction.atomic
 def revision_create(
     *,
     family: PartFamily,
-    script: str,
-    parameter_schema: list[dict[str, Any]],
-    rules: list[dict[str, Any]],
-    process: str,
+    script: str = "",
+    parameter_schema: list[dict[str, Any]] | None = None,
+    rules: list[dict[str, Any]] | None = None,
+    process: str = "fdm",
     materials: list[Material],
+    kind: str = PartRevision.Kind.SCRIPT,
+    model_file: File | None = None,
+    description: str = "",
+    work_instructions: list[str] | None = None,
+    qc_checks: list[dict[str, Any]] | None = None,
     created_by: Any = None,
 ) -> PartRevision:
     """A new draft revision numbered after the family's last one."""
-    try:
-        parse_schema(parameter_schema)
-        parse_rules(rules)
-    except SchemaError as error:
-        raise DomainError(f"the parameter schema is invalid: {error}") from error
+    content = RevisionContent(
+        kind=kind,
+        script=script,
+        parameter_schema=parameter_schema or [],
+        rules=rules or [],
+        qc_checks=qc_checks or [],
+        work_instructions=work_instructions or [],
+    )
+    revision_check(content, has_model=model_file is not None)
     last = family.revisions.aggregate(last=Max("number"))["last"] or 0
     revision = PartRevision(
         family=family,
         number=last + 1,
+        kind=kind,
         script=script,
-        parameter_schema=parameter_schema,
-        rules=rules,
+        parameter_schema=content.parameter_schema,
+        rules=content.rules,
         process=process,
+        description=description,
+        work_instructions=content.work_instructions,
+        qc_checks=content.qc_checks,
         created_by=created_by,
     )
+    if model_file is not None:
+        _attach_model(revision, model_file)
     revision.checksum = revision.compute_checksum()
     revision.save()
     revision.materials.set(materials)
+    return revision
+
+
+@transaction.atomic
+def revision_update(
+    *, revision: PartRevision, model_file: File | None = None, materials: Any = None
+) -> PartRevision:
+    """Save a draft whose fields the caller changed in memory (the admin's form does that).
+
+    Refused for a revision published meanwhile: what was published stays as it was.
+    """
+    stored = PartRevision.objects.select_for_update().get(pk=revision.pk)
+    if stored.is_published:
+        raise DomainError(f"{stored} is published and cannot change; create a new revision")
+    if model_file is not None:
+        _attach_model(revision, model_file)
+    elif revision.kind == PartRevision.Kind.SCRIPT:
+        revision.model_file, revision.model_sha256, revision.model_format = None, "", ""
+    revision_check(
+        RevisionContent(
+            kind=revision.kind,
+            script=revision.script,
+            parameter_schema=revision.parameter_schema,
+            rules=revision.rules,
+            qc_checks=revision.qc_checks,
+            work_instructions=revision.work_instructions,
+        ),
+        has_model=bool(revision.model_sha256),
+    )
+    revision.checksum = revision.compute_checksum()
+    revision.save()
+    if materials is not None:
+        revision.materials.set(materials)
     return revision
 
 
@@ -52,7 +163,17 @@ def revision_publish(*, revision: PartRevision, published_by: Any = None) -> Par
         raise DomainError(f"{revision} is already published")
     if revision.checksum != revision.compute_checksum():
         raise DomainError(f"{revision} changed after it was created; create a new revision")
+    if not revision.materials.exists():
+        raise DomainError(f"{revision} offers no material; choose at least one")
     revision.published_at = timezone.now()
     revision.published_by = published_by
     revision.save(update_fields=["published_at", "published_by"])
     return revision
+
+
+def _attach_model(revision: PartRevision, upload: File) -> None:
+    content, info = model_read(upload)
+    revision.model_sha256 = info.sha256
+    revision.model_format = info.format
+    name = f"{revision.family.slug}-r{revision.number}-{info.sha256[:12]}.{info.format}"
+    revision.model_file.save(name, ContentFile(content), save=False)

@@ -1,49 +1,342 @@
-"""The catalog API: what can be ordered, with each part's parameter schema and materials."""
+"""The catalog API: search the parts, read one with its parameter schema, check a
+configuration, and preview it in 3D (a sandboxed build on the `geometry` queue).
 
-from django.db.models import Prefetch
+Retired parts are hidden: listed nowhere, and a 404 everywhere else.
+"""
+
+from typing import Any
+
+import django_filters
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from catalog.models import PartFamily, PartRevision
+from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
+from catalog.parameters import (
+    ParameterError,
+    SchemaError,
+    parameters_hash,
+    parse_rules,
+    parse_schema,
+    validate_parameters,
+)
+from catalog.previews import TooManyPreviews, preview_request
+from microfactory.errors import DomainError
+
+# A configuration is a handful of short values; anything much bigger is refused before the
+# schema sees it, so a megabyte string costs a length check, not a number parse.
+MAX_PARAMETERS = 100
+MAX_NAME_CHARS = 100
+MAX_VALUE_CHARS = 200
+
+PREVIEW_FILES = {
+    "glb": "model/gltf-binary",
+    "svg": "image/svg+xml",
+    "stl": "model/stl",
+}
+
+
+def _families() -> QuerySet[PartFamily]:
+    """Orderable families, each with its published revisions newest first."""
+    published = PartRevision.objects.filter(published_at__isnull=False).order_by("-number")
+    return PartFamily.objects.filter(retired=False).prefetch_related(
+        Prefetch("revisions", published.prefetch_related("materials"), to_attr="published")
+    )
+
+
+def _current(family: PartFamily) -> PartRevision:
+    if not family.published:  # type: ignore[attr-defined]
+        raise DomainError(f"'{family.name}' has no published revision yet")
+    return family.published[0]  # type: ignore[attr-defined]
+
+
+# --- serializers ----------------------------------------------------------------------------
+
+
+class MaterialSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Material
+        fields = ["slug", "name"]
 
 
 class RevisionSerializer(serializers.ModelSerializer):
-    materials = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    materials = MaterialSerializer(many=True, read_only=True)
 
     class Meta:
         model = PartRevision
         fields = [
             "number",
+            "kind",
             "checksum",
             "process",
             "parameter_schema",
             "rules",
             "materials",
+            "description",
+            "work_instructions",
+            "qc_checks",
             "published_at",
         ]
 
 
 class PartSerializer(serializers.ModelSerializer):
-    revision = serializers.SerializerMethodField()
+    tags = serializers.ListField(child=serializers.CharField(), source="tag_list")
+    revision = serializers.SerializerMethodField(help_text="the current published revision")
+    url = serializers.SerializerMethodField()
 
     class Meta:
         model = PartFamily
-        fields = ["slug", "name", "category", "description", "revision"]
+        fields = ["slug", "name", "category", "tags", "description", "url", "revision"]
 
-    def get_revision(self, family: PartFamily) -> dict | None:
-        published = family.published_revisions
+    @extend_schema_field(RevisionSerializer(allow_null=True))
+    def get_revision(self, family: PartFamily) -> dict[str, Any] | None:
+        published = family.published  # type: ignore[attr-defined]
         return RevisionSerializer(published[0]).data if published else None
+
+    def get_url(self, family: PartFamily) -> str:
+        return reverse("api:part-detail", args=[family.slug])
+
+
+class ParametersInputSerializer(serializers.Serializer):
+    parameters = serializers.DictField(
+        child=serializers.JSONField(), allow_empty=True, help_text="name: value, e.g. bore_d: 25"
+    )
+
+
+class ValidatedSerializer(serializers.Serializer):
+    parameters = serializers.DictField(help_text="canonical values: sorted, numbers normalised")
+    parameters_hash = serializers.CharField()
+
+
+class PreviewSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="key")
+    part = serializers.CharField(source="revision.family.slug")
+    revision = serializers.IntegerField(source="revision.number")
+    url = serializers.SerializerMethodField()
+    files = serializers.SerializerMethodField(help_text="download URLs once ready")
+
+    class Meta:
+        model = PartPreview
+        fields = [
+            "id",
+            "url",
+            "status",
+            "message",
+            "part",
+            "revision",
+            "parameters",
+            "bbox_mm",
+            "volume_mm3",
+            "files",
+            "created_at",
+            "finished_at",
+        ]
+
+    def get_url(self, preview: PartPreview) -> str:
+        return reverse("api:preview-detail", args=[preview.key])
+
+    @extend_schema_field(
+        {"type": "object", "properties": {kind: {"type": "string"} for kind in PREVIEW_FILES}}
+    )
+    def get_files(self, preview: PartPreview) -> dict[str, str]:
+        if preview.status != PartPreview.Status.READY:
+            return {}
+        return {
+            kind: reverse("api:preview-file", args=[preview.key, kind]) for kind in PREVIEW_FILES
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
+
+
+# --- configurations -------------------------------------------------------------------------
+
+
+class ParametersInvalid(Exception):
+    """A configuration's field errors, keyed by parameter name."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("the parameters have errors")
+
+
+def _canonical(revision: PartRevision, data: Any) -> dict[str, Any]:
+    """The configuration's canonical values, or ParametersInvalid with field errors."""
+    serializer = ParametersInputSerializer(data=data)
+    if not serializer.is_valid():
+        raise ParametersInvalid({k: [str(e) for e in v] for k, v in serializer.errors.items()})
+    values = serializer.validated_data["parameters"]
+    if len(values) > MAX_PARAMETERS:
+        raise ParametersInvalid({"parameters": [f"at most {MAX_PARAMETERS} parameters"]})
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if len(name) > MAX_NAME_CHARS:
+            errors[name[:MAX_NAME_CHARS] + "…"] = ["is not a parameter of this part"]
+        elif isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            errors[name] = [f"is longer than {MAX_VALUE_CHARS} characters"]
+        elif isinstance(value, list | dict):
+            errors[name] = ["must be a number, a text or true/false"]
+    if errors:
+        raise ParametersInvalid(errors)
+    try:
+        return validate_parameters(
+            parse_schema(revision.parameter_schema), values, rules=parse_rules(revision.rules)
+        )
+    except ParameterError as error:
+        raise ParametersInvalid(error.errors) from None
+    except SchemaError as error:
+        raise DomainError(f"this part's definition is broken: {error}") from error
+
+
+def _invalid(error: ParametersInvalid) -> Response:
+    return Response({"message": "the parameters have errors", "errors": error.errors}, status=400)
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+class PartFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search", help_text="words in the name, description, category or tags"
+    )
+    category = django_filters.CharFilter(field_name="category", lookup_expr="iexact")
+    process = django_filters.ChoiceFilter(
+        choices=Process.choices, method="by_process", help_text="made by this process"
+    )
+    material = django_filters.CharFilter(method="by_material", help_text="material slug")
+
+    class Meta:
+        model = PartFamily
+        fields = ["q", "category", "process", "material"]
+
+    def search(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+        for word in value.split()[:10]:
+            families = families.filter(
+                Q(name__icontains=word)
+                | Q(description__icontains=word)
+                | Q(category__icontains=word)
+                | Q(tags__icontains=word)
+            )
+        return families
+
+    def by_process(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+        return families.filter(
+            revisions__published_at__isnull=False, revisions__process=value
+        ).distinct()
+
+    def by_material(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+        return families.filter(
+            revisions__published_at__isnull=False, revisions__materials__slug=value
+        ).distinct()
 
 
 class PartsApi(ListAPIView):
-    serializer_class = PartSerializer
+    """Search the catalog (paginated): ?q=words&category=&process=&material=."""
 
-    def get_queryset(self):
-        revisions = PartRevision.objects.filter(published_at__isnull=False).order_by("-number")
-        return PartFamily.objects.filter(retired=False).prefetch_related(
-            Prefetch(
-                "revisions",
-                revisions.prefetch_related("materials"),
-                to_attr="published_revisions",
-            )
+    serializer_class = PartSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PartFilter
+
+    def get_queryset(self) -> QuerySet[PartFamily]:
+        return _families().order_by("name")
+
+
+class PartDetailApi(APIView):
+    @extend_schema(responses={200: PartSerializer})
+    def get(self, request: Request, slug: str) -> Response:
+        family = get_object_or_404(_families(), slug=slug)
+        return Response(PartSerializer(family).data)
+
+
+class PartValidateApi(APIView):
+    """Check a configuration of the part's current revision without ordering or building."""
+
+    @extend_schema(
+        request=ParametersInputSerializer,
+        responses={200: ValidatedSerializer, 400: ErrorSerializer},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        revision = _current(get_object_or_404(_families(), slug=slug))
+        try:
+            values = _canonical(revision, request.data)
+        except ParametersInvalid as error:
+            return _invalid(error)
+        return Response({"parameters": values, "parameters_hash": parameters_hash(values)})
+
+
+class PartPreviewsApi(APIView):
+    """Start a 3D preview of a configuration: 202 while it builds, 200 when it is ready
+    (built now or before: previews are cached by revision, parameters and engine)."""
+
+    @extend_schema(
+        request=ParametersInputSerializer,
+        responses={
+            200: PreviewSerializer,
+            202: PreviewSerializer,
+            400: ErrorSerializer,
+            429: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        revision = _current(get_object_or_404(_families(), slug=slug))
+        try:
+            values = _canonical(revision, request.data)
+        except ParametersInvalid as error:
+            return _invalid(error)
+        try:
+            preview, _ = preview_request(revision=revision, parameters=values, user=request.user)
+        except TooManyPreviews as refusal:
+            return Response({"message": str(refusal)}, status=429)
+        ready = preview.status == PartPreview.Status.READY
+        headers = {} if ready else {"Location": reverse("api:preview-detail", args=[preview.key])}
+        return Response(
+            PreviewSerializer(preview).data, status=200 if ready else 202, headers=headers
+        )
+
+
+def _preview(key: str) -> PartPreview:
+    return get_object_or_404(
+        PartPreview.objects.select_related("revision__family"),
+        key=key,
+        revision__family__retired=False,
+    )
+
+
+class PreviewDetailApi(APIView):
+    """A preview's status (queued, building, ready, failed with a message) and, once ready,
+    its measurements and file URLs."""
+
+    @extend_schema(responses={200: PreviewSerializer})
+    def get(self, request: Request, key: str) -> Response:
+        return Response(PreviewSerializer(_preview(key)).data)
+
+
+class PreviewFileApi(APIView):
+    """A ready preview's GLB (the browser viewer's model), SVG drawing or STL mesh."""
+
+    @extend_schema(
+        operation_id="v1_previews_file_retrieve",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request, key: str, kind: str) -> FileResponse:
+        preview = _preview(key)
+        if kind not in PREVIEW_FILES or preview.status != PartPreview.Status.READY:
+            raise Http404
+        return FileResponse(
+            getattr(preview, kind).open("rb"),
+            content_type=PREVIEW_FILES[kind],
+            filename=f"{preview.revision.family.slug}-{preview.key[:12]}.{kind}",
         )

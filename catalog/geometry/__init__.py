@@ -1,10 +1,24 @@
-"""Part geometry from CadQuery scripts, built in a sandboxed subprocess.
+"""Part geometry from CadQuery scripts or static models, built in a sandboxed subprocess.
 
 Pure: no Django here. The caller turns settings into a BuildLimits. CadQuery itself is
 only ever imported by the child process (catalog/geometry/child.py).
 """
 
-from .build import ENGINE_VERSION, Geometry, build_geometry
+from .build import ENGINE_VERSION, SCRIPT, STATIC, Geometry, build_geometry, build_revision
 from .sandbox import BuildFailed, BuildLimits
+from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format
 
-__all__ = ["ENGINE_VERSION", "BuildFailed", "BuildLimits", "Geometry", "build_geometry"]
+__all__ = [
+    "ENGINE_VERSION",
+    "SCRIPT",
+    "STATIC",
+    "BuildFailed",
+    "BuildLimits",
+    "Geometry",
+    "ModelInfo",
+    "ModelInvalid",
+    "build_geometry",
+    "build_revision",
+    "inspect_model",
+    "model_format",
+]

@@ -1,4 +1,5 @@
-"""Building a part's geometry from its CadQuery script, in the sandbox, as plain values."""
+"""Building a part's geometry in the sandbox, as plain values: from a CadQuery script, or
+from an uploaded static model (STEP converted, STL passed through)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,22 @@ from typing import Any
 
 from microfactory.errors import Rejected
 
-from .child import RESULT_FILE, STEP_FILE, STL_FILE, SVG_FILE
+from .child import (
+    GLB_FILE,
+    MODEL_STEP_FILE,
+    MODEL_STL_FILE,
+    RESULT_FILE,
+    STEP_FILE,
+    STL_FILE,
+    SVG_FILE,
+)
 from .sandbox import BuildFailed, BuildLimits, ChildExit, run_child
+from .uploads import model_format
 
 # Bump when the child's outputs change for the same script (SVG view, export options), so
-# that artifacts cached under ENGINE_VERSION are built again.
-_OUTPUTS_REVISION = 1
+# that artifacts cached under ENGINE_VERSION are built again. 2: GLB, touching solids fused.
+_OUTPUTS_REVISION = 2
+SCRIPT, STATIC = "script", "static"  # PartRevision.Kind values
 _RESULT_MAX_BYTES = 64 * 1024
 _MESSAGE_MAX_CHARS = 300
 
@@ -38,13 +49,37 @@ ENGINE_VERSION = f"{_engine_version()}, outputs {_OUTPUTS_REVISION}"
 
 @dataclass(frozen=True)
 class Geometry:
-    step: bytes = field(repr=False)
+    step: bytes = field(repr=False)  # empty for a part made from an uploaded STL mesh
     stl: bytes = field(repr=False)  # binary STL, millimetres
     svg: str = field(repr=False)  # line drawing, hidden edges in grey, for travelers
+    glb: bytes = field(repr=False)  # binary glTF for the browser viewer: millimetres, +Y up
     bbox_mm: tuple[float, float, float]
     volume_mm3: float
     area_mm2: float
     sandbox: str  # "bwrap" or "rlimits": the isolation actually used
+
+
+def build_revision(
+    *,
+    kind: str,
+    script: str,
+    model_bytes: bytes,
+    parameters: Mapping[str, float | int | str | bool],
+    limits: BuildLimits,
+) -> Geometry:
+    """A revision's geometry, whatever it is made from: a CadQuery script run with these
+    parameters, or a static model (STEP: converted; STL: checked and passed through, with no
+    STEP). Raises Rejected or BuildFailed as build_geometry does. Building twice gives the
+    same STL, SVG and GLB."""
+    if kind == SCRIPT:
+        return build_geometry(script, parameters, limits=limits)
+    if kind != STATIC:
+        raise BuildFailed(f"unknown revision kind {kind!r}")
+    if not model_bytes:
+        raise Rejected("the static model has no file")
+    fmt = model_format(model_bytes)
+    model = (MODEL_STEP_FILE if fmt == "step" else MODEL_STL_FILE, model_bytes)
+    return _build({"mode": fmt}, model=model, limits=limits)
 
 
 def build_geometry(
@@ -58,38 +93,52 @@ def build_geometry(
     A second call builds again and gives the same STL and SVG bytes; the STEP file differs
     only in the time stamp OpenCascade writes into its header.
     """
-    request = {
-        "script": script,
-        "parameters": dict(parameters),
-        "options": {
-            "stl_tolerance_mm": limits.stl_tolerance_mm,
-            "stl_angular_tolerance": limits.stl_angular_tolerance,
-        },
+    return _build(
+        {"mode": SCRIPT, "script": script, "parameters": dict(parameters)},
+        model=None,
+        limits=limits,
+    )
+
+
+def _build(
+    request: dict[str, Any], *, model: tuple[str, bytes] | None, limits: BuildLimits
+) -> Geometry:
+    """Run the child once on this request (and model file) and read its outputs."""
+    request["options"] = {
+        "stl_tolerance_mm": limits.stl_tolerance_mm,
+        "stl_angular_tolerance": limits.stl_angular_tolerance,
+        "max_triangles": limits.max_triangles,
     }
     payload = json.dumps(request, allow_nan=False).encode()
     with tempfile.TemporaryDirectory(
         prefix="microfactory-geometry-", ignore_cleanup_errors=True
     ) as tmp:
         workdir = Path(tmp)
+        if model is not None:
+            (workdir / model[0]).write_bytes(model[1])
         child = run_child(payload, workdir=workdir, limits=limits)
         result = _read_result(workdir, child, limits)
         budget = limits.output_mb * 1024 * 1024
         outputs: list[bytes] = []
-        for name in (STEP_FILE, STL_FILE, SVG_FILE):
+        for name in (STEP_FILE, STL_FILE, SVG_FILE, GLB_FILE):
             try:
                 output = _read_output(workdir / name, budget - sum(map(len, outputs)))
             except FileNotFoundError:
+                if name == STEP_FILE and request["mode"] == "stl":
+                    outputs.append(b"")
+                    continue
                 raise BuildFailed(f"geometry child reported success but wrote no {name}") from None
             if output is None:
                 raise BuildFailed(f"geometry outputs exceeded {limits.output_mb} MB")
             outputs.append(output)
-        step, stl, svg = outputs
+        step, stl, svg, glb = outputs
     try:
         x, y, z = (float(size) for size in result["bbox_mm"])
         return Geometry(
             step=step,
             stl=stl,
             svg=svg.decode(),
+            glb=glb,
             bbox_mm=(x, y, z),
             volume_mm3=float(result["volume_mm3"]),
             area_mm2=float(result["area_mm2"]),

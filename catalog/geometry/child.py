@@ -1,9 +1,15 @@
-"""The geometry child: runs one CadQuery script inside the sandbox and writes its outputs.
+"""The geometry child: builds one part inside the sandbox and writes its outputs.
 
 Started by catalog.geometry.sandbox as ``python -I -B <this file>`` with the request on
 stdin. It imports nothing from the project (the sandbox only exposes this directory and
 the interpreter), and imports CadQuery only once it builds, so that the parent can import
 the file-name constants below without loading OpenCascade.
+
+The request's ``mode`` says what to build from:
+``script``: run a CadQuery script (cqgi) with the parameters;
+``step``: read MODEL_STEP_FILE (an uploaded STEP model) and export it like a script's result;
+``stl``: read MODEL_STL_FILE (an uploaded mesh) with trimesh, check it, and pass it through
+with a GLB and a line drawing made from the mesh itself (no STEP: a mesh has no exact shape).
 
 Everything it has to say goes into RESULT_FILE in the working directory:
 ``{"outcome": "built", "bbox_mm": [...], "volume_mm3": ..., "area_mm2": ...}``,
@@ -25,7 +31,10 @@ from typing import Any
 STEP_FILE = "part.step"
 STL_FILE = "part.stl"
 SVG_FILE = "part.svg"
+GLB_FILE = "part.glb"
 RESULT_FILE = "result.json"
+MODEL_STEP_FILE = "model.step"  # an uploaded static model, written here by the parent
+MODEL_STL_FILE = "model.stl"
 
 # cqgi compiles scripts under this file name; frames with it are the script's own lines.
 _SCRIPT_FILENAME = "<cqscript>"
@@ -44,6 +53,10 @@ _SVG_OPTIONS = {
     "strokeColor": (20, 20, 20),
     "hiddenColor": (170, 170, 170),
 }
+
+
+_GLB_COLOUR = (0.62, 0.66, 0.72)  # a neutral grey-blue for the browser viewer
+_DRAWING_MAX_EDGES = 200_000  # a drawing of an uploaded mesh stays a few MB at most
 
 
 class ScriptRefused(Exception):
@@ -68,9 +81,24 @@ def main() -> int:
 
 
 def _build(request: dict[str, Any]) -> dict[str, Any]:
+    mode = request.get("mode", "script")
+    if mode == "stl":
+        return _pass_mesh_through(request["options"])
     import cadquery as cq
+
+    if mode == "step":
+        try:
+            shown = [cq.importers.importStep(MODEL_STEP_FILE)]
+        except Exception as error:  # OpenCascade reports unreadable files in many ways
+            raise ScriptRefused(f"the STEP file could not be read: {_short(error)}") from None
+        return _export(cq, _one_solid(cq, shown, what="the STEP file"), request["options"])
+    shown = _run_script(cq, request)
+    return _export(cq, _one_solid(cq, shown, what="the script"), request["options"])
+
+
+def _run_script(cq: Any, request: dict[str, Any]) -> list[Any]:
+    """The objects the script showed with these parameters."""
     from cadquery import cqgi
-    from OCP.IFSelect import IFSelect_ReturnStatus
 
     try:
         model = cqgi.parse(request["script"])
@@ -86,18 +114,39 @@ def _build(request: dict[str, Any]) -> dict[str, Any]:
         _raise_for_script_error(build.exception)
     if not build.results:
         raise ScriptRefused("the script did not call show_object()")
+    return [result.shape for result in build.results]
 
-    solids = [solid for result in build.results for solid in _solids(cq, result.shape)]
+
+def _one_solid(cq: Any, shown: list[Any], *, what: str) -> Any:
+    """The one solid a part is made of. Solids that touch or overlap are fused into one;
+    separate ones are refused, since a job makes one part."""
+    solids = [solid for item in shown for solid in _solids(cq, item)]
     if not solids:
-        raise ScriptRefused("the script's result contains no solid")
+        where = "the script's result" if what == "the script" else what
+        raise ScriptRefused(f"{where} contains no solid")
     if not all(solid.isValid() for solid in solids):
-        raise ScriptRefused("the script produced an invalid solid (OpenCascade shape check failed)")
-    shape = solids[0] if len(solids) == 1 else cq.Compound.makeCompound(solids)
-    volume = shape.Volume()
-    if volume <= 0:
-        raise ScriptRefused("the script produced a solid with no volume")
+        raise ScriptRefused(f"{what} produced an invalid solid (OpenCascade shape check failed)")
+    if len(solids) > 1:
+        fused = solids[0].fuse(*solids[1:]).clean()
+        pieces = fused.Solids()
+        if len(pieces) != 1:
+            shows = "shows" if what == "the script" else "holds"
+            raise ScriptRefused(
+                f"{what} {shows} {len(pieces)} solids; a part must be one solid "
+                "(union them, or make them touch)"
+            )
+        solids = list(pieces)
+    shape = solids[0]
+    if shape.Volume() <= 0:
+        raise ScriptRefused(f"{what} produced a solid with no volume")
+    return shape
 
-    options = request["options"]
+
+def _export(cq: Any, shape: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """STEP, STL, GLB and the SVG drawing of one solid, and its measurements."""
+    from OCP.IFSelect import IFSelect_ReturnStatus
+
+    volume = shape.Volume()
     measurements = {
         "outcome": "built",
         "bbox_mm": _exact_size(shape),
@@ -115,10 +164,103 @@ def _build(request: dict[str, Any]) -> dict[str, Any]:
         relative=False,
     )
     _check_written(STL_FILE, stl_written)
+    # Same tolerances as the STL, so the writer reuses its triangulation instead of meshing
+    # again. glTF is +Y up: CadQuery's exporter turns the part; units stay millimetres.
+    from cadquery.occ_impl.exporters.assembly import exportGLTF
+
+    assembly = cq.Assembly().add(shape, name="part", color=cq.Color(*_GLB_COLOUR))
+    glb_written = exportGLTF(
+        assembly,
+        GLB_FILE,
+        binary=True,
+        tolerance=options["stl_tolerance_mm"],
+        angularTolerance=options["stl_angular_tolerance"],
+    )
+    _check_written(GLB_FILE, bool(glb_written))
     # Python raises EFBIG itself when RLIMIT_FSIZE stops this write.
     with open(SVG_FILE, "w", encoding="utf-8") as svg_file:
         svg_file.write(_drawing(cq, shape))
     return measurements
+
+
+def _pass_mesh_through(options: dict[str, Any]) -> dict[str, Any]:
+    """An uploaded STL: checked with trimesh, written back as binary STL with a GLB and a
+    drawing of its feature edges. No STEP: a mesh has no exact shape to export."""
+    import numpy
+    import trimesh
+
+    try:
+        mesh = trimesh.load_mesh(MODEL_STL_FILE, file_type="stl")
+    except MemoryError:
+        raise
+    except Exception as error:  # trimesh reports malformed files with assorted exceptions
+        raise ScriptRefused(f"the STL file could not be read: {_short(error)}") from None
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise ScriptRefused("the STL file holds no triangles")
+    if len(mesh.faces) > options["max_triangles"]:
+        raise ScriptRefused(
+            f"the STL file has {len(mesh.faces)} triangles; at most "
+            f"{options['max_triangles']} are allowed"
+        )
+    bodies = mesh.body_count
+    if bodies > 1:
+        raise ScriptRefused(
+            f"the STL file holds {bodies} separate bodies; a part must be one solid"
+        )
+    volume = float(abs(mesh.volume)) if mesh.is_watertight else 0.0
+    measurements = {
+        "outcome": "built",
+        "bbox_mm": [round(float(size), 4) for size in mesh.extents],
+        "volume_mm3": volume,
+        "area_mm2": float(mesh.area),
+    }
+    with open(STL_FILE, "wb") as stl_file:
+        stl_file.write(mesh.export(file_type="stl"))
+    # glTF is +Y up, like the GLB CadQuery writes for scripts: turn -90° about X.
+    turned = mesh.copy()
+    turned.apply_transform(trimesh.transformations.rotation_matrix(-numpy.pi / 2, [1, 0, 0]))
+    with open(GLB_FILE, "wb") as glb_file:
+        glb_file.write(turned.export(file_type="glb"))
+    with open(SVG_FILE, "w", encoding="utf-8") as svg_file:
+        svg_file.write(_mesh_drawing(numpy, mesh))
+    return measurements
+
+
+def _mesh_drawing(numpy: Any, mesh: Any) -> str:
+    """The mesh's feature edges (a fold over 20°, an open edge, or the outline of a smooth
+    surface as seen from the view) in the same isometric view as the drawings of scripts,
+    without hidden-line removal."""
+    view_from = numpy.array(_VIEW_FROM) / numpy.linalg.norm(_VIEW_FROM)
+    facing = mesh.face_normals @ view_from > 0
+    pairs = mesh.face_adjacency
+    outline = facing[pairs[:, 0]] != facing[pairs[:, 1]]
+    folds = (mesh.face_adjacency_angles > numpy.radians(20)) | outline
+    open_edges = mesh.edges_unique[numpy.bincount(mesh.edges_unique_inverse) == 1]
+    edges = numpy.vstack([mesh.face_adjacency_edges[folds], open_edges])[:_DRAWING_MAX_EDGES]
+    right = numpy.array(_VIEW_RIGHT) / numpy.linalg.norm(_VIEW_RIGHT)
+    up = numpy.cross(view_from, right)
+    points = numpy.column_stack([mesh.vertices @ right, -(mesh.vertices @ up)])
+    width, height = _SVG_OPTIONS["width"], _SVG_OPTIONS["height"]
+    margin_x, margin_y = _SVG_OPTIONS["marginLeft"], _SVG_OPTIONS["marginTop"]
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = numpy.maximum(high - low, 1e-9)
+    scale = min((width - 2 * margin_x) / span[0], (height - 2 * margin_y) / span[1])
+    points = (points - low) * scale + [margin_x, margin_y]
+    path = " ".join(
+        f"M{points[a][0]:.2f} {points[a][1]:.2f}L{points[b][0]:.2f} {points[b][1]:.2f}"
+        for a, b in edges
+    )
+    r, g, b = _SVG_OPTIONS["strokeColor"]
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><path d="{path}" fill="none" '
+        f'stroke="rgb({r},{g},{b})" stroke-width="0.7"/></svg>'
+    )
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:200]
 
 
 def _check_written(path: str, written: bool) -> None:

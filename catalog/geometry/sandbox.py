@@ -61,6 +61,7 @@ class BuildLimits:
     require_bwrap: bool = True  # without a working bubblewrap: refuse, or warn and use rlimits
     stl_tolerance_mm: float = 0.05
     stl_angular_tolerance: float = 0.2
+    max_triangles: int = 1_000_000  # an uploaded STL mesh with more is refused
 
 
 @dataclass(frozen=True)

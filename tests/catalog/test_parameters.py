@@ -12,14 +12,31 @@ from catalog.parameters import (
 
 SCHEMA = parse_schema(
     [
-        {"name": "bore_d", "label": "Bore", "type": "length", "default": 25, "min": 3, "max": 80, "step": 0.1},
-        {"name": "outer_d", "label": "Outer", "type": "length", "default": 45, "min": 10, "max": 120},
+        {
+            "name": "bore_d",
+            "label": "Bore",
+            "type": "length",
+            "default": 25,
+            "min": 3,
+            "max": 80,
+            "step": 0.1,
+        },
+        {
+            "name": "outer_d",
+            "label": "Outer",
+            "type": "length",
+            "default": 45,
+            "min": 10,
+            "max": 120,
+        },
         {"name": "screws", "type": "integer", "default": 1, "min": 0, "max": 4},
         {"name": "finish", "type": "choice", "default": "plain", "choices": ["plain", "chamfered"]},
         {"name": "split", "type": "boolean", "default": False},
     ]
 )
-RULES = parse_rules([{"rule": "bore_d <= outer_d - 4", "message": "outer_d must exceed bore_d by 4 mm"}])
+RULES = parse_rules(
+    [{"rule": "bore_d <= outer_d - 4", "message": "outer_d must exceed bore_d by 4 mm"}]
+)
 GOOD = {"bore_d": 25, "outer_d": 45, "screws": 1, "finish": "plain", "split": False}
 
 
@@ -29,7 +46,13 @@ def test_it_coerces_form_strings_to_canonical_values():
         {"bore_d": "25.0", "outer_d": "45", "screws": "2", "finish": "chamfered", "split": "on"},
         rules=RULES,
     )
-    assert values == {"bore_d": 25, "finish": "chamfered", "outer_d": 45, "screws": 2, "split": True}
+    assert values == {
+        "bore_d": 25,
+        "finish": "chamfered",
+        "outer_d": 45,
+        "screws": 2,
+        "split": True,
+    }
     assert list(values) == sorted(values)
 
 
@@ -100,7 +123,13 @@ def test_canonical_numbers_drop_float_noise():
         ([{"name": "a", "type": "colour", "default": 1}], "type must be one of"),
         ([{"name": "a", "type": "length", "default": 5, "min": 10}], "defaults do not validate"),
         ([{"name": "a", "type": "choice", "default": "x"}], "needs choices"),
-        ([{"name": "a", "type": "length", "default": 1}, {"name": "a", "type": "length", "default": 1}], "unique"),
+        (
+            [
+                {"name": "a", "type": "length", "default": 1},
+                {"name": "a", "type": "length", "default": 1},
+            ],
+            "unique",
+        ),
     ],
 )
 def test_malformed_schemas_are_refused(schema, message):

@@ -125,6 +125,7 @@ class Command(BaseCommand):
                 defaults={
                     "name": part.name,
                     "category": part.category,
+                    "tags": part.tags,
                     "description": part.description,
                 },
             )
@@ -136,6 +137,8 @@ class Command(BaseCommand):
                     rules=part.rules,
                     process=part.process,
                     materials=[materials[m] for m in part.materials],
+                    work_instructions=part.work_instructions,
+                    qc_checks=part.qc_checks,
                     created_by=users["admin"],
                 )
                 revision_publish(revision=revision, published_by=users["admin"])

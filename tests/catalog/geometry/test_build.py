@@ -1,8 +1,8 @@
 """build_geometry: scripts in, geometry or a clear refusal out, with the sandbox holding.
 
 Every build starts a Python + OpenCascade child (2-3 s), so each test builds once. Tests
-that need bubblewrap's namespaces are skipped where it does not work (never in CI); the others accept
-the rlimits-only fallback so they run anywhere.
+that need bubblewrap's namespaces are skipped where it does not work (never in CI); the others
+accept the rlimits-only fallback so they run anywhere.
 """
 
 import ast
@@ -206,3 +206,71 @@ def test_the_geometry_package_does_not_import_django() -> None:
             assert not any(name.split(".")[0] in ("django", "rest_framework") for name in names), (
                 f"{module.name} imports {names}"
             )
+
+
+def test_a_script_that_prints_megabytes_still_builds_and_its_log_stays_bounded() -> None:
+    script = (
+        "import cadquery as cq\n"
+        "for _ in range(40):\n"
+        "    print('x' * 1_000_000)\n"
+        "show_object(cq.Workplane().box(3, 3, 3))\n"
+    )
+
+    geometry = build_geometry(script, {}, limits=LIMITS)
+
+    assert geometry.bbox_mm == (3.0, 3.0, 3.0)
+
+
+def test_a_script_that_prints_past_the_output_limit_fails_at_that_limit() -> None:
+    limits = BuildLimits(require_bwrap=False, output_mb=5)
+    script = "while True:\n    print('x' * 1_000_000)\n"
+
+    with pytest.raises(BuildFailed, match="exceeded 5 MB"):
+        build_geometry(script, {}, limits=limits)
+
+
+def test_several_separate_solids_are_rejected_and_touching_ones_fused_into_one() -> None:
+    apart = (
+        "import cadquery as cq\n"
+        "show_object(cq.Workplane().box(2, 2, 2))\n"
+        "show_object(cq.Workplane().box(2, 2, 2).translate((5, 0, 0)))\n"
+        "show_object(cq.Workplane().box(2, 2, 2).translate((10, 0, 0)))\n"
+    )
+    touching = apart.replace("(5, 0, 0)", "(2, 0, 0)").replace("(10, 0, 0)", "(4, 0, 0)")
+
+    with pytest.raises(Rejected) as refusal:
+        build_geometry(apart, {}, limits=LIMITS)
+    fused = build_geometry(touching, {}, limits=LIMITS)
+
+    assert str(refusal.value).startswith("the script shows 3 solids; a part must be one solid")
+    assert fused.bbox_mm == (6.0, 2.0, 2.0)
+    assert fused.volume_mm3 == pytest.approx(24)
+
+
+def test_after_a_crash_a_timeout_and_a_refusal_the_next_build_works() -> None:
+    quick = BuildLimits(require_bwrap=False, timeout_s=2)
+    for script in (
+        "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+        "while True:\n    pass\n",
+        "raise ValueError('no')\n",
+    ):
+        with pytest.raises((BuildFailed, Rejected)):
+            build_geometry(script, {}, limits=quick)
+
+    geometry = build_geometry(
+        "import cadquery as cq\nshow_object(cq.Workplane().box(1, 2, 3))\n", {}, limits=LIMITS
+    )
+
+    assert geometry.bbox_mm == (1.0, 2.0, 3.0)
+
+
+def test_every_build_gives_a_glb_for_the_browser_viewer_in_millimetres_y_up() -> None:
+    geometry = build_geometry(
+        "import cadquery as cq\nshow_object(cq.Workplane().box(10, 20, 30))\n", {}, limits=LIMITS
+    )
+
+    scene = trimesh.load(io.BytesIO(geometry.glb), file_type="glb")
+
+    assert geometry.glb.startswith(b"glTF")
+    assert sorted(scene.extents) == pytest.approx([10, 20, 30], abs=0.01)
+    assert scene.extents[1] == pytest.approx(30, abs=0.01)  # +Z of the part is +Y in glTF

@@ -1,7 +1,11 @@
-"""The demo catalog: every part builds at its defaults, and its schema matches its script."""
+"""The seed library: every part builds at its defaults and at the corners of its parameter
+ranges into one watertight solid that fits the printer, and its schema matches its script.
+
+Each build is its own sandboxed process (2-4 s, most of it importing OpenCascade), so one
+test per part builds its defaults and three corners two at a time (CI has two cores).
+"""
 
 import ast
-import functools
 import io
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -10,27 +14,40 @@ import pytest
 import trimesh
 
 from catalog.geometry import BuildLimits, Geometry, build_geometry
+from catalog.parameters import parse_rules, parse_schema
 from catalog.parts import DEMO_PARTS, DemoPart
+from catalog.qc import parse_qc_checks, parse_work_instructions
+from tests.catalog.corners import corners
 
 LIMITS = BuildLimits(require_bwrap=False)
 PRINTER_MM = 200
 MATERIALS = {"pla", "petg", "abs", "pa12-cf"}
-TYPES = {"length", "angle", "integer", "choice", "boolean"}
+TYPES = {"length", "angle", "integer", "number", "choice", "boolean"}
+PARALLEL_BUILDS = 2
 
 
 def defaults(part: DemoPart) -> dict[str, Any]:
     return {parameter["name"]: parameter["default"] for parameter in part.schema}
 
 
-@functools.cache
-def built_at_defaults() -> dict[str, Geometry]:
-    """Every demo part at its defaults, built side by side: each build is its own process."""
-    with ThreadPoolExecutor() as pool:
+def build_all(script: str, configurations: dict[str, dict[str, Any]]) -> dict[str, Geometry]:
+    """Build each configuration, two at a time: each build is its own process."""
+    with ThreadPoolExecutor(PARALLEL_BUILDS) as pool:
         builds = {
-            part.slug: pool.submit(build_geometry, part.script, defaults(part), limits=LIMITS)
-            for part in DEMO_PARTS
+            name: pool.submit(build_geometry, script, values, limits=LIMITS)
+            for name, values in configurations.items()
         }
-    return {slug: build.result() for slug, build in builds.items()}
+    return {name: build.result() for name, build in builds.items()}
+
+
+def assert_one_printable_solid(geometry: Geometry) -> None:
+    mesh = trimesh.load_mesh(io.BytesIO(geometry.stl), file_type="stl")
+    assert mesh.is_watertight
+    assert mesh.body_count == 1
+    assert mesh.volume == pytest.approx(geometry.volume_mm3, rel=0.01)
+    assert max(geometry.bbox_mm) <= PRINTER_MM
+    assert list(mesh.extents) == pytest.approx(geometry.bbox_mm, abs=0.1)
+    assert geometry.glb.startswith(b"glTF")
 
 
 def script_parameters(script: str) -> dict[str, Any]:
@@ -45,26 +62,38 @@ def script_parameters(script: str) -> dict[str, Any]:
     }
 
 
+def test_the_library_holds_at_least_twelve_parts_with_hyphen_free_unique_slugs() -> None:
+    slugs = [part.slug for part in DEMO_PARTS]
+    assert len(slugs) >= 12
+    assert len(set(slugs)) == len(slugs)
+
+
 @pytest.mark.parametrize("part", DEMO_PARTS, ids=lambda part: part.slug)
-def test_every_demo_part_builds_at_its_defaults_into_one_watertight_printable_solid(
+def test_every_demo_part_builds_at_its_defaults_and_corners_into_one_printable_solid(
     part: DemoPart,
 ) -> None:
-    geometry = built_at_defaults()[part.slug]
+    configurations = {"defaults": defaults(part), **corners(part, limit=3)}
+    assert len(configurations) >= 3, "the part's rules leave fewer than two corners to test"
 
-    mesh = trimesh.load_mesh(io.BytesIO(geometry.stl), file_type="stl")
-    assert mesh.is_watertight
-    assert mesh.body_count == 1
-    assert mesh.volume == pytest.approx(geometry.volume_mm3, rel=0.01)
-    assert max(geometry.bbox_mm) <= PRINTER_MM
-    assert list(mesh.extents) == pytest.approx(geometry.bbox_mm, abs=0.1)
+    built = build_all(part.script, configurations)
+
+    for name, geometry in built.items():
+        try:
+            assert_one_printable_solid(geometry)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{part.slug} at {name} {configurations[name]}: {error}"
+            ) from error
 
 
 def test_a_bigger_bore_makes_a_lighter_collar_of_the_same_size() -> None:
     collar = next(part for part in DEMO_PARTS if part.slug == "shaft_collar")
-    default = built_at_defaults()["shaft_collar"]
 
-    bored = build_geometry(collar.script, {**defaults(collar), "bore_d": 30}, limits=LIMITS)
+    built = build_all(
+        collar.script, {"default": defaults(collar), "bored": {**defaults(collar), "bore_d": 30}}
+    )
 
+    default, bored = built["default"], built["bored"]
     assert bored.volume_mm3 < default.volume_mm3
     assert bored.bbox_mm == default.bbox_mm
 
@@ -83,11 +112,22 @@ def test_every_schema_is_well_formed_and_its_defaults_follow_its_own_rules(
     for parameter in part.schema:
         assert parameter["type"] in TYPES
         assert parameter["label"] and parameter["help"]
-        if parameter["type"] in ("length", "angle", "integer"):
+        if parameter["type"] in ("length", "angle", "integer", "number"):
             assert parameter["min"] <= parameter["default"] <= parameter["max"]
         if parameter["type"] == "choice":
             assert parameter["default"] in parameter["choices"]
     for rule in part.rules:
-        assert eval(rule["rule"], {"__builtins__": {}}, defaults(part)), rule["message"]
+        assert eval(rule["rule"], {"__builtins__": {"min": min}}, defaults(part)), rule["message"]
+    parse_rules(part.rules)
     assert part.process == "fdm"
     assert part.materials and set(part.materials) <= MATERIALS
+
+
+@pytest.mark.parametrize("part", DEMO_PARTS, ids=lambda part: part.slug)
+def test_every_part_says_what_it_is_how_to_finish_it_and_what_to_measure(
+    part: DemoPart,
+) -> None:
+    assert part.category and part.description and part.tags
+    assert parse_work_instructions(part.work_instructions)
+    checks = parse_qc_checks(part.qc_checks, parse_schema(part.schema))
+    assert checks and all(check.parameter for check in checks)
