@@ -1,139 +1,345 @@
-"""Design-for-manufacturing checks on a part's mesh: pure, no Django.
+"""Design-for-manufacturing report on a part's mesh, for every candidate machine: pure, no Django.
 
-The walking skeleton's checks: the mesh is one closed, consistently wound solid with positive
-volume, and it fits the build volume of at least one candidate machine in the orientation it
-was modelled in. Issue 5 adds wall thickness, overhangs and orientation choice.
+    mesh bytes -> read (limits, hostile input) -> repair and check integrity -> choose a print
+    orientation -> measure walls and gaps -> check each machine -> ValidationReport
+
+Each check has a status (pass / warn / fail), the measured value, the limit and a message
+saying what to change. The part is makeable when at least one machine has no failed check;
+otherwise validate_part raises ValidationRejected (a Rejected) carrying the whole report.
+The modules behind it are in production/pipeline/dfm/; docs/validation.md explains each check.
 """
 
-import io
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-
-import numpy as np
-import trimesh
+from typing import Any
 
 from microfactory.errors import Rejected
+from production.pipeline.dfm.checks import FAIL, PASS, WARN, Budget, Check, Refused, worst
+from production.pipeline.dfm.fdm import build_volume_check, fdm_checks, turned_fit
+from production.pipeline.dfm.integrity import Solid, make_solid
+from production.pipeline.dfm.limits import (
+    DEFAULT_MACHINES,
+    FDM,
+    MachineLimits,
+    ValidationLimits,
+)
+from production.pipeline.dfm.machining import machining_checks
+from production.pipeline.dfm.orientation import Orientation, candidate_orientations, choose
+from production.pipeline.dfm.reading import file_size_check, read_stl
+from production.pipeline.dfm.thickness import measure
 
-PASS, WARN, FAIL = "pass", "warn", "fail"
+__all__ = [
+    "DEFAULT_MACHINES",
+    "FAIL",
+    "PASS",
+    "WARN",
+    "Check",
+    "MachineLimits",
+    "MachineReport",
+    "Orientation",
+    "ValidationLimits",
+    "ValidationRejected",
+    "ValidationReport",
+    "dfm_report",
+    "validate_part",
+]
+
+FORMATS = ("stl", "step")
+DEFAULT_LIMITS = ValidationLimits()
 
 
 @dataclass(frozen=True)
-class Check:
-    name: str
-    status: str
-    value: str
-    limit: str
-    message: str
+class MachineReport:
+    key: str
+    process: str
+    status: str  # the worst of its checks
+    checks: tuple[Check, ...]
 
 
 @dataclass(frozen=True)
 class ValidationReport:
-    volume_mm3: float
-    area_mm2: float
-    extents_mm: tuple[float, float, float]
-    triangles: int
-    bodies: int
-    fits: tuple[str, ...]  # keys of the machines whose build volume the part fits
-    checks: tuple[Check, ...]
+    status: str = PASS  # the worst of `checks`
+    readable: bool = True  # False: the bytes are not a mesh we can read at all
+    file_format: str = "stl"
+    volume_mm3: float = 0.0
+    area_mm2: float = 0.0
+    # As modelled: routing and the slicer place the part as modelled (see `orientation`).
+    extents_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    triangles: int = 0
+    bodies: int = 0
+    fits: tuple[str, ...] = ()  # machines whose build volume holds the part as modelled
+    capable: tuple[str, ...] = ()  # machines on which no check fails
+    # The part's own checks, then each machine-specific check as measured on the best machine
+    # (the one with the fewest failures and warnings, among those the part fits).
+    checks: tuple[Check, ...] = ()
+    orientation: Orientation | None = None  # the chosen print orientation (FDM)
+    orientation_candidates: tuple[Orientation, ...] = ()
+    machines: tuple[MachineReport, ...] = ()
 
     @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(c.message for c in self.checks if c.status == WARN)
 
-    def to_json(self) -> dict:
+    @property
+    def first_failure(self) -> Check | None:
+        return next((c for c in self.checks if c.status == FAIL), None)
+
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def load_mesh(stl: bytes) -> trimesh.Trimesh:
-    """Parse STL bytes into one mesh, refusing what is not a usable triangle mesh."""
-    try:
-        mesh = trimesh.load_mesh(io.BytesIO(stl), file_type="stl", process=True)
-    except Exception as error:  # trimesh raises many types for garbage input
-        raise Rejected(f"the mesh could not be read: {error}") from error
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise Rejected("the mesh has no triangles")
-    if not np.isfinite(mesh.vertices).all():
-        raise Rejected("the mesh has coordinates that are not numbers")
-    return mesh
+class ValidationRejected(Rejected):
+    """The part cannot be made: the reason is the first failed check; the report has all."""
+
+    def __init__(self, report: ValidationReport) -> None:
+        failure = report.first_failure
+        super().__init__(failure.message if failure else "the part failed validation")
+        self.report = report
 
 
 def validate_part(
-    stl: bytes, *, build_volumes_mm: Mapping[str, tuple[float, float, float]]
+    mesh: bytes,
+    *,
+    machines: Sequence[MachineLimits] = (),
+    build_volumes_mm: Mapping[str, tuple[float, float, float]] | None = None,
+    limits: ValidationLimits = DEFAULT_LIMITS,
+    file_format: str = "stl",
+    step_converter: Callable[[bytes], bytes] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ValidationReport:
-    """Refuse parts no candidate machine can make; describe the ones that can be made.
+    """The report for a part that at least one machine can make; ValidationRejected otherwise.
 
-    Raises Rejected naming the first failed check. Calling it twice gives the same report.
+    Calling it twice gives the same report (sampling is seeded), unless the time budget runs
+    out on one call and not the other.
     """
-    mesh = load_mesh(stl)
+    report = dfm_report(
+        mesh,
+        machines=machines,
+        build_volumes_mm=build_volumes_mm,
+        limits=limits,
+        file_format=file_format,
+        step_converter=step_converter,
+        clock=clock,
+    )
+    if report.status == FAIL:
+        raise ValidationRejected(report)
+    return report
+
+
+def dfm_report(
+    mesh: bytes,
+    *,
+    machines: Sequence[MachineLimits] = (),
+    build_volumes_mm: Mapping[str, tuple[float, float, float]] | None = None,
+    limits: ValidationLimits = DEFAULT_LIMITS,
+    file_format: str = "stl",
+    step_converter: Callable[[bytes], bytes] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ValidationReport:
+    """The full report, failed or not; never raises for a bad part.
+
+    `machines` are the candidates; `build_volumes_mm` ({key: volume}) is shorthand for FDM
+    machines with 0.4 mm nozzles. STEP input needs `step_converter` (STEP bytes to STL bytes,
+    raising Rejected when the file cannot be read), e.g. catalog.geometry.step_import.
+    """
+    candidates = _candidates(machines, build_volumes_mm)
+    if file_format not in FORMATS:
+        raise ValueError(f"file_format must be one of {FORMATS}, not {file_format!r}")
     checks: list[Check] = []
-    watertight = bool(mesh.is_watertight)
-    checks.append(
-        Check(
-            "watertight",
-            PASS if watertight else FAIL,
-            "closed" if watertight else "open edges",
-            "closed",
-            "the mesh is closed" if watertight else "the mesh has holes: it is not a closed solid",
+    budget = Budget(limits.time_budget_s, clock)
+    try:
+        stl, converted = _as_stl(mesh, file_format, step_converter, limits, checks)
+        # An STL made from a STEP file is our own: only its triangle count is limited, and
+        # the STEP file's size and readability were checked already.
+        max_bytes = len(stl) if converted else limits.max_file_bytes
+        triangles, read_checks = read_stl(
+            stl, max_file_bytes=max_bytes, max_triangles=limits.max_triangles
         )
-    )
-    winding = bool(mesh.is_winding_consistent)
-    checks.append(
-        Check(
-            "winding",
-            PASS if winding else FAIL,
-            "consistent" if winding else "inconsistent",
-            "consistent",
-            "faces are wound consistently" if winding else "faces point in mixed directions",
+        if converted:
+            read_checks = [c for c in read_checks if c.name not in ("file_size", "readable")]
+        checks += read_checks
+        budget.check("the mesh repair")
+        solid, integrity = make_solid(
+            triangles,
+            max_vertices=limits.max_vertices,
+            max_hole_perimeter_mm=limits.max_hole_perimeter_mm,
+            self_intersection_max_triangles=limits.self_intersection_max_triangles,
+            budget=budget,
         )
-    )
-    volume = float(mesh.volume) if watertight else 0.0
-    checks.append(
-        Check(
-            "volume",
-            PASS if volume > 0 else FAIL,
-            f"{volume:.1f} mm³",
-            "> 0 mm³",
-            f"volume {volume:.1f} mm³" if volume > 0 else "the part has no volume",
+        checks += integrity
+        if solid is None:
+            return ValidationReport(
+                status=FAIL, file_format=file_format, triangles=len(triangles), checks=tuple(checks)
+            )
+        return _machine_report(solid, candidates, limits, budget, checks, file_format)
+    except Refused as refusal:
+        checks.append(refusal.check)
+        return ValidationReport(
+            status=FAIL,
+            readable=refusal.check.name != "readable",
+            file_format=file_format,
+            checks=tuple(checks),
         )
-    )
-    bodies = int(mesh.body_count)
-    checks.append(
-        Check(
-            "bodies",
-            PASS if bodies == 1 else WARN,
-            str(bodies),
-            "1",
-            "one solid body" if bodies == 1 else f"{bodies} separate bodies will be made together",
+
+
+def _candidates(
+    machines: Sequence[MachineLimits],
+    build_volumes_mm: Mapping[str, tuple[float, float, float]] | None,
+) -> tuple[MachineLimits, ...]:
+    candidates = list(machines)
+    for key, (x, y, z) in sorted((build_volumes_mm or {}).items()):
+        candidates.append(MachineLimits(key, FDM, (float(x), float(y), float(z))))
+    if not candidates:
+        raise ValueError("validation needs at least one candidate machine")
+    return tuple(candidates)
+
+
+def _as_stl(
+    mesh: bytes,
+    file_format: str,
+    step_converter: Callable[[bytes], bytes] | None,
+    limits: ValidationLimits,
+    checks: list[Check],
+) -> tuple[bytes, bool]:
+    """STL bytes, converting STEP first; True when converted."""
+    if file_format == "stl":
+        return mesh, False
+    if step_converter is None:
+        raise ValueError("STEP input needs a step_converter")
+    checks.append(file_size_check(len(mesh), limits.max_file_bytes))
+    try:
+        stl = step_converter(mesh)
+    except Rejected as refusal:
+        raise Refused(
+            Check(
+                "readable",
+                FAIL,
+                "unreadable",
+                "STL or STEP",
+                f"the STEP file could not be read: {refusal}",
+            )
+        ) from None
+    checks.append(Check("readable", PASS, "STEP", "STL or STEP", "read as STEP (tessellated)"))
+    return stl, True
+
+
+def _machine_report(
+    solid: Solid,
+    machines: tuple[MachineLimits, ...],
+    limits: ValidationLimits,
+    budget: Budget,
+    checks: list[Check],
+    file_format: str,
+) -> ValidationReport:
+    mesh = solid.mesh
+    x, y, z = (round(float(v), 3) for v in mesh.extents)
+    extents = (x, y, z)
+    printers = [m for m in machines if m.process == FDM]
+    orientation, candidates, thickness = None, (), None
+    if printers:
+        budget.check("choosing an orientation")
+        candidates = candidate_orientations(
+            mesh,
+            centre_mm=solid.centre_mm,
+            overhang_deg=limits.overhang_deg,
+            bridge_mm=limits.bridge_mm,
+            build_volumes_mm=[m.build_volume_mm for m in printers],
         )
-    )
-    x, y, z = (float(v) for v in mesh.extents)
-    fits = tuple(
-        key
-        for key, (bx, by, bz) in sorted(build_volumes_mm.items())
-        if x <= bx and y <= by and z <= bz
-    )
-    largest = max(build_volumes_mm.values(), default=(0.0, 0.0, 0.0), key=lambda v: v[0] * v[1] * v[2])
-    size = f"{x:.1f} x {y:.1f} x {z:.1f} mm"
-    checks.append(
-        Check(
-            "build_volume",
-            PASS if fits else FAIL,
-            size,
-            "{:.0f} x {:.0f} x {:.0f} mm".format(*largest),
-            f"fits {len(fits)} of {len(build_volumes_mm)} candidate machines"
-            if fits
-            else f"the part ({size}) is larger than every capable machine's build volume",
+        orientation = choose(candidates)
+        budget.check("measuring walls")
+        needed = max(limits.min_wall_factor * m.nozzle_mm for m in printers)
+        thickness = measure(
+            mesh, solid.caster, samples=limits.wall_samples, reach_mm=max(4 * needed, 2.0)
         )
+    budget.check("the machine checks")
+    reports = []
+    for machine in machines:
+        if machine.process == FDM:
+            assert orientation is not None and thickness is not None
+            machine_checks = fdm_checks(
+                machine,
+                modelled_extents_mm=extents,
+                orientation=orientation,
+                thickness=thickness,
+                limits=limits,
+            )
+        else:
+            machine_checks = machining_checks(machine, mesh=mesh, modelled_extents_mm=extents)
+        reports.append(
+            MachineReport(
+                machine.key,
+                machine.process,
+                worst(c.status for c in machine_checks),
+                tuple(machine_checks),
+            )
+        )
+    fits = tuple(r.key for r in reports if _check(r, "build_volume").status == PASS)
+    if orientation is not None:
+        checks.append(_orientation_check(orientation))
+    checks.append(_build_volume_check(machines, extents, orientation, fits))
+    best = min(
+        reports,
+        key=lambda r: (
+            _check(r, "build_volume").status != PASS,
+            sum(c.status == FAIL for c in r.checks),
+            sum(c.status == WARN for c in r.checks),
+        ),
     )
-    for check in checks:
-        if check.status == FAIL:
-            raise Rejected(check.message)
+    checks += [c for c in best.checks if c.name != "build_volume"]
     return ValidationReport(
-        volume_mm3=round(volume, 3),
+        status=worst(c.status for c in checks),
+        file_format=file_format,
+        volume_mm3=round(solid.volume_mm3, 3),
         area_mm2=round(float(mesh.area), 3),
-        extents_mm=(round(x, 3), round(y, 3), round(z, 3)),
+        extents_mm=extents,
         triangles=len(mesh.faces),
-        bodies=bodies,
+        bodies=solid.bodies,
         fits=fits,
+        capable=tuple(r.key for r in reports if r.status != FAIL),
         checks=tuple(checks),
+        orientation=orientation,
+        orientation_candidates=candidates,
+        machines=tuple(reports),
     )
+
+
+def _check(report: MachineReport, name: str) -> Check:
+    return next(c for c in report.checks if c.name == name)
+
+
+def _orientation_check(chosen: Orientation) -> Check:
+    facts = (
+        f"{chosen.support_area_mm2:.0f} mm² of support, {chosen.height_mm:.1f} mm high, "
+        f"{chosen.contact_area_mm2:.0f} mm² on the bed"
+    )
+    limit = "stable; least support, then lowest, then most bed contact"
+    if not chosen.stable:
+        return Check(
+            "orientation", WARN, chosen.label, limit,
+            f"no orientation rests stably on a flat face; best {chosen.label} ({facts}): it "
+            "needs a raft or supports to stand",
+        )  # fmt: skip
+    return Check("orientation", PASS, chosen.label, limit, f"print {chosen.label}: {facts}")
+
+
+def _build_volume_check(
+    machines: tuple[MachineLimits, ...],
+    extents: tuple[float, float, float],
+    orientation: Orientation | None,
+    fits: tuple[str, ...],
+) -> Check:
+    x, y, z = extents
+    size = f"{x:.1f} x {y:.1f} x {z:.1f} mm"
+    largest = max((m.build_volume_mm for m in machines), key=lambda v: v[0] * v[1] * v[2])
+    limit = "{:.0f} x {:.0f} x {:.0f} mm".format(*largest)
+    if fits:
+        message = f"fits {len(fits)} of {len(machines)} candidate machines"
+        return Check("build_volume", PASS, size, limit, message)
+    for machine in machines:
+        if turned_fit(machine, extents, orientation) is not None:
+            return build_volume_check(machine, extents, orientation)
+    return Check(
+        "build_volume", FAIL, size, limit,
+        f"the part ({size}) is larger than every capable machine's build volume",
+    )  # fmt: skip

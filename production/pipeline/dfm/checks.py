@@ -1,0 +1,63 @@
+"""The vocabulary of a DFM report: one Check per measurement, and the time budget."""
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_RANK = {PASS: 0, WARN: 1, FAIL: 2}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # pass, warn or fail
+    value: str  # what was measured, with its unit
+    limit: str  # what it was measured against
+    message: str  # one plain sentence for the requester: what is wrong and what to change
+    machine: str = ""  # the machine it was measured for; "" when it holds for every machine
+
+
+def worst(statuses: Iterable[str]) -> str:
+    """fail if anything failed, else warn if anything warned, else pass."""
+    return max(statuses, key=_RANK.__getitem__, default=PASS)
+
+
+class Refused(Exception):
+    """A check failed so badly that nothing after it can be measured (unreadable, too big)."""
+
+    def __init__(self, check: Check) -> None:
+        super().__init__(check.message)
+        self.check = check
+
+
+class Budget:
+    """Wall-clock time a validation may take: the guard against meshes that would hang us.
+
+    Every stage has a bounded cost (triangle limit, fixed sample counts), so this only
+    trips on a very slow host or a pathological mesh; when it does, validation stops with a
+    failed check instead of running on.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._started = clock()
+
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def check(self, stage: str) -> None:
+        """Raise Refused when the budget is spent, naming the stage that was about to start."""
+        elapsed = self.elapsed()
+        if elapsed > self.seconds:
+            raise Refused(
+                Check(
+                    "time_budget",
+                    FAIL,
+                    f"{elapsed:.1f} s before {stage}",
+                    f"{self.seconds:g} s",
+                    f"the mesh is too complex to check within {self.seconds:g} s: "
+                    "simplify it (fewer triangles) and try again",
+                )
+            )
