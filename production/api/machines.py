@@ -1,0 +1,245 @@
+"""Machines over HTTP: staff list, read and change them; a machine (or its agent) reports
+telemetry with its own token, which can touch only that machine.
+
+Connector secrets never leave the server: the API shows whether a machine has an API key
+variable and a telemetry token, never their values or names.
+"""
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from production import machines
+from production.models import Job, Machine
+
+REPORTED_STATES = ["idle", "busy", "paused", "error", "offline"]  # maintenance is staff's call
+MAX_TEMPERATURES = 16
+
+
+def without_credentials(url: str) -> str:
+    """The URL without any user:password@ part."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class MachineSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    site = serializers.CharField(source="site.name")
+    model = serializers.CharField()
+    process = serializers.CharField()
+    build_volume_mm = serializers.ListField(child=serializers.FloatField())
+    nozzle_mm = serializers.FloatField()
+    flavour = serializers.CharField()
+    toolpath_engine = serializers.CharField()
+    materials_loaded = serializers.SerializerMethodField()
+    materials_loadable = serializers.SerializerMethodField()
+    hourly_rate = serializers.DecimalField(max_digits=8, decimal_places=2)
+    connector = serializers.CharField()
+    connector_url = serializers.SerializerMethodField()
+    has_api_key = serializers.SerializerMethodField()
+    has_token = serializers.SerializerMethodField()
+    state = serializers.CharField()
+    state_changed_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
+    progress = serializers.FloatField()
+    temperatures = serializers.DictField()
+    error_text = serializers.CharField()
+    current_job = serializers.SerializerMethodField()
+    queue_limit = serializers.IntegerField()
+    queued_jobs = serializers.IntegerField()
+
+    def get_materials_loaded(self, machine: Machine) -> list[str]:
+        return sorted(m.slug for m in machine.materials_loaded.all())
+
+    def get_materials_loadable(self, machine: Machine) -> list[str]:
+        return sorted(m.slug for m in machine.materials_loadable.all())
+
+    def get_connector_url(self, machine: Machine) -> str:
+        return without_credentials(machine.connector_url)
+
+    def get_has_api_key(self, machine: Machine) -> bool:
+        return bool(machine.connector_secret_env)
+
+    def get_has_token(self, machine: Machine) -> bool:
+        return bool(machine.token_hash)
+
+    def get_current_job(self, machine: Machine) -> str | None:
+        return f"J-{machine.current_job_id:06d}" if machine.current_job_id else None
+
+
+def machines_for_staff() -> Any:
+    return (
+        Machine.objects.select_related("site")
+        .prefetch_related("materials_loaded", "materials_loadable")
+        .annotate(queued_jobs=Count("jobs", filter=Q(jobs__status__in=Job.ON_MACHINE)))
+    )
+
+
+class MachinesApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(responses=MachineSerializer(many=True), operation_id="machines_list")
+    def get(self, request: Request) -> Response:
+        return Response(MachineSerializer(machines_for_staff(), many=True).data)
+
+
+class MachineDetailApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        state = serializers.ChoiceField(choices=Machine.State.choices, required=False)
+        queue_limit = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+        hourly_rate = serializers.DecimalField(
+            max_digits=8, decimal_places=2, min_value=0, required=False
+        )
+        materials_loaded = serializers.ListField(
+            child=serializers.SlugField(), max_length=50, required=False
+        )
+        materials_loadable = serializers.ListField(
+            child=serializers.SlugField(), max_length=50, required=False
+        )
+        connector = serializers.ChoiceField(choices=Machine.Connector.choices, required=False)
+        connector_url = serializers.URLField(max_length=200, required=False, allow_blank=True)
+        connector_secret_env = serializers.RegexField(
+            r"^([A-Z_][A-Z0-9_]*)?$", max_length=100, required=False, allow_blank=True
+        )
+
+    class TelemetrySerializer(serializers.Serializer):
+        recorded_at = serializers.DateTimeField()
+        state = serializers.CharField()
+        progress = serializers.FloatField()
+        temperatures = serializers.DictField()
+        job = serializers.SerializerMethodField()
+        error_text = serializers.CharField()
+
+        def get_job(self, row: Any) -> str | None:
+            return f"J-{row.job_id:06d}" if row.job_id else None
+
+    @extend_schema(responses=MachineSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        machine = get_object_or_404(machines_for_staff(), slug=slug)
+        history = machine.telemetry.order_by("-recorded_at", "-pk")[:100]
+        return Response(
+            {
+                **MachineSerializer(machine).data,
+                "telemetry": self.TelemetrySerializer(history, many=True).data,
+            }
+        )
+
+    @extend_schema(request=InputSerializer, responses=MachineSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        machine = get_object_or_404(Machine, slug=slug)
+        changes = self.InputSerializer(data=request.data)
+        changes.is_valid(raise_exception=True)
+        machines.machine_update(
+            machine_id=machine.pk,
+            changes=machines.MachineChanges(**changes.validated_data),
+            now=timezone.now(),
+            actor=request.user.get_username(),
+        )
+        return Response(MachineSerializer(get_object_or_404(machines_for_staff(), slug=slug)).data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number, not a string that looks like one, nor a boolean."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MachineTelemetryApi(APIView):
+    """POST /api/v1/machines/<slug>/telemetry/ with `Authorization: Machine <token>`."""
+
+    authentication_classes: list[Any] = []  # the machine token is checked here, not a user
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        state = serializers.ChoiceField(choices=REPORTED_STATES, required=False)
+        progress = StrictFloatField(min_value=0, max_value=100, required=False, allow_null=True)
+        temperatures = serializers.DictField(
+            child=StrictFloatField(min_value=-100, max_value=1000), required=False
+        )
+        current_job = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        error_text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+        def validate_temperatures(self, value: dict[str, float]) -> dict[str, float]:
+            if len(value) > MAX_TEMPERATURES:
+                raise serializers.ValidationError(f"at most {MAX_TEMPERATURES} sensors")
+            for name in value:
+                if not (0 < len(name) <= 32 and name.replace("_", "").isalnum()):
+                    raise serializers.ValidationError(f"bad sensor name {name[:40]!r}")
+            return value
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 401: None, 403: None},
+        description="Report a machine's state; `Authorization: Machine <token>`.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        machine = machines.machine_for_token(token.strip()) if scheme == "Machine" else None
+        if machine is None:
+            return Response(
+                {"message": "a machine token is required: Authorization: Machine <token>"},
+                status=401,
+                headers={"WWW-Authenticate": "Machine"},
+            )
+        if machine.slug != slug:
+            return Response({"message": "this token is not for that machine"}, status=403)
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        size = int(declared) if declared.isdigit() else 0
+        if size <= settings.MF_TELEMETRY_MAX_BYTES:
+            size = len(request.body)  # the header may be missing or wrong
+        if size > settings.MF_TELEMETRY_MAX_BYTES:
+            return Response(
+                {
+                    "message": f"report too large: {size} bytes, at most "
+                    f"{settings.MF_TELEMETRY_MAX_BYTES}"
+                },
+                status=400,
+            )
+        if not isinstance(request.data, dict):
+            return Response({"message": "the report must be a JSON object"}, status=400)
+        unknown = sorted(set(request.data) - set(self.InputSerializer().fields))
+        if unknown:
+            return Response(
+                {
+                    "message": "the request has errors",
+                    "errors": {name[:40]: ["unknown field"] for name in unknown[:10]},
+                },
+                status=400,
+            )
+        report = self.InputSerializer(data=request.data)
+        report.is_valid(raise_exception=True)
+        values = report.validated_data
+        machine = machines.telemetry_record(
+            machine_id=machine.pk,
+            report=machines.TelemetryReport(
+                state=values.get("state"),
+                progress=values.get("progress"),
+                temperatures=values.get("temperatures", {}),
+                job_id=values.get("current_job"),
+                error_text=values.get("error_text", ""),
+            ),
+            now=timezone.now(),
+            actor=f"machine {machine.slug}",
+        )
+        return Response({"slug": machine.slug, "state": machine.state})

@@ -1,0 +1,804 @@
+"""Write paths for machines: routing facts, telemetry, state changes, re-routing, dispatch.
+
+What moves a job once the pipeline has made its files:
+
+    traveler_ready -route-> routed -dispatch-> dispatched -start-> running -finish-> awaiting_qc
+
+- Routing (`jobs_route_waiting`, and the pipeline's last step) assigns jobs with the pure
+  router in production.routing.
+- Dispatch (`machine_dispatch`) hands routed jobs to the machine's connector: a manual
+  machine's jobs all go on the operator's list at once; a networked printer (OctoPrint,
+  Moonraker) gets its next job only when it is idle with nothing else sent.
+- Telemetry (`telemetry_record`, from a machine's agent or from our poller) keeps the latest
+  values on the machine, a row of history, and moves the job it reports on.
+- A machine that goes offline, errors or is put in maintenance (`machine_set_state`) gives its
+  jobs back (`jobs_off_machine`): queued ones are routed again, a running one fails with the
+  reason and a replacement job is queued.
+
+Every job move is claimed (`UPDATE ... WHERE status = <what we saw>`) and written as a JobEvent
+in the same transaction, so two workers racing move a job once and no job is lost. Tasks are
+enqueued on commit. This module imports no CAD library: the web process uses it too.
+"""
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from kombu.exceptions import OperationalError
+
+from catalog.models import Material
+from microfactory.errors import DomainError, Rejected
+from production import connectors, routing
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, MachineTelemetry
+
+logger = logging.getLogger(__name__)
+
+State = Machine.State
+Status = Job.Status
+PRIORITY = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+# Jobs a manual machine's operator has not started yet: still free to go elsewhere.
+NOT_STARTED_MANUAL = (Status.ROUTED, Status.DISPATCHED)
+
+
+# --- routing values from the database -------------------------------------------------------
+
+
+@dataclass
+class _Queue:
+    jobs: int = 0
+    eta_s: float = 0.0
+    last_material: str | None = None
+
+
+def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue]:
+    """Per machine: how many jobs it holds and the seconds of work they still need."""
+    active = Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
+    if machine_ids is not None:
+        active = active.filter(machine_id__in=list(machine_ids))
+    queues: dict[int, _Queue] = {}
+    rows = active.order_by("status_changed_at", "pk").values_list(
+        "machine_id", "progress", "toolpath_meta", "line__material__slug"
+    )
+    for machine_id, progress, meta, material in rows:
+        queue = queues.setdefault(machine_id, _Queue())
+        estimate = float((meta or {}).get("estimated_time_s") or 0)
+        queue.jobs += 1
+        queue.eta_s += estimate * (1 - min(progress or 0.0, 100.0) / 100)
+        queue.last_material = material
+    return queues
+
+
+def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
+    """Every machine (of a process) as the router sees it, with its queue."""
+    machines = Machine.objects.select_related("site").prefetch_related(
+        "materials_loaded", "materials_loadable"
+    )
+    if process is not None:
+        machines = machines.filter(process=process)
+    machines = list(machines)
+    queues = machine_queues(m.pk for m in machines)
+    facts = []
+    for machine in machines:
+        queue = queues.get(machine.pk, _Queue())
+        loaded = frozenset(mat.slug for mat in machine.materials_loaded.all())
+        if queue.last_material is not None and queue.last_material not in loaded:
+            loaded = frozenset({queue.last_material})  # its queue ends with a spool change
+        facts.append(
+            routing.MachineFacts(
+                key=machine.slug,
+                name=machine.name,
+                site=machine.site.name,
+                model=machine.model,
+                process=machine.process,
+                state=machine.state,
+                build_volume_mm=machine.build_volume_mm,
+                nozzle_mm=machine.nozzle_mm,
+                flavour=machine.flavour,
+                materials=loaded,
+                queued_jobs=queue.jobs,
+                queue_limit=machine.queue_limit,
+                queue_eta_s=queue.eta_s,
+                loadable=frozenset(mat.slug for mat in machine.materials_loadable.all()),
+                toolpath_engine=machine.toolpath_engine,
+            )
+        )
+    return facts
+
+
+def due_at(job: Job) -> datetime | None:
+    """The end of the order's due date (UTC), if it has one."""
+    due = job.line.order.due_date
+    return datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC) if due else None
+
+
+def job_needs(job: Job) -> routing.JobNeeds:
+    """What the router needs to know about a job whose toolpath is planned."""
+    meta = job.toolpath_meta or {}
+    raw = meta.get("profile_key")
+    profile = None
+    if raw is not None:
+        # Jobs planned before machines had a toolpath engine were sliced by the builtin one.
+        model, nozzle, flavour, volume, engine = raw if len(raw) == 5 else [*raw, "builtin"]
+        profile = (model, nozzle, flavour, tuple(volume), engine)
+    return routing.JobNeeds(
+        process=job.line.revision.process,
+        material=job.line.material.slug,
+        extents_mm=tuple((job.dfm_report or {})["extents_mm"]),
+        profile_key=profile,
+        key=str(job.pk),
+        nozzle_mm=meta.get("nozzle_mm"),
+        estimated_time_s=float(meta.get("estimated_time_s") or 0),
+        due=due_at(job),
+        priority=PRIORITY.get(job.line.order.priority, 1),
+    )
+
+
+def changeover_s() -> float:
+    return settings.MF_CHANGEOVER_MIN * 60.0
+
+
+# --- moving jobs ----------------------------------------------------------------------------
+
+
+def _event(
+    job: Job, *, step: str, from_status: str, to: str, actor: str, now: datetime, message: str = ""
+) -> None:
+    JobEvent.objects.create(
+        job=job,
+        step=step,
+        from_status=from_status,
+        to_status=to,
+        actor=actor[:150],
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        message=message[:2000],
+    )
+
+
+def _move(
+    job: Job, *, to: str, step: str, actor: str, now: datetime, message: str = "", **fields: object
+) -> bool:
+    """Claim the job's move from the status we saw and record it; False if it moved meanwhile.
+    Call inside a transaction."""
+    claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
+        status=to, status_changed_at=now, **fields
+    )
+    if not claimed:
+        return False
+    _event(job, step=step, from_status=job.status, to=to, actor=actor, now=now, message=message)
+    job.status = to
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return True
+
+
+def _on_commit_route_and_dispatch(machine_id: int | None = None) -> None:
+    from production import tasks
+
+    def send() -> None:
+        try:
+            tasks.route_waiting_jobs.apply_async(queue="routing")
+            if machine_id is not None:
+                tasks.dispatch_machine.apply_async(args=[machine_id], queue="routing")
+        except OperationalError as error:  # the periodic routing pass catches up
+            logger.warning("could not enqueue routing (broker unreachable: %s)", error)
+
+    transaction.on_commit(send)
+
+
+def dispatch_enqueue(*, job_id: int) -> bool:
+    """Queue the dispatch of a job the pipeline just routed; False if it is not routed."""
+    from production import tasks
+
+    job = Job.objects.filter(pk=job_id, status=Status.ROUTED).only("machine_id").first()
+    if job is None or job.machine_id is None:
+        return False
+    try:
+        tasks.dispatch_machine.apply_async(args=[job.machine_id], queue="routing")
+    except OperationalError as error:
+        logger.warning("could not enqueue dispatch of job %s: %s", job_id, error)
+        return False
+    return True
+
+
+def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
+    """Route every job waiting for a machine in one plan; {job id: machine slug} routed.
+
+    Jobs no machine could ever make end REJECTED; jobs whose machines are down or full keep
+    waiting. A job routed elsewhere meanwhile (the pipeline's own step) is left alone.
+    """
+    waiting = list(
+        Job.objects.filter(status=Status.TRAVELER_READY)
+        .select_related("line__revision", "line__material", "line__order")
+        .order_by("pk")[: settings.MF_ROUTE_BATCH]
+    )
+    if not waiting:
+        return {}
+    facts = routing_facts()
+    needs = {job.pk: job_needs(job) for job in waiting}
+    plan = routing.plan_routes(needs.values(), facts, now, changeover_s=changeover_s())
+    machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
+    routed: dict[int, str] = {}
+    touched: set[int] = set()
+    with transaction.atomic():
+        for job in waiting:
+            slug = plan.get(str(job.pk))
+            if slug is None:
+                try:
+                    routing.choose_machine(needs[job.pk], facts, changeover_s=changeover_s())
+                except Rejected as refusal:
+                    _move(
+                        job,
+                        to=Status.REJECTED,
+                        step="routing",
+                        actor=actor,
+                        now=now,
+                        message=str(refusal),
+                        reason=str(refusal)[:2000],
+                    )
+                except routing.NoMachineAvailable:
+                    pass  # waits for a machine to come back or free up
+                continue
+            machine = machines[slug]
+            if _move(
+                job,
+                to=Status.ROUTED,
+                step="routing",
+                actor=actor,
+                now=now,
+                message=f"routed to {machine.name} (batch plan)",
+                machine=machine,
+            ):
+                routed[job.pk] = slug
+                touched.add(machine.pk)
+        for machine_id in sorted(touched):
+            _on_commit_dispatch(machine_id)
+    return routed
+
+
+def _on_commit_dispatch(machine_id: int) -> None:
+    from production import tasks
+
+    def send() -> None:
+        try:
+            tasks.dispatch_machine.apply_async(args=[machine_id], queue="routing")
+        except OperationalError as error:
+            logger.warning("could not enqueue dispatch for machine %s: %s", machine_id, error)
+
+    transaction.on_commit(send)
+
+
+def machines_sweep(*, now: datetime, actor: str) -> None:
+    """The periodic pass: take jobs back from machines that are down (a race can leave one),
+    route waiting jobs, and dispatch what is routed but not sent (a lost message)."""
+    down = Machine.objects.exclude(state__in=Machine.AVAILABLE).filter(
+        jobs__status__in=Job.ON_MACHINE
+    )
+    for machine_id in sorted(set(down.values_list("pk", flat=True))):
+        jobs_off_machine(machine_id=machine_id, reason="the machine is down", now=now, actor=actor)
+    jobs_route_waiting(now=now, actor=actor)
+    pending = Job.objects.filter(status=Status.ROUTED, machine__state__in=Machine.AVAILABLE)
+    for machine_id in sorted(set(pending.values_list("machine_id", flat=True))):
+        with transaction.atomic():
+            _on_commit_dispatch(machine_id)
+
+
+def job_gcode(job: Job) -> bytes:
+    link = JobArtifact.objects.select_related("artifact").get(job=job, kind=Artifact.Kind.GCODE)
+    with link.artifact.file.open("rb") as gcode:
+        return gcode.read()
+
+
+def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]:
+    """Send the machine the jobs routed to it; the ids sent. Safe to call twice.
+
+    Manual: every routed job goes on the operator's list (dispatched). Networked: the oldest
+    routed job is uploaded and started, but only while the printer is idle with no other job
+    sent, so it never gets two. A connector failure puts the job back and the machine in error.
+    """
+    with transaction.atomic():
+        # The lock serialises dispatches to one machine (SQLite: the IMMEDIATE transaction).
+        machine = Machine.objects.select_for_update().filter(pk=machine_id).first()
+        if machine is None or machine.state not in Machine.AVAILABLE:
+            return []
+        queued = list(
+            Job.objects.filter(machine=machine, status=Status.ROUTED).order_by(
+                "status_changed_at", "pk"
+            )
+        )
+        if not machine.is_connected:
+            for job in queued:
+                _move(
+                    job,
+                    to=Status.DISPATCHED,
+                    step="dispatch",
+                    actor=actor,
+                    now=now,
+                    message=f"on the operator's list at {machine.name}",
+                )
+            return [job.pk for job in queued]
+        busy = Job.objects.filter(
+            machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING)
+        ).exists()
+        if busy or machine.state != State.IDLE or not queued:
+            return []
+        job = queued[0]
+        if not job.job_artifacts.filter(kind=Artifact.Kind.GCODE).exists():
+            reason = "no G-code to send"  # cannot happen through the pipeline; never loop on it
+            _move(
+                job,
+                to=Status.FAILED,
+                step="dispatch",
+                actor=actor,
+                now=now,
+                message=reason,
+                reason=reason,
+                machine=None,
+            )
+            _on_commit_dispatch(machine.pk)
+            return []
+        _move(
+            job,
+            to=Status.DISPATCHED,
+            step="dispatch",
+            actor=actor,
+            now=now,
+            message=f"sending to {machine.get_connector_display()} at {machine.name}",
+        )
+        Machine.objects.filter(pk=machine.pk).update(current_job=job, progress=0.0)
+    try:
+        connectors.connector_for(machine).dispatch(
+            filename=f"{job.number}.gcode", gcode=job_gcode(job)
+        )
+    except connectors.ConnectorError as failure:
+        reason = f"could not send {job.number}: {failure}"
+        logger.warning("%s: %s", machine.name, reason)
+        with transaction.atomic():
+            _move(job, to=Status.ROUTED, step="dispatch", actor=actor, now=now, message=reason)
+        machine_set_state(
+            machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
+        )
+        return []
+    return [job.pk]
+
+
+def _replace(job: Job, *, reason: str, now: datetime, actor: str) -> Job:
+    """A new job for the same line and quantity that reuses the failed one's geometry and
+    G-code; it gets its own traveler and is routed like any other."""
+    from production.services import job_enqueue
+
+    replacement = Job.objects.create(
+        line=job.line,
+        quantity=job.quantity,
+        status=Status.TOOLPATH_READY,
+        replaces=job,
+        dfm_report=job.dfm_report,
+        toolpath_meta=job.toolpath_meta,
+        status_changed_at=now,
+    )
+    for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
+        JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
+    _event(
+        replacement,
+        step="replacement",
+        from_status="",
+        to=Status.TOOLPATH_READY,
+        actor=actor,
+        now=now,
+        message=f"replaces {job.number}: {reason}",
+    )
+    transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
+    return replacement
+
+
+def job_fail_on_machine(*, job: Job, reason: str, now: datetime, actor: str) -> Job | None:
+    """A job its machine could not finish: FAILED with the reason, and a replacement queued.
+    Returns the replacement; None if the job had moved on. Call inside a transaction."""
+    if not _move(
+        job,
+        to=Status.FAILED,
+        step="failure",
+        actor=actor,
+        now=now,
+        message=reason,
+        reason=reason[:2000],
+        finished_at=now,
+    ):
+        return None
+    return _replace(job, reason=reason, now=now, actor=actor)
+
+
+def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str) -> list[int]:
+    """Take every job back from a machine that went down; the ids moved.
+
+    Jobs not started go back to routing (traveler_ready, no machine) and are routed again on
+    commit; a started one (running, or sent to a networked printer that may have begun it)
+    fails with the reason and gets a replacement.
+    """
+    with transaction.atomic():
+        machine = Machine.objects.select_for_update().get(pk=machine_id)
+        jobs = list(Job.objects.filter(machine=machine, status__in=Job.ON_MACHINE).order_by("pk"))
+        moved = []
+        for job in jobs:
+            started = job.status == Status.RUNNING or (
+                job.status == Status.DISPATCHED and machine.is_connected
+            )
+            if started:
+                why = f"{machine.name} went {machine.state} while running it: {reason}"
+                if job_fail_on_machine(job=job, reason=why, now=now, actor=actor):
+                    moved.append(job.pk)
+            elif _move(
+                job,
+                to=Status.TRAVELER_READY,
+                step="reroute",
+                actor=actor,
+                now=now,
+                message=f"taken back from {machine.name} ({machine.state}): {reason}",
+                machine=None,
+            ):
+                moved.append(job.pk)
+        Machine.objects.filter(pk=machine.pk).update(current_job=None, progress=None)
+        if moved:
+            _on_commit_route_and_dispatch()
+    return moved
+
+
+def machine_set_state(
+    *, machine_id: int, state: str, now: datetime, actor: str, reason: str = ""
+) -> Machine:
+    """Change a machine's state and do what follows: a machine going down gives its jobs back,
+    one coming back (or freed) gets waiting jobs. Setting the same state again does nothing."""
+    if state not in State.values:
+        raise DomainError(f"unknown machine state {state!r}")
+    with transaction.atomic():
+        machine = Machine.objects.select_for_update().get(pk=machine_id)
+        before = machine.state
+        if before == state:
+            return machine
+        machine.state, machine.state_changed_at = state, now
+        if state == State.ERROR:
+            machine.error_text = reason[:2000]
+        elif state in Machine.AVAILABLE:
+            machine.error_text = ""
+        machine.save(update_fields=["state", "state_changed_at", "error_text"])
+        logger.info("%s: %s -> %s (%s)", machine.name, before, state, reason or actor)
+    if state not in Machine.AVAILABLE:
+        jobs_off_machine(
+            machine_id=machine.pk,
+            reason=reason or f"set to {state} by {actor}",
+            now=now,
+            actor=actor,
+        )
+    elif before not in Machine.AVAILABLE or state == State.IDLE:
+        with transaction.atomic():
+            _on_commit_route_and_dispatch(machine.pk)
+    return machine
+
+
+# --- telemetry ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TelemetryReport:
+    """One report about a machine, from its agent (the API) or from our connector poller."""
+
+    state: str | None = None
+    progress: float | None = None
+    temperatures: dict[str, float] = field(default_factory=dict)
+    job_id: int | None = None
+    job_state: str | None = None  # printing, paused, complete, cancelled, error (pollers)
+    error_text: str = ""
+
+
+def telemetry_record(
+    *, machine_id: int, report: TelemetryReport, now: datetime, actor: str
+) -> Machine:
+    """Keep the report as the machine's latest values and as history, move the job it is
+    about, then apply a state change (which may re-route). A machine in maintenance stays
+    there whatever it reports: only staff bring it back."""
+    with transaction.atomic():
+        machine = Machine.objects.select_for_update().get(pk=machine_id)
+        job = None
+        if report.job_id is not None:
+            job = Job.objects.filter(
+                pk=report.job_id, machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING)
+            ).first()
+        machine.last_seen_at = now
+        machine.temperatures = report.temperatures
+        machine.progress = report.progress
+        if report.error_text or report.state in Machine.AVAILABLE:
+            machine.error_text = report.error_text[:2000]
+        if job is not None:
+            machine.current_job = job
+        machine.save(
+            update_fields=["last_seen_at", "temperatures", "progress", "error_text", "current_job"]
+        )
+        MachineTelemetry.objects.create(
+            machine=machine,
+            recorded_at=now,
+            state=report.state or machine.state,
+            progress=report.progress,
+            temperatures=report.temperatures,
+            job=job,
+            error_text=report.error_text[:2000],
+        )
+        freed = job is not None and _follow_job(machine, job, report=report, now=now, actor=actor)
+    new_state = report.state
+    if machine.state == State.MAINTENANCE or new_state is None:
+        new_state = machine.state
+    if new_state != machine.state:
+        reason = report.error_text or f"reported {new_state}"
+        machine = machine_set_state(
+            machine_id=machine.pk, state=new_state, now=now, actor=actor, reason=reason
+        )
+    elif freed:
+        with transaction.atomic():
+            _on_commit_route_and_dispatch(machine.pk)
+    return machine
+
+
+def _follow_job(
+    machine: Machine, job: Job, *, report: TelemetryReport, now: datetime, actor: str
+) -> bool:
+    """Move the job the machine reports on; True when it finished (the machine is free)."""
+    progress = report.progress
+    if report.job_state in (None, "printing", "paused") and report.state in ("busy", "paused"):
+        if job.status == Status.DISPATCHED:
+            _move(
+                job,
+                to=Status.RUNNING,
+                step="start",
+                actor=actor,
+                now=now,
+                message=f"started on {machine.name}",
+                started_at=now,
+                progress=progress,
+            )
+        elif progress is not None:
+            Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(progress=progress)
+        return False
+    if report.job_state == "complete":
+        if job.status == Status.DISPATCHED:  # finished between two polls
+            _move(
+                job,
+                to=Status.RUNNING,
+                step="start",
+                actor=actor,
+                now=now,
+                message=f"started on {machine.name}",
+                started_at=now,
+            )
+        if _move(
+            job,
+            to=Status.AWAITING_QC,
+            step="finish",
+            actor=actor,
+            now=now,
+            message=f"printed on {machine.name}",
+            finished_at=now,
+            progress=100.0,
+        ):
+            Machine.objects.filter(pk=machine.pk).update(current_job=None)
+            return True
+        return False
+    if report.job_state in ("cancelled", "error"):
+        what = "cancelled on the machine" if report.job_state == "cancelled" else "machine error"
+        reason = f"{what}: {report.error_text}" if report.error_text else what
+        if job_fail_on_machine(job=job, reason=reason, now=now, actor=actor):
+            Machine.objects.filter(pk=machine.pk).update(current_job=None)
+            return True
+    return False
+
+
+def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.MachineStatus | None:
+    """Ask a networked machine how it is and record the answer as telemetry.
+
+    Unreachable: only the error text is kept, and the silence rule takes the machine offline
+    after MF_MACHINE_OFFLINE_AFTER_S. Refused key or an answer we cannot read: machine error.
+    """
+    machine = Machine.objects.filter(pk=machine_id).first()
+    if machine is None or not machine.is_connected or machine.state == State.MAINTENANCE:
+        return None
+    try:
+        status = connectors.connector_for(machine).poll()
+    except connectors.Unreachable as failure:
+        Machine.objects.filter(pk=machine.pk).update(error_text=str(failure)[:2000])
+        return None
+    except connectors.ConnectorError as failure:
+        machine_set_state(
+            machine_id=machine.pk, state=State.ERROR, reason=str(failure), now=now, actor=actor
+        )
+        return None
+    if status is None:
+        return None
+    active = (
+        Job.objects.filter(machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING))
+        .order_by("pk")
+        .first()
+    )
+    ours = active is not None and status.job_file == f"{active.number}.gcode"
+    telemetry_record(
+        machine_id=machine.pk,
+        report=TelemetryReport(
+            state=status.state,
+            progress=status.progress if ours else None,
+            temperatures=status.temperatures,
+            job_id=active.pk if ours and active else None,
+            job_state=status.job_state if ours else None,
+            error_text=status.error_text,
+        ),
+        now=now,
+        actor=actor,
+    )
+    if active is not None and not ours and status.state == State.IDLE:
+        _redispatch_if_stale(machine, active, now=now, actor=actor)
+    return status
+
+
+def _redispatch_if_stale(machine: Machine, job: Job, *, now: datetime, actor: str) -> None:
+    """A job sent to an idle printer that never started it (the worker died between the claim
+    and the upload, say) is sent again once MF_DISPATCH_STALE_S has passed."""
+    if job.status != Status.DISPATCHED:
+        return
+    if now - job.status_changed_at < timedelta(seconds=settings.MF_DISPATCH_STALE_S):
+        return
+    with transaction.atomic():
+        if _move(
+            job,
+            to=Status.ROUTED,
+            step="dispatch",
+            actor=actor,
+            now=now,
+            message=f"{machine.name} never started it: sending again",
+        ):
+            _on_commit_dispatch(machine.pk)
+
+
+def machines_mark_silent(*, now: datetime, actor: str) -> list[str]:
+    """Machines silent for MF_MACHINE_OFFLINE_AFTER_S go offline (and give their jobs back).
+
+    Only machines that report are watched: networked ones, and manual ones whose agent has
+    reported at least once. A manual machine without an agent is never silent.
+    """
+    cutoff = now - timedelta(seconds=settings.MF_MACHINE_OFFLINE_AFTER_S)
+    silent = Machine.objects.filter(state__in=Machine.AVAILABLE).filter(
+        Q(last_seen_at__lt=cutoff)
+        | Q(last_seen_at__isnull=True) & ~Q(connector=Machine.Connector.MANUAL)
+    )
+    gone = []
+    for machine in silent.order_by("pk"):
+        seen = f"{machine.last_seen_at:%Y-%m-%d %H:%M:%S}" if machine.last_seen_at else "never"
+        machine_set_state(
+            machine_id=machine.pk,
+            state=State.OFFLINE,
+            now=now,
+            actor=actor,
+            reason=f"silent since {seen} (more than {settings.MF_MACHINE_OFFLINE_AFTER_S} s)",
+        )
+        gone.append(machine.slug)
+    return gone
+
+
+def telemetry_prune(*, now: datetime) -> int:
+    """Delete telemetry older than MF_TELEMETRY_RETENTION_H; the number deleted."""
+    cutoff = now - timedelta(hours=settings.MF_TELEMETRY_RETENTION_H)
+    deleted, _ = MachineTelemetry.objects.filter(recorded_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- the operator's and the machine's own operations ----------------------------------------
+
+
+def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
+    """The part of a job failed on a dying machine turned out fine: it goes to QC, and its
+    replacement is withdrawn (cancelled) if no machine has started it yet."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != Status.FAILED or job.machine_id is None:
+            raise DomainError("only a job that failed on a machine can be resumed")
+        for replacement in job.replacements.select_for_update().order_by("pk"):
+            if replacement.status in (Status.RUNNING, Status.AWAITING_QC):
+                raise DomainError(
+                    f"its replacement {replacement.number} is already {replacement.status}"
+                )
+            if replacement.status in Job.TERMINAL:
+                continue
+            _move(
+                replacement,
+                to=Status.CANCELLED,
+                step="withdrawn",
+                actor=actor,
+                now=now,
+                message=f"{job.number} was resumed",
+                machine=None,
+            )
+        _move(
+            job,
+            to=Status.AWAITING_QC,
+            step="resume",
+            actor=actor,
+            now=now,
+            message="the operator found the part fine",
+            reason="",
+        )
+    return job
+
+
+def machine_token_issue(*, machine: Machine) -> str:
+    """A new telemetry token for the machine (the old one stops working); shown only once."""
+    token = secrets.token_urlsafe(32)
+    machine.token_hash = hashlib.sha256(token.encode()).hexdigest()
+    machine.save(update_fields=["token_hash"])
+    return token
+
+
+def machine_for_token(token: str) -> Machine | None:
+    if not token:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return Machine.objects.filter(token_hash=digest).first()
+
+
+@dataclass(frozen=True)
+class MachineChanges:
+    """What staff may change on a machine through the API (None: leave as it is)."""
+
+    state: str | None = None
+    queue_limit: int | None = None
+    hourly_rate: Decimal | None = None
+    materials_loaded: list[str] | None = None  # material slugs
+    materials_loadable: list[str] | None = None
+    connector: str | None = None
+    connector_url: str | None = None
+    connector_secret_env: str | None = None
+
+
+def machine_update(
+    *, machine_id: int, changes: MachineChanges, now: datetime, actor: str
+) -> Machine:
+    """Apply staff changes; a new state goes through machine_set_state (it may re-route), and
+    new materials let waiting jobs be routed here."""
+    with transaction.atomic():
+        machine = Machine.objects.select_for_update().get(pk=machine_id)
+        fields = {
+            name: getattr(changes, name)
+            for name in (
+                "queue_limit",
+                "hourly_rate",
+                "connector",
+                "connector_url",
+                "connector_secret_env",
+            )
+            if getattr(changes, name) is not None
+        }
+        for name, value in fields.items():
+            setattr(machine, name, value)
+        if fields:
+            machine.save(update_fields=list(fields))
+        for name in ("materials_loaded", "materials_loadable"):
+            slugs = getattr(changes, name)
+            if slugs is None:
+                continue
+            found = list(Material.objects.filter(slug__in=slugs))
+            missing = sorted(set(slugs) - {m.slug for m in found})
+            if missing:
+                raise DomainError(f"unknown material(s): {', '.join(missing)}")
+            getattr(machine, name).set(found)
+        _on_commit_route_and_dispatch(machine.pk)
+    if changes.state is not None:
+        machine = machine_set_state(
+            machine_id=machine.pk,
+            state=changes.state,
+            now=now,
+            actor=actor,
+            reason=f"set to {changes.state} by {actor}",
+        )
+    return machine

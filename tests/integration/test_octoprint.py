@@ -1,0 +1,231 @@
+"""A job routed to a real OctoPrint, printed by its bundled virtual printer, reported done.
+
+The fixture installs OctoPrint from PyPI into its own virtual environment (var/octoprint-venv,
+kept between runs; OctoPrint pins its own Flask, Tornado, ... which must not enter ours),
+writes a config.yaml with the virtual printer enabled and an API key, serves it on a loopback
+port and connects the virtual printer. Our side is the real thing: a Celery worker with beat
+routes the job, uploads the G-code, polls OctoPrint every second and moves the job on.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from production import services
+from production.models import Job, Machine, MachineTelemetry
+from tests.builders import make_machine, make_ready_job
+from tests.integration.conftest import free_port, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+OCTOPRINT_VERSION = "1.11.8"  # the last 1.11: it still accepts the global api.key used below
+VENV = Path(os.environ.get("MF_OCTOPRINT_VENV", ROOT / "var" / "octoprint-venv"))
+# About five seconds on the virtual printer: G4 dwells are slept for real, so OctoPrint's
+# progress (by file position) moves through the middle while our poller watches.
+SHORT_GCODE = (
+    "; Microfactory integration test: a job that only waits\n"
+    "G28\nG90\nG1 Z5 F600\n" + "G4 P600\n" * 8 + "M84\n"
+).encode()
+
+
+@dataclass(frozen=True)
+class OctoPrint:
+    url: str
+    api_key: str
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers={"X-Api-Key": self.api_key}, timeout=10)
+
+
+def octoprint_binary() -> Path:
+    """OctoPrint in its own venv, installed from PyPI when missing (about 30 s)."""
+    binary = VENV / "bin" / "octoprint"
+    stamp = VENV / f".installed-octoprint-{OCTOPRINT_VERSION}"
+    if binary.exists() and stamp.exists():
+        return binary
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+    install = subprocess.run(
+        [
+            str(VENV / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--quiet",
+            f"OctoPrint=={OCTOPRINT_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if install.returncode != 0:
+        pytest.fail(f"could not install OctoPrint {OCTOPRINT_VERSION}:\n{install.stderr[-4000:]}")
+    stamp.write_text(f"installed in {time.monotonic() - started:.0f} s\n")
+    print(f"\ninstalled OctoPrint {OCTOPRINT_VERSION} in {time.monotonic() - started:.0f} s")
+    return binary
+
+
+def write_config(basedir: Path, api_key: str) -> None:
+    basedir.mkdir(parents=True, exist_ok=True)
+    (basedir / "config.yaml").write_text(
+        f"""\
+api:
+  key: {api_key}
+server:
+  firstRun: false
+  onlineCheck:
+    enabled: false
+  pluginBlacklist:
+    enabled: false
+plugins:
+  virtual_printer:
+    enabled: true
+  tracking:
+    enabled: false
+  errortracking:
+    enabled: false
+  announcements:
+    enabled: false
+"""
+    )
+
+
+@pytest.fixture(scope="session")
+def octoprint(tmp_path_factory) -> Iterator[OctoPrint]:
+    binary = octoprint_binary()
+    basedir = tmp_path_factory.mktemp("octoprint")
+    api_key = secrets.token_hex(16)
+    write_config(basedir, api_key)
+    port = free_port()
+    command = [
+        str(binary),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--basedir",
+        str(basedir),
+    ]
+    if os.geteuid() == 0:
+        command.append("--iknowwhatimdoing")  # OctoPrint refuses root without it
+    log = basedir / "serve.log"
+    server = subprocess.Popen(
+        command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    octo = OctoPrint(url=f"http://127.0.0.1:{port}", api_key=api_key)
+
+    def answers(path: str, status: int = 200) -> bool:
+        try:
+            return octo.get(path).status_code == status
+        except httpx.HTTPError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 120
+        while not answers("/api/version"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"OctoPrint did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        connect = httpx.post(
+            f"{octo.url}/api/connection",
+            headers={"X-Api-Key": api_key},
+            json={"command": "connect", "port": "VIRTUAL", "baudrate": 115200},
+            timeout=10,
+        )
+        assert connect.status_code == 204, connect.text
+        deadline = time.monotonic() + 60
+        while not (
+            answers("/api/printer") and octo.get("/api/job").json()["state"] == "Operational"
+        ):
+            if time.monotonic() > deadline:
+                pytest.fail(f"the virtual printer did not connect:\n{log.read_text()[-4000:]}")
+            time.sleep(0.25)
+        yield octo
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
+
+
+def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_worker, user):
+    machine = make_machine("octo-1", model="Virtual Marlin")
+    Machine.objects.filter(pk=machine.pk).update(
+        connector=Machine.Connector.OCTOPRINT,
+        connector_url=octoprint.url,
+        connector_secret_env="MF_TEST_OCTOPRINT_KEY",
+        last_seen_at=timezone.now(),
+    )
+    job = make_ready_job(user=user, gcode=SHORT_GCODE, estimated_time_s=5)
+    worker = start_worker(
+        beat=True,
+        env={
+            "MF_TEST_OCTOPRINT_KEY": octoprint.api_key,
+            "MF_CONNECTOR_POLL_S": "1",
+            "MF_CONNECTOR_BACKOFF_S": "0.2",
+        },
+    )
+    started = time.monotonic()
+    assert services.job_enqueue(job_id=job.pk)  # the routing step, on the routing queue
+
+    statuses: list[str] = []
+
+    def printed() -> bool:
+        status = Job.objects.get(pk=job.pk).status
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        return status in Job.TERMINAL | {Job.Status.AWAITING_QC}
+
+    wait_for(printed, timeout=120, what="the job to be printed", worker=worker)
+    elapsed = time.monotonic() - started
+    job.refresh_from_db()
+    assert job.status == Job.Status.AWAITING_QC, (job.status, job.reason, worker.output())
+    assert job.machine_id == machine.pk
+    assert (job.progress, job.started_at is not None, job.finished_at is not None) == (
+        100.0,
+        True,
+        True,
+    )
+    assert [e.step for e in job.events.order_by("pk")] == [
+        "order",
+        "routing",
+        "dispatch",
+        "start",
+        "finish",
+    ]
+    # OctoPrint has the file we sent, and printed it to the end.
+    assert octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 200
+    last = octoprint.get("/api/job").json()
+    assert (last["job"]["file"]["name"], last["progress"]["completion"]) == (
+        f"{job.number}.gcode",
+        100.0,
+    )
+    # Progress was seen on the way, in the machine's telemetry history.
+    seen = sorted(
+        p
+        for p in MachineTelemetry.objects.filter(machine=machine, job=job).values_list(
+            "progress", flat=True
+        )
+        if p is not None
+    )
+    assert any(0 < p < 100 for p in seen), (seen, statuses)
+    machine.refresh_from_db()
+    assert (machine.state, machine.current_job_id) == (Machine.State.IDLE, None)
+    assert "tool0" in machine.temperatures
+    print(f"\nrouted, uploaded, printed and reported in {elapsed:.1f} s; progress seen: {seen}")
