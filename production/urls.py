@@ -3,5 +3,23 @@ from django.urls import path
 from production import views
 
 urlpatterns = [
+    path("station/", views.station_home, name="station"),
+    path("station/scan/", views.station_scan, name="station-scan"),
+    path("station/machines/<slug:slug>/", views.station_machine, name="station-machine"),
+    path(
+        "station/machines/<slug:slug>/travelers.pdf",
+        views.station_machine_travelers,
+        name="station-machine-travelers",
+    ),
     path("station/jobs/<int:job_id>/", views.station_job, name="station-job"),
+    path(
+        "station/jobs/<int:job_id>/traveler.pdf",
+        views.station_job_traveler,
+        name="station-job-traveler",
+    ),
+    path(
+        "station/jobs/<int:job_id>/<slug:action>/",
+        views.station_job_action,
+        name="station-job-action",
+    ),
 ]

@@ -1,19 +1,261 @@
-"""Shop-floor pages. The traveler's QR code opens a job's station page."""
+"""Shop-floor pages for operators at a tablet: pick a machine, scan a job, act on it.
 
+Plain forms (POST, then redirect): a scanner types the code and Enter, which submits the
+scan form. The traveler's QR code opens a job's station page. Only operators and staff get
+in (production.station.is_operator); everyone else gets 403.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
-from production.models import Job
+from microfactory.errors import DomainError
+from production import station
+from production.models import Artifact, Job, JobArtifact, Machine, Site
+from production.pipeline.traveler import Traveler, TravelerCheck, render_travelers
+
+Status = Job.Status
+JOB_RELATED = (
+    "line__revision__family",
+    "line__material",
+    "line__order__organisation",
+    "machine__site",
+)
 
 
-@login_required
+def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    @login_required
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not station.is_operator(request.user):
+            raise PermissionDenied("the station is for operators")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@operator_required
+def station_home(request: HttpRequest) -> HttpResponse:
+    sites = Site.objects.prefetch_related("machines")
+    return render(request, "production/station.html", {"sites": sites})
+
+
+def machine_queue(machine: Machine) -> dict[str, list[Job]]:
+    jobs = Job.objects.filter(machine=machine).select_related(*JOB_RELATED)
+    finished = jobs.filter(status__in=(Status.DONE, Status.SCRAPPED))
+    return {
+        "now": list(jobs.filter(status=Status.RUNNING)),
+        "next": list(
+            jobs.filter(status__in=station.NOT_STARTED).order_by("status_changed_at", "pk")
+        ),
+        "qc": list(jobs.filter(status=Status.AWAITING_QC).order_by("finished_at", "pk")),
+        "done": list(finished.order_by("-status_changed_at")[:10]),
+    }
+
+
+@require_GET
+@operator_required
+def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
+    machine = get_object_or_404(Machine.objects.select_related("site"), slug=slug)
+    queue = machine_queue(machine)
+    return render(
+        request,
+        "production/station_machine.html",
+        {"machine": machine, "queue": queue, "printable": len(queue["now"]) + len(queue["next"])},
+    )
+
+
+@require_GET
+@operator_required
+def station_machine_travelers(request: HttpRequest, slug: str) -> HttpResponse:
+    """Every traveler of the machine's queue (running, then next) as one PDF to print."""
+    machine = get_object_or_404(Machine, slug=slug)
+    queue = machine_queue(machine)
+    jobs = queue["now"] + queue["next"]
+    if not jobs:
+        raise Http404(f"{machine.name} has no jobs queued")
+    now = timezone.now()
+    pdf = render_travelers([station.job_traveler(job, now=now) for job in jobs])
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="travelers-{machine.slug}.pdf"'
+    return response
+
+
+@require_GET
+@operator_required
+def station_scan(request: HttpRequest) -> HttpResponse:
+    code = request.GET.get("code", "")
+    job_id = station.job_id_from_code(code)
+    if job_id is None or not Job.objects.filter(pk=job_id).exists():
+        messages.error(request, f"No job found for “{code.strip()[:60]}”.")
+        back = request.GET.get("machine")
+        if back and Machine.objects.filter(slug=back).exists():
+            return redirect("station-machine", slug=back)
+        return redirect("station")
+    return redirect("station-job", job_id=job_id)
+
+
+def allowed_actions(job: Job) -> set[str]:
+    """What the job page offers now; the services refuse anything else all the same."""
+    machine = job.machine
+    manual = machine is not None and not machine.is_connected
+    if job.status in station.NOT_STARTED and manual:
+        return {"start"}
+    if job.status == Status.RUNNING and manual:
+        return {"continue"} if machine.state == Machine.State.PAUSED else {"pause", "finish"}
+    if job.status == Status.AWAITING_QC:
+        return {"measure", "pass", "scrap"}
+    return set()
+
+
+@require_GET
+@operator_required
 def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
-    jobs = Job.objects.select_related(
-        "line__revision__family", "line__material", "line__order", "machine__site"
-    ).prefetch_related("events", "job_artifacts")
-    if not request.user.is_staff:
-        jobs = jobs.filter(Q(line__order__organisation__memberships__user=request.user))
-    job = get_object_or_404(jobs, pk=job_id)
-    return render(request, "production/station_job.html", {"job": job})
+    job = get_object_or_404(
+        Job.objects.select_related(*JOB_RELATED, "replaces").prefetch_related(
+            "events", "job_artifacts", "replacements"
+        ),
+        pk=job_id,
+    )
+    traveler = _traveler_or_none(job)
+    checks = traveler.qc_checks if traveler else ()
+    measured = {m.label: m for m in station.measurements_for(job, checks)}
+    return render(
+        request,
+        "production/station_job.html",
+        {
+            "job": job,
+            "traveler": traveler,
+            "checks": [(check, measured.get(check.label)) for check in checks],
+            "actions": allowed_actions(job),
+            "scrap_reasons": station.SCRAP_REASONS,
+            "progress": station.line_progress(job.line),
+            "has_traveler": any(
+                link.kind == Artifact.Kind.TRAVELER for link in job.job_artifacts.all()
+            ),
+        },
+    )
+
+
+def _traveler_or_none(job: Job) -> Traveler | None:
+    try:
+        return station.job_traveler(job, now=timezone.now())
+    except Artifact.DoesNotExist:  # not through the pipeline's files yet
+        return None
+
+
+@require_GET
+@operator_required
+def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
+    """The job's traveler PDF as the pipeline rendered it, to reprint."""
+    link = get_object_or_404(
+        JobArtifact.objects.select_related("artifact", "job"),
+        job_id=job_id,
+        kind=Artifact.Kind.TRAVELER,
+    )
+    return FileResponse(
+        link.artifact.file.open("rb"),
+        content_type="application/pdf",
+        filename=f"traveler-{link.job.number}.pdf",
+    )
+
+
+@require_POST
+@operator_required
+def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
+    job = get_object_or_404(Job.objects.select_related(*JOB_RELATED), pk=job_id)
+    now, operator = timezone.now(), request.user
+    try:
+        if action in ("start", "pause", "continue", "finish"):
+            service = {
+                "start": station.job_start,
+                "pause": station.job_pause,
+                "continue": station.job_continue,
+                "finish": station.job_finish,
+            }[action]
+            service(job_id=job.pk, operator=operator, now=now)
+            messages.success(request, f"{job.number}: {action} recorded.")
+        elif action == "measure":
+            checks = _checks(job)
+            values = _measured_values(request, checks)
+            outside = station.job_measure(
+                job_id=job.pk, values=values, checks=checks, operator=operator, now=now
+            )
+            for m in outside:
+                messages.error(request, f"{m.label} {m.value:g} mm is out of tolerance: QC failed.")
+            if not outside:
+                messages.success(request, "Measurements saved.")
+        elif action == "pass":
+            station.job_qc(
+                job_id=job.pk,
+                passed=job.quantity,
+                scrapped=0,
+                checks=_checks(job),
+                operator=operator,
+                now=now,
+            )
+            messages.success(request, f"{job.number}: QC passed.")
+        elif action == "scrap":
+            scrapped = _count(request.POST.get("scrapped"), default=job.quantity)
+            replacement = station.job_qc(
+                job_id=job.pk,
+                passed=job.quantity - scrapped,
+                scrapped=scrapped,
+                checks=_checks(job),
+                reason=_scrap_reason(request),
+                operator=operator,
+                now=now,
+            )
+            if replacement is not None:
+                messages.success(
+                    request,
+                    f"{job.number}: {scrapped} scrapped; {replacement.number} remakes them.",
+                )
+        else:
+            raise Http404(f"no station action {action!r}")
+    except DomainError as refusal:
+        messages.error(request, str(refusal))
+    return redirect("station-job", job_id=job.pk)
+
+
+def _checks(job: Job) -> tuple[TravelerCheck, ...]:
+    traveler = _traveler_or_none(job)
+    return traveler.qc_checks if traveler else ()
+
+
+def _measured_values(request: HttpRequest, checks: tuple[TravelerCheck, ...]) -> dict[str, float]:
+    values = {}
+    for i, check in enumerate(checks):
+        raw = request.POST.get(f"m{i}", "").strip().replace(",", ".")
+        if not raw:
+            continue
+        try:
+            values[check.label] = float(raw)
+        except ValueError:
+            raise DomainError(f"{check.label}: “{raw[:20]}” is not a number") from None
+    return values
+
+
+def _count(raw: str | None, *, default: int) -> int:
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DomainError(f"“{raw[:20]}” is not a whole number of parts") from None
+
+
+def _scrap_reason(request: HttpRequest) -> str:
+    labels = dict(station.SCRAP_REASONS)
+    chosen = labels.get(request.POST.get("reason", ""), "")
+    note = request.POST.get("note", "").strip()[:500]
+    return ": ".join(part for part in (chosen, note) if part)

@@ -1,0 +1,199 @@
+"""The station pages: who gets in, scanning, actions through forms, batch printing."""
+
+import io
+from unittest.mock import patch
+
+import pytest
+from django.test import Client
+from pypdf import PdfReader
+
+from production.models import Job, Machine
+from tests.builders import make_machine, make_user
+from tests.production.test_station import GOOD, make_station_job
+
+
+@pytest.fixture(autouse=True)
+def _static_without_manifest(settings) -> None:
+    """Pages link site.css; tests run without collectstatic's manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def machine() -> Machine:
+    return make_machine("mk4-1")
+
+
+@pytest.fixture
+def operator(organisation):
+    return make_user("op", organisation=organisation, role="operator")
+
+
+@pytest.fixture
+def station_client(operator) -> Client:
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+def post(client: Client, job: Job, action: str, **fields: object):
+    return client.post(f"/station/jobs/{job.pk}/{action}/", fields)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/station/",
+        "/station/machines/mk4-1/",
+        "/station/machines/mk4-1/travelers.pdf",
+        "/station/scan/?code=1",
+        "/station/jobs/{job}/",
+        "/station/jobs/{job}/traveler.pdf",
+    ],
+)
+def test_a_non_operator_gets_403(client, user, machine, url) -> None:
+    job = make_station_job(user=user, machine=machine)
+    client.force_login(user)  # a requester
+    assert client.get(url.format(job=job.pk)).status_code == 403
+    assert post(client, job, "start").status_code == 403
+    job.refresh_from_db()
+    assert job.status == Job.Status.DISPATCHED
+
+
+@pytest.mark.django_db
+def test_staff_get_in(client, user, machine) -> None:
+    user.is_staff = True
+    user.save()
+    client.force_login(user)
+    assert client.get("/station/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_scanning_a_code_opens_the_job(station_client, user, machine) -> None:
+    job = make_station_job(user=user, machine=machine)
+    for code in (job.number, str(job.pk), f"http://testserver/station/jobs/{job.pk}/"):
+        response = station_client.get("/station/scan/", {"code": code})
+        assert response.status_code == 302 and response.url == f"/station/jobs/{job.pk}/"
+    response = station_client.get("/station/scan/", {"code": "J-999999", "machine": "mk4-1"})
+    assert response.url == "/station/machines/mk4-1/"
+    assert "No job found for “J-999999”" in station_client.get(response.url).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_machine_page_lists_now_next_and_done(station_client, user, machine) -> None:
+    running = make_station_job(user=user, machine=machine, status=Job.Status.RUNNING)
+    waiting = make_station_job(user=user, machine=machine)
+    page = station_client.get("/station/machines/mk4-1/").content.decode()
+    assert page.index(running.number) < page.index("<h2>Next</h2>") < page.index(waiting.number)
+    assert "Print all travelers (2)" in page
+
+
+@pytest.mark.django_db
+def test_the_job_page_shows_the_travelers_instructions_and_checklist(
+    station_client, user, machine
+) -> None:
+    job = make_station_job(user=user, machine=machine, status=Job.Status.AWAITING_QC)
+    page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert "Remove the part when the bed has cooled" in page
+    assert "Hole diameter" in page and "± 0.2" in page
+    assert 'id="qc-pass"' in page and 'id="start"' not in page
+
+
+@pytest.mark.django_db
+def test_an_operator_runs_a_job_through_the_forms(station_client, user, machine) -> None:
+    job = make_station_job(user=user, machine=machine)
+    assert post(station_client, job, "start").status_code == 302
+    assert post(station_client, job, "finish").status_code == 302
+    post(station_client, job, "measure", m0="10.05", m1="5", m2="20")
+    response = post(station_client, job, "pass")
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, station_client.get(response.url).content.decode()
+
+
+@pytest.mark.django_db
+def test_an_out_of_tolerance_value_is_shown_and_qc_pass_refused(
+    station_client, user, machine
+) -> None:
+    job = make_station_job(user=user, machine=machine, status=Job.Status.AWAITING_QC)
+    labels = ["Height", "Hole diameter", "Width"]  # the checklist's order
+    values = {**GOOD, "Width": 21.0}
+    post(
+        station_client, job, "measure", **{f"m{i}": values[label] for i, label in enumerate(labels)}
+    )
+    response = post(station_client, job, "pass")
+    page = station_client.get(response.url).content.decode()
+    assert "Width is 21 mm, outside 20 mm ± 0.2: QC failed" in page
+    job.refresh_from_db()
+    assert job.status == Job.Status.AWAITING_QC and job.measurements["Width"] == 21.0
+
+
+@pytest.mark.django_db
+def test_finishing_before_start_shows_the_refusal(station_client, user, machine) -> None:
+    job = make_station_job(user=user, machine=machine)
+    response = post(station_client, job, "finish")
+    assert (
+        "has not been started; start it before finishing"
+        in station_client.get(response.url).content.decode()
+    )
+
+
+@pytest.mark.django_db
+def test_scrap_sent_twice_creates_exactly_one_replacement(
+    station_client, user, machine, django_capture_on_commit_callbacks
+) -> None:
+    job = make_station_job(user=user, machine=machine, quantity=3, status=Job.Status.AWAITING_QC)
+    with patch("production.services.job_enqueue") as enqueue:
+        with django_capture_on_commit_callbacks(execute=True):
+            first = post(station_client, job, "scrap", scrapped="3", reason="warped", note="corner")
+            second = post(
+                station_client, job, "scrap", scrapped="3", reason="warped", note="corner"
+            )
+    assert first.status_code == second.status_code == 302
+    job.refresh_from_db()
+    assert job.status == Job.Status.SCRAPPED
+    assert job.reason == "scrapped 3: Warped or lifted from the bed: corner"
+    replacement = Job.objects.get(replaces=job)
+    assert (replacement.quantity, replacement.status) == (3, Job.Status.QUEUED)
+    enqueue.assert_called_once_with(job_id=replacement.pk)
+    assert "nothing more can be done" in station_client.get(second.url).content.decode()
+
+
+@pytest.mark.django_db
+def test_the_batch_print_is_one_pdf_with_a_page_per_job(station_client, user, machine) -> None:
+    jobs = [make_station_job(user=user, machine=machine) for _ in range(3)]
+    make_station_job(user=user, machine=make_machine("other"))  # not this machine's queue
+    response = station_client.get("/station/machines/mk4-1/travelers.pdf")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.content))
+    assert len(reader.pages) == len(jobs)
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert all(job.number in text for job in jobs)
+
+
+@pytest.mark.django_db
+def test_an_empty_queue_has_nothing_to_print(station_client, machine) -> None:
+    assert station_client.get("/station/machines/mk4-1/travelers.pdf").status_code == 404
+
+
+@pytest.mark.django_db
+def test_one_traveler_is_served_from_its_artifact(station_client, user, machine) -> None:
+    job = make_station_job(user=user, machine=machine, traveler_pdf=b"%PDF-1.7 stored")
+    response = station_client.get(f"/station/jobs/{job.pk}/traveler.pdf")
+    assert response["Content-Type"] == "application/pdf"
+    assert b"".join(response.streaming_content) == b"%PDF-1.7 stored"
+
+
+@pytest.mark.django_db
+def test_the_machine_page_reads_a_fixed_number_of_queries(
+    station_client, user, machine, django_assert_max_num_queries
+) -> None:
+    for status in (Job.Status.RUNNING, Job.Status.DISPATCHED, Job.Status.AWAITING_QC):
+        make_station_job(user=user, machine=machine, status=status)
+    make_station_job(user=user, machine=machine)
+    # session, user, operator check, machine, and one read per list: not one per job.
+    with django_assert_max_num_queries(9):
+        assert station_client.get("/station/machines/mk4-1/").status_code == 200
