@@ -1,10 +1,32 @@
 from django.contrib import admin
 
-from orders.models import Membership, Order, OrderLine, Organisation
+from orders.models import (
+    Membership,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Organisation,
+    Team,
+    Webhook,
+    WebhookDelivery,
+)
 
 
 class MembershipInline(admin.TabularInline):
     model = Membership
+    fields = ["user", "role", "team"]
+    extra = 0
+
+
+class TeamInline(admin.TabularInline):
+    model = Team
+    prepopulated_fields = {"slug": ["name"]}
+    extra = 0
+
+
+class WebhookInline(admin.TabularInline):
+    model = Webhook
+    fields = ["url", "secret", "active"]
     extra = 0
 
 
@@ -12,12 +34,27 @@ class MembershipInline(admin.TabularInline):
 class OrganisationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
-    inlines = [MembershipInline]
+    inlines = [TeamInline, MembershipInline, WebhookInline]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation", "approval_threshold"]
+    list_filter = ["organisation"]
+    prepopulated_fields = {"slug": ["name"]}
 
 
 class OrderLineInline(admin.TabularInline):
     model = OrderLine
-    fields = ["revision", "material", "quantity", "parameters"]
+    fields = ["revision", "material", "quantity", "parameters", "status", "price", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    fields = ["at", "line", "from_status", "to_status", "actor_label", "reason"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -25,8 +62,51 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["number", "organisation", "reference", "priority", "due_date", "placed_at"]
-    list_filter = ["organisation", "priority"]
+    """Read-mostly: status changes go through the pages and the API (orders.services), so
+    every one is checked and recorded."""
+
+    list_display = [
+        "number",
+        "organisation",
+        "status",
+        "reference",
+        "priority",
+        "total_price",
+        "due_date",
+        "placed_at",
+    ]
+    list_filter = ["status", "organisation", "priority"]
     search_fields = ["reference", "note"]
-    readonly_fields = ["organisation", "placed_by", "idempotency_key", "request_fingerprint"]
-    inlines = [OrderLineInline]
+    readonly_fields = [
+        "organisation",
+        "team",
+        "placed_by",
+        "status",
+        "total_price",
+        "currency",
+        "decided_by",
+        "decided_at",
+        "reason",
+        "idempotency_key",
+        "request_fingerprint",
+    ]
+    inlines = [OrderLineInline, OrderEventInline]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: every attempt with its status code or error."""
+
+    list_display = ["event", "webhook", "status", "attempts", "created_at", "delivered_at"]
+    list_filter = ["status", "event", "webhook__organisation"]
+    readonly_fields = [
+        "webhook",
+        "event",
+        "payload",
+        "status",
+        "attempts",
+        "log",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+    ]

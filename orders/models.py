@@ -1,4 +1,5 @@
-"""Who wants what: organisations, their members and roles, orders and order lines."""
+"""Who wants what: organisations, teams, members and roles, orders and order lines, the
+trail of their state changes, and the webhooks that tell an organisation's systems about them."""
 
 from django.conf import settings
 from django.db import models
@@ -17,6 +18,31 @@ class Organisation(models.Model):
         return self.name
 
 
+class Team(models.Model):
+    """A maintenance team inside an organisation; its orders above the threshold wait for an
+    approver. No threshold: nothing needs approval."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField()
+    approval_threshold = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="orders quoted above this wait for an approver; empty: never",
+    )
+
+    class Meta:
+        ordering = ["organisation", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "slug"], name="unique_team_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.name} / {self.name}"
+
+
 class Membership(models.Model):
     class Role(models.TextChoices):
         REQUESTER = "requester"
@@ -25,6 +51,9 @@ class Membership(models.Model):
         OPERATOR = "operator"
         MANAGER = "manager"
 
+    # Roles that decide on orders waiting for approval.
+    DECIDERS = frozenset({Role.APPROVER, Role.MANAGER})
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
@@ -32,6 +61,14 @@ class Membership(models.Model):
         Organisation, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.REQUESTER)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="memberships",
+        help_text="the team this member orders for (its approval threshold applies)",
+    )
 
     class Meta:
         constraints = [
@@ -41,14 +78,51 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.organisation} ({self.role})"
 
+    @property
+    def can_approve(self) -> bool:
+        return self.role in self.DECIDERS
+
 
 class OrderQuerySet(models.QuerySet["Order"]):
     def for_user(self, user: object) -> "OrderQuerySet":
         """Orders of the organisations the user belongs to: the only way views read orders."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
         return self.filter(organisation__memberships__user=user)
 
 
+class Status(models.TextChoices):
+    """The life of an order and of each of its lines."""
+
+    DRAFT = "draft", "draft"
+    SUBMITTED = "submitted", "submitted"
+    AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
+    APPROVED = "approved", "approved"
+    IN_PRODUCTION = "in_production", "in production"
+    COMPLETED = "completed", "completed"
+    CANCELLED = "cancelled", "cancelled"
+    REJECTED = "rejected", "rejected"
+
+
+# The only moves an order (or a line) can make; anything else is refused (orders.services).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.DRAFT: frozenset({Status.SUBMITTED, Status.CANCELLED}),
+    Status.SUBMITTED: frozenset(
+        {Status.AWAITING_APPROVAL, Status.APPROVED, Status.CANCELLED, Status.REJECTED}
+    ),
+    Status.AWAITING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED}),
+    Status.APPROVED: frozenset({Status.IN_PRODUCTION, Status.CANCELLED}),
+    Status.IN_PRODUCTION: frozenset({Status.COMPLETED, Status.CANCELLED, Status.REJECTED}),
+    Status.COMPLETED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.REJECTED: frozenset(),
+}
+FINAL = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
+
+
 class Order(models.Model):
+    Status = Status
+
     class Priority(models.TextChoices):
         LOW = "low"
         NORMAL = "normal"
@@ -56,17 +130,41 @@ class Order(models.Model):
         URGENT = "urgent"
 
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="orders")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
     placed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
     )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     reference = models.CharField(max_length=100, blank=True, help_text="the customer's own ref")
     due_date = models.DateField(null=True, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    # Where the parts go (a factory site; its own machines are preferred when routing).
+    delivery_site = models.ForeignKey(
+        "production.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
     note = models.TextField(blank=True)
-    # A retried POST with the same key returns the first order instead of placing a second.
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # The sum of the lines' quoted prices when the order was placed; never recomputed.
+    total_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    # A retried POST with the same key returns the first order instead of placing a second,
+    # while the key is younger than ORDER_IDEMPOTENCY_KEY_TTL_H. NULL, not "", for no key:
+    # NULLs never collide in the unique constraint.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_fingerprint = models.CharField(max_length=64, blank=True)
     placed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="the approver who approved or rejected it",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True, help_text="why it was rejected or cancelled")
+    status_changed_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 
@@ -77,6 +175,10 @@ class Order(models.Model):
                 fields=["organisation", "idempotency_key"], name="unique_idempotency_key"
             ),
         ]
+        indexes = [
+            # The order list: an organisation's orders by status, newest first.
+            models.Index(fields=["organisation", "status", "placed_at"], name="order_org_status"),
+        ]
 
     def __str__(self) -> str:
         return self.number
@@ -85,8 +187,14 @@ class Order(models.Model):
     def number(self) -> str:
         return f"O-{self.pk:06d}"
 
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
 
 class OrderLine(models.Model):
+    Status = Status
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     # PROTECT: a revision an order was placed on can never be deleted from under it.
     revision = models.ForeignKey(PartRevision, on_delete=models.PROTECT, related_name="lines")
@@ -94,9 +202,101 @@ class OrderLine(models.Model):
     parameters_hash = models.CharField(max_length=64)
     material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="lines")
     quantity = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    # The quote the requester saw and accepted (orders.quoting.Quote as JSON); the price of
+    # the line is fixed at ordering and never recomputed.
+    quote = models.JSONField(default=dict, blank=True)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    lead_time_s = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["order", "pk"]
 
     def __str__(self) -> str:
         return f"{self.order.number} line {self.pk}: {self.quantity} x {self.revision}"
+
+
+class OrderEvent(models.Model):
+    """One state change of an order or of one of its lines: who, when, from what to what."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    line = models.ForeignKey(
+        OrderLine, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    from_status = models.CharField(max_length=20, choices=Status.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=Status.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, help_text="user name, or 'system'")
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        what = f"line {self.line_id}" if self.line_id else "order"
+        return f"{self.order}: {what} {self.from_status or '-'} -> {self.to_status}"
+
+
+class Webhook(models.Model):
+    """An address of the organisation's own system that is told about order and job changes.
+
+    Each POST carries `X-Microfactory-Signature: sha256=<hex>`, the HMAC-SHA256 of
+    "<timestamp>.<body>" under `secret`, and the timestamp in `X-Microfactory-Timestamp`.
+    """
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="webhooks"
+    )
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=100, help_text="shared secret for the HMAC signature")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organisation", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.slug} -> {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook, and every attempt to deliver it (the delivery log)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=50)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    # [{"at": iso time, "status_code": int | null, "error": str, "duration_ms": int}, ...]
+    log = models.JSONField(default=list, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "webhook deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.webhook.url} ({self.status})"
+
+
+class JobEventCursor(models.Model):
+    """How far orders have followed production's JobEvents (one row per follower name):
+    the webhooks and order status changes for later events are still to be done."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_event_id = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at JobEvent {self.last_event_id}"

@@ -1,15 +1,24 @@
-"""Write paths for orders: placing one, exactly once per idempotency key."""
+"""Write paths for orders: placing one (exactly once per idempotency key, quoted, approved or
+waiting for an approver), approving, rejecting, cancelling, and following its jobs.
+
+Every status change goes through `_move`, which refuses moves TRANSITIONS does not allow and
+records who made it and when (OrderEvent). Webhooks and e-mails are queued in the same
+transaction and sent after it commits (orders.notifications).
+"""
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
-from catalog.models import PartFamily, PartRevision
+from catalog.models import Material, PartFamily, PartRevision
 from catalog.parameters import (
     ParameterError,
     SchemaError,
@@ -19,8 +28,51 @@ from catalog.parameters import (
     validate_parameters,
 )
 from microfactory.errors import DomainError
-from orders.models import Membership, Order, OrderLine, Organisation
+from orders import notifications
+from orders.models import (
+    FINAL,
+    TRANSITIONS,
+    JobEventCursor,
+    Membership,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Organisation,
+    Status,
+)
+from orders.quotes import line_facts, line_quote
+from production.models import Job, JobEvent, Site
 from production.services import jobs_create_for_order
+
+logger = logging.getLogger(__name__)
+
+# Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
+JOB_NOT_STARTED = frozenset(
+    {
+        Job.Status.QUEUED,
+        Job.Status.GEOMETRY_BUILT,
+        Job.Status.VALIDATED,
+        Job.Status.TOOLPATH_READY,
+        Job.Status.TRAVELER_READY,
+        Job.Status.ROUTED,
+    }
+)
+
+
+# Jobs that ended without making anything: they never stand in the way of a cancellation.
+JOB_ENDED_EMPTY = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.CANCELLED})
+
+
+def job_not_started(job: Job) -> bool:
+    """No machine has begun the job: still in the pipeline, routed, or on a manual
+    machine's list (a networked printer may start a dispatched job at any moment)."""
+    if job.status in JOB_NOT_STARTED:
+        return True
+    return (
+        job.status == Job.Status.DISPATCHED
+        and job.machine is not None
+        and job.machine.connector == job.machine.Connector.MANUAL
+    )
 
 
 class OrderInvalid(DomainError):
@@ -33,6 +85,10 @@ class OrderInvalid(DomainError):
 
 class IdempotencyConflict(DomainError):
     """The idempotency key was already used for a different request."""
+
+
+class NotAllowed(DomainError):
+    """The user's role does not allow this (the API answers 403)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +107,7 @@ class OrderRequest:
     due_date: date | None = None
     priority: str = Order.Priority.NORMAL
     note: str = ""
+    delivery_site: str = ""  # site slug
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -62,6 +119,7 @@ class OrderRequest:
                 "due_date": self.due_date,
                 "priority": self.priority,
                 "note": self.note,
+                "delivery_site": self.delivery_site,
             },
             sort_keys=True,
             default=str,
@@ -69,58 +127,160 @@ class OrderRequest:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def organisation_for(user: Any) -> Organisation:
-    membership = Membership.objects.filter(user=user).select_related("organisation").first()
+def membership_for(user: Any) -> Membership:
+    membership = (
+        Membership.objects.filter(user=user).select_related("organisation", "team").first()
+        if getattr(user, "is_authenticated", False)
+        else None
+    )
     if membership is None:
         raise DomainError("your account does not belong to an organisation")
-    return membership.organisation
+    return membership
 
 
-def order_place(*, user: Any, request: OrderRequest) -> tuple[Order, bool]:
-    """Place an order and queue its jobs; return (order, created).
+def organisation_for(user: Any) -> Organisation:
+    return membership_for(user).organisation
 
-    A second call with the same idempotency key returns the first order (created=False)
-    and changes nothing; the same key with a different request is an IdempotencyConflict.
+
+# --- placing ---------------------------------------------------------------------------------
+
+
+def order_place(
+    *, user: Any, request: OrderRequest, now: datetime | None = None
+) -> tuple[Order, bool]:
+    """Check, quote and place an order; return (order, created).
+
+    Under the team's approval threshold (or without one) the order is approved at once and
+    its jobs are queued; above it, it waits for an approver. A second call with the same
+    idempotency key within ORDER_IDEMPOTENCY_KEY_TTL_H returns the first order
+    (created=False) and changes nothing; the same key with another request is an
+    IdempotencyConflict. An expired key places a new order.
     """
-    organisation = organisation_for(user)
+    now = now or timezone.now()
+    membership = membership_for(user)
+    organisation = membership.organisation
     fingerprint = request.fingerprint()
     if request.idempotency_key:
-        earlier = _earlier(organisation, request.idempotency_key, fingerprint)
+        earlier = _earlier(organisation, request.idempotency_key, fingerprint, now)
         if earlier is not None:
             return earlier, False
     lines = _resolve_lines(request.lines)
+    site = _check_order_fields(request, today=timezone.localdate(now))
+    quoted = [(line, line_quote(line_facts(**line, now=now))) for line in lines]
+    total = sum((quote.total for _, quote in quoted), Decimal(0))
     try:
         with transaction.atomic():
             order = Order.objects.create(
                 organisation=organisation,
+                team=membership.team,
                 placed_by=user,
+                status=Status.DRAFT,
                 reference=request.reference,
                 due_date=request.due_date,
                 priority=request.priority,
+                delivery_site=site,
                 note=request.note,
+                total_price=total,
+                currency=settings.ORDER_QUOTE_RATES.currency,
                 idempotency_key=request.idempotency_key or None,
                 request_fingerprint=fingerprint,
+                status_changed_at=now,
             )
-            OrderLine.objects.bulk_create(
-                OrderLine(order=order, **line) for line in lines
-            )
-            jobs_create_for_order(order=order, actor=f"user {user.get_username()}")
+            for line, quote in quoted:
+                OrderLine.objects.create(
+                    order=order,
+                    status=Status.DRAFT,
+                    quote=quote.as_json(),
+                    unit_price=quote.unit_price,
+                    price=quote.total,
+                    lead_time_s=quote.lead_time_s,
+                    **line,
+                )
+            _move(order, Status.SUBMITTED, actor=user, now=now)
+            threshold = membership.team.approval_threshold if membership.team else None
+            if threshold is not None and total > threshold:
+                _move(
+                    order,
+                    Status.AWAITING_APPROVAL,
+                    actor=None,
+                    now=now,
+                    reason=f"{total} {order.currency} is above {membership.team.name}'s "
+                    f"approval threshold of {threshold}",
+                )
+            else:
+                _approve_and_start(order, actor=None, now=now, reason="no approval needed")
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
-        earlier = _earlier(organisation, request.idempotency_key or "", fingerprint)
+        earlier = _earlier(organisation, request.idempotency_key or "", fingerprint, now)
         if earlier is None:
             raise
         return earlier, False
     return order, True
 
 
-def _earlier(organisation: Organisation, key: str, fingerprint: str) -> Order | None:
+def _earlier(organisation: Organisation, key: str, fingerprint: str, now: datetime) -> Order | None:
     earlier = Order.objects.filter(organisation=organisation, idempotency_key=key).first()
-    if earlier is not None and earlier.request_fingerprint != fingerprint:
+    if earlier is None:
+        return None
+    if earlier.placed_at < now - timedelta(hours=settings.ORDER_IDEMPOTENCY_KEY_TTL_H):
+        # Expired: the key is free again (the old order keeps everything but the key).
+        Order.objects.filter(pk=earlier.pk, idempotency_key=key).update(idempotency_key=None)
+        return None
+    if earlier.request_fingerprint != fingerprint:
         raise IdempotencyConflict(
             f"Idempotency-Key '{key}' was already used for a different order ({earlier.number})"
         )
     return earlier
+
+
+def _check_order_fields(request: OrderRequest, *, today: date) -> Site | None:
+    errors: dict[str, list[str]] = {}
+    if request.due_date is not None and request.due_date < today:
+        errors["due_date"] = [f"is in the past (today is {today.isoformat()})"]
+    site = None
+    if request.delivery_site:
+        site = Site.objects.filter(slug=request.delivery_site).first()
+        if site is None:
+            known = ", ".join(Site.objects.values_list("slug", flat=True))
+            errors["delivery_site"] = [f"no site '{request.delivery_site}'; choose {known}"]
+    if errors:
+        raise OrderInvalid(errors)
+    return site
+
+
+def line_check(line: LineRequest) -> dict[str, Any]:
+    """One line checked against the catalog: revision, canonical parameters, material and
+    quantity; raises OrderInvalid with the line's field errors (the part page uses it too)."""
+    errors: dict[str, Any] = {}
+    revision = _revision(line, errors)
+    if not 1 <= line.quantity <= settings.ORDER_MAX_QUANTITY:
+        errors["quantity"] = [f"must be between 1 and {settings.ORDER_MAX_QUANTITY}"]
+    material: Material | None = None
+    values: dict[str, Any] = {}
+    if revision is not None:
+        material = revision.materials.filter(slug=line.material, active=True).first()
+        if material is None:
+            allowed = ", ".join(m.slug for m in revision.materials.filter(active=True))
+            errors["material"] = [f"'{line.material}' is not offered; choose {allowed}"]
+        try:
+            values = validate_parameters(
+                parse_schema(revision.parameter_schema),
+                line.parameters,
+                rules=parse_rules(revision.rules),
+            )
+        except ParameterError as error:
+            errors["parameters"] = error.errors
+        except SchemaError as error:
+            errors["part"] = [f"this part's definition is broken: {error}"]
+    if errors:
+        raise OrderInvalid(errors)
+    return {
+        "revision": revision,
+        "parameters": values,
+        "parameters_hash": parameters_hash(values),
+        "material": material,
+        "quantity": line.quantity,
+    }
 
 
 def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
@@ -132,38 +292,10 @@ def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     errors: dict[str, Any] = {}
     resolved = []
     for index, line in enumerate(requested):
-        line_errors: dict[str, Any] = {}
-        revision = _revision(line, line_errors)
-        if not 1 <= line.quantity <= settings.ORDER_MAX_QUANTITY:
-            line_errors["quantity"] = [f"must be between 1 and {settings.ORDER_MAX_QUANTITY}"]
-        material = None
-        if revision is not None:
-            material = revision.materials.filter(slug=line.material).first()
-            if material is None:
-                allowed = ", ".join(m.slug for m in revision.materials.all())
-                line_errors["material"] = [f"'{line.material}' is not offered; choose {allowed}"]
-            try:
-                values = validate_parameters(
-                    parse_schema(revision.parameter_schema),
-                    line.parameters,
-                    rules=parse_rules(revision.rules),
-                )
-            except ParameterError as error:
-                line_errors["parameters"] = error.errors
-            except SchemaError as error:
-                line_errors["part"] = [f"this part's definition is broken: {error}"]
-        if line_errors:
-            errors[str(index)] = line_errors
-            continue
-        resolved.append(
-            {
-                "revision": revision,
-                "parameters": values,
-                "parameters_hash": parameters_hash(values),
-                "material": material,
-                "quantity": line.quantity,
-            }
-        )
+        try:
+            resolved.append(line_check(line))
+        except OrderInvalid as invalid:
+            errors[str(index)] = invalid.errors
     if errors:
         raise OrderInvalid({"lines": errors})
     return resolved
@@ -187,3 +319,315 @@ def _revision(line: LineRequest, errors: dict[str, Any]) -> PartRevision | None:
     if revision is None:
         errors["revision"] = [f"'{family.name}' has no published revision {line.revision}"]
     return revision
+
+
+# --- moving orders ---------------------------------------------------------------------------
+
+
+def _move(
+    order: Order,
+    to: str,
+    *,
+    actor: Any,
+    now: datetime,
+    reason: str = "",
+    lines: bool = True,
+) -> None:
+    """Move the order (and, with `lines`, each of its unfinished lines) to `to`, recording
+    who and when; refuse a move TRANSITIONS does not allow. Call inside a transaction."""
+    if to not in TRANSITIONS[order.status]:
+        raise DomainError(
+            f"order {order.number} is {order.get_status_display()}; it cannot "
+            f"become {Status(to).label}"
+        )
+    label = actor.get_username() if actor is not None else "system"
+    events = [
+        OrderEvent(
+            order=order,
+            from_status=order.status,
+            to_status=to,
+            actor=actor,
+            actor_label=label,
+            at=now,
+            reason=reason,
+        )
+    ]
+    previous = order.status
+    order.status, order.status_changed_at = to, now
+    update = ["status", "status_changed_at"]
+    if to in (Status.REJECTED, Status.CANCELLED) and reason:
+        order.reason = reason
+        update.append("reason")
+    order.save(update_fields=update)
+    if lines:
+        for line in order.lines.all():
+            if line.status in FINAL or to not in TRANSITIONS[line.status]:
+                continue
+            events.append(
+                line_move_event(line, to, actor=actor, label=label, now=now, reason=reason)
+            )
+    OrderEvent.objects.bulk_create(events)
+    notifications.order_changed(order=order, previous=previous, now=now)
+
+
+def line_move_event(
+    line: OrderLine, to: str, *, actor: Any, label: str, now: datetime, reason: str = ""
+) -> OrderEvent:
+    """Move one line (saved at once) and return its unsaved event."""
+    event = OrderEvent(
+        order_id=line.order_id,
+        line=line,
+        from_status=line.status,
+        to_status=to,
+        actor=actor,
+        actor_label=label,
+        at=now,
+        reason=reason,
+    )
+    line.status = to
+    fields = ["status"]
+    if reason and to in (Status.REJECTED, Status.CANCELLED):
+        line.reason = reason
+        fields.append("reason")
+    line.save(update_fields=fields)
+    return event
+
+
+def _approve_and_start(order: Order, *, actor: Any, now: datetime, reason: str = "") -> None:
+    _move(order, Status.APPROVED, actor=actor, now=now, reason=reason)
+    who = actor.get_username() if actor is not None else "system"
+    jobs_create_for_order(order=order, actor=f"user {who}" if actor is not None else "system")
+    _move(order, Status.IN_PRODUCTION, actor=actor, now=now)
+
+
+def _locked(order: Order) -> Order:
+    return Order.objects.select_for_update().get(pk=order.pk)
+
+
+def _decider(user: Any, order: Order) -> Membership:
+    membership = Membership.objects.filter(user=user, organisation_id=order.organisation_id).first()
+    if membership is None or not membership.can_approve:
+        raise NotAllowed("only an approver or a manager of the organisation can decide on orders")
+    if order.placed_by_id == user.pk:
+        raise NotAllowed("an order needs someone else's approval than its requester's")
+    return membership
+
+
+def order_approve(*, order: Order, user: Any, now: datetime | None = None) -> Order:
+    """Approve an order waiting for approval and queue its jobs. A second call refuses."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order)
+        _decider(user, order)
+        if order.status != Status.AWAITING_APPROVAL:
+            raise DomainError(
+                f"order {order.number} is {order.get_status_display()}, not awaiting approval"
+            )
+        order.decided_by, order.decided_at = user, now
+        order.save(update_fields=["decided_by", "decided_at"])
+        _approve_and_start(order, actor=user, now=now)
+    return order
+
+
+def order_reject(*, order: Order, user: Any, reason: str, now: datetime | None = None) -> Order:
+    """Reject an order waiting for approval, with the approver's reason; the requester is
+    told by e-mail."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise OrderInvalid({"reason": ["say why the order is rejected"]})
+    with transaction.atomic():
+        order = _locked(order)
+        _decider(user, order)
+        if order.status != Status.AWAITING_APPROVAL:
+            raise DomainError(
+                f"order {order.number} is {order.get_status_display()}, not awaiting approval"
+            )
+        order.decided_by, order.decided_at = user, now
+        order.save(update_fields=["decided_by", "decided_at"])
+        _move(order, Status.REJECTED, actor=user, now=now, reason=reason)
+    return order
+
+
+def order_cancel(
+    *, order: Order, user: Any, reason: str = "", now: datetime | None = None
+) -> Order:
+    """Cancel an order, with its jobs, while no machine has started any of them.
+
+    The requester or an approver/manager of the organisation may cancel. Jobs are claimed
+    from the status we saw (the pipeline's claim idiom), so a step finishing meanwhile either
+    lands first (and we refuse) or finds its job cancelled and drops its result.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order)
+        membership = Membership.objects.filter(
+            user=user, organisation_id=order.organisation_id
+        ).first()
+        if membership is None or (order.placed_by_id != user.pk and not membership.can_approve):
+            raise NotAllowed("only the requester, an approver or a manager can cancel an order")
+        if order.status not in TRANSITIONS or Status.CANCELLED not in TRANSITIONS[order.status]:
+            raise DomainError(
+                f"order {order.number} is {order.get_status_display()}; "
+                "it can no longer be cancelled"
+            )
+        jobs = list(
+            Job.objects.select_for_update(of=("self",))
+            .filter(line__order=order)
+            .select_related("machine")
+            .order_by("pk")
+        )
+        started = [
+            job for job in jobs if job.status not in JOB_ENDED_EMPTY and not job_not_started(job)
+        ]
+        if started:
+            raise DomainError(
+                "a machine has started on this order ("
+                + ", ".join(f"{job.number} {job.get_status_display()}" for job in started)
+                + "); it can no longer be cancelled"
+            )
+        label = user.get_username()
+        for job in jobs:
+            if job.status in JOB_ENDED_EMPTY:
+                continue
+            claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
+                status=Job.Status.CANCELLED,
+                status_changed_at=now,
+                machine=None,
+                reason=f"order cancelled by {label}"[:2000],
+            )
+            if not claimed:
+                raise DomainError(f"{job.number} moved on meanwhile; try again")
+            JobEvent.objects.create(
+                job=job,
+                step="cancel",
+                from_status=job.status,
+                to_status=Job.Status.CANCELLED,
+                actor=f"user {label}",
+                started_at=now,
+                finished_at=now,
+                duration_ms=0,
+                message=reason[:2000] or f"order {order.number} cancelled",
+            )
+        _move(
+            order, Status.CANCELLED, actor=user, now=now, reason=reason or f"cancelled by {label}"
+        )
+    return order
+
+
+# --- following production ---------------------------------------------------------------------
+
+
+def parts_made(job: Job) -> int:
+    """Good parts a job delivered: a job that passed QC, less the copies scrapped there."""
+    if job.status != Job.Status.DONE:
+        return 0
+    return max(0, job.quantity - (job.qc_scrapped or 0))
+
+
+def line_outcome(line: OrderLine, jobs: list[Job]) -> tuple[str, str]:
+    """What a line in production has become, from its jobs: (status, reason).
+
+    Parts count, not jobs: a scrapped or failed job's replacement that made the parts
+    completes the line. Still in production while any job is under way.
+    """
+    if not jobs or any(job.status not in Job.TERMINAL for job in jobs):
+        return Status.IN_PRODUCTION, ""
+    made = sum(parts_made(job) for job in jobs)
+    if made >= line.quantity:
+        return Status.COMPLETED, ""
+    ended = [
+        job
+        for job in jobs
+        if job.status in (Job.Status.REJECTED, Job.Status.FAILED, Job.Status.SCRAPPED)
+    ]
+    if not made and not ended:
+        return Status.CANCELLED, "its jobs were cancelled"
+    last = ended[-1] if ended else jobs[-1]
+    why = last.reason or last.get_status_display()
+    return Status.REJECTED, f"{made} of {line.quantity} made; {last.number}: {why}"
+
+
+def order_follow_jobs(*, order_id: int, now: datetime) -> Order | None:
+    """Bring an order in production (and its lines) up to date with its jobs: lines complete
+    or are rejected as their jobs end, and the order ends with its last line. Idempotent."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None or order.status != Status.IN_PRODUCTION:
+            return order
+        lines = list(order.lines.all())
+        jobs_by_line: dict[int, list[Job]] = {line.pk: [] for line in lines}
+        for job in Job.objects.filter(line__order=order).order_by("pk"):
+            jobs_by_line[job.line_id].append(job)
+        events = []
+        for line in lines:
+            if line.status != Status.IN_PRODUCTION:
+                continue
+            status, reason = line_outcome(line, jobs_by_line[line.pk])
+            if status != line.status:
+                events.append(
+                    line_move_event(
+                        line, status, actor=None, label="system", now=now, reason=reason
+                    )
+                )
+        OrderEvent.objects.bulk_create(events)
+        if any(line.status not in FINAL for line in lines):
+            return order
+        outcomes = {line.status for line in lines}
+        if Status.COMPLETED in outcomes:
+            _move(order, Status.COMPLETED, actor=None, now=now, lines=False)
+        elif outcomes == {Status.CANCELLED}:
+            _move(
+                order,
+                Status.CANCELLED,
+                actor=None,
+                now=now,
+                lines=False,
+                reason="every job was cancelled",
+            )
+        else:
+            reasons = "; ".join(line.reason for line in lines if line.reason)
+            _move(
+                order,
+                Status.REJECTED,
+                actor=None,
+                now=now,
+                lines=False,
+                reason=f"the factory could not make it: {reasons}",
+            )
+    return order
+
+
+def orders_follow_jobs(*, now: datetime, lag_s: float | None = None) -> int:
+    """Turn new JobEvents into job webhooks and order status changes; return how many
+    events were handled. Safe to run twice at once (the cursor row is locked).
+
+    JobEvents are read in id order up to the first one younger than `lag_s`: an event
+    written by a transaction that commits late may get a lower id than one already seen,
+    and the lag leaves it time to appear before the cursor passes it.
+    """
+    lag = settings.ORDERS_FOLLOW_LAG_S if lag_s is None else lag_s
+    with transaction.atomic():
+        cursor, _ = JobEventCursor.objects.get_or_create(name="orders")
+        cursor = JobEventCursor.objects.select_for_update().get(pk=cursor.pk)
+        events = list(
+            JobEvent.objects.filter(pk__gt=cursor.last_event_id)
+            .select_related("job__line__order")
+            .order_by("pk")[: settings.ORDERS_FOLLOW_BATCH]
+        )
+        handled: list[JobEvent] = []
+        for event in events:
+            if event.finished_at > now - timedelta(seconds=lag):
+                break
+            handled.append(event)
+        order_ids: list[int] = []
+        for event in handled:
+            notifications.job_changed(event=event, now=now)
+            if event.job.line.order_id not in order_ids:
+                order_ids.append(event.job.line.order_id)
+        if handled:
+            cursor.last_event_id = handled[-1].pk
+            cursor.save(update_fields=["last_event_id"])
+    for order_id in order_ids:
+        order_follow_jobs(order_id=order_id, now=now)
+    return len(handled)

@@ -5,7 +5,17 @@ from orders import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("parts/<slug:slug>/", views.part_page, name="part"),
+    path("parts/<slug:slug>/configure/", views.part_configure, name="part-configure"),
+    path("parts/<slug:slug>/drawing/", views.part_drawing, name="part-drawing"),
+    path("parts/<slug:slug>/add/", views.cart_add, name="cart-add"),
+    path("previews/<str:key>.<str:kind>", views.preview_file, name="preview-file"),
+    path("cart/", views.cart_page, name="cart"),
+    path("cart/<int:index>/remove/", views.cart_remove, name="cart-remove"),
+    path("orders/", views.orders_page, name="orders"),
     path("orders/<int:order_id>/", views.order_page, name="order"),
+    path("orders/<int:order_id>/<str:action>/", views.order_action, name="order-action"),
+    path("approvals/", views.approvals_page, name="approvals"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(next_page="home"), name="logout"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
 ]

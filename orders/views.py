@@ -1,34 +1,543 @@
-"""Pages for maintenance teams: the catalog and their organisation's orders."""
+"""Pages for maintenance teams: the catalog, a part's configurator (live form, 3D preview,
+DFM notes, instant quote), the cart, their organisation's orders, and approvals.
 
+The pages call the same services the API does (orders.services, catalog.previews) and read
+orders only through Order.objects.for_user: another organisation's order is a 404 here too.
+"""
+
+import uuid
+from datetime import date
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError
 
-from catalog.models import PartFamily
-from orders.models import Membership, Order, OrderLine
-from production.models import Job
+from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
+from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
+from microfactory.errors import DomainError
+from orders.models import FINAL, Membership, Order, OrderLine, Status
+from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.services import (
+    JOB_ENDED_EMPTY,
+    LineRequest,
+    NotAllowed,
+    OrderInvalid,
+    OrderRequest,
+    job_not_started,
+    line_check,
+    order_approve,
+    order_cancel,
+    order_place,
+    order_reject,
+)
+from production.models import Job, Site
+
+CART = "cart"
 
 
-def _orders(user: object):
-    lines = OrderLine.objects.select_related("revision__family", "material").prefetch_related(
-        Prefetch("jobs", Job.objects.select_related("machine").prefetch_related("events", "job_artifacts"))
+def _membership(request: HttpRequest) -> Membership | None:
+    return (
+        Membership.objects.filter(user=request.user).select_related("organisation", "team").first()
     )
-    return Order.objects.for_user(user).select_related("placed_by").prefetch_related(
-        Prefetch("lines", lines)
-    )
 
 
+# --- catalog ---------------------------------------------------------------------------------
+
+
+def _published() -> QuerySet[PartRevision]:
+    return PartRevision.objects.filter(published_at__isnull=False).order_by("-number")
+
+
+@login_required
 def home(request: HttpRequest) -> HttpResponse:
-    context: dict = {"families": PartFamily.objects.filter(retired=False)}
-    if request.user.is_authenticated:
-        membership = Membership.objects.filter(user=request.user).select_related("organisation").first()
-        context["organisation"] = membership.organisation if membership else None
-        context["orders"] = _orders(request.user)[:50]
-    return render(request, "orders/home.html", context)
+    """The catalog: search words, and filters by category, process and material."""
+    query = request.GET.get("q", "").strip()
+    category = request.GET.get("category", "")
+    process = request.GET.get("process", "")
+    material = request.GET.get("material", "")
+    families = PartFamily.objects.filter(retired=False, revisions__published_at__isnull=False)
+    if query:
+        families = families.filter(
+            Q(name__icontains=query)
+            | Q(description__icontains=query)
+            | Q(tags__icontains=query)
+            | Q(slug__icontains=query)
+            | Q(category__icontains=query)
+        )
+    if category:
+        families = families.filter(category=category)
+    if process:
+        families = families.filter(
+            revisions__process=process, revisions__published_at__isnull=False
+        )
+    if material:
+        families = families.filter(
+            revisions__materials__slug=material, revisions__published_at__isnull=False
+        )
+    families = families.distinct().prefetch_related(
+        Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
+    )
+    categories = (
+        PartFamily.objects.filter(retired=False)
+        .exclude(category="")
+        .order_by("category")
+        .values_list("category", flat=True)
+        .distinct()
+    )
+    return render(
+        request,
+        "orders/home.html",
+        {
+            "families": families,
+            "q": query,
+            "category": category,
+            "process": process,
+            "material": material,
+            "categories": categories,
+            "processes": Process.choices,
+            "materials": Material.objects.filter(active=True),
+            "membership": _membership(request),
+        },
+    )
+
+
+def _revision_of(slug: str) -> tuple[PartFamily, PartRevision]:
+    family = get_object_or_404(PartFamily, slug=slug, retired=False)
+    revision = family.current_revision()
+    if revision is None:
+        raise Http404("this part has no published revision")
+    return family, revision
+
+
+def _preview(
+    revision: PartRevision, parameters: dict[str, Any], *, user: Any
+) -> tuple[PartPreview | None, str]:
+    """The preview of this configuration, queued if needed: (preview, problem)."""
+    from catalog.previews import TooManyPreviews, preview_request
+
+    try:
+        preview, _ = preview_request(revision=revision, parameters=parameters, user=user)
+    except TooManyPreviews as refusal:
+        return None, str(refusal)
+    except OperationalError:
+        return None, "the preview builder cannot be reached; try again in a moment"
+    return preview, ""
+
+
+@login_required
+def part_drawing(request: HttpRequest, slug: str) -> HttpResponse:
+    """A catalog card's drawing: the default configuration's SVG, built on first view."""
+    family, revision = _revision_of(slug)
+    try:
+        values = defaults(parse_schema(revision.parameter_schema))
+    except SchemaError:
+        values = {}
+    # Asked for by nobody in particular: the cards' drawings never use up the preview builds
+    # a user may have in flight, which the part page needs.
+    preview, problem = _preview(revision, values, user=None)
+    return render(
+        request, "orders/_drawing.html", {"family": family, "preview": preview, "problem": problem}
+    )
+
+
+@login_required
+def preview_file(request: HttpRequest, key: str, kind: str) -> FileResponse:
+    """A preview's STL, GLB or SVG (catalog previews are shared by every organisation)."""
+    if kind not in ("stl", "glb", "svg"):
+        raise Http404
+    preview = get_object_or_404(PartPreview, key=key, status=PartPreview.Status.READY)
+    field = getattr(preview, kind)
+    if not field:
+        raise Http404
+    types = {"stl": "model/stl", "glb": "model/gltf-binary", "svg": "image/svg+xml"}
+    response = FileResponse(field.open("rb"), content_type=types[kind])
+    response["Cache-Control"] = "private, max-age=86400"  # content-addressed: never changes
+    return response
+
+
+def _fields(
+    specs: tuple[ParameterSpec, ...], values: dict[str, Any], errors: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "spec": spec,
+            "value": values.get(spec.name, spec.default),
+            "errors": errors.get(spec.name, []),
+        }
+        for spec in specs
+    ]
+
+
+def _raw_parameters(request: HttpRequest, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for spec in specs:
+        key = f"p_{spec.name}"
+        if spec.type == "boolean":
+            values[spec.name] = key in request.POST
+        elif key in request.POST:
+            values[spec.name] = request.POST[key]
+    return values
+
+
+def duration_text(seconds: int | None) -> str:
+    """'about 2 h 15 min' for a lead time in seconds."""
+    if seconds is None:
+        return ""
+    minutes = max(1, round(seconds / 60))
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
+    return f"about {round(hours / 24)} days"
+
+
+def _quantity(raw: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return 0
+
+
+@login_required
+def part_page(request: HttpRequest, slug: str) -> HttpResponse:
+    family, revision = _revision_of(slug)
+    specs = parse_schema(revision.parameter_schema)
+    values = defaults(specs)
+    context = {
+        "family": family,
+        "revision": revision,
+        "fields": _fields(specs, values, {}),
+        "materials": revision.materials.filter(active=True),
+        "quantity": 1,
+        "max_quantity": settings.ORDER_MAX_QUANTITY,
+    }
+    context.update(
+        _configuration(
+            request,
+            revision,
+            values,
+            context["materials"][0].slug if context["materials"] else "",
+            1,
+        )
+    )
+    return render(request, "orders/part.html", context)
+
+
+def _configuration(
+    request: HttpRequest,
+    revision: PartRevision,
+    parameters: dict[str, Any],
+    material: str,
+    quantity: int,
+) -> dict[str, Any]:
+    """Check one configuration with the order's own validation, then preview, DFM, quote."""
+    line = LineRequest(
+        part=revision.family.slug,
+        parameters=parameters,
+        material=material,
+        quantity=quantity,
+        revision=revision.number,
+    )
+    try:
+        checked = line_check(line)
+    except OrderInvalid as invalid:
+        return {"errors": invalid.errors, "field_errors": invalid.errors.get("parameters", {})}
+    preview, problem = _preview(revision, checked["parameters"], user=request.user)
+    ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
+    facts = line_facts(**checked, now=timezone.now(), preview=ready)
+    facts_quote = line_quote(facts)
+    return {
+        "errors": {},
+        "field_errors": {},
+        "preview": preview,
+        "preview_problem": problem,
+        "quote": facts_quote,
+        "facts": facts,
+        "dfm": dfm_notes(facts, preview),
+        "lead_time": duration_text(facts_quote.lead_time_s),
+    }
+
+
+@login_required
+@require_POST
+def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
+    """htmx: the form changed; answer with field errors, the preview, DFM notes and quote."""
+    family, revision = _revision_of(slug)
+    specs = parse_schema(revision.parameter_schema)
+    context = {"family": family, "revision": revision, "specs": specs, "oob": True}
+    context.update(
+        _configuration(
+            request,
+            revision,
+            _raw_parameters(request, specs),
+            request.POST.get("material", ""),
+            _quantity(request.POST.get("quantity", "")),
+        )
+    )
+    return render(request, "orders/_configuration.html", context)
+
+
+# --- cart and ordering -------------------------------------------------------------------------
+
+
+def _cart(request: HttpRequest) -> list[dict[str, Any]]:
+    return list(request.session.get(CART, []))
+
+
+@login_required
+@require_POST
+def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
+    family, revision = _revision_of(slug)
+    specs = parse_schema(revision.parameter_schema)
+    line = LineRequest(
+        part=family.slug,
+        parameters=_raw_parameters(request, specs),
+        material=request.POST.get("material", ""),
+        quantity=_quantity(request.POST.get("quantity", "")),
+        revision=revision.number,
+    )
+    try:
+        checked = line_check(line)
+    except OrderInvalid as invalid:
+        messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
+        return redirect("part", slug=slug)
+    cart = _cart(request)
+    if len(cart) >= settings.ORDER_MAX_LINES:
+        messages.error(request, f"A cart holds at most {settings.ORDER_MAX_LINES} lines.")
+        return redirect("cart")
+    quote = line_quote(line_facts(**checked, now=timezone.now()))
+    cart.append(
+        {
+            "part": family.slug,
+            "name": family.name,
+            "revision": revision.number,
+            "parameters": checked["parameters"],
+            "material": checked["material"].slug,
+            "material_name": checked["material"].name,
+            "quantity": line.quantity,
+            "total": str(quote.total),
+            "currency": quote.currency,
+        }
+    )
+    request.session[CART] = cart
+    messages.success(request, f"{line.quantity} × {family.name} added to the cart.")
+    return redirect("cart")
+
+
+@login_required
+@require_POST
+def cart_remove(request: HttpRequest, index: int) -> HttpResponse:
+    cart = _cart(request)
+    if 0 <= index < len(cart):
+        cart.pop(index)
+        request.session[CART] = cart
+    return redirect("cart")
+
+
+def _flatten(errors: Any, prefix: str = "") -> str:
+    if isinstance(errors, dict):
+        return "; ".join(_flatten(value, f"{prefix}{key} ") for key, value in errors.items())
+    if isinstance(errors, list):
+        return prefix + " ".join(str(item) for item in errors)
+    return prefix + str(errors)
+
+
+@login_required
+def cart_page(request: HttpRequest) -> HttpResponse:
+    """The cart and the order form. Each render carries a fresh idempotency key, so a
+    double-clicked submit places one order."""
+    cart = _cart(request)
+    errors: dict[str, Any] = {}
+    form = {
+        "reference": "",
+        "due_date": "",
+        "priority": Order.Priority.NORMAL,
+        "delivery_site": "",
+        "note": "",
+    }
+    if request.method == "POST":
+        key = request.POST.get("idempotency_key", "")[:200]
+        placed = (
+            Order.objects.for_user(request.user)
+            .filter(placed_by=request.user, idempotency_key=f"web-{key}")
+            .first()
+            if key
+            else None
+        )
+        if placed is not None:  # the same form sent again (a double click): that order
+            return redirect("order", order_id=placed.pk)
+        form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
+        due: date | None = None
+        if form["due_date"]:
+            try:
+                due = date.fromisoformat(form["due_date"])
+            except ValueError:
+                errors["due_date"] = ["enter a date as YYYY-MM-DD"]
+        if form["priority"] not in Order.Priority.values:
+            errors["priority"] = ["choose a priority from the list"]
+        if not cart:
+            errors["lines"] = ["the cart is empty"]
+        if not errors:
+            try:
+                order, _ = order_place(
+                    user=request.user,
+                    request=OrderRequest(
+                        lines=[
+                            LineRequest(
+                                part=line["part"],
+                                parameters=line["parameters"],
+                                material=line["material"],
+                                quantity=line["quantity"],
+                                revision=line["revision"],
+                            )
+                            for line in cart
+                        ],
+                        reference=form["reference"][:100],
+                        due_date=due,
+                        priority=form["priority"],
+                        delivery_site=form["delivery_site"],
+                        note=form["note"][:5000],
+                        idempotency_key=f"web-{key}" if key else None,
+                    ),
+                )
+            except OrderInvalid as invalid:
+                errors = invalid.errors
+            except DomainError as refusal:
+                errors = {"order": [str(refusal)]}
+            else:
+                request.session[CART] = []
+                return redirect("order", order_id=order.pk)
+    return render(
+        request,
+        "orders/cart.html",
+        {
+            "cart": cart,
+            "form": form,
+            "errors": errors,
+            "line_errors": errors.get("lines") if isinstance(errors.get("lines"), dict) else {},
+            "priorities": Order.Priority.choices,
+            "sites": Site.objects.all(),
+            "idempotency_key": uuid.uuid4().hex,
+            "today": timezone.localdate().isoformat(),
+            "membership": _membership(request),
+        },
+    )
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+def _orders(user: object) -> QuerySet[Order]:
+    jobs = Job.objects.select_related("machine").prefetch_related("events", "job_artifacts")
+    lines = OrderLine.objects.select_related("revision__family", "material").prefetch_related(
+        Prefetch("jobs", jobs)
+    )
+    return (
+        Order.objects.for_user(user)
+        .select_related("placed_by", "team", "delivery_site", "decided_by")
+        .prefetch_related(Prefetch("lines", lines), "events")
+    )
+
+
+@login_required
+def orders_page(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    orders = _orders(request.user)
+    if status in Status.values:
+        orders = orders.filter(status=status)
+    return render(
+        request,
+        "orders/orders.html",
+        {
+            "orders": orders[:100],
+            "status": status,
+            "statuses": Status.choices,
+        },
+    )
+
+
+def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
+    membership = _membership(request)
+    jobs = [job for line in order.lines.all() for job in line.jobs.all()]
+    can_decide = (
+        membership is not None
+        and membership.can_approve
+        and order.placed_by_id != request.user.pk
+        and order.status == Status.AWAITING_APPROVAL
+    )
+    can_cancel = (
+        membership is not None
+        and (order.placed_by_id == request.user.pk or membership.can_approve)
+        and order.status not in FINAL
+        and all(job.status in JOB_ENDED_EMPTY or job_not_started(job) for job in jobs)
+    )
+    live = order.status not in FINAL or any(job.status not in Job.PIPELINE_DONE for job in jobs)
+    return {
+        "order": order,
+        "can_decide": can_decide,
+        "can_cancel": can_cancel,
+        "live": live,
+        "order_events": [e for e in order.events.all() if e.line_id is None],
+    }
 
 
 @login_required
 def order_page(request: HttpRequest, order_id: int) -> HttpResponse:
     order = get_object_or_404(_orders(request.user), pk=order_id)
-    return render(request, "orders/order.html", {"order": order})
+    template = (
+        "orders/_order_live.html" if request.headers.get("HX-Request") else "orders/order.html"
+    )
+    return render(request, template, _order_context(request, order))
+
+
+@login_required
+@require_POST
+def order_action(request: HttpRequest, order_id: int, action: str) -> HttpResponse:
+    order = get_object_or_404(Order.objects.for_user(request.user), pk=order_id)
+    reason = request.POST.get("reason", "")[:2000]
+    try:
+        if action == "approve":
+            order_approve(order=order, user=request.user)
+            messages.success(request, f"{order.number} approved: its jobs are queued.")
+        elif action == "reject":
+            order_reject(order=order, user=request.user, reason=reason)
+            messages.success(request, f"{order.number} rejected.")
+        elif action == "cancel":
+            order_cancel(order=order, user=request.user, reason=reason)
+            messages.success(request, f"{order.number} cancelled.")
+        else:
+            raise Http404
+    except NotAllowed as refusal:
+        messages.error(request, str(refusal))
+        return (
+            HttpResponse(str(refusal), status=403)
+            if request.headers.get("HX-Request")
+            else redirect("order", order_id=order.pk)
+        )
+    except OrderInvalid as invalid:
+        messages.error(request, _flatten(invalid.errors))
+    except DomainError as refusal:
+        messages.error(request, str(refusal))
+    return redirect("order", order_id=order.pk)
+
+
+@login_required
+def approvals_page(request: HttpRequest) -> HttpResponse:
+    membership = _membership(request)
+    waiting = _orders(request.user).filter(status=Status.AWAITING_APPROVAL).order_by("placed_at")
+    return render(
+        request,
+        "orders/approvals.html",
+        {
+            "orders": waiting,
+            "can_decide": membership is not None and membership.can_approve,
+        },
+    )

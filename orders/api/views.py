@@ -1,17 +1,37 @@
-"""The order API: place an order (idempotently), list and read your organisation's orders."""
+"""The order API: quote a line; place an order (idempotently); list, read, cancel, approve
+and reject your organisation's orders; read a job's status. Everything is scoped to the
+caller's organisation: another organisation's order or job is a 404."""
 
-from django.db.models import Prefetch
+from datetime import date, datetime, time
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders.models import Order, OrderLine
-from orders.services import LineRequest, OrderRequest, order_place
+from microfactory.errors import DomainError
+from orders.models import Order, OrderEvent, OrderLine, Status
+from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.services import (
+    LineRequest,
+    NotAllowed,
+    OrderInvalid,
+    OrderRequest,
+    line_check,
+    order_approve,
+    order_cancel,
+    order_place,
+    order_reject,
+)
 from production.models import Job, JobArtifact, JobEvent
 
 
@@ -28,14 +48,27 @@ class OrderInputSerializer(serializers.Serializer):
     reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
     due_date = serializers.DateField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Order.Priority.choices, required=False)
+    delivery_site = serializers.SlugField(required=False, allow_blank=True)
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
-        fields = ["step", "from_status", "to_status", "actor", "started_at", "finished_at",
-                  "duration_ms", "message"]
+        fields = [
+            "step",
+            "from_status",
+            "to_status",
+            "actor",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "message",
+        ]
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
@@ -46,10 +79,21 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "number", "status", "reason", "quantity", "machine", "dfm_report",
-                  "toolpath_meta", "events", "artifacts"]
+        fields = [
+            "id",
+            "number",
+            "status",
+            "reason",
+            "quantity",
+            "machine",
+            "progress",
+            "dfm_report",
+            "toolpath_meta",
+            "events",
+            "artifacts",
+        ]
 
-    def get_artifacts(self, job: Job) -> list[dict]:
+    def get_artifacts(self, job: Job) -> list[dict[str, Any]]:
         request = self.context["request"]
         return [
             {
@@ -64,6 +108,14 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
 
+class OrderEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = OrderEvent
+        fields = ["line", "from_status", "to_status", "actor", "at", "reason"]
+
+
 class LineOutputSerializer(serializers.ModelSerializer):
     part = serializers.CharField(source="revision.family.slug")
     revision = serializers.IntegerField(source="revision.number")
@@ -72,18 +124,56 @@ class LineOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OrderLine
-        fields = ["id", "part", "revision", "parameters", "material", "quantity", "jobs"]
+        fields = [
+            "id",
+            "part",
+            "revision",
+            "parameters",
+            "material",
+            "quantity",
+            "status",
+            "reason",
+            "unit_price",
+            "price",
+            "lead_time_s",
+            "quote",
+            "jobs",
+        ]
 
 
 class OrderOutputSerializer(serializers.ModelSerializer):
     number = serializers.CharField()
     organisation = serializers.CharField(source="organisation.slug")
+    team = serializers.CharField(source="team.slug", allow_null=True, default=None)
+    placed_by = serializers.CharField(source="placed_by.username")
+    delivery_site = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     lines = LineOutputSerializer(many=True)
+    events = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
-        fields = ["id", "number", "organisation", "reference", "due_date", "priority", "note",
-                  "placed_at", "lines"]
+        fields = [
+            "id",
+            "number",
+            "organisation",
+            "team",
+            "placed_by",
+            "status",
+            "reason",
+            "reference",
+            "due_date",
+            "priority",
+            "delivery_site",
+            "note",
+            "total_price",
+            "currency",
+            "placed_at",
+            "lines",
+            "events",
+        ]
+
+    def get_events(self, order: Order) -> list[dict[str, Any]]:
+        return OrderEventSerializer(order.events.all(), many=True).data
 
 
 class OrderSummarySerializer(serializers.ModelSerializer):
@@ -91,30 +181,129 @@ class OrderSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Order
-        fields = ["id", "number", "reference", "due_date", "priority", "placed_at"]
+        fields = [
+            "id",
+            "number",
+            "status",
+            "reference",
+            "due_date",
+            "priority",
+            "total_price",
+            "currency",
+            "placed_at",
+        ]
 
 
-def orders_with_details(user: object):
-    jobs = Job.objects.select_related("machine").prefetch_related(
+class QuoteInputSerializer(LineInputSerializer):
+    pass
+
+
+class DfmNoteSerializer(serializers.Serializer):
+    level = serializers.ChoiceField(choices=["ok", "warn", "fail"])
+    message = serializers.CharField()
+
+
+class QuoteOutputSerializer(serializers.Serializer):
+    quote = serializers.DictField(help_text="orders.quoting.Quote: prices as decimal strings")
+    geometry = serializers.ChoiceField(
+        choices=["preview", "envelope"],
+        help_text="measured on a built preview of this configuration, or estimated",
+    )
+    dfm = DfmNoteSerializer(many=True)
+
+
+def jobs_with_details() -> QuerySet[Job]:
+    return Job.objects.select_related("machine").prefetch_related(
         "events", Prefetch("job_artifacts", JobArtifact.objects.select_related("artifact"))
     )
-    return Order.objects.for_user(user).select_related("organisation").prefetch_related(
-        Prefetch(
-            "lines",
-            OrderLine.objects.select_related("revision__family", "material").prefetch_related(
-                Prefetch("jobs", jobs)
+
+
+def orders_with_details(user: object) -> QuerySet[Order]:
+    return (
+        Order.objects.for_user(user)
+        .select_related("organisation", "team", "placed_by", "delivery_site")
+        .prefetch_related(
+            "events",
+            Prefetch(
+                "lines",
+                OrderLine.objects.select_related("revision__family", "material").prefetch_related(
+                    Prefetch("jobs", jobs_with_details())
+                ),
             ),
         )
     )
 
 
+def _detail(request: Request, order: Order, status: int = 200) -> Response:
+    order = orders_with_details(request.user).get(pk=order.pk)
+    return Response(OrderOutputSerializer(order, context={"request": request}).data, status=status)
+
+
+def _refuse_oversized(request: Request) -> None:
+    """DRF reads JSON bodies from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE
+    check: enforce it here, before anything is parsed."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if not length.isdigit() or (limit is not None and int(length) > limit):
+        raise OrderInvalid({"body": [f"the request body is larger than {limit} bytes"]})
+
+
+def _moment(raw: str) -> datetime | None:
+    """An ISO date (its midnight, local time) or date-time from a query parameter."""
+    try:
+        if "T" in raw:
+            return serializers.DateTimeField().to_internal_value(raw)
+        day = date.fromisoformat(raw)
+    except (serializers.ValidationError, ValueError):
+        return None
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+ORDER_FILTERS = [
+    OpenApiParameter(
+        "status", str, enum=Status.values, description="one status, or several separated by commas"
+    ),
+    OpenApiParameter("reference", str, description="part of the customer's reference"),
+    OpenApiParameter("placed_after", str, description="ISO date or time"),
+    OpenApiParameter("placed_before", str, description="ISO date or time"),
+    OpenApiParameter("part", str, description="orders with a line of this part (slug)"),
+]
+
+
 class OrdersApi(GenericAPIView):
     serializer_class = OrderSummarySerializer
 
-    def get_queryset(self):
-        return Order.objects.for_user(self.request.user)
+    def get_queryset(self) -> QuerySet[Order]:
+        orders = Order.objects.for_user(self.request.user)
+        params = self.request.query_params
+        errors: dict[str, list[str]] = {}
+        if statuses := params.get("status"):
+            wanted = [s for s in statuses.split(",") if s]
+            unknown = [s for s in wanted if s not in Status.values]
+            if unknown:
+                errors["status"] = [
+                    f"unknown status {', '.join(unknown)}; choose from " + ", ".join(Status.values)
+                ]
+            orders = orders.filter(status__in=wanted)
+        if reference := params.get("reference"):
+            orders = orders.filter(reference__icontains=reference)
+        for name, lookup in (
+            ("placed_after", "placed_at__gte"),
+            ("placed_before", "placed_at__lt"),
+        ):
+            if raw := params.get(name):
+                moment = _moment(raw)
+                if moment is None:
+                    errors[name] = ["must be an ISO date (2026-01-31) or date and time"]
+                    continue
+                orders = orders.filter(**{lookup: moment})
+        if part := params.get("part"):
+            orders = orders.filter(lines__revision__family__slug=part).distinct()
+        if errors:
+            raise OrderInvalid(errors)
+        return orders.order_by("-placed_at", "-pk")
 
-    @extend_schema(responses=OrderSummarySerializer(many=True))
+    @extend_schema(parameters=ORDER_FILTERS, responses=OrderSummarySerializer(many=True))
     def get(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(OrderSummarySerializer(page, many=True).data)
@@ -127,11 +316,13 @@ class OrdersApi(GenericAPIView):
                 "Idempotency-Key",
                 str,
                 OpenApiParameter.HEADER,
-                description="Send the same key when retrying: the order is placed only once.",
+                description="Send the same key when retrying: the order is placed only once "
+                "(keys expire after ORDER_IDEMPOTENCY_KEY_TTL_H hours, 24 by default).",
             )
         ],
     )
     def post(self, request: Request) -> Response:
+        _refuse_oversized(request)
         payload = OrderInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -142,13 +333,12 @@ class OrdersApi(GenericAPIView):
                 reference=data.get("reference", ""),
                 due_date=data.get("due_date"),
                 priority=data.get("priority", Order.Priority.NORMAL),
+                delivery_site=data.get("delivery_site", ""),
                 note=data.get("note", ""),
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255] or None,
             ),
         )
-        order = orders_with_details(request.user).get(pk=order.pk)
-        body = OrderOutputSerializer(order, context={"request": request}).data
-        return Response(body, status=201 if created else 200)
+        return _detail(request, order, status=201 if created else 200)
 
 
 class OrderDetailApi(APIView):
@@ -156,3 +346,76 @@ class OrderDetailApi(APIView):
     def get(self, request: Request, order_id: int) -> Response:
         order = get_object_or_404(orders_with_details(request.user), pk=order_id)
         return Response(OrderOutputSerializer(order, context={"request": request}).data)
+
+
+class _OrderActionApi(APIView):
+    """POST to an order: find it in the caller's organisation (404 otherwise), call one
+    service; a role that may not is a 403, an order in the wrong state a 409."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        raise NotImplementedError
+
+    @extend_schema(request=ReasonSerializer, responses=OrderOutputSerializer)
+    def post(self, request: Request, order_id: int) -> Response:
+        order = get_object_or_404(Order.objects.for_user(request.user), pk=order_id)
+        _refuse_oversized(request)
+        payload = ReasonSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            order = self.act(request, order, payload.validated_data.get("reason", ""))
+        except NotAllowed as refusal:
+            raise PermissionDenied(str(refusal)) from refusal
+        except OrderInvalid:
+            raise
+        except DomainError as refusal:
+            return Response({"message": str(refusal)}, status=409)
+        return _detail(request, order)
+
+
+class OrderCancelApi(_OrderActionApi):
+    """Cancel an order and its jobs while no machine has started any of them."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        return order_cancel(order=order, user=request.user, reason=reason)
+
+
+class OrderApproveApi(_OrderActionApi):
+    """Approve an order waiting for approval (approvers and managers): its jobs start."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        return order_approve(order=order, user=request.user)
+
+
+class OrderRejectApi(_OrderActionApi):
+    """Reject an order waiting for approval, with a reason (approvers and managers)."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        return order_reject(order=order, user=request.user, reason=reason)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        jobs = jobs_with_details().filter(line__order__in=Order.objects.for_user(request.user))
+        job = get_object_or_404(jobs, pk=job_id)
+        return Response(JobOutputSerializer(job, context={"request": request}).data)
+
+
+class QuoteApi(APIView):
+    """Price one line without ordering it: the same quote an order would store, and the DFM
+    notes (measured on the built preview when there is one, else estimated)."""
+
+    @extend_schema(request=QuoteInputSerializer, responses=QuoteOutputSerializer)
+    def post(self, request: Request) -> Response:
+        _refuse_oversized(request)
+        payload = QuoteInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        line = line_check(LineRequest(**payload.validated_data))
+        facts = line_facts(**line, now=timezone.now())
+        return Response(
+            {
+                "quote": line_quote(facts).as_json(),
+                "geometry": facts.geometry_basis,
+                "dfm": [vars(note) for note in dfm_notes(facts)],
+            }
+        )

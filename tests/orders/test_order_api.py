@@ -10,8 +10,12 @@ from tests.builders import make_machine, make_order, make_organisation, make_par
 
 pytestmark = pytest.mark.django_db
 
-GOOD_LINE = {"part": "block", "parameters": {"width": 20, "height": 10, "hole_d": 5},
-             "material": "pla", "quantity": 2}
+GOOD_LINE = {
+    "part": "block",
+    "parameters": {"width": 20, "height": 10, "hole_d": 5},
+    "material": "pla",
+    "quantity": 2,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +29,19 @@ def post(api, body, **headers):
 
 
 def nothing_created():
-    return not Order.objects.exists() and not OrderLine.objects.exists() and not Job.objects.exists()
+    return (
+        not Order.objects.exists() and not OrderLine.objects.exists() and not Job.objects.exists()
+    )
 
 
-def test_placing_an_order_queues_one_job_per_line_on_commit(api, django_capture_on_commit_callbacks):
+def test_placing_an_order_queues_one_job_per_line_on_commit(
+    api, django_capture_on_commit_callbacks
+):
     with patch("production.tasks.advance_job.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=True):
-            response = post(api, {"lines": [GOOD_LINE, {**GOOD_LINE, "quantity": 5}], "reference": "WO-17"})
+            response = post(
+                api, {"lines": [GOOD_LINE, {**GOOD_LINE, "quantity": 5}], "reference": "WO-17"}
+            )
     assert response.status_code == 201, response.content
     body = response.json()
     assert [line["quantity"] for line in body["lines"]] == [2, 5]
@@ -42,7 +52,9 @@ def test_placing_an_order_queues_one_job_per_line_on_commit(api, django_capture_
     assert JobEvent.objects.filter(to_status="queued").count() == 2
 
 
-def test_nothing_is_sent_to_the_broker_before_the_order_commits(api, django_capture_on_commit_callbacks):
+def test_nothing_is_sent_to_the_broker_before_the_order_commits(
+    api, django_capture_on_commit_callbacks
+):
     with patch("production.tasks.advance_job.apply_async") as send:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             post(api, {"lines": [GOOD_LINE]})
@@ -70,13 +82,31 @@ def test_reusing_an_idempotency_key_for_another_order_is_a_conflict(api):
 @pytest.mark.parametrize(
     "line, path, message",
     [
-        ({**GOOD_LINE, "part": "flux-capacitor"}, ("part",), "no part 'flux-capacitor' in the catalog"),
-        ({**GOOD_LINE, "parameters": {"width": 20, "height": 10}}, ("parameters", "hole_d"), "is required"),
-        ({**GOOD_LINE, "parameters": {"width": 2, "height": 10, "hole_d": 1}}, ("parameters", "width"),
-         "must be at least 5 mm (got 2)"),
-        ({**GOOD_LINE, "parameters": {"width": 20, "height": 10, "hole_d": 19}}, ("parameters", "hole_d"),
-         "the hole must leave 1 mm of wall"),
-        ({**GOOD_LINE, "material": "unobtainium"}, ("material",), "'unobtainium' is not offered; choose pla"),
+        (
+            {**GOOD_LINE, "part": "flux-capacitor"},
+            ("part",),
+            "no part 'flux-capacitor' in the catalog",
+        ),
+        (
+            {**GOOD_LINE, "parameters": {"width": 20, "height": 10}},
+            ("parameters", "hole_d"),
+            "is required",
+        ),
+        (
+            {**GOOD_LINE, "parameters": {"width": 2, "height": 10, "hole_d": 1}},
+            ("parameters", "width"),
+            "must be at least 5 mm (got 2)",
+        ),
+        (
+            {**GOOD_LINE, "parameters": {"width": 20, "height": 10, "hole_d": 19}},
+            ("parameters", "hole_d"),
+            "the hole must leave 1 mm of wall",
+        ),
+        (
+            {**GOOD_LINE, "material": "unobtainium"},
+            ("material",),
+            "'unobtainium' is not offered; choose pla",
+        ),
         ({**GOOD_LINE, "quantity": 10_000}, ("quantity",), "must be between 1 and 500"),
     ],
 )
@@ -128,7 +158,9 @@ def test_a_retired_part_cannot_be_ordered(api):
 
     PartFamily.objects.filter(slug="block").update(retired=True)
     response = post(api, {"lines": [GOOD_LINE]})
-    assert response.json()["errors"]["lines"]["0"]["part"] == ["'Block' is retired and can no longer be ordered"]
+    assert response.json()["errors"]["lines"]["0"]["part"] == [
+        "'Block' is retired and can no longer be ordered"
+    ]
 
 
 def test_another_organisations_order_is_a_404_everywhere(api):
@@ -157,7 +189,11 @@ def test_reading_an_order_takes_a_fixed_number_of_queries(api, user, django_asse
 def test_the_parts_api_lists_published_parts_with_their_schema(api):
     parts = api.get("/api/v1/parts/").json()["results"]
     assert [p["slug"] for p in parts] == ["block"]
-    assert [p["name"] for p in parts[0]["revision"]["parameter_schema"]] == ["width", "height", "hole_d"]
+    assert [p["name"] for p in parts[0]["revision"]["parameter_schema"]] == [
+        "width",
+        "height",
+        "hole_d",
+    ]
 
 
 def test_the_openapi_schema_describes_the_order_endpoint(api):

@@ -1,0 +1,167 @@
+"""The instant quote: price and lead time of one order line, before anything is made.
+
+Pure: no Django, no database, no clock. orders.services gathers the facts (the part's volume
+and height from its preview, the machines' queues, the rates from settings) and stores the
+Quote with the line, so the price a requester accepted never changes afterwards.
+
+    material  = volume x density x (1 + support/waste) x price per kg
+    machine   = machine time x hourly rate; the time from the toolpath when one was planned
+                for this configuration, else estimated from volume and height
+    unit      = material + machine;  line = setup fee + unit x quantity x (1 - quantity break)
+    lead time = the soonest a capable machine is free (its queue ETA) + this line's own
+                machine time + the pipeline's fixed overhead
+"""
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Rates:
+    currency: str = "EUR"
+    setup_fee: Decimal = Decimal("5.00")  # per line: checking, plate preparation, traveler
+    waste_factor: float = 0.15  # support, brim, purge: extra material as a share of the part
+    default_hourly_rate: Decimal = Decimal("6.00")  # machines without a rate of their own
+    # The estimate before a toolpath exists: deposition rate and the time each layer adds.
+    deposition_mm3_s: float = 16.0  # of part volume: infill makes the slicer lay down less
+    layer_height_mm: float = 0.2
+    layer_overhead_s: float = 1.5
+    # (minimum quantity, discount on the unit price), e.g. ((10, 0.05), (50, 0.10)).
+    quantity_breaks: tuple[tuple[int, float], ...] = ((10, 0.05), (50, 0.10), (200, 0.15))
+    pipeline_overhead_s: float = 900.0  # geometry, checks, toolpath and traveler
+
+
+@dataclass(frozen=True)
+class MaterialFacts:
+    slug: str
+    density_g_cm3: float
+    price_per_kg: Decimal
+
+
+@dataclass(frozen=True)
+class MachineOffer:
+    """A machine that can make the part, as the quote sees it."""
+
+    name: str
+    hourly_rate: Decimal
+    queue_eta_s: float  # seconds until the work already queued there is done
+
+
+@dataclass(frozen=True)
+class Quote:
+    currency: str
+    quantity: int
+    volume_mm3: float
+    mass_g: float  # per part, waste included
+    time_basis: str  # "toolpath" (planned before for this configuration) or "estimate"
+    machine_time_s: float  # per part
+    material_cost: Decimal  # per part
+    machine_cost: Decimal  # per part
+    setup_fee: Decimal
+    discount: float  # the quantity break applied to the unit price
+    unit_price: Decimal
+    total: Decimal
+    machine: str  # the machine the lead time was computed for ("" when none can make it)
+    lead_time_s: int | None  # None: no capable machine
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-safe (Decimals as strings): how a quote is stored with its order line."""
+        return {
+            key: str(value) if isinstance(value, Decimal) else value
+            for key, value in asdict(self).items()
+        }
+
+
+class QuoteError(ValueError):
+    """The facts cannot be priced (no volume, a quantity below one)."""
+
+
+def estimate_time_s(*, volume_mm3: float, height_mm: float, rates: Rates) -> float:
+    """Machine time of one part before a toolpath exists: depositing the volume, plus a
+    fixed cost per layer (travel, layer change), so tall thin parts are not underpriced."""
+    layers = max(1.0, height_mm / rates.layer_height_mm)
+    return volume_mm3 / rates.deposition_mm3_s + layers * rates.layer_overhead_s
+
+
+def quantity_discount(quantity: int, breaks: Sequence[tuple[int, float]]) -> float:
+    """The largest break whose minimum quantity is reached; 0 below the first."""
+    return max((share for minimum, share in breaks if quantity >= minimum), default=0.0)
+
+
+def quote_line(
+    *,
+    volume_mm3: float,
+    height_mm: float,
+    quantity: int,
+    material: MaterialFacts,
+    machines: Sequence[MachineOffer],
+    rates: Rates,
+    toolpath_time_s: float | None = None,
+) -> Quote:
+    """Price `quantity` parts of one configuration and say when they could be ready.
+
+    `machines` are the ones capable of making the part; the line is quoted on the one that
+    would finish it soonest (at its hourly rate). With none, the price uses the default rate
+    and there is no lead time.
+    """
+    if volume_mm3 <= 0:
+        raise QuoteError("the part has no volume")
+    if quantity < 1:
+        raise QuoteError("the quantity must be at least 1")
+    if toolpath_time_s is not None and toolpath_time_s > 0:
+        basis, part_time = "toolpath", float(toolpath_time_s)
+    else:
+        basis = "estimate"
+        part_time = estimate_time_s(volume_mm3=volume_mm3, height_mm=height_mm, rates=rates)
+    run_time = part_time * quantity
+    best = min(machines, key=lambda m: (m.queue_eta_s + run_time, m.name), default=None)
+    hourly = (
+        best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
+    )
+
+    mass_g = volume_mm3 / 1000.0 * material.density_g_cm3 * (1 + rates.waste_factor)
+    material_cost = Decimal(str(mass_g)) / 1000 * material.price_per_kg
+    machine_cost = Decimal(str(part_time)) / 3600 * hourly
+    discount = quantity_discount(quantity, rates.quantity_breaks)
+    unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
+    total = _money(rates.setup_fee + unit_price * quantity)
+    lead_time = None
+    if best is not None:
+        lead_time = int(round(best.queue_eta_s + run_time + rates.pipeline_overhead_s))
+    return Quote(
+        currency=rates.currency,
+        quantity=quantity,
+        volume_mm3=round(volume_mm3, 3),
+        mass_g=round(mass_g, 2),
+        time_basis=basis,
+        machine_time_s=round(part_time, 1),
+        material_cost=_money(material_cost),
+        machine_cost=_money(machine_cost),
+        setup_fee=_money(rates.setup_fee),
+        discount=discount,
+        unit_price=unit_price,
+        total=total,
+        machine=best.name if best is not None else "",
+        lead_time_s=lead_time,
+    )
+
+
+def envelope_volume_mm3(lengths_mm: Sequence[float], *, fill: float = 0.35) -> tuple[float, float]:
+    """(volume, height) guessed from a part's length parameters when no geometry has been
+    built: the box of its three largest lengths, `fill` of it solid. Only for API orders of
+    configurations nobody previewed; the web page always quotes on built geometry."""
+    sizes = sorted((size for size in lengths_mm if size > 0), reverse=True)[:3]
+    if not sizes:
+        raise QuoteError("the part has no length parameters to estimate its volume from")
+    while len(sizes) < 3:
+        sizes.append(sizes[-1])
+    x, y, z = sizes
+    return x * y * z * fill, z
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)

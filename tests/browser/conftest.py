@@ -1,0 +1,59 @@
+"""A real headless Chromium, driven by Playwright, against pytest-django's live server.
+
+Debian's Chromium is used as it is (executable_path): `playwright install` is never needed.
+The Redis and Celery worker fixtures are the integration tests' own.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import broker, redis_url, start_worker  # noqa: F401 (fixtures)
+
+CHROMIUM = os.environ.get("MF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    # WebGL for the 3D viewer without a GPU: SwiftShader, Chromium's software renderer.
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+VENDOR = Path(__file__).resolve().parents[2] / "microfactory" / "static" / "vendor"
+
+
+@pytest.fixture
+def chromium_page(settings, monkeypatch) -> Iterator[object]:
+    """A fresh browser page; the pages' static files served without a manifest."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-system-packages.sh installs it)")
+    assert (VENDOR / "three" / "build" / "three.module.js").exists(), (
+        "three.js is not in microfactory/static/vendor: run `make install` "
+        "(scripts/build-assets.sh)"
+    )
+    from playwright.sync_api import sync_playwright
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM reads are
+    # plain synchronous calls all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()

@@ -1,0 +1,203 @@
+"""The ordering pages: catalog, configurator (live validation, preview, DFM, quote), cart,
+checkout (one order per form, however often it is sent), orders, approvals."""
+
+import re
+from unittest.mock import patch
+
+import pytest
+from django.test import Client
+
+from catalog.models import Material, PartFamily, PartPreview
+from orders.models import Order, Status
+from tests.builders import make_machine, make_material, make_order, make_part, make_user
+from tests.orders.helpers import join_team, make_team
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "2"}
+
+
+@pytest.fixture(autouse=True)
+def catalog():
+    make_part("block")
+    PartFamily.objects.filter(slug="block").update(category="Blocks", tags="cube, M5")
+    make_part("washer", materials=[make_material("petg")])
+    make_machine()
+
+
+@pytest.fixture(autouse=True)
+def _no_broker():
+    with (
+        patch("production.tasks.advance_job.apply_async"),
+        patch("catalog.tasks.build_preview.apply_async") as previews,
+        patch("orders.tasks.deliver_webhook.apply_async"),
+        patch("orders.tasks.email_requester.apply_async"),
+    ):
+        yield previews
+
+
+@pytest.fixture
+def browser(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'data-part="([^"]+)"', html)
+
+
+def test_the_catalog_searches_and_filters(browser):
+    assert cards(browser.get("/").content.decode()) == ["block", "washer"]
+    assert cards(browser.get("/?q=m5").content.decode()) == ["block"]
+    assert cards(browser.get("/?category=Blocks").content.decode()) == ["block"]
+    assert cards(browser.get("/?material=petg").content.decode()) == ["washer"]
+    assert cards(browser.get("/?process=fdm").content.decode()) == ["block", "washer"]
+    assert cards(browser.get("/?process=laser").content.decode()) == []
+
+
+def test_a_card_drawing_is_the_default_configurations_svg(browser, _no_broker):
+    html = browser.get("/parts/block/drawing/").content.decode()
+    assert "being made" in html and PartPreview.objects.get().status == "queued"
+    preview = PartPreview.objects.get()
+    PartPreview.objects.filter(pk=preview.pk).update(status="ready", svg="catalog/previews/x.svg")
+    html = browser.get("/parts/block/drawing/").content.decode()
+    assert f"/previews/{preview.key}.svg" in html
+
+
+def test_the_part_page_has_a_form_from_the_schema_with_units_and_ranges(browser):
+    html = browser.get("/parts/block/").content.decode()
+    assert 'name="p_width"' in html and 'min="5.0"' in html and "5 – 400 mm" in html
+    assert "(mm)" in html and 'id="viewer"' in html
+    assert "vendor/three/build/three.module.js" in html and "vendor/htmx/htmx.min.js" in html
+    assert "http://" not in re.sub(r"http://testserver", "", html.split("<main>")[0])
+
+
+def test_configuring_shows_the_validation_modules_field_errors(browser):
+    response = browser.post("/parts/block/configure/", {**FORM, "p_width": "2"})
+    html = response.content.decode()
+    assert 'id="err-width" hx-swap-oob="true"><li>must be at least 5 mm (got 2)</li>' in html
+    assert 'data-state="invalid"' in html
+    rule = browser.post("/parts/block/configure/", {**FORM, "p_hole_d": "19"}).content.decode()
+    assert "the hole must leave 1 mm of wall" in rule
+    bad_quantity = browser.post(
+        "/parts/block/configure/", {**FORM, "quantity": "0"}
+    ).content.decode()
+    assert "must be between 1" in bad_quantity
+
+
+def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browser, _no_broker):
+    html = browser.post("/parts/block/configure/", FORM).content.decode()
+    assert 'data-state="valid"' in html and "Building the preview" in html
+    assert PartPreview.objects.get().status == "queued"
+    assert "fits on MK4-1" in html and 'id="quote-total"' in html
+    preview = PartPreview.objects.get()
+    PartPreview.objects.filter(pk=preview.pk).update(
+        status="ready", stl="catalog/previews/x.stl", volume_mm3=3000.0, bbox_mm=[20, 20, 10]
+    )
+    ready = browser.post("/parts/block/configure/", FORM).content.decode()
+    assert f'data-stl-url="/previews/{preview.key}.stl"' in ready
+    assert "Measured on the built geometry" in ready
+    total = lambda html: re.search(r'data-total="([\d.]+)"', html).group(1)  # noqa: E731
+    more = browser.post("/parts/block/configure/", {**FORM, "quantity": "5"}).content.decode()
+    assert total(more) != total(ready)
+
+
+def test_ordering_from_the_cart_places_one_order_even_when_submitted_twice(browser, user):
+    assert browser.post("/parts/block/add/", FORM).status_code == 302
+    assert (
+        browser.post(
+            "/parts/washer/add/", {**FORM, "material": "petg", "quantity": "1"}
+        ).status_code
+        == 302
+    )
+    cart = browser.get("/cart/").content.decode()
+    assert cart.count("Remove") == 2
+    key = re.search(r'name="idempotency_key" value="(\w+)"', cart).group(1)
+    form = {
+        "idempotency_key": key,
+        "reference": "WO-9",
+        "due_date": "",
+        "priority": "high",
+        "delivery_site": "north",
+        "note": "urgent spare",
+    }
+    first = browser.post("/cart/", form)
+    assert first.status_code == 302
+    order = Order.objects.get()
+    assert first["Location"] == f"/orders/{order.pk}/"
+    # The double click: the same form again, whatever the cart holds by then.
+    browser.post("/parts/block/add/", FORM)
+    second = browser.post("/cart/", form)
+    assert second["Location"] == f"/orders/{order.pk}/" and Order.objects.count() == 1
+    assert (
+        order.lines.count() == 2
+        and order.priority == "high"
+        and order.delivery_site.slug == "north"
+    )
+    page = browser.get(f"/orders/{order.pk}/").content.decode()
+    assert "WO-9" in page and "in production" in page and page.count("job-status") == 2
+
+
+def test_a_due_date_in_the_past_is_refused_on_the_page(browser):
+    browser.post("/parts/block/add/", FORM)
+    html = browser.post(
+        "/cart/", {"idempotency_key": "x", "due_date": "2001-01-01", "priority": "normal"}
+    ).content.decode()
+    assert "is in the past" in html and not Order.objects.exists()
+
+
+def test_a_part_added_with_bad_values_stays_out_of_the_cart(browser):
+    response = browser.post("/parts/block/add/", {**FORM, "p_width": "abc"}, follow=True)
+    assert "must be a number" in response.content.decode()
+    assert "The cart is empty" in browser.get("/cart/").content.decode()
+
+
+def test_an_approver_approves_and_rejects_on_the_pages(organisation, user):
+    team = make_team(organisation, threshold="0.01")
+    join_team(user, team)
+    boss = join_team(make_user("boss", organisation=organisation, role="approver"), team)
+    first, second = make_order(user=user), make_order(user=user)
+    client = Client()
+    client.force_login(boss)
+    approvals = client.get("/approvals/").content.decode()
+    assert first.number in approvals and approvals.count("Approve</button>") == 2
+    client.post(f"/orders/{first.pk}/approve/")
+    client.post(f"/orders/{second.pk}/reject/", {"reason": "use stock"})
+    first.refresh_from_db(), second.refresh_from_db()
+    assert (first.status, second.status) == (Status.IN_PRODUCTION, Status.REJECTED)
+    assert second.reason == "use stock"
+    # The requester sees no approve button and cannot approve.
+    requester = Client()
+    requester.force_login(user)
+    third = make_order(user=user)
+    assert "Approve</button>" not in requester.get(f"/orders/{third.pk}/").content.decode()
+    requester.post(f"/orders/{third.pk}/approve/")
+    third.refresh_from_db()
+    assert third.status == Status.AWAITING_APPROVAL
+
+
+def test_the_order_page_polls_while_the_order_is_under_way(browser, user):
+    order = make_order(user=user)
+    html = browser.get(f"/orders/{order.pk}/").content.decode()
+    assert 'hx-trigger="every 2s"' in html
+    fragment = browser.get(f"/orders/{order.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<div id="order-live"')
+    browser.post(f"/orders/{order.pk}/cancel/", {"reason": "changed my mind"})
+    html = browser.get(f"/orders/{order.pk}/").content.decode()
+    assert "Cancelled" in html and 'hx-trigger="every 2s"' not in html
+
+
+def test_the_orders_page_lists_and_filters_by_status(browser, user):
+    running = make_order(user=user)
+    from orders.services import order_cancel
+
+    cancelled = order_cancel(order=make_order(user=user), user=user)
+    html = browser.get("/orders/?status=cancelled").content.decode()
+    assert cancelled.number in html and running.number not in html
+
+
+def test_material_unknown_to_the_part_is_a_field_error(browser):
+    Material.objects.create(slug="gold", name="Gold", density_g_cm3=19.3, price_per_kg=50000)
+    html = browser.post("/parts/block/configure/", {**FORM, "material": "gold"}).content.decode()
+    assert "gold&#x27; is not offered" in html
