@@ -50,8 +50,9 @@ $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (as python3.11 or python3)" >&2; exit 1; }
 	$(PYTHON) -m venv --clear $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml package.json package-lock.json scripts/build-assets.sh | $(PY)
 	$(PY) -m pip install -e ".[dev]"
+	bash scripts/build-assets.sh  # three.js and htmx from npm into microfactory/static/vendor/
 	touch $@
 
 install: $(STAMP)
@@ -65,6 +66,8 @@ run: $(STAMP)
 # Both passes run even when the first fails; the target fails if either did.
 test: system-packages $(STAMP)
 	@status=0; \
+	echo "==> lint (ruff)"; \
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || status=1; \
 	echo "==> test suite on SQLite"; \
 	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS) || status=1; \
 	echo "==> test suite on PostgreSQL"; \

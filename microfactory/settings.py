@@ -135,7 +135,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Microfactory API",
-    "DESCRIPTION": "Order spare parts from the digital inventory and follow them through the factory.",
+    "DESCRIPTION": "Order spare parts from the digital inventory and follow them through the "
+    "factory.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
 }
@@ -200,3 +201,149 @@ RECONCILE_BATCH = env.int("MF_RECONCILE_BATCH", default=500)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a Celery worker process in the integration tests sees the rows.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(VAR_DIR / "test-db.sqlite3")
+
+# --- Toolpath engines (production.toolpath)
+# The PrusaSlicer CLI, for machines whose toolpath engine is "prusaslicer" (Debian package
+# prusa-slicer). Its time limit stays below MF_JOB_STEP_TIME_LIMIT_S, so a slow slice fails
+# the job with a reason instead of being killed by Celery.
+PRUSASLICER_BINARY = env.str("MF_PRUSASLICER_BINARY", default="prusa-slicer")
+PRUSASLICER_TIMEOUT_S = env.float("MF_PRUSASLICER_TIMEOUT_S", default=300.0)
+
+# --- Machines and routing (production.routing, production.connectors) ---------------------
+# A watched machine (networked, or with an agent) silent this long goes offline; its jobs move.
+MF_MACHINE_OFFLINE_AFTER_S = env.int("MF_MACHINE_OFFLINE_AFTER_S", default=120)
+MF_MACHINE_SWEEP_INTERVAL_S = env.float("MF_MACHINE_SWEEP_INTERVAL_S", default=30.0)
+# Telemetry history kept for the dashboard, and the largest report the API accepts.
+MF_TELEMETRY_RETENTION_H = env.int("MF_TELEMETRY_RETENTION_H", default=72)
+MF_TELEMETRY_MAX_BYTES = env.int("MF_TELEMETRY_MAX_BYTES", default=8192)
+# Connectors (OctoPrint, Moonraker): each request's timeout, tries, and the first backoff
+# (doubling), then how often connected machines are polled.
+MF_CONNECTOR_TIMEOUT_S = env.float("MF_CONNECTOR_TIMEOUT_S", default=10.0)
+MF_CONNECTOR_ATTEMPTS = env.int("MF_CONNECTOR_ATTEMPTS", default=3)
+MF_CONNECTOR_BACKOFF_S = env.float("MF_CONNECTOR_BACKOFF_S", default=1.0)
+MF_CONNECTOR_POLL_S = env.float("MF_CONNECTOR_POLL_S", default=10.0)
+# A job sent to a printer that stays idle this long is sent again.
+MF_DISPATCH_STALE_S = env.int("MF_DISPATCH_STALE_S", default=120)
+# The router: the cost of changing material on a machine, how often waiting jobs are routed
+# again, and how many jobs one routing pass plans.
+MF_CHANGEOVER_MIN = env.float("MF_CHANGEOVER_MIN", default=15.0)
+MF_ROUTE_INTERVAL_S = env.float("MF_ROUTE_INTERVAL_S", default=60.0)
+MF_ROUTE_BATCH = env.int("MF_ROUTE_BATCH", default=2000)
+CELERY_BEAT_SCHEDULE["route-waiting-jobs"] = {
+    "task": "production.tasks.route_waiting_jobs",
+    "schedule": MF_ROUTE_INTERVAL_S,
+}
+CELERY_BEAT_SCHEDULE["mark-silent-machines-offline"] = {
+    "task": "production.tasks.mark_silent_machines_offline",
+    "schedule": MF_MACHINE_SWEEP_INTERVAL_S,
+}
+CELERY_BEAT_SCHEDULE["poll-machines"] = {
+    "task": "production.tasks.poll_machines",
+    "schedule": MF_CONNECTOR_POLL_S,
+}
+CELERY_BEAT_SCHEDULE["prune-telemetry"] = {
+    "task": "production.tasks.prune_telemetry",
+    "schedule": 3600.0,
+}
+
+# --- Catalog (catalog.*) ------------------------------------------------------------------
+INSTALLED_APPS += ["django_filters"]  # the parts search (catalog.api): filters and their form
+# Static models (STEP or STL uploads) larger than this, or meshes with more triangles, are refused.
+CATALOG_MODEL_MAX_MB = env.int("MF_CATALOG_MODEL_MAX_MB", default=64)
+CATALOG_MODEL_MAX_TRIANGLES = env.int("MF_CATALOG_MODEL_MAX_TRIANGLES", default=1_000_000)
+# Previews (POST /api/v1/parts/<slug>/previews/): builds one user may have queued or running,
+# and how long a queued build may wait before a new request queues it again (task lost).
+CATALOG_PREVIEW_MAX_IN_FLIGHT = env.int("MF_CATALOG_PREVIEW_MAX_IN_FLIGHT", default=3)
+CATALOG_PREVIEW_STALE_S = env.int(
+    "MF_CATALOG_PREVIEW_STALE_S", default=GEOMETRY_BUILD_TIMEOUT_S + 120
+)
+# The admin's "build with defaults" runs in the web request: a short wall-clock limit.
+CATALOG_ADMIN_BUILD_TIMEOUT_S = env.int("MF_CATALOG_ADMIN_BUILD_TIMEOUT_S", default=30)
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {"PreviewStatusEnum": "catalog.models.PartPreview.Status"}
+)
+
+# --- Validation limits (production.pipeline.validation) ----------------------------------
+# Hostile-input limits: bigger files or meshes are rejected before any real work.
+VALIDATION_MAX_FILE_MB = env.int("MF_VALIDATION_MAX_FILE_MB", default=100)
+VALIDATION_MAX_TRIANGLES = env.int("MF_VALIDATION_MAX_TRIANGLES", default=1_000_000)
+VALIDATION_MAX_VERTICES = env.int("MF_VALIDATION_MAX_VERTICES", default=1_000_000)
+VALIDATION_TIME_BUDGET_S = env.float("MF_VALIDATION_TIME_BUDGET_S", default=60.0)
+VALIDATION_SELF_INTERSECTION_MAX_TRIANGLES = env.int(
+    "MF_VALIDATION_SELF_INTERSECTION_MAX_TRIANGLES", default=100_000
+)
+# Mesh repair: holes whose rim is at most this long are filled automatically.
+VALIDATION_MAX_HOLE_PERIMETER_MM = env.float("MF_VALIDATION_MAX_HOLE_PERIMETER_MM", default=10.0)
+# FDM printability (docs/validation.md explains each).
+VALIDATION_OVERHANG_DEG = env.float("MF_VALIDATION_OVERHANG_DEG", default=45.0)
+VALIDATION_BRIDGE_MM = env.float("MF_VALIDATION_BRIDGE_MM", default=15.0)
+# Walls under MIN_WALL_FACTOR nozzle widths warn; under MIN_WALL_FAIL_FACTOR they are rejected.
+VALIDATION_MIN_WALL_FACTOR = env.float("MF_VALIDATION_MIN_WALL_FACTOR", default=2.0)
+VALIDATION_MIN_WALL_FAIL_FACTOR = env.float("MF_VALIDATION_MIN_WALL_FAIL_FACTOR", default=1.0)
+VALIDATION_MIN_CONTACT_MM2 = env.float("MF_VALIDATION_MIN_CONTACT_MM2", default=25.0)
+VALIDATION_MAX_HEIGHT_TO_BASE = env.float("MF_VALIDATION_MAX_HEIGHT_TO_BASE", default=5.0)
+VALIDATION_WALL_SAMPLES = env.int("MF_VALIDATION_WALL_SAMPLES", default=4000)
+
+# --- Ordering (orders.*) -------------------------------------------------------------------
+from decimal import Decimal  # noqa: E402
+
+from orders.quoting import Rates  # noqa: E402  (a pure module: no Django import)
+
+INSTALLED_APPS += ["drf_spectacular_sidecar"]  # Swagger UI's files, served at /api/docs/
+# The pages' own CSS and scripts, and the npm libraries scripts/build-assets.sh copies to vendor/.
+STATICFILES_DIRS = [BASE_DIR / "microfactory" / "static"]
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        # Orders and jobs both have a "status": name their enums apart in the schema.
+        "ENUM_NAME_OVERRIDES": {
+            **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+            "OrderStatusEnum": "orders.models.Status",
+            "JobStatusEnum": "production.models.Job.Status",
+        },
+    }
+)
+# A retried order with the same Idempotency-Key returns the first order for this long.
+ORDER_IDEMPOTENCY_KEY_TTL_H = env.int("MF_ORDER_IDEMPOTENCY_KEY_TTL_H", default=24)
+# The instant quote (orders.quoting): every price and rate in one place.
+ORDER_QUOTE_RATES = Rates(
+    currency=env.str("MF_QUOTE_CURRENCY", default="EUR"),
+    setup_fee=Decimal(env.str("MF_QUOTE_SETUP_FEE", default="5.00")),
+    waste_factor=env.float("MF_QUOTE_WASTE_FACTOR", default=0.15),
+    default_hourly_rate=Decimal(env.str("MF_QUOTE_DEFAULT_HOURLY_RATE", default="6.00")),
+    deposition_mm3_s=env.float("MF_QUOTE_DEPOSITION_MM3_S", default=16.0),
+    layer_height_mm=env.float("MF_QUOTE_LAYER_HEIGHT_MM", default=0.2),
+    layer_overhead_s=env.float("MF_QUOTE_LAYER_OVERHEAD_S", default=1.5),
+    pipeline_overhead_s=env.float("MF_QUOTE_PIPELINE_OVERHEAD_S", default=900.0),
+)
+# Orders follow their jobs (webhooks, completion) from production's JobEvents this often.
+ORDERS_FOLLOW_INTERVAL_S = env.float("MF_ORDERS_FOLLOW_INTERVAL_S", default=5.0)
+ORDERS_FOLLOW_LAG_S = env.float("MF_ORDERS_FOLLOW_LAG_S", default=2.0)
+ORDERS_FOLLOW_BATCH = env.int("MF_ORDERS_FOLLOW_BATCH", default=1000)
+CELERY_BEAT_SCHEDULE["orders-follow-jobs"] = {
+    "task": "orders.tasks.follow_jobs",
+    "schedule": ORDERS_FOLLOW_INTERVAL_S,
+}
+# Webhooks: each POST's timeout, how many tries, and the backoff (doubling from the first,
+# capped below the Redis visibility timeout so a delayed retry is never delivered twice).
+ORDER_WEBHOOK_TIMEOUT_S = env.float("MF_ORDER_WEBHOOK_TIMEOUT_S", default=10.0)
+ORDER_WEBHOOK_MAX_ATTEMPTS = env.int("MF_ORDER_WEBHOOK_MAX_ATTEMPTS", default=8)
+ORDER_WEBHOOK_BACKOFF_S = env.float("MF_ORDER_WEBHOOK_BACKOFF_S", default=10.0)
+ORDER_WEBHOOK_BACKOFF_MAX_S = env.float("MF_ORDER_WEBHOOK_BACKOFF_MAX_S", default=600.0)
+# E-mail to requesters (completed, rejected): printed on the console unless EMAIL_HOST is set.
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Microfactory <orders@localhost>")
+# The largest request body (an order, a form) Django and the order API accept.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MF_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)

@@ -1,20 +1,40 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from catalog.api.views import PartsApi
-from orders.api.views import OrderDetailApi, OrdersApi
+from catalog.api.views import (
+    PartDetailApi,
+    PartPreviewsApi,
+    PartsApi,
+    PartValidateApi,
+    PreviewDetailApi,
+    PreviewFileApi,
+)
 from microfactory.views import ApiRoot
+from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.views import JobArtifactApi
 
 api = (
     [
         path("", ApiRoot.as_view(), name="root"),
         path("parts/", PartsApi.as_view(), name="parts"),
-        path("orders/", OrdersApi.as_view(), name="orders"),
-        path("orders/<int:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
-        path("jobs/<int:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"),
+        path("parts/<slug:slug>/", PartDetailApi.as_view(), name="part-detail"),
+        path("parts/<slug:slug>/validate/", PartValidateApi.as_view(), name="part-validate"),
+        path("parts/<slug:slug>/previews/", PartPreviewsApi.as_view(), name="part-previews"),
+        path("previews/<str:key>/", PreviewDetailApi.as_view(), name="preview-detail"),
+        path("previews/<str:key>/<str:kind>/", PreviewFileApi.as_view(), name="preview-file"),
+        path("", include("orders.api.urls")),  # orders, order actions, jobs, quotes
+        path(
+            "jobs/<int:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
+        ),
+        path("machines/", MachinesApi.as_view(), name="machines"),
+        path("machines/<slug:slug>/", MachineDetailApi.as_view(), name="machine-detail"),
+        path(
+            "machines/<slug:slug>/telemetry/",
+            MachineTelemetryApi.as_view(),
+            name="machine-telemetry",
+        ),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
     ],
     "api",
@@ -23,6 +43,8 @@ api = (
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
+    # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN).
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]

@@ -1,6 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 
-from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
+from microfactory.errors import DomainError
+from production.machines import job_resume, machine_set_state
+from production.models import (
+    Artifact,
+    Job,
+    JobArtifact,
+    JobEvent,
+    Machine,
+    MachineTelemetry,
+    Site,
+)
 
 
 @admin.register(Site)
@@ -12,7 +25,59 @@ class SiteAdmin(admin.ModelAdmin):
 class MachineAdmin(admin.ModelAdmin):
     list_display = ["name", "site", "model", "process", "state", "connector", "last_seen_at"]
     list_filter = ["site", "process", "state"]
-    filter_horizontal = ["materials_loaded"]
+    filter_horizontal = ["materials_loaded", "materials_loadable"]
+    # State changes go through the actions (machine_set_state), which re-route jobs; the rest
+    # is what the machine reports. The telemetry token: manage.py machine_token SLUG.
+    readonly_fields = [
+        "state",
+        "state_changed_at",
+        "last_seen_at",
+        "progress",
+        "temperatures",
+        "error_text",
+        "current_job",
+        "has_token",
+    ]
+    exclude = ["token_hash"]
+    actions = ["put_in_maintenance", "bring_back"]
+
+    @admin.display(boolean=True, description="telemetry token")
+    def has_token(self, machine: Machine) -> bool:
+        return bool(machine.token_hash)
+
+    def _set_state(self, request: HttpRequest, queryset: QuerySet[Machine], state: str) -> None:
+        for machine in queryset:
+            machine_set_state(
+                machine_id=machine.pk,
+                state=state,
+                now=timezone.now(),
+                actor=request.user.get_username(),
+                reason=f"set to {state} in the admin",
+            )
+        self.message_user(request, f"{queryset.count()} machine(s) set to {state}")
+
+    @admin.action(description="Put in maintenance (its jobs are routed elsewhere)")
+    def put_in_maintenance(self, request: HttpRequest, queryset: QuerySet[Machine]) -> None:
+        self._set_state(request, queryset, Machine.State.MAINTENANCE)
+
+    @admin.action(description="Bring back into service (idle)")
+    def bring_back(self, request: HttpRequest, queryset: QuerySet[Machine]) -> None:
+        self._set_state(request, queryset, Machine.State.IDLE)
+
+
+@admin.register(MachineTelemetry)
+class MachineTelemetryAdmin(admin.ModelAdmin):
+    list_display = ["machine", "recorded_at", "state", "progress", "job"]
+    list_filter = ["machine", "state"]
+    readonly_fields = [
+        "machine",
+        "recorded_at",
+        "state",
+        "progress",
+        "temperatures",
+        "job",
+        "error_text",
+    ]
 
 
 class JobEventInline(admin.TabularInline):
@@ -35,9 +100,33 @@ class JobArtifactInline(admin.TabularInline):
 class JobAdmin(admin.ModelAdmin):
     list_display = ["number", "line", "quantity", "status", "machine", "status_changed_at"]
     list_filter = ["status", "machine"]
-    readonly_fields = ["line", "quantity", "status", "reason", "machine", "dfm_report",
-                       "toolpath_meta", "enqueued_at", "status_changed_at"]
+    readonly_fields = [
+        "line",
+        "quantity",
+        "status",
+        "reason",
+        "machine",
+        "dfm_report",
+        "toolpath_meta",
+        "enqueued_at",
+        "status_changed_at",
+        "replaces",
+        "started_at",
+        "finished_at",
+        "progress",
+    ]
     inlines = [JobEventInline, JobArtifactInline]
+    actions = ["resume"]
+
+    @admin.action(description="Resume: the part was fine after all (withdraws the replacement)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        for job in queryset:
+            try:
+                job_resume(job_id=job.pk, now=timezone.now(), actor=request.user.get_username())
+            except DomainError as refusal:
+                self.message_user(request, f"{job.number}: {refusal}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{job.number} goes to QC")
 
 
 @admin.register(Artifact)

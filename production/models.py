@@ -1,6 +1,6 @@
 """How parts get made: sites, machines, jobs, their audit trail and their artifacts."""
 
-from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 from catalog.models import Material, Process
@@ -58,6 +58,37 @@ class Machine(models.Model):
     connector = models.CharField(max_length=12, choices=Connector.choices, default="manual")
     state = models.CharField(max_length=12, choices=State.choices, default=State.IDLE)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Materials an operator can load here (spools on the shelf): routable with a changeover.
+    materials_loadable = models.ManyToManyField(
+        Material, blank=True, related_name="loadable_on", help_text="can be loaded on request"
+    )
+    connector_url = models.URLField(blank=True, help_text="OctoPrint or Moonraker base URL")
+    # The NAME of an environment variable holding the API key: the key itself never enters
+    # the database, the admin or the API.
+    connector_secret_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "an environment variable name, e.g. MK4_1_KEY")
+        ],
+        help_text="name of the environment variable that holds the connector's API key",
+    )
+    # sha256 of the machine's telemetry token (manage.py machine_token SLUG shows it once).
+    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    queue_limit = models.PositiveIntegerField(
+        default=10, help_text="most jobs routed here at once (queued, dispatched and running)"
+    )
+    # Latest telemetry; the history is in MachineTelemetry.
+    progress = models.FloatField(null=True, blank=True, help_text="percent of the current job")
+    temperatures = models.JSONField(default=dict, blank=True)
+    error_text = models.TextField(blank=True)
+    current_job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # States in which a machine takes work; the router never assigns to any other.
+    AVAILABLE = frozenset({State.IDLE, State.BUSY, State.PAUSED})
 
     class Meta:
         ordering = ["site", "name"]
@@ -68,6 +99,11 @@ class Machine(models.Model):
     @property
     def build_volume_mm(self) -> tuple[float, float, float]:
         return (self.build_x_mm, self.build_y_mm, self.build_z_mm)
+
+    @property
+    def is_connected(self) -> bool:
+        """Driven over the network (OctoPrint, Moonraker) rather than by an operator."""
+        return self.connector != self.Connector.MANUAL
 
 
 class Job(models.Model):
@@ -80,11 +116,29 @@ class Job(models.Model):
         TOOLPATH_READY = "toolpath_ready", "toolpath ready"
         TRAVELER_READY = "traveler_ready", "traveler ready"
         ROUTED = "routed", "routed to machine"
+        DISPATCHED = "dispatched", "sent to machine"
+        RUNNING = "running"
+        AWAITING_QC = "awaiting_qc", "awaiting QC"
+        DONE = "done", "QC passed"  # some copies may have been scrapped: see qc_scrapped
+        SCRAPPED = "scrapped"  # every copy failed QC; a replacement job remakes them
         REJECTED = "rejected"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
-    # The pipeline's end states: nothing more runs for a job in one of these.
-    TERMINAL = frozenset({Status.ROUTED, Status.REJECTED, Status.FAILED})
+    # Nothing more happens to a job in one of these.
+    TERMINAL = frozenset(
+        {Status.REJECTED, Status.FAILED, Status.CANCELLED, Status.DONE, Status.SCRAPPED}
+    )
+    # The pipeline has nothing left to run: the job is at a machine, past it, or ended. The
+    # reconciler never re-enqueues these into the pipeline.
+    PIPELINE_DONE = TERMINAL | {
+        Status.ROUTED,
+        Status.DISPATCHED,
+        Status.RUNNING,
+        Status.AWAITING_QC,
+    }
+    # Jobs a machine holds: they fill its queue and are re-routed or failed when it goes down.
+    ON_MACHINE = frozenset({Status.ROUTED, Status.DISPATCHED, Status.RUNNING})
 
     line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="jobs")
     quantity = models.PositiveIntegerField()
@@ -99,6 +153,18 @@ class Job(models.Model):
     status_changed_at = models.DateTimeField(auto_now_add=True)
     # Last time a task was queued for this job; the reconciler re-enqueues jobs silent too long.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The failed job this one remakes (its machine died while running it).
+    replaces = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replacements"
+    )
+    started_at = models.DateTimeField(null=True, blank=True, help_text="the machine started it")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="the machine finished it")
+    progress = models.FloatField(null=True, blank=True, help_text="percent done on the machine")
+    # QC at the station: how many copies passed and were scrapped, and what was measured
+    # ({check label: value in mm}).
+    qc_passed = models.PositiveIntegerField(default=0)
+    qc_scrapped = models.PositiveIntegerField(default=0)
+    measurements = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -116,7 +182,8 @@ class Job(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in self.TERMINAL
+        """The pipeline has nothing left to run for it (it may still be at a machine)."""
+        return self.status in self.PIPELINE_DONE
 
 
 class JobEvent(models.Model):
@@ -183,3 +250,30 @@ class JobArtifact(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "kind"], name="one_artifact_kind_per_job"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.job}"
+
+
+class MachineTelemetry(models.Model):
+    """One report from a machine (its agent or our poller), kept MF_TELEMETRY_RETENTION_H."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="telemetry")
+    recorded_at = models.DateTimeField()
+    state = models.CharField(max_length=12, choices=Machine.State.choices)
+    progress = models.FloatField(null=True, blank=True)
+    temperatures = models.JSONField(default=dict, blank=True)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error_text = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-recorded_at", "-pk"]
+        indexes = [
+            # The dashboard's read: one machine's recent history.
+            models.Index(fields=["machine", "recorded_at"], name="telemetry_machine_time"),
+            # The pruning task's delete: everything older than the retention window.
+            models.Index(fields=["recorded_at"], name="telemetry_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.machine} {self.state} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"

@@ -1,12 +1,22 @@
-"""Choosing a machine for a job: pure, deterministic, no Django.
+"""Choosing machines for jobs: pure, deterministic, no Django, no clock of its own.
 
-The walking skeleton's rule: among machines that can make the job (process, material loaded,
-build volume, same toolpath profile), take an idle one first, then the one with the shortest
-queue; ties go by name so the same inputs always give the same machine.
+1. Capability: a machine can make a job when its process matches, the job's material is loaded
+   or loadable there, the part (as oriented for printing; turning it on the bed is free) fits
+   the build volume, and the nozzle and toolpath profile match the planned G-code.
+2. Availability: only idle, busy or paused machines whose queue is below their limit take work;
+   offline, maintenance and error machines never do.
+3. Score: the expected completion time, in seconds from now: the work already queued there,
+   plus a changeover when the job's material is not loaded, plus this job's own time. Ties go
+   to an idle machine, then the shorter queue, then the name, so equal inputs give equal plans.
+
+`choose_machine` places one job; `plan_routes` places many at once, most urgent first (least
+slack to the due date, then priority), each on the machine that finishes it soonest given the
+jobs placed before it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from microfactory.errors import Rejected
 
@@ -14,7 +24,7 @@ AVAILABLE_STATES = frozenset({"idle", "busy", "paused"})
 
 
 class NoMachineAvailable(Exception):
-    """Capable machines exist but none can take work now (offline, maintenance, error)."""
+    """Capable machines exist but none can take work now (offline, maintenance, error, full)."""
 
 
 @dataclass(frozen=True)
@@ -30,11 +40,26 @@ class MachineFacts:
     flavour: str
     materials: frozenset[str]
     queued_jobs: int = 0
+    queue_limit: int = 0  # most jobs it holds at once; 0 means no limit
+    queue_eta_s: float = 0.0  # seconds until the work already routed here is done
+    loadable: frozenset[str] = frozenset()  # can be loaded, at a changeover's cost
+    toolpath_engine: str = "builtin"  # the slicer of its G-code (Machine.toolpath_engine)
 
     @property
     def profile_key(self) -> tuple:
-        """Machines with equal profile keys run the same G-code."""
-        return (self.model, self.nozzle_mm, self.flavour, self.build_volume_mm)
+        """Machines with equal profile keys run the same G-code: a job sliced by PrusaSlicer
+        goes only to machines whose engine is PrusaSlicer."""
+        return (
+            self.model,
+            self.nozzle_mm,
+            self.flavour,
+            self.build_volume_mm,
+            self.toolpath_engine,
+        )
+
+    @property
+    def is_full(self) -> bool:
+        return bool(self.queue_limit) and self.queued_jobs >= self.queue_limit
 
 
 @dataclass(frozen=True)
@@ -43,26 +68,59 @@ class JobNeeds:
     material: str
     extents_mm: tuple[float, float, float]
     profile_key: tuple | None = None  # set once a toolpath was planned for a machine profile
+    key: str = ""  # the job's id, for plans and tie-breaks
+    nozzle_mm: float | None = None  # the nozzle the G-code was planned for
+    estimated_time_s: float = 0.0
+    due: datetime | None = None
+    priority: int = 0  # higher goes first (Order.Priority: low 0 .. urgent 3)
+
+
+def can_make(job: JobNeeds, machine: MachineFacts) -> bool:
+    """The machine could make the job if it were free (capability only, not availability)."""
+    x, y, z = job.extents_mm
+    width, depth, height = machine.build_volume_mm
+    fits = z <= height and (
+        (x <= width and y <= depth) or (y <= width and x <= depth)  # turned 90° on the bed
+    )
+    return (
+        machine.process == job.process
+        and (job.material in machine.materials or job.material in machine.loadable)
+        and fits
+        and (job.nozzle_mm is None or machine.nozzle_mm == job.nozzle_mm)
+        and (job.profile_key is None or machine.profile_key == job.profile_key)
+    )
 
 
 def capable_machines(job: JobNeeds, machines: Sequence[MachineFacts]) -> list[MachineFacts]:
     """Machines that could make the job if they were free, best first."""
-    x, y, z = job.extents_mm
-    capable = [
-        m
-        for m in machines
-        if m.process == job.process
-        and job.material in m.materials
-        and x <= m.build_volume_mm[0]
-        and y <= m.build_volume_mm[1]
-        and z <= m.build_volume_mm[2]
-        and (job.profile_key is None or m.profile_key == job.profile_key)
-    ]
-    return sorted(capable, key=lambda m: (m.state != "idle", m.queued_jobs, m.name, m.key))
+    capable = [m for m in machines if can_make(job, m)]
+    return sorted(
+        capable,
+        key=lambda m: (
+            job.material not in m.materials,
+            m.state != "idle",
+            m.queued_jobs,
+            m.name,
+            m.key,
+        ),
+    )
 
 
-def choose_machine(job: JobNeeds, machines: Sequence[MachineFacts]) -> MachineFacts:
-    """The machine to send the job to. Rejected if none could ever make it."""
+def takes_work(machine: MachineFacts) -> bool:
+    return machine.state in AVAILABLE_STATES and not machine.is_full
+
+
+def completion_s(job: JobNeeds, machine: MachineFacts, *, changeover_s: float = 0.0) -> float:
+    """Seconds from now until the machine would have finished the job."""
+    changeover = 0.0 if job.material in machine.materials else changeover_s
+    return machine.queue_eta_s + changeover + job.estimated_time_s
+
+
+def choose_machine(
+    job: JobNeeds, machines: Sequence[MachineFacts], *, changeover_s: float = 0.0
+) -> MachineFacts:
+    """The machine that finishes the job soonest. Rejected if none could ever make it;
+    NoMachineAvailable if the capable ones are all down or full (the job waits)."""
     capable = capable_machines(job, machines)
     if not capable:
         raise Rejected(
@@ -70,10 +128,84 @@ def choose_machine(job: JobNeeds, machines: Sequence[MachineFacts]) -> MachineFa
             + " x ".join(f"{v:.1f}" for v in job.extents_mm)
             + " mm"
         )
-    available = [m for m in capable if m.state in AVAILABLE_STATES]
+    available = [m for m in capable if takes_work(m)]
     if not available:
         raise NoMachineAvailable(
-            "every capable machine is offline or in maintenance: "
-            + ", ".join(f"{m.name} ({m.state})" for m in capable)
+            "every capable machine is offline, in maintenance or full: "
+            + ", ".join(
+                f"{m.name} (full: {m.queued_jobs} jobs)"
+                if m.state in AVAILABLE_STATES
+                else f"{m.name} ({m.state})"
+                for m in capable
+            )
         )
-    return available[0]
+    return min(
+        available,
+        key=lambda m: (
+            completion_s(job, m, changeover_s=changeover_s),
+            m.state != "idle",
+            m.queued_jobs,
+            m.name,
+            m.key,
+        ),
+    )
+
+
+def urgency(job: JobNeeds, now: datetime) -> tuple:
+    """Sort key, most urgent first: least slack to the due date (none: last), then priority."""
+    if job.due is None:
+        return (1, 0.0, -job.priority, job.key)
+    slack = (job.due - now).total_seconds() - job.estimated_time_s
+    return (0, slack, -job.priority, job.key)
+
+
+@dataclass
+class _Queue:
+    """A machine's queue as the plan grows: when it is free, how many jobs, what is loaded."""
+
+    eta_s: float
+    jobs: int
+    materials: frozenset[str]
+
+
+def plan_routes(
+    jobs: Iterable[JobNeeds],
+    machines: Sequence[MachineFacts],
+    now: datetime,
+    *,
+    changeover_s: float = 0.0,
+) -> dict[str, str]:
+    """Assign many jobs at once: {job key: machine key}. Jobs no available machine can take
+    now (or ever) are left out; the caller tells them apart with `choose_machine`."""
+    ordered = sorted(jobs, key=lambda job: urgency(job, now))
+    available = [m for m in machines if m.state in AVAILABLE_STATES]
+    queues = {
+        m.key: _Queue(eta_s=m.queue_eta_s, jobs=m.queued_jobs, materials=m.materials)
+        for m in available
+    }
+    capable_for: dict[tuple, list[MachineFacts]] = {}
+    plan: dict[str, str] = {}
+    for job in ordered:
+        signature = (job.process, job.material, job.extents_mm, job.nozzle_mm, job.profile_key)
+        if signature not in capable_for:
+            capable_for[signature] = [m for m in available if can_make(job, m)]
+        best_key: tuple | None = None
+        best: MachineFacts | None = None
+        for machine in capable_for[signature]:
+            queue = queues[machine.key]
+            if machine.queue_limit and queue.jobs >= machine.queue_limit:
+                continue
+            changeover = 0.0 if job.material in queue.materials else changeover_s
+            finish = queue.eta_s + changeover + job.estimated_time_s
+            key = (finish, machine.state != "idle", queue.jobs, machine.name, machine.key)
+            if best_key is None or key < best_key:
+                best_key, best = key, machine
+        if best is None or best_key is None:
+            continue
+        queue = queues[best.key]
+        queue.eta_s = best_key[0]
+        queue.jobs += 1
+        if job.material not in queue.materials:
+            queue.materials = frozenset({job.material})  # the spool was changed for this job
+        plan[job.key] = best.key
+    return plan

@@ -18,18 +18,23 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from catalog import geometry
 from catalog.parameters import parse_schema
+from catalog.qc import parse_qc_checks, parse_work_instructions, qc_lines
 from microfactory.errors import Rejected
-from production import routing
+from production import machines, routing
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
 from production.pipeline import traveler as travelers
-from production.pipeline.validation import validate_part
-from production.toolpath import ENGINE as TOOLPATH_ENGINE
-from production.toolpath import FdmProfile, plan_toolpath
+from production.pipeline.validation import (
+    MachineLimits,
+    ValidationLimits,
+    ValidationRejected,
+    validate_part,
+)
+from production.toolpath import FdmProfile, engines
+from production.toolpath.verify import verify_gcode
 
 logger = logging.getLogger(__name__)
 
@@ -90,31 +95,11 @@ def geometry_key(*, revision_checksum: str, parameters: dict, limits: geometry.B
 
 
 def machine_facts(*, process: str, material: str | None = None) -> list[routing.MachineFacts]:
-    """Every machine of a process as routing values, with its count of routed jobs."""
-    machines = (
-        Machine.objects.filter(process=process)
-        .select_related("site")
-        .prefetch_related("materials_loaded")
-        .annotate(queued=Count("jobs", filter=Q(jobs__status=Job.Status.ROUTED)))
-    )
-    facts = [
-        routing.MachineFacts(
-            key=m.slug,
-            name=m.name,
-            site=m.site.name,
-            model=m.model,
-            process=m.process,
-            state=m.state,
-            build_volume_mm=m.build_volume_mm,
-            nozzle_mm=m.nozzle_mm,
-            flavour=m.flavour,
-            materials=frozenset(mat.slug for mat in m.materials_loaded.all()),
-            queued_jobs=m.queued,
-        )
-        for m in machines
-    ]
+    """Every machine of a process as routing values, with its queue (production.machines
+    builds them, toolpath engine included, so the web side shares one definition)."""
+    facts = machines.routing_facts(process=process)
     if material is not None:
-        facts = [f for f in facts if material in f.materials]
+        facts = [f for f in facts if material in f.materials or material in f.loadable]
     return facts
 
 
@@ -139,17 +124,32 @@ def fdm_profile(machine: routing.MachineFacts, *, material: Any) -> FdmProfile:
 def _build_geometry(job: Job) -> StepResult:
     revision = job.line.revision
     limits = build_limits()
+    # A static model's checksum covers its file's sha256, so the key changes with the file.
     key = geometry_key(
         revision_checksum=revision.checksum, parameters=job.line.parameters, limits=limits
     )
     found = {a.kind: a for a in Artifact.objects.filter(input_key=key)}
-    kinds = (Artifact.Kind.STEP, Artifact.Kind.STL, Artifact.Kind.SVG)
+    # A part made from an uploaded STL mesh has no STEP model.
+    has_step = not (revision.kind == "static" and revision.model_format == "stl")
+    kinds = [Artifact.Kind.STL, Artifact.Kind.SVG]
+    if has_step:
+        kinds.insert(0, Artifact.Kind.STEP)
     if all(k in found for k in kinds):
         return StepResult(
             outputs=[Output(k, key, found[k].file.name, existing=found[k]) for k in kinds],
             message="reused the geometry built earlier for the same configuration",
         )
-    built = geometry.build_geometry(revision.script, job.line.parameters, limits=limits)
+    model = b""
+    if revision.kind == "static" and revision.model_file:
+        with revision.model_file.open("rb") as model_file:
+            model = model_file.read()
+    built = geometry.build_revision(
+        kind=revision.kind,
+        script=revision.script,
+        model_bytes=model,
+        parameters=job.line.parameters,
+        limits=limits,
+    )
     meta = {
         "bbox_mm": [round(v, 3) for v in built.bbox_mm],
         "volume_mm3": round(built.volume_mm3, 3),
@@ -157,27 +157,63 @@ def _build_geometry(job: Job) -> StepResult:
         "sandbox": built.sandbox,
         "engine": geometry.ENGINE_VERSION,
     }
+    outputs = [
+        Output(Artifact.Kind.STL, key, "part.stl", built.stl, meta=meta),
+        Output(Artifact.Kind.SVG, key, "drawing.svg", built.svg.encode(), meta=meta),
+    ]
+    if has_step:
+        outputs.insert(0, Output(Artifact.Kind.STEP, key, "part.step", built.step, meta=meta))
     return StepResult(
-        outputs=[
-            Output(Artifact.Kind.STEP, key, "part.step", built.step, meta=meta),
-            Output(Artifact.Kind.STL, key, "part.stl", built.stl, meta=meta),
-            Output(Artifact.Kind.SVG, key, "drawing.svg", built.svg.encode(), meta=meta),
-        ],
+        outputs=outputs,
         message="built {:.1f} x {:.1f} x {:.1f} mm, {:.0f} mm³ ({})".format(
             *built.bbox_mm, built.volume_mm3, built.sandbox
         ),
     )
 
 
+def validation_limits() -> ValidationLimits:
+    """The DFM limits from settings (VALIDATION_*)."""
+    return ValidationLimits(
+        max_file_bytes=settings.VALIDATION_MAX_FILE_MB * 1_000_000,
+        max_triangles=settings.VALIDATION_MAX_TRIANGLES,
+        max_vertices=settings.VALIDATION_MAX_VERTICES,
+        time_budget_s=settings.VALIDATION_TIME_BUDGET_S,
+        overhang_deg=settings.VALIDATION_OVERHANG_DEG,
+        bridge_mm=settings.VALIDATION_BRIDGE_MM,
+        min_wall_factor=settings.VALIDATION_MIN_WALL_FACTOR,
+        min_wall_fail_factor=settings.VALIDATION_MIN_WALL_FAIL_FACTOR,
+        min_contact_mm2=settings.VALIDATION_MIN_CONTACT_MM2,
+        max_height_to_base=settings.VALIDATION_MAX_HEIGHT_TO_BASE,
+        max_hole_perimeter_mm=settings.VALIDATION_MAX_HOLE_PERIMETER_MM,
+        wall_samples=settings.VALIDATION_WALL_SAMPLES,
+        self_intersection_max_triangles=settings.VALIDATION_SELF_INTERSECTION_MAX_TRIANGLES,
+    )
+
+
+def machine_limits(machine: routing.MachineFacts) -> MachineLimits:
+    """A machine as validation sees it."""
+    return MachineLimits(
+        key=machine.key,
+        process=machine.process,
+        build_volume_mm=machine.build_volume_mm,
+        nozzle_mm=machine.nozzle_mm,
+        name=machine.name,
+    )
+
+
 def _validate_part(job: Job) -> StepResult:
+    """The DFM report against every machine with the material loaded. A failed check raises
+    ValidationRejected, whose report job_advance keeps on the rejected job."""
     stl = job_artifact(job, Artifact.Kind.STL).file.read()
-    machines = machine_facts(process=job.line.revision.process, material=job.line.material.slug)
-    if not machines:
+    candidates = machine_facts(process=job.line.revision.process, material=job.line.material.slug)
+    if not candidates:
         raise Rejected(f"no machine has {job.line.material.name} loaded for this process")
-    report = validate_part(stl, build_volumes_mm={m.key: m.build_volume_mm for m in machines})
+    report = validate_part(
+        stl, machines=[machine_limits(m) for m in candidates], limits=validation_limits()
+    )
     return StepResult(
         fields={"dfm_report": report.to_json()},
-        message=f"{len(report.fits)} machine(s) can make it; {len(report.warnings)} warning(s)",
+        message=f"{len(report.capable)} machine(s) can make it; {len(report.warnings)} warning(s)",
     )
 
 
@@ -196,13 +232,25 @@ def _plan_toolpath(job: Job) -> StepResult:
     target = candidates[0]
     profile = fdm_profile(target, material=line.material)
     stl_artifact = job_artifact(job, Artifact.Kind.STL)
-    key = input_key("toolpath", stl_artifact.sha256, TOOLPATH_ENGINE, asdict(profile))
+    stl = stl_artifact.file.read()
+    binary = settings.PRUSASLICER_BINARY
+    # ToolpathEngineError here (engine not installed) ends the job FAILED.
+    version = engines.engine_version(target.toolpath_engine, prusaslicer_binary=binary)
+    key = input_key("toolpath", stl_artifact.sha256, version, asdict(profile))
     existing = Artifact.objects.filter(kind=Artifact.Kind.GCODE, input_key=key).first()
     if existing is not None:
         meta = dict(existing.meta)
         output = Output(Artifact.Kind.GCODE, key, existing.file.name, existing=existing)
+        program = existing.file.read()
     else:
-        toolpath = plan_toolpath(stl_artifact.file.read(), profile)
+        toolpath = engines.plan(
+            stl,
+            profile,
+            engine=target.toolpath_engine,
+            timeout_s=settings.PRUSASLICER_TIMEOUT_S,
+            prusaslicer_binary=binary,
+        )
+        program = toolpath.gcode
         meta = {
             "engine": toolpath.engine,
             "layers": toolpath.layers,
@@ -213,7 +261,15 @@ def _plan_toolpath(job: Job) -> StepResult:
             "nozzle_mm": profile.nozzle_mm,
         }
         output = Output(Artifact.Kind.GCODE, key, "part.gcode", toolpath.gcode, meta=meta)
-    meta = {**meta, "planned_for": target.key, "profile_key": list(target.profile_key)}
+    # Rejected when the G-code does not print this part. Reused G-code is checked again:
+    # cheap next to slicing, and the checks may have grown since it was stored.
+    verification = verify_gcode(program, stl=stl, profile=profile)
+    meta = {
+        **meta,
+        "planned_for": target.key,
+        "profile_key": list(target.profile_key),
+        "verification": verification.to_json(),
+    }
     return StepResult(
         outputs=[output],
         fields={"toolpath_meta": meta},
@@ -310,20 +366,53 @@ def make_traveler(
         dfm_warnings=tuple(
             c["message"] for c in dfm_report.get("checks", []) if c["status"] == "warn"
         ),
-        work_instructions=(
-            "Check that the loaded material matches this traveler; note the spool number.",
-            "Start the job from the station by scanning the QR code.",
-            "Remove the part when the bed has cooled; remove skirt and stringing.",
-            "Measure the critical dimensions and record QC on the station.",
-        ),
-        qc_checks=tuple(
-            travelers.TravelerCheck(
-                label=specs[name].label, nominal=f"{value} {specs[name].unit}", tolerance="± 0.2"
-            )
-            for name, value in parameters.items()
-            if name in specs and specs[name].type == "length"
-        ),
+        work_instructions=work_instructions(revision),
+        qc_checks=qc_checks(revision, specs, parameters),
         printed_at=printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+GENERIC_INSTRUCTIONS = (
+    "Check that the loaded material matches this traveler; note the spool number.",
+    "Start the job from the station by scanning the QR code.",
+    "Remove the part when the bed has cooled; remove skirt and stringing.",
+    "Measure the critical dimensions and record QC on the station.",
+)
+
+
+def work_instructions(revision: Any) -> tuple[str, ...]:
+    """The revision's own instructions, or the shop's generic ones for a part that has none."""
+    return parse_work_instructions(revision.work_instructions or []) or GENERIC_INSTRUCTIONS
+
+
+def qc_checks(
+    revision: Any, specs: dict[str, Any], parameters: dict[str, Any]
+) -> tuple[travelers.TravelerCheck, ...]:
+    """The revision's QC checks for this configuration; without any, every length ± 0.2 mm."""
+    declared = parse_qc_checks(revision.qc_checks or [], tuple(specs.values()))
+    if declared:
+        return tuple(
+            travelers.TravelerCheck(
+                label=line.label,
+                nominal=line.nominal_text,
+                tolerance=line.tolerance,
+                nominal_mm=line.nominal,
+                minus_mm=line.tolerance_minus,
+                plus_mm=line.tolerance_plus,
+            )
+            for line in qc_lines(declared, parameters)
+        )
+    return tuple(
+        travelers.TravelerCheck(
+            label=specs[name].label,
+            nominal=f"{value} {specs[name].unit}",
+            tolerance="± 0.2",
+            nominal_mm=float(value),
+            minus_mm=0.2,
+            plus_mm=0.2,
+        )
+        for name, value in parameters.items()
+        if name in specs and specs[name].type == "length"
     )
 
 
@@ -341,27 +430,26 @@ def _render_traveler(job: Job) -> StepResult:
 
 
 def _route(job: Job) -> StepResult:
-    toolpath = job.toolpath_meta or {}
-    needs = routing.JobNeeds(
-        process=job.line.revision.process,
-        material=job.line.material.slug,
-        extents_mm=tuple(job.dfm_report["extents_mm"]),
-        profile_key=_profile_key(toolpath.get("profile_key")),
+    needs = machines.job_needs(job)
+    chosen = routing.choose_machine(
+        needs, machine_facts(process=needs.process), changeover_s=machines.changeover_s()
     )
-    chosen = routing.choose_machine(needs, machine_facts(process=needs.process))
     machine = Machine.objects.select_related("site").get(slug=chosen.key)
     return StepResult(
         fields={"machine": machine},
         message=f"routed to {machine.name} at {machine.site.name} "
-        f"({chosen.state}, {chosen.queued_jobs} job(s) ahead)",
+        f"({chosen.state}, {chosen.queued_jobs} job(s) ahead, "
+        f"~{round(routing.completion_s(needs, chosen, changeover_s=machines.changeover_s()) / 60)}"
+        " min to done)",
     )
 
 
 def _profile_key(raw: list | None) -> tuple | None:
     if raw is None:
         return None
-    model, nozzle, flavour, volume = raw
-    return (model, nozzle, flavour, tuple(volume))
+    # Jobs planned before machines had a toolpath engine were sliced by the builtin one.
+    model, nozzle, flavour, volume, engine = raw if len(raw) == 5 else [*raw, "builtin"]
+    return (model, nozzle, flavour, tuple(volume), engine)
 
 
 STEPS: dict[str, Step] = {
@@ -403,13 +491,28 @@ def job_advance(*, job_id: int, actor: str) -> bool:
     try:
         result = step.run(job)
     except Rejected as refusal:
-        _finish(job, step, started_at, clock, to=Job.Status.REJECTED, reason=str(refusal), actor=actor)
+        # A DFM rejection keeps its whole report on the job, so the requester sees every check.
+        kept = (
+            StepResult(fields={"dfm_report": refusal.report.to_json()})
+            if isinstance(refusal, ValidationRejected)
+            else None
+        )
+        _finish(
+            job, step, started_at, clock,
+            to=Job.Status.REJECTED, reason=str(refusal), actor=actor, result=kept,
+        )  # fmt: skip
         return False
     except routing.NoMachineAvailable as waiting:
         logger.info("%s waits for a machine: %s", job.number, waiting)
         return False
     except geometry.BuildFailed as failure:
-        _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=str(failure), actor=actor)
+        _finish(
+            job, step, started_at, clock, to=Job.Status.FAILED, reason=str(failure), actor=actor
+        )
+        return False
+    except engines.ToolpathEngineError as failure:  # the slicer is missing, crashed or too slow
+        reason = str(failure)
+        _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=reason, actor=actor)
         return False
     kept = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
     return kept and step.done in STEPS

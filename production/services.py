@@ -96,7 +96,7 @@ def jobs_reconcile(*, now: datetime) -> list[int]:
     """
     cutoff = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
     stale = list(
-        Job.objects.exclude(status__in=Job.TERMINAL)
+        Job.objects.exclude(status__in=Job.PIPELINE_DONE)
         .filter(status_changed_at__lt=cutoff)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
         .order_by("status_changed_at")

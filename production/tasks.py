@@ -7,13 +7,15 @@ from celery import Task, shared_task
 from django.utils import timezone
 
 from microfactory.errors import TransientError
-from production import services
+from production import machines, services
 
 
 class JobTask(Task):
     """A job task that gave up (crash, time limit, retries spent) leaves the job FAILED."""
 
-    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
         job_id = args[0] if args else kwargs.get("job_id")
         if job_id is not None:
             services.job_fail(
@@ -38,9 +40,66 @@ def advance_job(self: Task, job_id: int) -> None:
 
     if job_advance(job_id=job_id, actor=f"worker {self.request.hostname}"):
         services.job_enqueue(job_id=job_id)
+    else:
+        machines.dispatch_enqueue(job_id=job_id)  # a job the step just routed goes to its machine
 
 
 @shared_task
 def reconcile_stuck_jobs() -> int:
     """Periodic (beat): get jobs moving whose task was lost."""
     return len(services.jobs_reconcile(now=timezone.now()))
+
+
+# --- machines (production.machines): dispatch, polling, routing passes -----------------------
+
+
+@shared_task(bind=True, acks_late=True)  # safe: a second dispatch finds the job already sent
+def dispatch_machine(self: Task, machine_id: int) -> list[int]:
+    """Send a machine the jobs routed to it (manual: the operator's list)."""
+    return machines.machine_dispatch(
+        machine_id=machine_id, now=timezone.now(), actor=f"worker {self.request.hostname}"
+    )
+
+
+@shared_task
+def poll_machines() -> int:
+    """Periodic (beat): one poll task per networked machine not in maintenance."""
+    from django.conf import settings
+
+    from production.models import Machine
+
+    ids = list(
+        Machine.objects.exclude(connector=Machine.Connector.MANUAL)
+        .exclude(state=Machine.State.MAINTENANCE)
+        .values_list("pk", flat=True)
+    )
+    for machine_id in ids:
+        # A poll not started within one interval is replaced by the next one.
+        poll_machine.apply_async(args=[machine_id], expires=settings.MF_CONNECTOR_POLL_S)
+    return len(ids)
+
+
+@shared_task(bind=True)
+def poll_machine(self: Task, machine_id: int) -> None:
+    """Ask one machine how it is; record telemetry and move its job."""
+    machines.machine_poll(
+        machine_id=machine_id, now=timezone.now(), actor=f"poller {self.request.hostname}"
+    )
+
+
+@shared_task
+def route_waiting_jobs() -> None:
+    """Periodic (beat), and when a machine frees up or comes back: route and dispatch."""
+    machines.machines_sweep(now=timezone.now(), actor="router")
+
+
+@shared_task
+def mark_silent_machines_offline() -> list[str]:
+    """Periodic (beat): machines silent too long go offline and give their jobs back."""
+    return machines.machines_mark_silent(now=timezone.now(), actor="silence check")
+
+
+@shared_task
+def prune_telemetry() -> int:
+    """Periodic (beat): drop telemetry older than MF_TELEMETRY_RETENTION_H."""
+    return machines.telemetry_prune(now=timezone.now())

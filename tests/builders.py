@@ -1,16 +1,19 @@
 """Typed builders with explicit defaults: a reader sees every row a test creates."""
 
+import hashlib
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
 
 from catalog.models import Material, PartFamily, PartRevision
 from catalog.services import revision_create, revision_publish
-from orders.models import Membership, Order, Organisation
+from orders.models import Membership, Order, OrderLine, Organisation
 from orders.services import LineRequest, OrderRequest, order_place
-from production.models import Machine, Site
+from production.models import Artifact, Job, JobArtifact, Machine, Site
 
 BLOCK_SCRIPT = """\
 import cadquery as cq
@@ -25,7 +28,14 @@ show_object(result)
 BLOCK_SCHEMA: list[dict[str, Any]] = [
     {"name": "width", "label": "Width", "type": "length", "default": 20, "min": 5, "max": 400},
     {"name": "height", "label": "Height", "type": "length", "default": 10, "min": 2, "max": 400},
-    {"name": "hole_d", "label": "Hole diameter", "type": "length", "default": 5, "min": 1, "max": 50},
+    {
+        "name": "hole_d",
+        "label": "Hole diameter",
+        "type": "length",
+        "default": 5,
+        "min": 1,
+        "max": 50,
+    },
 ]
 BLOCK_RULES = [{"rule": "hole_d <= width - 2", "message": "the hole must leave 1 mm of wall"}]
 
@@ -38,14 +48,20 @@ def make_user(
     username: str = "req", *, organisation: Organisation | None = None, role: str = "requester"
 ) -> User:
     user = get_user_model().objects.create_user(username=username, password="pw-for-tests")
-    Membership.objects.create(user=user, organisation=organisation or make_organisation(), role=role)
+    Membership.objects.create(
+        user=user, organisation=organisation or make_organisation(), role=role
+    )
     return user
 
 
 def make_material(slug: str = "pla") -> Material:
     return Material.objects.get_or_create(
         slug=slug,
-        defaults={"name": slug.upper(), "density_g_cm3": Decimal("1.24"), "price_per_kg": Decimal("25")},
+        defaults={
+            "name": slug.upper(),
+            "density_g_cm3": Decimal("1.24"),
+            "price_per_kg": Decimal("25"),
+        },
     )[0]
 
 
@@ -94,8 +110,13 @@ def make_machine(
 
 
 def make_order(
-    *, user: User, part: str = "block", lines: int = 1, quantity: int = 1,
-    parameters: dict[str, Any] | None = None, key: str | None = None,
+    *,
+    user: User,
+    part: str = "block",
+    lines: int = 1,
+    quantity: int = 1,
+    parameters: dict[str, Any] | None = None,
+    key: str | None = None,
 ) -> Order:
     order, _ = order_place(
         user=user,
@@ -113,3 +134,38 @@ def make_order(
         ),
     )
     return order
+
+
+def make_ready_job(
+    *,
+    user: User,
+    material: Material | None = None,
+    extents: tuple[float, float, float] = (20, 20, 10),
+    estimated_time_s: float = 600,
+    due_date: date | None = None,
+    priority: str = "normal",
+    gcode: bytes = b"G28\nG1 Z5 F600\nM84\n",
+) -> Job:
+    """A job whose files are made (traveler_ready, G-code attached) without running the
+    pipeline: for routing, dispatch and machine tests."""
+    if not PartFamily.objects.filter(slug="block").exists():
+        make_part("block")
+    order = make_order(user=user)
+    Order.objects.filter(pk=order.pk).update(due_date=due_date, priority=priority)
+    line = order.lines.get()
+    if material is not None:
+        OrderLine.objects.filter(pk=line.pk).update(material=material)
+    job = line.jobs.get()
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.TRAVELER_READY,
+        dfm_report={"extents_mm": list(extents)},
+        toolpath_meta={"estimated_time_s": estimated_time_s, "layers": 1},
+    )
+    key = hashlib.sha256(gcode).hexdigest()
+    artifact = Artifact.objects.filter(kind=Artifact.Kind.GCODE, input_key=key).first()
+    if artifact is None:
+        artifact = Artifact(kind=Artifact.Kind.GCODE, input_key=key, sha256=key, size=len(gcode))
+        artifact.file.save("part.gcode", ContentFile(gcode), save=False)
+        artifact.save()
+    JobArtifact.objects.create(job=job, artifact=artifact, kind=Artifact.Kind.GCODE)
+    return Job.objects.get(pk=job.pk)

@@ -37,11 +37,18 @@ class TravelerParameter:
 
 @dataclass(frozen=True)
 class TravelerCheck:
-    """One row of the QC checklist; the inspector writes the measured value by hand."""
+    """One row of the QC checklist; the inspector writes the measured value by hand.
+
+    `nominal` and `tolerance` are the printed texts; the numbers beside them (mm) are what the
+    station checks a measured value against.
+    """
 
     label: str
     nominal: str
     tolerance: str
+    nominal_mm: float = 0.0
+    minus_mm: float = 0.0
+    plus_mm: float = 0.0
 
 
 @dataclass(frozen=True)

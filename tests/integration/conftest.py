@@ -44,8 +44,19 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     server = subprocess.Popen(
-        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -70,11 +81,18 @@ def broker(redis_url) -> Iterator[str]:
     """Point this process's Celery app at the test Redis, emptied for each test."""
     redis.Redis.from_url(redis_url).flushdb()
     previous = celery_app.conf.broker_url
-    celery_app.conf.broker_url = redis_url
-    celery_app._pool = None  # the producer pool was built for the old URL, if at all
+    _use_broker(redis_url)
     yield redis_url
-    celery_app.conf.broker_url = previous
+    _use_broker(previous)
+
+
+def _use_broker(url: str) -> None:
+    """Send this process's tasks to `url`, dropping connections made for another broker."""
+    celery_app.conf.broker_url = url
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
     celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 def database_url() -> str:
@@ -116,14 +134,29 @@ def start_worker(broker, settings, tmp_path) -> Iterator[Callable[..., WorkerPro
     """Start `celery worker` processes against the test Redis and database."""
     workers: list[WorkerProcess] = []
 
-    def start(*, name: str = "w1", beat: bool = False, env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(
+        *, name: str = "w1", beat: bool = False, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         var = tmp_path / f"var-{name}"
         var.mkdir()
         log = tmp_path / f"{name}.log"
         command = [
-            sys.executable, "-m", "celery", "-A", "microfactory", "worker",
-            "-Q", "geometry,toolpath,documents,routing", "--concurrency", "2",
-            "--hostname", f"{name}@%h", "--without-mingle", "--without-gossip", "-l", "info",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "microfactory",
+            "worker",
+            "-Q",
+            "geometry,toolpath,documents,routing",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "info",
         ]
         if beat:
             command += ["--beat", "--schedule", str(var / "beat-schedule")]

@@ -1,14 +1,48 @@
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from microfactory.errors import Rejected
-from production.routing import JobNeeds, MachineFacts, NoMachineAvailable, choose_machine
+from production.routing import (
+    JobNeeds,
+    MachineFacts,
+    NoMachineAvailable,
+    can_make,
+    capable_machines,
+    choose_machine,
+    plan_routes,
+    urgency,
+)
 
 
-def machine(key, *, state="idle", volume=(250, 210, 220), materials=("pla",), queued=0, model="MK4"):
+def machine(
+    key,
+    *,
+    state="idle",
+    volume=(250, 210, 220),
+    materials=("pla",),
+    queued=0,
+    model="MK4",
+    eta=0.0,
+    limit=0,
+    loadable=(),
+):
     return MachineFacts(
-        key=key, name=key, site="north", model=model, process="fdm", state=state,
-        build_volume_mm=volume, nozzle_mm=0.4, flavour="marlin",
-        materials=frozenset(materials), queued_jobs=queued,
+        key=key,
+        name=key,
+        site="north",
+        model=model,
+        process="fdm",
+        state=state,
+        build_volume_mm=volume,
+        nozzle_mm=0.4,
+        flavour="marlin",
+        materials=frozenset(materials),
+        queued_jobs=queued,
+        queue_eta_s=eta,
+        queue_limit=limit,
+        loadable=frozenset(loadable),
     )
 
 
@@ -39,4 +73,152 @@ def test_offline_and_maintenance_machines_make_the_job_wait():
 def test_a_planned_toolpath_restricts_routing_to_machines_of_its_profile():
     planned = machine("x", model="MK4").profile_key
     needs = JobNeeds(process="fdm", material="pla", extents_mm=(40, 40, 20), profile_key=planned)
-    assert choose_machine(needs, [machine("voron", model="Voron"), machine("x", queued=5)]).key == "x"
+    assert (
+        choose_machine(needs, [machine("voron", model="Voron"), machine("x", queued=5)]).key == "x"
+    )
+
+
+# --- the router of issue #8: capability, score, limits, batch plans --------------------------
+
+NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def needs(
+    key="1",
+    *,
+    material="pla",
+    extents=(40, 40, 20),
+    time_s=600.0,
+    due=None,
+    priority=1,
+    process="fdm",
+    nozzle=None,
+):
+    return JobNeeds(
+        process=process,
+        material=material,
+        extents_mm=extents,
+        key=key,
+        estimated_time_s=time_s,
+        due=due,
+        priority=priority,
+        nozzle_mm=nozzle,
+    )
+
+
+def fleet(*specs):
+    return [machine(key, **changes) for key, changes in specs]
+
+
+def test_capability_needs_the_process_the_material_the_room_and_the_nozzle():
+    cnc = MachineFacts(
+        key="cnc",
+        name="cnc",
+        site="n",
+        model="m",
+        process="cnc_mill",
+        state="idle",
+        build_volume_mm=(500, 500, 500),
+        nozzle_mm=0,
+        flavour="marlin",
+        materials=frozenset({"pla"}),
+    )
+    machines = [
+        cnc,
+        machine("petg", materials=("petg",)),
+        machine("small", volume=(50, 50, 10)),
+        machine("fits"),
+    ]
+    assert [m.key for m in capable_machines(needs(), machines)] == ["fits"]
+    assert can_make(needs(nozzle=0.6), machine("fits")) is False
+    assert can_make(needs(nozzle=0.4), machine("fits")) is True
+
+
+def test_a_part_turned_on_the_bed_still_fits():
+    assert can_make(needs(extents=(200, 240, 10)), machine("mk4", volume=(250, 210, 220)))
+    assert not can_make(needs(extents=(200, 240, 230)), machine("mk4", volume=(250, 210, 220)))
+
+
+def test_a_loadable_material_makes_a_machine_capable_at_a_changeover_cost():
+    machines = [
+        machine("loaded", materials=("pla",)),
+        machine("swap", materials=("petg",), loadable=("pla",)),
+    ]
+    # Both idle with empty queues: the one with PLA loaded finishes first.
+    assert choose_machine(needs(), machines, changeover_s=900).key == "loaded"
+    # The loaded one has 20 min queued; the swap costs 15 min: swapping is sooner.
+    machines[0] = machine("loaded", materials=("pla",), eta=1200, queued=2)
+    assert choose_machine(needs(), machines, changeover_s=900).key == "swap"
+
+
+def test_the_machine_that_finishes_soonest_wins():
+    machines = fleet(("a", {"eta": 3600, "queued": 1}), ("b", {"eta": 600, "queued": 3}))
+    assert choose_machine(needs(), machines).key == "b"
+
+
+def test_full_machines_take_no_more_work():
+    full = machine("full", queued=2, limit=2)
+    assert choose_machine(needs(), [full, machine("spare", eta=9999, queued=0)]).key == "spare"
+    with pytest.raises(NoMachineAvailable, match="full \\(full: 2 jobs\\)"):
+        choose_machine(needs(), [full])
+
+
+@pytest.mark.parametrize("state", ["offline", "maintenance", "error"])
+def test_a_down_machine_is_never_assigned_even_when_it_would_be_fastest(state):
+    machines = [machine("down", state=state), machine("slow", eta=86400, queued=9)]
+    assert choose_machine(needs(), machines).key == "slow"
+    jobs = [needs(str(i)) for i in range(20)]
+    assert set(plan_routes(jobs, machines, NOW).values()) == {"slow"}
+
+
+def test_the_plan_spreads_jobs_over_machines_and_respects_queue_limits():
+    machines = fleet(("a", {"limit": 3}), ("b", {"limit": 3}))
+    plan = plan_routes([needs(str(i)) for i in range(10)], machines, NOW)
+    assert sorted(Counter(plan.values()).items()) == [("a", 3), ("b", 3)]
+    assert len(plan) == 6  # the other four wait
+
+
+def test_urgent_jobs_are_placed_first_by_slack_then_priority():
+    soon = NOW + timedelta(hours=2)
+    later = NOW + timedelta(days=3)
+    jobs = [
+        needs("no-due-urgent", priority=3),
+        needs("due-later", due=later),
+        needs("due-soon-long", due=soon, time_s=5400),
+        needs("due-soon-short", due=soon, time_s=600),
+        needs("no-due-low", priority=0),
+    ]
+    order = [job.key for job in sorted(jobs, key=lambda job: urgency(job, NOW))]
+    assert order == ["due-soon-long", "due-soon-short", "due-later", "no-due-urgent", "no-due-low"]
+    # With room for one job, the most urgent gets it.
+    plan = plan_routes(jobs, [machine("only", limit=1)], NOW)
+    assert plan == {"due-soon-long": "only"}
+
+
+def test_jobs_wait_for_the_loaded_material_until_the_queue_outweighs_a_changeover():
+    machines = [
+        machine("petg-loaded", materials=("petg",)),
+        machine("pla-loaded", materials=("pla",), loadable=("petg",)),
+    ]
+    three = plan_routes(
+        [needs(f"j{i}", material="petg") for i in range(3)], machines, NOW, changeover_s=3600
+    )
+    assert set(three.values()) == {"petg-loaded"}  # 30 min of queue beats a 1 h changeover
+    ten = plan_routes(
+        [needs(f"j{i}", material="petg") for i in range(10)], machines, NOW, changeover_s=3600
+    )
+    assert Counter(ten.values()) == {"petg-loaded": 8, "pla-loaded": 2}
+
+
+def test_the_same_inputs_give_the_same_plan():
+    machines = [machine(f"m{i}", eta=(i * 37) % 5 * 600, queued=i % 3) for i in range(8)]
+    jobs = [
+        needs(
+            str(i), time_s=300 + (i * 53) % 900, due=NOW + timedelta(hours=i % 5) if i % 2 else None
+        )
+        for i in range(200)
+    ]
+    first = plan_routes(jobs, machines, NOW, changeover_s=600)
+    again = plan_routes(list(reversed(jobs)), list(reversed(machines)), NOW, changeover_s=600)
+    assert again == first
+    assert len(first) == 200

@@ -27,7 +27,13 @@ def test_a_job_walks_every_step_to_a_machine(user):
     assert job.status == Job.Status.ROUTED, job.reason
     assert job.machine == machine
     assert list(job.events.values_list("step", flat=True)) == STEPS
-    assert set(job.job_artifacts.values_list("kind", flat=True)) == {"step", "stl", "svg", "gcode", "traveler"}
+    assert set(job.job_artifacts.values_list("kind", flat=True)) == {
+        "step",
+        "stl",
+        "svg",
+        "gcode",
+        "traveler",
+    }
     assert job.dfm_report["extents_mm"] == [20, 20, 10]
     assert job.toolpath_meta["layers"] > 30
 
@@ -57,7 +63,8 @@ def test_a_step_finished_elsewhere_meanwhile_keeps_nothing_of_ours(user, monkeyp
         return result
 
     monkeypatch.setitem(
-        runner.STEPS, Job.Status.QUEUED,
+        runner.STEPS,
+        Job.Status.QUEUED,
         runner.Step("geometry", build_while_another_worker_wins, Job.Status.GEOMETRY_BUILT),
     )
     assert runner.job_advance(job_id=job.pk, actor="test") is False
@@ -68,7 +75,11 @@ def test_a_step_finished_elsewhere_meanwhile_keeps_nothing_of_ours(user, monkeyp
 def test_a_part_too_big_for_every_machine_is_rejected_with_the_reason(user):
     make_part("block")
     make_machine(volume=(100, 100, 100))
-    job = make_order(user=user, parameters={"width": 150, "height": 10, "hole_d": 5}).lines.get().jobs.get()
+    job = (
+        make_order(user=user, parameters={"width": 150, "height": 10, "hole_d": 5})
+        .lines.get()
+        .jobs.get()
+    )
     job = run_to_the_end(job.pk)
     assert job.status == Job.Status.REJECTED
     assert "larger than every capable machine" in job.reason
@@ -76,8 +87,12 @@ def test_a_part_too_big_for_every_machine_is_rejected_with_the_reason(user):
 
 
 def test_a_script_that_fails_for_the_parameters_rejects_the_job(user):
-    make_part("broken", script="import cadquery as cq\nwidth = 1\nraise ValueError('fillet too big')\n",
-              schema=[{"name": "width", "type": "length", "default": 1, "min": 1, "max": 2}], rules=[])
+    make_part(
+        "broken",
+        script="import cadquery as cq\nwidth = 1\nraise ValueError('fillet too big')\n",
+        schema=[{"name": "width", "type": "length", "default": 1, "min": 1, "max": 2}],
+        rules=[],
+    )
     make_machine()
     job = make_order(user=user, part="broken", parameters={"width": 1}).lines.get().jobs.get()
     job = run_to_the_end(job.pk)

@@ -12,11 +12,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from catalog.models import PartFamily
-from catalog.parameters import ParameterError, SchemaError, parse_rules, parse_schema, validate_parameters
+from catalog.parameters import (
+    ParameterError,
+    SchemaError,
+    parse_rules,
+    parse_schema,
+    validate_parameters,
+)
 from microfactory.errors import Rejected
 
 
@@ -35,7 +42,8 @@ class Command(BaseCommand):
         from production import routing, runner
         from production.pipeline import traveler as travelers
         from production.pipeline.validation import validate_part
-        from production.toolpath import plan_toolpath
+        from production.toolpath import engines
+        from production.toolpath.verify import verify_gcode
 
         report: dict[str, Any] = {"steps": {}}
         out: Path = options["out"]
@@ -48,8 +56,10 @@ class Command(BaseCommand):
         raw = dict(self._pair(p) for p in options["param"])
         try:
             parameters = validate_parameters(
-                parse_schema(revision.parameter_schema), raw,
-                rules=parse_rules(revision.rules), fill_defaults=True,
+                parse_schema(revision.parameter_schema),
+                raw,
+                rules=parse_rules(revision.rules),
+                fill_defaults=True,
             )
         except ParameterError as error:
             raise CommandError(f"bad parameter: {error}") from error
@@ -69,8 +79,13 @@ class Command(BaseCommand):
             if not machines:
                 raise CommandError(f"no {revision.process} machine '{options['machine']}'")
         out.mkdir(parents=True, exist_ok=True)
-        report.update(part=family.slug, revision=revision.number, checksum=revision.checksum,
-                      parameters=parameters, material=material.slug)
+        report.update(
+            part=family.slug,
+            revision=revision.number,
+            checksum=revision.checksum,
+            parameters=parameters,
+            material=material.slug,
+        )
 
         def step(name: str, run):
             started = time.monotonic()
@@ -80,20 +95,35 @@ class Command(BaseCommand):
                 report["steps"][name] = {"status": "rejected", "reason": str(refusal)}
                 self._write_report(out, report)
                 raise CommandError(f"{name}: rejected: {refusal}") from refusal
-            except (geometry.BuildFailed, routing.NoMachineAvailable) as error:
+            except (
+                geometry.BuildFailed,
+                routing.NoMachineAvailable,
+                engines.ToolpathEngineError,
+            ) as error:
                 report["steps"][name] = {"status": "failed", "reason": str(error)}
                 self._write_report(out, report)
                 raise CommandError(f"{name}: {error}") from error
-            report["steps"][name] = {"status": "ok", "seconds": round(time.monotonic() - started, 3)}
+            report["steps"][name] = {
+                "status": "ok",
+                "seconds": round(time.monotonic() - started, 3),
+            }
             return result
 
-        built = step("geometry", lambda: geometry.build_geometry(
-            revision.script, parameters, limits=runner.build_limits()))
+        built = step(
+            "geometry",
+            lambda: geometry.build_geometry(
+                revision.script, parameters, limits=runner.build_limits()
+            ),
+        )
         (out / "part.step").write_bytes(built.step)
         (out / "part.stl").write_bytes(built.stl)
         (out / "drawing.svg").write_text(built.svg)
-        geometry_meta = {"bbox_mm": list(built.bbox_mm), "volume_mm3": built.volume_mm3,
-                         "area_mm2": built.area_mm2, "sandbox": built.sandbox}
+        geometry_meta = {
+            "bbox_mm": list(built.bbox_mm),
+            "volume_mm3": built.volume_mm3,
+            "area_mm2": built.area_mm2,
+            "sandbox": built.sandbox,
+        }
         report["steps"]["geometry"].update(geometry_meta)
 
         loaded = [m for m in machines if material.slug in m.materials]
@@ -101,43 +131,84 @@ class Command(BaseCommand):
             report["steps"]["validation"] = {"status": "rejected", "reason": "no machine"}
             self._write_report(out, report)
             raise CommandError(f"validation: no machine has {material.name} loaded")
-        dfm = step("validation", lambda: validate_part(
-            built.stl, build_volumes_mm={m.key: m.build_volume_mm for m in loaded}))
+        dfm = step(
+            "validation",
+            lambda: validate_part(
+                built.stl, build_volumes_mm={m.key: m.build_volume_mm for m in loaded}
+            ),
+        )
         report["steps"]["validation"]["report"] = dfm.to_json()
 
-        needs = routing.JobNeeds(process=revision.process, material=material.slug,
-                                 extents_mm=dfm.extents_mm)
+        needs = routing.JobNeeds(
+            process=revision.process, material=material.slug, extents_mm=dfm.extents_mm
+        )
         candidates = routing.capable_machines(needs, machines)
         if not candidates:
             raise CommandError("toolpath: no capable machine for this part and material")
         target = candidates[0]
         profile = runner.fdm_profile(target, material=material)
-        toolpath = step("toolpath", lambda: plan_toolpath(built.stl, profile))
+        toolpath = step(
+            "toolpath",
+            lambda: engines.plan(
+                built.stl,
+                profile,
+                engine=target.toolpath_engine,
+                timeout_s=settings.PRUSASLICER_TIMEOUT_S,
+                prusaslicer_binary=settings.PRUSASLICER_BINARY,
+            ),
+        )
         (out / "part.gcode").write_bytes(toolpath.gcode)
+        verification = step(
+            "verification", lambda: verify_gcode(toolpath.gcode, stl=built.stl, profile=profile)
+        )
         toolpath_meta = {
-            "engine": toolpath.engine, "layers": toolpath.layers,
-            "filament_mm": round(toolpath.filament_mm, 1), "filament_g": round(toolpath.filament_g, 2),
+            "engine": toolpath.engine,
+            "layers": toolpath.layers,
+            "filament_mm": round(toolpath.filament_mm, 1),
+            "filament_g": round(toolpath.filament_g, 2),
             "estimated_time_s": round(toolpath.estimated_time_s),
-            "layer_height_mm": profile.layer_height_mm, "nozzle_mm": profile.nozzle_mm,
-            "planned_for": target.key, "profile": asdict(profile),
+            "layer_height_mm": profile.layer_height_mm,
+            "nozzle_mm": profile.nozzle_mm,
+            "planned_for": target.key,
+            "profile": asdict(profile),
+            "verification": verification.to_json(),
         }
         report["steps"]["toolpath"].update(toolpath_meta)
 
         def traveler_pdf() -> bytes:
             traveler = runner.make_traveler(
-                job_number="MAKE-PART", station_url="", order_reference="make_part (no order)",
-                organisation="", requested_by="", due_date=None, priority="normal",
-                revision=revision, parameters=parameters, quantity=1, material=material,
-                geometry_meta=geometry_meta, drawing_svg=built.svg, toolpath_meta=toolpath_meta,
-                dfm_report=dfm.to_json(), printed_at=timezone.now(),
+                job_number="MAKE-PART",
+                station_url="",
+                order_reference="make_part (no order)",
+                organisation="",
+                requested_by="",
+                due_date=None,
+                priority="normal",
+                revision=revision,
+                parameters=parameters,
+                quantity=1,
+                material=material,
+                geometry_meta=geometry_meta,
+                drawing_svg=built.svg,
+                toolpath_meta=toolpath_meta,
+                dfm_report=dfm.to_json(),
+                printed_at=timezone.now(),
             )
             return travelers.render_traveler(traveler)
 
         (out / "traveler.pdf").write_bytes(step("traveler", traveler_pdf))
-        chosen = step("routing", lambda: routing.choose_machine(
-            routing.JobNeeds(process=revision.process, material=material.slug,
-                             extents_mm=dfm.extents_mm, profile_key=target.profile_key),
-            machines))
+        chosen = step(
+            "routing",
+            lambda: routing.choose_machine(
+                routing.JobNeeds(
+                    process=revision.process,
+                    material=material.slug,
+                    extents_mm=dfm.extents_mm,
+                    profile_key=target.profile_key,
+                ),
+                machines,
+            ),
+        )
         report["steps"]["routing"].update(machine=chosen.key, site=chosen.site)
         report["seconds"] = round(sum(s.get("seconds", 0) for s in report["steps"].values()), 3)
         self._write_report(out, report)
