@@ -87,10 +87,12 @@ def broker(redis_url) -> Iterator[str]:
 
 
 def _use_broker(url: str) -> None:
-    """Send this process's tasks to `url`, dropping connections made for another broker."""
+    """Send this process's tasks to `url` from now on.
+
+    Both pools are looked up again by URL (kombu keeps them in a registry keyed by the
+    connection), so an earlier send to the default broker does not pin its pool here.
+    """
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
