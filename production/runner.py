@@ -343,7 +343,7 @@ def make_traveler(
                 value=str(value),
                 unit=specs[name].unit if name in specs else "",
             )
-            for name, value in parameters.items()
+            for name, value in sorted(parameters.items())  # JSONB reorders keys
         ),
         quantity=quantity,
         material=material.name,
@@ -411,7 +411,7 @@ def qc_checks(
             minus_mm=0.2,
             plus_mm=0.2,
         )
-        for name, value in parameters.items()
+        for name, value in sorted(parameters.items())
         if name in specs and specs[name].type == "length"
     )
 

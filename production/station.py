@@ -103,7 +103,12 @@ def measurements_for(job: Job, checks: tuple[TravelerCheck, ...]) -> list[Measur
 
 
 def _locked(job_id: int) -> Job:
-    job = Job.objects.select_for_update().select_related("machine").filter(pk=job_id).first()
+    job = (
+        Job.objects.select_for_update(of=("self",))
+        .select_related("machine")
+        .filter(pk=job_id)
+        .first()
+    )
     if job is None:
         raise DomainError(f"no job {job_id}")
     return job
