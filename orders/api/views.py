@@ -2,6 +2,7 @@
 and reject your organisation's orders; read a job's status. Everything is scoped to the
 caller's organisation: another organisation's order or job is a 404."""
 
+from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import Any
 
@@ -350,10 +351,11 @@ class OrderDetailApi(APIView):
 
 class _OrderActionApi(APIView):
     """POST to an order: find it in the caller's organisation (404 otherwise), call one
-    service; a role that may not is a 403, an order in the wrong state a 409."""
+    service; a role that may not is a 403, an order in the wrong state a 409.
 
-    def act(self, request: Request, order: Order, reason: str) -> Order:
-        raise NotImplementedError
+    Each subclass defines `act`: the one service its endpoint calls."""
+
+    act: Callable[[Request, Order, str], Order]
 
     @extend_schema(request=ReasonSerializer, responses=OrderOutputSerializer)
     def post(self, request: Request, order_id: int) -> Response:
