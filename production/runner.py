@@ -444,14 +444,6 @@ def _route(job: Job) -> StepResult:
     )
 
 
-def _profile_key(raw: list | None) -> tuple | None:
-    if raw is None:
-        return None
-    # Jobs planned before machines had a toolpath engine were sliced by the builtin one.
-    model, nozzle, flavour, volume, engine = raw if len(raw) == 5 else [*raw, "builtin"]
-    return (model, nozzle, flavour, tuple(volume), engine)
-
-
 STEPS: dict[str, Step] = {
     Job.Status.QUEUED: Step("geometry", _build_geometry, Job.Status.GEOMETRY_BUILT),
     Job.Status.GEOMETRY_BUILT: Step("validation", _validate_part, Job.Status.VALIDATED),
