@@ -163,6 +163,20 @@ def _event(
     )
 
 
+def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: object) -> None:
+    """The machine reports the job under way: DISPATCHED -> RUNNING."""
+    _move(
+        job,
+        to=Job.Status.RUNNING,
+        step="start",
+        actor=actor,
+        now=now,
+        message=f"started on {machine.name}",
+        started_at=now,
+        **fields,
+    )
+
+
 def _move(
     job: Job, *, to: str, step: str, actor: str, now: datetime, message: str = "", **fields: object
 ) -> bool:
@@ -552,30 +566,13 @@ def _follow_job(
     progress = report.progress
     if report.job_state in (None, "printing", "paused") and report.state in ("busy", "paused"):
         if job.status == Status.DISPATCHED:
-            _move(
-                job,
-                to=Status.RUNNING,
-                step="start",
-                actor=actor,
-                now=now,
-                message=f"started on {machine.name}",
-                started_at=now,
-                progress=progress,
-            )
+            _start(job, machine=machine, actor=actor, now=now, progress=progress)
         elif progress is not None:
             Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(progress=progress)
         return False
     if report.job_state == "complete":
         if job.status == Status.DISPATCHED:  # finished between two polls
-            _move(
-                job,
-                to=Status.RUNNING,
-                step="start",
-                actor=actor,
-                now=now,
-                message=f"started on {machine.name}",
-                started_at=now,
-            )
+            _start(job, machine=machine, actor=actor, now=now)
         if _move(
             job,
             to=Status.AWAITING_QC,
