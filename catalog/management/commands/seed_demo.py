@@ -14,11 +14,13 @@ from catalog.models import Material, PartFamily
 from catalog.parameters import defaults, parse_schema
 from catalog.parts import DEMO_PARTS
 from catalog.services import revision_create, revision_publish
-from orders.models import Membership, Organisation
+from orders.models import Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
 from production.models import Machine, Site
 
 PASSWORD = "microfactory"
+# The requester orders for this team: orders quoted above its threshold wait for the approver.
+TEAM = ("line-maintenance", "Line maintenance", Decimal("250.00"))
 USERS = [
     # (username, role, is_staff, is_superuser)
     ("admin", Membership.Role.CATALOG_ADMIN, True, True),
@@ -95,6 +97,12 @@ class Command(BaseCommand):
         organisation, _ = Organisation.objects.get_or_create(
             slug="demo", defaults={"name": "Demo Maintenance Co."}
         )
+        team_slug, team_name, threshold = TEAM
+        team, _ = Team.objects.get_or_create(
+            organisation=organisation,
+            slug=team_slug,
+            defaults={"name": team_name, "approval_threshold": threshold},
+        )
         users = {}
         for username, role, staff, superuser in USERS:
             user, created = get_user_model().objects.get_or_create(
@@ -104,7 +112,12 @@ class Command(BaseCommand):
                 user.set_password(PASSWORD)
                 user.save()
             Membership.objects.get_or_create(
-                user=user, organisation=organisation, defaults={"role": role}
+                user=user,
+                organisation=organisation,
+                defaults={
+                    "role": role,
+                    "team": team if role == Membership.Role.REQUESTER else None,
+                },
             )
             users[username] = user
         materials = {}
