@@ -6,6 +6,7 @@
 #   make test-unit             fast tests only (DB=postgres to run them on PostgreSQL)
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
 #   make lint / make fmt       ruff
+#   make typecheck             mypy --strict (config in pyproject.toml)
 #   make worker                one more Celery worker (QUEUES=geometry CONCURRENCY=1 ...)
 #   make clean                 caches and build leftovers (keeps .venv and var/)
 #
@@ -41,7 +42,8 @@ $(PY): FORCE
 $(shell rm -f $(STAMP))
 endif
 
-.PHONY: help install system-packages run test test-unit test-integration lint fmt worker clean FORCE
+.PHONY: help install system-packages run test test-unit test-integration lint typecheck fmt worker \
+	clean FORCE
 
 help:
 	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -68,6 +70,8 @@ test: system-packages $(STAMP)
 	@status=0; \
 	echo "==> lint (ruff)"; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || status=1; \
+	echo "==> typecheck (mypy)"; \
+	$(PY) -m mypy || status=1; \
 	echo "==> test suite on SQLite"; \
 	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS) || status=1; \
 	echo "==> test suite on PostgreSQL"; \
@@ -83,6 +87,9 @@ test-integration: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

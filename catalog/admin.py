@@ -48,8 +48,8 @@ class MaterialAdmin(admin.ModelAdmin):
 
 class RevisionInline(admin.TabularInline):
     model = PartRevision
-    fields = ["number", "kind", "process", "checksum", "published_at"]
-    readonly_fields = fields
+    readonly_fields = ("number", "kind", "process", "checksum", "published_at")
+    fields = readonly_fields
     extra = 0
     can_delete = False
     show_change_link = True
@@ -101,13 +101,14 @@ class RevisionForm(forms.ModelForm):
         }
 
     def clean_script_upload(self) -> str | None:
-        upload = self.cleaned_data.get("script_upload")
+        upload: UploadedFile | None = self.cleaned_data.get("script_upload")
         if not upload:
             return None
-        if upload.size > SCRIPT_UPLOAD_MAX_BYTES:
+        if upload.size is not None and upload.size > SCRIPT_UPLOAD_MAX_BYTES:
             raise forms.ValidationError("the script is over 1 MB")
         try:
-            return upload.read().decode("utf-8")
+            text: str = upload.read().decode("utf-8")  # UploadedFile is File[Any] in the stubs
+            return text
         except UnicodeDecodeError:
             raise forms.ValidationError("the script is not UTF-8 text") from None
 
@@ -121,7 +122,8 @@ class RevisionForm(forms.ModelForm):
         return upload
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data  # what ModelForm.clean() returns
         if data.get("script_upload"):
             data["script"] = data["script_upload"]
         kind = data.get("kind") or PartRevision.Kind.SCRIPT

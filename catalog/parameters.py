@@ -157,7 +157,9 @@ def validate_parameters(
     return canonical(coerced, specs)
 
 
-def canonical(values: Mapping[str, ParameterValue], specs: Sequence[ParameterSpec]) -> dict:
+def canonical(
+    values: Mapping[str, ParameterValue], specs: Sequence[ParameterSpec]
+) -> dict[str, ParameterValue]:
     """Sorted keys; integers as int; other numbers rounded to DECIMALS, integral ones as int."""
     kinds = {s.name: s.type for s in specs}
     result: dict[str, ParameterValue] = {}
@@ -205,10 +207,10 @@ def _coerce(spec: ParameterSpec, raw: Any) -> ParameterValue:
     if spec.type == "choice":
         if not isinstance(raw, str | int | float) or isinstance(raw, bool):
             raise ValueError("must be one of " + ", ".join(spec.choices))
-        value = str(raw)
-        if value not in spec.choices:
-            raise ValueError(f"'{value[:40]}' is not one of " + ", ".join(spec.choices))
-        return value
+        choice = str(raw)
+        if choice not in spec.choices:
+            raise ValueError(f"'{choice[:40]}' is not one of " + ", ".join(spec.choices))
+        return choice
     number = _number(raw)
     if spec.type == "integer":
         if number != number.to_integral_value():

@@ -55,12 +55,12 @@ def schema_mismatches(declared: dict[str, ScriptValue], schema: list[dict[str, A
     for name in declared:
         if name not in named:
             problems.append(f"the script declares '{name}', which the schema does not offer")
-    for name, spec in named.items():
-        if name not in declared:
-            problems.append(f"the schema offers '{name}', which the script does not declare")
-        elif spec.get("default") != declared[name]:
+    for offered, spec in named.items():
+        if offered not in declared:
+            problems.append(f"the schema offers '{offered}', which the script does not declare")
+        elif spec.get("default") != declared[offered]:
             problems.append(
-                f"'{name}' defaults to {spec.get('default')!r} in the schema but "
-                f"{declared[name]!r} in the script"
+                f"'{offered}' defaults to {spec.get('default')!r} in the schema but "
+                f"{declared[offered]!r} in the script"
             )
     return problems

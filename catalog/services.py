@@ -1,5 +1,7 @@
 """Write paths for the catalog: creating, changing (drafts only) and publishing revisions."""
 
+from __future__ import annotations  # File[bytes]: Django's File is generic only in the stubs
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +56,7 @@ def revision_check(content: RevisionContent, *, has_model: bool) -> None:
         raise DomainError(f"unknown revision kind '{content.kind}'")
 
 
-def model_read(upload: File) -> tuple[bytes, geometry.ModelInfo]:
+def model_read(upload: File[bytes]) -> tuple[bytes, geometry.ModelInfo]:
     """An uploaded STEP or STL file's bytes and what it is; DomainError when it is unusable
     (empty, over the size limit, truncated, another format, too many triangles)."""
     limit = settings.CATALOG_MODEL_MAX_MB * 1024 * 1024
@@ -84,7 +86,7 @@ def revision_create(
     process: str = "fdm",
     materials: list[Material],
     kind: str = PartRevision.Kind.SCRIPT,
-    model_file: File | None = None,
+    model_file: File[bytes] | None = None,
     description: str = "",
     work_instructions: list[str] | None = None,
     qc_checks: list[dict[str, Any]] | None = None,
@@ -124,7 +126,7 @@ def revision_create(
 
 @transaction.atomic
 def revision_update(
-    *, revision: PartRevision, model_file: File | None = None, materials: Any = None
+    *, revision: PartRevision, model_file: File[bytes] | None = None, materials: Any = None
 ) -> PartRevision:
     """Save a draft whose fields the caller changed in memory (the admin's form does that).
 
@@ -171,7 +173,7 @@ def revision_publish(*, revision: PartRevision, published_by: Any = None) -> Par
     return revision
 
 
-def _attach_model(revision: PartRevision, upload: File) -> None:
+def _attach_model(revision: PartRevision, upload: File[bytes]) -> None:
     content, info = model_read(upload)
     revision.model_sha256 = info.sha256
     revision.model_format = info.format

@@ -6,6 +6,7 @@ production sets DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS and the SECUR
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.management.utils import get_random_secret_key
@@ -21,7 +22,8 @@ DEBUG = env.bool("DEBUG", default=False)
 
 def _secret_key() -> str:
     """SECRET_KEY from the environment, else one generated once and kept under var/."""
-    if key := env.str("SECRET_KEY", default=""):
+    key: str = env.str("SECRET_KEY", default="")
+    if key:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
@@ -133,7 +135,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {
+SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Microfactory API",
     "DESCRIPTION": "Order spare parts from the digital inventory and follow them through the "
     "factory.",

@@ -46,16 +46,24 @@ class TeamAdmin(admin.ModelAdmin):
 
 class OrderLineInline(admin.TabularInline):
     model = OrderLine
-    fields = ["revision", "material", "quantity", "parameters", "status", "price", "reason"]
-    readonly_fields = fields
+    readonly_fields = (
+        "revision",
+        "material",
+        "quantity",
+        "parameters",
+        "status",
+        "price",
+        "reason",
+    )
+    fields = readonly_fields
     extra = 0
     can_delete = False
 
 
 class OrderEventInline(admin.TabularInline):
     model = OrderEvent
-    fields = ["at", "line", "from_status", "to_status", "actor_label", "reason"]
-    readonly_fields = fields
+    readonly_fields = ("at", "line", "from_status", "to_status", "actor_label", "reason")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 

@@ -2,6 +2,7 @@
 trail of their state changes, and the webhooks that tell an organisation's systems about them."""
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import models
 
 from catalog.models import Material, PartRevision
@@ -86,8 +87,8 @@ class Membership(models.Model):
 class OrderQuerySet(models.QuerySet["Order"]):
     def for_user(self, user: object) -> "OrderQuerySet":
         """Orders of the organisations the user belongs to: the only way views read orders."""
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
+        if not isinstance(user, get_user_model()) or not user.is_authenticated:
+            return self.none()  # anonymous visitors (and anything else) see no orders
         return self.filter(organisation__memberships__user=user)
 
 

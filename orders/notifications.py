@@ -102,7 +102,11 @@ def _emit(*, organisation_id: int, event: str, payload: dict[str, Any]) -> list[
     if ids:
         from orders import tasks
 
-        transaction.on_commit(lambda: [_send(tasks.deliver_webhook, pk) for pk in ids])
+        def send_all() -> None:
+            for pk in ids:
+                _send(tasks.deliver_webhook, pk)
+
+        transaction.on_commit(send_all)
     return ids
 
 
@@ -115,8 +119,9 @@ def _send(task: Any, object_id: int, countdown: float | None = None) -> None:
 
 def backoff_s(attempts: int) -> float:
     """Seconds before the next try after `attempts` failed ones: doubling, capped."""
-    base = settings.ORDER_WEBHOOK_BACKOFF_S
-    return min(base * 2 ** max(0, attempts - 1), settings.ORDER_WEBHOOK_BACKOFF_MAX_S)
+    base: float = settings.ORDER_WEBHOOK_BACKOFF_S
+    cap: float = settings.ORDER_WEBHOOK_BACKOFF_MAX_S
+    return min(base * 2.0 ** max(0, attempts - 1), cap)
 
 
 def webhook_attempt(*, delivery_id: int, now: datetime | None = None) -> float | None:

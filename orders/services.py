@@ -197,14 +197,15 @@ def order_place(
                     **line,
                 )
             _move(order, Status.SUBMITTED, actor=user, now=now)
-            threshold = membership.team.approval_threshold if membership.team else None
-            if threshold is not None and total > threshold:
+            team = membership.team
+            threshold = team.approval_threshold if team else None
+            if team and threshold is not None and total > threshold:
                 _move(
                     order,
                     Status.AWAITING_APPROVAL,
                     actor=None,
                     now=now,
-                    reason=f"{total} {order.currency} is above {membership.team.name}'s "
+                    reason=f"{total} {order.currency} is above {team.name}'s "
                     f"approval threshold of {threshold}",
                 )
             else:

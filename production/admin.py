@@ -82,16 +82,24 @@ class MachineTelemetryAdmin(admin.ModelAdmin):
 
 class JobEventInline(admin.TabularInline):
     model = JobEvent
-    fields = ["step", "from_status", "to_status", "actor", "finished_at", "duration_ms", "message"]
-    readonly_fields = fields
+    readonly_fields = (
+        "step",
+        "from_status",
+        "to_status",
+        "actor",
+        "finished_at",
+        "duration_ms",
+        "message",
+    )
+    fields = readonly_fields
     extra = 0
     can_delete = False
 
 
 class JobArtifactInline(admin.TabularInline):
     model = JobArtifact
-    fields = ["kind", "artifact"]
-    readonly_fields = fields
+    readonly_fields = ("kind", "artifact")
+    fields = readonly_fields
     extra = 0
     can_delete = False
 

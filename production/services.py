@@ -2,6 +2,7 @@
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 
 # Which Celery queue runs the step that starts from each status: CPU-heavy CAD work never
 # starves routing (ARCHITECTURE.md, "Processes and queues").
-QUEUE_FOR_STATUS = {
+QUEUE_FOR_STATUS: dict[str, str] = {
     Job.Status.QUEUED: "geometry",
     Job.Status.GEOMETRY_BUILT: "geometry",
     Job.Status.VALIDATED: "toolpath",
@@ -42,7 +43,7 @@ def jobs_create_for_order(*, order: Order, actor: str) -> list[Job]:
             duration_ms=0,
             message=f"{line.quantity} x {line.revision.label} for {order.number}",
         )
-        transaction.on_commit(lambda job_id=job.pk: job_enqueue(job_id=job_id))
+        transaction.on_commit(partial(job_enqueue, job_id=job.pk))
         jobs.append(job)
     return jobs
 
@@ -55,7 +56,7 @@ def job_enqueue(*, job_id: int) -> bool:
     if job is None or job.status not in QUEUE_FOR_STATUS:
         return False
     try:
-        advance_job.apply_async(args=[job_id], queue=QUEUE_FOR_STATUS[job.status])
+        advance_job.apply_async(args=(job_id,), queue=QUEUE_FOR_STATUS[job.status])
     except OperationalError as error:
         # The job is safe in the database; the reconciler enqueues it once the broker is back.
         logger.warning("could not enqueue job %s (broker unreachable: %s)", job_id, error)

@@ -10,7 +10,7 @@ from microfactory.errors import TransientError
 from production import machines, services
 
 
-class JobTask(Task):
+class JobTask(Task[..., Any]):
     """A job task that gave up (crash, time limit, retries spent) leaves the job FAILED."""
 
     def on_failure(
@@ -34,7 +34,7 @@ class JobTask(Task):
     retry_backoff=True,
     max_retries=5,
 )
-def advance_job(self: Task, job_id: int) -> None:
+def advance_job(self: JobTask, job_id: int) -> None:
     """Run one step of the job, then queue the next one."""
     from production.runner import job_advance  # keeps CadQuery and trimesh out of web processes
 
@@ -54,7 +54,7 @@ def reconcile_stuck_jobs() -> int:
 
 
 @shared_task(bind=True, acks_late=True)  # safe: a second dispatch finds the job already sent
-def dispatch_machine(self: Task, machine_id: int) -> list[int]:
+def dispatch_machine(self: Task[[int], list[int]], machine_id: int) -> list[int]:
     """Send a machine the jobs routed to it (manual: the operator's list)."""
     return machines.machine_dispatch(
         machine_id=machine_id, now=timezone.now(), actor=f"worker {self.request.hostname}"
@@ -75,12 +75,12 @@ def poll_machines() -> int:
     )
     for machine_id in ids:
         # A poll not started within one interval is replaced by the next one.
-        poll_machine.apply_async(args=[machine_id], expires=settings.MF_CONNECTOR_POLL_S)
+        poll_machine.apply_async(args=(machine_id,), expires=settings.MF_CONNECTOR_POLL_S)
     return len(ids)
 
 
 @shared_task(bind=True)
-def poll_machine(self: Task, machine_id: int) -> None:
+def poll_machine(self: Task[[int], None], machine_id: int) -> None:
     """Ask one machine how it is; record telemetry and move its job."""
     machines.machine_poll(
         machine_id=machine_id, now=timezone.now(), actor=f"poller {self.request.hostname}"

@@ -26,7 +26,7 @@ import os
 import resource
 import sys
 import traceback
-from typing import Any
+from typing import Any, TypedDict, cast
 
 STEP_FILE = "part.step"
 STL_FILE = "part.stl"
@@ -42,7 +42,23 @@ _SCRIPT_FILENAME = "<cqscript>"
 # The traveler drawing: isometric, from the front right and above, +Z up the page.
 _VIEW_FROM = (1.0, -1.0, 1.0)
 _VIEW_RIGHT = (1.0, 1.0, 0.0)  # square to _VIEW_FROM and horizontal
-_SVG_OPTIONS = {
+
+
+class _SvgOptions(TypedDict):
+    """The options of CadQuery's getSVG that we set (its own names)."""
+
+    width: int
+    height: int
+    marginLeft: int
+    marginTop: int
+    projectionDir: tuple[float, float, float]
+    showAxes: bool
+    showHidden: bool
+    strokeColor: tuple[int, int, int]
+    hiddenColor: tuple[int, int, int]
+
+
+_SVG_OPTIONS: _SvgOptions = {
     "width": 600,
     "height": 450,
     "marginLeft": 40,
@@ -215,12 +231,12 @@ def _pass_mesh_through(options: dict[str, Any]) -> dict[str, Any]:
         "area_mm2": float(mesh.area),
     }
     with open(STL_FILE, "wb") as stl_file:
-        stl_file.write(mesh.export(file_type="stl"))
+        stl_file.write(cast(bytes, mesh.export(file_type="stl")))  # binary formats are bytes
     # glTF is +Y up, like the GLB CadQuery writes for scripts: turn -90° about X.
     turned = mesh.copy()
     turned.apply_transform(trimesh.transformations.rotation_matrix(-numpy.pi / 2, [1, 0, 0]))
     with open(GLB_FILE, "wb") as glb_file:
-        glb_file.write(turned.export(file_type="glb"))
+        glb_file.write(cast(bytes, turned.export(file_type="glb")))
     with open(SVG_FILE, "w", encoding="utf-8") as svg_file:
         svg_file.write(_mesh_drawing(numpy, mesh))
     return measurements
@@ -286,7 +302,8 @@ def _drawing(cq: Any, shape: Any) -> str:
     theirs = gp_Ax2(gp_Pnt(), gp_Dir(*_VIEW_FROM))
     turn = gp_Trsf()
     turn.SetDisplacement(gp_Ax3(ours), gp_Ax3(theirs))
-    return cq.exporters.getSVG(shape.moved(cq.Location(turn)), _SVG_OPTIONS)
+    svg: str = cq.exporters.getSVG(shape.moved(cq.Location(turn)), _SVG_OPTIONS)
+    return svg
 
 
 def _exact_size(shape: Any) -> list[float]:

@@ -62,7 +62,7 @@ def model_format(content: bytes) -> str:
 def _stl_triangles(content: bytes) -> int:
     """The triangle count of a binary or ASCII STL, from its structure alone."""
     if len(content) >= _STL_HEADER_BYTES:
-        (count,) = struct.unpack_from("<I", content, 80)
+        count: int = struct.unpack_from("<I", content, 80)[0]
         expected = _STL_HEADER_BYTES + _STL_TRIANGLE_BYTES * count
         # Some writers pad the end; a binary STL is never shorter than its header says.
         if expected <= len(content) < expected + _STL_TRIANGLE_BYTES:

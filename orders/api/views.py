@@ -33,10 +33,10 @@ from orders.services import (
     order_place,
     order_reject,
 )
-from production.models import Job, JobArtifact, JobEvent
+from production.models import Job, JobArtifact, JobEvent, Machine, Site
 
 
-class LineInputSerializer(serializers.Serializer):
+class LineInputSerializer(serializers.Serializer[Any]):  # input only: no instance
     part = serializers.SlugField(help_text="part family slug, e.g. shaft-collar")
     revision = serializers.IntegerField(required=False, min_value=1)
     parameters = serializers.DictField(child=serializers.JSONField(), allow_empty=True)
@@ -44,7 +44,7 @@ class LineInputSerializer(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1)
 
 
-class OrderInputSerializer(serializers.Serializer):
+class OrderInputSerializer(serializers.Serializer[Any]):
     lines = LineInputSerializer(many=True, allow_empty=False)
     reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
     due_date = serializers.DateField(required=False, allow_null=True)
@@ -53,11 +53,11 @@ class OrderInputSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class JobEventSerializer(serializers.ModelSerializer):
+class JobEventSerializer(serializers.ModelSerializer[JobEvent]):
     class Meta:
         model = JobEvent
         fields = [
@@ -72,9 +72,11 @@ class JobEventSerializer(serializers.ModelSerializer):
         ]
 
 
-class JobOutputSerializer(serializers.ModelSerializer):
+class JobOutputSerializer(serializers.ModelSerializer[Job]):
     number = serializers.CharField()
-    machine = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    machine: serializers.SlugRelatedField[Machine] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     events = JobEventSerializer(many=True)
     artifacts = serializers.SerializerMethodField()
 
@@ -109,7 +111,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class OrderEventSerializer(serializers.ModelSerializer):
+class OrderEventSerializer(serializers.ModelSerializer[OrderEvent]):
     actor = serializers.CharField(source="actor_label")
 
     class Meta:
@@ -117,7 +119,7 @@ class OrderEventSerializer(serializers.ModelSerializer):
         fields = ["line", "from_status", "to_status", "actor", "at", "reason"]
 
 
-class LineOutputSerializer(serializers.ModelSerializer):
+class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
     part = serializers.CharField(source="revision.family.slug")
     revision = serializers.IntegerField(source="revision.number")
     material = serializers.CharField(source="material.slug")
@@ -142,12 +144,14 @@ class LineOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class OrderOutputSerializer(serializers.ModelSerializer):
+class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     number = serializers.CharField()
     organisation = serializers.CharField(source="organisation.slug")
     team = serializers.CharField(source="team.slug", allow_null=True, default=None)
     placed_by = serializers.CharField(source="placed_by.username")
-    delivery_site = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    delivery_site: serializers.SlugRelatedField[Site] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     lines = LineOutputSerializer(many=True)
     events = serializers.SerializerMethodField()
 
@@ -174,10 +178,12 @@ class OrderOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_events(self, order: Order) -> list[dict[str, Any]]:
-        return OrderEventSerializer(order.events.all(), many=True).data
+        # many=True makes a ListSerializer, whose data is a ReturnList (a list of dicts); the
+        # stubs type the call as the OrderEventSerializer itself, with a ReturnDict.
+        return OrderEventSerializer(order.events.all(), many=True).data  # type: ignore[return-value]
 
 
-class OrderSummarySerializer(serializers.ModelSerializer):
+class OrderSummarySerializer(serializers.ModelSerializer[Order]):
     number = serializers.CharField()
 
     class Meta:
@@ -199,12 +205,12 @@ class QuoteInputSerializer(LineInputSerializer):
     pass
 
 
-class DfmNoteSerializer(serializers.Serializer):
+class DfmNoteSerializer(serializers.Serializer[Any]):  # describes the response only
     level = serializers.ChoiceField(choices=["ok", "warn", "fail"])
     message = serializers.CharField()
 
 
-class QuoteOutputSerializer(serializers.Serializer):
+class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the response only
     quote = serializers.DictField(help_text="orders.quoting.Quote: prices as decimal strings")
     geometry = serializers.ChoiceField(
         choices=["preview", "envelope"],
@@ -271,7 +277,7 @@ ORDER_FILTERS = [
 ]
 
 
-class OrdersApi(GenericAPIView):
+class OrdersApi(GenericAPIView[Order]):
     serializer_class = OrderSummarySerializer
 
     def get_queryset(self) -> QuerySet[Order]:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from production import machines
-from production.models import Job, Machine
+from production.models import Job, Machine, MachineTelemetry
 
 REPORTED_STATES = ["idle", "busy", "paused", "error", "offline"]  # maintenance is staff's call
 MAX_TEMPERATURES = 16
@@ -37,7 +37,7 @@ def without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class MachineSerializer(serializers.Serializer):
+class MachineSerializer(serializers.Serializer[Machine]):
     slug = serializers.CharField()
     name = serializers.CharField()
     site = serializers.CharField(source="site.name")
@@ -83,7 +83,7 @@ class MachineSerializer(serializers.Serializer):
         return f"J-{machine.current_job_id:06d}" if machine.current_job_id else None
 
 
-def machines_for_staff() -> Any:
+def machines_for_staff() -> QuerySet[Machine]:
     return (
         Machine.objects.select_related("site")
         .prefetch_related("materials_loaded", "materials_loadable")
@@ -96,13 +96,15 @@ class MachinesApi(APIView):
 
     @extend_schema(responses=MachineSerializer(many=True), operation_id="machines_list")
     def get(self, request: Request) -> Response:
-        return Response(MachineSerializer(machines_for_staff(), many=True).data)
+        # The stubs let only ModelSerializer take a queryset with many=True.
+        machines_list = MachineSerializer(machines_for_staff(), many=True)  # type: ignore[arg-type]
+        return Response(machines_list.data)
 
 
 class MachineDetailApi(APIView):
     permission_classes = [IsAdminUser]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
         state = serializers.ChoiceField(choices=Machine.State.choices, required=False)
         queue_limit = serializers.IntegerField(min_value=0, max_value=1000, required=False)
         hourly_rate = serializers.DecimalField(
@@ -120,7 +122,7 @@ class MachineDetailApi(APIView):
             r"^([A-Z_][A-Z0-9_]*)?$", max_length=100, required=False, allow_blank=True
         )
 
-    class TelemetrySerializer(serializers.Serializer):
+    class TelemetrySerializer(serializers.Serializer[MachineTelemetry]):
         recorded_at = serializers.DateTimeField()
         state = serializers.CharField()
         progress = serializers.FloatField()
@@ -128,7 +130,7 @@ class MachineDetailApi(APIView):
         job = serializers.SerializerMethodField()
         error_text = serializers.CharField()
 
-        def get_job(self, row: Any) -> str | None:
+        def get_job(self, row: MachineTelemetry) -> str | None:
             return f"J-{row.job_id:06d}" if row.job_id else None
 
     @extend_schema(responses=MachineSerializer)
@@ -138,7 +140,10 @@ class MachineDetailApi(APIView):
         return Response(
             {
                 **MachineSerializer(machine).data,
-                "telemetry": self.TelemetrySerializer(history, many=True).data,
+                "telemetry": self.TelemetrySerializer(
+                    history,  # type: ignore[arg-type]  # a queryset with many=True (stubs)
+                    many=True,
+                ).data,
             }
         )
 
@@ -171,7 +176,7 @@ class MachineTelemetryApi(APIView):
     authentication_classes: list[Any] = []  # the machine token is checked here, not a user
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
         state = serializers.ChoiceField(choices=REPORTED_STATES, required=False)
         progress = StrictFloatField(min_value=0, max_value=100, required=False, allow_null=True)
         temperatures = serializers.DictField(

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from production.models import Artifact, JobArtifact
 
-CONTENT_TYPES = {
+CONTENT_TYPES: dict[str, tuple[str, str]] = {
     Artifact.Kind.STEP: ("application/step", "step"),
     Artifact.Kind.STL: ("model/stl", "stl"),
     Artifact.Kind.SVG: ("image/svg+xml", "svg"),
@@ -23,7 +23,7 @@ class JobArtifactApi(APIView):
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
         link = get_object_or_404(
             JobArtifact.objects.select_related("artifact", "job").filter(
-                job__line__order__organisation__memberships__user=request.user
+                job__line__order__organisation__memberships__user=request.user.pk
             ),
             job_id=job_id,
             kind=kind,

@@ -5,9 +5,11 @@ nothing (and the demo order, placed with a fixed idempotency key, is placed only
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from catalog.models import Material, PartFamily
@@ -89,11 +91,11 @@ MACHINES = [
 class Command(BaseCommand):
     help = "Create the demo organisation, users, catalog, sites and machines (idempotent)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-order", action="store_true", help="do not place the demo order")
 
     @transaction.atomic
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         organisation, _ = Organisation.objects.get_or_create(
             slug="demo", defaults={"name": "Demo Maintenance Co."}
         )
@@ -185,7 +187,7 @@ class Command(BaseCommand):
             )
         )
 
-    def _demo_order(self, requester):
+    def _demo_order(self, requester: AbstractBaseUser) -> None:
         lines = []
         for part in DEMO_PARTS[:2]:
             values = defaults(parse_schema(part.schema))

@@ -8,12 +8,13 @@ exits non-zero with a one-line reason.
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from catalog.models import PartFamily
@@ -26,18 +27,20 @@ from catalog.parameters import (
 )
 from microfactory.errors import Rejected
 
+T = TypeVar("T")
+
 
 class Command(BaseCommand):
     help = "Build, validate, slice, print the traveler for and route one part, synchronously."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("part", help="part family slug, e.g. shaft-collar")
         parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
         parser.add_argument("--material", help="material slug (default: the part's first)")
         parser.add_argument("--machine", help="only consider this machine (slug)")
         parser.add_argument("--out", required=True, type=Path, help="directory for the files")
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         from catalog import geometry
         from production import routing, runner
         from production.pipeline import traveler as travelers
@@ -87,7 +90,7 @@ class Command(BaseCommand):
             material=material.slug,
         )
 
-        def step(name: str, run):
+        def step(name: str, run: Callable[[], T]) -> T:
             started = time.monotonic()
             try:
                 result = run()
@@ -225,5 +228,5 @@ class Command(BaseCommand):
         return name.strip(), value.strip()
 
     @staticmethod
-    def _write_report(out: Path, report: dict) -> None:
+    def _write_report(out: Path, report: dict[str, Any]) -> None:
         (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
