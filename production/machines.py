@@ -3,6 +3,7 @@
 What moves a job once the pipeline has made its files:
 
     traveler_ready -route-> routed -dispatch-> dispatched -start-> running -finish-> awaiting_qc
+                                                                   running <-pause/continue-> paused
 
 - Routing (`jobs_route_waiting`, and the pipeline's last step) assigns jobs with the pure
   router in production.routing.
@@ -10,10 +11,10 @@ What moves a job once the pipeline has made its files:
   machine's jobs all go on the operator's list at once; a networked printer (OctoPrint,
   Moonraker) gets its next job only when it is idle with nothing else sent.
 - Telemetry (`telemetry_record`, from a machine's agent or from our poller) keeps the latest
-  values on the machine, a row of history, and moves the job it reports on.
+  values on the machine, a row of history, and moves the job it reports on (paused and back).
 - A machine that goes offline, errors or is put in maintenance (`machine_set_state`) gives its
-  jobs back (`jobs_off_machine`): queued ones are routed again, a running one fails with the
-  reason and a replacement job is queued.
+  jobs back (`jobs_off_machine`): queued ones are routed again, a running or paused one fails
+  with the reason and a replacement job is queued.
 
 Every job move is claimed (`UPDATE ... WHERE status = <what we saw>`) and written as a JobEvent
 in the same transaction, so two workers racing move a job once and no job is lost. Tasks are
@@ -340,7 +341,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
                 )
             return [job.pk for job in queued]
         busy = Job.objects.filter(
-            machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING)
+            machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED)
         ).exists()
         if busy or machine.state != State.IDLE or not queued:
             return []
@@ -442,7 +443,7 @@ def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str)
         jobs = list(Job.objects.filter(machine=machine, status__in=Job.ON_MACHINE).order_by("pk"))
         moved = []
         for job in jobs:
-            started = job.status == Status.RUNNING or (
+            started = job.status in Job.STARTED or (
                 job.status == Status.DISPATCHED and machine.is_connected
             )
             if started:
@@ -523,7 +524,7 @@ def telemetry_record(
         job = None
         if report.job_id is not None:
             job = Job.objects.filter(
-                pk=report.job_id, machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING)
+                pk=report.job_id, machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED)
             ).first()
         machine.last_seen_at = now
         machine.temperatures = report.temperatures
@@ -565,10 +566,30 @@ def _follow_job(
     """Move the job the machine reports on; True when it finished (the machine is free)."""
     progress = report.progress
     if report.job_state in (None, "printing", "paused") and report.state in ("busy", "paused"):
+        # Pollers name the job's state; an agent reports only the machine's, which is the job's.
+        paused = (report.job_state or report.state) == "paused"
         if job.status == Status.DISPATCHED:
             _start(job, machine=machine, actor=actor, now=now, progress=progress)
-        elif progress is not None:
-            Job.objects.filter(pk=job.pk, status=Status.RUNNING).update(progress=progress)
+        if paused and job.status == Status.RUNNING:
+            _move(
+                job,
+                to=Status.PAUSED,
+                step="pause",
+                actor=actor,
+                now=now,
+                message=f"paused on {machine.name}",
+            )
+        elif not paused and job.status == Status.PAUSED:
+            _move(
+                job,
+                to=Status.RUNNING,
+                step="continue",
+                actor=actor,
+                now=now,
+                message=f"resumed on {machine.name}",
+            )
+        if progress is not None:
+            Job.objects.filter(pk=job.pk, status__in=Job.STARTED).update(progress=progress)
         return False
     if report.job_state == "complete":
         if job.status == Status.DISPATCHED:  # finished between two polls
@@ -617,7 +638,7 @@ def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.Ma
     if status is None:
         return None
     active = (
-        Job.objects.filter(machine=machine, status__in=(Status.DISPATCHED, Status.RUNNING))
+        Job.objects.filter(machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED))
         .order_by("pk")
         .first()
     )
@@ -702,7 +723,7 @@ def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
         if job is None or job.status != Status.FAILED or job.machine_id is None:
             raise DomainError("only a job that failed on a machine can be resumed")
         for replacement in job.replacements.select_for_update().order_by("pk"):
-            if replacement.status in (Status.RUNNING, Status.AWAITING_QC):
+            if replacement.status in (*Job.STARTED, Status.AWAITING_QC):
                 raise DomainError(
                     f"its replacement {replacement.number} is already {replacement.status}"
                 )

@@ -118,6 +118,7 @@ class Job(models.Model):
         ROUTED = "routed", "routed to machine"
         DISPATCHED = "dispatched", "sent to machine"
         RUNNING = "running"
+        PAUSED = "paused"  # stopped mid-run by the operator or the machine; still holds it
         AWAITING_QC = "awaiting_qc", "awaiting QC"
         DONE = "done", "QC passed"  # some copies may have been scrapped: see qc_scrapped
         SCRAPPED = "scrapped"  # every copy failed QC; a replacement job remakes them
@@ -135,10 +136,14 @@ class Job(models.Model):
         Status.ROUTED,
         Status.DISPATCHED,
         Status.RUNNING,
+        Status.PAUSED,
         Status.AWAITING_QC,
     }
+    # A machine has begun the job and not finished it: it occupies the machine, which can start
+    # nothing else, and fails (with a replacement) if the machine goes down.
+    STARTED = frozenset({Status.RUNNING, Status.PAUSED})
     # Jobs a machine holds: they fill its queue and are re-routed or failed when it goes down.
-    ON_MACHINE = frozenset({Status.ROUTED, Status.DISPATCHED, Status.RUNNING})
+    ON_MACHINE = frozenset({Status.ROUTED, Status.DISPATCHED}) | STARTED
 
     line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="jobs")
     quantity = models.PositiveIntegerField()

@@ -1,30 +1,49 @@
 """The shop-floor station: what an operator does to a job at a machine, as services.
 
     routed/dispatched -start-> running -finish-> awaiting_qc -qc-> done | scrapped
-                               running -pause-> (machine paused) -continue-> running
+                               running -pause-> paused -continue-> running
+                                                paused -scrap-> scrapped
 
-Pausing is a state of the machine, not of the job: the job stays `running` (so routing,
-telemetry and re-routing, which know `running`, keep working) while its machine is `paused`.
+A paused job still holds its machine (Job.STARTED): the machine goes `paused` with it, starts
+nothing else, and if it goes down the paused job fails and is remade like a running one. A
+paused job cannot be finished (resume it first), but it can be scrapped: pausing is how an
+operator stops a print that is going wrong, and scrapping it then frees the machine and queues
+a remake of the whole quantity without pretending the print finished.
 
 Every action locks the job row (select_for_update) and checks its status before moving it,
 so a double tap or a resent form finds the job already moved and is refused, changing
 nothing. Each writes a JobEvent with the operator as actor and the machine in the message.
-Start and finish are for machines run by hand (the manual connector); a networked printer
-reports its own start and finish through telemetry. QC applies to every job.
+Start, pause, resume, finish and scrapping a paused job are for machines run by hand (the
+manual connector); a networked printer reports its own through telemetry. QC applies to every
+job.
 """
 
+import hashlib
+import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import Sum
 
+from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from orders.models import Membership, OrderLine
-from production.models import Job, JobEvent, Machine
-from production.pipeline.traveler import Traveler, TravelerCheck
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
+from production.pipeline.traveler import (
+    Label,
+    Traveler,
+    TravelerCheck,
+    TravelerParameter,
+    merge_pdfs,
+    render_traveler,
+)
+
+logger = logging.getLogger(__name__)
 
 Status = Job.Status
 NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
@@ -38,6 +57,9 @@ SCRAP_REASONS = (
     ("surface", "Surface defect"),
     ("other", "Other (describe)"),
 )
+# How many of a part's parameters its bag label prints: the first ones of its schema, which a
+# catalog admin lists first because they define the part (a collar's bore before its width).
+LABEL_PARAMETERS = 4
 _JOB_URL = re.compile(r"/station/jobs/(\d+)/?")
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
 
@@ -46,9 +68,9 @@ def is_operator(user: AbstractBaseUser | AnonymousUser) -> bool:
     """Staff, or a member with the operator role: the only users the station lets in."""
     if not user.is_authenticated:
         return False
-    if user.is_staff:
+    if getattr(user, "is_staff", False):
         return True
-    return Membership.objects.filter(user=user, role=Membership.Role.OPERATOR).exists()
+    return Membership.objects.filter(user_id=user.pk, role=Membership.Role.OPERATOR).exists()
 
 
 def job_id_from_code(code: str) -> int | None:
@@ -66,6 +88,73 @@ def job_traveler(job: Job, *, now: datetime) -> Traveler:
     from production.runner import traveler_for  # the runner is the one place that builds them
 
     return traveler_for(job, printed_at=now)
+
+
+def job_label(job: Job) -> Label:
+    """The values the bag label of the job's parts prints. Needs no files, unlike the
+    traveler: a label can be printed for any job. Pass a job with its line's revision, family,
+    material and order's team and organisation selected (views.JOB_RELATED)."""
+    line, order = job.line, job.line.order
+    parameters = []
+    for spec in parse_schema(line.revision.parameter_schema):
+        if spec.name in line.parameters:
+            value = str(line.parameters[spec.name])
+            parameters.append(TravelerParameter(spec.name, spec.label, value, spec.unit))
+    return Label(
+        job_number=job.number,
+        station_url=f"{settings.SITE_URL}/station/jobs/{job.pk}/",
+        part_name=line.revision.family.name,
+        revision_label=f"rev {line.revision.number}",
+        key_parameters=tuple(parameters[:LABEL_PARAMETERS]),
+        material=line.material.name,
+        quantity=job.quantity,
+        order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
+        team=order.team.name if order.team else order.organisation.name,
+        due_date=order.due_date.isoformat() if order.due_date else None,
+    )
+
+
+@dataclass(frozen=True)
+class TravelerBatch:
+    pdf: bytes
+    rendered: tuple[str, ...]  # numbers of the jobs whose traveler had to be rendered now
+
+
+def travelers_batch(jobs: Sequence[Job], *, now: datetime) -> TravelerBatch:
+    """The jobs' travelers as one PDF, in the order given, to print a machine's queue.
+
+    Each job's traveler is the PDF the pipeline stored (as its single reprint is), so a batch
+    of 50 is merged in well under a second instead of laid out again for 20-35 s. Only a job
+    without one (not through the traveler step, or a file lost or not matching its sha256)
+    is rendered now, as of `now`; those are named in `rendered`.
+    """
+    links = JobArtifact.objects.filter(
+        job__in=[job.pk for job in jobs], kind=Artifact.Kind.TRAVELER
+    ).select_related("artifact")
+    stored = {link.job_id: link.artifact for link in links}
+    pdfs, rendered = [], []
+    for job in jobs:
+        pdf = _stored_pdf(stored[job.pk]) if job.pk in stored else None
+        if pdf is None:
+            pdf = render_traveler(job_traveler(job, now=now))
+            rendered.append(job.number)
+        pdfs.append(pdf)
+    if rendered:
+        logger.info("batch of %d travelers: rendered %s now", len(jobs), ", ".join(rendered))
+    return TravelerBatch(pdf=merge_pdfs(pdfs), rendered=tuple(rendered))
+
+
+def _stored_pdf(artifact: Artifact) -> bytes | None:
+    try:
+        with artifact.file.open("rb") as file:
+            pdf = file.read()
+    except OSError:  # the file is gone from storage: render it again rather than fail the batch
+        logger.warning("traveler file %s is missing", artifact.file.name)
+        return None
+    if hashlib.sha256(pdf).hexdigest() != artifact.sha256:
+        logger.warning("traveler file %s does not match its sha256", artifact.file.name)
+        return None
+    return bytes(pdf)
 
 
 @dataclass(frozen=True)
@@ -161,9 +250,10 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
         )
     machine = _manual_machine(job, "start")
     machine = Machine.objects.select_for_update().get(pk=machine.pk)
-    other = Job.objects.filter(machine=machine, status=Status.RUNNING).exclude(pk=job.pk).first()
+    other = Job.objects.filter(machine=machine, status__in=Job.STARTED).exclude(pk=job.pk).first()
     if other is not None:
-        raise DomainError(f"{machine.name} is running {other.number}; finish it first")
+        doing = "has paused" if other.status == Status.PAUSED else "is running"
+        raise DomainError(f"{machine.name} {doing} {other.number}; finish it first")
     if machine.state not in (Machine.State.IDLE, Machine.State.BUSY):
         raise DomainError(f"{machine.name} is {machine.get_state_display()}; it cannot start")
     _record(job, to=Status.RUNNING, step="start", operator=operator, now=now, message="started")
@@ -177,28 +267,30 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
 
 @transaction.atomic
 def job_pause(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
-    """Pause a running job: its machine goes `paused`; the job stays running."""
+    """Pause a running job: running -> paused, and its machine goes `paused`."""
     job = _locked(job_id)
     _refuse_finished(job)
+    if job.status == Status.PAUSED:
+        raise DomainError(f"{job.number} is already paused")
     if job.status != Status.RUNNING:
         raise DomainError(f"{job.number} is {job.get_status_display()}; only a running job pauses")
     machine = _manual_machine(job, "pause")
-    if machine.state == Machine.State.PAUSED:
-        raise DomainError(f"{job.number} is already paused")
-    _record(job, to=Status.RUNNING, step="pause", operator=operator, now=now, message="paused")
+    _record(job, to=Status.PAUSED, step="pause", operator=operator, now=now, message="paused")
+    job.save(update_fields=["status", "status_changed_at"])
     Machine.objects.filter(pk=machine.pk).update(state=Machine.State.PAUSED, state_changed_at=now)
     return job
 
 
 @transaction.atomic
 def job_continue(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
-    """Carry on with a paused job: its machine is busy again."""
+    """Carry on with a paused job: paused -> running, and its machine is busy again."""
     job = _locked(job_id)
     _refuse_finished(job)
-    machine = _manual_machine(job, "resume")
-    if job.status != Status.RUNNING or machine.state != Machine.State.PAUSED:
+    if job.status != Status.PAUSED:
         raise DomainError(f"{job.number} is not paused")
+    machine = _manual_machine(job, "resume")
     _record(job, to=Status.RUNNING, step="continue", operator=operator, now=now, message="resumed")
+    job.save(update_fields=["status", "status_changed_at"])
     Machine.objects.filter(pk=machine.pk).update(state=Machine.State.BUSY, state_changed_at=now)
     return job
 
@@ -210,13 +302,13 @@ def job_finish(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job
     _refuse_finished(job)
     if job.status in NOT_STARTED:
         raise DomainError(f"{job.number} has not been started; start it before finishing")
+    if job.status == Status.PAUSED:
+        raise DomainError(f"{job.number} is paused; resume it before finishing")
     if job.status != Status.RUNNING:
         raise DomainError(
             f"{job.number} is {job.get_status_display()}; only a running job finishes"
         )
     machine = _manual_machine(job, "finish")
-    if machine.state == Machine.State.PAUSED:
-        raise DomainError(f"{job.number} is paused; resume it before finishing")
     _record(
         job, to=Status.AWAITING_QC, step="finish", operator=operator, now=now, message="finished"
     )
@@ -270,12 +362,14 @@ def job_qc(
 
     Passing needs every checklist dimension measured and in tolerance. Scrapped copies get
     one replacement job for that quantity, through the whole pipeline; returns it (or None).
-    A second call finds the job done or scrapped and is refused, so there is never a second
-    replacement.
+    A paused job (on a manual machine) can only be scrapped whole: it ends mid-run and its
+    machine is free again. A second call finds the job done or scrapped and is refused, so
+    there is never a second replacement.
     """
     job = _locked(job_id)
     _refuse_finished(job)
-    if job.status != Status.AWAITING_QC:
+    mid_run = job.status == Status.PAUSED
+    if job.status != Status.AWAITING_QC and not mid_run:
         raise DomainError(
             f"{job.number} is {job.get_status_display()}; QC comes after the job is finished"
         )
@@ -284,6 +378,18 @@ def job_qc(
             f"passed and scrapped must add up to the job's {job.quantity} "
             f"(got {passed} + {scrapped})"
         )
+    if mid_run:
+        if passed:
+            raise DomainError(
+                f"{job.number} is paused mid-run: scrap all {job.quantity}, or resume and "
+                "finish it before QC"
+            )
+        machine = job.machine
+        if machine is not None and machine.is_connected:
+            raise DomainError(
+                f"{machine.name} is driven by {machine.get_connector_display()}: cancel the "
+                "print there; it reports the cancel and the job is remade"
+            )
     if passed:
         measured = {m.label: m for m in measurements_for(job, checks)}
         for check in checks:
@@ -298,15 +404,25 @@ def job_qc(
     if scrapped and not reason.strip():
         raise DomainError("give a reason for scrapping")
     to = Status.DONE if passed else Status.SCRAPPED
-    message = f"QC: {passed} passed, {scrapped} scrapped" + (
+    what = "scrapped while paused: " if mid_run else "QC: "
+    message = f"{what}{passed} passed, {scrapped} scrapped" + (
         f" ({reason.strip()})" if scrapped else ""
     )
-    _record(job, to=to, step="qc", operator=operator, now=now, message=message)
+    _record(
+        job, to=to, step="scrap" if mid_run else "qc", operator=operator, now=now, message=message
+    )
     job.qc_passed, job.qc_scrapped = passed, scrapped
     update = ["status", "status_changed_at", "qc_passed", "qc_scrapped"]
     if scrapped:
         job.reason = f"scrapped {scrapped}: {reason.strip()}"[:2000]
         update.append("reason")
+    if mid_run:
+        job.finished_at = now
+        update.append("finished_at")
+        if job.machine_id is not None:
+            Machine.objects.filter(pk=job.machine_id).update(
+                state=Machine.State.IDLE, state_changed_at=now, current_job=None, progress=None
+            )
     job.save(update_fields=update)
     return (
         _replace_scrapped(job, quantity=scrapped, operator=operator, now=now) if scrapped else None

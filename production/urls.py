@@ -11,7 +11,13 @@ urlpatterns = [
         views.station_machine_travelers,
         name="station-machine-travelers",
     ),
+    path(
+        "station/machines/<slug:slug>/labels.pdf",
+        views.station_machine_labels,
+        name="station-machine-labels",
+    ),
     path("station/jobs/<int:job_id>/", views.station_job, name="station-job"),
+    path("station/jobs/<int:job_id>/label.pdf", views.station_job_label, name="station-job-label"),
     path(
         "station/jobs/<int:job_id>/traveler.pdf",
         views.station_job_traveler,

@@ -10,9 +10,11 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.db.models import Exists, OuterRef
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -20,21 +22,22 @@ from django.views.decorators.http import require_GET, require_POST
 from microfactory.errors import DomainError
 from production import station
 from production.models import Artifact, Job, JobArtifact, Machine, Site
-from production.pipeline.traveler import Traveler, TravelerCheck, render_travelers
+from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
 
 Status = Job.Status
 JOB_RELATED = (
     "line__revision__family",
     "line__material",
     "line__order__organisation",
+    "line__order__team",
     "machine__site",
 )
 
 
-def operator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     @wraps(view)
     @login_required
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not station.is_operator(request.user):
             raise PermissionDenied("the station is for operators")
         return view(request, *args, **kwargs)
@@ -50,10 +53,15 @@ def station_home(request: HttpRequest) -> HttpResponse:
 
 
 def machine_queue(machine: Machine) -> dict[str, list[Job]]:
-    jobs = Job.objects.filter(machine=machine).select_related(*JOB_RELATED)
+    stored = JobArtifact.objects.filter(job=OuterRef("pk"), kind=Artifact.Kind.TRAVELER)
+    jobs = (
+        Job.objects.filter(machine=machine)
+        .select_related(*JOB_RELATED)
+        .annotate(has_traveler=Exists(stored))
+    )
     finished = jobs.filter(status__in=(Status.DONE, Status.SCRAPPED))
     return {
-        "now": list(jobs.filter(status=Status.RUNNING)),
+        "now": list(jobs.filter(status__in=Job.STARTED).order_by("started_at", "pk")),
         "next": list(
             jobs.filter(status__in=station.NOT_STARTED).order_by("status_changed_at", "pk")
         ),
@@ -67,26 +75,62 @@ def machine_queue(machine: Machine) -> dict[str, list[Job]]:
 def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
     machine = get_object_or_404(Machine.objects.select_related("site"), slug=slug)
     queue = machine_queue(machine)
+    printable = queue["now"] + queue["next"]
     return render(
         request,
         "production/station_machine.html",
-        {"machine": machine, "queue": queue, "printable": len(queue["now"]) + len(queue["next"])},
+        {
+            "machine": machine,
+            "queue": queue,
+            "printable": len(printable),
+            # Printed all the same, but laid out on the spot: seconds each, not milliseconds.
+            "to_render": sum(not job.has_traveler for job in printable),  # type: ignore[attr-defined]
+        },
     )
 
 
 @require_GET
 @operator_required
 def station_machine_travelers(request: HttpRequest, slug: str) -> HttpResponse:
-    """Every traveler of the machine's queue (running, then next) as one PDF to print."""
+    """Every traveler of the machine's queue (running or paused, then next) as one PDF to
+    print: the stored PDFs merged, rendering only the jobs that have none (X-Travelers-Rendered
+    names them)."""
     machine = get_object_or_404(Machine, slug=slug)
     queue = machine_queue(machine)
     jobs = queue["now"] + queue["next"]
     if not jobs:
         raise Http404(f"{machine.name} has no jobs queued")
-    now = timezone.now()
-    pdf = render_travelers([station.job_traveler(job, now=now) for job in jobs])
+    batch = station.travelers_batch(jobs, now=timezone.now())
+    response = _pdf(batch.pdf, f"travelers-{machine.slug}.pdf")
+    response["X-Travelers-Rendered"] = " ".join(batch.rendered) or "none"
+    return response
+
+
+@require_GET
+@operator_required
+def station_machine_labels(request: HttpRequest, slug: str) -> HttpResponse:
+    """The bag labels of the machine's queue (the jobs of "Print all travelers"), one PDF for
+    the 62 mm label printer, a label per job."""
+    machine = get_object_or_404(Machine, slug=slug)
+    queue = machine_queue(machine)
+    jobs = queue["now"] + queue["next"]
+    if not jobs:
+        raise Http404(f"{machine.name} has no jobs queued")
+    pdf = render_labels([station.job_label(job) for job in jobs])
+    return _pdf(pdf, f"labels-{machine.slug}.pdf")
+
+
+@require_GET
+@operator_required
+def station_job_label(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job's bag label, 62 x 100 mm, rendered now (a few tenths of a second)."""
+    job = get_object_or_404(Job.objects.select_related(*JOB_RELATED), pk=job_id)
+    return _pdf(render_label(station.job_label(job)), f"label-{job.number}.pdf")
+
+
+def _pdf(pdf: bytes, filename: str) -> HttpResponse:
     response = HttpResponse(pdf, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="travelers-{machine.slug}.pdf"'
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
     return response
 
 
@@ -111,7 +155,9 @@ def allowed_actions(job: Job) -> set[str]:
     if job.status in station.NOT_STARTED and manual:
         return {"start"}
     if job.status == Status.RUNNING and manual:
-        return {"continue"} if machine.state == Machine.State.PAUSED else {"pause", "finish"}
+        return {"pause", "finish"}
+    if job.status == Status.PAUSED and manual:
+        return {"continue", "scrap"}  # scrapping stops the print for good (station.job_qc)
     if job.status == Status.AWAITING_QC:
         return {"measure", "pass", "scrap"}
     return set()
@@ -173,7 +219,7 @@ def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
 @operator_required
 def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
     job = get_object_or_404(Job.objects.select_related(*JOB_RELATED), pk=job_id)
-    now, operator = timezone.now(), request.user
+    now, operator = timezone.now(), _operator(request)
     try:
         if action in ("start", "pause", "continue", "finish"):
             service = {
@@ -245,8 +291,15 @@ def _measured_values(request: HttpRequest, checks: tuple[TravelerCheck, ...]) ->
     return values
 
 
+def _operator(request: HttpRequest) -> AbstractBaseUser:
+    user = request.user
+    if not isinstance(user, AbstractBaseUser):  # operator_required has let in only users
+        raise PermissionDenied("the station is for operators")
+    return user
+
+
 def _count(raw: str | None, *, default: int) -> int:
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
         return int(raw)

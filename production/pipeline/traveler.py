@@ -1,9 +1,10 @@
-"""The job traveler: the paper that goes with the part through the shop.
+"""The job traveler: the paper that goes with the part through the shop; and its label.
 
 A `Traveler` holds every value already formatted for print (even `printed_at`), so the
 template only loops and branches and the same Traveler always gives the same HTML.
 WeasyPrint then turns that HTML into a PDF, reading nothing but data: URIs and the
-fonts and CSS in `TRAVELER_ASSETS`.
+fonts and CSS in `TRAVELER_ASSETS`. A `Label` is the same idea on a 62 mm label-printer roll
+(62 x 100 mm), for the bag a finished part goes in.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.request import url2pathname
 import barcode
 import segno
 from django.template.loader import render_to_string
+from pypdf import PdfReader, PdfWriter
 from weasyprint import HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
@@ -82,6 +84,26 @@ class Traveler:
             raise ValueError(f"page_size must be one of {PAGE_SIZES}, not {self.page_size!r}")
 
 
+@dataclass(frozen=True)
+class Label:
+    """What the bag label of a job's parts says: what is in it, for whom, and how to find the
+    job again (its QR code opens the job's station page; the barcode is the job number)."""
+
+    job_number: str
+    station_url: str
+    part_name: str
+    revision_label: str
+    key_parameters: tuple[TravelerParameter, ...]  # the first few of the part's parameters
+    material: str
+    quantity: int
+    order_reference: str
+    team: str  # the ordering team, or the organisation when the order names none
+    due_date: str | None
+
+
+LABEL_SIZE_MM = (62, 100)  # width x height: a 62 mm roll (Brother DK-22205) cut at 100 mm
+
+
 def traveler_html(t: Traveler) -> str:
     """The traveler as one HTML document; the same Traveler always gives the same string."""
     return render_to_string("production/traveler.html", _context(t))
@@ -89,22 +111,70 @@ def traveler_html(t: Traveler) -> str:
 
 def render_traveler(t: Traveler) -> bytes:
     """The traveler as PDF bytes: one traveler, one or more pages."""
-    return _render(t, FontConfiguration()).write_pdf()
+    return _pdf(_render(traveler_html(t), FontConfiguration()))
 
 
 def render_travelers(ts: Sequence[Traveler]) -> bytes:
     """A batch of travelers as one PDF; each starts on a new page and numbers its own pages."""
     if not ts:
         raise ValueError("no travelers to render")
+    return _render_all([traveler_html(t) for t in ts])
+
+
+def label_html(label: Label) -> str:
+    """The label as one HTML document; the same Label always gives the same string."""
+    width, height = LABEL_SIZE_MM
+    return render_to_string(
+        "production/label.html",
+        {
+            "l": label,
+            "page_size": f"{width}mm {height}mm",
+            "qr_uri": _svg_data_uri(_qr_svg(label.station_url)),
+            "barcode_uri": _svg_data_uri(_code128_svg(label.job_number)),
+        },
+    )
+
+
+def render_label(label: Label) -> bytes:
+    """The label as a one-page 62 x 100 mm PDF."""
+    return _pdf(_render(label_html(label), FontConfiguration()))
+
+
+def render_labels(labels: Sequence[Label]) -> bytes:
+    """Several labels as one PDF, a page (one cut of the roll) each."""
+    if not labels:
+        raise ValueError("no labels to render")
+    return _render_all([label_html(label) for label in labels])
+
+
+def _render_all(htmls: Sequence[str]) -> bytes:
     font_config = FontConfiguration()  # shared, so the bundled fonts are loaded once per batch
-    documents = [_render(t, font_config) for t in ts]
+    documents = [_render(html, font_config) for html in htmls]
     pages = [page for document in documents for page in document.pages]
-    return documents[0].copy(pages).write_pdf()
+    return _pdf(documents[0].copy(pages))
 
 
-def _render(t: Traveler, font_config: FontConfiguration) -> Document:
+def merge_pdfs(pdfs: Sequence[bytes]) -> bytes:
+    """Several PDFs as one, their pages in order: a batch of travelers the pipeline already
+    rendered prints without laying any of them out again (pypdf copies pages, ~ms each)."""
+    if not pdfs:
+        raise ValueError("no PDFs to merge")
+    writer = PdfWriter()
+    for pdf in pdfs:
+        writer.append(PdfReader(io.BytesIO(pdf)))
+    merged = io.BytesIO()
+    writer.write(merged)
+    return merged.getvalue()
+
+
+def _pdf(document: Document) -> bytes:
+    pdf: bytes = document.write_pdf()  # WeasyPrint is untyped: its write_pdf is Any
+    return pdf
+
+
+def _render(html_text: str, font_config: FontConfiguration) -> Document:
     html = HTML(
-        string=traveler_html(t),
+        string=html_text,
         base_url=TRAVELER_ASSETS.as_uri() + "/",  # trailing slash: "traveler.css" resolves inside
         url_fetcher=_AssetsOnlyFetcher(),
     )
@@ -158,7 +228,7 @@ def _code128_svg(text: str) -> bytes:
     ).encode()
 
 
-class _AssetsOnlyFetcher(URLFetcher):
+class _AssetsOnlyFetcher(URLFetcher):  # type: ignore[misc]  # WeasyPrint is untyped
     """Lets WeasyPrint read data: URIs and files under TRAVELER_ASSETS, and nothing else.
 
     The drawing SVG comes from part scripts: a stray href in it must neither reach the

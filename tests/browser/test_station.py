@@ -1,5 +1,6 @@
 """An operator at the station tablet, in a real headless Chromium: scans a job, starts it,
-finishes it, measures it and passes QC. The job is made directly in the database: no worker."""
+pauses and resumes it, finishes it, measures it and passes QC. The job is made directly in
+the database: no worker."""
 
 import pytest
 
@@ -38,6 +39,11 @@ def test_an_operator_scans_starts_finishes_and_passes_a_job(live_server, chromiu
 
     page.click("#start")
     page.wait_for_selector("#job-status[data-status=running]")
+    page.click("#pause")
+    page.wait_for_selector("#job-status[data-status=paused]")
+    assert not page.locator("#finish").count()  # a paused job is resumed before finishing
+    page.click("#continue")
+    page.wait_for_selector("#job-status[data-status=running]")
     page.click("#finish")
     page.wait_for_selector("#job-status[data-status=awaiting_qc]")
 
@@ -55,6 +61,8 @@ def test_an_operator_scans_starts_finishes_and_passes_a_job(live_server, chromiu
     assert job.measurements == {"Height": 10.1, "Hole diameter": 4.9, "Width": 20.0}
     assert list(job.events.filter(actor="op").values_list("step", flat=True)) == [
         "start",
+        "pause",
+        "continue",
         "finish",
         "measure",
         "qc",

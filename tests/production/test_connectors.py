@@ -252,6 +252,37 @@ def test_a_routed_job_is_printed_on_a_moonraker_printer_and_waits_for_qc(klipper
     assert klipper.temperatures == {"extruder": 190.2, "heater_bed": 55.0}
 
 
+def paused_at(recording: str, job: Job) -> Answer:
+    """A recorded printing body with Klipper's print_stats.state set to paused."""
+    answer = recorded(recording, job=job.number)
+    body = answer.body.replace(b'"state": "printing"', b'"state": "paused"')
+    assert body != answer.body
+    return Answer(200, body)
+
+
+def test_a_print_paused_on_the_printer_pauses_the_job_and_resumes_with_it(klipper, printer, user):
+    job = make_ready_job(user=user)
+    Job.objects.filter(pk=job.pk).update(status=Status.RUNNING, machine=klipper)
+    printer.script.on(
+        "GET",
+        "/printer/objects/query",
+        paused_at("query_printing_20.json", job),
+        recorded("query_printing_60.json", job=job.number),
+    )
+    poll(klipper)
+    job.refresh_from_db()
+    assert (job.status, job.progress) == (Status.PAUSED, pytest.approx(20.0))
+    assert Machine.objects.get(pk=klipper.pk).state == "paused"
+    poll(klipper)
+    job.refresh_from_db()
+    assert (job.status, job.progress) == (Status.RUNNING, pytest.approx(60.0))
+    assert Machine.objects.get(pk=klipper.pk).state == "busy"
+    assert list(job.events.order_by("pk").values_list("step", "to_status"))[-2:] == [
+        ("pause", "paused"),
+        ("continue", "running"),
+    ]
+
+
 def test_a_failed_upload_puts_the_job_back_and_the_machine_in_error(klipper, printer, user):
     make_machine("mk4-2")
     job = make_ready_job(user=user)

@@ -217,6 +217,89 @@ def test_a_machine_reports_its_state_progress_and_temperatures(user, reporting):
     assert (job.status, job.progress) == (Status.RUNNING, 42.5)
 
 
+def report(machine: Machine, **values: object) -> Machine:
+    return machines.telemetry_record(
+        machine_id=machine.pk,
+        report=machines.TelemetryReport(**values),
+        now=timezone.now(),
+        actor="poller",
+    )
+
+
+def test_a_job_the_printer_pauses_is_paused_and_running_again_when_it_prints(user):
+    machine = make_machine("mk4-1")
+    job = put(make_ready_job(user=user), status=Status.RUNNING, machine=machine)
+    report(machine, state="paused", job_id=job.pk, job_state="paused", progress=40.0)
+    job.refresh_from_db()
+    assert (job.status, job.progress) == (Status.PAUSED, 40.0)
+    assert Machine.objects.get(pk=machine.pk).state == "paused"
+    # Still paused: no second event.
+    report(machine, state="paused", job_id=job.pk, job_state="paused", progress=40.0)
+    report(machine, state="busy", job_id=job.pk, job_state="printing", progress=45.0)
+    job.refresh_from_db()
+    assert (job.status, job.progress) == (Status.RUNNING, 45.0)
+    assert steps(job)[-2:] == [("pause", "running", "paused"), ("continue", "paused", "running")]
+    assert [e.actor for e in job.events.filter(step__in=("pause", "continue"))] == ["poller"] * 2
+    assert "paused on MK4-1" in job.events.get(step="pause").message
+    report(machine, state="idle", job_id=job.pk, job_state="complete", progress=100.0)
+    assert Job.objects.get(pk=job.pk).status == Status.AWAITING_QC
+
+
+def test_an_agent_reporting_its_machine_paused_pauses_the_job_it_names(user, reporting):
+    machine, token = reporting
+    job = put(make_ready_job(user=user), status=Status.DISPATCHED, machine=machine)
+    for state in ("paused", "busy"):
+        response = machine_client(token).post(
+            "/api/v1/machines/mk4-1/telemetry/",
+            {"state": state, "current_job": job.pk},
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+        if state == "paused":
+            assert Job.objects.get(pk=job.pk).status == Status.PAUSED
+    assert steps(job)[-3:] == [
+        ("start", "dispatched", "running"),
+        ("pause", "running", "paused"),
+        ("continue", "paused", "running"),
+    ]
+
+
+def test_a_paused_job_counts_in_its_machines_queue_and_keeps_new_work_off_a_printer(user):
+    machine = make_machine("mk4-1")
+    Machine.objects.filter(pk=machine.pk).update(connector="octoprint", connector_url="http://x")
+    paused = put(make_ready_job(user=user), status=Status.PAUSED, machine=machine)
+    Job.objects.filter(pk=paused.pk).update(progress=25.0, toolpath_meta={"estimated_time_s": 1000})
+    waiting = put(make_ready_job(user=user), status=Status.ROUTED, machine=machine)
+    queue = machines.machine_queues([machine.pk])[machine.pk]
+    assert queue.jobs == 2
+    assert queue.eta_s >= 750.0  # the paused job's remaining three quarters
+    assert machines.machine_dispatch(machine_id=machine.pk, now=timezone.now(), actor="t") == []
+    assert Job.objects.get(pk=waiting.pk).status == Status.ROUTED
+
+
+def test_a_paused_job_on_a_machine_that_goes_down_fails_and_is_remade(user):
+    machine = make_machine("mk4-1")
+    paused = put(make_ready_job(user=user), status=Status.PAUSED, machine=machine)
+    with patch("production.services.job_enqueue"):
+        machines.machine_set_state(
+            machine_id=machine.pk, state="offline", now=timezone.now(), actor="test"
+        )
+    paused.refresh_from_db()
+    assert paused.status == Status.FAILED
+    assert "MK4-1 went offline while running it" in paused.reason
+    assert steps(paused)[-1] == ("failure", "paused", "failed")
+    assert paused.replacements.get().status == Status.TOOLPATH_READY
+
+
+def test_the_reconciler_leaves_paused_jobs_alone(user, settings, monkeypatch):
+    machine = make_machine("mk4-1")
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 5)
+    job = put(make_ready_job(user=user), status=Status.PAUSED, machine=machine)
+    Job.objects.filter(pk=job.pk).update(status_changed_at=long_ago, enqueued_at=long_ago)
+    monkeypatch.setattr("production.tasks.advance_job.apply_async", lambda **kw: None)
+    assert services.jobs_reconcile(now=timezone.now()) == []
+
+
 def test_a_token_for_one_machine_cannot_report_for_another(reporting):
     make_machine("mk4-2")
     _, token = reporting

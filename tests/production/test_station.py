@@ -20,11 +20,12 @@ SVG = (
 )
 
 
-def _attach(job: Job, kind: str, content: bytes, meta: dict) -> None:
+def attach(job: Job, kind: str, content: bytes, meta: dict) -> None:
     key = hashlib.sha256(kind.encode() + content).hexdigest()
     artifact = Artifact.objects.filter(kind=kind, input_key=key).first()
     if artifact is None:
-        artifact = Artifact(kind=kind, input_key=key, sha256=key, size=len(content), meta=meta)
+        digest = hashlib.sha256(content).hexdigest()
+        artifact = Artifact(kind=kind, input_key=key, sha256=digest, size=len(content), meta=meta)
         artifact.file.save(f"part.{kind}", ContentFile(content), save=False)
         artifact.save()
     JobArtifact.objects.create(job=job, artifact=artifact, kind=kind)
@@ -45,10 +46,10 @@ def make_station_job(
     Job.objects.filter(pk=job.pk).update(
         status=status, machine=machine, quantity=quantity, status_changed_at=NOW
     )
-    _attach(job, Artifact.Kind.STL, b"solid block\nendsolid block\n", {"bbox_mm": [20, 20, 10]})
-    _attach(job, Artifact.Kind.SVG, SVG, {})
+    attach(job, Artifact.Kind.STL, b"solid block\nendsolid block\n", {"bbox_mm": [20, 20, 10]})
+    attach(job, Artifact.Kind.SVG, SVG, {})
     if traveler_pdf is not None:
-        _attach(job, Artifact.Kind.TRAVELER, traveler_pdf, {})
+        attach(job, Artifact.Kind.TRAVELER, traveler_pdf, {})
     return Job.objects.get(pk=job.pk)
 
 
@@ -88,7 +89,11 @@ def test_a_manual_job_goes_from_dispatched_through_running_to_done(job, operator
     station.job_pause(job_id=job.pk, operator=operator, now=NOW)
     machine.refresh_from_db()
     assert machine.state == Machine.State.PAUSED
+    assert Job.objects.get(pk=job.pk).status == Job.Status.PAUSED
     station.job_continue(job_id=job.pk, operator=operator, now=NOW)
+    machine.refresh_from_db()
+    assert machine.state == Machine.State.BUSY
+    assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
 
     station.job_finish(job_id=job.pk, operator=operator, now=NOW)
     machine.refresh_from_db()
@@ -109,7 +114,7 @@ def test_a_manual_job_goes_from_dispatched_through_running_to_done(job, operator
     events = list(job.events.filter(actor="op").values_list("step", "to_status"))
     assert events == [
         ("start", "running"),
-        ("pause", "running"),
+        ("pause", "paused"),
         ("continue", "running"),
         ("finish", "awaiting_qc"),
         ("measure", "awaiting_qc"),
@@ -147,6 +152,89 @@ def test_finishing_a_paused_job_is_refused(job, operator) -> None:
     station.job_pause(job_id=job.pk, operator=operator, now=NOW)
     with pytest.raises(DomainError, match="is paused; resume it before finishing"):
         station.job_finish(job_id=job.pk, operator=operator, now=NOW)
+    job.refresh_from_db()
+    assert job.status == Job.Status.PAUSED
+
+
+@pytest.mark.django_db
+def test_pause_and_resume_are_refused_out_of_turn(job, operator) -> None:
+    with pytest.raises(DomainError, match="is sent to machine; only a running job pauses"):
+        station.job_pause(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match=f"{job.number} is not paused"):
+        station.job_continue(job_id=job.pk, operator=operator, now=NOW)
+    station.job_start(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match=f"{job.number} is not paused"):
+        station.job_continue(job_id=job.pk, operator=operator, now=NOW)
+    station.job_pause(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match=f"{job.number} is already paused"):
+        station.job_pause(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match="only a job waiting at its machine can be started"):
+        station.job_start(job_id=job.pk, operator=operator, now=NOW)
+    assert list(job.events.filter(actor="op").values_list("step", flat=True)) == [
+        "start",
+        "pause",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_paused_job_keeps_its_machine_from_starting_another(job, user, machine, operator) -> None:
+    other = make_station_job(user=user, machine=machine)
+    station.job_start(job_id=job.pk, operator=operator, now=NOW)
+    station.job_pause(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match=f"MK4-1 has paused {job.number}; finish it first"):
+        station.job_start(job_id=other.pk, operator=operator, now=NOW)
+
+
+@pytest.mark.django_db
+def test_scrapping_a_paused_job_frees_the_machine_and_remakes_all_of_it(
+    user, machine, operator, django_capture_on_commit_callbacks
+) -> None:
+    job = make_station_job(user=user, machine=machine, quantity=3)
+    station.job_start(job_id=job.pk, operator=operator, now=NOW)
+    station.job_pause(job_id=job.pk, operator=operator, now=NOW)
+    with pytest.raises(DomainError, match="is paused mid-run: scrap all 3, or resume and finish"):
+        station.job_qc(
+            job_id=job.pk, passed=1, scrapped=2, checks=(), reason="x", operator=operator, now=NOW
+        )
+    with patch("production.services.job_enqueue") as enqueue:
+        with django_capture_on_commit_callbacks(execute=True):
+            replacement = station.job_qc(
+                job_id=job.pk,
+                passed=0,
+                scrapped=3,
+                checks=checks_of(job),  # nothing measured: scrapping needs no measurements
+                reason="Layer shift",
+                operator=operator,
+                now=NOW,
+            )
+    job.refresh_from_db()
+    machine.refresh_from_db()
+    assert (job.status, job.qc_scrapped, job.finished_at) == (Job.Status.SCRAPPED, 3, NOW)
+    assert (machine.state, machine.current_job_id) == (Machine.State.IDLE, None)
+    assert replacement is not None and replacement.quantity == 3
+    enqueue.assert_called_once_with(job_id=replacement.pk)
+    assert steps_of(job)[-1] == ("scrap", "paused", "scrapped")
+    with pytest.raises(DomainError, match="nothing more can be done"):
+        station.job_continue(job_id=job.pk, operator=operator, now=NOW)
+
+
+@pytest.mark.django_db
+def test_a_paused_job_on_a_networked_printer_is_cancelled_there_not_scrapped_here(
+    job, operator, machine
+) -> None:
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.PAUSED)
+    Machine.objects.filter(pk=machine.pk).update(connector=Machine.Connector.OCTOPRINT)
+    with pytest.raises(DomainError, match="is driven by Octoprint: cancel the print there"):
+        station.job_qc(
+            job_id=job.pk, passed=0, scrapped=1, checks=(), reason="x", operator=operator, now=NOW
+        )
+    with pytest.raises(DomainError, match="it reports its own resume"):
+        station.job_continue(job_id=job.pk, operator=operator, now=NOW)
+    assert Job.objects.get(pk=job.pk).status == Job.Status.PAUSED
+
+
+def steps_of(job: Job) -> list[tuple[str, str, str]]:
+    return list(job.events.order_by("pk").values_list("step", "from_status", "to_status"))
 
 
 @pytest.mark.django_db

@@ -6,10 +6,14 @@ from unittest.mock import patch
 import pytest
 from django.test import Client
 from pypdf import PdfReader
+from weasyprint import HTML
 
-from production.models import Job, Machine
+from production import station
+from production.models import Artifact, Job, Machine
+from production.pipeline.traveler import render_traveler
 from tests.builders import make_machine, make_user
-from tests.production.test_station import GOOD, make_station_job
+from tests.production.pipeline.test_traveler import scan
+from tests.production.test_station import GOOD, NOW, attach, make_station_job
 
 
 @pytest.fixture(autouse=True)
@@ -49,9 +53,11 @@ def post(client: Client, job: Job, action: str, **fields: object):
         "/station/",
         "/station/machines/mk4-1/",
         "/station/machines/mk4-1/travelers.pdf",
+        "/station/machines/mk4-1/labels.pdf",
         "/station/scan/?code=1",
         "/station/jobs/{job}/",
         "/station/jobs/{job}/traveler.pdf",
+        "/station/jobs/{job}/label.pdf",
     ],
 )
 def test_a_non_operator_gets_403(client, user, machine, url) -> None:
@@ -131,6 +137,47 @@ def test_an_out_of_tolerance_value_is_shown_and_qc_pass_refused(
 
 
 @pytest.mark.django_db
+def test_a_paused_job_offers_continue_and_scrap_but_not_finish(
+    station_client, user, machine
+) -> None:
+    job = make_station_job(user=user, machine=machine)
+    post(station_client, job, "start")
+    post(station_client, job, "pause")
+    job.refresh_from_db()
+    assert job.status == Job.Status.PAUSED
+    page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert 'data-status="paused"' in page
+    assert 'id="continue"' in page and 'id="scrap"' in page
+    assert 'id="finish"' not in page and 'id="pause"' not in page and 'id="qc-pass"' not in page
+    machine_page = station_client.get("/station/machines/mk4-1/").content.decode()
+    assert machine_page.index(job.number) < machine_page.index("<h2>Next</h2>")
+    response = post(station_client, job, "finish")
+    assert (
+        "is paused; resume it before finishing" in station_client.get(response.url).content.decode()
+    )
+    post(station_client, job, "continue")
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING
+    assert 'id="finish"' in station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_scrapping_a_paused_job_through_the_form_remakes_it(
+    station_client, user, machine, django_capture_on_commit_callbacks
+) -> None:
+    job = make_station_job(user=user, machine=machine, quantity=2)
+    post(station_client, job, "start")
+    post(station_client, job, "pause")
+    with patch("production.services.job_enqueue"):
+        with django_capture_on_commit_callbacks(execute=True):
+            post(station_client, job, "scrap", reason="layer_shift", note="at 12 mm")
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (Job.Status.SCRAPPED, "scrapped 2: Layer shift: at 12 mm")
+    assert Job.objects.get(replaces=job).quantity == 2
+    assert Machine.objects.get(pk=machine.pk).state == Machine.State.IDLE
+
+
+@pytest.mark.django_db
 def test_finishing_before_start_shows_the_refusal(station_client, user, machine) -> None:
     job = make_station_job(user=user, machine=machine)
     response = post(station_client, job, "finish")
@@ -175,8 +222,98 @@ def test_the_batch_print_is_one_pdf_with_a_page_per_job(station_client, user, ma
 
 
 @pytest.mark.django_db
+def test_a_batch_of_20_merges_the_stored_travelers_into_one_pdf(
+    station_client, user, machine
+) -> None:
+    jobs = [make_station_job(user=user, machine=machine) for _ in range(20)]
+    for job in jobs:  # what the pipeline's traveler step stored (one page naming the job)
+        attach(job, Artifact.Kind.TRAVELER, HTML(string=f"<h1>{job.number}</h1>").write_pdf(), {})
+    page = station_client.get("/station/machines/mk4-1/").content.decode()
+    assert "Print all travelers (20)" in page and 'id="to-render"' not in page
+
+    with patch("production.station.render_traveler", side_effect=AssertionError("rendered")):
+        response = station_client.get("/station/machines/mk4-1/travelers.pdf")
+
+    assert response.status_code == 200 and response["X-Travelers-Rendered"] == "none"
+    reader = PdfReader(io.BytesIO(response.content))
+    assert len(reader.pages) >= 20
+    text = "".join(page.extract_text() for page in reader.pages)
+    assert all(job.number in text for job in jobs)
+
+
+@pytest.mark.django_db
+def test_a_batch_renders_only_the_travelers_not_stored_and_says_so(
+    station_client, user, machine
+) -> None:
+    stored = make_station_job(user=user, machine=machine)
+    attach(
+        stored, Artifact.Kind.TRAVELER, render_traveler(station.job_traveler(stored, now=NOW)), {}
+    )
+    missing = make_station_job(user=user, machine=machine)
+    page = station_client.get("/station/machines/mk4-1/").content.decode()
+    assert "1 of them has no stored traveler yet" in page
+
+    with patch("production.station.render_traveler", wraps=render_traveler) as render:
+        response = station_client.get("/station/machines/mk4-1/travelers.pdf")
+
+    assert render.call_count == 1
+    assert response["X-Travelers-Rendered"] == missing.number
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(response.content)).pages)
+    assert text.index(stored.number) < text.index(missing.number)
+
+
+@pytest.mark.django_db
+def test_a_stored_traveler_that_does_not_match_its_checksum_is_rendered_again(
+    station_client, user, machine
+) -> None:
+    job = make_station_job(user=user, machine=machine, traveler_pdf=b"%PDF-1.7 stored")
+    Artifact.objects.filter(kind=Artifact.Kind.TRAVELER).update(sha256="0" * 64)
+    response = station_client.get("/station/machines/mk4-1/travelers.pdf")
+    assert response["X-Travelers-Rendered"] == job.number
+    assert job.number in PdfReader(io.BytesIO(response.content)).pages[0].extract_text()
+
+
+@pytest.mark.django_db
+def test_a_jobs_bag_label_is_62_mm_wide_and_its_qr_code_opens_the_job(
+    station_client, user, machine, settings, tmp_path
+) -> None:
+    settings.SITE_URL = "https://factory.example.com"
+    job = make_station_job(user=user, machine=machine, quantity=3)
+    page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert f'href="/station/jobs/{job.pk}/label.pdf"' in page
+
+    response = station_client.get(f"/station/jobs/{job.pk}/label.pdf")
+
+    assert response["Content-Type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(response.content))
+    assert len(reader.pages) == 1
+    assert abs(float(reader.pages[0].mediabox.width) - 62 * 72 / 25.4) < 0.5
+    text = reader.pages[0].extract_text()
+    assert job.number in text and job.line.revision.family.name in text
+    assert scan(response.content, tmp_path) == {
+        f"https://factory.example.com/station/jobs/{job.pk}/",
+        job.number,
+    }
+
+
+@pytest.mark.django_db
+def test_the_labels_of_a_queue_print_a_label_per_job(station_client, user, machine) -> None:
+    jobs = [make_station_job(user=user, machine=machine) for _ in range(3)]
+    assert (
+        "Print all bag labels (3)"
+        in station_client.get("/station/machines/mk4-1/").content.decode()
+    )
+    response = station_client.get("/station/machines/mk4-1/labels.pdf")
+    reader = PdfReader(io.BytesIO(response.content))
+    assert len(reader.pages) == 3
+    for job, page in zip(jobs, reader.pages, strict=True):
+        assert job.number in page.extract_text()
+
+
+@pytest.mark.django_db
 def test_an_empty_queue_has_nothing_to_print(station_client, machine) -> None:
     assert station_client.get("/station/machines/mk4-1/travelers.pdf").status_code == 404
+    assert station_client.get("/station/machines/mk4-1/labels.pdf").status_code == 404
 
 
 @pytest.mark.django_db

@@ -16,9 +16,14 @@ import pytest
 from pypdf import PdfReader
 
 from production.pipeline.traveler import (
+    Label,
     Traveler,
     TravelerCheck,
     TravelerParameter,
+    label_html,
+    merge_pdfs,
+    render_label,
+    render_labels,
     render_traveler,
     render_travelers,
     traveler_html,
@@ -242,3 +247,115 @@ def test_the_qr_code_and_the_barcode_scan_back(tmp_path: Path) -> None:
         "https://factory.example.com/station/jobs/J-000042",
         "J-000042",
     }
+
+
+def scan(pdf: bytes, folder: Path) -> set[str]:
+    """What zbar reads on the PDF's first page at 200 dpi: every QR code and barcode."""
+    (folder / "page.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "200", "-png", "-singlefile", "page.pdf", "page"], cwd=folder, check=True
+    )
+    found = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", "page.png"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(found.stdout.split())
+
+
+# --- merging stored travelers ---------------------------------------------------------------
+
+
+def test_stored_travelers_merge_into_one_pdf_in_order() -> None:
+    first = render_traveler(make_traveler(job_number="J-000101"))
+    second = render_traveler(make_traveler(job_number="J-000102"))
+
+    merged = pdf_reader(merge_pdfs([first, second] * 10))
+
+    assert len(merged.pages) == 20
+    texts = [page.extract_text() for page in merged.pages]
+    assert ["J-000101" in text for text in texts] == [True, False] * 10
+    assert ["J-000102" in text for text in texts] == [False, True] * 10
+
+
+def test_an_empty_merge_is_refused() -> None:
+    with pytest.raises(ValueError):
+        merge_pdfs([])
+
+
+# --- the bag label --------------------------------------------------------------------------
+
+
+def make_label(**changes: object) -> Label:
+    label = Label(
+        job_number="J-000042",
+        station_url="https://factory.example.com/station/jobs/42/",
+        part_name="Cable clamp, double",
+        revision_label="rev C",
+        key_parameters=(
+            TravelerParameter(name="length", label="Length", value="60.0", unit="mm"),
+            TravelerParameter(name="hole_d", label="Hole diameter", value="5.5", unit="mm"),
+        ),
+        material="PETG, black (1.75 mm)",
+        quantity=4,
+        order_reference="O-000017 / PO-2026-1187",
+        team="Bogie maintenance",
+        due_date="2026-12-02",
+    )
+    return dataclasses.replace(label, **changes)
+
+
+MM = 72 / 25.4  # points in a millimetre
+
+
+def test_the_label_is_one_62_mm_wide_page() -> None:
+    reader = pdf_reader(render_label(make_label()))
+
+    assert len(reader.pages) == 1
+    box = reader.pages[0].mediabox
+    assert abs(float(box.width) - 62 * MM) < 0.5
+    assert abs(float(box.height) - 100 * MM) < 0.5
+
+
+def test_the_label_names_the_job_the_part_and_where_it_goes() -> None:
+    text = pdf_text(render_label(make_label()))
+
+    for expected in (
+        "J-000042",
+        "Cable clamp, double",
+        "rev C",
+        "Hole diameter",
+        "5.5 mm",
+        "PETG, black (1.75 mm)",
+        "O-000017 / PO-2026-1187",
+        "Bogie maintenance",
+        "2026-12-02",
+    ):
+        assert expected in text
+    assert re.search(r"Qty\s*4", text)
+
+
+def test_the_labels_qr_code_opens_the_station_and_its_barcode_is_the_job(tmp_path: Path) -> None:
+    assert scan(render_label(make_label()), tmp_path) == {
+        "https://factory.example.com/station/jobs/42/",
+        "J-000042",
+    }
+
+
+def test_the_label_escapes_what_it_prints() -> None:
+    html = label_html(make_label(part_name="<script>x</script>", team='A & "B"'))
+
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "A &amp; &quot;B&quot;" in html
+
+
+def test_labels_of_a_queue_print_a_page_each() -> None:
+    pdf = render_labels([make_label(job_number=f"J-00020{n}") for n in range(1, 4)])
+
+    reader = pdf_reader(pdf)
+    assert len(reader.pages) == 3
+    assert all(f"J-00020{n}" in reader.pages[n - 1].extract_text() for n in range(1, 4))
+    with pytest.raises(ValueError):
+        render_labels([])
