@@ -14,12 +14,10 @@ import shapely
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
+from production.toolpath import motion
 from production.toolpath.paths import Kind, LayerPlan
 from production.toolpath.profile import FdmProfile
 
-# The time estimate adds these to the moves; rough allowances, not measurements.
-HEAT_UP_S = 120.0  # bed and nozzle from room temperature, heating together (M190, M109)
-HOMING_S = 15.0  # G28, with probing on printers that probe
 RETRACT_SPEED_MM_S = 35.0
 Z_SPEED_MM_S = 10.0
 LIFT_AT_END_MM = 10.0
@@ -61,7 +59,9 @@ def write_program(layers: Sequence[LayerPlan], profile: FdmProfile, *, engine: s
     filament_g = round(
         writer.filament_mm * filament_area / 1000 * profile.filament_density_g_cm3, 2
     )
-    seconds = float(round(writer.time_s + HEAT_UP_S + HOMING_S))
+    # Motion only, as PrusaSlicer counts it: heating and homing depend on the room and the
+    # printer, not on the G-code.
+    seconds = float(round(motion.estimate_s(writer.moves, machine_limits(profile))))
     summary = [
         f"; filament used [mm] = {filament_mm:.2f}",
         f"; filament used [g] = {filament_g:.2f}",
@@ -119,7 +119,9 @@ class _Writer:
         self.region: BaseGeometry | None = None  # the current layer's slice, for travel
         self.kind: Kind | None = None
         self.filament_mm = 0.0
-        self.time_s = 0.0
+        self.moves: list[np.ndarray] = []  # rows (dx, dy, dz, de, mm/s) for the time estimate
+        self.hopped = False  # lifted by z_hop_mm above layer_z for a travel
+        self.layer_z = 0.0
 
     def start(self, layer_count: int) -> None:
         p = self.profile
@@ -171,6 +173,7 @@ class _Writer:
         self.kind = None
         self.region = layer.region
         shapely.prepare(self.region)
+        self.hopped = False  # the layer change moves Z anyway
         self.z_to(layer.z_mm)
         speed = p.first_layer_speed_mm_s if index == 0 else p.print_speed_mm_s
         for path in layer.paths:
@@ -178,7 +181,13 @@ class _Writer:
                 self.lines.append(f";TYPE:{path.kind}")
                 self.lines.append(f";WIDTH:{p.line_width_mm:g}")
                 self.kind = path.kind
-            self.extrude(path.points, speed=speed, height=layer.height_mm)
+            self.extrude(
+                path.points,
+                speed=speed,
+                height=layer.height_mm,
+                width=path.width_mm,
+                kind=path.kind,
+            )
 
     def end(self, top_z: float) -> None:
         p = self.profile
@@ -190,10 +199,19 @@ class _Writer:
         else:
             self.lines += ["M104 S0", "M140 S0", "M107", "M84"]
 
-    def extrude(self, points: np.ndarray, *, speed: float, height: float) -> None:
+    def extrude(
+        self,
+        points: np.ndarray,
+        *,
+        speed: float,
+        height: float,
+        width: float | None = None,
+        kind: Kind | None = None,
+    ) -> None:
         p = self.profile
         filament_area = math.pi * (p.filament_mm / 2) ** 2
         self.travel(points[0])
+        self.unhop()
         self.unretract()
         # Drop steps too short to write, then measure between the points that remain.
         steps = np.hypot(*np.diff(points, axis=0).T)
@@ -201,7 +219,12 @@ class _Writer:
         lengths = np.hypot(*np.diff(corners, axis=0).T)
         if not len(lengths):
             return
-        pushed = lengths * (p.line_width_mm * height / filament_area)
+        section = (
+            p.bridge_cross_section_mm2
+            if kind == Kind.BRIDGE
+            else p.cross_section_mm2(height, width)
+        )
+        pushed = lengths * (section / filament_area)
         e_values = self.e + np.cumsum(pushed)
         feed = self._feed(speed)
         # Plain floats: formatting numpy scalars is several times slower.
@@ -210,7 +233,12 @@ class _Writer:
             feed = ""
         self.e = float(e_values[-1])
         self.filament_mm += float(pushed.sum())
-        self.time_s += float(_move_times(lengths, speed, p.acceleration_mm_s2).sum())
+        steps_xy = np.diff(corners, axis=0)
+        self.moves.append(
+            np.column_stack(
+                [steps_xy, np.zeros(len(lengths)), pushed, np.full(len(lengths), speed)]
+            )
+        )
         self.x, self.y = float(corners[-1][0]), float(corners[-1][1])
 
     def travel(self, to: np.ndarray, *, may_retract: bool = True) -> None:
@@ -220,17 +248,33 @@ class _Writer:
             return
         if may_retract and length > RETRACT_MIN_TRAVEL_MM and not self._over_part(x, y):
             self.retract()
+            self.hop()
         speed = self.profile.travel_speed_mm_s
         self.lines.append(f"G0 X{_mm(x)} Y{_mm(y)}{self._feed(speed)}")
-        self.time_s += _move_time(length, speed, self.profile.acceleration_mm_s2)
+        self.moves.append(np.array([[x - self.x, y - self.y, 0.0, 0.0, speed]]))
         self.x, self.y = x, y
 
     def z_to(self, z: float) -> None:
         if abs(z - self.z) < 1e-9:
             return
         self.lines.append(f"G0 Z{_mm(z)}{self._feed(Z_SPEED_MM_S)}")
-        self.time_s += _move_time(abs(z - self.z), Z_SPEED_MM_S, self.profile.acceleration_mm_s2)
+        self.moves.append(np.array([[0.0, 0.0, z - self.z, 0.0, Z_SPEED_MM_S]]))
         self.z = z
+
+    def hop(self) -> None:
+        """Lift the retracted nozzle for the travel, as far as the machine allows."""
+        lift = min(self.profile.z_hop_mm, self.profile.max_height_mm - self.z)
+        if self.hopped or lift <= 0:
+            return
+        self.hopped = True
+        self.layer_z = self.z
+        self.z_to(self.z + lift)
+
+    def unhop(self) -> None:
+        if not self.hopped:
+            return
+        self.hopped = False
+        self.z_to(self.layer_z)
 
     def retract(self) -> None:
         if self.retracted:
@@ -249,7 +293,7 @@ class _Writer:
             return
         self.e += distance
         self.lines.append(f"G1 E{_e(self.e)}{self._feed(RETRACT_SPEED_MM_S)}")
-        self.time_s += abs(distance) / RETRACT_SPEED_MM_S
+        self.moves.append(np.array([[0.0, 0.0, 0.0, distance, RETRACT_SPEED_MM_S]]))
 
     def _over_part(self, x: float, y: float) -> bool:
         if self.region is None or self.region.is_empty:
@@ -264,22 +308,10 @@ class _Writer:
         return f" F{feed}"
 
 
-def _move_time(distance: float, speed: float, acceleration: float) -> float:
-    """A trapezoidal speed profile from standstill to standstill (junction speed 0)."""
-    if distance <= 0:
-        return 0.0
-    if distance >= speed * speed / acceleration:  # reaches full speed: ramp up, cruise, brake
-        return distance / speed + speed / acceleration
-    return 2 * math.sqrt(distance / acceleration)  # too short: accelerate half, brake half
-
-
-def _move_times(distances: np.ndarray, speed: float, acceleration: float) -> np.ndarray:
-    """`_move_time` for many moves at once."""
-    ramp = speed * speed / acceleration
-    return np.where(
-        distances >= ramp,
-        distances / speed + speed / acceleration,
-        2 * np.sqrt(distances / acceleration),
+def machine_limits(profile: FdmProfile) -> motion.MachineLimits:
+    """The planner limits of the time estimate; prusaslicer.py writes the same ones."""
+    return motion.MachineLimits(
+        acceleration_mm_s2=profile.acceleration_mm_s2, jerk_xy_mm_s=profile.jerk_mm_s
     )
 
 

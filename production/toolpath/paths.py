@@ -1,4 +1,5 @@
-"""What the nozzle draws on each layer (skirt, perimeters, infill), in printing order."""
+"""What the nozzle draws on each layer (skirt, brim, perimeters, gap fill, solid, bridge and
+sparse infill), in printing order."""
 
 import math
 from collections.abc import Sequence
@@ -7,15 +8,22 @@ from enum import StrEnum
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
 from production.toolpath.profile import FdmProfile
 from production.toolpath.slicing import Slice, as_multipolygon, polygons_of
 
-SKIRT_GAP_MM = 3.0  # between the part's first layer and the innermost skirt loop
-INFILL_OVERLAP = 0.15  # of a line width: infill ends reach that far into the innermost perimeter
+SKIRT_GAP_MM = 3.0  # between the part's first layer (or its brim) and the innermost skirt loop
+# Of a line spacing: infill ends reach that far into the innermost perimeter (PrusaSlicer's
+# `infill_overlap`, same default).
+INFILL_OVERLAP = 0.25
+SOLID_MARGIN_MM = 3.0  # PrusaSlicer's EXTERNAL_INFILL_MARGIN, the same anchoring
+SPARSE_LINK = 2.0  # of the sparse line spacing: longest link joining two infill lines
+LINK_TOLERANCE_MM = 0.05  # a link along the infill area's edge may graze it by this much
+GAP_MIN_WIDTH = 0.25  # of a line width: thinner gaps are left empty
+GAP_EDGE_MM = 0.005
 
 
 class Kind(StrEnum):
@@ -26,12 +34,15 @@ class Kind(StrEnum):
     PERIMETER = "Perimeter"
     SOLID_INFILL = "Solid infill"
     SPARSE_INFILL = "Internal infill"
+    GAP_FILL = "Gap fill"
+    BRIDGE = "Bridge infill"
 
 
 @dataclass(frozen=True)
 class Path:
     kind: Kind
     points: np.ndarray  # (n, 2) bed mm, in drawing order; a loop repeats its first point
+    width_mm: float | None = None  # None: the profile's line width
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,7 @@ def plan_layers(
     depth = profile.top_bottom_layers
     position = np.array(start, dtype=float)
     plans = []
+    below_sparse: BaseGeometry = MultiPolygon()
     for index, layer in enumerate(slices):
         # The layers whose material decides whether this one is near a top or bottom
         # surface; None when the first or last layer is that close.
@@ -62,14 +74,28 @@ def plan_layers(
         paths: list[Path] = []
         if index == 0:
             paths += _skirt(layer.region, profile, position)
+            if profile.brim_width_mm > 0:
+                brim_from = paths[-1].points[-1] if paths else position
+                paths += _brim(layer.region, profile, layer.height_mm, brim_from)
+        around = _Around(
+            neighbours=neighbours,
+            below=slices[index - 1].region if index > 0 else None,
+            below_sparse=below_sparse,
+        )
         angle = 45.0 if index % 2 == 0 else -45.0
         islands = list(layer.region.geoms)
+        sparse_here: list[BaseGeometry] = []
         while islands:
             if paths:
                 position = paths[-1].points[-1]
             here = Point(position)
             island = islands.pop(min(range(len(islands)), key=lambda i: islands[i].distance(here)))
-            paths += _island_paths(island, neighbours, angle, profile, position)
+            island_paths, sparse = _island_paths(
+                island, around, angle, profile, layer.height_mm, position
+            )
+            paths += island_paths
+            sparse_here.append(sparse)
+        below_sparse = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
         if paths:
             position = paths[-1].points[-1]
         plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, tuple(paths)))
@@ -79,6 +105,8 @@ def plan_layers(
 def _skirt(region: MultiPolygon, profile: FdmProfile, position: np.ndarray) -> list[Path]:
     width = profile.line_width_mm
     hull = region.convex_hull
+    if profile.brim_width_mm > 0:
+        hull = hull.buffer(profile.brim_width_mm)
     bed_x, bed_y = profile.bed_mm
     paths = []
     for loop in reversed(range(profile.skirt_loops)):  # outermost first, ending near the part
@@ -92,47 +120,215 @@ def _skirt(region: MultiPolygon, profile: FdmProfile, position: np.ndarray) -> l
     return paths
 
 
+def _brim(
+    region: MultiPolygon, profile: FdmProfile, height: float, position: np.ndarray
+) -> list[Path]:
+    """Loops around the outline of the first layer, the innermost touching the part, so the
+    part holds on to a wider foot. Holes get none; loops that would leave the bed are dropped."""
+    spacing = profile.spacing_mm(height)
+    loops = int(profile.brim_width_mm / spacing + 1e-9)
+    outline = shapely.union_all([Polygon(p.exterior) for p in region.geoms])
+    bed = shapely.box(0, 0, *profile.bed_mm)
+    paths: list[Path] = []
+    for loop in reversed(range(loops)):  # outermost first, ending at the part
+        grown = outline.buffer(profile.line_width_mm / 2 + loop * spacing)
+        if not bed.contains(grown):
+            continue
+        for polygon in polygons_of(grown):
+            paths.append(_loop(Kind.SKIRT, orient(polygon).exterior, position))
+            position = paths[-1].points[-1]
+    return paths
+
+
+@dataclass(frozen=True)
+class _Around:
+    """What the layers around one layer hold, for deciding how to fill it."""
+
+    neighbours: list[MultiPolygon] | None  # within top_bottom_layers; None: near the ends
+    below: MultiPolygon | None  # the layer under it; None for the first layer
+    below_sparse: BaseGeometry  # where the layer under it has sparse infill
+
+
 def _island_paths(
     island: Polygon,
-    neighbours: list[MultiPolygon] | None,
+    around: _Around,
     angle: float,
     profile: FdmProfile,
+    height: float,
     position: np.ndarray,
-) -> list[Path]:
+) -> tuple[list[Path], BaseGeometry]:
+    """The island's perimeters, gap fill and infill, and where its infill is sparse."""
     width = profile.line_width_mm
+    spacing = profile.spacing_mm(height)
     paths: list[Path] = []
+    gaps: list[BaseGeometry] = []
+    # `room` is what the next loop may use; its centre line runs half a line inside it.
+    room: BaseGeometry = island
+    loops_done = 0
     for level in range(profile.perimeters):  # outer perimeter first
-        inset = island.buffer(-(width / 2 + level * width), join_style="mitre")
+        centre = room.buffer(-width / 2, join_style="mitre")
+        if profile.gap_fill:
+            # Whatever of the room the loop cannot reach: walls too thin for it, or the
+            # sliver left between loops on either side of a thin wall.
+            # (Shrinking the room by a hair first keeps its edges off the loop's, which
+            # would make the difference slow and leave slivers.)
+            reached = centre.buffer(width / 2, join_style="mitre") if not centre.is_empty else None
+            gaps.append(
+                room
+                if reached is None
+                else room.buffer(-GAP_EDGE_MM, join_style="mitre").difference(reached)
+            )
         rings: list[LinearRing] = []
-        for polygon in polygons_of(inset):
+        for polygon in polygons_of(centre):
             oriented = orient(polygon)  # outlines counter-clockwise, holes clockwise
             rings += [oriented.exterior, *oriented.interiors]
         if not rings:
             break  # the island is too thin for more loops
+        loops_done += 1
         kind = Kind.EXTERNAL_PERIMETER if level == 0 else Kind.PERIMETER
         while rings:
             here = Point(position)
             ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
             paths.append(_loop(kind, ring, position))
             position = paths[-1].points[-1]
+        room = centre.buffer(-(spacing - width / 2), join_style="mitre")
 
-    inset = profile.perimeters * width - INFILL_OVERLAP * width if profile.perimeters else width / 2
+    if profile.gap_fill and gaps:
+        gap_paths = _gap_fill(shapely.union_all(gaps), profile, height, position)
+        paths += gap_paths
+        if gap_paths:
+            position = paths[-1].points[-1]
+
+    if profile.perimeters and loops_done < profile.perimeters:
+        return paths, MultiPolygon()  # no room left inside the perimeters
+    # Infill reaches a little into the innermost perimeter, so the two bond.
+    inset = (
+        width / 2 + (profile.perimeters - 0.5 - INFILL_OVERLAP) * spacing
+        if profile.perimeters
+        else width / 2
+    )
     area = island.buffer(-inset, join_style="mitre")
+    if profile.gap_fill and not area.is_empty:
+        # A strip too narrow for two infill lines gets one line along it, not a row of specks.
+        overlap = INFILL_OVERLAP * spacing
+        thin = [p for p in polygons_of(area) if 2 * p.area / p.length < width + 2 * overlap]
+        if thin:
+            narrowed = shapely.union_all(thin).buffer(-overlap, join_style="mitre")
+            paths += _gap_fill(
+                narrowed, profile, height, paths[-1].points[-1] if paths else position
+            )
+            area = area.difference(shapely.union_all(thin))
     if area.is_empty:
-        return paths
-    # Solid pieces thinner than a line are noise from comparing near-identical sections.
-    bare = _exposed(area, neighbours)
+        return paths, MultiPolygon()
+    bare = _exposed(area, around.neighbours)
+    # Solid pieces thinner than a line are noise from comparing near-identical sections; the
+    # rest reaches SOLID_MARGIN_MM further in, so it rests on (and holds) the sparse infill
+    # around it rather than ending at the very edge of the surface above or below.
     solid = as_multipolygon(
         area.intersection(
-            bare.buffer(-width / 2, join_style="mitre").buffer(width / 2, join_style="mitre")
+            bare.buffer(-width / 2, join_style="mitre").buffer(width / 2 + SOLID_MARGIN_MM)
         )
     )
-    segments = [(Kind.SOLID_INFILL, s) for s in _scan_lines(solid, angle, width, width)]
+    sparse = as_multipolygon(area.difference(solid))
+    if profile.infill_density < 1 and profile.solid_infill_below_area_mm2 > 0:
+        small = [p for p in sparse.geoms if p.area < profile.solid_infill_below_area_mm2]
+        if small:
+            solid = as_multipolygon(shapely.union_all([solid, *small]))
+            sparse = as_multipolygon(area.difference(solid))
+    # Solid infill over air or over sparse infill spans gaps: it is laid as a bridge, round
+    # threads of the nozzle's diameter, which sag less than flattened ones.
+    unsupported = (
+        MultiPolygon()
+        if around.below is None
+        else shapely.union_all([area.difference(around.below), around.below_sparse])
+    )
+    bridge = as_multipolygon(
+        solid.intersection(
+            unsupported.buffer(-width / 2, join_style="mitre").buffer(width / 2, join_style="mitre")
+        )
+    )
+    if not bridge.is_empty:
+        solid = as_multipolygon(solid.difference(bridge))
+    segments = [
+        (Kind.BRIDGE, s) for s in _scan_lines(bridge, angle, profile.bridge_spacing_mm, width)
+    ]
+    segments += [(Kind.SOLID_INFILL, s) for s in _scan_lines(solid, angle, spacing, width)]
     if profile.infill_density > 0:
-        sparse = area.difference(solid)
-        spacing = width / profile.infill_density
-        segments += [(Kind.SPARSE_INFILL, s) for s in _scan_lines(sparse, angle, spacing, width)]
-    paths += _nearest_segments(segments, position)
+        sparse_spacing = spacing / profile.infill_density
+        segments += [
+            (Kind.SPARSE_INFILL, s) for s in _scan_lines(sparse, angle, sparse_spacing, width)
+        ]
+        paths += _linked(
+            _nearest_segments(segments, position), sparse, SPARSE_LINK * sparse_spacing
+        )
+    else:
+        paths += _nearest_segments(segments, position)
+    return paths, sparse
+
+
+def _linked(paths: list[Path], sparse: MultiPolygon, longest: float) -> list[Path]:
+    """Sparse infill lines joined end to start by a short extruded link where the link stays
+    inside the infill area: a zigzag holds to the perimeters better than loose lines and
+    needs no travel between them (PrusaSlicer anchors its lines the same way)."""
+    if len(paths) < 2 or sparse.is_empty:
+        return paths
+    ends = np.array([path.points[-1] for path in paths[:-1]])
+    starts = np.array([path.points[0] for path in paths[1:]])
+    kinds = np.array([path.kind == Kind.SPARSE_INFILL for path in paths])
+    near = kinds[:-1] & kinds[1:] & (np.hypot(*(starts - ends).T) <= longest)
+    candidates = np.flatnonzero(near)
+    if not len(candidates):
+        return paths
+    links = shapely.linestrings(np.stack([ends[candidates], starts[candidates]], axis=1))
+    inside = shapely.covers(sparse.buffer(LINK_TOLERANCE_MM), links)
+    join = set(candidates[inside].tolist())
+    merged = [paths[0]]
+    for index, path in enumerate(paths[1:]):
+        if index in join:
+            last = merged[-1]
+            merged[-1] = Path(last.kind, np.vstack([last.points, path.points]), last.width_mm)
+        else:
+            merged.append(path)
+    return merged
+
+
+def _gap_fill(
+    gaps: BaseGeometry, profile: FdmProfile, height: float, position: np.ndarray
+) -> list[Path]:
+    """One line through the middle of every gap at least GAP_MIN_WIDTH of a line wide, as wide
+    as the gap: a straight line along a long, thin gap; a loop along a ring-shaped one."""
+    width = profile.line_width_mm
+    paths: list[Path] = []
+    for gap in polygons_of(gaps):
+        rim = gap.length  # outline and holes
+        if rim <= 0:
+            continue
+        thickness = 2 * gap.area / rim  # of a long strip: area / length
+        if not GAP_MIN_WIDTH * width <= thickness <= width:
+            continue  # specks, or a corner the loops rounded off
+        line_width = thickness + height * (1 - math.pi / 4)  # spacing == the gap's thickness
+        if gap.interiors:
+            middle = Polygon(gap.exterior).buffer(-thickness / 2, join_style="mitre")
+            for polygon in polygons_of(middle):
+                paths.append(_loop(Kind.GAP_FILL, orient(polygon).exterior, position, line_width))
+                position = paths[-1].points[-1]
+            continue
+        box = np.asarray(gap.minimum_rotated_rectangle.exterior.coords)[:4]
+        sides = np.hypot(*np.diff(np.vstack([box, box[:1]]), axis=0).T)
+        long = 0 if sides[0] >= sides[1] else 1
+        ends = np.array(
+            [(box[long] + box[long - 1]) / 2, (box[long + 1] + box[(long + 2) % 4]) / 2]
+        )
+        if np.hypot(*(ends[1] - ends[0])) < width:
+            continue
+        for piece in shapely.get_parts(gap.intersection(LineString(ends))):
+            if not isinstance(piece, LineString) or piece.length < width:
+                continue
+            points = np.asarray(piece.coords)
+            if np.hypot(*(points[-1] - position)) < np.hypot(*(points[0] - position)):
+                points = points[::-1]
+            paths.append(Path(Kind.GAP_FILL, points, line_width))
+            position = points[-1]
     return paths
 
 
@@ -146,12 +342,14 @@ def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseG
     return shapely.union_all(gaps) if gaps else MultiPolygon()
 
 
-def _loop(kind: Kind, ring: LinearRing, position: np.ndarray) -> Path:
+def _loop(
+    kind: Kind, ring: LinearRing, position: np.ndarray, width_mm: float | None = None
+) -> Path:
     """The closed ring as a path starting (the seam) at its vertex nearest the nozzle."""
     corners = np.asarray(ring.coords)[:-1]
     seam = int(np.argmin(np.hypot(*(corners - position).T)))
     corners = np.roll(corners, -seam, axis=0)
-    return Path(kind, np.vstack([corners, corners[:1]]))
+    return Path(kind, np.vstack([corners, corners[:1]]), width_mm)
 
 
 def _scan_lines(

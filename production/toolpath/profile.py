@@ -1,5 +1,6 @@
 """The printer and material settings one slice is planned for."""
 
+import math
 from dataclasses import dataclass
 
 FLAVOURS = ("marlin", "klipper")
@@ -22,11 +23,20 @@ class FdmProfile:
     first_layer_speed_mm_s: float = 20
     travel_speed_mm_s: float = 150
     acceleration_mm_s2: float = 1000
+    jerk_mm_s: float = 10  # X/Y "jerk" of Marlin's planner: the time estimate's corner speeds
     retract_mm: float = 0.8
+    z_hop_mm: float = 0  # lift the nozzle by this much for every travel that retracts
     nozzle_temp_c: int = 210
     bed_temp_c: int = 60
     filament_density_g_cm3: float = 1.24
     skirt_loops: int = 1
+    brim_width_mm: float = 0  # loops around the part's first layer, touching it; 0: none
+    # Thin spaces between perimeters, or walls too thin for the next loop, get one line of
+    # the width they need.
+    gap_fill: bool = True
+    # Infill regions smaller than this print solid: a sparse grid there only holds nothing
+    # up (PrusaSlicer's `solid_infill_below_area`, same default).
+    solid_infill_below_area_mm2: float = 70
 
     def __post_init__(self) -> None:
         # A bad profile is our configuration error, not an unmakeable part: crash loudly.
@@ -53,10 +63,41 @@ class FdmProfile:
             raise ValueError(f"infill_density must be within 0..1, not {self.infill_density}")
         if min(self.perimeters, self.top_bottom_layers, self.skirt_loops) < 0:
             raise ValueError("perimeters, top_bottom_layers and skirt_loops cannot be negative")
-        if self.retract_mm < 0:
-            raise ValueError(f"retract_mm cannot be negative, not {self.retract_mm}")
+        non_negative = {
+            "retract_mm": self.retract_mm,
+            "z_hop_mm": self.z_hop_mm,
+            "brim_width_mm": self.brim_width_mm,
+            "solid_infill_below_area_mm2": self.solid_infill_below_area_mm2,
+            "jerk_mm_s": self.jerk_mm_s,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise ValueError(f"{name} cannot be negative, not {value}")
 
     @property
     def line_width_mm(self) -> float:
         """Extrusion width of every line: a little wider than the nozzle, as slicers default."""
         return self.nozzle_mm * 1.125
+
+    def spacing_mm(self, height_mm: float) -> float:
+        """Centre-to-centre distance of two touching lines of `height_mm`.
+
+        A line is a rectangle with round sides (PrusaSlicer's Flow model): `line_width_mm`
+        wide at its widest, but neighbours overlap where the round sides meet.
+        """
+        return self.line_width_mm - height_mm * (1 - math.pi / 4)
+
+    @property
+    def bridge_spacing_mm(self) -> float:
+        """Bridge threads lie a little apart, so they do not merge while they cool."""
+        return self.nozzle_mm + 0.05
+
+    @property
+    def bridge_cross_section_mm2(self) -> float:
+        """A bridge thread is round, as wide as the nozzle (PrusaSlicer's bridge flow)."""
+        return math.pi / 4 * self.nozzle_mm**2
+
+    def cross_section_mm2(self, height_mm: float, width_mm: float | None = None) -> float:
+        """Area of one line's cross-section: what one mm of it deposits, in mm³."""
+        width = self.line_width_mm if width_mm is None else width_mm
+        return height_mm * (width - height_mm * (1 - math.pi / 4))

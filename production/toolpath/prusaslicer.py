@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import IO
 
 from production.toolpath import gcode
-from production.toolpath.paths import SKIRT_GAP_MM
+from production.toolpath.paths import INFILL_OVERLAP, SKIRT_GAP_MM
 from production.toolpath.planner import Toolpath
 from production.toolpath.profile import FdmProfile
 
 NAME = "PrusaSlicer"  # how error messages name this engine
 # Part of the toolpath cache key with PrusaSlicer's version: bump when config_ini's output
 # changes, so G-code sliced with the old settings is not reused.
-CONFIG_REVISION = 1
+CONFIG_REVISION = 2
 VERSION_TIMEOUT_S = 30.0  # `--help` answers in a fraction of a second
 LOG_TAIL_LINES = 8
 OUTPUT_READ_BYTES = 256 * 1024
@@ -138,6 +138,7 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
     (perimeter generator, seams, gap fill, cooling slowdown) stays PrusaSlicer's default.
     """
     p = profile
+    limits = gcode.machine_limits(p)
     width = f"{p.line_width_mm:g}"
     speed = f"{p.print_speed_mm_s:g}"
     accel = f"{p.acceleration_mm_s2:g},{p.acceleration_mm_s2:g}"  # normal, silent mode
@@ -158,6 +159,19 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "machine_max_acceleration_travel": accel,
         "machine_max_acceleration_x": accel,
         "machine_max_acceleration_y": accel,
+        # The rest of the planner limits of gcode.py's time estimate (motion.py).
+        "machine_max_acceleration_z": _both(limits.accelerations()[2]),
+        "machine_max_acceleration_e": _both(limits.accelerations()[3]),
+        "machine_max_feedrate_x": _both(limits.max_feedrate_mm_s[0]),
+        "machine_max_feedrate_y": _both(limits.max_feedrate_mm_s[1]),
+        "machine_max_feedrate_z": _both(limits.max_feedrate_mm_s[2]),
+        "machine_max_feedrate_e": _both(limits.max_feedrate_mm_s[3]),
+        "machine_max_jerk_x": _both(limits.jerk_xy_mm_s),
+        "machine_max_jerk_y": _both(limits.jerk_xy_mm_s),
+        "machine_max_jerk_z": _both(limits.jerk_z_mm_s),
+        "machine_max_jerk_e": _both(limits.jerk_e_mm_s),
+        "machine_min_extruding_rate": 0,
+        "machine_min_travel_rate": 0,
         "default_acceleration": 0,  # the start G-code sets it once, as ours does
         "start_gcode": _escape(_start_gcode(p)),
         "end_gcode": _escape(_end_gcode(p)),
@@ -186,6 +200,8 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "bridge_fan_speed": 100,
         "disable_fan_first_layers": gcode.FAN_FROM_LAYER,
         "full_fan_speed_layer": 0,
+        # Ours never slows small layers down to let them cool, so neither does PrusaSlicer.
+        "slowdown_below_layer_time": 0,
         # Retraction, as gcode.py does it: at every layer change and before travel that
         # leaves the part and is long enough to ooze.
         "retract_length": f"{p.retract_mm:g}",
@@ -194,7 +210,9 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "retract_before_travel": f"{gcode.RETRACT_MIN_TRAVEL_MM:g}",
         "retract_layer_change": 1,
         "only_retract_when_crossing_perimeters": 1,
-        "retract_lift": 0,
+        "retract_lift": f"{p.z_hop_mm:g}",
+        "retract_lift_above": 0,
+        "retract_lift_below": 0,
         "retract_restart_extra": 0,
         "wipe": 0,
         # The print
@@ -208,6 +226,9 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "fill_density": f"{p.infill_density * 100:g}%",
         "fill_pattern": "rectilinear",
         "fill_angle": 45,
+        "infill_overlap": f"{INFILL_OVERLAP * 100:g}%",
+        "solid_infill_below_area": f"{p.solid_infill_below_area_mm2:g}",
+        "gap_fill_enabled": int(p.gap_fill),
         "extrusion_width": width,
         "first_layer_extrusion_width": width,
         "perimeter_extrusion_width": width,
@@ -230,7 +251,9 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "skirt_distance": f"{SKIRT_GAP_MM:g}",
         "skirt_height": 1,
         "min_skirt_length": 0,
-        "brim_width": 0,
+        "brim_width": f"{p.brim_width_mm:g}",
+        "brim_type": "outer_only",
+        "brim_separation": 0,
         "support_material": 0,
         "raft_layers": 0,
         "complete_objects": 0,
@@ -304,6 +327,11 @@ def _flavour(flavour: str, version: str) -> str:
 def _version_tuple(version: str) -> tuple[int, ...]:
     numbers = re.match(r"(\d+)\.(\d+)", version)
     return (int(numbers.group(1)), int(numbers.group(2))) if numbers else (0, 0)
+
+
+def _both(value: float) -> str:
+    """A machine limit for the normal and the silent mode alike."""
+    return f"{value:g},{value:g}"
 
 
 def _escape(lines: list[str]) -> str:

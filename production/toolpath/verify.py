@@ -15,6 +15,7 @@ comments, as PrusaSlicer does.
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from microfactory.errors import Rejected
 from production.toolpath import slicing
@@ -69,7 +70,7 @@ class GcodeCheck:
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status == FAIL)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -116,7 +117,7 @@ def check_gcode(
     run = _Run(
         profile,
         footprint=(x0, y0, x1, y1),
-        first_layer_margin=SKIRT_GAP_MM + (profile.skirt_loops + 1) * width,
+        first_layer_margin=profile.brim_width_mm + SKIRT_GAP_MM + (profile.skirt_loops + 1) * width,
         margin=width,
         temperature_tolerance_c=temperature_tolerance_c,
     )
@@ -163,7 +164,7 @@ def check_gcode(
         _first(
             "footprint",
             run,
-            f"part outline + {run.first_layer_margin:.2f} mm on the first layer (skirt), "
+            f"part outline + {run.first_layer_margin:.2f} mm on the first layer (brim, skirt), "
             f"+ {run.margin:.2f} mm above",
             "every extrusion lies within the part's footprint",
         ),

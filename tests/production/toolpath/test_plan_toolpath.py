@@ -13,7 +13,6 @@ import trimesh
 
 from microfactory.errors import Rejected
 from production.toolpath import ENGINE, FdmProfile, Toolpath, plan_toolpath
-from production.toolpath.gcode import HEAT_UP_S, HOMING_S
 from production.toolpath.paths import SKIRT_GAP_MM
 from tests.production.toolpath.gcode_reader import (
     BED_CENTRE,
@@ -121,18 +120,22 @@ def test_bottom_and_top_layers_are_solid_and_the_ones_between_sparse() -> None:
     toolpath = box()
     moves = extrusions(toolpath.gcode)
     solid = {m.layer for m in moves if m.kind == "Solid infill"}
+    bridge = {m.layer for m in moves if m.kind == "Bridge infill"}
     sparse = {m.layer for m in moves if m.kind == "Internal infill"}
     last = toolpath.layers - 1
-    assert solid == {0, 1, 2, last - 2, last - 1, last}
+    # The first solid layer over sparse infill spans its gaps as a bridge.
+    assert (solid, bridge) == ({0, 1, 2, last - 1, last}, {last - 2})
     assert sparse == set(range(3, last - 2))
 
 
 def test_solid_infill_covers_the_first_layer_once() -> None:
     solid = [m for m in extrusions(box().gcode) if m.layer == 0 and m.kind == "Solid infill"]
     drawn_mm = sum(math.hypot(m.x1 - m.x0, m.y1 - m.y0) for m in solid)
-    # Inside two perimeters, less the overlap infill has with them.
-    inner_side = 20 - 2 * (2 * WIDTH - 0.15 * WIDTH)
-    assert drawn_mm * WIDTH == pytest.approx(inner_side**2, rel=0.05)
+    # Lines lie one spacing apart (a 0.25 mm layer's round-sided lines overlap their
+    # neighbours); inside two perimeters, less the quarter spacing infill overlaps them.
+    spacing = WIDTH - 0.25 * (1 - math.pi / 4)
+    inner_side = 20 - 2 * (WIDTH / 2 + 1.25 * spacing)
+    assert drawn_mm * spacing == pytest.approx(inner_side**2, rel=0.05)
 
 
 def test_a_fuller_infill_uses_more_filament() -> None:
@@ -225,13 +228,13 @@ def test_every_layer_is_marked_with_its_height() -> None:
     assert heights[1:] == pytest.approx([0.25 + 0.2 * i for i in range(1, toolpath.layers)])
 
 
-def test_the_time_estimate_covers_heating_and_drawing_every_line() -> None:
+def test_the_time_estimate_is_longer_than_drawing_every_line_at_full_speed() -> None:
     toolpath = box()
     drawn_mm = sum(
         math.hypot(m.x1 - m.x0, m.y1 - m.y0) for m in extrusions(toolpath.gcode) if m.layer
     )
-    assert toolpath.estimated_time_s > HEAT_UP_S + HOMING_S + drawn_mm / 50
-    assert toolpath.estimated_time_s < HEAT_UP_S + HOMING_S + 5 * drawn_mm / 50
+    # Accelerating at every corner costs time; heating and homing are not counted.
+    assert drawn_mm / 50 < toolpath.estimated_time_s < 2 * drawn_mm / 50
 
 
 def test_marlin_starts_by_heating_and_homing_and_ends_with_everything_off() -> None:
@@ -316,9 +319,9 @@ def test_an_open_surface_with_no_closed_outline_is_rejected() -> None:
         plan_toolpath(stl_of(sheet), make_profile())
 
 
-def test_a_part_thinner_than_one_line_is_rejected() -> None:
+def test_a_part_thinner_than_a_quarter_line_is_rejected() -> None:
     with pytest.raises(Rejected, match="no wall of the part is wide enough"):
-        plan_toolpath(box_stl(30, 0.3, 10), make_profile())
+        plan_toolpath(box_stl(30, 0.1, 10), make_profile())
 
 
 def test_a_nonsense_profile_is_a_programming_error_not_a_rejection() -> None:

@@ -12,9 +12,11 @@ import stat
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from production.toolpath import Toolpath
+from production.toolpath import Toolpath, motion
+from production.toolpath.gcode import machine_limits
 from production.toolpath.prusaslicer import (
     ToolpathEngineError,
     config_ini,
@@ -82,6 +84,35 @@ def test_a_tube_is_sliced_to_gcode_that_matches_the_tube(tube: Toolpath) -> None
         assert math.hypot(float(x) - centre_x, float(y) - centre_y) > 6
 
 
+def move_rows(gcode: bytes) -> list[tuple[float, float, float, float, float]]:
+    """Every G0/G1 of an absolute-E program as (dx, dy, dz, de, mm/s), for motion.py."""
+    x = y = z = e = feed = 0.0
+    rows = []
+    for raw in gcode.decode().splitlines():
+        line = raw.split(";")[0].strip()
+        words = {k: float(v) for k, v in re.findall(r"([XYZEF])(-?[\d.]+)", line)}
+        if line.startswith("G92"):
+            e = words.get("E", 0.0)
+            continue
+        if not line.startswith(("G0 ", "G1 ")):
+            continue
+        feed = words.get("F", feed * 60) / 60
+        nx, ny, nz, ne = (words.get(k, v) for k, v in (("X", x), ("Y", y), ("Z", z), ("E", e)))
+        rows.append((nx - x, ny - y, nz - z, ne - e, feed))
+        x, y, z, e = nx, ny, nz, ne
+    return rows
+
+
+@needs_prusaslicer
+def test_our_motion_model_agrees_with_prusaslicers_estimate_on_its_own_gcode(
+    tube: Toolpath,
+) -> None:
+    # The two engines' estimates are comparable only if they time the same moves alike.
+    rows = np.array(move_rows(tube.gcode))
+    ours = motion.estimate_s([rows], machine_limits(make_profile()))
+    assert ours == pytest.approx(tube.estimated_time_s, rel=0.02)
+
+
 @needs_prusaslicer
 def test_the_engine_is_named_with_its_version(box: Toolpath) -> None:
     assert re.fullmatch(r"prusaslicer \d+\.\d+\S*", box.engine)
@@ -137,6 +168,25 @@ def test_the_config_carries_the_profile() -> None:
     assert ini["arc_fitting"] == "disabled"
     assert ini["skirts"] == "1"
     assert "\n" not in ini["start_gcode"] and "\\nG28\\n" in ini["start_gcode"]
+
+
+def test_the_config_carries_the_time_estimates_limits_and_the_new_settings() -> None:
+    profile = make_profile(
+        acceleration_mm_s2=2500,
+        jerk_mm_s=8,
+        z_hop_mm=0.4,
+        brim_width_mm=5,
+        gap_fill=False,
+        solid_infill_below_area_mm2=0,
+    )
+    ini = dict(line.split(" = ", 1) for line in config_ini(profile, version="2.5.0").splitlines())
+    assert ini["machine_limits_usage"] == "time_estimate_only"
+    assert ini["machine_max_acceleration_extruding"] == "2500,2500"
+    assert ini["machine_max_jerk_x"] == ini["machine_max_jerk_y"] == "8,8"
+    assert (ini["machine_max_jerk_z"], ini["machine_max_jerk_e"]) == ("0.2,0.2", "2.5,2.5")
+    assert ini["slowdown_below_layer_time"] == "0"  # ours never slows layers down
+    assert (ini["retract_lift"], ini["brim_width"], ini["gap_fill_enabled"]) == ("0.4", "5", "0")
+    assert (ini["solid_infill_below_area"], ini["infill_overlap"]) == ("0", "25%")
 
 
 def test_klipper_uses_the_klipper_flavour_from_prusaslicer_2_6() -> None:

@@ -1,0 +1,207 @@
+"""Builtin slicer against the PrusaSlicer CLI, side by side, on the seed parts and large meshes.
+
+Builds every seed part at its default parameters in the geometry sandbox (as
+benchmarks/validation.py does; not timed) and adds three large meshes: a 200k-triangle torus,
+a 200k-triangle hollow sphere (a sealed cavity whose roof must be bridged) and an 82k-triangle
+icosphere. Each mesh is sliced --runs times by each engine in turn, in this one process, with
+the same FdmProfile: 0.2 mm layers (the first too), 0.4 mm nozzle, 2 perimeters, 3 top and 3
+bottom layers, 20 % rectilinear infill, Prusa MK4 bed, PLA. Reports the median slicing time
+and the ratios builtin / PrusaSlicer of time, filament and estimated print time (each engine's
+own estimate, read from its G-code), then the peak memory of each engine measured in a fresh
+child process (for builtin the peak resident set, VmHWM, of the Python process that slices,
+interpreter and imports included: ~115 MiB before it slices; for PrusaSlicer the ru_maxrss of
+the prusa-slicer process). No database.
+
+    .venv/bin/python benchmarks/toolpath/compare.py --runs 3
+    .venv/bin/python benchmarks/toolpath/compare.py --runs 1 --only spacer knob   # quicker
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import trimesh  # noqa: E402
+
+from production.toolpath import FdmProfile, engines  # noqa: E402
+
+PROFILE = FdmProfile(
+    machine_model="Prusa MK4",
+    bed_mm=(250.0, 210.0),
+    max_height_mm=220.0,
+    layer_height_mm=0.2,
+    first_layer_height_mm=0.2,
+    nozzle_mm=0.4,
+    perimeters=2,
+    top_bottom_layers=3,
+    infill_density=0.2,
+)
+TIMEOUT_S = 600.0
+
+# Run in a fresh interpreter per engine and mesh: slice once, report the peak resident set.
+# Builtin: the child's own VmHWM (its ru_maxrss would include this parent's, which Linux
+# carries across the fork and exec). PrusaSlicer: ru_maxrss of the child's largest child,
+# prusa-slicer itself.
+MEMORY_CHILD = """
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks.toolpath.compare import PROFILE, TIMEOUT_S
+from production.toolpath import engines
+stl = open(sys.argv[3], "rb").read()
+engines.plan(stl, PROFILE, engine=sys.argv[2], timeout_s=TIMEOUT_S)
+with open("/proc/self/status") as status:
+    hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({
+    "self_kib": hwm,
+    "children_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Result:
+    seconds: float  # median wall time of the slices
+    layers: int
+    filament_g: float
+    estimated_s: float
+
+
+def meshes(only: set[str]) -> dict[str, bytes]:
+    """Seed parts at their defaults, built in the sandbox, then the large meshes."""
+    from catalog.geometry import BuildLimits, build_geometry
+    from catalog.parts import DEMO_PARTS
+
+    limits = BuildLimits(require_bwrap=False)
+    found = {}
+    for part in DEMO_PARTS:
+        if only and part.slug not in only:
+            continue
+        defaults = {parameter["name"]: parameter["default"] for parameter in part.schema}
+        found[part.slug] = build_geometry(part.script, defaults, limits=limits).stl
+    large: dict[str, Callable[[], trimesh.Trimesh]] = {
+        "torus": lambda: trimesh.creation.torus(
+            major_radius=40, minor_radius=10, major_sections=500, minor_sections=200
+        ),
+        "hollow_sphere": _hollow_sphere,
+        "icosphere": lambda: trimesh.creation.icosphere(subdivisions=6, radius=30),
+    }
+    for name, make in large.items():
+        if not only or name in only:
+            stl = make().export(file_type="stl")
+            assert isinstance(stl, bytes)
+            found[name] = stl
+    return found
+
+
+def _hollow_sphere() -> trimesh.Trimesh:
+    """A 60 mm ball with a 52 mm cavity: a half-annulus profile revolved 256 times."""
+    turn = np.linspace(0, np.pi, 200)
+    outer = np.column_stack([30 * np.sin(turn), -30 * np.cos(turn)])
+    inner = np.column_stack([26 * np.sin(turn), -26 * np.cos(turn)])[::-1]
+    return trimesh.creation.revolve(np.vstack([outer, inner, outer[:1]]), sections=256)
+
+
+def slice_both(stl: bytes, runs: int) -> dict[str, Result]:
+    """Alternate the engines run by run, so both see the same machine load."""
+    times: dict[str, list[float]] = {engine: [] for engine in engines.ENGINES}
+    last = {}
+    for _ in range(runs):
+        for engine in engines.ENGINES:
+            started = time.perf_counter()
+            last[engine] = engines.plan(stl, PROFILE, engine=engine, timeout_s=TIMEOUT_S)
+            times[engine].append(time.perf_counter() - started)
+    return {
+        engine: Result(
+            seconds=statistics.median(times[engine]),
+            layers=last[engine].layers,
+            filament_g=last[engine].filament_g,
+            estimated_s=last[engine].estimated_time_s,
+        )
+        for engine in engines.ENGINES
+    }
+
+
+def peak_memory_mib(stl: bytes, engine: str) -> float:
+    with tempfile.NamedTemporaryFile(suffix=".stl") as file:
+        file.write(stl)
+        file.flush()
+        out = subprocess.run(
+            [sys.executable, "-c", MEMORY_CHILD, str(ROOT), engine, file.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=TIMEOUT_S,
+        ).stdout
+    usage = json.loads(out.strip().splitlines()[-1])
+    # PrusaSlicer is the largest child (the other is `prusa-slicer --help`).
+    kib = usage["self_kib"] if engine == engines.BUILTIN else usage["children_kib"]
+    return float(kib) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=[], help="mesh names to run")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory children")
+    args = parser.parse_args()
+
+    print(f"PrusaSlicer: {engines.engine_version(engines.PRUSASLICER)}")
+    print(f"builtin: {engines.engine_version(engines.BUILTIN)}; median of {args.runs} runs\n")
+    print(
+        "| part | triangles | layers | slice builtin | slice PrusaSlicer | time ratio "
+        "| filament g (b / P) | filament ratio | est. print (b / P) | est. ratio "
+        "| peak RSS MiB (b / P) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios: dict[str, list[float]] = {"time": [], "filament": [], "estimate": []}
+    for name, stl in meshes(set(args.only)).items():
+        triangles = (len(stl) - 84) // 50
+        both = slice_both(stl, args.runs)
+        ours, theirs = both[engines.BUILTIN], both[engines.PRUSASLICER]
+        memory = (
+            "-"
+            if args.no_memory
+            else " / ".join(
+                f"{peak_memory_mib(stl, engine):.0f}"
+                for engine in (engines.BUILTIN, engines.PRUSASLICER)
+            )
+        )
+        row = {
+            "time": ours.seconds / theirs.seconds,
+            "filament": ours.filament_g / theirs.filament_g,
+            "estimate": ours.estimated_s / theirs.estimated_s,
+        }
+        for key, value in row.items():
+            ratios[key].append(value)
+        print(
+            f"| {name} | {triangles:,} | {ours.layers} / {theirs.layers} "
+            f"| {ours.seconds:.2f} s | {theirs.seconds:.2f} s | {row['time']:.2f} "
+            f"| {ours.filament_g:.2f} / {theirs.filament_g:.2f} | {row['filament']:.3f} "
+            f"| {_minutes(ours.estimated_s)} / {_minutes(theirs.estimated_s)} "
+            f"| {row['estimate']:.3f} | {memory} |",
+            flush=True,
+        )
+    if ratios["time"]:
+        print(
+            f"\nmedian slicing time ratio {statistics.median(ratios['time']):.2f}; "
+            f"filament ratio {min(ratios['filament']):.3f}..{max(ratios['filament']):.3f}; "
+            f"estimate ratio {min(ratios['estimate']):.3f}..{max(ratios['estimate']):.3f}"
+        )
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+if __name__ == "__main__":
+    main()
