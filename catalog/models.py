@@ -188,3 +188,43 @@ class PartPreview(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
+
+
+class PreviewDfm(models.Model):
+    """The DFM report of a built preview for one material, against the machines that could
+    make it: computed on demand by a worker (catalog.previews), shown on the part page and
+    returned by the API before anything is ordered.
+
+    `machines_key` is the sha256 of everything the report depends on besides the mesh (the
+    candidate machines' facts and the validation limits), so a new machine, a spool change or
+    a new limit asks for a new report instead of showing a stale one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        CHECKING = "checking"
+        READY = "ready"  # the report is there; it may say the part cannot be made
+        FAILED = "failed"  # no report: nothing to check it against, or the check crashed
+
+    preview = models.ForeignKey(PartPreview, on_delete=models.CASCADE, related_name="dfm_reports")
+    material = models.ForeignKey(Material, on_delete=models.CASCADE, related_name="+")
+    machines_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    report = models.JSONField(null=True, blank=True)  # ValidationReport.to_json()
+    queued_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["preview", "material", "machines_key"], name="one_dfm_per_machine_set"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"DFM of {self.preview} in {self.material} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.FAILED)

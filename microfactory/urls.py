@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from catalog.api.views import (
@@ -9,13 +9,14 @@ from catalog.api.views import (
     PartsApi,
     PartValidateApi,
     PreviewDetailApi,
+    PreviewDfmApi,
     PreviewFileApi,
 )
 from microfactory.views import ApiRoot
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.views import JobArtifactApi
 
-api = (
+api: tuple[list[URLPattern | URLResolver], str] = (
     [
         path("", ApiRoot.as_view(), name="root"),
         path("parts/", PartsApi.as_view(), name="parts"),
@@ -23,6 +24,8 @@ api = (
         path("parts/<slug:slug>/validate/", PartValidateApi.as_view(), name="part-validate"),
         path("parts/<slug:slug>/previews/", PartPreviewsApi.as_view(), name="part-previews"),
         path("previews/<str:key>/", PreviewDetailApi.as_view(), name="preview-detail"),
+        # Before the file route, which would take "dfm" for a file kind.
+        path("previews/<str:key>/dfm/", PreviewDfmApi.as_view(), name="preview-dfm"),
         path("previews/<str:key>/<str:kind>/", PreviewFileApi.as_view(), name="preview-file"),
         path("", include("orders.api.urls")),  # orders, order actions, jobs, quotes
         path(

@@ -1,9 +1,13 @@
-"""The facts a quote needs, read from the database, and the DFM notes shown beside it.
+"""The facts a quote needs, read from the database, and the DFM feedback shown beside it.
 
 orders.quoting is the pure calculation; this module finds its inputs: the part's volume and
 size (from a built preview of the same configuration, else guessed from its length
 parameters), a toolpath time when this configuration was planned before, and the machines
 that could make it with their hourly rates and queues.
+
+The DFM feedback is the quick notes (`dfm_notes`, from the preview and the machines' sizes)
+and, once the preview is built, the full DFM report of that mesh in the chosen material
+(`live_dfm`: computed by a worker, catalog.previews, with the checks a job's validation runs).
 """
 
 from dataclasses import dataclass
@@ -13,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from catalog.models import Material, PartPreview, PartRevision
+from catalog.models import Material, PartPreview, PartRevision, PreviewDfm
 from catalog.parameters import parse_schema
 from orders.quoting import MachineOffer, MaterialFacts, Quote, envelope_volume_mm3, quote_line
 from production import routing
@@ -175,3 +179,106 @@ def dfm_notes(facts: LineFacts, preview: PartPreview | None = None) -> list[DfmN
             )
         )
     return notes
+
+
+# --- the live DFM report ---------------------------------------------------------------------
+
+LEVELS = {"pass": "ok", "warn": "warn", "fail": "fail"}  # report status -> the page's CSS
+
+
+@dataclass(frozen=True)
+class DfmCheckRow:
+    name: str
+    level: str  # "ok", "warn" or "fail"
+    value: str
+    limit: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DfmMachine:
+    key: str
+    name: str
+    level: str
+    checks: tuple[DfmCheckRow, ...]
+
+
+@dataclass(frozen=True)
+class LiveDfm:
+    """A configuration's DFM report as the part page shows it."""
+
+    status: str  # PreviewDfm.Status: queued and checking are shown as "checking…"
+    message: str  # why there is no report (status failed)
+    level: str  # the verdict: "ok", "warn" or "fail"; "" until ready
+    summary: str  # one sentence: can it be made, where, or why not
+    orientation: str
+    checks: tuple[DfmCheckRow, ...]  # the part's own checks (reading, integrity, fit)
+    machines: tuple[DfmMachine, ...]
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in (PreviewDfm.Status.QUEUED, PreviewDfm.Status.CHECKING)
+
+
+def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
+    """The DFM report of a ready preview in a material, queued for a worker if there is none
+    for today's machines yet (fast: a few queries; the check itself runs elsewhere)."""
+    from catalog.previews import preview_dfm_request
+
+    return live_dfm_view(preview_dfm_request(preview=preview, material=material))
+
+
+def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
+    report = dfm.report or {}
+    if dfm.status != PreviewDfm.Status.READY or not report:
+        return LiveDfm(dfm.status, dfm.message, "", "", "", (), ())
+    machine_reports = report.get("machines", [])
+    names = dict(
+        Machine.objects.filter(slug__in=[m["key"] for m in machine_reports]).values_list(
+            "slug", "name"
+        )
+    )
+    capable = [names.get(key, key) for key in report.get("capable", [])]
+    first_failure = next((c for c in report["checks"] if c["status"] == "fail"), None)
+    if report["status"] == "fail" or not capable:
+        reason = first_failure["message"] if first_failure else "no machine can make it"
+        summary = f"It cannot be made: {reason}."
+    elif report["status"] == "warn":
+        summary = f"It can be made on {', '.join(capable)}; read the warnings below."
+    else:
+        summary = f"It can be made on {', '.join(capable)}."
+    chosen = report.get("orientation")
+    orientation = (
+        f"{chosen['label']}: {chosen['height_mm']:g} mm high, "
+        f"{chosen['support_area_mm2']:g} mm² of support, "
+        f"{chosen['contact_area_mm2']:g} mm² on the bed"
+        if chosen
+        else ""
+    )
+    return LiveDfm(
+        status=dfm.status,
+        message=dfm.message,
+        level=LEVELS[report["status"]],
+        summary=summary,
+        orientation=orientation,
+        checks=tuple(_row(c) for c in report["checks"] if not c.get("machine")),
+        machines=tuple(
+            DfmMachine(
+                key=m["key"],
+                name=names.get(m["key"], m["key"]),
+                level=LEVELS[m["status"]],
+                checks=tuple(_row(c) for c in m["checks"]),
+            )
+            for m in sorted(machine_reports, key=lambda m: names.get(m["key"], m["key"]))
+        ),
+    )
+
+
+def _row(check: dict[str, Any]) -> DfmCheckRow:
+    return DfmCheckRow(
+        name=check["name"].replace("_", " "),
+        level=LEVELS[check["status"]],
+        value=check["value"],
+        limit=check["limit"],
+        message=check["message"],
+    )

@@ -1,5 +1,5 @@
 """Pages for maintenance teams: the catalog, a part's configurator (live form, 3D preview,
-DFM notes, instant quote), the cart, their organisation's orders, and approvals.
+DFM notes and report, instant quote), the cart, their organisation's orders, and approvals.
 
 The pages call the same services the API does (orders.services, catalog.previews) and read
 orders only through Order.objects.for_user: another organisation's order is a 404 here too.
@@ -23,7 +23,7 @@ from catalog.models import Material, PartFamily, PartPreview, PartRevision, Proc
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from microfactory.errors import DomainError
 from orders.models import FINAL, Membership, Order, OrderLine, Status
-from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.quotes import dfm_notes, line_facts, line_quote, live_dfm
 from orders.services import (
     JOB_ENDED_EMPTY,
     LineRequest,
@@ -262,6 +262,8 @@ def _configuration(
         "quote": facts_quote,
         "facts": facts,
         "dfm": dfm_notes(facts, preview),
+        # The full report once the geometry is built; a worker checks it, the page asks again.
+        "report": live_dfm(preview=ready, material=checked["material"]) if ready else None,
         "lead_time": duration_text(facts_quote.lead_time_s),
     }
 

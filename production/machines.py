@@ -138,6 +138,7 @@ def job_needs(job: Job) -> routing.JobNeeds:
         estimated_time_s=float(meta.get("estimated_time_s") or 0),
         due=due_at(job),
         priority=PRIORITY.get(job.line.order.priority, 1),
+        allowed_machines=routing.dfm_capable(job.dfm_report),
     )
 
 

@@ -2,7 +2,8 @@
 
 1. Capability: a machine can make a job when its process matches, the job's material is loaded
    or loadable there, the part (as oriented for printing; turning it on the bed is free) fits
-   the build volume, and the nozzle and toolpath profile match the planned G-code.
+   the build volume, the nozzle and toolpath profile match the planned G-code, and the job's
+   DFM report found the part makeable there (`JobNeeds.allowed_machines`).
 2. Availability: only idle, busy or paused machines whose queue is below their limit take work;
    offline, maintenance and error machines never do.
 3. Score: the expected completion time, in seconds from now: the work already queued there,
@@ -14,9 +15,10 @@ slack to the due date, then priority), each on the machine that finishes it soon
 jobs placed before it.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from microfactory.errors import Rejected
 
@@ -73,6 +75,21 @@ class JobNeeds:
     estimated_time_s: float = 0.0
     due: datetime | None = None
     priority: int = 0  # higher goes first (Order.Priority: low 0 .. urgent 3)
+    # The machines the DFM report found capable (its `capable`); None: no restriction (jobs
+    # validated before reports named them, and quotes, which have no report yet).
+    allowed_machines: frozenset[str] | None = None
+
+
+def with_material(machines: Sequence[MachineFacts], material: str) -> list[MachineFacts]:
+    """The machines that have the material loaded or can load it: a part's DFM candidates."""
+    return [m for m in machines if material in m.materials or material in m.loadable]
+
+
+def dfm_capable(report: Mapping[str, Any] | None) -> frozenset[str] | None:
+    """The machines a stored DFM report found capable (its `capable`), for
+    `JobNeeds.allowed_machines`; None, no restriction, for reports that do not name them."""
+    capable = (report or {}).get("capable")
+    return None if capable is None else frozenset(capable)
 
 
 def can_make(job: JobNeeds, machine: MachineFacts) -> bool:
@@ -88,6 +105,7 @@ def can_make(job: JobNeeds, machine: MachineFacts) -> bool:
         and fits
         and (job.nozzle_mm is None or machine.nozzle_mm == job.nozzle_mm)
         and (job.profile_key is None or machine.profile_key == job.profile_key)
+        and (job.allowed_machines is None or machine.key in job.allowed_machines)
     )
 
 
@@ -123,10 +141,17 @@ def choose_machine(
     NoMachineAvailable if the capable ones are all down or full (the job waits)."""
     capable = capable_machines(job, machines)
     if not capable:
+        among = (
+            ""
+            if job.allowed_machines is None
+            else " among those its DFM report found capable ("
+            + (", ".join(sorted(job.allowed_machines)) or "none")
+            + ")"
+        )
         raise Rejected(
             f"no {job.process} machine has {job.material} loaded and room for a part of "
             + " x ".join(f"{v:.1f}" for v in job.extents_mm)
-            + " mm"
+            + f" mm{among}"
         )
     available = [m for m in capable if takes_work(m)]
     if not available:
@@ -186,7 +211,14 @@ def plan_routes(
     capable_for: dict[tuple, list[MachineFacts]] = {}
     plan: dict[str, str] = {}
     for job in ordered:
-        signature = (job.process, job.material, job.extents_mm, job.nozzle_mm, job.profile_key)
+        signature = (
+            job.process,
+            job.material,
+            job.extents_mm,
+            job.nozzle_mm,
+            job.profile_key,
+            job.allowed_machines,
+        )
         if signature not in capable_for:
             capable_for[signature] = [m for m in available if can_make(job, m)]
         best_key: tuple | None = None

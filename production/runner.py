@@ -7,6 +7,7 @@ returns what to keep; `job_advance` keeps it only if the job is still where the 
 """
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -15,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+import trimesh
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
@@ -27,11 +30,16 @@ from microfactory.errors import Rejected
 from production import machines, routing
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
 from production.pipeline import traveler as travelers
+from production.pipeline.dfm.checks import Budget, Refused
+from production.pipeline.dfm.integrity import make_solid
+from production.pipeline.dfm.reading import read_stl
 from production.pipeline.validation import (
+    FAIL,
     MachineLimits,
     ValidationLimits,
     ValidationRejected,
-    validate_part,
+    ValidationReport,
+    dfm_report,
 )
 from production.toolpath import FdmProfile, engines
 from production.toolpath.verify import verify_gcode
@@ -49,6 +57,10 @@ class Output:
     content: bytes | None = None
     existing: Artifact | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # False: keep the artifact without linking it to the job, which links one per kind (the
+    # repaired mesh is an STL beside the one geometry built; the toolpath step finds it again
+    # by its input key).
+    link: bool = True
 
 
 @dataclass
@@ -98,9 +110,7 @@ def machine_facts(*, process: str, material: str | None = None) -> list[routing.
     """Every machine of a process as routing values, with its queue (production.machines
     builds them, toolpath engine included, so the web side shares one definition)."""
     facts = machines.routing_facts(process=process)
-    if material is not None:
-        facts = [f for f in facts if material in f.materials or material in f.loadable]
-    return facts
+    return facts if material is None else routing.with_material(facts, material)
 
 
 def fdm_profile(machine: routing.MachineFacts, *, material: Any) -> FdmProfile:
@@ -201,16 +211,25 @@ def machine_limits(machine: routing.MachineFacts) -> MachineLimits:
     )
 
 
+def configuration_dfm(stl: bytes, *, process: str, material: Any) -> ValidationReport:
+    """The full DFM report of a mesh against every machine of the process with the material
+    loaded (or loadable), failed or not: a job's validation and a configuration's live report
+    on the part page share it. Rejected when no machine has the material."""
+    candidates = machine_facts(process=process, material=material.slug)
+    if not candidates:
+        raise Rejected(f"no machine has {material.name} loaded for this process")
+    return dfm_report(
+        stl, machines=[machine_limits(m) for m in candidates], limits=validation_limits()
+    )
+
+
 def _validate_part(job: Job) -> StepResult:
     """The DFM report against every machine with the material loaded. A failed check raises
     ValidationRejected, whose report job_advance keeps on the rejected job."""
     stl = job_artifact(job, Artifact.Kind.STL).file.read()
-    candidates = machine_facts(process=job.line.revision.process, material=job.line.material.slug)
-    if not candidates:
-        raise Rejected(f"no machine has {job.line.material.name} loaded for this process")
-    report = validate_part(
-        stl, machines=[machine_limits(m) for m in candidates], limits=validation_limits()
-    )
+    report = configuration_dfm(stl, process=job.line.revision.process, material=job.line.material)
+    if report.status == FAIL:
+        raise ValidationRejected(report)
     return StepResult(
         fields={"dfm_report": report.to_json()},
         message=f"{len(report.capable)} machine(s) can make it; {len(report.warnings)} warning(s)",
@@ -218,25 +237,32 @@ def _validate_part(job: Job) -> StepResult:
 
 
 def _plan_toolpath(job: Job) -> StepResult:
+    """Slice the part for the best capable machine: the mesh as validation repaired it,
+    turned to the orientation its DFM report chose. A second run reuses the G-code."""
     line = job.line
     if line.revision.process != "fdm":
         raise Rejected(f"no toolpath engine for {line.revision.get_process_display()} yet")
+    report = job.dfm_report or {}
     needs = routing.JobNeeds(
         process=line.revision.process,
         material=line.material.slug,
-        extents_mm=tuple(job.dfm_report["extents_mm"]),
+        extents_mm=tuple(report["extents_mm"]),
+        allowed_machines=routing.dfm_capable(report),
     )
     candidates = routing.capable_machines(needs, machine_facts(process=needs.process))
     if not candidates:
         raise Rejected("no machine can make this part with the chosen material")
     target = candidates[0]
     profile = fdm_profile(target, material=line.material)
-    stl_artifact = job_artifact(job, Artifact.Kind.STL)
-    stl = stl_artifact.file.read()
+    built = job_artifact(job, Artifact.Kind.STL)
+    mesh, mesh_output = mesh_to_slice(built, report)
+    orientation = print_orientation(report, target.build_volume_mm)
+    stl = oriented_stl(mesh.content, orientation.matrix)
     binary = settings.PRUSASLICER_BINARY
     # ToolpathEngineError here (engine not installed) ends the job FAILED.
     version = engines.engine_version(target.toolpath_engine, prusaslicer_binary=binary)
-    key = input_key("toolpath", stl_artifact.sha256, version, asdict(profile))
+    # The orientation is part of the key: the same mesh turned another way is another program.
+    key = input_key("toolpath", mesh.sha256, orientation.matrix, version, asdict(profile))
     existing = Artifact.objects.filter(kind=Artifact.Kind.GCODE, input_key=key).first()
     if existing is not None:
         meta = dict(existing.meta)
@@ -261,21 +287,166 @@ def _plan_toolpath(job: Job) -> StepResult:
             "nozzle_mm": profile.nozzle_mm,
         }
         output = Output(Artifact.Kind.GCODE, key, "part.gcode", toolpath.gcode, meta=meta)
-    # Rejected when the G-code does not print this part. Reused G-code is checked again:
-    # cheap next to slicing, and the checks may have grown since it was stored.
+    # Rejected when the G-code does not print this part, as oriented. Reused G-code is checked
+    # again: cheap next to slicing, and the checks may have grown since it was stored.
     verification = verify_gcode(program, stl=stl, profile=profile)
     meta = {
         **meta,
         "planned_for": target.key,
         "profile_key": list(target.profile_key),
+        "orientation": orientation.label,
+        "orientation_matrix": [list(row) for row in orientation.matrix],
+        "sliced_mesh": {"sha256": mesh.sha256, "repaired": mesh_output is not None},
         "verification": verification.to_json(),
     }
+    turned = "" if is_identity(orientation.matrix) else f", printed {orientation.label}"
+    repaired = ", repaired mesh" if mesh_output is not None else ""
     return StepResult(
-        outputs=[output],
+        outputs=[output] if mesh_output is None else [mesh_output, output],
         fields={"toolpath_meta": meta},
         message=f"{meta['layers']} layers, {meta['filament_g']} g, "
-        f"~{meta['estimated_time_s'] // 60} min for {target.model or target.name}",
+        f"~{meta['estimated_time_s'] // 60} min for {target.model or target.name}"
+        f"{turned}{repaired}",
     )
+
+
+# --- the mesh the slicer gets ---------------------------------------------------------------
+
+# Checks whose warning means validation changed the mesh (docs/validation.md, "Mesh integrity").
+REPAIRS = frozenset(
+    {"merged_vertices", "degenerate_faces", "duplicate_faces", "winding", "watertight", "normals"}
+)
+Matrix = tuple[tuple[float, ...], ...]
+IDENTITY: Matrix = (
+    (1.0, 0.0, 0.0, 0.0),
+    (0.0, 1.0, 0.0, 0.0),
+    (0.0, 0.0, 1.0, 0.0),
+    (0.0, 0.0, 0.0, 1.0),
+)
+TURN_90_Z: Matrix = (
+    (0.0, -1.0, 0.0, 0.0),
+    (1.0, 0.0, 0.0, 0.0),
+    (0.0, 0.0, 1.0, 0.0),
+    (0.0, 0.0, 0.0, 1.0),
+)
+
+
+@dataclass(frozen=True)
+class PrintOrientation:
+    label: str
+    matrix: Matrix  # 4 x 4, model to print coordinates
+
+
+AS_MODELLED = PrintOrientation("as modelled", IDENTITY)
+
+
+@dataclass(frozen=True)
+class SliceMesh:
+    content: bytes
+    sha256: str
+
+
+def was_repaired(report: dict[str, Any]) -> bool:
+    """Validation changed the mesh: one of its safe repairs warned."""
+    return any(c["name"] in REPAIRS and c["status"] == "warn" for c in report.get("checks", []))
+
+
+def mesh_to_slice(built: Artifact, report: dict[str, Any]) -> tuple[SliceMesh, Output | None]:
+    """The built STL, or the mesh as validation repaired it with the Output that stores it
+    (found again, content-addressed, on a second run)."""
+    stl = built.file.read()
+    if not was_repaired(report):
+        return SliceMesh(stl, built.sha256), None
+    limits = validation_limits()
+    key = input_key("repaired-stl", built.sha256, limits.max_hole_perimeter_mm)
+    existing = Artifact.objects.filter(kind=Artifact.Kind.STL, input_key=key).first()
+    if existing is not None:
+        found = SliceMesh(existing.file.read(), existing.sha256)
+        return found, Output(
+            Artifact.Kind.STL, key, existing.file.name, existing=existing, link=False
+        )
+    repaired = repaired_stl(stl, limits=limits)
+    meta = {
+        "repaired_from": built.sha256,
+        "repairs": sorted(
+            c["message"] for c in report["checks"] if c["name"] in REPAIRS and c["status"] == "warn"
+        ),
+    }
+    output = Output(Artifact.Kind.STL, key, "part-repaired.stl", repaired, meta=meta, link=False)
+    return SliceMesh(repaired, hashlib.sha256(repaired).hexdigest()), output
+
+
+def repaired_stl(stl: bytes, *, limits: ValidationLimits) -> bytes:
+    """The mesh as validation repairs it (welded, cleaned, rewound, small holes closed, shells
+    turned outwards), as binary STL.
+
+    Runs validation's integrity pass again, because production.pipeline.validation does not
+    hand back its repaired mesh; the crossing-faces test, which repairs nothing, is skipped.
+    """
+    try:
+        triangles, _ = read_stl(
+            stl, max_file_bytes=limits.max_file_bytes, max_triangles=limits.max_triangles
+        )
+        solid, checks = make_solid(
+            triangles,
+            max_vertices=limits.max_vertices,
+            max_hole_perimeter_mm=limits.max_hole_perimeter_mm,
+            self_intersection_max_triangles=0,
+            budget=Budget(limits.time_budget_s),
+        )
+    except Refused as refusal:  # validation passed this mesh: only changed limits get here
+        raise Rejected(str(refusal)) from None
+    if solid is None:
+        raise Rejected(next(c.message for c in checks if c.status == "fail"))
+    return _binary_stl(solid.mesh)
+
+
+def print_orientation(
+    report: dict[str, Any], build_volume_mm: tuple[float, float, float]
+) -> PrintOrientation:
+    """The orientation the DFM report chose, turned 90° about Z when only that fits the bed;
+    as modelled when the report chose none (older reports) or it does not fit this machine
+    (the part as modelled fits every capable machine)."""
+    chosen = report.get("orientation")
+    if not chosen:
+        return AS_MODELLED
+    x, y, z = chosen["extents_mm"]
+    width, depth, height = build_volume_mm
+    matrix = tuple(tuple(float(v) for v in row) for row in chosen["matrix"])
+    if z > height:
+        return AS_MODELLED
+    if x <= width and y <= depth:
+        return PrintOrientation(chosen["label"], matrix)
+    if y <= width and x <= depth:
+        turned = _compose(TURN_90_Z, matrix)
+        return PrintOrientation(f"{chosen['label']}, turned 90° about Z", turned)
+    return AS_MODELLED
+
+
+def _compose(first: Matrix, second: Matrix) -> Matrix:
+    """first @ second: `second` applied, then `first`."""
+    return tuple(
+        tuple(sum(first[i][k] * second[k][j] for k in range(4)) for j in range(4)) for i in range(4)
+    )
+
+
+def is_identity(matrix: Matrix) -> bool:
+    return all(abs(matrix[i][j] - IDENTITY[i][j]) < 1e-9 for i in range(4) for j in range(4))
+
+
+def oriented_stl(stl: bytes, matrix: Matrix) -> bytes:
+    """The STL turned by a 4 x 4 matrix, as binary STL; unchanged for the identity."""
+    if is_identity(matrix):
+        return stl
+    mesh = trimesh.load_mesh(io.BytesIO(stl), file_type="stl")
+    mesh.apply_transform(np.array(matrix, dtype=float))
+    return _binary_stl(mesh)
+
+
+def _binary_stl(mesh: trimesh.Trimesh) -> bytes:
+    exported = mesh.export(file_type="stl")
+    assert isinstance(exported, bytes)  # trimesh writes STL as binary
+    return exported
 
 
 def traveler_for(job: Job, *, printed_at: datetime) -> travelers.Traveler:
@@ -506,8 +677,8 @@ def job_advance(*, job_id: int, actor: str) -> bool:
         reason = str(failure)
         _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=reason, actor=actor)
         return False
-    kept = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
-    return kept and step.done in STEPS
+    saved = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
+    return saved and step.done in STEPS
 
 
 def _finish(
@@ -532,6 +703,8 @@ def _finish(
             return False  # another worker finished this step first; drop our result
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
+            if not output.link:
+                continue
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
             )

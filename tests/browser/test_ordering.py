@@ -1,5 +1,6 @@
 """A requester in a real browser: logs in, finds a part, configures it while the preview,
-DFM notes and quote follow, orders it, and watches its job go through the real pipeline."""
+DFM notes and report and the quote follow, orders it, and watches its job go through the real
+pipeline."""
 
 import re
 import time
@@ -53,6 +54,11 @@ def test_a_requester_configures_orders_and_follows_a_part(
     first_model = page.get_attribute("#viewer", "data-url")
     first_total = quote_total(page)
     assert page.locator(".dfm-ok").first.is_visible()
+    # Then its DFM report, checked by the worker, replaces "Checking the design…" by itself.
+    page.wait_for_selector("#dfm-report[data-status=ready]", timeout=60_000)
+    assert page.inner_text("#dfm-summary").startswith("It can be made on")
+    assert page.inner_text("#dfm-orientation").startswith("Print orientation:")
+    assert page.locator("#dfm-checks li[data-check='min wall']").count() >= 1
     page.screenshot(path=str(tmp_path / "part-default.png"))
 
     # A value out of range: the field error comes back as one types.

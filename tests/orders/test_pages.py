@@ -7,7 +7,8 @@ from unittest.mock import patch
 import pytest
 from django.test import Client
 
-from catalog.models import Material, PartFamily, PartPreview
+from catalog.models import Material, PartFamily, PartPreview, PreviewDfm
+from catalog.previews import preview_build, preview_dfm_check
 from orders.models import Order, Status
 from tests.builders import make_machine, make_material, make_order, make_part, make_user
 from tests.orders.helpers import join_team, make_team
@@ -30,6 +31,7 @@ def _no_broker():
     with (
         patch("production.tasks.advance_job.apply_async"),
         patch("catalog.tasks.build_preview.apply_async") as previews,
+        patch("catalog.tasks.check_preview_dfm.apply_async"),
         patch("orders.tasks.deliver_webhook.apply_async"),
         patch("orders.tasks.email_requester.apply_async"),
     ):
@@ -101,6 +103,53 @@ def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browse
     total = lambda html: re.search(r'data-total="([\d.]+)"', html).group(1)  # noqa: E731
     more = browser.post("/parts/block/configure/", {**FORM, "quantity": "5"}).content.decode()
     assert total(more) != total(ready)
+
+
+def configured_and_checked(browser, form: dict) -> str:
+    """Configure, build the preview and check its DFM report as the workers would; the page
+    after each step must say what is going on."""
+    building = browser.post("/parts/block/configure/", form).content.decode()
+    assert "Building the preview" in building and 'id="dfm-report"' not in building
+    preview_build(preview_id=PartPreview.objects.get().pk)
+    checking = browser.post("/parts/block/configure/", form).content.decode()
+    assert "Checking the design for manufacturing" in checking
+    assert 'hx-trigger="load delay:1s"' in checking.split('id="dfm-report"')[1]
+    preview_dfm_check(dfm_id=PreviewDfm.objects.get(status="queued").pk)
+    return browser.post("/parts/block/configure/", form).content.decode()
+
+
+def test_a_built_configuration_shows_its_full_dfm_report_live(browser):
+    html = configured_and_checked(browser, FORM)
+    assert 'data-status="ready"' in html and "Checking the design" not in html
+    assert re.search(r'data-verdict="(ok|warn)"', html)
+    assert "It can be made on MK4-1" in html
+    assert "Print orientation: as modelled (−Z down): 10 mm high" in html
+    part = html.split('id="dfm-checks"')[1].split("data-machine")[0]
+    for check in ("readable", "watertight", "orientation", "build volume"):
+        assert f'data-check="{check}"' in part
+    machine = html.split('<ul class="dfm dfm-checks" data-machine="mk4-1">')[1].split("</ul>")[0]
+    assert 'data-check="min wall"' in machine and "≥ 0.8 mm" in machine
+    assert "MK4-1: can make it" in html
+
+
+def test_a_failing_configuration_shows_why_before_ordering(browser, settings):
+    settings.VALIDATION_MIN_WALL_FACTOR = 4.0  # a strict shop: 1.6 mm walls on a 0.4 mm nozzle
+    settings.VALIDATION_MIN_WALL_FAIL_FACTOR = 3.0  # and nothing under 1.2 mm
+    html = configured_and_checked(browser, {**FORM, "p_hole_d": "18"})  # 1 mm walls
+    assert 'data-verdict="fail"' in html
+    summary = re.search(r'<p class="dfm-fail" id="dfm-summary">([^<]+)</p>', html).group(1)
+    assert summary.startswith("It cannot be made: thinnest wall 1")
+    assert "MK4-1 cannot print walls thinner than 1.2 mm" in summary
+    assert '<details id="dfm-checks" open>' in html
+    assert "MK4-1: cannot make it" in html
+
+
+def test_the_report_follows_the_material(browser, _no_broker):
+    """Another material is another report: one with no machine for it says so at once."""
+    make_part("block", materials=[make_material("pla"), make_material("petg")])
+    configured_and_checked(browser, FORM)
+    petg = browser.post("/parts/block/configure/", {**FORM, "material": "petg"}).content.decode()
+    assert "The design could not be checked: no FDM 3D printing machine has PETG" in petg
 
 
 def test_ordering_from_the_cart_places_one_order_even_when_submitted_twice(browser, user):

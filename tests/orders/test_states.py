@@ -159,7 +159,9 @@ def test_cancelling_before_any_machine_started_cancels_the_jobs(user):
     assert job.events.last().step == "cancel"
 
 
-@pytest.mark.parametrize("started", ["dispatched", "running", "paused", "awaiting_qc", "done", "scrapped"])
+@pytest.mark.parametrize(
+    "started", ["dispatched", "running", "paused", "awaiting_qc", "done", "scrapped"]
+)
 def test_an_order_cannot_be_cancelled_once_a_machine_started(user, started):
     order = make_order(user=user, lines=2)
     Job.objects.filter(pk=Job.objects.filter(line__order=order).first().pk).update(status=started)

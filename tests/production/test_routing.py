@@ -11,8 +11,10 @@ from production.routing import (
     can_make,
     capable_machines,
     choose_machine,
+    dfm_capable,
     plan_routes,
     urgency,
+    with_material,
 )
 
 
@@ -222,3 +224,50 @@ def test_the_same_inputs_give_the_same_plan():
     again = plan_routes(list(reversed(jobs)), list(reversed(machines)), NOW, changeover_s=600)
     assert again == first
     assert len(first) == 200
+
+
+def test_only_machines_the_dfm_report_found_capable_can_make_the_job():
+    machines = [machine("a"), machine("b"), machine("c")]
+    restricted = JobNeeds(
+        process="fdm", material="pla", extents_mm=(40, 40, 20), allowed_machines=frozenset({"b"})
+    )
+    assert [m.key for m in capable_machines(restricted, machines)] == ["b"]
+    assert choose_machine(restricted, machines).key == "b"
+    assert can_make(NEEDS, machine("a"))  # None: no restriction (jobs from before reports)
+
+
+def test_planning_many_jobs_respects_each_jobs_capable_machines():
+    only_b = JobNeeds(
+        process="fdm",
+        material="pla",
+        extents_mm=(40, 40, 20),
+        key="1",
+        allowed_machines=frozenset({"b"}),
+    )
+    free = JobNeeds(process="fdm", material="pla", extents_mm=(40, 40, 20), key="2")
+    plan = plan_routes([only_b, free], [machine("a"), machine("b", queued=5)], NOW)
+    assert plan == {"1": "b", "2": "a"}
+
+
+def test_a_job_no_capable_machine_can_take_is_rejected_naming_the_reports_machines():
+    needs = JobNeeds(
+        process="fdm", material="pla", extents_mm=(40, 40, 20), allowed_machines=frozenset()
+    )
+    with pytest.raises(Rejected, match=r"among those its DFM report found capable \(none\)"):
+        choose_machine(needs, [machine("a")])
+
+
+def test_the_capable_machines_come_from_the_stored_report():
+    assert dfm_capable({"capable": ["b", "a"], "extents_mm": [1, 2, 3]}) == frozenset({"a", "b"})
+    assert dfm_capable({"capable": []}) == frozenset()
+    assert dfm_capable({"extents_mm": [1, 2, 3]}) is None  # stored before reports named them
+    assert dfm_capable(None) is None
+
+
+def test_dfm_candidates_have_the_material_loaded_or_loadable():
+    machines = [
+        machine("loaded"),
+        machine("loadable", materials=("petg",), loadable=("pla",)),
+        machine("other", materials=("petg",)),
+    ]
+    assert [m.key for m in with_material(machines, "pla")] == ["loaded", "loadable"]

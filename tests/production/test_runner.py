@@ -1,11 +1,19 @@
 """The runner against real steps: a job walks the whole pipeline in this process."""
 
+import io
+
+import numpy as np
 import pytest
+import trimesh
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from catalog.models import PartFamily
+from catalog.services import revision_create, revision_publish
+from orders.services import LineRequest, OrderRequest, order_place
 from production import runner, services
-from production.models import Artifact, Job, JobEvent
-from tests.builders import make_machine, make_order, make_part
+from production.models import Artifact, Job, JobEvent, Machine
+from tests.builders import make_machine, make_material, make_order, make_part
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +126,9 @@ def test_the_reconciler_re_enqueues_only_jobs_silent_too_long(user, settings, mo
     sent = []
     monkeypatch.setattr("production.tasks.advance_job.apply_async", lambda **kw: sent.append(kw))
     assert services.jobs_reconcile(now=timezone.now()) == [silent.pk]
-    assert sent == [{"args": [silent.pk], "queue": "geometry"}]
+    assert [{**kw, "args": list(kw["args"])} for kw in sent] == [
+        {"args": [silent.pk], "queue": "geometry"}
+    ]
     assert fresh.pk not in [kw["args"][0] for kw in sent]
 
 
@@ -130,3 +140,153 @@ def test_failing_a_job_twice_records_one_failure(user):
     job.refresh_from_db()
     assert (job.status, job.reason) == ("failed", "SoftTimeLimitExceeded")
     assert job.events.filter(to_status="failed").count() == 1
+
+
+# --- DFM report in use: capable machines, chosen orientation, repaired mesh ----------------
+
+
+def gcode_of(job: Job) -> str:
+    return job.job_artifacts.get(kind="gcode").artifact.file.read().decode()
+
+
+def top_layer_z(gcode: str) -> float:
+    """The last layer's height, from the ;Z: comment every layer starts with."""
+    return max(float(line[3:]) for line in gcode.splitlines() if line.startswith(";Z:"))
+
+
+def test_a_tall_part_is_sliced_lying_down_as_the_dfm_report_chose(user):
+    make_part("block")
+    make_machine()
+    tall = {"width": 10, "height": 40, "hole_d": 2}
+    job = run_to_the_end(make_order(user=user, parameters=tall).lines.get().jobs.get().pk)
+    assert job.status == Job.Status.ROUTED, job.reason
+    chosen = job.dfm_report["orientation"]
+    assert chosen["label"].startswith("on its side")
+    assert job.dfm_report["extents_mm"] == [10, 10, 40]  # as modelled
+    assert job.toolpath_meta["orientation"] == chosen["label"]
+    # 10 mm high lying down: 50 layers of 0.2 mm, where standing up would take 200.
+    assert job.toolpath_meta["layers"] == 50
+    assert top_layer_z(gcode_of(job)) == pytest.approx(10, abs=0.5)
+    assert job.toolpath_meta["verification"]["checks"]
+    assert "printed on its side" in job.events.get(step="toolpath").message
+
+
+def test_a_part_kept_as_modelled_is_sliced_as_modelled(user):
+    make_part("block")
+    make_machine()
+    job = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    assert job.dfm_report["orientation"]["label"] == "as modelled (−Z down)"
+    assert job.toolpath_meta["orientation_matrix"] == [list(row) for row in runner.IDENTITY]
+    assert top_layer_z(gcode_of(job)) == pytest.approx(10, abs=0.5)
+
+
+def test_the_orientation_is_part_of_the_gcode_cache_key(user, monkeypatch):
+    make_part("block")
+    make_machine()
+    tall = {"width": 10, "height": 40, "hole_d": 2}
+    turned = run_to_the_end(make_order(user=user, parameters=tall).lines.get().jobs.get().pk)
+    monkeypatch.setattr(runner, "print_orientation", lambda report, volume: runner.AS_MODELLED)
+    upright = run_to_the_end(make_order(user=user, parameters=tall).lines.get().jobs.get().pk)
+    gcodes = {job.job_artifacts.get(kind="gcode").artifact_id for job in (turned, upright)}
+    assert len(gcodes) == 2
+    assert upright.toolpath_meta["layers"] == 200
+
+
+def test_an_orientation_that_does_not_fit_the_printer_falls_back_to_as_modelled():
+    report = {
+        "orientation": {
+            "label": "on its side (−X down)",
+            "matrix": [[0, 0, -1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]],
+            "extents_mm": [10, 180, 150],
+        }
+    }
+    assert runner.print_orientation(report, (250, 210, 220)).label == "on its side (−X down)"
+    assert runner.print_orientation(report, (250, 210, 120)) == runner.AS_MODELLED
+    turned = runner.print_orientation(report, (200, 50, 220))
+    assert turned.label == "on its side (−X down), turned 90° about Z"
+    assert turned.matrix[0][:3] == (0, -1, 0)
+    assert runner.print_orientation({}, (250, 210, 220)) == runner.AS_MODELLED
+
+
+def holed_box_stl() -> bytes:
+    """A 20 x 20 x 10 mm box with one small triangle missing from its top: a hole the DFM
+    repair closes."""
+    box = trimesh.creation.box((20, 20, 10)).subdivide().subdivide().subdivide()
+    top = int(np.flatnonzero(box.face_normals[:, 2] > 0.99)[0])
+    box.update_faces(np.arange(len(box.faces)) != top)
+    return box.export(file_type="stl")
+
+
+def make_static_part(slug: str, stl: bytes) -> None:
+    family = PartFamily.objects.create(slug=slug, name=slug.title())
+    revision = revision_create(
+        family=family,
+        kind="static",
+        model_file=ContentFile(stl, name=f"{slug}.stl"),
+        materials=[make_material()],
+    )
+    revision_publish(revision=revision)
+
+
+def order_static(user, slug: str) -> Job:
+    line = LineRequest(part=slug, parameters={}, material="pla", quantity=1)
+    order, _ = order_place(user=user, request=OrderRequest(lines=[line]))
+    return order.lines.get().jobs.get()
+
+
+def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user):
+    make_static_part("holed", holed_box_stl())
+    make_machine()
+    job = run_to_the_end(order_static(user, "holed").pk)
+    assert job.status == Job.Status.ROUTED, job.reason
+    watertight = next(c for c in job.dfm_report["checks"] if c["name"] == "watertight")
+    assert watertight["status"] == "warn"
+    built = job.job_artifacts.get(kind="stl").artifact
+    repaired = Artifact.objects.get(kind="stl", meta__repaired_from=built.sha256)
+    assert job.toolpath_meta["sliced_mesh"] == {"sha256": repaired.sha256, "repaired": True}
+    mesh = trimesh.load_mesh(io.BytesIO(repaired.file.read()), file_type="stl")
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(4000, rel=0.01)
+    assert repaired.meta["repairs"] == [watertight["message"]]
+    assert "repaired mesh" in job.events.get(step="toolpath").message
+
+    again = run_to_the_end(order_static(user, "holed").pk)
+    assert again.toolpath_meta["sliced_mesh"]["sha256"] == repaired.sha256
+    assert Artifact.objects.filter(meta__repaired_from=built.sha256).count() == 1
+
+
+def test_a_clean_mesh_is_sliced_as_built(user):
+    make_part("block")
+    make_machine()
+    job = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    built = job.job_artifacts.get(kind="stl").artifact
+    assert job.toolpath_meta["sliced_mesh"] == {"sha256": built.sha256, "repaired": False}
+    assert Artifact.objects.filter(kind="stl").count() == 1
+
+
+def test_routing_skips_a_machine_the_dfm_report_found_incapable(user, settings):
+    settings.VALIDATION_MIN_WALL_FAIL_FACTOR = 2.0  # a strict shop: walls of 2 nozzle widths
+    make_part("block")
+    make_machine("fine", model="Fine nozzle")
+    coarse = make_machine("coarse", model="Coarse nozzle")  # first by name, were it capable
+    Machine.objects.filter(pk=coarse.pk).update(nozzle_mm=0.8)
+    # A 1 mm wall: the 0.8 mm nozzle needs 1.6 mm, the 0.4 mm nozzle 0.8 mm.
+    thin = {"width": 20, "height": 10, "hole_d": 18}
+    job = run_to_the_end(make_order(user=user, parameters=thin).lines.get().jobs.get().pk)
+    assert job.status == Job.Status.ROUTED, job.reason
+    assert job.dfm_report["capable"] == ["fine"]
+    assert job.toolpath_meta["planned_for"] == "fine"
+    assert job.machine.slug == "fine"
+
+
+def test_a_job_is_not_routed_to_a_machine_outside_its_report(user):
+    make_part("block")
+    make_machine("mk4-1")
+    job = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    assert job.status == Job.Status.ROUTED
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.TRAVELER_READY, machine=None, dfm_report={**job.dfm_report, "capable": []}
+    )
+    job = run_to_the_end(job.pk)
+    assert job.status == Job.Status.REJECTED
+    assert "capable" in job.reason
