@@ -262,7 +262,11 @@ CATALOG_PREVIEW_STALE_S = env.int(
 # The admin's "build with defaults" runs in the web request: a short wall-clock limit.
 CATALOG_ADMIN_BUILD_TIMEOUT_S = env.int("MF_CATALOG_ADMIN_BUILD_TIMEOUT_S", default=30)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
-    {"PreviewStatusEnum": "catalog.models.PartPreview.Status"}
+    {
+        "PreviewStatusEnum": "catalog.models.PartPreview.Status",
+        "PreviewDfmStatusEnum": "catalog.models.PreviewDfm.Status",
+        "CheckStatusEnum": ["pass", "warn", "fail"],  # a DFM check's verdict
+    }
 )
 
 # --- Validation limits (production.pipeline.validation) ----------------------------------
