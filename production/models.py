@@ -225,6 +225,7 @@ class Artifact(models.Model):
     class Kind(models.TextChoices):
         STEP = "step", "STEP model"
         STL = "stl", "STL mesh"
+        REPAIRED = "repaired", "repaired STL mesh"  # as validation mended it; sliced instead
         SVG = "svg", "SVG drawing"
         GCODE = "gcode", "G-code"
         TRAVELER = "traveler", "traveler PDF"

@@ -57,10 +57,6 @@ class Output:
     content: bytes | None = None
     existing: Artifact | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-    # False: keep the artifact without linking it to the job, which links one per kind (the
-    # repaired mesh is an STL beside the one geometry built; the toolpath step finds it again
-    # by its input key).
-    link: bool = True
 
 
 @dataclass
@@ -359,12 +355,10 @@ def mesh_to_slice(built: Artifact, report: dict[str, Any]) -> tuple[SliceMesh, O
         return SliceMesh(stl, built.sha256), None
     limits = validation_limits()
     key = input_key("repaired-stl", built.sha256, limits.max_hole_perimeter_mm)
-    existing = Artifact.objects.filter(kind=Artifact.Kind.STL, input_key=key).first()
+    existing = Artifact.objects.filter(kind=Artifact.Kind.REPAIRED, input_key=key).first()
     if existing is not None:
         found = SliceMesh(existing.file.read(), existing.sha256)
-        return found, Output(
-            Artifact.Kind.STL, key, existing.file.name, existing=existing, link=False
-        )
+        return found, Output(Artifact.Kind.REPAIRED, key, existing.file.name, existing=existing)
     repaired = repaired_stl(stl, limits=limits)
     meta = {
         "repaired_from": built.sha256,
@@ -372,7 +366,7 @@ def mesh_to_slice(built: Artifact, report: dict[str, Any]) -> tuple[SliceMesh, O
             c["message"] for c in report["checks"] if c["name"] in REPAIRS and c["status"] == "warn"
         ),
     }
-    output = Output(Artifact.Kind.STL, key, "part-repaired.stl", repaired, meta=meta, link=False)
+    output = Output(Artifact.Kind.REPAIRED, key, "part-repaired.stl", repaired, meta=meta)
     return SliceMesh(repaired, hashlib.sha256(repaired).hexdigest()), output
 
 
@@ -703,8 +697,6 @@ def _finish(
             return False  # another worker finished this step first; drop our result
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
-            if not output.link:
-                continue
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
             )

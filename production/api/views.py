@@ -12,6 +12,7 @@ from production.models import Artifact, JobArtifact
 CONTENT_TYPES: dict[str, tuple[str, str]] = {
     Artifact.Kind.STEP: ("application/step", "step"),
     Artifact.Kind.STL: ("model/stl", "stl"),
+    Artifact.Kind.REPAIRED: ("model/stl", "repaired.stl"),
     Artifact.Kind.SVG: ("image/svg+xml", "svg"),
     Artifact.Kind.GCODE: ("text/x-gcode", "gcode"),
     Artifact.Kind.TRAVELER: ("application/pdf", "pdf"),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 from django.core.files.base import ContentFile
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import PartFamily
@@ -234,7 +235,7 @@ def order_static(user, slug: str) -> Job:
     return order.lines.get().jobs.get()
 
 
-def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user):
+def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user, client):
     make_static_part("holed", holed_box_stl())
     make_machine()
     job = run_to_the_end(order_static(user, "holed").pk)
@@ -242,7 +243,8 @@ def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user):
     watertight = next(c for c in job.dfm_report["checks"] if c["name"] == "watertight")
     assert watertight["status"] == "warn"
     built = job.job_artifacts.get(kind="stl").artifact
-    repaired = Artifact.objects.get(kind="stl", meta__repaired_from=built.sha256)
+    repaired = job.job_artifacts.get(kind="repaired").artifact
+    assert repaired.meta["repaired_from"] == built.sha256
     assert job.toolpath_meta["sliced_mesh"] == {"sha256": repaired.sha256, "repaired": True}
     mesh = trimesh.load_mesh(io.BytesIO(repaired.file.read()), file_type="stl")
     assert mesh.is_watertight
@@ -253,6 +255,11 @@ def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user):
     again = run_to_the_end(order_static(user, "holed").pk)
     assert again.toolpath_meta["sliced_mesh"]["sha256"] == repaired.sha256
     assert Artifact.objects.filter(meta__repaired_from=built.sha256).count() == 1
+    assert again.job_artifacts.get(kind="repaired").artifact == repaired
+    client.force_login(user)
+    download = client.get(reverse("api:job-artifact", args=[job.pk, "repaired"]))
+    assert download.status_code == 200 and download["Content-Type"] == "model/stl"
+    assert b"".join(download.streaming_content) == repaired.file.open("rb").read()
 
 
 def test_a_clean_mesh_is_sliced_as_built(user):
@@ -262,6 +269,7 @@ def test_a_clean_mesh_is_sliced_as_built(user):
     built = job.job_artifacts.get(kind="stl").artifact
     assert job.toolpath_meta["sliced_mesh"] == {"sha256": built.sha256, "repaired": False}
     assert Artifact.objects.filter(kind="stl").count() == 1
+    assert not job.job_artifacts.filter(kind="repaired").exists()
 
 
 def test_routing_skips_a_machine_the_dfm_report_found_incapable(user, settings):
