@@ -240,8 +240,7 @@ def _machine_report(
     if printers:
         budget.check("choosing an orientation")
         candidates = candidate_orientations(
-            mesh,
-            centre_mm=solid.centre_mm,
+            solid,
             overhang_deg=limits.overhang_deg,
             bridge_mm=limits.bridge_mm,
             build_volumes_mm=[m.build_volume_mm for m in printers],
@@ -250,7 +249,12 @@ def _machine_report(
         budget.check("measuring walls")
         needed = max(limits.min_wall_factor * m.nozzle_mm for m in printers)
         thickness = measure(
-            mesh, solid.caster, samples=limits.wall_samples, reach_mm=max(4 * needed, 2.0)
+            solid.triangles,
+            solid.normals,
+            solid.areas,
+            solid.caster,
+            samples=limits.wall_samples,
+            reach_mm=max(4 * needed, 2.0),
         )
     budget.check("the machine checks")
     reports = []
@@ -265,7 +269,7 @@ def _machine_report(
                 limits=limits,
             )
         else:
-            machine_checks = machining_checks(machine, mesh=mesh, modelled_extents_mm=extents)
+            machine_checks = machining_checks(machine, solid=solid, modelled_extents_mm=extents)
         reports.append(
             MachineReport(
                 machine.key,
@@ -291,7 +295,7 @@ def _machine_report(
         status=worst(c.status for c in checks),
         file_format=file_format,
         volume_mm3=round(solid.volume_mm3, 3),
-        area_mm2=round(float(mesh.area), 3),
+        area_mm2=round(float(solid.areas.sum()), 3),
         extents_mm=extents,
         triangles=len(mesh.faces),
         bodies=solid.bodies,

@@ -3,6 +3,7 @@ puts them together into a report.
 
     reading       bytes -> triangles: file size, format, triangle count, coordinates
     integrity     triangles -> a closed, outward-facing mesh, repaired where that is safe
+    edges         the edges and which faces they join, from one sort, for every check
     intersections faces that cross each other
     rays          ray casting against a mesh (wall thickness, inside/outside tests)
     thickness     wall thickness and gap width at sampled surface points

@@ -5,30 +5,142 @@ other's plane and their spans along the line where the planes meet overlap (Möl
 interval test). Touching is not crossing: faces lying on each other, or meeting along a
 line, have corners on the other's plane, not beyond it. "Strictly" means by more than a
 millionth of the part's size, far above float rounding and far below anything printable.
+
+Which pairs to test: those whose bounding boxes overlap, found with a uniform grid (cells as
+big as most faces' boxes; sorting the (cell, face) entries puts the faces sharing a cell side
+by side) rather than one R-tree query per face, which costs seconds at 100k faces. The few
+faces too big for the grid are looked up in the R-tree.
 """
 
 import numpy as np
 
-from .rays import RayCaster
+from . import rays
+from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
 _CHUNK = 500_000  # candidate pairs tested at once (a few hundred MB of temporaries)
+_CELL_PERCENTILE = 50  # cells as wide as half the faces' boxes
+_SPAN = 2  # faces whose box spans more cells than 1 + this along an axis go to the R-tree
+# A face's entries sit at these offsets from its lowest cell.
+_OFFSETS = np.array(
+    [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
+)
+# Per offset, a bit for each axis along which it is not the face's lowest cell.
+_RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
 
 
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
     """(k, 2) indices of face pairs that cross, each pair once, lower index first."""
     triangles = caster.triangles
     tolerance = _RELATIVE_TOLERANCE * float(np.ptp(triangles.reshape(-1, 3), axis=0).max())
-    a, b = caster.overlapping(triangles.min(axis=1), triangles.max(axis=1))
-    keep = a < b
-    a, b = a[keep], b[keep]
-    shares_vertex = (faces[a][:, :, None] == faces[b][:, None, :]).any(axis=(1, 2))
-    a, b = a[~shares_vertex], b[~shares_vertex]
+    a, b = apart_pairs(faces, caster)
     crossing = np.zeros(len(a), dtype=bool)
     for start in range(0, len(a), _CHUNK):
         part = slice(start, start + _CHUNK)
         crossing[part] = _cross(triangles[a[part]], triangles[b[part]], tolerance)
     return np.column_stack([a[crossing], b[crossing]])
+
+
+def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of faces whose boxes overlap (touching counts) and that share no vertex,
+    once each, lower index first. TooCrowded when the grid would hand out more candidate
+    pairs than rays.MAX_PAIRS allows (faces piled into one spot)."""
+    lows, highs = caster.lows, caster.highs
+    corners = faces.astype(np.int32) if faces.max() < 2**31 else faces
+    size = (highs - lows).max(axis=1)
+    origin = lows.min(axis=0)
+    span_mm = float((highs.max(axis=0) - origin).max())
+    # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
+    cell_mm = max(float(np.percentile(size, _CELL_PERCENTILE)), span_mm / 2**20, 1e-9)
+    low_cell = np.floor((lows - origin) / cell_mm).astype(np.int64)
+    spans = np.floor((highs - origin) / cell_mm).astype(np.int64) - low_cell
+    small = np.flatnonzero((spans <= _SPAN).all(axis=1))
+    counts = low_cell.max(axis=0) + 2
+
+    # One entry per (cell, face); `corner` says which of the face's cells it is (_OFFSETS).
+    spans = spans[small]
+    covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)  # (faces, offsets)
+    for axis in range(3):
+        covers &= _OFFSETS[:, axis] <= spans[:, axis, None]
+    face = np.broadcast_to(small[:, None], covers.shape)[covers]
+    offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
+    cell = low_cell[face] + _OFFSETS[offset]
+    corner = _RAISED[offset]
+    keys = (cell[:, 0] * counts[1] + cell[:, 1]) * counts[2] + cell[:, 2]
+    order = np.argsort(keys, kind="stable")
+    keys, face, corner = keys[order], face[order], corner[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(keys)])
+    # Each entry pairs with the entries after it in its cell.
+    later = np.repeat(starts + sizes, sizes) - np.arange(len(keys)) - 1
+    if int(later.sum()) > 4 * rays.MAX_PAIRS:
+        raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
+    # Per entry, in cell order, one array per axis and corner: the pairs below read them
+    # from nearby memory, and numpy gathers from 1-D arrays fastest.
+    boxes = _boxes32(lows, highs)[face]
+    bounds = [np.ascontiguousarray(boxes[:, i]) for i in range(6)]
+    vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
+    found_a, found_b = [], []
+    ends = np.cumsum(later)
+    total = int(ends[-1]) if len(ends) else 0
+    index = np.int32 if len(keys) + total < 2**31 else np.int64  # halves the memory read
+    start = 0
+    while start < len(keys):
+        stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
+        count = later[start:stop]
+        entry = np.arange(start, stop, dtype=index)
+        first = np.repeat(entry, count)
+        # The k-th pair of entry i is (i, i + 1 + k); the pairs run on from those before.
+        before = (np.cumsum(count) - count).astype(index)
+        second = np.arange(len(first), dtype=index) + np.repeat(entry + 1 - before, count)
+        # Two overlapping boxes share several cells; the pair counts in only one of them,
+        # the cell holding the low corner of their overlap: there, along each axis, at least
+        # one of the two is in its own lowest cell.
+        once = (corner[first] & corner[second]) == 0
+        first, second = first[once], second[once]
+        overlap = np.ones(len(first), dtype=bool)
+        for axis in range(3):
+            low, high = bounds[axis], bounds[axis + 3]
+            overlap &= (low[first] <= high[second]) & (low[second] <= high[first])
+        first, second = first[overlap], second[overlap]
+        apart = ~_share_vertex(
+            [column[first] for column in vertices], [column[second] for column in vertices]
+        )
+        found_a.append(face[first[apart]])
+        found_b.append(face[second[apart]])
+        start = stop
+    big = np.setdiff1d(np.arange(len(lows)), small, assume_unique=True)
+    if len(big):
+        # Faces too big for the grid: ask the R-tree. A pair of two of them comes back twice.
+        query, other = caster.overlapping(lows[big], highs[big])
+        query = big[query]
+        keep = ~(np.isin(other, big) & (query >= other))
+        query, other = query[keep], other[keep]
+        keep = ~_share_vertex(list(corners[query].T), list(corners[other].T))
+        found_a.append(query[keep])
+        found_b.append(other[keep])
+    a = np.concatenate(found_a) if found_a else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(found_b) if found_b else np.zeros(0, dtype=np.int64)
+    return np.minimum(a, b), np.maximum(a, b)
+
+
+def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarray:
+    """Row-wise: two faces, as their three vertex-index columns, have a vertex in common."""
+    shared = np.zeros(len(first[0]), dtype=bool)
+    for mine in first:
+        for theirs in second:
+            shared |= mine == theirs
+    return shared
+
+
+def _boxes32(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """(n, 6) float32 rows, low corner then high corner, each rounded outwards: half the
+    memory traffic of float64 when gathered per pair, and never a pair missed."""
+    low = lows.astype(np.float32)
+    low = np.where(low > lows, np.nextafter(low, np.float32(-np.inf)), low)
+    high = highs.astype(np.float32)
+    high = np.where(high < highs, np.nextafter(high, np.float32(np.inf)), high)
+    return np.ascontiguousarray(np.column_stack([low, high]))
 
 
 def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarray:
@@ -38,7 +150,7 @@ def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarra
     to_second = np.einsum("ijk,ik->ij", first - second[:, None, 0], second_normal)
     to_first = np.einsum("ijk,ik->ij", second - first[:, None, 0], first_normal)
     straddle = _straddles(to_second, tolerance) & _straddles(to_first, tolerance)
-    line = np.cross(first_normal, second_normal)
+    line = cross(first_normal, second_normal)
     low1, high1 = _span(first, to_second, line)
     low2, high2 = _span(second, to_first, line)
     overlap = np.minimum(high1, high2) - np.maximum(low1, low2)
@@ -46,7 +158,7 @@ def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarra
 
 
 def _unit_normals(triangles: np.ndarray) -> np.ndarray:
-    normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    normals = cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 

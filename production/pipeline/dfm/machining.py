@@ -9,10 +9,10 @@ plates: every face is a vertical wall or lies in the top or bottom plane.
 import math
 
 import numpy as np
-import trimesh
 
 from .checks import FAIL, PASS, WARN, Check
 from .fdm import build_volume_check
+from .integrity import Solid
 from .limits import CNC_MILL, MachineLimits
 
 _SQUARE = math.sin(math.radians(1))  # |cos| below this: a wall
@@ -26,23 +26,23 @@ _AXES = {"+X": (1, 0, 0), "-X": (-1, 0, 0), "+Y": (0, 1, 0), "-Y": (0, -1, 0),
 def machining_checks(
     machine: MachineLimits,
     *,
-    mesh: trimesh.Trimesh,
+    solid: Solid,
     modelled_extents_mm: tuple[float, float, float],
 ) -> list[Check]:
     """Stock or bed size as modelled, then 2.5D (mill) or 2D (laser)."""
     fit = build_volume_check(machine, modelled_extents_mm, None)
     if machine.process == CNC_MILL:
-        return [fit, _two_and_a_half_d(machine, mesh)]
-    return [fit, _flat_plate(machine, mesh)]
+        return [fit, _two_and_a_half_d(machine, solid)]
+    return [fit, _flat_plate(machine, solid)]
 
 
-def _two_and_a_half_d(machine: MachineLimits, mesh: trimesh.Trimesh) -> Check:
-    area = mesh.area_faces
-    noise = _NOISE * float(mesh.area)
+def _two_and_a_half_d(machine: MachineLimits, solid: Solid) -> Check:
+    area = solid.areas
+    noise = _NOISE * float(area.sum())
     best: tuple[float, float, str] | None = None
     for name, axis in _AXES.items():
-        along = mesh.face_normals @ np.array(axis, dtype=float)
-        height = mesh.triangles @ np.array(axis, dtype=float)  # (faces, 3) heights along axis
+        along = solid.normals @ np.array(axis, dtype=float)
+        height = solid.triangles @ np.array(axis, dtype=float)  # (faces, 3) heights along axis
         bottom = height.max(axis=1) <= height.min() + _PLANE_TOLERANCE_MM
         undercut = float(area[(along < -_SQUARE) & ~((along < -_FLAT) & bottom)].sum())
         sloped = float(area[(along > _SQUARE) & (along < _FLAT)].sum())
@@ -71,15 +71,15 @@ def _two_and_a_half_d(machine: MachineLimits, mesh: trimesh.Trimesh) -> Check:
                  f"2.5D: every face can be milled from {side}", machine.key)  # fmt: skip
 
 
-def _flat_plate(machine: MachineLimits, mesh: trimesh.Trimesh) -> Check:
-    area = mesh.area_faces
-    noise = _NOISE * float(mesh.area)
+def _flat_plate(machine: MachineLimits, solid: Solid) -> Check:
+    area = solid.areas
+    noise = _NOISE * float(area.sum())
     max_sheet = machine.build_volume_mm[2]
     limit = f"a flat plate ≤ {max_sheet:g} mm thick"
     for name in ("+Z", "+X", "+Y"):
         axis = np.array(_AXES[name], dtype=float)
-        along = np.abs(mesh.face_normals @ axis)
-        height = mesh.triangles @ axis
+        along = np.abs(solid.normals @ axis)
+        height = solid.triangles @ axis
         low, high = height.min(), height.max()
         in_plane = (height.min(axis=1) >= high - _PLANE_TOLERANCE_MM) | (
             height.max(axis=1) <= low + _PLANE_TOLERANCE_MM

@@ -22,6 +22,9 @@ import shapely
 import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import ConvexHull, QhullError
+
+from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
 CONTACT_CREDIT = 0.1
@@ -31,7 +34,9 @@ CONTACT_TOLERANCE_MM = 0.01  # faces this close to the lowest point, facing down
 OVERHANG_TOLERANCE_DEG = 2.0
 _FACING_DOWN = -math.cos(math.radians(1))
 _FACETS = 4  # flat-face candidates besides the six axes
-_FACETS_CONSIDERED = 32  # the largest facets looked at when finding them
+_FACETS_CONSIDERED = 32  # the largest groups of faces facing one way looked at for them
+_FLAT_MM = 0.01  # a flat face's corners lie this close to the plane it rests on
+_CHUNK = 1 << 16  # vertices turned at once when measuring extents
 STABLE_BASE_MM = 1.0  # a footprint narrower than this is a line or a point, not a base
 _AXES = (
     ((0.0, 0.0, -1.0), "as modelled (−Z down)"),
@@ -59,18 +64,19 @@ class Orientation:
 
 
 def candidate_orientations(
-    mesh: trimesh.Trimesh,
+    solid: Solid,
     *,
-    centre_mm: Sequence[float],
     overhang_deg: float,
     bridge_mm: float,
     build_volumes_mm: Sequence[tuple[float, float, float]],
 ) -> tuple[Orientation, ...]:
-    """Every candidate, as modelled first. `centre_mm` is the centre of mass."""
-    shape = _Shape.of(mesh, centre_mm)
+    """Every candidate, as modelled first."""
+    shape = _Shape.of(solid)
+    downs = _candidate_downs(shape)
+    extents = _extents(shape.vertices, [down for down, _ in downs])
     return tuple(
-        _measure(shape, down, label, overhang_deg, bridge_mm, build_volumes_mm)
-        for down, label in _candidate_downs(mesh)
+        _measure(shape, down, label, extent, overhang_deg, bridge_mm, build_volumes_mm)
+        for (down, label), extent in zip(downs, extents, strict=True)
     )
 
 
@@ -95,7 +101,7 @@ def fits_volume(extents: Sequence[float], volume: Sequence[float]) -> bool:
 
 @dataclass(frozen=True)
 class _Shape:
-    """The mesh's arrays, read once: trimesh re-verifies its caches on every property read."""
+    """The solid's arrays that every candidate reads."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -104,37 +110,37 @@ class _Shape:
     adjacency: np.ndarray  # (pairs, 2) faces sharing an edge
     adjacency_edges: np.ndarray  # (pairs, 2) the shared edge's vertices
     adjacency_far: np.ndarray  # (pairs, 2) each face's vertex off the shared edge
+    adjacency_first: np.ndarray  # adjacency[:, 0], contiguous: gathers from it are faster
+    adjacency_second: np.ndarray
     centre: np.ndarray
 
     @classmethod
-    def of(cls, mesh: trimesh.Trimesh, centre: Sequence[float]) -> "_Shape":
+    def of(cls, solid: Solid) -> "_Shape":
         return cls(
-            vertices=np.asarray(mesh.vertices),
-            faces=np.asarray(mesh.faces),
-            normals=np.asarray(mesh.face_normals),
-            areas=np.asarray(mesh.area_faces),
-            adjacency=np.asarray(mesh.face_adjacency),
-            adjacency_edges=np.asarray(mesh.face_adjacency_edges),
-            adjacency_far=np.asarray(mesh.face_adjacency_unshared),
-            centre=np.asarray(centre, dtype=float),
+            vertices=np.asarray(solid.mesh.vertices),
+            faces=np.asarray(solid.mesh.faces),
+            normals=solid.normals,
+            areas=solid.areas,
+            adjacency=solid.edges.adjacency,
+            adjacency_edges=solid.edges.adjacency_edges,
+            adjacency_far=solid.edges.adjacency_far,
+            adjacency_first=np.ascontiguousarray(solid.edges.adjacency[:, 0]),
+            adjacency_second=np.ascontiguousarray(solid.edges.adjacency[:, 1]),
+            centre=np.asarray(solid.centre_mm, dtype=float),
         )
 
 
-def _candidate_downs(mesh: trimesh.Trimesh) -> list[tuple[np.ndarray, str]]:
-    """The six axes, then the largest flat faces the part can rest on: planar facets that
+def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
+    """The six axes, then the largest flat faces the part can rest on: planar patches that
     no other part of the mesh lies beyond (faces of the convex hull)."""
     downs = [(np.array(down), label) for down, label in _AXES]
-    facets, normals = mesh.facets, mesh.facets_normal
-    if len(facets) == 0:
-        return downs
-    vertices = np.asarray(mesh.vertices)
-    faces = np.asarray(mesh.faces)
-    for facet in np.argsort(-mesh.facets_area, kind="stable")[:_FACETS_CONSIDERED]:
-        normal = normals[facet]
+    patches, normals, areas = _flat_patches(shape)
+    for patch in np.argsort(-areas, kind="stable")[:_FACETS_CONSIDERED]:
+        normal = normals[patch]
         if any(np.dot(normal, seen) > math.cos(math.radians(1)) for seen, _ in downs):
             continue
-        plane = vertices[faces[facets[facet][0], 0]] @ normal
-        if (vertices @ normal).max() > plane + CONTACT_TOLERANCE_MM:
+        plane = shape.vertices[shape.faces[patches[patch], 0]] @ normal
+        if (shape.vertices @ normal).max() > plane + CONTACT_TOLERANCE_MM:
             continue  # something lies beyond this face: the part cannot rest on it
         label = "flat face down (normal {:.2f}, {:.2f}, {:.2f})".format(*np.round(normal, 2) + 0.0)
         downs.append((normal, label))
@@ -143,30 +149,96 @@ def _candidate_downs(mesh: trimesh.Trimesh) -> list[tuple[np.ndarray, str]]:
     return downs
 
 
+def _flat_patches(shape: _Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planar patches of two or more neighbouring faces (trimesh's facets): one face of each,
+    its unit normal and its area.
+
+    Neighbours are coplanar when their normals agree to 1e-4 (rounded): one sort and one
+    graph walk, where trimesh's facets measure every neighbour pair's angle and radius
+    (seconds on a million faces).
+    """
+    _, direction = unique_rows(np.round(shape.normals * 1e4).astype(np.int64))
+    pairs = shape.adjacency[direction[shape.adjacency[:, 0]] == direction[shape.adjacency[:, 1]]]
+    if len(pairs) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 3)), np.zeros(0)
+    paired = np.zeros(len(shape.faces), dtype=bool)
+    paired[pairs] = True
+    members = np.flatnonzero(paired)
+    local = np.full(len(shape.faces), -1)
+    local[members] = np.arange(len(members))
+    joined = local[pairs]
+    graph = coo_matrix(
+        (np.ones(len(joined), dtype=np.int8), (joined[:, 0], joined[:, 1])),
+        shape=(len(members), len(members)),
+    )
+    count, patch = connected_components(graph, directed=False)
+    weights = shape.areas[members]
+    areas = np.bincount(patch, weights=weights, minlength=count)
+    sums = np.column_stack(
+        [np.bincount(patch, weights=weights * shape.normals[members, i], minlength=count)
+         for i in range(3)]
+    )  # fmt: skip
+    lengths = np.linalg.norm(sums, axis=1, keepdims=True)
+    normals = np.divide(sums, lengths, out=np.zeros_like(sums), where=lengths > 0)
+    first = np.full(count, len(members))
+    np.minimum.at(first, patch, np.arange(len(members)))
+    return members[first], normals, areas
+
+
+def _extents(vertices: np.ndarray, downs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The part's extents turned each way. An axis-aligned turn only swaps the axes (its
+    matrix holds exact 0s and ±1s): its extents are the bounding box's, reordered. The
+    others come from one pass over the vertices, in chunks to keep the temporaries small."""
+    box = np.ptp(vertices, axis=0)
+    rotations = [_rotation(down)[:3, :3] for down in downs]
+    tilted = [i for i, rotation in enumerate(rotations) if np.count_nonzero(rotation) != 3]
+    extents = [np.abs(rotation) @ box for rotation in rotations]
+    if tilted:
+        rows = np.concatenate([rotations[i] for i in tilted])  # (3 x tilted, 3)
+        low = np.full(len(rows), np.inf)
+        high = np.full(len(rows), -np.inf)
+        for start in range(0, len(vertices), _CHUNK):
+            turned = vertices[start : start + _CHUNK] @ rows.T
+            low = np.minimum(low, turned.min(axis=0))
+            high = np.maximum(high, turned.max(axis=0))
+        for i, extent in zip(tilted, (high - low).reshape(-1, 3), strict=True):
+            extents[i] = extent
+    return extents
+
+
+def _rotation(down: np.ndarray) -> np.ndarray:
+    return trimesh.geometry.align_vectors(down, [0.0, 0.0, -1.0])
+
+
 def _measure(
     shape: _Shape,
     down: np.ndarray,
     label: str,
+    extent: np.ndarray,
     overhang_deg: float,
     bridge_mm: float,
     build_volumes_mm: Sequence[tuple[float, float, float]],
 ) -> Orientation:
-    matrix = trimesh.geometry.align_vectors(down, [0.0, 0.0, -1.0])
+    matrix = _rotation(down)
     rotation = matrix[:3, :3]
-    vertices = shape.vertices @ rotation.T
-    normals = shape.normals @ rotation.T
-    corner_z = vertices[:, 2][shape.faces]
-    extents = tuple(float(v) for v in np.ptp(vertices, axis=0))
-    contact = (normals[:, 2] < _FACING_DOWN) & (
-        corner_z.max(axis=1) <= vertices[:, 2].min() + CONTACT_TOLERANCE_MM
-    )
-    contact_area = float(shape.areas[contact].sum())
-    touching = vertices[np.unique(shape.faces[contact]), :2]
-    footprint = shapely.convex_hull(shapely.multipoints(touching))
+    # Only heights and normals' Z in print coordinates for the whole mesh; X and Y only for
+    # the few faces that need them.
+    z = shape.vertices @ rotation[2]
+    normal_z = shape.normals @ rotation[2]
+    extents = tuple(float(v) for v in extent)
+    facing_down = np.flatnonzero(normal_z < _FACING_DOWN)
+    lowest = z.min()
+    on_bed = z[shape.faces[facing_down]].max(axis=1) <= lowest + CONTACT_TOLERANCE_MM
+    contact_faces = facing_down[on_bed]
+    contact = np.zeros(len(shape.faces), dtype=bool)
+    contact[contact_faces] = True
+    contact_area = float(shape.areas[contact_faces].sum())
+    touching = shape.vertices[np.unique(shape.faces[contact_faces])] @ rotation[:2].T
+    footprint = shapely.convex_hull(shapely.multipoints(_hull_points(touching)))
     base = _narrow_side(footprint)
-    centre = (shape.centre @ rotation.T)[:2]
+    centre = rotation[:2] @ shape.centre
     stable = bool(base >= STABLE_BASE_MM and footprint.buffer(1e-6).contains(shapely.Point(centre)))
-    support = _support_area(shape, vertices, normals, contact, overhang_deg, bridge_mm)
+    support = _support_area(shape, rotation, z, normal_z, contact, overhang_deg, bridge_mm)
     height = extents[2]
     return Orientation(
         label=label,
@@ -183,15 +255,29 @@ def _measure(
     )
 
 
+def _hull_points(points: np.ndarray) -> np.ndarray:
+    """The corners of the points' convex hull (qhull), or all of them when too few or in a
+    line: shapely's hull is the same either way, and building thousands of points is slow."""
+    if len(points) <= 64:
+        return points
+    try:
+        return points[ConvexHull(points).vertices]
+    except QhullError:
+        return points
+
+
 def _support_area(
     shape: _Shape,
-    vertices: np.ndarray,
-    normals: np.ndarray,
+    rotation: np.ndarray,
+    z: np.ndarray,
+    normal_z: np.ndarray,
     contact: np.ndarray,
     overhang_deg: float,
     bridge_mm: float,
 ) -> float:
-    """Projected area of the overhangs that need support.
+    """Projected area of the overhangs that need support (`z` and `normal_z` are the
+    vertices' heights and the normals' Z in print coordinates, `rotation` takes model to
+    print coordinates).
 
     A face overhangs when it leans more than overhang_deg (+ the tolerance) from vertical;
     connected overhanging faces form a region. A region prints as a bridge, without support, when it
@@ -200,44 +286,45 @@ def _support_area(
     a region hanging free along most of its rim (a cantilever, a mushroom's cap) needs support.
     """
     steepest = math.sin(math.radians(overhang_deg + OVERHANG_TOLERANCE_DEG))
-    overhang = (normals[:, 2] < -steepest) & ~contact
-    if not overhang.any():
-        return 0.0
-    pairs = shape.adjacency
-    inside = overhang[pairs]
-    joined = pairs[inside.all(axis=1)]
-    count = len(shape.faces)
-    graph = coo_matrix((np.ones(len(joined)), (joined[:, 0], joined[:, 1])), shape=(count, count))
-    _, region = connected_components(graph, directed=False)
+    overhang = (normal_z < -steepest) & ~contact
     faces = np.flatnonzero(overhang)
-    labels = np.full(count, -1)
-    labels[faces] = np.unique(region[faces], return_inverse=True)[1].ravel()
-    regions = labels.max() + 1
+    if len(faces) == 0:
+        return 0.0
+    # Regions: components of the graph of overhanging faces only.
+    local = np.full(len(shape.faces), -1)
+    local[faces] = np.arange(len(faces))
+    pairs = shape.adjacency
+    inside = np.column_stack([overhang[shape.adjacency_first], overhang[shape.adjacency_second]])
+    joined = local[pairs[inside[:, 0] & inside[:, 1]]]
+    graph = coo_matrix(
+        (np.ones(len(joined), dtype=np.int8), (joined[:, 0], joined[:, 1])),
+        shape=(len(faces), len(faces)),
+    )
+    regions, region = connected_components(graph, directed=False)
 
     low = np.full((regions, 2), np.inf)
     high = np.full((regions, 2), -np.inf)
-    corners = vertices[shape.faces[faces], :2]
-    np.minimum.at(low, labels[faces], corners.min(axis=1))
-    np.maximum.at(high, labels[faces], corners.max(axis=1))
+    corners = shape.vertices[shape.faces[faces]] @ rotation[:2].T  # (faces, 3, 2) on the bed
+    np.minimum.at(low, region, corners.min(axis=1))
+    np.maximum.at(high, region, corners.max(axis=1))
     narrow = (high - low).min(axis=1) <= bridge_mm
 
     # The rim: edges between a region face and a face outside it. An edge rests on material
     # when the outside face's far corner lies below the edge.
-    rim = inside[:, 0] != inside[:, 1]
+    rim = np.flatnonzero(inside[:, 0] != inside[:, 1])
     within = inside[rim, 1].astype(int)  # which of the pair lies in the region: 0 or 1
-    row = np.arange(len(within))
-    region_face = pairs[rim][row, within]
+    row = np.arange(len(rim))
+    rim_region = region[local[pairs[rim][row, within]]]
     far_corner = shape.adjacency_far[rim][row, 1 - within]
-    z = vertices[:, 2]
     edges = shape.adjacency_edges[rim]
-    length = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
+    length = np.linalg.norm(shape.vertices[edges[:, 0]] - shape.vertices[edges[:, 1]], axis=1)
     rests = z[far_corner] < z[edges].mean(axis=1) - 1e-6
-    rim_length = np.bincount(labels[region_face], weights=length, minlength=regions)
-    resting = np.bincount(labels[region_face], weights=length * rests, minlength=regions)
+    rim_length = np.bincount(rim_region, weights=length, minlength=regions)
+    resting = np.bincount(rim_region, weights=length * rests, minlength=regions)
     bridged = narrow & (resting >= 0.5 * rim_length)
 
-    projected = shape.areas[faces] * -normals[faces, 2]
-    return float(projected[~bridged[labels[faces]]].sum())
+    projected = shape.areas[faces] * -normal_z[faces]
+    return float(projected[~bridged[region]].sum())
 
 
 def _narrow_side(footprint: shapely.Geometry) -> float:

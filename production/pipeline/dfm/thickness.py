@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import trimesh
 
 from .checks import FAIL, Check, Refused
 from .rays import RayCaster, TooCrowded
@@ -49,33 +48,58 @@ class Thickness:
 
 
 def measure(
-    mesh: trimesh.Trimesh, caster: RayCaster, *, samples: int, reach_mm: float
+    triangles: np.ndarray,
+    face_normals: np.ndarray,
+    areas: np.ndarray,
+    caster: RayCaster,
+    *,
+    samples: int,
+    reach_mm: float,
 ) -> Thickness:
     """Walls and gaps at `samples` points spread over the surface by area."""
-    points, face = trimesh.sample.sample_surface(mesh, samples, seed=_SEED)
-    normals = mesh.face_normals[face]
+    points, face = _sample_surface(triangles, areas, samples)
+    normals = face_normals[face]
     facing = math.cos(math.radians(WALL_PARALLEL_DEG))
+    try:
+        # Into the material is behind the surface, out into the air ahead of it.
+        inward, inward_face, outward, outward_face = caster.nearest_both_ways(
+            points, normals, _OFFSET_MM, _OFFSET_MM + reach_mm
+        )
+    except TooCrowded:
+        raise Refused(
+            Check(
+                "crowding", FAIL, "too many faces in one place", "a mesh a slicer can read",
+                "thousands of faces are piled into the same small space: the mesh is "
+                "corrupt or deliberately hostile; export it again",
+            )
+        ) from None  # fmt: skip
     results = []
-    for sign in (-1.0, 1.0):  # into the material, then out into the air
-        direction = sign * normals
-        try:
-            distance, hit = caster.first_hits(points + direction * _OFFSET_MM, direction, reach_mm)
-        except TooCrowded:
-            raise Refused(
-                Check(
-                    "crowding", FAIL, "too many faces in one place", "a mesh a slicer can read",
-                    "thousands of faces are piled into the same small space: the mesh is "
-                    "corrupt or deliberately hostile; export it again",
-                )
-            ) from None  # fmt: skip
+    for sign, distance, hit in ((-1.0, inward, inward_face), (1.0, outward, outward_face)):
         # A wall's far side faces away from the ray's start, the same way the ray runs; a
         # gap's far side faces back at it: either way its normal is close to the direction.
-        along = np.einsum("ij,ij->i", mesh.face_normals[np.maximum(hit, 0)], direction)
+        along = sign * np.einsum("ij,ij->i", face_normals[np.maximum(hit, 0)], normals)
         opposite = (hit >= 0) & ((along >= facing) if sign < 0 else (along <= -facing))
-        results.append(np.where(opposite, distance + _OFFSET_MM, np.inf))
+        results.append(np.where(opposite, distance, np.inf))
     return Thickness(
         walls_mm=results[0],
         gaps_mm=results[1],
-        area_per_sample_mm2=float(mesh.area) / max(len(points), 1),
+        area_per_sample_mm2=float(areas.sum()) / max(len(points), 1),
         reach_mm=reach_mm,
     )
+
+
+def _sample_surface(
+    triangles: np.ndarray, areas: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points spread over the surface by area, and their faces: trimesh.sample.sample_surface
+    with our seed (the same points), reading only the faces it picks."""
+    random = np.random.default_rng(_SEED).random
+    weight = np.cumsum(areas)
+    face = np.searchsorted(weight, random(count) * weight[-1])
+    origins = triangles[face, 0]
+    vectors = triangles[face, 1:] - origins[:, None, :]
+    lengths = random((count, 2, 1))
+    outside = lengths.sum(axis=1).reshape(-1) > 1.0
+    lengths[outside] -= 1.0
+    lengths = np.abs(lengths)
+    return (vectors * lengths).sum(axis=1) + origins, face

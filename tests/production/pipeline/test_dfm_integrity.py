@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import trimesh
 
+from production.pipeline.dfm.intersections import apart_pairs
+from production.pipeline.dfm.rays import RayCaster
 from production.pipeline.validation import (
     MachineLimits,
     ValidationLimits,
@@ -154,3 +156,41 @@ def test_self_intersections_are_skipped_above_the_limit_with_a_warning():
     assert check(report, "self_intersections").message == (
         "self-intersections were not checked: the mesh has more than 100 triangles"
     )
+
+
+def test_each_shell_turns_its_fewer_faces():
+    mostly_right = trimesh.creation.box((10, 10, 10))
+    faces = mostly_right.faces.copy()
+    faces[[0, 5]] = faces[[0, 5]][:, ::-1]
+    mostly_wrong = trimesh.creation.box((10, 10, 10))
+    mostly_wrong.apply_translation((30, 0, 0))
+    turned = mostly_wrong.faces.copy()
+    turned[2:] = turned[2:][:, ::-1]  # ten of twelve faces wound the other way
+    mesh = trimesh.util.concatenate(
+        [
+            trimesh.Trimesh(mostly_right.vertices, faces, process=False),
+            trimesh.Trimesh(mostly_wrong.vertices, turned, process=False),
+        ]
+    )
+    report = report_for(mesh)
+    assert check(report, "winding").message == "turned 4 faces round to agree with their neighbours"
+    assert check(report, "normals").message == "turned 1 inside-out shell(s) the right way out"
+    assert report.volume_mm3 == pytest.approx(2000)
+
+
+def test_the_grid_finds_the_same_face_pairs_as_comparing_every_pair():
+    # Tiny faces (a fine sphere) inside long slivers (a coarse cylinder): both halves of
+    # the search, the grid and the R-tree for faces too big for it.
+    mesh = trimesh.util.concatenate(
+        [sphere(4, 3), trimesh.creation.cylinder(radius=3, height=30, sections=24)]
+    )
+    faces = np.asarray(mesh.faces)
+    triangles = np.asarray(mesh.triangles)
+    a, b = apart_pairs(faces, RayCaster(triangles))
+    found = set(zip(a.tolist(), b.tolist(), strict=True))
+    lows, highs = triangles.min(axis=1), triangles.max(axis=1)
+    overlap = ((lows[:, None] <= highs[None]) & (lows[None] <= highs[:, None])).all(axis=2)
+    shared = (faces[:, None, :, None] == faces[None, :, None, :]).any(axis=(2, 3))
+    a, b = np.nonzero(np.triu(overlap & ~shared, k=1))
+    assert found == set(zip(a.tolist(), b.tolist(), strict=True))
+    assert len(found) > 0
