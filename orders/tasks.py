@@ -11,7 +11,7 @@ def deliver_webhook(delivery_id: int) -> None:
 
     retry_in = webhook_attempt(delivery_id=delivery_id)
     if retry_in is not None:
-        deliver_webhook.apply_async(args=[delivery_id], countdown=retry_in)
+        deliver_webhook.apply_async(args=(delivery_id,), countdown=retry_in)
 
 
 @shared_task(

@@ -78,12 +78,12 @@ def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue
 
 def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
     """Every machine (of a process) as the router sees it, with its queue."""
-    machines = Machine.objects.select_related("site").prefetch_related(
+    found = Machine.objects.select_related("site").prefetch_related(
         "materials_loaded", "materials_loadable"
     )
     if process is not None:
-        machines = machines.filter(process=process)
-    machines = list(machines)
+        found = found.filter(process=process)
+    machines = list(found)
     queues = machine_queues(m.pk for m in machines)
     facts = []
     for machine in machines:
@@ -143,7 +143,8 @@ def job_needs(job: Job) -> routing.JobNeeds:
 
 
 def changeover_s() -> float:
-    return settings.MF_CHANGEOVER_MIN * 60.0
+    minutes: float = settings.MF_CHANGEOVER_MIN
+    return minutes * 60.0
 
 
 # --- moving jobs ----------------------------------------------------------------------------
@@ -203,7 +204,7 @@ def _on_commit_route_and_dispatch(machine_id: int | None = None) -> None:
         try:
             tasks.route_waiting_jobs.apply_async(queue="routing")
             if machine_id is not None:
-                tasks.dispatch_machine.apply_async(args=[machine_id], queue="routing")
+                tasks.dispatch_machine.apply_async(args=(machine_id,), queue="routing")
         except OperationalError as error:  # the periodic routing pass catches up
             logger.warning("could not enqueue routing (broker unreachable: %s)", error)
 
@@ -218,7 +219,7 @@ def dispatch_enqueue(*, job_id: int) -> bool:
     if job is None or job.machine_id is None:
         return False
     try:
-        tasks.dispatch_machine.apply_async(args=[job.machine_id], queue="routing")
+        tasks.dispatch_machine.apply_async(args=(job.machine_id,), queue="routing")
     except OperationalError as error:
         logger.warning("could not enqueue dispatch of job %s: %s", job_id, error)
         return False
@@ -285,7 +286,7 @@ def _on_commit_dispatch(machine_id: int) -> None:
 
     def send() -> None:
         try:
-            tasks.dispatch_machine.apply_async(args=[machine_id], queue="routing")
+            tasks.dispatch_machine.apply_async(args=(machine_id,), queue="routing")
         except OperationalError as error:
             logger.warning("could not enqueue dispatch for machine %s: %s", machine_id, error)
 
@@ -310,7 +311,8 @@ def machines_sweep(*, now: datetime, actor: str) -> None:
 def job_gcode(job: Job) -> bytes:
     link = JobArtifact.objects.select_related("artifact").get(job=job, kind=Artifact.Kind.GCODE)
     with link.artifact.file.open("rb") as gcode:
-        return gcode.read()
+        content: bytes = gcode.read()  # the file field's value is Any to the stubs
+        return content
 
 
 def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]:

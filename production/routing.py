@@ -24,6 +24,10 @@ from microfactory.errors import Rejected
 
 AVAILABLE_STATES = frozenset({"idle", "busy", "paused"})
 
+# (model, nozzle_mm, flavour, build_volume_mm, toolpath_engine): machines with equal keys run
+# the same G-code.
+ProfileKey = tuple[str, float, str, tuple[float, float, float], str]
+
 
 class NoMachineAvailable(Exception):
     """Capable machines exist but none can take work now (offline, maintenance, error, full)."""
@@ -48,7 +52,7 @@ class MachineFacts:
     toolpath_engine: str = "builtin"  # the slicer of its G-code (Machine.toolpath_engine)
 
     @property
-    def profile_key(self) -> tuple:
+    def profile_key(self) -> ProfileKey:
         """Machines with equal profile keys run the same G-code: a job sliced by PrusaSlicer
         goes only to machines whose engine is PrusaSlicer."""
         return (
@@ -69,7 +73,7 @@ class JobNeeds:
     process: str
     material: str
     extents_mm: tuple[float, float, float]
-    profile_key: tuple | None = None  # set once a toolpath was planned for a machine profile
+    profile_key: ProfileKey | None = None  # set once a toolpath was planned for a machine profile
     key: str = ""  # the job's id, for plans and tie-breaks
     nozzle_mm: float | None = None  # the nozzle the G-code was planned for
     estimated_time_s: float = 0.0
@@ -176,12 +180,21 @@ def choose_machine(
     )
 
 
-def urgency(job: JobNeeds, now: datetime) -> tuple:
+def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, str]:
     """Sort key, most urgent first: least slack to the due date (none: last), then priority."""
     if job.due is None:
         return (1, 0.0, -job.priority, job.key)
     slack = (job.due - now).total_seconds() - job.estimated_time_s
     return (0, slack, -job.priority, job.key)
+
+
+# What can_make reads of a job: (process, material, extents_mm, nozzle_mm, profile_key,
+# allowed_machines).
+_Signature = tuple[
+    str, str, tuple[float, float, float], float | None, ProfileKey | None, frozenset[str] | None
+]
+# A machine's score for a job, lowest best: (finish_s, not idle, queued jobs, name, key).
+_Score = tuple[float, bool, int, str, str]
 
 
 @dataclass
@@ -208,10 +221,11 @@ def plan_routes(
         m.key: _Queue(eta_s=m.queue_eta_s, jobs=m.queued_jobs, materials=m.materials)
         for m in available
     }
-    capable_for: dict[tuple, list[MachineFacts]] = {}
+    # Jobs alike in everything can_make reads share one list of capable machines.
+    capable_for: dict[_Signature, list[MachineFacts]] = {}
     plan: dict[str, str] = {}
     for job in ordered:
-        signature = (
+        signature: _Signature = (
             job.process,
             job.material,
             job.extents_mm,
@@ -221,7 +235,7 @@ def plan_routes(
         )
         if signature not in capable_for:
             capable_for[signature] = [m for m in available if can_make(job, m)]
-        best_key: tuple | None = None
+        best_key: _Score | None = None
         best: MachineFacts | None = None
         for machine in capable_for[signature]:
             queue = queues[machine.key]

@@ -55,22 +55,30 @@ def _families() -> QuerySet[PartFamily]:
     )
 
 
+def _published(family: PartFamily) -> list[PartRevision]:
+    """The family's published revisions, newest first, as _families() prefetched them."""
+    # The Prefetch's to_attr adds the attribute at run time; the model does not declare it.
+    revisions: list[PartRevision] = family.published  # type: ignore[attr-defined]
+    return revisions
+
+
 def _current(family: PartFamily) -> PartRevision:
-    if not family.published:  # type: ignore[attr-defined]
+    published = _published(family)
+    if not published:
         raise DomainError(f"'{family.name}' has no published revision yet")
-    return family.published[0]  # type: ignore[attr-defined]
+    return published[0]
 
 
 # --- serializers ----------------------------------------------------------------------------
 
 
-class MaterialSerializer(serializers.ModelSerializer):
+class MaterialSerializer(serializers.ModelSerializer[Material]):
     class Meta:
         model = Material
         fields = ["slug", "name"]
 
 
-class RevisionSerializer(serializers.ModelSerializer):
+class RevisionSerializer(serializers.ModelSerializer[PartRevision]):
     materials = MaterialSerializer(many=True, read_only=True)
 
     class Meta:
@@ -90,7 +98,7 @@ class RevisionSerializer(serializers.ModelSerializer):
         ]
 
 
-class PartSerializer(serializers.ModelSerializer):
+class PartSerializer(serializers.ModelSerializer[PartFamily]):
     tags = serializers.ListField(child=serializers.CharField(), source="tag_list")
     revision = serializers.SerializerMethodField(help_text="the current published revision")
     url = serializers.SerializerMethodField()
@@ -101,25 +109,25 @@ class PartSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(RevisionSerializer(allow_null=True))
     def get_revision(self, family: PartFamily) -> dict[str, Any] | None:
-        published = family.published  # type: ignore[attr-defined]
+        published = _published(family)
         return RevisionSerializer(published[0]).data if published else None
 
     def get_url(self, family: PartFamily) -> str:
         return reverse("api:part-detail", args=[family.slug])
 
 
-class ParametersInputSerializer(serializers.Serializer):
+class ParametersInputSerializer(serializers.Serializer[Any]):  # input only: no instance
     parameters = serializers.DictField(
         child=serializers.JSONField(), allow_empty=True, help_text="name: value, e.g. bore_d: 25"
     )
 
 
-class ValidatedSerializer(serializers.Serializer):
+class ValidatedSerializer(serializers.Serializer[Any]):  # describes the response only
     parameters = serializers.DictField(help_text="canonical values: sorted, numbers normalised")
     parameters_hash = serializers.CharField()
 
 
-class PreviewSerializer(serializers.ModelSerializer):
+class PreviewSerializer(serializers.ModelSerializer[PartPreview]):
     id = serializers.CharField(source="key")
     part = serializers.CharField(source="revision.family.slug")
     revision = serializers.IntegerField(source="revision.number")
@@ -169,7 +177,7 @@ class PreviewSerializer(serializers.ModelSerializer):
 # (docs/validation.md, "The stored report"): declared here so the OpenAPI schema shows it.
 
 
-class DfmCheckSerializer(serializers.Serializer):
+class DfmCheckSerializer(serializers.Serializer[Any]):  # describes the response only
     name = serializers.CharField(help_text="e.g. min_wall, overhang, build_volume")
     status = serializers.ChoiceField(choices=["pass", "warn", "fail"])
     value = serializers.CharField(help_text="what was measured, with its unit")
@@ -178,8 +186,10 @@ class DfmCheckSerializer(serializers.Serializer):
     machine = serializers.CharField(help_text="the machine it was measured for; empty: any")
 
 
-class OrientationSerializer(serializers.Serializer):
-    label = serializers.CharField()
+class OrientationSerializer(serializers.Serializer[Any]):  # describes the response only
+    # DRF's metaclass takes declared fields off the class, so this does not replace Field.label;
+    # the stubs see only the class attribute.
+    label = serializers.CharField()  # type: ignore[assignment]
     down = serializers.ListField(child=serializers.FloatField(), help_text="faces the bed")
     matrix = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField()),
@@ -195,14 +205,14 @@ class OrientationSerializer(serializers.Serializer):
     cost = serializers.FloatField()
 
 
-class MachineReportSerializer(serializers.Serializer):
+class MachineReportSerializer(serializers.Serializer[Any]):  # describes the response only
     key = serializers.CharField(help_text="the machine's slug")
     process = serializers.CharField()
     status = serializers.ChoiceField(choices=["pass", "warn", "fail"])
     checks = DfmCheckSerializer(many=True)
 
 
-class DfmReportSerializer(serializers.Serializer):
+class DfmReportSerializer(serializers.Serializer[Any]):  # describes the response only
     status = serializers.ChoiceField(
         choices=["pass", "warn", "fail"], help_text="fail: no machine can make it"
     )
@@ -223,7 +233,7 @@ class DfmReportSerializer(serializers.Serializer):
     machines = MachineReportSerializer(many=True)
 
 
-class PreviewDfmSerializer(serializers.ModelSerializer):
+class PreviewDfmSerializer(serializers.ModelSerializer[PreviewDfm]):
     preview = serializers.CharField(source="preview.key")
     material = serializers.CharField(source="material.slug")
     status = serializers.ChoiceField(
@@ -237,9 +247,10 @@ class PreviewDfmSerializer(serializers.ModelSerializer):
         fields = ["preview", "material", "status", "message", "report", "finished_at"]
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):  # describes the response only
     message = serializers.CharField()
-    errors = serializers.DictField(
+    # Declared fields are taken off the class (as for `label` above): Serializer.errors stays.
+    errors = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()), required=False
     )
 
@@ -290,7 +301,9 @@ def _invalid(error: ParametersInvalid) -> Response:
 # --- views ----------------------------------------------------------------------------------
 
 
-class PartFilter(django_filters.FilterSet):
+# django-filter ships no type information (ignore_missing_imports in pyproject.toml), so
+# FilterSet is Any to mypy and --strict refuses to subclass it.
+class PartFilter(django_filters.FilterSet):  # type: ignore[misc]
     q = django_filters.CharFilter(
         method="search", help_text="words in the name, description, category or tags"
     )
@@ -304,7 +317,7 @@ class PartFilter(django_filters.FilterSet):
         model = PartFamily
         fields = ["q", "category", "process", "material"]
 
-    def search(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+    def search(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet[PartFamily]:
         for word in value.split()[:10]:
             families = families.filter(
                 Q(name__icontains=word)
@@ -314,18 +327,22 @@ class PartFilter(django_filters.FilterSet):
             )
         return families
 
-    def by_process(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+    def by_process(
+        self, families: QuerySet[PartFamily], name: str, value: str
+    ) -> QuerySet[PartFamily]:
         return families.filter(
             revisions__published_at__isnull=False, revisions__process=value
         ).distinct()
 
-    def by_material(self, families: QuerySet[PartFamily], name: str, value: str) -> QuerySet:
+    def by_material(
+        self, families: QuerySet[PartFamily], name: str, value: str
+    ) -> QuerySet[PartFamily]:
         return families.filter(
             revisions__published_at__isnull=False, revisions__materials__slug=value
         ).distinct()
 
 
-class PartsApi(ListAPIView):
+class PartsApi(ListAPIView[PartFamily]):
     """Search the catalog (paginated): ?q=words&category=&process=&material=."""
 
     serializer_class = PartSerializer
@@ -406,7 +423,7 @@ class PreviewDetailApi(APIView):
         return Response(PreviewSerializer(_preview(key)).data)
 
 
-class DfmQuerySerializer(serializers.Serializer):
+class DfmQuerySerializer(serializers.Serializer[Any]):  # input only: no instance
     material = serializers.SlugField(help_text="the material's slug, one the part is offered in")
 
 

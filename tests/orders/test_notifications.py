@@ -125,7 +125,7 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(
     receiver.answers = [500, 503]
     with patch("orders.tasks.deliver_webhook.apply_async") as requeued:
         deliver_webhook(delivery.pk)  # the task body: 500, retried in 10 s
-        assert requeued.call_args.kwargs == {"args": [delivery.pk], "countdown": 10}
+        assert requeued.call_args.kwargs == {"args": (delivery.pk,), "countdown": 10}
         deliver_webhook(delivery.pk)  # 503, retried in 20 s
         assert requeued.call_args.kwargs["countdown"] == 20
         deliver_webhook(delivery.pk)  # 200: done, nothing more queued

@@ -174,7 +174,7 @@ def test_a_routed_job_is_queued_for_dispatch_after_the_pipeline_step(user):
     job = put(make_ready_job(user=user), status=Status.ROUTED, machine=machine)
     with patch("production.tasks.dispatch_machine.apply_async") as dispatch:
         assert machines.dispatch_enqueue(job_id=job.pk)
-    dispatch.assert_called_once_with(args=[machine.pk], queue="routing")
+    dispatch.assert_called_once_with(args=(machine.pk,), queue="routing")
     json.dumps(dispatch.call_args.kwargs["args"])
 
 
