@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -194,7 +195,7 @@ def preview_build(*, preview_id: int) -> str:
     return PartPreview.Status.READY
 
 
-def _saved(field_file: Any, name: str, content: bytes) -> str:
+def _saved(field_file: FieldFile, name: str, content: bytes) -> str:
     """Store the bytes under a fresh name and return it (the row is updated separately)."""
     return field_file.storage.save(
         field_file.field.generate_filename(None, name), ContentFile(content)
@@ -224,6 +225,33 @@ def dfm_machines_key(machines: list[Any]) -> str:
     }
     payload = json.dumps(["dfm", facts, limits], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def dfm_refusal(report: dict[str, Any]) -> str | None:
+    """Why a DFM report says the part cannot be made (its first failed check), or None when
+    a machine can make it."""
+    if report["status"] != "fail" and report.get("capable"):
+        return None
+    failure = next((c for c in report["checks"] if c["status"] == "fail"), None)
+    return failure["message"] if failure else "no machine can make it"
+
+
+def known_refusal(
+    *, revision: PartRevision, parameters: dict[str, Any], material: Material
+) -> str | None:
+    """The reason a configuration cannot be made, when the part page already checked it
+    against today's machines; None when it can or was not checked (its job's own validation
+    decides then). A few queries: order intake calls it for every line."""
+    preview = PartPreview.objects.filter(
+        key=preview_key(revision=revision, parameters=parameters)
+    ).first()
+    if preview is None:
+        return None
+    key = dfm_machines_key(dfm_machines(process=revision.process, material=material))
+    dfm = PreviewDfm.objects.filter(
+        preview=preview, material=material, machines_key=key, status=PreviewDfm.Status.READY
+    ).first()
+    return dfm_refusal(dfm.report) if dfm is not None and dfm.report else None
 
 
 def preview_dfm_request(*, preview: PartPreview, material: Material, now: Any = None) -> PreviewDfm:

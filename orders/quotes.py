@@ -19,6 +19,7 @@ from django.conf import settings
 
 from catalog.models import Material, PartPreview, PartRevision, PreviewDfm
 from catalog.parameters import parse_schema
+from catalog.previews import dfm_refusal, preview_dfm_request
 from orders.quoting import MachineOffer, MaterialFacts, Quote, envelope_volume_mm3, quote_line
 from production import routing
 from production.machines import routing_facts
@@ -223,8 +224,6 @@ class LiveDfm:
 def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
     """The DFM report of a ready preview in a material, queued for a worker if there is none
     for today's machines yet (fast: a few queries; the check itself runs elsewhere)."""
-    from catalog.previews import preview_dfm_request
-
     return live_dfm_view(preview_dfm_request(preview=preview, material=material))
 
 
@@ -239,10 +238,9 @@ def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
         )
     )
     capable = [names.get(key, key) for key in report.get("capable", [])]
-    first_failure = next((c for c in report["checks"] if c["status"] == "fail"), None)
-    if report["status"] == "fail" or not capable:
-        reason = first_failure["message"] if first_failure else "no machine can make it"
-        summary = f"It cannot be made: {reason}."
+    refusal = dfm_refusal(report)
+    if refusal is not None:
+        summary = f"It cannot be made: {refusal}."
     elif report["status"] == "warn":
         summary = f"It can be made on {', '.join(capable)}; read the warnings below."
     else:

@@ -27,6 +27,7 @@ from catalog.parameters import (
     parse_schema,
     validate_parameters,
 )
+from catalog.previews import known_refusal
 from microfactory.errors import DomainError
 from orders import notifications
 from orders.models import (
@@ -284,6 +285,19 @@ def line_check(line: LineRequest) -> dict[str, Any]:
     }
 
 
+def line_makeable(checked: dict[str, Any]) -> None:
+    """Refuse a checked line whose configuration the part page already found impossible to
+    make on today's machines (its DFM report failed); unchecked ones go ahead, and their
+    job's validation decides."""
+    refusal = known_refusal(
+        revision=checked["revision"],
+        parameters=checked["parameters"],
+        material=checked["material"],
+    )
+    if refusal is not None:
+        raise OrderInvalid({"dfm": [f"this configuration cannot be made: {refusal}"]})
+
+
 def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     """Check every line against the catalog; collect all errors before refusing."""
     if not requested:
@@ -294,9 +308,12 @@ def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     resolved = []
     for index, line in enumerate(requested):
         try:
-            resolved.append(line_check(line))
+            checked = line_check(line)
+            line_makeable(checked)
         except OrderInvalid as invalid:
             errors[str(index)] = invalid.errors
+        else:
+            resolved.append(checked)
     if errors:
         raise OrderInvalid({"lines": errors})
     return resolved

@@ -12,6 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -32,6 +34,7 @@ from orders.services import (
     OrderRequest,
     job_not_started,
     line_check,
+    line_makeable,
     order_approve,
     order_cancel,
     order_place,
@@ -42,9 +45,19 @@ from production.models import Job, Site
 CART = "cart"
 
 
+def _signed_in(request: HttpRequest) -> User:
+    """The user of a @login_required page: request.user narrowed from User | AnonymousUser."""
+    user = request.user
+    if not isinstance(user, User):  # @login_required has sent anonymous visitors to log in
+        raise PermissionDenied("sign in first")
+    return user
+
+
 def _membership(request: HttpRequest) -> Membership | None:
     return (
-        Membership.objects.filter(user=request.user).select_related("organisation", "team").first()
+        Membership.objects.filter(user=_signed_in(request))
+        .select_related("organisation", "team")
+        .first()
     )
 
 
@@ -308,6 +321,7 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
     )
     try:
         checked = line_check(line)
+        line_makeable(checked)
     except OrderInvalid as invalid:
         messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
         return redirect("part", slug=slug)
@@ -367,9 +381,10 @@ def cart_page(request: HttpRequest) -> HttpResponse:
     }
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")[:200]
+        user = _signed_in(request)
         placed = (
-            Order.objects.for_user(request.user)
-            .filter(placed_by=request.user, idempotency_key=f"web-{key}")
+            Order.objects.for_user(user)
+            .filter(placed_by=user, idempotency_key=f"web-{key}")
             .first()
             if key
             else None

@@ -13,6 +13,8 @@ from catalog.previews import (
     preview_build,
     preview_dfm_check,
 )
+from orders.models import Order
+from production.models import Job
 from tests.builders import make_machine, make_material, make_part
 
 pytestmark = pytest.mark.django_db
@@ -205,3 +207,20 @@ def test_the_machine_set_key_changes_with_the_machines_and_the_limits(settings) 
     make_machine("mk4-2")
     more = dfm_machines_key(dfm_machines(process="fdm", material=pla))
     assert len({before, stricter, more}) == 3
+
+
+def test_an_order_for_a_configuration_the_page_found_unmakeable_is_refused(api) -> None:
+    too_big = {"width": 300, "height": 10, "hole_d": 5}
+    checked(api, built_preview(api, too_big))
+    line = {"part": "block", "parameters": too_big, "material": "pla", "quantity": 1}
+    refused = api.post("/api/v1/orders/", {"lines": [line]}, format="json")
+    assert refused.status_code == 400
+    (message,) = refused.json()["errors"]["lines"]["0"]["dfm"]
+    assert message.startswith("this configuration cannot be made: ")
+    assert "larger than" in message
+    assert not Order.objects.exists() and not Job.objects.exists()
+
+    # A configuration nobody checked goes ahead; its job's own validation decides.
+    line["parameters"] = {"width": 300, "height": 12, "hole_d": 5}
+    with patch("production.tasks.advance_job.apply_async"):
+        assert api.post("/api/v1/orders/", {"lines": [line]}, format="json").status_code == 201
