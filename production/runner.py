@@ -91,7 +91,9 @@ def build_limits() -> geometry.BuildLimits:
     )
 
 
-def geometry_key(*, revision_checksum: str, parameters: dict, limits: geometry.BuildLimits) -> str:
+def geometry_key(
+    *, revision_checksum: str, parameters: dict[str, Any], limits: geometry.BuildLimits
+) -> str:
     return input_key(
         "geometry",
         revision_checksum,
@@ -169,11 +171,11 @@ def _build_geometry(job: Job) -> StepResult:
     ]
     if has_step:
         outputs.insert(0, Output(Artifact.Kind.STEP, key, "part.step", built.step, meta=meta))
+    x, y, z = built.bbox_mm
     return StepResult(
         outputs=outputs,
-        message="built {:.1f} x {:.1f} x {:.1f} mm, {:.0f} mm³ ({})".format(
-            *built.bbox_mm, built.volume_mm3, built.sandbox
-        ),
+        message=f"built {x:.1f} x {y:.1f} x {z:.1f} mm, {built.volume_mm3:.0f} mm³ "
+        f"({built.sandbox})",
     )
 
 
