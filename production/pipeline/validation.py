@@ -236,7 +236,8 @@ def _machine_report(
     x, y, z = (round(float(v), 3) for v in mesh.extents)
     extents = (x, y, z)
     printers = [m for m in machines if m.process == FDM]
-    orientation, candidates, thickness = None, (), None
+    orientation, thickness = None, None
+    candidates: tuple[Orientation, ...] = ()
     if printers:
         budget.check("choosing an orientation")
         candidates = candidate_orientations(

@@ -36,7 +36,8 @@ class Edges:
             (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
             shape=(face_count, face_count),
         )
-        return connected_components(graph, directed=False)[1]
+        shells: np.ndarray = connected_components(graph, directed=False)[1]
+        return shells
 
 
 def edges_of(faces: np.ndarray, vertex_count: int) -> Edges:

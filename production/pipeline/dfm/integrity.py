@@ -157,7 +157,8 @@ def _signed_volumes(triangles: np.ndarray, apex: np.ndarray) -> np.ndarray:
     closed shell they add up to its volume wherever the apex is; one near the part keeps the
     sum accurate for parts modelled far from the origin."""
     u = triangles - apex
-    return np.einsum("ij,ij->i", u[:, 0], cross(u[:, 1], u[:, 2])) / 6
+    volumes: np.ndarray = np.einsum("ij,ij->i", u[:, 0], cross(u[:, 1], u[:, 2])) / 6
+    return volumes
 
 
 def _mass(
@@ -339,7 +340,8 @@ def _faces_to_turn(edges: Edges, face_count: int) -> np.ndarray | None:
     turn = reach[:face_count] != reach[root[shells]]
     size = np.bincount(shells)
     turned = np.bincount(shells, weights=turn)
-    return turn ^ (2 * turned > size)[shells]
+    flipped: np.ndarray = turn ^ (2 * turned > size)[shells]
+    return flipped
 
 
 def _close_small_holes(

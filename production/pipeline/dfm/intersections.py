@@ -12,6 +12,8 @@ by side) rather than one R-tree query per face, which costs seconds at 100k face
 faces too big for the grid are looked up in the R-tree.
 """
 
+from typing import Any
+
 import numpy as np
 
 from . import rays
@@ -55,7 +57,8 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     low_cell = np.floor((lows - origin) / cell_mm).astype(np.int64)
     spans = np.floor((highs - origin) / cell_mm).astype(np.int64) - low_cell
     small = np.flatnonzero((spans <= _SPAN).all(axis=1))
-    counts = low_cell.max(axis=0) + 2
+    # A face's cells reach _SPAN past its lowest one: room for them, so no two cells share a key.
+    counts = low_cell.max(axis=0) + _SPAN + 1
 
     # One entry per (cell, face); `corner` says which of the face's cells it is (_OFFSETS).
     spans = spans[small]
@@ -64,9 +67,9 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         covers &= _OFFSETS[:, axis] <= spans[:, axis, None]
     face = np.broadcast_to(small[:, None], covers.shape)[covers]
     offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
-    cell = low_cell[face] + _OFFSETS[offset]
     corner = _RAISED[offset]
-    keys = (cell[:, 0] * counts[1] + cell[:, 1]) * counts[2] + cell[:, 2]
+    # A cell's key is linear in its coordinates: the face's lowest cell's key plus the offset's.
+    keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
     order = np.argsort(keys, kind="stable")
     keys, face, corner = keys[order], face[order], corner[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
@@ -77,13 +80,14 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
     # Per entry, in cell order, one array per axis and corner: the pairs below read them
     # from nearby memory, and numpy gathers from 1-D arrays fastest.
-    boxes = _boxes32(lows, highs)[face]
-    bounds = [np.ascontiguousarray(boxes[:, i]) for i in range(6)]
+    boxes = _boxes32(lows, highs)
+    bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in range(6)]
     vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
     found_a, found_b = [], []
     ends = np.cumsum(later)
     total = int(ends[-1]) if len(ends) else 0
-    index = np.int32 if len(keys) + total < 2**31 else np.int64  # halves the memory read
+    # int32 where it fits halves the memory read.
+    index: type[np.signedinteger[Any]] = np.int32 if len(keys) + total < 2**31 else np.int64
     start = 0
     while start < len(keys):
         stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
@@ -98,11 +102,10 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         # one of the two is in its own lowest cell.
         once = (corner[first] & corner[second]) == 0
         first, second = first[once], second[once]
-        overlap = np.ones(len(first), dtype=bool)
-        for axis in range(3):
+        for axis in range(3):  # dropping the pairs apart along each axis before the next
             low, high = bounds[axis], bounds[axis + 3]
-            overlap &= (low[first] <= high[second]) & (low[second] <= high[first])
-        first, second = first[overlap], second[overlap]
+            overlap = (low[first] <= high[second]) & (low[second] <= high[first])
+            first, second = first[overlap], second[overlap]
         apart = ~_share_vertex(
             [column[first] for column in vertices], [column[second] for column in vertices]
         )
@@ -122,6 +125,12 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     a = np.concatenate(found_a) if found_a else np.zeros(0, dtype=np.int64)
     b = np.concatenate(found_b) if found_b else np.zeros(0, dtype=np.int64)
     return np.minimum(a, b), np.maximum(a, b)
+
+
+def _keys(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """One int64 per (x, y, z) cell, for sorting."""
+    keys: np.ndarray = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
+    return keys
 
 
 def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarray:
@@ -154,17 +163,20 @@ def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarra
     low1, high1 = _span(first, to_second, line)
     low2, high2 = _span(second, to_first, line)
     overlap = np.minimum(high1, high2) - np.maximum(low1, low2)
-    return straddle & (overlap > tolerance)
+    crossing: np.ndarray = straddle & (overlap > tolerance)
+    return crossing
 
 
 def _unit_normals(triangles: np.ndarray) -> np.ndarray:
     normals = cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    unit: np.ndarray = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
+    return unit
 
 
 def _straddles(distance: np.ndarray, tolerance: float) -> np.ndarray:
-    return (distance.max(axis=1) > tolerance) & (distance.min(axis=1) < -tolerance)
+    straddles: np.ndarray = (distance.max(axis=1) > tolerance) & (distance.min(axis=1) < -tolerance)
+    return straddles
 
 
 def _span(

@@ -173,8 +173,8 @@ def _loadtxt_reason(error: ValueError) -> str:
         where = "normal" if column <= 3 else f"vertex {(column - 4) // 3 + 1}"
         return f"'{word[:40]}' in facet {row + 1} ({where}) is not a number"
     if "number of columns" in message:
-        row = re.search(r"row (\d+)", message)
-        facet = row.group(1) if row else "?"  # numpy counts these rows from 1
+        counted = re.search(r"row (\d+)", message)
+        facet = counted.group(1) if counted else "?"  # numpy counts these rows from 1
         return f"facet {facet} does not have 3 vertices of 3 numbers"
     return message[:200]
 
