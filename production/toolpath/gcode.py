@@ -176,11 +176,18 @@ class _Writer:
         self.hopped = False  # the layer change moves Z anyway
         self.z_to(layer.z_mm)
         speed = p.first_layer_speed_mm_s if index == 0 else p.print_speed_mm_s
+        width = ""
         for path in layer.paths:
             if path.kind != self.kind:
                 self.lines.append(f";TYPE:{path.kind}")
-                self.lines.append(f";WIDTH:{p.line_width_mm:g}")
                 self.kind = path.kind
+                width = ""
+            # G-code viewers draw lines as wide as the last `;WIDTH:` says: gap fill and
+            # perimeters widened over a sliver have their own.
+            path_width = f"{round(path.width_mm or p.line_width_mm, 3):g}"
+            if path_width != width:
+                self.lines.append(f";WIDTH:{path_width}")
+                width = path_width
             self.extrude(
                 path.points,
                 speed=speed,

@@ -23,6 +23,10 @@ SOLID_MARGIN_MM = 3.0  # PrusaSlicer's EXTERNAL_INFILL_MARGIN, the same anchorin
 SPARSE_LINK = 2.0  # of the sparse line spacing: longest link joining two infill lines
 LINK_TOLERANCE_MM = 0.05  # a link along the infill area's edge may graze it by this much
 GAP_MIN_WIDTH = 0.25  # of a line width: thinner gaps are left empty
+# Of a line width: a ring-shaped sliver left inside the innermost perimeters that is thinner
+# than this gets no loop of its own; the perimeters on either side widen into it instead, as
+# PrusaSlicer's Arachne does. The same material, without a third, slow, thin loop.
+SLIVER_MAX_WIDTH = 0.5
 GAP_EDGE_MM = 0.005
 
 
@@ -162,6 +166,7 @@ def _island_paths(
     spacing = profile.spacing_mm(height)
     paths: list[Path] = []
     gaps: list[BaseGeometry] = []
+    innermost: list[int] = []  # where the innermost perimeter's loops are in `paths`
     # `room` is what the next loop may use; its centre line runs half a line inside it.
     room: BaseGeometry = island
     loops_done = 0
@@ -185,10 +190,12 @@ def _island_paths(
         if not rings:
             break  # the island is too thin for more loops
         loops_done += 1
+        innermost = []
         kind = Kind.EXTERNAL_PERIMETER if level == 0 else Kind.PERIMETER
         while rings:
             here = Point(position)
             ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
+            innermost.append(len(paths))
             paths.append(_loop(kind, ring, position))
             position = paths[-1].points[-1]
         room = centre.buffer(-(spacing - width / 2), join_style="mitre")
@@ -214,6 +221,7 @@ def _island_paths(
         thin = [p for p in polygons_of(area) if 2 * p.area / p.length < width + 2 * overlap]
         if thin:
             narrowed = shapely.union_all(thin).buffer(-overlap, join_style="mitre")
+            narrowed = _widen_into_slivers(narrowed, paths, innermost, width)
             paths += _gap_fill(
                 narrowed, profile, height, paths[-1].points[-1] if paths else position
             )
@@ -330,6 +338,36 @@ def _gap_fill(
             paths.append(Path(Kind.GAP_FILL, points, line_width))
             position = points[-1]
     return paths
+
+
+def _widen_into_slivers(
+    gaps: BaseGeometry, paths: list[Path], innermost: list[int], width: float
+) -> BaseGeometry:
+    """Widen the innermost perimeter loops (`paths[i]` for i in `innermost`, replaced in place)
+    over every ring-shaped gap thinner than SLIVER_MAX_WIDTH of a line that runs between them;
+    return the gaps still to fill.
+
+    The loops along a sliver share its area: each gets `area / their total length` wider and
+    moves half that towards the sliver, so its outer edge stays where it was and its inner
+    edge closes the sliver from its side.
+    """
+    rest = []
+    for gap in polygons_of(gaps):
+        thickness = 2 * gap.area / gap.length if gap.length > 0 else 0.0
+        beside = [i for i in innermost if gap.distance(LineString(paths[i].points)) < width]
+        if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width or not beside:
+            rest.append(gap)
+            continue
+        lines = {i: LinearRing(paths[i].points[:-1]) for i in beside}
+        extra = gap.area / sum(line.length for line in lines.values())
+        for i, line in lines.items():
+            path = paths[i]
+            shifted = [line.offset_curve(side * extra / 2, join_style="mitre") for side in (1, -1)]
+            towards = min(shifted, key=gap.distance)  # the side the sliver is on
+            ring = LinearRing(towards.coords) if isinstance(towards, LineString) else line
+            old_width = width if path.width_mm is None else path.width_mm
+            paths[i] = _loop(path.kind, ring, path.points[0], old_width + extra)
+    return shapely.union_all(rest) if rest else MultiPolygon()
 
 
 def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseGeometry:

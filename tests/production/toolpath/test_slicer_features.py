@@ -17,6 +17,7 @@ from tests.production.toolpath.gcode_reader import (
     extrusions,
     make_profile,
     stl_of,
+    tube_stl,
     two_boxes_stl,
 )
 
@@ -219,6 +220,36 @@ def test_a_wall_narrower_than_one_line_is_one_line_as_wide_as_the_wall() -> None
     moves = [m for m in extrusions(toolpath.gcode) if m.layer == 5]
     assert {m.kind for m in moves} == {"Gap fill"}
     assert layer_volume(toolpath, 5) / (30 * 0.3 * 0.2) == pytest.approx(1, abs=0.05)
+
+
+def test_a_sliver_inside_the_perimeters_widens_them_instead_of_getting_a_loop() -> None:
+    # Two loops from each side take 4 spacings of the wall and leave a 0.19 mm sliver, under
+    # half a line: no loop of its own, the inner loop on either side widens into it.
+    outer = 10.0
+    inner = outer - (4 * spacing(0.2) + 0.19)
+    stl = tube_stl(inner, outer, 2)
+    toolpath = planned(stl, make_profile())
+    moves = [m for m in extrusions(toolpath.gcode) if m.layer == 5]
+    assert {m.kind for m in moves} == {"External perimeter", "Perimeter"}
+    # Four loops and nothing else: the drawn length is theirs (trimesh's 32-gon tube, loops at
+    # half a line and half a line + one spacing in from either side; the two widened loops
+    # move towards each other by the same amount, so their total length stays). A gap-fill
+    # loop down the sliver would add 25 %.
+    sides = 32
+    perimeter_of = 2 * sides * math.sin(math.pi / sides)  # per mm of circumradius
+    apothem = math.cos(math.pi / sides)
+    loops = [
+        outer - (WIDTH / 2) / apothem,
+        outer - (WIDTH / 2 + spacing(0.2)) / apothem,
+        inner + (WIDTH / 2) / apothem,
+        inner + (WIDTH / 2 + spacing(0.2)) / apothem,
+    ]
+    drawn = sum(math.hypot(m.x1 - m.x0, m.y1 - m.y0) for m in moves)
+    assert drawn == pytest.approx(perimeter_of * sum(loops), rel=0.01)
+    # The widened loops carry the sliver's material: the layer is full (measured 0.976, the
+    # same as with the gap-fill loop).
+    wall = trimesh.load_mesh(trimesh.util.wrap_as_stream(stl), file_type="stl").volume / 2
+    assert layer_volume(toolpath, 5) / (wall * 0.2) == pytest.approx(1, abs=0.03)
 
 
 def test_profile_settings_cannot_be_negative() -> None:
