@@ -352,16 +352,15 @@ def was_repaired(report: dict[str, Any]) -> bool:
 def mesh_to_slice(built: Artifact, report: dict[str, Any]) -> tuple[SliceMesh, Output | None]:
     """The built STL, or the mesh as validation repaired it with the Output that stores it
     (found again, content-addressed, on a second run)."""
-    stl = built.file.read()
     if not was_repaired(report):
-        return SliceMesh(stl, built.sha256), None
+        return SliceMesh(built.file.read(), built.sha256), None
     limits = validation_limits()
     key = input_key("repaired-stl", built.sha256, limits.max_hole_perimeter_mm)
     existing = Artifact.objects.filter(kind=Artifact.Kind.REPAIRED, input_key=key).first()
     if existing is not None:
         found = SliceMesh(existing.file.read(), existing.sha256)
         return found, Output(Artifact.Kind.REPAIRED, key, existing.file.name, existing=existing)
-    repaired = repaired_stl(stl, limits=limits)
+    repaired = repaired_stl(built.file.read(), limits=limits)
     meta = {
         "repaired_from": built.sha256,
         "repairs": sorted(
