@@ -283,3 +283,24 @@ class MachineTelemetry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine} {self.state} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MachineEvent(models.Model):
+    """One change of a machine's state (production.lifecycle writes them, nothing else)."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="events")
+    from_state = models.CharField(max_length=12, choices=Machine.State.choices)
+    to_state = models.CharField(max_length=12, choices=Machine.State.choices)
+    actor = models.CharField(max_length=150, help_text="user, worker host or 'system'")
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [
+            # The dashboard's read: one machine's state history (utilisation, downtime).
+            models.Index(fields=["machine", "at"], name="machine_event_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.machine}: {self.from_state} -> {self.to_state}"

@@ -27,8 +27,9 @@ from catalog import geometry
 from catalog.parameters import parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions, qc_lines
 from microfactory.errors import Rejected
-from production import machines, routing
-from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
+from production import lifecycle, machines, routing
+from production.lifecycle import By
+from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline import traveler as travelers
 from production.pipeline.dfm.checks import Budget, Refused
 from production.pipeline.dfm.integrity import make_solid
@@ -690,28 +691,28 @@ def _finish(
     """Claim the transition and keep the step's outputs; False if another run got there first."""
     finished_at = timezone.now()
     fields = dict(result.fields) if result else {}
+    by = By.ROUTER if step.name == "routing" else By.PIPELINE
     with transaction.atomic():
-        claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
-            status=to, reason=reason[:2000], status_changed_at=finished_at, **fields
+        moved = lifecycle.job_move(
+            job,
+            to=to,
+            by=by,
+            step=step.name,
+            actor=actor,
+            now=finished_at,
+            message=reason or (result.message if result else ""),
+            started_at=started_at,
+            duration_ms=round((time.monotonic() - clock) * 1000),
+            reason=reason[:2000],
+            **fields,
         )
-        if not claimed:
+        if not moved:
             return False  # another worker finished this step first; drop our result
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
             )
-        JobEvent.objects.create(
-            job=job,
-            step=step.name,
-            from_status=job.status,
-            to_status=to,
-            actor=actor[:150],
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_ms=round((time.monotonic() - clock) * 1000),
-            message=reason or (result.message if result else ""),
-        )
     return True
 
 

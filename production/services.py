@@ -11,7 +11,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from orders.models import Order
-from production.models import Job, JobEvent
+from production import lifecycle
+from production.lifecycle import By
+from production.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +33,14 @@ def jobs_create_for_order(*, order: Order, actor: str) -> list[Job]:
     now = timezone.now()
     jobs = []
     for line in order.lines.all():
-        job = Job.objects.create(line=line, quantity=line.quantity, status_changed_at=now)
-        JobEvent.objects.create(
-            job=job,
+        job = lifecycle.job_create(
+            by=By.CUSTOMER,
             step="order",
-            from_status="",
-            to_status=Job.Status.QUEUED,
             actor=actor,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0,
+            now=now,
             message=f"{line.quantity} x {line.revision.label} for {order.number}",
+            line=line,
+            quantity=line.quantity,
         )
         transaction.on_commit(partial(job_enqueue, job_id=job.pk))
         jobs.append(job)
@@ -72,20 +71,16 @@ def job_fail(*, job_id: int, reason: str, actor: str) -> bool:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.is_finished:
             return False
-        JobEvent.objects.create(
-            job=job,
+        return lifecycle.job_move(
+            job,
+            to=Job.Status.FAILED,
+            by=By.SYSTEM,
             step="failure",
-            from_status=job.status,
-            to_status=Job.Status.FAILED,
             actor=actor,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0,
-            message=reason[:2000],
+            now=now,
+            message=reason,
+            reason=reason[:2000],
         )
-        job.status, job.reason, job.status_changed_at = Job.Status.FAILED, reason[:2000], now
-        job.save(update_fields=["status", "reason", "status_changed_at"])
-    return True
 
 
 def jobs_reconcile(*, now: datetime) -> list[int]:

@@ -1,0 +1,253 @@
+"""The one owner of Job.status, JobEvent, Machine.state and MachineEvent.
+
+Every move of a job and every change of a machine's state goes through `job_move`,
+`job_create` or `machine_move`: nothing else in the project writes those fields or those
+rows (tests/production/test_lifecycle.py greps for it).
+
+A move is a conditional UPDATE (`... WHERE status = <the status the caller saw>`) and its
+event, in one transaction: two workers racing for the same move make it once; the loser gets
+False and changes nothing. A move the table below does not allow, or allows to someone else,
+raises `DomainError` (a bug in the caller, or a refusal an interface turns into a 4xx).
+
+Who moves a job (`By`):
+- PIPELINE  the worker running the steps (build, validate, toolpath, traveler)
+- ROUTER    the routing step and the batch router
+- MACHINE   a networked machine (telemetry, our poller) and the dispatcher
+- OPERATOR  a person at the station (start, pause, finish, QC, scrap, resume, withdraw)
+- CUSTOMER  the ordering side: a placed order creates jobs, a cancelled one cancels them
+- SYSTEM    the failure handler, the reconciler and the sweeper (a machine gone silent)
+"""
+
+import enum
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from microfactory.errors import DomainError
+from production.models import Job, JobEvent, Machine, MachineEvent
+
+logger = logging.getLogger(__name__)
+
+Status = Job.Status
+State = Machine.State
+
+
+class By(enum.StrEnum):
+    PIPELINE = "pipeline"
+    ROUTER = "router"
+    MACHINE = "machine"
+    OPERATOR = "operator"
+    CUSTOMER = "customer"
+    SYSTEM = "system"
+
+
+# The pipeline's own statuses, in order: the worker runs one step from each.
+PIPELINE = (
+    Status.QUEUED,
+    Status.GEOMETRY_BUILT,
+    Status.VALIDATED,
+    Status.TOOLPATH_READY,
+    Status.TRAVELER_READY,
+)
+NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
+CREATED = ""  # the from-status of a job's first event
+
+
+def _moves() -> dict[tuple[str, str], frozenset[By]]:
+    table: dict[tuple[str, str], set[By]] = {}
+
+    def allow(sources: tuple[str, ...] | str, to: str, *who: By) -> None:
+        for source in (sources,) if isinstance(sources, str) else sources:
+            table.setdefault((source, to), set()).update(who)
+
+    # A job is born queued (an order line, a scrapped job's remake) or, remaking a job that
+    # failed on its machine, with that job's geometry and G-code: from the traveler step.
+    allow(CREATED, Status.QUEUED, By.CUSTOMER, By.OPERATOR)
+    allow(CREATED, Status.TOOLPATH_READY, By.SYSTEM, By.MACHINE, By.OPERATOR)
+    # The pipeline, one step at a time; an unmakeable part is rejected, a crash fails it.
+    for before, after in zip(PIPELINE, PIPELINE[1:], strict=False):
+        allow(before, after, By.PIPELINE)
+    allow(PIPELINE, Status.REJECTED, By.PIPELINE, By.ROUTER)
+    allow(PIPELINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
+    allow(Status.TRAVELER_READY, Status.ROUTED, By.ROUTER)
+    # At the machine.
+    allow(Status.ROUTED, Status.DISPATCHED, By.MACHINE)
+    allow(Status.ROUTED, Status.FAILED, By.MACHINE)  # nothing to send: never loop on it
+    allow(Status.DISPATCHED, Status.ROUTED, By.MACHINE)  # upload failed, or never started: resend
+    allow(NOT_STARTED, Status.TRAVELER_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
+    allow(NOT_STARTED, Status.RUNNING, By.OPERATOR, By.MACHINE)
+    allow(Status.RUNNING, Status.PAUSED, By.OPERATOR, By.MACHINE)
+    allow(Status.PAUSED, Status.RUNNING, By.OPERATOR, By.MACHINE)
+    allow(Status.RUNNING, Status.AWAITING_QC, By.OPERATOR, By.MACHINE)
+    # A machine that dies (or cancels) mid-run fails the job; a replacement remakes it.
+    allow((Status.DISPATCHED, Status.RUNNING, Status.PAUSED), Status.FAILED, By.MACHINE, By.SYSTEM)
+    allow((Status.DISPATCHED, Status.RUNNING, Status.PAUSED), Status.FAILED, By.OPERATOR)
+    # QC at the station; a paused print that went wrong is scrapped whole.
+    allow(Status.AWAITING_QC, Status.DONE, By.OPERATOR)
+    allow((Status.AWAITING_QC, Status.PAUSED), Status.SCRAPPED, By.OPERATOR)
+    # The part of a job failed on a dying machine turned out fine (job_resume).
+    allow(Status.FAILED, Status.AWAITING_QC, By.OPERATOR)
+    # Not started yet: the customer cancels, or an operator withdraws a replacement.
+    allow((*PIPELINE, *NOT_STARTED), Status.CANCELLED, By.CUSTOMER, By.OPERATOR)
+    return {move: frozenset(who) for move, who in table.items()}
+
+
+# (from status, to status) -> who may make the move. A move not in the table is refused.
+TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
+# Jobs in these statuses are waiting for the worker's next step.
+RUNS_A_STEP = frozenset(PIPELINE)
+# Job.measurements changes at QC without a move: the event is recorded all the same.
+SAME_STATUS_STEPS = frozenset({"measure"})
+
+
+def may_move(source: str, to: str, by: By) -> bool:
+    return by in TRANSITIONS.get((source, to), frozenset())
+
+
+def _check(source: str, to: str, by: By, *, what: str) -> None:
+    if not may_move(source, to, by):
+        raise DomainError(f"{what} cannot go from {source or 'nothing'} to {to} (by {by})")
+
+
+def job_move(
+    job: Job,
+    *,
+    to: str,
+    by: By,
+    step: str,
+    actor: str,
+    now: datetime,
+    message: str = "",
+    started_at: datetime | None = None,
+    duration_ms: int = 0,
+    **fields: Any,
+) -> bool:
+    """Move the job from the status it has in memory to `to`, with its event; False (and
+    nothing written) if the job moved meanwhile. Refused by the table: DomainError.
+
+    Extra keyword arguments are other Job fields written in the same UPDATE. On success the
+    instance is updated too. A second call with the same stale instance returns False.
+    """
+    source = job.status
+    _check(source, to, by, what=job.number)
+    with transaction.atomic():
+        claimed = Job.objects.filter(pk=job.pk, status=source).update(
+            status=to, status_changed_at=now, **fields
+        )
+        if not claimed:
+            return False
+        _event(
+            job,
+            step=step,
+            source=source,
+            to=to,
+            actor=actor,
+            now=now,
+            message=message,
+            started_at=started_at,
+            duration_ms=duration_ms,
+        )
+    job.status, job.status_changed_at = to, now
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return True
+
+
+def job_record(job: Job, *, step: str, actor: str, now: datetime, message: str) -> None:
+    """An event that moves nothing (a measurement at QC): the job's status stays."""
+    if step not in SAME_STATUS_STEPS:
+        raise DomainError(f"{step} is not an event without a move")
+    _event(job, step=step, source=job.status, to=job.status, actor=actor, now=now, message=message)
+
+
+def job_create(
+    *,
+    by: By,
+    step: str,
+    actor: str,
+    now: datetime,
+    message: str,
+    status: str = Status.QUEUED,
+    **fields: Any,
+) -> Job:
+    """A new job (line, quantity and whatever else in `fields`) in `status`, with its first
+    event. Call inside a transaction; enqueueing it is the caller's on-commit hook."""
+    _check(CREATED, status, by, what="a new job")
+    with transaction.atomic():
+        job = Job.objects.create(status=status, status_changed_at=now, **fields)
+        _event(job, step=step, source=CREATED, to=status, actor=actor, now=now, message=message)
+    return job
+
+
+def _event(
+    job: Job,
+    *,
+    step: str,
+    source: str,
+    to: str,
+    actor: str,
+    now: datetime,
+    message: str,
+    started_at: datetime | None = None,
+    duration_ms: int = 0,
+) -> JobEvent:
+    return JobEvent.objects.create(
+        job=job,
+        step=step,
+        from_status=source,
+        to_status=to,
+        actor=actor[:150],
+        started_at=started_at or now,
+        finished_at=now,
+        duration_ms=max(0, duration_ms),
+        message=message[:2000],
+    )
+
+
+# --- machines -------------------------------------------------------------------------------
+
+
+def machine_move(
+    machine: Machine,
+    *,
+    to: str,
+    actor: str,
+    now: datetime,
+    reason: str = "",
+    **fields: Any,
+) -> bool:
+    """Change the machine's state from the one it has in memory, with its MachineEvent;
+    True if it changed. Extra keyword arguments are other Machine fields (current job,
+    progress, error text), written in the same UPDATE; when the machine is already `to` they
+    are written without an event. False, and nothing written, if the state changed meanwhile.
+    """
+    if to not in State.values:
+        raise DomainError(f"unknown machine state {to!r}")
+    source = machine.state
+    if source == to:
+        if fields:
+            Machine.objects.filter(pk=machine.pk).update(**fields)
+            for name, value in fields.items():
+                setattr(machine, name, value)
+        return False
+    with transaction.atomic():
+        claimed = Machine.objects.filter(pk=machine.pk, state=source).update(
+            state=to, state_changed_at=now, **fields
+        )
+        if not claimed:
+            return False
+        MachineEvent.objects.create(
+            machine=machine,
+            from_state=source,
+            to_state=to,
+            actor=actor[:150],
+            at=now,
+            reason=reason[:2000],
+        )
+    machine.state, machine.state_changed_at = to, now
+    for name, value in fields.items():
+        setattr(machine, name, value)
+    logger.info("%s: %s -> %s (%s)", machine.name, source, to, reason or actor)
+    return True
