@@ -43,37 +43,12 @@ from orders.models import (
 )
 from orders.quotes import line_facts, line_quote
 from production.models import Job, JobEvent, Site
-from production.services import jobs_create_for_order
-
-logger = logging.getLogger(__name__)
-
-# Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
-JOB_NOT_STARTED = frozenset(
-    {
-        Job.Status.QUEUED,
-        Job.Status.GEOMETRY_BUILT,
-        Job.Status.VALIDATED,
-        Job.Status.TOOLPATH_READY,
-        Job.Status.TRAVELER_READY,
-        Job.Status.ROUTED,
-    }
+from production.services import (
+    jobs_cancel_for_order,
+    jobs_create_for_order,
 )
 
-
-# Jobs that ended without making anything: they never stand in the way of a cancellation.
-JOB_ENDED_EMPTY = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.CANCELLED})
-
-
-def job_not_started(job: Job) -> bool:
-    """No machine has begun the job: still in the pipeline, routed, or on a manual
-    machine's list (a networked printer may start a dispatched job at any moment)."""
-    if job.status in JOB_NOT_STARTED:
-        return True
-    return (
-        job.status == Job.Status.DISPATCHED
-        and job.machine is not None
-        and job.machine.connector == job.machine.Connector.MANUAL
-    )
+logger = logging.getLogger(__name__)
 
 
 class OrderInvalid(DomainError):
@@ -489,44 +464,14 @@ def order_cancel(
                 f"order {order.number} is {order.get_status_display()}; "
                 "it can no longer be cancelled"
             )
-        jobs = list(
-            Job.objects.select_for_update(of=("self",))
-            .filter(line__order=order)
-            .select_related("machine")
-            .order_by("pk")
-        )
-        started = [
-            job for job in jobs if job.status not in JOB_ENDED_EMPTY and not job_not_started(job)
-        ]
-        if started:
-            raise DomainError(
-                "a machine has started on this order ("
-                + ", ".join(f"{job.number} {job.get_status_display()}" for job in started)
-                + "); it can no longer be cancelled"
-            )
         label = user.get_username()
-        for job in jobs:
-            if job.status in JOB_ENDED_EMPTY:
-                continue
-            claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
-                status=Job.Status.CANCELLED,
-                status_changed_at=now,
-                machine=None,
-                reason=f"order cancelled by {label}"[:2000],
-            )
-            if not claimed:
-                raise DomainError(f"{job.number} moved on meanwhile; try again")
-            JobEvent.objects.create(
-                job=job,
-                step="cancel",
-                from_status=job.status,
-                to_status=Job.Status.CANCELLED,
-                actor=f"user {label}",
-                started_at=now,
-                finished_at=now,
-                duration_ms=0,
-                message=reason[:2000] or f"order {order.number} cancelled",
-            )
+        jobs_cancel_for_order(
+            order_id=order.pk,
+            actor=f"user {label}",
+            message=reason or f"order {order.number} cancelled",
+            reason=f"order cancelled by {label}",
+            now=now,
+        )
         _move(
             order, Status.CANCELLED, actor=user, now=now, reason=reason or f"cancelled by {label}"
         )

@@ -27,12 +27,10 @@ from microfactory.errors import DomainError
 from orders.models import FINAL, Membership, Order, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote, live_dfm
 from orders.services import (
-    JOB_ENDED_EMPTY,
     LineRequest,
     NotAllowed,
     OrderInvalid,
     OrderRequest,
-    job_not_started,
     line_check,
     line_makeable,
     order_approve,
@@ -41,6 +39,7 @@ from orders.services import (
     order_reject,
 )
 from production.models import Job, Site
+from production.services import JOB_ENDED_EMPTY, job_not_started
 
 CART = "cart"
 

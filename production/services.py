@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from microfactory.errors import DomainError
 from orders.models import Order
 from production import lifecycle
 from production.lifecycle import By
@@ -45,6 +46,69 @@ def jobs_create_for_order(*, order: Order, actor: str) -> list[Job]:
         transaction.on_commit(partial(job_enqueue, job_id=job.pk))
         jobs.append(job)
     return jobs
+
+
+# Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
+JOB_NOT_STARTED = frozenset({*lifecycle.PIPELINE, Job.Status.ROUTED})
+# Jobs that ended without making anything: they never stand in the way of a cancellation.
+JOB_ENDED_EMPTY = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.CANCELLED})
+
+
+def job_not_started(job: Job) -> bool:
+    """No machine has begun the job: still in the pipeline, routed, or on a manual
+    machine's list (a networked printer may start a dispatched job at any moment)."""
+    if job.status in JOB_NOT_STARTED:
+        return True
+    return (
+        job.status == Job.Status.DISPATCHED
+        and job.machine is not None
+        and job.machine.connector == job.machine.Connector.MANUAL
+    )
+
+
+def jobs_cancel_for_order(
+    *, order_id: int, actor: str, message: str, reason: str, now: datetime
+) -> list[int]:
+    """Cancel every job of an order while no machine has started any; the ids cancelled.
+
+    Refused (DomainError, nothing changed) when a machine has begun one. Jobs are locked and
+    moved from the status we saw, so a step finishing meanwhile finds its job cancelled and
+    drops its result. Call inside the order's transaction.
+    """
+    with transaction.atomic():
+        jobs = list(
+            Job.objects.select_for_update(of=("self",))
+            .filter(line__order_id=order_id)
+            .select_related("machine")
+            .order_by("pk")
+        )
+        started = [
+            job for job in jobs if job.status not in JOB_ENDED_EMPTY and not job_not_started(job)
+        ]
+        if started:
+            raise DomainError(
+                "a machine has started on this order ("
+                + ", ".join(f"{job.number} {job.get_status_display()}" for job in started)
+                + "); it can no longer be cancelled"
+            )
+        cancelled = []
+        for job in jobs:
+            if job.status in JOB_ENDED_EMPTY:
+                continue
+            if not lifecycle.job_move(
+                job,
+                to=Job.Status.CANCELLED,
+                by=By.CUSTOMER,
+                step="cancel",
+                actor=actor,
+                now=now,
+                message=message,
+                machine=None,
+                reason=reason[:2000],
+            ):
+                raise DomainError(f"{job.number} moved on meanwhile; try again")
+            cancelled.append(job.pk)
+    return cancelled
 
 
 def job_enqueue(*, job_id: int) -> bool:
