@@ -11,6 +11,7 @@ from production.models import (
     JobArtifact,
     JobEvent,
     Machine,
+    MachineEvent,
     MachineTelemetry,
     Site,
 )
@@ -19,6 +20,18 @@ from production.models import (
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
     list_display = ["name", "slug"]
+
+
+class MachineEventInline(admin.TabularInline):
+    model = MachineEvent
+    readonly_fields = ("at", "from_state", "to_state", "actor", "reason")
+    fields = readonly_fields
+    extra = 0
+    can_delete = False
+    ordering = ["-at", "-pk"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(Machine)
@@ -39,6 +52,7 @@ class MachineAdmin(admin.ModelAdmin):
         "has_token",
     ]
     exclude = ["token_hash"]
+    inlines = [MachineEventInline]
     actions = ["put_in_maintenance", "bring_back"]
 
     @admin.display(boolean=True, description="telemetry token")
@@ -95,6 +109,9 @@ class JobEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # events are written by production.lifecycle only
+
 
 class JobArtifactInline(admin.TabularInline):
     model = JobArtifact
@@ -122,6 +139,10 @@ class JobAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "progress",
+        # QC is recorded at the station, as events: the admin shows it and cannot change it.
+        "qc_passed",
+        "qc_scrapped",
+        "measurements",
     ]
     inlines = [JobEventInline, JobArtifactInline]
     actions = ["resume"]

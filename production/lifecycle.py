@@ -120,7 +120,7 @@ def job_move(
     actor: str,
     now: datetime,
     message: str = "",
-    started_at: datetime | None = None,
+    step_started_at: datetime | None = None,
     duration_ms: int = 0,
     **fields: Any,
 ) -> bool:
@@ -128,7 +128,8 @@ def job_move(
     nothing written) if the job moved meanwhile. Refused by the table: DomainError.
 
     Extra keyword arguments are other Job fields written in the same UPDATE. On success the
-    instance is updated too. A second call with the same stale instance returns False.
+    instance is updated too. `step_started_at` and `duration_ms` time the step in the event.
+    A second call with the same stale instance returns False.
     """
     source = job.status
     _check(source, to, by, what=job.number)
@@ -146,7 +147,7 @@ def job_move(
             actor=actor,
             now=now,
             message=message,
-            started_at=started_at,
+            started_at=step_started_at,
             duration_ms=duration_ms,
         )
     job.status, job.status_changed_at = to, now

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -36,8 +37,9 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
-from production import connectors, routing
-from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, MachineTelemetry
+from production import connectors, lifecycle, routing
+from production.lifecycle import By
+from production.models import Artifact, Job, JobArtifact, Machine, MachineTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -150,27 +152,12 @@ def changeover_s() -> float:
 # --- moving jobs ----------------------------------------------------------------------------
 
 
-def _event(
-    job: Job, *, step: str, from_status: str, to: str, actor: str, now: datetime, message: str = ""
-) -> None:
-    JobEvent.objects.create(
-        job=job,
-        step=step,
-        from_status=from_status,
-        to_status=to,
-        actor=actor[:150],
-        started_at=now,
-        finished_at=now,
-        duration_ms=0,
-        message=message[:2000],
-    )
-
-
-def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: object) -> None:
+def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: Any) -> None:
     """The machine reports the job under way: DISPATCHED -> RUNNING."""
-    _move(
+    lifecycle.job_move(
         job,
         to=Job.Status.RUNNING,
+        by=By.MACHINE,
         step="start",
         actor=actor,
         now=now,
@@ -178,23 +165,6 @@ def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: o
         started_at=now,
         **fields,
     )
-
-
-def _move(
-    job: Job, *, to: str, step: str, actor: str, now: datetime, message: str = "", **fields: object
-) -> bool:
-    """Claim the job's move from the status we saw and record it; False if it moved meanwhile.
-    Call inside a transaction."""
-    claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
-        status=to, status_changed_at=now, **fields
-    )
-    if not claimed:
-        return False
-    _event(job, step=step, from_status=job.status, to=to, actor=actor, now=now, message=message)
-    job.status = to
-    for name, value in fields.items():
-        setattr(job, name, value)
-    return True
 
 
 def _on_commit_route_and_dispatch(machine_id: int | None = None) -> None:
@@ -252,9 +222,10 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                 try:
                     routing.choose_machine(needs[job.pk], facts, changeover_s=changeover_s())
                 except Rejected as refusal:
-                    _move(
+                    lifecycle.job_move(
                         job,
                         to=Status.REJECTED,
+                        by=By.ROUTER,
                         step="routing",
                         actor=actor,
                         now=now,
@@ -265,9 +236,10 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                     pass  # waits for a machine to come back or free up
                 continue
             machine = machines[slug]
-            if _move(
+            if lifecycle.job_move(
                 job,
                 to=Status.ROUTED,
+                by=By.ROUTER,
                 step="routing",
                 actor=actor,
                 now=now,
@@ -334,9 +306,10 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         )
         if not machine.is_connected:
             for job in queued:
-                _move(
+                lifecycle.job_move(
                     job,
                     to=Status.DISPATCHED,
+                    by=By.MACHINE,
                     step="dispatch",
                     actor=actor,
                     now=now,
@@ -351,9 +324,10 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         job = queued[0]
         if not job.job_artifacts.filter(kind=Artifact.Kind.GCODE).exists():
             reason = "no G-code to send"  # cannot happen through the pipeline; never loop on it
-            _move(
+            lifecycle.job_move(
                 job,
                 to=Status.FAILED,
+                by=By.MACHINE,
                 step="dispatch",
                 actor=actor,
                 now=now,
@@ -363,9 +337,10 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             )
             _on_commit_dispatch(machine.pk)
             return []
-        _move(
+        lifecycle.job_move(
             job,
             to=Status.DISPATCHED,
+            by=By.MACHINE,
             step="dispatch",
             actor=actor,
             now=now,
@@ -380,7 +355,15 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         reason = f"could not send {job.number}: {failure}"
         logger.warning("%s: %s", machine.name, reason)
         with transaction.atomic():
-            _move(job, to=Status.ROUTED, step="dispatch", actor=actor, now=now, message=reason)
+            lifecycle.job_move(
+                job,
+                to=Status.ROUTED,
+                by=By.MACHINE,
+                step="dispatch",
+                actor=actor,
+                now=now,
+                message=reason,
+            )
         machine_set_state(
             machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
         )
@@ -388,41 +371,37 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     return [job.pk]
 
 
-def _replace(job: Job, *, reason: str, now: datetime, actor: str) -> Job:
+def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job:
     """A new job for the same line and quantity that reuses the failed one's geometry and
     G-code; it gets its own traveler and is routed like any other."""
     from production.services import job_enqueue
 
-    replacement = Job.objects.create(
-        line=job.line,
-        quantity=job.quantity,
-        status=Status.TOOLPATH_READY,
-        replaces=job,
-        dfm_report=job.dfm_report,
-        toolpath_meta=job.toolpath_meta,
-        status_changed_at=now,
-    )
-    for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
-        JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
-    _event(
-        replacement,
+    replacement = lifecycle.job_create(
+        by=by,
         step="replacement",
-        from_status="",
-        to=Status.TOOLPATH_READY,
         actor=actor,
         now=now,
         message=f"replaces {job.number}: {reason}",
+        status=Status.TOOLPATH_READY,
+        line=job.line,
+        quantity=job.quantity,
+        replaces=job,
+        dfm_report=job.dfm_report,
+        toolpath_meta=job.toolpath_meta,
     )
+    for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
+        JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
     transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
     return replacement
 
 
-def job_fail_on_machine(*, job: Job, reason: str, now: datetime, actor: str) -> Job | None:
+def job_fail_on_machine(*, job: Job, by: By, reason: str, now: datetime, actor: str) -> Job | None:
     """A job its machine could not finish: FAILED with the reason, and a replacement queued.
     Returns the replacement; None if the job had moved on. Call inside a transaction."""
-    if not _move(
+    if not lifecycle.job_move(
         job,
         to=Status.FAILED,
+        by=by,
         step="failure",
         actor=actor,
         now=now,
@@ -431,7 +410,7 @@ def job_fail_on_machine(*, job: Job, reason: str, now: datetime, actor: str) -> 
         finished_at=now,
     ):
         return None
-    return _replace(job, reason=reason, now=now, actor=actor)
+    return _replace(job, by=by, reason=reason, now=now, actor=actor)
 
 
 def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str) -> list[int]:
@@ -451,11 +430,12 @@ def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str)
             )
             if started:
                 why = f"{machine.name} went {machine.state} while running it: {reason}"
-                if job_fail_on_machine(job=job, reason=why, now=now, actor=actor):
+                if job_fail_on_machine(job=job, by=By.SYSTEM, reason=why, now=now, actor=actor):
                     moved.append(job.pk)
-            elif _move(
+            elif lifecycle.job_move(
                 job,
                 to=Status.TRAVELER_READY,
+                by=By.SYSTEM,
                 step="reroute",
                 actor=actor,
                 now=now,
@@ -481,13 +461,14 @@ def machine_set_state(
         before = machine.state
         if before == state:
             return machine
-        machine.state, machine.state_changed_at = state, now
+        error_text = machine.error_text
         if state == State.ERROR:
-            machine.error_text = reason[:2000]
+            error_text = reason[:2000]
         elif state in Machine.AVAILABLE:
-            machine.error_text = ""
-        machine.save(update_fields=["state", "state_changed_at", "error_text"])
-        logger.info("%s: %s -> %s (%s)", machine.name, before, state, reason or actor)
+            error_text = ""
+        lifecycle.machine_move(
+            machine, to=state, actor=actor, now=now, reason=reason, error_text=error_text
+        )
     if state not in Machine.AVAILABLE:
         jobs_off_machine(
             machine_id=machine.pk,
@@ -574,18 +555,20 @@ def _follow_job(
         if job.status == Status.DISPATCHED:
             _start(job, machine=machine, actor=actor, now=now, progress=progress)
         if paused and job.status == Status.RUNNING:
-            _move(
+            lifecycle.job_move(
                 job,
                 to=Status.PAUSED,
+                by=By.MACHINE,
                 step="pause",
                 actor=actor,
                 now=now,
                 message=f"paused on {machine.name}",
             )
         elif not paused and job.status == Status.PAUSED:
-            _move(
+            lifecycle.job_move(
                 job,
                 to=Status.RUNNING,
+                by=By.MACHINE,
                 step="continue",
                 actor=actor,
                 now=now,
@@ -597,9 +580,10 @@ def _follow_job(
     if report.job_state == "complete":
         if job.status == Status.DISPATCHED:  # finished between two polls
             _start(job, machine=machine, actor=actor, now=now)
-        if _move(
+        if lifecycle.job_move(
             job,
             to=Status.AWAITING_QC,
+            by=By.MACHINE,
             step="finish",
             actor=actor,
             now=now,
@@ -613,7 +597,7 @@ def _follow_job(
     if report.job_state in ("cancelled", "error"):
         what = "cancelled on the machine" if report.job_state == "cancelled" else "machine error"
         reason = f"{what}: {report.error_text}" if report.error_text else what
-        if job_fail_on_machine(job=job, reason=reason, now=now, actor=actor):
+        if job_fail_on_machine(job=job, by=By.MACHINE, reason=reason, now=now, actor=actor):
             Machine.objects.filter(pk=machine.pk).update(current_job=None)
             return True
     return False
@@ -672,9 +656,10 @@ def _redispatch_if_stale(machine: Machine, job: Job, *, now: datetime, actor: st
     if now - job.status_changed_at < timedelta(seconds=settings.MF_DISPATCH_STALE_S):
         return
     with transaction.atomic():
-        if _move(
+        if lifecycle.job_move(
             job,
             to=Status.ROUTED,
+            by=By.MACHINE,
             step="dispatch",
             actor=actor,
             now=now,
@@ -725,25 +710,35 @@ def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != Status.FAILED or job.machine_id is None:
             raise DomainError("only a job that failed on a machine can be resumed")
-        for replacement in job.replacements.select_for_update().order_by("pk"):
-            if replacement.status in (*Job.STARTED, Status.AWAITING_QC):
+        withdraw = []
+        for replacement in _remakes(job):
+            if replacement.status in (*Job.STARTED, Status.AWAITING_QC, Status.DONE):
                 raise DomainError(
-                    f"its replacement {replacement.number} is already {replacement.status}"
+                    f"its replacement {replacement.number} is already "
+                    f"{replacement.get_status_display()}: the parts are being made again"
                 )
-            if replacement.status in Job.TERMINAL:
-                continue
-            _move(
+            if replacement.status == Status.SCRAPPED:
+                raise DomainError(
+                    f"its replacement {replacement.number} was made and scrapped; its own "
+                    "remake stands"
+                )
+            if replacement.status not in Job.TERMINAL:
+                withdraw.append(replacement)
+        for replacement in withdraw:
+            lifecycle.job_move(
                 replacement,
                 to=Status.CANCELLED,
+                by=By.OPERATOR,
                 step="withdrawn",
                 actor=actor,
                 now=now,
                 message=f"{job.number} was resumed",
                 machine=None,
             )
-        _move(
+        lifecycle.job_move(
             job,
             to=Status.AWAITING_QC,
+            by=By.OPERATOR,
             step="resume",
             actor=actor,
             now=now,
@@ -751,6 +746,17 @@ def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
             reason="",
         )
     return job
+
+
+def _remakes(job: Job) -> list[Job]:
+    """Every job remaking this one: its replacements, theirs, and so on (locked)."""
+    found: list[Job] = []
+    parents = [job.pk]
+    while parents:
+        level = list(Job.objects.select_for_update().filter(replaces_id__in=parents).order_by("pk"))
+        found.extend(level)
+        parents = [remake.pk for remake in level]
+    return found
 
 
 def machine_token_issue(*, machine: Machine) -> str:

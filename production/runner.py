@@ -701,7 +701,7 @@ def _finish(
             actor=actor,
             now=finished_at,
             message=reason or (result.message if result else ""),
-            started_at=started_at,
+            step_started_at=started_at,
             duration_ms=round((time.monotonic() - clock) * 1000),
             reason=reason[:2000],
             **fields,

@@ -24,6 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -33,7 +34,9 @@ from django.db.models import Sum
 from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from orders.models import Membership, OrderLine
-from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
+from production import lifecycle
+from production.lifecycle import By
+from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline.traveler import (
     Label,
     Traveler,
@@ -220,22 +223,44 @@ def _manual_machine(job: Job, action: str) -> Machine:
     return machine
 
 
-def _record(
-    job: Job, *, to: str, step: str, operator: AbstractBaseUser, now: datetime, message: str
+def _move(
+    job: Job,
+    *,
+    to: str,
+    step: str,
+    operator: AbstractBaseUser,
+    now: datetime,
+    message: str,
+    **fields: Any,
 ) -> None:
+    """The operator's move of a job they hold locked, with the machine in the event."""
     where = f" at {job.machine.name}" if job.machine else ""
-    JobEvent.objects.create(
-        job=job,
+    lifecycle.job_move(
+        job,
+        to=to,
+        by=By.OPERATOR,
         step=step,
-        from_status=job.status,
-        to_status=to,
-        actor=operator.get_username()[:150],
-        started_at=now,
-        finished_at=now,
-        duration_ms=0,
-        message=f"{message}{where}"[:2000],
+        actor=operator.get_username(),
+        now=now,
+        message=f"{message}{where}",
+        **fields,
     )
-    job.status, job.status_changed_at = to, now
+
+
+def _machine_to(
+    machine: Machine,
+    state: str,
+    *,
+    operator: AbstractBaseUser,
+    now: datetime,
+    why: str,
+    **fields: Any,
+) -> None:
+    """The machine follows its job's move at the station (busy, paused, idle)."""
+    locked = Machine.objects.select_for_update().get(pk=machine.pk)
+    lifecycle.machine_move(
+        locked, to=state, actor=operator.get_username(), now=now, reason=why, **fields
+    )
 
 
 @transaction.atomic
@@ -256,11 +281,24 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
         raise DomainError(f"{machine.name} {doing} {other.number}; finish it first")
     if machine.state not in (Machine.State.IDLE, Machine.State.BUSY):
         raise DomainError(f"{machine.name} is {machine.get_state_display()}; it cannot start")
-    _record(job, to=Status.RUNNING, step="start", operator=operator, now=now, message="started")
-    job.started_at, job.progress = now, 0.0
-    job.save(update_fields=["status", "status_changed_at", "started_at", "progress"])
-    Machine.objects.filter(pk=machine.pk).update(
-        state=Machine.State.BUSY, state_changed_at=now, current_job=job, progress=0.0
+    _move(
+        job,
+        to=Status.RUNNING,
+        step="start",
+        operator=operator,
+        now=now,
+        message="started",
+        started_at=now,
+        progress=0.0,
+    )
+    _machine_to(
+        machine,
+        Machine.State.BUSY,
+        operator=operator,
+        now=now,
+        why=f"{job.number} started",
+        current_job=job,
+        progress=0.0,
     )
     return job
 
@@ -275,9 +313,10 @@ def job_pause(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     if job.status != Status.RUNNING:
         raise DomainError(f"{job.number} is {job.get_status_display()}; only a running job pauses")
     machine = _manual_machine(job, "pause")
-    _record(job, to=Status.PAUSED, step="pause", operator=operator, now=now, message="paused")
-    job.save(update_fields=["status", "status_changed_at"])
-    Machine.objects.filter(pk=machine.pk).update(state=Machine.State.PAUSED, state_changed_at=now)
+    _move(job, to=Status.PAUSED, step="pause", operator=operator, now=now, message="paused")
+    _machine_to(
+        machine, Machine.State.PAUSED, operator=operator, now=now, why=f"{job.number} paused"
+    )
     return job
 
 
@@ -289,9 +328,10 @@ def job_continue(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> J
     if job.status != Status.PAUSED:
         raise DomainError(f"{job.number} is not paused")
     machine = _manual_machine(job, "resume")
-    _record(job, to=Status.RUNNING, step="continue", operator=operator, now=now, message="resumed")
-    job.save(update_fields=["status", "status_changed_at"])
-    Machine.objects.filter(pk=machine.pk).update(state=Machine.State.BUSY, state_changed_at=now)
+    _move(job, to=Status.RUNNING, step="continue", operator=operator, now=now, message="resumed")
+    _machine_to(
+        machine, Machine.State.BUSY, operator=operator, now=now, why=f"{job.number} resumed"
+    )
     return job
 
 
@@ -309,13 +349,24 @@ def job_finish(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job
             f"{job.number} is {job.get_status_display()}; only a running job finishes"
         )
     machine = _manual_machine(job, "finish")
-    _record(
-        job, to=Status.AWAITING_QC, step="finish", operator=operator, now=now, message="finished"
+    _move(
+        job,
+        to=Status.AWAITING_QC,
+        step="finish",
+        operator=operator,
+        now=now,
+        message="finished",
+        finished_at=now,
+        progress=100.0,
     )
-    job.finished_at, job.progress = now, 100.0
-    job.save(update_fields=["status", "status_changed_at", "finished_at", "progress"])
-    Machine.objects.filter(pk=machine.pk).update(
-        state=Machine.State.IDLE, state_changed_at=now, current_job=None, progress=None
+    _machine_to(
+        machine,
+        Machine.State.IDLE,
+        operator=operator,
+        now=now,
+        why=f"{job.number} finished",
+        current_job=None,
+        progress=None,
     )
     return job
 
@@ -343,7 +394,10 @@ def job_measure(
     job.save(update_fields=["measurements"])
     measured = measurements_for(job, checks)
     message = "measured " + "; ".join(f"{m.label} {m.value:g} mm" for m in measured)
-    _record(job, to=job.status, step="measure", operator=operator, now=now, message=message)
+    where = f" at {job.machine.name}" if job.machine else ""
+    lifecycle.job_record(
+        job, step="measure", actor=operator.get_username(), now=now, message=f"{message}{where}"
+    )
     return [m for m in measured if not m.in_tolerance]
 
 
@@ -408,22 +462,30 @@ def job_qc(
     message = f"{what}{passed} passed, {scrapped} scrapped" + (
         f" ({reason.strip()})" if scrapped else ""
     )
-    _record(
-        job, to=to, step="scrap" if mid_run else "qc", operator=operator, now=now, message=message
-    )
-    job.qc_passed, job.qc_scrapped = passed, scrapped
-    update = ["status", "status_changed_at", "qc_passed", "qc_scrapped"]
+    fields: dict[str, Any] = {"qc_passed": passed, "qc_scrapped": scrapped}
     if scrapped:
-        job.reason = f"scrapped {scrapped}: {reason.strip()}"[:2000]
-        update.append("reason")
+        fields["reason"] = f"scrapped {scrapped}: {reason.strip()}"[:2000]
     if mid_run:
-        job.finished_at = now
-        update.append("finished_at")
-        if job.machine_id is not None:
-            Machine.objects.filter(pk=job.machine_id).update(
-                state=Machine.State.IDLE, state_changed_at=now, current_job=None, progress=None
-            )
-    job.save(update_fields=update)
+        fields["finished_at"] = now
+    _move(
+        job,
+        to=to,
+        step="scrap" if mid_run else "qc",
+        operator=operator,
+        now=now,
+        message=message,
+        **fields,
+    )
+    if mid_run and job.machine is not None:
+        _machine_to(
+            job.machine,
+            Machine.State.IDLE,
+            operator=operator,
+            now=now,
+            why=f"{job.number} scrapped mid-run",
+            current_job=None,
+            progress=None,
+        )
     return (
         _replace_scrapped(job, quantity=scrapped, operator=operator, now=now) if scrapped else None
     )
@@ -434,19 +496,15 @@ def _replace_scrapped(job: Job, *, quantity: int, operator: AbstractBaseUser, no
     geometry and G-code already made (artifacts are addressed by their inputs)."""
     from production.services import job_enqueue
 
-    replacement = Job.objects.create(
-        line_id=job.line_id, quantity=quantity, replaces=job, status_changed_at=now
-    )
-    JobEvent.objects.create(
-        job=replacement,
+    replacement = lifecycle.job_create(
+        by=By.OPERATOR,
         step="replacement",
-        from_status="",
-        to_status=Status.QUEUED,
-        actor=operator.get_username()[:150],
-        started_at=now,
-        finished_at=now,
-        duration_ms=0,
+        actor=operator.get_username(),
+        now=now,
         message=f"remakes {quantity} scrapped from {job.number}",
+        line_id=job.line_id,
+        quantity=quantity,
+        replaces=job,
     )
     transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
     return replacement
