@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from microfactory.errors import DomainError
 from production import machines, services
 from production.models import Job, JobEvent, Machine, MachineTelemetry
 from tests.builders import make_machine, make_material, make_ready_job, make_user
@@ -106,6 +107,10 @@ def test_maintenance_takes_back_queued_jobs_and_fails_a_running_one(user):
         machine_id=machine.pk, state="maintenance", now=timezone.now(), actor="staff"
     )
     assert JobEvent.objects.count() == events
+    # The machine's own history: one event for the one change.
+    assert list(machine.events.values_list("from_state", "to_state", "actor")) == [
+        ("idle", "maintenance", "staff")
+    ]
 
 
 def test_resuming_a_failed_job_sends_it_to_qc_and_withdraws_its_replacement(user):
@@ -126,6 +131,20 @@ def test_resuming_a_failed_job_sends_it_to_qc_and_withdraws_its_replacement(user
     assert running.status == Status.AWAITING_QC
     assert replacement.status == Status.CANCELLED
     assert steps(replacement)[-1] == ("withdrawn", "toolpath_ready", "cancelled")
+
+
+@pytest.mark.parametrize("remake_status", [Status.DONE, Status.SCRAPPED, Status.RUNNING])
+def test_a_failed_job_is_not_resumed_once_its_remake_made_the_parts(user, remake_status):
+    machine = make_machine("mk4-1")
+    running = put(make_ready_job(user=user), status=Status.RUNNING, machine=machine)
+    machines.machine_set_state(
+        machine_id=machine.pk, state="error", now=timezone.now(), actor="test", reason="jam"
+    )
+    replacement = Job.objects.get(replaces=running)
+    Job.objects.filter(pk=replacement.pk).update(status=remake_status)
+    with pytest.raises(DomainError, match=f"replacement {replacement.number}"):
+        machines.job_resume(job_id=running.pk, now=timezone.now(), actor="operator")
+    assert Job.objects.get(pk=running.pk).status == Status.FAILED
 
 
 def test_a_job_no_machine_can_ever_make_is_rejected_by_the_routing_pass(user):
