@@ -35,6 +35,7 @@ from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from orders.models import Membership, OrderLine
 from production import lifecycle
+from production.job_values import traveler_for
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline.traveler import (
@@ -88,8 +89,6 @@ def job_id_from_code(code: str) -> int | None:
 
 def job_traveler(job: Job, *, now: datetime) -> Traveler:
     """The values the job's traveler prints (instructions, QC checklist), as of `now`."""
-    from production.runner import traveler_for  # the runner is the one place that builds them
-
     return traveler_for(job, printed_at=now)
 
 

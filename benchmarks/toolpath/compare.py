@@ -43,7 +43,8 @@ PROFILE = FdmProfile(
     first_layer_height_mm=0.2,
     nozzle_mm=0.4,
     perimeters=2,
-    top_bottom_layers=3,
+    top_layers=3,
+    bottom_layers=3,
     infill_density=0.2,
 )
 TIMEOUT_S = 600.0

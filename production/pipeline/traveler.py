@@ -25,6 +25,15 @@ from weasyprint import HTML, Document
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
+from catalog.qc import qc_lines
+from production.pipeline.values import (
+    GeometryMeta,
+    Paperwork,
+    PartSpec,
+    PlannedMachine,
+    ToolpathMeta,
+)
+
 TRAVELER_ASSETS = Path(__file__).resolve().parent.parent / "templates/production/traveler_assets"
 PAGE_SIZES = ("A4", "Letter")
 
@@ -102,6 +111,98 @@ class Label:
 
 
 LABEL_SIZE_MM = (62, 100)  # width x height: a 62 mm roll (Brother DK-22205) cut at 100 mm
+
+
+GENERIC_INSTRUCTIONS = (
+    "Check that the loaded material matches this traveler; note the spool number.",
+    "Start the job from the station by scanning the QR code.",
+    "Remove the part when the bed has cooled; remove skirt and stringing.",
+    "Measure the critical dimensions and record QC on the station.",
+)
+
+
+def traveler_of(
+    *,
+    part: PartSpec,
+    paperwork: Paperwork,
+    geometry: GeometryMeta,
+    drawing_svg: str | None,
+    toolpath: ToolpathMeta,
+    dfm_warnings: tuple[str, ...],
+    planned: PlannedMachine | None,
+) -> Traveler:
+    """Every value a job's traveler prints, from the pipeline's values: the template has no
+    logic, and the same values always give the same Traveler."""
+    specs = {s.name: s for s in part.specs}
+    minutes = toolpath.estimated_time_s // 60
+    return Traveler(
+        job_number=paperwork.job_number,
+        station_url=paperwork.station_url,
+        order_reference=paperwork.order_reference,
+        organisation=paperwork.organisation,
+        requested_by=paperwork.requested_by,
+        due_date=paperwork.due_date,
+        priority=paperwork.priority,
+        part_name=part.family_name,
+        revision_label=f"rev {part.revision_number}",
+        revision_checksum=part.revision_checksum,
+        parameters=tuple(
+            TravelerParameter(
+                name=name,
+                label=specs[name].label if name in specs else name,
+                value=str(value),
+                unit=specs[name].unit if name in specs else "",
+            )
+            for name, value in sorted(part.parameters.items())  # JSONB reorders keys
+        ),
+        quantity=paperwork.quantity,
+        material=part.material.name,
+        machine=f"{planned.model or planned.name} class" if planned else "to be routed",
+        site=planned.site if planned else "",
+        drawing_svg=drawing_svg,
+        bbox_mm=geometry.bbox_mm,
+        toolpath_summary=(
+            ("Engine", toolpath.engine),
+            ("Layers", str(toolpath.layers)),
+            ("Layer height", f"{toolpath.layer_height_mm} mm"),
+            ("Nozzle", f"{toolpath.nozzle_mm} mm"),
+            ("Estimated time", f"{minutes // 60} h {minutes % 60:02d} min"),
+            ("Filament", f"{toolpath.filament_g} g / {toolpath.filament_mm / 1000:.2f} m"),
+        ),
+        dfm_warnings=dfm_warnings,
+        work_instructions=part.work_instructions or GENERIC_INSTRUCTIONS,
+        qc_checks=_qc_checks(part),
+        printed_at=paperwork.printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+def _qc_checks(part: PartSpec) -> tuple[TravelerCheck, ...]:
+    """The revision's QC checks for this configuration; without any, every length ± 0.2 mm."""
+    if part.qc_checks:
+        return tuple(
+            TravelerCheck(
+                label=line.label,
+                nominal=line.nominal_text,
+                tolerance=line.tolerance,
+                nominal_mm=line.nominal,
+                minus_mm=line.tolerance_minus,
+                plus_mm=line.tolerance_plus,
+            )
+            for line in qc_lines(part.qc_checks, part.parameters)
+        )
+    specs = {s.name: s for s in part.specs}
+    return tuple(
+        TravelerCheck(
+            label=specs[name].label,
+            nominal=f"{value} {specs[name].unit}",
+            tolerance="± 0.2",
+            nominal_mm=float(value),
+            minus_mm=0.2,
+            plus_mm=0.2,
+        )
+        for name, value in sorted(part.parameters.items())
+        if name in specs and specs[name].type == "length"
+    )
 
 
 def traveler_html(t: Traveler) -> str:

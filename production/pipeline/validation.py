@@ -88,6 +88,61 @@ class ValidationReport:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "ValidationReport":
+        """The report Job.dfm_report stores (to_json, through JSON): from_json(to_json(r)) == r.
+
+        A report stored before it named the capable machines counts those it fits as capable.
+        """
+        orientation = data.get("orientation")
+        return cls(
+            status=data.get("status", PASS),
+            readable=data.get("readable", True),
+            file_format=data.get("file_format", "stl"),
+            volume_mm3=data.get("volume_mm3", 0.0),
+            area_mm2=data.get("area_mm2", 0.0),
+            extents_mm=_triple(data.get("extents_mm", (0.0, 0.0, 0.0))),
+            triangles=data.get("triangles", 0),
+            bodies=data.get("bodies", 0),
+            fits=tuple(data.get("fits", ())),
+            capable=tuple(data.get("capable", data.get("fits", ()))),
+            checks=tuple(Check(**c) for c in data.get("checks", ())),
+            orientation=None if orientation is None else _orientation(orientation),
+            orientation_candidates=tuple(
+                _orientation(o) for o in data.get("orientation_candidates", ())
+            ),
+            machines=tuple(
+                MachineReport(
+                    key=m["key"],
+                    process=m["process"],
+                    status=m["status"],
+                    checks=tuple(Check(**c) for c in m["checks"]),
+                )
+                for m in data.get("machines", ())
+            ),
+        )
+
+
+def _triple(values: Sequence[float]) -> tuple[float, float, float]:
+    x, y, z = values
+    return (x, y, z)
+
+
+def _orientation(data: Mapping[str, Any]) -> Orientation:
+    return Orientation(
+        label=data["label"],
+        down=_triple(data.get("down", (0.0, 0.0, -1.0))),
+        matrix=tuple(tuple(row) for row in data["matrix"]),
+        extents_mm=_triple(data["extents_mm"]),
+        height_mm=data.get("height_mm", data["extents_mm"][2]),
+        support_area_mm2=data.get("support_area_mm2", 0.0),
+        contact_area_mm2=data.get("contact_area_mm2", 0.0),
+        base_width_mm=data.get("base_width_mm", 0.0),
+        stable=data.get("stable", True),
+        fits=data.get("fits", True),
+        cost=data.get("cost", 0.0),
+    )
+
 
 class ValidationRejected(Rejected):
     """The part cannot be made: the reason is the first failed check; the report has all."""

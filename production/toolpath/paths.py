@@ -63,17 +63,18 @@ def plan_layers(
     """Every layer's paths, each island and path begun where the previous one ended."""
     for layer in slices:
         shapely.prepare(layer.region)  # speeds up the many `contains` checks below
-    depth = profile.top_bottom_layers
+    top, bottom = profile.top_layers, profile.bottom_layers
     position = np.array(start, dtype=float)
     plans = []
     below_sparse: BaseGeometry = MultiPolygon()
     for index, layer in enumerate(slices):
-        # The layers whose material decides whether this one is near a top or bottom
-        # surface; None when the first or last layer is that close.
+        # The layers whose material decides whether this one is near a top surface (the
+        # `top` layers above) or a bottom one (the `bottom` layers below); None when the
+        # first or last layer is that close.
         neighbours = (
             None
-            if index - depth < 0 or index + depth >= len(slices)
-            else [s.region for s in slices[index - depth : index + depth + 1] if s is not layer]
+            if index - bottom < 0 or index + top >= len(slices)
+            else [s.region for s in slices[index - bottom : index + top + 1] if s is not layer]
         )
         paths: list[Path] = []
         if index == 0:
@@ -148,7 +149,7 @@ def _brim(
 class _Around:
     """What the layers around one layer hold, for deciding how to fill it."""
 
-    neighbours: list[MultiPolygon] | None  # within top_bottom_layers; None: near the ends
+    neighbours: list[MultiPolygon] | None  # within top/bottom_layers; None: near the ends
     below: MultiPolygon | None  # the layer under it; None for the first layer
     below_sparse: BaseGeometry  # where the layer under it has sparse infill
 
@@ -371,9 +372,9 @@ def _widen_into_slivers(
 
 
 def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseGeometry:
-    """Where the infill area lies within `top_bottom_layers` of a top or bottom surface: under
-    or over a spot where one of the neighbouring layers has no material. That part of the
-    layer is printed solid, the rest sparse."""
+    """Where the infill area lies within `top_layers` / `bottom_layers` of a top or bottom
+    surface: under or over a spot where one of the neighbouring layers has no material. That
+    part of the layer is printed solid, the rest sparse."""
     if neighbours is None:
         return area
     gaps = [area.difference(region) for region in neighbours if not region.contains(area)]

@@ -17,7 +17,8 @@ class FdmProfile:
     layer_height_mm: float = 0.2
     first_layer_height_mm: float = 0.25
     perimeters: int = 2
-    top_bottom_layers: int = 3  # solid layers under every top and over every bottom surface
+    top_layers: int = 3  # solid layers under every top surface
+    bottom_layers: int = 3  # solid layers over every bottom surface (the bed included)
     infill_density: float = 0.2  # 0..1, rectilinear lines alternating 45/-45 degrees
     print_speed_mm_s: float = 50
     first_layer_speed_mm_s: float = 20
@@ -61,8 +62,10 @@ class FdmProfile:
                 raise ValueError(f"{name} must be positive, not {value}")
         if not 0 <= self.infill_density <= 1:
             raise ValueError(f"infill_density must be within 0..1, not {self.infill_density}")
-        if min(self.perimeters, self.top_bottom_layers, self.skirt_loops) < 0:
-            raise ValueError("perimeters, top_bottom_layers and skirt_loops cannot be negative")
+        if min(self.perimeters, self.top_layers, self.bottom_layers, self.skirt_loops) < 0:
+            raise ValueError(
+                "perimeters, top_layers, bottom_layers and skirt_loops cannot be negative"
+            )
         non_negative = {
             "retract_mm": self.retract_mm,
             "z_hop_mm": self.z_hop_mm,

@@ -219,8 +219,8 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "layer_height": f"{p.layer_height_mm:g}",
         "first_layer_height": f"{p.first_layer_height_mm:g}",
         "perimeters": p.perimeters,
-        "top_solid_layers": p.top_bottom_layers,
-        "bottom_solid_layers": p.top_bottom_layers,
+        "top_solid_layers": p.top_layers,
+        "bottom_solid_layers": p.bottom_layers,
         "top_solid_min_thickness": 0,  # the layer counts alone decide, as in ours
         "bottom_solid_min_thickness": 0,
         "fill_density": f"{p.infill_density * 100:g}%",

@@ -14,6 +14,8 @@ from catalog.services import revision_create, revision_publish
 from orders.services import LineRequest, OrderRequest, order_place
 from production import runner, services
 from production.models import Artifact, Job, JobEvent, Machine
+from production.pipeline import steps
+from production.pipeline.validation import ValidationReport
 from tests.builders import make_machine, make_material, make_order, make_part
 
 pytestmark = pytest.mark.django_db
@@ -186,7 +188,7 @@ def test_the_orientation_is_part_of_the_gcode_cache_key(user, monkeypatch):
     make_machine()
     tall = {"width": 10, "height": 40, "hole_d": 2}
     turned = run_to_the_end(make_order(user=user, parameters=tall).lines.get().jobs.get().pk)
-    monkeypatch.setattr(runner, "print_orientation", lambda report, volume: runner.AS_MODELLED)
+    monkeypatch.setattr(steps, "print_orientation", lambda chosen, volume: runner.AS_MODELLED)
     upright = run_to_the_end(make_order(user=user, parameters=tall).lines.get().jobs.get().pk)
     gcodes = {job.job_artifacts.get(kind="gcode").artifact_id for job in (turned, upright)}
     assert len(gcodes) == 2
@@ -194,19 +196,20 @@ def test_the_orientation_is_part_of_the_gcode_cache_key(user, monkeypatch):
 
 
 def test_an_orientation_that_does_not_fit_the_printer_falls_back_to_as_modelled():
-    report = {
+    stored = {
         "orientation": {
             "label": "on its side (−X down)",
             "matrix": [[0, 0, -1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]],
             "extents_mm": [10, 180, 150],
         }
     }
-    assert runner.print_orientation(report, (250, 210, 220)).label == "on its side (−X down)"
-    assert runner.print_orientation(report, (250, 210, 120)) == runner.AS_MODELLED
-    turned = runner.print_orientation(report, (200, 50, 220))
+    chosen = ValidationReport.from_json(stored).orientation
+    assert runner.print_orientation(chosen, (250, 210, 220)).label == "on its side (−X down)"
+    assert runner.print_orientation(chosen, (250, 210, 120)) == runner.AS_MODELLED
+    turned = runner.print_orientation(chosen, (200, 50, 220))
     assert turned.label == "on its side (−X down), turned 90° about Z"
     assert turned.matrix[0][:3] == (0, -1, 0)
-    assert runner.print_orientation({}, (250, 210, 220)) == runner.AS_MODELLED
+    assert runner.print_orientation(None, (250, 210, 220)) == runner.AS_MODELLED
 
 
 def holed_box_stl() -> bytes:

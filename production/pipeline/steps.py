@@ -1,0 +1,396 @@
+"""The pipeline's steps, in order, over values: one list for the worker and for make_part.
+
+    build -> validate -> toolpath (orient, repair, slice, verify) -> traveler
+
+Each step is a function from the job so far (`JobSoFar`, frozen) to its result, which goes
+into the next JobSoFar. The worker (production.runner) runs one step per task: it loads the
+JobSoFar from the database, calls the step, and stores the result. `manage.py make_part` runs
+them all in one process on values it builds from the catalog. Routing is the worker's alone.
+
+Pure: no ORM, no clock; the only I/O is the sandboxed build and an external slicer. A file
+kept earlier for the same inputs comes back through `Setup.reuse`, so a step repeats no slow
+work the worker already did.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, TypeVar
+
+from catalog import geometry
+from microfactory.errors import Rejected
+from production import routing
+from production.pipeline import traveler as travelers
+from production.pipeline.dfm.limits import MachineLimits, ValidationLimits
+from production.pipeline.print_mesh import (
+    RepairedMesh,
+    is_identity,
+    mesh_to_slice,
+    oriented_stl,
+    print_orientation,
+)
+from production.pipeline.validation import ValidationReport, validate_part
+from production.pipeline.values import (
+    DEFAULT_SLICER,
+    GCODE,
+    STEP,
+    STL,
+    SVG,
+    TRAVELER,
+    BuiltPart,
+    GeometryMeta,
+    MaterialFacts,
+    Paperwork,
+    PartSpec,
+    PlannedMachine,
+    Reuse,
+    SlicerSettings,
+    Stored,
+    ToolpathMeta,
+    input_key,
+    nothing_stored,
+)
+from production.toolpath import FdmProfile, engines
+from production.toolpath.verify import verify_gcode
+
+FDM = "fdm"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How the shop makes parts: its machines, the limits from settings, and slicer choices."""
+
+    machines: tuple[routing.MachineFacts, ...]
+    build_limits: geometry.BuildLimits
+    validation_limits: ValidationLimits
+    prusaslicer_binary: str = "prusa-slicer"
+    prusaslicer_timeout_s: float = 300.0
+    slicer: SlicerSettings = DEFAULT_SLICER
+    engine: str | None = None  # every machine's own engine when None (make_part --engine)
+    reuse: Reuse = nothing_stored
+
+
+@dataclass(frozen=True)
+class PlannedToolpath:
+    """The toolpath step's result. Loaded back for the traveler step, only `meta` is set."""
+
+    meta: ToolpathMeta
+    gcode: bytes = field(default=b"", repr=False)
+    key: str = ""
+    reused: bool = False
+    repaired: RepairedMesh | None = None  # the mesh sliced, when validation repaired it
+    summary: str = ""  # "50 layers, 3.1 g, ~21 min for Prusa MK4, printed on its side"
+
+    def program_meta(self) -> dict[str, Any]:
+        """What the G-code's own artifact keeps: the numbers that come with the program."""
+        return {
+            "engine": self.meta.engine,
+            "layers": self.meta.layers,
+            "filament_mm": self.meta.filament_mm,
+            "filament_g": self.meta.filament_g,
+            "estimated_time_s": self.meta.estimated_time_s,
+            "layer_height_mm": self.meta.layer_height_mm,
+            "nozzle_mm": self.meta.nozzle_mm,
+        }
+
+
+@dataclass(frozen=True)
+class TravelerDocument:
+    traveler: travelers.Traveler
+    pdf: bytes = field(repr=False)
+    key: str
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class JobSoFar:
+    """A job as far as the pipeline has taken it: what to make, for whom, how, and each
+    step's result once it has run."""
+
+    part: PartSpec
+    paperwork: Paperwork
+    setup: Setup
+    geometry: BuiltPart | None = None
+    report: ValidationReport | None = None
+    toolpath: PlannedToolpath | None = None
+    traveler: TravelerDocument | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # the JobEvent step and the make_part report's key
+    run: Callable[[JobSoFar], Any]
+    keeps: str  # the JobSoFar field its result goes into
+    needs: tuple[str, ...]  # the JobSoFar fields it reads (the worker loads only these)
+
+    def after(self, so_far: JobSoFar) -> JobSoFar:
+        """The job once this step has run on it."""
+        return replace(so_far, **{self.keeps: self.run(so_far)})
+
+
+# --- build ----------------------------------------------------------------------------------
+
+
+def geometry_key(*, revision_checksum: str, parameters: Any, limits: geometry.BuildLimits) -> str:
+    return input_key(
+        "geometry",
+        revision_checksum,
+        parameters,
+        geometry.ENGINE_VERSION,
+        limits.stl_tolerance_mm,
+        limits.stl_angular_tolerance,
+    )
+
+
+def build(so_far: JobSoFar) -> BuiltPart:
+    """The part's STEP, STL and drawing: from its CadQuery script in the sandbox, or its static
+    model (STEP converted, STL passed through with no STEP); found again when stored."""
+    part, setup = so_far.part, so_far.setup
+    key = geometry_key(
+        revision_checksum=part.revision_checksum,
+        parameters=dict(part.parameters),
+        limits=setup.build_limits,
+    )
+    kinds = (STEP, STL, SVG) if part.has_step else (STL, SVG)
+    found = {kind: setup.reuse(kind, key) for kind in kinds}
+    if all(stored is not None for stored in found.values()):
+        return _reused_geometry(found, key)
+    built = geometry.build_revision(
+        kind=part.kind,
+        script=part.script,
+        model_bytes=part.model,
+        parameters=part.parameters,
+        limits=setup.build_limits,
+    )
+    meta = GeometryMeta(
+        bbox_mm=built.bbox_mm,
+        volume_mm3=built.volume_mm3,
+        area_mm2=built.area_mm2,
+        sandbox=built.sandbox,
+        engine=geometry.ENGINE_VERSION,
+    )
+    step = built.step if part.has_step else b""
+    return BuiltPart(stl=built.stl, svg=built.svg, meta=meta, step=step, key=key)
+
+
+def _reused_geometry(found: dict[str, Stored | None], key: str) -> BuiltPart:
+    stl, svg, step = found[STL], found[SVG], found.get(STEP)
+    assert stl is not None and svg is not None
+    return BuiltPart(
+        stl=stl.content,
+        svg=svg.content.decode(),
+        meta=GeometryMeta.from_json(stl.meta),
+        step=step.content if step is not None else b"",
+        key=key,
+        reused=True,
+    )
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def machine_limits(machine: routing.MachineFacts) -> MachineLimits:
+    """A machine as validation sees it."""
+    return MachineLimits(
+        key=machine.key,
+        process=machine.process,
+        build_volume_mm=machine.build_volume_mm,
+        nozzle_mm=machine.nozzle_mm,
+        name=machine.name,
+    )
+
+
+def dfm_machines(
+    machines: Sequence[routing.MachineFacts], *, process: str, material: MaterialFacts
+) -> list[MachineLimits]:
+    """The machines a DFM report is measured against: every one of the process with the
+    material loaded or loadable. Rejected when there is none."""
+    of_process = [m for m in machines if m.process == process]
+    candidates = routing.with_material(of_process, material.slug)
+    if not candidates:
+        raise Rejected(f"no machine has {material.name} loaded for this process")
+    return [machine_limits(m) for m in candidates]
+
+
+def validate(so_far: JobSoFar) -> ValidationReport:
+    """The DFM report against every machine with the material loaded. A failed check raises
+    ValidationRejected, which carries the whole report."""
+    part, built = so_far.part, _needs(so_far.geometry, "geometry")
+    machines = dfm_machines(so_far.setup.machines, process=part.process, material=part.material)
+    return validate_part(built.stl, machines=machines, limits=so_far.setup.validation_limits)
+
+
+# --- toolpath -------------------------------------------------------------------------------
+
+
+def fdm_profile(
+    machine: routing.MachineFacts,
+    *,
+    material: MaterialFacts,
+    settings: SlicerSettings = DEFAULT_SLICER,
+) -> FdmProfile:
+    """The slicer settings for one machine with one material loaded, with `settings`'
+    overrides. Rejected when a layer is thicker than the nozzle can lay down."""
+    x, y, z = machine.build_volume_mm
+    profile = FdmProfile(
+        machine_model=machine.model or machine.name,
+        bed_mm=(x, y),
+        max_height_mm=z,
+        flavour=machine.flavour,
+        nozzle_mm=machine.nozzle_mm,
+        nozzle_temp_c=material.nozzle_temp_c,
+        bed_temp_c=material.bed_temp_c,
+        filament_density_g_cm3=material.density_g_cm3,
+    )
+    overrides: dict[str, Any] = {
+        "layer_height_mm": settings.layer_height_mm,
+        "first_layer_height_mm": settings.first_layer_height_mm,
+        "perimeters": settings.perimeters,
+        "top_layers": settings.top_layers,
+        "bottom_layers": settings.bottom_layers,
+        "infill_density": (
+            None if settings.infill_percent is None else settings.infill_percent / 100
+        ),
+        "brim_width_mm": settings.brim_width_mm,
+    }
+    profile = replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+    for name, height in (
+        ("layer height", profile.layer_height_mm),
+        ("first layer height", profile.first_layer_height_mm),
+    ):
+        if height > profile.nozzle_mm:
+            raise Rejected(
+                f"a {name} of {height:g} mm is more than the {profile.nozzle_mm:g} mm nozzle "
+                f"of {machine.name} can lay down"
+            )
+    return profile
+
+
+def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
+    """Slice the part for the best capable machine: the mesh as validation repaired it,
+    turned to the orientation its DFM report chose; then check the G-code against the part.
+    Stored G-code for the same inputs is checked again rather than sliced again."""
+    part, setup = so_far.part, so_far.setup
+    built, report = _needs(so_far.geometry, "geometry"), _needs(so_far.report, "report")
+    if part.process != FDM:
+        raise Rejected(f"no toolpath engine for {part.process_label} yet")
+    needs = routing.JobNeeds(
+        process=part.process,
+        material=part.material.slug,
+        extents_mm=report.extents_mm,
+        allowed_machines=frozenset(report.capable),
+    )
+    candidates = routing.capable_machines(needs, setup.machines)
+    if not candidates:
+        raise Rejected("no machine can make this part with the chosen material")
+    target = candidates[0]
+    if setup.engine is not None:
+        target = replace(target, toolpath_engine=setup.engine)
+    profile = fdm_profile(target, material=part.material, settings=setup.slicer)
+    mesh = mesh_to_slice(built, report.checks, limits=setup.validation_limits, reuse=setup.reuse)
+    orientation = print_orientation(report.orientation, target.build_volume_mm)
+    stl = oriented_stl(mesh.content, orientation.matrix)
+    binary = setup.prusaslicer_binary
+    # ToolpathEngineError here (engine not installed) ends the job FAILED.
+    version = engines.engine_version(target.toolpath_engine, prusaslicer_binary=binary)
+    # The orientation is part of the key: the same mesh turned another way is another program.
+    key = input_key("toolpath", mesh.sha256, orientation.matrix, version, asdict(profile))
+    stored = setup.reuse(GCODE, key)
+    if stored is not None:
+        program, numbers = stored.content, dict(stored.meta)
+    else:
+        toolpath = engines.plan(
+            stl,
+            profile,
+            engine=target.toolpath_engine,
+            timeout_s=setup.prusaslicer_timeout_s,
+            prusaslicer_binary=binary,
+        )
+        program = toolpath.gcode
+        numbers = {
+            "engine": toolpath.engine,
+            "layers": toolpath.layers,
+            "filament_mm": round(toolpath.filament_mm, 1),
+            "filament_g": round(toolpath.filament_g, 2),
+            "estimated_time_s": round(toolpath.estimated_time_s),
+        }
+    # Rejected when the G-code does not print this part, as oriented. Reused G-code is checked
+    # again: cheap next to slicing, and the checks may have grown since it was stored.
+    verification = verify_gcode(program, stl=stl, profile=profile)
+    meta = ToolpathMeta(
+        engine=str(numbers["engine"]),
+        layers=int(numbers["layers"]),
+        filament_mm=float(numbers["filament_mm"]),
+        filament_g=float(numbers["filament_g"]),
+        estimated_time_s=int(numbers["estimated_time_s"]),
+        layer_height_mm=profile.layer_height_mm,
+        nozzle_mm=profile.nozzle_mm,
+        first_layer_height_mm=profile.first_layer_height_mm,
+        perimeters=profile.perimeters,
+        top_layers=profile.top_layers,
+        bottom_layers=profile.bottom_layers,
+        infill_percent=round(profile.infill_density * 100, 3),
+        brim_width_mm=profile.brim_width_mm,
+        planned_for=target.key,
+        profile_key=target.profile_key,
+        orientation=orientation.label,
+        orientation_matrix=orientation.matrix,
+        sliced_sha256=mesh.sha256,
+        repaired=mesh.repaired is not None,
+        verification=verification.to_json(),
+    )
+    turned = "" if is_identity(orientation.matrix) else f", printed {orientation.label}"
+    repaired = ", repaired mesh" if mesh.repaired is not None else ""
+    return PlannedToolpath(
+        meta=meta,
+        gcode=program,
+        key=key,
+        reused=stored is not None,
+        repaired=mesh.repaired,
+        summary=f"{meta.layers} layers, {meta.filament_g} g, "
+        f"~{meta.estimated_time_s // 60} min for {target.model or target.name}{turned}{repaired}",
+    )
+
+
+# --- traveler -------------------------------------------------------------------------------
+
+
+def planned_machine(machines: Sequence[routing.MachineFacts], key: str) -> PlannedMachine | None:
+    found = next((m for m in machines if m.key == key), None)
+    return None if found is None else PlannedMachine(found.name, found.model, found.site)
+
+
+def render_traveler(so_far: JobSoFar) -> TravelerDocument:
+    """The traveler PDF, as of the paperwork's `printed_at`; found again when stored."""
+    built = _needs(so_far.geometry, "geometry")
+    report, toolpath = _needs(so_far.report, "report"), _needs(so_far.toolpath, "toolpath")
+    traveler = travelers.traveler_of(
+        part=so_far.part,
+        paperwork=so_far.paperwork,
+        geometry=built.meta,
+        drawing_svg=built.svg,
+        toolpath=toolpath.meta,
+        dfm_warnings=report.warnings,
+        planned=planned_machine(so_far.setup.machines, toolpath.meta.planned_for),
+    )
+    key = input_key("traveler", travelers.traveler_html(traveler))
+    stored = so_far.setup.reuse(TRAVELER, key)
+    if stored is not None:
+        return TravelerDocument(traveler, stored.content, key, reused=True)
+    return TravelerDocument(traveler, travelers.render_traveler(traveler), key)
+
+
+# --- the list -------------------------------------------------------------------------------
+
+STEPS: tuple[Step, ...] = (
+    Step("geometry", build, keeps="geometry", needs=()),
+    Step("validation", validate, keeps="report", needs=("geometry",)),
+    Step("toolpath", plan_toolpath, keeps="toolpath", needs=("geometry", "report")),
+    Step("traveler", render_traveler, keeps="traveler", needs=("geometry", "report", "toolpath")),
+)
+
+
+def _needs(value: T | None, name: str) -> T:
+    if value is None:
+        raise ValueError(f"this step runs after the one that makes the {name}")
+    return value
