@@ -5,7 +5,7 @@
 #   make test                  system packages, then the whole suite on SQLite and on PostgreSQL
 #   make test-unit             fast tests only (DB=postgres to run them on PostgreSQL)
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
-#   make lint / make fmt       ruff
+#   make lint / make fmt       ruff; make contracts: app boundaries (import-linter)
 #   make typecheck             mypy --strict (config in pyproject.toml)
 #   make worker                one more Celery worker (QUEUES=geometry CONCURRENCY=1 ...)
 #   make clean                 caches and build leftovers (keeps .venv and var/)
@@ -43,7 +43,7 @@ $(shell rm -f $(STAMP))
 endif
 
 .PHONY: help install system-packages run test test-unit test-integration lint typecheck fmt worker \
-	clean FORCE
+	clean FORCE contracts
 
 help:
 	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -70,6 +70,8 @@ test: system-packages $(STAMP)
 	@status=0; \
 	echo "==> lint (ruff)"; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || status=1; \
+	echo "==> contracts (import-linter)"; \
+	$(VENV)/bin/lint-imports || status=1; \
 	echo "==> typecheck (mypy)"; \
 	$(PY) -m mypy || status=1; \
 	echo "==> test suite on SQLite"; \
@@ -87,6 +89,10 @@ test-integration: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The import contracts between apps, in pyproject.toml's [tool.importlinter].
+contracts: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

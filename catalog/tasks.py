@@ -13,15 +13,3 @@ def build_preview(preview_id: int) -> str:
     from catalog.previews import preview_build  # the sandbox runner stays out of web imports
 
     return preview_build(preview_id=preview_id)
-
-
-@shared_task(
-    acks_late=True,  # safe: preview_dfm_check keeps a report only for the check it claimed
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)
-def check_preview_dfm(dfm_id: int) -> str:
-    """The DFM report of one ready preview in one material (queue `geometry`)."""
-    from catalog.previews import preview_dfm_check  # trimesh stays out of web imports
-
-    return preview_dfm_check(dfm_id=dfm_id)

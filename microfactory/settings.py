@@ -264,7 +264,7 @@ CATALOG_ADMIN_BUILD_TIMEOUT_S = env.int("MF_CATALOG_ADMIN_BUILD_TIMEOUT_S", defa
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "PreviewStatusEnum": "catalog.models.PartPreview.Status",
-        "PreviewDfmStatusEnum": "catalog.models.PreviewDfm.Status",
+        "PreviewDfmStatusEnum": "production.models.PreviewDfm.Status",
         "CheckStatusEnum": ["pass", "warn", "fail"],  # a DFM check's verdict
     }
 )
@@ -324,13 +324,20 @@ ORDER_QUOTE_RATES = Rates(
     layer_overhead_s=env.float("MF_QUOTE_LAYER_OVERHEAD_S", default=1.5),
     pipeline_overhead_s=env.float("MF_QUOTE_PIPELINE_OVERHEAD_S", default=900.0),
 )
-# Orders follow their jobs (webhooks, completion) from production's JobEvents this often.
+# Orders follow their jobs (webhooks, completion) from production's job events this often,
+# each event claimed once, at most ORDERS_FOLLOW_BATCH events a pass.
 ORDERS_FOLLOW_INTERVAL_S = env.float("MF_ORDERS_FOLLOW_INTERVAL_S", default=5.0)
-ORDERS_FOLLOW_LAG_S = env.float("MF_ORDERS_FOLLOW_LAG_S", default=2.0)
 ORDERS_FOLLOW_BATCH = env.int("MF_ORDERS_FOLLOW_BATCH", default=1000)
 CELERY_BEAT_SCHEDULE["orders-follow-jobs"] = {
     "task": "orders.tasks.follow_jobs",
     "schedule": ORDERS_FOLLOW_INTERVAL_S,
+}
+# The safety net: every order still in production re-evaluated from its jobs this often, so
+# none stays there once its jobs have ended, whatever happened to their events.
+ORDERS_RECHECK_INTERVAL_S = env.float("MF_ORDERS_RECHECK_INTERVAL_S", default=300.0)
+CELERY_BEAT_SCHEDULE["orders-recheck-in-production"] = {
+    "task": "orders.tasks.follow_orders_in_production",
+    "schedule": ORDERS_RECHECK_INTERVAL_S,
 }
 # Webhooks: each POST's timeout, how many tries, and the backoff (doubling from the first,
 # capped below the Redis visibility timeout so a delayed retry is never delivered twice).

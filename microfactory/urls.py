@@ -9,11 +9,11 @@ from catalog.api.views import (
     PartsApi,
     PartValidateApi,
     PreviewDetailApi,
-    PreviewDfmApi,
     PreviewFileApi,
 )
 from microfactory.views import ApiRoot
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
+from production.api.previews import PreviewDfmApi
 from production.api.views import JobArtifactApi
 
 api: tuple[list[URLPattern | URLResolver], str] = (

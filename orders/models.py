@@ -290,14 +290,3 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.webhook.url} ({self.status})"
-
-
-class JobEventCursor(models.Model):
-    """How far orders have followed production's JobEvents (one row per follower name):
-    the webhooks and order status changes for later events are still to be done."""
-
-    name = models.CharField(max_length=50, unique=True)
-    last_event_id = models.PositiveBigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"{self.name} at JobEvent {self.last_event_id}"

@@ -24,6 +24,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from orders.models import Order, Status, Webhook, WebhookDelivery
+from production.public import JobEventNotice
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +66,26 @@ def order_changed(*, order: Order, previous: str, now: datetime) -> None:
         transaction.on_commit(lambda: _send(tasks.email_requester, order_id))
 
 
-def job_changed(*, event: Any, now: datetime) -> None:
-    """A job of an order changed status (a production JobEvent): webhooks."""
-    job = event.job
-    order = job.line.order
+def job_changed(*, notice: JobEventNotice, now: datetime) -> None:
+    """A job of an order changed status (a production job event): webhooks. Call inside the
+    transaction that claimed the event."""
+    order = Order.objects.get(pk=notice.order_id)
     _emit(
         organisation_id=order.organisation_id,
         event="job.status_changed",
         payload={
             "job": {
-                "id": job.pk,
-                "number": job.number,
-                "status": event.to_status,
-                "line": job.line_id,
-                "quantity": job.quantity,
+                "id": notice.job_id,
+                "number": notice.job_number,
+                "status": notice.to_status,
+                "line": notice.line_id,
+                "quantity": notice.quantity,
             },
             "order": {"id": order.pk, "number": order.number, "reference": order.reference},
-            "from_status": event.from_status,
-            "step": event.step,
-            "message": event.message,
-            "at": event.finished_at.isoformat(),
+            "from_status": notice.from_status,
+            "step": notice.step,
+            "message": notice.message,
+            "at": notice.finished_at.isoformat(),
         },
     )
 

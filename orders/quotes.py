@@ -5,25 +5,20 @@ size (from a built preview of the same configuration, else guessed from its leng
 parameters), a toolpath time when this configuration was planned before, and the machines
 that could make it with their hourly rates and queues.
 
-The DFM feedback is the quick notes (`dfm_notes`, from the preview and the machines' sizes)
-and, once the preview is built, the full DFM report of that mesh in the chosen material
-(`live_dfm`: computed by a worker, catalog.previews, with the checks a job's validation runs).
+The DFM feedback is the quick notes (`dfm_notes`, from the preview and the machines' sizes);
+the full DFM report of a built preview is production's (production.public.live_dfm).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
-from catalog.models import Material, PartPreview, PartRevision, PreviewDfm
+from catalog.models import Material, PartPreview, PartRevision
 from catalog.parameters import parse_schema
-from catalog.previews import dfm_refusal, preview_dfm_request
 from orders.quoting import MachineOffer, MaterialFacts, Quote, envelope_volume_mm3, quote_line
-from production import routing
-from production.machines import routing_facts
-from production.models import Job, Machine
+from production import public
 
 
 @dataclass(frozen=True)
@@ -77,43 +72,13 @@ def line_facts(
         while len(sizes) < 3:
             sizes.append(sizes[-1])
         extents, basis = (sizes[0], sizes[1], height), "envelope"
-    planned = (
-        Job.objects.filter(
-            line__revision=revision,
-            line__parameters_hash=parameters_hash,
-            line__material=material,
-            toolpath_meta__isnull=False,
-        )
-        .order_by("-pk")
-        .values_list("toolpath_meta", "quantity")
-        .first()
+    toolpath_time = (
+        public.planned_time_s(revision=revision, parameters_hash=parameters_hash, material=material)
         if parameters_hash
         else None
     )
-    toolpath_time = None
-    if planned is not None:
-        meta, planned_quantity = planned
-        total = float((meta or {}).get("estimated_time_s") or 0)
-        toolpath_time = total / max(1, planned_quantity) if total else None
-    facts = routing_facts(process=revision.process)
-    needs = routing.JobNeeds(process=revision.process, material=material.slug, extents_mm=extents)
-    capable = [m for m in facts if routing.can_make(needs, m)]
-    fits_somewhere = any(
-        routing.can_make(
-            routing.JobNeeds(process=revision.process, material=m_slug, extents_mm=extents), m
-        )
-        for m in facts
-        for m_slug in (m.materials | m.loadable)
-    )
-    rates = dict(
-        Machine.objects.filter(slug__in=[m.key for m in capable]).values_list("slug", "hourly_rate")
-    )
-    offers = tuple(
-        MachineOffer(
-            name=m.name, hourly_rate=rates.get(m.key) or Decimal(0), queue_eta_s=m.queue_eta_s
-        )
-        for m in capable
-        if routing.takes_work(m)
+    fit = public.machines_for_quote(
+        process=revision.process, material=material.slug, extents_mm=extents
     )
     return LineFacts(
         process=revision.process,
@@ -127,9 +92,12 @@ def line_facts(
         extents_mm=extents,
         geometry_basis=basis,
         toolpath_time_s=toolpath_time,
-        machines=offers,
-        too_big_for_all=bool(facts) and not fits_somewhere,
-        machines_of_process=len(facts),
+        machines=tuple(
+            MachineOffer(name=m.name, hourly_rate=m.hourly_rate, queue_eta_s=m.queue_eta_s)
+            for m in fit.offers
+        ),
+        too_big_for_all=fit.too_big_for_all,
+        machines_of_process=fit.machines_of_process,
     )
 
 
@@ -180,103 +148,3 @@ def dfm_notes(facts: LineFacts, preview: PartPreview | None = None) -> list[DfmN
             )
         )
     return notes
-
-
-# --- the live DFM report ---------------------------------------------------------------------
-
-LEVELS = {"pass": "ok", "warn": "warn", "fail": "fail"}  # report status -> the page's CSS
-
-
-@dataclass(frozen=True)
-class DfmCheckRow:
-    name: str
-    level: str  # "ok", "warn" or "fail"
-    value: str
-    limit: str
-    message: str
-
-
-@dataclass(frozen=True)
-class DfmMachine:
-    key: str
-    name: str
-    level: str
-    checks: tuple[DfmCheckRow, ...]
-
-
-@dataclass(frozen=True)
-class LiveDfm:
-    """A configuration's DFM report as the part page shows it."""
-
-    status: str  # PreviewDfm.Status: queued and checking are shown as "checking…"
-    message: str  # why there is no report (status failed)
-    level: str  # the verdict: "ok", "warn" or "fail"; "" until ready
-    summary: str  # one sentence: can it be made, where, or why not
-    orientation: str
-    checks: tuple[DfmCheckRow, ...]  # the part's own checks (reading, integrity, fit)
-    machines: tuple[DfmMachine, ...]
-
-    @property
-    def in_flight(self) -> bool:
-        return self.status in (PreviewDfm.Status.QUEUED, PreviewDfm.Status.CHECKING)
-
-
-def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
-    """The DFM report of a ready preview in a material, queued for a worker if there is none
-    for today's machines yet (fast: a few queries; the check itself runs elsewhere)."""
-    return live_dfm_view(preview_dfm_request(preview=preview, material=material))
-
-
-def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
-    report = dfm.report or {}
-    if dfm.status != PreviewDfm.Status.READY or not report:
-        return LiveDfm(dfm.status, dfm.message, "", "", "", (), ())
-    machine_reports = report.get("machines", [])
-    names = dict(
-        Machine.objects.filter(slug__in=[m["key"] for m in machine_reports]).values_list(
-            "slug", "name"
-        )
-    )
-    capable = [names.get(key, key) for key in report.get("capable", [])]
-    refusal = dfm_refusal(report)
-    if refusal is not None:
-        summary = f"It cannot be made: {refusal}."
-    elif report["status"] == "warn":
-        summary = f"It can be made on {', '.join(capable)}; read the warnings below."
-    else:
-        summary = f"It can be made on {', '.join(capable)}."
-    chosen = report.get("orientation")
-    orientation = (
-        f"{chosen['label']}: {chosen['height_mm']:g} mm high, "
-        f"{chosen['support_area_mm2']:g} mm² of support, "
-        f"{chosen['contact_area_mm2']:g} mm² on the bed"
-        if chosen
-        else ""
-    )
-    return LiveDfm(
-        status=dfm.status,
-        message=dfm.message,
-        level=LEVELS[report["status"]],
-        summary=summary,
-        orientation=orientation,
-        checks=tuple(_row(c) for c in report["checks"] if not c.get("machine")),
-        machines=tuple(
-            DfmMachine(
-                key=m["key"],
-                name=names.get(m["key"], m["key"]),
-                level=LEVELS[m["status"]],
-                checks=tuple(_row(c) for c in m["checks"]),
-            )
-            for m in sorted(machine_reports, key=lambda m: names.get(m["key"], m["key"]))
-        ),
-    )
-
-
-def _row(check: dict[str, Any]) -> DfmCheckRow:
-    return DfmCheckRow(
-        name=check["name"].replace("_", " "),
-        level=LEVELS[check["status"]],
-        value=check["value"],
-        limit=check["limit"],
-        message=check["message"],
-    )

@@ -1,6 +1,9 @@
 """Write paths for orders: placing one (exactly once per idempotency key, quoted, approved or
 waiting for an approver), approving, rejecting, cancelling, and following its jobs.
 
+Production is reached only through production.public (jobs created and cancelled there, job
+summaries and job events read from there as frozen values).
+
 Every status change goes through `_move`, which refuses moves TRANSITIONS does not allow and
 records who made it and when (OrderEvent). Webhooks and e-mails are queued in the same
 transaction and sent after it commits (orders.notifications).
@@ -27,13 +30,11 @@ from catalog.parameters import (
     parse_schema,
     validate_parameters,
 )
-from catalog.previews import known_refusal
 from microfactory.errors import DomainError
 from orders import notifications
 from orders.models import (
     FINAL,
     TRANSITIONS,
-    JobEventCursor,
     Membership,
     Order,
     OrderEvent,
@@ -42,11 +43,8 @@ from orders.models import (
     Status,
 )
 from orders.quotes import line_facts, line_quote
-from production.models import Job, JobEvent, Site
-from production.services import (
-    jobs_cancel_for_order,
-    jobs_create_for_order,
-)
+from production import public
+from production.public import JobSummary, SiteRef
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +152,7 @@ def order_place(
                 reference=request.reference,
                 due_date=request.due_date,
                 priority=request.priority,
-                delivery_site=site,
+                delivery_site_id=site.pk if site else None,
                 note=request.note,
                 total_price=total,
                 currency=settings.ORDER_QUOTE_RATES.currency,
@@ -210,15 +208,15 @@ def _earlier(organisation: Organisation, key: str, fingerprint: str, now: dateti
     return earlier
 
 
-def _check_order_fields(request: OrderRequest, *, today: date) -> Site | None:
+def _check_order_fields(request: OrderRequest, *, today: date) -> SiteRef | None:
     errors: dict[str, list[str]] = {}
     if request.due_date is not None and request.due_date < today:
         errors["due_date"] = [f"is in the past (today is {today.isoformat()})"]
     site = None
     if request.delivery_site:
-        site = Site.objects.filter(slug=request.delivery_site).first()
+        site = public.site_by_slug(request.delivery_site)
         if site is None:
-            known = ", ".join(Site.objects.values_list("slug", flat=True))
+            known = ", ".join(known_site.slug for known_site in public.sites())
             errors["delivery_site"] = [f"no site '{request.delivery_site}'; choose {known}"]
     if errors:
         raise OrderInvalid(errors)
@@ -264,7 +262,7 @@ def line_makeable(checked: dict[str, Any]) -> None:
     """Refuse a checked line whose configuration the part page already found impossible to
     make on today's machines (its DFM report failed); unchecked ones go ahead, and their
     job's validation decides."""
-    refusal = known_refusal(
+    refusal = public.known_refusal(
         revision=checked["revision"],
         parameters=checked["parameters"],
         material=checked["material"],
@@ -389,7 +387,9 @@ def line_move_event(
 def _approve_and_start(order: Order, *, actor: Any, now: datetime, reason: str = "") -> None:
     _move(order, Status.APPROVED, actor=actor, now=now, reason=reason)
     who = actor.get_username() if actor is not None else "system"
-    jobs_create_for_order(order=order, actor=f"user {who}" if actor is not None else "system")
+    public.jobs_create_for_order(
+        order=order, actor=f"user {who}" if actor is not None else "system"
+    )
     _move(order, Status.IN_PRODUCTION, actor=actor, now=now)
 
 
@@ -465,7 +465,7 @@ def order_cancel(
                 "it can no longer be cancelled"
             )
         label = user.get_username()
-        jobs_cancel_for_order(
+        public.jobs_cancel_for_order(
             order_id=order.pk,
             actor=f"user {label}",
             message=reason or f"order {order.number} cancelled",
@@ -481,29 +481,18 @@ def order_cancel(
 # --- following production ---------------------------------------------------------------------
 
 
-def parts_made(job: Job) -> int:
-    """Good parts a job delivered: a job that passed QC, less the copies scrapped there."""
-    if job.status != Job.Status.DONE:
-        return 0
-    return max(0, job.quantity - (job.qc_scrapped or 0))
-
-
-def line_outcome(line: OrderLine, jobs: list[Job]) -> tuple[str, str]:
+def line_outcome(line: OrderLine, jobs: list[JobSummary]) -> tuple[str, str]:
     """What a line in production has become, from its jobs: (status, reason).
 
     Parts count, not jobs: a scrapped or failed job's replacement that made the parts
     completes the line. Still in production while any job is under way.
     """
-    if not jobs or any(job.status not in Job.TERMINAL for job in jobs):
+    if not jobs or not all(job.ended for job in jobs):
         return Status.IN_PRODUCTION, ""
-    made = sum(parts_made(job) for job in jobs)
+    made = sum(job.made for job in jobs)
     if made >= line.quantity:
         return Status.COMPLETED, ""
-    ended = [
-        job
-        for job in jobs
-        if job.status in (Job.Status.REJECTED, Job.Status.FAILED, Job.Status.SCRAPPED)
-    ]
+    ended = [job for job in jobs if job.status in public.JOB_ENDED_UNMADE]
     if not made and not ended:
         return Status.CANCELLED, "its jobs were cancelled"
     last = ended[-1] if ended else jobs[-1]
@@ -519,14 +508,12 @@ def order_follow_jobs(*, order_id: int, now: datetime) -> Order | None:
         if order is None or order.status != Status.IN_PRODUCTION:
             return order
         lines = list(order.lines.all())
-        jobs_by_line: dict[int, list[Job]] = {line.pk: [] for line in lines}
-        for job in Job.objects.filter(line__order=order).order_by("pk"):
-            jobs_by_line[job.line_id].append(job)
+        jobs_by_line = public.job_summaries(order_ids=[order.pk])
         events = []
         for line in lines:
             if line.status != Status.IN_PRODUCTION:
                 continue
-            status, reason = line_outcome(line, jobs_by_line[line.pk])
+            status, reason = line_outcome(line, jobs_by_line.get(line.pk, []))
             if status != line.status:
                 events.append(
                     line_move_event(
@@ -561,36 +548,38 @@ def order_follow_jobs(*, order_id: int, now: datetime) -> Order | None:
     return order
 
 
-def orders_follow_jobs(*, now: datetime, lag_s: float | None = None) -> int:
-    """Turn new JobEvents into job webhooks and order status changes; return how many
-    events were handled. Safe to run twice at once (the cursor row is locked).
+def orders_follow_jobs(*, now: datetime) -> int:
+    """Turn job events no one has followed yet into job webhooks and order status changes;
+    return how many events this call handled.
 
-    JobEvents are read in id order up to the first one younger than `lag_s`: an event
-    written by a transaction that commits late may get a lower id than one already seen,
-    and the lag leaves it time to appear before the cursor passes it.
+    Each event is claimed exactly once (production.public.job_events_claim_pending), in the
+    transaction that writes its webhooks: two followers at once split the events between
+    them, and an event committed late is followed on the next pass however low its id.
     """
-    lag = settings.ORDERS_FOLLOW_LAG_S if lag_s is None else lag_s
     with transaction.atomic():
-        cursor, _ = JobEventCursor.objects.get_or_create(name="orders")
-        cursor = JobEventCursor.objects.select_for_update().get(pk=cursor.pk)
-        events = list(
-            JobEvent.objects.filter(pk__gt=cursor.last_event_id)
-            .select_related("job__line__order")
-            .order_by("pk")[: settings.ORDERS_FOLLOW_BATCH]
-        )
-        handled: list[JobEvent] = []
-        for event in events:
-            if event.finished_at > now - timedelta(seconds=lag):
-                break
-            handled.append(event)
+        notices = public.job_events_claim_pending(limit=settings.ORDERS_FOLLOW_BATCH, now=now)
         order_ids: list[int] = []
-        for event in handled:
-            notifications.job_changed(event=event, now=now)
-            if event.job.line.order_id not in order_ids:
-                order_ids.append(event.job.line.order_id)
-        if handled:
-            cursor.last_event_id = handled[-1].pk
-            cursor.save(update_fields=["last_event_id"])
+        for notice in notices:
+            notifications.job_changed(notice=notice, now=now)
+            if notice.order_id not in order_ids:
+                order_ids.append(notice.order_id)
+    # After the claims commit: an order whose update fails here is picked up by the periodic
+    # orders_follow_in_production.
     for order_id in order_ids:
         order_follow_jobs(order_id=order_id, now=now)
-    return len(handled)
+    return len(notices)
+
+
+def orders_follow_in_production(*, now: datetime) -> int:
+    """Re-evaluate every order still in production from its jobs; return how many ended.
+
+    The safety net under orders_follow_jobs: an order whose events were followed but whose
+    update was lost (a crash between the two) does not stay in production for ever.
+    """
+    ended = 0
+    in_production = Order.objects.filter(status=Status.IN_PRODUCTION).order_by("pk")
+    for order_id in list(in_production.values_list("pk", flat=True)):
+        order = order_follow_jobs(order_id=order_id, now=now)
+        if order is not None and order.status != Status.IN_PRODUCTION:
+            ended += 1
+    return ended

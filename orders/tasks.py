@@ -25,7 +25,8 @@ def email_requester(order_id: int) -> None:
 
 @shared_task(ignore_result=True)
 def follow_jobs() -> int:
-    """Periodic: job webhooks and order status changes from new JobEvents; lost webhooks."""
+    """Periodic: job webhooks and order status changes from job events not followed yet;
+    lost webhooks."""
     from orders.notifications import webhooks_resend_lost
     from orders.services import orders_follow_jobs
 
@@ -33,3 +34,11 @@ def follow_jobs() -> int:
     handled = orders_follow_jobs(now=now)
     webhooks_resend_lost(now=now)
     return handled
+
+
+@shared_task(ignore_result=True)
+def follow_orders_in_production() -> int:
+    """Periodic, slower: re-evaluate every order still in production (the safety net)."""
+    from orders.services import orders_follow_in_production
+
+    return orders_follow_in_production(now=timezone.now())

@@ -1,8 +1,9 @@
 """Pages for maintenance teams: the catalog, a part's configurator (live form, 3D preview,
 DFM notes and report, instant quote), the cart, their organisation's orders, and approvals.
 
-The pages call the same services the API does (orders.services, catalog.previews) and read
-orders only through Order.objects.for_user: another organisation's order is a 404 here too.
+The pages call the same services the API does (orders.services, catalog.previews, and
+production.public for jobs, sites and the DFM report) and read orders only through
+Order.objects.for_user: another organisation's order is a 404 here too.
 """
 
 import uuid
@@ -25,7 +26,7 @@ from catalog.models import Material, PartFamily, PartPreview, PartRevision, Proc
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from microfactory.errors import DomainError
 from orders.models import FINAL, Membership, Order, OrderLine, Status
-from orders.quotes import dfm_notes, line_facts, line_quote, live_dfm
+from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
     LineRequest,
     NotAllowed,
@@ -38,8 +39,7 @@ from orders.services import (
     order_place,
     order_reject,
 )
-from production.models import Job, Site
-from production.services import JOB_ENDED_EMPTY, job_not_started
+from production import public
 
 CART = "cart"
 
@@ -275,7 +275,7 @@ def _configuration(
         "facts": facts,
         "dfm": dfm_notes(facts, preview),
         # The full report once the geometry is built; a worker checks it, the page asks again.
-        "report": live_dfm(preview=ready, material=checked["material"]) if ready else None,
+        "report": public.live_dfm(preview=ready, material=checked["material"]) if ready else None,
         "lead_time": duration_text(facts_quote.lead_time_s),
     }
 
@@ -440,7 +440,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "errors": errors,
             "line_errors": errors.get("lines") if isinstance(errors.get("lines"), dict) else {},
             "priorities": Order.Priority.choices,
-            "sites": Site.objects.all(),
+            "sites": public.sites(),
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),
             "membership": _membership(request),
@@ -452,10 +452,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
 
 
 def _orders(user: object) -> QuerySet[Order]:
-    jobs = Job.objects.select_related("machine").prefetch_related("events", "job_artifacts")
-    lines = OrderLine.objects.select_related("revision__family", "material").prefetch_related(
-        Prefetch("jobs", jobs)
-    )
+    lines = OrderLine.objects.select_related("revision__family", "material")
     return (
         Order.objects.for_user(user)
         .select_related("placed_by", "team", "delivery_site", "decided_by")
@@ -482,7 +479,9 @@ def orders_page(request: HttpRequest) -> HttpResponse:
 
 def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
     membership = _membership(request)
-    jobs = [job for line in order.lines.all() for job in line.jobs.all()]
+    jobs_by_line = public.job_summaries(order_ids=[order.pk], details=True)
+    lines = [(line, jobs_by_line.get(line.pk, [])) for line in order.lines.all()]
+    jobs = [job for _, line_jobs in lines for job in line_jobs]
     can_decide = (
         membership is not None
         and membership.can_approve
@@ -493,11 +492,12 @@ def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         membership is not None
         and (order.placed_by_id == request.user.pk or membership.can_approve)
         and order.status not in FINAL
-        and all(job.status in JOB_ENDED_EMPTY or job_not_started(job) for job in jobs)
+        and all(job.cancellable for job in jobs)
     )
-    live = order.status not in FINAL or any(job.status not in Job.PIPELINE_DONE for job in jobs)
+    live = order.status not in FINAL or any(not job.pipeline_done for job in jobs)
     return {
         "order": order,
+        "lines": lines,
         "can_decide": can_decide,
         "can_cancel": can_cancel,
         "live": live,

@@ -3,7 +3,7 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
-from catalog.models import Material, Process
+from catalog.models import Material, PartPreview, Process
 from orders.models import OrderLine
 
 
@@ -203,9 +203,22 @@ class JobEvent(models.Model):
     finished_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()
     message = models.TextField(blank=True)
+    # When the orders app followed the event (job webhook queued, order re-evaluated); null
+    # while it is still to follow. Written once, by the claim in
+    # production.public.job_events_claim_pending, never by the lifecycle.
+    followed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["finished_at", "pk"]
+        indexes = [
+            # The follower's scan (production.public.job_events_claim_pending): events still
+            # to follow, in id order. Partial, so followed events (nearly all) stay out of it.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(followed_at__isnull=True),
+                name="job_event_to_follow",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.job}: {self.from_status or '-'} -> {self.to_status}"
@@ -304,3 +317,44 @@ class MachineEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.machine}: {self.from_state} -> {self.to_state}"
+
+
+class PreviewDfm(models.Model):
+    """The DFM report of a built preview for one material, against the machines that could
+    make it: computed on demand by a worker (production.dfm_previews), shown on the part page
+    and returned by the API before anything is ordered. A cache: any row can be dropped.
+
+    `machines_key` is the sha256 of everything the report depends on besides the mesh (the
+    candidate machines' facts and the validation limits), so a new machine, a spool change or
+    a new limit asks for a new report instead of showing a stale one.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        CHECKING = "checking"
+        READY = "ready"  # the report is there; it may say the part cannot be made
+        FAILED = "failed"  # no report: nothing to check it against, or the check crashed
+
+    preview = models.ForeignKey(PartPreview, on_delete=models.CASCADE, related_name="dfm_reports")
+    material = models.ForeignKey(Material, on_delete=models.CASCADE, related_name="+")
+    machines_key = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    report = models.JSONField(null=True, blank=True)  # ValidationReport.to_json()
+    queued_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["preview", "material", "machines_key"],
+                name="one_preview_dfm_per_machine_set",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"DFM of {self.preview} in {self.material} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.READY, self.Status.FAILED)

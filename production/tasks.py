@@ -103,3 +103,15 @@ def mark_silent_machines_offline() -> list[str]:
 def prune_telemetry() -> int:
     """Periodic (beat): drop telemetry older than MF_TELEMETRY_RETENTION_H."""
     return machines.telemetry_prune(now=timezone.now())
+
+
+@shared_task(
+    acks_late=True,  # safe: preview_dfm_check keeps a report only for the check it claimed
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def check_preview_dfm(dfm_id: int) -> str:
+    """The DFM report of one ready catalog preview in one material (queue `geometry`)."""
+    from production.dfm_previews import preview_dfm_check  # trimesh stays out of web imports
+
+    return preview_dfm_check(dfm_id=dfm_id)

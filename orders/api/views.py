@@ -7,11 +7,12 @@ from datetime import date, datetime, time
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Model, Prefetch, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -33,7 +34,11 @@ from orders.services import (
     order_place,
     order_reject,
 )
-from production.models import Job, JobArtifact, JobEvent, Machine, Site
+from production import public
+from production.public import JobEventSummary, JobSummary
+
+# The largest value of a 64-bit integer column (the schema's bound for counts and durations).
+BIGINT_MAX = 2**63 - 1
 
 
 class LineInputSerializer(serializers.Serializer[Any]):  # input only: no instance
@@ -57,57 +62,48 @@ class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
-class JobEventSerializer(serializers.ModelSerializer[JobEvent]):
-    class Meta:
-        model = JobEvent
-        fields = [
-            "step",
-            "from_status",
-            "to_status",
-            "actor",
-            "started_at",
-            "finished_at",
-            "duration_ms",
-            "message",
-        ]
+# Jobs are production's: they come as production.public.JobSummary values, described field by
+# field as the Job model's serializer used to (the OpenAPI schema is unchanged).
 
 
-class JobOutputSerializer(serializers.ModelSerializer[Job]):
+class JobEventSerializer(serializers.Serializer[JobEventSummary]):
+    step = serializers.CharField(max_length=30)
+    from_status = serializers.CharField(max_length=20, required=False)
+    to_status = serializers.CharField(max_length=20)
+    actor = serializers.CharField(max_length=150, help_text="user, worker host or 'system'")
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
+    message = serializers.CharField(required=False)
+
+
+class JobOutputSerializer(serializers.Serializer[JobSummary]):
+    id = serializers.IntegerField(source="pk", read_only=True)
     number = serializers.CharField()
-    machine: serializers.SlugRelatedField[Machine] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+    status = serializers.ChoiceField(choices=public.JOB_STATUS_CHOICES, required=False)
+    reason = serializers.CharField(required=False, help_text="why the job was rejected or failed")
+    quantity = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
+    machine = serializers.CharField(source="machine_slug", read_only=True)
+    progress = serializers.FloatField(
+        required=False, allow_null=True, help_text="percent done on the machine"
     )
+    dfm_report = serializers.JSONField(required=False, allow_null=True)
+    toolpath_meta = serializers.JSONField(required=False, allow_null=True)
     events = JobEventSerializer(many=True)
     artifacts = serializers.SerializerMethodField()
 
-    class Meta:
-        model = Job
-        fields = [
-            "id",
-            "number",
-            "status",
-            "reason",
-            "quantity",
-            "machine",
-            "progress",
-            "dfm_report",
-            "toolpath_meta",
-            "events",
-            "artifacts",
-        ]
-
-    def get_artifacts(self, job: Job) -> list[dict[str, Any]]:
+    def get_artifacts(self, job: JobSummary) -> list[dict[str, Any]]:
         request = self.context["request"]
         return [
             {
                 "kind": link.kind,
-                "sha256": link.artifact.sha256,
-                "size": link.artifact.size,
+                "sha256": link.sha256,
+                "size": link.size,
                 "url": request.build_absolute_uri(
                     reverse("api:job-artifact", args=[job.pk, link.kind])
                 ),
             }
-            for link in job.job_artifacts.all()
+            for link in job.artifacts
         ]
 
 
@@ -123,7 +119,7 @@ class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
     part = serializers.CharField(source="revision.family.slug")
     revision = serializers.IntegerField(source="revision.number")
     material = serializers.CharField(source="material.slug")
-    jobs = JobOutputSerializer(many=True)
+    jobs = serializers.SerializerMethodField()
 
     class Meta:
         model = OrderLine
@@ -143,13 +139,19 @@ class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
             "jobs",
         ]
 
+    @extend_schema_field(JobOutputSerializer(many=True))
+    def get_jobs(self, line: OrderLine) -> Any:
+        # The order's jobs by line, read once per response (production.public.job_summaries).
+        jobs = self.context["jobs_by_line"].get(line.pk, [])
+        return JobOutputSerializer(jobs, many=True, context=self.context).data
+
 
 class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     number = serializers.CharField()
     organisation = serializers.CharField(source="organisation.slug")
     team = serializers.CharField(source="team.slug", allow_null=True, default=None)
     placed_by = serializers.CharField(source="placed_by.username")
-    delivery_site: serializers.SlugRelatedField[Site] = serializers.SlugRelatedField(
+    delivery_site: serializers.SlugRelatedField[Model] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True
     )
     lines = LineOutputSerializer(many=True)
@@ -219,12 +221,6 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
     dfm = DfmNoteSerializer(many=True)
 
 
-def jobs_with_details() -> QuerySet[Job]:
-    return Job.objects.select_related("machine").prefetch_related(
-        "events", Prefetch("job_artifacts", JobArtifact.objects.select_related("artifact"))
-    )
-
-
 def orders_with_details(user: object) -> QuerySet[Order]:
     return (
         Order.objects.for_user(user)
@@ -233,17 +229,21 @@ def orders_with_details(user: object) -> QuerySet[Order]:
             "events",
             Prefetch(
                 "lines",
-                OrderLine.objects.select_related("revision__family", "material").prefetch_related(
-                    Prefetch("jobs", jobs_with_details())
-                ),
+                OrderLine.objects.select_related("revision__family", "material"),
             ),
         )
     )
 
 
+def _order_output(request: Request, order: Order) -> Any:
+    jobs_by_line = public.job_summaries(order_ids=[order.pk], details=True)
+    context = {"request": request, "jobs_by_line": jobs_by_line}
+    return OrderOutputSerializer(order, context=context).data
+
+
 def _detail(request: Request, order: Order, status: int = 200) -> Response:
     order = orders_with_details(request.user).get(pk=order.pk)
-    return Response(OrderOutputSerializer(order, context={"request": request}).data, status=status)
+    return Response(_order_output(request, order), status=status)
 
 
 def _refuse_oversized(request: Request) -> None:
@@ -352,7 +352,7 @@ class OrderDetailApi(APIView):
     @extend_schema(responses=OrderOutputSerializer)
     def get(self, request: Request, order_id: int) -> Response:
         order = get_object_or_404(orders_with_details(request.user), pk=order_id)
-        return Response(OrderOutputSerializer(order, context={"request": request}).data)
+        return Response(_order_output(request, order))
 
 
 class _OrderActionApi(APIView):
@@ -404,8 +404,9 @@ class OrderRejectApi(_OrderActionApi):
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
-        jobs = jobs_with_details().filter(line__order__in=Order.objects.for_user(request.user))
-        job = get_object_or_404(jobs, pk=job_id)
+        job = public.job_summary(job_id=job_id, orders=Order.objects.for_user(request.user))
+        if job is None:
+            raise Http404
         return Response(JobOutputSerializer(job, context={"request": request}).data)
 
 

@@ -7,9 +7,11 @@ from unittest.mock import patch
 import pytest
 from django.test import Client
 
-from catalog.models import Material, PartFamily, PartPreview, PreviewDfm
-from catalog.previews import preview_build, preview_dfm_check
+from catalog.models import Material, PartFamily, PartPreview
+from catalog.previews import preview_build
 from orders.models import Order, Status
+from production.dfm_previews import preview_dfm_check
+from production.models import PreviewDfm
 from tests.builders import make_machine, make_material, make_order, make_part, make_user
 from tests.orders.helpers import join_team, make_team
 
@@ -31,7 +33,7 @@ def _no_broker():
     with (
         patch("production.tasks.advance_job.apply_async"),
         patch("catalog.tasks.build_preview.apply_async") as previews,
-        patch("catalog.tasks.check_preview_dfm.apply_async"),
+        patch("production.tasks.check_preview_dfm.apply_async"),
         patch("orders.tasks.deliver_webhook.apply_async"),
         patch("orders.tasks.email_requester.apply_async"),
     ):

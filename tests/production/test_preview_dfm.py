@@ -6,15 +6,11 @@ from unittest.mock import patch
 import pytest
 from rest_framework.test import APIClient
 
-from catalog.models import PartPreview, PreviewDfm
-from catalog.previews import (
-    dfm_machines,
-    dfm_machines_key,
-    preview_build,
-    preview_dfm_check,
-)
+from catalog.models import PartPreview
+from catalog.previews import preview_build
 from orders.models import Order
-from production.models import Job
+from production.dfm_previews import dfm_machines, dfm_machines_key, preview_dfm_check
+from production.models import Job, PreviewDfm
 from tests.builders import make_machine, make_material, make_part
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +41,7 @@ def dfm(api: APIClient, preview: PartPreview, material: str = "pla"):
 
 def checked(api: APIClient, preview: PartPreview, material: str = "pla") -> dict:
     """Ask for the report, run the worker's check, and ask again."""
-    with patch("catalog.tasks.check_preview_dfm.apply_async"):
+    with patch("production.tasks.check_preview_dfm.apply_async"):
         queued = dfm(api, preview, material)
     assert queued.status_code == 202, queued.json()
     preview_dfm_check(dfm_id=PreviewDfm.objects.get(preview=preview, status="queued").pk)
@@ -58,7 +54,7 @@ def test_the_report_is_queued_on_commit_on_the_geometry_queue(
     api, django_capture_on_commit_callbacks
 ) -> None:
     preview = built_preview(api, GOOD)
-    with patch("catalog.tasks.check_preview_dfm.apply_async") as enqueue:
+    with patch("production.tasks.check_preview_dfm.apply_async") as enqueue:
         with django_capture_on_commit_callbacks(execute=True):
             answer = dfm(api, preview)
     assert answer.status_code == 202
@@ -71,7 +67,7 @@ def test_the_report_is_queued_on_commit_on_the_geometry_queue(
         "finished_at": None,
     }
     row = PreviewDfm.objects.get()
-    enqueue.assert_called_once_with(args=[row.pk], queue="geometry")
+    enqueue.assert_called_once_with(args=(row.pk,), queue="geometry")
 
 
 def test_a_checked_configuration_shows_every_check_per_machine_and_the_orientation(api) -> None:
@@ -101,7 +97,7 @@ def test_a_second_request_and_a_redelivered_check_reuse_the_report(
     checked(api, preview)
     row = PreviewDfm.objects.get()
     assert preview_dfm_check(dfm_id=row.pk) == "ready"  # a redelivered task does nothing
-    with patch("catalog.tasks.check_preview_dfm.apply_async") as enqueue:
+    with patch("production.tasks.check_preview_dfm.apply_async") as enqueue:
         # The preview, the material, the machine set and the report: no geometry work.
         with django_assert_max_num_queries(11):
             assert dfm(api, preview).status_code == 200
@@ -145,7 +141,7 @@ def test_a_part_too_big_for_every_machine_fails_on_the_build_volume(api) -> None
 def test_without_a_machine_for_the_material_the_report_fails_at_once(api) -> None:
     make_part("block", materials=[make_material("pla"), make_material("petg")])
     preview = built_preview(api, GOOD)
-    with patch("catalog.tasks.check_preview_dfm.apply_async") as enqueue:
+    with patch("production.tasks.check_preview_dfm.apply_async") as enqueue:
         answer = dfm(api, preview, "petg")
     assert answer.status_code == 200
     assert answer.json()["status"] == "failed"
@@ -164,7 +160,7 @@ def test_without_a_machine_for_the_material_the_report_fails_at_once(api) -> Non
 )
 def test_a_bad_material_is_a_400_and_queues_nothing(api, query, field, message) -> None:
     preview = built_preview(api, GOOD)
-    with patch("catalog.tasks.check_preview_dfm.apply_async") as enqueue:
+    with patch("production.tasks.check_preview_dfm.apply_async") as enqueue:
         answer = api.get(f"/api/v1/previews/{preview.key}/dfm/", query)
     assert answer.status_code == 400
     assert message in answer.json()["errors"][field][0]

@@ -1,0 +1,381 @@
+"""What the orders app may know and do about production: the one production module orders
+imports (an import-linter contract in pyproject.toml checks it; docs/architecture.md).
+
+Orders ask for jobs for an approved order and cancel them; they read job summaries for their
+pages and API, the machine facts a quote needs, the DFM verdict of a configuration and the
+sites to deliver to; and they follow job events, each claimed exactly once. What comes back
+is a frozen value (or an id), never a production model, so production can change its tables
+without touching orders.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
+
+from catalog.models import Material, PartPreview, PartRevision
+from orders.models import Order
+from production import dfm_previews, routing, services
+from production.dfm_previews import LiveDfm
+from production.machines import routing_facts
+from production.models import Job, JobArtifact, JobEvent, Machine, Site
+
+__all__ = [
+    "JOB_ENDED_UNMADE",
+    "JOB_STATUS_CHOICES",
+    "ArtifactLink",
+    "JobEventNotice",
+    "JobEventSummary",
+    "JobSummary",
+    "LiveDfm",
+    "MachineFit",
+    "QuoteMachine",
+    "MachineRef",
+    "SiteRef",
+    "job_events_claim_pending",
+    "job_summaries",
+    "job_summary",
+    "jobs_cancel_for_order",
+    "jobs_create_for_order",
+    "known_refusal",
+    "live_dfm",
+    "machines_for_quote",
+    "planned_time_s",
+    "site_by_slug",
+    "sites",
+]
+
+# --- job summaries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MachineRef:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class JobEventSummary:
+    step: str
+    from_status: str
+    to_status: str
+    actor: str
+    started_at: datetime
+    finished_at: datetime
+    duration_ms: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ArtifactLink:
+    kind: str
+    kind_display: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """One job of an order line as orders show it. Attribute names follow the Job model's,
+    so templates read it the same way (`job.pk`, `job.number`, `job.get_status_display`)."""
+
+    pk: int
+    line_id: int
+    number: str
+    status: str
+    status_display: str
+    reason: str
+    quantity: int
+    qc_scrapped: int
+    machine: MachineRef | None
+    progress: float | None
+    dfm_report: Mapping[str, Any] | None
+    toolpath_meta: Mapping[str, Any] | None
+    events: tuple[JobEventSummary, ...]  # empty unless asked for with details
+    artifacts: tuple[ArtifactLink, ...]  # likewise
+    ended: bool  # nothing more happens to it (Job.TERMINAL)
+    pipeline_done: bool  # at a machine, past it or ended (Job.PIPELINE_DONE)
+    # Ended without making anything, or no machine has begun it: no obstacle to cancelling.
+    cancellable: bool
+    made: int  # good parts delivered: passed QC, less the copies scrapped there
+
+    def get_status_display(self) -> str:
+        return self.status_display
+
+    @property
+    def machine_slug(self) -> str | None:
+        return self.machine.slug if self.machine else None
+
+
+# A job's statuses, (value, label), for orders' API schema.
+JOB_STATUS_CHOICES: list[tuple[str, str]] = list(Job.Status.choices)
+# Jobs that ended without passing QC: an order line whose jobs all ended and made too few parts
+# is rejected with the last one's reason.
+JOB_ENDED_UNMADE = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.SCRAPPED})
+
+
+def _summary(job: Job, *, details: bool) -> JobSummary:
+    done = job.status == Job.Status.DONE
+    return JobSummary(
+        pk=job.pk,
+        line_id=job.line_id,
+        number=job.number,
+        status=job.status,
+        status_display=job.get_status_display(),
+        reason=job.reason,
+        quantity=job.quantity,
+        qc_scrapped=job.qc_scrapped,
+        machine=MachineRef(job.machine.slug, job.machine.name) if job.machine else None,
+        progress=job.progress,
+        dfm_report=job.dfm_report,
+        toolpath_meta=job.toolpath_meta,
+        events=tuple(
+            JobEventSummary(
+                step=event.step,
+                from_status=event.from_status,
+                to_status=event.to_status,
+                actor=event.actor,
+                started_at=event.started_at,
+                finished_at=event.finished_at,
+                duration_ms=event.duration_ms,
+                message=event.message,
+            )
+            for event in job.events.all()
+        )
+        if details
+        else (),
+        artifacts=tuple(
+            ArtifactLink(
+                kind=link.kind,
+                kind_display=link.get_kind_display(),
+                sha256=link.artifact.sha256,
+                size=link.artifact.size,
+            )
+            for link in job.job_artifacts.all()
+        )
+        if details
+        else (),
+        ended=job.status in Job.TERMINAL,
+        pipeline_done=job.status in Job.PIPELINE_DONE,
+        cancellable=job.status in services.JOB_ENDED_EMPTY or services.job_not_started(job),
+        made=max(0, job.quantity - (job.qc_scrapped or 0)) if done else 0,
+    )
+
+
+def _jobs(*, details: bool) -> QuerySet[Job]:
+    jobs = Job.objects.select_related("machine").order_by("pk")
+    if details:
+        jobs = jobs.prefetch_related(
+            "events", Prefetch("job_artifacts", JobArtifact.objects.select_related("artifact"))
+        )
+    return jobs
+
+
+def job_summaries(
+    *, order_ids: Iterable[int], details: bool = False
+) -> dict[int, list[JobSummary]]:
+    """The jobs of these orders by line id, oldest first; with `details`, each with its
+    events and artifacts (three queries in all, however many jobs)."""
+    summaries: dict[int, list[JobSummary]] = {}
+    for job in _jobs(details=details).filter(line__order_id__in=list(order_ids)):
+        summaries.setdefault(job.line_id, []).append(_summary(job, details=details))
+    return summaries
+
+
+def job_summary(*, job_id: int, orders: QuerySet[Order]) -> JobSummary | None:
+    """One job with its events and artifacts, if it belongs to one of `orders` (the caller's
+    scope: another organisation's job is None, as a missing one is)."""
+    job = _jobs(details=True).filter(pk=job_id, line__order__in=orders).first()
+    return None if job is None else _summary(job, details=True)
+
+
+# --- creating and cancelling jobs ------------------------------------------------------------
+
+
+def jobs_create_for_order(*, order: Order, actor: str) -> list[int]:
+    """One queued job per line of an approved order, enqueued once the caller's transaction
+    commits; their ids. Call inside the order's transaction."""
+    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor)]
+
+
+def jobs_cancel_for_order(
+    *, order_id: int, actor: str, message: str, reason: str, now: datetime
+) -> list[int]:
+    """Cancel every job of the order while no machine has started any (DomainError, nothing
+    changed, otherwise); the ids cancelled. Call inside the order's transaction."""
+    return services.jobs_cancel_for_order(
+        order_id=order_id, actor=actor, message=message, reason=reason, now=now
+    )
+
+
+# --- following job events --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobEventNotice:
+    """A job event the orders app follows: what its job webhook says."""
+
+    event_id: int
+    order_id: int
+    line_id: int
+    job_id: int
+    job_number: str
+    quantity: int
+    step: str
+    from_status: str
+    to_status: str
+    message: str
+    finished_at: datetime
+
+
+def job_events_claim_pending(*, limit: int, now: datetime) -> list[JobEventNotice]:
+    """Claim up to `limit` job events no one has followed yet, oldest first; each is
+    returned to exactly one caller, ever.
+
+    The claim is a conditional UPDATE per event (`... SET followed_at = now WHERE pk = X AND
+    followed_at IS NULL`, healthchecks' flip idiom): of two followers racing for an event,
+    one updates the row and the other, once the first commits, updates nothing and skips it.
+    An event committed late (a lower id than one already followed) is still pending, so the
+    next pass finds it. Call inside the transaction that acts on the events: if that rolls
+    back, the claims do too and the events are followed again.
+    """
+    notices = []
+    with transaction.atomic():
+        pending = (
+            JobEvent.objects.filter(followed_at__isnull=True)
+            .select_related("job__line")
+            .order_by("pk")[:limit]
+        )
+        for event in pending:
+            if not JobEvent.objects.filter(pk=event.pk, followed_at__isnull=True).update(
+                followed_at=now
+            ):
+                continue  # another follower claimed it first
+            job = event.job
+            notices.append(
+                JobEventNotice(
+                    event_id=event.pk,
+                    order_id=job.line.order_id,
+                    line_id=job.line_id,
+                    job_id=job.pk,
+                    job_number=job.number,
+                    quantity=job.quantity,
+                    step=event.step,
+                    from_status=event.from_status,
+                    to_status=event.to_status,
+                    message=event.message,
+                    finished_at=event.finished_at,
+                )
+            )
+    return notices
+
+
+# --- what a quote needs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuoteMachine:
+    name: str
+    hourly_rate: Decimal
+    queue_eta_s: float  # seconds until the work already routed there is done
+
+
+@dataclass(frozen=True)
+class MachineFit:
+    offers: tuple[QuoteMachine, ...]  # capable of making the part and taking work now
+    too_big_for_all: bool  # no machine of the process could ever hold it
+    machines_of_process: int
+
+
+def machines_for_quote(
+    *, process: str, material: str, extents_mm: tuple[float, float, float]
+) -> MachineFit:
+    """The machines that could make a part of this size in this material, as the router
+    would see them now (capability, queue, hourly rate)."""
+    facts = routing_facts(process=process)
+    needs = routing.JobNeeds(process=process, material=material, extents_mm=extents_mm)
+    capable = [m for m in facts if routing.can_make(needs, m)]
+    fits_somewhere = any(
+        routing.can_make(
+            routing.JobNeeds(process=process, material=m_slug, extents_mm=extents_mm), m
+        )
+        for m in facts
+        for m_slug in (m.materials | m.loadable)
+    )
+    rates = dict(
+        Machine.objects.filter(slug__in=[m.key for m in capable]).values_list("slug", "hourly_rate")
+    )
+    return MachineFit(
+        offers=tuple(
+            QuoteMachine(
+                name=m.name, hourly_rate=rates.get(m.key) or Decimal(0), queue_eta_s=m.queue_eta_s
+            )
+            for m in capable
+            if routing.takes_work(m)
+        ),
+        too_big_for_all=bool(facts) and not fits_somewhere,
+        machines_of_process=len(facts),
+    )
+
+
+def planned_time_s(
+    *, revision: PartRevision, parameters_hash: str, material: Material
+) -> float | None:
+    """Machine time per part of this configuration when a job of it had its toolpath planned
+    before (the latest one); None otherwise."""
+    planned = (
+        Job.objects.filter(
+            line__revision=revision,
+            line__parameters_hash=parameters_hash,
+            line__material=material,
+            toolpath_meta__isnull=False,
+        )
+        .order_by("-pk")
+        .values_list("toolpath_meta", "quantity")
+        .first()
+    )
+    if planned is None:
+        return None
+    meta, quantity = planned
+    total = float((meta or {}).get("estimated_time_s") or 0)
+    return total / max(1, quantity) if total else None
+
+
+def known_refusal(
+    *, revision: PartRevision, parameters: dict[str, Any], material: Material
+) -> str | None:
+    """Why a configuration cannot be made, when the part page already checked it against
+    today's machines; None when it can or was not checked (its job's validation decides)."""
+    return dfm_previews.known_refusal(revision=revision, parameters=parameters, material=material)
+
+
+def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
+    """A ready preview's DFM report in a material for the part page, its check queued for a
+    worker when there is none for today's machines yet."""
+    return dfm_previews.live_dfm(preview=preview, material=material)
+
+
+# --- sites -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteRef:
+    pk: int
+    slug: str
+    name: str
+
+
+def sites() -> list[SiteRef]:
+    """The factory's sites, by name: where an order can be delivered."""
+    return [
+        SiteRef(pk, slug, name) for pk, slug, name in Site.objects.values_list("pk", "slug", "name")
+    ]
+
+
+def site_by_slug(slug: str) -> SiteRef | None:
+    site = Site.objects.filter(slug=slug).values_list("pk", "slug", "name").first()
+    return None if site is None else SiteRef(*site)
