@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 
 from tests.builders import make_machine, make_part
 
-pytestmark = pytest.mark.django_db
+# The whole pipeline in one process: its point is the geometry, not the database.
+pytestmark = [pytest.mark.django_db, pytest.mark.cad]
 ROOT = Path(__file__).resolve().parents[2]
 
 
