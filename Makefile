@@ -12,7 +12,7 @@
 #   make clean                 caches and build leftovers (keeps .venv and var/)
 #
 # Extra pytest arguments: make test PYTEST_ARGS="-x -k traveler"; PYTEST_WORKERS=0 runs the
-# tests in one process (for pdb), PYTEST_WORKERS=N in N (default: one per core).
+# tests in one process (for pdb), PYTEST_WORKERS=N in N (default: one per CPU).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -31,7 +31,9 @@ PYTEST_ARGS ?=
 # pytest-xdist: the tests spread over this many processes, each with its own test database
 # (pytest-django suffixes its name per worker) and its own Redis. --dist loadgroup keeps the
 # tests marked xdist_group(NAME) in one process (the two sharing one OctoPrint server).
-PYTEST_WORKERS ?= auto
+# `logical`: one per CPU the kernel shows (with psutil installed, `auto` would count physical
+# cores only, and halve the workers on a machine with SMT).
+PYTEST_WORKERS ?= logical
 XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
 # Tests marked `postgres` need PostgreSQL; those marked `cad` (heavy geometry that never
 # touches the database) run on SQLite only: on PostgreSQL they would only cost time.
