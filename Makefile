@@ -2,7 +2,8 @@
 # they create .venv and install the project (again only when pyproject.toml changed).
 #
 #   make run                   web + worker + beat (+ embedded Redis) at http://127.0.0.1:8000
-#   make test                  system packages, then the whole suite on SQLite and on PostgreSQL
+#   make test                  system packages, lint, typecheck, the suite on SQLite and on
+#                              PostgreSQL (`cad` tests on SQLite only), each pass timed
 #   make test-unit             fast tests only (DB=postgres to run them on PostgreSQL)
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
 #   make lint / make fmt       ruff; make contracts: app boundaries (import-linter)
@@ -10,7 +11,8 @@
 #   make worker                one more Celery worker (QUEUES=geometry CONCURRENCY=1 ...)
 #   make clean                 caches and build leftovers (keeps .venv and var/)
 #
-# Extra pytest arguments: make test PYTEST_ARGS="-x -k traveler"
+# Extra pytest arguments: make test PYTEST_ARGS="-x -k traveler"; PYTEST_WORKERS=0 runs the
+# tests in one process (for pdb), PYTEST_WORKERS=N in N (default: one per CPU).
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -26,14 +28,32 @@ PYTHON ?= $(firstword $(foreach candidate,python3.11 python3,$(shell $(candidate
 QUEUES ?= geometry,toolpath,documents,routing
 CONCURRENCY ?= 2
 PYTEST_ARGS ?=
+# pytest-xdist: the tests spread over this many processes, each with its own test database
+# (pytest-django suffixes its name per worker) and its own Redis. --dist loadgroup keeps the
+# tests marked xdist_group(NAME) in one process (the two sharing one OctoPrint server).
+# `logical`: one per CPU the kernel shows (with psutil installed, `auto` would count physical
+# cores only, and halve the workers on a machine with SMT).
+PYTEST_WORKERS ?= logical
+XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+# Tests marked `postgres` need PostgreSQL; those marked `cad` (heavy geometry that never
+# touches the database) run on SQLite only: on PostgreSQL they would only cost time.
 DB ?= sqlite
 ifeq ($(DB),postgres)
 WITH_DB := bash scripts/with-postgres.sh
-NOT_POSTGRES :=
+DB_MARKS := and not cad
 else
 WITH_DB :=
-NOT_POSTGRES := and not postgres
+DB_MARKS := and not postgres
 endif
+TIMED := bash scripts/timed.sh
+# What `make test` does with a pytest pass's exit status, just after the pass. Exit 5 is
+# pytest's "no test selected": a failure when the whole suite was asked for (something is
+# broken), but expected when PYTEST_ARGS narrows the run, as `-k traveler` selects nothing on
+# PostgreSQL where no `cad` test runs. Both passes empty still fails (see the target).
+PYTEST_STATUS = code=$$?; \
+	if [ $$code -eq 5 ] && [ "$(if $(strip $(PYTEST_ARGS)),narrowed)" = narrowed ]; then \
+		empty=$$((empty + 1)); echo "    (no test of this pass matched PYTEST_ARGS)"; \
+	elif [ $$code -ne 0 ]; then status=1; fi
 
 # A .venv that is missing, broken (its interpreter moved) or not Python 3.11 is made anew,
 # and everything reinstalled into it.
@@ -46,7 +66,7 @@ endif
 	clean FORCE contracts
 
 help:
-	@sed -n '1,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,15p' Makefile | sed 's/^# \{0,1\}//'
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (as python3.11 or python3)" >&2; exit 1; }
@@ -65,26 +85,31 @@ system-packages:
 run: $(STAMP)
 	exec $(PY) scripts/run.py
 
-# Both passes run even when the first fails; the target fails if either did.
+# Every pass runs even when one before it failed; the target fails if any did. Each pass says
+# how long it took, and all the durations are repeated at the end.
 test: system-packages $(STAMP)
-	@status=0; \
-	echo "==> lint (ruff)"; \
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || status=1; \
-	echo "==> contracts (import-linter)"; \
-	$(VENV)/bin/lint-imports || status=1; \
-	echo "==> typecheck (mypy)"; \
-	$(PY) -m mypy || status=1; \
-	echo "==> test suite on SQLite"; \
-	$(PY) -m pytest -m "not postgres" $(PYTEST_ARGS) || status=1; \
-	echo "==> test suite on PostgreSQL"; \
-	bash scripts/with-postgres.sh $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	@status=0; empty=0; summary=$$(mktemp); export TIMED_SUMMARY=$$summary; \
+	$(TIMED) "lint (ruff)" \
+		bash -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .' || status=1; \
+	$(TIMED) "contracts (import-linter)" $(VENV)/bin/lint-imports || status=1; \
+	$(TIMED) "typecheck (mypy)" $(PY) -m mypy || status=1; \
+	$(TIMED) "test suite on SQLite" \
+		$(PY) -m pytest $(XDIST) -m "not postgres" $(PYTEST_ARGS); \
+	$(PYTEST_STATUS); \
+	$(TIMED) "test suite on PostgreSQL" bash scripts/with-postgres.sh \
+		$(PY) -m pytest $(XDIST) -m "not cad" $(PYTEST_ARGS); \
+	$(PYTEST_STATUS); \
+	if [ $$empty -eq 2 ]; then \
+		echo "make test: no test matched PYTEST_ARGS in either pass" >&2; status=1; \
+	fi; \
+	echo "==> durations"; sed 's/^==> /    /' "$$summary"; rm -f "$$summary"; \
 	exit $$status
 
 test-unit: $(STAMP)
-	$(WITH_DB) $(PY) -m pytest -m "not integration $(NOT_POSTGRES)" $(PYTEST_ARGS)
+	$(WITH_DB) $(PY) -m pytest $(XDIST) -m "not integration $(DB_MARKS)" $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
-	$(WITH_DB) $(PY) -m pytest -m "integration $(NOT_POSTGRES)" $(PYTEST_ARGS)
+	$(WITH_DB) $(PY) -m pytest $(XDIST) -m "integration $(DB_MARKS)" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -65,6 +65,7 @@ def test_an_uploaded_script_becomes_a_draft_with_the_parameters_it_declares(admi
     assert "<code>hole_d</code>" in page and "Build with defaults" in page
 
 
+@pytest.mark.cad
 def test_the_build_button_shows_the_drawing_or_the_scripts_error(admin_client) -> None:
     good = make_part("block", publish=False)
     bad = make_part(

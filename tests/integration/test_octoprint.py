@@ -26,10 +26,16 @@ from production import services
 from production.models import Job, Machine, MachineTelemetry
 from production.toolpath import FdmProfile, plan_toolpath
 from tests.builders import make_machine, make_ready_job
-from tests.integration.conftest import free_port, wait_for
+from tests.integration.conftest import file_lock, free_port, wait_for
 from tests.production.toolpath.gcode_reader import box_stl
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    # One OctoPrint (a session fixture) for both tests: under pytest-xdist they go to the
+    # same worker (`--dist loadgroup`) instead of each worker starting a server of its own.
+    pytest.mark.xdist_group("octoprint"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 OCTOPRINT_VERSION = "1.11.8"  # the last 1.11: it still accepts the global api.key used below
@@ -53,7 +59,16 @@ class OctoPrint:
 
 
 def octoprint_binary() -> Path:
-    """OctoPrint in its own venv, installed from PyPI when missing (about 30 s)."""
+    """OctoPrint in its own venv, installed from PyPI when missing (about 30 s).
+
+    Under a lock beside the venv: two test processes (xdist workers, or two runs in one tree)
+    must not `venv --clear` it under each other; the second waits and finds it installed.
+    """
+    with file_lock(VENV.parent / f"{VENV.name}.lock"):
+        return _install_octoprint()
+
+
+def _install_octoprint() -> Path:
     binary = VENV / "bin" / "octoprint"
     stamp = VENV / f".installed-octoprint-{OCTOPRINT_VERSION}"
     if binary.exists() and stamp.exists():
@@ -237,6 +252,7 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
     print(f"\nrouted, uploaded, printed and reported in {elapsed:.1f} s; progress seen: {seen}")
 
 
+@pytest.mark.cad
 def test_our_slicers_gcode_prints_to_the_end_on_the_virtual_printer(octoprint: OctoPrint) -> None:
     profile = FdmProfile(machine_model="Virtual Marlin", bed_mm=(200.0, 200.0), max_height_mm=200.0)
     toolpath = plan_toolpath(box_stl(10, 10, 1), profile)

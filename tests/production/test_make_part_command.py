@@ -21,7 +21,8 @@ from tests.production.test_runner import (
     run_to_the_end,
 )
 
-pytestmark = pytest.mark.django_db
+# The whole pipeline in one process: its point is the geometry, not the database.
+pytestmark = [pytest.mark.django_db, pytest.mark.cad]
 ROOT = Path(__file__).resolve().parents[2]
 STEP_FILE = ROOT / "tests/data/meshes/block-20x10x5.step"
 

@@ -157,6 +157,7 @@ def top_layer_z(gcode: str) -> float:
     return max(float(line[3:]) for line in gcode.splitlines() if line.startswith(";Z:"))
 
 
+@pytest.mark.cad
 def test_a_tall_part_is_sliced_lying_down_as_the_dfm_report_chose(user):
     make_part("block")
     make_machine()
@@ -174,6 +175,7 @@ def test_a_tall_part_is_sliced_lying_down_as_the_dfm_report_chose(user):
     assert "printed on its side" in job.events.get(step="toolpath").message
 
 
+@pytest.mark.cad
 def test_a_part_kept_as_modelled_is_sliced_as_modelled(user):
     make_part("block")
     make_machine()
@@ -183,6 +185,7 @@ def test_a_part_kept_as_modelled_is_sliced_as_modelled(user):
     assert top_layer_z(gcode_of(job)) == pytest.approx(10, abs=0.5)
 
 
+@pytest.mark.cad
 def test_the_orientation_is_part_of_the_gcode_cache_key(user, monkeypatch):
     make_part("block")
     make_machine()
@@ -238,6 +241,7 @@ def order_static(user, slug: str) -> Job:
     return order.lines.get().jobs.get()
 
 
+@pytest.mark.cad
 def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user, client):
     make_static_part("holed", holed_box_stl())
     make_machine()
@@ -265,6 +269,7 @@ def test_a_repaired_mesh_is_stored_and_sliced_instead_of_the_original(user, clie
     assert b"".join(download.streaming_content) == repaired.file.open("rb").read()
 
 
+@pytest.mark.cad
 def test_a_clean_mesh_is_sliced_as_built(user):
     make_part("block")
     make_machine()

@@ -208,6 +208,7 @@ def test_scrap_sent_twice_creates_exactly_one_replacement(
     assert "nothing more can be done" in station_client.get(second.url).content.decode()
 
 
+@pytest.mark.cad
 @pytest.mark.django_db
 def test_the_batch_print_is_one_pdf_with_a_page_per_job(station_client, user, machine) -> None:
     jobs = [make_station_job(user=user, machine=machine) for _ in range(3)]
@@ -221,6 +222,7 @@ def test_the_batch_print_is_one_pdf_with_a_page_per_job(station_client, user, ma
     assert all(job.number in text for job in jobs)
 
 
+@pytest.mark.cad
 @pytest.mark.django_db
 def test_a_batch_of_20_merges_the_stored_travelers_into_one_pdf(
     station_client, user, machine
@@ -241,6 +243,7 @@ def test_a_batch_of_20_merges_the_stored_travelers_into_one_pdf(
     assert all(job.number in text for job in jobs)
 
 
+@pytest.mark.cad
 @pytest.mark.django_db
 def test_a_batch_renders_only_the_travelers_not_stored_and_says_so(
     station_client, user, machine

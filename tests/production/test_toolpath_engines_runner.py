@@ -9,7 +9,8 @@ from production import runner
 from production.models import Job
 from tests.builders import make_machine, make_order, make_part
 
-pytestmark = pytest.mark.django_db
+# Which engine slices a job: the point is the G-code, not the database.
+pytestmark = [pytest.mark.django_db, pytest.mark.cad]
 
 needs_prusaslicer = pytest.mark.skipif(
     shutil.which("prusa-slicer") is None and not os.environ.get("CI"),

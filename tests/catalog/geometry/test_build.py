@@ -20,6 +20,8 @@ from catalog.geometry import BuildFailed, BuildLimits, build_geometry, sandbox
 from catalog.geometry.sandbox import CHILD_SCRIPT, bwrap_wrapper
 from microfactory.errors import Rejected
 
+pytestmark = pytest.mark.cad  # CadQuery builds in the sandbox; no database
+
 LIMITS = BuildLimits(require_bwrap=False)
 SECRET = "do-not-leak-7f3a9c"
 

@@ -19,6 +19,8 @@ from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from tests.catalog.corners import corners
 
+pytestmark = pytest.mark.cad  # CadQuery builds of every demo part; no database
+
 LIMITS = BuildLimits(require_bwrap=False)
 PRINTER_MM = 200
 MATERIALS = {"pla", "petg", "abs", "pa12-cf"}

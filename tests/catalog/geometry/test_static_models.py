@@ -16,6 +16,8 @@ from catalog.geometry import (
 )
 from microfactory.errors import Rejected
 
+pytestmark = pytest.mark.cad  # STEP/STL conversion in the sandbox; no database
+
 LIMITS = BuildLimits(require_bwrap=False)
 BOX = "import cadquery as cq\nshow_object(cq.Workplane().box(10, 20, 30))\n"
 MB = 1024 * 1024

@@ -13,6 +13,8 @@ from production.pipeline.validation import (
     dfm_report,
 )
 
+pytestmark = pytest.mark.cad  # mesh repair; no database
+
 MACHINES = [MachineLimits("mk4")]
 
 

@@ -6,6 +6,8 @@ import trimesh
 
 from production.pipeline.validation import MachineLimits, ValidationReport, dfm_report
 
+pytestmark = pytest.mark.cad  # DFM checks on meshes; no database
+
 MK4 = MachineLimits("mk4", "fdm", (250.0, 210.0, 220.0), 0.4, "Prusa MK4")
 
 

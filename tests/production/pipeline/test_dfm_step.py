@@ -9,6 +9,8 @@ from catalog.geometry.step_import import step_to_stl
 from microfactory.errors import Rejected
 from production.pipeline.validation import MachineLimits, dfm_report
 
+pytestmark = pytest.mark.cad  # STEP reading in the sandbox; no database
+
 BLOCK_STEP = Path(__file__).parents[2] / "data" / "meshes" / "block-20x10x5.step"
 LIMITS = BuildLimits(require_bwrap=False)
 

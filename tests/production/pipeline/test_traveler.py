@@ -29,6 +29,8 @@ from production.pipeline.traveler import (
     traveler_html,
 )
 
+pytestmark = pytest.mark.cad  # traveler HTML and PDF rendering; no database
+
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "traveler_golden.html"
 
 # Shaped like CadQuery's SVG export: a fixed width and height, no viewBox.

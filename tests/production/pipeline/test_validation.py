@@ -15,6 +15,8 @@ from production.pipeline.validation import (
     validate_part,
 )
 
+pytestmark = pytest.mark.cad  # DFM validation of meshes; no database
+
 
 def stl(mesh: trimesh.Trimesh) -> bytes:
     return mesh.export(file_type="stl")

@@ -27,6 +27,8 @@ from tests.production.toolpath.gcode_reader import (
     two_boxes_stl,
 )
 
+pytestmark = pytest.mark.cad  # slicing; no database
+
 REPO = Path(__file__).resolve().parents[3]
 # Kept beside the tests because this slicer's tests may only touch this folder; tests/data/
 # is where the other golden files live.

@@ -33,6 +33,8 @@ from tests.production.toolpath.gcode_reader import (
     tube_stl,
 )
 
+pytestmark = pytest.mark.cad  # slicing with PrusaSlicer; no database
+
 needs_prusaslicer = pytest.mark.skipif(
     shutil.which("prusa-slicer") is None and not os.environ.get("CI"),
     reason="prusa-slicer is not installed (Debian package prusa-slicer)",

@@ -21,6 +21,8 @@ from tests.production.toolpath.gcode_reader import (
     two_boxes_stl,
 )
 
+pytestmark = pytest.mark.cad  # slicing; no database
+
 WIDTH = 0.4 * 1.125
 FILAMENT_AREA = math.pi * (1.75 / 2) ** 2
 

@@ -16,6 +16,8 @@ from tests.production.toolpath.gcode_reader import (
     two_boxes_stl,
 )
 
+pytestmark = pytest.mark.cad  # slicing and G-code checks; no database
+
 BOX = box_stl(20, 20, 10)
 
 
