@@ -23,6 +23,8 @@ from production.pipeline.values import (
 from production.routing import MachineFacts
 from tests.production.test_runner import holed_box_stl
 
+pytestmark = pytest.mark.cad
+
 PLA = MaterialFacts("pla", "PLA", nozzle_temp_c=210, bed_temp_c=60, density_g_cm3=1.24)
 MK4 = MachineFacts(
     key="mk4-1",
