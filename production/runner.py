@@ -27,7 +27,7 @@ from catalog import geometry
 from catalog.parameters import parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions, qc_lines
 from microfactory.errors import Rejected
-from production import lifecycle, machines, routing
+from production import lifecycle, machines, routing, services
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline import traveler as travelers
@@ -596,28 +596,15 @@ def _render_traveler(job: Job) -> StepResult:
     return StepResult(outputs=[output], message="traveler PDF ready to print")
 
 
-def _route(job: Job) -> StepResult:
-    needs = machines.job_needs(job)
-    chosen = routing.choose_machine(
-        needs, machine_facts(process=needs.process), changeover_s=machines.changeover_s()
-    )
-    machine = Machine.objects.select_related("site").get(slug=chosen.key)
-    return StepResult(
-        fields={"machine": machine},
-        message=f"routed to {machine.name} at {machine.site.name} "
-        f"({chosen.state}, {chosen.queued_jobs} job(s) ahead, "
-        f"~{round(routing.completion_s(needs, chosen, changeover_s=machines.changeover_s()) / 60)}"
-        " min to done)",
-    )
-
-
 STEPS: dict[str, Step] = {
     Job.Status.QUEUED: Step("geometry", _build_geometry, Job.Status.GEOMETRY_BUILT),
     Job.Status.GEOMETRY_BUILT: Step("validation", _validate_part, Job.Status.VALIDATED),
     Job.Status.VALIDATED: Step("toolpath", _plan_toolpath, Job.Status.TOOLPATH_READY),
     Job.Status.TOOLPATH_READY: Step("traveler", _render_traveler, Job.Status.TRAVELER_READY),
-    Job.Status.TRAVELER_READY: Step("routing", _route, Job.Status.ROUTED),
 }
+# A job whose traveler is ready is routed by the one batch router (production.machines.
+# jobs_route_waiting, on the routing queue), never by a step here: two routers racing would
+# overfill a machine's queue.
 
 
 # --- running a step -------------------------------------------------------------------------
@@ -627,12 +614,16 @@ def job_artifact(job: Job, kind: str) -> Artifact:
     return Artifact.objects.get(job_links__job=job, job_links__kind=kind)
 
 
-def job_advance(*, job_id: int, actor: str) -> bool:
-    """Run the job's next step; return True while steps remain. Safe to call twice.
+def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool:
+    """Run the step of the status the message was sent for (`expected`); True when the job
+    then waits for its next message (another step, or the batch router). Safe to call twice.
 
-    Slow work runs outside any transaction; its result is kept only if the job is still in
-    the status the step started from. A part that cannot be made ends REJECTED; a capable
-    machine that is merely unavailable leaves the job waiting for the reconciler.
+    A message whose job is no longer in `expected` (a duplicate, a late redelivery, a job
+    cancelled meanwhile) is dropped with a log line and runs nothing. `expected=None` comes
+    from messages sent before they carried it: they run the job's current step, as before.
+    Slow work runs outside any transaction, under the job's claim (services.job_claim); its
+    result is kept only if the job is still in the status the step started from. A part that
+    cannot be made ends REJECTED.
     """
     job = (
         Job.objects.select_related(
@@ -643,9 +634,15 @@ def job_advance(*, job_id: int, actor: str) -> bool:
     )
     if job is None:
         return False
+    if expected is not None and job.status != expected:
+        logger.info("%s: dropped a message for %s: the job is %s", job.number, expected, job.status)
+        return False
     step = STEPS.get(job.status)
     if step is None:
-        return False  # routed, rejected or failed: nothing left to do
+        return False  # at the router, a machine, or ended: no step of ours to run
+    if not services.job_claim(job=job, actor=actor, now=timezone.now()):
+        logger.info("%s: dropped a message for %s: the job moved on", job.number, job.status)
+        return False
     started_at, clock = timezone.now(), time.monotonic()
     try:
         result = step.run(job)
@@ -674,7 +671,7 @@ def job_advance(*, job_id: int, actor: str) -> bool:
         _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=reason, actor=actor)
         return False
     saved = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
-    return saved and step.done in STEPS
+    return saved and step.done in lifecycle.RUNS_A_STEP  # traveler_ready: the batch router's
 
 
 def _finish(
