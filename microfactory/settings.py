@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -145,7 +146,17 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
 
 # --- Celery: Redis broker, at-least-once delivery, idempotent steps ------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# A pipeline step's soft time limit (SoftTimeLimitExceeded: the job fails with the reason) and
+# hard one (the pool process is killed). production.tasks.advance_job sets both explicitly.
 JOB_STEP_TIME_LIMIT_S = env.int("MF_JOB_STEP_TIME_LIMIT_S", default=600)
+JOB_STEP_HARD_TIME_LIMIT_S = env.int(
+    "MF_JOB_STEP_HARD_TIME_LIMIT_S", default=JOB_STEP_TIME_LIMIT_S + 60
+)
+if JOB_STEP_HARD_TIME_LIMIT_S <= JOB_STEP_TIME_LIMIT_S:
+    raise ImproperlyConfigured(
+        "MF_JOB_STEP_HARD_TIME_LIMIT_S must exceed MF_JOB_STEP_TIME_LIMIT_S, or the soft limit "
+        "never gets the chance to fail the job with a reason"
+    )
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None  # steps record their results in the database, not in Redis
 CELERY_TASK_IGNORE_RESULT = True
@@ -155,7 +166,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # CAD steps are long: never hoard message
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "routing"
-CELERY_TASK_TIME_LIMIT = JOB_STEP_TIME_LIMIT_S + 60
+CELERY_TASK_TIME_LIMIT = JOB_STEP_HARD_TIME_LIMIT_S
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_STEP_TIME_LIMIT_S
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Must exceed the longest task time limit, or Redis hands a running task to a second worker.
@@ -169,8 +180,15 @@ CELERY_BEAT_SCHEDULE = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Pipeline limits (every size, count and time the system enforces) ---------------------
-# A job with no state change and no enqueue for this long is re-enqueued by the reconciler.
-JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=JOB_STEP_TIME_LIMIT_S + 120)
+# The reconciler (docs/operations.md, "The stuck-job reconciler") re-enqueues a job's step
+# when: its claim expired (a worker took it and died: the claim lasts JOB_CLAIM_S, by default
+# the hard time limit, after which the step cannot be running any more); no message was sent
+# since its status changed JOB_STALE_AFTER_S ago (the broker was down, or a worker died
+# between a step and sending the next); or its message has waited unclaimed longer than
+# JOB_QUEUE_WAIT_MAX_S (longer than any healthy backlog: the broker lost it).
+JOB_CLAIM_S = env.int("MF_JOB_CLAIM_S", default=JOB_STEP_HARD_TIME_LIMIT_S)
+JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=120)
+JOB_QUEUE_WAIT_MAX_S = env.int("MF_JOB_QUEUE_WAIT_MAX_S", default=6 * 3600)
 ORDER_MAX_LINES = env.int("MF_ORDER_MAX_LINES", default=50)
 ORDER_MAX_QUANTITY = env.int("MF_ORDER_MAX_QUANTITY", default=500)
 # The sandboxed CadQuery build (catalog.geometry).

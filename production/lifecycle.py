@@ -11,7 +11,7 @@ raises `DomainError` (a bug in the caller, or a refusal an interface turns into 
 
 Who moves a job (`By`):
 - PIPELINE  the worker running the steps (build, validate, toolpath, traveler)
-- ROUTER    the routing step and the batch router
+- ROUTER    the one batch router (production.machines.jobs_route_waiting)
 - MACHINE   a networked machine (telemetry, our poller) and the dispatcher
 - OPERATOR  a person at the station (start, pause, finish, QC, scrap, resume, withdraw)
 - CUSTOMER  the ordering side: a placed order creates jobs, a cancelled one cancels them
@@ -69,9 +69,12 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     # The pipeline, one step at a time; an unmakeable part is rejected, a crash fails it.
     for before, after in zip(PIPELINE, PIPELINE[1:], strict=False):
         allow(before, after, By.PIPELINE)
-    allow(PIPELINE, Status.REJECTED, By.PIPELINE, By.ROUTER)
+    allow(PIPELINE, Status.REJECTED, By.PIPELINE)
     allow(PIPELINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
+    # The one batch router routes a job whose traveler is ready, or finds no machine could
+    # ever make it; the pipeline's own steps never route.
     allow(Status.TRAVELER_READY, Status.ROUTED, By.ROUTER)
+    allow(Status.TRAVELER_READY, Status.REJECTED, By.ROUTER)
     # At the machine.
     allow(Status.ROUTED, Status.DISPATCHED, By.MACHINE)
     allow(Status.ROUTED, Status.FAILED, By.MACHINE)  # nothing to send: never loop on it
@@ -96,7 +99,8 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
 
 # (from status, to status) -> who may make the move. A move not in the table is refused.
 TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
-# Jobs in these statuses are waiting for the worker's next step.
+# Jobs in these statuses wait for a message: the worker's next step or, from traveler_ready,
+# the batch router.
 RUNS_A_STEP = frozenset(PIPELINE)
 # Job.measurements changes at QC without a move: the event is recorded all the same.
 SAME_STATUS_STEPS = frozenset({"measure"})

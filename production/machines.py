@@ -5,11 +5,13 @@ What moves a job once the pipeline has made its files:
     traveler_ready -route-> routed -dispatch-> dispatched -start-> running -finish-> awaiting_qc
                                                                    running <-pause/continue-> paused
 
-- Routing (`jobs_route_waiting`, and the pipeline's last step) assigns jobs with the pure
-  router in production.routing.
+- Routing: one batch router (`jobs_route_waiting`) assigns every job whose traveler is
+  ready, with the pure router in production.routing, under a lock so that two passes at once
+  never overfill a machine's queue. The pipeline hands its jobs to it; nothing else routes.
 - Dispatch (`machine_dispatch`) hands routed jobs to the machine's connector: a manual
   machine's jobs all go on the operator's list at once; a networked printer (OctoPrint,
-  Moonraker) gets its next job only when it is idle with nothing else sent.
+  Moonraker) gets its next job only when it is idle with nothing else sent, and only while
+  the dispatch still holds its claim on the job.
 - Telemetry (`telemetry_record`, from a machine's agent or from our poller) keeps the latest
   values on the machine, a row of history, and moves the job it reports on (paused and back).
 - A machine that goes offline, errors or is put in maintenance (`machine_set_state`) gives its
@@ -31,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from kombu.exceptions import OperationalError
 
@@ -181,41 +183,49 @@ def _on_commit_route_and_dispatch(machine_id: int | None = None) -> None:
     transaction.on_commit(send)
 
 
-def dispatch_enqueue(*, job_id: int) -> bool:
-    """Queue the dispatch of a job the pipeline just routed; False if it is not routed."""
-    from production import tasks
+# The key of the PostgreSQL advisory lock that serialises routing passes (any constant that
+# no other advisory lock of this database uses: "MFROUTE" in ASCII).
+ROUTING_LOCK_KEY = 0x4D46_524F_5554_45
 
-    job = Job.objects.filter(pk=job_id, status=Status.ROUTED).only("machine_id").first()
-    if job is None or job.machine_id is None:
-        return False
-    try:
-        tasks.dispatch_machine.apply_async(args=(job.machine_id,), queue="routing")
-    except OperationalError as error:
-        logger.warning("could not enqueue dispatch of job %s: %s", job_id, error)
-        return False
-    return True
+
+def _lock_routing() -> None:
+    """Hold the routing lock until the surrounding transaction ends.
+
+    A pass reads every machine's queue, plans, then assigns: two passes at once would both
+    see room on a machine and fill it twice over. On PostgreSQL a transaction-level advisory
+    lock makes the passes take turns (released at commit or rollback, even if the process
+    dies). SQLite needs nothing more: our transactions are IMMEDIATE (settings.py), so the
+    write lock is taken at BEGIN and a second pass waits for the first to commit before it
+    reads anything.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_KEY])
 
 
 def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
     """Route every job waiting for a machine in one plan; {job id: machine slug} routed.
 
-    Jobs no machine could ever make end REJECTED; jobs whose machines are down or full keep
-    waiting. A job routed elsewhere meanwhile (the pipeline's own step) is left alone.
+    The one router: passes take turns (`_lock_routing`), and each reads the waiting jobs and
+    the machines' queues only once it holds the lock, so no machine ever gets more than its
+    queue limit. Jobs no machine could ever make end REJECTED; jobs whose machines are down
+    or full keep waiting. A second pass finds nothing left to do.
     """
-    waiting = list(
-        Job.objects.filter(status=Status.TRAVELER_READY)
-        .select_related("line__revision", "line__material", "line__order")
-        .order_by("pk")[: settings.MF_ROUTE_BATCH]
-    )
-    if not waiting:
-        return {}
-    facts = routing_facts()
-    needs = {job.pk: job_needs(job) for job in waiting}
-    plan = routing.plan_routes(needs.values(), facts, now, changeover_s=changeover_s())
-    machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
     routed: dict[int, str] = {}
     touched: set[int] = set()
     with transaction.atomic():
+        _lock_routing()
+        waiting = list(
+            Job.objects.filter(status=Status.TRAVELER_READY)
+            .select_related("line__revision", "line__material", "line__order")
+            .order_by("pk")[: settings.MF_ROUTE_BATCH]
+        )
+        if not waiting:
+            return {}
+        facts = routing_facts()
+        needs = {job.pk: job_needs(job) for job in waiting}
+        plan = routing.plan_routes(needs.values(), facts, now, changeover_s=changeover_s())
+        machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
         for job in waiting:
             slug = plan.get(str(job.pk))
             if slug is None:
@@ -337,7 +347,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             )
             _on_commit_dispatch(machine.pk)
             return []
-        lifecycle.job_move(
+        if not lifecycle.job_move(
             job,
             to=Status.DISPATCHED,
             by=By.MACHINE,
@@ -345,16 +355,20 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             actor=actor,
             now=now,
             message=f"sending to {machine.get_connector_display()} at {machine.name}",
-        )
+        ):
+            return []
         Machine.objects.filter(pk=machine.pk).update(current_job=job, progress=0.0)
-    try:
-        connectors.connector_for(machine).dispatch(
-            filename=f"{job.number}.gcode", gcode=job_gcode(job)
-        )
-    except connectors.ConnectorError as failure:
-        reason = f"could not send {job.number}: {failure}"
-        logger.warning("%s: %s", machine.name, reason)
-        with transaction.atomic():
+    # Our claim is the DISPATCHED move just committed (the job's status_changed_at is `now`).
+    # Reading the G-code takes time, and the job or machine may change meanwhile (the machine
+    # taken down, the job re-routed and sent by another dispatch): check the claim last,
+    # right before the upload, and send nothing without it.
+    gcode = job_gcode(job)
+    with transaction.atomic():
+        ours = _still_dispatched(job, machine, claimed_at=now)
+        available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
+        if ours and not available:
+            # Nothing was sent: the job goes back to routed, so the machine going down
+            # re-routes it rather than failing it as if the printer might have started it.
             lifecycle.job_move(
                 job,
                 to=Status.ROUTED,
@@ -362,13 +376,45 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
                 step="dispatch",
                 actor=actor,
                 now=now,
-                message=reason,
+                message=f"not sent: {machine.name} can no longer take it",
             )
+    if not (ours and available):
+        logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, job.number)
+        return []
+    try:
+        connectors.connector_for(machine).dispatch(filename=f"{job.number}.gcode", gcode=gcode)
+    except connectors.ConnectorError as failure:
+        reason = f"could not send {job.number}: {failure}"
+        logger.warning("%s: %s", machine.name, reason)
+        with transaction.atomic():
+            # Back to routed only if the job is still ours: one that moved on while we were
+            # uploading (taken back, or sent again by another dispatch) is left where it is.
+            if _still_dispatched(job, machine, claimed_at=now):
+                lifecycle.job_move(
+                    job,
+                    to=Status.ROUTED,
+                    by=By.MACHINE,
+                    step="dispatch",
+                    actor=actor,
+                    now=now,
+                    message=reason,
+                )
         machine_set_state(
             machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
         )
         return []
     return [job.pk]
+
+
+def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bool:
+    """The job is still DISPATCHED to this machine by our move: nothing moved it since (its
+    status_changed_at is our move's). Its row stays locked to the end of the transaction."""
+    return (
+        Job.objects.select_for_update()
+        .filter(pk=job.pk, status=Status.DISPATCHED, machine=machine, status_changed_at=claimed_at)
+        .first()
+        is not None
+    )
 
 
 def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job:

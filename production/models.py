@@ -156,8 +156,15 @@ class Job(models.Model):
     toolpath_meta = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
-    # Last time a task was queued for this job; the reconciler re-enqueues jobs silent too long.
+    # Last time a step message was sent for this job (services.job_enqueue).
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    # The worker running the job's current step (services.job_claim): taken when a step
+    # starts, for as long as the step may take (JOB_CLAIM_S). A claim taken before the job's
+    # last status change belongs to an earlier step. The reconciler re-enqueues a job whose
+    # claim expired (its worker died mid-step) and leaves one alone while its claim holds.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=150, blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
     # The failed job this one remakes (its machine died while running it).
     replaces = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replacements"

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from catalog import geometry
 from microfactory.errors import Rejected
-from production import lifecycle, machines, routing
+from production import lifecycle, machines, routing, services
 from production.job_values import (
     job_artifact,
     job_part,
@@ -32,7 +32,7 @@ from production.job_values import (
     traveler_for,
 )
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact, Machine
+from production.models import Artifact, Job, JobArtifact
 from production.pipeline import steps as pipeline
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
 from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
@@ -283,21 +283,6 @@ def _adapter(step: pipeline.Step) -> Callable[[Job], StepResult]:
     return run
 
 
-def _route(job: Job) -> StepResult:
-    needs = machines.job_needs(job)
-    chosen = routing.choose_machine(
-        needs, machine_facts(process=needs.process), changeover_s=machines.changeover_s()
-    )
-    machine = Machine.objects.select_related("site").get(slug=chosen.key)
-    return StepResult(
-        fields={"machine": machine},
-        message=f"routed to {machine.name} at {machine.site.name} "
-        f"({chosen.state}, {chosen.queued_jobs} job(s) ahead, "
-        f"~{round(routing.completion_s(needs, chosen, changeover_s=machines.changeover_s()) / 60)}"
-        " min to done)",
-    )
-
-
 # The status a job is in after each shared step (production.pipeline.steps.STEPS, in order).
 _AFTER = (
     Job.Status.GEOMETRY_BUILT,
@@ -305,25 +290,31 @@ _AFTER = (
     Job.Status.TOOLPATH_READY,
     Job.Status.TRAVELER_READY,
 )
-# The job's status -> the step that takes it on: make_part's steps, then routing.
+# The job's status -> the step that takes it on: make_part's steps, in order.
 STEPS: dict[str, Step] = {
     start: Step(shared.name, _adapter(shared), done)
     for shared, start, done in zip(
         pipeline.STEPS, (Job.Status.QUEUED, *_AFTER[:-1]), _AFTER, strict=True
     )
 }
-STEPS[Job.Status.TRAVELER_READY] = Step("routing", _route, Job.Status.ROUTED)
+# A job whose traveler is ready is routed by the one batch router (production.machines.
+# jobs_route_waiting, on the routing queue), never by a step here: two routers racing would
+# overfill a machine's queue.
 
 
 # --- running a step -------------------------------------------------------------------------
 
 
-def job_advance(*, job_id: int, actor: str) -> bool:
-    """Run the job's next step; return True while steps remain. Safe to call twice.
+def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool:
+    """Run the step of the status the message was sent for (`expected`); True when the job
+    then waits for its next message (another step, or the batch router). Safe to call twice.
 
-    Slow work runs outside any transaction; its result is kept only if the job is still in
-    the status the step started from. A part that cannot be made ends REJECTED; a capable
-    machine that is merely unavailable leaves the job waiting for the reconciler.
+    A message whose job is no longer in `expected` (a duplicate, a late redelivery, a job
+    cancelled meanwhile) is dropped with a log line and runs nothing. `expected=None` comes
+    from messages sent before they carried it: they run the job's current step, as before.
+    Slow work runs outside any transaction, under the job's claim (services.job_claim); its
+    result is kept only if the job is still in the status the step started from. A part that
+    cannot be made ends REJECTED.
     """
     job = (
         Job.objects.select_related(
@@ -334,9 +325,15 @@ def job_advance(*, job_id: int, actor: str) -> bool:
     )
     if job is None:
         return False
+    if expected is not None and job.status != expected:
+        logger.info("%s: dropped a message for %s: the job is %s", job.number, expected, job.status)
+        return False
     step = STEPS.get(job.status)
     if step is None:
-        return False  # routed, rejected or failed: nothing left to do
+        return False  # at the router, a machine, or ended: no step of ours to run
+    if not services.job_claim(job=job, actor=actor, now=timezone.now()):
+        logger.info("%s: dropped a message for %s: the job moved on", job.number, job.status)
+        return False
     started_at, clock = timezone.now(), time.monotonic()
     try:
         result = step.run(job)
@@ -352,9 +349,6 @@ def job_advance(*, job_id: int, actor: str) -> bool:
             to=Job.Status.REJECTED, reason=str(refusal), actor=actor, result=kept,
         )  # fmt: skip
         return False
-    except routing.NoMachineAvailable as waiting:
-        logger.info("%s waits for a machine: %s", job.number, waiting)
-        return False
     except geometry.BuildFailed as failure:
         _finish(
             job, step, started_at, clock, to=Job.Status.FAILED, reason=str(failure), actor=actor
@@ -365,7 +359,7 @@ def job_advance(*, job_id: int, actor: str) -> bool:
         _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=reason, actor=actor)
         return False
     saved = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
-    return saved and step.done in STEPS
+    return saved and step.done in lifecycle.RUNS_A_STEP  # traveler_ready: the batch router's
 
 
 def _finish(
@@ -382,12 +376,11 @@ def _finish(
     """Claim the transition and keep the step's outputs; False if another run got there first."""
     finished_at = timezone.now()
     fields = dict(result.fields) if result else {}
-    by = By.ROUTER if step.name == "routing" else By.PIPELINE
     with transaction.atomic():
         moved = lifecycle.job_move(
             job,
             to=to,
-            by=by,
+            by=By.PIPELINE,
             step=step.name,
             actor=actor,
             now=finished_at,

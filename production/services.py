@@ -6,7 +6,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -112,14 +112,25 @@ def jobs_cancel_for_order(
 
 
 def job_enqueue(*, job_id: int) -> bool:
-    """Send the job's next step to its queue; False when the job has nothing left to run."""
-    from production.tasks import advance_job
+    """Send the message for the job's next step; False when the job has nothing left to run.
+
+    A pipeline step's message carries the status it was sent for (`expected`): it runs only
+    while the job is still there, so a second message for the same step is harmless. A job
+    whose files are made (traveler ready) goes to the one batch router instead, on the routing
+    queue: routing is never done by two routers racing for a machine's queue limit.
+    """
+    from production import tasks
 
     job = Job.objects.filter(pk=job_id).only("status").first()
     if job is None or job.status not in QUEUE_FOR_STATUS:
         return False
     try:
-        advance_job.apply_async(args=(job_id,), queue=QUEUE_FOR_STATUS[job.status])
+        if job.status == Job.Status.TRAVELER_READY:
+            tasks.route_waiting_jobs.apply_async(queue=QUEUE_FOR_STATUS[job.status])
+        else:
+            tasks.advance_job.apply_async(
+                args=(job_id, job.status), queue=QUEUE_FOR_STATUS[job.status]
+            )
     except OperationalError as error:
         # The job is safe in the database; the reconciler enqueues it once the broker is back.
         logger.warning("could not enqueue job %s (broker unreachable: %s)", job_id, error)
@@ -128,12 +139,46 @@ def job_enqueue(*, job_id: int) -> bool:
     return True
 
 
-def job_fail(*, job_id: int, reason: str, actor: str) -> bool:
-    """Mark an unfinished job FAILED; a second call (or a finished job) changes nothing."""
+def job_claim(*, job: Job, actor: str, now: datetime) -> bool:
+    """Record that `actor` runs the step of the status the job has in memory, for JOB_CLAIM_S;
+    False (nothing written) if the job has moved on meanwhile.
+
+    The claim does not keep a second run of the same step out: a message redelivered because
+    its worker was lost arrives while the dead worker's claim still looks alive, and refusing
+    it would leave the job waiting for the claim to expire. Two runs of one step are wasted
+    work, never a wrong result: the first to finish moves the job, the other keeps nothing.
+    What the claim is for is the reconciler, which re-enqueues a job only once it expired.
+    """
+    expires = now + timedelta(seconds=settings.JOB_CLAIM_S)
+    claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
+        claimed_at=now, claimed_by=actor[:150], claim_expires_at=expires
+    )
+    if not claimed:
+        return False
+    job.claimed_at, job.claimed_by, job.claim_expires_at = now, actor[:150], expires
+    return True
+
+
+def job_fail(*, job_id: int, reason: str, actor: str, expected: str | None = None) -> bool:
+    """Fail the run of the step that started from `expected`: FAILED if the job is still
+    there, nothing otherwise (a late failure of an old message leaves a job that moved on
+    alone). A second call changes nothing.
+
+    `expected=None` comes from messages sent before they carried their status: the job
+    fails if the pipeline has not finished it, as it used to.
+    """
     now = timezone.now()
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.is_finished:
+            return False
+        if expected is not None and job.status != expected:
+            logger.info(
+                "%s: not failed by a late failure of its %s step: it is %s now",
+                job.number,
+                expected,
+                job.status,
+            )
             return False
         return lifecycle.job_move(
             job,
@@ -147,22 +192,44 @@ def job_fail(*, job_id: int, reason: str, actor: str) -> bool:
         )
 
 
-def jobs_reconcile(*, now: datetime) -> list[int]:
-    """Re-enqueue unfinished jobs that have been silent longer than JOB_STALE_AFTER_S.
+# The statuses whose step a worker runs from a message: what the reconciler watches. A job
+# in traveler_ready waits for the batch router, whose periodic pass (MF_ROUTE_INTERVAL_S)
+# finds it whatever happened to its message.
+STEP_STATUSES = tuple(status for status in QUEUE_FOR_STATUS if status != Job.Status.TRAVELER_READY)
 
-    A worker killed mid-step leaves its message unacknowledged in Redis until the visibility
-    timeout; this sweep gets such a job moving sooner. Steps are idempotent, so a job that
-    was merely slow and gets a second message does its step once.
+
+def jobs_reconcile(*, now: datetime) -> list[int]:
+    """Re-enqueue the step of every job whose message is lost; the ids re-enqueued.
+
+    A job is left alone while a worker holds a live claim on its step, and while its message
+    waits in the queue (a long backlog is not a lost message). It is re-enqueued when:
+    - its claim expired and nothing was sent since: a worker took the step and died (killed,
+      out of memory, host lost). Its own message may come back from Redis after the
+      visibility timeout: harmless, it finds the job moved on or runs the step once more;
+    - no message was sent since its status changed, JOB_STALE_AFTER_S ago or more: the broker
+      was down, or a worker died between finishing a step and sending the next;
+    - its message (the last one sent since its status changed, or since its claim expired)
+      has waited unclaimed for more than JOB_QUEUE_WAIT_MAX_S, longer than any healthy
+      backlog: the broker lost it (a Redis restarted without its data).
+    A message re-sent needlessly finds its job moved on and is dropped: nothing runs twice.
+    A claim taken before the job's last status change was for an earlier step, and does not
+    count; nor does a send from before it.
     """
-    cutoff = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    claimed = Q(claimed_at__isnull=False, claimed_at__gte=F("status_changed_at"))
+    sent = Q(enqueued_at__isnull=False, enqueued_at__gte=F("status_changed_at"))
+    sent_after_claim = Q(enqueued_at__isnull=False, enqueued_at__gt=F("claim_expires_at"))
+    unsent_since = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    waiting_since = now - timedelta(seconds=settings.JOB_QUEUE_WAIT_MAX_S)
+    died = claimed & Q(claim_expires_at__lt=now) & ~sent_after_claim
+    never_sent = ~claimed & ~sent & Q(status_changed_at__lt=unsent_since)
+    lost = ((~claimed & sent) | (claimed & sent_after_claim)) & Q(enqueued_at__lt=waiting_since)
     stale = list(
-        Job.objects.exclude(status__in=Job.PIPELINE_DONE)
-        .filter(status_changed_at__lt=cutoff)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
+        Job.objects.filter(status__in=STEP_STATUSES)
+        .filter(died | never_sent | lost)
         .order_by("status_changed_at")
         .values_list("pk", flat=True)[: settings.RECONCILE_BATCH]
     )
     for job_id in stale:
-        logger.info("re-enqueueing stale job %s", job_id)
+        logger.info("re-enqueueing stuck job %s", job_id)
         job_enqueue(job_id=job_id)
     return stale

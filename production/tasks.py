@@ -4,6 +4,7 @@ import socket
 from typing import Any
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from microfactory.errors import TransientError
@@ -11,15 +12,20 @@ from production import machines, services
 
 
 class JobTask(Task[..., Any]):
-    """A job task that gave up (crash, time limit, retries spent) leaves the job FAILED."""
+    """A job task that gave up (crash, time limit, retries spent) fails the run it was for."""
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         job_id = args[0] if args else kwargs.get("job_id")
+        # The status the message was sent for: the job fails only if it is still there, so a
+        # late failure of an old message never fails a job that moved on. Messages sent
+        # before they carried it have none (None: fail the job if unfinished, as before).
+        expected = args[1] if len(args) > 1 else kwargs.get("expected")
         if job_id is not None:
             services.job_fail(
                 job_id=job_id,
+                expected=expected,
                 reason=f"{type(exc).__name__}: {exc}",
                 actor=f"worker {self.request.hostname or socket.gethostname()}",
             )
@@ -33,15 +39,22 @@ class JobTask(Task[..., Any]):
     autoretry_for=(TransientError,),  # storage or network trouble only
     retry_backoff=True,
     max_retries=5,
+    # Explicit, and below the Redis visibility timeout (settings.py), so a healthy step is
+    # never handed to a second worker; the job's claim lasts as long (JOB_CLAIM_S).
+    soft_time_limit=settings.JOB_STEP_TIME_LIMIT_S,
+    time_limit=settings.JOB_STEP_HARD_TIME_LIMIT_S,
 )
-def advance_job(self: JobTask, job_id: int) -> None:
-    """Run one step of the job, then queue the next one."""
+def advance_job(self: JobTask, job_id: int, expected: str | None = None) -> None:
+    """Run the step the message was sent for, then send the next one (or hand the job to the
+    batch router). A message whose job is no longer in `expected` is dropped: nothing runs.
+
+    `expected` defaults to None for messages enqueued before messages carried it (in flight
+    across the deploy that added it): those run the job's current step, as they used to.
+    """
     from production.runner import job_advance  # keeps CadQuery and trimesh out of web processes
 
-    if job_advance(job_id=job_id, actor=f"worker {self.request.hostname}"):
+    if job_advance(job_id=job_id, actor=f"worker {self.request.hostname}", expected=expected):
         services.job_enqueue(job_id=job_id)
-    else:
-        machines.dispatch_enqueue(job_id=job_id)  # a job the step just routed goes to its machine
 
 
 @shared_task
@@ -64,8 +77,6 @@ def dispatch_machine(self: Task[[int], list[int]], machine_id: int) -> list[int]
 @shared_task
 def poll_machines() -> int:
     """Periodic (beat): one poll task per networked machine not in maintenance."""
-    from django.conf import settings
-
     from production.models import Machine
 
     ids = list(
@@ -89,7 +100,8 @@ def poll_machine(self: Task[[int], None], machine_id: int) -> None:
 
 @shared_task
 def route_waiting_jobs() -> None:
-    """Periodic (beat), and when a machine frees up or comes back: route and dispatch."""
+    """The one batch router: periodic (beat), after a job's traveler step, and when a machine
+    frees up or comes back. Routes every waiting job and dispatches what is routed."""
     machines.machines_sweep(now=timezone.now(), actor="router")
 
 

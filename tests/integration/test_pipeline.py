@@ -120,7 +120,10 @@ def test_an_unmakeable_part_is_rejected_with_its_reason(requester, start_worker)
 def test_a_worker_killed_mid_pipeline_loses_and_duplicates_nothing(requester, start_worker):
     from tests.integration.conftest import wait_for
 
-    first = start_worker(name="doomed")
+    # Short step limits, so the claims the doomed worker takes expire quickly (a claim lasts
+    # the hard limit): the reconciler re-sends those steps, and only those.
+    limits = {"MF_JOB_STEP_TIME_LIMIT_S": "20", "MF_JOB_STEP_HARD_TIME_LIMIT_S": "25"}
+    first = start_worker(name="doomed", env=limits)
     lines = [
         {
             "part": "spacer",
@@ -142,7 +145,7 @@ def test_a_worker_killed_mid_pipeline_loses_and_duplicates_nothing(requester, st
     second = start_worker(
         name="rescuer",
         beat=True,
-        env={"MF_JOB_STALE_AFTER_S": "6", "MF_RECONCILE_INTERVAL_S": "2"},
+        env={**limits, "MF_JOB_STALE_AFTER_S": "6", "MF_RECONCILE_INTERVAL_S": "2"},
     )
     wait_for(lambda: all_finished(order), timeout=300, what="every job to finish", worker=second)
     jobs = jobs_of(order)
@@ -156,3 +159,43 @@ def test_a_worker_killed_mid_pipeline_loses_and_duplicates_nothing(requester, st
     assert set(links.values()) == {1} and len(links) == 6 * 5
     # Same inputs, same artifact: six spacers of six lengths share nothing but are built once each.
     assert Artifact.objects.filter(kind="stl").count() == 6
+
+
+def test_a_duplicate_message_for_a_step_already_done_is_dropped(requester, start_worker):
+    from production.services import QUEUE_FOR_STATUS, STEP_STATUSES
+    from production.tasks import advance_job
+    from tests.integration.conftest import wait_for
+
+    worker = start_worker()
+    order = place(
+        requester,
+        [{"part": "spacer", "parameters": defaults("spacer"), "material": "pla", "quantity": 1}],
+    )
+    (job,) = jobs_of(order)
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).status != Job.Status.QUEUED,
+        timeout=120,
+        what="the geometry step",
+        worker=worker,
+    )
+    # A redelivery of the first step's message, while the job is further down the pipeline.
+    advance_job.apply_async(args=(job.pk, Job.Status.QUEUED), queue="geometry")
+    wait_for(lambda: all_finished(order), timeout=180, what="the job to finish", worker=worker)
+    # Every step's message once more, now that the job is at its machine.
+    for status in STEP_STATUSES:
+        advance_job.apply_async(args=(job.pk, status), queue=QUEUE_FOR_STATUS[status])
+    wait_for(
+        lambda: worker.output().count(f"{job.number}: dropped a message for ") >= 5,
+        timeout=60,
+        what="five dropped messages",
+        worker=worker,
+    )
+    log = worker.output()
+    assert f"{job.number}: dropped a message for queued: the job is " in log
+    assert f"{job.number}: dropped a message for toolpath_ready: the job is dispatched" in log
+    job.refresh_from_db()
+    assert job.status == AT_MACHINE, (job.status, job.reason)
+    steps = list(job.events.values_list("step", flat=True))
+    assert steps == ["order", *PIPELINE_STEPS, "dispatch"]  # routed once, each step once
+    links = Counter(job.job_artifacts.values_list("kind", flat=True))
+    assert links == Counter({"step": 1, "stl": 1, "svg": 1, "gcode": 1, "traveler": 1})

@@ -188,11 +188,23 @@ def test_a_manual_machine_gets_every_routed_job_on_its_operators_list(user):
     assert machines.machine_dispatch(machine_id=machine.pk, now=timezone.now(), actor="t") == []
 
 
-def test_a_routed_job_is_queued_for_dispatch_after_the_pipeline_step(user):
+def test_a_job_whose_traveler_is_ready_goes_to_the_batch_router_then_to_dispatch(
+    user, django_capture_on_commit_callbacks
+):
     machine = make_machine("mk4-1")
-    job = put(make_ready_job(user=user), status=Status.ROUTED, machine=machine)
-    with patch("production.tasks.dispatch_machine.apply_async") as dispatch:
-        assert machines.dispatch_enqueue(job_id=job.pk)
+    job = make_ready_job(user=user)
+    with (
+        patch("production.tasks.route_waiting_jobs.apply_async") as route,
+        patch("production.tasks.advance_job.apply_async") as advance,
+    ):
+        assert services.job_enqueue(job_id=job.pk)
+    route.assert_called_once_with(queue="routing")
+    assert not advance.called  # no pipeline step routes
+    with (
+        patch("production.tasks.dispatch_machine.apply_async") as dispatch,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: "mk4-1"}
     dispatch.assert_called_once_with(args=(machine.pk,), queue="routing")
     json.dumps(dispatch.call_args.kwargs["args"])
 

@@ -4,8 +4,9 @@ import os
 import shutil
 
 import pytest
+from django.utils import timezone
 
-from production import runner
+from production import machines, runner
 from production.models import Job
 from tests.builders import make_machine, make_order, make_part
 
@@ -26,6 +27,7 @@ def advance_until(job_id: int, status: str | None = None) -> Job:
             return job
         if not runner.job_advance(job_id=job_id, actor="test"):
             break
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")  # the worker's next task
     return Job.objects.get(pk=job_id)
 
 
