@@ -35,6 +35,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from catalog.models import Material
@@ -215,6 +216,9 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
     touched: set[int] = set()
     with transaction.atomic():
         _lock_routing()
+        # A pass may have waited for the lock while a traveler step committed: its moves are
+        # timed from when it holds the lock, so a job's events never run backwards.
+        now = max(now, timezone.now())
         waiting = list(
             Job.objects.filter(status=Status.TRAVELER_READY)
             .select_related("line__revision", "line__material", "line__order")

@@ -151,8 +151,8 @@ def test_the_steps_run_in_order_without_a_database_and_reuse_what_is_stored():
     assert again.toolpath.meta == planned.meta
 
 
-def test_the_worker_runs_the_shared_steps_in_their_order_then_routes():
-    assert [s.name for s in runner.STEPS.values()] == [s.name for s in steps.STEPS] + ["routing"]
+def test_the_worker_runs_the_shared_steps_in_their_order_and_leaves_routing_to_the_router():
+    assert [s.name for s in runner.STEPS.values()] == [s.name for s in steps.STEPS]
 
 
 def test_slicer_settings_override_the_profile_defaults():
