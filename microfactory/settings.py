@@ -184,11 +184,16 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # when: its claim expired (a worker took it and died: the claim lasts JOB_CLAIM_S, by default
 # the hard time limit, after which the step cannot be running any more); no message was sent
 # since its status changed JOB_STALE_AFTER_S ago (the broker was down, or a worker died
-# between a step and sending the next); or its message has waited unclaimed longer than
-# JOB_QUEUE_WAIT_MAX_S (longer than any healthy backlog: the broker lost it).
+# between a step and sending the next); or its message, sent JOB_LOST_GRACE_S ago or more
+# and not claimed since, is neither in its Redis queue nor reserved by a worker (the broker
+# lost it: production.broker reads at most RECONCILE_SCAN_MAX messages per pass). Where the
+# broker cannot be read (not Redis, unreachable, longer queues), such a message counts as
+# lost once it has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog.
 JOB_CLAIM_S = env.int("MF_JOB_CLAIM_S", default=JOB_STEP_HARD_TIME_LIMIT_S)
 JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=120)
+JOB_LOST_GRACE_S = env.int("MF_JOB_LOST_GRACE_S", default=60)
 JOB_QUEUE_WAIT_MAX_S = env.int("MF_JOB_QUEUE_WAIT_MAX_S", default=6 * 3600)
+RECONCILE_SCAN_MAX = env.int("MF_RECONCILE_SCAN_MAX", default=20000)
 ORDER_MAX_LINES = env.int("MF_ORDER_MAX_LINES", default=50)
 ORDER_MAX_QUANTITY = env.int("MF_ORDER_MAX_QUANTITY", default=500)
 # The sandboxed CadQuery build (catalog.geometry).

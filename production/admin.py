@@ -134,6 +134,7 @@ class JobAdmin(admin.ModelAdmin):
         "dfm_report",
         "toolpath_meta",
         "enqueued_at",
+        "enqueued_task_id",
         "status_changed_at",
         "replaces",
         "started_at",

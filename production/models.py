@@ -156,8 +156,11 @@ class Job(models.Model):
     toolpath_meta = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)
-    # Last time a step message was sent for this job (services.job_enqueue).
+    # Last time a step message was sent for this job (services.job_enqueue), and its Celery
+    # task id: the reconciler looks for that id in the broker to tell a message waiting in a
+    # backlog from a lost one (production.broker). Empty for messages sent before it was kept.
     enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueued_task_id = models.CharField(max_length=64, blank=True)
     # The worker running the job's current step (services.job_claim): taken when a step
     # starts, for as long as the step may take (JOB_CLAIM_S). A claim taken before the job's
     # last status change belongs to an earlier step. The reconciler re-enqueues a job whose

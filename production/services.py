@@ -6,13 +6,14 @@ from functools import partial
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError
+from kombu.utils.uuid import uuid
 
 from microfactory.errors import DomainError
 from orders.models import Order
-from production import lifecycle
+from production import broker, lifecycle
 from production.lifecycle import By
 from production.models import Job
 
@@ -124,18 +125,22 @@ def job_enqueue(*, job_id: int) -> bool:
     job = Job.objects.filter(pk=job_id).only("status").first()
     if job is None or job.status not in QUEUE_FOR_STATUS:
         return False
+    # Chosen here and kept on the job: the reconciler looks for it in the broker (broker.py).
+    task_id = uuid()
     try:
         if job.status == Job.Status.TRAVELER_READY:
-            tasks.route_waiting_jobs.apply_async(queue=QUEUE_FOR_STATUS[job.status])
+            tasks.route_waiting_jobs.apply_async(
+                queue=QUEUE_FOR_STATUS[job.status], task_id=task_id
+            )
         else:
             tasks.advance_job.apply_async(
-                args=(job_id, job.status), queue=QUEUE_FOR_STATUS[job.status]
+                args=(job_id, job.status), queue=QUEUE_FOR_STATUS[job.status], task_id=task_id
             )
     except OperationalError as error:
         # The job is safe in the database; the reconciler enqueues it once the broker is back.
         logger.warning("could not enqueue job %s (broker unreachable: %s)", job_id, error)
         return False
-    Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now())
+    Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now(), enqueued_task_id=task_id)
     return True
 
 
@@ -202,18 +207,22 @@ def jobs_reconcile(*, now: datetime) -> list[int]:
     """Re-enqueue the step of every job whose message is lost; the ids re-enqueued.
 
     A job is left alone while a worker holds a live claim on its step, and while its message
-    waits in the queue (a long backlog is not a lost message). It is re-enqueued when:
+    waits in its queue or is reserved by a worker, however long (a backlog is not a lost
+    message). It is re-enqueued when:
     - its claim expired and nothing was sent since: a worker took the step and died (killed,
       out of memory, host lost). Its own message may come back from Redis after the
       visibility timeout: harmless, it finds the job moved on or runs the step once more;
     - no message was sent since its status changed, JOB_STALE_AFTER_S ago or more: the broker
       was down, or a worker died between finishing a step and sending the next;
-    - its message (the last one sent since its status changed, or since its claim expired)
-      has waited unclaimed for more than JOB_QUEUE_WAIT_MAX_S, longer than any healthy
-      backlog: the broker lost it (a Redis restarted without its data).
+    - its message (the last one sent since its status changed, or since its claim expired),
+      sent JOB_LOST_GRACE_S ago or more and not claimed since, is in the broker neither
+      queued nor reserved: the broker lost it (a Redis restarted without its data). Where the
+      broker cannot say (not Redis, unreachable, more than RECONCILE_SCAN_MAX messages), and
+      for messages sent before their task id was kept, the message counts as lost once it
+      has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog.
     A message re-sent needlessly finds its job moved on and is dropped: nothing runs twice.
     A claim taken before the job's last status change was for an earlier step, and does not
-    count; nor does a send from before it.
+    count; nor does a send from before it. A second call re-sends nothing the first did.
     """
     claimed = Q(claimed_at__isnull=False, claimed_at__gte=F("status_changed_at"))
     sent = Q(enqueued_at__isnull=False, enqueued_at__gte=F("status_changed_at"))
@@ -222,14 +231,63 @@ def jobs_reconcile(*, now: datetime) -> list[int]:
     waiting_since = now - timedelta(seconds=settings.JOB_QUEUE_WAIT_MAX_S)
     died = claimed & Q(claim_expires_at__lt=now) & ~sent_after_claim
     never_sent = ~claimed & ~sent & Q(status_changed_at__lt=unsent_since)
-    lost = ((~claimed & sent) | (claimed & sent_after_claim)) & Q(enqueued_at__lt=waiting_since)
+    # A message was sent for the step and no worker has taken the step since.
+    waiting = (~claimed & sent) | (claimed & sent_after_claim)
+    in_steps = Job.objects.filter(status__in=STEP_STATUSES)
+    lost = _jobs_with_messages_lost(in_steps.filter(waiting), now=now)
+    if lost is None:  # the broker cannot say: every waiting message by its age
+        by_age = waiting & Q(enqueued_at__lt=waiting_since)
+    else:  # only messages sent before their task id was kept
+        by_age = waiting & Q(enqueued_at__lt=waiting_since, enqueued_task_id="")
     stale = list(
-        Job.objects.filter(status__in=STEP_STATUSES)
-        .filter(died | never_sent | lost)
+        in_steps.filter(died | never_sent | by_age)
         .order_by("status_changed_at")
-        .values_list("pk", flat=True)[: settings.RECONCILE_BATCH]
+        .values_list("pk", flat=True)[: max(0, settings.RECONCILE_BATCH - len(lost or []))]
     )
-    for job_id in stale:
+    again = [*(lost or []), *stale]
+    for job_id in again:
         logger.info("re-enqueueing stuck job %s", job_id)
         job_enqueue(job_id=job_id)
-    return stale
+    return again
+
+
+def _jobs_with_messages_lost(waiting: QuerySet[Job], *, now: datetime) -> list[int] | None:
+    """The jobs among `waiting` whose last message, sent JOB_LOST_GRACE_S ago or more, the
+    broker holds neither in its queue nor reserved by a worker (at most RECONCILE_BATCH,
+    longest waiting first); None when the broker cannot say (logged, once per pass).
+
+    The grace keeps out a message whose send is still being recorded, and one sent by a step
+    that finished while we looked.
+    """
+    candidates = waiting.exclude(enqueued_task_id="").filter(
+        enqueued_at__lt=now - timedelta(seconds=settings.JOB_LOST_GRACE_S)
+    )
+    sent = dict(candidates.order_by("enqueued_at").values_list("pk", "enqueued_task_id"))
+    if not sent:
+        return []  # nothing to look for: the broker is not asked
+    queues = sorted({QUEUE_FOR_STATUS[status] for status in STEP_STATUSES})
+    missing = list(sent)
+    try:
+        # Twice before a message counts as lost: one a worker was taking at the first look
+        # (popped from its queue, not yet recorded as reserved) is reserved at the second.
+        for _ in range(2):
+            held = broker.broker_task_ids(queues=queues, limit=settings.RECONCILE_SCAN_MAX)
+            missing = [job_id for job_id in missing if sent[job_id] not in held]
+            if not missing:
+                return []
+    except broker.BrokerUnreadable as why:
+        logger.warning(
+            "reconciler: %s; a step message counts as lost after %s s unclaimed this pass",
+            why,
+            settings.JOB_QUEUE_WAIT_MAX_S,
+        )
+        return None
+    # A worker took the step, or the job moved on, while we looked: its message was not lost.
+    still = dict(
+        candidates.filter(pk__in=missing[: settings.RECONCILE_BATCH]).values_list(
+            "pk", "enqueued_task_id"
+        )
+    )
+    return [job_id for job_id in missing if still.get(job_id) == sent[job_id]][
+        : settings.RECONCILE_BATCH
+    ]

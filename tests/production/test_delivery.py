@@ -4,6 +4,8 @@ uploads only while it holds its claim. Real steps (CadQuery, trimesh, WeasyPrint
 reused by every job of the same configuration (artifacts are content-addressed)."""
 
 import logging
+import socket
+import time
 from collections import Counter
 from datetime import timedelta
 from unittest.mock import patch
@@ -129,13 +131,15 @@ def test_a_job_that_moved_before_its_claim_was_taken_is_left_alone(user):
     assert Job.objects.get(pk=job.pk).claimed_at is None
 
 
-def test_the_step_message_carries_the_status_it_expects(user):
+def test_the_step_message_carries_the_status_it_expects_and_the_job_its_task_id(user):
     make_part("block")
     job = make_order(user=user).lines.get().jobs.get()
     sent = []
     with patch("production.tasks.advance_job.apply_async", lambda **kw: sent.append(kw)):
         assert services.job_enqueue(job_id=job.pk)
-    assert sent == [{"args": (job.pk, "queued"), "queue": "geometry"}]
+    task_id = Job.objects.get(pk=job.pk).enqueued_task_id
+    assert task_id  # what the reconciler looks for in the broker
+    assert sent == [{"args": (job.pk, "queued"), "queue": "geometry", "task_id": task_id}]
 
 
 # --- failures -------------------------------------------------------------------------------
@@ -233,6 +237,53 @@ def test_the_reconciler_re_sends_only_lost_messages(user, settings):
     assert Job.objects.get(pk=died.pk).enqueued_at >= now  # the next pass leaves it alone
     with patch("production.tasks.advance_job.apply_async", lambda **kw: sent.append(kw)):
         assert services.jobs_reconcile(now=now + timedelta(seconds=1)) == []
+
+
+@pytest.fixture(params=["memory://", "unreachable"])
+def unreadable_broker(request, settings):
+    """A broker the reconciler cannot read: not Redis (memory://), or a Redis that does not
+    answer (a port nothing listens on)."""
+    from microfactory.celery import app
+
+    url = request.param
+    if url == "unreachable":
+        with socket.socket() as sock:  # a free port: bound, then closed
+            sock.bind(("127.0.0.1", 0))
+            url = f"redis://127.0.0.1:{sock.getsockname()[1]}/0"
+    previous, app.conf.broker_url = app.conf.broker_url, url
+    yield url
+    app.conf.broker_url = previous
+
+
+def test_where_the_broker_cannot_be_read_a_message_is_lost_by_its_age(
+    user, settings, unreadable_broker, caplog
+):
+    make_part("block")
+    now = timezone.now()
+    wait_max = timedelta(seconds=settings.JOB_QUEUE_WAIT_MAX_S)
+
+    def sent(ago: timedelta, task_id: str) -> Job:
+        job = make_order(user=user).lines.get().jobs.get()
+        return put(
+            job,
+            status_changed_at=now - ago - wait_max,
+            enqueued_at=now - ago,
+            enqueued_task_id=task_id,
+        )
+
+    overdue = sent(wait_max + timedelta(seconds=1), "t-overdue")
+    waiting = sent(wait_max - timedelta(minutes=1), "t-waiting")  # past the grace, in time
+    sent_args = []
+    caplog.set_level(logging.WARNING, logger="production.services")
+    with patch("production.tasks.advance_job.apply_async", lambda **kw: sent_args.append(kw)):
+        started = time.monotonic()
+        assert services.jobs_reconcile(now=now) == [overdue.pk]
+        assert time.monotonic() - started < 5  # one attempt at the broker, no retries
+    assert [kw["args"] for kw in sent_args] == [(overdue.pk, "queued")]
+    assert Job.objects.get(pk=waiting.pk).enqueued_task_id == "t-waiting"
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "production.services"]
+    assert warning.startswith("reconciler: the broker ")
+    assert f"counts as lost after {settings.JOB_QUEUE_WAIT_MAX_S} s unclaimed" in warning
 
 
 # --- dispatch holds its claim up to the upload -----------------------------------------------
