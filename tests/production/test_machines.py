@@ -198,7 +198,9 @@ def test_a_job_whose_traveler_is_ready_goes_to_the_batch_router_then_to_dispatch
         patch("production.tasks.advance_job.apply_async") as advance,
     ):
         assert services.job_enqueue(job_id=job.pk)
-    route.assert_called_once_with(queue="routing")
+    task_id = Job.objects.get(pk=job.pk).enqueued_task_id  # what the reconciler looks for
+    route.assert_called_once_with(queue="routing", task_id=task_id)
+    assert task_id
     assert not advance.called  # no pipeline step routes
     with (
         patch("production.tasks.dispatch_machine.apply_async") as dispatch,
