@@ -133,9 +133,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "microfactory.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bodies: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes, JSON nested at most MF_JSON_MAX_DEPTH.
+    "DEFAULT_PARSER_CLASSES": [
+        "microfactory.limits.LimitedJSONParser",
+        "microfactory.limits.LimitedFormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # ?limit=&offset=: whole numbers (else 400), limit lowered to API_PAGE_MAX_LIMIT.
+    "DEFAULT_PAGINATION_CLASS": "microfactory.limits.Pagination",
     "PAGE_SIZE": 50,
 }
+API_PAGE_MAX_LIMIT = env.int("MF_API_PAGE_MAX_LIMIT", default=200)
+# Our deepest body (an order: lines, a line, its parameters) nests 3 levels; json.loads itself
+# fails near 1000 (RecursionError), so a body nested deeper than this is refused unread.
+MF_JSON_MAX_DEPTH = env.int("MF_JSON_MAX_DEPTH", default=32)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Microfactory API",
     "DESCRIPTION": "Order spare parts from the digital inventory and follow them through the "
@@ -381,5 +392,6 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Microfactory <orders@localhost>")
-# The largest request body (an order, a form) Django and the order API accept.
+# The largest request body (an order, a form, a JSON body on any API endpoint) Django and the
+# API accept: larger is a 413 (microfactory.limits). Files uploaded in the admin have their own.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MF_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)
