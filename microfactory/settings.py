@@ -33,7 +33,32 @@ def _secret_key() -> str:
     return path.read_text().strip()
 
 
+# Words that mark a key nobody generated: docker/production.env ships one of them on purpose.
+_PLACEHOLDER_MARKERS = ("change-me", "changeme", "change_me", "placeholder", "replace", "insecure")
+
+
+def _refuse_weak_key(key: str, name: str) -> None:
+    """Refuse to start in production (DEBUG off) with a key anyone could guess: shorter than 50
+    characters, fewer than 5 distinct ones, Django's "django-insecure-" prefix, or a placeholder.
+    Sessions, password-reset links and CSRF tokens are signed with it."""
+    lowered = key.lower()
+    marker = next((m for m in _PLACEHOLDER_MARKERS if m in lowered), None)
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure") or marker:
+        reason = f"contains {marker!r}" if marker else "is too short or too simple"
+        raise ImproperlyConfigured(
+            f"{name} {reason}: with DEBUG off it must be at least 50 random characters, e.g. "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(50))' "
+            '(docs/operations.md, "Secret key")'
+        )
+
+
 SECRET_KEY = _secret_key()
+# Keys that still verify signatures made before a rotation (comma-separated, oldest last).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+if not DEBUG:
+    _refuse_weak_key(SECRET_KEY, "SECRET_KEY")
+    for _index, _fallback in enumerate(SECRET_KEY_FALLBACKS):
+        _refuse_weak_key(_fallback, f"SECRET_KEY_FALLBACKS[{_index}]")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -133,9 +158,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "microfactory.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bodies: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes, JSON nested at most MF_JSON_MAX_DEPTH.
+    "DEFAULT_PARSER_CLASSES": [
+        "microfactory.limits.LimitedJSONParser",
+        "microfactory.limits.LimitedFormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # ?limit=&offset=: whole numbers (else 400), limit lowered to API_PAGE_MAX_LIMIT.
+    "DEFAULT_PAGINATION_CLASS": "microfactory.limits.Pagination",
     "PAGE_SIZE": 50,
 }
+API_PAGE_MAX_LIMIT = env.int("MF_API_PAGE_MAX_LIMIT", default=200)
+# Our deepest body (an order: lines, a line, its parameters) nests 4 levels; json.loads itself
+# fails near 1000 (RecursionError), so a body nested deeper than this is refused unread.
+MF_JSON_MAX_DEPTH = env.int("MF_JSON_MAX_DEPTH", default=32)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Microfactory API",
     "DESCRIPTION": "Order spare parts from the digital inventory and follow them through the "
@@ -381,5 +417,6 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Microfactory <orders@localhost>")
-# The largest request body (an order, a form) Django and the order API accept.
+# The largest request body (an order, a form, a JSON body on any API endpoint) Django and the
+# API accept: larger is a 413 (microfactory.limits). Files uploaded in the admin have their own.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MF_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
 from catalog.api.views import (
     PartDetailApi,
     PartPreviewsApi,
@@ -29,7 +30,7 @@ api: tuple[list[URLPattern | URLResolver], str] = (
         path("previews/<str:key>/<str:kind>/", PreviewFileApi.as_view(), name="preview-file"),
         path("", include("orders.api.urls")),  # orders, order actions, jobs, quotes
         path(
-            "jobs/<int:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
+            "jobs/<id:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
         ),
         path("machines/", MachinesApi.as_view(), name="machines"),
         path("machines/<slug:slug>/", MachineDetailApi.as_view(), name="machine-detail"),

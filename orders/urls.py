@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
 from orders import views
 
 urlpatterns = [
@@ -11,10 +12,10 @@ urlpatterns = [
     path("parts/<slug:slug>/add/", views.cart_add, name="cart-add"),
     path("previews/<str:key>.<str:kind>", views.preview_file, name="preview-file"),
     path("cart/", views.cart_page, name="cart"),
-    path("cart/<int:index>/remove/", views.cart_remove, name="cart-remove"),
+    path("cart/<id:index>/remove/", views.cart_remove, name="cart-remove"),
     path("orders/", views.orders_page, name="orders"),
-    path("orders/<int:order_id>/", views.order_page, name="order"),
-    path("orders/<int:order_id>/<str:action>/", views.order_action, name="order-action"),
+    path("orders/<id:order_id>/", views.order_page, name="order"),
+    path("orders/<id:order_id>/<str:action>/", views.order_action, name="order-action"),
     path("approvals/", views.approvals_page, name="approvals"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),

@@ -33,6 +33,7 @@ from django.db.models import Sum
 
 from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
+from microfactory.limits import ID_MAX
 from orders.models import Membership, OrderLine
 from production import lifecycle
 from production.job_values import traveler_for
@@ -80,11 +81,12 @@ def is_operator(user: AbstractBaseUser | AnonymousUser) -> bool:
 def job_id_from_code(code: str) -> int | None:
     """The job id in what a scanner or a person typed: "J-000042", "42" or the QR's URL."""
     code = code.strip()
-    url = _JOB_URL.search(code)
-    if url:
-        return int(url.group(1))
-    number = _JOB_NUMBER.match(code)
-    return int(number.group(1)) if number and int(number.group(1)) > 0 else None
+    found = _JOB_URL.search(code) or _JOB_NUMBER.match(code)
+    digits = found.group(1).lstrip("0") if found else ""
+    # Compared as text first: int() refuses 4300 digits, the database ids past 64 bits.
+    if not digits or len(digits) > len(str(ID_MAX)) or int(digits) > ID_MAX:
+        return None
+    return int(digits)
 
 
 def job_traveler(job: Job, *, now: datetime) -> Traveler:

@@ -1,5 +1,6 @@
 from django.urls import path
 
+import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
 from production import views
 
 urlpatterns = [
@@ -16,15 +17,15 @@ urlpatterns = [
         views.station_machine_labels,
         name="station-machine-labels",
     ),
-    path("station/jobs/<int:job_id>/", views.station_job, name="station-job"),
-    path("station/jobs/<int:job_id>/label.pdf", views.station_job_label, name="station-job-label"),
+    path("station/jobs/<id:job_id>/", views.station_job, name="station-job"),
+    path("station/jobs/<id:job_id>/label.pdf", views.station_job_label, name="station-job-label"),
     path(
-        "station/jobs/<int:job_id>/traveler.pdf",
+        "station/jobs/<id:job_id>/traveler.pdf",
         views.station_job_traveler,
         name="station-job-traveler",
     ),
     path(
-        "station/jobs/<int:job_id>/<slug:action>/",
+        "station/jobs/<id:job_id>/<slug:action>/",
         views.station_job_action,
         name="station-job-action",
     ),

@@ -2,14 +2,15 @@
 
 from django.urls import path
 
+import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
 from orders.api import views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
-    path("orders/<int:order_id>/", views.OrderDetailApi.as_view(), name="order-detail"),
-    path("orders/<int:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
-    path("orders/<int:order_id>/approve/", views.OrderApproveApi.as_view(), name="order-approve"),
-    path("orders/<int:order_id>/reject/", views.OrderRejectApi.as_view(), name="order-reject"),
-    path("jobs/<int:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
+    path("orders/<id:order_id>/", views.OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<id:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<id:order_id>/approve/", views.OrderApproveApi.as_view(), name="order-approve"),
+    path("orders/<id:order_id>/reject/", views.OrderRejectApi.as_view(), name="order-reject"),
+    path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
 ]

@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from microfactory.errors import DomainError
+from microfactory.limits import body_too_large
 from orders.models import Order, OrderEvent, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
@@ -247,12 +248,12 @@ def _detail(request: Request, order: Order, status: int = 200) -> Response:
 
 
 def _refuse_oversized(request: Request) -> None:
-    """DRF reads JSON bodies from the stream, past Django's DATA_UPLOAD_MAX_MEMORY_SIZE
-    check: enforce it here, before anything is parsed."""
+    """Refuse a body whose declared length is past DATA_UPLOAD_MAX_MEMORY_SIZE before reading
+    any of it (the JSON parser, microfactory.limits, also stops reading at the limit)."""
     length = request.META.get("CONTENT_LENGTH") or "0"
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if not length.isdigit() or (limit is not None and int(length) > limit):
-        raise OrderInvalid({"body": [f"the request body is larger than {limit} bytes"]})
+        raise body_too_large(limit or 0)
 
 
 def _moment(raw: str) -> datetime | None:

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from microfactory.limits import ID_MAX
 from production import machines
 from production.models import Job, Machine, MachineTelemetry
 
@@ -182,7 +183,9 @@ class MachineTelemetryApi(APIView):
         temperatures = serializers.DictField(
             child=StrictFloatField(min_value=-100, max_value=1000), required=False
         )
-        current_job = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+        current_job = serializers.IntegerField(
+            min_value=1, max_value=ID_MAX, required=False, allow_null=True
+        )
         error_text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
         def validate_temperatures(self, value: dict[str, float]) -> dict[str, float]:

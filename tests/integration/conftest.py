@@ -7,6 +7,7 @@ database and media directory as the test; tests that use it need
 
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -212,7 +213,7 @@ def start_worker(broker, settings, tmp_path) -> Iterator[Callable[..., WorkerPro
                 "DATABASE_URL": database_url(),
                 "MEDIA_ROOT": str(settings.MEDIA_ROOT),
                 "MF_VAR_DIR": str(var),
-                "SECRET_KEY": "integration-tests-only",
+                "SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG is off: a real-looking key
                 **(env or {}),
             },
             stdout=log.open("wb"),

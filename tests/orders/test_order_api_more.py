@@ -112,8 +112,8 @@ def test_an_oversized_body_is_refused_before_parsing(api, catalog, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
     body = {"lines": [GOOD_LINE], "note": "x" * 4000}
     response = post(api, body)
-    assert response.status_code == 400
-    assert "body" in response.json()["errors"]
+    assert response.status_code == 413
+    assert response.json() == {"message": "the request body is larger than 2000 bytes"}
     assert nothing_created()
 
 

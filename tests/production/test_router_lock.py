@@ -3,6 +3,7 @@ PostgreSQL, two OS processes running batch passes back to back while waiting job
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ def start_router(name: str, workdir: Path) -> subprocess.Popen[bytes]:
             **os.environ,
             "DATABASE_URL": database_url(),
             "MF_VAR_DIR": str(workdir / f"var-{name}"),
-            "SECRET_KEY": "router-lock-test-only",
+            "SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG is off: a real-looking key
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
