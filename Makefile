@@ -93,6 +93,7 @@ test: system-packages $(STAMP)
 		bash -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .' || status=1; \
 	$(TIMED) "contracts (import-linter)" $(VENV)/bin/lint-imports || status=1; \
 	$(TIMED) "typecheck (mypy)" $(PY) -m mypy || status=1; \
+	$(TIMED) "dependency audit (pip-audit, npm audit)" $(PY) scripts/audit.py || status=1; \
 	$(TIMED) "test suite on SQLite" \
 		$(PY) -m pytest $(XDIST) -m "not postgres" $(PYTEST_ARGS); \
 	$(PYTEST_STATUS); \
