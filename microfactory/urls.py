@@ -46,8 +46,15 @@ api: tuple[list[URLPattern | URLResolver], str] = (
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
-    # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN).
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
+    # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN), its inline
+    # init script carries the page's CSP nonce (our template).
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", template_name="microfactory/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]

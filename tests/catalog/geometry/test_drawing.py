@@ -5,7 +5,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from catalog.geometry import DrawingInvalid, drawing_clean
+from catalog.geometry import DrawingInvalid, ModelInvalid, drawing_clean, inspect_model
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -117,3 +117,10 @@ def test_cleaning_a_clean_drawing_changes_nothing() -> None:
 def test_drawings_that_cannot_be_cleaned_are_refused_with_the_reason(drawing, reason) -> None:
     with pytest.raises(DrawingInvalid, match=reason):
         drawing_clean(drawing)
+
+
+def test_an_svg_uploaded_as_a_static_model_is_refused() -> None:
+    svg = HOSTILE.encode() * 4  # big enough to be taken for a binary STL's header, too
+    for upload in (svg, svg[:60]):
+        with pytest.raises(ModelInvalid):
+            inspect_model(upload, max_bytes=10**6, max_triangles=10**6)
