@@ -61,5 +61,13 @@ urlpatterns = [
 
 if settings.DEBUG:
     from django.conf.urls.static import static
+    from django.http import HttpRequest, HttpResponseBase
+    from django.views.static import serve
 
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    from microfactory.downloads import file_sandboxed
+
+    def serve_media(request: HttpRequest, path: str, document_root: str) -> HttpResponseBase:
+        """Stored files as the views serve them: sandboxed (drawings, artifacts...)."""
+        return file_sandboxed(serve(request, path, document_root=document_root))
+
+    urlpatterns += static(settings.MEDIA_URL, serve_media, document_root=settings.MEDIA_ROOT)
