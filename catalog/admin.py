@@ -94,8 +94,7 @@ class RevisionForm(forms.ModelForm):
                 attrs={
                     "rows": 24,
                     "cols": 100,
-                    "class": "vLargeTextField",
-                    "style": "font-family: monospace",
+                    "class": "vLargeTextField script-field",  # monospace: admin.css
                 }
             )
         }
@@ -211,7 +210,7 @@ class PartRevisionAdmin(admin.ModelAdmin):
             ((name, repr(value)) for name, value in declared.items()),
         )
         problems = schema_mismatches(declared, revision.parameter_schema or [])
-        notes = format_html_join("", '<li style="color:#ba2121">{}</li>', ((p,) for p in problems))
+        notes = format_html_join("", '<li class="mismatch">{}</li>', ((p,) for p in problems))
         return format_html("<table>{}</table><ul>{}</ul>", rows, notes)
 
     @admin.display(description="Model")

@@ -420,3 +420,27 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Microfactory <orders
 # The largest request body (an order, a form, a JSON body on any API endpoint) Django and the
 # API accept: larger is a 413 (microfactory.limits). Files uploaded in the admin have their own.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MF_DATA_UPLOAD_MAX_BYTES", default=1024 * 1024)
+
+# --- Content security (docs/operations.md, "Security headers") -----------------------------
+# A strict Content-Security-Policy on every response (django-csp): scripts and styles only
+# from our own static files (three.js, htmx and Swagger UI's files are served by us), inline
+# ones only with the request's nonce (the part page's import map, Swagger UI's init script).
+# No 'unsafe-inline', no 'unsafe-eval'. Files users influenced (drawings, artifacts, preview
+# files) set their own stricter policy, `sandbox` (microfactory.downloads).
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],  # the nonce appears only where a page used it
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:", "blob:"],  # the admin's test build shows a data: drawing
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}

@@ -47,13 +47,28 @@ api: tuple[list[URLPattern | URLResolver], str] = (
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
-    # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN).
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
+    # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN), its inline
+    # init script carries the page's CSP nonce (our template).
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", template_name="microfactory/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]
 
 if settings.DEBUG:
     from django.conf.urls.static import static
+    from django.http import HttpRequest, HttpResponseBase
+    from django.views.static import serve
 
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+    from microfactory.downloads import file_sandboxed
+
+    def serve_media(request: HttpRequest, path: str, document_root: str) -> HttpResponseBase:
+        """Stored files as the views serve them: sandboxed (drawings, artifacts...)."""
+        return file_sandboxed(serve(request, path, document_root=document_root))
+
+    urlpatterns += static(settings.MEDIA_URL, serve_media, document_root=settings.MEDIA_ROOT)

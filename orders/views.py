@@ -24,6 +24,7 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
+from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.models import FINAL, Membership, Order, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
@@ -169,7 +170,9 @@ def preview_file(request: HttpRequest, key: str, kind: str) -> FileResponse:
     if not field:
         raise Http404
     types = {"stl": "model/stl", "glb": "model/gltf-binary", "svg": "image/svg+xml"}
-    response = FileResponse(field.open("rb"), content_type=types[kind])
+    # Inline: the catalog cards show the drawing through <img>, which never runs scripts;
+    # opened directly it is sandboxed (microfactory.downloads).
+    response = file_response(field.open("rb"), content_type=types[kind], attachment=False)
     response["Cache-Control"] = "private, max-age=86400"  # content-addressed: never changes
     return response
 

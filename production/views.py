@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
 from production import station
 from production.models import Artifact, Job, JobArtifact, Machine, Site
@@ -131,7 +132,7 @@ def station_job_label(request: HttpRequest, job_id: int) -> HttpResponse:
 def _pdf(pdf: bytes, filename: str) -> HttpResponse:
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{filename}"'
-    return response
+    return file_sandboxed(response)
 
 
 @require_GET
@@ -208,10 +209,11 @@ def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
         job_id=job_id,
         kind=Artifact.Kind.TRAVELER,
     )
-    return FileResponse(
+    return file_response(
         link.artifact.file.open("rb"),
         content_type="application/pdf",
         filename=f"traveler-{link.job.number}.pdf",
+        attachment=False,  # opened in the tablet's PDF viewer, to print
     )
 
 

@@ -31,6 +31,7 @@ from catalog.parameters import (
     validate_parameters,
 )
 from catalog.previews import TooManyPreviews, preview_request
+from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 
 # A configuration is a handful of short values; anything much bigger is refused before the
@@ -360,7 +361,7 @@ class PreviewFileApi(APIView):
         preview = preview_for_key(key)
         if kind not in PREVIEW_FILES or preview.status != PartPreview.Status.READY:
             raise Http404
-        return FileResponse(
+        return file_response(
             getattr(preview, kind).open("rb"),
             content_type=PREVIEW_FILES[kind],
             filename=f"{preview.revision.family.slug}-{preview.key[:12]}.{kind}",

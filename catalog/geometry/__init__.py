@@ -5,6 +5,7 @@ only ever imported by the child process (catalog/geometry/child.py).
 """
 
 from .build import ENGINE_VERSION, SCRIPT, STATIC, Geometry, build_geometry, build_revision
+from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
 from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format
 
@@ -14,11 +15,13 @@ __all__ = [
     "STATIC",
     "BuildFailed",
     "BuildLimits",
+    "DrawingInvalid",
     "Geometry",
     "ModelInfo",
     "ModelInvalid",
     "build_geometry",
     "build_revision",
+    "drawing_clean",
     "inspect_model",
     "model_format",
 ]

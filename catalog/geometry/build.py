@@ -26,12 +26,14 @@ from .child import (
     STL_FILE,
     SVG_FILE,
 )
+from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits, ChildExit, run_child
 from .uploads import model_format
 
 # Bump when the child's outputs change for the same script (SVG view, export options), so
 # that artifacts cached under ENGINE_VERSION are built again. 2: GLB, touching solids fused.
-_OUTPUTS_REVISION = 2
+# 3: drawings cleaned to an allow-list (drawing.py), so no cached drawing escapes the cleaning.
+_OUTPUTS_REVISION = 3
 SCRIPT, STATIC = "script", "static"  # PartRevision.Kind values
 _RESULT_MAX_BYTES = 64 * 1024
 _MESSAGE_MAX_CHARS = 300
@@ -133,11 +135,17 @@ def _build(
             outputs.append(output)
         step, stl, svg, glb = outputs
     try:
+        # The one place every drawing passes (scripts, STEP and STL uploads; previews, jobs
+        # and the admin's test build): what the sandbox wrote is cleaned before anyone keeps it.
+        drawing = drawing_clean(svg.decode())
+    except (DrawingInvalid, UnicodeDecodeError) as error:
+        raise BuildFailed(f"geometry child wrote an unusable drawing: {error}") from None
+    try:
         x, y, z = (float(size) for size in result["bbox_mm"])
         return Geometry(
             step=step,
             stl=stl,
-            svg=svg.decode(),
+            svg=drawing,
             glb=glb,
             bbox_mm=(x, y, z),
             volume_mm3=float(result["volume_mm3"]),

@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from microfactory.downloads import file_response
 from production.models import Artifact, JobArtifact
 
 CONTENT_TYPES: dict[str, tuple[str, str]] = {
@@ -30,9 +31,10 @@ class JobArtifactApi(APIView):
             kind=kind,
         )
         content_type, extension = CONTENT_TYPES[link.kind]
-        return FileResponse(
+        # Every kind, the drawing too, is a sandboxed attachment: a drawing opened from the
+        # order page is saved, never rendered on our origin.
+        return file_response(
             link.artifact.file.open("rb"),
             content_type=content_type,
-            as_attachment=link.kind != Artifact.Kind.SVG,
             filename=f"{link.job.number}.{extension}",
         )

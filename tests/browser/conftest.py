@@ -27,11 +27,28 @@ CHROMIUM_ARGS = [
     "--enable-unsafe-swiftshader",
 ]
 VENDOR = Path(__file__).resolve().parents[2] / "microfactory" / "static" / "vendor"
+# Every document reports what its Content-Security-Policy blocked to the console, where the
+# fixture collects it with Chromium's own "Refused to ..." messages.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(
+    `CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline code"}` +
+      ` at ${event.sourceFile}:${event.lineNumber} on ${document.location.href}`,
+  );
+});
+"""
+
+
+def csp_violation(text: str) -> bool:
+    return text.startswith(("CSP violation", "Refused to")) or "Content Security Policy" in text
 
 
 @pytest.fixture
 def chromium_page(settings, monkeypatch) -> Iterator[object]:
-    """A fresh browser page; the pages' static files served without a manifest."""
+    """A fresh browser page; the pages' static files served without a manifest.
+
+    Every test that uses it also fails if a page's Content-Security-Policy blocked anything
+    (page.csp_violations lists them as they come)."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-system-packages.sh installs it)")
     assert (VENDOR / "three" / "build" / "three.module.js").exists(), (
@@ -50,10 +67,20 @@ def chromium_page(settings, monkeypatch) -> Iterator[object]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         page = context.new_page()
         page.set_default_timeout(30_000)
+        violations: list[str] = []
+
+        def collect(message) -> None:
+            if csp_violation(message.text):
+                violations.append(message.text)
+
+        page.on("console", collect)
+        page.csp_violations = violations
         try:
             yield page
         finally:
             context.close()
             browser.close()
+        assert violations == [], "the Content-Security-Policy blocked:\n" + "\n".join(violations)
