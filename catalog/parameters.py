@@ -6,6 +6,7 @@ cross-parameter rules and returns the canonical form, in which equal configurati
 (sorted keys, normalised numbers) so that they hash equally.
 """
 
+import ast
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ from simpleeval import EvalWithCompoundTypes, InvalidExpression
 
 ParameterValue = float | int | str | bool
 TYPES = ("length", "angle", "integer", "number", "choice", "boolean")
+NUMERIC = ("length", "angle", "integer", "number")
 UNITS = {"length": "mm", "angle": "°"}
 # Canonical numbers keep this many decimals: 0.1 mm / 1e6 is far below any machine's resolution.
 DECIMALS = 6
@@ -113,6 +115,22 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
             Rule(expression=item["rule"], message=str(item.get("message") or item["rule"]))
         )
     return tuple(rules)
+
+
+def check_publishable(specs: Sequence[ParameterSpec]) -> None:
+    """Refuse a schema that lets a number be anything: a script given a negative thickness
+    or a 10 m bore builds nonsense (or nothing), so every numeric parameter of a published
+    revision is bounded by a min and a max."""
+    open_ended = [
+        spec.name
+        for spec in specs
+        if spec.type in NUMERIC and (spec.min is None or spec.max is None)
+    ]
+    if open_ended:
+        raise SchemaError(
+            "every numeric parameter needs a range (min and max) before publishing; "
+            f"missing on {', '.join(open_ended)}"
+        )
 
 
 def defaults(specs: Sequence[ParameterSpec]) -> dict[str, ParameterValue]:
@@ -255,10 +273,53 @@ def _check_rules(rules: Sequence[Rule], values: Mapping[str, ParameterValue]) ->
             raise SchemaError(f"rule '{rule.expression}' cannot be evaluated: {error}") from error
         if not holds:
             fields = [name for name in values if _mentions(rule.expression, name)] or ["parameters"]
+            detail = _why_false(rule.expression, evaluator)
+            if detail and rule.message != rule.expression:
+                message = f"{rule.message} ({detail})"
+            else:
+                message = detail or rule.message
             for name in fields:
-                errors.setdefault(name, []).append(rule.message)
+                errors.setdefault(name, []).append(message)
     if errors:
         raise ParameterError(errors)
+
+
+_SAYS = {
+    ast.Lt: "must be less than",
+    ast.LtE: "must be at most",
+    ast.Gt: "must be greater than",
+    ast.GtE: "must be at least",
+    ast.Eq: "must equal",
+    ast.NotEq: "must differ from",
+}
+
+
+def _why_false(expression: str, evaluator: EvalWithCompoundTypes) -> str:
+    """For a rule that is one comparison, what it compared: "bore_d 30 must be less than
+    outer_d - 4 = 6", so that the reason names the values, not only the rule. Empty for
+    any other rule (its message says it)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval").body
+    except SyntaxError:
+        return ""
+    if not isinstance(tree, ast.Compare) or len(tree.ops) != 1 or type(tree.ops[0]) not in _SAYS:
+        return ""
+    sides = []
+    for side in (tree.left, tree.comparators[0]):
+        text = ast.unparse(side)
+        try:
+            value = evaluator.eval(text)
+        except (InvalidExpression, ArithmeticError, TypeError, SyntaxError):
+            return ""
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        shown = _fmt(value) if number else repr(value)
+        if isinstance(side, ast.Name):
+            sides.append(f"{text} {shown}")
+        elif isinstance(side, ast.Constant):
+            sides.append(text)
+        else:
+            sides.append(f"{text} = {shown}")
+    return f"{sides[0]} {_SAYS[type(tree.ops[0])]} {sides[1]}"
 
 
 def _mentions(expression: str, name: str) -> bool:

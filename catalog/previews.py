@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError
 
 from catalog import geometry
 from catalog.models import PartPreview, PartRevision
-from catalog.parameters import parameters_hash
+from catalog.parameters import SchemaError, parameters_hash, parse_rules, parse_schema
 from microfactory.errors import DomainError, Rejected
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def build_limits(*, timeout_s: float | None = None) -> geometry.BuildLimits:
 def revision_build(
     *, revision: PartRevision, parameters: dict[str, Any], limits: geometry.BuildLimits
 ) -> geometry.Geometry:
-    """Build a revision (script or static model) in the sandbox. Slow: no transaction here."""
+    """Build a revision (script or static model) in the sandbox, refusing parameters that
+    break its schema or rules (Rejected). Slow: no transaction here."""
     model = b""
     if revision.kind == PartRevision.Kind.STATIC and revision.model_file:
         with revision.model_file.open("rb") as model_file:
@@ -62,6 +63,8 @@ def revision_build(
         script=revision.script,
         model_bytes=model,
         parameters=parameters,
+        specs=parse_schema(revision.parameter_schema),
+        rules=parse_rules(revision.rules or []),
         limits=limits,
     )
 
@@ -162,7 +165,7 @@ def preview_build(*, preview_id: int) -> str:
         built = revision_build(
             revision=preview.revision, parameters=preview.parameters, limits=build_limits()
         )
-    except (Rejected, geometry.BuildFailed) as refusal:
+    except (Rejected, geometry.BuildFailed, SchemaError) as refusal:
         claimed.update(
             status=PartPreview.Status.FAILED,
             message=str(refusal)[:2000],

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from catalog import geometry
 from catalog.models import Material, PartFamily, PartRevision
-from catalog.parameters import SchemaError, parse_rules, parse_schema
+from catalog.parameters import SchemaError, check_publishable, parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from microfactory.errors import DomainError
 
@@ -167,6 +167,10 @@ def revision_publish(*, revision: PartRevision, published_by: Any = None) -> Par
         raise DomainError(f"{revision} changed after it was created; create a new revision")
     if not revision.materials.exists():
         raise DomainError(f"{revision} offers no material; choose at least one")
+    try:
+        check_publishable(parse_schema(revision.parameter_schema))
+    except SchemaError as error:
+        raise DomainError(f"{revision} cannot be published: {error}") from error
     revision.published_at = timezone.now()
     revision.published_by = published_by
     revision.save(update_fields=["published_at", "published_by"])

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 
 from catalog.models import Material, PartRevision
-from catalog.parameters import parse_schema
+from catalog.parameters import parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from production.models import Artifact, Job, Machine
 from production.pipeline import traveler as travelers
@@ -64,6 +64,7 @@ def part_spec(
         # A part made from an uploaded STL mesh has no STEP model.
         has_step=not (revision.kind == PartRevision.Kind.STATIC and revision.model_format == "stl"),
         specs=specs,
+        rules=parse_rules(revision.rules or []),
         work_instructions=parse_work_instructions(revision.work_instructions or []),
         qc_checks=parse_qc_checks(revision.qc_checks or [], specs),
     )

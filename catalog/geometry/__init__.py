@@ -4,7 +4,15 @@ Pure: no Django here. The caller turns settings into a BuildLimits. CadQuery its
 only ever imported by the child process (catalog/geometry/child.py).
 """
 
-from .build import ENGINE_VERSION, SCRIPT, STATIC, Geometry, build_geometry, build_revision
+from .build import (
+    ENGINE_VERSION,
+    SCRIPT,
+    STATIC,
+    Geometry,
+    build_geometry,
+    build_revision,
+    check_parameters,
+)
 from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
 from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format
@@ -21,6 +29,7 @@ __all__ = [
     "ModelInvalid",
     "build_geometry",
     "build_revision",
+    "check_parameters",
     "drawing_clean",
     "inspect_model",
     "model_format",

@@ -4,21 +4,31 @@ from an uploaded static model (STEP converted, STL passed through)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from catalog.parameters import (
+    ParameterError,
+    ParameterSpec,
+    ParameterValue,
+    Rule,
+    SchemaError,
+    validate_parameters,
+)
 from microfactory.errors import Rejected
 
 from .child import (
     GLB_FILE,
+    MIN_EXTENT_MM,
     MODEL_STEP_FILE,
     MODEL_STL_FILE,
     RESULT_FILE,
@@ -61,20 +71,55 @@ class Geometry:
     sandbox: str  # "bwrap" or "rlimits": the isolation actually used
 
 
+def check_parameters(
+    *,
+    specs: Sequence[ParameterSpec],
+    rules: Sequence[Rule],
+    parameters: Mapping[str, object],
+) -> dict[str, ParameterValue]:
+    """The parameters, canonical, if they fit the revision's schema and its own rules; else
+    Rejected with the reason ("bore_d 30 must be less than outer_d - 4 = 6").
+
+    Intake checks them too, but a build must not trust its caller: a line written before a
+    rule existed, a preview, a command or a stored artifact would otherwise make a part the
+    revision forbids. build_revision runs this first; the pipeline's build step also runs it
+    before it reuses a stored build.
+    """
+    try:
+        return validate_parameters(specs, parameters, rules=rules)
+    except ParameterError as error:
+        # A broken rule is reported under each parameter it names: say it once.
+        said: list[str] = []
+        reasons = []
+        for name, messages in error.errors.items():
+            for message in messages:
+                if message not in said:
+                    said.append(message)
+                    reasons.append(f"{name}: {message}")
+        reason = "; ".join(reasons)
+        raise Rejected(f"the parameters break the revision's rules: {reason}") from None
+    except SchemaError as error:
+        raise Rejected(f"the revision's rules cannot be checked: {error}") from None
+
+
 def build_revision(
     *,
     kind: str,
     script: str,
     model_bytes: bytes,
     parameters: Mapping[str, float | int | str | bool],
+    specs: Sequence[ParameterSpec],
+    rules: Sequence[Rule],
     limits: BuildLimits,
 ) -> Geometry:
     """A revision's geometry, whatever it is made from: a CadQuery script run with these
     parameters, or a static model (STEP: converted; STL: checked and passed through, with no
-    STEP). Raises Rejected or BuildFailed as build_geometry does. Building twice gives the
-    same STL, SVG and GLB."""
+    STEP). The parameters are checked against the revision's schema (`specs`) and `rules`
+    first (check_parameters). Raises Rejected or BuildFailed as build_geometry does. Building
+    twice gives the same STL, SVG and GLB."""
+    checked = check_parameters(specs=specs, rules=rules, parameters=parameters)
     if kind == SCRIPT:
-        return build_geometry(script, parameters, limits=limits)
+        return build_geometry(script, checked, limits=limits)
     if kind != STATIC:
         raise BuildFailed(f"unknown revision kind {kind!r}")
     if not model_bytes:
@@ -142,18 +187,35 @@ def _build(
         raise BuildFailed(f"geometry child wrote an unusable drawing: {error}") from None
     try:
         x, y, z = (float(size) for size in result["bbox_mm"])
+        volume = float(result["volume_mm3"])
+        _check_measurements((x, y, z), volume, mesh=request["mode"] == "stl")
         return Geometry(
             step=step,
             stl=stl,
             svg=drawing,
             glb=glb,
             bbox_mm=(x, y, z),
-            volume_mm3=float(result["volume_mm3"]),
+            volume_mm3=volume,
             area_mm2=float(result["area_mm2"]),
             sandbox=child.sandbox,
         )
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
         raise BuildFailed(f"geometry child wrote malformed outputs: {error!r}") from None
+
+
+def _check_measurements(bbox: tuple[float, float, float], volume: float, *, mesh: bool) -> None:
+    """Refuse a degenerate part whatever the child let through: the child checks the solid
+    itself, this checks what it reported. An uploaded mesh may report no volume (one that is
+    not watertight: the toolpath step repairs it), a solid may not."""
+    if not all(math.isfinite(size) for size in (*bbox, volume)):
+        raise Rejected("the part's size or volume is not a finite number")
+    if min(bbox) < MIN_EXTENT_MM:
+        size = " x ".join(f"{side:g}" for side in bbox)
+        raise Rejected(
+            f"the part is degenerate: {size} mm (every side must be at least {MIN_EXTENT_MM:g} mm)"
+        )
+    if volume <= 0 and not mesh:
+        raise Rejected("the part has no volume")
 
 
 def _read_result(workdir: Path, child: ChildExit, limits: BuildLimits) -> dict[str, Any]:

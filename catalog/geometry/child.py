@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import resource
 import sys
@@ -35,6 +36,9 @@ GLB_FILE = "part.glb"
 RESULT_FILE = "result.json"
 MODEL_STEP_FILE = "model.step"  # an uploaded static model, written here by the parent
 MODEL_STL_FILE = "model.stl"
+# A side thinner than this is no part: a zero-thickness box or a sheet left by a bad
+# parameter. 0.01 mm is far below any nozzle or tool, far above OpenCascade's 1e-7 mm.
+MIN_EXTENT_MM = 0.01
 
 # cqgi compiles scripts under this file name; frames with it are the script's own lines.
 _SCRIPT_FILENAME = "<cqscript>"
@@ -153,8 +157,18 @@ def _one_solid(cq: Any, shown: list[Any], *, what: str) -> Any:
             )
         solids = list(pieces)
     shape = solids[0]
-    if shape.Volume() <= 0:
+    volume = shape.Volume()
+    if not math.isfinite(volume) or volume <= 0:
         raise ScriptRefused(f"{what} produced a solid with no volume")
+    size = _exact_size(shape)
+    if not all(math.isfinite(side) for side in size):
+        raise ScriptRefused(f"{what} produced a solid of no finite size")
+    if min(size) < MIN_EXTENT_MM:
+        sides = " x ".join(f"{side:g}" for side in size)
+        raise ScriptRefused(
+            f"{what} produced a degenerate solid, {sides} mm: every side must be at least "
+            f"{MIN_EXTENT_MM:g} mm"
+        )
     return shape
 
 

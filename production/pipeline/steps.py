@@ -144,8 +144,12 @@ def geometry_key(*, revision_checksum: str, parameters: Any, limits: geometry.Bu
 
 def build(so_far: JobSoFar) -> BuiltPart:
     """The part's STEP, STL and drawing: from its CadQuery script in the sandbox, or its static
-    model (STEP converted, STL passed through with no STEP); found again when stored."""
+    model (STEP converted, STL passed through with no STEP); found again when stored.
+    Rejected first when the parameters break the revision's schema or rules, even when a
+    build of them is stored: intake checks them, but no job may make a part its revision
+    forbids (build_revision checks them again, for any other caller)."""
     part, setup = so_far.part, so_far.setup
+    geometry.check_parameters(specs=part.specs, rules=part.rules, parameters=part.parameters)
     key = geometry_key(
         revision_checksum=part.revision_checksum,
         parameters=dict(part.parameters),
@@ -160,6 +164,8 @@ def build(so_far: JobSoFar) -> BuiltPart:
         script=part.script,
         model_bytes=part.model,
         parameters=part.parameters,
+        specs=part.specs,
+        rules=part.rules,
         limits=setup.build_limits,
     )
     meta = GeometryMeta(

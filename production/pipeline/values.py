@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from catalog.parameters import ParameterSpec
+from catalog.parameters import ParameterSpec, Rule
 from catalog.qc import QcCheck
 from production.routing import ProfileKey
 
@@ -80,6 +80,7 @@ class PartSpec:
     model: bytes = field(default=b"", repr=False)  # a static revision's STEP or STL file
     has_step: bool = True  # False for a part made from an STL mesh: it has no STEP model
     specs: tuple[ParameterSpec, ...] = ()
+    rules: tuple[Rule, ...] = ()  # the revision's cross-parameter rules, checked at build
     work_instructions: tuple[str, ...] = ()
     qc_checks: tuple[QcCheck, ...] = ()
 

@@ -116,7 +116,11 @@ def test_a_valid_configuration_comes_back_canonical(api, block) -> None:
         ({**GOOD, "width": "wide"}, "width", "must be a number"),
         ({**GOOD, "width": True}, "width", "must be a number"),
         ({**GOOD, "width": 4}, "width", "must be at least 5 mm (got 4)"),
-        ({**GOOD, "hole_d": 19}, "hole_d", "the hole must leave 1 mm of wall"),
+        (
+            {**GOOD, "hole_d": 19},
+            "hole_d",
+            "the hole must leave 1 mm of wall (hole_d 19 must be at most width - 2 = 18)",
+        ),
         ({**GOOD, "colour": "red"}, "colour", "is not a parameter of this part"),
         ({**GOOD, "width": "NaN"}, "width", "must be a finite number"),
         ({**GOOD, "width": "-inf"}, "width", "must be a finite number"),

@@ -95,8 +95,12 @@ def test_a_cross_parameter_rule_names_every_field_it_mentions():
     with pytest.raises(ParameterError) as caught:
         validate_parameters(SCHEMA, {**GOOD, "bore_d": 44}, rules=RULES)
     assert caught.value.errors == {
-        "bore_d": ["outer_d must exceed bore_d by 4 mm"],
-        "outer_d": ["outer_d must exceed bore_d by 4 mm"],
+        "bore_d": [
+            "outer_d must exceed bore_d by 4 mm (bore_d 44 must be at most outer_d - 4 = 41)"
+        ],
+        "outer_d": [
+            "outer_d must exceed bore_d by 4 mm (bore_d 44 must be at most outer_d - 4 = 41)"
+        ],
     }
 
 

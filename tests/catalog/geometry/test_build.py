@@ -276,3 +276,28 @@ def test_every_build_gives_a_glb_for_the_browser_viewer_in_millimetres_y_up() ->
     assert geometry.glb.startswith(b"glTF")
     assert sorted(scene.extents) == pytest.approx([10, 20, 30], abs=0.01)
     assert scene.extents[1] == pytest.approx(30, abs=0.01)  # +Z of the part is +Y in glTF
+
+
+@pytest.mark.parametrize(
+    "shown, reason",
+    [
+        (
+            "cq.Workplane().box(10, 10, 1e-6)",
+            "the script produced a degenerate solid, 10 x 10 x 0 mm: every side must be at "
+            "least 0.01 mm",
+        ),
+        (
+            "cq.Workplane().box(5, 5, 5).union(cq.Workplane().box(5, 5, 5).translate((20, 0, 0)))",
+            "the script shows 2 solids; a part must be one solid",
+        ),
+        ("cq.Workplane()", "the script's result contains no solid"),
+    ],
+    ids=["zero-thickness", "two-boxes", "empty"],
+)
+def test_a_degenerate_several_body_or_empty_result_is_rejected(shown: str, reason: str) -> None:
+    script = f"import cadquery as cq\nshow_object({shown})\n"
+
+    with pytest.raises(Rejected) as refusal:
+        build_geometry(script, {}, limits=LIMITS)
+
+    assert str(refusal.value).startswith(reason)
