@@ -78,7 +78,7 @@ def test_a_step_model_is_converted_to_stl_svg_and_glb_in_the_sandbox() -> None:
     step = build_geometry(BOX, {}, limits=LIMITS).step
 
     geometry = build_revision(
-        kind="static", script="", model_bytes=step, parameters={}, limits=LIMITS
+        kind="static", script="", model_bytes=step, parameters={}, specs=(), rules=(), limits=LIMITS
     )
 
     assert geometry.bbox_mm == (10.0, 20.0, 30.0)
@@ -89,7 +89,13 @@ def test_a_step_model_is_converted_to_stl_svg_and_glb_in_the_sandbox() -> None:
 
 def test_an_stl_model_passes_through_with_a_drawing_and_a_glb_but_no_step() -> None:
     geometry = build_revision(
-        kind="static", script="", model_bytes=box_stl(10), parameters={}, limits=LIMITS
+        kind="static",
+        script="",
+        model_bytes=box_stl(10),
+        parameters={},
+        specs=(),
+        rules=(),
+        limits=LIMITS,
     )
 
     assert geometry.bbox_mm == (10.0, 10.0, 10.0)
@@ -108,16 +114,40 @@ def test_the_sandbox_refuses_an_stl_that_does_not_parse_or_holds_two_bodies() ->
     garbage = b"\0" * 80 + struct.pack("<I", 2) + b"\xff" * 100
 
     with pytest.raises(Rejected, match="holds 2 separate bodies"):
-        build_revision(kind="static", script="", model_bytes=two, parameters={}, limits=LIMITS)
+        build_revision(
+            kind="static",
+            script="",
+            model_bytes=two,
+            parameters={},
+            specs=(),
+            rules=(),
+            limits=LIMITS,
+        )
     with pytest.raises(Rejected, match="STL file"):
-        build_revision(kind="static", script="", model_bytes=garbage, parameters={}, limits=LIMITS)
+        build_revision(
+            kind="static",
+            script="",
+            model_bytes=garbage,
+            parameters={},
+            specs=(),
+            rules=(),
+            limits=LIMITS,
+        )
 
 
 def test_the_sandbox_refuses_a_step_file_it_cannot_read() -> None:
     broken = b"ISO-10303-21;\nHEADER;\nnonsense\nEND-ISO-10303-21;\n"
 
     with pytest.raises(Rejected, match="STEP file"):
-        build_revision(kind="static", script="", model_bytes=broken, parameters={}, limits=LIMITS)
+        build_revision(
+            kind="static",
+            script="",
+            model_bytes=broken,
+            parameters={},
+            specs=(),
+            rules=(),
+            limits=LIMITS,
+        )
 
 
 def test_the_sandbox_refuses_a_mesh_over_the_triangle_limit() -> None:
@@ -125,5 +155,11 @@ def test_the_sandbox_refuses_a_mesh_over_the_triangle_limit() -> None:
 
     with pytest.raises(Rejected, match="12 triangles; at most 10"):
         build_revision(
-            kind="static", script="", model_bytes=box_stl(), parameters={}, limits=limits
+            kind="static",
+            script="",
+            model_bytes=box_stl(),
+            parameters={},
+            specs=(),
+            rules=(),
+            limits=limits,
         )
