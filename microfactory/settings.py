@@ -444,3 +444,50 @@ CONTENT_SECURITY_POLICY = {
         "form-action": [SELF],
     },
 }
+
+# --- Login lockout and API throttles (docs/operations.md, "Login lockout and API throttles") -
+# django-axes counts failed logins per user name AND client address (one attacker cannot lock
+# a user out from elsewhere, nor try many users from one address past the limit each) on every
+# login that goes through django.contrib.auth.authenticate() with the request: /login/ and
+# /admin/login/. After MF_LOGIN_FAILURE_LIMIT failures that pair is refused, even with the
+# right password, for MF_LOGIN_COOLOFF_MIN minutes (429 with Retry-After, our own page);
+# `manage.py axes_reset` lifts every lockout. The API's token and session authentication do
+# not call authenticate(), so axes' backend never sees them.
+from datetime import timedelta  # noqa: E402
+
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # turns axes' lockout signal into our page
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before checking
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("MF_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("MF_LOGIN_COOLOFF_MIN", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "microfactory.throttles.login_locked_out"
+# The client is REMOTE_ADDR: a client-sent X-Forwarded-For would let an attacker pick a fresh
+# address per try. Behind a reverse proxy, the proxy must set REMOTE_ADDR (e.g. gunicorn's
+# --forwarded-allow-ips with a proxy protocol) or every client shares the proxy's address.
+AXES_CLIENT_IP_CALLABLE = "microfactory.throttles.client_address"
+AXES_RESET_ON_SUCCESS = True  # a user who got in starts again from zero failures
+
+# DRF throttles on every write (POST, PUT, PATCH, DELETE): reads are never counted. Per user
+# for authenticated requests, per client address (REMOTE_ADDR: NUM_PROXIES=0 ignores a
+# client-sent X-Forwarded-For) for anonymous ones. Machine telemetry (every few seconds per
+# machine, on the machine's token, no user) has its own scope, counted per machine token so
+# one busy printer never slows another. Over the rate: 429, Retry-After, {"message": ...}.
+# The counters live in Django's cache (see CACHES below).
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "microfactory.throttles.UserWriteThrottle",
+    "microfactory.throttles.AnonWriteThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "write_user": env.str("MF_API_WRITE_RATE_USER", default="120/min"),
+    "write_anon": env.str("MF_API_WRITE_RATE_ANON", default="30/min"),
+    "telemetry": env.str("MF_API_TELEMETRY_RATE", default="120/min"),
+}
+REST_FRAMEWORK["NUM_PROXIES"] = 0
+# The throttles' counters: per process in memory unless MF_CACHE_URL is set, which production
+# should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
+# otherwise count on its own and the real limit would be the rate times the processes.
+CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}

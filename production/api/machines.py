@@ -18,9 +18,11 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from microfactory.limits import ID_MAX
+from microfactory.throttles import rate_for
 from production import machines
 from production.models import Job, Machine, MachineTelemetry
 
@@ -171,11 +173,37 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class TelemetryThrottle(AnonRateThrottle):
+    """Reports per machine (MF_API_TELEMETRY_RATE); without a valid token, per client address.
+
+    A machine reports every few seconds on its own token, and several may share one address
+    (a farm behind one router): counting them as anonymous writes per address would throttle
+    a healthy farm, and one machine's bucket must not fill another's. A request whose token is
+    no machine's is counted like any anonymous write (MF_API_WRITE_RATE_ANON, per address), so
+    guessing tokens is throttled too.
+    """
+
+    scope = "telemetry"
+
+    def get_rate(self) -> str | None:
+        return rate_for(self.scope)
+
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        machine = machines.machine_for_token(token.strip()) if scheme == "Machine" else None
+        if machine is not None:
+            return self.cache_format % {"scope": self.scope, "ident": f"machine-{machine.pk}"}
+        self.rate = rate_for("write_anon")
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return self.cache_format % {"scope": "write_anon", "ident": self.get_ident(request)}
+
+
 class MachineTelemetryApi(APIView):
     """POST /api/v1/machines/<slug>/telemetry/ with `Authorization: Machine <token>`."""
 
     authentication_classes: list[Any] = []  # the machine token is checked here, not a user
     permission_classes = [AllowAny]
+    throttle_classes = [TelemetryThrottle]  # its own scope, not the per-address anonymous one
 
     class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
         state = serializers.ChoiceField(choices=REPORTED_STATES, required=False)
