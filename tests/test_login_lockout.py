@@ -97,9 +97,9 @@ def test_after_the_cool_off_the_right_password_works(client, user, staff, url, u
     response = client.post(url, {"username": username, "password": PASSWORD})
     assert response.status_code == 302
     assert logged_in(client)
-    assert int(client.session["_auth_user_id"]) == get_user_model().objects.get(
-        username=username
-    ).pk
+    assert (
+        int(client.session["_auth_user_id"]) == get_user_model().objects.get(username=username).pk
+    )
 
 
 def test_axes_reset_lifts_the_lockout(client, user):
