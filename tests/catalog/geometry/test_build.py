@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -227,7 +228,7 @@ def test_a_script_that_prints_past_the_output_limit_fails_at_that_limit() -> Non
     limits = BuildLimits(require_bwrap=False, output_mb=5)
     script = "while True:\n    print('x' * 1_000_000)\n"
 
-    with pytest.raises(BuildFailed, match="exceeded 5 MB"):
+    with pytest.raises(BuildFailed, match=r"wrote (more than|a file over the) 5 MB"):
         build_geometry(script, {}, limits=limits)
 
 
@@ -301,3 +302,28 @@ def test_a_degenerate_several_body_or_empty_result_is_rejected(shown: str, reaso
         build_geometry(script, {}, limits=LIMITS)
 
     assert str(refusal.value).startswith(reason)
+
+
+@needs_bwrap
+def test_a_fork_bomb_is_stopped_by_the_process_limit_within_seconds() -> None:
+    # As root RLIMIT_NPROC only binds because the build runs as a uid of its own.
+    limits = BuildLimits(require_bwrap=True, max_processes=32, timeout_s=60, cpu_s=60)
+    started = time.monotonic()
+    with pytest.raises(BuildFailed, match=r"too many processes or threads \(limit 32\)"):
+        build_geometry("import os\nwhile True:\n    os.fork()\n", {}, limits=limits)
+    assert time.monotonic() - started < 20
+
+
+@needs_bwrap
+def test_many_files_together_over_the_output_limit_fail_at_that_limit() -> None:
+    # Each file is under the per-file limit (RLIMIT_FSIZE); together they are not.
+    limits = BuildLimits(require_bwrap=True, output_mb=40)
+    script = "for i in range(8):\n    open(f'f{i}.bin', 'wb').write(b'x' * (10 * 1024 * 1024))\n"
+    with pytest.raises(BuildFailed, match="more than 40 MB \\(all files together\\)"):
+        build_geometry(script, {}, limits=limits)
+
+
+def test_a_segfault_is_reported_as_one() -> None:
+    script = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    with pytest.raises(BuildFailed, match=r"segfault \(SIGSEGV\)"):
+        build_geometry(script, {}, limits=LIMITS)
