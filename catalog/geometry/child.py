@@ -92,6 +92,7 @@ class ProcessLimit(Exception):
 def main() -> int:
     _enter_sandbox(json.loads(sys.stdin.readline()))
     request = json.load(sys.stdin)
+    leader = os.getpid()
     try:
         result = _build(request)
     except ScriptRefused as refusal:
@@ -104,6 +105,10 @@ def main() -> int:
         if error.errno != errno.EFBIG:
             raise
         result = {"outcome": "output", "message": "output file too large"}
+    if os.getpid() != leader:
+        # A process the script forked came back here: only the child itself has a verdict,
+        # and forks writing theirs at once would leave the parent a garbled file.
+        os._exit(1)
     with open(RESULT_FILE, "w", encoding="utf-8") as result_file:
         json.dump(result, result_file)
     return 0
