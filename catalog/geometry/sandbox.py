@@ -1,10 +1,13 @@
 """Running the geometry child isolated: bubblewrap when it works, resource limits always.
 
 Part scripts are code. They run in a child process with a scrubbed environment, a fresh
-working directory and rlimits (memory, CPU, file size, open files, no core dumps). When
-bubblewrap works on this host the child also gets its own mount, PID, network, IPC and
-user namespaces: it sees the interpreter, the system libraries, child.py's directory and
-its working directory, nothing else of the host, and no network at all.
+working directory and rlimits (memory, CPU, file size, open files, no core dumps), and
+everything it writes together is held to the output limit. When bubblewrap works on this
+host the child also gets its own mount, PID, network, IPC and UTS namespaces, runs
+unprivileged (as a uid of its own when the worker is root, else as nobody in a user
+namespace) and so under a process and thread limit: it sees the interpreter, the system
+libraries, child.py's directory and its working directory, nothing else of the host, and
+no network at all.
 """
 
 from __future__ import annotations
@@ -150,7 +153,21 @@ def _sandbox_settings(
         settings["max_processes"] = limits.max_processes
         if _drops_to_build_uid(wrapper):
             settings["uid"] = BUILD_UID_BASE + pid  # owns the working directory (_limit_child)
+        elif os.geteuid() == 0:
+            _warn_once(
+                "bubblewrap works here only in a user namespace, where root is root "
+                "to the kernel: builds run WITHOUT a process limit"
+            )
     return settings
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def _drops_to_build_uid(wrapper: tuple[str, ...] | None) -> bool:
@@ -356,7 +373,7 @@ def _warn_unsandboxed() -> None:
     if not _warned_unsandboxed:
         _warned_unsandboxed = True
         logger.warning(
-            "building part geometry WITHOUT bubblewrap (%s): scripts run with rlimits and a "
-            "scrubbed environment only, and can read what this user can read",
+            "building part geometry WITHOUT bubblewrap (%s): scripts run with rlimits (no process "
+            "limit) and a scrubbed environment only, and can read what this user can read",
             _probe_failure(),
         )
