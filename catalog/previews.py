@@ -42,6 +42,7 @@ def build_limits(*, timeout_s: float | None = None) -> geometry.BuildLimits:
         cpu_s=min(settings.GEOMETRY_BUILD_CPU_S, max(1, int(timeout))),
         memory_mb=settings.GEOMETRY_BUILD_MEMORY_MB,
         output_mb=settings.GEOMETRY_BUILD_OUTPUT_MB,
+        max_processes=settings.GEOMETRY_BUILD_MAX_PROCESSES,
         require_bwrap=settings.GEOMETRY_SANDBOX_REQUIRE_BWRAP,
         stl_tolerance_mm=settings.GEOMETRY_STL_TOLERANCE_MM,
         stl_angular_tolerance=settings.GEOMETRY_STL_ANGULAR_TOLERANCE,

@@ -236,7 +236,9 @@ ORDER_MAX_QUANTITY = env.int("MF_ORDER_MAX_QUANTITY", default=500)
 GEOMETRY_BUILD_TIMEOUT_S = env.int("MF_GEOMETRY_BUILD_TIMEOUT_S", default=120)
 GEOMETRY_BUILD_CPU_S = env.int("MF_GEOMETRY_BUILD_CPU_S", default=120)
 GEOMETRY_BUILD_MEMORY_MB = env.int("MF_GEOMETRY_BUILD_MEMORY_MB", default=4096)
-GEOMETRY_BUILD_OUTPUT_MB = env.int("MF_GEOMETRY_BUILD_OUTPUT_MB", default=200)
+GEOMETRY_BUILD_OUTPUT_MB = env.int("MF_GEOMETRY_BUILD_OUTPUT_MB", default=200)  # all files
+# Processes and threads of one build; CadQuery itself needs a few (OpenCascade threads).
+GEOMETRY_BUILD_MAX_PROCESSES = env.int("MF_GEOMETRY_BUILD_MAX_PROCESSES", default=64)
 GEOMETRY_STL_TOLERANCE_MM = env.float("MF_GEOMETRY_STL_TOLERANCE_MM", default=0.05)
 GEOMETRY_STL_ANGULAR_TOLERANCE = env.float("MF_GEOMETRY_STL_ANGULAR_TOLERANCE", default=0.2)
 # Where bubblewrap is missing: refuse (production) or warn and use process limits only (dev).

@@ -239,7 +239,23 @@ def _read_result(workdir: Path, child: ChildExit, limits: BuildLimits) -> dict[s
         raise BuildFailed(f"geometry build exceeded the {limits.memory_mb} MB memory limit")
     if outcome == "output":
         raise BuildFailed(f"geometry outputs exceeded {limits.output_mb} MB")
+    if outcome == "processes":
+        raise BuildFailed(_process_message(limits))
     raise BuildFailed(f"geometry child reported an unknown outcome {outcome!r}")
+
+
+def _process_message(limits: BuildLimits) -> str:
+    return f"geometry build stopped: too many processes or threads (limit {limits.max_processes})"
+
+
+# What a crash by each signal is, in words; the signal's name follows in brackets.
+_CRASHES = {
+    signal.SIGSEGV: "segfault",
+    signal.SIGBUS: "bus error",
+    signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "arithmetic fault",
+    signal.SIGABRT: "aborted",
+}
 
 
 def _describe_exit(child: ChildExit, limits: BuildLimits) -> str:
@@ -249,18 +265,25 @@ def _describe_exit(child: ChildExit, limits: BuildLimits) -> str:
     log = child.log_tail
     if "MemoryError" in log or "bad_alloc" in log or "Cannot allocate memory" in log:
         return f"geometry build exceeded the {limits.memory_mb} MB memory limit"
+    if child.process_limit and (
+        "can't start new thread" in log or "Resource temporarily unavailable" in log
+    ):
+        return _process_message(limits)
+    if child.returncode == -signal.SIGXFSZ:
+        return f"geometry build wrote a file over the {limits.output_mb} MB output limit"
     if child.returncode == -signal.SIGKILL:
         return (
-            f"geometry build was killed, most likely at the {limits.cpu_s} s CPU "
-            f"or {limits.memory_mb} MB memory limit"
+            f"geometry build was killed (SIGKILL), most likely at the {limits.cpu_s} s CPU "
+            f"time limit or by the kernel for memory"
         )
     last_line = next((line for line in reversed(log.splitlines()) if line.strip()), "")
     if child.returncode < 0:
-        # OpenCascade often crashes rather than reports when an allocation fails.
-        return _one_line(
-            f"geometry child crashed ({signal.Signals(-child.returncode).name}), possibly at "
-            f"the {limits.memory_mb} MB memory limit: {last_line or 'no output'}"
-        )
+        try:
+            crash = signal.Signals(-child.returncode)
+            what, name = _CRASHES.get(crash, "killed"), crash.name
+        except ValueError:
+            what, name = "killed", f"signal {-child.returncode}"
+        return _one_line(f"geometry child crashed: {what} ({name}): {last_line or 'no output'}")
     return _one_line(
         f"geometry child exited with status {child.returncode} without a result: "
         f"{last_line or 'no output'}"

@@ -14,7 +14,9 @@ with a GLB and a line drawing made from the mesh itself (no STEP: a mesh has no 
 Everything it has to say goes into RESULT_FILE in the working directory:
 ``{"outcome": "built", "bbox_mm": [...], "volume_mm3": ..., "area_mm2": ...}``,
 ``{"outcome": "rejected", "message": ...}`` when the script cannot make a part with these
-parameters, or ``{"outcome": "memory" | "output", "message": ...}`` when a limit was hit.
+parameters, or ``{"outcome": "memory" | "output" | "processes", "message": ...}`` when a
+limit was hit. Before the request, the first line on stdin holds the sandbox settings
+(process limit, the uid to run as).
 No result file at all means the child crashed or was killed.
 """
 
@@ -83,21 +85,49 @@ class ScriptRefused(Exception):
     """The script ran but cannot give a part for these parameters."""
 
 
+class ProcessLimit(Exception):
+    """The build could not start another process or thread (RLIMIT_NPROC)."""
+
+
 def main() -> int:
+    _enter_sandbox(json.loads(sys.stdin.readline()))
     request = json.load(sys.stdin)
+    leader = os.getpid()
     try:
         result = _build(request)
     except ScriptRefused as refusal:
         result = {"outcome": "rejected", "message": str(refusal)}
+    except ProcessLimit:
+        result = {"outcome": "processes", "message": "too many processes or threads"}
     except MemoryError:
         result = {"outcome": "memory", "message": "out of memory"}
     except OSError as error:
         if error.errno != errno.EFBIG:
             raise
         result = {"outcome": "output", "message": "output file too large"}
+    if os.getpid() != leader:
+        # A process the script forked came back here: only the child itself has a verdict,
+        # and forks writing theirs at once would leave the parent a garbled file.
+        os._exit(1)
     with open(RESULT_FILE, "w", encoding="utf-8") as result_file:
         json.dump(result, result_file)
     return 0
+
+
+def _enter_sandbox(settings: dict[str, int]) -> None:
+    """The parent's first line: the process limit, and as root the build's own uid.
+
+    Done before anything of the script runs. As root with only CAP_SETUID and CAP_SETGID
+    left (bubblewrap dropped the rest), setuid() drops those too; no_new_privs and nosuid
+    mounts keep them from coming back.
+    """
+    if "max_processes" in settings:
+        limit = settings["max_processes"]
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    if "uid" in settings:
+        os.setgroups([])
+        os.setgid(settings["uid"])
+        os.setuid(settings["uid"])
 
 
 def _build(request: dict[str, Any]) -> dict[str, Any]:
@@ -354,6 +384,10 @@ def _raise_for_script_error(error: BaseException | None) -> None:
         raise MemoryError
     if isinstance(error, OSError) and error.errno == errno.EFBIG:
         raise error
+    if isinstance(error, OSError) and error.errno == errno.EAGAIN:
+        raise ProcessLimit  # fork() or clone() refused: RLIMIT_NPROC
+    if isinstance(error, RuntimeError) and "can't start new thread" in str(error):
+        raise ProcessLimit
     if error is None:
         raise ScriptRefused("the script failed without an error message")
     text = str(error).strip() or "(no message)"

@@ -11,6 +11,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -227,7 +229,7 @@ def test_a_script_that_prints_past_the_output_limit_fails_at_that_limit() -> Non
     limits = BuildLimits(require_bwrap=False, output_mb=5)
     script = "while True:\n    print('x' * 1_000_000)\n"
 
-    with pytest.raises(BuildFailed, match="exceeded 5 MB"):
+    with pytest.raises(BuildFailed, match=r"wrote (more than|a file over the) 5 MB"):
         build_geometry(script, {}, limits=limits)
 
 
@@ -301,3 +303,57 @@ def test_a_degenerate_several_body_or_empty_result_is_rejected(shown: str, reaso
         build_geometry(script, {}, limits=LIMITS)
 
     assert str(refusal.value).startswith(reason)
+
+
+@needs_bwrap
+def test_a_fork_bomb_is_stopped_by_the_process_limit_within_seconds() -> None:
+    # As root RLIMIT_NPROC only binds because the build runs as a uid of its own.
+    limits = BuildLimits(require_bwrap=True, max_processes=32, timeout_s=60, cpu_s=60)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def count_build_tasks() -> None:  # every thread of every build uid, as the kernel sees it
+        while not done.is_set():
+            seen.append(sum(1 for uid in _task_uids() if uid >= sandbox.BUILD_UID_BASE))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=count_build_tasks)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(BuildFailed, match=r"too many processes or threads \(limit 32\)"):
+            build_geometry("import os\nwhile True:\n    os.fork()\n", {}, limits=limits)
+    finally:
+        done.set()
+        sampler.join()
+    elapsed = time.monotonic() - started
+    print(f"fork bomb stopped after {elapsed:.1f} s, at most {max(seen)} tasks of the build uid")
+    assert elapsed < 20
+    if os.geteuid() == 0:  # not as root the build shares the worker's uid, counted per namespace
+        assert 0 < max(seen) <= 32
+
+
+def _task_uids() -> list[int]:
+    uids = []
+    for task in Path("/proc").glob("[0-9]*/task/[0-9]*"):
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        uids += [int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:")]
+    return uids
+
+
+@needs_bwrap
+def test_many_files_together_over_the_output_limit_fail_at_that_limit() -> None:
+    # Each file is under the per-file limit (RLIMIT_FSIZE); together they are not.
+    limits = BuildLimits(require_bwrap=True, output_mb=40)
+    script = "for i in range(8):\n    open(f'f{i}.bin', 'wb').write(b'x' * (10 * 1024 * 1024))\n"
+    with pytest.raises(BuildFailed, match="more than 40 MB \\(all files together\\)"):
+        build_geometry(script, {}, limits=limits)
+
+
+def test_a_segfault_is_reported_as_one() -> None:
+    script = "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n"
+    with pytest.raises(BuildFailed, match=r"segfault \(SIGSEGV\)"):
+        build_geometry(script, {}, limits=LIMITS)
