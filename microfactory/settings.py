@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "catalog",
     "orders",
     "production",
+    "microfactory.demo",  # manage.py seed_demo
 ]
 
 MIDDLEWARE = [

@@ -373,14 +373,8 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         if ours and not available:
             # Nothing was sent: the job goes back to routed, so the machine going down
             # re-routes it rather than failing it as if the printer might have started it.
-            lifecycle.job_move(
-                job,
-                to=Status.ROUTED,
-                by=By.MACHINE,
-                step="dispatch",
-                actor=actor,
-                now=now,
-                message=f"not sent: {machine.name} can no longer take it",
+            _unsent(
+                job, actor=actor, now=now, why=f"not sent: {machine.name} can no longer take it"
             )
     if not (ours and available):
         logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, job.number)
@@ -394,15 +388,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             # Back to routed only if the job is still ours: one that moved on while we were
             # uploading (taken back, or sent again by another dispatch) is left where it is.
             if _still_dispatched(job, machine, claimed_at=now):
-                lifecycle.job_move(
-                    job,
-                    to=Status.ROUTED,
-                    by=By.MACHINE,
-                    step="dispatch",
-                    actor=actor,
-                    now=now,
-                    message=reason,
-                )
+                _unsent(job, actor=actor, now=now, why=reason)
         machine_set_state(
             machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
         )
@@ -418,6 +404,13 @@ def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bo
         .filter(pk=job.pk, status=Status.DISPATCHED, machine=machine, status_changed_at=claimed_at)
         .first()
         is not None
+    )
+
+
+def _unsent(job: Job, *, actor: str, now: datetime, why: str) -> None:
+    """A dispatched job that was not (or not fully) sent goes back to routed, to be sent again."""
+    lifecycle.job_move(
+        job, to=Status.ROUTED, by=By.MACHINE, step="dispatch", actor=actor, now=now, message=why
     )
 
 
