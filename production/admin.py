@@ -12,6 +12,7 @@ from production.models import (
     JobEvent,
     Machine,
     MachineEvent,
+    MachineFile,
     MachineTelemetry,
     Site,
 )
@@ -29,6 +30,21 @@ class MachineEventInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ["-at", "-pk"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class MachineFileInline(admin.TabularInline):
+    """Files we sent to the machine and have not deleted there yet (the poller does, once
+    their jobs are over): what to delete by hand if the machine is retired."""
+
+    model = MachineFile
+    verbose_name_plural = "files sent, not yet removed"
+    readonly_fields = ("filename", "job", "sent_at", "failed_removals", "last_error")
+    fields = readonly_fields
+    extra = 0
+    can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -52,7 +68,7 @@ class MachineAdmin(admin.ModelAdmin):
         "has_token",
     ]
     exclude = ["token_hash"]
-    inlines = [MachineEventInline]
+    inlines = [MachineFileInline, MachineEventInline]
     actions = ["put_in_maintenance", "bring_back"]
 
     @admin.display(boolean=True, description="telemetry token")

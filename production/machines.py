@@ -42,7 +42,7 @@ from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
 from production import connectors, lifecycle, routing
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact, Machine, MachineTelemetry
+from production.models import Artifact, Job, JobArtifact, Machine, MachineFile, MachineTelemetry
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +367,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     # taken down, the job re-routed and sent by another dispatch): check the claim last,
     # right before the upload, and send nothing without it.
     gcode = job_gcode(job)
+    filename = f"{job.number}.gcode"
     with transaction.atomic():
         ours = _still_dispatched(job, machine, claimed_at=now)
         available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
@@ -376,11 +377,17 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             _unsent(
                 job, actor=actor, now=now, why=f"not sent: {machine.name} can no longer take it"
             )
+        if ours and available:
+            # Before the upload, which may reach the machine even when its answer is lost: a
+            # file recorded and never uploaded costs one DELETE answered 404 later.
+            MachineFile.objects.get_or_create(
+                machine=machine, filename=filename, defaults={"job": job, "sent_at": now}
+            )
     if not (ours and available):
         logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, job.number)
         return []
     try:
-        connectors.connector_for(machine).dispatch(filename=f"{job.number}.gcode", gcode=gcode)
+        connectors.connector_for(machine).dispatch(filename=filename, gcode=gcode)
     except connectors.ConnectorError as failure:
         reason = f"could not send {job.number}: {failure}"
         logger.warning("%s: %s", machine.name, reason)
@@ -656,7 +663,8 @@ def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.Ma
     if machine is None or not machine.is_connected or machine.state == State.MAINTENANCE:
         return None
     try:
-        status = connectors.connector_for(machine).poll()
+        connector = connectors.connector_for(machine)
+        status = connector.poll()
     except connectors.Unreachable as failure:
         Machine.objects.filter(pk=machine.pk).update(error_text=str(failure)[:2000])
         return None
@@ -688,7 +696,64 @@ def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.Ma
     )
     if active is not None and not ours and status.state == State.IDLE:
         _redispatch_if_stale(machine, active, now=now, actor=actor)
+    machine_files_remove(machine=machine, connector=connector, status=status)
     return status
+
+
+# A job in one of these never goes to a machine again (a remake is a new job, a new file).
+_OFF_MACHINES_FOR_GOOD = Job.TERMINAL | {Status.AWAITING_QC}
+FILES_REMOVED_PER_POLL = 10
+FILE_REMOVAL_ATTEMPTS = 5  # refusals by a machine that answers; an unreachable one never counts
+
+
+def machine_files_remove(
+    *, machine: Machine, connector: connectors.Connector, status: connectors.MachineStatus
+) -> list[str]:
+    """Delete on the machine the files of jobs that left it for good (finished, failed,
+    cancelled); the names deleted. Best effort, from the poller, which just heard the machine
+    answer: a file whose removal fails stays recorded and is tried again on the next poll.
+
+    Never the file the machine reports printing or paused (a job cancelled here that the
+    printer still runs): it waits until the machine is done with it. A file the machine keeps
+    refusing to delete is given up after FILE_REMOVAL_ATTEMPTS polls, with a warning. A second
+    call finds nothing left to do.
+    """
+    pending = (
+        MachineFile.objects.filter(machine=machine)
+        .filter(Q(job__isnull=True) | Q(job__status__in=_OFF_MACHINES_FOR_GOOD))
+        .order_by("pk")[:FILES_REMOVED_PER_POLL]
+    )
+    in_use = status.job_file if status.job_state in ("printing", "paused") else None
+    removed = []
+    for record in pending:
+        if record.filename == in_use:
+            continue
+        try:
+            connector.remove(filename=record.filename)
+        except connectors.Unreachable as failure:
+            logger.info("%s: could not remove %s now: %s", machine.name, record.filename, failure)
+            break  # gone again since the poll: the next poll tries
+        except connectors.ConnectorError as failure:
+            failures = record.failed_removals + 1
+            if failures >= FILE_REMOVAL_ATTEMPTS:
+                logger.warning(
+                    "%s: gave up removing %s after %d refusals (%s): delete it on the machine",
+                    machine.name,
+                    record.filename,
+                    failures,
+                    failure,
+                )
+                record.delete()
+            else:
+                logger.warning("%s: not removed %s: %s", machine.name, record.filename, failure)
+                MachineFile.objects.filter(pk=record.pk).update(
+                    failed_removals=failures, last_error=str(failure)[:2000]
+                )
+            continue
+        record.delete()
+        logger.info("%s: removed %s, its job is over", machine.name, record.filename)
+        removed.append(record.filename)
+    return removed
 
 
 def _redispatch_if_stale(machine: Machine, job: Job, *, now: datetime, actor: str) -> None:

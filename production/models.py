@@ -308,6 +308,30 @@ class MachineTelemetry(models.Model):
         return f"{self.machine} {self.state} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"
 
 
+class MachineFile(models.Model):
+    """A file we sent to a networked machine (OctoPrint, Moonraker) and have not deleted there
+    yet. Recorded right before the upload; the poller deletes the file on the machine once
+    its job has left the machine for good (production.machines.machine_files_remove), then
+    this row. A row lives on while the machine is unreachable, so the removal is retried."""
+
+    machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=255)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sent_at = models.DateTimeField()
+    failed_removals = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["machine", "pk"]
+        constraints = [
+            # A job sent again (after a lost start) overwrites its file: still one file there.
+            models.UniqueConstraint(fields=["machine", "filename"], name="machine_file_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} on {self.machine}"
+
+
 class MachineEvent(models.Model):
     """One change of a machine's state (production.lifecycle writes them, nothing else)."""
 

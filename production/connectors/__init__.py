@@ -1,4 +1,4 @@
-"""Talking to machines: one module per connector, one interface (dispatch, poll, cancel).
+"""Talking to machines: one module per connector, one interface (dispatch, poll, cancel, remove).
 
 `connector_for(machine)` builds the right one from a Machine row. Every network problem
 (refused connection, timeout, 5xx, bad API key, a body we cannot read) is retried with backoff

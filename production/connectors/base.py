@@ -41,3 +41,7 @@ class Connector(Protocol):
 
     def cancel(self) -> None:
         """Stop the job it is running. Raises ConnectorError."""
+
+    def remove(self, *, filename: str) -> None:
+        """Delete a file `dispatch` uploaded; one already gone is no error. The machine refuses
+        to delete the file it is printing (ConnectorError). Raises ConnectorError."""

@@ -12,3 +12,6 @@ class Manual:
 
     def cancel(self) -> None:
         """The operator stops the machine by hand."""
+
+    def remove(self, *, filename: str) -> None:
+        """Nothing was uploaded."""

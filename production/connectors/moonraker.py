@@ -1,8 +1,9 @@
 """Moonraker (Klipper) through its HTTP API: server/files/upload, printer/print/start,
-printer/objects/query (webhooks, print_stats, virtual_sdcard, heaters), printer/print/cancel."""
+printer/objects/query (webhooks, print_stats, virtual_sdcard, heaters), printer/print/cancel,
+server/files/gcodes/<file> (DELETE) to remove what we uploaded."""
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from production.connectors.base import ConnectorError, MachineStatus, Unexpected
 from production.connectors.http import HttpClient
@@ -72,3 +73,7 @@ class Moonraker:
 
     def cancel(self) -> None:
         self.client.request("POST", "/printer/print/cancel")
+
+    def remove(self, *, filename: str) -> None:
+        # 404: already gone. Moonraker refuses to delete the file Klipper is printing.
+        self.client.request("DELETE", f"/server/files/gcodes/{quote(filename)}", expect=(200, 404))

@@ -1,5 +1,6 @@
 """OctoPrint through its REST API: upload to files/local, start, follow /api/job and
-/api/printer, cancel. Authenticated with the X-Api-Key header."""
+/api/printer, cancel, delete the file once its job is over. Authenticated with the X-Api-Key
+header."""
 
 from typing import Any
 from urllib.parse import quote
@@ -103,3 +104,8 @@ class OctoPrint:
     def cancel(self) -> None:
         # 409: nothing is printing, which is what cancelling wants.
         self.client.request("POST", "/api/job", json={"command": "cancel"}, expect=(204, 409))
+
+    def remove(self, *, filename: str) -> None:
+        # 404: already gone (deleted by hand, or our earlier request's answer was lost).
+        # OctoPrint answers 409 for the file it is printing, and keeps it.
+        self.client.request("DELETE", f"/api/files/local/{quote(filename)}", expect=(204, 404))

@@ -1,5 +1,6 @@
-"""A job routed to a real OctoPrint, printed by its bundled virtual printer, reported done;
-and G-code from our own slicer, printed there to the end without a firmware error.
+"""A job routed to a real OctoPrint, printed by its bundled virtual printer, reported done,
+its file deleted there; and G-code from our own slicer, printed there to the end without a
+firmware error.
 
 The fixture installs OctoPrint from PyPI into its own virtual environment (var/octoprint-venv,
 kept between runs; OctoPrint pins its own Flask, Tornado, ... which must not enter ours),
@@ -23,7 +24,7 @@ import pytest
 from django.utils import timezone
 
 from production import services
-from production.models import Job, Machine, MachineTelemetry
+from production.models import Job, Machine, MachineFile, MachineTelemetry
 from production.toolpath import FdmProfile, plan_toolpath
 from tests.builders import make_machine, make_ready_job
 from tests.integration.conftest import file_lock, free_port, wait_for
@@ -206,11 +207,20 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
     assert services.job_enqueue(job_id=job.pk)  # the routing step, on the routing queue
 
     statuses: list[str] = []
+    uploads: list[dict[str, str]] = []  # what OctoPrint holds, seen while it prints
+    completions: list[bool] = []
 
     def printed() -> bool:
         status = Job.objects.get(pk=job.pk).status
         if not statuses or statuses[-1] != status:
             statuses.append(status)
+        if status == Job.Status.RUNNING:
+            uploads.extend(octoprint.get("/api/files?recursive=true").json()["files"])
+            now = octoprint.get("/api/job").json()
+            completions.append(
+                now["job"]["file"]["name"] == f"{job.number}.gcode"
+                and (now["progress"]["completion"] or 0) > 0
+            )
         return status in Job.TERMINAL | {Job.Status.AWAITING_QC}
 
     wait_for(printed, timeout=120, what="the job to be printed", worker=worker)
@@ -230,13 +240,18 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
         "start",
         "finish",
     ]
-    # OctoPrint has the file we sent, and printed it to the end.
-    assert octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 200
-    last = octoprint.get("/api/job").json()
-    assert (last["job"]["file"]["name"], last["progress"]["completion"]) == (
-        f"{job.number}.gcode",
-        100.0,
+    # OctoPrint printed the file we sent to the end ...
+    assert f"{job.number}.gcode" in {f["name"] for f in uploads}, uploads
+    assert any(done for done in completions), completions
+    # ... and the poller deleted it there once the job was over.
+    wait_for(
+        lambda: octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 404,
+        timeout=30,
+        what="our G-code to be deleted from OctoPrint",
+        worker=worker,
     )
+    assert not MachineFile.objects.filter(machine=machine).exists()
+    assert f"removed {job.number}.gcode" in worker.output()
     # Progress was seen on the way, in the machine's telemetry history.
     seen = sorted(
         p

@@ -67,7 +67,7 @@ class FakePrinter:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (the timeout tests)
 
-            do_GET = do_POST = _answer
+            do_GET = do_POST = do_DELETE = _answer
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -11,8 +11,9 @@ from django.utils import timezone
 from production import connectors, machines
 from production.connectors.http import HttpClient
 from production.connectors.moonraker import Moonraker
+from production.connectors.octoprint import OctoPrint
 from production.connectors.octoprint import read_status as octoprint_status
-from production.models import Job, Machine, MachineTelemetry
+from production.models import Job, Machine, MachineFile, MachineTelemetry
 from tests.builders import make_machine, make_ready_job
 from tests.production.fake_printer import Answer, FakePrinter, recorded
 
@@ -89,6 +90,29 @@ def test_moonraker_cancel(printer):
     printer.script.on("POST", "/printer/print/cancel", recorded("ok.json"))
     moonraker(printer.url).cancel()
     assert printer.paths() == ["POST /printer/print/cancel"]
+
+
+def test_moonraker_removes_a_file_and_a_file_already_gone_is_no_error(printer):
+    printer.script.on("DELETE", "/server/files/gcodes/J-000001.gcode", recorded("delete_file.json"))
+    moonraker(printer.url).remove(filename="J-000001.gcode")
+    moonraker(printer.url).remove(filename="J-000002.gcode")  # the fake answers 404
+    assert printer.paths() == [
+        "DELETE /server/files/gcodes/J-000001.gcode",
+        "DELETE /server/files/gcodes/J-000002.gcode",
+    ]
+
+
+def test_octoprint_removes_a_file_and_a_file_already_gone_is_no_error(printer):
+    printer.script.on("DELETE", "/api/files/local/J-000001.gcode", Answer(204, b""))
+    octoprint = OctoPrint(
+        HttpClient(printer.url, headers={}, timeout_s=0.5, attempts=3, backoff_s=0)
+    )
+    octoprint.remove(filename="J-000001.gcode")
+    octoprint.remove(filename="J-000002.gcode")
+    assert printer.paths() == [
+        "DELETE /api/files/local/J-000001.gcode",
+        "DELETE /api/files/local/J-000002.gcode",
+    ]
 
 
 def test_a_refused_key_is_retried_then_reported(printer):
@@ -220,6 +244,8 @@ def test_a_routed_job_is_printed_on_a_moonraker_printer_and_waits_for_qc(klipper
         recorded("query_printing_60.json", job=job.number),
         recorded("query_complete.json", job=job.number),
     )
+    delete = f"/server/files/gcodes/{job.number}.gcode"
+    script.on("DELETE", delete, recorded("delete_file.json", job=job.number))
     sent = machines.machine_dispatch(machine_id=klipper.pk, now=timezone.now(), actor="worker")
     assert sent == [job.pk]
     # A second dispatch (a redelivered message) sends nothing: the printer has its job.
@@ -231,9 +257,13 @@ def test_a_routed_job_is_printed_on_a_moonraker_printer_and_waits_for_qc(klipper
     assert (job.status, job.progress) == (Status.RUNNING, pytest.approx(20.0))
     poll(klipper)
     assert Job.objects.get(pk=job.pk).progress == pytest.approx(60.0)
+    assert f"DELETE {delete}" not in printer.paths()  # not while it prints
     poll(klipper)
     job.refresh_from_db()
     assert job.status == Status.AWAITING_QC and job.finished_at is not None
+    # The poll that saw the print end deleted our file on the printer.
+    assert printer.paths()[-1] == f"DELETE {delete}"
+    assert not MachineFile.objects.exists()
     assert list(job.events.order_by("pk").values_list("step", flat=True)) == [
         "order",
         "routing",
@@ -342,3 +372,100 @@ def test_a_printer_back_from_offline_is_routed_to_again(klipper, printer, user):
     assert Machine.objects.get(pk=klipper.pk).state == "idle"
     assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: "voron"}
     json.dumps(list(machines.jobs_route_waiting(now=timezone.now(), actor="r")))
+
+
+# --- removing the files we uploaded once their jobs are over --------------------------------
+
+
+def sent_job(machine: Machine, user, status: str) -> Job:
+    """A job uploaded to the machine (as machine_dispatch records it) now in `status`."""
+    job = make_ready_job(user=user)
+    Job.objects.filter(pk=job.pk).update(status=status, machine=machine)
+    job.refresh_from_db()
+    MachineFile.objects.create(
+        machine=machine, filename=f"{job.number}.gcode", job=job, sent_at=timezone.now()
+    )
+    return job
+
+
+def test_a_file_the_printer_still_prints_is_kept_until_it_stops(klipper, printer, user):
+    # Cancelled here (the order was withdrawn) while the printer goes on printing it.
+    job = sent_job(klipper, user, Status.CANCELLED)
+    delete = f"DELETE /server/files/gcodes/{job.number}.gcode"
+    printer.script.on(
+        "GET",
+        "/printer/objects/query",
+        recorded("query_printing_60.json", job=job.number),
+        recorded("query_complete.json", job=job.number),
+    )
+    printer.script.on("DELETE", delete.split()[1], recorded("delete_file.json", job=job.number))
+    poll(klipper)
+    assert delete not in printer.paths()
+    assert MachineFile.objects.filter(job=job).exists()
+    poll(klipper)
+    assert printer.paths()[-1] == delete
+    assert not MachineFile.objects.exists()
+
+
+def test_the_file_of_a_failed_print_is_removed_by_the_poll_that_saw_the_failure(
+    klipper, printer, user
+):
+    job = sent_job(klipper, user, Status.RUNNING)
+    printer.script.on(
+        "GET", "/printer/objects/query", recorded("query_print_error.json", job=job.number)
+    )
+    printer.script.on(
+        "DELETE", f"/server/files/gcodes/{job.number}.gcode", recorded("delete_file.json")
+    )
+    poll(klipper)
+    assert Job.objects.get(pk=job.pk).status == Status.FAILED
+    assert printer.paths()[-1] == f"DELETE /server/files/gcodes/{job.number}.gcode"
+    assert not MachineFile.objects.exists()
+
+
+def test_a_printer_offline_when_the_job_ended_gets_its_file_removed_when_it_is_back(
+    klipper, printer, user
+):
+    job = sent_job(klipper, user, Status.AWAITING_QC)
+    url = klipper.connector_url
+    Machine.objects.filter(pk=klipper.pk).update(connector_url="http://127.0.0.1:9")
+    assert poll(klipper) is None
+    assert MachineFile.objects.filter(job=job).exists()
+    # Back, but its file API fails for a while (a 5xx counts as unreachable): kept, uncounted.
+    Machine.objects.filter(pk=klipper.pk).update(connector_url=url)
+    printer.script.on("GET", "/printer/objects/query", recorded("query_standby.json"))
+    delete = f"/server/files/gcodes/{job.number}.gcode"
+    printer.script.on("DELETE", delete, *[Answer(503, b"busy")] * 3, recorded("delete_file.json"))
+    poll(klipper)
+    record = MachineFile.objects.get(job=job)
+    assert record.failed_removals == 0
+    poll(klipper)
+    assert not MachineFile.objects.exists()
+    assert printer.paths().count(f"DELETE {delete}") == 4
+
+
+def test_a_file_the_printer_keeps_refusing_to_delete_is_given_up_with_a_warning(
+    klipper, printer, user, caplog
+):
+    job = sent_job(klipper, user, Status.DONE)
+    printer.script.on("GET", "/printer/objects/query", recorded("query_standby.json"))
+    printer.script.on(
+        "DELETE", f"/server/files/gcodes/{job.number}.gcode", Answer(400, b'{"error": "no"}')
+    )
+    for attempt in range(1, machines.FILE_REMOVAL_ATTEMPTS):
+        poll(klipper)
+        record = MachineFile.objects.get(job=job)
+        assert (record.failed_removals, "HTTP 400" in record.last_error) == (attempt, True)
+    poll(klipper)
+    assert not MachineFile.objects.exists()
+    assert "gave up removing" in caplog.text and f"{job.number}.gcode" in caplog.text
+    assert Machine.objects.get(pk=klipper.pk).state == "idle"  # best effort: no machine error
+
+
+def test_files_of_jobs_still_on_the_machine_are_left_alone(klipper, printer, user):
+    for status in (Status.ROUTED, Status.DISPATCHED, Status.TRAVELER_READY):
+        sent_job(klipper, user, status)
+    printer.script.on("GET", "/printer/objects/query", recorded("query_standby.json"))
+    poll(klipper)
+    assert [p for p in printer.paths() if p.startswith("DELETE")] == []
+    assert MachineFile.objects.count() == 3
