@@ -8,7 +8,8 @@
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
 #   make lint / make fmt       ruff; make contracts: app boundaries (import-linter)
 #   make typecheck             mypy --strict (config in pyproject.toml)
-#   make worker                one more Celery worker (QUEUES=geometry CONCURRENCY=1 ...)
+#   make worker                one more Celery worker, joining `make run`'s Redis unless
+#                              REDIS_URL is set (QUEUES=geometry CONCURRENCY=1 ...)
 #   make clean                 caches and build leftovers (keeps .venv and var/)
 #
 # Extra pytest arguments: make test PYTEST_ARGS="-x -k traveler"; PYTEST_WORKERS=0 runs the
@@ -66,7 +67,7 @@ endif
 	clean FORCE contracts
 
 help:
-	@sed -n '1,15p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,16p' Makefile | sed 's/^# \{0,1\}//'
 
 $(PY):
 	@test -n "$(PYTHON)" || { echo "Python 3.11 is needed (as python3.11 or python3)" >&2; exit 1; }
@@ -127,11 +128,12 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# One more worker against the same Redis and database (the one `make run` started, say),
-# under a node name of its own.
+# One more worker against the same Redis and database, under a node name of its own: the
+# Redis of REDIS_URL, else the one the `make run` going on in this checkout uses (var/run.json);
+# with neither, scripts/worker.py says so and fails.
 worker: $(STAMP)
-	exec $(VENV)/bin/celery -A microfactory worker -Q $(QUEUES) --concurrency $(CONCURRENCY) \
-		-l info -n worker-$$$$@%h
+	exec $(PY) scripts/worker.py -Q $(QUEUES) --concurrency $(CONCURRENCY) -l info \
+		-n worker-$$$$@%h
 
 clean:
 	find . -path ./.venv -prune -o -name __pycache__ -type d -exec rm -rf {} +
