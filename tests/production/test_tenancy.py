@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import URLPattern, URLResolver
 from pypdf import PdfWriter
@@ -446,3 +448,36 @@ def test_an_operator_downloads_the_gcode_of_a_job_at_the_site_but_not_elsewhere(
     # The customer who ordered both reads both.
     customer = api_for(world.users["customer"])
     assert customer.get(f"/api/v1/jobs/{other.pk}/artifacts/gcode/").status_code == 200
+
+
+# --- the migration ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_existing_sites_a_factory_whose_operators_are_the_old_ones() -> None:
+    """Before sites had operators, any operator worked at any site: the migration keeps that."""
+    before = [("production", "0011_job_enqueued_task_id")]
+    after = [("production", "0012_site_operator_and_default_factory")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    acme = old.get_model("orders", "Organisation").objects.create(slug="acme", name="Acme")
+    user_model = old.get_model("auth", "User")
+    membership = old.get_model("orders", "Membership")
+    for username, role in (("op", "operator"), ("req", "requester")):
+        user = user_model.objects.create(username=username)
+        membership.objects.create(user=user, organisation=acme, role=role)
+    old.get_model("production", "Site").objects.create(slug="north", name="North")
+
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    # Then to the latest state again (later migrations included), which the next tests need.
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    site = Site.objects.select_related("operator").get(slug="north")
+    assert (site.operator.slug, site.operator.name) == ("microfactory", "Microfactory")
+    floor = {m.user.username: m.role for m in site.operator.memberships.select_related("user")}
+    assert floor == {"op": "operator"}
+    assert tenancy.is_operator(User.objects.get(username="op"))
+    assert not tenancy.is_operator(User.objects.get(username="req"))
