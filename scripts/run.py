@@ -32,7 +32,7 @@ from typing import TextIO
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
 REDIS_FIRST_PORT = 6379
-DEMO_USERS = ("requester", "approver", "operator", "manager", "admin")
+DEMO_USERS = ("requester", "approver", "harbour", "operator", "manager", "admin")
 DEMO_PASSWORD = "microfactory"
 STOP_GRACE_S = 15.0  # honcho itself gives its processes 5 s before SIGKILL
 
