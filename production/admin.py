@@ -20,7 +20,8 @@ from production.models import (
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug"]
+    list_display = ["name", "slug", "operator"]
+    list_select_related = ["operator"]
 
 
 class MachineEventInline(admin.TabularInline):

@@ -884,7 +884,8 @@ def machine_for_token(token: str) -> Machine | None:
 
 @dataclass(frozen=True)
 class MachineChanges:
-    """What staff may change on a machine through the API (None: leave as it is)."""
+    """What staff (or the factory's managers) may change on a machine through the API (None:
+    leave as it is)."""
 
     state: str | None = None
     queue_limit: int | None = None

@@ -4,12 +4,23 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from catalog.models import Material, PartPreview, Process
-from orders.models import OrderLine
+from orders.models import OrderLine, Organisation
 
 
 class Site(models.Model):
+    """A factory floor. The organisation that operates it (a factory) is whose operators and
+    managers work on its machines' jobs (production.tenancy); a site without one is staff's."""
+
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    operator = models.ForeignKey(
+        Organisation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sites",
+        help_text="the factory organisation whose operators and managers work here",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -27,14 +27,14 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
 
 from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
-from orders.models import Membership, OrderLine
+from orders.models import OrderLine
 from production import lifecycle
 from production.job_values import traveler_for
 from production.lifecycle import By
@@ -67,15 +67,6 @@ SCRAP_REASONS = (
 LABEL_PARAMETERS = 4
 _JOB_URL = re.compile(r"/station/jobs/(\d+)/?")
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
-
-
-def is_operator(user: AbstractBaseUser | AnonymousUser) -> bool:
-    """Staff, or a member with the operator role: the only users the station lets in."""
-    if not user.is_authenticated:
-        return False
-    if getattr(user, "is_staff", False):
-        return True
-    return Membership.objects.filter(user_id=user.pk, role=Membership.Role.OPERATOR).exists()
 
 
 def job_id_from_code(code: str) -> int | None:

@@ -1,8 +1,13 @@
 """Shop-floor pages for operators at a tablet: pick a machine, scan a job, act on it.
 
 Plain forms (POST, then redirect): a scanner types the code and Enter, which submits the
-scan form. The traveler's QR code opens a job's station page. Only operators and staff get
-in (production.station.is_operator); everyone else gets 403.
+scan form. The traveler's QR code opens a job's station page.
+
+Who gets in (production.tenancy): anonymous visitors are sent to log in; a logged-in user who
+works on no factory floor (not staff, no operator or manager role in an organisation that
+operates a site) gets 403 on every station URL, before anything is looked up; an operator or
+manager sees and acts on the sites, machines and jobs of their factory only, and anything
+else answers 404, as if it did not exist. Every lookup below goes through tenancy's querysets.
 """
 
 from collections.abc import Callable
@@ -21,8 +26,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import station
-from production.models import Artifact, Job, JobArtifact, Machine, Site
+from production import station, tenancy
+from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
 
 Status = Job.Status
@@ -39,7 +44,7 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
     @wraps(view)
     @login_required
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not station.is_operator(request.user):
+        if not tenancy.is_operator(request.user):
             raise PermissionDenied("the station is for operators")
         return view(request, *args, **kwargs)
 
@@ -49,7 +54,7 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
 @require_GET
 @operator_required
 def station_home(request: HttpRequest) -> HttpResponse:
-    sites = Site.objects.prefetch_related("machines")
+    sites = tenancy.sites_for_operator(request.user).prefetch_related("machines")
     return render(request, "production/station.html", {"sites": sites})
 
 
@@ -74,7 +79,9 @@ def machine_queue(machine: Machine) -> dict[str, list[Job]]:
 @require_GET
 @operator_required
 def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
-    machine = get_object_or_404(Machine.objects.select_related("site"), slug=slug)
+    machine = get_object_or_404(
+        tenancy.machines_for_operator(request.user).select_related("site"), slug=slug
+    )
     queue = machine_queue(machine)
     printable = queue["now"] + queue["next"]
     return render(
@@ -96,7 +103,7 @@ def station_machine_travelers(request: HttpRequest, slug: str) -> HttpResponse:
     """Every traveler of the machine's queue (running or paused, then next) as one PDF to
     print: the stored PDFs merged, rendering only the jobs that have none (X-Travelers-Rendered
     names them)."""
-    machine = get_object_or_404(Machine, slug=slug)
+    machine = get_object_or_404(tenancy.machines_for_operator(request.user), slug=slug)
     queue = machine_queue(machine)
     jobs = queue["now"] + queue["next"]
     if not jobs:
@@ -112,7 +119,7 @@ def station_machine_travelers(request: HttpRequest, slug: str) -> HttpResponse:
 def station_machine_labels(request: HttpRequest, slug: str) -> HttpResponse:
     """The bag labels of the machine's queue (the jobs of "Print all travelers"), one PDF for
     the 62 mm label printer, a label per job."""
-    machine = get_object_or_404(Machine, slug=slug)
+    machine = get_object_or_404(tenancy.machines_for_operator(request.user), slug=slug)
     queue = machine_queue(machine)
     jobs = queue["now"] + queue["next"]
     if not jobs:
@@ -125,7 +132,9 @@ def station_machine_labels(request: HttpRequest, slug: str) -> HttpResponse:
 @operator_required
 def station_job_label(request: HttpRequest, job_id: int) -> HttpResponse:
     """The job's bag label, 62 x 100 mm, rendered now (a few tenths of a second)."""
-    job = get_object_or_404(Job.objects.select_related(*JOB_RELATED), pk=job_id)
+    job = get_object_or_404(
+        tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
+    )
     return _pdf(render_label(station.job_label(job)), f"label-{job.number}.pdf")
 
 
@@ -140,10 +149,11 @@ def _pdf(pdf: bytes, filename: str) -> HttpResponse:
 def station_scan(request: HttpRequest) -> HttpResponse:
     code = request.GET.get("code", "")
     job_id = station.job_id_from_code(code)
-    if job_id is None or not Job.objects.filter(pk=job_id).exists():
+    # A job of another factory is "not found", word for word as a number nobody has.
+    if job_id is None or not tenancy.jobs_for_operator(request.user).filter(pk=job_id).exists():
         messages.error(request, f"No job found for “{code.strip()[:60]}”.")
         back = request.GET.get("machine")
-        if back and Machine.objects.filter(slug=back).exists():
+        if back and tenancy.machines_for_operator(request.user).filter(slug=back).exists():
             return redirect("station-machine", slug=back)
         return redirect("station")
     return redirect("station-job", job_id=job_id)
@@ -168,9 +178,9 @@ def allowed_actions(job: Job) -> set[str]:
 @operator_required
 def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(
-        Job.objects.select_related(*JOB_RELATED, "replaces").prefetch_related(
-            "events", "job_artifacts", "replacements"
-        ),
+        tenancy.jobs_for_operator(request.user)
+        .select_related(*JOB_RELATED, "replaces")
+        .prefetch_related("events", "job_artifacts", "replacements"),
         pk=job_id,
     )
     traveler = _traveler_or_none(job)
@@ -206,6 +216,7 @@ def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
     """The job's traveler PDF as the pipeline rendered it, to reprint."""
     link = get_object_or_404(
         JobArtifact.objects.select_related("artifact", "job"),
+        job__in=tenancy.jobs_for_operator(request.user),
         job_id=job_id,
         kind=Artifact.Kind.TRAVELER,
     )
@@ -220,7 +231,9 @@ def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
 @require_POST
 @operator_required
 def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
-    job = get_object_or_404(Job.objects.select_related(*JOB_RELATED), pk=job_id)
+    job = get_object_or_404(
+        tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
+    )
     now, operator = timezone.now(), _operator(request)
     try:
         if action in ("start", "pause", "continue", "finish"):

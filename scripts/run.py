@@ -47,7 +47,7 @@ from typing import TextIO
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.prefix) / "bin"
 REDIS_FIRST_PORT = 6379
-DEMO_USERS = ("requester", "approver", "operator", "manager", "admin")
+DEMO_USERS = ("requester", "approver", "harbour", "operator", "manager", "admin")
 DEMO_PASSWORD = "microfactory"
 STOP_GRACE_S = 15.0  # the supervisor itself gives its processes KILL_WAIT_S before SIGKILL
 KILL_WAIT_S = 5.0

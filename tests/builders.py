@@ -86,6 +86,16 @@ def make_part(
     return revision_publish(revision=revision) if publish else revision
 
 
+def make_site(slug: str = "north", *, operator: Organisation | None = None) -> Site:
+    """A site operated by `operator`; by default by the default organisation (acme), an
+    in-house factory: the tests' operators, members of acme, work there. Cross-factory tests
+    name their own factories (tests/production/test_tenancy.py)."""
+    return Site.objects.get_or_create(
+        slug=slug,
+        defaults={"name": slug.title(), "operator": operator or make_organisation()},
+    )[0]
+
+
 def make_machine(
     slug: str = "mk4-1",
     *,
@@ -93,8 +103,9 @@ def make_machine(
     materials: list[Material] | None = None,
     state: str = "idle",
     model: str = "Prusa MK4",
+    site: Site | None = None,
 ) -> Machine:
-    site = Site.objects.get_or_create(slug="north", defaults={"name": "North"})[0]
+    site = site or make_site()
     machine = Machine.objects.create(
         slug=slug,
         name=slug.upper(),

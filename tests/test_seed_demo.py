@@ -1,11 +1,14 @@
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from catalog.models import PartFamily
 from catalog.parts import DEMO_PARTS
-from orders.models import Membership, Team
+from orders.models import Membership, Order, Organisation, Team
+from production import tenancy
+from production.models import Machine, Site
 
 pytestmark = pytest.mark.django_db
 
@@ -33,4 +36,34 @@ def test_seed_demo_puts_the_requester_in_a_team_whose_large_orders_wait_for_appr
     assert requester.team.approval_threshold == Decimal("250.00")
     approver = Membership.objects.get(user__username="approver")
     assert approver.can_approve and approver.organisation_id == requester.organisation_id
-    assert Team.objects.count() == 1
+    assert Team.objects.count() == 2  # one per customer organisation
+
+
+def test_seed_demo_makes_one_factory_with_two_sites_and_two_customers() -> None:
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)
+
+    factory = Organisation.objects.get(slug="microfactory")
+    sites = Site.objects.filter(operator=factory)
+    assert sorted(site.name for site in sites) == ["Plant North (Hamburg)", "Plant South (Munich)"]
+    assert not Site.objects.exclude(operator=factory).exists()
+    assert all(site.machines.exists() for site in sites)
+    for username in ("operator", "manager"):
+        user = get_user_model().objects.get(username=username)
+        assert set(tenancy.sites_for_operator(user)) == set(sites)
+        assert set(tenancy.machines_for_operator(user)) == set(Machine.objects.all())
+    # The customers: their members order, see only their own orders, and work on no floor.
+    customers = {"demo": {"requester", "approver", "admin"}, "harbour": {"harbour"}}
+    for slug, usernames in customers.items():
+        organisation = Organisation.objects.get(slug=slug)
+        assert not organisation.sites.exists()
+        members = set(organisation.memberships.values_list("user__username", flat=True))
+        assert members == usernames
+    for username in ("requester", "approver", "harbour"):
+        user = get_user_model().objects.get(username=username)
+        assert not tenancy.is_operator(user)
+        orders = Order.objects.for_user(user)
+        assert {o.organisation.slug for o in orders} == {
+            "demo" if username != "harbour" else "harbour"
+        }
+    assert sorted(Order.objects.values_list("reference", flat=True)) == ["DEMO-1", "HARBOUR-1"]

@@ -1,5 +1,8 @@
-"""Machines over HTTP: staff list, read and change them; a machine (or its agent) reports
-telemetry with its own token, which can touch only that machine.
+"""Machines over HTTP: staff, and the operators and managers of a factory for its own sites'
+machines (production.tenancy), list and read them; staff and the factory's managers change
+them (the connector settings, which make the server connect somewhere, staff only). A machine
+of another factory answers 404. A machine (or its agent) reports telemetry with its own
+token, which can touch only that machine.
 
 Connector secrets never leave the server: the API shows whether a machine has an API key
 variable and a telemetry token, never their values or names.
@@ -15,7 +18,8 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -23,7 +27,8 @@ from rest_framework.views import APIView
 
 from microfactory.limits import ID_MAX
 from microfactory.throttles import rate_for
-from production import machines
+from orders.models import Membership
+from production import machines, tenancy
 from production.models import Job, Machine, MachineTelemetry
 
 REPORTED_STATES = ["idle", "busy", "paused", "error", "offline"]  # maintenance is staff's call
@@ -86,26 +91,44 @@ class MachineSerializer(serializers.Serializer[Machine]):
         return f"J-{machine.current_job_id:06d}" if machine.current_job_id else None
 
 
-def machines_for_staff() -> QuerySet[Machine]:
+# The factory's members who may change its machines (operators read them).
+MANAGERS = frozenset({Membership.Role.MANAGER})
+# Changed by staff only: they point the server at an address and a secret of its environment.
+CONNECTOR_FIELDS = frozenset({"connector", "connector_url", "connector_secret_env"})
+
+
+class WorksOnAFloor(BasePermission):
+    """Staff, or an operator or manager of a factory that operates a site; else 403."""
+
+    message = "the machines are for staff and the operators of a factory"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return tenancy.is_operator(request.user)
+
+
+def machines_for_floor(request: Request) -> QuerySet[Machine]:
+    """The machines the user works on (all for staff), with what the serializer reads."""
     return (
-        Machine.objects.select_related("site")
+        tenancy.machines_for_operator(request.user)
+        .select_related("site")
         .prefetch_related("materials_loaded", "materials_loadable")
         .annotate(queued_jobs=Count("jobs", filter=Q(jobs__status__in=Job.ON_MACHINE)))
     )
 
 
 class MachinesApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [WorksOnAFloor]
 
     @extend_schema(responses=MachineSerializer(many=True), operation_id="machines_list")
     def get(self, request: Request) -> Response:
         # The stubs let only ModelSerializer take a queryset with many=True.
-        machines_list = MachineSerializer(machines_for_staff(), many=True)  # type: ignore[arg-type]
+        floor = machines_for_floor(request)
+        machines_list = MachineSerializer(floor, many=True)  # type: ignore[arg-type]
         return Response(machines_list.data)
 
 
 class MachineDetailApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [WorksOnAFloor]
 
     class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
         state = serializers.ChoiceField(choices=Machine.State.choices, required=False)
@@ -138,7 +161,7 @@ class MachineDetailApi(APIView):
 
     @extend_schema(responses=MachineSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        machine = get_object_or_404(machines_for_staff(), slug=slug)
+        machine = get_object_or_404(machines_for_floor(request), slug=slug)
         history = machine.telemetry.order_by("-recorded_at", "-pk")[:100]
         return Response(
             {
@@ -152,16 +175,22 @@ class MachineDetailApi(APIView):
 
     @extend_schema(request=InputSerializer, responses=MachineSerializer)
     def patch(self, request: Request, slug: str) -> Response:
-        machine = get_object_or_404(Machine, slug=slug)
+        machine = get_object_or_404(tenancy.machines_for_operator(request.user), slug=slug)
+        managed = tenancy.machines_for_operator(request.user, roles=MANAGERS)
+        if not managed.filter(pk=machine.pk).exists():
+            raise PermissionDenied("changing a machine is for staff and the factory's managers")
         changes = self.InputSerializer(data=request.data)
         changes.is_valid(raise_exception=True)
+        if not request.user.is_staff and CONNECTOR_FIELDS & set(changes.validated_data):
+            raise PermissionDenied("connector settings are changed by staff")
         machines.machine_update(
             machine_id=machine.pk,
             changes=machines.MachineChanges(**changes.validated_data),
             now=timezone.now(),
             actor=request.user.get_username(),
         )
-        return Response(MachineSerializer(get_object_or_404(machines_for_staff(), slug=slug)).data)
+        changed = get_object_or_404(machines_for_floor(request), slug=slug)
+        return Response(MachineSerializer(changed).data)
 
 
 class StrictFloatField(serializers.FloatField):

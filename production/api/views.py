@@ -1,5 +1,7 @@
-"""Artifact downloads, scoped to the organisation that ordered the job."""
+"""Artifact downloads: for the organisation that ordered the job, and for the operators and
+managers of the factory where it is made (production.tenancy); anyone else gets 404."""
 
+from django.db.models import Q
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -8,6 +10,8 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from microfactory.downloads import file_response
+from orders.models import Membership
+from production import tenancy
 from production.models import Artifact, JobArtifact
 
 CONTENT_TYPES: dict[str, tuple[str, str]] = {
@@ -23,9 +27,14 @@ CONTENT_TYPES: dict[str, tuple[str, str]] = {
 class JobArtifactApi(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
+        user_id = request.user.pk  # None only for anonymous users, whom the API turns away
+        member_of = Membership.objects.filter(user_id=user_id or 0).values("organisation")
         link = get_object_or_404(
             JobArtifact.objects.select_related("artifact", "job").filter(
-                job__line__order__organisation__memberships__user=request.user.pk
+                # Subqueries, not joins: a join through the memberships would repeat the row
+                # once per member of the ordering organisation when the second half holds.
+                Q(job__line__order__organisation__in=member_of)
+                | Q(job__in=tenancy.jobs_for_operator(request.user))
             ),
             job_id=job_id,
             kind=kind,

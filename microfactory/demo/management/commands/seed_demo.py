@@ -1,9 +1,12 @@
-"""Load the demo factory: an organisation and its users, parts, materials, sites, machines.
+"""Load the demo network: one factory organisation operating two sites (Hamburg and Munich)
+with their machines, its operator and manager; two customer organisations with their teams
+and users; parts and materials; a demo order from each customer.
 
 Idempotent: everything is looked up by its slug or name first, so running it again changes
-nothing (and the demo order, placed with a fixed idempotency key, is placed only once).
+nothing (and the demo orders, placed with fixed idempotency keys, are placed only once).
 """
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,22 +17,31 @@ from django.db import transaction
 
 from catalog.models import Material, PartFamily
 from catalog.parameters import defaults, parse_schema
-from catalog.parts import DEMO_PARTS
+from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.services import revision_create, revision_publish
 from orders.models import Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
 from production.models import Machine, Site
 
 PASSWORD = "microfactory"
-# The requester orders for this team: orders quoted above its threshold wait for the approver.
-TEAM = ("line-maintenance", "Line maintenance", Decimal("250.00"))
+# The factory: it operates both sites; its operator and manager work on every job there,
+# whichever customer ordered it. Same slug as the factory migration 0012 of production makes
+# for sites that had none, so an upgraded demo database keeps one factory.
+FACTORY = ("microfactory", "Microfactory")
+# Customers: (slug, name, their maintenance team (slug, name, approval threshold)). A
+# requester orders for the team: orders quoted above its threshold wait for an approver.
+CUSTOMERS = [
+    ("demo", "Demo Maintenance Co.", ("line-maintenance", "Line maintenance", Decimal("250.00"))),
+    ("harbour", "Harbour Logistics", ("fleet-workshop", "Fleet workshop", None)),
+]
 USERS = [
-    # (username, role, is_staff, is_superuser)
-    ("admin", Membership.Role.CATALOG_ADMIN, True, True),
-    ("requester", Membership.Role.REQUESTER, False, False),
-    ("approver", Membership.Role.APPROVER, False, False),
-    ("operator", Membership.Role.OPERATOR, False, False),
-    ("manager", Membership.Role.MANAGER, False, False),
+    # (username, organisation, role, is_staff, is_superuser)
+    ("admin", "demo", Membership.Role.CATALOG_ADMIN, True, True),
+    ("requester", "demo", Membership.Role.REQUESTER, False, False),
+    ("approver", "demo", Membership.Role.APPROVER, False, False),
+    ("harbour", "harbour", Membership.Role.REQUESTER, False, False),
+    ("operator", "microfactory", Membership.Role.OPERATOR, False, False),
+    ("manager", "microfactory", Membership.Role.MANAGER, False, False),
 ]
 MATERIALS = [
     # slug, name, density g/cm³, price per kg, nozzle °C, bed °C
@@ -89,24 +101,31 @@ MACHINES = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo organisation, users, catalog, sites and machines (idempotent)."
+    help = "Create the demo factory, customers, users, catalog, sites and machines (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--no-order", action="store_true", help="do not place the demo order")
+        parser.add_argument("--no-order", action="store_true", help="do not place the demo orders")
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        organisation, _ = Organisation.objects.get_or_create(
-            slug="demo", defaults={"name": "Demo Maintenance Co."}
-        )
-        team_slug, team_name, threshold = TEAM
-        team, _ = Team.objects.get_or_create(
-            organisation=organisation,
-            slug=team_slug,
-            defaults={"name": team_name, "approval_threshold": threshold},
-        )
+        factory_slug, factory_name = FACTORY
+        organisations = {
+            factory_slug: Organisation.objects.get_or_create(
+                slug=factory_slug, defaults={"name": factory_name}
+            )[0]
+        }
+        teams = {}
+        for slug, name, (team_slug, team_name, threshold) in CUSTOMERS:
+            organisations[slug] = Organisation.objects.get_or_create(
+                slug=slug, defaults={"name": name}
+            )[0]
+            teams[slug] = Team.objects.get_or_create(
+                organisation=organisations[slug],
+                slug=team_slug,
+                defaults={"name": team_name, "approval_threshold": threshold},
+            )[0]
         users = {}
-        for username, role, staff, superuser in USERS:
+        for username, organisation, role, staff, superuser in USERS:
             user, created = get_user_model().objects.get_or_create(
                 username=username, defaults={"is_staff": staff, "is_superuser": superuser}
             )
@@ -115,10 +134,10 @@ class Command(BaseCommand):
                 user.save()
             Membership.objects.get_or_create(
                 user=user,
-                organisation=organisation,
+                organisation=organisations[organisation],
                 defaults={
                     "role": role,
-                    "team": team if role == Membership.Role.REQUESTER else None,
+                    "team": teams[organisation] if role == Membership.Role.REQUESTER else None,
                 },
             )
             users[username] = user
@@ -157,10 +176,14 @@ class Command(BaseCommand):
                     created_by=users["admin"],
                 )
                 revision_publish(revision=revision, published_by=users["admin"])
-        sites = {
-            slug: Site.objects.get_or_create(slug=slug, defaults={"name": name})[0]
-            for slug, name in SITES
-        }
+        factory = organisations[factory_slug]
+        sites = {}
+        for slug, name in SITES:
+            sites[slug], _ = Site.objects.get_or_create(
+                slug=slug, defaults={"name": name, "operator": factory}
+            )
+            if sites[slug].operator_id is None:  # a site from before sites had operators
+                Site.objects.filter(pk=sites[slug].pk).update(operator=factory)
         for slug, name, site, model, (x, y, z), flavour, loaded, rate, state in MACHINES:
             machine, created = Machine.objects.get_or_create(
                 slug=slug,
@@ -179,17 +202,22 @@ class Command(BaseCommand):
             if created:
                 machine.materials_loaded.set([materials[m] for m in loaded])
         if not options["no_order"]:
-            self._demo_order(users["requester"])
+            self._demo_order(users["requester"], DEMO_PARTS[:2], "DEMO-1", "seed-demo-order-1")
+            self._demo_order(users["harbour"], DEMO_PARTS[:1], "HARBOUR-1", "seed-demo-harbour-1")
         self.stdout.write(
             self.style.SUCCESS(
-                f"demo data ready: users {', '.join(u for u, *_ in USERS)} "
-                f"(password '{PASSWORD}'), {len(DEMO_PARTS)} parts, {len(MACHINES)} machines"
+                f"demo data ready: factory {factory_name} with {len(SITES)} sites, customers "
+                f"{', '.join(name for _, name, _ in CUSTOMERS)}; users "
+                f"{', '.join(u for u, *_ in USERS)} (password '{PASSWORD}'), "
+                f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines"
             )
         )
 
-    def _demo_order(self, requester: AbstractBaseUser) -> None:
+    def _demo_order(
+        self, requester: AbstractBaseUser, parts: Sequence[DemoPart], reference: str, key: str
+    ) -> None:
         lines = []
-        for part in DEMO_PARTS[:2]:
+        for part in parts:
             values = defaults(parse_schema(part.schema))
             lines.append(
                 LineRequest(
@@ -201,9 +229,7 @@ class Command(BaseCommand):
             )
         order, created = order_place(
             user=requester,
-            request=OrderRequest(
-                lines=lines, reference="DEMO-1", idempotency_key="seed-demo-order-1"
-            ),
+            request=OrderRequest(lines=lines, reference=reference, idempotency_key=key),
         )
         if created:
             self.stdout.write(f"placed demo order {order.number}; watch it at /orders/{order.pk}/")
