@@ -293,6 +293,16 @@ MF_DISPATCH_STALE_S = env.int("MF_DISPATCH_STALE_S", default=120)
 MF_CHANGEOVER_MIN = env.float("MF_CHANGEOVER_MIN", default=15.0)
 MF_ROUTE_INTERVAL_S = env.float("MF_ROUTE_INTERVAL_S", default=60.0)
 MF_ROUTE_BATCH = env.int("MF_ROUTE_BATCH", default=2000)
+# Spools (production.spools): grams a loaded spool keeps back (the router sends a job to a
+# machine only if its spool still holds the job's filament plus this), the level under which
+# a loaded spool shows as low, and the stock of a material at a site (all its spools) under
+# which the station home warns.
+MF_SPOOL_RESERVE_G = env.float("MF_SPOOL_RESERVE_G", default=20.0)
+MF_SPOOL_LOW_G = env.float("MF_SPOOL_LOW_G", default=100.0)
+MF_SPOOL_LOW_STOCK_G = env.float("MF_SPOOL_LOW_STOCK_G", default=1000.0)
+for _name in ("MF_SPOOL_RESERVE_G", "MF_SPOOL_LOW_G", "MF_SPOOL_LOW_STOCK_G"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 or more grams")
 CELERY_BEAT_SCHEDULE["route-waiting-jobs"] = {
     "task": "production.tasks.route_waiting_jobs",
     "schedule": MF_ROUTE_INTERVAL_S,

@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from microfactory.errors import DomainError
+from production import spools
 from production.machines import job_resume, machine_set_state
 from production.models import (
     Artifact,
@@ -15,6 +16,8 @@ from production.models import (
     MachineFile,
     MachineTelemetry,
     Site,
+    Spool,
+    SpoolBooking,
 )
 
 
@@ -181,3 +184,79 @@ class ArtifactAdmin(admin.ModelAdmin):
     list_display = ["kind", "input_key", "sha256", "size", "created_at"]
     list_filter = ["kind"]
     readonly_fields = ["kind", "input_key", "sha256", "file", "size", "meta"]
+
+
+class SpoolBookingInline(admin.TabularInline):
+    """Every gram the spool gave (production.spools writes them): read-only."""
+
+    model = SpoolBooking
+    readonly_fields = ("at", "job", "kind", "grams", "by", "note")
+    fields = readonly_fields
+    extra = 0
+    can_delete = False
+    ordering = ["-at", "-pk"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Spool)
+class SpoolAdmin(admin.ModelAdmin):
+    """Spools are received here (full: remaining = initial); their grams then change only by
+    bookings, and loading happens at the station (scan) or with the actions below."""
+
+    list_display = [
+        "number",
+        "material",
+        "colour",
+        "lot_number",
+        "site",
+        "remaining_g",
+        "initial_g",
+        "loaded_on",
+    ]
+    list_filter = ["site", "material"]
+    list_select_related = ["material", "site", "loaded_on"]
+    search_fields = ["lot_number", "colour"]
+    readonly_fields = ["remaining_g", "loaded_on", "loaded_at", "created_at", "updated_at"]
+    inlines = [SpoolBookingInline]
+    actions = ["take_off"]
+
+    # What can still change once a spool is received: its material and initial grams are
+    # what every booking is counted against; its site moves only while it is not loaded.
+    EDITABLE = ("colour", "lot_number", "price_per_kg", "site")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Spool | None = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if obj is None:
+            return fields
+        fields += ["material", "initial_g"]
+        return [*fields, "site"] if obj.loaded_on_id is not None else fields
+
+    def save_model(self, request: HttpRequest, obj: Spool, form: object, change: bool) -> None:
+        if change:
+            # Only the editable columns: a booking may have changed remaining_g since the
+            # form was read, and saving the whole row would undo it.
+            obj.save(update_fields=list(self.EDITABLE))
+            return
+        received = spools.spool_receive(
+            material=obj.material,
+            site=obj.site,
+            lot_number=obj.lot_number,
+            initial_g=obj.initial_g,
+            colour=obj.colour,
+            price_per_kg=obj.price_per_kg,
+        )
+        obj.pk, obj.remaining_g = received.pk, received.remaining_g
+
+    @admin.action(description="Take off its machine")
+    def take_off(self, request: HttpRequest, queryset: QuerySet[Spool]) -> None:
+        for spool in queryset:
+            try:
+                spools.spool_unload(
+                    spool_id=spool.pk, actor=request.user.get_username(), now=timezone.now()
+                )
+            except DomainError as refusal:
+                self.message_user(request, str(refusal), level=messages.ERROR)
+            else:
+                self.message_user(request, f"{spool.number} taken off")

@@ -107,9 +107,9 @@ def planned_machine(slug: str) -> PlannedMachine | None:
     return PlannedMachine(machine.name, machine.model, machine.site.name)
 
 
-def traveler_for(job: Job, *, printed_at: datetime) -> travelers.Traveler:
+def traveler_for(job: Job, *, printed_at: datetime, lot: str = "") -> travelers.Traveler:
     """Every value the job's traveler prints, from what the pipeline stored for it: the same
-    Traveler the traveler step built, but as of `printed_at`."""
+    Traveler the traveler step built, but as of `printed_at` (and naming its spool's `lot`)."""
     toolpath = ToolpathMeta.from_json(job.toolpath_meta or {})
     return travelers.traveler_of(
         part=job_part(job),
@@ -119,4 +119,5 @@ def traveler_for(job: Job, *, printed_at: datetime) -> travelers.Traveler:
         toolpath=toolpath,
         dfm_warnings=dfm_warnings(job.dfm_report or {}),
         planned=planned_machine(toolpath.planned_for),
+        lot=lot,
     )

@@ -40,7 +40,7 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
-from production import connectors, lifecycle, routing
+from production import connectors, lifecycle, routing, spools
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine, MachineFile, MachineTelemetry
 
@@ -90,12 +90,21 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
         found = found.filter(process=process)
     machines = list(found)
     queues = machine_queues(m.pk for m in machines)
+    loaded_spools = spools.loaded_spools(m.pk for m in machines)
+    reserve_g: float = settings.MF_SPOOL_RESERVE_G
     facts = []
     for machine in machines:
         queue = queues.get(machine.pk, _Queue())
         loaded = frozenset(mat.slug for mat in machine.materials_loaded.all())
+        loadable = frozenset(mat.slug for mat in machine.materials_loadable.all())
+        spool = loaded_spools.get(machine.pk)
+        spool_g = None
+        if spool is not None:  # the spool on the tool is what is loaded, whatever the list says
+            loadable, loaded = loadable | loaded, frozenset({spool.material})
+            spool_g = spool.free_g
         if queue.last_material is not None and queue.last_material not in loaded:
             loaded = frozenset({queue.last_material})  # its queue ends with a spool change
+            spool_g = None
         facts.append(
             routing.MachineFacts(
                 key=machine.slug,
@@ -111,8 +120,10 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 queued_jobs=queue.jobs,
                 queue_limit=machine.queue_limit,
                 queue_eta_s=queue.eta_s,
-                loadable=frozenset(mat.slug for mat in machine.materials_loadable.all()),
+                loadable=loadable,
                 toolpath_engine=machine.toolpath_engine,
+                spool_remaining_g=spool_g,
+                spool_reserve_g=reserve_g,
             )
         )
     return facts
@@ -144,6 +155,7 @@ def job_needs(job: Job) -> routing.JobNeeds:
         due=due_at(job),
         priority=PRIORITY.get(job.line.order.priority, 1),
         allowed_machines=routing.dfm_capable(job.dfm_report),
+        filament_g=float(spools.job_filament_g(job)),
     )
 
 
@@ -156,8 +168,9 @@ def changeover_s() -> float:
 
 
 def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: Any) -> None:
-    """The machine reports the job under way: DISPATCHED -> RUNNING."""
-    lifecycle.job_move(
+    """The machine reports the job under way: DISPATCHED -> RUNNING, and its filament is
+    booked against the spool loaded there (production.spools)."""
+    if lifecycle.job_move(
         job,
         to=Job.Status.RUNNING,
         by=By.MACHINE,
@@ -167,7 +180,8 @@ def _start(job: Job, *, machine: Machine, actor: str, now: datetime, **fields: A
         message=f"started on {machine.name}",
         started_at=now,
         **fields,
-    )
+    ):
+        spools.spool_book_start(job=job, machine=machine, actor=actor, now=now)
 
 
 def _on_commit_route_and_dispatch(machine_id: int | None = None) -> None:
@@ -642,6 +656,7 @@ def _follow_job(
             progress=100.0,
         ):
             Machine.objects.filter(pk=machine.pk).update(current_job=None)
+            spools.spool_book_end(job=job, actor=actor, now=now)
             return True
         return False
     if report.job_state in ("cancelled", "error"):

@@ -1,6 +1,9 @@
 """How parts get made: sites, machines, jobs, their audit trail and their artifacts."""
 
-from django.core.validators import RegexValidator
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from catalog.models import Material, PartPreview, Process
@@ -403,3 +406,119 @@ class PreviewDfm(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
+
+
+class Spool(models.Model):
+    """A spool (or lot) of filament at a site: what a machine's tool is loaded with.
+
+    `remaining_g` is written by production.spools only, by conditional updates, each with a
+    SpoolBooking row saying which job took (or gave back) how many grams, when and by whom:
+    the bookings of a spool add up to `initial_g - remaining_g`, minus its shortfalls. It
+    never goes below zero: a job that needs more than is left takes what there is and books
+    the rest as a shortfall.
+    """
+
+    material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="spools")
+    colour = models.CharField(max_length=60, blank=True)
+    lot_number = models.CharField(max_length=64, help_text="the maker's lot or batch number")
+    initial_g = models.DecimalField(
+        max_digits=9,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="net filament on the spool when it arrived, in grams",
+    )
+    remaining_g = models.DecimalField(
+        max_digits=9, decimal_places=2, help_text="filament left, in grams (bookings keep it)"
+    )
+    # The price of this lot, for a job's material cost; empty: the material's price.
+    price_per_kg = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="spools")
+    # An FDM machine has one tool: one spool on it at a time (the unique one-to-one).
+    loaded_on = models.OneToOneField(
+        Machine,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="spool",
+        help_text="the machine whose tool it is loaded on (production.spools.spool_load)",
+    )
+    loaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["site", "material", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(remaining_g__gte=0), name="spool_remaining_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(remaining_g__lte=models.F("initial_g")),
+                name="spool_remaining_at_most_initial",
+            ),
+        ]
+        indexes = [
+            # The station's stock read: a site's spools of a material that still hold some.
+            models.Index(fields=["site", "material", "remaining_g"], name="spool_site_stock"),
+        ]
+
+    def __str__(self) -> str:
+        colour = f" {self.colour}" if self.colour else ""
+        return f"{self.number} {self.material}{colour}, lot {self.lot_number}"
+
+    @property
+    def number(self) -> str:
+        """The spool's own number, printed on its label and scanned at the station."""
+        return f"S-{self.pk:06d}"
+
+    @property
+    def is_low(self) -> bool:
+        """Soon to be changed: less left than MF_SPOOL_LOW_G."""
+        return self.remaining_g < Decimal(str(settings.MF_SPOOL_LOW_G))
+
+
+class SpoolBooking(models.Model):
+    """Grams a job took from a spool, or gave back: the audit of every gram (production.spools
+    writes them with the change of `Spool.remaining_g`, in one transaction).
+
+    - start: the filament of the job's G-code, taken from the spool loaded when it started
+      (what the spool still had, if less);
+    - correction: at the end of the run, what it used against what was booked (zero for a
+      finished job, whatever its QC; grams given back for a print stopped part-way);
+    - shortfall: grams the job needed that the spool did not have; not taken from it (it is
+      empty), booked so the gap is seen and warned about.
+    """
+
+    class Kind(models.TextChoices):
+        START = "start"
+        CORRECTION = "correction"
+        SHORTFALL = "shortfall"
+
+    spool = models.ForeignKey(Spool, on_delete=models.PROTECT, related_name="bookings")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="spool_bookings")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    grams = models.DecimalField(
+        max_digits=9, decimal_places=2, help_text="taken from the spool (negative: given back)"
+    )
+    at = models.DateTimeField()
+    by = models.CharField(max_length=150, help_text="user, worker host or 'system'")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            # A job is booked once when it starts and corrected once when its run ends: a
+            # second start or finish (a resent form, a repeated poll) books nothing.
+            models.UniqueConstraint(
+                fields=["job", "kind"],
+                condition=models.Q(kind__in=["start", "correction"]),
+                name="one_start_and_one_correction_per_job",
+            ),
+        ]
+        indexes = [
+            # The spool page's read: a spool's latest bookings.
+            models.Index(fields=["spool", "at"], name="spool_booking_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.grams} g of {self.spool.number} for {self.job}"

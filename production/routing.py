@@ -5,10 +5,13 @@
    the build volume, the nozzle and toolpath profile match the planned G-code, and the job's
    DFM report found the part makeable there (`JobNeeds.allowed_machines`).
 2. Availability: only idle, busy or paused machines whose queue is below their limit take work;
-   offline, maintenance and error machines never do.
+   offline, maintenance and error machines never do. A machine whose loaded spool (of the
+   job's material) cannot finish the job, keeping its reserve, does not take it either: the job
+   waits for a fuller spool rather than being rejected (`spool_can_finish`).
 3. Score: the expected completion time, in seconds from now: the work already queued there,
    plus a changeover when the job's material is not loaded, plus this job's own time. Ties go
-   to an idle machine, then the shorter queue, then the name, so equal inputs give equal plans.
+   to the machine that needs no changeover, then an idle one, then the shorter queue, then the
+   name, so equal inputs give equal plans.
 
 `choose_machine` places one job; `plan_routes` places many at once, most urgent first (least
 slack to the due date, then priority), each on the machine that finishes it soonest given the
@@ -50,6 +53,11 @@ class MachineFacts:
     queue_eta_s: float = 0.0  # seconds until the work already routed here is done
     loadable: frozenset[str] = frozenset()  # can be loaded, at a changeover's cost
     toolpath_engine: str = "builtin"  # the slicer of its G-code (Machine.toolpath_engine)
+    # The loaded spool (production.spools): grams it can still give to jobs not started yet
+    # (what is left minus the filament of the jobs queued here in its material), and the
+    # reserve it keeps. None: no spool tracked there, nothing to check.
+    spool_remaining_g: float | None = None
+    spool_reserve_g: float = 0.0
 
     @property
     def profile_key(self) -> ProfileKey:
@@ -82,6 +90,7 @@ class JobNeeds:
     # The machines the DFM report found capable (its `capable`); None: no restriction (jobs
     # validated before reports named them, and quotes, which have no report yet).
     allowed_machines: frozenset[str] | None = None
+    filament_g: float = 0.0  # the G-code's filament, which the loaded spool must hold
 
 
 def with_material(machines: Sequence[MachineFacts], material: str) -> list[MachineFacts]:
@@ -132,6 +141,26 @@ def takes_work(machine: MachineFacts) -> bool:
     return machine.state in AVAILABLE_STATES and not machine.is_full
 
 
+def spool_can_finish(job: JobNeeds, machine: MachineFacts) -> bool:
+    """The spool loaded there holds the job's filament and still keeps its reserve. Not
+    checked where no spool is tracked, nor where the job needs a changeover: that loads
+    another spool."""
+    return job.material not in machine.materials or _spool_holds(
+        job, machine.spool_remaining_g, reserve_g=machine.spool_reserve_g
+    )
+
+
+def _spool_holds(job: JobNeeds, grams: float | None, *, reserve_g: float) -> bool:
+    return grams is None or grams - reserve_g >= job.filament_g
+
+
+def _spool_short(job: JobNeeds, machine: MachineFacts) -> str:
+    return (
+        f"{machine.name} (spool: {machine.spool_remaining_g or 0:.0f} g free, "
+        f"{machine.spool_reserve_g:.0f} g reserve, needs {job.filament_g:.0f} g)"
+    )
+
+
 def completion_s(job: JobNeeds, machine: MachineFacts, *, changeover_s: float = 0.0) -> float:
     """Seconds from now until the machine would have finished the job."""
     changeover = 0.0 if job.material in machine.materials else changeover_s
@@ -157,14 +186,16 @@ def choose_machine(
             + " x ".join(f"{v:.1f}" for v in job.extents_mm)
             + f" mm{among}"
         )
-    available = [m for m in capable if takes_work(m)]
+    available = [m for m in capable if takes_work(m) and spool_can_finish(job, m)]
     if not available:
         raise NoMachineAvailable(
-            "every capable machine is offline, in maintenance or full: "
+            "every capable machine is offline, in maintenance, full or short of filament: "
             + ", ".join(
-                f"{m.name} (full: {m.queued_jobs} jobs)"
-                if m.state in AVAILABLE_STATES
-                else f"{m.name} ({m.state})"
+                f"{m.name} ({m.state})"
+                if m.state not in AVAILABLE_STATES
+                else f"{m.name} (full: {m.queued_jobs} jobs)"
+                if m.is_full
+                else _spool_short(job, m)
                 for m in capable
             )
         )
@@ -172,6 +203,7 @@ def choose_machine(
         available,
         key=lambda m: (
             completion_s(job, m, changeover_s=changeover_s),
+            job.material not in m.materials,
             m.state != "idle",
             m.queued_jobs,
             m.name,
@@ -193,17 +225,20 @@ def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, str]:
 _Signature = tuple[
     str, str, tuple[float, float, float], float | None, ProfileKey | None, frozenset[str] | None
 ]
-# A machine's score for a job, lowest best: (finish_s, not idle, queued jobs, name, key).
-_Score = tuple[float, bool, int, str, str]
+# A machine's score for a job, lowest best: (finish_s, needs a changeover, not idle, queued
+# jobs, name, key).
+_Score = tuple[float, bool, bool, int, str, str]
 
 
 @dataclass
 class _Queue:
-    """A machine's queue as the plan grows: when it is free, how many jobs, what is loaded."""
+    """A machine's queue as the plan grows: when it is free, how many jobs, what is loaded,
+    and the grams its loaded spool can still give (None: not tracked, or changed for a job)."""
 
     eta_s: float
     jobs: int
     materials: frozenset[str]
+    spool_g: float | None = None
 
 
 def plan_routes(
@@ -218,7 +253,12 @@ def plan_routes(
     ordered = sorted(jobs, key=lambda job: urgency(job, now))
     available = [m for m in machines if m.state in AVAILABLE_STATES]
     queues = {
-        m.key: _Queue(eta_s=m.queue_eta_s, jobs=m.queued_jobs, materials=m.materials)
+        m.key: _Queue(
+            eta_s=m.queue_eta_s,
+            jobs=m.queued_jobs,
+            materials=m.materials,
+            spool_g=m.spool_remaining_g,
+        )
         for m in available
     }
     # Jobs alike in everything can_make reads share one list of capable machines.
@@ -241,9 +281,14 @@ def plan_routes(
             queue = queues[machine.key]
             if machine.queue_limit and queue.jobs >= machine.queue_limit:
                 continue
-            changeover = 0.0 if job.material in queue.materials else changeover_s
+            change = job.material not in queue.materials
+            if not change and not _spool_holds(
+                job, queue.spool_g, reserve_g=machine.spool_reserve_g
+            ):
+                continue
+            changeover = changeover_s if change else 0.0
             finish = queue.eta_s + changeover + job.estimated_time_s
-            key = (finish, machine.state != "idle", queue.jobs, machine.name, machine.key)
+            key = (finish, change, machine.state != "idle", queue.jobs, machine.name, machine.key)
             if best_key is None or key < best_key:
                 best_key, best = key, machine
         if best is None or best_key is None:
@@ -253,5 +298,8 @@ def plan_routes(
         queue.jobs += 1
         if job.material not in queue.materials:
             queue.materials = frozenset({job.material})  # the spool was changed for this job
+            queue.spool_g = None  # a new spool, whose grams the plan does not know
+        elif queue.spool_g is not None:
+            queue.spool_g -= job.filament_g
         plan[job.key] = best.key
     return plan

@@ -10,6 +10,10 @@ paused job cannot be finished (resume it first), but it can be scrapped: pausing
 operator stops a print that is going wrong, and scrapping it then frees the machine and queues
 a remake of the whole quantity without pretending the print finished.
 
+Starting books the filament of the job's G-code against the spool loaded on its machine, and
+is refused while a spool of another material is loaded there; finishing (and scrapping a
+paused print) corrects the booking (production.spools).
+
 Every action locks the job row (select_for_update) and checks its status before moving it,
 so a double tap or a resent form finds the job already moved and is refused, changing
 nothing. Each writes a JobEvent with the operator as actor and the machine in the message.
@@ -35,12 +39,13 @@ from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
 from orders.models import OrderLine
-from production import lifecycle
+from production import lifecycle, spools
 from production.job_values import traveler_for
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact, Machine
+from production.models import Artifact, Job, JobArtifact, Machine, Spool
 from production.pipeline.traveler import (
     Label,
+    SpoolLabel,
     Traveler,
     TravelerCheck,
     TravelerParameter,
@@ -85,6 +90,34 @@ def job_traveler(job: Job, *, now: datetime) -> Traveler:
     return traveler_for(job, printed_at=now)
 
 
+def job_traveler_reprint(job: Job, *, now: datetime) -> bytes | None:
+    """The job's traveler rendered now, naming the spool it is made from (production.spools
+    .job_lot): the one its start was booked on, or the one loaded on its machine. None when
+    no spool is known (or the files a traveler needs are not there): the stored traveler,
+    printed before the job was routed, leaves the lot to be written in."""
+    lot = spools.job_lot(job)
+    if not lot:
+        return None
+    try:
+        return render_traveler(traveler_for(job, printed_at=now, lot=lot))
+    except Artifact.DoesNotExist:
+        return None
+
+
+def spool_label(spool: Spool) -> SpoolLabel:
+    """What the spool's label prints. Pass a spool with its material and site selected."""
+    return SpoolLabel(
+        spool_number=spool.number,
+        station_url=f"{settings.SITE_URL}/station/spools/{spool.pk}/",
+        material=spool.material.name,
+        colour=spool.colour,
+        lot_number=spool.lot_number,
+        initial=f"{spool.initial_g.normalize():f} g",
+        site=spool.site.name,
+        received=spool.created_at.date().isoformat(),
+    )
+
+
 def job_label(job: Job) -> Label:
     """The values the bag label of the job's parts prints. Needs no files, unlike the
     traveler: a label can be printed for any job. Pass a job with its line's revision, family,
@@ -106,6 +139,7 @@ def job_label(job: Job) -> Label:
         order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
         team=order.team.name if order.team else order.organisation.name,
         due_date=order.due_date.isoformat() if order.due_date else None,
+        lot=spools.job_lot(job),
     )
 
 
@@ -273,6 +307,9 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
         raise DomainError(f"{machine.name} {doing} {other.number}; finish it first")
     if machine.state not in (Machine.State.IDLE, Machine.State.BUSY):
         raise DomainError(f"{machine.name} is {machine.get_state_display()}; it cannot start")
+    mismatch = spools.spool_mismatch(job=job, machine=machine)
+    if mismatch is not None:
+        raise DomainError(mismatch)
     _move(
         job,
         to=Status.RUNNING,
@@ -292,6 +329,7 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
         current_job=job,
         progress=0.0,
     )
+    spools.spool_book_start(job=job, machine=machine, actor=operator.get_username(), now=now)
     return job
 
 
@@ -360,6 +398,7 @@ def job_finish(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job
         current_job=None,
         progress=None,
     )
+    spools.spool_book_end(job=job, actor=operator.get_username(), now=now)
     return job
 
 
@@ -468,6 +507,14 @@ def job_qc(
         message=message,
         **fields,
     )
+    if mid_run:
+        # The print stopped part-way: it used the share of its filament it got through.
+        spools.spool_book_end(
+            job=job,
+            actor=operator.get_username(),
+            now=now,
+            used_share=spools.used_share_of_stopped(job),
+        )
     if mid_run and job.machine is not None:
         _machine_to(
             job.machine,

@@ -25,7 +25,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
 from orders.models import Membership
-from production.models import Job, Machine, Site
+from production.models import Job, Machine, Site, Spool
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -55,6 +55,13 @@ def machines_for_operator(user: User, *, roles: frozenset[str] = FLOOR_ROLES) ->
     if _is_staff(user):
         return Machine.objects.all()
     return Machine.objects.filter(site__in=sites_for_operator(user, roles=roles))
+
+
+def spools_for_operator(user: User) -> QuerySet[Spool]:
+    """The spools at the user's sites (sites_for_operator): a spool belongs to its site."""
+    if _is_staff(user):
+        return Spool.objects.all()
+    return Spool.objects.filter(site__in=sites_for_operator(user))
 
 
 def jobs_for_operator(user: User) -> QuerySet[Job]:

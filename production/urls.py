@@ -17,6 +17,22 @@ urlpatterns = [
         views.station_machine_labels,
         name="station-machine-labels",
     ),
+    path(
+        "station/sites/<slug:slug>/spools/",
+        views.station_site_spools,
+        name="station-site-spools",
+    ),
+    path("station/spools/<id:spool_id>/", views.station_spool, name="station-spool"),
+    path(
+        "station/spools/<id:spool_id>/label.pdf",
+        views.station_spool_label,
+        name="station-spool-label",
+    ),
+    path(
+        "station/spools/<id:spool_id>/<slug:action>/",
+        views.station_spool_action,
+        name="station-spool-action",
+    ),
     path("station/jobs/<id:job_id>/", views.station_job, name="station-job"),
     path("station/jobs/<id:job_id>/label.pdf", views.station_job_label, name="station-job-label"),
     path(

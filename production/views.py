@@ -1,7 +1,8 @@
 """Shop-floor pages for operators at a tablet: pick a machine, scan a job, act on it.
 
 Plain forms (POST, then redirect): a scanner types the code and Enter, which submits the
-scan form. The traveler's QR code opens a job's station page.
+scan form. The traveler's QR code opens a job's station page. A spool's label scanned on a
+machine's page loads the spool on that machine (production.spools).
 
 Who gets in (production.tenancy): anonymous visitors are sent to log in; a logged-in user who
 works on no factory floor (not staff, no operator or manager role in an organisation that
@@ -19,16 +20,23 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import station, tenancy
-from production.models import Artifact, Job, JobArtifact, Machine
-from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
+from production import spools, station, tenancy
+from production.models import Artifact, Job, JobArtifact, Machine, Spool
+from production.pipeline.traveler import (
+    Traveler,
+    TravelerCheck,
+    render_label,
+    render_labels,
+    render_spool_label,
+)
 
 Status = Job.Status
 JOB_RELATED = (
@@ -54,8 +62,21 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
 @require_GET
 @operator_required
 def station_home(request: HttpRequest) -> HttpResponse:
-    sites = tenancy.sites_for_operator(request.user).prefetch_related("machines")
-    return render(request, "production/station.html", {"sites": sites})
+    sites = list(
+        tenancy.sites_for_operator(request.user).prefetch_related("machines__spool__material")
+    )
+    stock = spools.site_stock(sites)
+    return render(
+        request,
+        "production/station.html",
+        {
+            # Per site, the materials whose stock there is low (MF_SPOOL_LOW_STOCK_G).
+            "sites": [
+                (site, [level for level in stock.get(site.pk, []) if level.is_low])
+                for site in sites
+            ],
+        },
+    )
 
 
 def machine_queue(machine: Machine) -> dict[str, list[Job]]:
@@ -80,7 +101,8 @@ def machine_queue(machine: Machine) -> dict[str, list[Job]]:
 @operator_required
 def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
     machine = get_object_or_404(
-        tenancy.machines_for_operator(request.user).select_related("site"), slug=slug
+        tenancy.machines_for_operator(request.user).select_related("site", "spool__material"),
+        slug=slug,
     )
     queue = machine_queue(machine)
     printable = queue["now"] + queue["next"]
@@ -144,19 +166,147 @@ def _pdf(pdf: bytes, filename: str) -> HttpResponse:
     return file_sandboxed(response)
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 @operator_required
 def station_scan(request: HttpRequest) -> HttpResponse:
-    code = request.GET.get("code", "")
-    job_id = station.job_id_from_code(code)
-    # A job of another factory is "not found", word for word as a number nobody has.
-    if job_id is None or not tenancy.jobs_for_operator(request.user).filter(pk=job_id).exists():
+    """A scanned or typed code: a job's opens the job; a spool's, sent (POST) from a machine's
+    page, loads the spool on that machine, and otherwise opens the spool. A GET changes
+    nothing (a link or a reload never loads a spool)."""
+    form = request.POST if request.method == "POST" else request.GET
+    code = form.get("code", "")
+    back = form.get("machine", "")
+    machine = (
+        tenancy.machines_for_operator(request.user).filter(slug=back).first() if back else None
+    )
+    spool_id = spools.spool_id_from_code(code)
+    if spool_id is not None:
+        # A spool of another factory is "not found", as one that does not exist.
+        spool = tenancy.spools_for_operator(request.user).filter(pk=spool_id).first()
+        if spool is None:
+            messages.error(request, f"No spool found for “{code.strip()[:60]}”.")
+        elif request.method == "POST" and machine is not None:
+            _load(request, spool, machine)
+            return redirect("station-machine", slug=machine.slug)
+        else:
+            return redirect("station-spool", spool_id=spool.pk)
+    else:
+        job_id = station.job_id_from_code(code)
+        # A job of another factory is "not found", word for word as a number nobody has.
+        if (
+            job_id is not None
+            and tenancy.jobs_for_operator(request.user).filter(pk=job_id).exists()
+        ):
+            return redirect("station-job", job_id=job_id)
         messages.error(request, f"No job found for “{code.strip()[:60]}”.")
-        back = request.GET.get("machine")
-        if back and tenancy.machines_for_operator(request.user).filter(slug=back).exists():
-            return redirect("station-machine", slug=back)
-        return redirect("station")
-    return redirect("station-job", job_id=job_id)
+    if machine is not None:
+        return redirect("station-machine", slug=machine.slug)
+    return redirect("station")
+
+
+def _load(request: HttpRequest, spool: Spool, machine: Machine) -> None:
+    """Load the spool on the machine and say what happened (or why not)."""
+    try:
+        loaded = spools.spool_load(
+            spool_id=spool.pk,
+            machine_id=machine.pk,
+            actor=_operator(request).get_username(),
+            now=timezone.now(),
+        )
+    except DomainError as refusal:
+        messages.error(request, str(refusal))
+        return
+    loaded_spool = loaded.spool
+    if not loaded.changed:
+        messages.info(request, f"{loaded_spool.number} is already loaded on {machine.name}.")
+        return
+    said = (
+        f"{loaded_spool.number} ({loaded_spool.material.name}, lot {loaded_spool.lot_number}, "
+        f"{loaded_spool.remaining_g.normalize():f} g) loaded on {machine.name}"
+    )
+    if loaded.unloaded is not None:
+        said += f"; {loaded.unloaded.number} taken off"
+    if loaded.moved_from:
+        said += f" (it was on {loaded.moved_from})"
+    messages.success(request, said + ".")
+
+
+SPOOL_RELATED = ("material", "site", "loaded_on")
+
+
+@require_GET
+@operator_required
+def station_site_spools(request: HttpRequest, slug: str) -> HttpResponse:
+    """A site's spools and its stock per material."""
+    site = get_object_or_404(tenancy.sites_for_operator(request.user), slug=slug)
+    return render(
+        request,
+        "production/station_spools.html",
+        {
+            "site": site,
+            "stock": spools.site_stock([site]).get(site.pk, []),
+            "spools": tenancy.spools_for_operator(request.user)
+            .filter(site=site)
+            .select_related(*SPOOL_RELATED)
+            .order_by("material__name", "-remaining_g", "pk"),
+        },
+    )
+
+
+@require_GET
+@operator_required
+def station_spool(request: HttpRequest, spool_id: int) -> HttpResponse:
+    """A spool: what it holds, where it is loaded, its bookings; load it on a machine."""
+    spool = get_object_or_404(
+        tenancy.spools_for_operator(request.user).select_related(*SPOOL_RELATED), pk=spool_id
+    )
+    machines = tenancy.machines_for_operator(request.user).filter(
+        site_id=spool.site_id, process=Process.FDM
+    )
+    return render(
+        request,
+        "production/station_spool.html",
+        {
+            "spool": spool,
+            "machines": machines,
+            "chosen": request.GET.get("machine", ""),
+            "bookings": spool.bookings.select_related("job").order_by("-at", "-pk")[:50],
+        },
+    )
+
+
+@require_GET
+@operator_required
+def station_spool_label(request: HttpRequest, spool_id: int) -> HttpResponse:
+    """The spool's label, 62 x 62 mm: its number as a barcode and a QR code to scan."""
+    spool = get_object_or_404(
+        tenancy.spools_for_operator(request.user).select_related(*SPOOL_RELATED), pk=spool_id
+    )
+    return _pdf(render_spool_label(station.spool_label(spool)), f"spool-{spool.number}.pdf")
+
+
+@require_POST
+@operator_required
+def station_spool_action(request: HttpRequest, spool_id: int, action: str) -> HttpResponse:
+    """Load the spool on a machine (of its site, in the user's factory) or take it off."""
+    spool = get_object_or_404(tenancy.spools_for_operator(request.user), pk=spool_id)
+    if action == "load":
+        slug = request.POST.get("machine", "")
+        machine = tenancy.machines_for_operator(request.user).filter(slug=slug).first()
+        if machine is None:
+            messages.error(request, "Pick a machine to load the spool on.")
+        else:
+            _load(request, spool, machine)
+    elif action == "unload":
+        try:
+            spools.spool_unload(
+                spool_id=spool.pk, actor=_operator(request).get_username(), now=timezone.now()
+            )
+            messages.success(request, f"{spool.number} taken off.")
+        except DomainError as refusal:
+            messages.error(request, str(refusal))
+    else:
+        raise Http404(f"no spool action {action!r}")
+    return redirect("station-spool", spool_id=spool.pk)
 
 
 def allowed_actions(job: Job) -> set[str]:
@@ -199,6 +349,7 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "has_traveler": any(
                 link.kind == Artifact.Kind.TRAVELER for link in job.job_artifacts.all()
             ),
+            "bookings": job.spool_bookings.select_related("spool").order_by("pk"),
         },
     )
 
@@ -212,18 +363,22 @@ def _traveler_or_none(job: Job) -> Traveler | None:
 
 @require_GET
 @operator_required
-def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
-    """The job's traveler PDF as the pipeline rendered it, to reprint."""
+def station_job_traveler(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    """The job's traveler PDF to reprint: rendered now when its spool is known, so the lot
+    line is filled in (station.job_traveler_reprint); else as the pipeline rendered it."""
+    job = get_object_or_404(
+        tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
+    )
+    reprint = station.job_traveler_reprint(job, now=timezone.now())
+    if reprint is not None:
+        return _pdf(reprint, f"traveler-{job.number}.pdf")
     link = get_object_or_404(
-        JobArtifact.objects.select_related("artifact", "job"),
-        job__in=tenancy.jobs_for_operator(request.user),
-        job_id=job_id,
-        kind=Artifact.Kind.TRAVELER,
+        JobArtifact.objects.select_related("artifact"), job=job, kind=Artifact.Kind.TRAVELER
     )
     return file_response(
         link.artifact.file.open("rb"),
         content_type="application/pdf",
-        filename=f"traveler-{link.job.number}.pdf",
+        filename=f"traveler-{job.number}.pdf",
         attachment=False,  # opened in the tablet's PDF viewer, to print
     )
 
@@ -243,8 +398,11 @@ def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpRe
                 "continue": station.job_continue,
                 "finish": station.job_finish,
             }[action]
-            service(job_id=job.pk, operator=operator, now=now)
+            moved = service(job_id=job.pk, operator=operator, now=now)
             messages.success(request, f"{job.number}: {action} recorded.")
+            warning = spools.start_warning(moved) if action == "start" else None
+            if warning:
+                messages.warning(request, warning + ".")
         elif action == "measure":
             checks = _checks(job)
             values = _measured_values(request, checks)

@@ -87,6 +87,9 @@ class Traveler:
     qc_checks: tuple[TravelerCheck, ...]
     printed_at: str  # "2026-11-25 21:04 UTC"
     page_size: str = "A4"  # one of PAGE_SIZES
+    # The lot and spool the job is made from, when known as it is printed (production.spools
+    # .job_lot); empty: a line to write it in by hand.
+    lot: str = ""
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -108,9 +111,26 @@ class Label:
     order_reference: str
     team: str  # the ordering team, or the organisation when the order names none
     due_date: str | None
+    lot: str = ""  # the lot and spool it is made from, when known (production.spools.job_lot)
+
+
+@dataclass(frozen=True)
+class SpoolLabel:
+    """The label stuck on a spool: its number (Code 128) and a QR code of its station URL,
+    which the station's scan field reads to load it on the machine whose page is open."""
+
+    spool_number: str  # "S-000012"
+    station_url: str
+    material: str
+    colour: str
+    lot_number: str
+    initial: str  # "1000 g"
+    site: str
+    received: str  # "2026-11-25"
 
 
 LABEL_SIZE_MM = (62, 100)  # width x height: a 62 mm roll (Brother DK-22205) cut at 100 mm
+SPOOL_LABEL_SIZE_MM = (62, 62)  # the same roll cut square, to fit a spool's side
 
 
 GENERIC_INSTRUCTIONS = (
@@ -130,6 +150,7 @@ def traveler_of(
     toolpath: ToolpathMeta,
     dfm_warnings: tuple[str, ...],
     planned: PlannedMachine | None,
+    lot: str = "",
 ) -> Traveler:
     """Every value a job's traveler prints, from the pipeline's values: the template has no
     logic, and the same values always give the same Traveler."""
@@ -173,6 +194,7 @@ def traveler_of(
         work_instructions=part.work_instructions or GENERIC_INSTRUCTIONS,
         qc_checks=_qc_checks(part),
         printed_at=paperwork.printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+        lot=lot,
     )
 
 
@@ -239,6 +261,26 @@ def label_html(label: Label) -> str:
 def render_label(label: Label) -> bytes:
     """The label as a one-page 62 x 100 mm PDF."""
     return _pdf(_render(label_html(label), FontConfiguration()))
+
+
+def spool_label_html(label: SpoolLabel) -> str:
+    """The spool's label as one HTML document; the same SpoolLabel always gives the same
+    string."""
+    width, height = SPOOL_LABEL_SIZE_MM
+    return render_to_string(
+        "production/spool_label.html",
+        {
+            "l": label,
+            "page_size": f"{width}mm {height}mm",
+            "qr_uri": _svg_data_uri(_qr_svg(label.station_url)),
+            "barcode_uri": _svg_data_uri(_code128_svg(label.spool_number)),
+        },
+    )
+
+
+def render_spool_label(label: SpoolLabel) -> bytes:
+    """The spool's label as a one-page 62 x 62 mm PDF."""
+    return _pdf(_render(spool_label_html(label), FontConfiguration()))
 
 
 def render_labels(labels: Sequence[Label]) -> bytes:

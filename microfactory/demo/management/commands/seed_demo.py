@@ -1,6 +1,7 @@
 """Load the demo network: one factory organisation operating two sites (Hamburg and Munich)
-with their machines, its operator and manager; two customer organisations with their teams
-and users; parts and materials; a demo order from each customer.
+with their machines and spools of filament (loaded on the printers), its operator and manager;
+two customer organisations with their teams and users; parts and materials; a demo order from
+each customer.
 
 Idempotent: everything is looked up by its slug or name first, so running it again changes
 nothing (and the demo orders, placed with fixed idempotency keys, are placed only once).
@@ -14,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from catalog.models import Material, PartFamily
 from catalog.parameters import defaults, parse_schema
@@ -21,7 +23,8 @@ from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.services import revision_create, revision_publish
 from orders.models import Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
-from production.models import Machine, Site
+from production import spools
+from production.models import Machine, Site, Spool
 
 PASSWORD = "microfactory"
 # The factory: it operates both sites; its operator and manager work on every job there,
@@ -97,6 +100,18 @@ MACHINES = [
         "4",
         "maintenance",
     ),
+]
+
+SPOOLS = [
+    # site, material, colour, lot number, net grams, loaded on. Munich's ABS stock is below
+    # MF_SPOOL_LOW_STOCK_G and it has no PA12-CF or PETG beyond one spool: the station home
+    # shows those warnings.
+    ("north", "pla", "Galaxy Black", "PLA-2611-A", "1000", "mk4-1"),
+    ("north", "petg", "Signal Orange", "PETG-2609-C", "1000", "mk4-2"),
+    ("north", "pla", "Light Grey", "PLA-2611-B", "1000", None),
+    ("south", "abs", "Black", "ABS-2610-F", "750", "voron-1"),
+    ("south", "pla", "White", "PLA-2611-A", "1000", "mini-1"),
+    ("south", "petg", "Clear", "PETG-2609-D", "1000", None),
 ]
 
 
@@ -201,6 +216,24 @@ class Command(BaseCommand):
             )
             if created:
                 machine.materials_loaded.set([materials[m] for m in loaded])
+        for site, material, colour, lot, net, machine_slug in SPOOLS:
+            spool = Spool.objects.filter(
+                site=sites[site], material=materials[material], lot_number=lot
+            ).first()
+            if spool is not None:
+                continue  # received on an earlier run; where it is now is the floor's business
+            spool = spools.spool_receive(
+                material=materials[material],
+                site=sites[site],
+                lot_number=lot,
+                initial_g=Decimal(net),
+                colour=colour,
+            )
+            on = Machine.objects.get(slug=machine_slug) if machine_slug else None
+            if on is not None and not Spool.objects.filter(loaded_on=on).exists():
+                spools.spool_load(
+                    spool_id=spool.pk, machine_id=on.pk, actor="seed_demo", now=timezone.now()
+                )
         if not options["no_order"]:
             self._demo_order(users["requester"], DEMO_PARTS[:2], "DEMO-1", "seed-demo-order-1")
             self._demo_order(users["harbour"], DEMO_PARTS[:1], "HARBOUR-1", "seed-demo-harbour-1")
@@ -209,7 +242,7 @@ class Command(BaseCommand):
                 f"demo data ready: factory {factory_name} with {len(SITES)} sites, customers "
                 f"{', '.join(name for _, name, _ in CUSTOMERS)}; users "
                 f"{', '.join(u for u, *_ in USERS)} (password '{PASSWORD}'), "
-                f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines"
+                f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines, {len(SPOOLS)} spools"
             )
         )
 
