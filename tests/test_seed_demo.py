@@ -8,7 +8,7 @@ from catalog.models import PartFamily
 from catalog.parts import DEMO_PARTS
 from orders.models import Membership, Order, Organisation, Team
 from production import tenancy
-from production.models import Machine, Site
+from production.models import Machine, Site, Spool
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +67,16 @@ def test_seed_demo_makes_one_factory_with_two_sites_and_two_customers() -> None:
             "demo" if username != "harbour" else "harbour"
         }
     assert sorted(Order.objects.values_list("reference", flat=True)) == ["DEMO-1", "HARBOUR-1"]
+
+
+def test_seed_demo_puts_spools_at_both_sites_loaded_on_the_printers() -> None:
+    call_command("seed_demo", "--no-order", verbosity=0)
+    call_command("seed_demo", "--no-order", verbosity=0)
+
+    assert Spool.objects.count() == 6  # received once, however often the seed runs
+    for machine in Machine.objects.select_related("spool__material", "site"):
+        spool = machine.spool
+        assert spool.site == machine.site and spool.remaining_g == spool.initial_g
+        assert list(machine.materials_loaded.all()) == [spool.material]
+    assert set(Spool.objects.values_list("site__slug", flat=True)) == {"north", "south"}
+    assert Spool.objects.filter(loaded_on__isnull=True).count() == 2  # spares on the shelf

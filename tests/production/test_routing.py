@@ -271,3 +271,53 @@ def test_dfm_candidates_have_the_material_loaded_or_loadable():
         machine("other", materials=("petg",)),
     ]
     assert [m.key for m in with_material(machines, "pla")] == ["loaded", "loadable"]
+
+
+# --- spools -------------------------------------------------------------------------------------
+
+
+def spooled(key, grams, *, reserve=20.0, **kwargs):
+    from dataclasses import replace
+
+    return replace(machine(key, **kwargs), spool_remaining_g=grams, spool_reserve_g=reserve)
+
+
+HEAVY = JobNeeds(process="fdm", material="pla", extents_mm=(40, 40, 20), filament_g=50.0)
+
+
+def test_a_spool_with_too_little_left_is_skipped():
+    # a would win on the name; its spool holds 60 g, less the 20 g reserve: not the 50 g needed.
+    chosen = choose_machine(HEAVY, [spooled("a", 60.0), spooled("b", 900.0)])
+    assert chosen.key == "b"
+    assert choose_machine(HEAVY, [spooled("a", 70.0), spooled("b", 900.0)]).key == "a"
+
+
+def test_when_no_spool_can_finish_the_job_it_waits_and_is_not_rejected():
+    with pytest.raises(
+        NoMachineAvailable, match=r"a \(spool: 60 g free, 20 g reserve, needs 50 g\)"
+    ):
+        choose_machine(HEAVY, [spooled("a", 60.0)])
+    assert plan_routes([HEAVY], [spooled("a", 60.0)], NOW) == {}
+
+
+def test_a_job_that_needs_a_changeover_is_not_held_to_the_loaded_spool():
+    petg = JobNeeds(process="fdm", material="petg", extents_mm=(40, 40, 20), filament_g=50.0)
+    chosen = choose_machine(petg, [spooled("a", 5.0, loadable=("petg",))])
+    assert chosen.key == "a"
+
+
+def test_a_plan_draws_each_spool_down_by_the_jobs_it_places_there():
+    jobs = [
+        JobNeeds(process="fdm", material="pla", extents_mm=(40, 40, 20), filament_g=300.0, key=k)
+        for k in ("1", "2")
+    ]
+    # b is far slower, but a's 500 g (20 g reserve) holds only one job of 300 g.
+    plan = plan_routes(jobs, [spooled("a", 500.0), spooled("b", 5000.0, eta=36000.0)], NOW)
+    assert plan == {"1": "a", "2": "b"}
+
+
+def test_with_no_changeover_cost_the_machine_with_the_material_loaded_still_wins():
+    machines = [machine("a", materials=("petg",), loadable=("pla",)), machine("b")]
+    assert choose_machine(NEEDS, machines, changeover_s=0.0).key == "b"
+    needs = JobNeeds(process="fdm", material="pla", extents_mm=(40, 40, 20), key="1")
+    assert plan_routes([needs], machines, NOW, changeover_s=0.0) == {"1": "b"}

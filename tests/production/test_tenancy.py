@@ -6,10 +6,11 @@ from the project's URLconf: a URL added without a row here fails the test.
 
 The rule it checks (production/views.py, production/tenancy.py):
 - the factory's operators and managers, and staff: 200 (a download, a page), a scan opens the
-  job, an action redirects to the job page;
-- an operator of another factory: 404 for every job and machine of the first (the station
-  home lists only their own machines; a scan of the job says "No job found", as for a number
-  nobody has);
+  job (or, for a spool's code sent from a machine's page, loads the spool there), an action
+  redirects to the job's (or the spool's) page;
+- an operator of another factory: 404 for every job, machine, site and spool of the first (the
+  station home lists only their own machines; a scan of the job says "No job found", of the
+  spool "No spool found", as for a number nobody has);
 - a member of a customer organisation, even the one that ordered the job, even its manager:
   403 on every station URL, before anything is looked up;
 - anonymous: sent to log in.
@@ -31,16 +32,18 @@ from rest_framework.test import APIClient
 
 from microfactory import urls as project_urls
 from orders.models import Order
-from production import tenancy
+from production import spools, tenancy
 from production import urls as station_urls
-from production.models import Artifact, Job, JobEvent, Machine, Site
-from tests.builders import make_machine, make_organisation, make_site, make_user
+from production.models import Artifact, Job, JobEvent, Machine, Site, Spool
+from tests.builders import make_machine, make_material, make_organisation, make_site, make_user
 from tests.production.test_station import attach, make_station_job
 
 pytestmark = pytest.mark.django_db
 
 # Every action the job page can post (production.views.station_job_action).
 ACTIONS = ("start", "pause", "continue", "finish", "measure", "pass", "scrap")
+# Every action the spool page can post (production.views.station_spool_action).
+SPOOL_ACTIONS = ("load", "unload")
 OWNERS = ("operator", "manager", "staff")
 OUTSIDERS = ("other-factory", "customer", "customer-manager", "anonymous")
 
@@ -71,6 +74,7 @@ class World:
     other_machine: Machine  # factory B's, in Hamburg
     job: Job  # ordered by acme, at factory A's machine
     other_customers_job: Job  # ordered by globex, at factory A's machine too
+    spool: Spool  # at factory A's site, not loaded
 
 
 @pytest.fixture
@@ -95,7 +99,10 @@ def world() -> World:
     job = make_station_job(user=requester, machine=machine, traveler_pdf=blank_pdf())
     buyer = make_user("buyer", organisation=globex)
     other_customers_job = make_station_job(user=buyer, machine=machine, traveler_pdf=blank_pdf())
-    return World(users, machine, other_machine, job, other_customers_job)
+    spool = spools.spool_receive(
+        material=make_material("pla"), site=machine.site, lot_number="L-1", initial_g=1000
+    )
+    return World(users, machine, other_machine, job, other_customers_job, spool)
 
 
 def client_for(user: User | None) -> Client:
@@ -113,17 +120,29 @@ class Request:
     method: str
     path: str
     data: dict[str, Any]
+    redirect: str = ""  # where an owner's request is sent (default: the job page for a POST)
 
 
 def _job(world: World) -> str:
     return f"/station/jobs/{world.job.pk}/"
 
 
+def _spool(world: World) -> str:
+    return f"/station/spools/{world.spool.pk}/"
+
+
 # URL name -> the requests that exercise it against factory A's machine and acme's job.
 STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
     "station": lambda w: [Request("get", "/station/", {})],
     "station-scan": lambda w: [
-        Request("get", "/station/scan/", {"code": w.job.number, "machine": w.machine.slug})
+        Request("get", "/station/scan/", {"code": w.job.number, "machine": w.machine.slug}),
+        # A spool's label scanned on the machine's page loads it there.
+        Request(
+            "post",
+            "/station/scan/",
+            {"code": w.spool.number, "machine": w.machine.slug},
+            redirect=f"/station/machines/{w.machine.slug}/",
+        ),
     ],
     "station-machine": lambda w: [Request("get", f"/station/machines/{w.machine.slug}/", {})],
     "station-machine-travelers": lambda w: [
@@ -131,6 +150,15 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
     ],
     "station-machine-labels": lambda w: [
         Request("get", f"/station/machines/{w.machine.slug}/labels.pdf", {})
+    ],
+    "station-site-spools": lambda w: [
+        Request("get", f"/station/sites/{w.machine.site.slug}/spools/", {})
+    ],
+    "station-spool": lambda w: [Request("get", _spool(w), {})],
+    "station-spool-label": lambda w: [Request("get", f"{_spool(w)}label.pdf", {})],
+    "station-spool-action": lambda w: [
+        Request("post", f"{_spool(w)}{action}/", {"machine": w.machine.slug}, redirect=_spool(w))
+        for action in SPOOL_ACTIONS
     ],
     "station-job": lambda w: [Request("get", _job(w), {})],
     "station-job-label": lambda w: [Request("get", f"{_job(w)}label.pdf", {})],
@@ -148,7 +176,11 @@ def test_the_matrix_covers_every_station_url() -> None:
 
 
 # How many requests each URL name makes (one, but one per action for the actions).
-REQUESTS_PER_URL = {"station-job-action": len(ACTIONS)}
+REQUESTS_PER_URL = {
+    "station-job-action": len(ACTIONS),
+    "station-spool-action": len(SPOOL_ACTIONS),
+    "station-scan": 2,
+}
 
 
 def station_cases() -> list[tuple[str, int]]:
@@ -161,6 +193,8 @@ def expect_owner(response, request: Request, world: World) -> None:
         assert response.status_code == 200
         page = response.content.decode()
         assert f'data-machine="{world.machine.slug}"' in page
+    elif request.redirect:
+        assert (response.status_code, response.url) == (302, request.redirect)
     elif request.path == "/station/scan/":
         assert (response.status_code, response.url) == (302, _job(world))
     elif request.method == "post":
@@ -180,7 +214,8 @@ def expect_hidden(client: Client, response, request: Request, world: World) -> N
         # Back to the station home, not the machine (which they do not see either).
         assert (response.status_code, response.url) == (302, "/station/")
         page = client.get(response.url).content.decode()
-        assert f"No job found for “{world.job.number}”" in page
+        what = "spool" if request.data["code"] == world.spool.number else "job"
+        assert f"No {what} found for “{request.data['code']}”" in page
     else:
         assert response.status_code == 404
 
@@ -203,6 +238,28 @@ def test_station_access_matrix(world: World, role: str, name: str, index: int) -
         assert response.status_code == 403
     job = Job.objects.get(pk=world.job.pk)
     assert (job.status, JobEvent.objects.count()) == (Job.Status.DISPATCHED, events)
+    assert Spool.objects.get(pk=world.spool.pk).loaded_on_id is None
+
+
+def test_the_factorys_operator_loads_its_spool_by_scanning_and_an_outsider_cannot(
+    world: World,
+) -> None:
+    scan = {"code": world.spool.number, "machine": world.machine.slug}
+    for role in OUTSIDERS:
+        client_for(world.users[role]).post("/station/scan/", scan)
+        client_for(world.users[role]).post(f"{_spool(world)}load/", {"machine": world.machine.slug})
+    assert Spool.objects.get(pk=world.spool.pk).loaded_on_id is None
+    client_for(world.users["operator"]).post("/station/scan/", scan)
+    assert Spool.objects.get(pk=world.spool.pk).loaded_on_id == world.machine.pk
+
+
+def test_a_spool_cannot_be_loaded_on_another_factorys_machine(world: World) -> None:
+    """Factory A's operator names factory B's machine: not theirs, so nothing is loaded."""
+    response = client_for(world.users["operator"]).post(
+        f"{_spool(world)}load/", {"machine": world.other_machine.slug}
+    )
+    assert (response.status_code, response.url) == (302, _spool(world))
+    assert Spool.objects.get(pk=world.spool.pk).loaded_on_id is None
 
 
 def test_the_factorys_operator_acts_on_every_customers_jobs_at_its_sites(world: World) -> None:
