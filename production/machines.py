@@ -83,14 +83,14 @@ def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue
 
 def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
     """Every machine (of a process) as the router sees it, with its queue."""
-    found = Machine.objects.select_related("site").prefetch_related(
+    found = Machine.objects.select_related("site", "spool__material").prefetch_related(
         "materials_loaded", "materials_loadable"
     )
     if process is not None:
         found = found.filter(process=process)
     machines = list(found)
     queues = machine_queues(m.pk for m in machines)
-    loaded_spools = spools.loaded_spools(m.pk for m in machines)
+    loaded_spools = spools.loaded_spools(machines)
     reserve_g: float = settings.MF_SPOOL_RESERVE_G
     facts = []
     for machine in machines:

@@ -124,7 +124,12 @@ class SpoolLoaded:
 
 
 def _locked_spool(spool_id: int) -> Spool:
-    spool = Spool.objects.select_for_update().select_related("material").filter(pk=spool_id).first()
+    spool = (
+        Spool.objects.select_for_update(of=("self",))
+        .select_related("material")
+        .filter(pk=spool_id)
+        .first()
+    )
     if spool is None:
         raise DomainError(f"no spool {spool_id}")
     return spool
@@ -169,7 +174,9 @@ def spool_load(*, spool_id: int, machine_id: int, actor: str, now: datetime) -> 
     if spool.loaded_on_id is not None:
         moved_from = Machine.objects.get(pk=spool.loaded_on_id).name
     unloaded = (
-        Spool.objects.select_for_update().select_related("material").filter(loaded_on=machine)
+        Spool.objects.select_for_update(of=("self",))
+        .select_related("material")
+        .filter(loaded_on=machine)
     ).first()
     if unloaded is not None:
         # Off first: one spool per tool is a unique column, checked row by row.
@@ -287,7 +294,9 @@ def spool_book_start(*, job: Job, machine: Machine, actor: str, now: datetime) -
     if needed <= 0 or SpoolBooking.objects.filter(job=job, kind=Kind.START).exists():
         return None
     spool = (
-        Spool.objects.select_for_update().select_related("material").filter(loaded_on=machine)
+        Spool.objects.select_for_update(of=("self",))
+        .select_related("material")
+        .filter(loaded_on=machine)
     ).first()
     if spool is None:
         warning = (
@@ -410,29 +419,31 @@ class LoadedSpool:
     free_g: float  # what is left minus the filament of the jobs queued there in its material
 
 
-def loaded_spools(machine_ids: Iterable[int]) -> dict[int, LoadedSpool]:
+def loaded_spools(machines: Iterable[Machine]) -> dict[int, LoadedSpool]:
     """The spool loaded on each of the machines (those that have one), with the grams it can
     still give: the jobs routed or dispatched there and not started in its material have
-    theirs spoken for (started ones took theirs when they started)."""
-    ids = list(machine_ids)
-    spools = list(
-        Spool.objects.filter(loaded_on_id__in=ids).values_list(
-            "loaded_on_id", "material_id", "material__slug", "remaining_g"
-        )
-    )
-    if not spools:
+    theirs spoken for (started ones took theirs when they started). Pass the machines with
+    `select_related("spool__material")`: without any spool loaded this reads nothing more."""
+    loaded: dict[int, Spool] = {}
+    for machine in machines:
+        try:
+            loaded[machine.pk] = machine.spool
+        except Spool.DoesNotExist:
+            continue
+    if not loaded:
         return {}
-    material_of = {machine_id: material for machine_id, material, _, _ in spools}
     spoken: dict[int, Decimal] = defaultdict(Decimal)
-    queued = Job.objects.filter(
-        machine_id__in=list(material_of), status__in=NOT_STARTED
-    ).values_list("machine_id", "line__material_id", "toolpath_meta")
+    queued = Job.objects.filter(machine_id__in=list(loaded), status__in=NOT_STARTED).values_list(
+        "machine_id", "line__material_id", "toolpath_meta"
+    )
     for machine_id, material_id, meta in queued:
-        if material_of[machine_id] == material_id:
+        if loaded[machine_id].material_id == material_id:
             spoken[machine_id] += grams((meta or {}).get("filament_g"))
     return {
-        machine_id: LoadedSpool(material=slug, free_g=float(remaining - spoken[machine_id]))
-        for machine_id, _, slug, remaining in spools
+        machine_id: LoadedSpool(
+            material=spool.material.slug, free_g=float(spool.remaining_g - spoken[machine_id])
+        )
+        for machine_id, spool in loaded.items()
     }
 
 
