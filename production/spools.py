@@ -141,7 +141,8 @@ def spool_load(*, spool_id: int, machine_id: int, actor: str, now: datetime) -> 
     loaded material becomes the spool's (the one it had stays loadable), and waiting jobs are
     routed again. Refused for a spool at another site, an empty one, or a material the machine
     does not run. Loading it again where it is changes nothing."""
-    spool = _locked_spool(spool_id)
+    # Machine first, then spools: the order a start takes them in (its machine, then the spool
+    # on it), so a load and a start at once wait for each other instead of deadlocking.
     machine = (
         Machine.objects.select_for_update(of=("self",))
         .select_related("site")
@@ -150,6 +151,7 @@ def spool_load(*, spool_id: int, machine_id: int, actor: str, now: datetime) -> 
     )
     if machine is None:
         raise DomainError(f"no machine {machine_id}")
+    spool = _locked_spool(spool_id)
     if machine.process != Process.FDM:
         raise DomainError(f"{machine.name} is not an FDM printer: spools go on FDM printers")
     if spool.site_id != machine.site_id:
@@ -202,10 +204,12 @@ def spool_load(*, spool_id: int, machine_id: int, actor: str, now: datetime) -> 
 def spool_unload(*, spool_id: int, actor: str, now: datetime) -> Spool:
     """Take the spool off its machine: nothing is loaded there any more (its material stays
     loadable). Refused for a spool not loaded anywhere."""
+    on = Spool.objects.filter(pk=spool_id).values_list("loaded_on_id", flat=True).first()
+    # Machine first, then the spool (as spool_load); it is still there once both are held.
+    machine = Machine.objects.select_for_update().filter(pk=on).first() if on else None
     spool = _locked_spool(spool_id)
-    if spool.loaded_on_id is None:
+    if machine is None or spool.loaded_on_id != machine.pk:
         raise DomainError(f"{spool.number} is not loaded on a machine")
-    machine = Machine.objects.select_for_update().get(pk=spool.loaded_on_id)
     Spool.objects.filter(pk=spool.pk).update(loaded_on=None, loaded_at=None, updated_at=now)
     machine.materials_loadable.add(spool.material)
     machine.materials_loaded.remove(spool.material)

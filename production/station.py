@@ -507,14 +507,6 @@ def job_qc(
         message=message,
         **fields,
     )
-    if mid_run:
-        # The print stopped part-way: it used the share of its filament it got through.
-        spools.spool_book_end(
-            job=job,
-            actor=operator.get_username(),
-            now=now,
-            used_share=spools.used_share_of_stopped(job),
-        )
     if mid_run and job.machine is not None:
         _machine_to(
             job.machine,
@@ -524,6 +516,14 @@ def job_qc(
             why=f"{job.number} scrapped mid-run",
             current_job=None,
             progress=None,
+        )
+    if mid_run:
+        # The print stopped part-way: it used the share of its filament it got through.
+        spools.spool_book_end(
+            job=job,
+            actor=operator.get_username(),
+            now=now,
+            used_share=spools.used_share_of_stopped(job),
         )
     return (
         _replace_scrapped(job, quantity=scrapped, operator=operator, now=now) if scrapped else None

@@ -103,9 +103,9 @@ MACHINES = [
 ]
 
 SPOOLS = [
-    # site, material, colour, lot number, net grams, loaded on. Munich's ABS stock is below
-    # MF_SPOOL_LOW_STOCK_G and it has no PA12-CF or PETG beyond one spool: the station home
-    # shows those warnings.
+    # site, material, colour, lot number, net grams, loaded on. Munich's ABS stock (750 g) is
+    # below MF_SPOOL_LOW_STOCK_G and it has no PA12-CF, which its Voron runs: the station home
+    # warns of both.
     ("north", "pla", "Galaxy Black", "PLA-2611-A", "1000", "mk4-1"),
     ("north", "petg", "Signal Orange", "PETG-2609-C", "1000", "mk4-2"),
     ("north", "pla", "Light Grey", "PLA-2611-B", "1000", None),
