@@ -10,13 +10,16 @@ is half-written, and how long the system took to get every unfinished job moving
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,6 +286,137 @@ def new_key() -> str:
 
 def at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+# --- a PostgreSQL of one's own, to restart -----------------------------------------------
+
+
+@dataclass
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster started with pg_ctl, so that it can be restarted
+    (scripts/with-postgres.sh starts the suite's the same way, minus pg_ctl: see there)."""
+
+    workdir: Path
+    port: int
+    bin: Path
+    as_server: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"postgres://microfactory@127.0.0.1:{self.port}/microfactory"
+
+    @classmethod
+    def start(cls) -> "PrivatePostgres":
+        candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+        binaries = Path(os.environ.get("PG_BIN", "")) if os.environ.get("PG_BIN") else None
+        if binaries is None:
+            assert candidates, "PostgreSQL server binaries not found (set PG_BIN)"
+            binaries = candidates[-1].parent
+        # PostgreSQL refuses to run as root: as root the cluster runs as "postgres" (the user
+        # scripts/with-postgres.sh creates), like the suite's own.
+        root = os.geteuid() == 0
+        as_server = (
+            ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+            if root
+            else []
+        )
+        workdir = Path(tempfile.mkdtemp(prefix="mf-fault-pg.", dir="/tmp" if root else None))
+        if root:
+            shutil.chown(workdir, "postgres")
+        cluster = cls(workdir=workdir, port=free_port(), bin=binaries, as_server=as_server)
+        cluster._run(
+            "initdb",
+            f"--pgdata={workdir / 'data'}",
+            "--username=microfactory",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-p {cluster.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={workdir} -c fsync=off -c max_connections=200"
+        )
+        cluster._pg_ctl("start", "-o", options)
+        cluster._run(
+            "createdb",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(cluster.port),
+            "-U",
+            "microfactory",
+            "microfactory",
+            as_server=False,
+        )
+        return cluster
+
+    def _run(self, tool: str, *args: str, as_server: bool = True) -> None:
+        command = [*(self.as_server if as_server else []), str(self.bin / tool), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def _pg_ctl(self, action: str, *args: str) -> None:
+        self._run(
+            "pg_ctl",
+            action,
+            "-D",
+            str(self.workdir / "data"),
+            "-l",
+            str(self.workdir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            *args,
+        )
+
+    def migrate(self, *, log: Path) -> None:
+        with log.open("wb") as out:
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput"],
+                cwd=ROOT,
+                env={**os.environ, "DATABASE_URL": self.url},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=True,
+                timeout=300,
+            )
+
+    def restart(self) -> None:
+        """Stop (fast: every connection is cut, open transactions roll back) and start again
+        with the same options (pg_ctl keeps them in postmaster.opts)."""
+        self._pg_ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        try:
+            self._pg_ctl("stop", "-m", "immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def database_at(url: str) -> Iterator[None]:
+    """This process's default connection on another PostgreSQL database for the block."""
+    from urllib.parse import urlsplit
+
+    from django.db import connection
+
+    parts = urlsplit(url)
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(
+        NAME=parts.path.lstrip("/"),
+        USER=parts.username or "",
+        PASSWORD=parts.password or "",
+        HOST=parts.hostname or "",
+        PORT=str(parts.port or ""),
+    )
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
 
 
 # --- the checks -----------------------------------------------------------------------------
