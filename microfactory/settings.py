@@ -211,24 +211,35 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-jobs": {
         "task": "production.tasks.reconcile_stuck_jobs",
-        "schedule": env.float("MF_RECONCILE_INTERVAL_S", default=60.0),
+        # Short: the recovery bound after a fault (docs/operations.md) is about this plus
+        # MF_JOB_STALE_AFTER_S; a pass that finds nothing costs a few indexed queries.
+        "schedule": env.float("MF_RECONCILE_INTERVAL_S", default=10.0),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Pipeline limits (every size, count and time the system enforces) ---------------------
 # The reconciler (docs/operations.md, "The stuck-job reconciler") re-enqueues a job's step
-# when: its claim expired (a worker took it and died: the claim lasts JOB_CLAIM_S, by default
-# the hard time limit, after which the step cannot be running any more); no message was sent
-# since its status changed JOB_STALE_AFTER_S ago (the broker was down, or a worker died
-# between a step and sending the next); or its message, sent JOB_LOST_GRACE_S ago or more
-# and not claimed since, is neither in its Redis queue nor reserved by a worker (the broker
-# lost it: production.broker reads at most RECONCILE_SCAN_MAX messages per pass). Where the
-# broker cannot be read (not Redis, unreachable, longer queues), such a message counts as
-# lost once it has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog.
+# when: the worker holding its claim is gone from the cluster (production.cluster: the live
+# workers answer a broadcast within WORKER_PING_TIMEOUT_S, asked twice); its claim expired
+# (the same where the cluster cannot say: the claim lasts JOB_CLAIM_S, by default the hard
+# time limit, after which the step cannot be running any more); no message was sent since
+# its status changed JOB_STALE_AFTER_S ago (the broker was down, the web process died between
+# committing an order and sending its jobs, or a worker between a step and sending the next:
+# the normal gap is milliseconds, and a message sent twice is dropped, so this is short); or
+# its message, sent JOB_LOST_GRACE_S ago or more and not claimed since, is neither in its
+# Redis queue nor reserved by a live worker (the broker lost it, or a dead worker had taken
+# it: production.broker reads at most RECONCILE_SCAN_MAX messages per pass). Where the broker
+# cannot be read (not Redis, unreachable, longer queues), such a message counts as lost once
+# it has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog. A worker that starts
+# makes a pass at once (production.tasks.take_over_from_dead_workers).
 JOB_CLAIM_S = env.int("MF_JOB_CLAIM_S", default=JOB_STEP_HARD_TIME_LIMIT_S)
-JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=120)
-JOB_LOST_GRACE_S = env.int("MF_JOB_LOST_GRACE_S", default=60)
+JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=20)
+JOB_LOST_GRACE_S = env.int("MF_JOB_LOST_GRACE_S", default=10)
+# How long the reconciler waits for the workers' answers (each of at most two questions a
+# pass, asked only when a claim or a reserved message is to be judged). A worker answers from
+# its main process even while its pool is busy; one that misses both is taken for gone.
+WORKER_PING_TIMEOUT_S = env.float("MF_WORKER_PING_TIMEOUT_S", default=1.0)
 JOB_QUEUE_WAIT_MAX_S = env.int("MF_JOB_QUEUE_WAIT_MAX_S", default=6 * 3600)
 RECONCILE_SCAN_MAX = env.int("MF_RECONCILE_SCAN_MAX", default=20000)
 ORDER_MAX_LINES = env.int("MF_ORDER_MAX_LINES", default=50)

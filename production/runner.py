@@ -32,7 +32,7 @@ from production.job_values import (
     traveler_for,
 )
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact
+from production.models import Artifact, Job, JobArtifact, artifact_path
 from production.pipeline import steps as pipeline
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
 from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
@@ -306,7 +306,7 @@ STEPS: dict[str, Step] = {
 # --- running a step -------------------------------------------------------------------------
 
 
-def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool:
+def job_advance(*, job_id: int, actor: str, expected: str | None = None, holder: str = "") -> bool:
     """Run the step of the status the message was sent for (`expected`); True when the job
     then waits for its next message (another step, or the batch router). Safe to call twice.
 
@@ -315,7 +315,8 @@ def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool
     from messages sent before they carried it: they run the job's current step, as before.
     Slow work runs outside any transaction, under the job's claim (services.job_claim); its
     result is kept only if the job is still in the status the step started from. A part that
-    cannot be made ends REJECTED.
+    cannot be made ends REJECTED. `holder` names the worker incarnation the claim records
+    (production.cluster.holder_id); `actor` when empty.
     """
     job = (
         Job.objects.select_related(
@@ -332,7 +333,7 @@ def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool
     step = STEPS.get(job.status)
     if step is None:
         return False  # at the router, a machine, or ended: no step of ours to run
-    if not services.job_claim(job=job, actor=actor, now=timezone.now()):
+    if not services.job_claim(job=job, actor=actor, now=timezone.now(), holder=holder):
         logger.info("%s: dropped a message for %s: the job moved on", job.number, job.status)
         return False
     started_at, clock = timezone.now(), time.monotonic()
@@ -403,22 +404,46 @@ def _finish(
 
 def _store(output: Output) -> Artifact:
     """Save new bytes as an artifact, or return the one stored for the same inputs (a step
-    that found it through `reuse`, or another job that stored it meanwhile)."""
+    that found it through `reuse`, or another job that stored it meanwhile).
+
+    Each artifact's file is written once: its path follows from its inputs (artifact_path),
+    and a file already there with the same bytes (left by a run whose transaction did not
+    commit: a worker killed, the database gone) is taken as it is rather than written again
+    under another name. A file this call wrote for a row that could not be saved is removed.
+    """
     assert output.content is not None
     existing = Artifact.objects.filter(kind=output.kind, input_key=output.input_key).first()
     if existing is not None:
         return existing
+    sha256 = hashlib.sha256(output.content).hexdigest()
+    artifact = Artifact(
+        kind=output.kind,
+        input_key=output.input_key,
+        sha256=sha256,
+        size=len(output.content),
+        meta=output.meta,
+    )
+    name = artifact_path(artifact, output.filename)
+    storage = artifact.file.storage
+    wrote = False
+    if storage.exists(name) and _sha256_of(storage, name) == sha256:
+        artifact.file.name = name
+    else:
+        artifact.file.save(output.filename, ContentFile(output.content), save=False)
+        wrote = True
     try:
         with transaction.atomic():
-            artifact = Artifact(
-                kind=output.kind,
-                input_key=output.input_key,
-                sha256=hashlib.sha256(output.content).hexdigest(),
-                size=len(output.content),
-                meta=output.meta,
-            )
-            artifact.file.save(output.filename, ContentFile(output.content), save=False)
             artifact.save()
             return artifact
     except IntegrityError:
+        if wrote:
+            storage.delete(artifact.file.name)
         return Artifact.objects.get(kind=output.kind, input_key=output.input_key)
+
+
+def _sha256_of(storage: Any, name: str) -> str:
+    digest = hashlib.sha256()
+    with storage.open(name, "rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -26,7 +26,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from microfactory.limits import ID_MAX
-from microfactory.throttles import rate_for
+from microfactory.throttles import FailOpen, rate_for
 from orders.models import Membership
 from production import machines, tenancy
 from production.models import Job, Machine, MachineTelemetry
@@ -202,7 +202,7 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
-class TelemetryThrottle(AnonRateThrottle):
+class TelemetryThrottle(FailOpen, AnonRateThrottle):
     """Reports per machine (MF_API_TELEMETRY_RATE); without a valid token, per client address.
 
     A machine reports every few seconds on its own token, and several may share one address
