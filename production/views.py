@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import station
+from production import passport, station
 from production.models import Artifact, Job, JobArtifact, Machine, Site
 from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
 
@@ -189,6 +189,9 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "has_traveler": any(
                 link.kind == Artifact.Kind.TRAVELER for link in job.job_artifacts.all()
             ),
+            # Each file and input against its passport entry: a changed file shows as such.
+            "passport": passport.passport_check(job),
+            "passport_url": passport.passport_url(job),
         },
     )
 

@@ -1,14 +1,17 @@
-"""Artifact downloads, scoped to the organisation that ordered the job."""
+"""Artifact downloads and the part passport, scoped to the organisation that ordered the job."""
 
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from microfactory.downloads import file_response
-from production.models import Artifact, JobArtifact
+from production import passport
+from production.models import Artifact, Job, JobArtifact, PassportEntry
 
 CONTENT_TYPES: dict[str, tuple[str, str]] = {
     Artifact.Kind.STEP: ("application/step", "step"),
@@ -38,3 +41,51 @@ class JobArtifactApi(APIView):
             content_type=content_type,
             filename=f"{link.job.number}.{extension}",
         )
+
+
+class PassportEntrySerializer(serializers.Serializer[passport.EntryView]):
+    seq = serializers.IntegerField(min_value=0)
+    kind = serializers.ChoiceField(choices=PassportEntry.Kind.choices)
+    name = serializers.CharField()
+    sha256 = serializers.CharField(help_text="sha256 of the input or file (hex)")
+    prev_chain_hash = serializers.CharField(help_text="64 zeros for the first entry")
+    chain_hash = serializers.CharField(help_text="sha256(prev_chain_hash + kind + sha256)")
+    public_key = serializers.CharField(help_text="Ed25519 public key that signed (hex)")
+    signature = serializers.CharField(
+        help_text="Ed25519 over 'microfactory-passport/1 <job number> <seq> <chain hash>'"
+    )
+    chain_ok = serializers.BooleanField()
+    signed_by = serializers.ChoiceField(choices=["current", "retired", "unknown"])
+    signature_ok = serializers.BooleanField()
+
+
+class PassportOutputSerializer(serializers.Serializer[passport.Verification]):
+    job = serializers.CharField(source="job_number")
+    url = serializers.SerializerMethodField()
+    public_key = serializers.CharField(help_text="the key passports are signed with (hex)")
+    verified = serializers.BooleanField(
+        help_text="the chain is whole and every entry is signed by a trusted key"
+    )
+    entries = PassportEntrySerializer(many=True)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, verification: passport.Verification) -> str:
+        """The passport page, as the traveler's QR code encodes it."""
+        url: str = self.context["url"]
+        return url
+
+
+class JobPassportApi(APIView):
+    """The job's passport: its chain of sha256 hashes, each entry's link and signature checked
+    here, and the public key to check them yourself (docs/shop-floor.md, "Part passport")."""
+
+    @extend_schema(responses=PassportOutputSerializer)
+    def get(self, request: Request, job_id: int) -> Response:
+        job = get_object_or_404(
+            Job.objects.filter(line__order__organisation__memberships__user=request.user.pk),
+            pk=job_id,
+        )
+        output = PassportOutputSerializer(
+            passport.passport_verify(job), context={"url": passport.passport_url(job)}
+        )
+        return Response(output.data)
