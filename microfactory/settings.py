@@ -273,7 +273,8 @@ PASSPORT_KEY_GENERATED = not env.str("MF_PASSPORT_KEY_FILE", default="")
 if not PASSPORT_KEY_GENERATED and not PASSPORT_KEY_FILE.is_file():
     raise ImproperlyConfigured(
         f"MF_PASSPORT_KEY_FILE is {PASSPORT_KEY_FILE}, which is not a file: create the key with "
-        "`python manage.py passport_key --new PATH` "
+        "`openssl genpkey -algorithm ed25519 -out PATH` or "
+        "`MF_PASSPORT_KEY_FILE= python manage.py passport_key --new PATH` "
         '(docs/operations.md, "Passport signing key")'
     )
 # Public keys (hex, 64 characters, comma-separated) of keys retired by a rotation: passports

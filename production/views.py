@@ -201,6 +201,8 @@ def _traveler_or_none(job: Job) -> Traveler | None:
         return station.job_traveler(job, now=timezone.now())
     except Artifact.DoesNotExist:  # not through the pipeline's files yet
         return None
+    except OSError:  # a file gone from storage: the passport section says which
+        return None
 
 
 @require_GET
