@@ -3,6 +3,7 @@ job; the traveler's QR code opens the passport page; dispatch (and a manual star
 G-code that differs from it; the station shows a changed or missing file as such."""
 
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -402,6 +403,19 @@ def test_every_job_gets_its_own_unguessable_token(user):
     tokens = [make_order(user=user).lines.get().jobs.get().passport_token for _ in range(6)]
     assert len(set(tokens)) == len(tokens) == 6
     assert all(len(token) >= 22 for token in tokens)  # 16 random bytes
+
+
+def test_the_migration_gives_each_existing_job_a_token_of_its_own(user):
+    from django.apps import apps
+
+    migration = importlib.import_module("production.migrations.0012_job_passport_token_and_entries")
+    make_part("block")
+    for _ in range(3):
+        make_order(user=user)
+    Job.objects.update(passport_token="")  # as AddField leaves the rows it adds the column to
+    migration.give_each_job_its_own_token(apps, None)
+    tokens = list(Job.objects.values_list("passport_token", flat=True))
+    assert len(set(tokens)) == 3 and "" not in tokens
 
 
 def test_scanning_the_passport_url_at_the_station_opens_the_job(user, station_client):
