@@ -26,7 +26,7 @@ urlpatterns = [
     ),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
-        "passport/<id:job_id>/<str:token>/copies/<int:copy>/",
+        "passport/<id:job_id>/<str:token>/copies/<id:copy>/",
         passport_views.passport_page,
         name="passport-copy",
     ),
