@@ -271,6 +271,26 @@ LOGGING = {
 
 # Absolute address of this site, for links printed on paper (the traveler's QR code).
 SITE_URL = env.str("MF_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- Part passports (production.passport; docs/operations.md, "Passport signing key") ------
+# The Ed25519 private key (PKCS#8 PEM) that signs every job's passport. Every web and worker
+# process must read the same file. Set: it must exist and hold an Ed25519 key, or nothing
+# starts (docker/production.env points at a Docker secret). Unset: one is generated once into
+# var/, as SECRET_KEY is, which suits one host; `check --deploy` warns about it.
+PASSPORT_KEY_FILE = Path(
+    env.str("MF_PASSPORT_KEY_FILE", default="") or VAR_DIR / "passport_ed25519.pem"
+)
+PASSPORT_KEY_GENERATED = not env.str("MF_PASSPORT_KEY_FILE", default="")
+if not PASSPORT_KEY_GENERATED and not PASSPORT_KEY_FILE.is_file():
+    raise ImproperlyConfigured(
+        f"MF_PASSPORT_KEY_FILE is {PASSPORT_KEY_FILE}, which is not a file: create the key with "
+        "`openssl genpkey -algorithm ed25519 -out PATH` or "
+        "`MF_PASSPORT_KEY_FILE= python manage.py passport_key --new PATH` "
+        '(docs/operations.md, "Passport signing key")'
+    )
+# Public keys (hex, 64 characters, comma-separated) of keys retired by a rotation: passports
+# they signed still verify, marked as signed by a retired key.
+PASSPORT_RETIRED_PUBLIC_KEYS = env.list("MF_PASSPORT_RETIRED_PUBLIC_KEYS", default=[])
 RECONCILE_BATCH = env.int("MF_RECONCILE_BATCH", default=500)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -15,7 +15,7 @@ from catalog.api.views import (
 from microfactory.views import ApiRoot
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.previews import PreviewDfmApi
-from production.api.views import JobArtifactApi
+from production.api.views import JobArtifactApi, JobPassportApi
 
 api: tuple[list[URLPattern | URLResolver], str] = (
     [
@@ -32,6 +32,7 @@ api: tuple[list[URLPattern | URLResolver], str] = (
         path(
             "jobs/<id:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
         ),
+        path("jobs/<id:job_id>/passport/", JobPassportApi.as_view(), name="job-passport"),
         path("machines/", MachinesApi.as_view(), name="machines"),
         path("machines/<slug:slug>/", MachineDetailApi.as_view(), name="machine-detail"),
         path(

@@ -14,6 +14,7 @@ from production.models import (
     MachineEvent,
     MachineFile,
     MachineTelemetry,
+    PassportEntry,
     Site,
 )
 
@@ -181,3 +182,35 @@ class ArtifactAdmin(admin.ModelAdmin):
     list_display = ["kind", "input_key", "sha256", "size", "created_at"]
     list_filter = ["kind"]
     readonly_fields = ["kind", "input_key", "sha256", "file", "size", "meta"]
+
+
+@admin.register(PassportEntry)
+class PassportEntryAdmin(admin.ModelAdmin):
+    """Read-only: entries are appended by production.passport and signed; an edit here would
+    only break the chain (the station and the passport page would show it)."""
+
+    list_display = ["job", "seq", "kind", "name", "sha256", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["sha256", "chain_hash"]
+    list_select_related = ["job"]
+    readonly_fields = [
+        "job",
+        "seq",
+        "kind",
+        "name",
+        "sha256",
+        "prev_chain_hash",
+        "chain_hash",
+        "public_key",
+        "signature",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

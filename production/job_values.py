@@ -14,6 +14,7 @@ from catalog.models import Material, PartRevision
 from catalog.parameters import parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from production.models import Artifact, Job, Machine
+from production.passport import passport_url
 from production.pipeline import traveler as travelers
 from production.pipeline.values import (
     GeometryMeta,
@@ -93,6 +94,7 @@ def paperwork(job: Job, *, printed_at: datetime) -> Paperwork:
         priority=order.get_priority_display(),
         quantity=job.quantity,
         printed_at=printed_at,
+        passport_url=passport_url(job),
     )
 
 

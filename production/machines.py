@@ -40,7 +40,7 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
-from production import connectors, lifecycle, routing
+from production import connectors, lifecycle, passport, routing
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine, MachineFile, MachineTelemetry
 
@@ -368,9 +368,14 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     # right before the upload, and send nothing without it.
     gcode = job_gcode(job)
     filename = f"{job.number}.gcode"
+    # The bytes about to be sent must be the ones the job's passport signed for.
+    refusal = passport.gcode_refusal(job, gcode)
     with transaction.atomic():
         ours = _still_dispatched(job, machine, claimed_at=now)
         available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
+        if ours and refusal is not None:
+            _refuse_gcode(job, machine, actor=actor, now=now, why=refusal)
+            return []
         if ours and not available:
             # Nothing was sent: the job goes back to routed, so the machine going down
             # re-routes it rather than failing it as if the printer might have started it.
@@ -414,6 +419,27 @@ def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bo
     )
 
 
+def _refuse_gcode(job: Job, machine: Machine, *, actor: str, now: datetime, why: str) -> None:
+    """Nothing was sent: the job's G-code is not what its passport says. The job fails with
+    the reason, off the machine (no remake: it would reuse the same file, and resuming it is
+    refused), and the machine, which did nothing wrong, takes its next job."""
+    reason = f"not sent to {machine.name}: {why}"
+    logger.warning("%s: %s", job.number, reason)
+    lifecycle.job_move(
+        job,
+        to=Status.FAILED,
+        by=By.MACHINE,
+        step="dispatch",
+        actor=actor,
+        now=now,
+        message=reason,
+        reason=reason[:2000],
+        machine=None,
+    )
+    Machine.objects.filter(pk=machine.pk, current_job=job).update(current_job=None, progress=None)
+    _on_commit_dispatch(machine.pk)
+
+
 def _unsent(job: Job, *, actor: str, now: datetime, why: str) -> None:
     """A dispatched job that was not (or not fully) sent goes back to routed, to be sent again."""
     lifecycle.job_move(
@@ -441,6 +467,8 @@ def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job
     )
     for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
         JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
+    # Its passport starts with the same inputs and files; its own traveler step adds the rest.
+    passport.passport_copy(source=job, to=replacement, now=now, leave_out=[Artifact.Kind.TRAVELER])
     transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
     return replacement
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from catalog import geometry
 from microfactory.errors import Rejected
-from production import lifecycle, machines, routing, services
+from production import lifecycle, machines, passport, routing, services
 from production.job_values import (
     job_artifact,
     job_part,
@@ -394,10 +394,18 @@ def _finish(
         )
         if not moved:
             return False  # another worker finished this step first; drop our result
+        files = []
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
+            )
+            # The sha256 recorded when the file was first stored: a job reusing a file that
+            # was changed on disk since records what it should be, and dispatch refuses it.
+            files.append(passport.Entry(output.kind, output.filename, artifact.sha256))
+        if to == step.done:
+            passport.passport_record(
+                job=job, step=step.name, files=files, fields=fields, now=finished_at
             )
     return True
 

@@ -35,7 +35,7 @@ from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
 from orders.models import OrderLine
-from production import lifecycle
+from production import lifecycle, passport
 from production.job_values import traveler_for
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine
@@ -65,7 +65,7 @@ SCRAP_REASONS = (
 # How many of a part's parameters its bag label prints: the first ones of its schema, which a
 # catalog admin lists first because they define the part (a collar's bore before its width).
 LABEL_PARAMETERS = 4
-_JOB_URL = re.compile(r"/station/jobs/(\d+)/?")
+_JOB_URL = re.compile(r"/(?:station/jobs|passport)/(\d+)/?")  # the traveler's QR: a passport
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
 
 
@@ -255,6 +255,22 @@ def _machine_to(
     )
 
 
+def _refuse_tampered_gcode(job: Job) -> None:
+    """A manual machine is started from the job's G-code as stored: refused, as a networked
+    machine's dispatch is, when that file is not the one its passport signed for."""
+    link = JobArtifact.objects.select_related("artifact").filter(job=job, kind="gcode").first()
+    if link is None:
+        return  # nothing to load (a job made by hand); the operator works from the traveler
+    try:
+        with link.artifact.file.open("rb") as file:
+            gcode = file.read()
+    except OSError:
+        raise DomainError(f"{job.number}: its G-code file is missing; not started") from None
+    refusal = passport.gcode_refusal(job, gcode)
+    if refusal is not None:
+        raise DomainError(f"{job.number} not started: {refusal}")
+
+
 @transaction.atomic
 def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     """Start a routed or dispatched job on its (manual) machine; refused once started."""
@@ -273,6 +289,7 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
         raise DomainError(f"{machine.name} {doing} {other.number}; finish it first")
     if machine.state not in (Machine.State.IDLE, Machine.State.BUSY):
         raise DomainError(f"{machine.name} is {machine.get_state_display()}; it cannot start")
+    _refuse_tampered_gcode(job)
     _move(
         job,
         to=Status.RUNNING,

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import station, tenancy
+from production import passport, station, tenancy
 from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
 
@@ -199,6 +199,9 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "has_traveler": any(
                 link.kind == Artifact.Kind.TRAVELER for link in job.job_artifacts.all()
             ),
+            # Each file and input against its passport entry: a changed file shows as such.
+            "passport": passport.passport_check(job),
+            "passport_url": passport.passport_url(job),
         },
     )
 
@@ -207,6 +210,8 @@ def _traveler_or_none(job: Job) -> Traveler | None:
     try:
         return station.job_traveler(job, now=timezone.now())
     except Artifact.DoesNotExist:  # not through the pipeline's files yet
+        return None
+    except OSError:  # a file gone from storage: the passport section says which
         return None
 
 

@@ -65,7 +65,7 @@ class TravelerCheck:
 @dataclass(frozen=True)
 class Traveler:
     job_number: str  # "J-000042"
-    station_url: str  # absolute URL encoded in the QR code
+    station_url: str  # the job's station page; in the QR code when there is no passport URL
     order_reference: str
     organisation: str
     requested_by: str
@@ -87,6 +87,13 @@ class Traveler:
     qc_checks: tuple[TravelerCheck, ...]
     printed_at: str  # "2026-11-25 21:04 UTC"
     page_size: str = "A4"  # one of PAGE_SIZES
+    # The job's passport page, in the QR code: scanned at the station it opens the job (as
+    # its station URL would), scanned by anyone else it shows the passport.
+    passport_url: str = ""
+
+    @property
+    def qr_url(self) -> str:
+        return self.passport_url or self.station_url
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -173,6 +180,7 @@ def traveler_of(
         work_instructions=part.work_instructions or GENERIC_INSTRUCTIONS,
         qc_checks=_qc_checks(part),
         printed_at=paperwork.printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+        passport_url=paperwork.passport_url,
     )
 
 
@@ -287,7 +295,7 @@ def _context(t: Traveler) -> Mapping[str, object]:
     x, y, z = t.bbox_mm
     return {
         "t": t,
-        "qr_uri": _svg_data_uri(_qr_svg(t.station_url)),
+        "qr_uri": _svg_data_uri(_qr_svg(t.qr_url)),
         "barcode_uri": _svg_data_uri(_code128_svg(t.job_number)),
         # A data URI in an <img> keeps the drawing's markup out of ours, whatever it holds.
         "drawing_uri": _svg_data_uri(t.drawing_svg.encode()) if t.drawing_svg else None,

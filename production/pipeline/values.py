@@ -98,6 +98,9 @@ class Paperwork:
     priority: str
     quantity: int
     printed_at: datetime
+    # The job's passport page (production.passport): what the traveler's QR code opens. Known
+    # before the traveler is rendered, since the traveler is itself in the passport.
+    passport_url: str = ""
 
 
 @dataclass(frozen=True)

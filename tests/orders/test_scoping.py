@@ -23,6 +23,9 @@ OBJECT_ROUTES = [
     ("post", "/api/v1/orders/{order}/reject/"),
     ("get", "/api/v1/jobs/{job}/"),
     ("get", "/api/v1/jobs/{job}/artifacts/stl/"),
+    ("get", "/api/v1/jobs/{job}/passport/"),
+    # The passport page is public to whoever holds its token, printed on the traveler only.
+    ("get", "/passport/{job}/not-the-token/"),
     ("get", "/orders/{order}/"),
     ("post", "/orders/{order}/cancel/"),
     ("post", "/orders/{order}/approve/"),
