@@ -421,8 +421,9 @@ def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bo
 
 def _refuse_gcode(job: Job, machine: Machine, *, actor: str, now: datetime, why: str) -> None:
     """Nothing was sent: the job's G-code is not what its passport says. The job fails with
-    the reason, off the machine (no remake: it would reuse the same file, and resuming it is
-    refused), and the machine, which did nothing wrong, takes its next job."""
+    the reason (no remake: it would reuse the same file; resuming it is refused while the file
+    differs) and stays on the machine's record, so that factory's station still shows it; the
+    machine, which did nothing wrong, takes its next job."""
     reason = f"not sent to {machine.name}: {why}"
     logger.warning("%s: %s", job.number, reason)
     lifecycle.job_move(
@@ -434,7 +435,6 @@ def _refuse_gcode(job: Job, machine: Machine, *, actor: str, now: datetime, why:
         now=now,
         message=reason,
         reason=reason[:2000],
-        machine=None,
     )
     Machine.objects.filter(pk=machine.pk, current_job=job).update(current_job=None, progress=None)
     _on_commit_dispatch(machine.pk)
@@ -846,6 +846,12 @@ def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != Status.FAILED or job.machine_id is None:
             raise DomainError("only a job that failed on a machine can be resumed")
+        try:
+            refusal = passport.gcode_refusal(job, job_gcode(job))
+        except (JobArtifact.DoesNotExist, OSError):
+            refusal = "its G-code file is missing"
+        if refusal is not None:
+            raise DomainError(f"it cannot be resumed: {refusal}")
         withdraw = []
         for replacement in _remakes(job):
             if replacement.status in (*Job.STARTED, Status.AWAITING_QC, Status.DONE):

@@ -205,7 +205,10 @@ def test_a_gcode_file_changed_on_disk_shows_as_tampered_and_is_not_sent(
     assert uploads(printer) == []
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED
-    assert job.machine is None  # nothing to resume on the machine, and no remake of the file
+    assert job.machine == voron  # its factory's station still shows it
+    assert not Job.objects.filter(replaces=job).exists()  # a remake would reuse the same file
+    with pytest.raises(DomainError, match="cannot be resumed: .*differs from its passport"):
+        machines.job_resume(job_id=job.pk, now=timezone.now(), actor="op")
     assert "differs from its passport" in job.reason
     assert "tampered with or replaced" in job.reason
     event = job.events.order_by("pk").last()
