@@ -5,6 +5,7 @@ The pages that show a secret (a new token, an enrolment QR code) are never cache
 """
 
 import base64
+import io
 from datetime import timedelta
 
 import segno
@@ -116,8 +117,9 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 def _qr_data_uri(device: TOTPDevice) -> str:
     """The otpauth:// address as an SVG QR code in a data: URI (the page's img-src allows
     data:, and the secret never goes to a file or another request)."""
-    svg = segno.make(device.config_url, error="m").svg_inline(scale=5, border=2)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    svg = io.BytesIO()
+    segno.make(device.config_url, error="m").save(svg, kind="svg", scale=5, border=2)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.getvalue()).decode()
 
 
 def _grouped(secret: str) -> str:

@@ -79,7 +79,7 @@ def test_staff_without_a_device_must_enrol_before_any_page(client, staff):
     device = TOTPDevice.objects.get(user=staff)
     assert not device.confirmed
     qr = re.search(r'<img class="qr" src="data:image/svg\+xml;base64,([^"]+)"', text)
-    assert qr and b"<svg" in base64.b64decode(qr.group(1))
+    assert qr and b'<svg xmlns="http://www.w3.org/2000/svg"' in base64.b64decode(qr.group(1))
     secret = re.search(r'<code class="secret" id="mfa-secret">([A-Z2-7 ]+)</code>', text)
     assert secret and base64.b32decode(secret.group(1).replace(" ", "")) == device.bin_key
     assert "otpauth://totp/Microfactory%3Aboss?" in device.config_url
