@@ -507,6 +507,9 @@ INSTALLED_APPS += [
     "microfactory.accounts",  # after knox: its admin replaces knox's
 ]
 KNOX_TOKEN_MODEL = "accounts.ApiToken"
+# Knox's migrations would create its own token table although ApiToken replaces it: an empty
+# table whose key to auth_user breaks PostgreSQL's flush (TRUNCATE) of the known tables.
+MIGRATION_MODULES = {"knox": None}
 REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "mf_", "AUTH_HEADER_PREFIX": "Token"}
 API_TOKENS_PER_USER = env.int("MF_API_TOKENS_PER_USER", default=20)
 # A token's "last used" is written at most this often (one UPDATE, not one per request).
