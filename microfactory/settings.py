@@ -70,7 +70,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "catalog",
     "orders",
@@ -153,7 +152,8 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Token <token>`, hashed tokens (microfactory.accounts, django-rest-knox)
+        "microfactory.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -525,3 +525,38 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
 # otherwise count on its own and the real limit would be the rate times the processes.
 CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}
+
+# --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------
+# docs/operations.md, "API tokens" and "Two-factor authentication".
+# API tokens (django-rest-knox): only a SHA-512 digest and the first 15 characters (the prefix
+# shown and looked up by) are stored; the token is shown once. `mf_` marks our tokens for
+# secret scanners. Tokens last until revoked unless their maker chose an expiry.
+INSTALLED_APPS += [
+    "knox",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "microfactory.accounts",  # after knox: its admin replaces knox's
+]
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+# Knox's migrations would create its own token table although ApiToken replaces it: an empty
+# table whose key to auth_user breaks PostgreSQL's flush (TRUNCATE) of the known tables.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "mf_", "AUTH_HEADER_PREFIX": "Token"}
+API_TOKENS_PER_USER = env.int("MF_API_TOKENS_PER_USER", default=20)
+# A token's "last used" is written at most this often (one UPDATE, not one per request).
+API_TOKEN_LAST_USED_RESOLUTION_S = env.int("MF_API_TOKEN_LAST_USED_RESOLUTION_S", default=60)
+# Two-factor authentication (django-otp, TOTP): staff, superusers and catalog admins must enrol
+# an authenticator app and enter a code after their password, on /login/ and /admin/login/
+# alike (microfactory.accounts.middleware). OTPMiddleware marks the session verified.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE += ["microfactory.accounts.middleware.MFARequiredMiddleware"]
+OTP_TOTP_ISSUER = env.str("MF_MFA_ISSUER", default="Microfactory")  # the name in the app
+# After n wrong codes in a row a device refuses every code for FACTOR x 2^(n-1) seconds
+# (1, 2, 4, ... with 1: ten wrong codes cost 8.5 minutes, fifteen 4.5 hours).
+OTP_TOTP_THROTTLE_FACTOR = env.int("MF_MFA_THROTTLE_FACTOR", default=1)
+# The admin never shows a device's secret key or its QR code: an administrator who could read
+# another's key could pass their second factor.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True

@@ -57,6 +57,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("account/", include("microfactory.accounts.urls")),  # API tokens, second factor
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]

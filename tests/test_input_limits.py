@@ -20,7 +20,7 @@ from microfactory.limits import ID_MAX, IdConverter, json_depth
 from orders.models import Membership, Order, OrderEvent
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
-from tests.builders import make_machine, make_order, make_part, make_user
+from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
 
 # Deep enough to exhaust json.loads' recursion (a 500 before the limits), shallow enough that
 # its 8000 bytes fit under the telemetry endpoint's own size limit (8192).
@@ -236,7 +236,7 @@ def test_an_id_out_of_range_is_a_404_on_every_route(number):
     boss.is_superuser = True
     boss.save(update_fields=["is_staff", "is_superuser"])
     pages = Client(raise_request_exception=False)
-    pages.force_login(boss)
+    login_with_mfa(pages, boss)  # staff: past the second factor
     api = APIClient(raise_request_exception=False)
     api.force_authenticate(boss)
     for name, pattern in id_routes():
@@ -260,7 +260,7 @@ def test_an_id_out_of_range_in_a_body_or_a_scanned_code_is_refused(world):
         f"Ensure this value is less than or equal to {ID_MAX}."
     ]
     pages = Client(raise_request_exception=False)
-    pages.force_login(Membership.objects.get(role="manager").user)  # staff: an operator
+    login_with_mfa(pages, Membership.objects.get(role="manager").user)  # staff, past MFA
     for code in ("J-" + "9" * 25, str(2**64), "9" * 5000, f"/station/jobs/{'9' * 5000}/"):
         response = pages.get("/station/scan/", {"code": code})
         assert (response.status_code, response["Location"]) == (302, "/station/")
@@ -273,7 +273,7 @@ def test_the_admin_refuses_a_huge_id_without_a_500():
     boss.is_superuser = True
     boss.save(update_fields=["is_staff", "is_superuser"])
     pages = Client(raise_request_exception=False)
-    pages.force_login(boss)
+    login_with_mfa(pages, boss)  # staff: past the second factor
     for model in ("orders/order", "production/job", "production/machine"):
         response = pages.get(f"/admin/{model}/{2**64}/change/")
         assert response.status_code in (302, 404), (model, response.status_code)
