@@ -34,7 +34,7 @@ from orders.models import Order
 from production import tenancy
 from production import urls as station_urls
 from production.models import Artifact, Job, JobEvent, Machine, Site
-from tests.builders import make_machine, make_organisation, make_site, make_user
+from tests.builders import login_with_mfa, make_machine, make_organisation, make_site, make_user
 from tests.production.test_station import attach, make_station_job
 
 pytestmark = pytest.mark.django_db
@@ -100,7 +100,9 @@ def world() -> World:
 
 def client_for(user: User | None) -> Client:
     client = Client()
-    if user is not None:
+    if user is not None and user.is_staff:
+        login_with_mfa(client, user)  # staff pass the second factor first
+    elif user is not None:
         client.force_login(user)
     return client
 
