@@ -428,16 +428,16 @@ def seed(system: FaultSystem) -> dict:
     order, so its geometry and G-code are made once and every job reuses them."""
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
 
     from catalog.models import PartFamily
     from catalog.parameters import defaults, parse_schema
+    from microfactory.accounts.services import api_token_create
     from production.models import Machine
 
     call_command("seed_demo", "--no-order", verbosity=0)
     Machine.objects.update(queue_limit=1000)
     user = get_user_model().objects.get(username="requester")
-    system.token = Token.objects.get_or_create(user=user)[0].key
+    system.token = api_token_create(user=user, name="fault tests", expires_in=None)[1]
     revision = PartFamily.objects.get(slug="spacer").current_revision()
     parameters = defaults(parse_schema(revision.parameter_schema))
     line = {"part": "spacer", "parameters": parameters, "material": "pla", "quantity": 1}
