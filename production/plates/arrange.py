@@ -9,11 +9,11 @@ spacing, is rastered *conservatively*: a cell is marked when any point of it is 
 two copies whose marked cells do not meet are at least `spacing_mm` apart in exact geometry (the
 raster only ever costs a little density, never a collision). For each pair of rastered shapes
 the no-fit raster (where one may not go when the other sits at the origin: a binary
-correlation, by FFT) is computed once and stamped onto a plate's map of forbidden positions each
-time a copy lands there; a copy then takes the lowest, then leftmost, free position of the
-rotation whose top edge ends lowest. The bed's margin is exact (from the footprint's bounds),
-keep-out zones are rastered like parts. Positions are whole cells, so the same input gives the
-same plan on every run.
+correlation, by FFT) is computed once and stamped onto a plate's map of forbidden positions
+each time a copy lands there. A copy then takes, over its rotations, the free position whose
+centre of area is lowest, then leftmost. The bed's margin is exact (from the footprint's
+bounds); keep-out zones are rastered like parts. Positions are whole cells, so the same input
+gives the same plan on every run.
 
 Why not spyrrow (sparrow): see pyproject.toml, next to shapely.
 """
@@ -208,6 +208,7 @@ class _Shape:
     grown_at: tuple[int, int]  # cell index of grown[0, 0] when the translation is (0, 0)
     body: np.ndarray  # cells the footprint itself touches, against keep-out zones
     body_at: tuple[int, int]
+    centre: tuple[float, float]  # of area, turned, not yet moved
 
 
 @dataclass
@@ -269,8 +270,20 @@ class _Raster:
         fits = u_range[0] <= u_range[1] and v_range[0] <= v_range[1]
         grown, grown_at = self._cells(turned, self.half_spacing + self.reach)
         body, body_at = self._cells(turned, self.reach) if self.keep_outs else (grown, grown_at)
+        centre = turned.centroid
         self.shapes.append(
-            _Shape(turned, rotation, fits, u_range, v_range, grown, grown_at, body, body_at)
+            _Shape(
+                turned,
+                rotation,
+                fits,
+                u_range,
+                v_range,
+                grown,
+                grown_at,
+                body,
+                body_at,
+                (float(centre.x), float(centre.y)),
+            )
         )
         return len(self.shapes) - 1
 
@@ -354,7 +367,7 @@ class _Plate:
     full: set[int] = field(default_factory=set)  # parts that no longer fit here
 
     def best_spot(self, shapes: Sequence[int]) -> tuple[int, int, int] | None:
-        """(shape, u, v) of the lowest-topped free position over the part's rotations."""
+        """(shape, u, v) of the best free position over the part's rotations."""
         best: tuple[tuple[float, float], tuple[int, int, int]] | None = None
         for shape_id in shapes:
             forbidden = self._map(shape_id)
@@ -365,8 +378,9 @@ class _Plate:
             row, column = divmod(int(free[0]), forbidden.shape[1])
             shape = self.raster.shapes[shape_id]
             u, v = shape.u_range[0] + column, shape.v_range[0] + row
-            minx, _, _, maxy = shape.polygon.bounds
-            score = (maxy + v * self.raster.cell, minx + u * self.raster.cell)
+            # Lowest centre of area, then leftmost: a part turned to sit low slides into the
+            # pocket its neighbours leave (a triangle beside a triangle turned 180°).
+            score = (shape.centre[1] + v * self.raster.cell, shape.centre[0] + u * self.raster.cell)
             if best is None or score < best[0]:
                 best = (score, (shape_id, u, v))
         return None if best is None else best[1]

@@ -270,10 +270,10 @@ def check_plate_gcode(
     owner, outside = _owners(run.segments, copies, run.first_layer_margin, tolerance)
     extruded = np.zeros(len(copies))
     tops = np.zeros(len(copies))
-    for (_, _, _, _, _, z, _, pushed, skirt), copy in zip(run.segments, owner, strict=True):
-        if copy >= 0 and not skirt:
-            extruded[copy] += pushed * filament_area
-            tops[copy] = max(tops[copy], z)
+    for (_, _, _, _, _, z, _, pushed, skirt), belongs_to in zip(run.segments, owner, strict=True):
+        if belongs_to >= 0 and not skirt:
+            extruded[belongs_to] += pushed * filament_area
+            tops[belongs_to] = max(tops[belongs_to], z)
 
     low = MIN_VOLUME_PER_DENSITY * profile.infill_density
     low = low if min_volume_ratio is None else min_volume_ratio
