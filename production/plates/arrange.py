@@ -30,8 +30,12 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from production.plates.values import Arrangement, Placement, Plate, TooManyPlates, Unplaced
+from production.toolpath import gcode
+from production.toolpath.profile import FdmProfile
 
 CELL_MM = 0.5  # raster pitch: a gap between two copies grows by at most ~1.4 cells
+# A larger bed gets larger cells, so a plate's maps stay small (a few MB) and quick to search.
+MAX_CELLS_PER_SIDE = 600
 # PrusaSlicer's own default distance between arranged objects (`duplicate_distance`).
 SPACING_MM = 6.0
 # From the bed's edge: clips, and the skirt that goes around the whole plate.
@@ -71,6 +75,15 @@ class Bed:
         return float(self.usable.area)
 
 
+def bed_for(
+    profile: FdmProfile, *, margin_mm: float = MARGIN_MM, keep_outs: Sequence[Polygon] = ()
+) -> Bed:
+    """The bed of a printer profile, with the purge line both engines draw before the first
+    layer (gcode.purge_line) kept out: a copy there would be printed over by it."""
+    purge = shapely.LineString(gcode.purge_line(profile)).buffer(profile.line_width_mm)
+    return Bed(profile.bed_mm, margin_mm=margin_mm, keep_outs=(purge, *keep_outs))
+
+
 @dataclass(frozen=True)
 class CopyToPlace:
     """One copy of a job's part. `footprint` is the part's outline as it stands on the bed (its
@@ -99,7 +112,7 @@ def arrange(
     spacing_mm: float = SPACING_MM,
     rotations_deg: Sequence[float] = ROTATIONS_DEG,
     max_plates: int | None = None,
-    cell_mm: float = CELL_MM,
+    cell_mm: float | None = None,
 ) -> Arrangement:
     """Place every copy on as few plates as the fill finds, each copy at least `spacing_mm`
     from every other, inside the bed less its margin, clear of keep-out zones.
@@ -107,9 +120,13 @@ def arrange(
     A copy that fits the bed only alone gets a plate to itself; one that fits no plate is
     returned in `unplaced` with the reason. Raises TooManyPlates (with the number needed) when
     the plan needs more than `max_plates`. The same input gives the same plan.
+
+    `cell_mm` is the raster's pitch: by default 0.5 mm, coarser on beds over 300 mm.
     """
     if spacing_mm < 0:
         raise ValueError(f"spacing cannot be negative, not {spacing_mm}")
+    if cell_mm is None:
+        cell_mm = max(CELL_MM, max(bed.size_mm) / MAX_CELLS_PER_SIDE)
     if not cell_mm > 0:
         raise ValueError(f"the raster cell must be positive, not {cell_mm}")
     if not rotations_deg:

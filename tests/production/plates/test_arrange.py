@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import random
 
 import pytest
 import shapely
@@ -11,10 +12,13 @@ from production.plates.arrange import (
     Bed,
     CopyToPlace,
     arrange,
+    bed_for,
     lower_bound_plates,
     placed_footprint,
 )
 from production.plates.values import Arrangement, Placement, TooManyPlates
+from production.toolpath.gcode import purge_line
+from tests.production.toolpath.gcode_reader import make_profile
 
 BED = Bed((250.0, 210.0), margin_mm=5.0)
 SQUARE = box(0, 0, 20, 20)
@@ -196,3 +200,39 @@ def test_nonsense_settings_are_our_error(options: dict[str, object], message: st
 def test_a_bed_whose_margin_leaves_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="leaves no bed"):
         Bed((100.0, 100.0), margin_mm=50.0)
+
+
+def test_a_printers_bed_keeps_copies_off_the_purge_line_even_without_a_margin() -> None:
+    profile = make_profile()
+    bed = bed_for(profile, margin_mm=0.0)
+    purge = shapely.LineString(purge_line(profile))
+    copies = copies_of(SQUARE, 40)
+    for shapes in placed_shapes(copies, arrange(copies, bed, spacing_mm=2.0)):
+        assert all(shape.distance(purge) >= profile.line_width_mm - 1e-6 for shape in shapes)
+    assert bed.size_mm == profile.bed_mm
+
+
+def test_the_spacing_holds_for_any_turn_cell_and_outline() -> None:
+    # Star-ish outlines at odd angles on a coarse, odd raster: the raster errs only on the
+    # safe side, whatever lands where.
+    rng = random.Random(5)
+    outlines = []
+    for _ in range(6):
+        points = []
+        for step in range(9):
+            angle = 2 * math.pi * step / 9
+            radius = rng.uniform(4, 18)
+            points.append((radius * math.cos(angle) + 3, radius * math.sin(angle) - 2))
+        outlines.append(Polygon(points))
+    copies = [
+        CopyToPlace(job=job, copy=n, footprint=outline)
+        for job, outline in enumerate(outlines, start=1)
+        for n in range(1, 9)
+    ]
+    arrangement = arrange(copies, BED, spacing_mm=2.7, rotations_deg=[0, 37, 90, 200], cell_mm=0.7)
+    inside = box(5, 5, 245, 205).buffer(1e-6)
+    for shapes in placed_shapes(copies, arrangement):
+        assert all(inside.contains(shape) for shape in shapes)
+        for a, b in itertools.combinations(shapes, 2):
+            assert a.distance(b) >= 2.7 - 1e-6
+    assert arrangement.copies_placed == len(copies)
