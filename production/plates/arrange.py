@@ -380,7 +380,8 @@ class _Plate:
     raster: _Raster
     placements: list[Placement] = field(default_factory=list)
     placed: list[tuple[int, int, int]] = field(default_factory=list)  # (shape, u, v)
-    maps: dict[int, np.ndarray] = field(default_factory=dict)  # shape -> forbidden (v, u)
+    # shape -> (forbidden positions (v, u), how many of `placed` are stamped on them)
+    maps: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)
     full: set[int] = field(default_factory=set)  # parts that no longer fit here
 
     def best_spot(self, shapes: Sequence[int]) -> tuple[int, int, int] | None:
@@ -407,16 +408,16 @@ class _Plate:
         c = self.raster.cell
         self.placements.append(Placement(copy.job, copy.copy, u * c, v * c, shape.rotation))
         self.placed.append((shape_id, u, v))
-        for other, forbidden in self.maps.items():
-            no_fit = self.raster.no_fit(shape_id, other)
-            _stamp(forbidden, no_fit, (u, v), self.raster.shapes[other])
 
     def _map(self, shape_id: int) -> np.ndarray:
-        forbidden = self.maps.get(shape_id)
+        """The shape's forbidden positions, brought up to date with the copies placed since it
+        was last asked for. Lazily: a part whose copies are all placed is never asked again,
+        so no no-fit raster is computed for it."""
+        forbidden, stamped = self.maps.get(shape_id, (None, 0))
         if forbidden is None:
             forbidden = self.raster.forbidden(shape_id)
-            shape = self.raster.shapes[shape_id]
-            for placed, u, v in self.placed:
-                _stamp(forbidden, self.raster.no_fit(placed, shape_id), (u, v), shape)
-            self.maps[shape_id] = forbidden
+        shape = self.raster.shapes[shape_id]
+        for placed, u, v in self.placed[stamped:]:
+            _stamp(forbidden, self.raster.no_fit(placed, shape_id), (u, v), shape)
+        self.maps[shape_id] = (forbidden, len(self.placed))
         return forbidden
