@@ -152,13 +152,14 @@ def _filled(outline: shapely.Polygon) -> shapely.Polygon:
     return shapely.union_all([shapely.Polygon(p.exterior) for p in shapely.get_parts(outline)])
 
 
-def lower_bounds(copies: list[CopyToPlace]) -> tuple[int, int]:
-    """ceil(area / usable area), and the same with every footprint grown by half the spacing
-    over the usable bed grown by as much (grown footprints of a valid plate never overlap)."""
+def lower_bounds(copies: list[CopyToPlace]) -> tuple[float, float]:
+    """Beds' worth of footprint: area / usable area, and the same with every footprint grown
+    by half the spacing over the usable bed grown by as much (grown footprints of a valid
+    plate never overlap). No plan uses fewer plates than either, rounded up."""
     area = sum(_filled(c.footprint).area for c in copies)
     half = SPACING_MM / 2
     grown = sum(_filled(c.footprint).buffer(half).area for c in copies)
-    return lower_bound_plates(area, BED), math.ceil(grown / BED.usable.buffer(half).area - 1e-9)
+    return area / BED.usable_area_mm2, grown / BED.usable.buffer(half).area
 
 
 @dataclass(frozen=True)
@@ -232,15 +233,15 @@ def _placed_meshes(three_mf: Path) -> list[trimesh.Trimesh]:
     with zipfile.ZipFile(three_mf) as archive:
         model = ElementTree.fromstring(archive.read("3D/3dmodel.model"))  # noqa: S314 (ours)
     meshes = {}
-    for item in model.iter(f"{core}object"):
-        mesh = item.find(f"{core}mesh")
-        if mesh is None:
+    for body in model.iter(f"{core}object"):
+        found = body.find(f"{core}mesh")
+        if found is None:
             continue
-        vertices = [[float(v.get(axis, 0)) for axis in "xyz"] for v in mesh.iter(f"{core}vertex")]
+        vertices = [[float(v.get(axis, 0)) for axis in "xyz"] for v in found.iter(f"{core}vertex")]
         faces = [
-            [int(t.get(k, 0)) for k in ("v1", "v2", "v3")] for t in mesh.iter(f"{core}triangle")
+            [int(t.get(k, 0)) for k in ("v1", "v2", "v3")] for t in found.iter(f"{core}triangle")
         ]
-        meshes[item.get("id")] = trimesh.Trimesh(vertices, faces, process=False)
+        meshes[body.get("id")] = trimesh.Trimesh(vertices, faces, process=False)
     placed = []
     for item in model.iter(f"{core}item"):
         values = [float(v) for v in (item.get("transform") or "1 0 0 0 1 0 0 0 1 0 0 0").split()]
@@ -297,10 +298,12 @@ def main() -> None:
             continue
         copies = copies_of(mix, parts)
         result = ours(copies, args.repeats)
-        bound, spaced = lower_bounds(copies)
+        beds, spaced_beds = lower_bounds(copies)
+        bound = lower_bound_plates(beds * BED.usable_area_mm2, BED)
+        spaced = max(1, math.ceil(spaced_beds - 1e-9))
         row = (
-            f"| {name} | {len(copies)} | {result.plates} | {bound} | {spaced} "
-            f"| {result.plates / bound:.2f} "
+            f"| {name} | {len(copies)} | {result.plates} | {bound} ({beds:.2f}) "
+            f"| {spaced} ({spaced_beds:.2f}) | {result.plates / bound:.2f} "
             f"| {result.placed_area_mm2 / (result.plates * bed_area):.0%} "
             f"| {result.wall_s * 1000:.0f} ms | {result.cpu_s * 1000:.0f} ms "
             f"| {result.plates_unturned} |"

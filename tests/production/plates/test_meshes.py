@@ -32,8 +32,9 @@ def l_bracket() -> trimesh.Trimesh:
     leg = trimesh.creation.box(extents=(6, 14, 3))
     leg.apply_translation((-7, 10, 0))
     both = trimesh.util.concatenate([foot, leg])
+    assert isinstance(both, trimesh.Trimesh)
     both.apply_translation((40, -30, 11.5))  # anywhere: placements use these coordinates
-    return trimesh.Trimesh(both.vertices, both.faces).process()
+    return both
 
 
 def tube() -> trimesh.Trimesh:
