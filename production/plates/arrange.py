@@ -134,6 +134,9 @@ def arrange(
     rotations = tuple(dict.fromkeys(float(r) % 360.0 for r in rotations_deg))
     raster = _Raster(bed, spacing_mm=spacing_mm, cell_mm=cell_mm)
 
+    named = {(copy.job, copy.copy) for copy in copies}
+    if len(named) != len(copies):
+        raise ValueError("each (job, copy) may be asked for once")
     parts: dict[bytes, int] = {}  # footprint WKB -> part index: copies of a part share rasters
     part_shapes: list[list[int]] = []
     part_areas: list[float] = []
@@ -158,29 +161,10 @@ def arrange(
             shapes = [s for s in part_shapes[part] if raster.shapes[s].fits]
             if not shapes:
                 refusals[part] = _too_big(copy.footprint, bed, rotations)
+            elif _first_fit(copy, part, shapes, plates, raster):
+                continue
             else:
-                spot = None
-                for plate in plates:
-                    if part in plate.full:
-                        continue
-                    spot = plate.best_spot(shapes)
-                    if spot is not None:
-                        break
-                    plate.full.add(part)  # forbidden positions only grow: it stays full
-                    for shape_id in shapes:
-                        plate.maps.pop(shape_id, None)
-                if spot is None:
-                    plate = _Plate(raster)
-                    spot = plate.best_spot(shapes)
-                    if spot is None:
-                        refusals[part] = (
-                            "the keep-out zones leave no place on the bed where the part fits"
-                        )
-                    else:
-                        plates.append(plate)
-                if spot is not None:
-                    plate.place(copy, *spot)
-                    continue
+                refusals[part] = "the keep-out zones leave no place on the bed where the part fits"
         unplaced.append(Unplaced(job=copy.job, copy=copy.copy, reason=refusals[part]))
 
     if max_plates is not None and len(plates) > max_plates:
@@ -189,6 +173,30 @@ def arrange(
         plates=tuple(Plate(tuple(plate.placements)) for plate in plates),
         unplaced=tuple(sorted(unplaced, key=lambda u: (u.job, u.copy))),
     )
+
+
+def _first_fit(
+    copy: CopyToPlace, part: int, shapes: Sequence[int], plates: list["_Plate"], raster: "_Raster"
+) -> bool:
+    """Put the copy on the first plate with room for it, or on a new plate; False when even
+    an empty plate has none (keep-out zones in the way)."""
+    for plate in plates:
+        if part in plate.full:
+            continue
+        spot = plate.best_spot(shapes)
+        if spot is not None:
+            plate.place(copy, *spot)
+            return True
+        plate.full.add(part)  # forbidden positions only grow: it stays full
+        for shape_id in shapes:
+            plate.maps.pop(shape_id, None)
+    plate = _Plate(raster)
+    spot = plate.best_spot(shapes)
+    if spot is None:
+        return False
+    plate.place(copy, *spot)
+    plates.append(plate)
+    return True
 
 
 def _outline(footprint: BaseGeometry) -> BaseGeometry:

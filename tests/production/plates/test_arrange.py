@@ -197,6 +197,11 @@ def test_nonsense_settings_are_our_error(options: dict[str, object], message: st
         arrange(copies_of(SQUARE, 1), BED, **options)  # type: ignore[arg-type]
 
 
+def test_the_same_copy_asked_for_twice_is_our_error() -> None:
+    with pytest.raises(ValueError, match="each \\(job, copy\\) may be asked for once"):
+        arrange([*copies_of(SQUARE, 2), *copies_of(DISC, 1)], BED)
+
+
 def test_a_bed_whose_margin_leaves_nothing_is_refused() -> None:
     with pytest.raises(ValueError, match="leaves no bed"):
         Bed((100.0, 100.0), margin_mm=50.0)
