@@ -98,6 +98,7 @@ class Paperwork:
     priority: str
     quantity: int
     printed_at: datetime
+    delivery_site: str = ""  # the name of the site the parts go to ("": none named)
 
 
 @dataclass(frozen=True)
