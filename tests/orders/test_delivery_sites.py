@@ -139,3 +139,13 @@ def test_the_openapi_schema_describes_delivery_site_and_the_jobs_site(api):
     )
     job = components["JobOutput"]["properties"]
     assert {"site", "route_reason"} <= set(job)
+
+
+def test_the_cart_preselects_the_organisations_default_delivery_site(user, network):
+    browser = Client()
+    browser.force_login(user)
+    form = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "1"}
+    assert browser.post("/parts/block/add/", form).status_code == 302
+    page = browser.get("/cart/").content.decode()
+    assert '<option value="hamburg" selected>' in page
+    assert '<option value="munich">' in page

@@ -222,3 +222,23 @@ def test_a_stored_traveler_naming_the_planned_site_is_printed_again_for_the_rout
 
     batch = station.travelers_batch([planned_hamburg, still_right], now=timezone.now())
     assert batch.rendered == (planned_hamburg.number,)
+
+
+def test_the_demo_network_routes_each_customer_to_its_own_site_with_reasons():
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("seed_demo", "--no-order", verbosity=0)
+    users = get_user_model().objects
+    for_munich = make_ready_job(user=users.get(username="requester"))  # Demo Maintenance Co.
+    for_hamburg = make_ready_job(user=users.get(username="harbour"))  # Harbour Logistics
+
+    routed = route()
+
+    assert Machine.objects.get(slug=routed[for_munich.pk]).site.slug == "south"
+    assert Machine.objects.get(slug=routed[for_hamburg.pk]).site.slug == "north"
+    for_munich.refresh_from_db()
+    assert for_munich.route_reason == (
+        "Plant South (Munich): 1 day earlier than Plant North (Hamburg) "
+        "(Plant North (Hamburg) incl. 1 day transit)"
+    )
