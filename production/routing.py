@@ -26,7 +26,7 @@ soonest given the jobs placed before it.
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from microfactory.errors import Rejected
 
@@ -169,9 +169,9 @@ def transit_s(job: JobNeeds, machine: MachineFacts) -> float | None:
     return job.transit_s.get((to, origin)) if found is None else found
 
 
-@dataclass(frozen=True)
-class Option:
-    """A machine that can take the job now, and when it would have finished it (s from now)."""
+class Option(NamedTuple):
+    """A machine that can take the job now, and when it would have finished it (s from now).
+    A named tuple: the batch plan makes one per job and candidate machine."""
 
     machine: MachineFacts
     finish_s: float
@@ -186,34 +186,69 @@ class Choice:
     reason: str  # why this site: "Munich: 2 h earlier than Hamburg incl. 1 day transit"
 
 
+# An option's score, lowest best: (late for the due date, arrival_s, transit_s, not idle,
+# queued jobs, name, key).
+_Score = tuple[bool, float, float, bool, int, str, str]
+
+
 def choose_among(
-    job: JobNeeds, options: Sequence[Option], *, now: datetime | None
+    job: JobNeeds,
+    options: Iterable[tuple[MachineFacts, float, int]],
+    *,
+    now: datetime | None,
+    explain: bool = True,
 ) -> Choice | None:
     """The option whose parts arrive first, among those on time for the job's due date if any
-    is (without `now`, the due date is not weighed); None when no option can deliver there."""
-    reachable = [(o, t) for o in options if (t := transit_s(job, o.machine)) is not None]
-    if not reachable:
-        return None
+    is (without `now`, the due date is not weighed); None when no option can deliver there.
+    Without `explain` the choice's reason is left empty (a plan nobody reads the reasons of
+    is made several times faster)."""
     due_s = (job.due - now).total_seconds() if job.due is not None and now is not None else None
-
-    def score(pair: tuple[Option, float]) -> tuple[bool, float, float, bool, int, str, str]:
-        option, transit = pair
-        arrival = option.finish_s + transit
-        late = due_s is not None and arrival > due_s
-        m = option.machine
-        return (late, arrival, transit, m.state != "idle", option.queued_jobs, m.name, m.key)
-
-    best, transit = min(reachable, key=score)
-    # The best option of every other site, for the reason.
-    others: dict[str, tuple[Option, float]] = {}
-    for option, other_transit in sorted(reachable, key=score):
-        others.setdefault(option.machine.site_key, (option, other_transit))
-    others.pop(best.machine.site_key)
+    to, table = job.delivery_site, job.transit_s
+    # The best option of each site: the winner, and the runner-up site for the reason.
+    best_of_site: dict[str, tuple[_Score, tuple[MachineFacts, float, int], float]] = {}
+    for option in options:
+        m, finish, queued = option
+        # transit_s, inlined: this loop runs for every job and candidate of a batch plan.
+        site = m.site_slug or m.site
+        if to is None or site == to:
+            transit = 0.0
+        else:
+            found = table.get((site, to))
+            if found is None:
+                found = table.get((to, site))
+            if found is None:
+                continue  # no route from this site to the delivery site
+            transit = found
+        arrival = finish + transit
+        score = (
+            due_s is not None and arrival > due_s,
+            arrival,
+            transit,
+            m.state != "idle",
+            queued,
+            m.name,
+            m.key,
+        )
+        held = best_of_site.get(site)
+        if held is None or score < held[0]:
+            best_of_site[site] = (score, option, transit)
+    if not best_of_site:
+        return None
+    if not explain:
+        _, (machine, finish_s, _), transit = min(best_of_site.values(), key=lambda e: e[0])
+        return Choice(machine, finish_s, finish_s + transit, reason="")
+    (_, best, transit), *others = sorted(best_of_site.values(), key=lambda entry: entry[0])
+    machine, finish_s, queued = best
     return Choice(
-        machine=best.machine,
-        finish_s=best.finish_s,
-        arrival_s=best.finish_s + transit,
-        reason=_reason(best, transit, list(others.values()), due_s=due_s),
+        machine=machine,
+        finish_s=finish_s,
+        arrival_s=finish_s + transit,
+        reason=_reason(
+            Option(machine, finish_s, queued),
+            transit,
+            [(Option(*o), t) for _, o, t in others],
+            due_s=due_s,
+        ),
     )
 
 
@@ -379,15 +414,15 @@ def plan_routes(
         )
         if signature not in capable_for:
             capable_for[signature] = [m for m in available if can_make(job, m)]
-        options = []
+        options: list[tuple[MachineFacts, float, int]] = []
         for machine in capable_for[signature]:
             queue = queues[machine.key]
             if machine.queue_limit and queue.jobs >= machine.queue_limit:
                 continue
             changeover = 0.0 if job.material in queue.materials else changeover_s
             finish = queue.eta_s + changeover + job.estimated_time_s
-            options.append(Option(machine, finish, queue.jobs))
-        choice = choose_among(job, options, now=now)
+            options.append((machine, finish, queue.jobs))  # an Option, made the cheap way
+        choice = choose_among(job, options, now=now, explain=reasons is not None)
         if choice is None:
             continue
         queue = queues[choice.machine.key]
