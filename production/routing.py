@@ -171,7 +171,7 @@ def transit_s(job: JobNeeds, machine: MachineFacts) -> float | None:
 
 class Option(NamedTuple):
     """A machine that can take the job now, and when it would have finished it (s from now).
-    A named tuple: the batch plan makes one per job and candidate machine."""
+    A named tuple, so the batch plan's hot loop can pass plain (machine, finish_s, queued)."""
 
     machine: MachineFacts
     finish_s: float
