@@ -16,6 +16,7 @@ from production.models import (
     MachineTelemetry,
     PassportEntry,
     Site,
+    TransitTime,
 )
 
 
@@ -23,6 +24,17 @@ from production.models import (
 class SiteAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "operator"]
     list_select_related = ["operator"]
+
+
+@admin.register(TransitTime)
+class TransitTimeAdmin(admin.ModelAdmin):
+    """The network's transit table: one row a pair of sites (it holds both ways unless the
+    other way has its own row); two sites with no row have no route between them."""
+
+    list_display = ["from_site", "to_site", "hours"]
+    list_editable = ["hours"]
+    list_filter = ["from_site", "to_site"]
+    list_select_related = ["from_site", "to_site"]
 
 
 class MachineEventInline(admin.TabularInline):
@@ -149,6 +161,7 @@ class JobAdmin(admin.ModelAdmin):
         "status",
         "reason",
         "machine",
+        "route_reason",
         "dfm_report",
         "toolpath_meta",
         "enqueued_at",

@@ -26,7 +26,7 @@ enqueued on commit. This module imports no CAD library: the web process uses it 
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -42,7 +42,15 @@ from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
 from production import connectors, lifecycle, passport, routing
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact, Machine, MachineFile, MachineTelemetry
+from production.models import (
+    Artifact,
+    Job,
+    JobArtifact,
+    Machine,
+    MachineFile,
+    MachineTelemetry,
+    TransitTime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +121,17 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 queue_eta_s=queue.eta_s,
                 loadable=frozenset(mat.slug for mat in machine.materials_loadable.all()),
                 toolpath_engine=machine.toolpath_engine,
+                site_slug=machine.site.slug,
             )
         )
     return facts
+
+
+def transit_table() -> dict[tuple[str, str], float]:
+    """The network's transit times, {(from site slug, to site slug): seconds}, as the router
+    reads them (routing.JobNeeds.transit_s)."""
+    rows = TransitTime.objects.values_list("from_site__slug", "to_site__slug", "hours")
+    return {(origin, to): hours * 3600.0 for origin, to, hours in rows}
 
 
 def due_at(job: Job) -> datetime | None:
@@ -124,9 +140,13 @@ def due_at(job: Job) -> datetime | None:
     return datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC) if due else None
 
 
-def job_needs(job: Job) -> routing.JobNeeds:
-    """What the router needs to know about a job whose toolpath is planned."""
+def job_needs(
+    job: Job, *, transit: Mapping[tuple[str, str], float] | None = None
+) -> routing.JobNeeds:
+    """What the router needs to know about a job whose toolpath is planned; `transit` is the
+    network's table (transit_table), read once per routing pass."""
     meta = job.toolpath_meta or {}
+    site = job.line.order.delivery_site
     raw = meta.get("profile_key")
     profile = None
     if raw is not None:
@@ -144,6 +164,9 @@ def job_needs(job: Job) -> routing.JobNeeds:
         due=due_at(job),
         priority=PRIORITY.get(job.line.order.priority, 1),
         allowed_machines=routing.dfm_capable(job.dfm_report),
+        delivery_site=site.slug if site else None,
+        delivery_site_name=site.name if site else "",
+        transit_s=transit if transit is not None else transit_table(),
     )
 
 
@@ -221,14 +244,18 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         now = max(now, timezone.now())
         waiting = list(
             Job.objects.filter(status=Status.TRAVELER_READY)
-            .select_related("line__revision", "line__material", "line__order")
+            .select_related("line__revision", "line__material", "line__order__delivery_site")
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )
         if not waiting:
             return {}
         facts = routing_facts()
-        needs = {job.pk: job_needs(job) for job in waiting}
-        plan = routing.plan_routes(needs.values(), facts, now, changeover_s=changeover_s())
+        transit = transit_table()
+        needs = {job.pk: job_needs(job, transit=transit) for job in waiting}
+        reasons: dict[str, str] = {}
+        plan = routing.plan_routes(
+            needs.values(), facts, now, changeover_s=changeover_s(), reasons=reasons
+        )
         machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
         for job in waiting:
             slug = plan.get(str(job.pk))
@@ -250,6 +277,7 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                     pass  # waits for a machine to come back or free up
                 continue
             machine = machines[slug]
+            reason = reasons[str(job.pk)]
             if lifecycle.job_move(
                 job,
                 to=Status.ROUTED,
@@ -257,8 +285,9 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                 step="routing",
                 actor=actor,
                 now=now,
-                message=f"routed to {machine.name} (batch plan)",
+                message=f"routed to {machine.name} (batch plan): {reason}",
                 machine=machine,
+                route_reason=reason[:2000],
             ):
                 routed[job.pk] = slug
                 touched.add(machine.pk)

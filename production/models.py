@@ -2,7 +2,7 @@
 
 import secrets
 
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from catalog.models import Material, PartPreview, Process
@@ -29,6 +29,34 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TransitTime(models.Model):
+    """How long parts take from one site to another: the router adds it to a machine's
+    completion time when the order's delivery site is elsewhere (production.routing).
+
+    A pair holds both ways unless the other way has a row of its own; a site to itself is 0
+    without a row. Two sites with no row either way have no route: nothing made at one is
+    delivered to the other."""
+
+    from_site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="transit_out")
+    to_site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="transit_in")
+    hours = models.FloatField(
+        validators=[MinValueValidator(0)], help_text="door to door, in hours (24 = one day)"
+    )
+
+    class Meta:
+        ordering = ["from_site__name", "to_site__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["from_site", "to_site"], name="one_transit_per_pair"),
+            models.CheckConstraint(
+                condition=~models.Q(from_site=models.F("to_site")), name="transit_between_sites"
+            ),
+            models.CheckConstraint(condition=models.Q(hours__gte=0), name="transit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_site} → {self.to_site}: {self.hours:g} h"
 
 
 class Machine(models.Model):
@@ -167,6 +195,9 @@ class Job(models.Model):
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     reason = models.TextField(blank=True, help_text="why the job was rejected or failed")
+    # Why the router sent it to its site (production.routing.Choice.reason), written with the
+    # routing move; site names only, as the customer reads it on the order page.
+    route_reason = models.TextField(blank=True, help_text="why the router chose its site")
     machine = models.ForeignKey(
         Machine, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
     )

@@ -262,7 +262,16 @@ def _keep_toolpath(planned: PlannedToolpath) -> StepResult:
 def _keep_traveler(document: TravelerDocument) -> StepResult:
     filename = f"traveler-{document.traveler.job_number}.pdf"
     return StepResult(
-        outputs=[Output(Artifact.Kind.TRAVELER, document.key, filename, document.pdf)],
+        outputs=[
+            Output(
+                Artifact.Kind.TRAVELER,
+                document.key,
+                filename,
+                document.pdf,
+                # The site it names: a job routed elsewhere gets a new print (station).
+                meta={"site": document.traveler.site},
+            )
+        ],
         message="traveler PDF ready to print",
     )
 

@@ -36,7 +36,7 @@ from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
 from orders.models import OrderLine
 from production import lifecycle, passport
-from production.job_values import traveler_for
+from production.job_values import traveler_for, traveler_site
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine
 from production.pipeline.traveler import (
@@ -88,7 +88,8 @@ def job_traveler(job: Job, *, now: datetime) -> Traveler:
 def job_label(job: Job) -> Label:
     """The values the bag label of the job's parts prints. Needs no files, unlike the
     traveler: a label can be printed for any job. Pass a job with its line's revision, family,
-    material and order's team and organisation selected (views.JOB_RELATED)."""
+    material, order's team, organisation and delivery site, and machine's site selected
+    (views.JOB_RELATED)."""
     line, order = job.line, job.line.order
     parameters = []
     for spec in parse_schema(line.revision.parameter_schema):
@@ -106,6 +107,8 @@ def job_label(job: Job) -> Label:
         order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
         team=order.team.name if order.team else order.organisation.name,
         due_date=order.due_date.isoformat() if order.due_date else None,
+        site=job.machine.site.name if job.machine else "",
+        delivery_site=order.delivery_site.name if order.delivery_site else "",
     )
 
 
@@ -129,7 +132,7 @@ def travelers_batch(jobs: Sequence[Job], *, now: datetime) -> TravelerBatch:
     stored = {link.job_id: link.artifact for link in links}
     pdfs, rendered = [], []
     for job in jobs:
-        pdf = _stored_pdf(stored[job.pk]) if job.pk in stored else None
+        pdf = stored_traveler(job, stored[job.pk]) if job.pk in stored else None
         if pdf is None:
             pdf = render_traveler(job_traveler(job, now=now))
             rendered.append(job.number)
@@ -137,6 +140,17 @@ def travelers_batch(jobs: Sequence[Job], *, now: datetime) -> TravelerBatch:
     if rendered:
         logger.info("batch of %d travelers: rendered %s now", len(jobs), ", ".join(rendered))
     return TravelerBatch(pdf=merge_pdfs(pdfs), rendered=tuple(rendered))
+
+
+def stored_traveler(job: Job, artifact: Artifact) -> bytes | None:
+    """The traveler PDF the pipeline stored for the job, if it still holds: None when the file
+    is lost or altered, or when it names another site than the one the job was routed to
+    (the pipeline prints the planned machine's site before the router chose)."""
+    printed = artifact.meta.get("site")
+    routed = traveler_site(job)
+    if printed is not None and routed is not None and printed != routed:
+        return None
+    return _stored_pdf(artifact)
 
 
 def _stored_pdf(artifact: Artifact) -> bytes | None:

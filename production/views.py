@@ -19,7 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -28,7 +28,13 @@ from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
 from production import passport, station, tenancy
 from production.models import Artifact, Job, JobArtifact, Machine
-from production.pipeline.traveler import Traveler, TravelerCheck, render_label, render_labels
+from production.pipeline.traveler import (
+    Traveler,
+    TravelerCheck,
+    render_label,
+    render_labels,
+    render_traveler,
+)
 
 Status = Job.Status
 JOB_RELATED = (
@@ -36,6 +42,7 @@ JOB_RELATED = (
     "line__material",
     "line__order__organisation",
     "line__order__team",
+    "line__order__delivery_site",
     "machine__site",
 )
 
@@ -217,14 +224,18 @@ def _traveler_or_none(job: Job) -> Traveler | None:
 
 @require_GET
 @operator_required
-def station_job_traveler(request: HttpRequest, job_id: int) -> FileResponse:
-    """The job's traveler PDF as the pipeline rendered it, to reprint."""
+def station_job_traveler(request: HttpRequest, job_id: int) -> HttpResponseBase:
+    """The job's traveler PDF as the pipeline rendered it, to reprint; rendered again when
+    the job was routed to another site than the one it names."""
     link = get_object_or_404(
-        JobArtifact.objects.select_related("artifact", "job"),
+        JobArtifact.objects.select_related("artifact", *(f"job__{r}" for r in JOB_RELATED)),
         job__in=tenancy.jobs_for_operator(request.user),
         job_id=job_id,
         kind=Artifact.Kind.TRAVELER,
     )
+    if station.stored_traveler(link.job, link.artifact) is None:
+        pdf = render_traveler(station.job_traveler(link.job, now=timezone.now()))
+        return _pdf(pdf, f"traveler-{link.job.number}.pdf")
     return file_response(
         link.artifact.file.open("rb"),
         content_type="application/pdf",

@@ -8,7 +8,7 @@ from catalog.models import PartFamily
 from catalog.parts import DEMO_PARTS
 from orders.models import Membership, Order, Organisation, Team
 from production import tenancy
-from production.models import Machine, Site
+from production.models import Machine, Site, TransitTime
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +67,26 @@ def test_seed_demo_makes_one_factory_with_two_sites_and_two_customers() -> None:
             "demo" if username != "harbour" else "harbour"
         }
     assert sorted(Order.objects.values_list("reference", flat=True)) == ["DEMO-1", "HARBOUR-1"]
+
+
+def test_seed_demo_makes_a_network_with_transit_and_a_default_delivery_site_per_customer() -> None:
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)
+
+    (transit,) = TransitTime.objects.select_related("from_site", "to_site")
+    assert {transit.from_site.slug, transit.to_site.slug} == {"north", "south"}
+    assert transit.hours == 24
+    defaults = dict(
+        Organisation.objects.exclude(slug="microfactory").values_list(
+            "slug", "default_delivery_site__slug"
+        )
+    )
+    assert defaults == {"demo": "south", "harbour": "north"}
+    # Each demo order goes to its customer's default site.
+    for order in Order.objects.select_related("organisation", "delivery_site"):
+        assert order.delivery_site.slug == defaults[order.organisation.slug]
+    # An MK4 at each site: G-code sliced for one runs at the other, so the sites compete.
+    assert set(Machine.objects.filter(model="Prusa MK4").values_list("site__slug", flat=True)) == {
+        "north",
+        "south",
+    }

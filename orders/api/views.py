@@ -55,7 +55,12 @@ class OrderInputSerializer(serializers.Serializer[Any]):
     reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
     due_date = serializers.DateField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Order.Priority.choices, required=False)
-    delivery_site = serializers.SlugField(required=False, allow_blank=True)
+    delivery_site = serializers.SlugField(
+        required=False,
+        allow_blank=True,
+        help_text="slug of the site the parts go to; omitted or blank: the organisation's "
+        "default delivery site",
+    )
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
@@ -85,6 +90,13 @@ class JobOutputSerializer(serializers.Serializer[JobSummary]):
     reason = serializers.CharField(required=False, help_text="why the job was rejected or failed")
     quantity = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
     machine = serializers.CharField(source="machine_slug", read_only=True)
+    site = serializers.CharField(
+        read_only=True, help_text="where it is made (its machine's site); empty until routed"
+    )
+    route_reason = serializers.CharField(
+        read_only=True,
+        help_text="why it is made at that site: arrival at the delivery site, transit, due date",
+    )
     progress = serializers.FloatField(
         required=False, allow_null=True, help_text="percent done on the machine"
     )
@@ -153,7 +165,9 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     team = serializers.CharField(source="team.slug", allow_null=True, default=None)
     placed_by = serializers.CharField(source="placed_by.username")
     delivery_site: serializers.SlugRelatedField[Model] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+        slug_field="slug",
+        read_only=True,
+        help_text="the site the parts go to (named at ordering, else the organisation's default)",
     )
     lines = LineOutputSerializer(many=True)
     events = serializers.SerializerMethodField()

@@ -78,7 +78,7 @@ class Traveler:
     quantity: int
     material: str
     machine: str  # the machine, or machine class, the job is planned for
-    site: str
+    site: str  # where it is made: its machine's site once routed, the planned one before
     drawing_svg: str | None  # CadQuery line drawing; comes from part scripts, so never inlined
     bbox_mm: tuple[float, float, float]
     toolpath_summary: tuple[tuple[str, str], ...]  # (("Layers", "87"), ("Estimated time", ...))
@@ -94,6 +94,8 @@ class Traveler:
     @property
     def qr_url(self) -> str:
         return self.passport_url or self.station_url
+
+    delivery_site: str = ""  # where the parts go ("": the order names none)
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -115,6 +117,8 @@ class Label:
     order_reference: str
     team: str  # the ordering team, or the organisation when the order names none
     due_date: str | None
+    site: str = ""  # where it is made ("": not routed yet)
+    delivery_site: str = ""  # where the parts go ("": the order names none)
 
 
 LABEL_SIZE_MM = (62, 100)  # width x height: a 62 mm roll (Brother DK-22205) cut at 100 mm
@@ -181,6 +185,7 @@ def traveler_of(
         qc_checks=_qc_checks(part),
         printed_at=paperwork.printed_at.strftime("%Y-%m-%d %H:%M UTC"),
         passport_url=paperwork.passport_url,
+        delivery_site=paperwork.delivery_site,
     )
 
 
