@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from production import machines, station
 from production.models import Artifact, Job, Machine, Site, TransitTime
 from production.pipeline.traveler import label_html, render_traveler, traveler_html
-from tests.builders import make_machine, make_ready_job, make_site, make_user
+from tests.builders import login_with_mfa, make_machine, make_ready_job, make_site, make_user
 from tests.production.test_station import attach, make_station_job
 
 pytestmark = pytest.mark.django_db
@@ -131,7 +131,7 @@ def test_the_admin_lists_and_edits_the_transit_table(network, client):
     from django.contrib.auth import get_user_model
 
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests")
-    client.force_login(admin)
+    login_with_mfa(client, admin)
     page = client.get("/admin/production/transittime/")
     assert page.status_code == 200
     assert "Hamburg" in page.content.decode() and "24.0" in page.content.decode()
