@@ -3,7 +3,7 @@
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -21,7 +21,14 @@ CONTENT_TYPES: dict[str, tuple[str, str]] = {
 
 
 class JobArtifactApi(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=Artifact.Kind.values)
+        ],
+        responses={
+            (200, *sorted({t for t, _ in CONTENT_TYPES.values()})): OpenApiTypes.BINARY,
+        },
+    )
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
         link = get_object_or_404(
             JobArtifact.objects.select_related("artifact", "job").filter(
