@@ -77,6 +77,9 @@ class AutoSchema(SpectacularAutoSchema):
                     "content": {"application/json": {"schema": error}},
                 },
             )
+        for code, answer in responses.items():  # a view's own, declared without one
+            if not answer.get("description") and code in REFUSALS:
+                answer["description"] = REFUSALS[code]
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
