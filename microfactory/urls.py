@@ -45,6 +45,9 @@ api: tuple[list[URLPattern | URLResolver], str] = (
     "api",
 )
 
+# A path under /api/ that no route matches is a JSON 404, as the API's own 404s are.
+handler404 = "microfactory.views.page_not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),

@@ -22,10 +22,11 @@ from orders.models import Order
 from production import dfm_previews, routing, services
 from production.dfm_previews import LiveDfm
 from production.machines import routing_facts, transit_table
-from production.models import Job, JobArtifact, JobEvent, Machine, Site
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
 
 __all__ = [
     "JOB_ENDED_UNMADE",
+    "ARTIFACT_KIND_CHOICES",
     "JOB_STATUS_CHOICES",
     "ArtifactLink",
     "JobEventNotice",
@@ -116,6 +117,8 @@ class JobSummary:
 
 # A job's statuses, (value, label), for orders' API schema.
 JOB_STATUS_CHOICES: list[tuple[str, str]] = list(Job.Status.choices)
+# The kinds of a job's files, (value, label), likewise.
+ARTIFACT_KIND_CHOICES: list[tuple[str, str]] = list(Artifact.Kind.choices)
 # Jobs that ended without passing QC: an order line whose jobs all ended and made too few parts
 # is rejected with the last one's reason.
 JOB_ENDED_UNMADE = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.SCRAPPED})

@@ -326,6 +326,49 @@ def test_a_limit_or_offset_that_is_not_a_whole_number_is_a_400(api, query, field
 def test_the_schema_describes_the_cap(api, settings):
     schema = api.get("/api/v1/schema/?format=json").json()
     parameters = {p["name"]: p for p in schema["paths"]["/api/v1/orders/"]["get"]["parameters"]}
-    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1}
+    assert parameters["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": settings.API_PAGE_MAX_LIMIT,
+    }
     assert f"than {settings.API_PAGE_MAX_LIMIT} returns" in parameters["limit"]["description"]
-    assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0}
+    assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0, "maximum": ID_MAX}
+
+
+# --- NUL characters: PostgreSQL refused every lookup by them with a 500 ----------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "headers", "status", "where"),
+    [
+        ("/api/v1/orders/?reference=a%00", {}, 400, "the query"),
+        ("/api/v1/orders/?part=%00", {}, 400, "the query"),
+        ("/api/v1/orders/?%00=1", {}, 400, "the query"),
+        ("/orders/?reference=%00", {}, 400, "the query"),
+        ("/api/v1/orders/", {"HTTP_AUTHORIZATION": "Token ab\x00cd"}, 400, "a header"),
+        ("/api/v1/orders/", {"HTTP_IDEMPOTENCY_KEY": "key\x00"}, 400, "a header"),
+        ("/api/v1/previews/ab%00cd/", {}, 404, None),
+        ("/api/v1/previews/ab%00cd/stl/", {}, 404, None),
+        ("/api/v1/jobs/1/artifacts/st%00l/", {}, 404, None),
+    ],
+)
+def test_a_nul_character_is_refused_before_any_lookup(user, url, headers, status, where):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    method = client.post if "IDEMPOTENCY" in str(headers) else client.get
+    response = method(url, **headers)
+    assert response.status_code == status, response.content
+    if url.startswith("/api/"):
+        expected = "Not found." if where is None else f"{where} contains a NUL character"
+        assert response.json() == {"message": expected}
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_cookie_is_refused_before_the_session_is_read():
+    client = Client(raise_request_exception=False)
+    client.cookies["sessionid"] = "abcdefgh\x00ijklmnop"
+    response = client.get("/api/v1/orders/")
+    assert response.status_code == 400
+    assert response.json() == {"message": "a cookie contains a NUL character"}

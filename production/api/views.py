@@ -6,7 +6,7 @@ from django.db.models import Q, QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -41,7 +41,14 @@ def jobs_for_reader(request: Request) -> QuerySet[Job]:
 
 
 class JobArtifactApi(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=Artifact.Kind.values)
+        ],
+        responses={
+            (200, *sorted({t for t, _ in CONTENT_TYPES.values()})): OpenApiTypes.BINARY,
+        },
+    )
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
         link = get_object_or_404(
             JobArtifact.objects.select_related("artifact", "job").filter(
