@@ -15,7 +15,14 @@ from rest_framework.test import APIClient
 from orders.models import Order, OrderEvent
 from production.models import Job, Machine
 from tests.api_auth import user_api_headers
-from tests.builders import make_machine, make_order, make_organisation, make_part, make_user
+from tests.builders import (
+    make_machine,
+    make_order,
+    make_organisation,
+    make_part,
+    make_site,
+    make_user,
+)
 from tests.orders.helpers import join_team, make_team
 
 pytestmark = pytest.mark.django_db
@@ -31,6 +38,7 @@ OBJECT_ROUTES = [
     ("get", "/api/v1/jobs/{job}/passport/"),
     # The passport page is public to whoever holds its token, printed on the traveler only.
     ("get", "/passport/{job}/not-the-token/"),
+    ("get", "/passport/{job}/not-the-token/copies/1/"),
     ("get", "/orders/{order}/"),
     ("post", "/orders/{order}/cancel/"),
     ("post", "/orders/{order}/approve/"),
@@ -90,7 +98,12 @@ def test_every_route_with_an_order_or_job_id_is_checked_here():
         path.replace("{order}", "<id:order_id>").replace("{job}", "<id:job_id>")
         for _, path in OBJECT_ROUTES
     }
-    normalised = {route.replace("<str:action>", "approve") for route in routes_with_ids()}
+    normalised = {
+        route.replace("<str:action>", "approve")
+        .replace("<str:token>", "not-the-token")
+        .replace("<id:copy>", "1")
+        for route in routes_with_ids()
+    }
     assert normalised  # the walk finds the routes (it matched none once <int:> became <id:>)
     missing = {
         route
@@ -261,8 +274,10 @@ def test_an_idempotency_key_is_the_organisations_own(me, user, theirs):
 
 @pytest.mark.parametrize("role", ["requester", "approver", "manager", "operator", "catalog_admin"])
 def test_members_of_any_organisation_cannot_reach_the_machines(organisation, role):
-    """Machines belong to the factory: the API shows and changes them for staff only."""
-    make_machine("mk4-1")
+    """Machines belong to the factory that operates their site: the API shows and changes them
+    for staff and that factory's floor (tests/production/test_tenancy.py), never for the
+    members of a customer organisation, whatever their role."""
+    make_machine("mk4-1", site=make_site("plant", operator=make_organisation("factory")))
     client = APIClient()
     client.force_authenticate(make_user(f"a-{role}", organisation=organisation, role=role))
     assert client.get("/api/v1/machines/").status_code == 403
