@@ -4,7 +4,7 @@
 #   make run                   web + worker + beat (+ embedded Redis) at http://127.0.0.1:8000
 #   make test                  system packages, lint, typecheck, the suite on SQLite and on
 #                              PostgreSQL (`cad` tests on SQLite only), each pass timed
-#   make test-unit             fast tests only (DB=postgres to run them on PostgreSQL)
+#   make test-unit             fast tests only, less schemathesis (DB=postgres: on PostgreSQL)
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
 #   make lint / make fmt       ruff; make contracts: app boundaries (import-linter)
 #   make typecheck             mypy --strict (config in pyproject.toml)
@@ -108,7 +108,7 @@ test: system-packages $(STAMP)
 	exit $$status
 
 test-unit: $(STAMP)
-	$(WITH_DB) $(PY) -m pytest $(XDIST) -m "not integration $(DB_MARKS)" $(PYTEST_ARGS)
+	$(WITH_DB) $(PY) -m pytest $(XDIST) -m "not integration and not fuzz $(DB_MARKS)" $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
 	$(WITH_DB) $(PY) -m pytest $(XDIST) -m "integration $(DB_MARKS)" $(PYTEST_ARGS)

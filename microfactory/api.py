@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -28,6 +29,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"message": str(exc)}, status=400)
     if isinstance(exc, Http404):
         exc = NotFound()
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restarted, failed over): nothing was written, or what was
+        # committed is found again by the same Idempotency-Key. Not the client's fault.
+        unavailable = Response(
+            {
+                "message": "the database is unavailable; try again shortly (with the same "
+                "Idempotency-Key, an order is placed once)"
+            },
+            status=503,
+        )
+        unavailable["Retry-After"] = "5"
+        return unavailable
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"message": str(response.data["detail"])}

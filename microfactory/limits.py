@@ -1,5 +1,6 @@
 """Input limits applied before anything is parsed: the size of a request body, the nesting depth
-of a JSON body, the ids a URL may carry, and the page size a list may be asked for.
+of a JSON body, the ids a URL may carry, the page size a list may be asked for, and NUL
+characters in a request's path, query, headers or cookies.
 
 A body nested a few thousand levels deep made json.loads raise RecursionError (a 500), and a
 job id beyond 64 bits made SQLite raise OverflowError (a 500): both are refused here, once,
@@ -8,11 +9,12 @@ for every endpoint, instead of in each view.
 
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import accumulate
 from typing import Any
 
 from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import register_converter
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
@@ -120,6 +122,38 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 
+# --- NUL characters ----------------------------------------------------------------------------
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path, the query, a header or a cookie is refused before any view
+    reads it: PostgreSQL can neither store nor compare text containing one, so a lookup by it
+    (an order filter, a preview key, an API token, a session cookie, an Idempotency-Key) was a
+    500 there. HTTP allows none in a header, and no value of ours has one. A path with a NUL
+    names nothing: 404 (handler404 answers it, in JSON under /api/); elsewhere 400, in JSON
+    under /api/ like every API refusal. (Bodies are checked by their fields: DRF's CharField
+    refuses a NUL, and JSON values are checked against the schema they must fit.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            raise Http404("the path contains a NUL character")
+        carriers = (
+            ("the query", [name + "".join(values) for name, values in request.GET.lists()]),
+            ("a header", list(request.headers.values())),
+            ("a cookie", list(request.COOKIES.values())),
+        )
+        for where, values in carriers:
+            if any("\x00" in value for value in values):
+                message = f"{where} contains a NUL character"
+                if request.path.startswith("/api/"):
+                    return JsonResponse({"message": message}, status=400)
+                return HttpResponseBadRequest(message)
+        return self.get_response(request)
+
+
 # --- Pages -------------------------------------------------------------------------------------
 
 
@@ -155,15 +189,20 @@ class Pagination(LimitOffsetPagination):
         offset = _count(request, self.offset_query_param, minimum=0, maximum=ID_MAX)
         return 0 if offset is None else offset
 
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        paginated: dict[str, Any] = super().get_paginated_response_schema(schema)
+        paginated["required"] = ["count", "next", "previous", "results"]  # null when no page
+        return paginated
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
         parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.limit_query_param:
-                parameter["schema"]["minimum"] = 1
+                parameter["schema"].update(minimum=1, maximum=self.max_limit)
                 parameter["description"] = (
                     f"Number of results to return per page, {self.default_limit} unless given; "
                     f"a larger value than {self.max_limit} returns {self.max_limit}."
                 )
             elif parameter["name"] == self.offset_query_param:
-                parameter["schema"]["minimum"] = 0
+                parameter["schema"].update(minimum=0, maximum=ID_MAX)
         return parameters

@@ -70,7 +70,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "catalog",
     "orders",
@@ -80,6 +79,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "microfactory.limits.RefuseNulMiddleware",  # before the session cookie is looked up
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,11 +153,12 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Token <token>`, hashed tokens (microfactory.accounts, django-rest-knox)
+        "microfactory.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "microfactory.schema.AutoSchema",  # adds every operation's 4xx
     "EXCEPTION_HANDLER": "microfactory.api.exception_handler",
     # Bodies: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes, JSON nested at most MF_JSON_MAX_DEPTH.
     "DEFAULT_PARSER_CLASSES": [
@@ -211,24 +212,35 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_BEAT_SCHEDULE = {
     "reconcile-stuck-jobs": {
         "task": "production.tasks.reconcile_stuck_jobs",
-        "schedule": env.float("MF_RECONCILE_INTERVAL_S", default=60.0),
+        # Short: the recovery bound after a fault (docs/operations.md) is about this plus
+        # MF_JOB_STALE_AFTER_S; a pass that finds nothing costs a few indexed queries.
+        "schedule": env.float("MF_RECONCILE_INTERVAL_S", default=10.0),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Pipeline limits (every size, count and time the system enforces) ---------------------
 # The reconciler (docs/operations.md, "The stuck-job reconciler") re-enqueues a job's step
-# when: its claim expired (a worker took it and died: the claim lasts JOB_CLAIM_S, by default
-# the hard time limit, after which the step cannot be running any more); no message was sent
-# since its status changed JOB_STALE_AFTER_S ago (the broker was down, or a worker died
-# between a step and sending the next); or its message, sent JOB_LOST_GRACE_S ago or more
-# and not claimed since, is neither in its Redis queue nor reserved by a worker (the broker
-# lost it: production.broker reads at most RECONCILE_SCAN_MAX messages per pass). Where the
-# broker cannot be read (not Redis, unreachable, longer queues), such a message counts as
-# lost once it has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog.
+# when: the worker holding its claim is gone from the cluster (production.cluster: the live
+# workers answer a broadcast within WORKER_PING_TIMEOUT_S, asked twice); its claim expired
+# (the same where the cluster cannot say: the claim lasts JOB_CLAIM_S, by default the hard
+# time limit, after which the step cannot be running any more); no message was sent since
+# its status changed JOB_STALE_AFTER_S ago (the broker was down, the web process died between
+# committing an order and sending its jobs, or a worker between a step and sending the next:
+# the normal gap is milliseconds, and a message sent twice is dropped, so this is short); or
+# its message, sent JOB_LOST_GRACE_S ago or more and not claimed since, is neither in its
+# Redis queue nor reserved by a live worker (the broker lost it, or a dead worker had taken
+# it: production.broker reads at most RECONCILE_SCAN_MAX messages per pass). Where the broker
+# cannot be read (not Redis, unreachable, longer queues), such a message counts as lost once
+# it has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog. A worker that starts
+# makes a pass at once (production.tasks.take_over_from_dead_workers).
 JOB_CLAIM_S = env.int("MF_JOB_CLAIM_S", default=JOB_STEP_HARD_TIME_LIMIT_S)
-JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=120)
-JOB_LOST_GRACE_S = env.int("MF_JOB_LOST_GRACE_S", default=60)
+JOB_STALE_AFTER_S = env.int("MF_JOB_STALE_AFTER_S", default=20)
+JOB_LOST_GRACE_S = env.int("MF_JOB_LOST_GRACE_S", default=10)
+# How long the reconciler waits for the workers' answers (each of at most two questions a
+# pass, asked only when a claim or a reserved message is to be judged). A worker answers from
+# its main process even while its pool is busy; one that misses both is taken for gone.
+WORKER_PING_TIMEOUT_S = env.float("MF_WORKER_PING_TIMEOUT_S", default=1.0)
 JOB_QUEUE_WAIT_MAX_S = env.int("MF_JOB_QUEUE_WAIT_MAX_S", default=6 * 3600)
 RECONCILE_SCAN_MAX = env.int("MF_RECONCILE_SCAN_MAX", default=20000)
 ORDER_MAX_LINES = env.int("MF_ORDER_MAX_LINES", default=50)
@@ -260,6 +272,26 @@ LOGGING = {
 
 # Absolute address of this site, for links printed on paper (the traveler's QR code).
 SITE_URL = env.str("MF_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- Part passports (production.passport; docs/operations.md, "Passport signing key") ------
+# The Ed25519 private key (PKCS#8 PEM) that signs every job's passport. Every web and worker
+# process must read the same file. Set: it must exist and hold an Ed25519 key, or nothing
+# starts (docker/production.env points at a Docker secret). Unset: one is generated once into
+# var/, as SECRET_KEY is, which suits one host; `check --deploy` warns about it.
+PASSPORT_KEY_FILE = Path(
+    env.str("MF_PASSPORT_KEY_FILE", default="") or VAR_DIR / "passport_ed25519.pem"
+)
+PASSPORT_KEY_GENERATED = not env.str("MF_PASSPORT_KEY_FILE", default="")
+if not PASSPORT_KEY_GENERATED and not PASSPORT_KEY_FILE.is_file():
+    raise ImproperlyConfigured(
+        f"MF_PASSPORT_KEY_FILE is {PASSPORT_KEY_FILE}, which is not a file: create the key with "
+        "`openssl genpkey -algorithm ed25519 -out PATH` or "
+        "`MF_PASSPORT_KEY_FILE= python manage.py passport_key --new PATH` "
+        '(docs/operations.md, "Passport signing key")'
+    )
+# Public keys (hex, 64 characters, comma-separated) of keys retired by a rotation: passports
+# they signed still verify, marked as signed by a retired key.
+PASSPORT_RETIRED_PUBLIC_KEYS = env.list("MF_PASSPORT_RETIRED_PUBLIC_KEYS", default=[])
 RECONCILE_BATCH = env.int("MF_RECONCILE_BATCH", default=500)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -380,6 +412,12 @@ SPECTACULAR_SETTINGS.update(
             **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
             "OrderStatusEnum": "orders.models.Status",
             "JobStatusEnum": "production.models.Job.Status",
+            # Two "kind" and two machine "state" fields with different choices: named apart,
+            # or one name would stand for both and one list would be wrong.
+            "ArtifactKindEnum": "production.models.Artifact.Kind",
+            "RevisionKindEnum": "catalog.models.PartRevision.Kind",
+            "MachineStateEnum": "production.models.Machine.State",
+            "ReportedStateEnum": "production.api.machines.REPORTED_STATES",
         },
     }
 )
@@ -504,3 +542,38 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
 # otherwise count on its own and the real limit would be the rate times the processes.
 CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}
+
+# --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------
+# docs/operations.md, "API tokens" and "Two-factor authentication".
+# API tokens (django-rest-knox): only a SHA-512 digest and the first 15 characters (the prefix
+# shown and looked up by) are stored; the token is shown once. `mf_` marks our tokens for
+# secret scanners. Tokens last until revoked unless their maker chose an expiry.
+INSTALLED_APPS += [
+    "knox",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "microfactory.accounts",  # after knox: its admin replaces knox's
+]
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+# Knox's migrations would create its own token table although ApiToken replaces it: an empty
+# table whose key to auth_user breaks PostgreSQL's flush (TRUNCATE) of the known tables.
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "mf_", "AUTH_HEADER_PREFIX": "Token"}
+API_TOKENS_PER_USER = env.int("MF_API_TOKENS_PER_USER", default=20)
+# A token's "last used" is written at most this often (one UPDATE, not one per request).
+API_TOKEN_LAST_USED_RESOLUTION_S = env.int("MF_API_TOKEN_LAST_USED_RESOLUTION_S", default=60)
+# Two-factor authentication (django-otp, TOTP): staff, superusers and catalog admins must enrol
+# an authenticator app and enter a code after their password, on /login/ and /admin/login/
+# alike (microfactory.accounts.middleware). OTPMiddleware marks the session verified.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE += ["microfactory.accounts.middleware.MFARequiredMiddleware"]
+OTP_TOTP_ISSUER = env.str("MF_MFA_ISSUER", default="Microfactory")  # the name in the app
+# After n wrong codes in a row a device refuses every code for FACTOR x 2^(n-1) seconds
+# (1, 2, 4, ... with 1: ten wrong codes cost 8.5 minutes, fifteen 4.5 hours).
+OTP_TOTP_THROTTLE_FACTOR = env.int("MF_MFA_THROTTLE_FACTOR", default=1)
+# The admin never shows a device's secret key or its QR code: an administrator who could read
+# another's key could pass their second factor.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True

@@ -3,17 +3,21 @@
 Settings block "Login lockout and API throttles"; docs/operations.md explains both.
 """
 
+import logging
 import math
 from typing import TYPE_CHECKING, Any
 
+import redis
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework.settings import api_settings
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is being imported
     from rest_framework.request import Request
     from rest_framework.views import APIView
+
+logger = logging.getLogger(__name__)
 
 # Reads are never counted: a slow client polling its orders is not an attack, and the pages
 # that poll must keep working while a script hammers the writes.
@@ -53,7 +57,23 @@ def rate_for(scope: str) -> str | None:
     return None if rate is None else str(rate)
 
 
-class UserWriteThrottle(UserRateThrottle):
+class FailOpen(SimpleRateThrottle):
+    """A throttle that lets the request through (logged) when its counters cannot be read.
+
+    The counters live in the cache, Redis in production: while Redis is down an order must
+    still be taken (its job rows are the outbox, sent once the broker is back), not refused
+    with a 500 because a counter could not be read.
+    """
+
+    def allow_request(self, request: "Request", view: "APIView") -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (redis.RedisError, OSError) as error:
+            logger.warning("%s not applied: the cache is unreachable (%s)", self.scope, error)
+            return True
+
+
+class UserWriteThrottle(FailOpen, UserRateThrottle):
     """An authenticated user's writes (POST, PUT, PATCH, DELETE), MF_API_WRITE_RATE_USER."""
 
     scope = "write_user"
@@ -67,7 +87,7 @@ class UserWriteThrottle(UserRateThrottle):
         return super().allow_request(request, view)
 
 
-class AnonWriteThrottle(AnonRateThrottle):
+class AnonWriteThrottle(FailOpen, AnonRateThrottle):
     """Anonymous writes per client address (REMOTE_ADDR), MF_API_WRITE_RATE_ANON."""
 
     scope = "write_anon"

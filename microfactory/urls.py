@@ -15,7 +15,7 @@ from catalog.api.views import (
 from microfactory.views import ApiRoot
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.previews import PreviewDfmApi
-from production.api.views import JobArtifactApi
+from production.api.views import JobArtifactApi, JobPassportApi
 
 api: tuple[list[URLPattern | URLResolver], str] = (
     [
@@ -32,6 +32,7 @@ api: tuple[list[URLPattern | URLResolver], str] = (
         path(
             "jobs/<id:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
         ),
+        path("jobs/<id:job_id>/passport/", JobPassportApi.as_view(), name="job-passport"),
         path("machines/", MachinesApi.as_view(), name="machines"),
         path("machines/<slug:slug>/", MachineDetailApi.as_view(), name="machine-detail"),
         path(
@@ -43,6 +44,9 @@ api: tuple[list[URLPattern | URLResolver], str] = (
     ],
     "api",
 )
+
+# A path under /api/ that no route matches is a JSON 404, as the API's own 404s are.
+handler404 = "microfactory.views.page_not_found"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -56,6 +60,7 @@ urlpatterns = [
         ),
         name="api-docs",
     ),
+    path("account/", include("microfactory.accounts.urls")),  # API tokens, second factor
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]

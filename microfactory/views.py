@@ -1,3 +1,5 @@
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -20,3 +22,11 @@ class ApiRoot(APIView):
                 "schema": reverse("api:schema", request=request),
             }
         )
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: under /api/, a path no route matches (`/api/v1/orders/abc/`) is answered
+    like any other API 404, in JSON with a message; elsewhere, Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"message": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -32,7 +32,8 @@ class WebhookInline(admin.TabularInline):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug"]
+    list_display = ["name", "slug", "default_delivery_site"]
+    list_select_related = ["default_delivery_site"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [TeamInline, MembershipInline, WebhookInline]
 

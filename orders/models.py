@@ -11,6 +11,15 @@ from catalog.models import Material, PartRevision
 class Organisation(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
+    # Where the organisation's orders go when they name no delivery site.
+    default_delivery_site = models.ForeignKey(
+        "production.Site",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="where its orders are delivered when they name no site",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -141,7 +150,8 @@ class Order(models.Model):
     reference = models.CharField(max_length=100, blank=True, help_text="the customer's own ref")
     due_date = models.DateField(null=True, blank=True)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
-    # Where the parts go (a factory site; its own machines are preferred when routing).
+    # Where the parts go: the site named at ordering, else the organisation's default. The
+    # router counts the transit time to it (production.routing).
     delivery_site = models.ForeignKey(
         "production.Site", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
     )

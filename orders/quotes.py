@@ -50,8 +50,10 @@ def line_facts(
     now: datetime,
     parameters_hash: str = "",
     preview: PartPreview | None = None,
+    delivery_site: str = "",
 ) -> LineFacts:
-    """Everything the quote of one line needs (read-only; a few queries)."""
+    """Everything the quote of one line needs (read-only; a few queries). With a delivery
+    site (slug), each machine's lead time includes the transit from its site there."""
     from catalog.previews import preview_key
 
     if preview is None:
@@ -78,7 +80,10 @@ def line_facts(
         else None
     )
     fit = public.machines_for_quote(
-        process=revision.process, material=material.slug, extents_mm=extents
+        process=revision.process,
+        material=material.slug,
+        extents_mm=extents,
+        delivery_site=delivery_site,
     )
     return LineFacts(
         process=revision.process,
@@ -93,7 +98,12 @@ def line_facts(
         geometry_basis=basis,
         toolpath_time_s=toolpath_time,
         machines=tuple(
-            MachineOffer(name=m.name, hourly_rate=m.hourly_rate, queue_eta_s=m.queue_eta_s)
+            MachineOffer(
+                name=m.name,
+                hourly_rate=m.hourly_rate,
+                queue_eta_s=m.queue_eta_s,
+                transit_s=m.transit_s,
+            )
             for m in fit.offers
         ),
         too_big_for_all=fit.too_big_for_all,

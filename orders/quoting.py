@@ -49,6 +49,7 @@ class MachineOffer:
     name: str
     hourly_rate: Decimal
     queue_eta_s: float  # seconds until the work already queued there is done
+    transit_s: float = 0.0  # from its site to the order's delivery site
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,9 @@ def quote_line(
         basis = "estimate"
         part_time = estimate_time_s(volume_mm3=volume_mm3, height_mm=height_mm, rates=rates)
     run_time = part_time * quantity
-    best = min(machines, key=lambda m: (m.queue_eta_s + run_time, m.name), default=None)
+    best = min(
+        machines, key=lambda m: (m.queue_eta_s + run_time + m.transit_s, m.name), default=None
+    )
     hourly = (
         best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
     )
@@ -131,7 +134,9 @@ def quote_line(
     total = _money(rates.setup_fee + unit_price * quantity)
     lead_time = None
     if best is not None:
-        lead_time = int(round(best.queue_eta_s + run_time + rates.pipeline_overhead_s))
+        lead_time = int(
+            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s)
+        )
     return Quote(
         currency=rates.currency,
         quantity=quantity,

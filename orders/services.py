@@ -128,7 +128,9 @@ def order_place(
     its jobs are queued; above it, it waits for an approver. A second call with the same
     idempotency key within ORDER_IDEMPOTENCY_KEY_TTL_H returns the first order
     (created=False) and changes nothing; the same key with another request is an
-    IdempotencyConflict. An expired key places a new order.
+    IdempotencyConflict. An expired key places a new order. An order that names no delivery
+    site goes to its organisation's default one; the lead times quoted include the transit
+    there.
     """
     now = now or timezone.now()
     membership = membership_for(user)
@@ -140,7 +142,12 @@ def order_place(
             return earlier, False
     lines = _resolve_lines(request.lines)
     site = _check_order_fields(request, today=timezone.localdate(now))
-    quoted = [(line, line_quote(line_facts(**line, now=now))) for line in lines]
+    if site is None:  # the order names no site: the organisation's default, if it has one
+        site = default_delivery_site(organisation)
+    delivery = site.slug if site else ""
+    quoted = [
+        (line, line_quote(line_facts(**line, now=now, delivery_site=delivery))) for line in lines
+    ]
     total = sum((quote.total for _, quote in quoted), Decimal(0))
     try:
         with transaction.atomic():
@@ -206,6 +213,12 @@ def _earlier(organisation: Organisation, key: str, fingerprint: str, now: dateti
             f"Idempotency-Key '{key}' was already used for a different order ({earlier.number})"
         )
     return earlier
+
+
+def default_delivery_site(organisation: Organisation) -> SiteRef | None:
+    """Where the organisation's orders go when they name no site (None: nowhere set)."""
+    pk = organisation.default_delivery_site_id
+    return public.site_by_id(pk) if pk is not None else None
 
 
 def _check_order_fields(request: OrderRequest, *, today: date) -> SiteRef | None:

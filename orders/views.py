@@ -33,6 +33,7 @@ from orders.services import (
     NotAllowed,
     OrderInvalid,
     OrderRequest,
+    default_delivery_site,
     line_check,
     line_makeable,
     order_approve,
@@ -59,6 +60,14 @@ def _membership(request: HttpRequest) -> Membership | None:
         .select_related("organisation", "team")
         .first()
     )
+
+
+def _default_site(request: HttpRequest) -> str:
+    """The slug of the site the user's organisation delivers to by default ("": none), so the
+    part page's lead time includes the transit there."""
+    membership = _membership(request)
+    site = default_delivery_site(membership.organisation) if membership else None
+    return site.slug if site else ""
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -267,7 +276,9 @@ def _configuration(
         return {"errors": invalid.errors, "field_errors": invalid.errors.get("parameters", {})}
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
-    facts = line_facts(**checked, now=timezone.now(), preview=ready)
+    facts = line_facts(
+        **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
+    )
     facts_quote = line_quote(facts)
     return {
         "errors": {},
@@ -331,7 +342,9 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
     if len(cart) >= settings.ORDER_MAX_LINES:
         messages.error(request, f"A cart holds at most {settings.ORDER_MAX_LINES} lines.")
         return redirect("cart")
-    quote = line_quote(line_facts(**checked, now=timezone.now()))
+    quote = line_quote(
+        line_facts(**checked, now=timezone.now(), delivery_site=_default_site(request))
+    )
     cart.append(
         {
             "part": family.slug,
@@ -378,7 +391,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         "reference": "",
         "due_date": "",
         "priority": Order.Priority.NORMAL,
-        "delivery_site": "",
+        "delivery_site": _default_site(request),  # chosen in the form, the default preselected
         "note": "",
     }
     if request.method == "POST":

@@ -15,9 +15,11 @@ from production.models import (
     MachineEvent,
     MachineFile,
     MachineTelemetry,
+    PassportEntry,
     Site,
     Spool,
     SpoolBooking,
+    TransitTime,
 )
 
 
@@ -25,6 +27,17 @@ from production.models import (
 class SiteAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "operator"]
     list_select_related = ["operator"]
+
+
+@admin.register(TransitTime)
+class TransitTimeAdmin(admin.ModelAdmin):
+    """The network's transit table: one row a pair of sites (it holds both ways unless the
+    other way has its own row); two sites with no row have no route between them."""
+
+    list_display = ["from_site", "to_site", "hours"]
+    list_editable = ["hours"]
+    list_filter = ["from_site", "to_site"]
+    list_select_related = ["from_site", "to_site"]
 
 
 class MachineEventInline(admin.TabularInline):
@@ -151,6 +164,7 @@ class JobAdmin(admin.ModelAdmin):
         "status",
         "reason",
         "machine",
+        "route_reason",
         "dfm_report",
         "toolpath_meta",
         "enqueued_at",
@@ -260,3 +274,35 @@ class SpoolAdmin(admin.ModelAdmin):
                 self.message_user(request, str(refusal), level=messages.ERROR)
             else:
                 self.message_user(request, f"{spool.number} taken off")
+
+
+@admin.register(PassportEntry)
+class PassportEntryAdmin(admin.ModelAdmin):
+    """Read-only: entries are appended by production.passport and signed; an edit here would
+    only break the chain (the station and the passport page would show it)."""
+
+    list_display = ["job", "seq", "kind", "name", "sha256", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["sha256", "chain_hash"]
+    list_select_related = ["job"]
+    readonly_fields = [
+        "job",
+        "seq",
+        "kind",
+        "name",
+        "sha256",
+        "prev_chain_hash",
+        "chain_hash",
+        "public_key",
+        "signature",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -17,10 +17,16 @@ Read the way kombu's Redis transport stores messages (kombu/transport/redis.py, 
 A message's task id is its `headers.id` (Celery's message protocol 2), or its
 `properties.correlation_id` (both protocols). Any other broker (memory:// in tests) cannot be
 read: BrokerUnreadable, and the reconciler keeps its time rule.
+
+A reserved message is held by some worker, not necessarily a live one: one a worker took and
+then died with stays in `unacked` until the visibility timeout. So the two are told apart
+(`BrokerHeld`), and the reconciler asks the live workers (production.cluster) which of the
+reserved ones they hold.
 """
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import redis
 from kombu.exceptions import OperationalError
@@ -36,7 +42,18 @@ class BrokerUnreadable(Exception):
     """The broker cannot say which messages it holds (not Redis, unreachable, too many)."""
 
 
-def broker_task_ids(*, queues: Iterable[str], limit: int) -> frozenset[str]:
+@dataclass(frozen=True)
+class BrokerHeld:
+    """The task ids the broker holds: waiting in a queue, or reserved by a worker."""
+
+    queued: frozenset[str]
+    reserved: frozenset[str]
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self.queued or task_id in self.reserved
+
+
+def broker_task_ids(*, queues: Iterable[str], limit: int) -> BrokerHeld:
     """The task ids of the messages waiting in `queues` or reserved by any worker, read with
     the Celery app's own broker URL and transport options. Reads only; a second call changes
     nothing.
@@ -56,7 +73,7 @@ def broker_task_ids(*, queues: Iterable[str], limit: int) -> frozenset[str]:
         raise BrokerUnreadable(f"the broker did not answer ({error})") from error
 
 
-def _scan(channel: RedisChannel, *, queues: Iterable[str], limit: int) -> frozenset[str]:
+def _scan(channel: RedisChannel, *, queues: Iterable[str], limit: int) -> BrokerHeld:
     # A plain client on the channel's pool (the app's URL and transport options). Kombu's own
     # client prefixes the keys of some commands but not of LRANGE or HSCAN; this one prefixes
     # none, so every key is prefixed here, once.
@@ -70,30 +87,32 @@ def _scan(channel: RedisChannel, *, queues: Iterable[str], limit: int) -> frozen
         for queue in queues
         for step in sorted(set(channel.priority_steps))
     ]
-    ids: set[str] = set()
+    ids: dict[bool, set[str]] = {False: set(), True: set()}
     read = 0
-    for raw in _messages(client, lists=lists, unacked=prefix + channel.unacked_key):
+    for reserved, raw in _messages(client, lists=lists, unacked=prefix + channel.unacked_key):
         read += 1
         if read > limit:
             raise BrokerUnreadable(f"more than {limit} messages to read (MF_RECONCILE_SCAN_MAX)")
         if task_id := _task_id(raw):
-            ids.add(task_id)
-    return frozenset(ids)
+            ids[reserved].add(task_id)
+    return BrokerHeld(queued=frozenset(ids[False]), reserved=frozenset(ids[True]))
 
 
-def _messages(client: redis.Redis, *, lists: list[str], unacked: str) -> Iterator[bytes | str]:
-    """Every message in `lists`, then every reserved one, read in chunks."""
+def _messages(
+    client: redis.Redis, *, lists: list[str], unacked: str
+) -> Iterator[tuple[bool, bytes | str]]:
+    """Every message in `lists`, then every reserved one, read in chunks: (reserved, raw)."""
     for key in lists:
         start = 0
         while True:
             # LPUSHes meanwhile shift the list right: a message may be read twice, never missed.
             chunk = client.lrange(key, start, start + CHUNK - 1)
-            yield from chunk
+            yield from ((False, raw) for raw in chunk)
             if len(chunk) < CHUNK:
                 break
             start += CHUNK
     for _tag, entry in client.hscan_iter(unacked, count=CHUNK):
-        yield entry
+        yield True, entry
 
 
 def _task_id(raw: bytes | str) -> str | None:

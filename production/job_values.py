@@ -5,6 +5,7 @@ No CAD or mesh library is imported here, directly or through the steps: the web 
 imports this module (the station's job page shows the traveler's checklist).
 """
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from catalog.models import Material, PartRevision
 from catalog.parameters import parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from production.models import Artifact, Job, Machine
+from production.passport import passport_url
 from production.pipeline import traveler as travelers
 from production.pipeline.values import (
     GeometryMeta,
@@ -93,6 +95,8 @@ def paperwork(job: Job, *, printed_at: datetime) -> Paperwork:
         priority=order.get_priority_display(),
         quantity=job.quantity,
         printed_at=printed_at,
+        passport_url=passport_url(job),
+        delivery_site=order.delivery_site.name if order.delivery_site else "",
     )
 
 
@@ -111,6 +115,15 @@ def traveler_for(job: Job, *, printed_at: datetime, lot: str = "") -> travelers.
     """Every value the job's traveler prints, from what the pipeline stored for it: the same
     Traveler the traveler step built, but as of `printed_at` (and naming its spool's `lot`)."""
     toolpath = ToolpathMeta.from_json(job.toolpath_meta or {})
+    planned = planned_machine(toolpath.planned_for)
+    routed = job.machine
+    if routed is not None:  # made where its machine is, whichever site it was planned for
+        site = routed.site.name
+        planned = (
+            replace(planned, site=site)
+            if planned is not None
+            else PlannedMachine(routed.name, routed.model, site)
+        )
     return travelers.traveler_of(
         part=job_part(job),
         paperwork=paperwork(job, printed_at=printed_at),
@@ -118,6 +131,12 @@ def traveler_for(job: Job, *, printed_at: datetime, lot: str = "") -> travelers.
         drawing_svg=job_artifact(job, Artifact.Kind.SVG).file.read().decode(),
         toolpath=toolpath,
         dfm_warnings=dfm_warnings(job.dfm_report or {}),
-        planned=planned_machine(toolpath.planned_for),
+        planned=planned,
         lot=lot,
     )
+
+
+def traveler_site(job: Job) -> str | None:
+    """The site a traveler printed now names for the job (its machine's, once routed); None
+    when it is not routed, so whatever the pipeline printed stands."""
+    return job.machine.site.name if job.machine is not None else None

@@ -26,7 +26,7 @@ enqueued on commit. This module imports no CAD library: the web process uses it 
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -40,9 +40,17 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
-from production import connectors, lifecycle, routing, spools
+from production import connectors, lifecycle, passport, routing, spools
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact, Machine, MachineFile, MachineTelemetry
+from production.models import (
+    Artifact,
+    Job,
+    JobArtifact,
+    Machine,
+    MachineFile,
+    MachineTelemetry,
+    TransitTime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +132,17 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 toolpath_engine=machine.toolpath_engine,
                 spool_remaining_g=spool_g,
                 spool_reserve_g=reserve_g,
+                site_slug=machine.site.slug,
             )
         )
     return facts
+
+
+def transit_table() -> dict[tuple[str, str], float]:
+    """The network's transit times, {(from site slug, to site slug): seconds}, as the router
+    reads them (routing.JobNeeds.transit_s)."""
+    rows = TransitTime.objects.values_list("from_site__slug", "to_site__slug", "hours")
+    return {(origin, to): hours * 3600.0 for origin, to, hours in rows}
 
 
 def due_at(job: Job) -> datetime | None:
@@ -135,9 +151,13 @@ def due_at(job: Job) -> datetime | None:
     return datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC) if due else None
 
 
-def job_needs(job: Job) -> routing.JobNeeds:
-    """What the router needs to know about a job whose toolpath is planned."""
+def job_needs(
+    job: Job, *, transit: Mapping[tuple[str, str], float] | None = None
+) -> routing.JobNeeds:
+    """What the router needs to know about a job whose toolpath is planned; `transit` is the
+    network's table (transit_table), read once per routing pass."""
     meta = job.toolpath_meta or {}
+    site = job.line.order.delivery_site
     raw = meta.get("profile_key")
     profile = None
     if raw is not None:
@@ -156,6 +176,9 @@ def job_needs(job: Job) -> routing.JobNeeds:
         priority=PRIORITY.get(job.line.order.priority, 1),
         allowed_machines=routing.dfm_capable(job.dfm_report),
         filament_g=float(spools.job_filament_g(job)),
+        delivery_site=site.slug if site else None,
+        delivery_site_name=site.name if site else "",
+        transit_s=transit if transit is not None else transit_table(),
     )
 
 
@@ -235,14 +258,18 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         now = max(now, timezone.now())
         waiting = list(
             Job.objects.filter(status=Status.TRAVELER_READY)
-            .select_related("line__revision", "line__material", "line__order")
+            .select_related("line__revision", "line__material", "line__order__delivery_site")
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )
         if not waiting:
             return {}
         facts = routing_facts()
-        needs = {job.pk: job_needs(job) for job in waiting}
-        plan = routing.plan_routes(needs.values(), facts, now, changeover_s=changeover_s())
+        transit = transit_table()
+        needs = {job.pk: job_needs(job, transit=transit) for job in waiting}
+        reasons: dict[str, str] = {}
+        plan = routing.plan_routes(
+            needs.values(), facts, now, changeover_s=changeover_s(), reasons=reasons
+        )
         machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
         for job in waiting:
             slug = plan.get(str(job.pk))
@@ -264,6 +291,7 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                     pass  # waits for a machine to come back or free up
                 continue
             machine = machines[slug]
+            reason = reasons[str(job.pk)]
             if lifecycle.job_move(
                 job,
                 to=Status.ROUTED,
@@ -271,8 +299,9 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                 step="routing",
                 actor=actor,
                 now=now,
-                message=f"routed to {machine.name} (batch plan)",
+                message=f"routed to {machine.name} (batch plan): {reason}",
                 machine=machine,
+                route_reason=reason[:2000],
             ):
                 routed[job.pk] = slug
                 touched.add(machine.pk)
@@ -382,9 +411,14 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     # right before the upload, and send nothing without it.
     gcode = job_gcode(job)
     filename = f"{job.number}.gcode"
+    # The bytes about to be sent must be the ones the job's passport signed for.
+    refusal = passport.gcode_refusal(job, gcode)
     with transaction.atomic():
         ours = _still_dispatched(job, machine, claimed_at=now)
         available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
+        if ours and refusal is not None:
+            _refuse_gcode(job, machine, actor=actor, now=now, why=refusal)
+            return []
         if ours and not available:
             # Nothing was sent: the job goes back to routed, so the machine going down
             # re-routes it rather than failing it as if the printer might have started it.
@@ -428,6 +462,27 @@ def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bo
     )
 
 
+def _refuse_gcode(job: Job, machine: Machine, *, actor: str, now: datetime, why: str) -> None:
+    """Nothing was sent: the job's G-code is not what its passport says. The job fails with
+    the reason (no remake: it would reuse the same file; resuming it is refused while the file
+    differs) and stays on the machine's record, so that factory's station still shows it; the
+    machine, which did nothing wrong, takes its next job."""
+    reason = f"not sent to {machine.name}: {why}"
+    logger.warning("%s: %s", job.number, reason)
+    lifecycle.job_move(
+        job,
+        to=Status.FAILED,
+        by=By.MACHINE,
+        step="dispatch",
+        actor=actor,
+        now=now,
+        message=reason,
+        reason=reason[:2000],
+    )
+    Machine.objects.filter(pk=machine.pk, current_job=job).update(current_job=None, progress=None)
+    _on_commit_dispatch(machine.pk)
+
+
 def _unsent(job: Job, *, actor: str, now: datetime, why: str) -> None:
     """A dispatched job that was not (or not fully) sent goes back to routed, to be sent again."""
     lifecycle.job_move(
@@ -455,6 +510,8 @@ def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job
     )
     for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
         JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
+    # Its passport starts with the same inputs and files; its own traveler step adds the rest.
+    passport.passport_copy(source=job, to=replacement, now=now, leave_out=[Artifact.Kind.TRAVELER])
     transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
     return replacement
 
@@ -833,6 +890,12 @@ def job_resume(*, job_id: int, now: datetime, actor: str) -> Job:
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != Status.FAILED or job.machine_id is None:
             raise DomainError("only a job that failed on a machine can be resumed")
+        try:
+            refusal = passport.gcode_refusal(job, job_gcode(job))
+        except (JobArtifact.DoesNotExist, OSError):
+            refusal = "its G-code file is missing"
+        if refusal is not None:
+            raise DomainError(f"it cannot be resumed: {refusal}")
         withdraw = []
         for replacement in _remakes(job):
             if replacement.status in (*Job.STARTED, Status.AWAITING_QC, Status.DONE):

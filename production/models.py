@@ -1,5 +1,6 @@
 """How parts get made: sites, machines, jobs, their audit trail and their artifacts."""
 
+import secrets
 from decimal import Decimal
 
 from django.conf import settings
@@ -30,6 +31,34 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TransitTime(models.Model):
+    """How long parts take from one site to another: the router adds it to a machine's
+    completion time when the order's delivery site is elsewhere (production.routing).
+
+    A pair holds both ways unless the other way has a row of its own; a site to itself is 0
+    without a row. Two sites with no row either way have no route: nothing made at one is
+    delivered to the other."""
+
+    from_site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="transit_out")
+    to_site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="transit_in")
+    hours = models.FloatField(
+        validators=[MinValueValidator(0)], help_text="door to door, in hours (24 = one day)"
+    )
+
+    class Meta:
+        ordering = ["from_site__name", "to_site__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["from_site", "to_site"], name="one_transit_per_pair"),
+            models.CheckConstraint(
+                condition=~models.Q(from_site=models.F("to_site")), name="transit_between_sites"
+            ),
+            models.CheckConstraint(condition=models.Q(hours__gte=0), name="transit_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_site} → {self.to_site}: {self.hours:g} h"
 
 
 class Machine(models.Model):
@@ -120,6 +149,11 @@ class Machine(models.Model):
         return self.connector != self.Connector.MANUAL
 
 
+def new_passport_token() -> str:
+    """The secret part of a job's passport URL: 128 random bits, so it cannot be guessed."""
+    return secrets.token_urlsafe(16)
+
+
 class Job(models.Model):
     """Making one order line's quantity in one machine run, from geometry to machine."""
 
@@ -163,6 +197,9 @@ class Job(models.Model):
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     reason = models.TextField(blank=True, help_text="why the job was rejected or failed")
+    # Why the router sent it to its site (production.routing.Choice.reason), written with the
+    # routing move; site names only, as the customer reads it on the order page.
+    route_reason = models.TextField(blank=True, help_text="why the router chose its site")
     machine = models.ForeignKey(
         Machine, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
     )
@@ -194,6 +231,9 @@ class Job(models.Model):
     qc_passed = models.PositiveIntegerField(default=0)
     qc_scrapped = models.PositiveIntegerField(default=0)
     measurements = models.JSONField(default=dict, blank=True)
+    # The passport page's URL is /passport/<id>/<token>/ (production.passport): known from the
+    # job's creation, so the traveler's QR code can point to it before the traveler exists.
+    passport_token = models.CharField(max_length=32, default=new_passport_token, editable=False)
 
     class Meta:
         ordering = ["pk"]
@@ -296,6 +336,50 @@ class JobArtifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.job}"
+
+
+class PassportEntry(models.Model):
+    """One link of a job's passport chain: the sha256 of an input or a file the pipeline made,
+    chained to the entry before it and signed with the server's key. Written only by
+    production.passport, appended, never changed."""
+
+    class Kind(models.TextChoices):
+        SCRIPT = "script", "revision script"
+        MODEL = "model", "revision model file"  # a static revision's STEP or STL upload
+        PARAMETERS = "parameters", "canonical parameters"
+        STEP = "step", "STEP model"
+        STL = "stl", "STL mesh"
+        SVG = "svg", "SVG drawing"
+        DFM_REPORT = "dfm_report", "DFM report"
+        REPAIRED = "repaired", "repaired STL mesh"
+        GCODE = "gcode", "G-code"
+        TRAVELER = "traveler", "traveler PDF"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="passport_entries")
+    seq = models.PositiveIntegerField(help_text="0 for the first entry")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64, help_text="sha256 of the input or file")
+    prev_chain_hash = models.CharField(max_length=64)
+    chain_hash = models.CharField(
+        max_length=64, help_text="sha256(prev_chain_hash + kind + sha256)"
+    )
+    public_key = models.CharField(max_length=64, help_text="Ed25519 public key that signed (hex)")
+    signature = models.CharField(max_length=128, help_text="Ed25519 signature (hex)")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [
+            # One chain per job: two appends racing for the same place cannot both land, and
+            # a step kept twice cannot record its file twice.
+            models.UniqueConstraint(fields=["job", "seq"], name="one_passport_entry_per_place"),
+            models.UniqueConstraint(fields=["job", "kind"], name="one_passport_entry_per_kind"),
+        ]
+        verbose_name_plural = "passport entries"
+
+    def __str__(self) -> str:
+        return f"{self.job} #{self.seq} {self.kind}"
 
 
 class MachineTelemetry(models.Model):

@@ -21,11 +21,12 @@ from catalog.models import Material, PartPreview, PartRevision
 from orders.models import Order
 from production import dfm_previews, routing, services
 from production.dfm_previews import LiveDfm
-from production.machines import routing_facts
-from production.models import Job, JobArtifact, JobEvent, Machine, Site
+from production.machines import routing_facts, transit_table
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
 
 __all__ = [
     "JOB_ENDED_UNMADE",
+    "ARTIFACT_KIND_CHOICES",
     "JOB_STATUS_CHOICES",
     "ArtifactLink",
     "JobEventNotice",
@@ -45,6 +46,7 @@ __all__ = [
     "live_dfm",
     "machines_for_quote",
     "planned_time_s",
+    "site_by_id",
     "site_by_slug",
     "sites",
 ]
@@ -92,6 +94,8 @@ class JobSummary:
     quantity: int
     qc_scrapped: int
     machine: MachineRef | None
+    site: str  # the name of its machine's site, "" until it is routed
+    route_reason: str  # why the router chose that site (site names only), "" until routed
     progress: float | None
     dfm_report: Mapping[str, Any] | None
     toolpath_meta: Mapping[str, Any] | None
@@ -113,6 +117,8 @@ class JobSummary:
 
 # A job's statuses, (value, label), for orders' API schema.
 JOB_STATUS_CHOICES: list[tuple[str, str]] = list(Job.Status.choices)
+# The kinds of a job's files, (value, label), likewise.
+ARTIFACT_KIND_CHOICES: list[tuple[str, str]] = list(Artifact.Kind.choices)
 # Jobs that ended without passing QC: an order line whose jobs all ended and made too few parts
 # is rejected with the last one's reason.
 JOB_ENDED_UNMADE = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.SCRAPPED})
@@ -130,6 +136,8 @@ def _summary(job: Job, *, details: bool) -> JobSummary:
         quantity=job.quantity,
         qc_scrapped=job.qc_scrapped,
         machine=MachineRef(job.machine.slug, job.machine.name) if job.machine else None,
+        site=job.machine.site.name if job.machine else "",
+        route_reason=job.route_reason,
         progress=job.progress,
         dfm_report=job.dfm_report,
         toolpath_meta=job.toolpath_meta,
@@ -167,7 +175,7 @@ def _summary(job: Job, *, details: bool) -> JobSummary:
 
 
 def _jobs(*, details: bool) -> QuerySet[Job]:
-    jobs = Job.objects.select_related("machine").order_by("pk")
+    jobs = Job.objects.select_related("machine__site").order_by("pk")
     if details:
         jobs = jobs.prefetch_related(
             "events", Prefetch("job_artifacts", JobArtifact.objects.select_related("artifact"))
@@ -282,6 +290,7 @@ class QuoteMachine:
     name: str
     hourly_rate: Decimal
     queue_eta_s: float  # seconds until the work already routed there is done
+    transit_s: float = 0.0  # from its site to the delivery site
 
 
 @dataclass(frozen=True)
@@ -292,13 +301,26 @@ class MachineFit:
 
 
 def machines_for_quote(
-    *, process: str, material: str, extents_mm: tuple[float, float, float]
+    *,
+    process: str,
+    material: str,
+    extents_mm: tuple[float, float, float],
+    delivery_site: str = "",
 ) -> MachineFit:
     """The machines that could make a part of this size in this material, as the router
-    would see them now (capability, queue, hourly rate)."""
+    would see them now (capability, queue, hourly rate), with the transit time from each to
+    the delivery site (a site slug; "": none counted). A machine whose site has no route
+    there is left out, as the router leaves it out."""
     facts = routing_facts(process=process)
-    needs = routing.JobNeeds(process=process, material=material, extents_mm=extents_mm)
+    needs = routing.JobNeeds(
+        process=process,
+        material=material,
+        extents_mm=extents_mm,
+        delivery_site=delivery_site or None,
+        transit_s=transit_table() if delivery_site else {},
+    )
     capable = [m for m in facts if routing.can_make(needs, m)]
+    transit = {m.key: routing.transit_s(needs, m) for m in capable}
     fits_somewhere = any(
         routing.can_make(
             routing.JobNeeds(process=process, material=m_slug, extents_mm=extents_mm), m
@@ -312,10 +334,13 @@ def machines_for_quote(
     return MachineFit(
         offers=tuple(
             QuoteMachine(
-                name=m.name, hourly_rate=rates.get(m.key) or Decimal(0), queue_eta_s=m.queue_eta_s
+                name=m.name,
+                hourly_rate=rates.get(m.key) or Decimal(0),
+                queue_eta_s=m.queue_eta_s,
+                transit_s=transit_time,
             )
             for m in capable
-            if routing.takes_work(m)
+            if routing.takes_work(m) and (transit_time := transit[m.key]) is not None
         ),
         too_big_for_all=bool(facts) and not fits_somewhere,
         machines_of_process=len(facts),
@@ -374,6 +399,11 @@ def sites() -> list[SiteRef]:
     return [
         SiteRef(pk, slug, name) for pk, slug, name in Site.objects.values_list("pk", "slug", "name")
     ]
+
+
+def site_by_id(pk: int) -> SiteRef | None:
+    site = Site.objects.filter(pk=pk).values_list("pk", "slug", "name").first()
+    return None if site is None else SiteRef(*site)
 
 
 def site_by_slug(slug: str) -> SiteRef | None:

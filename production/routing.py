@@ -8,20 +8,28 @@
    offline, maintenance and error machines never do. A machine whose loaded spool (of the
    job's material) cannot finish the job, keeping its reserve, does not take it either: the job
    waits for a fuller spool rather than being rejected (`spool_can_finish`).
-3. Score: the expected completion time, in seconds from now: the work already queued there,
-   plus a changeover when the job's material is not loaded, plus this job's own time. Ties go
-   to the machine that needs no changeover, then an idle one, then the shorter queue, then the
-   name, so equal inputs give equal plans.
+3. Delivery: a job names the site its parts go to (`JobNeeds.delivery_site`); a machine's
+   parts get there after the transit time from its site (`JobNeeds.transit_s`, 0 at the
+   delivery site itself). A machine whose site has no transit route there is excluded; when
+   that leaves no machine, the job is rejected as "not deliverable from <site>".
+4. Score: the expected arrival at the delivery site, in seconds from now: the work already
+   queued there, plus a changeover when the job's material is not loaded, plus this job's own
+   time, plus transit. Machines that deliver by the due date come first; among them (or among
+   all, when none does) the earliest arrival wins, so a due date never slips to save transit
+   when another site makes it on time. Ties go to the machine that needs no changeover, then
+   less transit, an idle machine, the shorter queue, then the name, so equal inputs give equal
+   plans. The choice says why
+   (`Choice.reason`, in site names only: customers read it).
 
-`choose_machine` places one job; `plan_routes` places many at once, most urgent first (least
-slack to the due date, then priority), each on the machine that finishes it soonest given the
-jobs placed before it.
+`choose` (and `choose_machine`) places one job; `plan_routes` places many at once, most urgent
+first (least slack to the due date, then priority), each on the machine whose parts arrive
+soonest given the jobs placed before it.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from microfactory.errors import Rejected
 
@@ -53,11 +61,16 @@ class MachineFacts:
     queue_eta_s: float = 0.0  # seconds until the work already routed here is done
     loadable: frozenset[str] = frozenset()  # can be loaded, at a changeover's cost
     toolpath_engine: str = "builtin"  # the slicer of its G-code (Machine.toolpath_engine)
+    site_slug: str = ""  # the site's key in JobNeeds.transit_s ("": `site`, the name, is)
     # The loaded spool (production.spools): grams it can still give to jobs not started yet
     # (what is left minus the filament of the jobs queued here in its material), and the
     # reserve it keeps. None: no spool tracked there, nothing to check.
     spool_remaining_g: float | None = None
     spool_reserve_g: float = 0.0
+
+    @property
+    def site_key(self) -> str:
+        return self.site_slug or self.site
 
     @property
     def profile_key(self) -> ProfileKey:
@@ -91,6 +104,15 @@ class JobNeeds:
     # validated before reports named them, and quotes, which have no report yet).
     allowed_machines: frozenset[str] | None = None
     filament_g: float = 0.0  # the G-code's filament, which the loaded spool must hold
+    # Where the parts go (a site key, MachineFacts.site_key) and its name for reasons; None:
+    # nowhere in particular, no transit counts.
+    delivery_site: str | None = None
+    delivery_site_name: str = ""
+    # Seconds from one site to another, {(from, to): s}, for the whole network; a pair given
+    # one way holds both ways unless the other way is given too. A missing pair is no route.
+    transit_s: Mapping[tuple[str, str], float] = field(
+        default_factory=dict, hash=False, compare=False
+    )
 
 
 def with_material(machines: Sequence[MachineFacts], material: str) -> list[MachineFacts]:
@@ -167,11 +189,162 @@ def completion_s(job: JobNeeds, machine: MachineFacts, *, changeover_s: float = 
     return machine.queue_eta_s + changeover + job.estimated_time_s
 
 
-def choose_machine(
-    job: JobNeeds, machines: Sequence[MachineFacts], *, changeover_s: float = 0.0
-) -> MachineFacts:
-    """The machine that finishes the job soonest. Rejected if none could ever make it;
-    NoMachineAvailable if the capable ones are all down or full (the job waits)."""
+def transit_s(job: JobNeeds, machine: MachineFacts) -> float | None:
+    """Seconds from the machine's site to the job's delivery site; None: no route there."""
+    to, origin = job.delivery_site, machine.site_key
+    if to is None or origin == to:
+        return 0.0
+    found = job.transit_s.get((origin, to))
+    return job.transit_s.get((to, origin)) if found is None else found
+
+
+class Option(NamedTuple):
+    """A machine that can take the job now, and when it would have finished it (s from now).
+    A named tuple, so the batch plan's hot loop can pass plain (machine, finish_s, queued)."""
+
+    machine: MachineFacts
+    finish_s: float
+    queued_jobs: int
+
+
+@dataclass(frozen=True)
+class Choice:
+    machine: MachineFacts
+    finish_s: float  # when the machine would have finished the job, s from now
+    arrival_s: float  # when the parts would be at the delivery site, s from now
+    reason: str  # why this site: "Munich: 2 h earlier than Hamburg incl. 1 day transit"
+
+
+# An option's score, lowest best: (late for the due date, arrival_s, needs a changeover,
+# transit_s, not idle, queued jobs, name, key).
+_Score = tuple[bool, float, bool, float, bool, int, str, str]
+
+
+def choose_among(
+    job: JobNeeds,
+    options: Iterable[tuple[MachineFacts, float, int]],
+    *,
+    now: datetime | None,
+    explain: bool = True,
+) -> Choice | None:
+    """The option whose parts arrive first, among those on time for the job's due date if any
+    is (without `now`, the due date is not weighed); None when no option can deliver there.
+    Without `explain` the choice's reason is left empty (a plan nobody reads the reasons of
+    is made several times faster)."""
+    due_s = (job.due - now).total_seconds() if job.due is not None and now is not None else None
+    to, table = job.delivery_site, job.transit_s
+    # The best option of each site: the winner, and the runner-up site for the reason.
+    best_of_site: dict[str, tuple[_Score, tuple[MachineFacts, float, int], float]] = {}
+    for option in options:
+        m, finish, queued = option
+        # transit_s, inlined: this loop runs for every job and candidate of a batch plan.
+        site = m.site_slug or m.site
+        if to is None or site == to:
+            transit = 0.0
+        else:
+            found = table.get((site, to))
+            if found is None:
+                found = table.get((to, site))
+            if found is None:
+                continue  # no route from this site to the delivery site
+            transit = found
+        arrival = finish + transit
+        score = (
+            due_s is not None and arrival > due_s,
+            arrival,
+            # What the machine had loaded when the facts were read: in a batch plan, a
+            # changeover planned for an earlier job is already in `finish`, and only ties
+            # between equal arrivals read this.
+            job.material not in m.materials,
+            transit,
+            m.state != "idle",
+            queued,
+            m.name,
+            m.key,
+        )
+        held = best_of_site.get(site)
+        if held is None or score < held[0]:
+            best_of_site[site] = (score, option, transit)
+    if not best_of_site:
+        return None
+    if not explain:
+        _, (machine, finish_s, _), transit = min(best_of_site.values(), key=lambda e: e[0])
+        return Choice(machine, finish_s, finish_s + transit, reason="")
+    (_, best, transit), *others = sorted(best_of_site.values(), key=lambda entry: entry[0])
+    machine, finish_s, queued = best
+    return Choice(
+        machine=machine,
+        finish_s=finish_s,
+        arrival_s=finish_s + transit,
+        reason=_reason(
+            Option(machine, finish_s, queued),
+            transit,
+            [(Option(*o), t) for _, o, t in others],
+            due_s=due_s,
+        ),
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as people say it: "1 day", "2 h", "1 day 3 h", "45 min"."""
+    minutes = int(round(seconds / 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} day" + ("s" if days != 1 else "")] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if mins and not days:
+        parts.append(f"{mins} min")
+    return " ".join(parts) or "under a minute"
+
+
+def _reason(
+    best: Option, transit: float, others: list[tuple[Option, float]], *, due_s: float | None
+) -> str:
+    """Why the chosen site, in site names only (customers read it on their order)."""
+    site = best.machine.site
+    arrival = best.finish_s + transit
+    carried = f" incl. {duration_text(transit)} transit" if transit else ""
+    if not others:
+        text = f"{site}: the only site that can take it now{carried}"
+    else:
+        runner, runner_transit = others[0]
+        gap = runner.finish_s + runner_transit - arrival
+        other = runner.machine.site
+        if gap >= 30:
+            text = f"{site}: {duration_text(gap)} earlier than {other}{carried}"
+        else:
+            text = f"{site}: as early as {other}{carried}"
+        if runner_transit and not transit:
+            text += f" ({other} incl. {duration_text(runner_transit)} transit)"
+        elif runner_transit and transit and runner_transit != transit:
+            text += f" ({other}: {duration_text(runner_transit)})"
+        if due_s is not None and arrival <= due_s < runner.finish_s + runner_transit:
+            text += f"; {other} would miss the due date"
+    if due_s is not None and arrival > due_s:
+        text += f"; no site makes the due date: {duration_text(arrival - due_s)} late"
+    return text
+
+
+def not_deliverable(job: JobNeeds, machines: Sequence[MachineFacts]) -> str:
+    """The reason a job none of whose capable machines can deliver is rejected."""
+    sites = sorted({m.site for m in machines})
+    return (
+        f"not deliverable from {', '.join(sites)}: no transit route to "
+        f"{job.delivery_site_name or job.delivery_site}"
+    )
+
+
+def choose(
+    job: JobNeeds,
+    machines: Sequence[MachineFacts],
+    *,
+    changeover_s: float = 0.0,
+    now: datetime | None = None,
+) -> Choice:
+    """The machine whose parts arrive first (on time, when one is), and why. Rejected if none
+    could ever make the job or deliver it; NoMachineAvailable if the capable ones are all
+    down or full (the job waits)."""
     capable = capable_machines(job, machines)
     if not capable:
         among = (
@@ -186,7 +359,10 @@ def choose_machine(
             + " x ".join(f"{v:.1f}" for v in job.extents_mm)
             + f" mm{among}"
         )
-    available = [m for m in capable if takes_work(m) and spool_can_finish(job, m)]
+    deliverable = [m for m in capable if transit_s(job, m) is not None]
+    if not deliverable:
+        raise Rejected(not_deliverable(job, capable))
+    available = [m for m in deliverable if takes_work(m) and spool_can_finish(job, m)]
     if not available:
         raise NoMachineAvailable(
             "every capable machine is offline, in maintenance, full or short of filament: "
@@ -196,20 +372,26 @@ def choose_machine(
                 else f"{m.name} (full: {m.queued_jobs} jobs)"
                 if m.is_full
                 else _spool_short(job, m)
-                for m in capable
+                for m in deliverable
             )
         )
-    return min(
-        available,
-        key=lambda m: (
-            completion_s(job, m, changeover_s=changeover_s),
-            job.material not in m.materials,
-            m.state != "idle",
-            m.queued_jobs,
-            m.name,
-            m.key,
-        ),
-    )
+    options = [
+        Option(m, completion_s(job, m, changeover_s=changeover_s), m.queued_jobs) for m in available
+    ]
+    choice = choose_among(job, options, now=now)
+    assert choice is not None  # every option is deliverable
+    return choice
+
+
+def choose_machine(
+    job: JobNeeds,
+    machines: Sequence[MachineFacts],
+    *,
+    changeover_s: float = 0.0,
+    now: datetime | None = None,
+) -> MachineFacts:
+    """The machine `choose` picks (see there)."""
+    return choose(job, machines, changeover_s=changeover_s, now=now).machine
 
 
 def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, str]:
@@ -225,9 +407,6 @@ def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, str]:
 _Signature = tuple[
     str, str, tuple[float, float, float], float | None, ProfileKey | None, frozenset[str] | None
 ]
-# A machine's score for a job, lowest best: (finish_s, needs a changeover, not idle, queued
-# jobs, name, key).
-_Score = tuple[float, bool, bool, int, str, str]
 
 
 @dataclass
@@ -247,9 +426,11 @@ def plan_routes(
     now: datetime,
     *,
     changeover_s: float = 0.0,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Assign many jobs at once: {job key: machine key}. Jobs no available machine can take
-    now (or ever) are left out; the caller tells them apart with `choose_machine`."""
+    """Assign many jobs at once: {job key: machine key}; `reasons`, when given, gets why each
+    job went where it did ({job key: Choice.reason}). Jobs no available machine can take now
+    (or ever, or deliver) are left out; the caller tells them apart with `choose`."""
     ordered = sorted(jobs, key=lambda job: urgency(job, now))
     available = [m for m in machines if m.state in AVAILABLE_STATES]
     queues = {
@@ -275,8 +456,7 @@ def plan_routes(
         )
         if signature not in capable_for:
             capable_for[signature] = [m for m in available if can_make(job, m)]
-        best_key: _Score | None = None
-        best: MachineFacts | None = None
+        options: list[tuple[MachineFacts, float, int]] = []
         for machine in capable_for[signature]:
             queue = queues[machine.key]
             if machine.queue_limit and queue.jobs >= machine.queue_limit:
@@ -285,21 +465,22 @@ def plan_routes(
             if not change and not _spool_holds(
                 job, queue.spool_g, reserve_g=machine.spool_reserve_g
             ):
-                continue
+                continue  # its spool cannot finish this job: it waits for a fuller one
             changeover = changeover_s if change else 0.0
             finish = queue.eta_s + changeover + job.estimated_time_s
-            key = (finish, change, machine.state != "idle", queue.jobs, machine.name, machine.key)
-            if best_key is None or key < best_key:
-                best_key, best = key, machine
-        if best is None or best_key is None:
+            options.append((machine, finish, queue.jobs))  # an Option, made the cheap way
+        choice = choose_among(job, options, now=now, explain=reasons is not None)
+        if choice is None:
             continue
-        queue = queues[best.key]
-        queue.eta_s = best_key[0]
+        queue = queues[choice.machine.key]
+        queue.eta_s = choice.finish_s
         queue.jobs += 1
         if job.material not in queue.materials:
             queue.materials = frozenset({job.material})  # the spool was changed for this job
             queue.spool_g = None  # a new spool, whose grams the plan does not know
         elif queue.spool_g is not None:
             queue.spool_g -= job.filament_g
-        plan[job.key] = best.key
+        plan[job.key] = choice.machine.key
+        if reasons is not None:
+            reasons[job.key] = choice.reason
     return plan

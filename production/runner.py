@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from catalog import geometry
 from microfactory.errors import Rejected
-from production import lifecycle, machines, routing, services
+from production import lifecycle, machines, passport, routing, services
 from production.job_values import (
     job_artifact,
     job_part,
@@ -32,7 +32,7 @@ from production.job_values import (
     traveler_for,
 )
 from production.lifecycle import By
-from production.models import Artifact, Job, JobArtifact
+from production.models import Artifact, Job, JobArtifact, artifact_path
 from production.pipeline import steps as pipeline
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
 from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
@@ -262,7 +262,16 @@ def _keep_toolpath(planned: PlannedToolpath) -> StepResult:
 def _keep_traveler(document: TravelerDocument) -> StepResult:
     filename = f"traveler-{document.traveler.job_number}.pdf"
     return StepResult(
-        outputs=[Output(Artifact.Kind.TRAVELER, document.key, filename, document.pdf)],
+        outputs=[
+            Output(
+                Artifact.Kind.TRAVELER,
+                document.key,
+                filename,
+                document.pdf,
+                # The site it names: a job routed elsewhere gets a new print (station).
+                meta={"site": document.traveler.site},
+            )
+        ],
         message="traveler PDF ready to print",
     )
 
@@ -306,7 +315,7 @@ STEPS: dict[str, Step] = {
 # --- running a step -------------------------------------------------------------------------
 
 
-def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool:
+def job_advance(*, job_id: int, actor: str, expected: str | None = None, holder: str = "") -> bool:
     """Run the step of the status the message was sent for (`expected`); True when the job
     then waits for its next message (another step, or the batch router). Safe to call twice.
 
@@ -315,7 +324,8 @@ def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool
     from messages sent before they carried it: they run the job's current step, as before.
     Slow work runs outside any transaction, under the job's claim (services.job_claim); its
     result is kept only if the job is still in the status the step started from. A part that
-    cannot be made ends REJECTED.
+    cannot be made ends REJECTED. `holder` names the worker incarnation the claim records
+    (production.cluster.holder_id); `actor` when empty.
     """
     job = (
         Job.objects.select_related(
@@ -332,7 +342,7 @@ def job_advance(*, job_id: int, actor: str, expected: str | None = None) -> bool
     step = STEPS.get(job.status)
     if step is None:
         return False  # at the router, a machine, or ended: no step of ours to run
-    if not services.job_claim(job=job, actor=actor, now=timezone.now()):
+    if not services.job_claim(job=job, actor=actor, now=timezone.now(), holder=holder):
         logger.info("%s: dropped a message for %s: the job moved on", job.number, job.status)
         return False
     started_at, clock = timezone.now(), time.monotonic()
@@ -393,32 +403,64 @@ def _finish(
         )
         if not moved:
             return False  # another worker finished this step first; drop our result
+        files = []
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
+            )
+            # The sha256 recorded when the file was first stored: a job reusing a file that
+            # was changed on disk since records what it should be, and dispatch refuses it.
+            files.append(passport.Entry(output.kind, output.filename, artifact.sha256))
+        if to == step.done:
+            passport.passport_record(
+                job=job, step=step.name, files=files, fields=fields, now=finished_at
             )
     return True
 
 
 def _store(output: Output) -> Artifact:
     """Save new bytes as an artifact, or return the one stored for the same inputs (a step
-    that found it through `reuse`, or another job that stored it meanwhile)."""
+    that found it through `reuse`, or another job that stored it meanwhile).
+
+    Each artifact's file is written once: its path follows from its inputs (artifact_path),
+    and a file already there with the same bytes (left by a run whose transaction did not
+    commit: a worker killed, the database gone) is taken as it is rather than written again
+    under another name. A file this call wrote for a row that could not be saved is removed.
+    """
     assert output.content is not None
     existing = Artifact.objects.filter(kind=output.kind, input_key=output.input_key).first()
     if existing is not None:
         return existing
+    sha256 = hashlib.sha256(output.content).hexdigest()
+    artifact = Artifact(
+        kind=output.kind,
+        input_key=output.input_key,
+        sha256=sha256,
+        size=len(output.content),
+        meta=output.meta,
+    )
+    name = artifact_path(artifact, output.filename)
+    storage = artifact.file.storage
+    wrote = False
+    if storage.exists(name) and _sha256_of(storage, name) == sha256:
+        artifact.file.name = name
+    else:
+        artifact.file.save(output.filename, ContentFile(output.content), save=False)
+        wrote = True
     try:
         with transaction.atomic():
-            artifact = Artifact(
-                kind=output.kind,
-                input_key=output.input_key,
-                sha256=hashlib.sha256(output.content).hexdigest(),
-                size=len(output.content),
-                meta=output.meta,
-            )
-            artifact.file.save(output.filename, ContentFile(output.content), save=False)
             artifact.save()
             return artifact
     except IntegrityError:
+        if wrote:
+            storage.delete(artifact.file.name)
         return Artifact.objects.get(kind=output.kind, input_key=output.input_key)
+
+
+def _sha256_of(storage: Any, name: str) -> str:
+    digest = hashlib.sha256()
+    with storage.open(name, "rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

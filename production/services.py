@@ -1,6 +1,7 @@
 """Write paths for jobs: creating them for an order, queueing, failing, reconciling."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -13,7 +14,7 @@ from kombu.utils.uuid import uuid
 
 from microfactory.errors import DomainError
 from orders.models import Order
-from production import broker, lifecycle
+from production import broker, cluster, lifecycle
 from production.lifecycle import By
 from production.models import Job
 
@@ -144,23 +145,26 @@ def job_enqueue(*, job_id: int) -> bool:
     return True
 
 
-def job_claim(*, job: Job, actor: str, now: datetime) -> bool:
-    """Record that `actor` runs the step of the status the job has in memory, for JOB_CLAIM_S;
-    False (nothing written) if the job has moved on meanwhile.
+def job_claim(*, job: Job, actor: str, now: datetime, holder: str = "") -> bool:
+    """Record that `holder` (a worker incarnation, production.cluster.holder_id; `actor` when
+    empty) runs the step of the status the job has in memory, for JOB_CLAIM_S; False (nothing
+    written) if the job has moved on meanwhile.
 
     The claim does not keep a second run of the same step out: a message redelivered because
     its worker was lost arrives while the dead worker's claim still looks alive, and refusing
     it would leave the job waiting for the claim to expire. Two runs of one step are wasted
     work, never a wrong result: the first to finish moves the job, the other keeps nothing.
-    What the claim is for is the reconciler, which re-enqueues a job only once it expired.
+    What the claim is for is the reconciler, which re-enqueues a job once its claim expired
+    or its holder is gone from the cluster (production.cluster).
     """
     expires = now + timedelta(seconds=settings.JOB_CLAIM_S)
+    holder = (holder or actor)[:150]
     claimed = Job.objects.filter(pk=job.pk, status=job.status).update(
-        claimed_at=now, claimed_by=actor[:150], claim_expires_at=expires
+        claimed_at=now, claimed_by=holder, claim_expires_at=expires
     )
     if not claimed:
         return False
-    job.claimed_at, job.claimed_by, job.claim_expires_at = now, actor[:150], expires
+    job.claimed_at, job.claimed_by, job.claim_expires_at = now, holder, expires
     return True
 
 
@@ -203,61 +207,152 @@ def job_fail(*, job_id: int, reason: str, actor: str, expected: str | None = Non
 STEP_STATUSES = tuple(status for status in QUEUE_FOR_STATUS if status != Job.Status.TRAVELER_READY)
 
 
-def jobs_reconcile(*, now: datetime) -> list[int]:
+class _ClusterOnce:
+    """The cluster's view, asked at most once per reconciler pass (each question waits up to
+    WORKER_PING_TIMEOUT_S) and only when a rule needs it."""
+
+    def __init__(self, ask: Callable[[], cluster.ClusterView | None]):
+        self._ask = ask
+        self._view: cluster.ClusterView | None = None
+        self._asked = False
+
+    def __call__(self) -> cluster.ClusterView | None:
+        if not self._asked:
+            self._view, self._asked = self._ask(), True
+        return self._view
+
+    def again(self) -> cluster.ClusterView | None:
+        """Asked once more: a second look before taking anything from anyone."""
+        return self._ask()
+
+
+def _ask_cluster() -> cluster.ClusterView | None:
+    return cluster.cluster_view(timeout=settings.WORKER_PING_TIMEOUT_S)
+
+
+def jobs_reconcile(
+    *, now: datetime, ask_cluster: Callable[[], cluster.ClusterView | None] = _ask_cluster
+) -> list[int]:
     """Re-enqueue the step of every job whose message is lost; the ids re-enqueued.
 
-    A job is left alone while a worker holds a live claim on its step, and while its message
-    waits in its queue or is reserved by a worker, however long (a backlog is not a lost
+    A job is left alone while a live worker holds a claim on its step, and while its message
+    waits in its queue or is reserved by a live worker, however long (a backlog is not a lost
     message). It is re-enqueued when:
-    - its claim expired and nothing was sent since: a worker took the step and died (killed,
-      out of memory, host lost). Its own message may come back from Redis after the
-      visibility timeout: harmless, it finds the job moved on or runs the step once more;
+    - its claim's holder is gone from the cluster (production.cluster: every live worker
+      answers a broadcast, twice asked): a worker took the step and died (killed, out of
+      memory, host lost). Its claim ends now, and the step is sent again at once;
+    - its claim expired and nothing was sent since: the same, where the cluster cannot say
+      (the claim lasts JOB_CLAIM_S, the step's hard time limit). Its own message may come back
+      from Redis after the visibility timeout: harmless, it finds the job moved on or runs the
+      step once more;
     - no message was sent since its status changed, JOB_STALE_AFTER_S ago or more: the broker
-      was down, or a worker died between finishing a step and sending the next;
-    - its message (the last one sent since its status changed, or since its claim expired),
+      was down, the web process died between committing an order and sending its jobs, or a
+      worker died between finishing a step and sending the next (the job rows are the outbox);
+    - its message (the last one sent since its status changed, or since its claim ended),
       sent JOB_LOST_GRACE_S ago or more and not claimed since, is in the broker neither
-      queued nor reserved: the broker lost it (a Redis restarted without its data). Where the
-      broker cannot say (not Redis, unreachable, more than RECONCILE_SCAN_MAX messages), and
-      for messages sent before their task id was kept, the message counts as lost once it
-      has waited JOB_QUEUE_WAIT_MAX_S, longer than any healthy backlog.
+      queued nor reserved by a live worker: the broker lost it (a Redis restarted without its
+      data), or a worker that died had reserved it. Where the broker cannot say (not Redis,
+      unreachable, more than RECONCILE_SCAN_MAX messages), and for messages sent before their
+      task id was kept, the message counts as lost once it has waited JOB_QUEUE_WAIT_MAX_S,
+      longer than any healthy backlog. Where the cluster cannot say, a reserved message counts
+      as held.
     A message re-sent needlessly finds its job moved on and is dropped: nothing runs twice.
     A claim taken before the job's last status change was for an earlier step, and does not
     count; nor does a send from before it. A second call re-sends nothing the first did.
     """
+    view = _ClusterOnce(ask_cluster)
     claimed = Q(claimed_at__isnull=False, claimed_at__gte=F("status_changed_at"))
     sent = Q(enqueued_at__isnull=False, enqueued_at__gte=F("status_changed_at"))
     sent_after_claim = Q(enqueued_at__isnull=False, enqueued_at__gt=F("claim_expires_at"))
     unsent_since = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
     waiting_since = now - timedelta(seconds=settings.JOB_QUEUE_WAIT_MAX_S)
+    in_steps = Job.objects.filter(status__in=STEP_STATUSES)
+    # First the claims of workers gone: ended here, they are re-sent with the died rule below.
+    ended = _claims_end_where_holder_gone(
+        in_steps.filter(claimed & Q(claim_expires_at__gte=now) & ~sent_after_claim),
+        view=view,
+        now=now,
+    )
     died = claimed & Q(claim_expires_at__lt=now) & ~sent_after_claim
     never_sent = ~claimed & ~sent & Q(status_changed_at__lt=unsent_since)
     # A message was sent for the step and no worker has taken the step since.
     waiting = (~claimed & sent) | (claimed & sent_after_claim)
-    in_steps = Job.objects.filter(status__in=STEP_STATUSES)
-    lost = _jobs_with_messages_lost(in_steps.filter(waiting), now=now)
+    lost = _jobs_with_messages_lost(in_steps.filter(waiting), now=now, view=view)
     if lost is None:  # the broker cannot say: every waiting message by its age
         by_age = waiting & Q(enqueued_at__lt=waiting_since)
     else:  # only messages sent before their task id was kept
         by_age = waiting & Q(enqueued_at__lt=waiting_since, enqueued_task_id="")
     stale = list(
-        in_steps.filter(died | never_sent | by_age)
+        in_steps.filter(died | never_sent | by_age | Q(pk__in=ended))
         .order_by("status_changed_at")
         .values_list("pk", flat=True)[: max(0, settings.RECONCILE_BATCH - len(lost or []))]
     )
-    again = [*(lost or []), *stale]
+    again = [*(lost or []), *(job_id for job_id in stale if job_id not in (lost or []))]
     for job_id in again:
         logger.info("re-enqueueing stuck job %s", job_id)
         job_enqueue(job_id=job_id)
     return again
 
 
-def _jobs_with_messages_lost(waiting: QuerySet[Job], *, now: datetime) -> list[int] | None:
+def _claims_end_where_holder_gone(
+    claims: QuerySet[Job], *, view: _ClusterOnce, now: datetime
+) -> list[int]:
+    """End the live claims (of `claims`) whose holder is gone from the cluster: their
+    claim_expires_at becomes `now`, so the step counts as died and the message the reconciler
+    sends next counts as sent after the claim. The ids of the jobs whose claim ended.
+
+    Judged only for claims a worker incarnation took before the cluster was asked (a worker
+    that started since could not have answered), and only when the cluster answered at all.
+    """
+    held = [
+        (job_id, holder, at)
+        for job_id, holder, at in claims.exclude(claimed_by="").values_list(
+            "pk", "claimed_by", "claimed_at"
+        )
+        if cluster.holder_node(holder)
+    ]
+    if not held:
+        return []  # nothing to judge: the cluster is not asked
+    seen = view()
+    if seen is None:
+        return []
+    missing = {
+        holder
+        for _job_id, holder, at in held
+        if holder not in seen.holders and at is not None and at.timestamp() < seen.asked_at
+    }
+    if not missing:
+        return []
+    # Asked again before taking anything from anyone: a worker slow to answer once is kept.
+    again = view.again()
+    if again is None:
+        return []
+    gone = missing - again.holders
+    ended = []
+    for job_id, holder, at in held:
+        if holder in gone and Job.objects.filter(
+            pk=job_id, claimed_by=holder, claimed_at=at, claim_expires_at__gte=now
+        ).update(claim_expires_at=now):
+            logger.warning(
+                "job %s: its step's worker %s is gone from the cluster; sending it again",
+                job_id,
+                holder,
+            )
+            ended.append(job_id)
+    return ended
+
+
+def _jobs_with_messages_lost(
+    waiting: QuerySet[Job], *, now: datetime, view: _ClusterOnce
+) -> list[int] | None:
     """The jobs among `waiting` whose last message, sent JOB_LOST_GRACE_S ago or more, the
-    broker holds neither in its queue nor reserved by a worker (at most RECONCILE_BATCH,
+    broker holds neither in its queue nor reserved by a live worker (at most RECONCILE_BATCH,
     longest waiting first); None when the broker cannot say (logged, once per pass).
 
     The grace keeps out a message whose send is still being recorded, and one sent by a step
-    that finished while we looked.
+    that finished while we looked. A reserved message counts as lost only when the live
+    workers, asked twice, hold it neither time: one a worker took and then died with stays
+    reserved in Redis until the visibility timeout.
     """
     candidates = waiting.exclude(enqueued_task_id="").filter(
         enqueued_at__lt=now - timedelta(seconds=settings.JOB_LOST_GRACE_S)
@@ -274,7 +369,7 @@ def _jobs_with_messages_lost(waiting: QuerySet[Job], *, now: datetime) -> list[i
             held = broker.broker_task_ids(queues=queues, limit=settings.RECONCILE_SCAN_MAX)
             missing = [job_id for job_id in missing if sent[job_id] not in held]
             if not missing:
-                return []
+                break
     except broker.BrokerUnreadable as why:
         logger.warning(
             "reconciler: %s; a step message counts as lost after %s s unclaimed this pass",
@@ -282,6 +377,13 @@ def _jobs_with_messages_lost(waiting: QuerySet[Job], *, now: datetime) -> list[i
             settings.JOB_QUEUE_WAIT_MAX_S,
         )
         return None
+    # Asked after the broker was read: a live worker that reserved one of these holds it still
+    # (or finished it, and its job moved on: the last check below leaves it out).
+    reserved = [job_id for job_id in sent if sent[job_id] in held.reserved]
+    orphaned = _reserved_by_no_live_worker(reserved, sent=sent, view=view)
+    missing = [*missing, *orphaned]
+    if not missing:
+        return []
     # A worker took the step, or the job moved on, while we looked: its message was not lost.
     still = dict(
         candidates.filter(pk__in=missing[: settings.RECONCILE_BATCH]).values_list(
@@ -291,3 +393,25 @@ def _jobs_with_messages_lost(waiting: QuerySet[Job], *, now: datetime) -> list[i
     return [job_id for job_id in missing if still.get(job_id) == sent[job_id]][
         : settings.RECONCILE_BATCH
     ]
+
+
+def _reserved_by_no_live_worker(
+    reserved: list[int], *, sent: dict[int, str], view: _ClusterOnce
+) -> list[int]:
+    """Of the jobs whose message is reserved, those no live worker holds, asked twice (a
+    worker slow to answer the first question is not robbed); none when the cluster cannot say."""
+    if not reserved:
+        return []
+    first = view()
+    if first is None:
+        return []
+    unheld = [job_id for job_id in reserved if not first.holds(sent[job_id])]
+    if not unheld:
+        return []
+    second = view.again()
+    if second is None:
+        return []
+    orphaned = [job_id for job_id in unheld if not second.holds(sent[job_id])]
+    for job_id in orphaned:
+        logger.warning("job %s: its message was reserved by a worker that is gone", job_id)
+    return orphaned

@@ -39,8 +39,8 @@ from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
 from orders.models import OrderLine
-from production import lifecycle, spools
-from production.job_values import traveler_for
+from production import lifecycle, passport, spools
+from production.job_values import traveler_for, traveler_site
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, Machine, Spool
 from production.pipeline.traveler import (
@@ -70,7 +70,7 @@ SCRAP_REASONS = (
 # How many of a part's parameters its bag label prints: the first ones of its schema, which a
 # catalog admin lists first because they define the part (a collar's bore before its width).
 LABEL_PARAMETERS = 4
-_JOB_URL = re.compile(r"/station/jobs/(\d+)/?")
+_JOB_URL = re.compile(r"/(?:station/jobs|passport)/(\d+)/?")  # the traveler's QR: a passport
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
 
 
@@ -121,7 +121,8 @@ def spool_label(spool: Spool) -> SpoolLabel:
 def job_label(job: Job) -> Label:
     """The values the bag label of the job's parts prints. Needs no files, unlike the
     traveler: a label can be printed for any job. Pass a job with its line's revision, family,
-    material and order's team and organisation selected (views.JOB_RELATED)."""
+    material, order's team, organisation and delivery site, and machine's site selected
+    (views.JOB_RELATED)."""
     line, order = job.line, job.line.order
     parameters = []
     for spec in parse_schema(line.revision.parameter_schema):
@@ -139,6 +140,8 @@ def job_label(job: Job) -> Label:
         order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
         team=order.team.name if order.team else order.organisation.name,
         due_date=order.due_date.isoformat() if order.due_date else None,
+        site=job.machine.site.name if job.machine else "",
+        delivery_site=order.delivery_site.name if order.delivery_site else "",
         lot=spools.job_lot(job),
     )
 
@@ -163,7 +166,7 @@ def travelers_batch(jobs: Sequence[Job], *, now: datetime) -> TravelerBatch:
     stored = {link.job_id: link.artifact for link in links}
     pdfs, rendered = [], []
     for job in jobs:
-        pdf = _stored_pdf(stored[job.pk]) if job.pk in stored else None
+        pdf = stored_traveler(job, stored[job.pk]) if job.pk in stored else None
         if pdf is None:
             pdf = render_traveler(job_traveler(job, now=now))
             rendered.append(job.number)
@@ -171,6 +174,17 @@ def travelers_batch(jobs: Sequence[Job], *, now: datetime) -> TravelerBatch:
     if rendered:
         logger.info("batch of %d travelers: rendered %s now", len(jobs), ", ".join(rendered))
     return TravelerBatch(pdf=merge_pdfs(pdfs), rendered=tuple(rendered))
+
+
+def stored_traveler(job: Job, artifact: Artifact) -> bytes | None:
+    """The traveler PDF the pipeline stored for the job, if it still holds: None when the file
+    is lost or altered, or when it names another site than the one the job was routed to
+    (the pipeline prints the planned machine's site before the router chose)."""
+    printed = artifact.meta.get("site")
+    routed = traveler_site(job)
+    if printed is not None and routed is not None and printed != routed:
+        return None
+    return _stored_pdf(artifact)
 
 
 def _stored_pdf(artifact: Artifact) -> bytes | None:
@@ -289,6 +303,22 @@ def _machine_to(
     )
 
 
+def _refuse_tampered_gcode(job: Job) -> None:
+    """A manual machine is started from the job's G-code as stored: refused, as a networked
+    machine's dispatch is, when that file is not the one its passport signed for."""
+    link = JobArtifact.objects.select_related("artifact").filter(job=job, kind="gcode").first()
+    if link is None:
+        return  # nothing to load (a job made by hand); the operator works from the traveler
+    try:
+        with link.artifact.file.open("rb") as file:
+            gcode = file.read()
+    except OSError:
+        raise DomainError(f"{job.number}: its G-code file is missing; not started") from None
+    refusal = passport.gcode_refusal(job, gcode)
+    if refusal is not None:
+        raise DomainError(f"{job.number} not started: {refusal}")
+
+
 @transaction.atomic
 def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     """Start a routed or dispatched job on its (manual) machine; refused once started."""
@@ -310,6 +340,7 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     mismatch = spools.spool_mismatch(job=job, machine=machine)
     if mismatch is not None:
         raise DomainError(mismatch)
+    _refuse_tampered_gcode(job)
     _move(
         job,
         to=Status.RUNNING,

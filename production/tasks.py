@@ -1,14 +1,21 @@
 """Celery tasks: thin wrappers around production.runner and production.services."""
 
+import logging
 import socket
+import threading
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+from django.db import InterfaceError, connections
+from django.db import OperationalError as DatabaseUnavailable
 from django.utils import timezone
 
 from microfactory.errors import TransientError
-from production import machines, services
+from production import cluster, machines, services
+
+logger = logging.getLogger(__name__)
 
 
 class JobTask(Task[..., Any]):
@@ -36,7 +43,9 @@ class JobTask(Task[..., Any]):
     bind=True,
     acks_late=True,  # safe because every step is idempotent
     reject_on_worker_lost=True,
-    autoretry_for=(TransientError,),  # storage or network trouble only
+    # Storage or network trouble, and a database that went away mid-step (PostgreSQL
+    # restarted): the step runs again once it is back, instead of failing the job.
+    autoretry_for=(TransientError, DatabaseUnavailable, InterfaceError),
     retry_backoff=True,
     max_retries=5,
     # Explicit, and below the Redis visibility timeout (settings.py), so a healthy step is
@@ -53,7 +62,13 @@ def advance_job(self: JobTask, job_id: int, expected: str | None = None) -> None
     """
     from production.runner import job_advance  # keeps CadQuery and trimesh out of web processes
 
-    if job_advance(job_id=job_id, actor=f"worker {self.request.hostname}", expected=expected):
+    node = self.request.hostname or socket.gethostname()
+    if job_advance(
+        job_id=job_id,
+        actor=f"worker {node}",
+        expected=expected,
+        holder=cluster.holder_id(node),
+    ):
         services.job_enqueue(job_id=job_id)
 
 
@@ -61,6 +76,29 @@ def advance_job(self: JobTask, job_id: int, expected: str | None = None) -> None
 def reconcile_stuck_jobs() -> int:
     """Periodic (beat): get jobs moving whose task was lost."""
     return len(services.jobs_reconcile(now=timezone.now()))
+
+
+@worker_ready.connect
+def take_over_from_dead_workers(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts takes over at once the steps of workers that are gone (a worker
+    restarted after it was killed is the usual case), instead of waiting for the next pass
+    of the reconciler.
+
+    In a thread of the worker's main process: the reconciler asks the cluster who is alive
+    and waits for the answers, which this worker gives from its main loop too; a task would
+    wait behind whatever its queues hold.
+    """
+
+    def run() -> None:
+        try:
+            taken = services.jobs_reconcile(now=timezone.now())
+            logger.info("worker ready: took over %s job(s) from workers gone", len(taken))
+        except Exception:  # the periodic pass does it later; never take the worker down
+            logger.exception("worker ready: could not take over from workers gone")
+        finally:
+            connections.close_all()
+
+    threading.Thread(target=run, name="take-over", daemon=True).start()
 
 
 # --- machines (production.machines): dispatch, polling, routing passes -----------------------

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import views
+from production import passport_views, views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -39,6 +39,12 @@ urlpatterns = [
         "station/jobs/<id:job_id>/traveler.pdf",
         views.station_job_traveler,
         name="station-job-traveler",
+    ),
+    path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
+    path(
+        "passport/<id:job_id>/<str:token>/copies/<id:copy>/",
+        passport_views.passport_page,
+        name="passport-copy",
     ),
     path(
         "station/jobs/<id:job_id>/<slug:action>/",

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import spools, station, tenancy
+from production import passport, spools, station, tenancy
 from production.models import Artifact, Job, JobArtifact, Machine, Spool
 from production.pipeline.traveler import (
     Traveler,
@@ -36,6 +36,7 @@ from production.pipeline.traveler import (
     render_label,
     render_labels,
     render_spool_label,
+    render_traveler,
 )
 
 Status = Job.Status
@@ -44,6 +45,7 @@ JOB_RELATED = (
     "line__material",
     "line__order__organisation",
     "line__order__team",
+    "line__order__delivery_site",
     "machine__site",
 )
 
@@ -350,6 +352,9 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
                 link.kind == Artifact.Kind.TRAVELER for link in job.job_artifacts.all()
             ),
             "bookings": job.spool_bookings.select_related("spool").order_by("pk"),
+            # Each file and input against its passport entry: a changed file shows as such.
+            "passport": passport.passport_check(job),
+            "passport_url": passport.passport_url(job),
         },
     )
 
@@ -359,13 +364,16 @@ def _traveler_or_none(job: Job) -> Traveler | None:
         return station.job_traveler(job, now=timezone.now())
     except Artifact.DoesNotExist:  # not through the pipeline's files yet
         return None
+    except OSError:  # a file gone from storage: the passport section says which
+        return None
 
 
 @require_GET
 @operator_required
 def station_job_traveler(request: HttpRequest, job_id: int) -> HttpResponseBase:
     """The job's traveler PDF to reprint: rendered now when its spool is known, so the lot
-    line is filled in (station.job_traveler_reprint); else as the pipeline rendered it."""
+    line is filled in (station.job_traveler_reprint), or when the job was routed to another
+    site than the one it names; else as the pipeline rendered it."""
     job = get_object_or_404(
         tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
     )
@@ -375,6 +383,9 @@ def station_job_traveler(request: HttpRequest, job_id: int) -> HttpResponseBase:
     link = get_object_or_404(
         JobArtifact.objects.select_related("artifact"), job=job, kind=Artifact.Kind.TRAVELER
     )
+    if station.stored_traveler(job, link.artifact) is None:
+        pdf = render_traveler(station.job_traveler(job, now=timezone.now()))
+        return _pdf(pdf, f"traveler-{job.number}.pdf")
     return file_response(
         link.artifact.file.open("rb"),
         content_type="application/pdf",

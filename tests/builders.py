@@ -8,6 +8,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from catalog.models import Material, PartFamily, PartRevision
 from catalog.services import revision_create, revision_publish
@@ -180,3 +184,29 @@ def make_ready_job(
         artifact.save()
     JobArtifact.objects.create(job=job, artifact=artifact, kind=Artifact.Kind.GCODE)
     return Job.objects.get(pk=job.pk)
+
+
+def make_totp_device(user: User) -> TOTPDevice:
+    """The user's confirmed authenticator app (a TOTP device with a random key)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    return device or TOTPDevice.objects.create(user=user, name="test app", confirmed=True)
+
+
+def totp_code(device: TOTPDevice, *, steps_ahead: int = 0) -> str:
+    """The code the user's app shows now, computed from the device's key (RFC 6238).
+
+    `steps_ahead=1` is the next 30 s window's code, which the device still accepts (tolerance
+    1): a second login within one window cannot reuse the first code."""
+    code = totp(device.bin_key, device.step, device.t0, device.digits, device.drift + steps_ahead)
+    return f"{code:0{device.digits}d}"
+
+
+def login_with_mfa(client: Client, user: User) -> TOTPDevice:
+    """force_login, with the session past the second factor as after entering a code
+    (django_otp.login's record in the session): what staff and catalog admins need."""
+    device = make_totp_device(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return device

@@ -46,3 +46,20 @@ def api(user):
     client = APIClient()
     client.force_authenticate(user)
     return client
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The fault tests' recovery times (tests/integration/test_faults.py), also when run
+    without -s and under pytest-xdist (user_properties travel with each test's report)."""
+    lines = [
+        f"{report.nodeid.split('::')[-1]}: {value}"
+        for report in terminalreporter.stats.get("passed", [])
+        + terminalreporter.stats.get("failed", [])
+        if report.when == "call"
+        for name, value in report.user_properties
+        if name == "fault recovery"
+    ]
+    if lines:
+        terminalreporter.section("fault recovery times")
+        for line in lines:
+            terminalreporter.write_line(line)

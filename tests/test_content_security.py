@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from catalog.models import PartPreview
 from production.models import Artifact
-from tests.builders import make_machine, make_part
+from tests.builders import login_with_mfa, make_machine, make_part
 from tests.production.test_station import attach, make_station_job
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +69,7 @@ def staff(user):
     user.is_staff = user.is_superuser = True
     user.save()
     client = Client()
-    client.force_login(user)
+    login_with_mfa(client, user)  # staff: past the second factor
     return client
 
 
@@ -179,6 +179,10 @@ PAGES = [
     "/admin/catalog/partrevision/",
     "/admin/catalog/partrevision/{revision}/change/",
     "/admin/production/job/{job}/change/",
+    "/admin/accounts/apitoken/",
+    "/admin/accounts/apitoken/add/",
+    "/admin/otp_totp/totpdevice/",
+    "/account/tokens/",
     "/api/docs/",
     "/api/v1/",
 ]

@@ -21,10 +21,21 @@ def production_env() -> dict[str, str]:
     return env
 
 
+def passport_key(folder: Path) -> str:
+    """A passport signing key where docker/production.env's Docker secret would be."""
+    from production.passport import write_new_key
+
+    path = folder / "passport_ed25519.pem"
+    if not path.exists():
+        write_new_key(path)
+    return str(path)
+
+
 def test_check_deploy_passes_with_the_production_environment(tmp_path):
     env = {
         **os.environ,
         **production_env(),
+        "MF_PASSPORT_KEY_FILE": passport_key(tmp_path),
         "SECRET_KEY": "k" * 20 + "-production-test-key-not-used-anywhere-" + "x" * 10,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "MF_VAR_DIR": str(tmp_path),
@@ -54,6 +65,7 @@ def start(tmp_path, **overrides: str) -> subprocess.CompletedProcess[str]:
         **production_env(),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "MF_VAR_DIR": str(tmp_path),
+        "MF_PASSPORT_KEY_FILE": passport_key(tmp_path),
         **overrides,
     }
     return subprocess.run(

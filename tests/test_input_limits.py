@@ -20,7 +20,7 @@ from microfactory.limits import ID_MAX, IdConverter, json_depth
 from orders.models import Membership, Order, OrderEvent
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
-from tests.builders import make_machine, make_order, make_part, make_user
+from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
 
 # Deep enough to exhaust json.loads' recursion (a 500 before the limits), shallow enough that
 # its 8000 bytes fit under the telemetry endpoint's own size limit (8192).
@@ -236,7 +236,7 @@ def test_an_id_out_of_range_is_a_404_on_every_route(number):
     boss.is_superuser = True
     boss.save(update_fields=["is_staff", "is_superuser"])
     pages = Client(raise_request_exception=False)
-    pages.force_login(boss)
+    login_with_mfa(pages, boss)  # staff: past the second factor
     api = APIClient(raise_request_exception=False)
     api.force_authenticate(boss)
     for name, pattern in id_routes():
@@ -260,7 +260,7 @@ def test_an_id_out_of_range_in_a_body_or_a_scanned_code_is_refused(world):
         f"Ensure this value is less than or equal to {ID_MAX}."
     ]
     pages = Client(raise_request_exception=False)
-    pages.force_login(Membership.objects.get(role="manager").user)  # staff: an operator
+    login_with_mfa(pages, Membership.objects.get(role="manager").user)  # staff, past MFA
     for code in ("J-" + "9" * 25, str(2**64), "9" * 5000, f"/station/jobs/{'9' * 5000}/"):
         response = pages.get("/station/scan/", {"code": code})
         assert (response.status_code, response["Location"]) == (302, "/station/")
@@ -273,7 +273,7 @@ def test_the_admin_refuses_a_huge_id_without_a_500():
     boss.is_superuser = True
     boss.save(update_fields=["is_staff", "is_superuser"])
     pages = Client(raise_request_exception=False)
-    pages.force_login(boss)
+    login_with_mfa(pages, boss)  # staff: past the second factor
     for model in ("orders/order", "production/job", "production/machine"):
         response = pages.get(f"/admin/{model}/{2**64}/change/")
         assert response.status_code in (302, 404), (model, response.status_code)
@@ -326,6 +326,49 @@ def test_a_limit_or_offset_that_is_not_a_whole_number_is_a_400(api, query, field
 def test_the_schema_describes_the_cap(api, settings):
     schema = api.get("/api/v1/schema/?format=json").json()
     parameters = {p["name"]: p for p in schema["paths"]["/api/v1/orders/"]["get"]["parameters"]}
-    assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1}
+    assert parameters["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": settings.API_PAGE_MAX_LIMIT,
+    }
     assert f"than {settings.API_PAGE_MAX_LIMIT} returns" in parameters["limit"]["description"]
-    assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0}
+    assert parameters["offset"]["schema"] == {"type": "integer", "minimum": 0, "maximum": ID_MAX}
+
+
+# --- NUL characters: PostgreSQL refused every lookup by them with a 500 ----------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "headers", "status", "where"),
+    [
+        ("/api/v1/orders/?reference=a%00", {}, 400, "the query"),
+        ("/api/v1/orders/?part=%00", {}, 400, "the query"),
+        ("/api/v1/orders/?%00=1", {}, 400, "the query"),
+        ("/orders/?reference=%00", {}, 400, "the query"),
+        ("/api/v1/orders/", {"HTTP_AUTHORIZATION": "Token ab\x00cd"}, 400, "a header"),
+        ("/api/v1/orders/", {"HTTP_IDEMPOTENCY_KEY": "key\x00"}, 400, "a header"),
+        ("/api/v1/previews/ab%00cd/", {}, 404, None),
+        ("/api/v1/previews/ab%00cd/stl/", {}, 404, None),
+        ("/api/v1/jobs/1/artifacts/st%00l/", {}, 404, None),
+    ],
+)
+def test_a_nul_character_is_refused_before_any_lookup(user, url, headers, status, where):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    method = client.post if "IDEMPOTENCY" in str(headers) else client.get
+    response = method(url, **headers)
+    assert response.status_code == status, response.content
+    if url.startswith("/api/"):
+        expected = "Not found." if where is None else f"{where} contains a NUL character"
+        assert response.json() == {"message": expected}
+    assert not Order.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_cookie_is_refused_before_the_session_is_read():
+    client = Client(raise_request_exception=False)
+    client.cookies["sessionid"] = "abcdefgh\x00ijklmnop"
+    response = client.get("/api/v1/orders/")
+    assert response.status_code == 400
+    assert response.json() == {"message": "a cookie contains a NUL character"}

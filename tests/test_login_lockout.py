@@ -112,10 +112,10 @@ def test_axes_reset_lifts_the_lockout(client, user):
 
 
 def test_the_api_token_and_session_still_authenticate(client, user):
-    from rest_framework.authtoken.models import Token
+    from microfactory.accounts.services import api_token_create
 
-    token = Token.objects.create(user=user)
-    response = Client().get("/api/v1/orders/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = api_token_create(user=user, name="CMMS", expires_in=None)
+    response = Client().get("/api/v1/orders/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     assert client.post("/login/", {"username": "req", "password": PASSWORD}).status_code == 302
     assert client.get("/api/v1/orders/").status_code == 200

@@ -8,7 +8,7 @@ from catalog.models import PartFamily
 from catalog.parts import DEMO_PARTS
 from orders.models import Membership, Order, Organisation, Team
 from production import tenancy
-from production.models import Machine, Site, Spool
+from production.models import Machine, Site, Spool, TransitTime
 
 pytestmark = pytest.mark.django_db
 
@@ -73,10 +73,33 @@ def test_seed_demo_puts_spools_at_both_sites_loaded_on_the_printers() -> None:
     call_command("seed_demo", "--no-order", verbosity=0)
     call_command("seed_demo", "--no-order", verbosity=0)
 
-    assert Spool.objects.count() == 6  # received once, however often the seed runs
+    assert Spool.objects.count() == 7  # received once, however often the seed runs
     for machine in Machine.objects.select_related("spool__material", "site"):
         spool = machine.spool
         assert spool.site == machine.site and spool.remaining_g == spool.initial_g
         assert list(machine.materials_loaded.all()) == [spool.material]
     assert set(Spool.objects.values_list("site__slug", flat=True)) == {"north", "south"}
     assert Spool.objects.filter(loaded_on__isnull=True).count() == 2  # spares on the shelf
+
+
+def test_seed_demo_makes_a_network_with_transit_and_a_default_delivery_site_per_customer() -> None:
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)
+
+    (transit,) = TransitTime.objects.select_related("from_site", "to_site")
+    assert {transit.from_site.slug, transit.to_site.slug} == {"north", "south"}
+    assert transit.hours == 24
+    defaults = dict(
+        Organisation.objects.exclude(slug="microfactory").values_list(
+            "slug", "default_delivery_site__slug"
+        )
+    )
+    assert defaults == {"demo": "south", "harbour": "north"}
+    # Each demo order goes to its customer's default site.
+    for order in Order.objects.select_related("organisation", "delivery_site"):
+        assert order.delivery_site.slug == defaults[order.organisation.slug]
+    # An MK4 at each site: G-code sliced for one runs at the other, so the sites compete.
+    assert set(Machine.objects.filter(model="Prusa MK4").values_list("site__slug", flat=True)) == {
+        "north",
+        "south",
+    }

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from production.models import Job
-from tests.builders import make_machine
+from tests.builders import login_with_mfa, make_machine
 from tests.production.test_station import make_station_job
 from tests.test_web_imports import HEAVY
 
@@ -26,7 +26,7 @@ def test_web_requests_load_no_cad_library(client, user, settings):
         dfm_report={"checks": [{"status": "warn", "message": "thin wall"}]},
     )
     staff = get_user_model().objects.create_user("op", password="pw", is_staff=True)
-    client.force_login(staff)
+    login_with_mfa(client, staff)  # staff: past the second factor
     page = client.get(f"/station/jobs/{job.pk}/")
     assert page.status_code == 200 and "Width" in page.content.decode()
     # No stored traveler: the batch renders this job's now, from its stored values.

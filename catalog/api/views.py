@@ -14,7 +14,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -33,6 +38,7 @@ from catalog.parameters import (
 from catalog.previews import TooManyPreviews, preview_request
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
+from microfactory.schema import ErrorSerializer
 
 # A configuration is a handful of short values; anything much bigger is refused before the
 # schema sees it, so a megabyte string costs a length check, not a number parse.
@@ -173,14 +179,6 @@ class PreviewSerializer(serializers.ModelSerializer[PartPreview]):
         }
 
 
-class ErrorSerializer(serializers.Serializer[Any]):  # describes the response only
-    message = serializers.CharField()
-    # Declared fields are taken off the class (as for `label` above): Serializer.errors stays.
-    errors = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()), required=False
-    )
-
-
 # --- configurations -------------------------------------------------------------------------
 
 
@@ -289,10 +287,7 @@ class PartDetailApi(APIView):
 class PartValidateApi(APIView):
     """Check a configuration of the part's current revision without ordering or building."""
 
-    @extend_schema(
-        request=ParametersInputSerializer,
-        responses={200: ValidatedSerializer, 400: ErrorSerializer},
-    )
+    @extend_schema(request=ParametersInputSerializer, responses=ValidatedSerializer)
     def post(self, request: Request, slug: str) -> Response:
         revision = _current(get_object_or_404(_families(), slug=slug))
         try:
@@ -311,8 +306,11 @@ class PartPreviewsApi(APIView):
         responses={
             200: PreviewSerializer,
             202: PreviewSerializer,
-            400: ErrorSerializer,
-            429: ErrorSerializer,
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many writes, or CATALOG_PREVIEW_MAX_IN_FLIGHT previews of "
+                "yours are still queued or building.",
+            ),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -355,7 +353,8 @@ class PreviewFileApi(APIView):
 
     @extend_schema(
         operation_id="v1_previews_file_retrieve",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(PREVIEW_FILES))],
+        responses={(200, *PREVIEW_FILES.values()): OpenApiTypes.BINARY},
     )
     def get(self, request: Request, key: str, kind: str) -> FileResponse:
         preview = preview_for_key(key)

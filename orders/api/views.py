@@ -12,7 +12,12 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -22,6 +27,7 @@ from rest_framework.views import APIView
 
 from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
+from microfactory.schema import ErrorSerializer
 from orders.models import Order, OrderEvent, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
@@ -55,7 +61,12 @@ class OrderInputSerializer(serializers.Serializer[Any]):
     reference = serializers.CharField(required=False, allow_blank=True, max_length=100)
     due_date = serializers.DateField(required=False, allow_null=True)
     priority = serializers.ChoiceField(choices=Order.Priority.choices, required=False)
-    delivery_site = serializers.SlugField(required=False, allow_blank=True)
+    delivery_site = serializers.SlugField(
+        required=False,
+        allow_blank=True,
+        help_text="slug of the site the parts go to; omitted or blank: the organisation's "
+        "default delivery site",
+    )
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
 
 
@@ -69,30 +80,45 @@ class ReasonSerializer(serializers.Serializer[Any]):
 
 class JobEventSerializer(serializers.Serializer[JobEventSummary]):
     step = serializers.CharField(max_length=30)
-    from_status = serializers.CharField(max_length=20, required=False)
+    from_status = serializers.CharField(max_length=20, help_text="empty for the first event")
     to_status = serializers.CharField(max_length=20)
     actor = serializers.CharField(max_length=150, help_text="user, worker host or 'system'")
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
     duration_ms = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
-    message = serializers.CharField(required=False)
+    message = serializers.CharField()
+
+
+class ArtifactLinkSerializer(serializers.Serializer[Any]):  # describes the response only
+    kind = serializers.ChoiceField(choices=public.ARTIFACT_KIND_CHOICES)
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, help_text="bytes")
+    url = serializers.URLField(help_text="the file, as an attachment")
 
 
 class JobOutputSerializer(serializers.Serializer[JobSummary]):
     id = serializers.IntegerField(source="pk", read_only=True)
     number = serializers.CharField()
-    status = serializers.ChoiceField(choices=public.JOB_STATUS_CHOICES, required=False)
-    reason = serializers.CharField(required=False, help_text="why the job was rejected or failed")
+    status = serializers.ChoiceField(choices=public.JOB_STATUS_CHOICES)
+    reason = serializers.CharField(help_text="why the job was rejected or failed")
     quantity = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
-    machine = serializers.CharField(source="machine_slug", read_only=True)
-    progress = serializers.FloatField(
-        required=False, allow_null=True, help_text="percent done on the machine"
+    machine = serializers.CharField(
+        source="machine_slug", read_only=True, allow_null=True, help_text="slug, once routed"
     )
-    dfm_report = serializers.JSONField(required=False, allow_null=True)
-    toolpath_meta = serializers.JSONField(required=False, allow_null=True)
+    site = serializers.CharField(
+        read_only=True, help_text="where it is made (its machine's site); empty until routed"
+    )
+    route_reason = serializers.CharField(
+        read_only=True,
+        help_text="why it is made at that site: arrival at the delivery site, transit, due date",
+    )
+    progress = serializers.FloatField(allow_null=True, help_text="percent done on the machine")
+    dfm_report = serializers.JSONField(allow_null=True)
+    toolpath_meta = serializers.JSONField(allow_null=True)
     events = JobEventSerializer(many=True)
     artifacts = serializers.SerializerMethodField()
 
+    @extend_schema_field(ArtifactLinkSerializer(many=True))
     def get_artifacts(self, job: JobSummary) -> list[dict[str, Any]]:
         request = self.context["request"]
         return [
@@ -150,10 +176,13 @@ class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
 class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     number = serializers.CharField()
     organisation = serializers.CharField(source="organisation.slug")
-    team = serializers.CharField(source="team.slug", allow_null=True, default=None)
+    team = serializers.CharField(source="team.slug", allow_null=True, read_only=True)
     placed_by = serializers.CharField(source="placed_by.username")
     delivery_site: serializers.SlugRelatedField[Model] = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True
+        slug_field="slug",
+        read_only=True,
+        allow_null=True,
+        help_text="the site the parts go to (named at ordering, else the organisation's default)",
     )
     lines = LineOutputSerializer(many=True)
     events = serializers.SerializerMethodField()
@@ -180,6 +209,7 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
             "events",
         ]
 
+    @extend_schema_field(OrderEventSerializer(many=True))
     def get_events(self, order: Order) -> list[dict[str, Any]]:
         # many=True makes a ListSerializer, whose data is a ReturnList (a list of dicts); the
         # stubs type the call as the OrderEventSerializer itself, with a ReturnDict.
@@ -318,7 +348,17 @@ class OrdersApi(GenericAPIView[Order]):
 
     @extend_schema(
         request=OrderInputSerializer,
-        responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
+        responses={
+            201: OpenApiResponse(OrderOutputSerializer, description="The order, placed now."),
+            200: OpenApiResponse(
+                OrderOutputSerializer,
+                description="The order placed before with the same Idempotency-Key.",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The Idempotency-Key was used before for a different order.",
+            ),
+        },
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
@@ -364,7 +404,15 @@ class _OrderActionApi(APIView):
 
     act: Callable[[Request, Order, str], Order]
 
-    @extend_schema(request=ReasonSerializer, responses=OrderOutputSerializer)
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={
+            200: OrderOutputSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The order is not in a state that allows this."
+            ),
+        },
+    )
     def post(self, request: Request, order_id: int) -> Response:
         order = get_object_or_404(Order.objects.for_user(request.user), pk=order_id)
         _refuse_oversized(request)

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
@@ -25,8 +24,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from catalog.models import Process
 from microfactory.limits import ID_MAX
-from microfactory.throttles import rate_for
+from microfactory.schema import ErrorSerializer
+from microfactory.throttles import FailOpen, rate_for
 from orders.models import Membership
 from production import machines, tenancy
 from production.models import Job, Machine, MachineTelemetry
@@ -49,24 +50,26 @@ class MachineSerializer(serializers.Serializer[Machine]):
     slug = serializers.CharField()
     name = serializers.CharField()
     site = serializers.CharField(source="site.name")
-    model = serializers.CharField()
-    process = serializers.CharField()
-    build_volume_mm = serializers.ListField(child=serializers.FloatField())
+    model = serializers.CharField(help_text="maker and model; may be empty")
+    process = serializers.ChoiceField(choices=Process.choices)
+    build_volume_mm = serializers.ListField(
+        child=serializers.FloatField(), min_length=3, max_length=3, help_text="x, y, z"
+    )
     nozzle_mm = serializers.FloatField()
-    flavour = serializers.CharField()
-    toolpath_engine = serializers.CharField()
+    flavour = serializers.ChoiceField(choices=Machine.Flavour.choices)
+    toolpath_engine = serializers.ChoiceField(choices=Machine.ToolpathEngine.choices)
     materials_loaded = serializers.SerializerMethodField()
     materials_loadable = serializers.SerializerMethodField()
     hourly_rate = serializers.DecimalField(max_digits=8, decimal_places=2)
-    connector = serializers.CharField()
-    connector_url = serializers.SerializerMethodField()
+    connector = serializers.ChoiceField(choices=Machine.Connector.choices)
+    connector_url = serializers.SerializerMethodField(help_text="without any user:password@")
     has_api_key = serializers.SerializerMethodField()
     has_token = serializers.SerializerMethodField()
-    state = serializers.CharField()
-    state_changed_at = serializers.DateTimeField()
-    last_seen_at = serializers.DateTimeField()
-    progress = serializers.FloatField()
-    temperatures = serializers.DictField()
+    state = serializers.ChoiceField(choices=Machine.State.choices)
+    state_changed_at = serializers.DateTimeField(allow_null=True)
+    last_seen_at = serializers.DateTimeField(allow_null=True, help_text="its last telemetry")
+    progress = serializers.FloatField(allow_null=True, help_text="percent of the current job")
+    temperatures = serializers.DictField(child=serializers.FloatField(), help_text="sensor: °C")
     error_text = serializers.CharField()
     current_job = serializers.SerializerMethodField()
     queue_limit = serializers.IntegerField()
@@ -89,6 +92,22 @@ class MachineSerializer(serializers.Serializer[Machine]):
 
     def get_current_job(self, machine: Machine) -> str | None:
         return f"J-{machine.current_job_id:06d}" if machine.current_job_id else None
+
+
+class TelemetrySerializer(serializers.Serializer[MachineTelemetry]):
+    recorded_at = serializers.DateTimeField()
+    state = serializers.ChoiceField(choices=Machine.State.choices)
+    progress = serializers.FloatField(allow_null=True)
+    temperatures = serializers.DictField(child=serializers.FloatField(), help_text="sensor: °C")
+    job = serializers.SerializerMethodField()
+    error_text = serializers.CharField()
+
+    def get_job(self, row: MachineTelemetry) -> str | None:
+        return f"J-{row.job_id:06d}" if row.job_id else None
+
+
+class MachineDetailSerializer(MachineSerializer):  # describes the response only
+    telemetry = TelemetrySerializer(many=True, help_text="the last 100 reports, newest first")
 
 
 # The factory's members who may change its machines (operators read them).
@@ -131,6 +150,9 @@ class MachineDetailApi(APIView):
     permission_classes = [WorksOnAFloor]
 
     class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
+        class Meta:
+            ref_name = "MachineChange"  # the schema's name ("Input" alone is ambiguous)
+
         state = serializers.ChoiceField(choices=Machine.State.choices, required=False)
         queue_limit = serializers.IntegerField(min_value=0, max_value=1000, required=False)
         hourly_rate = serializers.DecimalField(
@@ -148,25 +170,14 @@ class MachineDetailApi(APIView):
             r"^([A-Z_][A-Z0-9_]*)?$", max_length=100, required=False, allow_blank=True
         )
 
-    class TelemetrySerializer(serializers.Serializer[MachineTelemetry]):
-        recorded_at = serializers.DateTimeField()
-        state = serializers.CharField()
-        progress = serializers.FloatField()
-        temperatures = serializers.DictField()
-        job = serializers.SerializerMethodField()
-        error_text = serializers.CharField()
-
-        def get_job(self, row: MachineTelemetry) -> str | None:
-            return f"J-{row.job_id:06d}" if row.job_id else None
-
-    @extend_schema(responses=MachineSerializer)
+    @extend_schema(responses=MachineDetailSerializer)
     def get(self, request: Request, slug: str) -> Response:
         machine = get_object_or_404(machines_for_floor(request), slug=slug)
         history = machine.telemetry.order_by("-recorded_at", "-pk")[:100]
         return Response(
             {
                 **MachineSerializer(machine).data,
-                "telemetry": self.TelemetrySerializer(
+                "telemetry": TelemetrySerializer(
                     history,  # type: ignore[arg-type]  # a queryset with many=True (stubs)
                     many=True,
                 ).data,
@@ -202,7 +213,7 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
-class TelemetryThrottle(AnonRateThrottle):
+class TelemetryThrottle(FailOpen, AnonRateThrottle):
     """Reports per machine (MF_API_TELEMETRY_RATE); without a valid token, per client address.
 
     A machine reports every few seconds on its own token, and several may share one address
@@ -235,6 +246,9 @@ class MachineTelemetryApi(APIView):
     throttle_classes = [TelemetryThrottle]  # its own scope, not the per-address anonymous one
 
     class InputSerializer(serializers.Serializer[Any]):  # input only: no instance
+        class Meta:
+            ref_name = "TelemetryReport"  # the schema's name ("Input" alone is ambiguous)
+
         state = serializers.ChoiceField(choices=REPORTED_STATES, required=False)
         progress = StrictFloatField(min_value=0, max_value=100, required=False, allow_null=True)
         temperatures = serializers.DictField(
@@ -253,9 +267,18 @@ class MachineTelemetryApi(APIView):
                     raise serializers.ValidationError(f"bad sensor name {name[:40]!r}")
             return value
 
+    class OutputSerializer(serializers.Serializer[Machine]):
+        class Meta:
+            ref_name = "TelemetryAnswer"
+
+        slug = serializers.CharField()
+        state = serializers.ChoiceField(choices=Machine.State.choices, help_text="as recorded")
+
     @extend_schema(
         request=InputSerializer,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 401: None, 403: None},
+        # No user authentication: the machine token is checked here (401, or 403 for another
+        # machine's token), so the schema's common refusals would not list them.
+        responses={200: OutputSerializer, 401: ErrorSerializer, 403: ErrorSerializer},
         description="Report a machine's state; `Authorization: Machine <token>`.",
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -307,4 +330,4 @@ class MachineTelemetryApi(APIView):
             now=timezone.now(),
             actor=f"machine {machine.slug}",
         )
-        return Response({"slug": machine.slug, "state": machine.state})
+        return Response(self.OutputSerializer(machine).data)

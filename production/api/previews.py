@@ -4,14 +4,15 @@ checked by a worker against the machines that could make it (production.dfm_prev
 from typing import Any
 
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.api.views import ErrorSerializer, preview_for_key
+from catalog.api.views import preview_for_key
 from catalog.models import PartPreview
+from microfactory.schema import ErrorSerializer
 from production.dfm_previews import preview_dfm_request
 from production.models import PreviewDfm
 
@@ -103,9 +104,9 @@ class PreviewDfmApi(APIView):
         responses={
             200: PreviewDfmSerializer,
             202: PreviewDfmSerializer,
-            400: ErrorSerializer,
-            404: ErrorSerializer,
-            409: ErrorSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The preview is not built yet, or could not be."
+            ),
         },
     )
     def get(self, request: Request, key: str) -> Response:

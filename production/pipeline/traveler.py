@@ -65,7 +65,7 @@ class TravelerCheck:
 @dataclass(frozen=True)
 class Traveler:
     job_number: str  # "J-000042"
-    station_url: str  # absolute URL encoded in the QR code
+    station_url: str  # the job's station page; in the QR code when there is no passport URL
     order_reference: str
     organisation: str
     requested_by: str
@@ -78,7 +78,7 @@ class Traveler:
     quantity: int
     material: str
     machine: str  # the machine, or machine class, the job is planned for
-    site: str
+    site: str  # where it is made: its machine's site once routed, the planned one before
     drawing_svg: str | None  # CadQuery line drawing; comes from part scripts, so never inlined
     bbox_mm: tuple[float, float, float]
     toolpath_summary: tuple[tuple[str, str], ...]  # (("Layers", "87"), ("Estimated time", ...))
@@ -87,6 +87,15 @@ class Traveler:
     qc_checks: tuple[TravelerCheck, ...]
     printed_at: str  # "2026-11-25 21:04 UTC"
     page_size: str = "A4"  # one of PAGE_SIZES
+    # The job's passport page, in the QR code: scanned at the station it opens the job (as
+    # its station URL would), scanned by anyone else it shows the passport.
+    passport_url: str = ""
+
+    @property
+    def qr_url(self) -> str:
+        return self.passport_url or self.station_url
+
+    delivery_site: str = ""  # where the parts go ("": the order names none)
     # The lot and spool the job is made from, when known as it is printed (production.spools
     # .job_lot); empty: a line to write it in by hand.
     lot: str = ""
@@ -111,6 +120,8 @@ class Label:
     order_reference: str
     team: str  # the ordering team, or the organisation when the order names none
     due_date: str | None
+    site: str = ""  # where it is made ("": not routed yet)
+    delivery_site: str = ""  # where the parts go ("": the order names none)
     lot: str = ""  # the lot and spool it is made from, when known (production.spools.job_lot)
 
 
@@ -194,6 +205,8 @@ def traveler_of(
         work_instructions=part.work_instructions or GENERIC_INSTRUCTIONS,
         qc_checks=_qc_checks(part),
         printed_at=paperwork.printed_at.strftime("%Y-%m-%d %H:%M UTC"),
+        passport_url=paperwork.passport_url,
+        delivery_site=paperwork.delivery_site,
         lot=lot,
     )
 
@@ -329,7 +342,7 @@ def _context(t: Traveler) -> Mapping[str, object]:
     x, y, z = t.bbox_mm
     return {
         "t": t,
-        "qr_uri": _svg_data_uri(_qr_svg(t.station_url)),
+        "qr_uri": _svg_data_uri(_qr_svg(t.qr_url)),
         "barcode_uri": _svg_data_uri(_code128_svg(t.job_number)),
         # A data URI in an <img> keeps the drawing's markup out of ours, whatever it holds.
         "drawing_uri": _svg_data_uri(t.drawing_svg.encode()) if t.drawing_svg else None,

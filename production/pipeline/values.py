@@ -98,6 +98,10 @@ class Paperwork:
     priority: str
     quantity: int
     printed_at: datetime
+    # The job's passport page (production.passport): what the traveler's QR code opens. Known
+    # before the traveler is rendered, since the traveler is itself in the passport.
+    passport_url: str = ""
+    delivery_site: str = ""  # the name of the site the parts go to ("": none named)
 
 
 @dataclass(frozen=True)

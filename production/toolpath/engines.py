@@ -3,8 +3,9 @@
     "builtin"      our FDM slicer (planner.py): pure Python, in this process
     "prusaslicer"  the PrusaSlicer CLI (prusaslicer.py), where it is installed
 
-Both take the same STL and FdmProfile, centre the part on the bed, and return the same
-Toolpath; verify.py checks either's G-code against the part.
+Both take the same STL and FdmProfile, centre the part on the bed (or leave an arranged
+plate's copies where they were placed), and return the same Toolpath; verify.py checks
+either's G-code against the part or the plate.
 """
 
 from production.toolpath import planner, prusaslicer
@@ -26,18 +27,20 @@ def plan(
     engine: str,
     timeout_s: float,
     prusaslicer_binary: str = "prusa-slicer",
+    arranged: bool = False,
 ) -> Toolpath:
     """Slice with the named engine. Deterministic per engine version: a second call repeats it.
 
-    `timeout_s` bounds an external slicer; the builtin one runs in this process, bounded only
-    by the task's time limit. Raises Rejected for an unprintable mesh, ToolpathEngineError
-    when the engine itself fails.
+    An `arranged` STL is a plate, its copies placed in bed coordinates: sliced where they
+    stand, not centred. `timeout_s` bounds an external slicer; the builtin one runs in this
+    process, bounded only by the task's time limit. Raises Rejected for an unprintable mesh,
+    ToolpathEngineError when the engine itself fails.
     """
     if engine == BUILTIN:
-        return planner.plan_toolpath(stl, profile)
+        return planner.plan_toolpath(stl, profile, arranged=arranged)
     if engine == PRUSASLICER:
         return prusaslicer.plan_toolpath(
-            stl, profile, binary=prusaslicer_binary, timeout_s=timeout_s
+            stl, profile, binary=prusaslicer_binary, timeout_s=timeout_s, arranged=arranged
         )
     raise ValueError(f"unknown toolpath engine {engine!r}; expected one of {ENGINES}")
 

@@ -19,13 +19,16 @@ class Toolpath:
     engine: str
 
 
-def plan_toolpath(stl: bytes, profile: FdmProfile) -> Toolpath:
+def plan_toolpath(stl: bytes, profile: FdmProfile, *, arranged: bool = False) -> Toolpath:
     """Slice a binary or ASCII STL into G-code for the profile's printer.
 
-    Pure and deterministic: the same bytes and profile give byte-identical G-code, so a
-    second call only repeats the work. Raises Rejected for a mesh that cannot be printed.
+    The part is centred on the bed; an `arranged` STL (a plate: copies already placed in bed
+    coordinates, production.plates) is sliced where it stands. Pure and deterministic: the
+    same bytes and profile give byte-identical G-code, so a second call only repeats the
+    work. Raises Rejected for a mesh that cannot be printed.
     """
-    mesh = slicing.place_on_bed(slicing.load_mesh(stl), profile)
+    mesh = slicing.load_mesh(stl)
+    mesh = slicing.keep_on_bed(mesh, profile) if arranged else slicing.place_on_bed(mesh, profile)
     slices = slicing.slice_layers(mesh, profile)
     start = gcode.purge_line(profile)[-1]
     layers = paths.plan_layers(slices, profile, start=(float(start[0]), float(start[1])))

@@ -48,8 +48,12 @@ class ToolpathEngineError(Exception):
     """A slicer could not produce G-code (missing, crashed, too slow): the job ends FAILED."""
 
 
-def plan_toolpath(stl: bytes, profile: FdmProfile, *, binary: str, timeout_s: float) -> Toolpath:
-    """Slice with the PrusaSlicer CLI, the part centred on the bed as our own slicer places it.
+def plan_toolpath(
+    stl: bytes, profile: FdmProfile, *, binary: str, timeout_s: float, arranged: bool = False
+) -> Toolpath:
+    """Slice with the PrusaSlicer CLI, the part centred on the bed as our own slicer places it;
+    an `arranged` plate (copies placed in bed coordinates) where it stands (`--dont-arrange`,
+    which keeps the STL's XY).
 
     Deterministic for one PrusaSlicer version: a second call gives the same bytes.
     """
@@ -64,7 +68,11 @@ def plan_toolpath(stl: bytes, profile: FdmProfile, *, binary: str, timeout_s: fl
             "--loglevel", "1",  # errors only
             "--datadir", str(work / "datadir"),  # no presets of the host's user
             "--load", "config.ini",
-            "--center", f"{bed_x / 2:g},{bed_y / 2:g}",  # where our own slicer puts the part
+            *(
+                ["--dont-arrange"]  # our arrangement's positions, as placed
+                if arranged
+                else ["--center", f"{bed_x / 2:g},{bed_y / 2:g}"]  # where our slicer puts it
+            ),
             "--output", "part.gcode",
             "part.stl",
         ]  # fmt: skip

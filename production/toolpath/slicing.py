@@ -66,6 +66,24 @@ def place_on_bed(mesh: trimesh.Trimesh, profile: FdmProfile) -> trimesh.Trimesh:
     return placed
 
 
+def keep_on_bed(mesh: trimesh.Trimesh, profile: FdmProfile) -> trimesh.Trimesh:
+    """An arranged plate as placed: XY kept, lowest point at z=0; refused if off the bed."""
+    (x0, y0, z0), (x1, y1, z1) = (tuple(float(v) for v in corner) for corner in mesh.bounds)
+    bed_x, bed_y = profile.bed_mm
+    if z1 - z0 > profile.max_height_mm:
+        raise Rejected(
+            f"the plate is {z1 - z0:.1f} mm tall; the printer reaches {profile.max_height_mm:g} mm"
+        )
+    if x0 < 0 or y0 < 0 or x1 > bed_x or y1 > bed_y:
+        raise Rejected(
+            f"the plate's parts reach from X{x0:.1f} Y{y0:.1f} to X{x1:.1f} Y{y1:.1f}, "
+            f"off the {bed_x:g} x {bed_y:g} mm bed"
+        )
+    placed = mesh.copy()
+    placed.apply_translation([0.0, 0.0, -z0])
+    return placed
+
+
 def layer_tops(height_mm: float, profile: FdmProfile) -> list[float]:
     """Nozzle heights: the first layer, then one per layer whose middle is still in the part."""
     first, step = profile.first_layer_height_mm, profile.layer_height_mm

@@ -6,6 +6,10 @@ part's mesh, placed as both engines place it: centred on the bed, lowest point a
 `verify_gcode` raises Rejected naming every failed check, so a G-code that does not match its
 part never leaves the factory; `check_gcode` returns the same report without raising.
 
+A plate (several copies placed on one bed, production.plates) has `verify_plate_gcode` and
+`check_plate_gcode`: the same machine checks, then every extrusion matched to the copy whose
+footprint it lies in, layer by layer, and each copy's height and volume checked on its own.
+
 What counts as the print: every move after the first `;LAYER_CHANGE` comment. Before it is
 the start sequence (heating, homing, the purge line at the front of the bed), which must stay
 on the bed but is not part of the part. Both engines write `;LAYER_CHANGE` and `;TYPE:`
@@ -14,8 +18,13 @@ comments, as PrusaSlicer does.
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
 from production.toolpath import slicing
@@ -65,13 +74,39 @@ class GcodeCheck:
     extruded_mm3: float  # the print's, without start sequence and skirt
     part_volume_mm3: float
     checks: tuple[Check, ...]
+    copies: tuple["CopyCheck", ...] = ()  # a plate's copies, one row each; () for one part
 
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.status == FAIL)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        report = asdict(self)
+        if not self.copies:
+            del report["copies"]  # single-part reports keep the shape they always had
+        return report
+
+
+@dataclass(frozen=True)
+class PlateCopy:
+    """One copy on a plate, as the plate check sees it: where it stands and what it is."""
+
+    label: str  # how messages name it: "job 12 copy 3"
+    footprint: BaseGeometry  # its outline on the bed, in bed coordinates, as placed
+    height_mm: float
+    volume_mm3: float
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """What a plate's G-code prints for one copy."""
+
+    label: str
+    status: str  # "pass" | "fail"
+    top_mm: float  # the highest extrusion within its footprint
+    height_mm: float
+    extruded_mm3: float
+    volume_mm3: float
 
 
 def verify_gcode(
@@ -130,37 +165,7 @@ def check_gcode(
     expected_layers = 1 + (height - profile.first_layer_height_mm) / profile.layer_height_mm
     ratio = extruded / part_volume if part_volume > 0 else math.inf
     checks = [
-        _first("numbers", run, "finite decimal numbers", "every number is a number"),
-        _first(
-            "commands",
-            run,
-            "G0/G1 moves in mm",
-            "only straight moves in millimetres (arcs are disabled in every engine's config)",
-        ),
-        _first(
-            "nozzle temperature",
-            run,
-            f"{profile.nozzle_temp_c} ± {temperature_tolerance_c:g} °C, reached before extruding",
-            "the nozzle is at the material's temperature whenever it extrudes",
-        ),
-        _first(
-            "bed temperature",
-            run,
-            f"{profile.bed_temp_c} ± {temperature_tolerance_c:g} °C before extruding",
-            "the bed is at the material's temperature whenever the nozzle extrudes",
-        ),
-        _first(
-            "machine travel",
-            run,
-            "{:g} x {:g} x {:g} mm".format(*profile.bed_mm, profile.max_height_mm),
-            "every move stays within the machine's travel",
-        ),
-        _first(
-            "bed",
-            run,
-            "{:g} x {:g} mm".format(*profile.bed_mm),
-            "every extrusion lies on the bed",
-        ),
+        *_machine_checks(run, profile, temperature_tolerance_c),
         _first(
             "footprint",
             run,
@@ -201,6 +206,247 @@ def check_gcode(
     )
 
 
+def verify_plate_gcode(
+    gcode: bytes,
+    *,
+    copies: Sequence[PlateCopy],
+    profile: FdmProfile,
+    min_volume_ratio: float | None = None,
+    max_volume_ratio: float = MAX_VOLUME_RATIO,
+    temperature_tolerance_c: float = TEMPERATURE_TOLERANCE_C,
+    tolerance_mm: float | None = None,
+) -> GcodeCheck:
+    """The report on a plate's G-code that prints every copy where it was placed; Rejected
+    naming what does not match."""
+    report = check_plate_gcode(
+        gcode,
+        copies=copies,
+        profile=profile,
+        min_volume_ratio=min_volume_ratio,
+        max_volume_ratio=max_volume_ratio,
+        temperature_tolerance_c=temperature_tolerance_c,
+        tolerance_mm=tolerance_mm,
+    )
+    if report.failures:
+        raise Rejected(
+            "the G-code does not match its plate: "
+            + "; ".join(check.message for check in report.failures)
+        )
+    return report
+
+
+def check_plate_gcode(
+    gcode: bytes,
+    *,
+    copies: Sequence[PlateCopy],
+    profile: FdmProfile,
+    min_volume_ratio: float | None = None,
+    max_volume_ratio: float = MAX_VOLUME_RATIO,
+    temperature_tolerance_c: float = TEMPERATURE_TOLERANCE_C,
+    tolerance_mm: float | None = None,
+) -> GcodeCheck:
+    """Every check's outcome for a plate of copies, failed or not.
+
+    Besides what any G-code must do (the machine checks of `check_gcode`): on every layer,
+    every extrusion lies within one copy's footprint grown by `tolerance_mm` (a line width by
+    default), the skirt and brim around the plate; and each copy is printed to its height
+    with its volume (`copies` in the report, one row each). Nothing may extrude outside the
+    bed.
+    """
+    if not copies:
+        raise ValueError("a plate has at least one copy")
+    width = profile.line_width_mm
+    tolerance = width if tolerance_mm is None else tolerance_mm
+    run = _Run(
+        profile,
+        footprint=None,
+        first_layer_margin=profile.brim_width_mm + SKIRT_GAP_MM + (profile.skirt_loops + 1) * width,
+        margin=tolerance,
+        temperature_tolerance_c=temperature_tolerance_c,
+    )
+    run.read(gcode)
+
+    filament_area = math.pi * (profile.filament_mm / 2) ** 2
+    owner, outside = _owners(run.segments, copies, run.first_layer_margin, tolerance)
+    extruded = np.zeros(len(copies))
+    tops = np.zeros(len(copies))
+    for (_, _, _, _, _, z, _, pushed, skirt), belongs_to in zip(run.segments, owner, strict=True):
+        if belongs_to >= 0 and not skirt:
+            extruded[belongs_to] += pushed * filament_area
+            tops[belongs_to] = max(tops[belongs_to], z)
+
+    low = MIN_VOLUME_PER_DENSITY * profile.infill_density
+    low = low if min_volume_ratio is None else min_volume_ratio
+    rows = []
+    for index, copy in enumerate(copies):
+        ratio = extruded[index] / copy.volume_mm3 if copy.volume_mm3 > 0 else math.inf
+        ok = (
+            abs(tops[index] - copy.height_mm) <= profile.layer_height_mm + 1e-6
+            and low <= ratio <= max_volume_ratio
+        )
+        rows.append(
+            CopyCheck(
+                label=copy.label,
+                status=PASS if ok else FAIL,
+                top_mm=round(float(tops[index]), 3),
+                height_mm=round(copy.height_mm, 3),
+                extruded_mm3=round(float(extruded[index]), 1),
+                volume_mm3=round(copy.volume_mm3, 1),
+            )
+        )
+    failed = [row for row in rows if row.status == FAIL]
+    tallest = max(copy.height_mm for copy in copies)
+    total_volume = sum(copy.volume_mm3 for copy in copies)
+    total_extruded = run.extruded_e * filament_area
+    ratio = total_extruded / total_volume if total_volume > 0 else math.inf
+    expected_layers = 1 + (tallest - profile.first_layer_height_mm) / profile.layer_height_mm
+    checks = [
+        *_machine_checks(run, profile, temperature_tolerance_c),
+        _found(
+            "footprint",
+            outside,
+            f"each copy's outline + {tolerance:.2f} mm on every layer; skirt and brim within "
+            f"{run.first_layer_margin:.2f} mm of the plate on the first",
+            "every extrusion lies within its own copy's footprint",
+        ),
+        _found(
+            "copies",
+            [
+                f"{row.label} is printed to {row.top_mm:.2f} mm of {row.height_mm:.2f} mm with "
+                f"{row.extruded_mm3:.0f} mm³ for {row.volume_mm3:.0f} mm³"
+                for row in failed
+            ],
+            f"each copy: its height ± {profile.layer_height_mm:g} mm, "
+            f"{low:.2f} x to {max_volume_ratio:.2f} x its volume",
+            f"each of the {len(copies)} copies is printed whole",
+        ),
+        _compare(
+            "height",
+            abs(run.max_z - tallest) <= profile.layer_height_mm + 1e-6,
+            f"{run.max_z:.3f} mm",
+            f"{tallest:.3f} ± {profile.layer_height_mm:g} mm",
+            f"the top extrusion is at {run.max_z:.3f} mm; the tallest copy is {tallest:.3f} mm",
+        ),
+        _compare(
+            "layers",
+            abs(run.layers - expected_layers) <= LAYER_COUNT_TOLERANCE,
+            str(run.layers),
+            f"{expected_layers:.1f} ± {LAYER_COUNT_TOLERANCE}",
+            f"{run.layers} layers for a tallest copy of {tallest:.2f} mm",
+        ),
+        _compare(
+            "volume",
+            low <= ratio <= max_volume_ratio,
+            f"{ratio:.2f} x",
+            f"{low:.2f} x to {max_volume_ratio:.2f} x",
+            f"extrudes {total_extruded:.0f} mm³ for {len(copies)} copies of "
+            f"{total_volume:.0f} mm³ in all at {profile.infill_density * 100:g} % infill",
+        ),
+    ]
+    return GcodeCheck(
+        layers=run.layers,
+        max_z_mm=round(run.max_z, 3),
+        extruded_mm3=round(total_extruded, 1),
+        part_volume_mm3=round(total_volume, 1),
+        checks=tuple(checks),
+        copies=tuple(rows),
+    )
+
+
+def _owners(
+    segments: Sequence[tuple[int, float, float, float, float, float, int, float, bool]],
+    copies: Sequence[PlateCopy],
+    skirt_reach: float,
+    tolerance: float,
+) -> tuple[list[int], list[str]]:
+    """The copy each extrusion belongs to (-1: none, or skirt), and the problems found.
+
+    A line belongs to a copy when it lies wholly within that copy's footprint grown by the
+    tolerance: a line from one copy to another, or beside them, belongs to none. Skirt and
+    brim lines on the first layer lie within `skirt_reach` of the plate's outline instead.
+    """
+    if not segments:
+        return [], []
+    coords = np.array([s[1:5] for s in segments], dtype=float).reshape(-1, 2, 2)
+    lines = shapely.linestrings(coords)
+    grown = [copy.footprint.buffer(tolerance + POSITION_TOLERANCE_MM) for copy in copies]
+    tree = shapely.STRtree(grown)
+    line_index, copy_index = tree.query(lines, predicate="covered_by")
+    owner = np.full(len(segments), -1)
+    # The lowest-numbered copy wins where grown outlines overlap (spacing under 2 tolerances).
+    for line, copy in zip(line_index.tolist(), copy_index.tolist(), strict=True):
+        if owner[line] < 0 or copy < owner[line]:
+            owner[line] = copy
+    plate = shapely.union_all([copy.footprint for copy in copies]).convex_hull
+    problems = []
+    for index, (number, x0, y0, x1, y1, _, layer, _, skirt) in enumerate(segments):
+        if skirt and layer == 1:
+            owner[index] = -1
+            # Skirt loops go around the plate's convex hull; both ends near it means the
+            # whole straight line is (the distance to a convex set is convex).
+            far = max(plate.distance(shapely.Point(x, y)) for x, y in ((x0, y0), (x1, y1)))
+            if far > skirt_reach + POSITION_TOLERANCE_MM:
+                problems.append(
+                    f"line {number} draws skirt or brim at X{x1:.3f} Y{y1:.3f}, {far:.2f} mm "
+                    f"from the plate's copies (allowed {skirt_reach:.2f} mm)"
+                )
+        elif owner[index] < 0:
+            nearest = int(tree.query_nearest(lines[index])[0])
+            far = float(copies[nearest].footprint.distance(lines[index]))
+            problems.append(
+                f"line {number} extrudes from X{x0:.3f} Y{y0:.3f} to X{x1:.3f} Y{y1:.3f} on "
+                f"layer {layer} outside every copy's footprint ({far:.2f} mm from "
+                f"{copies[nearest].label}'s)"
+            )
+    return owner.tolist(), problems
+
+
+def _found(name: str, problems: Sequence[str], limit: str, ok: str) -> Check:
+    if not problems:
+        return Check(name, PASS, "ok", limit, ok)
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return Check(name, FAIL, f"{len(problems)} problem(s)", limit, problems[0] + more)
+
+
+def _machine_checks(
+    run: "_Run", profile: FdmProfile, temperature_tolerance_c: float
+) -> list[Check]:
+    """What any G-code must satisfy, whatever it prints: numbers, moves, heat, the bed."""
+    return [
+        _first("numbers", run, "finite decimal numbers", "every number is a number"),
+        _first(
+            "commands",
+            run,
+            "G0/G1 moves in mm",
+            "only straight moves in millimetres (arcs are disabled in every engine's config)",
+        ),
+        _first(
+            "nozzle temperature",
+            run,
+            f"{profile.nozzle_temp_c} ± {temperature_tolerance_c:g} °C, reached before extruding",
+            "the nozzle is at the material's temperature whenever it extrudes",
+        ),
+        _first(
+            "bed temperature",
+            run,
+            f"{profile.bed_temp_c} ± {temperature_tolerance_c:g} °C before extruding",
+            "the bed is at the material's temperature whenever the nozzle extrudes",
+        ),
+        _first(
+            "machine travel",
+            run,
+            "{:g} x {:g} x {:g} mm".format(*profile.bed_mm, profile.max_height_mm),
+            "every move stays within the machine's travel",
+        ),
+        _first(
+            "bed",
+            run,
+            "{:g} x {:g} mm".format(*profile.bed_mm),
+            "every extrusion lies on the bed",
+        ),
+    ]
+
+
 def _first(name: str, run: "_Run", limit: str, ok: str) -> Check:
     if name not in run.problems:
         return Check(name, PASS, "ok", limit, ok)
@@ -220,7 +466,9 @@ class _Run:
     """The machine's state while reading the file, and what was found wrong on the way."""
 
     profile: FdmProfile
-    footprint: tuple[float, float, float, float]
+    # The part's bounding box on the bed; None for a plate, whose extrusions are kept in
+    # `segments` and matched to its copies afterwards.
+    footprint: tuple[float, float, float, float] | None
     first_layer_margin: float
     margin: float
     temperature_tolerance_c: float
@@ -239,6 +487,10 @@ class _Run:
     extruded_e: float = 0.0
     # check name -> (the first problem found, how many were found)
     problems: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # a plate's extrusions: (line, x0, y0, x1, y1, z, layer, E pushed, skirt or brim)
+    segments: list[tuple[int, float, float, float, float, float, int, float, bool]] = field(
+        default_factory=list
+    )
 
     def _problem(self, check: str, message: str) -> None:
         first, count = self.problems.get(check, (message, 0))
@@ -336,6 +588,13 @@ class _Run:
                 break
         if self.layers == 0:
             return  # the start sequence: purge line, not part of the part
+        if self.footprint is None:
+            skirt = self.kind.startswith(("Skirt", "Brim"))
+            self.segments.append((number, *start, *end, z, self.layers, pushed, skirt))
+            self.max_z = max(self.max_z, z)
+            if not skirt:
+                self.extruded_e += pushed
+            return
         margin = self.first_layer_margin if self.layers == 1 else self.margin
         x0, y0, x1, y1 = self.footprint
         for px, py in (start, end):

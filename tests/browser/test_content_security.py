@@ -3,10 +3,12 @@ drawings, the part page's 3D viewer and live configuration, cart, order, station
 and the admin's test build all work with nothing blocked (the chromium_page fixture fails the
 test on any violation); a hostile drawing stored before the cleaning existed never runs."""
 
+import base64
 import re
 
 import pytest
 from django.core.files.base import ContentFile
+from django_otp.oath import totp
 
 from catalog.models import PartPreview
 from catalog.parameters import defaults, parse_schema
@@ -64,6 +66,14 @@ def test_the_pages_work_under_the_policy_and_a_stored_drawing_never_runs(
     page.fill("#id_username", "boss")
     page.fill("#id_password", "pw-for-tests")
     page.click("button[type=submit]")
+
+    # Staff enrol a second factor first: the QR code (a data: image) shows, the key typed
+    # into an app gives the code.
+    page.wait_for_url(re.compile(r"/account/mfa/setup/\?next=%2F$"))
+    page.wait_for_function("() => document.querySelector('img.qr').naturalWidth > 0")
+    key = base64.b32decode(page.inner_text("#mfa-secret").replace(" ", ""))
+    page.fill("#id_code", f"{totp(key):06d}")
+    page.click("button[type=submit].primary")
     page.wait_for_url(f"{url}/")
 
     # The catalog card shows the drawing through <img>, sandboxed as it is served.
@@ -110,6 +120,13 @@ def test_the_pages_work_under_the_policy_and_a_stored_drawing_never_runs(
     page.goto(f"{url}/previews/{preview.key}.svg?legacy")  # not the card's cached copy
     page.wait_for_selector("path[d='M10 10 L90 90']", state="attached")
     assert ran_scripts(page) is None
+
+    # The account page: a new API token is shown once.
+    page.goto(f"{url}/account/tokens/")
+    page.fill("#id_name", "CMMS")
+    page.click("button[type=submit].primary")
+    page.wait_for_selector("#new-token-value")
+    assert page.inner_text("#new-token-value").startswith("mf_")
 
     # The station tablet.
     page.goto(f"{url}/station/jobs/{job.pk}/")

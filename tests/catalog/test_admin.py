@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from catalog.models import PartFamily, PartRevision
-from tests.builders import BLOCK_SCRIPT, make_material, make_part
+from tests.builders import BLOCK_SCRIPT, login_with_mfa, make_material, make_part
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,7 @@ def _static_without_manifest(settings) -> None:
 def admin_client() -> Client:
     user = get_user_model().objects.create_superuser("catalog-admin", password="pw-for-tests")
     client = Client()
-    client.force_login(user)
+    login_with_mfa(client, user)  # staff: past the second factor
     return client
 
 

@@ -214,6 +214,10 @@ def start_worker(broker, settings, tmp_path) -> Iterator[Callable[..., WorkerPro
                 "MEDIA_ROOT": str(settings.MEDIA_ROOT),
                 "MF_VAR_DIR": str(var),
                 "SECRET_KEY": secrets.token_urlsafe(50),  # DEBUG is off: a real-looking key
+                # One passport key for every worker and this process, as in production: each
+                # var/ would otherwise generate its own, and a chain signed by one worker would
+                # not verify in another.
+                "MF_PASSPORT_KEY_FILE": passport_key_file(),
                 **(env or {}),
             },
             stdout=log.open("wb"),
@@ -227,6 +231,16 @@ def start_worker(broker, settings, tmp_path) -> Iterator[Callable[..., WorkerPro
     yield start
     for worker in workers:
         worker.stop()
+
+
+def passport_key_file() -> str:
+    """The test process's passport key file (generated under var/ on first use)."""
+    from django.conf import settings as current
+
+    from production import passport
+
+    passport.signing_key()
+    return str(current.PASSPORT_KEY_FILE)
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, worker=None) -> None:

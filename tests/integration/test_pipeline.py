@@ -8,6 +8,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from orders.models import Order
+from production import passport
 from production.models import Artifact, Job, JobArtifact, JobEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -81,6 +82,9 @@ def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, 
         gcode = files["gcode"].file.read().decode()
         assert any(line.startswith("G1") and " E" in line for line in gcode.splitlines())
         assert files["traveler"].file.read(5) == b"%PDF-"
+        # Signed by the worker, checked here: every process shares the passport key.
+        assert passport.passport_check(job).files_ok
+        assert passport.passport_verify(job).verified
     detail = requester.get(f"/api/v1/orders/{order.pk}/").json()
     artifact_url = detail["lines"][0]["jobs"][0]["artifacts"][0]["url"]
     assert requester.get(artifact_url).status_code == 200

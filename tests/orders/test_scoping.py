@@ -1,16 +1,28 @@
 """A member of one organisation never sees or changes another's orders or jobs: every page
-and endpoint that takes an order or job id answers 404, and lists leave them out."""
+and endpoint that takes an order or job id answers 404, and lists leave them out. Every
+operation of the API is accounted for here (API_ISOLATION, SHARED_OPERATIONS), checked
+against the OpenAPI schema: a new operation fails the test until it is."""
 
+import sys
 from unittest.mock import patch
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from orders.models import Order, OrderEvent
-from production.models import Job
-from tests.builders import make_machine, make_order, make_organisation, make_part, make_user
+from production.models import Job, Machine
+from tests.api_auth import user_api_headers
+from tests.builders import (
+    make_machine,
+    make_order,
+    make_organisation,
+    make_part,
+    make_site,
+    make_user,
+)
 from tests.orders.helpers import join_team, make_team
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +35,10 @@ OBJECT_ROUTES = [
     ("post", "/api/v1/orders/{order}/reject/"),
     ("get", "/api/v1/jobs/{job}/"),
     ("get", "/api/v1/jobs/{job}/artifacts/stl/"),
+    ("get", "/api/v1/jobs/{job}/passport/"),
+    # The passport page is public to whoever holds its token, printed on the traveler only.
+    ("get", "/passport/{job}/not-the-token/"),
+    ("get", "/passport/{job}/not-the-token/copies/1/"),
     ("get", "/orders/{order}/"),
     ("post", "/orders/{order}/cancel/"),
     ("post", "/orders/{order}/approve/"),
@@ -70,7 +86,7 @@ def routes_with_ids() -> set[str]:
                 # in tests/production.
                 if route.startswith("station/"):
                     continue
-                if "<int:order_id>" in route or "<int:job_id>" in route:
+                if "<id:order_id>" in route or "<id:job_id>" in route:
                     found.add("/" + route)
 
     walk(get_resolver().url_patterns)
@@ -79,10 +95,16 @@ def routes_with_ids() -> set[str]:
 
 def test_every_route_with_an_order_or_job_id_is_checked_here():
     checked = {
-        path.replace("{order}", "<int:order_id>").replace("{job}", "<int:job_id>")
+        path.replace("{order}", "<id:order_id>").replace("{job}", "<id:job_id>")
         for _, path in OBJECT_ROUTES
     }
-    normalised = {route.replace("<str:action>", "approve") for route in routes_with_ids()}
+    normalised = {
+        route.replace("<str:action>", "approve")
+        .replace("<str:token>", "not-the-token")
+        .replace("<id:copy>", "1")
+        for route in routes_with_ids()
+    }
+    assert normalised  # the walk finds the routes (it matched none once <int:> became <id:>)
     missing = {
         route
         for route in normalised
@@ -159,3 +181,107 @@ def test_anonymous_visitors_are_sent_to_the_login_page(theirs):
         response = Client().get(url)
         assert response.status_code == 302 and response["Location"].startswith("/login/"), url
     assert APIClient().get(f"/api/v1/orders/{waiting.pk}/").status_code in (401, 403)
+
+
+# --- every API operation, accounted for -------------------------------------------------------
+
+
+def schema_path(path: str) -> str:
+    """An OBJECT_ROUTES path as the schema writes it."""
+    path = path.replace("{order}", "{order_id}").replace("{job}", "{job_id}")
+    return path.replace("/artifacts/stl/", "/artifacts/{kind}/")
+
+
+# The operations that read or write an organisation's rows, and the test that shows another
+# organisation's members can neither see nor change them.
+API_ISOLATION = {
+    ("GET", "/api/v1/orders/"): "test_lists_show_only_the_own_organisations_orders",
+    ("POST", "/api/v1/orders/"): "test_an_idempotency_key_is_the_organisations_own",
+    **{
+        (method.upper(), schema_path(path)): (
+            "test_another_organisations_objects_are_404_on_the_api_and_the_pages"
+        )
+        for method, path in OBJECT_ROUTES
+        if path.startswith("/api/")
+    },
+}
+# The operations on rows that belong to no customer organisation, and why; each shared
+# operation that only some may call names the test that keeps the others out.
+SHARED_OPERATIONS = {
+    ("GET", "/api/v1/parts/"): "the catalog is shared by every organisation",
+    ("GET", "/api/v1/parts/{slug}/"): "the catalog is shared by every organisation",
+    ("POST", "/api/v1/parts/{slug}/validate/"): "checks a configuration; stores nothing",
+    ("POST", "/api/v1/parts/{slug}/previews/"): "previews are a cache of the shared catalog",
+    ("GET", "/api/v1/previews/{key}/"): "previews are a cache of the shared catalog",
+    ("GET", "/api/v1/previews/{key}/{kind}/"): "previews are a cache of the shared catalog",
+    ("GET", "/api/v1/previews/{key}/dfm/"): "previews are a cache of the shared catalog",
+    ("POST", "/api/v1/quotes/"): "prices a configuration; reads and stores no order",
+    ("GET", "/api/v1/machines/"): "test_members_of_any_organisation_cannot_reach_the_machines",
+    ("GET", "/api/v1/machines/{slug}/"): (
+        "test_members_of_any_organisation_cannot_reach_the_machines"
+    ),
+    ("PATCH", "/api/v1/machines/{slug}/"): (
+        "test_members_of_any_organisation_cannot_reach_the_machines"
+    ),
+    ("POST", "/api/v1/machines/{slug}/telemetry/"): (
+        "tests.production.test_machines::test_a_token_for_one_machine_cannot_report_for_another"
+    ),
+}
+
+
+def schema_operations() -> set[tuple[str, str]]:
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    return {(method.upper(), path) for path, item in paths.items() for method in item}
+
+
+def test_every_api_operation_is_accounted_for():
+    operations = schema_operations()
+    assert not set(API_ISOLATION) & set(SHARED_OPERATIONS)
+    unaccounted = operations - set(API_ISOLATION) - set(SHARED_OPERATIONS)
+    assert not unaccounted, f"say how these keep organisations apart: {sorted(unaccounted)}"
+    gone = (set(API_ISOLATION) | set(SHARED_OPERATIONS)) - operations
+    assert not gone, f"no longer in the schema: {sorted(gone)}"
+    # Every test named exists (a module path before "::", else this module).
+    named = [*API_ISOLATION.values(), *(v for v in SHARED_OPERATIONS.values() if "test_" in v)]
+    for name in named:
+        module, _, test = name.rpartition("::")
+        if module:
+            __import__(module)
+        assert callable(getattr(sys.modules[module or __name__], test, None)), name
+
+
+def test_an_idempotency_key_is_the_organisations_own(me, user, theirs):
+    """The same Idempotency-Key from two organisations places two orders, each its own: the
+    second never gets the first's order back."""
+    parameters = {"width": 20, "height": 10, "hole_d": 5}
+    body = {
+        "lines": [{"part": "block", "parameters": parameters, "material": "pla", "quantity": 1}]
+    }
+    rival = theirs[1].placed_by
+    answers = []
+    for member in (user, rival, user):
+        client = APIClient()
+        headers = {f"HTTP_{name.upper()}": v for name, v in user_api_headers(member).items()}
+        client.credentials(**headers)
+        answers.append(
+            client.post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+        )
+    ours, rivals, again = (a.json() for a in answers)
+    assert [a.status_code for a in answers] == [201, 201, 200]
+    assert (ours["organisation"], rivals["organisation"]) == ("acme", "rival")
+    assert rivals["id"] != ours["id"] == again["id"]
+
+
+@pytest.mark.parametrize("role", ["requester", "approver", "manager", "operator", "catalog_admin"])
+def test_members_of_any_organisation_cannot_reach_the_machines(organisation, role):
+    """Machines belong to the factory that operates their site: the API shows and changes them
+    for staff and that factory's floor (tests/production/test_tenancy.py), never for the
+    members of a customer organisation, whatever their role."""
+    make_machine("mk4-1", site=make_site("plant", operator=make_organisation("factory")))
+    client = APIClient()
+    client.force_authenticate(make_user(f"a-{role}", organisation=organisation, role=role))
+    assert client.get("/api/v1/machines/").status_code == 403
+    assert client.get("/api/v1/machines/mk4-1/").status_code == 403
+    changed = client.patch("/api/v1/machines/mk4-1/", {"state": "maintenance"}, format="json")
+    assert changed.status_code == 403
+    assert Machine.objects.get(slug="mk4-1").state == "idle"

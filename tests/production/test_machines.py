@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from microfactory.errors import DomainError
 from production import machines, services
 from production.models import Job, JobEvent, Machine, MachineTelemetry
-from tests.builders import make_machine, make_material, make_ready_job, make_user
+from tests.builders import login_with_mfa, make_machine, make_material, make_ready_job, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -509,7 +509,7 @@ def test_the_admin_shows_machines_and_puts_them_in_maintenance(user, client, set
     admin = make_user("boss")
     admin.is_staff = admin.is_superuser = True
     admin.save()
-    client.force_login(admin)
+    login_with_mfa(client, admin)  # staff: past the second factor
     machine = make_machine("mk4-1")
     make_machine("mk4-2")
     queued = put(make_ready_job(user=user), status=Status.ROUTED, machine=machine)

@@ -11,7 +11,7 @@ from weasyprint import HTML
 from production import station
 from production.models import Artifact, Job, Machine
 from production.pipeline.traveler import render_traveler
-from tests.builders import make_machine, make_user
+from tests.builders import login_with_mfa, make_machine, make_user
 from tests.production.pipeline.test_traveler import scan
 from tests.production.test_station import GOOD, NOW, attach, make_station_job
 
@@ -73,7 +73,7 @@ def test_a_non_operator_gets_403(client, user, machine, url) -> None:
 def test_staff_get_in(client, user, machine) -> None:
     user.is_staff = True
     user.save()
-    client.force_login(user)
+    login_with_mfa(client, user)  # staff: past the second factor
     assert client.get("/station/").status_code == 200
 
 
@@ -334,6 +334,7 @@ def test_the_machine_page_reads_a_fixed_number_of_queries(
     for status in (Job.Status.RUNNING, Job.Status.DISPATCHED, Job.Status.AWAITING_QC):
         make_station_job(user=user, machine=machine, status=status)
     make_station_job(user=user, machine=machine)
-    # session, user, operator check, machine, and one read per list: not one per job.
-    with django_assert_max_num_queries(9):
+    # session, user, second-factor check, operator check, machine, and one read per list: not
+    # one per job.
+    with django_assert_max_num_queries(10):
         assert station_client.get("/station/machines/mk4-1/").status_code == 200

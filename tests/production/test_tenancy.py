@@ -35,7 +35,14 @@ from orders.models import Order
 from production import spools, tenancy
 from production import urls as station_urls
 from production.models import Artifact, Job, JobEvent, Machine, Site, Spool
-from tests.builders import make_machine, make_material, make_organisation, make_site, make_user
+from tests.builders import (
+    login_with_mfa,
+    make_machine,
+    make_material,
+    make_organisation,
+    make_site,
+    make_user,
+)
 from tests.production.test_station import attach, make_station_job
 
 pytestmark = pytest.mark.django_db
@@ -107,7 +114,9 @@ def world() -> World:
 
 def client_for(user: User | None) -> Client:
     client = Client()
-    if user is not None:
+    if user is not None and user.is_staff:
+        login_with_mfa(client, user)  # staff pass the second factor first
+    elif user is not None:
         client.force_login(user)
     return client
 
@@ -170,9 +179,25 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
 }
 
 
+# Pages of production's URLconf that are not the station's: the part passport is open to whoever
+# holds its token (the traveler's QR code), whatever their organisation (test below).
+PUBLIC_BY_TOKEN = {"passport", "passport-copy"}
+
+
 def test_the_matrix_covers_every_station_url() -> None:
-    names = {pattern.name for pattern in station_urls.urlpatterns}
+    names = {pattern.name for pattern in station_urls.urlpatterns} - PUBLIC_BY_TOKEN
     assert names == set(STATION_REQUESTS), "add the new station URL to STATION_REQUESTS"
+
+
+@pytest.mark.parametrize("role", OWNERS + OUTSIDERS)
+def test_the_passport_answers_its_token_whoever_asks_and_nothing_else(
+    world: World, role: str
+) -> None:
+    client = client_for(world.users[role])
+    path = f"/passport/{world.job.pk}/{world.job.passport_token}/"
+    assert client.get(path).status_code == 200
+    assert client.get(f"{path}copies/1/").status_code == 200
+    assert client.get(f"/passport/{world.job.pk}/{'0' * 32}/").status_code == 404
 
 
 # How many requests each URL name makes (one, but one per action for the actions).
@@ -414,6 +439,16 @@ API_GET: dict[str, dict[str, int]] = {
         "anonymous": 401,
     },
     "jobs/<id:job_id>/artifacts/<str:kind>/": {
+        "operator": 200,
+        "manager": 200,
+        "staff": 200,
+        "other-factory": 404,
+        "customer": 200,
+        "customer-manager": 200,
+        "anonymous": 401,
+    },
+    # Hashes and signatures only; the same readers as the job's files.
+    "jobs/<id:job_id>/passport/": {
         "operator": 200,
         "manager": 200,
         "staff": 200,

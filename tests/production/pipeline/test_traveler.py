@@ -64,6 +64,7 @@ def make_traveler(**changes: object) -> Traveler:
         material="PETG, black (1.75 mm)",
         machine="Prusa MK4 (FDM, 0.4 mm nozzle)",
         site="Leipzig cell 2",
+        delivery_site="Dresden depot",
         drawing_svg=DRAWING,
         bbox_mm=(60.0, 30.0, 8.0),
         toolpath_summary=(
@@ -305,6 +306,8 @@ def make_label(**changes: object) -> Label:
         order_reference="O-000017 / PO-2026-1187",
         team="Bogie maintenance",
         due_date="2026-12-02",
+        site="Leipzig cell 2",
+        delivery_site="Dresden depot",
     )
     return dataclasses.replace(label, **changes)
 

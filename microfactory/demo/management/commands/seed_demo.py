@@ -1,7 +1,8 @@
 """Load the demo network: one factory organisation operating two sites (Hamburg and Munich)
-with their machines and spools of filament (loaded on the printers), its operator and manager;
-two customer organisations with their teams and users; parts and materials; a demo order from
-each customer.
+with their machines, the transit time between them and spools of filament (loaded on the
+printers), its operator and manager; two customer organisations with their teams, users and
+default delivery sites (one at each site); parts and materials; a demo order from each
+customer.
 
 Idempotent: everything is looked up by its slug or name first, so running it again changes
 nothing (and the demo orders, placed with fixed idempotency keys, are placed only once).
@@ -24,18 +25,24 @@ from catalog.services import revision_create, revision_publish
 from orders.models import Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
 from production import spools
-from production.models import Machine, Site, Spool
+from production.models import Machine, Site, Spool, TransitTime
 
 PASSWORD = "microfactory"
 # The factory: it operates both sites; its operator and manager work on every job there,
 # whichever customer ordered it. Same slug as the factory migration 0012 of production makes
 # for sites that had none, so an upgraded demo database keeps one factory.
 FACTORY = ("microfactory", "Microfactory")
-# Customers: (slug, name, their maintenance team (slug, name, approval threshold)). A
-# requester orders for the team: orders quoted above its threshold wait for an approver.
+# Customers: (slug, name, their maintenance team (slug, name, approval threshold), the site
+# their orders go to by default). A requester orders for the team: orders quoted above its
+# threshold wait for an approver.
 CUSTOMERS = [
-    ("demo", "Demo Maintenance Co.", ("line-maintenance", "Line maintenance", Decimal("250.00"))),
-    ("harbour", "Harbour Logistics", ("fleet-workshop", "Fleet workshop", None)),
+    (
+        "demo",
+        "Demo Maintenance Co.",
+        ("line-maintenance", "Line maintenance", Decimal("250.00")),
+        "south",
+    ),
+    ("harbour", "Harbour Logistics", ("fleet-workshop", "Fleet workshop", None), "north"),
 ]
 USERS = [
     # (username, organisation, role, is_staff, is_superuser)
@@ -54,6 +61,8 @@ MATERIALS = [
     ("pa12-cf", "PA12 carbon fibre", "1.15", "95.00", 275, 90),
 ]
 SITES = [("north", "Plant North (Hamburg)"), ("south", "Plant South (Munich)")]
+# Door to door between the sites, in hours (one row holds both ways).
+TRANSIT_HOURS = [("north", "south", 24.0)]
 MACHINES = [
     # slug, name, site, model, (x, y, z), flavour, materials, rate €/h, state
     (
@@ -89,6 +98,19 @@ MACHINES = [
         "9",
         "idle",
     ),
+    # The same model as Hamburg's: G-code sliced for an MK4 runs at either site, so the router
+    # chooses between the two by arrival at the delivery site.
+    (
+        "mk4-3",
+        "MK4 #3",
+        "south",
+        "Prusa MK4",
+        (250, 210, 220),
+        "marlin",
+        ["pla", "petg"],
+        "6",
+        "idle",
+    ),
     (
         "mini-1",
         "Mini #1",
@@ -110,6 +132,7 @@ SPOOLS = [
     ("north", "petg", "Signal Orange", "PETG-2609-C", "1000", "mk4-2"),
     ("north", "pla", "Light Grey", "PLA-2611-B", "1000", None),
     ("south", "abs", "Black", "ABS-2610-F", "750", "voron-1"),
+    ("south", "pla", "Galaxy Black", "PLA-2611-C", "1000", "mk4-3"),
     ("south", "pla", "White", "PLA-2611-A", "1000", "mini-1"),
     ("south", "petg", "Clear", "PETG-2609-D", "1000", None),
 ]
@@ -130,7 +153,7 @@ class Command(BaseCommand):
             )[0]
         }
         teams = {}
-        for slug, name, (team_slug, team_name, threshold) in CUSTOMERS:
+        for slug, name, (team_slug, team_name, threshold), _ in CUSTOMERS:
             organisations[slug] = Organisation.objects.get_or_create(
                 slug=slug, defaults={"name": name}
             )[0]
@@ -199,6 +222,14 @@ class Command(BaseCommand):
             )
             if sites[slug].operator_id is None:  # a site from before sites had operators
                 Site.objects.filter(pk=sites[slug].pk).update(operator=factory)
+        for origin, to, hours in TRANSIT_HOURS:
+            TransitTime.objects.get_or_create(
+                from_site=sites[origin], to_site=sites[to], defaults={"hours": hours}
+            )
+        for slug, *_, delivery in CUSTOMERS:
+            Organisation.objects.filter(slug=slug, default_delivery_site__isnull=True).update(
+                default_delivery_site=sites[delivery]
+            )
         for slug, name, site, model, (x, y, z), flavour, loaded, rate, state in MACHINES:
             machine, created = Machine.objects.get_or_create(
                 slug=slug,
@@ -240,7 +271,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"demo data ready: factory {factory_name} with {len(SITES)} sites, customers "
-                f"{', '.join(name for _, name, _ in CUSTOMERS)}; users "
+                f"{', '.join(name for _, name, *_ in CUSTOMERS)}; users "
                 f"{', '.join(u for u, *_ in USERS)} (password '{PASSWORD}'), "
                 f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines, {len(SPOOLS)} spools"
             )

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0004_delete_previewdfm'),
-        ('production', '0013_site_operator_and_default_factory'),
+        ('production', '0015_transit_times_and_job_route_reason'),
     ]
 
     operations = [
