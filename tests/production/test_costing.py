@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from production import costing, job_costs, station
 from production.costing import Basis, CostRates, JobFacts, Stamp
@@ -326,3 +327,37 @@ def test_the_admin_shows_each_orders_cost_and_margin(user, settings) -> None:
     assert f"{job.number}: {cost.total}" in detail
     jobs = client.get("/admin/production/job/").content.decode()
     assert f"{cost.total} EUR (estimate)" in jobs
+
+
+@pytest.mark.django_db
+def test_the_api_gives_a_manager_the_jobs_cost_with_its_inputs(user) -> None:
+    factory = user.memberships.get().organisation
+    job = make_station_job(user=user, machine=make_machine("mk4-1"), quantity=2)
+    Job.objects.filter(pk=job.pk).update(toolpath_meta={"filament_g": 10, "estimated_time_s": 600})
+    api = APIClient()
+    api.force_authenticate(make_user("boss", organisation=factory, role="manager"))
+    body = api.get(f"/api/v1/jobs/{job.pk}/cost/").json()
+    assert body["material"] == {"amount": "0.50", "inputs": "10 g x 2 copies x 25.00 EUR/kg (PLA)"}
+    assert (body["basis"], body["actual_time_s"], body["planned_time_s"]) == (
+        "estimate",
+        None,
+        1200,
+    )
+    assert body["total"] == str(
+        sum(Decimal(body[k]["amount"]) for k in ("material", "machine", "energy", "labour"))
+    )
+    schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json").content.decode()
+    assert "/api/v1/jobs/{job_id}/cost/" in schema
+
+
+@pytest.mark.django_db
+def test_a_manager_sets_a_machines_power_and_a_bad_value_is_refused(user) -> None:
+    factory = user.memberships.get().organisation
+    machine = make_machine("mk4-1")
+    api = APIClient()
+    api.force_authenticate(make_user("boss", organisation=factory, role="manager"))
+    path = f"/api/v1/machines/{machine.slug}/"
+    assert api.get(path).json()["power_w"] is None  # the process's default
+    assert api.patch(path, {"power_w": 95}, format="json").status_code == 200
+    assert api.patch(path, {"power_w": -5}, format="json").status_code == 400
+    assert Machine.objects.get(pk=machine.pk).power_w == 95

@@ -403,6 +403,16 @@ API_GET: dict[str, dict[str, int]] = {
         "customer-manager": 200,
         "anonymous": 401,
     },
+    # Costs: the factory's managers and staff; its operators see no prices.
+    "jobs/<id:job_id>/cost/": {
+        "operator": 403,
+        "manager": 200,
+        "staff": 200,
+        "other-factory": 404,
+        "customer": 403,
+        "customer-manager": 403,
+        "anonymous": 401,
+    },
 }
 # A machine reports with its own token, never a user's session: covered in test_machines.py.
 MACHINE_TOKEN_ROUTES = {"machines/<slug:slug>/telemetry/"}
