@@ -86,8 +86,9 @@ class OrderCostChangeList(ChangeList):
 
 def _cost_of(order: Order) -> public.OrderCost | None:
     cost: public.OrderCost | None = getattr(order, "cost_summary", None)
-    if cost is None:
+    if cost is None:  # the order's own page: read once for its three fields
         cost = public.order_costs(order_ids=[order.pk], now=timezone.now()).get(order.pk)
+        order.cost_summary = cost  # type: ignore[attr-defined]
     return cost
 
 

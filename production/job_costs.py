@@ -51,7 +51,10 @@ def job_facts(job: Job) -> costing.JobFacts:
     """The job's cost facts; pass a job from `with_cost_facts`."""
     meta = job.toolpath_meta or {}
     machine = job.machine
-    events: list[JobEvent] = getattr(job, "cost_events", None) or list(job.events.all())
+    # Prefetched by with_cost_facts (an empty list is prefetched too: no query for it).
+    events: list[JobEvent] = (
+        job.cost_events if hasattr(job, "cost_events") else list(job.events.all())
+    )
     return costing.JobFacts(
         job_id=job.pk,
         number=job.number,
