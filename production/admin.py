@@ -180,7 +180,11 @@ class JobAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
         # The cost column reads the machine, material and events: joined and prefetched once
         # per page, not per row.
-        return job_costs.with_cost_facts(super().get_queryset(request))
+        # The line's label reads its order and revision: joined too (the changelist adds no
+        # list_select_related to a queryset that already joins).
+        return job_costs.with_cost_facts(super().get_queryset(request)).select_related(
+            "line__order", "line__revision__family"
+        )
 
     def _cost(self, job: Job) -> costing.JobCost:
         return costing.job_cost(

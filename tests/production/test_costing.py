@@ -361,3 +361,29 @@ def test_a_manager_sets_a_machines_power_and_a_bad_value_is_refused(user) -> Non
     assert api.patch(path, {"power_w": 95}, format="json").status_code == 200
     assert api.patch(path, {"power_w": -5}, format="json").status_code == 400
     assert Machine.objects.get(pk=machine.pk).power_w == 95
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_plain_static")
+def test_the_admin_lists_read_costs_in_a_fixed_number_of_queries(user) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    machine = make_machine("mk4-1")
+    staff = make_user("staff", organisation=user.memberships.get().organisation)
+    staff.is_staff = staff.is_superuser = True
+    staff.save()
+    client = Client()
+    login_with_mfa(client, staff)
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    make_station_job(user=user, machine=machine)
+    few = {path: queries(path) for path in ("/admin/orders/order/", "/admin/production/job/")}
+    for _ in range(5):
+        make_station_job(user=user, machine=machine)
+    many = {path: queries(path) for path in few}
+    assert many == few
