@@ -210,7 +210,7 @@ def job_cost(facts: JobFacts, *, rates: CostRates, now: datetime) -> JobCost:
     machine = CostItem(
         _cents(Decimal(str(machine_s)) / 3600 * facts.hourly_rate),
         f"{_hours(machine_s)} planned x {facts.hourly_rate} {cur}/h"
-        + (f" ({facts.machine})" if facts.machine else " (not routed)"),
+        + (f" ({facts.machine})" if facts.machine else " (not routed: the default rate)"),
     )
     energy_s = actual if actual is not None else machine_s
     kwh = Decimal(str(facts.power_w)) / 1000 * Decimal(str(energy_s)) / 3600

@@ -18,7 +18,7 @@ from production import costing
 from production.models import Job, JobEvent, Machine
 
 # What a job's cost reads besides its own row.
-COST_RELATED = ("machine", "line__material")
+COST_RELATED = ("machine", "line__material", "replaces")
 
 
 def cost_rates() -> costing.CostRates:
@@ -41,6 +41,16 @@ def with_cost_facts(jobs: QuerySet[Job]) -> QuerySet[Job]:
     )
 
 
+def hourly_rate(machine: Machine | None) -> Decimal:
+    """The machine's hourly rate; without one of its own (or not routed yet), the default
+    rate quotes use (MF_QUOTE_DEFAULT_HOURLY_RATE), so cost and quote count machine time
+    alike."""
+    if machine is not None and machine.hourly_rate > 0:
+        return machine.hourly_rate
+    default: Decimal = settings.ORDER_QUOTE_RATES.default_hourly_rate
+    return default
+
+
 def material_price_per_kg(job: Job) -> Decimal:
     """What a kilogram of the job's material cost. The catalog's price for now; the spool
     (lot) booked for the job once spools are tracked."""
@@ -50,6 +60,9 @@ def material_price_per_kg(job: Job) -> Decimal:
 def job_facts(job: Job) -> costing.JobFacts:
     """The job's cost facts; pass a job from `with_cost_facts`."""
     meta = job.toolpath_meta or {}
+    if not meta and job.replaces is not None:
+        # A remake not through the pipeline yet: its G-code will be the job's it remakes.
+        meta = job.replaces.toolpath_meta or {}
     machine = job.machine
     # Prefetched by with_cost_facts (an empty list is prefetched too: no query for it).
     events: list[JobEvent] = (
@@ -68,7 +81,7 @@ def job_facts(job: Job) -> costing.JobFacts:
         filament_g=float(meta.get("filament_g") or 0),
         price_per_kg=material_price_per_kg(job),
         machine=machine.name if machine else "",
-        hourly_rate=machine.hourly_rate if machine else Decimal(0),
+        hourly_rate=hourly_rate(machine),
         power_w=costing.power_w(
             configured=machine.power_w if machine else None,
             process=machine.process if machine else job.line.material.process,

@@ -239,10 +239,7 @@ def test_a_remake_has_its_own_cost_and_the_order_sums_both(user) -> None:
         operator=operator,
         now=at(22),
     )
-    assert remake is not None
-    Job.objects.filter(pk=remake.pk).update(
-        toolpath_meta={"filament_g": 10, "estimated_time_s": 600}
-    )
+    assert remake is not None  # queued: no G-code of its own yet
     order_id = job.line.order_id
 
     order = job_costs.order_costs(order_ids=[order_id], now=at(30))[order_id]
@@ -250,7 +247,11 @@ def test_a_remake_has_its_own_cost_and_the_order_sums_both(user) -> None:
     assert (first.number, second.number, second.replaces) == (job.number, remake.number, job.number)
     assert first.material.amount == Decimal("0.50")  # both copies made, one scrapped
     assert first.scrap > 0
-    assert second.material.amount == Decimal("0.25")  # the remake's one copy (an estimate)
+    # The remake's one copy, estimated from the G-code of the job it remakes; at the default
+    # hourly rate (the machine has none of its own), as quotes count it.
+    assert second.basis == Basis.ESTIMATE
+    assert second.material.amount == Decimal("0.25")
+    assert second.machine.amount == Decimal("1.00")  # 600 s x 6.00 EUR/h
     assert order.cost == first.total + second.total
     line_price = job.line.price
     assert order.price == line_price and order.margin == line_price - order.cost
