@@ -953,6 +953,7 @@ class MachineChanges:
     state: str | None = None
     queue_limit: int | None = None
     hourly_rate: Decimal | None = None
+    power_w: int | None = None  # watts while running, for the energy in job costs
     materials_loaded: list[str] | None = None  # material slugs
     materials_loadable: list[str] | None = None
     connector: str | None = None
@@ -972,6 +973,7 @@ def machine_update(
             for name in (
                 "queue_limit",
                 "hourly_rate",
+                "power_w",
                 "connector",
                 "connector_url",
                 "connector_secret_env",

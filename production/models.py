@@ -96,6 +96,13 @@ class Machine(models.Model):
     )
     materials_loaded = models.ManyToManyField(Material, blank=True, related_name="machines")
     hourly_rate = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    # What the machine draws while it runs, for the energy in a job's cost (production.costing);
+    # empty: the typical draw of its process (costing.DEFAULT_POWER_W).
+    power_w = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="average electrical power while running, in watts (empty: the process's default)",
+    )
     connector = models.CharField(max_length=12, choices=Connector.choices, default="manual")
     state = models.CharField(max_length=12, choices=State.choices, default=State.IDLE)
     last_seen_at = models.DateTimeField(null=True, blank=True)

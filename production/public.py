@@ -19,7 +19,8 @@ from django.db.models import Prefetch, QuerySet
 
 from catalog.models import Material, PartPreview, PartRevision
 from orders.models import Order
-from production import dfm_previews, routing, services
+from production import dfm_previews, job_costs, routing, services
+from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import routing_facts, transit_table
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
@@ -29,13 +30,16 @@ __all__ = [
     "ARTIFACT_KIND_CHOICES",
     "JOB_STATUS_CHOICES",
     "ArtifactLink",
+    "JobCost",
     "JobEventNotice",
     "JobEventSummary",
     "JobSummary",
+    "LineCost",
     "LiveDfm",
     "MachineFit",
     "QuoteMachine",
     "MachineRef",
+    "OrderCost",
     "SiteRef",
     "job_events_claim_pending",
     "job_summaries",
@@ -45,6 +49,7 @@ __all__ = [
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
+    "order_costs",
     "planned_time_s",
     "site_by_id",
     "site_by_slug",
@@ -382,6 +387,17 @@ def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
     """A ready preview's DFM report in a material for the part page, its check queued for a
     worker when there is none for today's machines yet."""
     return dfm_previews.live_dfm(preview=preview, material=material)
+
+
+# --- costs ---------------------------------------------------------------------------------
+
+
+def order_costs(*, order_ids: Iterable[int], now: datetime) -> dict[int, OrderCost]:
+    """Each order's cost from all its jobs (remakes included) against its quoted price, with
+    every job's material, machine, energy and labour (production.costing). The factory's
+    business, not the customer's: for staff pages (the admin). A constant number of queries
+    however many orders."""
+    return job_costs.order_costs(order_ids=order_ids, now=now)
 
 
 # --- sites -----------------------------------------------------------------------------------
