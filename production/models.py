@@ -191,6 +191,10 @@ class Job(models.Model):
     qc_passed = models.PositiveIntegerField(default=0)
     qc_scrapped = models.PositiveIntegerField(default=0)
     measurements = models.JSONField(default=dict, blank=True)
+    # Why the router must leave the job waiting once its traveler is ready (its order line's
+    # estimated price is checked on the built part first); empty: free to route. Set when the
+    # job is created, cleared by services.jobs_release. Not a status: the pipeline runs on.
+    hold = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["pk"]
