@@ -35,8 +35,8 @@ from catalog.parameters import (
 
 FORMAT = 1  # bump when the stored JSON changes shape; an older estimator is fitted again
 TARGETS = ("volume_mm3", "x_mm", "y_mm", "z_mm")
-# The log form's variables: ln(x / max + LOG_OFFSET), finite for parameters that may be 0
-# (a chamfer, a corner radius).
+# The log form's variables: ln(x / max), or ln(x / max + LOG_OFFSET) for parameters that may
+# be 0 (a chamfer, a corner radius), so it stays finite.
 LOG_OFFSET = 0.05
 # How many sample configurations a fit builds: the range corners first (up to CORNERS_MAX),
 # then random valid ones up to SAMPLES. Measured in one sandbox process (catalog.geometry.
@@ -60,6 +60,9 @@ class Variable:
     scale: float = 1.0  # numeric, min, max: the parameter's max
     choice: str = ""  # choice: the value for which the variable is 1
     other: str = ""  # min, max: the second parameter
+    # The log form's variable is ln(value + log_offset): 0 for a parameter that is never 0,
+    # so products of powers stay exact; LOG_OFFSET for one that may be (a chamfer).
+    log_offset: float = LOG_OFFSET
 
     def value(self, parameters: Mapping[str, Any]) -> float:
         raw = parameters[self.name]
@@ -75,6 +78,10 @@ class Variable:
     @property
     def is_indicator(self) -> bool:
         return self.kind in ("flag", "choice")
+
+    def log(self, value: float) -> float:
+        """The log form's variable (a value at or below 0 counts as the smallest positive)."""
+        return math.log(max(value + self.log_offset, 1e-9))
 
 
 @dataclass(frozen=True)
@@ -123,10 +130,9 @@ class GeometryEstimator:
     def _evaluate(self, target: str, values: Sequence[float]) -> float:
         formula = self.formulas[target]
         if formula.form == "log":
-            logs = [math.log(max(v, 0.0) + LOG_OFFSET) for v in values]
             factors = [
-                log if not variable.is_indicator else value
-                for variable, value, log in zip(self.variables, values, logs, strict=True)
+                value if variable.is_indicator else variable.log(value)
+                for variable, value in zip(self.variables, values, strict=True)
             ]
             total = sum(
                 c * math.prod(factors[i] ** p for i, p in term)
@@ -150,6 +156,7 @@ class GeometryEstimator:
                     "scale": v.scale,
                     "choice": v.choice,
                     "other": v.other,
+                    "log_offset": v.log_offset,
                 }
                 for v in self.variables
             ],
@@ -181,6 +188,7 @@ class GeometryEstimator:
                     scale=float(v["scale"]),
                     choice=str(v["choice"]),
                     other=str(v.get("other", "")),
+                    log_offset=float(v.get("log_offset", LOG_OFFSET)),
                 )
                 for v in data["variables"]
             )
@@ -217,7 +225,9 @@ def variables_for(specs: Sequence[ParameterSpec]) -> tuple[Variable, ...]:
     variables: list[Variable] = []
     for spec in specs:
         if spec.type in NUMERIC:
-            variables.append(Variable(spec.name, "numeric", scale=_scale(spec)))
+            variables.append(
+                Variable(spec.name, "numeric", scale=_scale(spec), log_offset=_log_offset(spec))
+            )
         elif spec.type == "boolean":
             variables.append(Variable(spec.name, "flag"))
         else:
@@ -228,13 +238,23 @@ def variables_for(specs: Sequence[ParameterSpec]) -> tuple[Variable, ...]:
             if (first.type, first.min, first.max) == (second.type, second.min, second.max):
                 for kind in ("min", "max"):
                     variables.append(
-                        Variable(first.name, kind, scale=_scale(first), other=second.name)
+                        Variable(
+                            first.name,
+                            kind,
+                            scale=_scale(first),
+                            other=second.name,
+                            log_offset=_log_offset(first),
+                        )
                     )
     return tuple(variables)
 
 
 def _scale(spec: ParameterSpec) -> float:
     return max(abs(spec.max or 0.0), abs(spec.min or 0.0)) or 1.0
+
+
+def _log_offset(spec: ParameterSpec) -> float:
+    return 0.0 if spec.min is not None and spec.min > 0 else LOG_OFFSET
 
 
 # --- sample configurations -------------------------------------------------------------------

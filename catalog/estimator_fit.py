@@ -26,7 +26,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from catalog.estimator import (
-    LOG_OFFSET,
     TARGETS,
     Formula,
     GeometryEstimator,
@@ -69,7 +68,6 @@ def fit_estimator(variables: Sequence[Variable], samples: Sequence[Sample]) -> G
         [[variable.value(sample.parameters) for variable in variables] for sample in samples],
         dtype=float,
     ).reshape(len(samples), len(variables))
-    indicator = np.array([variable.is_indicator for variable in variables], dtype=bool)
     targets = {
         "volume_mm3": np.array([s.volume_mm3 for s in samples]),
         "x_mm": np.array([s.extents_mm[0] for s in samples]),
@@ -79,7 +77,7 @@ def fit_estimator(variables: Sequence[Variable], samples: Sequence[Sample]) -> G
     formulas: dict[str, Formula] = {}
     errors: Array = np.zeros(0)
     for target in TARGETS:
-        formula, cv_errors = _fit_target(variables, values, indicator, targets[target])
+        formula, cv_errors = _fit_target(variables, values, targets[target])
         formulas[target] = formula
         if target == "volume_mm3":
             errors = cv_errors
@@ -92,15 +90,13 @@ def fit_estimator(variables: Sequence[Variable], samples: Sequence[Sample]) -> G
     )
 
 
-def _fit_target(
-    variables: Sequence[Variable], values: Array, indicator: NDArray[np.bool_], y: Array
-) -> tuple[Formula, Array]:
+def _fit_target(variables: Sequence[Variable], values: Array, y: Array) -> tuple[Formula, Array]:
     """The better of the two forms for one target, and its cross-validated relative errors."""
     low, high = float(y.min()) * 0.5, float(y.max()) * 2.0
     best: tuple[float, Formula, Array] | None = None
     for form, degree in VARIANTS:
         terms = _candidates(variables, degree)
-        columns = _columns(values, indicator, terms, form)
+        columns = _columns(variables, values, terms, form)
         target = np.log(y) if form == "log" else y
         weights = np.ones_like(y) if form == "log" else 1.0 / y
         count, cv_errors = _choose_count(columns, target, weights, y, form)
@@ -151,12 +147,13 @@ def _candidates(variables: Sequence[Variable], degree: int) -> list[Term]:
 
 
 def _columns(
-    values: Array, indicator: NDArray[np.bool_], terms: Sequence[Term], form: str
+    variables: Sequence[Variable], values: Array, terms: Sequence[Term], form: str
 ) -> Array:
     factors = values.copy()
     if form == "log":
-        numeric = np.logical_not(indicator)
-        factors[:, numeric] = np.log(np.maximum(values[:, numeric], 0.0) + LOG_OFFSET)
+        for i, variable in enumerate(variables):
+            if not variable.is_indicator:
+                factors[:, i] = np.log(np.maximum(values[:, i] + variable.log_offset, 1e-9))
     columns = np.ones((values.shape[0], len(terms)))
     for j, term in enumerate(terms):
         for i, power in term:

@@ -209,7 +209,9 @@ def _enqueue_fit(revision_id: int) -> None:
     from catalog import tasks
 
     try:
-        tasks.fit_estimator.apply_async(args=(revision_id,), queue="geometry")
+        # A queue of its own: a fit takes a minute or two, and order geometry never waits
+        # behind the fits of a freshly published catalog.
+        tasks.fit_estimator.apply_async(args=(revision_id,), queue="estimators")
     except OperationalError:
         logger.exception("could not queue the estimator fit of revision %s", revision_id)
 

@@ -24,7 +24,7 @@ def build_preview(preview_id: int) -> str:
 )
 def fit_estimator(revision_id: int) -> str:
     """Measure a published revision's sample configurations and fit its geometry estimator
-    (queue `geometry`)."""
+    (queue `estimators`)."""
     from django.conf import settings
 
     from catalog.previews import build_limits
