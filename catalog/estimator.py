@@ -9,7 +9,9 @@ the variables of the fitted formulas.
 
 A fitted formula is a sum of terms, each a coefficient times a product of variables:
 - a numeric parameter is the variable x / max (so every variable lies in [0, 1]);
-- a boolean is 1 when true; a choice is one 0/1 variable per choice after the first.
+- a boolean is 1 when true; a choice is one 0/1 variable per choice after the first; an
+  integer is also 1 when odd;
+- two numeric parameters of the same range also give their smaller and their larger.
 In the "poly" form the sum is the value itself (volumes of prismatic parts are polynomials in
 their lengths: a collar's is pi/4 (outer² - bore²) width); in the "log" form the variables are
 logarithms and the value is exp(sum), for parts whose volume is a product of powers (a gear's
@@ -56,7 +58,7 @@ class Variable:
     or one choice of a choice parameter."""
 
     name: str
-    kind: str  # "numeric", "flag", "choice", or "min" / "max" of `name` and `other`
+    kind: str  # "numeric", "flag", "choice", "odd", or "min" / "max" of `name` and `other`
     scale: float = 1.0  # numeric, min, max: the parameter's max
     choice: str = ""  # choice: the value for which the variable is 1
     other: str = ""  # min, max: the second parameter
@@ -73,11 +75,13 @@ class Variable:
             return (min(pair) if self.kind == "min" else max(pair)) / self.scale
         if self.kind == "flag":
             return 1.0 if raw is True else 0.0
+        if self.kind == "odd":
+            return float(int(raw) % 2)
         return 1.0 if str(raw) == self.choice else 0.0
 
     @property
     def is_indicator(self) -> bool:
-        return self.kind in ("flag", "choice")
+        return self.kind in ("flag", "choice", "odd")
 
     def log(self, value: float) -> float:
         """The log form's variable (a value at or below 0 counts as the smallest positive)."""
@@ -228,6 +232,10 @@ def variables_for(specs: Sequence[ParameterSpec]) -> tuple[Variable, ...]:
             variables.append(
                 Variable(spec.name, "numeric", scale=_scale(spec), log_offset=_log_offset(spec))
             )
+            if spec.type == "integer":
+                # Alternating features (a hinge leaf's knuckles: half of them, rounded up or
+                # down) make a count's parity matter: a switch of its own.
+                variables.append(Variable(spec.name, "odd"))
         elif spec.type == "boolean":
             variables.append(Variable(spec.name, "flag"))
         else:

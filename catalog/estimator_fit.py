@@ -3,8 +3,8 @@
 Worker side only (catalog.tasks): the web process evaluates the result with catalog.estimator
 and never imports numpy.
 
-Each target (the volume, each side of the bounding box) is fitted three ways and the best by
-cross-validation is kept (VARIANTS):
+Each target (the volume, each side of the bounding box) is fitted three ways, each with three
+sets of variables, and the best by cross-validation is kept (VARIANTS, VARIABLE_SETS):
 - "poly": a polynomial in the scaled parameters, terms up to degree 3, or up to 5, each
   optionally switched by one boolean or choice, least squares on the relative error;
 - "log": the same on the logarithms of the parameters (terms up to degree 2) and of the
@@ -36,6 +36,14 @@ from catalog.estimator import (
 # MAX_CANDIDATES; cross-validation picks among them (a gear's volume needs degree 5, module²
 # teeth² face width; a spacer's is cubic, and more candidates only give selection rope).
 VARIANTS = (("poly", 3), ("poly", 5), ("log", 2))
+# ... each with these variables (catalog.estimator.Variable.kind): the parameters alone; with
+# the smaller and larger of interchangeable ones; with the parity of counts too. Extra
+# variables are extra rope for the selection: they are kept only where they predict better.
+VARIABLE_SETS = (
+    frozenset({"numeric", "flag", "choice"}),
+    frozenset({"numeric", "flag", "choice", "min", "max"}),
+    frozenset({"numeric", "flag", "choice", "min", "max", "odd"}),
+)
 MAX_CANDIDATES = 1500  # terms the selection considers, per form
 FOLDS = 5
 MAX_TERMS = 40
@@ -91,11 +99,14 @@ def fit_estimator(variables: Sequence[Variable], samples: Sequence[Sample]) -> G
 
 
 def _fit_target(variables: Sequence[Variable], values: Array, y: Array) -> tuple[Formula, Array]:
-    """The better of the two forms for one target, and its cross-validated relative errors."""
+    """The best fit of one target (VARIANTS x VARIABLE_SETS), and its cross-validated relative
+    errors."""
     low, high = float(y.min()) * 0.5, float(y.max()) * 2.0
     best: tuple[float, Formula, Array] | None = None
-    for form, degree in VARIANTS:
-        terms = _candidates(variables, degree)
+    kinds_present = {variable.kind for variable in variables}
+    sets = {kinds & kinds_present for kinds in VARIABLE_SETS}  # the same set is fitted once
+    for (form, degree), kinds in itertools.product(VARIANTS, sorted(sets, key=len)):
+        terms = _candidates(variables, degree, kinds)
         columns = _columns(variables, values, terms, form)
         target = np.log(y) if form == "log" else y
         weights = np.ones_like(y) if form == "log" else 1.0 / y
@@ -120,12 +131,13 @@ def _score(errors: Array) -> float:
     return float(np.mean(errors) + 0.1 * np.max(errors))
 
 
-def _candidates(variables: Sequence[Variable], degree: int) -> list[Term]:
-    """Every term the selection may take: the constant, products of numeric variables up to
-    `degree`, and each of those switched by one indicator or by two of different parameters
-    (a standoff's hole is set by its thread and by tap or clearance together)."""
-    numeric = [i for i, v in enumerate(variables) if not v.is_indicator]
-    single = [(i,) for i, v in enumerate(variables) if v.is_indicator]
+def _candidates(variables: Sequence[Variable], degree: int, kinds: frozenset[str]) -> list[Term]:
+    """Every term the selection may take, of the variables of these kinds: the constant,
+    products of numeric variables up to `degree`, and each of those switched by one indicator
+    or by two of different parameters (a standoff's hole is set by its thread and by tap or
+    clearance together)."""
+    numeric = [i for i, v in enumerate(variables) if not v.is_indicator and v.kind in kinds]
+    single = [(i,) for i, v in enumerate(variables) if v.is_indicator and v.kind in kinds]
     pairs = [
         (i, j)
         for (i,), (j,) in itertools.combinations(single, 2)

@@ -179,3 +179,24 @@ def test_a_configuration_missing_a_parameter_cannot_be_estimated() -> None:
 
     with pytest.raises(EstimatorError, match="bore_d"):
         fitted.estimate({"outer_d": 40, "width": 10})
+
+
+def test_a_count_whose_parity_matters_is_fitted_with_its_odd_switch() -> None:
+    schema = parse_schema(
+        [
+            length("length", 20, 150, 50),
+            {"name": "knuckles", "type": "integer", "min": 3, "max": 9, "default": 5},
+        ]
+    )
+
+    def leaf(values: dict[str, Any]) -> Sample:
+        # Every other knuckle is this leaf's own: half of them, rounded up.
+        own = math.ceil(values["knuckles"] / 2)
+        volume = 100 * values["length"] + 40 * own * values["length"] / values["knuckles"]
+        return Sample(values, volume, (30.0, values["length"], 8.0))
+
+    variables = variables_for(schema)
+    fitted = fit_estimator(variables, samples_of(schema, (), leaf, seed="h"))
+
+    assert [v.kind for v in variables] == ["numeric", "numeric", "odd"]
+    assert max(relative_errors(fitted, schema, (), leaf)) < 0.01
