@@ -8,6 +8,8 @@ with another seed (never a sample) are built and compared:
 - volume: the estimator's against the built solid's;
 - time: orders.quoting.estimate_time_s on each (volume and height), as an estimated quote and
   the price check on the built part compute it;
+- envelope: for comparison, the volume guessed from the length parameters alone (what an
+  estimated quote used before estimators, and still uses until a revision's fit is ready);
 - price: the unit price of orders.quoting.quote_line in the part's first seed material, at
   the default hourly rate, on each (the line total adds the setup fee: its error is smaller).
 
@@ -46,6 +48,7 @@ class PartResult:
     time: list[float]
     price: list[float]
     signed_price: list[float]  # (estimated - built) / built: below 0, the quote was too low
+    envelope: list[float]  # the volume guessed from the lengths alone (before estimators)
 
 
 def _setup() -> None:
@@ -74,7 +77,7 @@ def run_part(slug: str, configs: int, full_builds: bool) -> PartResult:
     from catalog.parameters import parse_rules, parse_schema
     from catalog.parts import DEMO_PARTS
     from microfactory.demo.management.commands.seed_demo import MATERIALS
-    from orders.quoting import MaterialFacts, estimate_time_s, quote_line
+    from orders.quoting import MaterialFacts, envelope_volume_mm3, estimate_time_s, quote_line
 
     part = next(p for p in DEMO_PARTS if p.slug == slug)
     specs, rules = parse_schema(part.schema), parse_rules(part.rules)
@@ -117,13 +120,23 @@ def run_part(slug: str, configs: int, full_builds: bool) -> PartResult:
         )
         return quote.unit_price
 
-    errors: dict[str, list[float]] = {"volume": [], "time": [], "price": [], "signed": []}
+    errors: dict[str, list[float]] = {
+        "volume": [],
+        "time": [],
+        "price": [],
+        "signed": [],
+        "envelope": [],
+    }
+    length_names = [spec.name for spec in specs if spec.type == "length"]
     for values, made in zip(held_out, built, strict=True):
         if not hasattr(made, "volume_mm3"):
             continue  # the script refuses this configuration: nothing to quote
         guess = estimator.estimate(values)
         height, guessed_height = made.bbox_mm[2], guess.extents_mm[2]
         errors["volume"].append(abs(guess.volume_mm3 - made.volume_mm3) / made.volume_mm3)
+        lengths = [float(values[name]) for name in length_names] or [10.0]
+        envelope, _ = envelope_volume_mm3(lengths)
+        errors["envelope"].append(abs(envelope - made.volume_mm3) / made.volume_mm3)
         real_time = estimate_time_s(volume_mm3=made.volume_mm3, height_mm=height, rates=rates)
         guess_time = estimate_time_s(
             volume_mm3=guess.volume_mm3, height_mm=guessed_height, rates=rates
@@ -145,6 +158,7 @@ def run_part(slug: str, configs: int, full_builds: bool) -> PartResult:
         time=errors["time"],
         price=errors["price"],
         signed_price=errors["signed"],
+        envelope=errors["envelope"],
     )
 
 
@@ -172,22 +186,31 @@ def main() -> None:
 
     print(
         "| part | samples | measured | fit | form | configs | volume median | volume worst "
-        "| time median | time worst | price median | price worst | to confirm |"
+        "| time median | time worst | price median | price worst | to confirm "
+        "| envelope volume median | envelope worst |"
     )
-    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    everything: dict[str, list[float]] = {"volume": [], "time": [], "price": [], "signed": []}
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    everything: dict[str, list[float]] = {
+        "volume": [],
+        "time": [],
+        "price": [],
+        "signed": [],
+        "envelope": [],
+    }
     for r in results:
         rises = sum(1 for e in r.signed_price if e < -args.tolerance / (1 + args.tolerance))
         print(
             f"| {r.slug} | {r.samples} | {r.measured_s:.0f} s | {r.fit_s:.1f} s | {r.form} | "
             f"{len(r.volume)} | {pct(statistics.median(r.volume))} | {pct(max(r.volume))} | "
             f"{pct(statistics.median(r.time))} | {pct(max(r.time))} | "
-            f"{pct(statistics.median(r.price))} | {pct(max(r.price))} | {rises} |"
+            f"{pct(statistics.median(r.price))} | {pct(max(r.price))} | {rises} | "
+            f"{pct(statistics.median(r.envelope))} | {pct(max(r.envelope))} |"
         )
         everything["volume"] += r.volume
         everything["time"] += r.time
         everything["price"] += r.price
         everything["signed"] += r.signed_price
+        everything["envelope"] += r.envelope
     rises = sum(1 for e in everything["signed"] if e < -args.tolerance / (1 + args.tolerance))
     print(
         f"| **all** | | | | | {len(everything['volume'])} | "
@@ -195,7 +218,8 @@ def main() -> None:
         f"**{pct(max(everything['volume']))}** | "
         f"**{pct(statistics.median(everything['time']))}** | **{pct(max(everything['time']))}** | "
         f"**{pct(statistics.median(everything['price']))}** | "
-        f"**{pct(max(everything['price']))}** | {rises} |"
+        f"**{pct(max(everything['price']))}** | {rises} | "
+        f"{pct(statistics.median(everything['envelope']))} | {pct(max(everything['envelope']))} |"
     )
     within = sum(1 for e in everything["price"] if e <= 0.05)
     print(
