@@ -355,6 +355,9 @@ CATALOG_PREVIEW_STALE_S = env.int(
 )
 # The admin's "build with defaults" runs in the web request: a short wall-clock limit.
 CATALOG_ADMIN_BUILD_TIMEOUT_S = env.int("MF_CATALOG_ADMIN_BUILD_TIMEOUT_S", default=30)
+# The geometry estimator fitted at publish (catalog.estimator): its sample configurations are
+# measured in one sandboxed process, this long at most (wall clock and CPU) for all of them.
+CATALOG_ESTIMATOR_FIT_TIMEOUT_S = env.int("MF_CATALOG_ESTIMATOR_FIT_TIMEOUT_S", default=900)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "PreviewStatusEnum": "catalog.models.PartPreview.Status",
@@ -414,6 +417,12 @@ SPECTACULAR_SETTINGS.update(
 # A retried order with the same Idempotency-Key returns the first order for this long.
 ORDER_IDEMPOTENCY_KEY_TTL_H = env.int("MF_ORDER_IDEMPOTENCY_KEY_TTL_H", default=24)
 # The instant quote (orders.quoting): every price and rate in one place.
+# An estimated quote (no built geometry of the configuration yet) is priced again once its job
+# has built the part: a built price more than this share above the quote waits for the
+# customer's confirmation before any machine makes it (docs/ordering.md).
+ORDER_QUOTE_TOLERANCE = env.float("MF_QUOTE_TOLERANCE", default=0.05)
+if not 0 <= ORDER_QUOTE_TOLERANCE <= 1:
+    raise ImproperlyConfigured("MF_QUOTE_TOLERANCE is a share between 0 and 1 (0.05 = 5 %)")
 ORDER_QUOTE_RATES = Rates(
     currency=env.str("MF_QUOTE_CURRENCY", default="EUR"),
     setup_fee=Decimal(env.str("MF_QUOTE_SETUP_FEE", default="5.00")),

@@ -243,7 +243,8 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         # timed from when it holds the lock, so a job's events never run backwards.
         now = max(now, timezone.now())
         waiting = list(
-            Job.objects.filter(status=Status.TRAVELER_READY)
+            # A held job waits for its order's price check (Job.hold), however long.
+            Job.objects.filter(status=Status.TRAVELER_READY, hold="")
             .select_related("line__revision", "line__material", "line__order__delivery_site")
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )

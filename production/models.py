@@ -239,6 +239,10 @@ class Job(models.Model):
     # The passport page's URL is /passport/<id>/<token>/ (production.passport): known from the
     # job's creation, so the traveler's QR code can point to it before the traveler exists.
     passport_token = models.CharField(max_length=32, default=new_passport_token, editable=False)
+    # Why the router must leave the job waiting once its traveler is ready (its order line's
+    # estimated price is checked on the built part first); empty: free to route. Set when the
+    # job is created, cleared by services.jobs_release. Not a status: the pipeline runs on.
+    hold = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["pk"]

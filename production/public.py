@@ -40,12 +40,16 @@ __all__ = [
     "QuoteMachine",
     "MachineRef",
     "OrderCost",
+    "BuiltGeometry",
     "SiteRef",
     "job_events_claim_pending",
     "job_summaries",
     "job_summary",
     "jobs_cancel_for_order",
     "jobs_create_for_order",
+    "built_geometry",
+    "job_geometry",
+    "jobs_release",
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
@@ -209,19 +213,43 @@ def job_summary(*, job_id: int, orders: QuerySet[Order]) -> JobSummary | None:
 # --- creating and cancelling jobs ------------------------------------------------------------
 
 
-def jobs_create_for_order(*, order: Order, actor: str) -> list[int]:
+def jobs_create_for_order(
+    *, order: Order, actor: str, hold: Mapping[int, str] | None = None
+) -> list[int]:
     """One queued job per line of an approved order, enqueued once the caller's transaction
-    commits; their ids. Call inside the order's transaction."""
-    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor)]
+    commits; their ids. Call inside the order's transaction.
+
+    `hold` maps line ids to why their jobs must not go to a machine yet (an estimated price
+    to check on the built part): those jobs run the pipeline but the router leaves them
+    waiting until jobs_release."""
+    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor, hold=hold)]
+
+
+def jobs_release(*, line_ids: Iterable[int]) -> list[int]:
+    """Let the router take the held jobs of these lines (their price is settled); the ids
+    released. A second call releases nothing more. Call inside the order's transaction."""
+    return services.jobs_release(line_ids=list(line_ids))
 
 
 def jobs_cancel_for_order(
-    *, order_id: int, actor: str, message: str, reason: str, now: datetime
+    *,
+    order_id: int,
+    actor: str,
+    message: str,
+    reason: str,
+    now: datetime,
+    line_ids: Iterable[int] | None = None,
 ) -> list[int]:
-    """Cancel every job of the order while no machine has started any (DomainError, nothing
-    changed, otherwise); the ids cancelled. Call inside the order's transaction."""
+    """Cancel every job of the order (or of these of its lines) while no machine has started
+    any (DomainError, nothing changed, otherwise); the ids cancelled. Call inside the order's
+    transaction."""
     return services.jobs_cancel_for_order(
-        order_id=order_id, actor=actor, message=message, reason=reason, now=now
+        order_id=order_id,
+        actor=actor,
+        message=message,
+        reason=reason,
+        now=now,
+        line_ids=None if line_ids is None else list(line_ids),
     )
 
 
@@ -373,6 +401,44 @@ def planned_time_s(
     meta, quantity = planned
     total = float((meta or {}).get("estimated_time_s") or 0)
     return total / max(1, quantity) if total else None
+
+
+@dataclass(frozen=True)
+class BuiltGeometry:
+    """A configuration's geometry as a job built and measured it (its DFM report)."""
+
+    volume_mm3: float
+    extents_mm: tuple[float, float, float]  # as modelled
+
+
+def built_geometry(*, revision: PartRevision, parameters_hash: str) -> BuiltGeometry | None:
+    """The volume and size of this configuration when a job built it before (the latest
+    such job, in any material: geometry does not depend on it); None otherwise."""
+    reports = (
+        Job.objects.filter(
+            line__revision=revision, line__parameters_hash=parameters_hash, dfm_report__isnull=False
+        )
+        .order_by("-pk")
+        .values_list("dfm_report", flat=True)[:5]
+    )
+    for report in reports:
+        measured = job_geometry(report)
+        if measured is not None:
+            return measured
+    return None
+
+
+def job_geometry(report: Mapping[str, Any] | None) -> BuiltGeometry | None:
+    """The built volume and size in a job's DFM report (JobSummary.dfm_report); None while the
+    job has not built and measured its part (or its mesh had no volume)."""
+    try:
+        volume = float((report or {}).get("volume_mm3") or 0)
+        x, y, z = (float(size) for size in (report or {}).get("extents_mm") or ())
+    except (TypeError, ValueError):
+        return None
+    if volume <= 0 or min(x, y, z) <= 0:
+        return None
+    return BuiltGeometry(volume_mm3=volume, extents_mm=(x, y, z))
 
 
 def known_refusal(
