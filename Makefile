@@ -26,7 +26,7 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(firstword $(foreach candidate,python3.11 python3,$(shell $(candidate) -c \
 	'import sys; sys.version_info[:2] == (3, 11) and print(sys.executable)' 2>/dev/null)))
 
-QUEUES ?= geometry,toolpath,documents,routing
+QUEUES ?= geometry,toolpath,documents,routing,estimators
 CONCURRENCY ?= 2
 PYTEST_ARGS ?=
 # pytest-xdist: the tests spread over this many processes, each with its own test database

@@ -15,15 +15,17 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalog import geometry
-from catalog.models import Material, PartFamily, PartPreview, PartRevision
+from catalog.models import Material, PartFamily, PartPreview, PartRevision, RevisionEstimator
 from catalog.parameters import SchemaError, defaults, parse_schema
 from catalog.previews import build_limits, revision_build
 from catalog.scripts import declared_parameters, schema_mismatches, starter_schema
@@ -32,6 +34,7 @@ from catalog.services import (
     model_read,
     revision_check,
     revision_create,
+    revision_estimator_queue,
     revision_publish,
     revision_update,
 )
@@ -332,3 +335,36 @@ class PartPreviewAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(RevisionEstimator)
+class RevisionEstimatorAdmin(admin.ModelAdmin):
+    """The geometry estimators fitted at publish (catalog.estimator): read-only, with how well
+    each predicts its own samples; `fit again` queues a new fit."""
+
+    list_display = [
+        "revision",
+        "status",
+        "samples",
+        "median_error",
+        "worst_error",
+        "queued_at",
+        "finished_at",
+    ]
+    list_filter = ["status"]
+    list_select_related = ["revision__family"]
+    readonly_fields = [f.name for f in RevisionEstimator._meta.fields]
+    actions = ["fit_again"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Fit the selected estimators again")
+    def fit_again(self, request: HttpRequest, queryset: QuerySet[RevisionEstimator]) -> None:
+        for fit in queryset.select_related("revision"):
+            with transaction.atomic():
+                revision_estimator_queue(revision=fit.revision, now=timezone.now())
+        self.message_user(request, f"queued {queryset.count()} fit(s)")

@@ -188,3 +188,41 @@ class PartPreview(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.READY, self.Status.FAILED)
+
+
+class RevisionEstimator(models.Model):
+    """A published revision's fitted volume and size for configurations nobody built yet
+    (catalog.estimator), so a quote before the geometry exists is close to the price after.
+
+    Fitted once, in a worker, from sample configurations (the corners of the parameter
+    ranges and random valid mixes) measured in the sandbox right after publishing. Derived
+    data beside the frozen revision: fitting again (a new geometry engine, a better fit)
+    changes no order, since orders keep the quote they were placed on.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        FITTING = "fitting"
+        READY = "ready"
+        FAILED = "failed"
+
+    revision = models.OneToOneField(
+        PartRevision, on_delete=models.CASCADE, related_name="estimator"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    # catalog.estimator.GeometryEstimator.to_json(); null until fitted.
+    fitted = models.JSONField(null=True, blank=True)
+    samples = models.PositiveIntegerField(default=0, help_text="configurations measured")
+    median_error = models.FloatField(
+        null=True, blank=True, help_text="cross-validated relative volume error, median"
+    )
+    worst_error = models.FloatField(
+        null=True, blank=True, help_text="cross-validated relative volume error, worst sample"
+    )
+    engine = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"estimator of {self.revision} ({self.status})"

@@ -1,8 +1,11 @@
-"""Write paths for the catalog: creating, changing (drafts only) and publishing revisions."""
+"""Write paths for the catalog: creating, changing (drafts only) and publishing revisions, and
+fitting a published revision's geometry estimator (catalog.estimator) in a worker."""
 
 from __future__ import annotations  # File[bytes]: Django's File is generic only in the stubs
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -10,12 +13,15 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
-from catalog import geometry
-from catalog.models import Material, PartFamily, PartRevision
+from catalog import estimator, geometry
+from catalog.models import Material, PartFamily, PartRevision, RevisionEstimator
 from catalog.parameters import SchemaError, check_publishable, parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
-from microfactory.errors import DomainError
+from microfactory.errors import DomainError, Rejected
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,104 @@ def revision_publish(*, revision: PartRevision, published_by: Any = None) -> Par
     revision.published_at = timezone.now()
     revision.published_by = published_by
     revision.save(update_fields=["published_at", "published_by"])
+    revision_estimator_queue(revision=revision, now=revision.published_at)
     return revision
+
+
+# --- the geometry estimator of a published revision --------------------------------------
+
+
+def revision_estimator_queue(
+    *, revision: PartRevision, now: datetime, send: bool = True
+) -> RevisionEstimator:
+    """Queue the fit of the revision's estimator (a worker measures its sample
+    configurations once the caller's transaction commits; `send=False`: the caller runs
+    revision_estimator_fit itself). Calling it again queues a new fit of the same revision:
+    the latest fit wins."""
+    fit, _ = RevisionEstimator.objects.update_or_create(
+        revision=revision,
+        defaults={"status": RevisionEstimator.Status.QUEUED, "message": "", "queued_at": now},
+    )
+    if send:
+        transaction.on_commit(lambda: _enqueue_fit(revision.pk))
+    return fit
+
+
+def _enqueue_fit(revision_id: int) -> None:
+    """With the broker down the fit stays queued; `manage.py fit_estimators` queues it again.
+    Publishing still succeeds: quotes fall back to the envelope guess meanwhile."""
+    from catalog import tasks
+
+    try:
+        # A queue of its own: a fit takes a minute or two, and order geometry never waits
+        # behind the fits of a freshly published catalog.
+        tasks.fit_estimator.apply_async(args=(revision_id,), queue="estimators")
+    except OperationalError:
+        logger.exception("could not queue the estimator fit of revision %s", revision_id)
+
+
+def revision_estimator_fit(*, revision_id: int, limits: geometry.BuildLimits) -> str:
+    """Measure the revision's sample configurations in the sandbox, fit its estimator and keep
+    it; the estimator's status. Slow (seconds to a minute or two): runs in a worker, outside
+    any transaction. A fit queued again meanwhile keeps its own result, not this one's."""
+    # numpy: imported by the worker only, never by the web process that publishes.
+    from catalog.estimator_fit import MIN_SAMPLES, FitError, Sample, fit_estimator
+
+    fit = (
+        RevisionEstimator.objects.select_related("revision").filter(revision_id=revision_id).first()
+    )
+    if fit is None:
+        return "gone"
+    claimed = RevisionEstimator.objects.filter(pk=fit.pk, queued_at=fit.queued_at)
+    claimed.update(status=RevisionEstimator.Status.FITTING)
+    revision = fit.revision
+    try:
+        specs = parse_schema(revision.parameter_schema)
+        rules = parse_rules(revision.rules or [])
+        configurations = estimator.sample_configurations(specs, rules, seed=revision.checksum)
+        samples = [
+            Sample(parameters=values, volume_mm3=m.volume_mm3, extents_mm=m.bbox_mm)
+            for values, m in zip(
+                configurations, _measure(revision, configurations, limits), strict=True
+            )
+            if isinstance(m, geometry.Measurement)
+        ]
+        if revision.kind == PartRevision.Kind.STATIC and samples:
+            samples = samples * MIN_SAMPLES  # one shape, no parameters: a constant fit
+        fitted = fit_estimator(estimator.variables_for(specs), samples)
+    except (FitError, geometry.BuildFailed, SchemaError, Rejected) as failure:
+        claimed.update(
+            status=RevisionEstimator.Status.FAILED,
+            message=str(failure)[:2000],
+            finished_at=timezone.now(),
+        )
+        return RevisionEstimator.Status.FAILED
+    claimed.update(
+        status=RevisionEstimator.Status.READY,
+        message="",
+        fitted=fitted.to_json(),
+        samples=fitted.samples,
+        median_error=fitted.median_error,
+        worst_error=fitted.worst_error,
+        engine=geometry.ENGINE_VERSION,
+        finished_at=timezone.now(),
+    )
+    return RevisionEstimator.Status.READY
+
+
+def _measure(
+    revision: PartRevision,
+    configurations: list[dict[str, Any]],
+    limits: geometry.BuildLimits,
+) -> list[geometry.Measurement | Rejected]:
+    """Script revisions: every configuration in one sandboxed child. A static model has one
+    shape: one build of it."""
+    if revision.kind == PartRevision.Kind.SCRIPT:
+        return geometry.measure_geometry(revision.script, configurations, limits=limits)
+    from catalog.previews import revision_build
+
+    built = revision_build(revision=revision, parameters={}, limits=limits)
+    return [geometry.Measurement(bbox_mm=built.bbox_mm, volume_mm3=built.volume_mm3)]
 
 
 def _attach_model(revision: PartRevision, upload: File[bytes]) -> None:

@@ -365,6 +365,9 @@ CATALOG_PREVIEW_STALE_S = env.int(
 )
 # The admin's "build with defaults" runs in the web request: a short wall-clock limit.
 CATALOG_ADMIN_BUILD_TIMEOUT_S = env.int("MF_CATALOG_ADMIN_BUILD_TIMEOUT_S", default=30)
+# The geometry estimator fitted at publish (catalog.estimator): its sample configurations are
+# measured in one sandboxed process, this long at most (wall clock and CPU) for all of them.
+CATALOG_ESTIMATOR_FIT_TIMEOUT_S = env.int("MF_CATALOG_ESTIMATOR_FIT_TIMEOUT_S", default=900)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
     {
         "PreviewStatusEnum": "catalog.models.PartPreview.Status",
@@ -424,6 +427,12 @@ SPECTACULAR_SETTINGS.update(
 # A retried order with the same Idempotency-Key returns the first order for this long.
 ORDER_IDEMPOTENCY_KEY_TTL_H = env.int("MF_ORDER_IDEMPOTENCY_KEY_TTL_H", default=24)
 # The instant quote (orders.quoting): every price and rate in one place.
+# An estimated quote (no built geometry of the configuration yet) is priced again once its job
+# has built the part: a built price more than this share above the quote waits for the
+# customer's confirmation before any machine makes it (docs/ordering.md).
+ORDER_QUOTE_TOLERANCE = env.float("MF_QUOTE_TOLERANCE", default=0.05)
+if not 0 <= ORDER_QUOTE_TOLERANCE <= 1:
+    raise ImproperlyConfigured("MF_QUOTE_TOLERANCE is a share between 0 and 1 (0.05 = 5 %)")
 ORDER_QUOTE_RATES = Rates(
     currency=env.str("MF_QUOTE_CURRENCY", default="EUR"),
     setup_fee=Decimal(env.str("MF_QUOTE_SETUP_FEE", default="5.00")),
@@ -434,6 +443,32 @@ ORDER_QUOTE_RATES = Rates(
     layer_overhead_s=env.float("MF_QUOTE_LAYER_OVERHEAD_S", default=1.5),
     pipeline_overhead_s=env.float("MF_QUOTE_PIPELINE_OVERHEAD_S", default=900.0),
 )
+# The cost of a job (production.costing): energy tariff, labour rate and how labour minutes
+# are read from the station's timestamps. Costs are the factory's business: only its managers
+# and staff see them.
+
+
+def _env_money(name: str, default: str) -> Decimal:
+    raw = env.str(name, default=default)
+    try:
+        value = Decimal(raw)
+    except ArithmeticError:
+        message = f"{name} must be an amount such as {default}, not {raw!r}"
+        raise ImproperlyConfigured(message) from None
+    if not value.is_finite() or value < 0:
+        raise ImproperlyConfigured(f"{name} must be an amount of zero or more, not {raw!r}")
+    return value
+
+
+MF_ENERGY_EUR_PER_KWH = _env_money("MF_ENERGY_EUR_PER_KWH", "0.30")
+MF_LABOUR_EUR_PER_HOUR = _env_money("MF_LABOUR_EUR_PER_HOUR", "45.00")
+# A station step with no measurable duration (the first tap after a wait) counts this long.
+MF_LABOUR_TOUCH_MIN = env.float("MF_LABOUR_TOUCH_MIN", default=2.0)
+# Steps closer than this to the operator's previous step on the job are continuous work (the
+# gap counts); a longer gap is waiting, and the step counts MF_LABOUR_TOUCH_MIN.
+MF_LABOUR_GAP_MAX_MIN = env.float("MF_LABOUR_GAP_MAX_MIN", default=15.0)
+# A job made without any station timestamps (or not made yet: the estimate) counts this long.
+MF_LABOUR_HANDLING_MIN = env.float("MF_LABOUR_HANDLING_MIN", default=6.0)
 # Orders follow their jobs (webhooks, completion) from production's job events this often,
 # each event claimed once, at most ORDERS_FOLLOW_BATCH events a pass.
 ORDERS_FOLLOW_INTERVAL_S = env.float("MF_ORDERS_FOLLOW_INTERVAL_S", default=5.0)

@@ -13,6 +13,7 @@ from catalog.api.views import (
     PreviewFileApi,
 )
 from microfactory.views import ApiRoot
+from production.api.costs import JobCostApi
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.previews import PreviewDfmApi
 from production.api.views import JobArtifactApi, JobPassportApi
@@ -33,6 +34,7 @@ api: tuple[list[URLPattern | URLResolver], str] = (
             "jobs/<id:job_id>/artifacts/<str:kind>/", JobArtifactApi.as_view(), name="job-artifact"
         ),
         path("jobs/<id:job_id>/passport/", JobPassportApi.as_view(), name="job-passport"),
+        path("jobs/<id:job_id>/cost/", JobCostApi.as_view(), name="job-cost"),
         path("machines/", MachinesApi.as_view(), name="machines"),
         path("machines/<slug:slug>/", MachineDetailApi.as_view(), name="machine-detail"),
         path(

@@ -1,4 +1,7 @@
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.http import HttpRequest
+from django.utils import timezone
 
 from orders.models import (
     Membership,
@@ -10,6 +13,7 @@ from orders.models import (
     Webhook,
     WebhookDelivery,
 )
+from production import public
 
 
 class MembershipInline(admin.TabularInline):
@@ -69,10 +73,31 @@ class OrderEventInline(admin.TabularInline):
     can_delete = False
 
 
+class OrderCostChangeList(ChangeList):
+    """The order list with each page's costs read in one batch (production.public), not a
+    few queries per row."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        orders = list(self.result_list)
+        costs = public.order_costs(order_ids=[o.pk for o in orders], now=timezone.now())
+        for order in orders:
+            order.cost_summary = costs.get(order.pk)
+
+
+def _cost_of(order: Order) -> public.OrderCost | None:
+    cost: public.OrderCost | None = getattr(order, "cost_summary", None)
+    if cost is None:  # the order's own page: read once for its three fields
+        cost = public.order_costs(order_ids=[order.pk], now=timezone.now()).get(order.pk)
+        order.cost_summary = cost  # type: ignore[attr-defined]
+    return cost
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
     """Read-mostly: status changes go through the pages and the API (orders.services), so
-    every one is checked and recorded."""
+    every one is checked and recorded. Cost and margin are production's figures, read-only
+    (production.costing)."""
 
     list_display = [
         "number",
@@ -81,6 +106,8 @@ class OrderAdmin(admin.ModelAdmin):
         "reference",
         "priority",
         "total_price",
+        "cost",
+        "margin",
         "due_date",
         "placed_at",
     ]
@@ -98,8 +125,38 @@ class OrderAdmin(admin.ModelAdmin):
         "reason",
         "idempotency_key",
         "request_fingerprint",
+        "cost",
+        "margin",
+        "costs",
     ]
     inlines = [OrderLineInline, OrderEventInline]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: object) -> type[ChangeList]:
+        return OrderCostChangeList
+
+    @admin.display(description="cost")
+    def cost(self, order: Order) -> str:
+        cost = _cost_of(order)
+        return "-" if cost is None else f"{cost.cost} {cost.currency}"
+
+    @admin.display(description="margin")
+    def margin(self, order: Order) -> str:
+        cost = _cost_of(order)
+        if cost is None or cost.margin is None:
+            return "-"
+        return f"{cost.margin} {cost.currency} ({cost.margin_percent} %)"
+
+    @admin.display(description="cost per job")
+    def costs(self, order: Order) -> str:
+        cost = _cost_of(order)
+        if cost is None or not cost.jobs:
+            return "no jobs"
+        return "; ".join(
+            f"{job.number}: {job.total} (material {job.material.amount}, machine "
+            f"{job.machine.amount}, energy {job.energy.amount}, labour {job.labour.amount}"
+            f"{', remakes ' + job.replaces if job.replaces else ''})"
+            for job in cost.jobs
+        )
 
 
 @admin.register(WebhookDelivery)

@@ -109,6 +109,9 @@ class Status(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
     APPROVED = "approved", "approved"
     IN_PRODUCTION = "in_production", "in production"
+    # The built part priced more than the tolerance above an estimated quote: the requester
+    # (or an approver) confirms the new price or declines it before any machine makes it.
+    PRICE_CONFIRMATION = "price_confirmation", "awaiting price confirmation"
     COMPLETED = "completed", "completed"
     CANCELLED = "cancelled", "cancelled"
     REJECTED = "rejected", "rejected"
@@ -122,7 +125,13 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     Status.AWAITING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED}),
     Status.APPROVED: frozenset({Status.IN_PRODUCTION, Status.CANCELLED}),
-    Status.IN_PRODUCTION: frozenset({Status.COMPLETED, Status.CANCELLED, Status.REJECTED}),
+    Status.IN_PRODUCTION: frozenset(
+        {Status.COMPLETED, Status.CANCELLED, Status.REJECTED, Status.PRICE_CONFIRMATION}
+    ),
+    # Confirmed: back in production at the new price. Declined: the lines waiting are
+    # cancelled (orders.services.order_price_decline) and the order goes back to production,
+    # where it ends once its other lines do; a whole order can also be cancelled.
+    Status.PRICE_CONFIRMATION: frozenset({Status.IN_PRODUCTION, Status.CANCELLED}),
     Status.COMPLETED: frozenset(),
     Status.CANCELLED: frozenset(),
     Status.REJECTED: frozenset(),
@@ -176,6 +185,17 @@ class Order(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     reason = models.TextField(blank=True, help_text="why it was rejected or cancelled")
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # Who confirmed (or declined) a built price above the estimated quote, and when; the
+    # OrderEvent of that move records it too.
+    price_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="who confirmed or declined the new price",
+    )
+    price_decided_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 
@@ -206,6 +226,17 @@ class Order(models.Model):
 class OrderLine(models.Model):
     Status = Status
 
+    class PriceCheck(models.TextChoices):
+        """An estimated line's price against its built part (orders.quoting.price_change)."""
+
+        FIRM = "firm", "firm: quoted on built geometry"
+        PENDING = "pending", "estimated: checked once the part is built"
+        LOWERED = "lowered", "built cheaper: the lower price applies"
+        KEPT = "kept", "built within the tolerance: the quoted price stands"
+        TO_CONFIRM = "to_confirm", "built dearer: waiting for a confirmation"
+        CONFIRMED = "confirmed", "built dearer: the new price was confirmed"
+        DECLINED = "declined", "built dearer: the new price was declined"
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
     # PROTECT: a revision an order was placed on can never be deleted from under it.
     revision = models.ForeignKey(PartRevision, on_delete=models.PROTECT, related_name="lines")
@@ -214,11 +245,25 @@ class OrderLine(models.Model):
     material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="lines")
     quantity = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
-    # The quote the requester saw and accepted (orders.quoting.Quote as JSON); the price of
-    # the line is fixed at ordering and never recomputed.
+    # The quote the requester saw and accepted (orders.quoting.Quote as JSON). A firm quote's
+    # price never changes; an estimated one is checked once on the built part (price_check):
+    # a lower built price replaces it, a higher one only with a confirmation.
     quote = models.JSONField(default=dict, blank=True)
     unit_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    price_check = models.CharField(
+        max_length=12, choices=PriceCheck.choices, default=PriceCheck.FIRM
+    )
+    # The line priced again on its built part (orders.quoting.requote), once built.
+    built_quote = models.JSONField(null=True, blank=True)
+    quoted_price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="the price first quoted, when the price changed after the build",
+    )
+    price_checked_at = models.DateTimeField(null=True, blank=True)
     lead_time_s = models.PositiveIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True)
 

@@ -52,14 +52,15 @@ def order_payload(order: Order) -> dict[str, Any]:
 
 
 def order_changed(*, order: Order, previous: str, now: datetime) -> None:
-    """An order changed status: webhooks, and an e-mail when it completed or was rejected.
-    Call inside the transaction that changed it."""
+    """An order changed status: webhooks, and an e-mail when it completed, was rejected or
+    waits for the requester to confirm a new price. Call inside the transaction that changed
+    it."""
     _emit(
         organisation_id=order.organisation_id,
         event="order.status_changed",
         payload={"order": order_payload(order), "from_status": previous, "at": now.isoformat()},
     )
-    if order.status in (Status.COMPLETED, Status.REJECTED):
+    if order.status in (Status.COMPLETED, Status.REJECTED, Status.PRICE_CONFIRMATION):
         from orders import tasks
 
         order_id = order.pk
@@ -200,8 +201,8 @@ def webhooks_resend_lost(*, now: datetime) -> list[int]:
 
 
 def email_requester(*, order_id: int) -> bool:
-    """Tell the requester their order completed or was rejected; False when there is no
-    address or nothing to tell."""
+    """Tell the requester their order completed, was rejected or needs a new price confirmed;
+    False when there is no address or nothing to tell."""
     order = Order.objects.select_related("placed_by").filter(pk=order_id).first()
     if order is None or not order.placed_by.email:
         return False
@@ -216,6 +217,14 @@ def email_requester(*, order_id: int) -> bool:
         body = (
             f"Your order {order.number} {order.reference} was rejected.\n\n"
             f"Reason: {order.reason}\n\n{settings.SITE_URL}/orders/{order.pk}/\n"
+        )
+    elif order.status == Status.PRICE_CONFIRMATION:
+        event = order.events.filter(to_status=Status.PRICE_CONFIRMATION).last()
+        subject = f"Order {order.number}: please confirm the new price"
+        body = (
+            f"Your order {order.number} {order.reference} was priced on an estimate; built, "
+            f"it costs more.\n\n{event.reason if event else ''}\n\nNothing is made until "
+            f"you (or an approver) confirm or decline: {settings.SITE_URL}/orders/{order.pk}/\n"
         )
     else:
         return False

@@ -1,9 +1,13 @@
 """The facts a quote needs, read from the database, and the DFM feedback shown beside it.
 
 orders.quoting is the pure calculation; this module finds its inputs: the part's volume and
-size (from a built preview of the same configuration, else guessed from its length
-parameters), a toolpath time when this configuration was planned before, and the machines
-that could make it with their hourly rates and queues.
+size, a toolpath time when this configuration was planned before, and the machines that could
+make it with their hourly rates and queues.
+
+Volume and size, best first: measured on a built preview of the same configuration, or on a
+job that built it before (the quote is firm); else the revision's geometry estimator, fitted
+at publish (catalog.estimator); else, while it has none, guessed from the length parameters
+(both estimated: the line's price is checked again once its job has built the part).
 
 The DFM feedback is the quick notes (`dfm_notes`, from the preview and the machines' sizes);
 the full DFM report of a built preview is production's (production.public.live_dfm).
@@ -15,7 +19,8 @@ from typing import Any
 
 from django.conf import settings
 
-from catalog.models import Material, PartPreview, PartRevision
+from catalog.estimator import Estimate, EstimatorError, GeometryEstimator
+from catalog.models import Material, PartPreview, PartRevision, RevisionEstimator
 from catalog.parameters import parse_schema
 from orders.quoting import MachineOffer, MaterialFacts, Quote, envelope_volume_mm3, quote_line
 from production import public
@@ -28,7 +33,9 @@ class LineFacts:
     quantity: int
     volume_mm3: float
     extents_mm: tuple[float, float, float]
-    geometry_basis: str  # "preview": measured on built geometry; "envelope": guessed
+    # "preview" or "job": measured on built geometry (firm); "estimator" or "envelope":
+    # estimated (orders.quoting.Quote.geometry_basis).
+    geometry_basis: str
     toolpath_time_s: float | None
     machines: tuple[MachineOffer, ...]  # capable of making it and taking work
     too_big_for_all: bool  # no machine of the process could ever hold it
@@ -61,9 +68,20 @@ def line_facts(
             key=preview_key(revision=revision, parameters=parameters),
             status=PartPreview.Status.READY,
         ).first()
+    measured = preview is not None and bool(preview.volume_mm3 and preview.bbox_mm)
+    built = (
+        public.built_geometry(revision=revision, parameters_hash=parameters_hash)
+        if parameters_hash and not measured
+        else None
+    )
+    estimated = _estimate(revision, parameters) if not measured and built is None else None
     if preview is not None and preview.volume_mm3 and preview.bbox_mm:
         x, y, z = (float(size) for size in preview.bbox_mm)
         volume, extents, basis = float(preview.volume_mm3), (x, y, z), "preview"
+    elif built is not None:
+        volume, extents, basis = built.volume_mm3, built.extents_mm, "job"
+    elif estimated is not None:
+        volume, extents, basis = estimated.volume_mm3, estimated.extents_mm, "estimator"
     else:
         specs = parse_schema(revision.parameter_schema)
         lengths = [
@@ -111,6 +129,21 @@ def line_facts(
     )
 
 
+def _estimate(revision: PartRevision, parameters: dict[str, Any]) -> Estimate | None:
+    """The revision's estimate of this configuration, None without a usable estimator."""
+    fitted = (
+        RevisionEstimator.objects.filter(revision=revision, status=RevisionEstimator.Status.READY)
+        .values_list("fitted", flat=True)
+        .first()
+    )
+    if not fitted:
+        return None
+    try:
+        return GeometryEstimator.from_json(fitted).estimate(parameters)
+    except EstimatorError:
+        return None  # fitted for an older schema or format: the envelope guess until refitted
+
+
 def line_quote(facts: LineFacts) -> Quote:
     return quote_line(
         volume_mm3=facts.volume_mm3,
@@ -120,6 +153,7 @@ def line_quote(facts: LineFacts) -> Quote:
         machines=facts.machines,
         rates=settings.ORDER_QUOTE_RATES,
         toolpath_time_s=facts.toolpath_time_s,
+        geometry_basis=facts.geometry_basis,
     )
 
 

@@ -10,14 +10,22 @@ Quote with the line, so the price a requester accepted never changes afterwards.
     unit      = material + machine;  line = setup fee + unit x quantity x (1 - quantity break)
     lead time = the soonest a capable machine is free (its queue ETA) + this line's own
                 machine time + the pipeline's fixed overhead
+
+A quote is firm when the volume and size were measured on built geometry of the very
+configuration (a preview, or a job that built it before), and estimated otherwise (the
+revision's fitted estimator, or the envelope guess). An estimated line is priced again on its
+built geometry (`requote`, same rates, material and machine as quoted) and `price_change`
+says what happens: a lower price is passed on, a rise within the tolerance is absorbed, a
+larger rise waits for the customer's confirmation.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 CENT = Decimal("0.01")
+FIRM_BASES = frozenset({"preview", "job"})  # Quote.geometry_basis measured on built geometry
 
 
 @dataclass(frozen=True)
@@ -68,13 +76,28 @@ class Quote:
     total: Decimal
     machine: str  # the machine the lead time was computed for ("" when none can make it)
     lead_time_s: int | None  # None: no capable machine
+    # Where volume and size came from: measured on this configuration's built geometry
+    # ("preview", or "job": a job built it before), or estimated ("estimator": the revision's
+    # fitted estimator; "envelope": guessed from its lengths, when it has none yet).
+    geometry_basis: str = "preview"
+    # What the price was computed with, so it can be computed again on the built geometry.
+    hourly_rate: Decimal = Decimal(0)
+    density_g_cm3: float = 0.0
+    price_per_kg: Decimal = Decimal(0)
+
+    @property
+    def firm(self) -> bool:
+        """Priced on built geometry: the price does not change once the part is built."""
+        return self.geometry_basis in FIRM_BASES
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe (Decimals as strings): how a quote is stored with its order line."""
-        return {
+        stored = {
             key: str(value) if isinstance(value, Decimal) else value
             for key, value in asdict(self).items()
         }
+        stored["firm"] = self.firm
+        return stored
 
 
 class QuoteError(ValueError):
@@ -102,12 +125,13 @@ def quote_line(
     machines: Sequence[MachineOffer],
     rates: Rates,
     toolpath_time_s: float | None = None,
+    geometry_basis: str = "preview",
 ) -> Quote:
     """Price `quantity` parts of one configuration and say when they could be ready.
 
     `machines` are the ones capable of making the part; the line is quoted on the one that
     would finish it soonest (at its hourly rate). With none, the price uses the default rate
-    and there is no lead time.
+    and there is no lead time. `geometry_basis` says where volume and height came from.
     """
     if volume_mm3 <= 0:
         raise QuoteError("the part has no volume")
@@ -152,7 +176,72 @@ def quote_line(
         total=total,
         machine=best.name if best is not None else "",
         lead_time_s=lead_time,
+        geometry_basis=geometry_basis,
+        hourly_rate=hourly,
+        density_g_cm3=material.density_g_cm3,
+        price_per_kg=material.price_per_kg,
     )
+
+
+def requote(
+    quoted: Mapping[str, Any], *, volume_mm3: float, height_mm: float, rates: Rates
+) -> Quote:
+    """The stored quote (Quote.as_json) priced again on the built geometry: the same
+    quantity, material prices, hourly rate, setup fee and machine as quoted, so only the
+    geometry differs. A quote timed from a planned toolpath keeps that time."""
+    try:
+        material = MaterialFacts(
+            slug="",
+            density_g_cm3=float(quoted["density_g_cm3"]),
+            price_per_kg=Decimal(str(quoted["price_per_kg"])),
+        )
+        machine = MachineOffer(
+            name=str(quoted.get("machine") or ""),
+            hourly_rate=Decimal(str(quoted["hourly_rate"])),
+            queue_eta_s=0.0,
+        )
+        same = Rates(
+            currency=str(quoted["currency"]),
+            setup_fee=Decimal(str(quoted["setup_fee"])),
+            waste_factor=rates.waste_factor,
+            default_hourly_rate=Decimal(str(quoted["hourly_rate"])),
+            deposition_mm3_s=rates.deposition_mm3_s,
+            layer_height_mm=rates.layer_height_mm,
+            layer_overhead_s=rates.layer_overhead_s,
+            quantity_breaks=rates.quantity_breaks,
+            pipeline_overhead_s=rates.pipeline_overhead_s,
+        )
+        toolpath = quoted.get("machine_time_s") if quoted.get("time_basis") == "toolpath" else None
+        built = quote_line(
+            volume_mm3=volume_mm3,
+            height_mm=height_mm,
+            quantity=int(quoted["quantity"]),
+            material=material,
+            machines=[machine] if machine.name else [],
+            rates=same,
+            toolpath_time_s=float(toolpath) if toolpath else None,
+            geometry_basis="job",
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
+        raise QuoteError(f"the stored quote cannot be priced again: {error!r}") from error
+    # The lead time promised stays the one quoted: only the price is checked.
+    return Quote(**{**asdict(built), "lead_time_s": quoted.get("lead_time_s")})
+
+
+# What the built price does to an estimated line's price (price_change).
+PASSED_ON = "lowered"  # cheaper than quoted: the customer pays the built price
+KEPT = "kept"  # dearer by at most the tolerance: the quoted price stands
+TO_CONFIRM = "to_confirm"  # dearer by more: the customer confirms the new price, or declines
+
+
+def price_change(*, quoted: Decimal, built: Decimal, tolerance: float) -> str:
+    """Lower is passed on, up to `tolerance` (a share: 0.05 = 5 %) above is absorbed,
+    anything above that needs a confirmation."""
+    if built < quoted:
+        return PASSED_ON
+    if built <= quoted * (1 + Decimal(str(tolerance))):
+        return KEPT
+    return TO_CONFIRM
 
 
 def envelope_volume_mm3(lengths_mm: Sequence[float], *, fill: float = 0.35) -> tuple[float, float]:

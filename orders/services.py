@@ -1,5 +1,6 @@
 """Write paths for orders: placing one (exactly once per idempotency key, quoted, approved or
-waiting for an approver), approving, rejecting, cancelling, and following its jobs.
+waiting for an approver), approving, rejecting, cancelling, following its jobs, and checking
+an estimated price on the built part (confirmed or declined by the customer when it rose).
 
 Production is reached only through production.public (jobs created and cancelled there, job
 summaries and job events read from there as frozen values).
@@ -43,6 +44,7 @@ from orders.models import (
     Status,
 )
 from orders.quotes import line_facts, line_quote
+from orders.quoting import PASSED_ON, TO_CONFIRM, QuoteError, price_change, requote
 from production import public
 from production.public import JobSummary, SiteRef
 
@@ -175,6 +177,9 @@ def order_place(
                     unit_price=quote.unit_price,
                     price=quote.total,
                     lead_time_s=quote.lead_time_s,
+                    price_check=(
+                        OrderLine.PriceCheck.FIRM if quote.firm else OrderLine.PriceCheck.PENDING
+                    ),
                     **line,
                 )
             _move(order, Status.SUBMITTED, actor=user, now=now)
@@ -397,11 +402,21 @@ def line_move_event(
     return event
 
 
+# Why an estimated line's jobs wait before a machine (production's Job.hold).
+PRICE_HOLD = "the estimated price is checked on the built part first"
+
+
 def _approve_and_start(order: Order, *, actor: Any, now: datetime, reason: str = "") -> None:
     _move(order, Status.APPROVED, actor=actor, now=now, reason=reason)
     who = actor.get_username() if actor is not None else "system"
+    # An estimated line's jobs build, check and plan the part, but no machine takes them
+    # before its price is checked on the built part (order_follow_jobs): a price that rose
+    # beyond the tolerance is never made without a confirmation.
+    estimated = order.lines.filter(price_check=OrderLine.PriceCheck.PENDING)
     public.jobs_create_for_order(
-        order=order, actor=f"user {who}" if actor is not None else "system"
+        order=order,
+        actor=f"user {who}" if actor is not None else "system",
+        hold={line_id: PRICE_HOLD for line_id in estimated.values_list("pk", flat=True)},
     )
     _move(order, Status.IN_PRODUCTION, actor=actor, now=now)
 
@@ -534,6 +549,8 @@ def order_follow_jobs(*, order_id: int, now: datetime) -> Order | None:
                     )
                 )
         OrderEvent.objects.bulk_create(events)
+        if _check_prices(order, lines, jobs_by_line, now=now):
+            return order  # waits for the customer's confirmation
         if any(line.status not in FINAL for line in lines):
             return order
         outcomes = {line.status for line in lines}
@@ -559,6 +576,213 @@ def order_follow_jobs(*, order_id: int, now: datetime) -> Order | None:
                 reason=f"the factory could not make it: {reasons}",
             )
     return order
+
+
+def _check_prices(
+    order: Order,
+    lines: list[OrderLine],
+    jobs_by_line: dict[int, list[JobSummary]],
+    *,
+    now: datetime,
+) -> bool:
+    """Price each estimated line again once its job has built the part, and settle it:
+    a lower price is passed on, a rise within ORDER_QUOTE_TOLERANCE is absorbed (both: its
+    jobs are released to the router), a larger rise moves the line and the order to price
+    confirmation, its jobs still held. True when the order now waits for a confirmation.
+    Idempotent: a line is checked once. Call inside the order's transaction."""
+    released: list[int] = []
+    to_confirm: list[tuple[OrderLine, str]] = []
+    for line in lines:
+        if line.price_check != OrderLine.PriceCheck.PENDING or line.status != Status.IN_PRODUCTION:
+            continue
+        built = next(
+            (
+                measured
+                for job in jobs_by_line.get(line.pk, [])
+                if (measured := public.job_geometry(job.dfm_report)) is not None
+            ),
+            None,
+        )
+        if built is None:
+            continue  # not built yet (or never will be: its outcome says why)
+        try:
+            requoted = requote(
+                line.quote,
+                volume_mm3=built.volume_mm3,
+                height_mm=built.extents_mm[2],
+                rates=settings.ORDER_QUOTE_RATES,
+            )
+        except QuoteError:
+            # A quote stored without what pricing again needs: keep its price, say so.
+            logger.exception("line %s: the built part cannot be priced again", line.pk)
+            line.price_check, line.price_checked_at = OrderLine.PriceCheck.KEPT, now
+            line.save(update_fields=["price_check", "price_checked_at"])
+            released.append(line.pk)
+            continue
+        change = price_change(
+            quoted=line.price, built=requoted.total, tolerance=settings.ORDER_QUOTE_TOLERANCE
+        )
+        line.built_quote, line.price_checked_at = requoted.as_json(), now
+        if change == TO_CONFIRM:
+            line.price_check = OrderLine.PriceCheck.TO_CONFIRM
+            rise = (requoted.total - line.price) / line.price if line.price else Decimal(1)
+            to_confirm.append(
+                (
+                    line,
+                    f"the built part prices at {requoted.total} {order.currency}, {rise:.0%} "
+                    f"above the estimated {line.price}",
+                )
+            )
+        elif change == PASSED_ON:
+            line.price_check, line.quoted_price = OrderLine.PriceCheck.LOWERED, line.price
+            line.price, line.unit_price = requoted.total, requoted.unit_price
+            released.append(line.pk)
+        else:
+            line.price_check = OrderLine.PriceCheck.KEPT
+            released.append(line.pk)
+        line.save(
+            update_fields=[
+                "price_check",
+                "built_quote",
+                "price_checked_at",
+                "quoted_price",
+                "price",
+                "unit_price",
+            ]
+        )
+    if released:
+        public.jobs_release(line_ids=released)
+        _update_total(order, lines)
+    if not to_confirm:
+        return False
+    OrderEvent.objects.bulk_create(
+        line_move_event(
+            line, Status.PRICE_CONFIRMATION, actor=None, label="system", now=now, reason=why
+        )
+        for line, why in to_confirm
+    )
+    _move(
+        order,
+        Status.PRICE_CONFIRMATION,
+        actor=None,
+        now=now,
+        lines=False,
+        reason="; ".join(why for _, why in to_confirm)
+        + ": confirm the new price or decline it before it is made",
+    )
+    return True
+
+
+def _update_total(order: Order, lines: list[OrderLine]) -> None:
+    """The order's total: its lines' prices, less the lines whose new price was declined."""
+    total = sum(
+        (line.price for line in lines if line.price_check != OrderLine.PriceCheck.DECLINED),
+        Decimal(0),
+    )
+    if total != order.total_price:
+        order.total_price = total
+        order.save(update_fields=["total_price"])
+
+
+def _price_decider(user: Any, order: Order) -> Membership:
+    """The requester, an approver or a manager of the order's organisation may decide on a
+    changed price; above the team's approval threshold, only an approver or a manager who is
+    not the requester (as for approving the order)."""
+    membership = Membership.objects.filter(user=user, organisation_id=order.organisation_id).first()
+    if membership is None or (order.placed_by_id != user.pk and not membership.can_approve):
+        raise NotAllowed(
+            "only the requester, an approver or a manager can decide on the order's new price"
+        )
+    return membership
+
+
+def _awaiting_price(order: Order) -> list[OrderLine]:
+    if order.status != Status.PRICE_CONFIRMATION:
+        raise DomainError(
+            f"order {order.number} is {order.get_status_display()}, "
+            "not awaiting a price confirmation"
+        )
+    return list(order.lines.filter(status=Status.PRICE_CONFIRMATION))
+
+
+def _built_total(line: OrderLine) -> Decimal:
+    return Decimal(str((line.built_quote or {})["total"]))
+
+
+def order_price_confirm(*, order: Order, user: Any, now: datetime | None = None) -> Order:
+    """Accept the built price of the lines awaiting it: their price becomes the built one,
+    their jobs go to the router, the order is back in production. Recorded with who and when
+    (Order.price_decided_by/at and the move's OrderEvent). A second call refuses."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order)
+        _price_decider(user, order)
+        lines = _awaiting_price(order)
+        new_total = order.total_price + sum(
+            (_built_total(line) - line.price for line in lines), Decimal(0)
+        )
+        team = order.team
+        threshold = team.approval_threshold if team else None
+        if threshold is not None and new_total > threshold:
+            _decider(user, order)  # above the threshold: an approver's call, as at ordering
+        changes = []
+        for line in lines:
+            built_total = _built_total(line)
+            changes.append(f"line {line.pk}: {line.price} -> {built_total}")
+            line.quoted_price, line.price = line.price, built_total
+            line.unit_price = Decimal(str((line.built_quote or {})["unit_price"]))
+            line.price_check = OrderLine.PriceCheck.CONFIRMED
+            line.save(update_fields=["quoted_price", "price", "unit_price", "price_check"])
+        order.price_decided_by, order.price_decided_at = user, now
+        order.save(update_fields=["price_decided_by", "price_decided_at"])
+        _update_total(order, list(order.lines.all()))
+        public.jobs_release(line_ids=[line.pk for line in lines])
+        _move(
+            order,
+            Status.IN_PRODUCTION,
+            actor=user,
+            now=now,
+            reason=f"new price confirmed by {user.get_username()} ({'; '.join(changes)} "
+            f"{order.currency})",
+        )
+    return order
+
+
+def order_price_decline(
+    *, order: Order, user: Any, reason: str = "", now: datetime | None = None
+) -> Order:
+    """Refuse the built price: the lines awaiting it are cancelled with their jobs (held, so
+    never started) and the order goes back to production, where it ends with its other lines
+    (cancelled when it has none). Recorded with who and when. A second call refuses."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(order)
+        _price_decider(user, order)
+        lines = _awaiting_price(order)
+        label = user.get_username()
+        why = reason.strip() or f"the new price was declined by {label}"
+        public.jobs_cancel_for_order(
+            order_id=order.pk,
+            actor=f"user {label}",
+            message=why,
+            reason=f"price declined by {label}",
+            now=now,
+            line_ids=[line.pk for line in lines],
+        )
+        for line in lines:
+            line.price_check = OrderLine.PriceCheck.DECLINED
+            line.save(update_fields=["price_check"])
+        order.price_decided_by, order.price_decided_at = user, now
+        order.save(update_fields=["price_decided_by", "price_decided_at"])
+        _update_total(order, list(order.lines.all()))
+        OrderEvent.objects.bulk_create(
+            line_move_event(line, Status.CANCELLED, actor=user, label=label, now=now, reason=why)
+            for line in lines
+        )
+        _move(order, Status.IN_PRODUCTION, actor=user, now=now, lines=False, reason=why)
+    # Lines left? Production goes on; none: the order ends cancelled here and now.
+    order_follow_jobs(order_id=order.pk, now=now)
+    return Order.objects.get(pk=order.pk)
 
 
 def orders_follow_jobs(*, now: datetime) -> int:

@@ -39,6 +39,8 @@ from orders.services import (
     order_approve,
     order_cancel,
     order_place,
+    order_price_confirm,
+    order_price_decline,
     order_reject,
 )
 from production import public
@@ -545,6 +547,12 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
         elif action == "cancel":
             order_cancel(order=order, user=request.user, reason=reason)
             messages.success(request, f"{order.number} cancelled.")
+        elif action == "confirm-price":
+            order_price_confirm(order=order, user=request.user)
+            messages.success(request, f"{order.number}: new price confirmed, production goes on.")
+        elif action == "decline-price":
+            order_price_decline(order=order, user=request.user, reason=reason)
+            messages.success(request, f"{order.number}: new price declined, those lines cancelled.")
         else:
             raise Http404
     except NotAllowed as refusal:

@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from microfactory.errors import DomainError
-from production import spools
+from production import costing, job_costs, spools
 from production.machines import job_resume, machine_set_state
 from production.models import (
     Artifact,
@@ -156,9 +156,19 @@ class JobArtifactInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["number", "line", "quantity", "status", "machine", "status_changed_at"]
+    list_display = [
+        "number",
+        "line",
+        "quantity",
+        "status",
+        "machine",
+        "status_changed_at",
+        "cost",
+    ]
     list_filter = ["status", "machine"]
     readonly_fields = [
+        "cost",
+        "cost_detail",
         "line",
         "quantity",
         "status",
@@ -181,6 +191,38 @@ class JobAdmin(admin.ModelAdmin):
     ]
     inlines = [JobEventInline, JobArtifactInline]
     actions = ["resume"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # The cost column reads the machine, material and events: joined and prefetched once
+        # per page, not per row.
+        # The line's label reads its order and revision: joined too (the changelist adds no
+        # list_select_related to a queryset that already joins).
+        return job_costs.with_cost_facts(super().get_queryset(request)).select_related(
+            "line__order", "line__revision__family"
+        )
+
+    def _cost(self, job: Job) -> costing.JobCost:
+        return costing.job_cost(
+            job_costs.job_facts(job), rates=job_costs.cost_rates(), now=timezone.now()
+        )
+
+    @admin.display(description="cost")
+    def cost(self, job: Job) -> str:
+        cost = self._cost(job)
+        return f"{cost.total} {cost.currency} ({cost.basis})"
+
+    @admin.display(description="cost per part")
+    def cost_detail(self, job: Job) -> str:
+        cost = self._cost(job)
+        return "; ".join(
+            f"{name} {item.amount}: {item.inputs}"
+            for name, item in (
+                ("material", cost.material),
+                ("machine", cost.machine),
+                ("energy", cost.energy),
+                ("labour", cost.labour),
+            )
+        )
 
     @admin.action(description="Resume: the part was fine after all (withdraws the replacement)")
     def resume(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -257,7 +257,8 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         # timed from when it holds the lock, so a job's events never run backwards.
         now = max(now, timezone.now())
         waiting = list(
-            Job.objects.filter(status=Status.TRAVELER_READY)
+            # A held job waits for its order's price check (Job.hold), however long.
+            Job.objects.filter(status=Status.TRAVELER_READY, hold="")
             .select_related("line__revision", "line__material", "line__order__delivery_site")
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )
@@ -968,6 +969,7 @@ class MachineChanges:
     state: str | None = None
     queue_limit: int | None = None
     hourly_rate: Decimal | None = None
+    power_w: int | None = None  # watts while running, for the energy in job costs
     materials_loaded: list[str] | None = None  # material slugs
     materials_loadable: list[str] | None = None
     connector: str | None = None
@@ -987,6 +989,7 @@ def machine_update(
             for name in (
                 "queue_limit",
                 "hourly_rate",
+                "power_w",
                 "connector",
                 "connector_url",
                 "connector_secret_env",

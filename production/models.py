@@ -98,6 +98,13 @@ class Machine(models.Model):
     )
     materials_loaded = models.ManyToManyField(Material, blank=True, related_name="machines")
     hourly_rate = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    # What the machine draws while it runs, for the energy in a job's cost (production.costing);
+    # empty: the typical draw of its process (costing.DEFAULT_POWER_W).
+    power_w = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="average electrical power while running, in watts (empty: the process's default)",
+    )
     connector = models.CharField(max_length=12, choices=Connector.choices, default="manual")
     state = models.CharField(max_length=12, choices=State.choices, default=State.IDLE)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -234,6 +241,10 @@ class Job(models.Model):
     # The passport page's URL is /passport/<id>/<token>/ (production.passport): known from the
     # job's creation, so the traveler's QR code can point to it before the traveler exists.
     passport_token = models.CharField(max_length=32, default=new_passport_token, editable=False)
+    # Why the router must leave the job waiting once its traveler is ready (its order line's
+    # estimated price is checked on the built part first); empty: free to route. Set when the
+    # job is created, cleared by services.jobs_release. Not a status: the pipeline runs on.
+    hold = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -19,7 +19,8 @@ from django.db.models import Prefetch, QuerySet
 
 from catalog.models import Material, PartPreview, PartRevision
 from orders.models import Order
-from production import dfm_previews, routing, services
+from production import dfm_previews, job_costs, routing, services
+from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import routing_facts, transit_table
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
@@ -29,22 +30,30 @@ __all__ = [
     "ARTIFACT_KIND_CHOICES",
     "JOB_STATUS_CHOICES",
     "ArtifactLink",
+    "JobCost",
     "JobEventNotice",
     "JobEventSummary",
     "JobSummary",
+    "LineCost",
     "LiveDfm",
     "MachineFit",
     "QuoteMachine",
     "MachineRef",
+    "OrderCost",
+    "BuiltGeometry",
     "SiteRef",
     "job_events_claim_pending",
     "job_summaries",
     "job_summary",
     "jobs_cancel_for_order",
     "jobs_create_for_order",
+    "built_geometry",
+    "job_geometry",
+    "jobs_release",
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
+    "order_costs",
     "planned_time_s",
     "site_by_id",
     "site_by_slug",
@@ -204,19 +213,43 @@ def job_summary(*, job_id: int, orders: QuerySet[Order]) -> JobSummary | None:
 # --- creating and cancelling jobs ------------------------------------------------------------
 
 
-def jobs_create_for_order(*, order: Order, actor: str) -> list[int]:
+def jobs_create_for_order(
+    *, order: Order, actor: str, hold: Mapping[int, str] | None = None
+) -> list[int]:
     """One queued job per line of an approved order, enqueued once the caller's transaction
-    commits; their ids. Call inside the order's transaction."""
-    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor)]
+    commits; their ids. Call inside the order's transaction.
+
+    `hold` maps line ids to why their jobs must not go to a machine yet (an estimated price
+    to check on the built part): those jobs run the pipeline but the router leaves them
+    waiting until jobs_release."""
+    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor, hold=hold)]
+
+
+def jobs_release(*, line_ids: Iterable[int]) -> list[int]:
+    """Let the router take the held jobs of these lines (their price is settled); the ids
+    released. A second call releases nothing more. Call inside the order's transaction."""
+    return services.jobs_release(line_ids=list(line_ids))
 
 
 def jobs_cancel_for_order(
-    *, order_id: int, actor: str, message: str, reason: str, now: datetime
+    *,
+    order_id: int,
+    actor: str,
+    message: str,
+    reason: str,
+    now: datetime,
+    line_ids: Iterable[int] | None = None,
 ) -> list[int]:
-    """Cancel every job of the order while no machine has started any (DomainError, nothing
-    changed, otherwise); the ids cancelled. Call inside the order's transaction."""
+    """Cancel every job of the order (or of these of its lines) while no machine has started
+    any (DomainError, nothing changed, otherwise); the ids cancelled. Call inside the order's
+    transaction."""
     return services.jobs_cancel_for_order(
-        order_id=order_id, actor=actor, message=message, reason=reason, now=now
+        order_id=order_id,
+        actor=actor,
+        message=message,
+        reason=reason,
+        now=now,
+        line_ids=None if line_ids is None else list(line_ids),
     )
 
 
@@ -370,6 +403,44 @@ def planned_time_s(
     return total / max(1, quantity) if total else None
 
 
+@dataclass(frozen=True)
+class BuiltGeometry:
+    """A configuration's geometry as a job built and measured it (its DFM report)."""
+
+    volume_mm3: float
+    extents_mm: tuple[float, float, float]  # as modelled
+
+
+def built_geometry(*, revision: PartRevision, parameters_hash: str) -> BuiltGeometry | None:
+    """The volume and size of this configuration when a job built it before (the latest
+    such job, in any material: geometry does not depend on it); None otherwise."""
+    reports = (
+        Job.objects.filter(
+            line__revision=revision, line__parameters_hash=parameters_hash, dfm_report__isnull=False
+        )
+        .order_by("-pk")
+        .values_list("dfm_report", flat=True)[:5]
+    )
+    for report in reports:
+        measured = job_geometry(report)
+        if measured is not None:
+            return measured
+    return None
+
+
+def job_geometry(report: Mapping[str, Any] | None) -> BuiltGeometry | None:
+    """The built volume and size in a job's DFM report (JobSummary.dfm_report); None while the
+    job has not built and measured its part (or its mesh had no volume)."""
+    try:
+        volume = float((report or {}).get("volume_mm3") or 0)
+        x, y, z = (float(size) for size in (report or {}).get("extents_mm") or ())
+    except (TypeError, ValueError):
+        return None
+    if volume <= 0 or min(x, y, z) <= 0:
+        return None
+    return BuiltGeometry(volume_mm3=volume, extents_mm=(x, y, z))
+
+
 def known_refusal(
     *, revision: PartRevision, parameters: dict[str, Any], material: Material
 ) -> str | None:
@@ -382,6 +453,17 @@ def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:
     """A ready preview's DFM report in a material for the part page, its check queued for a
     worker when there is none for today's machines yet."""
     return dfm_previews.live_dfm(preview=preview, material=material)
+
+
+# --- costs ---------------------------------------------------------------------------------
+
+
+def order_costs(*, order_ids: Iterable[int], now: datetime) -> dict[int, OrderCost]:
+    """Each order's cost from all its jobs (remakes included) against its quoted price, with
+    every job's material, machine, energy and labour (production.costing). The factory's
+    business, not the customer's: for staff pages (the admin). A constant number of queries
+    however many orders."""
+    return job_costs.order_costs(order_ids=order_ids, now=now)
 
 
 # --- sites -----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Write paths for jobs: creating them for an order, queueing, failing, reconciling."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -31,23 +31,43 @@ QUEUE_FOR_STATUS: dict[str, str] = {
 }
 
 
-def jobs_create_for_order(*, order: Order, actor: str) -> list[Job]:
-    """One QUEUED job per order line, each enqueued once the surrounding transaction commits."""
+def jobs_create_for_order(
+    *, order: Order, actor: str, hold: Mapping[int, str] | None = None
+) -> list[Job]:
+    """One QUEUED job per order line, each enqueued once the surrounding transaction commits;
+    a line in `hold` gets a held job (Job.hold: the router leaves it waiting)."""
     now = timezone.now()
     jobs = []
+    hold = hold or {}
     for line in order.lines.all():
+        held = hold.get(line.pk, "")
         job = lifecycle.job_create(
             by=By.CUSTOMER,
             step="order",
             actor=actor,
             now=now,
-            message=f"{line.quantity} x {line.revision.label} for {order.number}",
+            message=f"{line.quantity} x {line.revision.label} for {order.number}"
+            + (f"; held: {held}" if held else ""),
             line=line,
             quantity=line.quantity,
+            hold=held[:200],
         )
         transaction.on_commit(partial(job_enqueue, job_id=job.pk))
         jobs.append(job)
     return jobs
+
+
+def jobs_release(*, line_ids: list[int]) -> list[int]:
+    """Clear the hold of these lines' jobs and send those waiting for a machine to the router
+    once the caller's transaction commits; the ids released."""
+    held = dict(
+        Job.objects.filter(line_id__in=line_ids).exclude(hold="").values_list("pk", "status")
+    )
+    Job.objects.filter(pk__in=held).update(hold="")
+    for job_id, status in held.items():
+        if status == Job.Status.TRAVELER_READY:  # the others reach the router by themselves
+            transaction.on_commit(partial(job_enqueue, job_id=job_id))
+    return list(held)
 
 
 # Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
@@ -69,21 +89,26 @@ def job_not_started(job: Job) -> bool:
 
 
 def jobs_cancel_for_order(
-    *, order_id: int, actor: str, message: str, reason: str, now: datetime
+    *,
+    order_id: int,
+    actor: str,
+    message: str,
+    reason: str,
+    now: datetime,
+    line_ids: list[int] | None = None,
 ) -> list[int]:
-    """Cancel every job of an order while no machine has started any; the ids cancelled.
+    """Cancel every job of an order (or only of `line_ids`) while no machine has started any;
+    the ids cancelled.
 
     Refused (DomainError, nothing changed) when a machine has begun one. Jobs are locked and
     moved from the status we saw, so a step finishing meanwhile finds its job cancelled and
     drops its result. Call inside the order's transaction.
     """
     with transaction.atomic():
-        jobs = list(
-            Job.objects.select_for_update(of=("self",))
-            .filter(line__order_id=order_id)
-            .select_related("machine")
-            .order_by("pk")
-        )
+        of_order = Job.objects.select_for_update(of=("self",)).filter(line__order_id=order_id)
+        if line_ids is not None:
+            of_order = of_order.filter(line_id__in=line_ids)
+        jobs = list(of_order.select_related("machine").order_by("pk"))
         started = [
             job for job in jobs if job.status not in JOB_ENDED_EMPTY and not job_not_started(job)
         ]

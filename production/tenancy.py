@@ -31,6 +31,9 @@ User = AbstractBaseUser | AnonymousUser
 
 # The roles of a factory organisation that work on its floor.
 FLOOR_ROLES = frozenset({Membership.Role.OPERATOR, Membership.Role.MANAGER})
+# The role that sees what the factory's work costs and earns (production.costing); operators
+# see no prices.
+MANAGER_ROLES = frozenset({Membership.Role.MANAGER})
 
 
 def _is_staff(user: User) -> bool:
@@ -64,14 +67,20 @@ def spools_for_operator(user: User) -> QuerySet[Spool]:
     return Spool.objects.filter(site__in=sites_for_operator(user))
 
 
-def jobs_for_operator(user: User) -> QuerySet[Job]:
-    """The jobs the user may see and act on at the station (see the module's docstring)."""
+def jobs_for_operator(user: User, *, roles: frozenset[str] = FLOOR_ROLES) -> QuerySet[Job]:
+    """The jobs the user may see and act on at the station (see the module's docstring); with
+    `roles`, only those at the sites of factories where the user has one of them."""
     if _is_staff(user):
         return Job.objects.all()
-    sites = sites_for_operator(user)
+    sites = sites_for_operator(user, roles=roles)
     return Job.objects.filter(
         Q(machine__site__in=sites) | Q(machine__isnull=True, replaces__machine__site__in=sites)
     )
+
+
+def is_manager(user: User) -> bool:
+    """Staff, or a manager of a factory that operates a site: who sees costs and margins."""
+    return _is_staff(user) or sites_for_operator(user, roles=MANAGER_ROLES).exists()
 
 
 def is_operator(user: User) -> bool:

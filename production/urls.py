@@ -40,6 +40,11 @@ urlpatterns = [
         views.station_job_traveler,
         name="station-job-traveler",
     ),
+    path(
+        "station/orders/<id:order_id>/costs/",
+        views.station_order_costs,
+        name="station-order-costs",
+    ),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",

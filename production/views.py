@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import passport, spools, station, tenancy
+from production import costing, job_costs, passport, spools, station, tenancy
 from production.models import Artifact, Job, JobArtifact, Machine, Spool
 from production.pipeline.traveler import (
     Traveler,
@@ -338,6 +338,13 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
     traveler = _traveler_or_none(job)
     checks = traveler.qc_checks if traveler else ()
     measured = {m.label: m for m in station.measurements_for(job, checks)}
+    # What the job cost: the factory's managers and staff only (operators see no prices).
+    managed = tenancy.jobs_for_operator(request.user, roles=tenancy.MANAGER_ROLES)
+    cost = (
+        costing.job_cost(job_costs.job_facts(job), rates=job_costs.cost_rates(), now=timezone.now())
+        if managed.filter(pk=job.pk).exists()
+        else None
+    )
     return render(
         request,
         "production/station_job.html",
@@ -355,8 +362,24 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             # Each file and input against its passport entry: a changed file shows as such.
             "passport": passport.passport_check(job),
             "passport_url": passport.passport_url(job),
+            "cost": cost,
         },
     )
+
+
+@require_GET
+@operator_required
+def station_order_costs(request: HttpRequest, order_id: int) -> HttpResponse:
+    """What an order's jobs at the factory cost against the price it was quoted: the
+    factory's managers and staff. An order with no job at the user's sites is not found; its
+    operators get 403 (they see the jobs, not the prices)."""
+    if not tenancy.jobs_for_operator(request.user).filter(line__order_id=order_id).exists():
+        raise Http404("no such order at your sites")
+    managed = tenancy.jobs_for_operator(request.user, roles=tenancy.MANAGER_ROLES)
+    if not managed.filter(line__order_id=order_id).exists():
+        raise PermissionDenied("costs are for the factory's managers")
+    order = job_costs.order_costs(order_ids=[order_id], jobs=managed, now=timezone.now())[order_id]
+    return render(request, "production/station_order_costs.html", {"order": order})
 
 
 def _traveler_or_none(job: Job) -> Traveler | None:

@@ -173,6 +173,7 @@ def make_ready_job(
     job = line.jobs.get()
     Job.objects.filter(pk=job.pk).update(
         status=Job.Status.TRAVELER_READY,
+        hold="",  # its price settled: free to route (an estimated quote holds it until then)
         dfm_report={"extents_mm": list(extents)},
         toolpath_meta={"estimated_time_s": estimated_time_s, "layers": 1},
     )

@@ -131,3 +131,17 @@ def test_with_debug_on_any_key_will_do(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MF_ENERGY_EUR_PER_KWH": "thirty cents"}, "MF_ENERGY_EUR_PER_KWH must be an amount"),
+        ({"MF_LABOUR_EUR_PER_HOUR": "-5"}, "MF_LABOUR_EUR_PER_HOUR must be an amount of zero"),
+        ({"MF_LABOUR_EUR_PER_HOUR": "NaN"}, "MF_LABOUR_EUR_PER_HOUR must be an amount of zero"),
+    ],
+)
+def test_a_cost_rate_that_is_not_an_amount_refuses_to_start(tmp_path, overrides, message):
+    result = start(tmp_path, SECRET_KEY=REAL_KEY, **overrides)
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in result.stderr

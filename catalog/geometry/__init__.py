@@ -6,12 +6,15 @@ only ever imported by the child process (catalog/geometry/child.py).
 
 from .build import (
     ENGINE_VERSION,
+    MEASURE_BATCH_MAX,
     SCRIPT,
     STATIC,
     Geometry,
+    Measurement,
     build_geometry,
     build_revision,
     check_parameters,
+    measure_geometry,
 )
 from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
@@ -24,13 +27,16 @@ __all__ = [
     "BuildFailed",
     "BuildLimits",
     "DrawingInvalid",
+    "MEASURE_BATCH_MAX",
     "Geometry",
     "ModelInfo",
+    "Measurement",
     "ModelInvalid",
     "build_geometry",
     "build_revision",
     "check_parameters",
     "drawing_clean",
     "inspect_model",
+    "measure_geometry",
     "model_format",
 ]

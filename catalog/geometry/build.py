@@ -147,6 +147,71 @@ def build_geometry(
     )
 
 
+@dataclass(frozen=True)
+class Measurement:
+    """What a build of one configuration measures, without its files."""
+
+    bbox_mm: tuple[float, float, float]
+    volume_mm3: float
+
+
+MEASURE_BATCH_MAX = 500  # configurations measured by one child; the result file stays small
+
+
+def measure_geometry(
+    script: str,
+    configurations: Sequence[Mapping[str, float | int | str | bool]],
+    *,
+    limits: BuildLimits,
+) -> list[Measurement | Rejected]:
+    """Run a CadQuery script once per parameter set in one sandboxed child and measure each
+    solid as build_geometry would (same volume, same exact bounding box), writing no files.
+
+    One OpenCascade import for the whole batch: measuring 100 configurations of a seed part
+    takes seconds where 100 builds take minutes. A configuration the script refuses is its
+    Rejected in the list; a limit hit or a crash fails the whole batch (BuildFailed).
+    `limits.timeout_s` and `cpu_s` are for the whole batch.
+    """
+    if len(configurations) > MEASURE_BATCH_MAX:
+        raise ValueError(f"at most {MEASURE_BATCH_MAX} configurations a batch")
+    request = {
+        "mode": "measure",
+        "script": script,
+        "configurations": [dict(values) for values in configurations],
+        "options": {},
+    }
+    payload = json.dumps(request, allow_nan=False).encode()
+    with tempfile.TemporaryDirectory(
+        prefix="microfactory-measure-", ignore_cleanup_errors=True
+    ) as tmp:
+        child = run_child(payload, workdir=Path(tmp), limits=limits)
+        # Room for each configuration's numbers or its one-line refusal.
+        result = _read_result(
+            Path(tmp), child, limits, max_bytes=_RESULT_MAX_BYTES + 1024 * len(configurations)
+        )
+    if result.get("outcome") != "measured":
+        raise BuildFailed(f"geometry child did not measure: {result.get('outcome')!r}")
+    entries = result.get("results")
+    if not isinstance(entries, list) or len(entries) != len(configurations):
+        raise BuildFailed("geometry child measured another number of configurations")
+    measured: list[Measurement | Rejected] = []
+    for entry in entries:
+        try:
+            if "rejected" in entry:
+                measured.append(Rejected(_one_line(str(entry["rejected"]))))
+                continue
+            x, y, z = (float(size) for size in entry["bbox_mm"])
+            volume = float(entry["volume_mm3"])
+            _check_measurements((x, y, z), volume, mesh=False)
+        except Rejected as refusal:
+            measured.append(refusal)
+            continue
+        except (KeyError, TypeError, ValueError) as error:
+            raise BuildFailed(f"geometry child wrote malformed measurements: {error!r}") from None
+        measured.append(Measurement(bbox_mm=(x, y, z), volume_mm3=volume))
+    return measured
+
+
 def _build(
     request: dict[str, Any], *, model: tuple[str, bytes] | None, limits: BuildLimits
 ) -> Geometry:
@@ -218,10 +283,13 @@ def _check_measurements(bbox: tuple[float, float, float], volume: float, *, mesh
         raise Rejected("the part has no volume")
 
 
-def _read_result(workdir: Path, child: ChildExit, limits: BuildLimits) -> dict[str, Any]:
-    """The child's verdict; raises Rejected or BuildFailed unless the part was built."""
+def _read_result(
+    workdir: Path, child: ChildExit, limits: BuildLimits, *, max_bytes: int = _RESULT_MAX_BYTES
+) -> dict[str, Any]:
+    """The child's verdict; raises Rejected or BuildFailed unless the part was built (or
+    the batch measured)."""
     try:
-        raw = _read_output(workdir / RESULT_FILE, _RESULT_MAX_BYTES)
+        raw = _read_output(workdir / RESULT_FILE, max_bytes)
     except FileNotFoundError:
         raise BuildFailed(_describe_exit(child, limits)) from None
     try:
@@ -231,7 +299,7 @@ def _read_result(workdir: Path, child: ChildExit, limits: BuildLimits) -> dict[s
     if not isinstance(result, dict):
         raise BuildFailed("geometry child wrote an unreadable result")
     outcome = result.get("outcome")
-    if outcome == "built":
+    if outcome in ("built", "measured"):
         return result
     if outcome == "rejected":
         raise Rejected(_one_line(str(result.get("message", "the script failed"))))

@@ -9,14 +9,17 @@ The request's ``mode`` says what to build from:
 ``script``: run a CadQuery script (cqgi) with the parameters;
 ``step``: read MODEL_STEP_FILE (an uploaded STEP model) and export it like a script's result;
 ``stl``: read MODEL_STL_FILE (an uploaded mesh) with trimesh, check it, and pass it through
-with a GLB and a line drawing made from the mesh itself (no STEP: a mesh has no exact shape).
+with a GLB and a line drawing made from the mesh itself (no STEP: a mesh has no exact shape);
+``measure``: run a CadQuery script once per parameter set in ``configurations`` and only
+measure each solid (the quote estimator's samples: one OpenCascade import for them all).
 
 Everything it has to say goes into RESULT_FILE in the working directory:
 ``{"outcome": "built", "bbox_mm": [...], "volume_mm3": ..., "area_mm2": ...}``,
 ``{"outcome": "rejected", "message": ...}`` when the script cannot make a part with these
 parameters, or ``{"outcome": "memory" | "output" | "processes", "message": ...}`` when a
-limit was hit. Before the request, the first line on stdin holds the sandbox settings
-(process limit, the uid to run as).
+limit was hit. ``measure`` writes ``{"outcome": "measured", "results": [...]}``, one entry per
+configuration: its ``bbox_mm`` and ``volume_mm3``, or ``{"rejected": message}``. Before the
+request, the first line on stdin holds the sandbox settings (process limit, the uid to run as).
 No result file at all means the child crashed or was killed.
 """
 
@@ -136,6 +139,8 @@ def _build(request: dict[str, Any]) -> dict[str, Any]:
         return _pass_mesh_through(request["options"])
     import cadquery as cq
 
+    if mode == "measure":
+        return _measure(cq, request)
     if mode == "step":
         try:
             shown = [cq.importers.importStep(MODEL_STEP_FILE)]
@@ -144,6 +149,21 @@ def _build(request: dict[str, Any]) -> dict[str, Any]:
         return _export(cq, _one_solid(cq, shown, what="the STEP file"), request["options"])
     shown = _run_script(cq, request)
     return _export(cq, _one_solid(cq, shown, what="the script"), request["options"])
+
+
+def _measure(cq: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Volume and exact size of the solid each parameter set gives, exactly as a build
+    measures them (the same checks, the same bounding box), without exporting anything."""
+    results: list[dict[str, Any]] = []
+    for parameters in request["configurations"]:
+        try:
+            shown = _run_script(cq, {"script": request["script"], "parameters": parameters})
+            shape = _one_solid(cq, shown, what="the script")
+        except ScriptRefused as refusal:
+            results.append({"rejected": str(refusal)})
+            continue
+        results.append({"bbox_mm": _exact_size(shape), "volume_mm3": shape.Volume()})
+    return {"outcome": "measured", "results": results}
 
 
 def _run_script(cq: Any, request: dict[str, Any]) -> list[Any]:

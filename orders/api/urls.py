@@ -11,6 +11,16 @@ urlpatterns = [
     path("orders/<id:order_id>/cancel/", views.OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<id:order_id>/approve/", views.OrderApproveApi.as_view(), name="order-approve"),
     path("orders/<id:order_id>/reject/", views.OrderRejectApi.as_view(), name="order-reject"),
+    path(
+        "orders/<id:order_id>/confirm-price/",
+        views.OrderPriceConfirmApi.as_view(),
+        name="order-confirm-price",
+    ),
+    path(
+        "orders/<id:order_id>/decline-price/",
+        views.OrderPriceDeclineApi.as_view(),
+        name="order-decline-price",
+    ),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
 ]

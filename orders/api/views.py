@@ -39,6 +39,8 @@ from orders.services import (
     order_approve,
     order_cancel,
     order_place,
+    order_price_confirm,
+    order_price_decline,
     order_reject,
 )
 from production import public
@@ -163,6 +165,10 @@ class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
             "price",
             "lead_time_s",
             "quote",
+            "price_check",
+            "quoted_price",
+            "built_quote",
+            "price_checked_at",
             "jobs",
         ]
 
@@ -186,6 +192,9 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     )
     lines = LineOutputSerializer(many=True)
     events = serializers.SerializerMethodField()
+    price_decided_by = serializers.CharField(
+        source="price_decided_by.username", allow_null=True, default=None
+    )
 
     class Meta:
         model = Order
@@ -205,6 +214,8 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
             "total_price",
             "currency",
             "placed_at",
+            "price_decided_by",
+            "price_decided_at",
             "lines",
             "events",
         ]
@@ -246,9 +257,12 @@ class DfmNoteSerializer(serializers.Serializer[Any]):  # describes the response 
 class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the response only
     quote = serializers.DictField(help_text="orders.quoting.Quote: prices as decimal strings")
     geometry = serializers.ChoiceField(
-        choices=["preview", "envelope"],
-        help_text="measured on a built preview of this configuration, or estimated",
+        choices=["preview", "job", "estimator", "envelope"],
+        help_text="measured on built geometry of this configuration (a preview, or a job "
+        "that built it before: the quote is firm), or estimated (the revision's fitted "
+        "estimator, or the envelope guess while it has none): checked again once built",
     )
+    firm = serializers.BooleanField(help_text="priced on built geometry of this configuration")
     dfm = DfmNoteSerializer(many=True)
 
 
@@ -450,6 +464,23 @@ class OrderRejectApi(_OrderActionApi):
         return order_reject(order=order, user=request.user, reason=reason)
 
 
+class OrderPriceConfirmApi(_OrderActionApi):
+    """Accept the new price of the lines whose built part priced more than the tolerance above
+    their estimated quote (the requester, an approver or a manager; above the team's approval
+    threshold, an approver or a manager other than the requester): production goes on."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        return order_price_confirm(order=order, user=request.user)
+
+
+class OrderPriceDeclineApi(_OrderActionApi):
+    """Refuse the new price: the lines waiting for it are cancelled with their jobs (none
+    has started); the order goes on with its other lines, or ends cancelled."""
+
+    def act(self, request: Request, order: Order, reason: str) -> Order:
+        return order_price_decline(order=order, user=request.user, reason=reason)
+
+
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
@@ -470,10 +501,12 @@ class QuoteApi(APIView):
         payload.is_valid(raise_exception=True)
         line = line_check(LineRequest(**payload.validated_data))
         facts = line_facts(**line, now=timezone.now())
+        quote = line_quote(facts)
         return Response(
             {
-                "quote": line_quote(facts).as_json(),
+                "quote": quote.as_json(),
                 "geometry": facts.geometry_basis,
+                "firm": quote.firm,
                 "dfm": [vars(note) for note in dfm_notes(facts)],
             }
         )

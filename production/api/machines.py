@@ -61,6 +61,9 @@ class MachineSerializer(serializers.Serializer[Machine]):
     materials_loaded = serializers.SerializerMethodField()
     materials_loadable = serializers.SerializerMethodField()
     hourly_rate = serializers.DecimalField(max_digits=8, decimal_places=2)
+    power_w = serializers.IntegerField(
+        allow_null=True, help_text="watts while running; null: the process's default"
+    )
     connector = serializers.ChoiceField(choices=Machine.Connector.choices)
     connector_url = serializers.SerializerMethodField(help_text="without any user:password@")
     has_api_key = serializers.SerializerMethodField()
@@ -158,6 +161,7 @@ class MachineDetailApi(APIView):
         hourly_rate = serializers.DecimalField(
             max_digits=8, decimal_places=2, min_value=0, required=False
         )
+        power_w = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
         materials_loaded = serializers.ListField(
             child=serializers.SlugField(), max_length=50, required=False
         )

@@ -52,6 +52,20 @@ def all_finished(order) -> bool:
     return all(job.status in SETTLED for job in jobs_of(order))
 
 
+def follow_and_confirm(order) -> bool:
+    """What beat and the requester do meanwhile: follow the jobs (an estimated price is checked
+    on the built part) and confirm a price that rose beyond the tolerance; then: all finished?"""
+    from django.utils import timezone
+
+    from orders.services import order_price_confirm, orders_follow_jobs
+
+    orders_follow_jobs(now=timezone.now())
+    order.refresh_from_db()
+    if order.status == Order.Status.PRICE_CONFIRMATION:
+        order_price_confirm(order=order, user=order.placed_by)
+    return all_finished(order)
+
+
 def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, start_worker):
     from tests.integration.conftest import wait_for
 
@@ -69,7 +83,9 @@ def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, 
             {"part": "spacer", "parameters": defaults("spacer"), "material": "petg", "quantity": 4},
         ],
     )
-    wait_for(lambda: all_finished(order), timeout=240, what="every job to finish", worker=worker)
+    wait_for(
+        lambda: follow_and_confirm(order), timeout=240, what="every job to finish", worker=worker
+    )
     elapsed = time.monotonic() - started
     for job in jobs_of(order):
         assert job.status == AT_MACHINE, (job.status, job.reason, worker.output())
@@ -151,7 +167,9 @@ def test_a_worker_killed_mid_pipeline_loses_and_duplicates_nothing(requester, st
         beat=True,
         env={**limits, "MF_JOB_STALE_AFTER_S": "6", "MF_RECONCILE_INTERVAL_S": "2"},
     )
-    wait_for(lambda: all_finished(order), timeout=300, what="every job to finish", worker=second)
+    wait_for(
+        lambda: follow_and_confirm(order), timeout=300, what="every job to finish", worker=second
+    )
     jobs = jobs_of(order)
     assert [job.status for job in jobs] == [AT_MACHINE] * 6, [j.reason for j in jobs]
     per_step = Counter(
@@ -184,7 +202,9 @@ def test_a_duplicate_message_for_a_step_already_done_is_dropped(requester, start
     )
     # A redelivery of the first step's message, while the job is further down the pipeline.
     advance_job.apply_async(args=(job.pk, Job.Status.QUEUED), queue="geometry")
-    wait_for(lambda: all_finished(order), timeout=180, what="the job to finish", worker=worker)
+    wait_for(
+        lambda: follow_and_confirm(order), timeout=180, what="the job to finish", worker=worker
+    )
     # Every step's message once more, now that the job is at its machine.
     for status in STEP_STATUSES:
         advance_job.apply_async(args=(job.pk, status), queue=QUEUE_FOR_STATUS[status])

@@ -68,6 +68,8 @@ def test_every_step_runs_once_however_often_early_or_late_its_message_comes(user
             assert advance(job, again) is False
         assert status_of(job) == lifecycle.PIPELINE[i + 1]
     assert status_of(job) == Status.TRAVELER_READY  # the batch router's from here
+    # Its estimated price settled by the orders app (tests/orders/test_price_check.py).
+    services.jobs_release(line_ids=[job.line_id])
     assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: "mk4-1"}
     # Past the pipeline: every old message, and one from before messages carried a status.
     for again in [*delivered, None]:

@@ -25,10 +25,13 @@ STEPS = ["order", "geometry", "validation", "toolpath", "traveler", "routing"]
 
 def run_to_the_end(job_id: int) -> Job:
     """Every step the worker runs for the job, then the batch router's pass, which the worker
-    runs once the traveler is ready."""
+    runs once the traveler is ready. Orders here are quoted before any geometry exists, so
+    their jobs are held until the orders app has checked the price on the built part
+    (tests/orders/test_price_check.py): settled here, as a confirmation would."""
     for _ in range(10):
         if not runner.job_advance(job_id=job_id, actor="test"):
             break
+    services.jobs_release(line_ids=[Job.objects.get(pk=job_id).line_id])
     machines.jobs_route_waiting(now=timezone.now(), actor="router")
     return Job.objects.get(pk=job_id)
 

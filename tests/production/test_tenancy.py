@@ -7,7 +7,8 @@ from the project's URLconf: a URL added without a row here fails the test.
 The rule it checks (production/views.py, production/tenancy.py):
 - the factory's operators and managers, and staff: 200 (a download, a page), a scan opens the
   job (or, for a spool's code sent from a machine's page, loads the spool there), an action
-  redirects to the job's (or the spool's) page;
+  redirects to the job's (or the spool's) page; an order's costs are its managers' and staff's
+  (the factory's operators get 403);
 - an operator of another factory: 404 for every job, machine, site and spool of the first (the
   station home lists only their own machines; a scan of the job says "No job found", of the
   spool "No spool found", as for a number nobody has);
@@ -172,6 +173,9 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
     "station-job": lambda w: [Request("get", _job(w), {})],
     "station-job-label": lambda w: [Request("get", f"{_job(w)}label.pdf", {})],
     "station-job-traveler": lambda w: [Request("get", f"{_job(w)}traveler.pdf", {})],
+    "station-order-costs": lambda w: [
+        Request("get", f"/station/orders/{w.job.line.order_id}/costs/", {})
+    ],
     "station-job-action": lambda w: [
         Request("post", f"{_job(w)}{action}/", {"scrapped": "1", "reason": "warped"})
         for action in ACTIONS
@@ -199,6 +203,9 @@ def test_the_passport_answers_its_token_whoever_asks_and_nothing_else(
     assert client.get(f"{path}copies/1/").status_code == 200
     assert client.get(f"/passport/{world.job.pk}/{'0' * 32}/").status_code == 404
 
+
+# Costs and margins are the factory's managers' (and staff's): its operators get 403.
+MANAGERS_ONLY = {"station-order-costs"}
 
 # How many requests each URL name makes (one, but one per action for the actions).
 REQUESTS_PER_URL = {
@@ -253,7 +260,10 @@ def test_station_access_matrix(world: World, role: str, name: str, index: int) -
     events = JobEvent.objects.count()
     response = getattr(client, request.method)(request.path, request.data)
     if role in OWNERS:
-        expect_owner(response, request, world)
+        if name in MANAGERS_ONLY and role == "operator":
+            assert response.status_code == 403
+        else:
+            expect_owner(response, request, world)
         return
     if role == "other-factory":
         expect_hidden(client, response, request, world)
@@ -455,6 +465,16 @@ API_GET: dict[str, dict[str, int]] = {
         "other-factory": 404,
         "customer": 200,
         "customer-manager": 200,
+        "anonymous": 401,
+    },
+    # Costs: the factory's managers and staff; its operators see no prices.
+    "jobs/<id:job_id>/cost/": {
+        "operator": 403,
+        "manager": 200,
+        "staff": 200,
+        "other-factory": 404,
+        "customer": 403,
+        "customer-manager": 403,
         "anonymous": 401,
     },
 }

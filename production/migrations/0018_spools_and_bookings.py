@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0004_delete_previewdfm'),
-        ('production', '0015_transit_times_and_job_route_reason'),
+        ('production', '0017_job_hold'),
     ]
 
     operations = [
