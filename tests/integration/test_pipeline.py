@@ -90,7 +90,7 @@ def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, 
     for job in jobs_of(order):
         assert job.status == AT_MACHINE, (job.status, job.reason, worker.output())
         assert job.machine is not None
-        steps = list(job.events.values_list("step", flat=True))
+        steps = list(job.events.order_by("pk").values_list("step", flat=True))
         assert steps == ["order", *PIPELINE_STEPS, "dispatch"]
         files = {link.kind: link.artifact for link in job.job_artifacts.select_related("artifact")}
         assert set(files) == {"step", "stl", "svg", "gcode", "traveler"}
@@ -219,7 +219,7 @@ def test_a_duplicate_message_for_a_step_already_done_is_dropped(requester, start
     assert f"{job.number}: dropped a message for toolpath_ready: the job is dispatched" in log
     job.refresh_from_db()
     assert job.status == AT_MACHINE, (job.status, job.reason)
-    steps = list(job.events.values_list("step", flat=True))
+    steps = list(job.events.order_by("pk").values_list("step", flat=True))
     assert steps == ["order", *PIPELINE_STEPS, "dispatch"]  # routed once, each step once
     links = Counter(job.job_artifacts.values_list("kind", flat=True))
     assert links == Counter({"step": 1, "stl": 1, "svg": 1, "gcode": 1, "traveler": 1})
