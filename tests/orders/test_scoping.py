@@ -33,6 +33,8 @@ OBJECT_ROUTES = [
     ("post", "/api/v1/orders/{order}/cancel/"),
     ("post", "/api/v1/orders/{order}/approve/"),
     ("post", "/api/v1/orders/{order}/reject/"),
+    ("post", "/api/v1/orders/{order}/confirm-price/"),
+    ("post", "/api/v1/orders/{order}/decline-price/"),
     ("get", "/api/v1/jobs/{job}/"),
     ("get", "/api/v1/jobs/{job}/artifacts/stl/"),
     ("get", "/api/v1/jobs/{job}/passport/"),

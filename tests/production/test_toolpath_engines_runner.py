@@ -6,7 +6,7 @@ import shutil
 import pytest
 from django.utils import timezone
 
-from production import machines, runner
+from production import machines, runner, services
 from production.models import Job
 from tests.builders import make_machine, make_order, make_part
 
@@ -27,6 +27,9 @@ def advance_until(job_id: int, status: str | None = None) -> Job:
             return job
         if not runner.job_advance(job_id=job_id, actor="test"):
             break
+    # Quoted before any geometry existed: the price check on the built part is settled here,
+    # as a confirmation would (tests/orders/test_price_check.py).
+    services.jobs_release(line_ids=[Job.objects.get(pk=job_id).line_id])
     machines.jobs_route_waiting(now=timezone.now(), actor="router")  # the worker's next task
     return Job.objects.get(pk=job_id)
 
