@@ -15,7 +15,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from orders.models import Order, OrderLine
 from production import costing
-from production.models import Job, JobEvent, Machine
+from production.models import Job, JobEvent, Machine, SpoolBooking
 
 # What a job's cost reads besides its own row.
 COST_RELATED = ("machine", "line__material", "replaces")
@@ -32,12 +32,14 @@ def cost_rates() -> costing.CostRates:
 
 
 def with_cost_facts(jobs: QuerySet[Job]) -> QuerySet[Job]:
-    """The jobs with what their cost needs: two queries in all."""
+    """The jobs with what their cost needs: three queries in all."""
     events = JobEvent.objects.only(
         "job_id", "step", "from_status", "to_status", "finished_at"
     ).order_by("finished_at", "pk")
+    bookings = SpoolBooking.objects.select_related("spool").order_by("pk")
     return jobs.select_related(*COST_RELATED).prefetch_related(
-        Prefetch("events", queryset=events, to_attr="cost_events")
+        Prefetch("events", queryset=events, to_attr="cost_events"),
+        Prefetch("spool_bookings", queryset=bookings, to_attr="cost_bookings"),
     )
 
 
@@ -52,9 +54,19 @@ def hourly_rate(machine: Machine | None) -> Decimal:
 
 
 def material_price_per_kg(job: Job) -> Decimal:
-    """What a kilogram of the job's material cost. The catalog's price for now; the spool
-    (lot) booked for the job once spools are tracked."""
-    return job.line.material.price_per_kg
+    """What a kilogram of the job's material cost: the price of the lot its filament was
+    booked against (the first spool with a price), else the catalog's price."""
+    bookings = (
+        job.cost_bookings
+        if hasattr(job, "cost_bookings")
+        else list(job.spool_bookings.select_related("spool").order_by("pk"))
+    )
+    for booking in bookings:
+        lot_price: Decimal | None = booking.spool.price_per_kg
+        if lot_price is not None:
+            return lot_price
+    catalog_price: Decimal = job.line.material.price_per_kg
+    return catalog_price
 
 
 def job_facts(job: Job) -> costing.JobFacts:

@@ -266,11 +266,11 @@ def test_costs_of_many_jobs_read_a_fixed_number_of_queries(user, django_assert_n
         station.job_start(job_id=job.pk, operator=operator, now=at(100 * i))
         station.job_finish(job_id=job.pk, operator=operator, now=at(100 * i + 30))
     order_ids = {job.line.order_id for job in jobs}
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(3):  # jobs, events, spool bookings
         costs = job_costs.job_costs(Job.objects.filter(pk__in=[j.pk for j in jobs]), now=at(2000))
     assert len(costs) == 12
     assert sum(cost.basis == Basis.ACTUAL for cost in costs) == 6
-    with django_assert_num_queries(4):  # orders, lines, jobs, events
+    with django_assert_num_queries(5):  # orders, lines, jobs, events, spool bookings
         orders = job_costs.order_costs(order_ids=order_ids, now=at(2000))
     assert len(orders) == 12
 
@@ -388,3 +388,25 @@ def test_the_admin_lists_read_costs_in_a_fixed_number_of_queries(user) -> None:
         make_station_job(user=user, machine=machine)
     many = {path: queries(path) for path in few}
     assert many == few
+
+
+@pytest.mark.django_db
+def test_the_material_is_priced_at_the_lot_its_filament_was_booked_against(user) -> None:
+    from production.models import Spool, SpoolBooking
+
+    machine = make_machine("mk4-1")
+    job = make_station_job(user=user, machine=machine)
+    catalog_price = job.line.material.price_per_kg
+    assert job_costs.material_price_per_kg(job) == catalog_price  # nothing booked yet
+    lot = Spool.objects.create(
+        material=job.line.material,
+        lot_number="LOT-7",
+        initial_g=1000,
+        remaining_g=1000,
+        price_per_kg=catalog_price + Decimal("7.50"),
+        site=machine.site,
+    )
+    SpoolBooking.objects.create(spool=lot, job=job, kind="start", grams=12, at=at(0), by="op")
+    (read,) = job_costs.with_cost_facts(Job.objects.filter(pk=job.pk))
+    assert job_costs.material_price_per_kg(read) == catalog_price + Decimal("7.50")
+    assert job_costs.material_price_per_kg(Job.objects.get(pk=job.pk)) == lot.price_per_kg
