@@ -55,7 +55,9 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
     @login_required
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not tenancy.is_operator(request.user):
-            raise PermissionDenied("the station is for operators")
+            # Not found, as for another factory's jobs: the station tells a customer's member
+            # nothing, not even that a job or machine by that number exists.
+            raise Http404("the station is for the operators of a factory")
         return view(request, *args, **kwargs)
 
     return wrapped

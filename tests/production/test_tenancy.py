@@ -13,7 +13,7 @@ The rule it checks (production/views.py, production/tenancy.py):
   station home lists only their own machines; a scan of the job says "No job found", of the
   spool "No spool found", as for a number nobody has);
 - a member of a customer organisation, even the one that ordered the job, even its manager:
-  403 on every station URL, before anything is looked up;
+  404 on every station URL, before anything is looked up;
 - anonymous: sent to log in.
 """
 
@@ -270,7 +270,7 @@ def test_station_access_matrix(world: World, role: str, name: str, index: int) -
     elif role == "anonymous":
         assert response.status_code == 302 and response.url.startswith("/login/?next=")
     else:  # a customer's member: the station is not theirs at all
-        assert response.status_code == 403
+        assert response.status_code == 404
     job = Job.objects.get(pk=world.job.pk)
     assert (job.status, JobEvent.objects.count()) == (Job.Status.DISPATCHED, events)
     assert Spool.objects.get(pk=world.spool.pk).loaded_on_id is None
@@ -358,7 +358,7 @@ def test_an_operator_role_in_a_customer_organisation_opens_no_station() -> None:
     operator = make_user("op", organisation=make_organisation("customer"), role="operator")
     make_machine("mk4-a", site=make_site("munich", operator=make_organisation("factory")))
     assert not tenancy.is_operator(operator)
-    assert client_for(operator).get("/station/").status_code == 403
+    assert client_for(operator).get("/station/").status_code == 404
 
 
 def test_the_scoping_queries_find_each_factorys_own(world: World) -> None:
