@@ -7,11 +7,11 @@ always account for every gram it lost and two bookings at once never take the sa
 
 When grams are booked:
 - a job starts (station start, or a networked printer reporting it printing): the filament
-  of its G-code (`toolpath_meta["filament_g"]`, the number the slicer wrote in the G-code) is
-  taken from the spool loaded on its machine (`start`). A spool with less left gives what it
-  has and the rest is booked as a `shortfall`, never taken: grams never go negative. No spool
-  loaded (or one of another material on a networked printer): nothing is booked, the operator
-  is warned, and finishing books it against the spool loaded by then;
+  of its G-code (`toolpath_meta["filament_g"]`, the number the slicer wrote in the G-code),
+  once per copy, is taken from the spool loaded on its machine (`start`). A spool with less
+  left gives what it has and the rest is booked as a `shortfall`, never taken: grams never go
+  negative. No spool loaded (or one of another material on a networked printer): nothing is
+  booked, the operator is warned, and finishing books it against the spool loaded by then;
 - its run ends: `correction`, what the run used against what was booked. A finished job used
   its G-code's filament whatever its QC says (scrapped parts used it too): the correction is
   zero. A print the operator stops and scraps mid-run (paused, then scrapped) used the share
@@ -62,8 +62,10 @@ def grams(value: float | Decimal | str | None) -> Decimal:
 
 
 def job_filament_g(job: Job) -> Decimal:
-    """The filament of the job's G-code, in grams (what its toolpath step recorded)."""
-    return grams((job.toolpath_meta or {}).get("filament_g"))
+    """The filament the job takes, in grams: its G-code's (what its toolpath step recorded)
+    once per copy, since a job's G-code makes one copy and runs once for each (job costs count
+    it the same way, production.costing)."""
+    return grams((job.toolpath_meta or {}).get("filament_g")) * max(job.quantity, 1)
 
 
 def spool_id_from_code(code: str) -> int | None:
@@ -438,11 +440,11 @@ def loaded_spools(machines: Iterable[Machine]) -> dict[int, LoadedSpool]:
         return {}
     spoken: dict[int, Decimal] = defaultdict(Decimal)
     queued = Job.objects.filter(machine_id__in=list(loaded), status__in=NOT_STARTED).values_list(
-        "machine_id", "line__material_id", "toolpath_meta"
+        "machine_id", "line__material_id", "toolpath_meta", "quantity"
     )
-    for machine_id, material_id, meta in queued:
+    for machine_id, material_id, meta, quantity in queued:
         if loaded[machine_id].material_id == material_id:
-            spoken[machine_id] += grams((meta or {}).get("filament_g"))
+            spoken[machine_id] += grams((meta or {}).get("filament_g")) * max(quantity, 1)
     return {
         machine_id: LoadedSpool(
             material=spool.material.slug, free_g=float(spool.remaining_g - spoken[machine_id])

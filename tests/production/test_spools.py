@@ -105,6 +105,19 @@ def test_grams_booked_at_start_equal_the_filament_the_gcode_says(user, operator,
     assert sum(g for _, g in bookings(job)) == in_gcode
 
 
+def test_a_job_of_three_copies_books_its_gcodes_filament_three_times(
+    user, operator, machine
+) -> None:
+    job = make_station_job(user=user, machine=machine)
+    Job.objects.filter(pk=job.pk).update(quantity=3)  # its G-code makes one copy, run thrice
+    job = with_filament(job, 12.34)
+    spool = receive("1000")
+    load(spool, machine)
+    station.job_start(job_id=job.pk, operator=operator, now=NOW)
+    assert bookings(job) == [(Kind.START, Decimal("37.02"))]
+    assert remaining(spool) == Decimal("962.98")
+
+
 def test_scrapped_parts_used_their_filament_too(user, operator, machine) -> None:
     job = with_filament(make_station_job(user=user, machine=machine), 12.34)
     spool = receive("1000")
