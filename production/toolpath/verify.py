@@ -127,9 +127,14 @@ def verify_gcode(
         max_volume_ratio=max_volume_ratio,
         temperature_tolerance_c=temperature_tolerance_c,
     )
+    return _clean(report, "part")
+
+
+def _clean(report: GcodeCheck, what: str) -> GcodeCheck:
+    """The report when nothing failed; Rejected naming every failure otherwise."""
     if report.failures:
         raise Rejected(
-            "the G-code does not match its part: "
+            f"the G-code does not match its {what}: "
             + "; ".join(check.message for check in report.failures)
         )
     return report
@@ -227,12 +232,7 @@ def verify_plate_gcode(
         temperature_tolerance_c=temperature_tolerance_c,
         tolerance_mm=tolerance_mm,
     )
-    if report.failures:
-        raise Rejected(
-            "the G-code does not match its plate: "
-            + "; ".join(check.message for check in report.failures)
-        )
-    return report
+    return _clean(report, "plate")
 
 
 def check_plate_gcode(
