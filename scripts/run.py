@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -119,21 +120,23 @@ def die_with_parent() -> None:
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def proc_children(parent: int) -> list[tuple[int, str]]:
-    """(pid, state) of the direct children of `parent`, read from /proc (Linux)."""
-    children = []
+def proc_stats() -> Iterator[tuple[int, str, int, int]]:
+    """(pid, state, ppid, process group) of every process, read from /proc (Linux)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-        except OSError:
+        except OSError:  # gone meanwhile
             continue
-        # "pid (comm) state ppid ...": comm may contain spaces and parentheses.
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if int(ppid) == parent:
-            children.append((int(entry.name), state))
-    return children
+        # "pid (comm) state ppid pgrp ...": comm may contain spaces and parentheses.
+        state, ppid, group = stat[stat.rindex(")") + 2 :].split()[:3]
+        yield int(entry.name), state, int(ppid), int(group)
+
+
+def proc_children(parent: int) -> list[tuple[int, str]]:
+    """(pid, state) of the direct children of `parent`."""
+    return [(pid, state) for pid, state, ppid, _group in proc_stats() if ppid == parent]
 
 
 def descendants(parent: int) -> list[int]:
@@ -353,17 +356,7 @@ def how_it_ended(returncode: int) -> str:
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group is still running (zombies aside): a Procfile line's
     shell may be gone while the command it started is still shutting down."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, group = stat[stat.rindex(")") + 2 :].split()[:3]
-        if int(group) == pgid and state != "Z":
-            return True
-    return False
+    return any(group == pgid and state != "Z" for _pid, state, _ppid, group in proc_stats())
 
 
 class Supervisor:
