@@ -201,6 +201,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a message is acknowledged only after its step finished
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's message goes back to the queue
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # CAD steps are long: never hoard messages
+# A worker stopped with SIGQUIT (SIGTERM under `make run`: REMAP_SIGTERM in the Procfile) waits
+# this long for running steps, then cancels them: their messages go back to the queue.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("MF_WORKER_SOFT_SHUTDOWN_S", default=10.0)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "routing"

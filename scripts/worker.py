@@ -78,6 +78,7 @@ def main(argv: list[str]) -> int:
             print(f"worker: REDIS_URL is not set and {why}:\n  {HOW}", file=sys.stderr)
             return 2
         print(f"worker: joining the Redis of `make run`: {env['REDIS_URL']}", flush=True)
+    env.setdefault("REMAP_SIGTERM", "SIGQUIT")  # as the Procfile's worker: stops within seconds
     celery = str(run.VENV_BIN / "celery")
     os.chdir(run.ROOT)
     os.execve(celery, [celery, "-A", "microfactory", "worker", *argv], env)
