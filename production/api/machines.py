@@ -60,7 +60,12 @@ class MachineSerializer(serializers.Serializer[Machine]):
     toolpath_engine = serializers.ChoiceField(choices=Machine.ToolpathEngine.choices)
     materials_loaded = serializers.SerializerMethodField()
     materials_loadable = serializers.SerializerMethodField()
-    hourly_rate = serializers.DecimalField(max_digits=8, decimal_places=2)
+    hourly_rate = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        allow_null=True,
+        help_text="null unless you manage the machine's factory (operators see no prices)",
+    )
     power_w = serializers.IntegerField(
         allow_null=True, help_text="watts while running; null: the process's default"
     )
@@ -96,6 +101,12 @@ class MachineSerializer(serializers.Serializer[Machine]):
     def get_current_job(self, machine: Machine) -> str | None:
         return f"J-{machine.current_job_id:06d}" if machine.current_job_id else None
 
+    def to_representation(self, machine: Machine) -> dict[str, Any]:
+        shown = super().to_representation(machine)
+        if machine.pk not in self.context.get("priced", ()):
+            shown["hourly_rate"] = None
+        return dict(shown)
+
 
 class TelemetrySerializer(serializers.Serializer[MachineTelemetry]):
     recorded_at = serializers.DateTimeField()
@@ -117,6 +128,12 @@ class MachineDetailSerializer(MachineSerializer):  # describes the response only
 MANAGERS = frozenset({Membership.Role.MANAGER})
 # Changed by staff only: they point the server at an address and a secret of its environment.
 CONNECTOR_FIELDS = frozenset({"connector", "connector_url", "connector_secret_env"})
+
+
+def priced(request: Request) -> dict[str, set[int]]:
+    """The serializer context: the machines whose prices the user sees (those it manages)."""
+    managed = tenancy.machines_for_operator(request.user, roles=MANAGERS)
+    return {"priced": set(managed.values_list("pk", flat=True))}
 
 
 class WorksOnAFloor(BasePermission):
@@ -145,7 +162,11 @@ class MachinesApi(APIView):
     def get(self, request: Request) -> Response:
         # The stubs let only ModelSerializer take a queryset with many=True.
         floor = machines_for_floor(request)
-        machines_list = MachineSerializer(floor, many=True)  # type: ignore[arg-type]
+        machines_list = MachineSerializer(
+            floor,  # type: ignore[arg-type]
+            many=True,
+            context=priced(request),
+        )
         return Response(machines_list.data)
 
 
@@ -180,7 +201,7 @@ class MachineDetailApi(APIView):
         history = machine.telemetry.order_by("-recorded_at", "-pk")[:100]
         return Response(
             {
-                **MachineSerializer(machine).data,
+                **MachineSerializer(machine, context=priced(request)).data,
                 "telemetry": TelemetrySerializer(
                     history,  # type: ignore[arg-type]  # a queryset with many=True (stubs)
                     many=True,
@@ -205,7 +226,7 @@ class MachineDetailApi(APIView):
             actor=request.user.get_username(),
         )
         changed = get_object_or_404(machines_for_floor(request), slug=slug)
-        return Response(MachineSerializer(changed).data)
+        return Response(MachineSerializer(changed, context=priced(request)).data)
 
 
 class StrictFloatField(serializers.FloatField):

@@ -365,6 +365,22 @@ def test_a_manager_sets_a_machines_power_and_a_bad_value_is_refused(user) -> Non
 
 
 @pytest.mark.django_db
+def test_operators_see_no_machine_rate_in_the_api_and_managers_do(user) -> None:
+    factory = user.memberships.get().organisation
+    machine = make_machine("mk4-1")
+    machine.hourly_rate = Decimal("12.50")
+    machine.save()
+    seen = {}
+    for role in ("operator", "manager"):
+        api = APIClient()
+        api.force_authenticate(make_user(role, organisation=factory, role=role))
+        listed = api.get("/api/v1/machines/").json()
+        detail = api.get(f"/api/v1/machines/{machine.slug}/").json()
+        seen[role] = (listed[0]["hourly_rate"], detail["hourly_rate"])
+    assert seen == {"operator": (None, None), "manager": ("12.50", "12.50")}
+
+
+@pytest.mark.django_db
 @pytest.mark.usefixtures("_plain_static")
 def test_the_admin_lists_read_costs_in_a_fixed_number_of_queries(user) -> None:
     from django.db import connection
