@@ -248,6 +248,10 @@ JOB_QUEUE_WAIT_MAX_S = env.int("MF_JOB_QUEUE_WAIT_MAX_S", default=6 * 3600)
 RECONCILE_SCAN_MAX = env.int("MF_RECONCILE_SCAN_MAX", default=20000)
 ORDER_MAX_LINES = env.int("MF_ORDER_MAX_LINES", default=50)
 ORDER_MAX_QUANTITY = env.int("MF_ORDER_MAX_QUANTITY", default=500)
+# Plates (production.plates): copies at least this far apart on the bed, and how many plates one
+# plan may hold before it is refused with the number it needs.
+PLATE_SPACING_MM = env.float("MF_PLATE_SPACING_MM", default=6.0)
+PLATES_MAX_PER_PLAN = env.int("MF_PLATES_MAX_PER_PLAN", default=20)
 # The sandboxed CadQuery build (catalog.geometry).
 GEOMETRY_BUILD_TIMEOUT_S = env.int("MF_GEOMETRY_BUILD_TIMEOUT_S", default=120)
 GEOMETRY_BUILD_CPU_S = env.int("MF_GEOMETRY_BUILD_CPU_S", default=120)

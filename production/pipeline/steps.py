@@ -22,7 +22,9 @@ from production import routing
 from production.pipeline import traveler as travelers
 from production.pipeline.dfm.limits import MachineLimits, ValidationLimits
 from production.pipeline.print_mesh import (
+    PrintOrientation,
     RepairedMesh,
+    SliceMesh,
     is_identity,
     mesh_to_slice,
     oriented_stl,
@@ -272,10 +274,21 @@ def fdm_profile(
     return profile
 
 
-def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
-    """Slice the part for the best capable machine: the mesh as validation repaired it,
-    turned to the orientation its DFM report chose; then check the G-code against the part.
-    Stored G-code for the same inputs is checked again rather than sliced again."""
+@dataclass(frozen=True)
+class SliceInputs:
+    """What a slicer gets for a part: the machine it is sliced for, that machine's profile,
+    and the mesh to slice (repaired where validation repaired it), turned to print."""
+
+    target: routing.MachineFacts
+    profile: FdmProfile
+    mesh: SliceMesh
+    orientation: PrintOrientation
+    stl: bytes = field(repr=False)  # the mesh in print orientation
+
+
+def slice_inputs(so_far: JobSoFar) -> SliceInputs:
+    """The best capable machine and the part as it will be sliced for it; Rejected when no
+    machine can make it. A plate of copies (production.plates) starts from the same mesh."""
     part, setup = so_far.part, so_far.setup
     built, report = _needs(so_far.geometry, "geometry"), _needs(so_far.report, "report")
     if part.process != FDM:
@@ -295,7 +308,24 @@ def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
     profile = fdm_profile(target, material=part.material, settings=setup.slicer)
     mesh = mesh_to_slice(built, report.checks, limits=setup.validation_limits, reuse=setup.reuse)
     orientation = print_orientation(report.orientation, target.build_volume_mm)
-    stl = oriented_stl(mesh.content, orientation.matrix)
+    return SliceInputs(
+        target, profile, mesh, orientation, oriented_stl(mesh.content, orientation.matrix)
+    )
+
+
+def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
+    """Slice the part for the best capable machine: the mesh as validation repaired it,
+    turned to the orientation its DFM report chose; then check the G-code against the part.
+    Stored G-code for the same inputs is checked again rather than sliced again."""
+    setup = so_far.setup
+    given = slice_inputs(so_far)
+    target, profile, mesh, orientation, stl = (
+        given.target,
+        given.profile,
+        given.mesh,
+        given.orientation,
+        given.stl,
+    )
     binary = setup.prusaslicer_binary
     # ToolpathEngineError here (engine not installed) ends the job FAILED.
     version = engines.engine_version(target.toolpath_engine, prusaslicer_binary=binary)

@@ -247,7 +247,12 @@ def traveler_html(t: Traveler) -> str:
 
 def render_traveler(t: Traveler) -> bytes:
     """The traveler as PDF bytes: one traveler, one or more pages."""
-    return _pdf(_render(traveler_html(t), FontConfiguration()))
+    return render_pdf(traveler_html(t))
+
+
+def render_pdf(html_text: str) -> bytes:
+    """Any of our paper documents (HTML that uses the traveler assets) as PDF bytes."""
+    return _pdf(_render(html_text, FontConfiguration()))
 
 
 def render_travelers(ts: Sequence[Traveler]) -> bytes:
@@ -265,8 +270,8 @@ def label_html(label: Label) -> str:
         {
             "l": label,
             "page_size": f"{width}mm {height}mm",
-            "qr_uri": _svg_data_uri(_qr_svg(label.station_url)),
-            "barcode_uri": _svg_data_uri(_code128_svg(label.job_number)),
+            "qr_uri": svg_data_uri(_qr_svg(label.station_url)),
+            "barcode_uri": svg_data_uri(_code128_svg(label.job_number)),
         },
     )
 
@@ -285,8 +290,8 @@ def spool_label_html(label: SpoolLabel) -> str:
         {
             "l": label,
             "page_size": f"{width}mm {height}mm",
-            "qr_uri": _svg_data_uri(_qr_svg(label.station_url)),
-            "barcode_uri": _svg_data_uri(_code128_svg(label.spool_number)),
+            "qr_uri": svg_data_uri(_qr_svg(label.station_url)),
+            "barcode_uri": svg_data_uri(_code128_svg(label.spool_number)),
         },
     )
 
@@ -342,16 +347,16 @@ def _context(t: Traveler) -> Mapping[str, object]:
     x, y, z = t.bbox_mm
     return {
         "t": t,
-        "qr_uri": _svg_data_uri(_qr_svg(t.qr_url)),
-        "barcode_uri": _svg_data_uri(_code128_svg(t.job_number)),
+        "qr_uri": svg_data_uri(_qr_svg(t.qr_url)),
+        "barcode_uri": svg_data_uri(_code128_svg(t.job_number)),
         # A data URI in an <img> keeps the drawing's markup out of ours, whatever it holds.
-        "drawing_uri": _svg_data_uri(t.drawing_svg.encode()) if t.drawing_svg else None,
+        "drawing_uri": svg_data_uri(t.drawing_svg.encode()) if t.drawing_svg else None,
         "checksum_short": t.revision_checksum[:12],
         "bbox": f"{x:.1f} × {y:.1f} × {z:.1f} mm",
     }
 
 
-def _svg_data_uri(svg: bytes) -> str:
+def svg_data_uri(svg: bytes) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 

@@ -318,3 +318,72 @@ def test_json_without_out_prints_the_report_only(tmp_path):
     assert report["steps"]["traveler"]["status"] == "ok"
     assert "files" not in report
     assert sorted(p.name for p in tmp_path.iterdir()) == ["box.stl"]
+
+
+# --- copies on plates -------------------------------------------------------------------------
+
+
+def pdf_text(path: Path) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+def test_five_copies_make_one_plate_whose_gcode_prints_each_copy(tmp_path):
+    make_part("block")
+    make_machine()
+    args = ("block", "--param", "width=10", "--param", "height=3", "--param", "hole_d=3")
+    call_command(
+        "make_part", *args, "--quantity", "5", "--out", str(tmp_path), stdout=io.StringIO()
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    plan = report["plates"]
+    assert (plan["status"], plan["copies"], plan["lower_bound_plates"]) == ("ok", 5, 1)
+    (plate,) = plan["plates"]
+    assert [c["copy"] for c in plate["copies"]] == [1, 2, 3, 4, 5]
+    rows = plate["verification"]["copies"]
+    assert [row["label"] for row in rows] == [f"job 1 copy {n}" for n in range(1, 6)]
+    assert {row["status"] for row in rows} == {"pass"}
+    assert plan["estimated_time_s"] == plate["estimated_time_s"] > 0
+    assert {"plate-1.gcode", "plate-1.pdf"} <= set(report["files"])
+    assert b"G1 " in (tmp_path / "plate-1.gcode").read_bytes()
+    text = pdf_text(tmp_path / "plate-1.pdf")
+    assert "Plate 1 of 1" in text and "MAKE-PART P1" in text
+    assert all(f"{n} of 5" in text for n in range(1, 6))  # a QC row per copy
+
+
+def test_copies_beyond_one_plate_go_on_further_plates_summing_to_the_quantity(tmp_path):
+    make_part("block")
+    make_machine(volume=(80, 80, 100))
+    args = ("block", "--param", "width=20", "--param", "height=3")
+    report = make(*args, "--quantity", "5", "--out", str(tmp_path))
+    plates = report["plates"]["plates"]
+    assert len(plates) >= 2
+    copies = sorted(c["copy"] for plate in plates for c in plate["copies"])
+    assert copies == [1, 2, 3, 4, 5]  # every copy once, none dropped
+    for plate in plates:
+        assert {row["status"] for row in plate["verification"]["copies"]} == {"pass"}
+        assert (tmp_path / f"plate-{plate['number']}.gcode").exists()
+        assert f"Plate {plate['number']} of {len(plates)}" in pdf_text(
+            tmp_path / f"plate-{plate['number']}.pdf"
+        )
+
+
+def test_a_quantity_needing_more_plates_than_a_plan_may_hold_is_refused_with_the_number(
+    tmp_path, settings
+):
+    settings.PLATES_MAX_PER_PLAN = 1
+    make_part("block")
+    make_machine(volume=(80, 80, 100))
+    error = refused("block", "--param", "width=20", "--param", "height=3", "--quantity", "9")
+    assert "9 copies need" in str(error) and "at most 1" in str(error)
+    assert error.returncode == 1
+
+
+@pytest.mark.parametrize("quantity", ["0", "-2", "2.5", "x", "501"])
+def test_a_bad_quantity_is_refused_before_any_work(tmp_path, quantity):
+    make_part("block")
+    make_machine()
+    error = refused("block", "--quantity", quantity)
+    assert "--quantity must be a whole number from 1 to 500" in str(error)
+    assert error.returncode == 1

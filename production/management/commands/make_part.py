@@ -2,6 +2,7 @@
 
     python manage.py make_part shaft-collar --param bore_d=25 --material petg --out /tmp/collar
     python manage.py make_part --mesh bracket.stl --layer-height 0.15 --infill 40 --json
+    python manage.py make_part spacer --quantity 12 --out /tmp/spacers
 
 Runs the worker's own steps (production.pipeline.steps.STEPS: build, validate, toolpath with
 the DFM orientation and repaired mesh, traveler) against the machines in the database, then
@@ -9,18 +10,26 @@ says which machine the router would send it to. With --out it writes part.step (
 mesh), part.stl, drawing.svg, part-repaired.stl (when validation repaired the mesh),
 part.gcode, traveler.pdf and report.json; --json prints the report on stdout.
 
+With --quantity N (more than 1) it also plans the plates for N copies on that machine's bed
+(production.plates: spacing MF_PLATE_SPACING_MM, at most MF_PLATES_MAX_PER_PLAN plates), slices
+each plate as one program and checks it copy by copy, and writes plate-1.gcode, plate-1.pdf
+(the plate traveler: plate map, jobs, a QC row per copy), plate-2.gcode, ... and the plan in
+report.json ("plates").
+
 Exit status: 0 made; 1 refused (bad parameter or option, unmakeable part, no machine; also
 a build or slicer that failed), with a one-line reason on stderr; 2 the --mesh file cannot be
 read as a mesh (missing, not an STL or STEP file, truncated or corrupt).
 """
 
 import hashlib
+import io
 import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import trimesh
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -38,12 +47,23 @@ from microfactory.errors import Rejected
 from production import machines as shop
 from production import routing, runner
 from production.job_values import material_facts, part_spec
-from production.pipeline.steps import STEPS, JobSoFar
+from production.pipeline.steps import STEPS, JobSoFar, SliceInputs, slice_inputs
 from production.pipeline.validation import ValidationRejected
 from production.pipeline.values import Paperwork, PartSpec, SlicerSettings
+from production.plates.arrange import Bed, bed_for
+from production.plates.programs import (
+    PlatePlan,
+    PlateProgram,
+    plan_copies,
+    plate_map_svg,
+    plate_program,
+)
+from production.plates.traveler import PlateCopyRow, PlateJob, PlateTraveler, render_plate_traveler
+from production.plates.values import TooManyPlates
 from production.toolpath import engines
 
 REFUSED, UNREADABLE = 1, 2
+JOB = 1  # make_part's one job, as the plate plan names it
 FDM = "fdm"
 # option -> (SlicerSettings field, type, what it must be)
 SLICER_OPTIONS = {
@@ -87,6 +107,9 @@ class Command(BaseCommand):
         parser.add_argument("--bottom-layers", metavar="N", help="solid layers over a bottom")
         parser.add_argument("--infill", metavar="PERCENT", help="sparse infill density, 0-100")
         parser.add_argument("--brim", metavar="MM", help="brim width in mm (0: none)")
+        parser.add_argument(
+            "--quantity", metavar="N", help="copies: plans, slices and checks their plates"
+        )
         parser.add_argument("--out", type=Path, help="directory for the files (default: none)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -101,6 +124,7 @@ class Command(BaseCommand):
 
     def _make(self, options: dict[str, Any], report: dict[str, Any]) -> None:
         slicer = slicer_settings(options)
+        quantity = copies_wanted(options["quantity"])
         engine = options["engine"]
         if engine is not None and engine not in engines.ENGINES:
             raise Refusal(f"bad option: --engine must be one of {', '.join(engines.ENGINES)}")
@@ -135,7 +159,7 @@ class Command(BaseCommand):
                 requested_by="",
                 due_date=None,
                 priority="normal",
-                quantity=1,
+                quantity=quantity,
                 printed_at=timezone.now(),
             ),
             setup=runner.pipeline_setup(machines=machines, slicer=slicer, engine=engine),
@@ -144,6 +168,8 @@ class Command(BaseCommand):
             so_far = self._run(step, so_far, report, mesh=options["mesh"] is not None)
         self._write(options["out"], so_far, report)
         report["steps"]["routing"] = would_route(so_far, machines)
+        if quantity > 1:
+            self._plates(so_far, quantity, options["out"], report)
         report["seconds"] = round(sum(s.get("seconds", 0) for s in report["steps"].values()), 3)
 
     def _run(self, step: Any, so_far: JobSoFar, report: dict[str, Any], *, mesh: bool) -> JobSoFar:
@@ -179,6 +205,110 @@ class Command(BaseCommand):
             entry.update(so_far.toolpath.meta.to_json(), summary=so_far.toolpath.summary)
         report["steps"][step.name] = entry
         return so_far
+
+    def _plates(
+        self, so_far: JobSoFar, quantity: int, out: Path | None, report: dict[str, Any]
+    ) -> None:
+        """Plan the plates for `quantity` copies on the machine the part was sliced for, slice
+        and check each, and write its G-code and traveler."""
+        started = time.monotonic()
+        given = slice_inputs(so_far)
+        mesh = trimesh.load_mesh(io.BytesIO(given.stl), file_type="stl")
+        parts = {JOB: mesh}
+        bed = bed_for(given.profile)
+        try:
+            plan = plan_copies(
+                parts,
+                {JOB: quantity},
+                bed,
+                spacing_mm=settings.PLATE_SPACING_MM,
+                max_plates=settings.PLATES_MAX_PER_PLAN,
+            )
+        except TooManyPlates as refusal:
+            report["plates"] = {"status": "rejected", "reason": str(refusal)}
+            raise Refusal(f"plates: rejected: {refusal}") from None
+        report["plates"] = {"status": "planning", **plan.to_json()}
+        if plan.arrangement.unplaced:
+            reason = plan.arrangement.unplaced[0].reason
+            count = len(plan.arrangement.unplaced)
+            report["plates"]["status"] = "rejected"
+            raise Refusal(f"plates: rejected: {count} of {quantity} copies fit no plate: {reason}")
+        setup = so_far.setup
+        programs = []
+        for number, plate in enumerate(plan.arrangement.plates, start=1):
+            try:
+                programs.append(
+                    plate_program(
+                        number,
+                        plate,
+                        parts,
+                        given.profile,
+                        engine=given.target.toolpath_engine,
+                        timeout_s=setup.prusaslicer_timeout_s,
+                        prusaslicer_binary=setup.prusaslicer_binary,
+                    )
+                )
+            except Rejected as refusal:
+                report["plates"]["status"] = "rejected"
+                raise Refusal(f"plates: plate {number} rejected: {refusal}") from None
+            except engines.ToolpathEngineError as failure:
+                report["plates"]["status"] = "failed"
+                raise Refusal(f"plates: plate {number} failed: {failure}") from None
+        report["plates"] = {
+            "status": "ok",
+            "seconds": round(time.monotonic() - started, 3),
+            "copies": quantity,
+            "lower_bound_plates": plan.lower_bound,
+            "plates": [program.to_json() for program in programs],
+            "estimated_time_s": sum(program.estimated_time_s for program in programs),
+            "filament_g": round(sum(program.filament_g for program in programs), 2),
+        }
+        if out is None:
+            return
+        for program in programs:
+            traveler = self._plate_traveler(so_far, given, plan, program, bed)
+            (out / f"plate-{program.number}.gcode").write_bytes(program.gcode)
+            (out / f"plate-{program.number}.pdf").write_bytes(render_plate_traveler(traveler))
+            report["files"] += [f"plate-{program.number}.gcode", f"plate-{program.number}.pdf"]
+
+    def _plate_traveler(
+        self, so_far: JobSoFar, given: SliceInputs, plan: PlatePlan, program: PlateProgram, bed: Bed
+    ) -> PlateTraveler:
+        placements = program.plate.placements
+        quantity = so_far.paperwork.quantity
+        part = so_far.part
+        return PlateTraveler(
+            plate_reference=f"{so_far.paperwork.job_number} P{program.number}",
+            plate_number=program.number,
+            plates_in_plan=len(plan.arrangement.plates),
+            printed_at=f"{so_far.paperwork.printed_at:%Y-%m-%d %H:%M}",
+            machine=given.target.model or given.target.name,
+            material=part.material.name,
+            engine=program.engine,
+            layers=program.layers,
+            filament_g=program.filament_g,
+            estimated_time_s=program.estimated_time_s,
+            map_svg=plate_map_svg(
+                program.plate,
+                plan.footprints,
+                bed,
+                labels=[str(n) for n in range(1, len(placements) + 1)],
+            ),
+            jobs=(
+                PlateJob(
+                    job_number=so_far.paperwork.job_number,
+                    part_name=part.family_name,
+                    revision_label=f"r{part.revision_number}",
+                    material=part.material.name,
+                    order_reference=so_far.paperwork.order_reference,
+                    copies=len(placements),
+                ),
+            ),
+            copies=tuple(
+                PlateCopyRow(n, so_far.paperwork.job_number, p.copy, quantity)
+                for n, p in enumerate(placements, start=1)
+            ),
+        )
 
     def _catalog_part(self, options: dict[str, Any]) -> PartSpec:
         family = PartFamily.objects.filter(slug=options["part"]).first()
@@ -296,6 +426,22 @@ def slicer_settings(options: dict[str, Any]) -> SlicerSettings:
         except ValueError:
             raise Refusal(f"bad option: {flag} must be {what}, not {raw!r}") from None
     return SlicerSettings(**values)
+
+
+def copies_wanted(raw: str | None) -> int:
+    """--quantity, checked: a whole number from 1 to the order limit (MF_ORDER_MAX_QUANTITY)."""
+    if raw is None:
+        return 1
+    most = settings.ORDER_MAX_QUANTITY
+    try:
+        quantity = int(raw)
+    except ValueError:
+        quantity = 0
+    if not 1 <= quantity <= most:
+        raise Refusal(
+            f"bad option: --quantity must be a whole number from 1 to {most}, not {raw!r}"
+        )
+    return quantity
 
 
 def _mesh_material(slug: str | None) -> Material:
