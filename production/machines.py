@@ -78,11 +78,12 @@ def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue
         active = active.filter(machine_id__in=list(machine_ids))
     queues: dict[int, _Queue] = {}
     rows = active.order_by("status_changed_at", "pk").values_list(
-        "machine_id", "progress", "toolpath_meta", "line__material__slug"
+        "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug"
     )
-    for machine_id, progress, meta, material in rows:
+    for machine_id, progress, meta, quantity, material in rows:
         queue = queues.setdefault(machine_id, _Queue())
-        estimate = float((meta or {}).get("estimated_time_s") or 0)
+        # The G-code makes one copy: a job of quantity N runs it N times.
+        estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
         queue.jobs += 1
         queue.eta_s += estimate * (1 - min(progress or 0.0, 100.0) / 100)
         queue.last_material = material
@@ -171,7 +172,7 @@ def job_needs(
         profile_key=profile,
         key=str(job.pk),
         nozzle_mm=meta.get("nozzle_mm"),
-        estimated_time_s=float(meta.get("estimated_time_s") or 0),
+        estimated_time_s=float(meta.get("estimated_time_s") or 0) * max(1, job.quantity),
         due=due_at(job),
         priority=PRIORITY.get(job.line.order.priority, 1),
         allowed_machines=routing.dfm_capable(job.dfm_report),

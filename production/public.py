@@ -384,8 +384,9 @@ def planned_time_s(
     *, revision: PartRevision, parameters_hash: str, material: Material
 ) -> float | None:
     """Machine time per part of this configuration when a job of it had its toolpath planned
-    before (the latest one); None otherwise."""
-    planned = (
+    before (the latest one); None otherwise. A job's G-code makes one copy (a job of quantity
+    N runs it N times), so its estimate is the time per part."""
+    meta = (
         Job.objects.filter(
             line__revision=revision,
             line__parameters_hash=parameters_hash,
@@ -393,14 +394,11 @@ def planned_time_s(
             toolpath_meta__isnull=False,
         )
         .order_by("-pk")
-        .values_list("toolpath_meta", "quantity")
+        .values_list("toolpath_meta", flat=True)
         .first()
     )
-    if planned is None:
-        return None
-    meta, quantity = planned
-    total = float((meta or {}).get("estimated_time_s") or 0)
-    return total / max(1, quantity) if total else None
+    per_copy = float((meta or {}).get("estimated_time_s") or 0)
+    return per_copy or None
 
 
 @dataclass(frozen=True)

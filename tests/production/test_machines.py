@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from microfactory.errors import DomainError
-from production import machines, services
+from production import machines, public, services
 from production.models import Job, JobEvent, Machine, MachineTelemetry
 from tests.builders import login_with_mfa, make_machine, make_material, make_ready_job, make_user
 
@@ -308,6 +308,23 @@ def test_a_paused_job_counts_in_its_machines_queue_and_keeps_new_work_off_a_prin
     assert queue.eta_s >= 750.0  # the paused job's remaining three quarters
     assert machines.machine_dispatch(machine_id=machine.pk, now=timezone.now(), actor="t") == []
     assert Job.objects.get(pk=waiting.pk).status == Status.ROUTED
+
+
+def test_a_job_of_several_copies_counts_its_g_code_once_per_copy_in_queues_and_routing(user):
+    machine = make_machine("mk4-1")
+    job = put(make_ready_job(user=user), status=Status.ROUTED, machine=machine)
+    Job.objects.filter(pk=job.pk).update(quantity=4, toolpath_meta={"estimated_time_s": 600})
+    job.refresh_from_db()
+    assert machines.machine_queues([machine.pk])[machine.pk].eta_s == 2400.0
+    assert machines.job_needs(job).estimated_time_s == 2400.0
+    # The quote's machine time per part is the G-code's: it makes one copy.
+    line = job.line
+    assert (
+        public.planned_time_s(
+            revision=line.revision, parameters_hash=line.parameters_hash, material=line.material
+        )
+        == 600.0
+    )
 
 
 def test_a_paused_job_on_a_machine_that_goes_down_fails_and_is_remade(user):
