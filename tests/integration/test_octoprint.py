@@ -21,10 +21,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import shapely
+import trimesh
 from django.utils import timezone
 
 from production import services
 from production.models import Job, Machine, MachineFile, MachineTelemetry
+from production.plates.arrange import Bed, placed_footprint
+from production.plates.programs import plan_copies, plate_program
 from production.toolpath import FdmProfile, plan_toolpath
 from tests.builders import make_machine, make_ready_job
 from tests.integration.conftest import file_lock, free_port, wait_for
@@ -271,14 +275,71 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
 def test_our_slicers_gcode_prints_to_the_end_on_the_virtual_printer(octoprint: OctoPrint) -> None:
     profile = FdmProfile(machine_model="Virtual Marlin", bed_mm=(200.0, 200.0), max_height_mm=200.0)
     toolpath = plan_toolpath(box_stl(10, 10, 1), profile)
+    name = "microfactory-box-10x10x1.gcode"
+    sent = print_to_the_end(octoprint, name, toolpath.gcode)
+    sent_lines = [line for line in sent.splitlines() if "Send: " in line]
+    # Every command of the file went out (OctoPrint strips comments and numbers the lines).
+    commands = [
+        line.split(";")[0].strip()
+        for line in toolpath.gcode.decode().splitlines()
+        if line.split(";")[0].strip()
+    ]
+    assert len([line for line in sent_lines if " G1 " in line or " G0 " in line]) >= len(
+        [c for c in commands if c.startswith(("G0", "G1"))]
+    )
+    # OctoPrint's own analysis of the file (run in the background after the upload) found
+    # the filament our header states.
+    analysis = analysed(octoprint, name)
+    assert analysis["filament"]["tool0"]["length"] == pytest.approx(toolpath.filament_mm, rel=0.05)
+
+
+@pytest.mark.cad
+def test_a_plate_of_three_copies_prints_every_copy_on_the_virtual_printer(
+    octoprint: OctoPrint,
+) -> None:
+    """#13: a plate's one program, checked copy by copy, printed to the end; the printer was
+    sent extrusions inside each copy's footprint."""
+    profile = FdmProfile(machine_model="Virtual Marlin", bed_mm=(200.0, 200.0), max_height_mm=200.0)
+    parts = {1: trimesh.creation.box((10, 10, 1)).apply_translation((0, 0, 0.5))}
+    plan = plan_copies(parts, {1: 3}, Bed(profile.bed_mm), spacing_mm=6, max_plates=1)
+    (plate,) = plan.arrangement.plates
+    program = plate_program(1, plate, parts, profile, engine="builtin", timeout_s=60)
+    assert [row.status for row in program.verification.copies] == ["pass"] * 3
+
+    sent = print_to_the_end(octoprint, "microfactory-plate-3-boxes.gcode", program.gcode)
+    extruded = []  # the end of every extruding move the printer was sent
+    for line in sent.splitlines():
+        if "Send: " not in line or " G1 " not in line or " E" not in line:
+            continue
+        words = dict((w[0], w[1:]) for w in line.split("Send: ", 1)[1].split("*")[0].split()[1:])
+        if "X" in words and "Y" in words and float(words["E"]) > 0:
+            extruded.append(shapely.Point(float(words["X"]), float(words["Y"])))
+    for placement in plate.placements:
+        footprint = placed_footprint(plan.footprints[1], placement).buffer(1.0)
+        inside = [point for point in extruded if footprint.contains(point)]
+        assert len(inside) > 20, f"copy {placement.copy}: {len(inside)} extrusions sent"
+    analysis = analysed(octoprint, "microfactory-plate-3-boxes.gcode")
+    assert analysis["filament"]["tool0"]["length"] > 0
+
+
+def analysed(octoprint: OctoPrint, name: str) -> dict:
+    """OctoPrint's own analysis of an uploaded file (it runs in the background)."""
+    deadline = time.monotonic() + 120
+    while "gcodeAnalysis" not in (file := octoprint.get(f"/api/files/local/{name}").json()):
+        assert time.monotonic() < deadline, "OctoPrint never analysed the file"
+        time.sleep(0.5)
+    return dict(file["gcodeAnalysis"])
+
+
+def print_to_the_end(octoprint: OctoPrint, name: str, gcode: bytes) -> str:
+    """Upload and print the file on the virtual printer until it is done; what the serial log
+    shows meanwhile (checked for printer errors)."""
     serial_log = octoprint.basedir / "logs" / "serial.log"
     log_start = serial_log.stat().st_size if serial_log.exists() else 0
-    name = "microfactory-box-10x10x1.gcode"
-
     upload = httpx.post(
         f"{octoprint.url}/api/files/local",
         headers={"X-Api-Key": octoprint.api_key},
-        files={"file": (name, toolpath.gcode, "application/octet-stream")},
+        files={"file": (name, gcode, "application/octet-stream")},
         data={"select": "true", "print": "true"},
         timeout=30,
     )
@@ -304,7 +365,6 @@ def test_our_slicers_gcode_prints_to_the_end_on_the_virtual_printer(octoprint: O
     assert printer["state"]["flags"]["error"] is False
     assert printer["temperature"]["tool0"]["target"] == 0  # our end G-code switched it off
     sent = serial_log.read_text(errors="replace")[log_start:]
-    sent_lines = [line for line in sent.splitlines() if "Send: " in line]
     answers = [line for line in sent.splitlines() if "Recv: " in line]
     # The virtual printer drops characters of a fast serial stream now and then ("Checksum
     # mismatch", "expected line 110 got 111"); OctoPrint resends those lines, as with a real
@@ -312,20 +372,4 @@ def test_our_slicers_gcode_prints_to_the_end_on_the_virtual_printer(octoprint: O
     transport = ("checksum", "line number", "expected line")
     errors = [line for line in answers if "Error" in line or "Unknown command" in line]
     assert [line for line in errors if not any(t in line.lower() for t in transport)] == []
-    # Every command of the file went out (OctoPrint strips comments and numbers the lines).
-    commands = [
-        line.split(";")[0].strip()
-        for line in toolpath.gcode.decode().splitlines()
-        if line.split(";")[0].strip()
-    ]
-    assert len([line for line in sent_lines if " G1 " in line or " G0 " in line]) >= len(
-        [c for c in commands if c.startswith(("G0", "G1"))]
-    )
-    # OctoPrint's own analysis of the file (run in the background after the upload) found
-    # the filament our header states.
-    deadline = time.monotonic() + 120
-    while "gcodeAnalysis" not in (file := octoprint.get(f"/api/files/local/{name}").json()):
-        assert time.monotonic() < deadline, "OctoPrint never analysed the file"
-        time.sleep(0.5)
-    analysis = file["gcodeAnalysis"]
-    assert analysis["filament"]["tool0"]["length"] == pytest.approx(toolpath.filament_mm, rel=0.05)
+    return sent
