@@ -120,12 +120,13 @@ def make_solid(
     if volume <= 0:
         checks.append(
             Check(
-                "volume", FAIL, f"{volume:.1f} mm³", "> 0 mm³",
+                "volume", FAIL, f"{_mm3(volume)} mm³", "> 0 mm³",
                 "the part has no volume: its surfaces enclose nothing",
             )
         )  # fmt: skip
         return None, checks
-    checks.append(Check("volume", PASS, f"{volume:.1f} mm³", "> 0 mm³", f"volume {volume:.1f} mm³"))
+    shown = _mm3(volume)
+    checks.append(Check("volume", PASS, f"{shown} mm³", "> 0 mm³", f"volume {shown} mm³"))
 
     budget.check("the self-intersection test")
     crossing = _self_intersection_check(faces, shells, caster, self_intersection_max_triangles)
@@ -502,3 +503,9 @@ def _bodies_check(bodies: int, voids: int) -> Check:
         "1",
         f"{bodies} separate bodies will be made together",
     )
+
+
+def _mm3(volume: float) -> str:
+    """A volume for people: one decimal, but never "0.0" for a volume that is not zero (a mesh
+    drawn in metres is thousandths of a mm³)."""
+    return f"{volume:.1f}" if abs(volume) >= 1 or volume == 0 else f"{volume:.2g}"

@@ -44,6 +44,12 @@ def test_a_clean_box_passes_every_integrity_check():
     assert [check(report, name).status for name in names] == ["pass"] * len(names)
 
 
+def test_a_tiny_volume_is_shown_as_it_is_not_as_zero():
+    volume = check(report_for(trimesh.creation.box((0.2, 0.2, 0.2))), "volume")
+    assert (volume.value, volume.message) == ("0.008 mm³", "volume 0.008 mm³")
+    assert check(report_for(trimesh.creation.box((10, 10, 10))), "volume").value == "1000.0 mm³"
+
+
 def test_a_small_hole_is_filled_and_reported():
     report = report_for(without_face(sphere()))
     watertight = check(report, "watertight")
