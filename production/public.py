@@ -55,6 +55,7 @@ __all__ = [
     "machines_for_quote",
     "order_costs",
     "planned_time_s",
+    "waiting_work_s",
     "site_by_id",
     "site_by_slug",
     "sites",
@@ -401,6 +402,30 @@ def planned_time_s(
     meta, quantity = planned
     total = float((meta or {}).get("estimated_time_s") or 0)
     return total / max(1, quantity) if total else None
+
+
+def waiting_work_s(*, process: str) -> float:
+    """Seconds of machine work in the jobs of this process not on a machine yet (in the
+    pipeline or waiting for the router; held jobs, which wait for a price decision, left
+    out): what an order placed now waits behind unless the router takes it first. Each job
+    counts its planned toolpath time, else its line's quoted machine time per part."""
+    waiting = Job.objects.filter(line__revision__process=process, hold="").exclude(
+        status__in=Job.PIPELINE_DONE
+    )
+    total = 0.0
+    for meta, quote, quantity in waiting.values_list(
+        "toolpath_meta", "line__quote", "quantity"
+    ).iterator():
+        planned = (meta or {}).get("estimated_time_s")
+        try:
+            total += (
+                float(planned)
+                if planned
+                else float((quote or {}).get("machine_time_s") or 0) * quantity
+            )
+        except (TypeError, ValueError):
+            continue  # a malformed estimate counts nothing rather than breaking a quote
+    return total
 
 
 @dataclass(frozen=True)
