@@ -406,11 +406,14 @@ def planned_time_s(
 
 def waiting_work_s(*, process: str) -> float:
     """Seconds of machine work in the jobs of this process not on a machine yet (in the
-    pipeline or waiting for the router; held jobs, which wait for a price decision, left
-    out): what an order placed now waits behind unless the router takes it first. Each job
+    pipeline or waiting for the router): what an order placed now waits behind unless the
+    router takes it first. Jobs held for their price check count (most are released once
+    built), except those whose line waits for the customer to confirm a new price. Each job
     counts its planned toolpath time, else its line's quoted machine time per part."""
-    waiting = Job.objects.filter(line__revision__process=process, hold="").exclude(
-        status__in=Job.PIPELINE_DONE
+    waiting = (
+        Job.objects.filter(line__revision__process=process)
+        .exclude(status__in=Job.PIPELINE_DONE)
+        .exclude(line__status=Order.Status.PRICE_CONFIRMATION)
     )
     total = 0.0
     for meta, quote, quantity in waiting.values_list(
