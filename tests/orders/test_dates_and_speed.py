@@ -220,6 +220,16 @@ def test_the_cart_shows_both_choices_with_the_fee_and_promised_dates(user, setti
     assert "(+20.00 expedite fee)" in speed  # a small order pays the minimum
     promised = re.findall(r"promised for <strong>(\d{4}-\d\d-\d\d \d\d:\d\d)</strong>", speed)
     assert len(promised) == 2 and promised[0] > promised[1]  # standard later than expedited
+    assert 'id="speed-same"' not in speed
+
+
+def test_with_nothing_waiting_the_cart_says_standard_is_as_fast(user):
+    browser = Client()
+    browser.force_login(user)
+    form = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "2"}
+    browser.post("/parts/block/add/", form)
+    html = browser.get("/cart/").content.decode()
+    assert "standard is promised as soon as expedited" in html
 
 
 # --- placing: the promise kept, shown, and dates refused -------------------------------------
