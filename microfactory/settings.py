@@ -469,6 +469,10 @@ def _env_money(name: str, default: str) -> Decimal:
 
 MF_ENERGY_EUR_PER_KWH = _env_money("MF_ENERGY_EUR_PER_KWH", "0.30")
 MF_LABOUR_EUR_PER_HOUR = _env_money("MF_LABOUR_EUR_PER_HOUR", "45.00")
+# Expediting an order (orders.delivery): this share of the order's price, at least the minimum,
+# for going to the router as urgent ahead of the work waiting (docs/ordering.md).
+MF_EXPEDITE_FEE_PERCENT = _env_money("MF_EXPEDITE_FEE_PERCENT", "25")
+MF_EXPEDITE_FEE_MIN = _env_money("MF_EXPEDITE_FEE_MIN", "20.00")
 # A station step with no measurable duration (the first tap after a wait) counts this long.
 MF_LABOUR_TOUCH_MIN = env.float("MF_LABOUR_TOUCH_MIN", default=2.0)
 # Steps closer than this to the operator's previous step on the job are continuous work (the

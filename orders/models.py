@@ -196,6 +196,15 @@ class Order(models.Model):
         help_text="who confirmed or declined the new price",
     )
     price_decided_at = models.DateTimeField(null=True, blank=True)
+    # Dates and speed (orders.delivery): `due_date` is the needed-by date (none: as soon as
+    # possible); an expedited order pays `expedite_fee` (in total_price) and goes to the
+    # router as urgent. `promised_at` is when the parts were promised at placement, to compare
+    # with when they were actually done; None when no machine took work then.
+    expedite = models.BooleanField(default=False, help_text="expedited: urgent, for a fee")
+    expedite_fee = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    promised_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the parts were promised at placement"
+    )
 
     objects = OrderQuerySet.as_manager()
 

@@ -33,6 +33,7 @@ from catalog.parameters import (
 )
 from microfactory.errors import DomainError
 from orders import notifications
+from orders.delivery import needed_by_refusal, order_delivery_quote
 from orders.models import (
     FINAL,
     TRANSITIONS,
@@ -83,6 +84,7 @@ class OrderRequest:
     due_date: date | None = None
     priority: str = Order.Priority.NORMAL
     note: str = ""
+    expedite: bool = False  # urgent, for the expedite fee (orders.delivery)
     delivery_site: str = ""  # site slug
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +98,8 @@ class OrderRequest:
                 "priority": self.priority,
                 "note": self.note,
                 "delivery_site": self.delivery_site,
+                # Only when set: keys of orders placed before expediting existed still match.
+                **({"expedite": True} if self.expedite else {}),
             },
             sort_keys=True,
             default=str,
@@ -132,7 +136,9 @@ def order_place(
     (created=False) and changes nothing; the same key with another request is an
     IdempotencyConflict. An expired key places a new order. An order that names no delivery
     site goes to its organisation's default one; the lead times quoted include the transit
-    there.
+    there. An expedited order pays the expedite fee and is urgent; the promise of the chosen
+    speed is kept with the order, and a needed-by date it cannot make is refused
+    (orders.delivery).
     """
     now = now or timezone.now()
     membership = membership_for(user)
@@ -147,10 +153,18 @@ def order_place(
     if site is None:  # the order names no site: the organisation's default, if it has one
         site = default_delivery_site(organisation)
     delivery = site.slug if site else ""
-    quoted = [
-        (line, line_quote(line_facts(**line, now=now, delivery_site=delivery))) for line in lines
-    ]
-    total = sum((quote.total for _, quote in quoted), Decimal(0))
+    facts = [line_facts(**line, now=now, delivery_site=delivery) for line in lines]
+    quoted = [(line, line_quote(fact)) for line, fact in zip(lines, facts, strict=True)]
+    # Standard or expedited: its price and promise; a needed-by date it cannot make is refused
+    # with what can make it (orders.delivery).
+    speeds = order_delivery_quote(
+        [(fact, quote) for fact, (_, quote) in zip(facts, quoted, strict=True)], now=now
+    )
+    refusal = needed_by_refusal(needed_by=request.due_date, expedite=request.expedite, quote=speeds)
+    if refusal is not None:
+        raise OrderInvalid({"due_date": [refusal]})
+    speed = speeds.chosen(expedite=request.expedite)
+    total = speed.total
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -160,7 +174,11 @@ def order_place(
                 status=Status.DRAFT,
                 reference=request.reference,
                 due_date=request.due_date,
-                priority=request.priority,
+                # An expedited order goes to the router as urgent, whatever was chosen.
+                priority=Order.Priority.URGENT if request.expedite else request.priority,
+                expedite=request.expedite,
+                expedite_fee=speed.fee,
+                promised_at=speed.promised_at,
                 delivery_site_id=site.pk if site else None,
                 note=request.note,
                 total_price=total,
@@ -674,8 +692,9 @@ def _check_prices(
 
 
 def _update_total(order: Order, lines: list[OrderLine]) -> None:
-    """The order's total: its lines' prices, less the lines whose new price was declined."""
-    total = sum(
+    """The order's total: its lines' prices, less the lines whose new price was declined,
+    plus the expedite fee quoted at placement."""
+    total = order.expedite_fee + sum(
         (line.price for line in lines if line.price_check != OrderLine.PriceCheck.DECLINED),
         Decimal(0),
     )

@@ -26,6 +26,7 @@ from catalog.models import Material, PartFamily, PartPreview, PartRevision, Proc
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
+from orders.delivery import DeliveryQuote, order_delivery_quote
 from orders.models import FINAL, Membership, Order, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
@@ -395,6 +396,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         "priority": Order.Priority.NORMAL,
         "delivery_site": _default_site(request),  # chosen in the form, the default preselected
         "note": "",
+        "speed": "standard",  # or "expedited" (orders.delivery)
     }
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")[:200]
@@ -417,6 +419,8 @@ def cart_page(request: HttpRequest) -> HttpResponse:
                 errors["due_date"] = ["enter a date as YYYY-MM-DD"]
         if form["priority"] not in Order.Priority.values:
             errors["priority"] = ["choose a priority from the list"]
+        if form["speed"] not in ("standard", "expedited"):
+            errors["speed"] = ["choose standard or expedited"]
         if not cart:
             errors["lines"] = ["the cart is empty"]
         if not errors:
@@ -439,6 +443,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
                         priority=form["priority"],
                         delivery_site=form["delivery_site"],
                         note=form["note"][:5000],
+                        expedite=form["speed"] == "expedited",
                         idempotency_key=f"web-{key}" if key else None,
                     ),
                 )
@@ -462,8 +467,36 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),
             "membership": _membership(request),
+            "delivery": _cart_delivery(cart, site=form["delivery_site"]),
         },
     )
+
+
+def _cart_delivery(cart: list[dict[str, Any]], *, site: str) -> DeliveryQuote | None:
+    """Standard and expedited delivery of the cart as it would be ordered now: what each
+    costs and when it is promised. None for an empty cart, or one whose lines no longer
+    check (the order form says why when it is sent)."""
+    if not cart:
+        return None
+    now = timezone.now()
+    delivery = site if public.site_by_slug(site) is not None else ""
+    quoted = []
+    try:
+        for line in cart:
+            checked = line_check(
+                LineRequest(
+                    part=line["part"],
+                    parameters=line["parameters"],
+                    material=line["material"],
+                    quantity=line["quantity"],
+                    revision=line["revision"],
+                )
+            )
+            facts = line_facts(**checked, now=now, delivery_site=delivery)
+            quoted.append((facts, line_quote(facts)))
+    except (OrderInvalid, KeyError, TypeError):
+        return None
+    return order_delivery_quote(quoted, now=now)
 
 
 # --- orders ----------------------------------------------------------------------------------

@@ -147,9 +147,15 @@ def transit_table() -> dict[tuple[str, str], float]:
 
 
 def due_at(job: Job) -> datetime | None:
-    """The end of the order's due date (UTC), if it has one."""
-    due = job.line.order.due_date
-    return datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC) if due else None
+    """The end of the order's due date (UTC), if it has one. An expedited order is due by
+    when it was promised, when that is sooner: the router takes it before orders with more
+    slack, even when it names no date (orders.delivery)."""
+    order = job.line.order
+    due = order.due_date
+    end = datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC) if due else None
+    if order.expedite and order.promised_at is not None:
+        return order.promised_at if end is None else min(end, order.promised_at)
+    return end
 
 
 def job_needs(

@@ -139,6 +139,8 @@ def test_with_debug_on_any_key_will_do(tmp_path):
         ({"MF_ENERGY_EUR_PER_KWH": "thirty cents"}, "MF_ENERGY_EUR_PER_KWH must be an amount"),
         ({"MF_LABOUR_EUR_PER_HOUR": "-5"}, "MF_LABOUR_EUR_PER_HOUR must be an amount of zero"),
         ({"MF_LABOUR_EUR_PER_HOUR": "NaN"}, "MF_LABOUR_EUR_PER_HOUR must be an amount of zero"),
+        ({"MF_EXPEDITE_FEE_PERCENT": "-10"}, "MF_EXPEDITE_FEE_PERCENT must be an amount of zero"),
+        ({"MF_EXPEDITE_FEE_MIN": "a lot"}, "MF_EXPEDITE_FEE_MIN must be an amount"),
     ],
 )
 def test_a_cost_rate_that_is_not_an_amount_refuses_to_start(tmp_path, overrides, message):

@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
 from microfactory.schema import ErrorSerializer
+from orders.delivery import SpeedOption, order_delivery_quote
 from orders.models import Order, OrderEvent, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
@@ -70,6 +71,14 @@ class OrderInputSerializer(serializers.Serializer[Any]):
         "default delivery site",
     )
     note = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+    expedite = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="expedited: routed first as urgent, for the expedite fee (see the quote's "
+        "`delivery`); false or omitted: standard. `due_date` is the needed-by date (omitted or "
+        "null: as soon as possible); one the chosen speed cannot make is a 400 naming the "
+        "earliest date",
+    )
 
 
 class ReasonSerializer(serializers.Serializer[Any]):
@@ -214,6 +223,9 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
             "total_price",
             "currency",
             "placed_at",
+            "expedite",
+            "expedite_fee",
+            "promised_at",
             "price_decided_by",
             "price_decided_at",
             "lines",
@@ -242,6 +254,8 @@ class OrderSummarySerializer(serializers.ModelSerializer[Order]):
             "total_price",
             "currency",
             "placed_at",
+            "expedite",
+            "promised_at",
         ]
 
 
@@ -254,6 +268,32 @@ class DfmNoteSerializer(serializers.Serializer[Any]):  # describes the response 
     message = serializers.CharField()
 
 
+class SpeedOptionSerializer(serializers.Serializer[Any]):  # describes the response only
+    fee = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="0 for standard")
+    total = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="the line's total plus the fee"
+    )
+    lead_time_s = serializers.IntegerField(
+        min_value=0, max_value=BIGINT_MAX, allow_null=True, help_text="null: no machine now"
+    )
+    promised_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeliverySerializer(serializers.Serializer[Any]):  # describes the response only
+    currency = serializers.CharField()
+    standard = SpeedOptionSerializer()
+    expedited = SpeedOptionSerializer()
+
+
+def _speed(option: SpeedOption) -> dict[str, Any]:
+    return {
+        "fee": str(option.fee),
+        "total": str(option.total),
+        "lead_time_s": option.lead_time_s,
+        "promised_at": option.promised_at.isoformat() if option.promised_at else None,
+    }
+
+
 class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the response only
     quote = serializers.DictField(help_text="orders.quoting.Quote: prices as decimal strings")
     geometry = serializers.ChoiceField(
@@ -264,6 +304,9 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
     )
     firm = serializers.BooleanField(help_text="priced on built geometry of this configuration")
     dfm = DfmNoteSerializer(many=True)
+    delivery = DeliverySerializer(
+        help_text="what each speed costs and when it is promised, were it ordered now"
+    )
 
 
 def orders_with_details(user: object) -> QuerySet[Order]:
@@ -397,6 +440,7 @@ class OrdersApi(GenericAPIView[Order]):
                 priority=data.get("priority", Order.Priority.NORMAL),
                 delivery_site=data.get("delivery_site", ""),
                 note=data.get("note", ""),
+                expedite=data.get("expedite", False),
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255] or None,
             ),
         )
@@ -500,13 +544,20 @@ class QuoteApi(APIView):
         payload = QuoteInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         line = line_check(LineRequest(**payload.validated_data))
-        facts = line_facts(**line, now=timezone.now())
+        now = timezone.now()
+        facts = line_facts(**line, now=now)
         quote = line_quote(facts)
+        delivery = order_delivery_quote([(facts, quote)], now=now)
         return Response(
             {
                 "quote": quote.as_json(),
                 "geometry": facts.geometry_basis,
                 "firm": quote.firm,
                 "dfm": [vars(note) for note in dfm_notes(facts)],
+                "delivery": {
+                    "currency": delivery.currency,
+                    "standard": _speed(delivery.standard),
+                    "expedited": _speed(delivery.expedited),
+                },
             }
         )
