@@ -277,8 +277,17 @@ LOGGING = {
     },
 }
 
-# Absolute address of this site, for links printed on paper (the traveler's QR code).
-SITE_URL = env.str("MF_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Absolute address of this site, for links that leave the page (QR codes on travelers and
+# labels, passports, e-mails, webhooks) when there is no request to take it from: Celery tasks
+# and commands (microfactory.site_url). `make run` sets it from PORT for all its processes.
+SITE_URL = env.str(
+    "MF_SITE_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+).rstrip("/")
+# Within a request, links use the address the request came to (microfactory.site_url).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware") + 1,
+    "microfactory.site_url.SiteUrlMiddleware",
+)
 
 # --- Part passports (production.passport; docs/operations.md, "Passport signing key") ------
 # The Ed25519 private key (PKCS#8 PEM) that signs every job's passport. Every web and worker
@@ -501,14 +510,21 @@ ORDER_WEBHOOK_TIMEOUT_S = env.float("MF_ORDER_WEBHOOK_TIMEOUT_S", default=10.0)
 ORDER_WEBHOOK_MAX_ATTEMPTS = env.int("MF_ORDER_WEBHOOK_MAX_ATTEMPTS", default=8)
 ORDER_WEBHOOK_BACKOFF_S = env.float("MF_ORDER_WEBHOOK_BACKOFF_S", default=10.0)
 ORDER_WEBHOOK_BACKOFF_MAX_S = env.float("MF_ORDER_WEBHOOK_BACKOFF_MAX_S", default=600.0)
-# E-mail to requesters (completed, rejected): printed on the console unless EMAIL_HOST is set.
+# E-mail (orders.notifications: completed, rejected, approval needed, new price to confirm):
+# over SMTP when EMAIL_HOST is set; else, with DEBUG on (`make run`), kept as .eml files in
+# MF_MAIL_DIR for the staff's /dev/mail/ page (microfactory.devmail); else on the console.
 EMAIL_HOST = env.str("EMAIL_HOST", default="")
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     default="django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
+    else "microfactory.devmail.MailDirBackend"
+    if DEBUG
     else "django.core.mail.backends.console.EmailBackend",
 )
+MAIL_DIR = Path(env.str("MF_MAIL_DIR", default=str(VAR_DIR / "mail")))
+# The /dev/mail/ page lists at most this many messages, newest first.
+MAIL_VIEWER_LIMIT = env.int("MF_MAIL_VIEWER_LIMIT", default=200)
 EMAIL_PORT = env.int("EMAIL_PORT", default=587)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")

@@ -12,6 +12,7 @@ from catalog.api.views import (
     PreviewDetailApi,
     PreviewFileApi,
 )
+from microfactory.devmail import dev_mail
 from microfactory.views import ApiRoot
 from production.api.costs import JobCostApi
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
@@ -63,6 +64,8 @@ urlpatterns = [
         name="api-docs",
     ),
     path("account/", include("microfactory.accounts.urls")),  # API tokens, second factor
+    # The mail the site sent, kept by the DEBUG mail backend; 404 without DEBUG (devmail).
+    path("dev/mail/", dev_mail, name="dev-mail"),
     path("", include("orders.urls")),
     path("", include("production.urls")),
 ]

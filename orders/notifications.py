@@ -1,5 +1,8 @@
 """Telling people and systems about orders: webhooks (HMAC-signed POSTs, retried with
-backoff, every attempt logged) and e-mails to the requester.
+backoff, every attempt logged) and e-mails: to the requester when the order completed, was
+rejected or needs a new price confirmed; to the team's approvers when it waits for their
+approval or a new price. Links in both are absolute, on the site's address
+(microfactory.site_url: the request's, else MF_SITE_URL).
 
 Deliveries are rows written in the transaction that changed the order (an outbox): the
 Celery task that sends one is queued only after that transaction commits, and a periodic
@@ -20,10 +23,12 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from orders.models import Order, Status, Webhook, WebhookDelivery
+from microfactory.site_url import site_url
+from orders.models import Membership, Order, Status, Webhook, WebhookDelivery
 from production.public import JobEventNotice
 
 logger = logging.getLogger(__name__)
@@ -48,23 +53,32 @@ def order_payload(order: Order) -> dict[str, Any]:
         "reason": order.reason,
         "total_price": str(order.total_price),
         "currency": order.currency,
+        "url": order_url(order),
     }
 
 
+def order_url(order: Order) -> str:
+    """The order's page, absolute."""
+    return f"{site_url()}/orders/{order.pk}/"
+
+
 def order_changed(*, order: Order, previous: str, now: datetime) -> None:
-    """An order changed status: webhooks, and an e-mail when it completed, was rejected or
-    waits for the requester to confirm a new price. Call inside the transaction that changed
-    it."""
+    """An order changed status: webhooks, and e-mails (sent after the transaction commits)
+    to the requester when it completed, was rejected or waits for a new price to be confirmed,
+    and to the team's approvers when it waits for their approval or a new price. Call inside
+    the transaction that changed it."""
     _emit(
         organisation_id=order.organisation_id,
         event="order.status_changed",
         payload={"order": order_payload(order), "from_status": previous, "at": now.isoformat()},
     )
-    if order.status in (Status.COMPLETED, Status.REJECTED, Status.PRICE_CONFIRMATION):
-        from orders import tasks
+    from orders import tasks
 
-        order_id = order.pk
+    order_id = order.pk
+    if order.status in (Status.COMPLETED, Status.REJECTED, Status.PRICE_CONFIRMATION):
         transaction.on_commit(lambda: _send(tasks.email_requester, order_id))
+    if order.status in (Status.AWAITING_APPROVAL, Status.PRICE_CONFIRMATION):
+        transaction.on_commit(lambda: _send(tasks.email_approvers, order_id))
 
 
 def job_changed(*, notice: JobEventNotice, now: datetime) -> None:
@@ -210,13 +224,13 @@ def email_requester(*, order_id: int) -> bool:
         subject = f"Order {order.number} is complete"
         body = (
             f"Your order {order.number} {order.reference} is complete: every part is made.\n\n"
-            f"{settings.SITE_URL}/orders/{order.pk}/\n"
+            f"{order_url(order)}\n"
         )
     elif order.status == Status.REJECTED:
         subject = f"Order {order.number} was rejected"
         body = (
             f"Your order {order.number} {order.reference} was rejected.\n\n"
-            f"Reason: {order.reason}\n\n{settings.SITE_URL}/orders/{order.pk}/\n"
+            f"Reason: {order.reason}\n\n{order_url(order)}\n"
         )
     elif order.status == Status.PRICE_CONFIRMATION:
         event = order.events.filter(to_status=Status.PRICE_CONFIRMATION).last()
@@ -224,9 +238,59 @@ def email_requester(*, order_id: int) -> bool:
         body = (
             f"Your order {order.number} {order.reference} was priced on an estimate; built, "
             f"it costs more.\n\n{event.reason if event else ''}\n\nNothing is made until "
-            f"you (or an approver) confirm or decline: {settings.SITE_URL}/orders/{order.pk}/\n"
+            f"you (or an approver) confirm or decline: {order_url(order)}\n"
         )
     else:
         return False
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [order.placed_by.email])
+    return True
+
+
+def approvers(order: Order) -> list[str]:
+    """The addresses of those who decide on the order: approvers and managers of its
+    organisation in its team or in no team (organisation-wide), never its requester."""
+    deciders = Membership.objects.filter(
+        organisation_id=order.organisation_id,
+        role__in=Membership.DECIDERS,
+        user__is_active=True,
+    ).exclude(user_id=order.placed_by_id)
+    if order.team_id is not None:
+        deciders = deciders.filter(Q(team_id=order.team_id) | Q(team__isnull=True))
+    emails = deciders.exclude(user__email="").values_list("user__email", flat=True)
+    return sorted(set(emails))
+
+
+def email_approvers(*, order_id: int) -> bool:
+    """Tell the team's approvers that an order waits for their approval, or for a new price
+    to be confirmed (they may decide on it too); False when nobody has an address or there
+    is nothing to tell."""
+    order = Order.objects.select_related("placed_by", "team").filter(pk=order_id).first()
+    if order is None:
+        return False
+    recipients = approvers(order)
+    if not recipients:
+        return False
+    requester = order.placed_by.get_full_name() or order.placed_by.get_username()
+    team = order.team.name if order.team else "your organisation"
+    if order.status == Status.AWAITING_APPROVAL:
+        event = order.events.filter(to_status=Status.AWAITING_APPROVAL, line=None).last()
+        subject = f"Order {order.number} needs your approval"
+        body = (
+            f"{requester} ordered {order.number} {order.reference} for {team}: "
+            f"{order.total_price} {order.currency}.\n\n"
+            f"Why it waits: {event.reason if event else 'above the approval threshold'}.\n\n"
+            f"Approve or reject it: {order_url(order)}\n"
+        )
+    elif order.status == Status.PRICE_CONFIRMATION:
+        subject = f"Order {order.number}: a new price to confirm"
+        event = order.events.filter(to_status=Status.PRICE_CONFIRMATION, line=None).last()
+        body = (
+            f"{requester}'s order {order.number} {order.reference} for {team} was priced on an "
+            f"estimate; built, it costs more.\n\n{event.reason if event else ''}\n\n"
+            f"Nothing is made until the requester or an approver confirms or declines: "
+            f"{order_url(order)}\n"
+        )
+    else:
+        return False
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
     return True

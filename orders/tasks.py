@@ -42,3 +42,12 @@ def follow_orders_in_production() -> int:
     from orders.services import orders_follow_in_production
 
     return orders_follow_in_production(now=timezone.now())
+
+
+@shared_task(
+    acks_late=True, ignore_result=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5
+)
+def email_approvers(order_id: int) -> None:
+    from orders.notifications import email_approvers as send
+
+    send(order_id=order_id)

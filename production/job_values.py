@@ -9,11 +9,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-
 from catalog.models import Material, PartRevision
 from catalog.parameters import parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
+from microfactory.site_url import site_url
 from production.models import Artifact, Job, Machine
 from production.passport import passport_url
 from production.pipeline import traveler as travelers
@@ -87,7 +86,7 @@ def paperwork(job: Job, *, printed_at: datetime) -> Paperwork:
     order = job.line.order
     return Paperwork(
         job_number=job.number,
-        station_url=f"{settings.SITE_URL}/station/jobs/{job.pk}/",
+        station_url=f"{site_url()}/station/jobs/{job.pk}/",
         order_reference=order.number + (f" / {order.reference}" if order.reference else ""),
         organisation=order.organisation.name,
         requested_by=order.placed_by.get_full_name() or order.placed_by.get_username(),

@@ -44,6 +44,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.urls import reverse
 
+from microfactory.site_url import site_url
 from production.models import Artifact, Job, PassportEntry
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def json_sha256(value: Any) -> str:
 def passport_url(job: Job) -> str:
     """The absolute URL of the job's passport page: what the traveler's QR code encodes."""
     path = reverse("passport", kwargs={"job_id": job.pk, "token": job.passport_token})
-    return f"{settings.SITE_URL}{path}"
+    return f"{site_url()}{path}"
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
@@ -38,6 +37,7 @@ from django.db.models import Sum
 from catalog.parameters import parse_schema
 from microfactory.errors import DomainError
 from microfactory.limits import ID_MAX
+from microfactory.site_url import site_url
 from orders.models import OrderLine
 from production import lifecycle, passport, spools
 from production.job_values import traveler_for, traveler_site
@@ -108,7 +108,7 @@ def spool_label(spool: Spool) -> SpoolLabel:
     """What the spool's label prints. Pass a spool with its material and site selected."""
     return SpoolLabel(
         spool_number=spool.number,
-        station_url=f"{settings.SITE_URL}/station/spools/{spool.pk}/",
+        station_url=f"{site_url()}/station/spools/{spool.pk}/",
         material=spool.material.name,
         colour=spool.colour,
         lot_number=spool.lot_number,
@@ -131,7 +131,7 @@ def job_label(job: Job) -> Label:
             parameters.append(TravelerParameter(spec.name, spec.label, value, spec.unit))
     return Label(
         job_number=job.number,
-        station_url=f"{settings.SITE_URL}/station/jobs/{job.pk}/",
+        station_url=f"{site_url()}/station/jobs/{job.pk}/",
         part_name=line.revision.family.name,
         revision_label=f"rev {line.revision.number}",
         key_parameters=tuple(parameters[:LABEL_PARAMETERS]),

@@ -9,7 +9,9 @@
 3. Writes var/run.json: this script's pid and the Redis URL its processes use, so that
    `make worker` (scripts/worker.py) in another terminal joins the same Redis.
 4. Starts the Procfile's processes (web, worker, beat), the web one on 127.0.0.1:$PORT (8000
-   unless PORT is set), and prints where to go once the web answers. Their output is
+   unless PORT is set), every one with MF_SITE_URL=http://127.0.0.1:$PORT unless set (the
+   address links made without a request use: e-mails, travelers), and prints where to go once
+   the web answers (with DEBUG on, where sent mail is read: /dev/mail/). Their output is
    interleaved, each line prefixed with the process name (honcho's format).
 5. A process that dies is started again while the others keep running: after 1 s, the wait
    doubling (up to 30 s) while it keeps dying. A process that dies more than
@@ -299,8 +301,22 @@ def has_command(name: str) -> bool:
     return any(any(ROOT.glob(f"{apps}/management/commands/{name}.py")) for apps in ("*", "*/*"))
 
 
+def mail_note(env: dict[str, str]) -> str | None:
+    """Where the banner says sent mail is to be read: with DEBUG on and no EMAIL_HOST nor
+    EMAIL_BACKEND of one's own, the site keeps it for its /dev/mail/ page
+    (microfactory/devmail.py); else None (it goes where those settings say)."""
+    debug = env.get("DEBUG", "").lower() in ("1", "true", "yes", "on")
+    if not debug or env.get("EMAIL_HOST") or env.get("EMAIL_BACKEND"):
+        return None
+    return "/dev/mail/"
+
+
 def wait_then_print_banner(
-    port: int, redis_url: str, redis_log: Path | None, stopping: threading.Event
+    port: int,
+    redis_url: str,
+    redis_log: Path | None,
+    stopping: threading.Event,
+    mail_page: str | None = None,
 ) -> None:
     deadline = time.monotonic() + 120
     while not stopping.is_set() and time.monotonic() < deadline:
@@ -322,6 +338,8 @@ def wait_then_print_banner(
         f"  Redis        {redis_url}{redis_note}",
         "  stop with    Ctrl-C",
     ]
+    if mail_page:  # before "stop with"
+        lines.insert(-1, f"  sent mail    {url}{mail_page}   (staff: admin; none is delivered)")
     width = max(len(line) for line in lines) + 2
     border = "=" * width
     print("\n".join(["", border, *(f" {line}" for line in lines), border, ""]), flush=True)
@@ -578,6 +596,9 @@ def main(argv: list[str]) -> int:
     become_subreaper()
     env = environment()
     web_port = int(env.get("PORT", "8000"))
+    # Links on travelers, labels, e-mails and webhooks made without a request (the worker's,
+    # beat's) point at this run's web server, on its port: every process sees the same.
+    env.setdefault("MF_SITE_URL", f"http://127.0.0.1:{web_port}")
     var_dir = Path(env.get("MF_VAR_DIR", ROOT / "var"))
     run_file = var_dir / "run.json"
 
@@ -636,7 +657,7 @@ def main(argv: list[str]) -> int:
         if not processes or "web" in processes:
             threading.Thread(
                 target=wait_then_print_banner,
-                args=(web_port, env["REDIS_URL"], redis_log, stopping),
+                args=(web_port, env["REDIS_URL"], redis_log, stopping, mail_note(env)),
                 daemon=True,
             ).start()
         while (returncode := supervisor.poll()) is None:

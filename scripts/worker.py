@@ -11,6 +11,9 @@ Redis:
   writes (var/ is MF_VAR_DIR when set), once that run is alive and its Redis answers;
 - otherwise none: it says why and exits with status 2, rather than start a worker that
   waits for a Redis that is not there (or joins some other one on the default port).
+
+Joining a `make run`, it also takes that run's web address for MF_SITE_URL (unless set), so
+the links it prints (e-mails, travelers) point at the port the site runs on.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def redis_of_make_run(var_dir: Path) -> str:
     return url
 
 
+def web_url_of_make_run(var_dir: Path) -> str:
+    """The web address var/run.json names (`http://127.0.0.1:PORT`), or "" when unknown."""
+    try:
+        return str(json.loads((var_dir / "run.json").read_text())["web_url"]).rstrip("/")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
 def main(argv: list[str]) -> int:
     env = run.environment()
     if env.get("REDIS_URL"):
@@ -78,6 +89,9 @@ def main(argv: list[str]) -> int:
             print(f"worker: REDIS_URL is not set and {why}:\n  {HOW}", file=sys.stderr)
             return 2
         print(f"worker: joining the Redis of `make run`: {env['REDIS_URL']}", flush=True)
+        site = web_url_of_make_run(var_dir)
+        if site:  # its links (e-mails, travelers) point at that run's web server, on its port
+            env.setdefault("MF_SITE_URL", site)
     env.setdefault("REMAP_SIGTERM", "SIGQUIT")  # as the Procfile's worker: stops within seconds
     celery = str(run.VENV_BIN / "celery")
     os.chdir(run.ROOT)

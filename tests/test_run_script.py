@@ -150,6 +150,23 @@ def test_a_worker_killed_under_make_run_is_started_again_while_the_web_keeps_ans
     print(f"\nworker killed, restarted and ready in {back_in:.1f} s; web: {len(answers)} × 200")
 
 
+def environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def test_make_run_links_to_its_own_port_and_shows_where_sent_mail_is_read(
+    make_run: MakeRun,
+) -> None:
+    """The worker prints travelers and sends e-mails without a request: its links use
+    MF_SITE_URL, which must name the port the web runs on (not 8000 whatever PORT is)."""
+    site = f"http://127.0.0.1:{make_run.port}"
+    shells = re.findall(r"worker\.1 started \(pid=(\d+)\)", make_run.output())
+    celery = next(pid for pid, _state in run.proc_children(int(shells[-1])))
+    assert environ_of(celery)["MF_SITE_URL"] == site
+    assert f"sent mail    {site}/dev/mail/" in make_run.output()
+
+
 def test_make_worker_joins_the_redis_of_make_run(make_run: MakeRun, tmp_path: Path) -> None:
     redis_url = json.loads((make_run.var_dir / "run.json").read_text())["redis_url"]
     assert redis_url in make_run.output()  # the one its processes use (the banner says it)
@@ -172,6 +189,8 @@ def test_make_worker_joins_the_redis_of_make_run(make_run: MakeRun, tmp_path: Pa
             assert worker.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
+        # Its links point at the web of the run it joined.
+        assert environ_of(worker.pid)["MF_SITE_URL"] == f"http://127.0.0.1:{make_run.port}"
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)

@@ -103,3 +103,23 @@ def test_seed_demo_makes_a_network_with_transit_and_a_default_delivery_site_per_
         "north",
         "south",
     }
+
+
+def test_seed_demo_gives_every_demo_user_an_address_also_in_an_older_demo_database() -> None:
+    call_command("seed_demo", "--no-order", verbosity=0)
+    users = get_user_model().objects
+    addresses = dict(users.values_list("username", "email"))
+    assert addresses == {
+        "admin": "admin@demo.example",
+        "requester": "requester@demo.example",
+        "approver": "approver@demo.example",
+        "harbour": "harbour@harbour.example",
+        "operator": "operator@microfactory.example",
+        "manager": "manager@microfactory.example",
+    }
+    # A demo database seeded before users had addresses gets them; one changed is kept.
+    users.filter(username="approver").update(email="")
+    users.filter(username="requester").update(email="pat@plant.example")
+    call_command("seed_demo", "--no-order", verbosity=0)
+    assert users.get(username="approver").email == "approver@demo.example"
+    assert users.get(username="requester").email == "pat@plant.example"

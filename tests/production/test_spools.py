@@ -455,9 +455,12 @@ def test_the_spool_page_loads_and_takes_off(station_client, machine) -> None:
 def test_a_spools_label_is_62_mm_square_and_its_codes_scan_back_to_it(
     station_client, settings, tmp_path
 ) -> None:
-    settings.SITE_URL = "https://factory.example.com"
+    settings.SITE_URL = "http://127.0.0.1:8000"  # the request's address wins
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "factory.example.com"]
     spool = receive("1000")
-    response = station_client.get(f"/station/spools/{spool.pk}/label.pdf")
+    response = station_client.get(
+        f"/station/spools/{spool.pk}/label.pdf", HTTP_HOST="factory.example.com", secure=True
+    )
     assert response["Content-Type"] == "application/pdf"
     reader = PdfReader(io.BytesIO(response.content))
     assert len(reader.pages) == 1

@@ -280,12 +280,16 @@ def test_a_stored_traveler_that_does_not_match_its_checksum_is_rendered_again(
 def test_a_jobs_bag_label_is_62_mm_wide_and_its_qr_code_opens_the_job(
     station_client, user, machine, settings, tmp_path
 ) -> None:
-    settings.SITE_URL = "https://factory.example.com"
+    # The QR code carries the address the label was printed from, not the setting's.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "factory.example.com"]
     job = make_station_job(user=user, machine=machine, quantity=3)
     page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
     assert f'href="/station/jobs/{job.pk}/label.pdf"' in page
 
-    response = station_client.get(f"/station/jobs/{job.pk}/label.pdf")
+    response = station_client.get(
+        f"/station/jobs/{job.pk}/label.pdf", HTTP_HOST="factory.example.com", secure=True
+    )
 
     assert response["Content-Type"] == "application/pdf"
     reader = PdfReader(io.BytesIO(response.content))

@@ -138,6 +138,12 @@ SPOOLS = [
 ]
 
 
+def demo_email(username: str, organisation: str) -> str:
+    """The demo user's address (the reserved .example domain: nothing is ever delivered
+    there); `make run` keeps sent mail for /dev/mail/ anyway."""
+    return f"{username}@{organisation}.example"
+
+
 class Command(BaseCommand):
     help = "Create the demo factory, customers, users, catalog, sites and machines (idempotent)."
 
@@ -170,6 +176,9 @@ class Command(BaseCommand):
             if created:
                 user.set_password(PASSWORD)
                 user.save()
+            if not user.email:  # also a demo database seeded before users had addresses
+                user.email = demo_email(username, organisation)
+                user.save(update_fields=["email"])
             Membership.objects.get_or_create(
                 user=user,
                 organisation=organisations[organisation],
