@@ -232,6 +232,8 @@ def test_the_asset_api_lists_reads_and_registers_the_organisations_assets(tech, 
 def test_a_configured_part_and_an_order_line_are_saved_on_the_spare_parts_list(tech):
     asset = register(tech)
     browser = page(tech)
+    part_page = browser.get("/parts/block/").content.decode()
+    assert 'id="save-to-asset"' in part_page and f'<option value="{asset.pk}">L3-PACK' in part_page
     form = {
         "p_width": "24",
         "p_height": "12",
@@ -253,9 +255,26 @@ def test_a_configured_part_and_an_order_line_are_saved_on_the_spare_parts_list(t
     assert asset.parts.count() == 1
     bad = browser.post("/parts/block/save-to-asset/", {**form, "p_hole_d": "30"})
     assert bad["Location"] == "/parts/block/" and asset.parts.count() == 1
-    line = make_order(user=tech, parameters={"width": 30, "height": 10, "hole_d": 5}).lines.get()
+    order, _ = order_place(
+        user=tech,
+        request=OrderRequest(
+            lines=[
+                LineRequest(
+                    part="block",
+                    parameters={"width": 30, "height": 10, "hole_d": 5},
+                    material="pla",
+                    quantity=1,
+                )
+            ],
+            asset=asset.pk,
+        ),
+    )
+    line = order.lines.get()
     browser.post(f"/order-lines/{line.pk}/save-to-asset/", {"asset": asset.pk})
     assert sorted(p.parameters["width"] for p in asset.parts.all()) == [24, 30]
+    order_page = browser.get(f"/orders/{line.order_id}/").content.decode()
+    assert f'action="/order-lines/{line.pk}/save-to-asset/"' in order_page
+    assert "Save on L3-PACK's spare parts" in order_page
     html = browser.get(f"/assets/{asset.pk}/").content.decode()
     assert html.count('class="spare-part"') == 2 and "Order for this asset" in html
 
