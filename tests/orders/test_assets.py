@@ -19,7 +19,14 @@ from orders.models import Asset, AssetPart, Order, OrderEvent, Status
 from orders.services import LineRequest, OrderRequest, order_place
 from production import machines
 from production.models import Artifact, Job, JobArtifact, Machine
-from tests.builders import make_machine, make_order, make_organisation, make_part, make_user
+from tests.builders import (
+    login_with_mfa,
+    make_machine,
+    make_order,
+    make_organisation,
+    make_part,
+    make_user,
+)
 from tests.orders.helpers import join_team, make_team
 
 pytestmark = pytest.mark.django_db
@@ -503,3 +510,23 @@ def test_down_state_is_set_and_cleared_by_the_team_only(tech, organisation):
     asset.refresh_from_db()
     assert asset.down_since is None and asset.down_reason == ""
     assert timezone.now() - since < timedelta(minutes=1)
+
+
+def test_the_admin_lists_and_shows_assets_and_their_spare_parts(tech):
+    asset = register(tech)
+    part = save_part(asset, tech)
+    admin_user = make_user("root", organisation=make_organisation("works"))
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    browser = Client()
+    login_with_mfa(browser, admin_user)
+    for url in (
+        "/admin/orders/asset/",
+        f"/admin/orders/asset/{asset.pk}/change/",
+        "/admin/orders/assetpart/",
+        f"/admin/orders/assetpart/{part.pk}/change/",
+        f"/admin/orders/team/{asset.team_id}/change/",
+    ):
+        response = browser.get(url)
+        assert response.status_code == 200, url
+    assert "L3-PACK" in browser.get("/admin/orders/asset/?q=PACK").content.decode()
