@@ -252,6 +252,13 @@ ORDER_MAX_QUANTITY = env.int("MF_ORDER_MAX_QUANTITY", default=500)
 # plan may hold before it is refused with the number it needs.
 PLATE_SPACING_MM = env.float("MF_PLATE_SPACING_MM", default=6.0)
 PLATES_MAX_PER_PLAN = env.int("MF_PLATES_MAX_PER_PLAN", default=20)
+# Assets (orders.assets): an order for a critical asset that is down is at least "high"
+# priority from this many EUR at stake (downtime cost/h x lead time), "urgent" from the second.
+MF_DOWNTIME_HIGH_EUR = env.float("MF_DOWNTIME_HIGH_EUR", default=250.0)
+MF_DOWNTIME_URGENT_EUR = env.float("MF_DOWNTIME_URGENT_EUR", default=1000.0)
+# The most assets and spare parts per asset a team registers (a page lists them all).
+MF_ASSETS_PER_TEAM_MAX = env.int("MF_ASSETS_PER_TEAM_MAX", default=500)
+MF_ASSET_PARTS_MAX = env.int("MF_ASSET_PARTS_MAX", default=100)
 # The sandboxed CadQuery build (catalog.geometry).
 GEOMETRY_BUILD_TIMEOUT_S = env.int("MF_GEOMETRY_BUILD_TIMEOUT_S", default=120)
 GEOMETRY_BUILD_CPU_S = env.int("MF_GEOMETRY_BUILD_CPU_S", default=120)

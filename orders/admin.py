@@ -4,6 +4,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from orders.models import (
+    Asset,
+    AssetPart,
     Membership,
     Order,
     OrderEvent,
@@ -44,7 +46,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name", "organisation", "approval_threshold"]
+    list_display = ["name", "organisation", "approval_threshold", "waive_approval_when_asset_down"]
     list_filter = ["organisation"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -112,7 +114,7 @@ class OrderAdmin(admin.ModelAdmin):
         "placed_at",
     ]
     list_filter = ["status", "organisation", "priority"]
-    search_fields = ["reference", "note"]
+    search_fields = ["reference", "note", "work_order_ref", "asset__tag"]
     readonly_fields = [
         "organisation",
         "team",
@@ -125,6 +127,7 @@ class OrderAdmin(admin.ModelAdmin):
         "reason",
         "idempotency_key",
         "request_fingerprint",
+        "downtime_stake",
         "cost",
         "margin",
         "costs",
@@ -176,3 +179,57 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "created_at",
         "delivered_at",
     ]
+
+
+class AssetPartInline(admin.TabularInline):
+    """Spare parts are saved from the part and order pages, checked like order lines; here
+    only their quantity and label change (an edited parameter would skip that check)."""
+
+    model = AssetPart
+    fields = ["revision", "parameters", "material", "quantity", "label", "added_by", "added_at"]
+    readonly_fields = ["revision", "parameters", "material", "added_by", "added_at"]
+    extra = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin):
+    """A team's equipment and its spare-parts list (orders.assets). The spare parts' parameters
+    are saved canonical by the pages; edited here they are checked again when ordered."""
+
+    list_display = [
+        "tag",
+        "name",
+        "team",
+        "location",
+        "criticality",
+        "downtime_cost_per_hour",
+        "down_since",
+    ]
+    list_filter = ["criticality", "team__organisation", "team"]
+    list_select_related = ["team__organisation"]
+    search_fields = ["tag", "name", "location"]
+    readonly_fields = ["created_at"]
+    inlines = [AssetPartInline]
+
+
+@admin.register(AssetPart)
+class AssetPartAdmin(admin.ModelAdmin):
+    list_display = ["asset", "revision", "material", "quantity", "label", "added_at"]
+    list_select_related = ["asset", "revision__family", "material"]
+    list_filter = ["asset__team__organisation"]
+    search_fields = ["asset__tag", "asset__name", "label", "revision__family__name"]
+    readonly_fields = [
+        "asset",
+        "revision",
+        "parameters",
+        "parameters_hash",
+        "material",
+        "added_by",
+        "added_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

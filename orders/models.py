@@ -1,6 +1,8 @@
 """Who wants what: organisations, teams, members and roles, orders and order lines, the
 trail of their state changes, and the webhooks that tell an organisation's systems about them."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models
@@ -41,6 +43,12 @@ class Team(models.Model):
         null=True,
         blank=True,
         help_text="orders quoted above this wait for an approver; empty: never",
+    )
+    # Team policy (orders.assets): an order for one of its critical assets that is down goes
+    # ahead without waiting for an approver, whatever its price; the waiver is recorded.
+    waive_approval_when_asset_down = models.BooleanField(
+        default=False,
+        help_text="orders for a critical asset that is down skip the approval threshold",
     )
 
     class Meta:
@@ -139,6 +147,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 FINAL = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
 
 
+# The longest work-order reference a team can send (page and API alike).
+WORK_ORDER_REF_MAX_LENGTH = 64
+
+
 class Order(models.Model):
     Status = Status
 
@@ -205,6 +217,20 @@ class Order(models.Model):
     promised_at = models.DateTimeField(
         null=True, blank=True, help_text="when the parts were promised at placement"
     )
+    # The equipment the parts are for (orders.assets), and the team's own work-order number
+    # (their CMMS's), which the API reads and writes too.
+    asset = models.ForeignKey(
+        "orders.Asset", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    work_order_ref = models.CharField(
+        max_length=WORK_ORDER_REF_MAX_LENGTH,
+        blank=True,
+        help_text="the team's work-order reference (their CMMS's)",
+    )
+    # EUR at stake when it was placed for a critical asset that was down: the asset's
+    # downtime cost per hour x the quoted lead time (orders.assets.downtime_stake); None
+    # otherwise. It raises the order's routing priority while the asset stays down.
+    downtime_stake = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 
@@ -230,6 +256,32 @@ class Order(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def stake_now(self) -> Decimal:
+        """EUR at stake while its asset is still down (0 once it runs again, or none)."""
+        asset = self.asset
+        if self.downtime_stake is None or asset is None or not asset.is_critical_down:
+            return Decimal(0)
+        return self.downtime_stake
+
+    @property
+    def downtime_priority(self) -> str:
+        """The priority its downtime stake earns now ("" for none): the router takes the
+        higher of this and the priority the order was placed with (production.machines)."""
+        return downtime_priority(self.stake_now)
+
+    @property
+    def downtime_text(self) -> str:
+        """ "Line 3 packer down, 420 EUR/h, ~1,700 EUR at stake" for approvers and managers."""
+        asset = self.asset
+        if asset is None or self.downtime_stake is None:
+            return ""
+        state = "down" if asset.is_down else "running again"
+        return (
+            f"{asset.name} {state}, {asset.downtime_cost_per_hour:,.0f} {self.currency}/h, "
+            f"~{self.downtime_stake:,.0f} {self.currency} at stake"
+        )
 
 
 class OrderLine(models.Model):
@@ -354,3 +406,99 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to {self.webhook.url} ({self.status})"
+
+
+# --- assets: the equipment a team maintains and its spare parts (orders.assets) ---------------
+
+
+def downtime_priority(stake: Decimal) -> str:
+    """The order priority EUR at stake earns: urgent from MF_DOWNTIME_URGENT_EUR, high from
+    MF_DOWNTIME_HIGH_EUR, else "" (no raise)."""
+    if stake <= 0:
+        return ""
+    if stake >= settings.MF_DOWNTIME_URGENT_EUR:
+        return Order.Priority.URGENT
+    if stake >= settings.MF_DOWNTIME_HIGH_EUR:
+        return Order.Priority.HIGH
+    return ""
+
+
+class Asset(models.Model):
+    """A piece of equipment a team maintains: the machine its spare parts are for."""
+
+    class Criticality(models.TextChoices):
+        CRITICAL = "critical", "critical: production stops without it"
+        HIGH = "high", "high"
+        MEDIUM = "medium", "medium"
+        LOW = "low", "low"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="assets")
+    tag = models.CharField(max_length=50, help_text="the team's asset tag, e.g. L3-PACK-01")
+    name = models.CharField(max_length=200, help_text="e.g. line 3 packer")
+    location = models.CharField(max_length=200, blank=True)
+    criticality = models.CharField(
+        max_length=10, choices=Criticality.choices, default=Criticality.MEDIUM
+    )
+    downtime_cost_per_hour = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal(0),
+        help_text="what an hour of this asset standing still costs (EUR)",
+    )
+    # Set by the team when it breaks down, cleared when it runs again (orders.assets).
+    down_since = models.DateTimeField(null=True, blank=True)
+    down_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team", "tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "tag"], name="unique_asset_tag_per_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} {self.name}"
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    @property
+    def is_critical_down(self) -> bool:
+        """Down and critical: its orders get a downtime priority and may skip approval."""
+        return self.is_down and self.criticality == self.Criticality.CRITICAL
+
+    def downtime_stake(self, lead_time_s: int) -> Decimal:
+        """EUR lost while it waits for parts that take `lead_time_s`: cost/h x hours."""
+        hours = Decimal(max(lead_time_s, 0)) / Decimal(3600)
+        return (self.downtime_cost_per_hour * hours).quantize(Decimal("0.01"))
+
+
+class AssetPart(models.Model):
+    """One spare part of an asset: a saved configuration (revision, parameters, material)
+    ordered again as it is."""
+
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="parts")
+    revision = models.ForeignKey(PartRevision, on_delete=models.PROTECT, related_name="+")
+    parameters = models.JSONField(help_text="canonical parameter values")
+    parameters_hash = models.CharField(max_length=64)
+    material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(default=1, help_text="how many to order at a time")
+    label = models.CharField(max_length=200, blank=True, help_text="where it goes on the asset")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["asset", "pk"]
+        constraints = [
+            # One entry per configuration: adding it again changes nothing.
+            models.UniqueConstraint(
+                fields=["asset", "revision", "parameters_hash", "material"],
+                name="unique_asset_part_configuration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset.tag}: {self.revision} in {self.material}"

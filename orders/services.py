@@ -37,12 +37,15 @@ from orders.delivery import needed_by_refusal, order_delivery_quote
 from orders.models import (
     FINAL,
     TRANSITIONS,
+    WORK_ORDER_REF_MAX_LENGTH,
+    Asset,
     Membership,
     Order,
     OrderEvent,
     OrderLine,
     Organisation,
     Status,
+    Team,
 )
 from orders.quotes import line_facts, line_quote
 from orders.quoting import PASSED_ON, TO_CONFIRM, QuoteError, price_change, requote
@@ -88,6 +91,8 @@ class OrderRequest:
     delivery_site: str = ""  # site slug
     idempotency_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    asset: int | None = None  # the id of an asset of the organisation (orders.assets)
+    work_order_ref: str = ""  # the team's work-order reference
 
     def fingerprint(self) -> str:
         payload = json.dumps(
@@ -98,8 +103,10 @@ class OrderRequest:
                 "priority": self.priority,
                 "note": self.note,
                 "delivery_site": self.delivery_site,
-                # Only when set: keys of orders placed before expediting existed still match.
+                # Only when set: keys of orders placed before these fields existed still match.
                 **({"expedite": True} if self.expedite else {}),
+                **({"asset": self.asset} if self.asset is not None else {}),
+                **({"work_order_ref": self.work_order_ref} if self.work_order_ref else {}),
             },
             sort_keys=True,
             default=str,
@@ -150,6 +157,7 @@ def order_place(
             return earlier, False
     lines = _resolve_lines(request.lines)
     site = _check_order_fields(request, today=timezone.localdate(now))
+    asset = _order_asset(request, organisation)
     if site is None:  # the order names no site: the organisation's default, if it has one
         site = default_delivery_site(organisation)
     delivery = site.slug if site else ""
@@ -165,6 +173,12 @@ def order_place(
         raise OrderInvalid({"due_date": [refusal]})
     speed = speeds.chosen(expedite=request.expedite)
     total = speed.total
+    # A critical asset standing still: what waiting for the slowest part costs.
+    stake = (
+        asset.downtime_stake(max((quote.lead_time_s or 0) for _, quote in quoted))
+        if asset is not None and asset.is_critical_down
+        else None
+    )
     try:
         with transaction.atomic():
             order = Order.objects.create(
@@ -186,6 +200,9 @@ def order_place(
                 idempotency_key=request.idempotency_key or None,
                 request_fingerprint=fingerprint,
                 status_changed_at=now,
+                asset=asset,
+                work_order_ref=request.work_order_ref,
+                downtime_stake=stake,
             )
             for line, quote in quoted:
                 OrderLine.objects.create(
@@ -203,7 +220,17 @@ def order_place(
             _move(order, Status.SUBMITTED, actor=user, now=now)
             team = membership.team
             threshold = team.approval_threshold if team else None
-            if team and threshold is not None and total > threshold:
+            above = team is not None and threshold is not None and total > threshold
+            if above and team and asset is not None and _waived(team, asset):
+                _approve_and_start(
+                    order,
+                    actor=None,
+                    now=now,
+                    reason=f"approval waived by {team.name}'s policy for a critical asset "
+                    f"that is down ({order.downtime_text}): {total} {order.currency} is above "
+                    f"the threshold of {threshold}",
+                )
+            elif above and team:
                 _move(
                     order,
                     Status.AWAITING_APPROVAL,
@@ -221,6 +248,31 @@ def order_place(
             raise
         return earlier, False
     return order, True
+
+
+def _waived(team: Team, asset: Asset) -> bool:
+    """The team's policy lets orders for its critical assets that are down skip approval."""
+    return team.waive_approval_when_asset_down and asset.is_critical_down
+
+
+def _order_asset(request: OrderRequest, organisation: Organisation) -> Asset | None:
+    """The asset an order is for, which must be one of the organisation's; and its
+    work-order reference, which must fit."""
+    errors: dict[str, list[str]] = {}
+    if len(request.work_order_ref) > WORK_ORDER_REF_MAX_LENGTH:
+        errors["work_order_ref"] = [f"at most {WORK_ORDER_REF_MAX_LENGTH} characters"]
+    asset = None
+    if request.asset is not None:
+        asset = (
+            Asset.objects.filter(pk=request.asset, team__organisation=organisation)
+            .select_related("team")
+            .first()
+        )
+        if asset is None:
+            errors["asset"] = [f"no asset {request.asset} in your organisation"]
+    if errors:
+        raise OrderInvalid(errors)
+    return asset
 
 
 def _earlier(organisation: Organisation, key: str, fingerprint: str, now: datetime) -> Order | None:

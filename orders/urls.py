@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders import views
+from orders import asset_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,28 @@ urlpatterns = [
     path("orders/<id:order_id>/", views.order_page, name="order"),
     path("orders/<id:order_id>/<str:action>/", views.order_action, name="order-action"),
     path("approvals/", views.approvals_page, name="approvals"),
+    # Assets (orders.asset_views): a team's equipment and its spare-parts list.
+    path("assets/", asset_views.assets_page, name="assets"),
+    path("assets/new/", asset_views.asset_new, name="asset-new"),
+    path("assets/<id:asset_id>/", asset_views.asset_page, name="asset"),
+    path("assets/<id:asset_id>/edit/", asset_views.asset_edit, name="asset-edit"),
+    path("assets/<id:asset_id>/down/", asset_views.asset_down, name="asset-down"),
+    path("assets/<id:asset_id>/order/", asset_views.asset_order, name="asset-order"),
+    path(
+        "assets/<id:asset_id>/parts/<id:part_id>/remove/",
+        asset_views.asset_part_delete,
+        name="asset-part-remove",
+    ),
+    path(
+        "parts/<slug:slug>/save-to-asset/",
+        asset_views.part_save_to_asset,
+        name="part-save-to-asset",
+    ),
+    path(
+        "order-lines/<id:line_id>/save-to-asset/",
+        asset_views.line_save_to_asset,
+        name="line-save-to-asset",
+    ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
 ]

@@ -506,7 +506,7 @@ def _orders(user: object) -> QuerySet[Order]:
     lines = OrderLine.objects.select_related("revision__family", "material")
     return (
         Order.objects.for_user(user)
-        .select_related("placed_by", "team", "delivery_site", "decided_by")
+        .select_related("placed_by", "team", "delivery_site", "decided_by", "asset")
         .prefetch_related(Prefetch("lines", lines), "events")
     )
 

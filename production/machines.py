@@ -164,7 +164,8 @@ def job_needs(
     """What the router needs to know about a job whose toolpath is planned; `transit` is the
     network's table (transit_table), read once per routing pass."""
     meta = job.toolpath_meta or {}
-    site = job.line.order.delivery_site
+    order = job.line.order
+    site = order.delivery_site
     raw = meta.get("profile_key")
     profile = None
     if raw is not None:
@@ -180,7 +181,10 @@ def job_needs(
         nozzle_mm=meta.get("nozzle_mm"),
         estimated_time_s=float(meta.get("estimated_time_s") or 0) * max(1, job.quantity),
         due=due_at(job),
-        priority=PRIORITY.get(job.line.order.priority, 1),
+        # An order for a critical asset that is down ranks at least as its EUR at stake
+        # earns (Order.downtime_priority), and that stake breaks ties between equals.
+        priority=max(PRIORITY.get(order.priority, 1), PRIORITY.get(order.downtime_priority, 0)),
+        stake=float(order.stake_now),
         allowed_machines=routing.dfm_capable(job.dfm_report),
         filament_g=float(spools.job_filament_g(job)),
         delivery_site=site.slug if site else None,
@@ -266,7 +270,12 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         waiting = list(
             # A held job waits for its order's price check (Job.hold), however long.
             Job.objects.filter(status=Status.TRAVELER_READY, hold="")
-            .select_related("line__revision", "line__material", "line__order__delivery_site")
+            .select_related(
+                "line__revision",
+                "line__material",
+                "line__order__delivery_site",
+                "line__order__asset",
+            )
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )
         if not waiting:

@@ -22,7 +22,8 @@
    (`Choice.reason`, in site names only: customers read it).
 
 `choose` (and `choose_machine`) places one job; `plan_routes` places many at once, most urgent
-first (least slack to the due date, then priority), each on the machine whose parts arrive
+first (least slack to the due date, then priority, then the EUR at stake while the order's
+asset is down), each on the machine whose parts arrive
 soonest given the jobs placed before it.
 """
 
@@ -100,6 +101,9 @@ class JobNeeds:
     estimated_time_s: float = 0.0
     due: datetime | None = None
     priority: int = 0  # higher goes first (Order.Priority: low 0 .. urgent 3)
+    # EUR at stake while the order's critical asset is down (Order.stake_now): of jobs equal
+    # in slack and priority, the one with more at stake goes first.
+    stake: float = 0.0
     # The machines the DFM report found capable (its `capable`); None: no restriction (jobs
     # validated before reports named them, and quotes, which have no report yet).
     allowed_machines: frozenset[str] | None = None
@@ -394,12 +398,13 @@ def choose_machine(
     return choose(job, machines, changeover_s=changeover_s, now=now).machine
 
 
-def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, str]:
-    """Sort key, most urgent first: least slack to the due date (none: last), then priority."""
+def urgency(job: JobNeeds, now: datetime) -> tuple[int, float, int, float, str]:
+    """Sort key, most urgent first: least slack to the due date (none: last), then priority,
+    then the downtime stake (more EUR at stake first)."""
     if job.due is None:
-        return (1, 0.0, -job.priority, job.key)
+        return (1, 0.0, -job.priority, -job.stake, job.key)
     slack = (job.due - now).total_seconds() - job.estimated_time_s
-    return (0, slack, -job.priority, job.key)
+    return (0, slack, -job.priority, -job.stake, job.key)
 
 
 # What can_make reads of a job: (process, material, extents_mm, nozzle_mm, profile_key,

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from catalog.models import PartPreview
 from microfactory.limits import ID_MAX, IdConverter, json_depth
-from orders.models import Membership, Order, OrderEvent
+from orders.models import Asset, Membership, Order, OrderEvent
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
 from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
@@ -112,6 +112,7 @@ def world(settings):
             "api:part-previews": reverse("api:part-previews", args=["block"]),
             "api:machine-detail": reverse("api:machine-detail", args=["mk4-1"]),
             "api:machine-telemetry": reverse("api:machine-telemetry", args=["mk4-1"]),
+            "api:assets": reverse("api:assets"),
         },
     }
 
@@ -125,6 +126,7 @@ def snapshot() -> list[Any]:
         MachineEvent.objects.count(),
         MachineTelemetry.objects.count(),
         PartPreview.objects.count(),
+        Asset.objects.count(),
     ]
 
 
@@ -156,7 +158,7 @@ def test_a_deeply_nested_body_is_a_400_on_every_write_endpoint_and_changes_nothi
         assert response.json() == {"message": "the JSON body is nested deeper than 32 levels"}
         answered.append(name)
     assert snapshot() == before
-    assert len(answered) == 11
+    assert len(answered) == 12
 
 
 @pytest.mark.django_db

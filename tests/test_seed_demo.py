@@ -123,3 +123,25 @@ def test_seed_demo_gives_every_demo_user_an_address_also_in_an_older_demo_databa
     call_command("seed_demo", "--no-order", verbosity=0)
     assert users.get(username="approver").email == "approver@demo.example"
     assert users.get(username="requester").email == "pat@plant.example"
+
+
+def test_seed_demo_registers_the_demo_teams_assets_with_their_spare_parts_once() -> None:
+    call_command("seed_demo", "--no-order", verbosity=0)
+    call_command("seed_demo", "--no-order", verbosity=0)
+
+    from orders.models import Asset
+
+    assets = {a.tag: a for a in Asset.objects.prefetch_related("parts__revision__family")}
+    assert sorted(assets) == ["CONV-07", "L3-PACK-01"]
+    packer = assets["L3-PACK-01"]
+    assert (packer.team.slug, packer.criticality, packer.downtime_cost_per_hour) == (
+        "line-maintenance",
+        "critical",
+        Decimal("420.00"),
+    )
+    assert sorted(p.revision.family.slug for p in packer.parts.all()) == [
+        "gt2-pulley",
+        "shaft-collar",
+    ]
+    assert sum(a.parts.count() for a in assets.values()) == 4
+    assert not packer.is_down  # the demo's user marks it down

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders.api import views
+from orders.api import assets, views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
@@ -23,4 +23,6 @@ urlpatterns = [
     ),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
+    path("assets/", assets.AssetsApi.as_view(), name="assets"),
+    path("assets/<id:asset_id>/", assets.AssetDetailApi.as_view(), name="asset-detail"),
 ]

@@ -29,7 +29,7 @@ from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
 from microfactory.schema import ErrorSerializer
 from orders.delivery import SpeedOption, order_delivery_quote
-from orders.models import Order, OrderEvent, OrderLine, Status
+from orders.models import WORK_ORDER_REF_MAX_LENGTH, Order, OrderEvent, OrderLine, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
     LineRequest,
@@ -78,6 +78,19 @@ class OrderInputSerializer(serializers.Serializer[Any]):
         "`delivery`); false or omitted: standard. `due_date` is the needed-by date (omitted or "
         "null: as soon as possible); one the chosen speed cannot make is a 400 naming the "
         "earliest date",
+    )
+    asset = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=BIGINT_MAX,
+        help_text="id of the organisation's asset the parts are for (GET /api/v1/assets/?tag=)",
+    )
+    work_order_ref = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=WORK_ORDER_REF_MAX_LENGTH,
+        help_text="the team's work-order reference (their CMMS's)",
     )
 
 
@@ -204,6 +217,17 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
     price_decided_by = serializers.CharField(
         source="price_decided_by.username", allow_null=True, default=None
     )
+    asset_tag = serializers.CharField(
+        source="asset.tag", allow_null=True, default=None, help_text="the asset's tag"
+    )
+    downtime_stake = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        read_only=True,
+        help_text="EUR at stake when placed for a critical asset that was down: its downtime "
+        "cost per hour x the quoted lead time",
+    )
 
     class Meta:
         model = Order
@@ -228,6 +252,10 @@ class OrderOutputSerializer(serializers.ModelSerializer[Order]):
             "promised_at",
             "price_decided_by",
             "price_decided_at",
+            "asset",
+            "asset_tag",
+            "work_order_ref",
+            "downtime_stake",
             "lines",
             "events",
         ]
@@ -256,6 +284,8 @@ class OrderSummarySerializer(serializers.ModelSerializer[Order]):
             "placed_at",
             "expedite",
             "promised_at",
+            "asset",
+            "work_order_ref",
         ]
 
 
@@ -312,7 +342,7 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
 def orders_with_details(user: object) -> QuerySet[Order]:
     return (
         Order.objects.for_user(user)
-        .select_related("organisation", "team", "placed_by", "delivery_site")
+        .select_related("organisation", "team", "placed_by", "delivery_site", "asset")
         .prefetch_related(
             "events",
             Prefetch(
@@ -442,6 +472,8 @@ class OrdersApi(GenericAPIView[Order]):
                 note=data.get("note", ""),
                 expedite=data.get("expedite", False),
                 idempotency_key=request.headers.get("Idempotency-Key", "")[:255] or None,
+                asset=data.get("asset"),
+                work_order_ref=data.get("work_order_ref", ""),
             ),
         )
         return _detail(request, order, status=201 if created else 200)

@@ -211,6 +211,16 @@ API_ISOLATION = {
         for method, path in OBJECT_ROUTES
         if path.startswith("/api/")
     },
+    # Assets (orders.assets): scoped to the organisation like orders.
+    **dict.fromkeys(
+        [("GET", "/api/v1/assets/"), ("GET", "/api/v1/assets/{asset_id}/")],
+        "tests.orders.test_assets::"
+        "test_another_organisations_assets_are_404_on_every_page_and_endpoint",
+    ),
+    ("POST", "/api/v1/assets/"): (
+        "tests.orders.test_assets::"
+        "test_the_asset_api_lists_reads_and_registers_the_organisations_assets"
+    ),
 }
 # The operations on rows that belong to no customer organisation, and why; each shared
 # operation that only some may call names the test that keeps the others out.

@@ -22,7 +22,8 @@ from catalog.models import Material, PartFamily
 from catalog.parameters import defaults, parse_schema
 from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.services import revision_create, revision_publish
-from orders.models import Membership, Organisation, Team
+from orders.assets import asset_part_add
+from orders.models import Asset, Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
 from production import spools
 from production.models import Machine, Site, Spool, TransitTime
@@ -135,6 +136,27 @@ SPOOLS = [
     ("south", "pla", "Galaxy Black", "PLA-2611-C", "1000", "mk4-3"),
     ("south", "pla", "White", "PLA-2611-A", "1000", "mini-1"),
     ("south", "petg", "Clear", "PETG-2609-D", "1000", None),
+]
+
+# The demo team's equipment (orders.assets): (tag, name, location, criticality, downtime
+# EUR/h, its spare parts as (demo part slug, quantity, label)), each at its default parameters.
+ASSETS = [
+    (
+        "L3-PACK-01",
+        "Line 3 packer",
+        "Hall B, line 3",
+        Asset.Criticality.CRITICAL,
+        "420.00",
+        [("shaft_collar", 2, "drive shaft collars"), ("gt2_pulley", 1, "film feed pulley")],
+    ),
+    (
+        "CONV-07",
+        "Infeed conveyor 7",
+        "Hall B, infeed",
+        Asset.Criticality.HIGH,
+        "120.00",
+        [("spacer", 4, "roller spacers"), ("cable_clip", 10, "sensor cable clips")],
+    ),
 ]
 
 
@@ -274,6 +296,7 @@ class Command(BaseCommand):
                 spools.spool_load(
                     spool_id=spool.pk, machine_id=on.pk, actor="seed_demo", now=timezone.now()
                 )
+        self._demo_assets(teams["demo"], users["requester"])
         if not options["no_order"]:
             self._demo_order(users["requester"], DEMO_PARTS[:2], "DEMO-1", "seed-demo-order-1")
             self._demo_order(users["harbour"], DEMO_PARTS[:1], "HARBOUR-1", "seed-demo-harbour-1")
@@ -285,6 +308,35 @@ class Command(BaseCommand):
                 f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines, {len(SPOOLS)} spools"
             )
         )
+
+    def _demo_assets(self, team: Team, requester: AbstractBaseUser) -> None:
+        """The demo team's assets with their spare parts (the same configuration saved twice
+        is kept once: asset_part_add)."""
+        by_slug = {part.slug: part for part in DEMO_PARTS}
+        for tag, name, location, criticality, cost, parts in ASSETS:
+            asset, _ = Asset.objects.get_or_create(
+                team=team,
+                tag=tag,
+                defaults={
+                    "name": name,
+                    "location": location,
+                    "criticality": criticality,
+                    "downtime_cost_per_hour": Decimal(cost),
+                },
+            )
+            for slug, quantity, label in parts:
+                part = by_slug[slug]
+                asset_part_add(
+                    asset=asset,
+                    user=requester,
+                    line=LineRequest(
+                        part=slug.replace("_", "-"),
+                        parameters=defaults(parse_schema(part.schema)),
+                        material=part.materials[0],
+                        quantity=quantity,
+                    ),
+                    label=label,
+                )
 
     def _demo_order(
         self, requester: AbstractBaseUser, parts: Sequence[DemoPart], reference: str, key: str
