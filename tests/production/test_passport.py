@@ -164,10 +164,13 @@ def test_a_pipeline_run_chains_and_signs_every_input_and_file(user, station_clie
     assert [e["kind"] for e in body["entries"]] == PIPELINE_KINDS
     verify_from_outside(body["entries"], job.number, body["public_key"])
 
-    # The traveler's QR code opens the passport: it scans back from the stored PDF.
+    # The traveler's QR code opens the passport: it scans back from the stored PDF, on the
+    # site's address (MF_SITE_URL: the worker that printed it had no request to ask).
+    printed_url = passport.passport_url(job)
+    assert urlsplit(printed_url).path == urlsplit(body["url"]).path
     with files["traveler"].file.open("rb") as pdf:
-        assert scan(pdf.read(), tmp_path) == {body["url"], job.number}
-    assert station.job_traveler(job, now=timezone.now()).qr_url == body["url"]
+        assert scan(pdf.read(), tmp_path) == {printed_url, job.number}
+    assert station.job_traveler(job, now=timezone.now()).qr_url == printed_url
 
     # Anyone holding the URL sees the chain verified, and nothing about who ordered it.
     page = Client().get(urlsplit(body["url"]).path)
