@@ -13,7 +13,8 @@ transaction and sent after it commits (orders.notifications).
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -44,7 +45,7 @@ from orders.models import (
     Status,
 )
 from orders.quotes import line_facts, line_quote
-from orders.quoting import PASSED_ON, TO_CONFIRM, QuoteError, price_change, requote
+from orders.quoting import PASSED_ON, TO_CONFIRM, Quote, QuoteError, price_change, requote
 from production import public
 from production.public import JobSummary, SiteRef
 
@@ -122,7 +123,11 @@ def organisation_for(user: Any) -> Organisation:
 
 
 def order_place(
-    *, user: Any, request: OrderRequest, now: datetime | None = None
+    *,
+    user: Any,
+    request: OrderRequest,
+    now: datetime | None = None,
+    held: Sequence[Quote] | None = None,
 ) -> tuple[Order, bool]:
     """Check, quote and place an order; return (order, created).
 
@@ -133,6 +138,9 @@ def order_place(
     IdempotencyConflict. An expired key places a new order. An order that names no delivery
     site goes to its organisation's default one; the lead times quoted include the transit
     there.
+
+    `held`: one quote per line, kept from a saved quote (orders.saved_quotes): each line is
+    priced as held, not quoted again; only its lead time is today's.
     """
     now = now or timezone.now()
     membership = membership_for(user)
@@ -150,6 +158,11 @@ def order_place(
     quoted = [
         (line, line_quote(line_facts(**line, now=now, delivery_site=delivery))) for line in lines
     ]
+    if held is not None:
+        quoted = [
+            (line, replace(kept, lead_time_s=fresh.lead_time_s))
+            for (line, fresh), kept in zip(quoted, held, strict=True)
+        ]
     total = sum((quote.total for _, quote in quoted), Decimal(0))
     try:
         with transaction.atomic():
