@@ -27,7 +27,7 @@ from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schem
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
-from orders.models import FINAL, Membership, Order, OrderLine, Status
+from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
     LineRequest,
@@ -479,6 +479,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),
             "membership": _membership(request),
+            "quote_valid_days": settings.MF_QUOTE_VALID_DAYS,
         },
     )
 
@@ -586,6 +587,18 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
     return redirect("order", order_id=order.pk)
 
 
+def shared_quotes(user: object) -> QuerySet[SavedQuote]:
+    """Saved quotes shared with the approvers, still valid and not ordered, oldest share
+    first (orders.saved_quotes)."""
+    return (
+        SavedQuote.objects.for_user(user)
+        .filter(shared_at__isnull=False, order__isnull=True, valid_until__gte=timezone.localdate())
+        .select_related("created_by", "team", "shared_by")
+        .prefetch_related("lines__revision__family")
+        .order_by("shared_at")
+    )
+
+
 @login_required
 def approvals_page(request: HttpRequest) -> HttpResponse:
     membership = _membership(request)
@@ -596,5 +609,6 @@ def approvals_page(request: HttpRequest) -> HttpResponse:
         {
             "orders": waiting,
             "can_decide": membership is not None and membership.can_approve,
+            "shared_quotes": shared_quotes(request.user),
         },
     )
