@@ -456,6 +456,11 @@ ORDER_IDEMPOTENCY_KEY_TTL_H = env.int("MF_ORDER_IDEMPOTENCY_KEY_TTL_H", default=
 ORDER_QUOTE_TOLERANCE = env.float("MF_QUOTE_TOLERANCE", default=0.05)
 if not 0 <= ORDER_QUOTE_TOLERANCE <= 1:
     raise ImproperlyConfigured("MF_QUOTE_TOLERANCE is a share between 0 and 1 (0.05 = 5 %)")
+# A saved quote (orders.saved_quotes) holds its prices this many days after it was saved: it
+# can be ordered at them until then, and is refused after (re-quote it at today's prices).
+MF_QUOTE_VALID_DAYS = env.int("MF_QUOTE_VALID_DAYS", default=30)
+if MF_QUOTE_VALID_DAYS < 0:
+    raise ImproperlyConfigured("MF_QUOTE_VALID_DAYS is a number of days, 0 or more")
 ORDER_QUOTE_RATES = Rates(
     currency=env.str("MF_QUOTE_CURRENCY", default="EUR"),
     setup_fee=Decimal(env.str("MF_QUOTE_SETUP_FEE", default="5.00")),

@@ -1,6 +1,7 @@
 """Who wants what: organisations, teams, members and roles, orders and order lines, the
 trail of their state changes, and the webhooks that tell an organisation's systems about them."""
 
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -502,3 +503,120 @@ class AssetPart(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset.tag}: {self.revision} in {self.material}"
+
+
+class Cart(models.Model):
+    """A user's cart, kept in the database (not the session): it survives logging out and is
+    the same on every device the user signs in from (orders.carts)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cart"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"cart of {self.user}"
+
+
+class CartLine(models.Model):
+    """One configured part in a cart, checked when added; priced again when ordered or saved
+    as a quote (the price shown here is indicative)."""
+
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines")
+    # CASCADE, not PROTECT: a cart line is no record; an order line or saved quote line is.
+    revision = models.ForeignKey(PartRevision, on_delete=models.CASCADE, related_name="+")
+    parameters = models.JSONField(help_text="canonical parameter values")
+    parameters_hash = models.CharField(max_length=64)
+    material = models.ForeignKey(Material, on_delete=models.CASCADE, related_name="+")
+    quantity = models.PositiveIntegerField()
+    quoted_total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    note = models.CharField(
+        max_length=200, blank=True, help_text="where the line came from (a reorder of O-000042)"
+    )
+    added_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["cart", "added_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.revision} in {self.cart}"
+
+
+class SavedQuoteQuerySet(models.QuerySet["SavedQuote"]):
+    def for_user(self, user: object) -> "SavedQuoteQuerySet":
+        """The saved quotes of the organisations the user belongs to (as Order.for_user)."""
+        if not isinstance(user, get_user_model()) or not user.is_authenticated:
+            return self.none()
+        return self.filter(organisation__memberships__user=user)
+
+
+class SavedQuote(models.Model):
+    """Prices held for a while: the lines of a cart (or an API request) quoted once, kept
+    with their quotes until `valid_until`, to share with an approver, print for purchasing,
+    and order at these prices while valid (orders.saved_quotes)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="saved_quotes"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="saved_quotes"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="saved_quotes"
+    )
+    created_at = models.DateTimeField()
+    # The last day the prices hold (inclusive): created + MF_QUOTE_VALID_DAYS.
+    valid_until = models.DateField()
+    reference = models.CharField(max_length=100, blank=True, help_text="the customer's own ref")
+    note = models.TextField(blank=True)
+    total_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    shared_at = models.DateTimeField(null=True, blank=True)
+    shared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="who shared it with the team's approvers",
+    )
+    # The order placed from it, at its prices: a quote is ordered once.
+    order = models.OneToOneField(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="saved_quote"
+    )
+
+    objects = SavedQuoteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"Q-{self.created_at.year}-{self.pk:06d}"
+
+    def is_valid_on(self, day: date) -> bool:
+        return day <= self.valid_until
+
+
+class SavedQuoteLine(models.Model):
+    quote = models.ForeignKey(SavedQuote, on_delete=models.CASCADE, related_name="lines")
+    revision = models.ForeignKey(PartRevision, on_delete=models.PROTECT, related_name="+")
+    parameters = models.JSONField(help_text="canonical parameter values")
+    parameters_hash = models.CharField(max_length=64)
+    material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+    # orders.quoting.Quote as JSON: what the order line takes over when the quote is ordered.
+    quote_json = models.JSONField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    lead_time_s = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["quote", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.quote.number}: {self.quantity} x {self.revision}"

@@ -13,7 +13,8 @@ transaction and sent after it commits (orders.notifications).
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,7 +49,7 @@ from orders.models import (
     Team,
 )
 from orders.quotes import line_facts, line_quote
-from orders.quoting import PASSED_ON, TO_CONFIRM, QuoteError, price_change, requote
+from orders.quoting import PASSED_ON, TO_CONFIRM, Quote, QuoteError, price_change, requote
 from production import public
 from production.public import JobSummary, SiteRef
 
@@ -133,7 +134,11 @@ def organisation_for(user: Any) -> Organisation:
 
 
 def order_place(
-    *, user: Any, request: OrderRequest, now: datetime | None = None
+    *,
+    user: Any,
+    request: OrderRequest,
+    now: datetime | None = None,
+    held: Sequence[Quote] | None = None,
 ) -> tuple[Order, bool]:
     """Check, quote and place an order; return (order, created).
 
@@ -146,6 +151,9 @@ def order_place(
     there. An expedited order pays the expedite fee and is urgent; the promise of the chosen
     speed is kept with the order, and a needed-by date it cannot make is refused
     (orders.delivery).
+
+    `held`: one quote per line, kept from a saved quote (orders.saved_quotes): each line is
+    priced as held, not quoted again; only its lead time is today's.
     """
     now = now or timezone.now()
     membership = membership_for(user)
@@ -163,6 +171,11 @@ def order_place(
     delivery = site.slug if site else ""
     facts = [line_facts(**line, now=now, delivery_site=delivery) for line in lines]
     quoted = [(line, line_quote(fact)) for line, fact in zip(lines, facts, strict=True)]
+    if held is not None:
+        quoted = [
+            (line, replace(kept, lead_time_s=fresh.lead_time_s))
+            for (line, fresh), kept in zip(quoted, held, strict=True)
+        ]
     # Standard or expedited: its price and promise; a needed-by date it cannot make is refused
     # with what can make it (orders.delivery).
     speeds = order_delivery_quote(

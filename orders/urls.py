@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders import asset_views, views
+from orders import asset_views, saved_quote_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,7 +12,7 @@ urlpatterns = [
     path("parts/<slug:slug>/add/", views.cart_add, name="cart-add"),
     path("previews/<str:key>.<str:kind>", views.preview_file, name="preview-file"),
     path("cart/", views.cart_page, name="cart"),
-    path("cart/<id:index>/remove/", views.cart_remove, name="cart-remove"),
+    path("cart/<id:line_id>/remove/", views.cart_remove, name="cart-remove"),
     path("orders/", views.orders_page, name="orders"),
     path("orders/<id:order_id>/", views.order_page, name="order"),
     path("orders/<id:order_id>/<str:action>/", views.order_action, name="order-action"),
@@ -41,4 +41,17 @@ urlpatterns = [
     ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
+    # Saved quotes (orders.saved_quote_views).
+    path("cart/save-quote/", saved_quote_views.cart_save_quote, name="cart-save-quote"),
+    path("quotes/", saved_quote_views.saved_quotes_page, name="saved-quotes"),
+    path("quotes/<id:quote_id>/", saved_quote_views.saved_quote_page, name="saved-quote"),
+    path("quotes/<id:quote_id>/pdf/", saved_quote_views.saved_quote_pdf, name="saved-quote-pdf"),
+    path(
+        "quotes/<id:quote_id>/share/", saved_quote_views.saved_quote_share, name="saved-quote-share"
+    ),
+    path(
+        "quotes/<id:quote_id>/requote/",
+        saved_quote_views.saved_quote_requote,
+        name="saved-quote-requote",
+    ),
 ]

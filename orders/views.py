@@ -26,8 +26,9 @@ from catalog.models import Material, PartFamily, PartPreview, PartRevision, Proc
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
+from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, order_delivery_quote
-from orders.models import FINAL, Membership, Order, OrderLine, Status
+from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
     LineRequest,
@@ -36,7 +37,6 @@ from orders.services import (
     OrderRequest,
     default_delivery_site,
     line_check,
-    line_makeable,
     order_approve,
     order_cancel,
     order_place,
@@ -46,6 +46,7 @@ from orders.services import (
 )
 from production import public
 
+# The session key of the cart before carts were saved per user (orders.carts).
 CART = "cart"
 
 
@@ -320,7 +321,45 @@ def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _cart(request: HttpRequest) -> list[dict[str, Any]]:
-    return list(request.session.get(CART, []))
+    """The user's cart (orders.carts: in the database), as the cart page shows it."""
+    user = _signed_in(request)
+    _absorb_session_cart(request, user)
+    return [
+        {
+            "id": line.pk,
+            "part": line.revision.family.slug,
+            "name": line.revision.family.name,
+            "revision": line.revision.number,
+            "parameters": line.parameters,
+            "material": line.material.slug,
+            "material_name": line.material.name,
+            "quantity": line.quantity,
+            "total": str(line.quoted_total),
+            "currency": line.currency,
+            "note": line.note,
+        }
+        for line in cart_lines(user=user)
+    ]
+
+
+def _absorb_session_cart(request: HttpRequest, user: User) -> None:
+    """Carts used to live in the session: a session from before keeps its lines, moved into
+    the user's saved cart once (a line that no longer passes its checks is left out)."""
+    legacy = request.session.pop(CART, None)
+    for line in legacy if isinstance(legacy, list) else []:
+        try:
+            cart_add_line(
+                user=user,
+                line=LineRequest(
+                    part=str(line["part"]),
+                    parameters=dict(line["parameters"]),
+                    material=str(line["material"]),
+                    quantity=int(line["quantity"]),
+                    revision=line.get("revision"),
+                ),
+            )
+        except (DomainError, KeyError, TypeError, ValueError):
+            continue
 
 
 @login_required
@@ -336,43 +375,21 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
         revision=revision.number,
     )
     try:
-        checked = line_check(line)
-        line_makeable(checked)
+        cart_add_line(user=_signed_in(request), line=line)
     except OrderInvalid as invalid:
         messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
         return redirect("part", slug=slug)
-    cart = _cart(request)
-    if len(cart) >= settings.ORDER_MAX_LINES:
-        messages.error(request, f"A cart holds at most {settings.ORDER_MAX_LINES} lines.")
+    except DomainError as refusal:  # the cart is full; or the user belongs to no organisation
+        messages.error(request, str(refusal))
         return redirect("cart")
-    quote = line_quote(
-        line_facts(**checked, now=timezone.now(), delivery_site=_default_site(request))
-    )
-    cart.append(
-        {
-            "part": family.slug,
-            "name": family.name,
-            "revision": revision.number,
-            "parameters": checked["parameters"],
-            "material": checked["material"].slug,
-            "material_name": checked["material"].name,
-            "quantity": line.quantity,
-            "total": str(quote.total),
-            "currency": quote.currency,
-        }
-    )
-    request.session[CART] = cart
     messages.success(request, f"{line.quantity} × {family.name} added to the cart.")
     return redirect("cart")
 
 
 @login_required
 @require_POST
-def cart_remove(request: HttpRequest, index: int) -> HttpResponse:
-    cart = _cart(request)
-    if 0 <= index < len(cart):
-        cart.pop(index)
-        request.session[CART] = cart
+def cart_remove(request: HttpRequest, line_id: int) -> HttpResponse:
+    cart_remove_line(user=_signed_in(request), line_id=line_id)
     return redirect("cart")
 
 
@@ -452,7 +469,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             except DomainError as refusal:
                 errors = {"order": [str(refusal)]}
             else:
-                request.session[CART] = []
+                cart_clear(user=user)
                 return redirect("order", order_id=order.pk)
     return render(
         request,
@@ -468,6 +485,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "today": timezone.localdate().isoformat(),
             "membership": _membership(request),
             "delivery": _cart_delivery(cart, site=form["delivery_site"]),
+            "quote_valid_days": settings.MF_QUOTE_VALID_DAYS,
         },
     )
 
@@ -602,6 +620,18 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
     return redirect("order", order_id=order.pk)
 
 
+def shared_quotes(user: object) -> QuerySet[SavedQuote]:
+    """Saved quotes shared with the approvers, still valid and not ordered, oldest share
+    first (orders.saved_quotes)."""
+    return (
+        SavedQuote.objects.for_user(user)
+        .filter(shared_at__isnull=False, order__isnull=True, valid_until__gte=timezone.localdate())
+        .select_related("created_by", "team", "shared_by")
+        .prefetch_related("lines__revision__family")
+        .order_by("shared_at")
+    )
+
+
 @login_required
 def approvals_page(request: HttpRequest) -> HttpResponse:
     membership = _membership(request)
@@ -612,5 +642,6 @@ def approvals_page(request: HttpRequest) -> HttpResponse:
         {
             "orders": waiting,
             "can_decide": membership is not None and membership.can_approve,
+            "shared_quotes": shared_quotes(request.user),
         },
     )

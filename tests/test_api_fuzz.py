@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
@@ -41,6 +42,8 @@ from schemathesis.specs.openapi.checks import (
 from catalog.models import PartPreview
 from catalog.previews import preview_build, preview_request
 from orders.models import Order
+from orders.saved_quotes import quote_save
+from orders.services import LineRequest
 from production import machines
 from production.dfm_previews import preview_dfm_check, preview_dfm_request
 from production.models import PreviewDfm, Site
@@ -216,13 +219,19 @@ def world(built_preview: BuiltPreview, settings: Any) -> World:
         status=PreviewDfm.Status.READY, report=built_preview.report, finished_at=now
     )
 
+    # A saved quote of the organisation's, valid, and a rival's (orders.saved_quotes).
+    quote = quote_save(user=users["requester"], lines=[LineRequest("block", GOOD, "pla", 1)])
+    quote_save(
+        user=User.objects.get(username="theirs"), lines=[LineRequest("block", GOOD, "pla", 2)]
+    )
+
     headers = {role: user_api_headers(user) for role, user in users.items()}
     headers["staff"] = user_api_headers(staff)
     headers["machine"] = machine_api_headers(machine)
     headers["anonymous"] = {}
     return World(
         headers=headers,
-        path_values={"job_id": job.pk, "key": preview.key},
+        path_values={"job_id": job.pk, "key": preview.key, "quote_id": quote.pk},
         slugs={"parts": "block", "machines": "mk4-1"},
         orders={"queued": queued.pk, "waiting": waiting.pk},
     )
@@ -238,7 +247,7 @@ def fixed_values(world: World, method: str, path: str) -> dict[str, Any]:
     if "{order_id}" in path:
         acting = path.endswith(("/approve/", "/reject/", "/cancel/"))
         params["order_id"] = world.orders["waiting" if acting else "queued"]
-    for name in ("job_id", "key"):
+    for name in ("job_id", "key", "quote_id"):
         if "{" + name + "}" in path:
             params[name] = world.path_values[name]
     return {"path_parameters": params} if params else {}
@@ -250,6 +259,8 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
     return {
         ("POST", "/api/v1/orders/"): {"body": {"lines": [line]}},
         ("POST", "/api/v1/quotes/"): {"body": line},
+        ("POST", "/api/v1/saved-quotes/"): {"body": {"lines": [line], "reference": "WO-1"}},
+        ("POST", "/api/v1/saved-quotes/{quote_id}/order/"): {"body": {"priority": "high"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},
         ("GET", "/api/v1/previews/{key}/dfm/"): {"query": {"material": "pla"}},

@@ -169,6 +169,7 @@ PAGES = [
     "/",
     "/parts/block/",
     "/cart/",
+    "/quotes/",
     "/orders/",
     "/orders/{order}/",
     "/approvals/",

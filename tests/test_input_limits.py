@@ -17,7 +17,9 @@ from rest_framework.views import APIView
 
 from catalog.models import PartPreview
 from microfactory.limits import ID_MAX, IdConverter, json_depth
-from orders.models import Asset, Membership, Order, OrderEvent
+from orders.models import Asset, Membership, Order, OrderEvent, SavedQuote
+from orders.saved_quotes import quote_save
+from orders.services import LineRequest
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
 from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
@@ -26,6 +28,7 @@ from tests.builders import login_with_mfa, make_machine, make_order, make_part, 
 # its 8000 bytes fit under the telemetry endpoint's own size limit (8192).
 DEEP = 4000
 WRITE_METHODS = ("post", "put", "patch")
+GOOD_BLOCK = {"width": 20, "height": 10, "hole_d": 5}
 
 
 def deep_body(levels: int) -> str:
@@ -94,6 +97,10 @@ def world(settings):
     make_part("block")
     with patch("production.tasks.advance_job.apply_async"):
         order = make_order(user=boss)
+    quote = quote_save(
+        user=boss,
+        lines=[LineRequest(part="block", parameters=GOOD_BLOCK, material="pla", quantity=1)],
+    )
     machine = make_machine("mk4-1")
     api = APIClient()
     api.force_authenticate(boss)
@@ -113,6 +120,10 @@ def world(settings):
             "api:machine-detail": reverse("api:machine-detail", args=["mk4-1"]),
             "api:machine-telemetry": reverse("api:machine-telemetry", args=["mk4-1"]),
             "api:assets": reverse("api:assets"),
+            "api:saved-quotes": reverse("api:saved-quotes"),
+            "api:saved-quote-share": reverse("api:saved-quote-share", args=[quote.pk]),
+            "api:saved-quote-requote": reverse("api:saved-quote-requote", args=[quote.pk]),
+            "api:saved-quote-order": reverse("api:saved-quote-order", args=[quote.pk]),
         },
     }
 
@@ -127,6 +138,7 @@ def snapshot() -> list[Any]:
         MachineTelemetry.objects.count(),
         PartPreview.objects.count(),
         Asset.objects.count(),
+        list(SavedQuote.objects.order_by("pk").values_list("pk", "shared_at", "order")),
     ]
 
 
@@ -158,7 +170,7 @@ def test_a_deeply_nested_body_is_a_400_on_every_write_endpoint_and_changes_nothi
         assert response.json() == {"message": "the JSON body is nested deeper than 32 levels"}
         answered.append(name)
     assert snapshot() == before
-    assert len(answered) == 12
+    assert len(answered) == 16
 
 
 @pytest.mark.django_db

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders.api import assets, views
+from orders.api import assets, saved_quotes, views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
@@ -25,4 +25,31 @@ urlpatterns = [
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
     path("assets/", assets.AssetsApi.as_view(), name="assets"),
     path("assets/<id:asset_id>/", assets.AssetDetailApi.as_view(), name="asset-detail"),
+    # Saved quotes: prices held until a validity date (orders.api.saved_quotes).
+    path("saved-quotes/", saved_quotes.SavedQuotesApi.as_view(), name="saved-quotes"),
+    path(
+        "saved-quotes/<id:quote_id>/",
+        saved_quotes.SavedQuoteDetailApi.as_view(),
+        name="saved-quote-detail",
+    ),
+    path(
+        "saved-quotes/<id:quote_id>/pdf/",
+        saved_quotes.SavedQuotePdfApi.as_view(),
+        name="saved-quote-pdf",
+    ),
+    path(
+        "saved-quotes/<id:quote_id>/share/",
+        saved_quotes.SavedQuoteShareApi.as_view(),
+        name="saved-quote-share",
+    ),
+    path(
+        "saved-quotes/<id:quote_id>/requote/",
+        saved_quotes.SavedQuoteRequoteApi.as_view(),
+        name="saved-quote-requote",
+    ),
+    path(
+        "saved-quotes/<id:quote_id>/order/",
+        saved_quotes.SavedQuoteOrderApi.as_view(),
+        name="saved-quote-order",
+    ),
 ]

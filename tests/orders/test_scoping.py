@@ -182,6 +182,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(theirs):
         "/orders/",
         f"/orders/{waiting.pk}/",
         "/cart/",
+        "/quotes/",
         "/approvals/",
         "/parts/block/",
     ):
@@ -221,6 +222,26 @@ API_ISOLATION = {
         "tests.orders.test_assets::"
         "test_the_asset_api_lists_reads_and_registers_the_organisations_assets"
     ),
+    # Saved quotes (orders.api.saved_quotes), scoped as orders are.
+    ("GET", "/api/v1/saved-quotes/"): (
+        "tests.orders.test_saved_quote_api::test_the_list_shows_only_the_own_organisations_quotes"
+    ),
+    ("POST", "/api/v1/saved-quotes/"): (
+        "tests.orders.test_saved_quote_api::test_the_list_shows_only_the_own_organisations_quotes"
+    ),
+    **{
+        (method, f"/api/v1/saved-quotes/{{quote_id}}/{action}"): (
+            "tests.orders.test_saved_quote_api::"
+            "test_another_organisations_quote_is_a_404_on_every_operation"
+        )
+        for method, action in (
+            ("GET", ""),
+            ("GET", "pdf/"),
+            ("POST", "share/"),
+            ("POST", "requote/"),
+            ("POST", "order/"),
+        )
+    },
 }
 # The operations on rows that belong to no customer organisation, and why; each shared
 # operation that only some may call names the test that keeps the others out.
