@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders import views
+from orders import reorder_pages, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("cart/<id:index>/remove/", views.cart_remove, name="cart-remove"),
     path("orders/", views.orders_page, name="orders"),
     path("orders/<id:order_id>/", views.order_page, name="order"),
+    # Before order-action, whose <str:action> would take "reorder" too.
+    path("orders/<id:order_id>/reorder/", reorder_pages.order_reorder_page, name="order-reorder"),
     path("orders/<id:order_id>/<str:action>/", views.order_action, name="order-action"),
     path("approvals/", views.approvals_page, name="approvals"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
