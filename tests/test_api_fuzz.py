@@ -250,6 +250,7 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
     return {
         ("POST", "/api/v1/orders/"): {"body": {"lines": [line]}},
         ("POST", "/api/v1/quotes/"): {"body": line},
+        ("POST", "/api/v1/orders/{order_id}/reorder/"): {"body": {"revision": "same"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},
         ("GET", "/api/v1/previews/{key}/dfm/"): {"query": {"material": "pla"}},

@@ -171,6 +171,7 @@ PAGES = [
     "/cart/",
     "/orders/",
     "/orders/{order}/",
+    "/orders/{order}/reorder/?revision=latest",
     "/approvals/",
     "/station/",
     "/station/machines/mk4-1/",

@@ -309,9 +309,7 @@ def test_the_order_page_reorders_in_one_click(browser, user, catalog):
 
 
 @pytest.mark.django_db
-def test_the_reorder_page_shows_the_latest_revisions_changes_before_placing(
-    browser, user, catalog
-):
+def test_the_reorder_page_shows_the_latest_revisions_changes_before_placing(browser, user, catalog):
     source = make_order(user=user, parameters={"width": 24, "height": 8, "hole_d": 6})
     make_part("block", schema=BLOCK_V2, rules=BLOCK_V2_RULES)
     assert 'id="reorder-latest"' in browser.get(f"/orders/{source.pk}/").content.decode()
