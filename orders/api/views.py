@@ -142,7 +142,8 @@ class OrderEventSerializer(serializers.ModelSerializer[OrderEvent]):
 
     class Meta:
         model = OrderEvent
-        fields = ["line", "from_status", "to_status", "actor", "at", "reason"]
+        # source_order: on a reorder's first event, the id of the order it repeats.
+        fields = ["line", "from_status", "to_status", "actor", "at", "reason", "source_order"]
 
 
 class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):

@@ -128,6 +128,9 @@ def test_reordering_an_order_places_the_same_configuration(api, user, catalog):
     assert response.status_code == 201, response.content
     placed = Order.objects.get(pk=response.json()["id"])
     assert placed.pk != source.pk and placed.status == Status.IN_PRODUCTION
+    assert [e["source_order"] for e in response.json()["events"] if e["source_order"]] == [
+        source.pk
+    ]
     assert [configuration(line) for line in placed.lines.all()] == [
         configuration(line) for line in source.lines.all()
     ]
