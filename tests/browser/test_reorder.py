@@ -77,6 +77,18 @@ def test_a_requester_finds_an_order_and_reorders_it(live_server, chromium_page, 
         page.click("#reorder-latest")
         page.wait_for_selector(".reorder-changes")
         assert "renamed from hole_d to hole_diameter" in page.inner_text(".reorder-changes")
+        # On a phone, the plan and the search fit the screen's width (the page's own content:
+        # the navigation bar's collapse is the phone-first pages' work, #17 point 6).
+        page.set_viewport_size({"width": 390, "height": 844})
+        for url in (page.url, f"{live_server.url}/orders/?q=pump"):
+            page.goto(url)
+            wide = page.evaluate(
+                "[...document.querySelectorAll('main *')]"
+                ".filter(e => e.getBoundingClientRect().right > 390 && !e.closest('table'))"
+                ".map(e => e.tagName + '.' + e.className)"
+            )
+            assert wide == [], (url, wide)
+        page.goto(f"{live_server.url}/orders/{source.pk}/reorder/?revision=latest")
         page.click("#confirm-reorder")
         page.wait_for_url(re.compile(r"/orders/(\d+)/$"))
         latest = Order.objects.order_by("-pk").first()
