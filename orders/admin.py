@@ -69,7 +69,16 @@ class OrderLineInline(admin.TabularInline):
 
 class OrderEventInline(admin.TabularInline):
     model = OrderEvent
-    readonly_fields = ("at", "line", "from_status", "to_status", "actor_label", "reason")
+    fk_name = "order"  # not source_order: a reorder's event names the order it repeats
+    readonly_fields = (
+        "at",
+        "line",
+        "from_status",
+        "to_status",
+        "actor_label",
+        "reason",
+        "source_order",
+    )
     fields = readonly_fields
     extra = 0
     can_delete = False

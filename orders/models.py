@@ -351,6 +351,15 @@ class OrderEvent(models.Model):
     actor_label = models.CharField(max_length=150, help_text="user name, or 'system'")
     at = models.DateTimeField()
     reason = models.TextField(blank=True)
+    # A reorder's first move names the order it repeats (orders.reorders.order_reorder).
+    source_order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reorder_events",
+        help_text="the order this one reorders",
+    )
 
     class Meta:
         ordering = ["at", "pk"]

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders import asset_views, saved_quote_views, views
+from orders import asset_views, reorder_pages, saved_quote_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("cart/<id:line_id>/remove/", views.cart_remove, name="cart-remove"),
     path("orders/", views.orders_page, name="orders"),
     path("orders/<id:order_id>/", views.order_page, name="order"),
+    # Before order-action, whose <str:action> would take "reorder" too.
+    path("orders/<id:order_id>/reorder/", reorder_pages.order_reorder_page, name="order-reorder"),
     path("orders/<id:order_id>/<str:action>/", views.order_action, name="order-action"),
     path("approvals/", views.approvals_page, name="approvals"),
     # Assets (orders.asset_views): a team's equipment and its spare-parts list.

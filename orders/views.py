@@ -30,6 +30,8 @@ from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, order_delivery_quote
 from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.reorder_pages import reorder_context
+from orders.search import OrderFilter, orders_search
 from orders.services import (
     LineRequest,
     NotAllowed,
@@ -531,18 +533,19 @@ def _orders(user: object) -> QuerySet[Order]:
 
 @login_required
 def orders_page(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    orders = _orders(request.user)
-    if status in Status.values:
-        orders = orders.filter(status=status)
+    """The organisation's orders, newest first, searched (orders.search; errors shown)."""
+    orders, search_errors = orders_search(request.GET, _orders(request.user))
     return render(
         request,
         "orders/orders.html",
         {
             "orders": orders[:100],
-            "status": status,
+            "search": {name: request.GET.get(name, "") for name in OrderFilter.base_filters},
+            "search_errors": search_errors,
+            "status": request.GET.get("status", ""),
             "statuses": Status.choices,
         },
+        status=400 if search_errors else 200,
     )
 
 
@@ -580,7 +583,9 @@ def order_page(request: HttpRequest, order_id: int) -> HttpResponse:
     template = (
         "orders/_order_live.html" if request.headers.get("HX-Request") else "orders/order.html"
     )
-    return render(request, template, _order_context(request, order))
+    context = _order_context(request, order)
+    context.update(reorder_context(request, order))
+    return render(request, template, context)
 
 
 @login_required

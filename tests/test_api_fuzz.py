@@ -261,6 +261,7 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
         ("POST", "/api/v1/quotes/"): {"body": line},
         ("POST", "/api/v1/saved-quotes/"): {"body": {"lines": [line], "reference": "WO-1"}},
         ("POST", "/api/v1/saved-quotes/{quote_id}/order/"): {"body": {"priority": "high"}},
+        ("POST", "/api/v1/orders/{order_id}/reorder/"): {"body": {"revision": "same"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},
         ("GET", "/api/v1/previews/{key}/dfm/"): {"query": {"material": "pla"}},

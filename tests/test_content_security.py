@@ -172,6 +172,7 @@ PAGES = [
     "/quotes/",
     "/orders/",
     "/orders/{order}/",
+    "/orders/{order}/reorder/?revision=latest",
     "/approvals/",
     "/station/",
     "/station/machines/mk4-1/",

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders.api import assets, saved_quotes, views
+from orders.api import assets, reorders, saved_quotes, views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
@@ -21,6 +21,7 @@ urlpatterns = [
         views.OrderPriceDeclineApi.as_view(),
         name="order-decline-price",
     ),
+    path("orders/<id:order_id>/reorder/", reorders.OrderReorderApi.as_view(), name="order-reorder"),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
     path("assets/", assets.AssetsApi.as_view(), name="assets"),

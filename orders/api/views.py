@@ -3,7 +3,6 @@ and reject your organisation's orders; read a job's status. Everything is scoped
 caller's organisation: another organisation's order or job is a 404."""
 
 from collections.abc import Callable
-from datetime import date, datetime, time
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -29,8 +29,9 @@ from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
 from microfactory.schema import ErrorSerializer
 from orders.delivery import SpeedOption, order_delivery_quote
-from orders.models import WORK_ORDER_REF_MAX_LENGTH, Order, OrderEvent, OrderLine, Status
+from orders.models import WORK_ORDER_REF_MAX_LENGTH, Order, OrderEvent, OrderLine
 from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.search import OrderFilter
 from orders.services import (
     LineRequest,
     NotAllowed,
@@ -163,7 +164,8 @@ class OrderEventSerializer(serializers.ModelSerializer[OrderEvent]):
 
     class Meta:
         model = OrderEvent
-        fields = ["line", "from_status", "to_status", "actor", "at", "reason"]
+        # source_order: on a reorder's first event, the id of the order it repeats.
+        fields = ["line", "from_status", "to_status", "actor", "at", "reason", "source_order"]
 
 
 class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
@@ -373,64 +375,19 @@ def _refuse_oversized(request: Request) -> None:
         raise body_too_large(limit or 0)
 
 
-def _moment(raw: str) -> datetime | None:
-    """An ISO date (its midnight, local time) or date-time from a query parameter."""
-    try:
-        if "T" in raw:
-            return serializers.DateTimeField().to_internal_value(raw)
-        day = date.fromisoformat(raw)
-    except (serializers.ValidationError, ValueError):
-        return None
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
-ORDER_FILTERS = [
-    OpenApiParameter(
-        "status", str, enum=Status.values, description="one status, or several separated by commas"
-    ),
-    OpenApiParameter("reference", str, description="part of the customer's reference"),
-    OpenApiParameter("placed_after", str, description="ISO date or time"),
-    OpenApiParameter("placed_before", str, description="ISO date or time"),
-    OpenApiParameter("part", str, description="orders with a line of this part (slug)"),
-]
-
-
 class OrdersApi(GenericAPIView[Order]):
     serializer_class = OrderSummarySerializer
 
-    def get_queryset(self) -> QuerySet[Order]:
-        orders = Order.objects.for_user(self.request.user)
-        params = self.request.query_params
-        errors: dict[str, list[str]] = {}
-        if statuses := params.get("status"):
-            wanted = [s for s in statuses.split(",") if s]
-            unknown = [s for s in wanted if s not in Status.values]
-            if unknown:
-                errors["status"] = [
-                    f"unknown status {', '.join(unknown)}; choose from " + ", ".join(Status.values)
-                ]
-            orders = orders.filter(status__in=wanted)
-        if reference := params.get("reference"):
-            orders = orders.filter(reference__icontains=reference)
-        for name, lookup in (
-            ("placed_after", "placed_at__gte"),
-            ("placed_before", "placed_at__lt"),
-        ):
-            if raw := params.get(name):
-                moment = _moment(raw)
-                if moment is None:
-                    errors[name] = ["must be an ISO date (2026-01-31) or date and time"]
-                    continue
-                orders = orders.filter(**{lookup: moment})
-        if part := params.get("part"):
-            orders = orders.filter(lines__revision__family__slug=part).distinct()
-        if errors:
-            raise OrderInvalid(errors)
-        return orders.order_by("-placed_at", "-pk")
+    # Search: orders.search (the orders page uses the same filters); a bad parameter is a 400.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = OrderFilter
 
-    @extend_schema(parameters=ORDER_FILTERS, responses=OrderSummarySerializer(many=True))
+    def get_queryset(self) -> QuerySet[Order]:
+        return Order.objects.for_user(self.request.user).order_by("-placed_at", "-pk")
+
+    @extend_schema(responses=OrderSummarySerializer(many=True))
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(OrderSummarySerializer(page, many=True).data)
 
     @extend_schema(

@@ -358,6 +358,25 @@ def test_the_work_order_reference_round_trips_through_the_orders_api(tech):
     assert Order.objects.count() == 1
 
 
+def test_orders_are_found_by_work_order_and_asset_and_a_reorder_stays_on_the_asset(tech):
+    asset = register(tech, criticality="medium")
+    client = api(tech)
+    body = {
+        "lines": [{"part": "block", "parameters": GOOD, "material": "pla", "quantity": 1}],
+        "asset": asset.pk,
+        "work_order_ref": "SAP-PM 4711/0020",
+    }
+    placed = client.post("/api/v1/orders/", body, format="json").json()
+    client.post("/api/v1/orders/", {"lines": body["lines"]}, format="json")  # another order
+    for words in ("4711/0020", "L3-PACK", asset.name.split()[0]):
+        found = client.get("/api/v1/orders/", {"q": words}).json()["results"]
+        assert [o["id"] for o in found] == [placed["id"]], words
+    again = client.post(f"/api/v1/orders/{placed['id']}/reorder/", {}, format="json")
+    assert again.status_code == 201, again.json()
+    reordered = Order.objects.get(pk=again.json()["id"])
+    assert (reordered.asset_id, reordered.work_order_ref) == (asset.pk, "")
+
+
 # --- downtime: stake, approval waiver, routing ---------------------------------------------------
 
 

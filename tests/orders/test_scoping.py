@@ -35,6 +35,8 @@ OBJECT_ROUTES = [
     ("post", "/api/v1/orders/{order}/reject/"),
     ("post", "/api/v1/orders/{order}/confirm-price/"),
     ("post", "/api/v1/orders/{order}/decline-price/"),
+    ("get", "/api/v1/orders/{order}/reorder/"),
+    ("post", "/api/v1/orders/{order}/reorder/"),
     ("get", "/api/v1/jobs/{job}/"),
     ("get", "/api/v1/jobs/{job}/artifacts/stl/"),
     ("get", "/api/v1/jobs/{job}/passport/"),
@@ -45,6 +47,8 @@ OBJECT_ROUTES = [
     ("post", "/orders/{order}/cancel/"),
     ("post", "/orders/{order}/approve/"),
     ("post", "/orders/{order}/reject/"),
+    ("get", "/orders/{order}/reorder/"),
+    ("post", "/orders/{order}/reorder/"),
 ]
 
 
