@@ -86,7 +86,9 @@ def home(request: HttpRequest) -> HttpResponse:
     category = request.GET.get("category", "")
     process = request.GET.get("process", "")
     material = request.GET.get("material", "")
-    families = PartFamily.objects.filter(retired=False, revisions__published_at__isnull=False)
+    families = PartFamily.objects.filter(
+        retired=False, private=False, revisions__published_at__isnull=False
+    )
     if query:
         families = families.filter(
             Q(name__icontains=query)
@@ -109,7 +111,7 @@ def home(request: HttpRequest) -> HttpResponse:
         Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
     )
     categories = (
-        PartFamily.objects.filter(retired=False)
+        PartFamily.objects.filter(retired=False, private=False)
         .exclude(category="")
         .order_by("category")
         .values_list("category", flat=True)
@@ -133,7 +135,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _revision_of(slug: str) -> tuple[PartFamily, PartRevision]:
-    family = get_object_or_404(PartFamily, slug=slug, retired=False)
+    family = get_object_or_404(PartFamily, slug=slug, retired=False, private=False)
     revision = family.current_revision()
     if revision is None:
         raise Http404("this part has no published revision")
