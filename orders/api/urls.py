@@ -3,7 +3,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders.api import views
+from orders.api import uploads, views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
@@ -23,4 +23,8 @@ urlpatterns = [
     ),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
+    # Customers' own models (orders.uploads).
+    path("uploads/", uploads.UploadsApi.as_view(), name="uploads"),
+    path("uploads/<id:upload_id>/", uploads.UploadDetailApi.as_view(), name="upload-detail"),
+    path("uploads/<id:upload_id>/quote/", uploads.UploadQuoteApi.as_view(), name="upload-quote"),
 ]

@@ -273,3 +273,100 @@ def test_an_organisation_uploads_at_most_the_daily_limit(user, settings):
     upload_create(user=user, name="One", upload=upload_file(box_stl(), "1.stl"))
     with pytest.raises(UploadRefused, match="the most allowed"):
         upload_create(user=user, name="Two", upload=upload_file(box_stl(), "2.stl"))
+
+
+# --- pages and API ----------------------------------------------------------------------------
+
+
+@pytest.mark.cad
+def test_a_requester_uploads_checks_quotes_and_orders_a_model_on_the_pages(user, factory):
+    page = Client()
+    page.force_login(user)
+    assert "Upload a model" in page.get("/").content.decode()
+    refused = page.post("/uploads/", {"name": "Junk", "model": upload_file(b"hello", "a.stl")})
+    assert refused.status_code == 400
+    assert "neither a STEP nor an STL" in refused.content.decode()
+    missing = page.post("/uploads/", {"name": "Nothing"})
+    assert missing.status_code == 400 and "choose a STEP" in missing.content.decode()
+    answer = page.post("/uploads/", {"name": "Spacer 25", "model": upload_file(box_stl(), "s.stl")})
+    upload = CustomerUpload.objects.get()
+    assert answer.status_code == 302 and answer["Location"] == f"/uploads/{upload.pk}/"
+    checking = page.get(f"/uploads/{upload.pk}/").content.decode()
+    assert 'data-state="checking"' in checking and "Spacer 25" in checking
+    early = page.post(f"/uploads/{upload.pk}/add/", {"material": "pla", "quantity": "1"})
+    assert early.status_code == 302 and not page.session.get("cart")
+    built(upload)
+    checked(upload)
+    ready = page.post(f"/uploads/{upload.pk}/configure/", {"material": "pla", "quantity": "4"})
+    html = ready.content.decode()
+    assert 'data-state="ready"' in html and "a firm price" in html and "Total for 4" in html
+    assert 'id="dfm-summary"' in html and "can be made on" in html
+    assert (
+        page.post(f"/uploads/{upload.pk}/add/", {"material": "pla", "quantity": "4"}).status_code
+        == 302
+    )
+    cart = page.get("/cart/").content.decode()
+    assert f'href="/uploads/{upload.pk}/"' in cart and "Spacer 25" in cart
+    placed = page.post("/cart/", {"idempotency_key": "k1", "priority": "normal"})
+    assert placed.status_code == 302, placed.content.decode()[:2000]
+    line = user.orders.get().lines.get()
+    assert line.revision == upload.revision and line.quantity == 4
+    assert page.get("/uploads/").content.decode().count(upload.number) == 1
+
+
+def test_the_upload_page_says_why_a_file_was_rejected(user):
+    make_material("pla")
+    garbage = b"ISO-10303-21;\nHEADER;\nnot really step\nENDSEC;\nEND-ISO-10303-21;\n"
+    upload = upload_create(user=user, name="Odd", upload=upload_file(garbage, "odd.stp"))
+    preview = upload_state(upload).preview
+    PartPreview.objects.filter(pk=preview.pk).update(
+        status=PartPreview.Status.FAILED, message="the STEP file could not be read: no shape"
+    )
+    page = Client()
+    page.force_login(user)
+    html = page.get(f"/uploads/{upload.pk}/").content.decode()
+    assert 'data-state="rejected"' in html and "the STEP file could not be read" in html
+
+
+@pytest.mark.cad
+def test_the_api_uploads_quotes_and_orders_a_model(api, user, factory):
+    bad = api.post("/api/v1/uploads/", {"name": "x", "model": upload_file(b"", "e.stl")})
+    assert bad.status_code == 400 and "empty" in bad.json()["message"]
+    nameless = api.post("/api/v1/uploads/", {"model": upload_file(box_stl(), "s.stl")})
+    assert nameless.status_code == 400 and "name" in nameless.json()["errors"]
+    made = api.post(
+        "/api/v1/uploads/",
+        {"name": "Bracket", "model": upload_file(box_with_hole_step(), "b.step")},
+    )
+    assert made.status_code == 201, made.json()
+    body = made.json()
+    assert body["status"] == "checking" and body["format"] == "step" and body["bbox_mm"] is None
+    waiting = api.post(f"/api/v1/uploads/{body['id']}/quote/", {"material": "pla"}, format="json")
+    assert waiting.status_code == 409 and "still being checked" in waiting.json()["message"]
+    built(CustomerUpload.objects.get(pk=body["id"]))
+    detail = api.get(f"/api/v1/uploads/{body['id']}/").json()
+    assert detail["status"] == "ready" and sorted(detail["bbox_mm"]) == [10, 20, 30]
+    quoted = api.post(
+        f"/api/v1/uploads/{body['id']}/quote/", {"material": "pla", "quantity": 2}, format="json"
+    )
+    assert quoted.status_code == 200 and quoted.json()["firm"] is True
+    assert quoted.json()["quote"]["quantity"] == 2
+    wrong = api.post(f"/api/v1/uploads/{body['id']}/quote/", {"material": "abs"}, format="json")
+    assert wrong.status_code == 400 and "material" in wrong.json()["errors"]
+    order = api.post(
+        "/api/v1/orders/",
+        {
+            "lines": [
+                {
+                    "part": detail["part"],
+                    "revision": detail["revision"],
+                    "parameters": {},
+                    "material": "pla",
+                    "quantity": 2,
+                }
+            ]
+        },
+        format="json",
+    )
+    assert order.status_code == 201, order.json()
+    assert [u["id"] for u in api.get("/api/v1/uploads/").json()["results"]] == [body["id"]]
