@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+import trimesh
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
@@ -41,6 +43,7 @@ from schemathesis.specs.openapi.checks import (
 from catalog.models import PartPreview
 from catalog.previews import preview_build, preview_request
 from orders.models import Order
+from orders.uploads import upload_create
 from production import machines
 from production.dfm_previews import preview_dfm_check, preview_dfm_request
 from production.models import PreviewDfm, Site
@@ -216,13 +219,20 @@ def world(built_preview: BuiltPreview, settings: Any) -> World:
         status=PreviewDfm.Status.READY, report=built_preview.report, finished_at=now
     )
 
+    # A customer's own model (orders.uploads), its build still to come.
+    upload = upload_create(
+        user=users["requester"],
+        name="Spacer",
+        upload=SimpleUploadedFile("spacer.stl", trimesh.creation.box().export(file_type="stl")),
+    )
+
     headers = {role: user_api_headers(user) for role, user in users.items()}
     headers["staff"] = user_api_headers(staff)
     headers["machine"] = machine_api_headers(machine)
     headers["anonymous"] = {}
     return World(
         headers=headers,
-        path_values={"job_id": job.pk, "key": preview.key},
+        path_values={"job_id": job.pk, "key": preview.key, "upload_id": upload.pk},
         slugs={"parts": "block", "machines": "mk4-1"},
         orders={"queued": queued.pk, "waiting": waiting.pk},
     )
@@ -238,7 +248,7 @@ def fixed_values(world: World, method: str, path: str) -> dict[str, Any]:
     if "{order_id}" in path:
         acting = path.endswith(("/approve/", "/reject/", "/cancel/"))
         params["order_id"] = world.orders["waiting" if acting else "queued"]
-    for name in ("job_id", "key"):
+    for name in ("job_id", "key", "upload_id"):
         if "{" + name + "}" in path:
             params[name] = world.path_values[name]
     return {"path_parameters": params} if params else {}
@@ -250,6 +260,7 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
     return {
         ("POST", "/api/v1/orders/"): {"body": {"lines": [line]}},
         ("POST", "/api/v1/quotes/"): {"body": line},
+        ("POST", "/api/v1/uploads/{upload_id}/quote/"): {"body": {"material": "pla"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},
         ("GET", "/api/v1/previews/{key}/dfm/"): {"query": {"material": "pla"}},
