@@ -370,3 +370,34 @@ def test_the_api_uploads_quotes_and_orders_a_model(api, user, factory):
     )
     assert order.status_code == 201, order.json()
     assert [u["id"] for u in api.get("/api/v1/uploads/").json()["results"]] == [body["id"]]
+
+
+@pytest.mark.cad
+def test_the_admin_action_promotes_an_upload_and_refuses_a_second_time(user, factory):
+    from django.contrib.auth import get_user_model
+
+    from tests.builders import login_with_mfa
+
+    upload = built(
+        upload_create(user=user, name="Belt clip", upload=upload_file(box_stl(), "b.stl"))
+    )
+    admin = get_user_model().objects.create_superuser("catalog-admin", password="pw-for-tests")
+    client = Client()
+    login_with_mfa(client, admin)
+    listing = client.get("/admin/orders/customerupload/")
+    assert listing.status_code == 200 and "Belt clip" in listing.content.decode()
+    action = {"action": "promote", "_selected_action": [upload.pk]}
+    answer = client.post("/admin/orders/customerupload/", action, follow=True)
+    assert "is in the catalog as &#x27;Belt clip&#x27;" in answer.content.decode()
+    family = PartFamily.objects.get(slug="belt-clip")
+    assert not family.private and family.current_revision().model_sha256 == (
+        upload.revision.model_sha256
+    )
+    again = client.post("/admin/orders/customerupload/", action, follow=True)
+    assert "in the catalog already" in again.content.decode()
+    assert PartFamily.objects.filter(private=False).count() == 1
+    # Staff without the catalog (or upload) permissions cannot reach the uploads at all.
+    clerk = get_user_model().objects.create_user("clerk", password="pw", is_staff=True)
+    clerk_client = Client()
+    login_with_mfa(clerk_client, clerk)
+    assert clerk_client.get("/admin/orders/customerupload/").status_code == 403
