@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from microfactory.errors import DomainError
 from orders.models import CustomerUpload
 from orders.quotes import line_facts, line_quote
 from orders.services import OrderInvalid
 from orders.uploads import (
-    UploadRefused,
     upload_create,
     upload_orderable,
     upload_quote,
@@ -50,10 +50,8 @@ def uploads_page(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 upload = upload_create(user=request.user, name=name, upload=model)
-            except UploadRefused as refusal:
+            except DomainError as refusal:  # the file, the name, a limit, or no organisation
                 error = str(refusal)
-            except OrderInvalid as invalid:  # not reached today; a refusal all the same
-                error = _flatten(invalid.errors)
             else:
                 messages.success(request, f"{upload.number} uploaded: checking the file.")
                 return redirect("upload", upload_id=upload.pk)

@@ -44,6 +44,10 @@ class UploadRefused(DomainError):
     """The file or its description cannot be used; the message says why."""
 
 
+class TooManyUploads(UploadRefused):
+    """The organisation uploaded ORDER_UPLOAD_MAX_PER_DAY models in the last 24 hours."""
+
+
 # --- uploading --------------------------------------------------------------------------------
 
 
@@ -65,7 +69,7 @@ def upload_create(
         organisation=organisation, created_at__gte=now - timedelta(days=1)
     ).count()
     if recent >= settings.ORDER_UPLOAD_MAX_PER_DAY:
-        raise UploadRefused(
+        raise TooManyUploads(
             f"{organisation.name} uploaded {recent} models in the last 24 hours, the most "
             "allowed; try again tomorrow or ask the factory"
         )

@@ -18,10 +18,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.previews import TooManyPreviews
 from microfactory.schema import ErrorSerializer
 from orders.api.views import QuoteOutputSerializer
 from orders.models import CustomerUpload
-from orders.uploads import NAME_MAX_CHARS, UploadState, upload_create, upload_quote, upload_state
+from orders.uploads import (
+    NAME_MAX_CHARS,
+    TooManyUploads,
+    UploadState,
+    upload_create,
+    upload_quote,
+    upload_state,
+)
 
 STATUSES = ["checking", "rejected", "ready"]
 
@@ -140,16 +148,24 @@ class UploadsApi(GenericAPIView[CustomerUpload]):
                 description="The file is refused (empty, too big, truncated, neither STEP nor "
                 "STL, too many triangles) or a field is missing: `message` says why.",
             ),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many writes, or CATALOG_PREVIEW_MAX_IN_FLIGHT builds of yours "
+                "are still queued or building, or the organisation's daily upload limit.",
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         payload = UploadInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        upload = upload_create(
-            user=request.user,
-            name=payload.validated_data["name"],
-            upload=payload.validated_data["model"],
-        )
+        try:
+            upload = upload_create(
+                user=request.user,
+                name=payload.validated_data["name"],
+                upload=payload.validated_data["model"],
+            )
+        except (TooManyPreviews, TooManyUploads) as refusal:  # as the previews API answers it
+            return Response({"message": str(refusal)}, 429)
         return Response(UploadOutputSerializer(_uploads(request).get(pk=upload.pk)).data, 201)
 
 

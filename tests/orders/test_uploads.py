@@ -273,6 +273,26 @@ def test_an_organisation_uploads_at_most_the_daily_limit(user, settings):
     upload_create(user=user, name="One", upload=upload_file(box_stl(), "1.stl"))
     with pytest.raises(UploadRefused, match="the most allowed"):
         upload_create(user=user, name="Two", upload=upload_file(box_stl(), "2.stl"))
+    api = APIClient()
+    api.force_authenticate(user)
+    answer = api.post(
+        "/api/v1/uploads/", {"name": "Three", "model": upload_file(box_stl(), "3.stl")}
+    )
+    assert answer.status_code == 429 and "the most allowed" in answer.json()["message"]
+    page = Client()
+    page.force_login(user)
+    html = page.post("/uploads/", {"name": "Four", "model": upload_file(box_stl(), "4.stl")})
+    assert html.status_code == 400 and "the most allowed" in html.content.decode()
+
+
+def test_an_account_without_an_organisation_is_told_so(db):
+    from django.contrib.auth import get_user_model
+
+    loner = get_user_model().objects.create_user("loner", password="pw")
+    page = Client()
+    page.force_login(loner)
+    html = page.post("/uploads/", {"name": "Mine", "model": upload_file(box_stl(), "m.stl")})
+    assert html.status_code == 400 and "does not belong to an organisation" in html.content.decode()
 
 
 # --- pages and API ----------------------------------------------------------------------------
