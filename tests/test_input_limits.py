@@ -9,6 +9,8 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+import trimesh
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter
@@ -18,6 +20,7 @@ from rest_framework.views import APIView
 from catalog.models import PartPreview
 from microfactory.limits import ID_MAX, IdConverter, json_depth
 from orders.models import Membership, Order, OrderEvent
+from orders.uploads import upload_create
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
 from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
@@ -95,6 +98,8 @@ def world(settings):
     with patch("production.tasks.advance_job.apply_async"):
         order = make_order(user=boss)
     machine = make_machine("mk4-1")
+    stl = trimesh.creation.box().export(file_type="stl")
+    upload = upload_create(user=boss, name="Spacer", upload=SimpleUploadedFile("s.stl", stl))
     api = APIClient()
     api.force_authenticate(boss)
     return {
@@ -112,6 +117,8 @@ def world(settings):
             "api:part-previews": reverse("api:part-previews", args=["block"]),
             "api:machine-detail": reverse("api:machine-detail", args=["mk4-1"]),
             "api:machine-telemetry": reverse("api:machine-telemetry", args=["mk4-1"]),
+            "api:uploads": reverse("api:uploads"),
+            "api:upload-quote": reverse("api:upload-quote", args=[upload.pk]),
         },
     }
 
@@ -156,7 +163,7 @@ def test_a_deeply_nested_body_is_a_400_on_every_write_endpoint_and_changes_nothi
         assert response.json() == {"message": "the JSON body is nested deeper than 32 levels"}
         answered.append(name)
     assert snapshot() == before
-    assert len(answered) == 11
+    assert len(answered) == 13
 
 
 @pytest.mark.django_db

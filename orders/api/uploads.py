@@ -13,7 +13,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -125,7 +124,6 @@ class UploadsApi(GenericAPIView[CustomerUpload]):
     """The organisation's uploaded models, newest first; upload another (multipart)."""
 
     serializer_class = UploadOutputSerializer
-    parser_classes = [MultiPartParser]
 
     def get_queryset(self) -> Any:
         return _uploads(self.request)
