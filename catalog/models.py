@@ -42,6 +42,11 @@ class PartFamily(models.Model):
     description = models.TextField(blank=True)
     # Retired families are hidden from ordering but stay buildable for orders already placed.
     retired = models.BooleanField(default=False)
+    # A customer's uploaded model (orders.CustomerUpload): listed in no catalog page or API and
+    # orderable only by the organisation that uploaded it (orders.services checks the owner).
+    private = models.BooleanField(
+        default=False, help_text="a customer's uploaded part: hidden from the catalog"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -286,3 +286,74 @@ def _attach_model(revision: PartRevision, upload: File[bytes]) -> None:
     revision.model_format = info.format
     name = f"{revision.family.slug}-r{revision.number}-{info.sha256[:12]}.{info.format}"
     revision.model_file.save(name, ContentFile(content), save=False)
+
+
+# --- customers' own models (orders.uploads) -------------------------------------------------
+
+
+@transaction.atomic
+def private_model_add(
+    *,
+    slug: str,
+    name: str,
+    model_file: File[bytes],
+    materials: list[Material],
+    process: str = "fdm",
+    created_by: Any = None,
+    now: datetime,
+) -> PartRevision:
+    """A customer's uploaded STEP or STL as a private family (hidden from the catalog) with
+    one published static revision, so that previews, the DFM report, quotes, order lines and
+    the pipeline treat it as any static part. DomainError when the file is unusable.
+
+    Published at once and without a geometry estimator: it has no parameters, and its one
+    build (the preview the upload asks for) measures it exactly before anything is quoted.
+    """
+    family = PartFamily.objects.create(slug=slug, name=name, private=True)
+    revision = revision_create(
+        family=family,
+        kind=PartRevision.Kind.STATIC,
+        model_file=model_file,
+        process=process,
+        materials=materials,
+        description="uploaded by a customer",
+        created_by=created_by,
+    )
+    revision.published_at, revision.published_by = now, created_by
+    revision.save(update_fields=["published_at", "published_by"])
+    return revision
+
+
+@transaction.atomic
+def model_promote(
+    *,
+    source: PartRevision,
+    slug: str,
+    name: str,
+    category: str = "",
+    description: str = "",
+    materials: list[Material] | None = None,
+    promoted_by: Any = None,
+) -> PartRevision:
+    """A new catalog part (family + published static revision) made from a private revision's
+    model file: the same mesh bytes, so the same checksum, previews and DFM reports. The
+    private revision stays as it is (its orders point at it). DomainError on a taken slug."""
+    if not source.family.private or source.kind != PartRevision.Kind.STATIC:
+        raise DomainError(f"{source} is not a customer's uploaded model")
+    if PartFamily.objects.filter(slug=slug).exists():
+        raise DomainError(f"a part with the slug '{slug}' exists already; choose another")
+    family = PartFamily.objects.create(
+        slug=slug, name=name, category=category, description=description
+    )
+    with source.model_file.open("rb") as stored:
+        content = stored.read()
+    revision = revision_create(
+        family=family,
+        kind=PartRevision.Kind.STATIC,
+        model_file=ContentFile(content, name=f"{slug}.{source.model_format or 'stl'}"),
+        process=source.process,
+        materials=materials if materials is not None else list(source.materials.all()),
+        description=f"promoted from a customer's upload ({source.family.name})",
+        created_by=promoted_by,
+    )
+    return revision_publish(revision=revision, published_by=promoted_by)

@@ -380,6 +380,15 @@ INSTALLED_APPS += ["django_filters"]  # the parts search (catalog.api): filters 
 # Static models (STEP or STL uploads) larger than this, or meshes with more triangles, are refused.
 CATALOG_MODEL_MAX_MB = env.int("MF_CATALOG_MODEL_MAX_MB", default=64)
 CATALOG_MODEL_MAX_TRIANGLES = env.int("MF_CATALOG_MODEL_MAX_TRIANGLES", default=1_000_000)
+# Customers' own STEP or STL files (orders.uploads): larger files, or meshes with more
+# triangles, are refused with the reason before anything is stored or built. At most the
+# catalog's limits above (an upload becomes a static revision).
+ORDER_UPLOAD_MAX_MB = min(env.int("MF_ORDER_UPLOAD_MAX_MB", default=32), CATALOG_MODEL_MAX_MB)
+ORDER_UPLOAD_MAX_TRIANGLES = min(
+    env.int("MF_ORDER_UPLOAD_MAX_TRIANGLES", default=500_000), CATALOG_MODEL_MAX_TRIANGLES
+)
+# Uploads one organisation may add in a day: each is a sandboxed build on the geometry queue.
+ORDER_UPLOAD_MAX_PER_DAY = env.int("MF_ORDER_UPLOAD_MAX_PER_DAY", default=50)
 # Previews (POST /api/v1/parts/<slug>/previews/): builds one user may have queued or running,
 # and how long a queued build may wait before a new request queues it again (task lost).
 CATALOG_PREVIEW_MAX_IN_FLIGHT = env.int("MF_CATALOG_PREVIEW_MAX_IN_FLIGHT", default=3)

@@ -1,11 +1,16 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from microfactory.errors import DomainError
 from orders.models import (
     Asset,
     AssetPart,
+    CustomerUpload,
     Membership,
     Order,
     OrderEvent,
@@ -15,6 +20,7 @@ from orders.models import (
     Webhook,
     WebhookDelivery,
 )
+from orders.uploads import upload_promote
 from production import public
 
 
@@ -242,3 +248,72 @@ class AssetPartAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+@admin.register(CustomerUpload)
+class CustomerUploadAdmin(admin.ModelAdmin):
+    """Customers' own models (orders.uploads), read-only; a catalog admin promotes one into
+    the catalog (orders.uploads.upload_promote): a new part with a published static revision
+    of the same file, named after the upload (rename or describe it in the catalog admin)."""
+
+    list_display = [
+        "number",
+        "name",
+        "organisation",
+        "format",
+        "size",
+        "uploaded_by",
+        "created_at",
+        "catalog_part",
+    ]
+    list_filter = ["format", "organisation"]
+    list_select_related = ["organisation", "uploaded_by", "promoted_to__family"]
+    search_fields = ["name", "file_name"]
+    readonly_fields = [
+        "organisation",
+        "uploaded_by",
+        "name",
+        "file_name",
+        "format",
+        "size",
+        "triangles",
+        "revision",
+        "created_at",
+        "promoted_to",
+        "promoted_by",
+        "promoted_at",
+    ]
+    actions = ["promote"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # customers upload on their pages or through the API
+
+    def has_promote_permission(self, request: HttpRequest) -> bool:
+        """Catalog admins: whoever may add parts to the catalog."""
+        return request.user.has_perms(["catalog.add_partfamily", "catalog.add_partrevision"])
+
+    @admin.display(description="in the catalog as")
+    def catalog_part(self, upload: CustomerUpload) -> str:
+        if upload.promoted_to is None:
+            return "-"
+        family = upload.promoted_to.family
+        url = reverse("admin:catalog_partfamily_change", args=[family.pk])
+        return format_html('<a href="{}">{}</a>', url, family.name)
+
+    @admin.action(
+        description="Promote to catalog (a static revision of the same file)",
+        permissions=["promote"],
+    )
+    def promote(self, request: HttpRequest, uploads: QuerySet[CustomerUpload]) -> None:
+        for upload in uploads:
+            try:
+                revision = upload_promote(upload=upload, user=request.user)
+            except DomainError as refusal:
+                self.message_user(request, f"{upload.number}: {refusal}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{upload.number} is in the catalog as '{revision.family.name}' "
+                    f"({revision.label}); edit its category, tags and description there.",
+                    messages.SUCCESS,
+                )

@@ -61,9 +61,10 @@ def cart_add_line(
     now (to the organisation's default delivery site). Raises OrderInvalid with the line's
     field errors, CartFull when the cart holds ORDER_MAX_LINES lines already."""
     now = now or timezone.now()
-    checked = line_check(line)
+    organisation = membership_for(user).organisation
+    checked = line_check(line, organisation=organisation)  # its uploaded parts too
     line_makeable(checked)
-    site = default_delivery_site(membership_for(user).organisation)
+    site = default_delivery_site(organisation)
     quote = line_quote(
         line_facts(**checked, now=now, delivery_site=site.slug if site is not None else "")
     )

@@ -629,3 +629,62 @@ class SavedQuoteLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quote.number}: {self.quantity} x {self.revision}"
+
+
+class CustomerUploadQuerySet(models.QuerySet["CustomerUpload"]):
+    def for_user(self, user: object) -> "CustomerUploadQuerySet":
+        """Uploads of the organisations the user belongs to: the only way views read them."""
+        if not isinstance(user, get_user_model()) or not user.is_authenticated:
+            return self.none()
+        return self.filter(organisation__memberships__user=user)
+
+
+class CustomerUpload(models.Model):
+    """A requester's own STEP or STL file for a part that is not in the catalog (orders.uploads).
+
+    It is made a private static revision (catalog: PartFamily.private) so that the preview,
+    the DFM report, the quote, order lines and the pipeline handle it as any static part;
+    only its organisation sees it or orders it. A catalog admin may promote it into the
+    catalog: a new public part made from the same file (`promoted_to`).
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="uploads")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads"
+    )
+    name = models.CharField(max_length=200, help_text="what the part is, in the customer's words")
+    file_name = models.CharField(max_length=255, help_text="the uploaded file's own name")
+    format = models.CharField(max_length=4)  # "step" | "stl"
+    size = models.PositiveIntegerField(help_text="bytes")
+    triangles = models.PositiveIntegerField(null=True, blank=True, help_text="STL only")
+    # PROTECT: the private revision is what its orders point at.
+    revision = models.OneToOneField(PartRevision, on_delete=models.PROTECT, related_name="upload")
+    created_at = models.DateTimeField()
+    promoted_to = models.ForeignKey(
+        PartRevision,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the catalog revision a catalog admin made of it",
+    )
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CustomerUploadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The organisation's uploads page, newest first, and the daily upload limit.
+            models.Index(fields=["organisation", "created_at"], name="upload_org_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+    @property
+    def number(self) -> str:
+        return f"U-{self.pk:06d}"

@@ -239,7 +239,9 @@ def _plan_line(line: OrderLine, revision: RevisionChoice) -> ReorderLine:
                     material=line.material.slug,
                     quantity=line.quantity,
                     revision=target.number,
-                )
+                ),
+                # A customer's uploaded part is found for the order's organisation only.
+                organisation=line.order.organisation,
             )
         except OrderInvalid as invalid:
             problems = invalid.errors

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from microfactory.errors import DomainError
 from orders.carts import cart_clear, cart_lines, line_request_of
-from orders.models import Order, SavedQuote, SavedQuoteLine
+from orders.models import Order, Organisation, SavedQuote, SavedQuoteLine
 from orders.quotes import line_facts, line_quote
 from orders.quoting import Quote
 from orders.services import (
@@ -67,7 +67,9 @@ def quote_from_json(stored: dict[str, Any]) -> Quote:
     return Quote(**fields)
 
 
-def _checked_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
+def _checked_lines(
+    requested: list[LineRequest], *, organisation: Organisation
+) -> list[dict[str, Any]]:
     """Every line checked as an order's would be; all errors collected before refusing."""
     if not requested:
         raise OrderInvalid({"lines": ["a quote needs at least one line"]})
@@ -77,7 +79,7 @@ def _checked_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     checked = []
     for index, line in enumerate(requested):
         try:
-            one = line_check(line)
+            one = line_check(line, organisation=organisation)
             line_makeable(one)
         except OrderInvalid as invalid:
             errors[str(index)] = invalid.errors
@@ -100,7 +102,7 @@ def quote_save(
     with each line's errors, DomainError for a user outside any organisation."""
     now = now or timezone.now()
     membership = membership_for(user)
-    checked = _checked_lines(lines)
+    checked = _checked_lines(lines, organisation=membership.organisation)
     site = default_delivery_site(membership.organisation)
     delivery = site.slug if site is not None else ""
     quoted = [

@@ -40,6 +40,7 @@ from orders.models import (
     TRANSITIONS,
     WORK_ORDER_REF_MAX_LENGTH,
     Asset,
+    CustomerUpload,
     Membership,
     Order,
     OrderEvent,
@@ -163,7 +164,7 @@ def order_place(
         earlier = _earlier(organisation, request.idempotency_key, fingerprint, now)
         if earlier is not None:
             return earlier, False
-    lines = _resolve_lines(request.lines)
+    lines = _resolve_lines(request.lines, organisation=organisation)
     site = _check_order_fields(request, today=timezone.localdate(now))
     asset = _order_asset(request, organisation)
     if site is None:  # the order names no site: the organisation's default, if it has one
@@ -324,11 +325,12 @@ def _check_order_fields(request: OrderRequest, *, today: date) -> SiteRef | None
     return site
 
 
-def line_check(line: LineRequest) -> dict[str, Any]:
+def line_check(line: LineRequest, *, organisation: Organisation | None = None) -> dict[str, Any]:
     """One line checked against the catalog: revision, canonical parameters, material and
-    quantity; raises OrderInvalid with the line's field errors (the part page uses it too)."""
+    quantity; raises OrderInvalid with the line's field errors (the part page uses it too).
+    A customer's uploaded part (a private family) is found only for its `organisation`."""
     errors: dict[str, Any] = {}
-    revision = _revision(line, errors)
+    revision = _revision(line, errors, organisation=organisation)
     if not 1 <= line.quantity <= settings.ORDER_MAX_QUANTITY:
         errors["quantity"] = [f"must be between 1 and {settings.ORDER_MAX_QUANTITY}"]
     material: Material | None = None
@@ -372,7 +374,9 @@ def line_makeable(checked: dict[str, Any]) -> None:
         raise OrderInvalid({"dfm": [f"this configuration cannot be made: {refusal}"]})
 
 
-def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
+def _resolve_lines(
+    requested: list[LineRequest], *, organisation: Organisation | None = None
+) -> list[dict[str, Any]]:
     """Check every line against the catalog; collect all errors before refusing."""
     if not requested:
         raise OrderInvalid({"lines": ["an order needs at least one line"]})
@@ -382,7 +386,7 @@ def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     resolved = []
     for index, line in enumerate(requested):
         try:
-            checked = line_check(line)
+            checked = line_check(line, organisation=organisation)
             line_makeable(checked)
         except OrderInvalid as invalid:
             errors[str(index)] = invalid.errors
@@ -393,8 +397,12 @@ def _resolve_lines(requested: list[LineRequest]) -> list[dict[str, Any]]:
     return resolved
 
 
-def _revision(line: LineRequest, errors: dict[str, Any]) -> PartRevision | None:
+def _revision(
+    line: LineRequest, errors: dict[str, Any], *, organisation: Organisation | None = None
+) -> PartRevision | None:
     family = PartFamily.objects.filter(slug=line.part).first()
+    if family is not None and family.private and not _owns_upload(organisation, family):
+        family = None  # another organisation's upload: as if it did not exist
     if family is None:
         errors["part"] = [f"no part '{line.part}' in the catalog"]
         return None
@@ -411,6 +419,13 @@ def _revision(line: LineRequest, errors: dict[str, Any]) -> PartRevision | None:
     if revision is None:
         errors["revision"] = [f"'{family.name}' has no published revision {line.revision}"]
     return revision
+
+
+def _owns_upload(organisation: Organisation | None, family: PartFamily) -> bool:
+    """Whether the private family is one of the organisation's uploads (orders.uploads)."""
+    return organisation is not None and (
+        CustomerUpload.objects.filter(organisation=organisation, revision__family=family).exists()
+    )
 
 
 # --- moving orders ---------------------------------------------------------------------------

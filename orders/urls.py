@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders import asset_views, reorder_pages, saved_quote_views, views
+from orders import asset_views, reorder_pages, saved_quote_views, upload_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -42,6 +42,15 @@ urlpatterns = [
         name="line-save-to-asset",
     ),
     path("login/", auth_views.LoginView.as_view(), name="login"),
+    # Customers' own models (orders.uploads).
+    path("uploads/", upload_views.uploads_page, name="uploads"),
+    path("uploads/<id:upload_id>/", upload_views.upload_page, name="upload"),
+    path(
+        "uploads/<id:upload_id>/configure/",
+        upload_views.upload_configure,
+        name="upload-configure",
+    ),
+    path("uploads/<id:upload_id>/add/", upload_views.upload_add, name="upload-add"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     # Saved quotes (orders.saved_quote_views).
     path("cart/save-quote/", saved_quote_views.cart_save_quote, name="cart-save-quote"),

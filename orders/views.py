@@ -18,6 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
@@ -90,7 +91,9 @@ def home(request: HttpRequest) -> HttpResponse:
     category = request.GET.get("category", "")
     process = request.GET.get("process", "")
     material = request.GET.get("material", "")
-    families = PartFamily.objects.filter(retired=False, revisions__published_at__isnull=False)
+    families = PartFamily.objects.filter(
+        retired=False, private=False, revisions__published_at__isnull=False
+    )
     if query:
         families = families.filter(
             Q(name__icontains=query)
@@ -113,7 +116,7 @@ def home(request: HttpRequest) -> HttpResponse:
         Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
     )
     categories = (
-        PartFamily.objects.filter(retired=False)
+        PartFamily.objects.filter(retired=False, private=False)
         .exclude(category="")
         .order_by("category")
         .values_list("category", flat=True)
@@ -137,7 +140,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _revision_of(slug: str) -> tuple[PartFamily, PartRevision]:
-    family = get_object_or_404(PartFamily, slug=slug, retired=False)
+    family = get_object_or_404(PartFamily, slug=slug, retired=False, private=False)
     revision = family.current_revision()
     if revision is None:
         raise Http404("this part has no published revision")
@@ -339,6 +342,10 @@ def _cart(request: HttpRequest) -> list[dict[str, Any]]:
             "total": str(line.quoted_total),
             "currency": line.currency,
             "note": line.note,
+            # A customer's uploaded part has no catalog page: the cart links to its upload.
+            "url": reverse("upload", args=[line.revision.upload.pk])
+            if line.revision.family.private
+            else "",
         }
         for line in cart_lines(user=user)
     ]

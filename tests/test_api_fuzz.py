@@ -22,8 +22,10 @@ from typing import Any
 
 import pytest
 import schemathesis
+import trimesh
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
@@ -44,6 +46,7 @@ from catalog.previews import preview_build, preview_request
 from orders.models import Order
 from orders.saved_quotes import quote_save
 from orders.services import LineRequest
+from orders.uploads import upload_create
 from production import machines
 from production.dfm_previews import preview_dfm_check, preview_dfm_request
 from production.models import PreviewDfm, Site
@@ -224,6 +227,12 @@ def world(built_preview: BuiltPreview, settings: Any) -> World:
     quote_save(
         user=User.objects.get(username="theirs"), lines=[LineRequest("block", GOOD, "pla", 2)]
     )
+    # A customer's own model (orders.uploads), its build still to come.
+    upload = upload_create(
+        user=users["requester"],
+        name="Spacer",
+        upload=SimpleUploadedFile("spacer.stl", trimesh.creation.box().export(file_type="stl")),
+    )
 
     headers = {role: user_api_headers(user) for role, user in users.items()}
     headers["staff"] = user_api_headers(staff)
@@ -231,7 +240,12 @@ def world(built_preview: BuiltPreview, settings: Any) -> World:
     headers["anonymous"] = {}
     return World(
         headers=headers,
-        path_values={"job_id": job.pk, "key": preview.key, "quote_id": quote.pk},
+        path_values={
+            "job_id": job.pk,
+            "key": preview.key,
+            "quote_id": quote.pk,
+            "upload_id": upload.pk,
+        },
         slugs={"parts": "block", "machines": "mk4-1"},
         orders={"queued": queued.pk, "waiting": waiting.pk},
     )
@@ -247,7 +261,7 @@ def fixed_values(world: World, method: str, path: str) -> dict[str, Any]:
     if "{order_id}" in path:
         acting = path.endswith(("/approve/", "/reject/", "/cancel/"))
         params["order_id"] = world.orders["waiting" if acting else "queued"]
-    for name in ("job_id", "key", "quote_id"):
+    for name in ("job_id", "key", "quote_id", "upload_id"):
         if "{" + name + "}" in path:
             params[name] = world.path_values[name]
     return {"path_parameters": params} if params else {}
@@ -262,6 +276,7 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
         ("POST", "/api/v1/saved-quotes/"): {"body": {"lines": [line], "reference": "WO-1"}},
         ("POST", "/api/v1/saved-quotes/{quote_id}/order/"): {"body": {"priority": "high"}},
         ("POST", "/api/v1/orders/{order_id}/reorder/"): {"body": {"revision": "same"}},
+        ("POST", "/api/v1/uploads/{upload_id}/quote/"): {"body": {"material": "pla"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},
         ("GET", "/api/v1/previews/{key}/dfm/"): {"query": {"material": "pla"}},

@@ -9,6 +9,8 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+import trimesh
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter
@@ -20,6 +22,7 @@ from microfactory.limits import ID_MAX, IdConverter, json_depth
 from orders.models import Asset, Membership, Order, OrderEvent, SavedQuote
 from orders.saved_quotes import quote_save
 from orders.services import LineRequest
+from orders.uploads import upload_create
 from production import machines
 from production.models import Job, Machine, MachineEvent, MachineTelemetry
 from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
@@ -102,6 +105,8 @@ def world(settings):
         lines=[LineRequest(part="block", parameters=GOOD_BLOCK, material="pla", quantity=1)],
     )
     machine = make_machine("mk4-1")
+    stl = trimesh.creation.box().export(file_type="stl")
+    upload = upload_create(user=boss, name="Spacer", upload=SimpleUploadedFile("s.stl", stl))
     api = APIClient()
     api.force_authenticate(boss)
     return {
@@ -124,6 +129,8 @@ def world(settings):
             "api:saved-quote-share": reverse("api:saved-quote-share", args=[quote.pk]),
             "api:saved-quote-requote": reverse("api:saved-quote-requote", args=[quote.pk]),
             "api:saved-quote-order": reverse("api:saved-quote-order", args=[quote.pk]),
+            "api:uploads": reverse("api:uploads"),
+            "api:upload-quote": reverse("api:upload-quote", args=[upload.pk]),
         },
     }
 
@@ -170,7 +177,7 @@ def test_a_deeply_nested_body_is_a_400_on_every_write_endpoint_and_changes_nothi
         assert response.json() == {"message": "the JSON body is nested deeper than 32 levels"}
         answered.append(name)
     assert snapshot() == before
-    assert len(answered) == 16
+    assert len(answered) == 18
 
 
 @pytest.mark.django_db

@@ -56,7 +56,8 @@ PREVIEW_FILES = {
 def _families() -> QuerySet[PartFamily]:
     """Orderable families, each with its published revisions newest first."""
     published = PartRevision.objects.filter(published_at__isnull=False).order_by("-number")
-    return PartFamily.objects.filter(retired=False).prefetch_related(
+    # Customers' uploads (private families) are their organisation's: orders.api.uploads.
+    return PartFamily.objects.filter(retired=False, private=False).prefetch_related(
         Prefetch("revisions", published.prefetch_related("materials"), to_attr="published")
     )
 

@@ -3,7 +3,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from orders.api import assets, reorders, saved_quotes, views
+from orders.api import assets, reorders, saved_quotes, uploads, views
 
 urlpatterns = [
     path("orders/", views.OrdersApi.as_view(), name="orders"),
@@ -53,4 +53,8 @@ urlpatterns = [
         saved_quotes.SavedQuoteOrderApi.as_view(),
         name="saved-quote-order",
     ),
+    # Customers' own models (orders.uploads).
+    path("uploads/", uploads.UploadsApi.as_view(), name="uploads"),
+    path("uploads/<id:upload_id>/", uploads.UploadDetailApi.as_view(), name="upload-detail"),
+    path("uploads/<id:upload_id>/quote/", uploads.UploadQuoteApi.as_view(), name="upload-quote"),
 ]

@@ -204,6 +204,9 @@ def schema_path(path: str) -> str:
     return path.replace("/artifacts/stl/", "/artifacts/{kind}/")
 
 
+UPLOADS_ISOLATION = (
+    "tests.orders.test_uploads::test_another_organisation_can_neither_see_nor_order_an_upload"
+)
 # The operations that read or write an organisation's rows, and the test that shows another
 # organisation's members can neither see nor change them.
 API_ISOLATION = {
@@ -245,6 +248,17 @@ API_ISOLATION = {
             ("POST", "requote/"),
             ("POST", "order/"),
         )
+    },
+    # Customers' own models: listed, read and quoted only by their organisation; one uploaded
+    # is the uploader's organisation's.
+    **{
+        operation: UPLOADS_ISOLATION
+        for operation in [
+            ("GET", "/api/v1/uploads/"),
+            ("POST", "/api/v1/uploads/"),
+            ("GET", "/api/v1/uploads/{upload_id}/"),
+            ("POST", "/api/v1/uploads/{upload_id}/quote/"),
+        ]
     },
 }
 # The operations on rows that belong to no customer organisation, and why; each shared
