@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from catalog.models import PartFamily, PartPreview
 from catalog.previews import preview_build
 from microfactory.errors import DomainError
-from orders.models import CustomerUpload
+from orders.models import CustomerUpload, SavedQuote
 from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
 from orders.uploads import (
     UploadRefused,
@@ -332,6 +332,13 @@ def test_a_requester_uploads_checks_quotes_and_orders_a_model_on_the_pages(user,
     line = user.orders.get().lines.get()
     assert line.revision == upload.revision and line.quantity == 4
     assert page.get("/uploads/").content.decode().count(upload.number) == 1
+    # Into the cart again, and kept as a saved quote at its price (the saved cart and quotes
+    # find the organisation's private part as orders do).
+    page.post(f"/uploads/{upload.pk}/add/", {"material": "pla", "quantity": "2"})
+    saved = page.post("/cart/save-quote/", {"reference": "for purchasing"})
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    quote = SavedQuote.objects.get()
+    assert [(q.revision, q.quantity) for q in quote.lines.all()] == [(upload.revision, 2)]
 
 
 def test_the_upload_page_says_why_a_file_was_rejected(user):
