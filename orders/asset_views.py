@@ -37,6 +37,7 @@ from orders.assets import (
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
 from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
 from orders.views import (
+    _cart_delivery,
     _default_site,
     _flatten,
     _membership,
@@ -261,6 +262,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
         "priority": Order.Priority.NORMAL,
         "delivery_site": _default_site(request),
         "note": "",
+        "speed": "standard",  # or "expedited" (orders.delivery)
     }
     quantities = {part.pk: part.quantity for part in parts}
     errors: dict[str, Any] = {}
@@ -287,6 +289,8 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
                 errors["due_date"] = ["enter a date as YYYY-MM-DD"]
         if form["priority"] not in Order.Priority.values:
             errors["priority"] = ["choose a priority from the list"]
+        if form["speed"] not in ("standard", "expedited"):
+            errors["speed"] = ["choose standard or expedited"]
         chosen = [part for part in parts if quantities[part.pk] > 0]
         if not chosen:
             errors["lines"] = ["order at least one of its spare parts (a quantity above 0)"]
@@ -304,6 +308,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
                         idempotency_key=f"asset-{key}" if key else None,
                         asset=asset.pk,
                         work_order_ref=form["work_order_ref"],
+                        expedite=form["speed"] == "expedited",
                     ),
                 )
             except OrderInvalid as invalid:
@@ -329,6 +334,21 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             "errors": errors,
             "lines_error": errors.get("lines") if isinstance(errors.get("lines"), list) else [],
             "priorities": Order.Priority.choices,
+            # What standard and expedited cost for the spare parts as the form has them now.
+            "delivery": _cart_delivery(
+                [
+                    {
+                        "part": p.revision.family.slug,
+                        "parameters": p.parameters,
+                        "material": p.material.slug,
+                        "quantity": quantities[p.pk],
+                        "revision": p.revision.number,
+                    }
+                    for p in parts
+                    if quantities[p.pk] > 0
+                ],
+                site=form["delivery_site"],
+            ),
             "sites": public.sites(),
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),

@@ -330,6 +330,24 @@ def test_order_for_asset_prefills_the_lines_with_the_saved_configuration(tech):
     assert f'data-line="{line.pk}"' in history and line.get_status_display() in history
 
 
+def test_the_asset_order_form_offers_both_speeds_with_their_price_and_places_an_expedited_one(
+    tech,
+):
+    asset = register(tech)
+    collar = save_part(asset, tech, parameters={"width": 24, "height": 12, "hole_d": 6}, quantity=2)
+    browser = page(tech)
+    form_page = browser.get(f"/assets/{asset.pk}/order/").content.decode()
+    assert 'id="speed-standard"' in form_page and 'id="speed-expedited"' in form_page
+    assert "expedite fee" in form_page and "Needed by" in form_page
+    browser.post(
+        f"/assets/{asset.pk}/order/",
+        {f"q_{collar.pk}": "2", "priority": "normal", "speed": "expedited", "idempotency_key": "k"},
+    )
+    order = Order.objects.get()
+    assert (order.asset_id, order.expedite, order.priority) == (asset.pk, True, "urgent")
+    assert order.expedite_fee > 0  # in the total, as on the cart
+
+
 def test_the_work_order_reference_round_trips_through_the_orders_api(tech):
     asset = register(tech, criticality="medium")
     client = api(tech)
