@@ -232,6 +232,16 @@ def _quantity(raw: str) -> int:
         return 0
 
 
+def _quantity_problem(raw: str) -> str:
+    """What is wrong with a quantity typed in the form ("" when it is a whole number; its
+    range is line_check's): 2.5 parts is not a number of parts, whatever the range."""
+    try:
+        int(raw.strip())
+    except (AttributeError, ValueError):
+        return f"Enter a whole number of parts, from 1 to {settings.ORDER_MAX_QUANTITY}"
+    return ""
+
+
 @login_required
 def part_page(request: HttpRequest, slug: str) -> HttpResponse:
     family, revision = _revision_of(slug)
@@ -263,19 +273,35 @@ def _configuration(
     parameters: dict[str, Any],
     material: str,
     quantity: int,
+    quantity_problem: str = "",
 ) -> dict[str, Any]:
-    """Check one configuration with the order's own validation, then preview, DFM, quote."""
+    """Check one configuration with the order's own validation, then preview, DFM, quote.
+    A quantity that is not a whole number (`quantity_problem`) is refused as such, the rest
+    still checked (with one part)."""
     line = LineRequest(
         part=revision.family.slug,
         parameters=parameters,
         material=material,
-        quantity=quantity,
+        quantity=1 if quantity_problem else quantity,
         revision=revision.number,
     )
     try:
         checked = line_check(line)
+        if quantity_problem:
+            raise OrderInvalid({})
     except OrderInvalid as invalid:
-        return {"errors": invalid.errors, "field_errors": invalid.errors.get("parameters", {})}
+        errors = dict(invalid.errors)
+        if quantity_problem:
+            errors["quantity"] = [quantity_problem]
+        field_errors = errors.get("parameters", {})
+        return {
+            "errors": errors,
+            "field_errors": field_errors,
+            # The summary says a rule broken by two fields once.
+            "field_messages": list(
+                dict.fromkeys(m for messages in field_errors.values() for m in messages)
+            ),
+        }
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
     facts = line_facts(
@@ -310,6 +336,7 @@ def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
             _raw_parameters(request, specs),
             request.POST.get("material", ""),
             _quantity(request.POST.get("quantity", "")),
+            _quantity_problem(request.POST.get("quantity", "")),
         )
     )
     return render(request, "orders/_configuration.html", context)
@@ -335,6 +362,9 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
         revision=revision.number,
     )
     try:
+        problem = _quantity_problem(request.POST.get("quantity", ""))
+        if problem:
+            raise OrderInvalid({"quantity": [problem]})
         checked = line_check(line)
         line_makeable(checked)
     except OrderInvalid as invalid:
@@ -376,10 +406,19 @@ def cart_remove(request: HttpRequest, index: int) -> HttpResponse:
 
 
 def _flatten(errors: Any, prefix: str = "") -> str:
+    """Every message of a nested error dict, once each: the messages name their field in
+    the requester's words (catalog.parameters), so the internal keys are not shown; the
+    lines of an order are said by number ("line 2: ...")."""
     if isinstance(errors, dict):
-        return "; ".join(_flatten(value, f"{prefix}{key} ") for key, value in errors.items())
+        said: list[str] = []
+        for key, value in errors.items():
+            where = f"line {int(key) + 1}: " if str(key).isdigit() else ""
+            text = _flatten(value, prefix + where)
+            if text not in said:
+                said.append(text)
+        return "; ".join(said)
     if isinstance(errors, list):
-        return prefix + " ".join(str(item) for item in errors)
+        return prefix + " ".join(dict.fromkeys(str(item) for item in errors))
     return prefix + str(errors)
 
 

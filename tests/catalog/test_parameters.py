@@ -65,17 +65,17 @@ def test_equal_configurations_hash_equally():
 def test_out_of_range_values_name_the_field_and_the_limit():
     with pytest.raises(ParameterError) as caught:
         validate_parameters(SCHEMA, {**GOOD, "bore_d": 2})
-    assert caught.value.errors == {"bore_d": ["must be at least 3 mm (got 2)"]}
+    assert caught.value.errors == {"bore_d": ["Bore must be at least 3 mm (got 2 mm)"]}
 
 
 def test_missing_unknown_and_non_numeric_parameters_are_all_reported():
     with pytest.raises(ParameterError) as caught:
         validate_parameters(SCHEMA, {"bore_d": "abc", "colour": "red", "screws": 1.5})
     errors = caught.value.errors
-    assert errors["bore_d"] == ["must be a number"]
-    assert errors["colour"] == ["is not a parameter of this part"]
-    assert errors["screws"] == ["must be a whole number"]
-    assert "is required" in errors["outer_d"]
+    assert errors["bore_d"] == ["Bore must be a number"]
+    assert errors["colour"] == ["'colour' is not a parameter of this part"]
+    assert errors["screws"] == ["Screws must be a whole number"]
+    assert "Outer is required" in errors["outer_d"]
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity", True, None, [1], {"a": 1}])
@@ -88,7 +88,7 @@ def test_numbers_must_be_finite_numbers(bad):
 def test_steps_are_enforced_from_the_minimum():
     with pytest.raises(ParameterError) as caught:
         validate_parameters(SCHEMA, {**GOOD, "bore_d": 25.05})
-    assert caught.value.errors["bore_d"] == ["must be in steps of 0.1 mm"]
+    assert caught.value.errors["bore_d"] == ["Bore must be in steps of 0.1 mm"]
 
 
 def test_a_cross_parameter_rule_names_every_field_it_mentions():
@@ -96,10 +96,10 @@ def test_a_cross_parameter_rule_names_every_field_it_mentions():
         validate_parameters(SCHEMA, {**GOOD, "bore_d": 44}, rules=RULES)
     assert caught.value.errors == {
         "bore_d": [
-            "outer_d must exceed bore_d by 4 mm (bore_d 44 must be at most outer_d - 4 = 41)"
+            "Outer must exceed bore by 4 mm (bore 44 mm must be at most outer - 4 = 41 mm)"
         ],
         "outer_d": [
-            "outer_d must exceed bore_d by 4 mm (bore_d 44 must be at most outer_d - 4 = 41)"
+            "Outer must exceed bore by 4 mm (bore 44 mm must be at most outer - 4 = 41 mm)"
         ],
     }
 
@@ -111,8 +111,8 @@ def test_defaults_fill_missing_values_when_asked():
 def test_choices_and_booleans_refuse_other_values():
     with pytest.raises(ParameterError) as caught:
         validate_parameters(SCHEMA, {**GOOD, "finish": "gold", "split": "maybe"})
-    assert caught.value.errors["finish"] == ["'gold' is not one of plain, chamfered"]
-    assert caught.value.errors["split"] == ["must be true or false"]
+    assert caught.value.errors["finish"] == ["Finish must be one of plain, chamfered (got 'gold')"]
+    assert caught.value.errors["split"] == ["Split must be true or false"]
 
 
 def test_canonical_numbers_drop_float_noise():
