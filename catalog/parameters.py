@@ -185,9 +185,7 @@ def validate_parameters(
     return canonical(coerced, specs)
 
 
-def describe(
-    specs: Sequence[ParameterSpec], values: Mapping[str, Any]
-) -> list[tuple[str, str]]:
+def describe(specs: Sequence[ParameterSpec], values: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A configuration as people read it: (label, value with its unit) in the schema's
     order, e.g. ("Bore diameter", "25 mm"), ("Flange", "yes"); a value the schema does not
     know (an older revision's) keeps its name."""

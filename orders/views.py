@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -24,9 +24,11 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
+from catalog.querysets import families_search
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.models import FINAL, Membership, Order, OrderLine, Status
+from orders.price_from import price_from_many
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.services import (
     LineRequest,
@@ -87,14 +89,6 @@ def home(request: HttpRequest) -> HttpResponse:
     process = request.GET.get("process", "")
     material = request.GET.get("material", "")
     families = PartFamily.objects.filter(retired=False, revisions__published_at__isnull=False)
-    if query:
-        families = families.filter(
-            Q(name__icontains=query)
-            | Q(description__icontains=query)
-            | Q(tags__icontains=query)
-            | Q(slug__icontains=query)
-            | Q(category__icontains=query)
-        )
     if category:
         families = families.filter(category=category)
     if process:
@@ -108,6 +102,9 @@ def home(request: HttpRequest) -> HttpResponse:
     families = families.distinct().prefetch_related(
         Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
     )
+    # Names, descriptions, tags, parameter words and sizes, with the admins' synonyms:
+    # "M6", "6 mm", "608 bearing" (catalog.search); best matches first.
+    found = families_search(families, query, revisions="published") if query else list(families)
     categories = (
         PartFamily.objects.filter(retired=False)
         .exclude(category="")
@@ -119,7 +116,10 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "orders/home.html",
         {
-            "families": families,
+            "families": found,
+            "prices": price_from_many(
+                [r for f in found for r in getattr(f, "published", [])[:1]], now=timezone.now()
+            ),
             "q": query,
             "category": category,
             "process": process,

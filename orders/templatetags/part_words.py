@@ -18,9 +18,10 @@ def parameter_words(revision: PartRevision | None, parameters: Any, part: str = 
     if not isinstance(parameters, dict):
         return ""
     if not isinstance(revision, PartRevision):
+        number = revision if isinstance(revision, int) else None
         revision = (
-            PartRevision.objects.filter(family__slug=part, number=revision).first()
-            if part
+            PartRevision.objects.filter(family__slug=part, number=number).first()
+            if part and number is not None
             else None
         )
     try:
@@ -44,3 +45,9 @@ def minutes(seconds: Any) -> str:
     if not hours:
         return f"{whole} min"
     return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+@register.filter
+def lookup(mapping: Any, key: Any) -> Any:
+    """mapping[key], or None: the catalog cards' "from" prices by revision id."""
+    return mapping.get(key) if isinstance(mapping, dict) else None

@@ -119,7 +119,8 @@ def test_a_valid_configuration_comes_back_canonical(api, block) -> None:
         (
             {**GOOD, "hole_d": 19},
             "hole_d",
-            "the hole must leave 1 mm of wall (hole diameter 19 mm must be at most width - 2 = 18 mm)",
+            "the hole must leave 1 mm of wall "
+            "(hole diameter 19 mm must be at most width - 2 = 18 mm)",
         ),
         ({**GOOD, "colour": "red"}, "colour", "'colour' is not a parameter of this part"),
         ({**GOOD, "width": "NaN"}, "width", "Width must be a finite number"),
@@ -127,7 +128,11 @@ def test_a_valid_configuration_comes_back_canonical(api, block) -> None:
         ({**GOOD, "width": "1e999999"}, "width", "Width must be a finite number"),
         ({**GOOD, "width": [20]}, "width", "Width must be a number, a text or true/false"),
         ({**GOOD, "width": "9" * 1_000_000}, "width", "Width is longer than 200 characters"),
-        ({**GOOD, "w" * 1_000_000: 1}, "w" * 100 + "…", f"'{'w' * 40}…' is not a parameter of this part"),
+        (
+            {**GOOD, "w" * 1_000_000: 1},
+            "w" * 100 + "…",
+            f"'{'w' * 40}…' is not a parameter of this part",
+        ),
     ],
 )
 def test_bad_configurations_get_field_errors(api, block, parameters, field, message) -> None:

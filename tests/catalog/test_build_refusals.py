@@ -41,7 +41,9 @@ def test_a_broken_comparison_rule_names_the_values_it_compared() -> None:
     with pytest.raises(ParameterError) as refusal:
         validate_parameters(specs, {**BAD_COLLAR, "outer_d": 10 + 1}, rules=rules)
 
-    assert refusal.value.errors["bore_d"] == ["Bore diameter 30 mm must be less than outer diameter - 4 = 7 mm"]
+    assert refusal.value.errors["bore_d"] == [
+        "Bore diameter 30 mm must be less than outer diameter - 4 = 7 mm"
+    ]
 
 
 @pytest.mark.django_db

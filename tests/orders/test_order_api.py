@@ -100,7 +100,8 @@ def test_reusing_an_idempotency_key_for_another_order_is_a_conflict(api):
         (
             {**GOOD_LINE, "parameters": {"width": 20, "height": 10, "hole_d": 19}},
             ("parameters", "hole_d"),
-            "the hole must leave 1 mm of wall (hole diameter 19 mm must be at most width - 2 = 18 mm)",
+            "the hole must leave 1 mm of wall "
+            "(hole diameter 19 mm must be at most width - 2 = 18 mm)",
         ),
         (
             {**GOOD_LINE, "material": "unobtainium"},
