@@ -117,9 +117,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "orders/home.html",
         {
             "families": found,
-            "prices": price_from_many(
-                [r for f in found for r in getattr(f, "published", [])[:1]], now=timezone.now()
-            ),
+            "prices": price_from_many([r for f in found for r in getattr(f, "published", [])[:1]]),
             "q": query,
             "category": category,
             "process": process,
