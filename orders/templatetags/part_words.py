@@ -7,6 +7,7 @@ from django import template
 
 from catalog.models import PartRevision
 from catalog.parameters import SchemaError, describe, parse_schema
+from production import public
 
 register = template.Library()
 
@@ -51,3 +52,12 @@ def minutes(seconds: Any) -> str:
 def lookup(mapping: Any, key: Any) -> Any:
     """mapping[key], or None: the catalog cards' "from" prices by revision id."""
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+_JOB_STATUSES = dict(public.JOB_STATUS_CHOICES)
+
+
+@register.filter
+def job_status(value: str) -> str:
+    """A job status as people read it: "geometry_built" -> "geometry built"."""
+    return _JOB_STATUSES.get(value, str(value).replace("_", " "))

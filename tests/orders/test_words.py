@@ -14,7 +14,7 @@ from django.test import Client
 
 from catalog.models import PartFamily, PartPreview, SearchSynonym
 from orders.models import OrderLine
-from orders.templatetags.part_words import minutes
+from orders.templatetags.part_words import job_status, minutes
 from tests.builders import login_with_mfa, make_machine, make_order, make_part
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +102,11 @@ def test_the_cart_and_the_order_show_a_configuration_by_labels_and_units(browser
     line = OrderLine.objects.get(order=order)
     assert f"Hole diameter {line.parameters['hole_d']} mm" in page
     assert "hole_d =" not in page
+    assert [job_status(s) for s in ("geometry_built", "routed", "new_one")] == [
+        "geometry built",
+        "routed to machine",
+        "new one",
+    ]
     assert re.search(r"[\d.]+ EUR each", page)
 
 
