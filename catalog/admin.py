@@ -25,7 +25,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from catalog import geometry
-from catalog.models import Material, PartFamily, PartPreview, PartRevision, RevisionEstimator
+from catalog.models import (
+    Material,
+    PartFamily,
+    PartPreview,
+    PartRevision,
+    RevisionEstimator,
+    SearchSynonym,
+)
 from catalog.parameters import SchemaError, defaults, parse_schema
 from catalog.previews import build_limits, revision_build
 from catalog.scripts import declared_parameters, schema_mismatches, starter_schema
@@ -41,6 +48,18 @@ from catalog.services import (
 from microfactory.errors import DomainError, Rejected
 
 SCRIPT_UPLOAD_MAX_BYTES = 1024 * 1024
+
+
+@admin.register(SearchSynonym)
+class SearchSynonymAdmin(admin.ModelAdmin):
+    """Synonyms of the catalog search: 'M6, 6 mm thread, 6 mm' makes each find the others."""
+
+    list_display = ["words", "note"]
+    search_fields = ["words", "note"]
+
+    def save_model(self, request: HttpRequest, obj: SearchSynonym, form: Any, change: bool) -> None:
+        obj.words = ", ".join(p.strip() for p in obj.words.split(",") if p.strip())
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(Material)

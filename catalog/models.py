@@ -4,6 +4,7 @@ import hashlib
 import json
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -231,3 +232,25 @@ class RevisionEstimator(models.Model):
 
     def __str__(self) -> str:
         return f"estimator of {self.revision} ({self.status})"
+
+
+class SearchSynonym(models.Model):
+    """Phrases that mean the same in a catalog search, kept by the catalog admins: a search
+    for any one of them finds what the others find (catalog.search)."""
+
+    words = models.CharField(
+        max_length=300,
+        help_text="Comma-separated words or phrases that mean the same in a search: "
+        "'M6, 6 mm thread, 6 mm' or '608, 8 mm bore bearing'",
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why they mean the same")
+
+    class Meta:
+        ordering = ["words"]
+
+    def __str__(self) -> str:
+        return self.words
+
+    def clean(self) -> None:
+        if len([p for p in self.words.split(",") if p.strip()]) < 2:
+            raise ValidationError({"words": "Give at least two phrases, separated by commas."})

@@ -27,11 +27,19 @@ DECIMALS = 6
 
 
 class ParameterError(Exception):
-    """Values that do not fit the schema; `errors` maps each field to its messages."""
+    """Values that do not fit the schema; `errors` maps each field's name to its messages.
+
+    Each message is a whole sentence in the requester's words: it names the parameter by its
+    label and gives sizes with their unit ("Bore diameter must be at least 3 mm (got 2 mm)"),
+    so it reads the same under the field, in a summary, in an API answer or a job's reason.
+    """
 
     def __init__(self, errors: Mapping[str, list[str]]):
         self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items()))
+        said: list[str] = []  # a broken rule is filed under each field it names: say it once
+        for messages in self.errors.values():
+            said.extend(m for m in messages if m not in said)
+        super().__init__("; ".join(said))
 
 
 class SchemaError(Exception):
@@ -78,7 +86,7 @@ def parse_schema(raw: Sequence[Mapping[str, Any]]) -> tuple[ParameterSpec, ...]:
         try:
             spec = ParameterSpec(
                 name=name,
-                label=str(item.get("label") or name),
+                label=str(item.get("label") or name.replace("_", " ").capitalize()),
                 type=kind,
                 default=item["default"],
                 unit=str(item.get("unit") or UNITS.get(kind, "")),
@@ -150,19 +158,21 @@ def validate_parameters(
     fill_defaults, missing parameters take their defaults; otherwise they are errors.
     """
     if not isinstance(values, Mapping):
-        raise ParameterError({"parameters": ["must be an object of name: value"]})
+        raise ParameterError({"parameters": ["The parameters must be an object of name: value"]})
     errors: dict[str, list[str]] = {}
     known = {s.name for s in specs}
     for name in values:
         if name not in known:
-            errors.setdefault(str(name), []).append("is not a parameter of this part")
+            errors.setdefault(str(name), []).append(
+                f"'{str(name)[:40]}' is not a parameter of this part"
+            )
     merged = dict(values)
     for spec in specs:
         if spec.name not in merged:
             if fill_defaults:
                 merged[spec.name] = spec.default
             else:
-                errors.setdefault(spec.name, []).append("is required")
+                errors.setdefault(spec.name, []).append(f"{spec.label} is required")
     try:
         coerced = _check_one_by_one(specs, {k: v for k, v in merged.items() if k in known})
     except ParameterError as error:
@@ -171,8 +181,29 @@ def validate_parameters(
         coerced = {}
     if errors:
         raise ParameterError(errors)
-    _check_rules(rules, coerced)
+    _check_rules(rules, coerced, specs)
     return canonical(coerced, specs)
+
+
+def describe(specs: Sequence[ParameterSpec], values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A configuration as people read it: (label, value with its unit) in the schema's
+    order, e.g. ("Bore diameter", "25 mm"), ("Flange", "yes"); a value the schema does not
+    know (an older revision's) keeps its name."""
+    said: list[tuple[str, str]] = []
+    for spec in specs:
+        if spec.name not in values:
+            continue
+        value = values[spec.name]
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, int | float):
+            shown = _fmt(value) + (f" {spec.unit}" if spec.unit else "")
+        else:
+            shown = str(value)
+        said.append((spec.label, shown))
+    known = {s.name for s in specs}
+    said.extend((str(name), str(values[name])) for name in values if name not in known)
+    return said
 
 
 def canonical(
@@ -207,7 +238,7 @@ def _check_one_by_one(
         try:
             result[spec.name] = _coerce(spec, values[spec.name])
         except ValueError as error:
-            errors.setdefault(spec.name, []).append(str(error))
+            errors.setdefault(spec.name, []).append(f"{spec.label} {error}")
     if errors:
         raise ParameterError(errors)
     return result
@@ -227,7 +258,7 @@ def _coerce(spec: ParameterSpec, raw: Any) -> ParameterValue:
             raise ValueError("must be one of " + ", ".join(spec.choices))
         choice = str(raw)
         if choice not in spec.choices:
-            raise ValueError(f"'{choice[:40]}' is not one of " + ", ".join(spec.choices))
+            raise ValueError(f"must be one of {', '.join(spec.choices)} (got '{choice[:40]}')")
         return choice
     number = _number(raw)
     if spec.type == "integer":
@@ -238,9 +269,9 @@ def _coerce(spec: ParameterSpec, raw: Any) -> ParameterValue:
         value = float(number)
     unit = f" {spec.unit}" if spec.unit else ""
     if spec.min is not None and value < spec.min:
-        raise ValueError(f"must be at least {_fmt(spec.min)}{unit} (got {_fmt(value)})")
+        raise ValueError(f"must be at least {_fmt(spec.min)}{unit} (got {_fmt(value)}{unit})")
     if spec.max is not None and value > spec.max:
-        raise ValueError(f"must be at most {_fmt(spec.max)}{unit} (got {_fmt(value)})")
+        raise ValueError(f"must be at most {_fmt(spec.max)}{unit} (got {_fmt(value)}{unit})")
     if spec.step:
         origin = Decimal(str(spec.min)) if spec.min is not None else Decimal(0)
         steps = (number - origin) / Decimal(str(spec.step))
@@ -261,8 +292,13 @@ def _number(raw: Any) -> Decimal:
     return number
 
 
-def _check_rules(rules: Sequence[Rule], values: Mapping[str, ParameterValue]) -> None:
+def _check_rules(
+    rules: Sequence[Rule],
+    values: Mapping[str, ParameterValue],
+    specs: Sequence[ParameterSpec] = (),
+) -> None:
     errors: dict[str, list[str]] = {}
+    words = _Words(specs)
     for rule in rules:
         evaluator = EvalWithCompoundTypes(
             names=dict(values), functions={"min": min, "max": max, "abs": abs}
@@ -273,15 +309,73 @@ def _check_rules(rules: Sequence[Rule], values: Mapping[str, ParameterValue]) ->
             raise SchemaError(f"rule '{rule.expression}' cannot be evaluated: {error}") from error
         if not holds:
             fields = [name for name in values if _mentions(rule.expression, name)] or ["parameters"]
-            detail = _why_false(rule.expression, evaluator)
-            if detail and rule.message != rule.expression:
-                message = f"{rule.message} ({detail})"
+            aside = rule.message != rule.expression  # the detail follows the rule's message
+            detail = _why_false(rule.expression, evaluator, words, starts=not aside)
+            said = words.sentence(rule.message)
+            if detail and aside:
+                message = f"{said} ({detail})"
             else:
-                message = detail or rule.message
+                message = detail or said
             for name in fields:
                 errors.setdefault(name, []).append(message)
     if errors:
         raise ParameterError(errors)
+
+
+class _Words:
+    """A schema's words for its parameters: the label for a name, the unit of a size, so a
+    rule written over names ("outer_d - bore_d >= 8") is explained in labels and units."""
+
+    def __init__(self, specs: Sequence[ParameterSpec]) -> None:
+        self.labels = {s.name: s.label for s in specs}
+        self.units = {s.name: s.unit for s in specs}
+
+    def sentence(self, text: str, *, starts: bool = True) -> str:
+        """`text` with every parameter name replaced by its label ("make outer_d at least
+        bore_d + 8 mm" -> "make outer diameter at least bore diameter + 8 mm"). A label
+        keeps its capital only where a sentence starts (`starts`: `text` begins one)."""
+        names = sorted((n for n in self.labels if self.labels[n] != n), key=len, reverse=True)
+        if not names:
+            return text
+
+        def label(match: re.Match[str]) -> str:
+            before = text[: match.start()].rstrip()
+            first = (starts and not before) or before.endswith(".")
+            said = self.labels[match.group(0)]
+            return said if first else _mid_sentence(said)
+
+        return re.sub(rf"\b(?:{'|'.join(map(re.escape, names))})\b", label, text)
+
+    def unit(self, node: ast.expr) -> str | None:
+        """The unit of an expression over parameters: a name's unit, kept through sums and
+        differences of like units and through scaling by a constant; "" for a constant alone
+        (it takes the other side's unit); None when units mix or cannot be said."""
+        if isinstance(node, ast.Name):
+            return self.units.get(node.id) or None
+        if isinstance(node, ast.Constant):
+            return ""
+        if isinstance(node, ast.UnaryOp):
+            return self.unit(node.operand)
+        if isinstance(node, ast.BinOp):
+            left, right = self.unit(node.left), self.unit(node.right)
+            if left is None or right is None:
+                return None
+            if isinstance(node.op, ast.Add | ast.Sub):
+                return left if left == right or not right else right if not left else None
+            if isinstance(node.op, ast.Mult):
+                return left if not right else right if not left else None
+            if isinstance(node.op, ast.Div) and not right:
+                return left
+        return None
+
+
+def _mid_sentence(label: str) -> str:
+    """A label as it reads inside a sentence: "Outer diameter" -> "outer diameter", but
+    "GT2 teeth" or "PCB thickness" keep their capitals."""
+    first, _, rest = label.partition(" ")
+    if first[:1].isupper() and first[1:].islower():
+        return f"{first.lower()} {rest}".rstrip()
+    return label
 
 
 _SAYS = {
@@ -294,31 +388,47 @@ _SAYS = {
 }
 
 
-def _why_false(expression: str, evaluator: EvalWithCompoundTypes) -> str:
-    """For a rule that is one comparison, what it compared: "bore_d 30 must be less than
-    outer_d - 4 = 6", so that the reason names the values, not only the rule. Empty for
-    any other rule (its message says it)."""
+def _why_false(
+    expression: str,
+    evaluator: EvalWithCompoundTypes,
+    words: "_Words | None" = None,
+    *,
+    starts: bool = True,
+) -> str:
+    """For a rule that is one comparison, what it compared, in labels and units: "Bore
+    diameter 30 mm must be less than outer diameter - 4 = 6 mm", so that the reason names
+    the values, not only the rule. Empty for any other rule (its message says it)."""
+    words = words or _Words(())
     try:
         tree = ast.parse(expression.strip(), mode="eval").body
     except SyntaxError:
         return ""
     if not isinstance(tree, ast.Compare) or len(tree.ops) != 1 or type(tree.ops[0]) not in _SAYS:
         return ""
+    left, right = tree.left, tree.comparators[0]
+    units = [words.unit(left), words.unit(right)]
+    # A constant compared with a size is that size's unit: "Width 4 mm must be at least 6 mm".
+    if units[0] == "" and units[1]:
+        units[0] = units[1]
+    if units[1] == "" and units[0]:
+        units[1] = units[0]
     sides = []
-    for side in (tree.left, tree.comparators[0]):
+    for index, side in enumerate((left, right)):
         text = ast.unparse(side)
         try:
             value = evaluator.eval(text)
         except (InvalidExpression, ArithmeticError, TypeError, SyntaxError):
             return ""
         number = isinstance(value, int | float) and not isinstance(value, bool)
-        shown = _fmt(value) if number else repr(value)
+        unit = f" {units[index]}" if number and units[index] else ""
+        shown = (_fmt(value) if number else repr(value)) + unit
+        said = words.sentence(text, starts=starts and not index)
         if isinstance(side, ast.Name):
-            sides.append(f"{text} {shown}")
+            sides.append(f"{said} {shown}")
         elif isinstance(side, ast.Constant):
-            sides.append(text)
+            sides.append(shown if number else text)
         else:
-            sides.append(f"{text} = {shown}")
+            sides.append(f"{said} = {shown}")
     return f"{sides[0]} {_SAYS[type(tree.ops[0])]} {sides[1]}"
 
 

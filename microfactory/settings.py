@@ -480,6 +480,10 @@ ORDER_QUOTE_RATES = Rates(
     layer_overhead_s=env.float("MF_QUOTE_LAYER_OVERHEAD_S", default=1.5),
     pipeline_overhead_s=env.float("MF_QUOTE_PIPELINE_OVERHEAD_S", default=900.0),
 )
+# "From" prices on the catalog cards (orders.price_from): the quote of each part's default
+# configuration, kept this long in the cache (a new revision, estimator or material price is
+# a new entry at once).
+ORDER_PRICE_FROM_CACHE_S = env.int("MF_ORDER_PRICE_FROM_CACHE_S", default=3600)
 # The cost of a job (production.costing): energy tariff, labour rate and how labour minutes
 # are read from the station's timestamps. Costs are the factory's business: only its managers
 # and staff see them.

@@ -332,14 +332,17 @@ def line_check(line: LineRequest, *, organisation: Organisation | None = None) -
     errors: dict[str, Any] = {}
     revision = _revision(line, errors, organisation=organisation)
     if not 1 <= line.quantity <= settings.ORDER_MAX_QUANTITY:
-        errors["quantity"] = [f"must be between 1 and {settings.ORDER_MAX_QUANTITY}"]
+        errors["quantity"] = [f"Quantity must be from 1 to {settings.ORDER_MAX_QUANTITY} parts"]
     material: Material | None = None
     values: dict[str, Any] = {}
     if revision is not None:
         material = revision.materials.filter(slug=line.material, active=True).first()
         if material is None:
-            allowed = ", ".join(m.slug for m in revision.materials.filter(active=True))
-            errors["material"] = [f"'{line.material}' is not offered; choose {allowed}"]
+            offered = revision.materials.filter(active=True)
+            allowed = ", ".join(f"{m.name} ({m.slug})" for m in offered)
+            errors["material"] = [
+                f"Material '{line.material[:40]}' is not offered for this part; choose {allowed}"
+            ]
         try:
             values = validate_parameters(
                 parse_schema(revision.parameter_schema),
@@ -371,7 +374,7 @@ def line_makeable(checked: dict[str, Any]) -> None:
         material=checked["material"],
     )
     if refusal is not None:
-        raise OrderInvalid({"dfm": [f"this configuration cannot be made: {refusal}"]})
+        raise OrderInvalid({"dfm": [f"This configuration cannot be made: {refusal}"]})
 
 
 def _resolve_lines(

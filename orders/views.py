@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,11 +25,13 @@ from kombu.exceptions import OperationalError
 
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
+from catalog.querysets import families_search
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, order_delivery_quote
 from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
+from orders.price_from import price_from_many
 from orders.quotes import dfm_notes, line_facts, line_quote
 from orders.reorder_pages import reorder_context
 from orders.search import OrderFilter, orders_search
@@ -94,14 +96,6 @@ def home(request: HttpRequest) -> HttpResponse:
     families = PartFamily.objects.filter(
         retired=False, private=False, revisions__published_at__isnull=False
     )
-    if query:
-        families = families.filter(
-            Q(name__icontains=query)
-            | Q(description__icontains=query)
-            | Q(tags__icontains=query)
-            | Q(slug__icontains=query)
-            | Q(category__icontains=query)
-        )
     if category:
         families = families.filter(category=category)
     if process:
@@ -115,6 +109,9 @@ def home(request: HttpRequest) -> HttpResponse:
     families = families.distinct().prefetch_related(
         Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
     )
+    # Names, descriptions, tags, parameter words and sizes, with the admins' synonyms:
+    # "M6", "6 mm", "608 bearing" (catalog.search); best matches first.
+    found = families_search(families, query, revisions="published") if query else list(families)
     categories = (
         PartFamily.objects.filter(retired=False, private=False)
         .exclude(category="")
@@ -126,7 +123,8 @@ def home(request: HttpRequest) -> HttpResponse:
         request,
         "orders/home.html",
         {
-            "families": families,
+            "families": found,
+            "prices": price_from_many([r for f in found for r in getattr(f, "published", [])[:1]]),
             "q": query,
             "category": category,
             "process": process,
@@ -239,6 +237,16 @@ def _quantity(raw: str) -> int:
         return 0
 
 
+def _quantity_problem(raw: str) -> str:
+    """What is wrong with a quantity typed in the form ("" when it is a whole number; its
+    range is line_check's): 2.5 parts is not a number of parts, whatever the range."""
+    try:
+        int(raw.strip())
+    except (AttributeError, ValueError):
+        return f"Enter a whole number of parts, from 1 to {settings.ORDER_MAX_QUANTITY}"
+    return ""
+
+
 @login_required
 def part_page(request: HttpRequest, slug: str) -> HttpResponse:
     family, revision = _revision_of(slug)
@@ -270,19 +278,35 @@ def _configuration(
     parameters: dict[str, Any],
     material: str,
     quantity: int,
+    quantity_problem: str = "",
 ) -> dict[str, Any]:
-    """Check one configuration with the order's own validation, then preview, DFM, quote."""
+    """Check one configuration with the order's own validation, then preview, DFM, quote.
+    A quantity that is not a whole number (`quantity_problem`) is refused as such, the rest
+    still checked (with one part)."""
     line = LineRequest(
         part=revision.family.slug,
         parameters=parameters,
         material=material,
-        quantity=quantity,
+        quantity=1 if quantity_problem else quantity,
         revision=revision.number,
     )
     try:
         checked = line_check(line)
+        if quantity_problem:
+            raise OrderInvalid({})
     except OrderInvalid as invalid:
-        return {"errors": invalid.errors, "field_errors": invalid.errors.get("parameters", {})}
+        errors = dict(invalid.errors)
+        if quantity_problem:
+            errors["quantity"] = [quantity_problem]
+        field_errors = errors.get("parameters", {})
+        return {
+            "errors": errors,
+            "field_errors": field_errors,
+            # The summary says a rule broken by two fields once.
+            "field_messages": list(
+                dict.fromkeys(m for messages in field_errors.values() for m in messages)
+            ),
+        }
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
     facts = line_facts(
@@ -317,6 +341,7 @@ def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
             _raw_parameters(request, specs),
             request.POST.get("material", ""),
             _quantity(request.POST.get("quantity", "")),
+            _quantity_problem(request.POST.get("quantity", "")),
         )
     )
     return render(request, "orders/_configuration.html", context)
@@ -384,6 +409,9 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
         revision=revision.number,
     )
     try:
+        problem = _quantity_problem(request.POST.get("quantity", ""))
+        if problem:
+            raise OrderInvalid({"quantity": [problem]})
         cart_add_line(user=_signed_in(request), line=line)
     except OrderInvalid as invalid:
         messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
@@ -403,10 +431,19 @@ def cart_remove(request: HttpRequest, line_id: int) -> HttpResponse:
 
 
 def _flatten(errors: Any, prefix: str = "") -> str:
+    """Every message of a nested error dict, once each: the messages name their field in
+    the requester's words (catalog.parameters), so the internal keys are not shown; the
+    lines of an order are said by number ("line 2: ...")."""
     if isinstance(errors, dict):
-        return "; ".join(_flatten(value, f"{prefix}{key} ") for key, value in errors.items())
+        said: list[str] = []
+        for key, value in errors.items():
+            where = f"line {int(key) + 1}: " if str(key).isdigit() else ""
+            text = _flatten(value, prefix + where)
+            if text not in said:
+                said.append(text)
+        return "; ".join(said)
     if isinstance(errors, list):
-        return prefix + " ".join(str(item) for item in errors)
+        return prefix + " ".join(dict.fromkeys(str(item) for item in errors))
     return prefix + str(errors)
 
 

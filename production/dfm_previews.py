@@ -29,6 +29,7 @@ from microfactory.errors import DomainError, Rejected
 from production import routing
 from production.machines import routing_facts
 from production.models import Machine, PreviewDfm
+from production.pipeline.dfm.checks import title as check_title
 
 logger = logging.getLogger(__name__)
 
@@ -176,7 +177,8 @@ LEVELS = {"pass": "ok", "warn": "warn", "fail": "fail"}  # report status -> the 
 
 @dataclass(frozen=True)
 class DfmCheckRow:
-    name: str
+    name: str  # the check's id, as words ("min wall"): the page's data-check
+    title: str  # what people read ("Thinnest wall")
     level: str  # "ok", "warn" or "fail"
     value: str
     limit: str
@@ -262,6 +264,7 @@ def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
 def _row(check: dict[str, Any]) -> DfmCheckRow:
     return DfmCheckRow(
         name=check["name"].replace("_", " "),
+        title=check_title(check["name"]),
         level=LEVELS[check["status"]],
         value=check["value"],
         limit=check["limit"],

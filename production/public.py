@@ -8,7 +8,7 @@ is a frozen value (or an id), never a production model, so production can change
 without touching orders.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -379,6 +379,31 @@ def machines_for_quote(
         too_big_for_all=bool(facts) and not fits_somewhere,
         machines_of_process=len(facts),
     )
+
+
+def machines_for_quotes(
+    *, process: str, parts: Sequence[tuple[str, tuple[float, float, float]]]
+) -> list[tuple[QuoteMachine, ...]]:
+    """For each (material slug, extents) of `parts`, the machines that could make it and
+    take work now, as machines_for_quote offers them (no delivery site), with the machines
+    read once: the catalog's "from" prices quote many parts at once."""
+    facts = routing_facts(process=process)
+    rates = dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate"))
+    offers = []
+    for material, extents in parts:
+        needs = routing.JobNeeds(process=process, material=material, extents_mm=extents)
+        offers.append(
+            tuple(
+                QuoteMachine(
+                    name=m.name,
+                    hourly_rate=rates.get(m.key) or Decimal(0),
+                    queue_eta_s=m.queue_eta_s,
+                )
+                for m in facts
+                if routing.can_make(needs, m) and routing.takes_work(m)
+            )
+        )
+    return offers
 
 
 def planned_time_s(

@@ -200,13 +200,19 @@ def _canonical(revision: PartRevision, data: Any) -> dict[str, Any]:
     if len(values) > MAX_PARAMETERS:
         raise ParametersInvalid({"parameters": [f"at most {MAX_PARAMETERS} parameters"]})
     errors: dict[str, list[str]] = {}
+    try:
+        labels = {s.name: s.label for s in parse_schema(revision.parameter_schema)}
+    except SchemaError:
+        labels = {}  # refused below, with the reason
     for name, value in values.items():
         if len(name) > MAX_NAME_CHARS:
-            errors[name[:MAX_NAME_CHARS] + "…"] = ["is not a parameter of this part"]
+            errors[name[:MAX_NAME_CHARS] + "…"] = [
+                f"'{name[:40]}…' is not a parameter of this part"
+            ]
         elif isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-            errors[name] = [f"is longer than {MAX_VALUE_CHARS} characters"]
+            errors[name] = [f"{labels.get(name, name)} is longer than {MAX_VALUE_CHARS} characters"]
         elif isinstance(value, list | dict):
-            errors[name] = ["must be a number, a text or true/false"]
+            errors[name] = [f"{labels.get(name, name)} must be a number, a text or true/false"]
     if errors:
         raise ParametersInvalid(errors)
     try:

@@ -78,7 +78,8 @@ def check_parameters(
     parameters: Mapping[str, object],
 ) -> dict[str, ParameterValue]:
     """The parameters, canonical, if they fit the revision's schema and its own rules; else
-    Rejected with the reason ("bore_d 30 must be less than outer_d - 4 = 6").
+    Rejected with the reason ("Bore diameter 30 mm must be less than outer diameter - 4 = 6
+    mm").
 
     Intake checks them too, but a build must not trust its caller: a line written before a
     rule existed, a preview, a command or a stored artifact would otherwise make a part the
@@ -88,16 +89,8 @@ def check_parameters(
     try:
         return validate_parameters(specs, parameters, rules=rules)
     except ParameterError as error:
-        # A broken rule is reported under each parameter it names: say it once.
-        said: list[str] = []
-        reasons = []
-        for name, messages in error.errors.items():
-            for message in messages:
-                if message not in said:
-                    said.append(message)
-                    reasons.append(f"{name}: {message}")
-        reason = "; ".join(reasons)
-        raise Rejected(f"the parameters break the revision's rules: {reason}") from None
+        # Its text says each message once (a rule is filed under every field it names).
+        raise Rejected(f"the parameters break the revision's rules: {error}") from None
     except SchemaError as error:
         raise Rejected(f"the revision's rules cannot be checked: {error}") from None
 

@@ -43,8 +43,10 @@ def test_a_requester_configures_orders_and_follows_a_part(
     page.wait_for_selector(".part-card .drawing img", timeout=120_000)  # built by the worker
     page.screenshot(path=str(tmp_path / "catalog.png"))
     cards = page.locator(".part-card")
+    # The name match first; then the hose barb, whose "Collar height" is a parameter word.
     assert [cards.nth(i).get_attribute("data-part") for i in range(cards.count())] == [
-        "shaft-collar"
+        "shaft-collar",
+        "hose-barb",
     ]
     cards.first.click()
     page.wait_for_url(re.compile(r"/parts/shaft-collar/$"))

@@ -112,22 +112,27 @@ def test_a_valid_configuration_comes_back_canonical(api, block) -> None:
 @pytest.mark.parametrize(
     "parameters, field, message",
     [
-        ({"width": 20, "height": 10}, "hole_d", "is required"),
-        ({**GOOD, "width": "wide"}, "width", "must be a number"),
-        ({**GOOD, "width": True}, "width", "must be a number"),
-        ({**GOOD, "width": 4}, "width", "must be at least 5 mm (got 4)"),
+        ({"width": 20, "height": 10}, "hole_d", "Hole diameter is required"),
+        ({**GOOD, "width": "wide"}, "width", "Width must be a number"),
+        ({**GOOD, "width": True}, "width", "Width must be a number"),
+        ({**GOOD, "width": 4}, "width", "Width must be at least 5 mm (got 4 mm)"),
         (
             {**GOOD, "hole_d": 19},
             "hole_d",
-            "the hole must leave 1 mm of wall (hole_d 19 must be at most width - 2 = 18)",
+            "the hole must leave 1 mm of wall "
+            "(hole diameter 19 mm must be at most width - 2 = 18 mm)",
         ),
-        ({**GOOD, "colour": "red"}, "colour", "is not a parameter of this part"),
-        ({**GOOD, "width": "NaN"}, "width", "must be a finite number"),
-        ({**GOOD, "width": "-inf"}, "width", "must be a finite number"),
-        ({**GOOD, "width": "1e999999"}, "width", "must be a finite number"),
-        ({**GOOD, "width": [20]}, "width", "must be a number, a text or true/false"),
-        ({**GOOD, "width": "9" * 1_000_000}, "width", "is longer than 200 characters"),
-        ({**GOOD, "w" * 1_000_000: 1}, "w" * 100 + "…", "is not a parameter of this part"),
+        ({**GOOD, "colour": "red"}, "colour", "'colour' is not a parameter of this part"),
+        ({**GOOD, "width": "NaN"}, "width", "Width must be a finite number"),
+        ({**GOOD, "width": "-inf"}, "width", "Width must be a finite number"),
+        ({**GOOD, "width": "1e999999"}, "width", "Width must be a finite number"),
+        ({**GOOD, "width": [20]}, "width", "Width must be a number, a text or true/false"),
+        ({**GOOD, "width": "9" * 1_000_000}, "width", "Width is longer than 200 characters"),
+        (
+            {**GOOD, "w" * 1_000_000: 1},
+            "w" * 100 + "…",
+            f"'{'w' * 40}…' is not a parameter of this part",
+        ),
     ],
 )
 def test_bad_configurations_get_field_errors(api, block, parameters, field, message) -> None:

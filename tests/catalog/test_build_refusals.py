@@ -41,7 +41,9 @@ def test_a_broken_comparison_rule_names_the_values_it_compared() -> None:
     with pytest.raises(ParameterError) as refusal:
         validate_parameters(specs, {**BAD_COLLAR, "outer_d": 10 + 1}, rules=rules)
 
-    assert refusal.value.errors["bore_d"] == ["bore_d 30 must be less than outer_d - 4 = 7"]
+    assert refusal.value.errors["bore_d"] == [
+        "Bore diameter 30 mm must be less than outer diameter - 4 = 7 mm"
+    ]
 
 
 @pytest.mark.django_db
@@ -88,8 +90,11 @@ def test_a_preview_of_a_collar_against_its_rules_fails_with_the_reason(user) -> 
     assert preview_build(preview_id=preview.pk) == PartPreview.Status.FAILED
 
     preview.refresh_from_db()
-    assert preview.message.startswith("the parameters break the revision's rules: bore_d:")
-    assert "(outer_d - bore_d = -18 must be at least 8)" in preview.message
+    assert preview.message.startswith(
+        "the parameters break the revision's rules: the wall must be at least 4 mm thick: "
+        "make outer diameter at least bore diameter + 8 mm"
+    )
+    assert "(outer diameter - bore diameter = -18 mm must be at least 8 mm)" in preview.message
     assert not preview.stl
 
 
@@ -108,7 +113,7 @@ def test_the_build_step_rejects_a_job_whose_parameters_break_the_rules(user) -> 
     assert job.status == Job.Status.REJECTED
     assert job.reason.startswith("the parameters break the revision's rules: ")
     assert job.reason.endswith(
-        ": the hole must leave 1 mm of wall (hole_d 30 must be at most width - 2 = 18)"
+        ": the hole must leave 1 mm of wall (hole diameter 30 mm must be at most width - 2 = 18 mm)"
     )
     assert job.reason.count("the hole must leave") == 1
     assert not job.job_artifacts.exists()
@@ -126,4 +131,4 @@ def test_make_part_refuses_parameters_that_break_the_rules_with_exit_1(tmp_path)
         )  # fmt: skip
 
     assert refusal.value.returncode == 1
-    assert "hole_d 30 must be at most width - 2 = 18" in str(refusal.value)
+    assert "hole diameter 30 mm must be at most width - 2 = 18 mm" in str(refusal.value)

@@ -90,24 +90,25 @@ def test_reusing_an_idempotency_key_for_another_order_is_a_conflict(api):
         (
             {**GOOD_LINE, "parameters": {"width": 20, "height": 10}},
             ("parameters", "hole_d"),
-            "is required",
+            "Hole diameter is required",
         ),
         (
             {**GOOD_LINE, "parameters": {"width": 2, "height": 10, "hole_d": 1}},
             ("parameters", "width"),
-            "must be at least 5 mm (got 2)",
+            "Width must be at least 5 mm (got 2 mm)",
         ),
         (
             {**GOOD_LINE, "parameters": {"width": 20, "height": 10, "hole_d": 19}},
             ("parameters", "hole_d"),
-            "the hole must leave 1 mm of wall (hole_d 19 must be at most width - 2 = 18)",
+            "the hole must leave 1 mm of wall "
+            "(hole diameter 19 mm must be at most width - 2 = 18 mm)",
         ),
         (
             {**GOOD_LINE, "material": "unobtainium"},
             ("material",),
-            "'unobtainium' is not offered; choose pla",
+            "Material 'unobtainium' is not offered for this part; choose PLA (pla)",
         ),
-        ({**GOOD_LINE, "quantity": 10_000}, ("quantity",), "must be between 1 and 500"),
+        ({**GOOD_LINE, "quantity": 10_000}, ("quantity",), "Quantity must be from 1 to 500 parts"),
     ],
 )
 def test_bad_lines_are_a_400_naming_the_field_and_create_nothing(api, line, path, message):

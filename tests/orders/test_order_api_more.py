@@ -121,7 +121,9 @@ def test_an_oversized_body_is_refused_before_parsing(api, catalog, settings):
 def test_an_absurd_quantity_is_refused(api, catalog, settings):
     settings.ORDER_MAX_QUANTITY = 100
     response = post(api, {"lines": [{**GOOD_LINE, "quantity": 101}]})
-    assert response.json()["errors"]["lines"]["0"]["quantity"] == ["must be between 1 and 100"]
+    assert response.json()["errors"]["lines"]["0"]["quantity"] == [
+        "Quantity must be from 1 to 100 parts"
+    ]
 
 
 @pytest.mark.django_db

@@ -80,14 +80,16 @@ def test_the_part_page_has_a_form_from_the_schema_with_units_and_ranges(browser)
 def test_configuring_shows_the_validation_modules_field_errors(browser):
     response = browser.post("/parts/block/configure/", {**FORM, "p_width": "2"})
     html = response.content.decode()
-    assert 'id="err-width" hx-swap-oob="true"><li>must be at least 5 mm (got 2)</li>' in html
+    assert (
+        'id="err-width" hx-swap-oob="true"><li>Width must be at least 5 mm (got 2 mm)</li>' in html
+    )
     assert 'data-state="invalid"' in html
     rule = browser.post("/parts/block/configure/", {**FORM, "p_hole_d": "19"}).content.decode()
     assert "the hole must leave 1 mm of wall" in rule
     bad_quantity = browser.post(
         "/parts/block/configure/", {**FORM, "quantity": "0"}
     ).content.decode()
-    assert "must be between 1" in bad_quantity
+    assert "Quantity must be from 1 to 500 parts" in bad_quantity
 
 
 def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browser, _no_broker):
@@ -131,6 +133,8 @@ def test_a_built_configuration_shows_its_full_dfm_report_live(browser):
         assert f'data-check="{check}"' in part
     machine = html.split('<ul class="dfm dfm-checks" data-machine="mk4-1">')[1].split("</ul>")[0]
     assert 'data-check="min wall"' in machine and "≥ 0.8 mm" in machine
+    assert "<strong>Thinnest wall</strong>" in machine and "<strong>min" not in machine
+    assert "<strong>Closed surface</strong>" in part  # the check "watertight", by its title
     assert "MK4-1: can make it" in html
 
 

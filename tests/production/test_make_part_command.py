@@ -84,7 +84,7 @@ def test_it_writes_every_file_and_a_report_of_each_step(tmp_path):
     "args, reason",
     [
         (["nope"], "unknown part 'nope'"),
-        (["block", "--param", "width=abc"], "bad parameter: width: must be a number"),
+        (["block", "--param", "width=abc"], "bad parameter: Width must be a number"),
         (["block", "--param", "width"], "--param must be NAME=VALUE"),
         (["block", "--material", "gold"], "material 'gold' is not offered"),
         (["block", "--param", "width=300"], "larger than every capable machine"),

@@ -212,7 +212,7 @@ def test_an_order_for_a_configuration_the_page_found_unmakeable_is_refused(api) 
     refused = api.post("/api/v1/orders/", {"lines": [line]}, format="json")
     assert refused.status_code == 400
     (message,) = refused.json()["errors"]["lines"]["0"]["dfm"]
-    assert message.startswith("this configuration cannot be made: ")
+    assert message.startswith("This configuration cannot be made: ")
     assert "larger than" in message
     assert not Order.objects.exists() and not Job.objects.exists()
 

@@ -18,6 +18,44 @@ class Check:
     machine: str = ""  # the machine it was measured for; "" when it holds for every machine
 
 
+# What each check is called where people read it (the part page, the order's report): the
+# ids above stay the report's keys (JSON, tests, webhooks), never a sentence's subject.
+TITLES = {
+    "readable": "File can be read",
+    "file_size": "File size",
+    "coordinates": "Coordinates",
+    "triangles": "Triangle count",
+    "vertices": "Vertex count",
+    "merged_vertices": "Stray vertices",
+    "degenerate_faces": "Faces with no area",
+    "duplicate_faces": "Repeated faces",
+    "non_manifold_edges": "Edges shared by more than two faces",
+    "winding": "Face orientation",
+    "watertight": "Closed surface",
+    "normals": "Outside faces point outwards",
+    "self_intersections": "Faces crossing each other",
+    "bodies": "Solid bodies",
+    "volume": "Volume",
+    "build_volume": "Fits the machine",
+    "min_wall": "Thinnest wall",
+    "small_features": "Smallest features",
+    "crowding": "Features too close together",
+    "overhang": "Overhangs needing support",
+    "first_layer": "Contact with the bed",
+    "tipping": "Stability while printing",
+    "orientation": "Print orientation",
+    "two_and_a_half_d": "Millable from one side",
+    "flat_plate": "Flat plate for cutting",
+    "time_budget": "Time to check",
+}
+
+
+def title(name: str) -> str:
+    """A check's title for people: "min_wall" -> "Thinnest wall"; an unknown id reads as
+    words ("new_check" -> "New check")."""
+    return TITLES.get(name) or name.replace("_", " ").capitalize()
+
+
 def worst(statuses: Iterable[str]) -> str:
     """fail if anything failed, else warn if anything warned, else pass."""
     return max(statuses, key=_RANK.__getitem__, default=PASS)

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Material, PartFamily
+from catalog.models import Material, PartFamily, SearchSynonym
 from catalog.parameters import defaults, parse_schema
 from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.services import revision_create, revision_publish
@@ -166,6 +166,19 @@ def demo_email(username: str, organisation: str) -> str:
     return f"{username}@{organisation}.example"
 
 
+# Catalog search synonyms (catalog.search): what a maintenance team types for what the
+# catalog says. A catalog admin edits them in the admin.
+SEARCH_SYNONYMS = [
+    ("M6, 6 mm thread, 6 mm", "metric thread M6 is 6 mm across"),
+    ("M5, 5 mm thread", "metric thread"),
+    ("M4, 4 mm thread", "metric thread"),
+    ("M8, 8 mm thread", "metric thread"),
+    ("608, 608 bearing, 8 mm bore bearing", "skate bearing: 8 mm bore, 22 mm outside"),
+    ("bush, bushing, sleeve", ""),
+    ("knob, handle, grip", ""),
+]
+
+
 class Command(BaseCommand):
     help = "Create the demo factory, customers, users, catalog, sites and machines (idempotent)."
 
@@ -245,6 +258,8 @@ class Command(BaseCommand):
                     created_by=users["admin"],
                 )
                 revision_publish(revision=revision, published_by=users["admin"])
+        for words, note in SEARCH_SYNONYMS:
+            SearchSynonym.objects.get_or_create(words=words, defaults={"note": note})
         factory = organisations[factory_slug]
         sites = {}
         for slug, name in SITES:
