@@ -21,9 +21,10 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver
 
 from catalog.models import PartFamily, PartPreview
@@ -88,9 +89,21 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
         "an htmx fragment, measured inside the page that loads it (the catalog's drawings)",
         lambda name, route: name in {"part-drawing"},
     ),
-    # Django's own admin, a desk tool for catalog admins and staff: its pages are Django's
-    # templates with their own responsive style sheet, not ours.
-    ("Django's admin site", lambda name, route: name.startswith("admin:")),
+    (
+        "Django's admin: a script (its translations), an answer for a select box (JSON), the "
+        "object's own page (a redirect), the login and logout (the admin's user is signed in; "
+        "logging out is a POST)",
+        lambda name, route: (
+            name
+            in {
+                "admin:jsi18n",
+                "admin:autocomplete",
+                "admin:view_on_site",
+                "admin:login",
+                "admin:logout",
+            }
+        ),
+    ),
 ]
 
 
@@ -166,15 +179,68 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
 }
 
 
+# The admin site's pages of each registered model (Django's admin, where catalog admins work):
+# the list, the add form and, for its first row, the change form, history and delete page.
+ADMIN_MODEL_VIEWS = ("changelist", "add", "change", "history", "delete")
+
+
+def admin_model_pages() -> dict[str, Callable[[World], list[Visit]]]:
+    pages: dict[str, Callable[[World], list[Visit]]] = {}
+    for model, model_admin in admin.site._registry.items():
+        meta = model._meta
+        base = f"/admin/{meta.app_label}/{meta.model_name}/"
+        prefix = f"admin:{meta.app_label}_{meta.model_name}_"
+
+        def visits(w: World, view: str, model=model, model_admin=model_admin, base=base):
+            request = RequestFactory().get(base)
+            request.user = w.users["admin"]
+            if view == "changelist":
+                return [Visit("admin", base)]
+            if view == "add":
+                allowed = model_admin.has_add_permission(request)
+                return [Visit("admin", f"{base}add/")] if allowed else []
+            first = model._default_manager.order_by("pk").first()
+            if first is None:
+                return []  # nothing to show (EMPTY_MODELS)
+            if view == "delete" and not model_admin.has_delete_permission(request, first):
+                return []  # never deleted (revisions, events: the audit trail)
+            return [Visit("admin", f"{base}{first.pk}/{view}/")]
+
+        for view in ADMIN_MODEL_VIEWS:
+            pages[prefix + view] = lambda w, view=view, visits=visits: visits(w, view)
+    return pages
+
+
+ADMIN_PAGES: dict[str, Callable[[World], list[Visit]]] = {
+    "admin:index": lambda w: [Visit("admin", "/admin/")],
+    "admin:app_list": lambda w: [
+        Visit("admin", f"/admin/{app}/")
+        for app in sorted({m._meta.app_label for m in admin.site._registry})
+    ],
+    "admin:password_change": lambda w: [Visit("admin", "/admin/password_change/")],
+    "admin:password_change_done": lambda w: [Visit("admin", "/admin/password_change/done/")],
+    "admin:auth_user_password_change": lambda w: [
+        Visit("admin", f"/admin/auth/user/{w.users['admin'].pk}/password/")
+    ],
+    "admin:catalog_partrevision_build": lambda w: [
+        Visit("admin", f"/admin/catalog/partrevision/{w.job.line.revision_id}/build/")
+    ],
+}
+
+
+def all_pages() -> dict[str, Callable[[World], list[Visit]]]:
+    return PAGES | ADMIN_PAGES | admin_model_pages()
+
+
 def test_every_url_is_a_page_or_says_why_not() -> None:
     unaccounted = {
         name for name, route in url_routes() if why_not_a_page(name, route) is None
-    } - set(PAGES)
+    } - set(all_pages())
     assert not unaccounted, (
         f"add {sorted(unaccounted)} to PAGES in {__name__} (URL name -> visits: who, path), "
         "or to NOT_PAGES if it answers no HTML page"
     )
-    assert set(PAGES) <= {name for name, _ in url_routes()}, "PAGES names a URL that is gone"
+    assert set(all_pages()) <= {name for name, _ in url_routes()}, "a page's URL is gone"
 
 
 @pytest.fixture
@@ -310,9 +376,10 @@ def add_to_cart(client: Client, slug: str, *, quantity: int) -> None:
     assert response.status_code == 302 and response["Location"] == "/cart/", response
 
 
-@pytest.mark.django_db(transaction=True)
-def test_every_page_fits_a_phone(live_server, phone_page, world: World, tmp_path) -> None:
-    page = phone_page
+def visit_every_page(
+    page, base_url: str, world: World, pages: dict[str, Callable[[World], list[Visit]]], shots
+) -> None:
+    """Each page, signed in as its user; fails listing every visit that overflows."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     clients = {
@@ -326,40 +393,32 @@ def test_every_page_fits_a_phone(live_server, phone_page, world: World, tmp_path
     # The requester's cart holds two lines; the approver's is empty.
     add_to_cart(clients["requester"], "shaft-collar", quantity=2)
     add_to_cart(clients["requester"], "spur-gear", quantity=12)
-    cookies = {"": None} | {
+    cookies = {
         name: client.cookies[settings.SESSION_COOKIE_NAME].value for name, client in clients.items()
     }
     failures: list[str] = []
     visited = 0
-    for name, visits in PAGES.items():
+    for name, visits in pages.items():
         for visit in visits(world):
             page.context.clear_cookies()
-            cookie = cookies[visit.who]
-            if cookie is not None:
-                page.context.add_cookies(
-                    [
-                        {
-                            "name": settings.SESSION_COOKIE_NAME,
-                            "value": cookie,
-                            "url": live_server.url,
-                        }
-                    ]
-                )
-            response = page.goto(f"{live_server.url}{visit.path}")
+            if visit.who:
+                cookie = {"name": settings.SESSION_COOKIE_NAME, "value": cookies[visit.who]}
+                page.context.add_cookies([cookie | {"url": base_url}])
+            response = page.goto(f"{base_url}{visit.path}")
             assert response is not None and response.ok, f"{name}: {visit.path} answered {response}"
             assert "text/html" in response.headers["content-type"], f"{name}: not HTML"
             if visit.ready:
                 page.wait_for_selector(visit.ready)
             page.wait_for_load_state("networkidle")
             shot = re.sub(r"[^a-z0-9]+", "-", f"{name}-{visit.who}-{visit.path}".lower())
-            page.screenshot(path=str(tmp_path / f"{shot}.png"), full_page=True)
+            page.screenshot(path=str(shots / f"{shot}.png"), full_page=True)
             problems = overflow(page)
             # And with the header's menu open, where the page has one folded.
             if page.locator(".menu-toggle").is_visible():
                 page.click(".menu-toggle")
                 assert page.locator("#site-nav").is_visible(), f"{name}: the menu does not open"
                 problems += [f"(menu open) {problem}" for problem in overflow(page)]
-            elif page.locator("header.top").count():  # not Swagger UI's own page
+            elif page.locator("header.top").count():  # our pages (not the admin's, Swagger's)
                 problems.append(f"the site's links do not fold behind a menu at {WIDTH} px")
             visited += 1
             if problems:
@@ -367,8 +426,19 @@ def test_every_page_fits_a_phone(live_server, phone_page, world: World, tmp_path
                     f"{name} as {visit.who or 'nobody'} at {visit.path} ({page.url}):\n    "
                     + "\n    ".join(problems[:12])
                 )
-    print(f"{visited} visits of {len(PAGES)} pages at {WIDTH} px; screenshots in {tmp_path}")
+    print(f"{visited} visits of {len(pages)} pages at {WIDTH} px; screenshots in {shots}")
     assert not failures, f"{len(failures)} of {visited} visits overflow at {WIDTH} px:\n" + (
         "\n".join(failures)
     )
     assert errors == [], errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_page_fits_a_phone(live_server, phone_page, world: World, tmp_path) -> None:
+    visit_every_page(phone_page, live_server.url, world, PAGES, tmp_path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_admin_page_fits_a_phone(live_server, phone_page, world: World, tmp_path) -> None:
+    pages = ADMIN_PAGES | admin_model_pages()
+    visit_every_page(phone_page, live_server.url, world, pages, tmp_path)
