@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessFailureLog
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver
@@ -31,10 +32,12 @@ from catalog.models import PartFamily, PartPreview
 from catalog.parameters import defaults, parse_schema
 from catalog.previews import preview_build
 from microfactory import urls as project_urls
+from microfactory.accounts.services import api_token_create
 from microfactory.celery import app as celery_app
-from orders.models import Order, Team
+from orders.models import Order, Team, Webhook, WebhookDelivery
 from production import station
-from production.models import Job, Machine, Spool
+from production.models import Job, Machine, MachineTelemetry, Spool
+from production.passport import passport_record
 from tests.builders import login_with_mfa, make_order, make_part
 from tests.integration.conftest import _use_broker
 from tests.production.test_station import make_station_job
@@ -191,7 +194,7 @@ def admin_model_pages() -> dict[str, Callable[[World], list[Visit]]]:
         base = f"/admin/{meta.app_label}/{meta.model_name}/"
         prefix = f"admin:{meta.app_label}_{meta.model_name}_"
 
-        def visits(w: World, view: str, model=model, model_admin=model_admin, base=base):
+        def visits(w: World, view: str, model=model, model_admin=model_admin, base=base, meta=meta):
             request = RequestFactory().get(base)
             request.user = w.users["admin"]
             if view == "changelist":
@@ -200,8 +203,7 @@ def admin_model_pages() -> dict[str, Callable[[World], list[Visit]]]:
                 allowed = model_admin.has_add_permission(request)
                 return [Visit("admin", f"{base}add/")] if allowed else []
             first = model._default_manager.order_by("pk").first()
-            if first is None:
-                return []  # nothing to show (EMPTY_MODELS)
+            assert first is not None, f"make_world() makes no {meta.verbose_name} to show"
             if view == "delete" and not model_admin.has_delete_permission(request, first):
                 return []  # never deleted (revisions, events: the audit trail)
             return [Visit("admin", f"{base}{first.pk}/{view}/")]
@@ -278,6 +280,28 @@ def make_world() -> World:
     # approver.
     Team.objects.filter(memberships__user=requester).update(approval_threshold=Decimal("1.00"))
     order = make_order(user=requester, quantity=4)
+    # A row of every model the admin lists, for its change, history and delete pages (and the
+    # pages that show them: the requester's token, the QC job's passport).
+    passport_record(job=qc_job, step="geometry", files=[], fields={}, now=NOW)
+    api_token_create(user=requester, name="CMMS (Maximo, line 3 integration)", expires_in=None)
+    Group.objects.create(name="Catalog admins")
+    webhook = Webhook.objects.create(
+        organisation=order.organisation,
+        url="https://cmms.example.com/hooks/microfactory",
+        secret="s",
+    )
+    WebhookDelivery.objects.create(webhook=webhook, event="order.approved", payload={"order": 1})
+    MachineTelemetry.objects.create(
+        machine=machine, recorded_at=NOW, state=Machine.State.IDLE, temperatures={"nozzle": 24.5}
+    )
+    failed = Client().post("/login/", {"username": "requester", "password": "not it"})
+    assert failed.status_code == 200  # one failed login: an access attempt (django-axes)
+    AccessFailureLog.objects.create(  # which these settings do not log: a row by hand
+        username="requester",
+        ip_address="127.0.0.1",
+        user_agent="Mobile Safari",
+        path_info="/login/",
+    )
     assert order.status == Order.Status.AWAITING_APPROVAL, order.status
     spool = Spool.objects.filter(loaded_on=machine).get()
     return World(users, order, job, Job.objects.get(pk=qc_job.pk), machine, spool)
@@ -288,8 +312,8 @@ def make_world() -> World:
 # What sticks out of the window: every rendered element whose right edge is past it, unless an
 # ancestor clips it (overflow hidden or clip: the 3D viewer's canvas). A box that scrolls
 # sideways inside the page (overflow auto or scroll wider than itself) is an offender too: a
-# table in a scrolling box is still a sideways scroll on a phone. Form fields scroll their own
-# text and are left out of that second check.
+# table in a scrolling box is still a sideways scroll on a phone. So is a box whose own text runs
+# past the window. Form fields scroll their own text and are left out of these two checks.
 OVERFLOW = """
 () => {
   const width = document.documentElement.clientWidth;
@@ -326,9 +350,13 @@ OVERFLOW = """
       continue;
     }
     const style = getComputedStyle(el);
-    if (["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1
-        && !["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)) {
+    if (["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName)) continue;
+    if (["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1) {
       offenders.push(`${path(el)} (scrolls sideways: ${el.scrollWidth} px in ${el.clientWidth})`);
+    } else if (style.overflowX === "visible" && el.clientWidth
+               && box.left + el.scrollWidth > width + 0.5 && !clipped(el)) {
+      // Its own text runs out of its box and past the window (a long word, a nowrap line).
+      offenders.push(`${path(el)} (its text runs to ${Math.round(box.left + el.scrollWidth)} px)`);
     }
   }
   return {
