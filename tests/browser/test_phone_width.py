@@ -7,10 +7,13 @@ empty and a full cart, a job at the machine and one awaiting QC with its measure
 On each it checks that the document is no wider than the window and that no element's right
 edge is past the window's, naming the offenders by selector.
 
-The pages come from the URLconf: a URL name without an entry in PAGES (or a rule of NOT_PAGES
-saying why it is no page) fails test_every_url_is_a_page_or_says_why_not. To add a page: add
-`"url-name": lambda w: [Visit("role", "/its/path/")]` to PAGES, building its path from the
-World (add what it needs to `world()`).
+The pages come from the URLconf: a URL name without an entry in PAGES (or ADMIN_PAGES, or a
+rule of NOT_PAGES saying why it is no page) fails test_every_url_is_a_page_or_says_why_not. To
+add a page: add `"url-name": lambda w: [Visit("who", "/its/path/")]` to PAGES, "who" being a
+demo username (requester, approver, operator, manager, admin) or "" for nobody, and the path
+built from the World (add what it needs to World and make_world()). The admin's pages of every
+registered model come from the admin site itself (admin_model_pages); a model needs one row in
+make_world().
 """
 
 import re
