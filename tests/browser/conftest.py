@@ -43,9 +43,9 @@ def csp_violation(text: str) -> bool:
     return text.startswith(("CSP violation", "Refused to")) or "Content Security Policy" in text
 
 
-@pytest.fixture
-def chromium_page(settings, monkeypatch) -> Iterator[object]:
-    """A fresh browser page; the pages' static files served without a manifest.
+def _chromium(settings, monkeypatch, **context_options: object) -> Iterator[object]:
+    """A fresh browser page in a context made with `context_options`; the pages' static files
+    served without a manifest.
 
     Every test that uses it also fails if a page's Content-Security-Policy blocked anything
     (page.csp_violations lists them as they come)."""
@@ -66,7 +66,7 @@ def chromium_page(settings, monkeypatch) -> Iterator[object]:
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(**context_options)
         context.add_init_script(REPORT_CSP_VIOLATIONS)
         page = context.new_page()
         page.set_default_timeout(30_000)
@@ -84,3 +84,25 @@ def chromium_page(settings, monkeypatch) -> Iterator[object]:
             context.close()
             browser.close()
         assert violations == [], "the Content-Security-Policy blocked:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+def chromium_page(settings, monkeypatch) -> Iterator[object]:
+    """A desktop-sized page (1280 x 900)."""
+    yield from _chromium(settings, monkeypatch, viewport={"width": 1280, "height": 900})
+
+
+# A 6.1-inch phone held upright (iPhone 12 to 15): 390 x 844 CSS pixels, 3 device pixels each,
+# a touch screen, the page's <meta name=viewport> honoured as a phone's browser does.
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+}
+
+
+@pytest.fixture
+def phone_page(settings, monkeypatch) -> Iterator[object]:
+    """A phone-sized page (PHONE)."""
+    yield from _chromium(settings, monkeypatch, **PHONE)
