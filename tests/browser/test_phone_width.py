@@ -23,10 +23,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import trimesh
 from axes.models import AccessFailureLog
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.urls import URLPattern, URLResolver
@@ -37,7 +39,10 @@ from catalog.previews import preview_build
 from microfactory import urls as project_urls
 from microfactory.accounts.services import api_token_create
 from microfactory.celery import app as celery_app
-from orders.models import Order, Team, Webhook, WebhookDelivery
+from orders.models import Asset, CustomerUpload, Order, SavedQuote, Team, Webhook, WebhookDelivery
+from orders.saved_quotes import quote_save
+from orders.services import LineRequest
+from orders.uploads import upload_create
 from production import station
 from production.models import Job, Machine, MachineTelemetry, Spool
 from production.passport import passport_record
@@ -88,12 +93,26 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
                 "accounts:token-revoke",
                 "station-job-action",
                 "station-spool-action",
+                "asset-down",
+                "asset-part-remove",
+                "part-save-to-asset",
+                "line-save-to-asset",
+                "cart-save-quote",
+                "saved-quote-share",
+                "saved-quote-requote",
+                "upload-add",
             }
         ),
     ),
     (
-        "an htmx fragment, measured inside the page that loads it (the catalog's drawings)",
-        lambda name, route: name in {"part-drawing"},
+        "an htmx fragment, measured inside the page that loads it (the catalog's drawings, an "
+        "upload's configuration)",
+        lambda name, route: name in {"part-drawing", "upload-configure"},
+    ),
+    ("a saved quote's PDF for purchasing", lambda name, route: name == "saved-quote-pdf"),
+    (
+        "the developer's mail viewer: only under DEBUG (`make run`), for staff, 404 otherwise",
+        lambda name, route: name == "dev-mail",
     ),
     (
         "Django's admin: a script (its translations), an answer for a select box (JSON), the "
@@ -124,6 +143,9 @@ def why_not_a_page(name: str, route: str) -> str | None:
 class World:
     users: dict[str, User]  # seed_demo's users by username
     order: Order  # the requester's, waiting for the approver (above the team's threshold)
+    asset: Asset  # the requester's team's, with its spare parts (seed_demo)
+    quote: SavedQuote  # the requester's, saved from the order's line
+    upload: CustomerUpload  # the requester's own model, being checked
     job: Job  # at the machine, ready to start
     qc_job: Job  # finished, awaiting QC: the measurement inputs
     machine: Machine
@@ -155,6 +177,18 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
         Visit("requester", f"/orders/{w.job.line.order_id}/"),  # in production
     ],
     "approvals": lambda w: [Visit("approver", "/approvals/")],
+    "order-reorder": lambda w: [
+        Visit("requester", f"/orders/{w.order.pk}/reorder/?revision=latest"),
+    ],
+    "assets": lambda w: [Visit("requester", "/assets/")],
+    "asset-new": lambda w: [Visit("requester", "/assets/new/")],
+    "asset": lambda w: [Visit("requester", f"/assets/{w.asset.pk}/")],
+    "asset-edit": lambda w: [Visit("requester", f"/assets/{w.asset.pk}/edit/")],
+    "asset-order": lambda w: [Visit("requester", f"/assets/{w.asset.pk}/order/")],
+    "saved-quotes": lambda w: [Visit("requester", "/quotes/"), Visit("approver", "/quotes/")],
+    "saved-quote": lambda w: [Visit("requester", f"/quotes/{w.quote.pk}/")],
+    "uploads": lambda w: [Visit("requester", "/uploads/")],
+    "upload": lambda w: [Visit("requester", f"/uploads/{w.upload.pk}/")],
     "login": lambda w: [Visit("", "/login/")],
     "api-docs": lambda w: [Visit("requester", "/api/docs/", ready=".swagger-ui .info")],
     "accounts:tokens": lambda w: [Visit("requester", "/account/tokens/")],
@@ -307,7 +341,37 @@ def make_world() -> World:
     )
     assert order.status == Order.Status.AWAITING_APPROVAL, order.status
     spool = Spool.objects.filter(loaded_on=machine).get()
-    return World(users, order, job, Job.objects.get(pk=qc_job.pk), machine, spool)
+    line = order.lines.get()
+    quote = quote_save(
+        user=requester,
+        lines=[
+            LineRequest(
+                line.revision.family.slug,
+                line.parameters,
+                line.material.slug,
+                2,
+                revision=line.revision.number,
+            )
+        ],
+        reference="WO-2026-0142 line 3 packer",
+    )
+    upload = upload_create(
+        user=requester,
+        name="Conveyor guide rail end cap (customer model)",
+        upload=SimpleUploadedFile("end-cap.stl", trimesh.creation.box((30, 20, 8)).export("stl")),
+    )
+    asset = Asset.objects.get(tag="L3-PACK-01")
+    return World(
+        users,
+        order,
+        asset,
+        quote,
+        upload,
+        job,
+        Job.objects.get(pk=qc_job.pk),
+        machine,
+        spool,
+    )
 
 
 # --- the measurement -------------------------------------------------------------------------
