@@ -7,7 +7,6 @@ a 404 here, as its orders are.
 """
 
 import uuid
-from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +44,7 @@ from orders.views import (
     _raw_parameters,
     _revision_of,
     _signed_in,
+    order_fields_checked,
 )
 from production import public
 
@@ -281,16 +281,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             return redirect("order", order_id=placed.pk)
         form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
         quantities = {part.pk: _quantity(request.POST.get(f"q_{part.pk}", "0")) for part in parts}
-        due: date | None = None
-        if form["due_date"]:
-            try:
-                due = date.fromisoformat(form["due_date"])
-            except ValueError:
-                errors["due_date"] = ["enter a date as YYYY-MM-DD"]
-        if form["priority"] not in Order.Priority.values:
-            errors["priority"] = ["choose a priority from the list"]
-        if form["speed"] not in ("standard", "expedited"):
-            errors["speed"] = ["choose standard or expedited"]
+        due, errors = order_fields_checked(form)
         chosen = [part for part in parts if quantities[part.pk] > 0]
         if not chosen:
             errors["lines"] = ["order at least one of its spare parts (a quantity above 0)"]

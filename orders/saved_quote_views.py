@@ -26,7 +26,7 @@ from orders.saved_quotes import (
     quote_share,
 )
 from orders.services import OrderInvalid
-from orders.views import _default_site, _flatten, _signed_in
+from orders.views import _default_site, _flatten, _signed_in, order_fields_checked
 from production import public
 
 
@@ -81,15 +81,7 @@ def _order_form(request: HttpRequest) -> tuple[dict[str, str], date | None, dict
             ("note", ""),
         )
     }
-    errors: dict[str, Any] = {}
-    due: date | None = None
-    if form["due_date"]:
-        try:
-            due = date.fromisoformat(form["due_date"])
-        except ValueError:
-            errors["due_date"] = ["enter a date as YYYY-MM-DD"]
-    if form["priority"] not in Order.Priority.values:
-        errors["priority"] = ["choose a priority from the list"]
+    due, errors = order_fields_checked(form)
     return form, due, errors
 
 

@@ -430,6 +430,24 @@ def cart_remove(request: HttpRequest, line_id: int) -> HttpResponse:
     return redirect("cart")
 
 
+def order_fields_checked(form: dict[str, str]) -> tuple[date | None, dict[str, Any]]:
+    """The needed-by date of an order form's fields (as typed), and the errors of its date,
+    priority and, where the form has one, delivery speed: the cart, an asset's and a saved
+    quote's order forms share them."""
+    errors: dict[str, Any] = {}
+    due: date | None = None
+    if form.get("due_date"):
+        try:
+            due = date.fromisoformat(form["due_date"])
+        except ValueError:
+            errors["due_date"] = ["enter a date as YYYY-MM-DD"]
+    if form.get("priority") not in Order.Priority.values:
+        errors["priority"] = ["choose a priority from the list"]
+    if "speed" in form and form["speed"] not in ("standard", "expedited"):
+        errors["speed"] = ["choose standard or expedited"]
+    return due, errors
+
+
 def _flatten(errors: Any, prefix: str = "") -> str:
     """Every message of a nested error dict, once each: the messages name their field in
     the requester's words (catalog.parameters), so the internal keys are not shown; the
@@ -474,16 +492,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         if placed is not None:  # the same form sent again (a double click): that order
             return redirect("order", order_id=placed.pk)
         form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
-        due: date | None = None
-        if form["due_date"]:
-            try:
-                due = date.fromisoformat(form["due_date"])
-            except ValueError:
-                errors["due_date"] = ["enter a date as YYYY-MM-DD"]
-        if form["priority"] not in Order.Priority.values:
-            errors["priority"] = ["choose a priority from the list"]
-        if form["speed"] not in ("standard", "expedited"):
-            errors["speed"] = ["choose standard or expedited"]
+        due, errors = order_fields_checked(form)
         if not cart:
             errors["lines"] = ["the cart is empty"]
         if not errors:
