@@ -31,28 +31,6 @@ class AssetPartSerializer(serializers.ModelSerializer[AssetPart]):
         fields = ["id", "part", "revision", "parameters", "material", "quantity", "label"]
 
 
-class AssetOutputSerializer(serializers.ModelSerializer[Asset]):
-    team = serializers.CharField(source="team.slug")
-    is_down = serializers.BooleanField()
-    parts = AssetPartSerializer(many=True, help_text="its spare parts: saved configurations")
-
-    class Meta:
-        model = Asset
-        fields = [
-            "id",
-            "tag",
-            "name",
-            "team",
-            "location",
-            "criticality",
-            "downtime_cost_per_hour",
-            "is_down",
-            "down_since",
-            "down_reason",
-            "parts",
-        ]
-
-
 class AssetSummarySerializer(serializers.ModelSerializer[Asset]):
     team = serializers.CharField(source="team.slug")
     is_down = serializers.BooleanField()
@@ -70,6 +48,15 @@ class AssetSummarySerializer(serializers.ModelSerializer[Asset]):
             "is_down",
             "down_since",
         ]
+
+
+class AssetOutputSerializer(AssetSummarySerializer):
+    """One asset, with why it is down and its spare parts."""
+
+    parts = AssetPartSerializer(many=True, help_text="its spare parts: saved configurations")
+
+    class Meta(AssetSummarySerializer.Meta):
+        fields = [*AssetSummarySerializer.Meta.fields, "down_reason", "parts"]
 
 
 class AssetInputSerializer(serializers.Serializer[Any]):  # input only: no instance
