@@ -44,7 +44,9 @@ def cart_lines(*, user: Any) -> list[CartLine]:
     if not getattr(user, "is_authenticated", False):
         return []
     return list(
-        CartLine.objects.filter(cart__user=user).select_related("revision__family", "material")
+        CartLine.objects.filter(cart__user=user).select_related(
+            "revision__family", "revision__upload", "material"
+        )
     )
 
 

@@ -7,15 +7,19 @@ from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from microfactory.schema import ErrorSerializer
-from orders.api.views import BIGINT_MAX, OrderOutputSerializer, _detail, _refuse_oversized
+from orders.api.views import (
+    BIGINT_MAX,
+    _detail,
+    _refuse_oversized,
+    order_placed_responses,
+)
 from orders.models import Order
 from orders.reorders import ReorderPlan, RevisionChoice, order_reorder, reorder_plan
 from orders.services import NotAllowed
@@ -120,17 +124,7 @@ class OrderReorderApi(APIView):
 
     @extend_schema(
         request=ReorderInputSerializer,
-        responses={
-            201: OpenApiResponse(OrderOutputSerializer, description="The new order, placed now."),
-            200: OpenApiResponse(
-                OrderOutputSerializer,
-                description="The order placed before with the same Idempotency-Key.",
-            ),
-            409: OpenApiResponse(
-                ErrorSerializer,
-                description="The Idempotency-Key was used before for a different order.",
-            ),
-        },
+        responses=order_placed_responses("The new order, placed now."),
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",

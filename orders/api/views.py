@@ -375,6 +375,21 @@ def _refuse_oversized(request: Request) -> None:
         raise body_too_large(limit or 0)
 
 
+def order_placed_responses(placed: str) -> dict[int, OpenApiResponse]:
+    """The answers of an operation that places an order under an Idempotency-Key."""
+    return {
+        201: OpenApiResponse(OrderOutputSerializer, description=placed),
+        200: OpenApiResponse(
+            OrderOutputSerializer,
+            description="The order placed before with the same Idempotency-Key.",
+        ),
+        409: OpenApiResponse(
+            ErrorSerializer,
+            description="The Idempotency-Key was used before for a different order.",
+        ),
+    }
+
+
 class OrdersApi(GenericAPIView[Order]):
     serializer_class = OrderSummarySerializer
 
@@ -392,17 +407,7 @@ class OrdersApi(GenericAPIView[Order]):
 
     @extend_schema(
         request=OrderInputSerializer,
-        responses={
-            201: OpenApiResponse(OrderOutputSerializer, description="The order, placed now."),
-            200: OpenApiResponse(
-                OrderOutputSerializer,
-                description="The order placed before with the same Idempotency-Key.",
-            ),
-            409: OpenApiResponse(
-                ErrorSerializer,
-                description="The Idempotency-Key was used before for a different order.",
-            ),
-        },
+        responses=order_placed_responses("The order, placed now."),
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key",
