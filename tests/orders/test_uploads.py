@@ -222,6 +222,8 @@ def test_another_organisation_can_neither_see_nor_order_an_upload(user):
     assert slug not in page.get("/").content.decode()
     assert api.get(f"/api/v1/uploads/{upload.pk}/").status_code == 404
     assert api.post(f"/api/v1/uploads/{upload.pk}/quote/", {"material": "pla"}).status_code == 404
+    assert api.post(f"/api/v1/uploads/{upload.pk}/scale/", {"unit": "inch"}).status_code == 404
+    assert page.post(f"/uploads/{upload.pk}/scale/", {"unit": "inch"}).status_code == 404
     assert api.get(f"/api/v1/parts/{slug}/").status_code == 404
     assert slug not in str(api.get("/api/v1/parts/").json())
     assert api.get("/api/v1/uploads/").json()["results"] == []
