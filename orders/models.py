@@ -672,6 +672,12 @@ class CustomerUpload(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # A mesh drawn in inches (or metres, cm) that its uploader accepted at the scale the DFM
+    # report offered: `revision` is then the scaled copy, `unscaled_revision` the file as sent.
+    scale = models.FloatField(default=1.0, help_text="millimetres per file unit (25.4: inches)")
+    unscaled_revision = models.ForeignKey(
+        PartRevision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     objects = CustomerUploadQuerySet.as_manager()
 

@@ -204,6 +204,9 @@ class LiveDfm:
     orientation: str
     checks: tuple[DfmCheckRow, ...]  # the part's own checks (reading, integrity, fit)
     machines: tuple[DfmMachine, ...]
+    # The file looks drawn in another unit: {"unit": "inch", "scale": 25.4, "extents_mm":
+    # [x, y, z]} for the uploader to accept (orders.uploads.upload_rescale); else None.
+    unit_guess: dict[str, Any] | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -258,6 +261,7 @@ def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
             )
             for m in sorted(machine_reports, key=lambda m: names.get(m["key"], m["key"]))
         ),
+        unit_guess=report.get("unit_guess"),
     )
 
 

@@ -24,6 +24,7 @@ from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import routing_facts, transit_table
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
+from production.pipeline.dfm.units import UNITS
 
 __all__ = [
     "JOB_ENDED_UNMADE",
@@ -498,6 +499,11 @@ def known_refusal(
     """Why a configuration cannot be made, when the part page already checked it against
     today's machines; None when it can or was not checked (its job's validation decides)."""
     return dfm_previews.known_refusal(revision=revision, parameters=parameters, material=material)
+
+
+# The units a mesh may be drawn in, as millimetres per file unit: what an uploader may accept
+# when the DFM report says the file looks drawn in another unit than mm (dfm/units.py).
+MESH_UNITS: dict[str, float] = {"mm": 1.0} | {name: scale for name, scale, _ in UNITS}
 
 
 def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:

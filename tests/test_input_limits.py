@@ -132,6 +132,7 @@ def world(settings):
             "api:saved-quote-order": reverse("api:saved-quote-order", args=[quote.pk]),
             "api:uploads": reverse("api:uploads"),
             "api:upload-quote": reverse("api:upload-quote", args=[upload.pk]),
+            "api:upload-scale": reverse("api:upload-scale", args=[upload.pk]),
         },
     }
 
@@ -178,7 +179,7 @@ def test_a_deeply_nested_body_is_a_400_on_every_write_endpoint_and_changes_nothi
         assert response.json() == {"message": "the JSON body is nested deeper than 32 levels"}
         answered.append(name)
     assert snapshot() == before
-    assert len(answered) == 19
+    assert len(answered) == 20
 
 
 @pytest.mark.django_db

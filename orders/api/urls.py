@@ -57,4 +57,5 @@ urlpatterns = [
     path("uploads/", uploads.UploadsApi.as_view(), name="uploads"),
     path("uploads/<id:upload_id>/", uploads.UploadDetailApi.as_view(), name="upload-detail"),
     path("uploads/<id:upload_id>/quote/", uploads.UploadQuoteApi.as_view(), name="upload-quote"),
+    path("uploads/<id:upload_id>/scale/", uploads.UploadScaleApi.as_view(), name="upload-scale"),
 ]

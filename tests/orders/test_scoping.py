@@ -258,6 +258,7 @@ API_ISOLATION = {
             ("POST", "/api/v1/uploads/"),
             ("GET", "/api/v1/uploads/{upload_id}/"),
             ("POST", "/api/v1/uploads/{upload_id}/quote/"),
+            ("POST", "/api/v1/uploads/{upload_id}/scale/"),
         ]
     },
 }
