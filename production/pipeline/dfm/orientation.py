@@ -400,19 +400,23 @@ def _support(
     rim_length = np.bincount(rim_region, weights=length, minlength=regions)
     resting = np.bincount(rim_region, weights=length * rests, minlength=regions)
     rests_enough = resting >= 0.5 * rim_length
-    # Wide by their box, yet perhaps narrow as a ring or a frame: measure the widest circle in
-    # their footprint (only for regions that rest on enough of their rim).
-    for wide in np.flatnonzero(~narrow & rests_enough):
+    projected = shape.areas[faces] * -normal_z[faces]
+    # Wide by their box, yet perhaps narrow as a ring or a frame. Twice the area over the rim's
+    # length is a strip's or a ring's width (and half a disc's): only where that says narrow is
+    # the widest circle in the footprint measured, which costs a polygon union.
+    strip = (
+        2 * np.bincount(region, weights=projected, minlength=regions) / np.maximum(rim_length, 1e-9)
+    )
+    for wide in np.flatnonzero(~narrow & rests_enough & (strip <= bridge_mm)):
         narrow[wide] = _inscribed_width(plan[corners[region == wide]]) <= bridge_mm
     bridged = narrow & rests_enough
 
-    projected = shape.areas[faces] * -normal_z[faces]
     needs = ~bridged[region]
     above = z[corners].mean(axis=1) - z.min()
     return float(projected[needs].sum()), float((projected * above)[needs].sum())
 
 
-_INSCRIBED_TRIANGLES = 20_000  # regions with more faces are taken as wide (too slow to measure)
+_INSCRIBED_TRIANGLES = 5_000  # regions with more faces are taken as wide (too slow to measure)
 
 
 def _inscribed_width(triangles: np.ndarray) -> float:
