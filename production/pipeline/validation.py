@@ -25,7 +25,12 @@ from production.pipeline.dfm.limits import (
     ValidationLimits,
 )
 from production.pipeline.dfm.machining import machining_checks
-from production.pipeline.dfm.orientation import Orientation, candidate_orientations, choose
+from production.pipeline.dfm.orientation import (
+    Orientation,
+    candidate_orientations,
+    choose,
+    ranked,
+)
 from production.pipeline.dfm.reading import file_size_check, read_stl
 from production.pipeline.dfm.thickness import measure
 from production.pipeline.dfm.units import UnitGuess, guess_unit
@@ -151,6 +156,7 @@ def _orientation(data: Mapping[str, Any]) -> Orientation:
         extents_mm=_triple(data["extents_mm"]),
         height_mm=data.get("height_mm", data["extents_mm"][2]),
         support_area_mm2=data.get("support_area_mm2", 0.0),
+        support_volume_mm3=data.get("support_volume_mm3", 0.0),
         contact_area_mm2=data.get("contact_area_mm2", 0.0),
         base_width_mm=data.get("base_width_mm", 0.0),
         stable=data.get("stable", True),
@@ -370,7 +376,7 @@ def _machine_report(
         )
     fits = tuple(r.key for r in reports if _check(r, "build_volume").status == PASS)
     if orientation is not None:
-        checks.append(_orientation_check(orientation))
+        checks.append(_orientation_check(orientation, candidates))
     checks.append(_build_volume_check(machines, extents, orientation, fits))
     best = min(
         reports,
@@ -421,19 +427,28 @@ def _check(report: MachineReport, name: str) -> Check:
     return next(c for c in report.checks if c.name == name)
 
 
-def _orientation_check(chosen: Orientation) -> Check:
+def _orientation_check(chosen: Orientation, candidates: Sequence[Orientation]) -> Check:
     facts = (
         f"{chosen.support_area_mm2:.0f} mm² of support, {chosen.height_mm:.1f} mm high, "
         f"{chosen.contact_area_mm2:.0f} mm² on the bed"
     )
-    limit = "stable; least support, then lowest, then most bed contact"
+    others = [c for c in ranked(candidates) if c is not chosen]
+    runner_up = (
+        f"; runner-up {others[0].label} (score {others[0].cost:.0f} against {chosen.cost:.0f}, "
+        f"{others[0].support_area_mm2:.0f} mm² of support, {others[0].height_mm:.1f} mm high)"
+        if others
+        else ""
+    )
+    limit = "stable; least support volume, then lowest, steadiest and most bed contact"
     if not chosen.stable:
         return Check(
             "orientation", WARN, chosen.label, limit,
             f"no orientation rests stably on a flat face; best {chosen.label} ({facts}): it "
-            "needs a raft or supports to stand",
+            f"needs a raft or supports to stand{runner_up}",
         )  # fmt: skip
-    return Check("orientation", PASS, chosen.label, limit, f"print {chosen.label}: {facts}")
+    return Check(
+        "orientation", PASS, chosen.label, limit, f"print {chosen.label}: {facts}{runner_up}"
+    )
 
 
 def _build_volume_check(
