@@ -48,8 +48,9 @@ SILHOUETTE_AGREEMENT = 0.02
 # A part may be this much thinner than its sheet (sheet tolerance, STL rounding); thicker
 # never: the beam cuts through the sheet, it cannot leave a thicker part.
 THINNER_THAN_SHEET_MM = 0.1
-# Below this share of (silhouette area x thickness) something does not go through the sheet.
-THROUGH_VOLUME_SHARE = 0.995
+# A top or bottom face smaller than the silhouette by more than this (mm²) means something
+# does not go through the sheet: a countersink, a pocket, a chamfer.
+THROUGH_AREA_MM2 = 0.01
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def part_outline(*, step: bytes | None, stl: bytes) -> PartOutline:
                 "the STEP's flat faces do not cover the part's top view: cut from the mesh's "
                 "outline (arcs as chords)"
             )
-    if mesh.is_volume and float(mesh.volume) < THROUGH_VOLUME_SHARE * shape.area * thickness:
+    if _not_through(mesh, from_mesh):
         warnings.append(
             "some features do not go through the sheet (countersinks, pockets or chamfers): "
             "the laser cuts the through outline only; finish them after cutting"
@@ -171,6 +172,20 @@ def part_outline(*, step: bytes | None, stl: bytes) -> PartOutline:
 def _multipolygon(geometry: BaseGeometry) -> MultiPolygon:
     polygons = [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, Polygon)]
     return MultiPolygon([shapely.geometry.polygon.orient(p, 1.0) for p in polygons if p.area > 0])
+
+
+def _not_through(mesh: trimesh.Trimesh, silhouette: MultiPolygon) -> bool:
+    """Whether the flat top or bottom face is smaller than the silhouette: a straight-walled
+    plate's are the silhouette itself (the same mesh, the same chords)."""
+    (_, _, bottom), (_, _, top) = mesh.bounds
+    for z, facing in ((top, 1.0), (bottom, -1.0)):
+        flat = (mesh.face_normals[:, 2] * facing > 1 - 1e-9) & (
+            abs(mesh.triangles[:, :, 2] - z).max(axis=1) < 1e-6
+        )
+        triangles = shapely.polygons(mesh.triangles[flat][:, :, :2])
+        if shapely.union_all(triangles).area < silhouette.area - THROUGH_AREA_MM2:
+            return True
+    return False
 
 
 def _mesh_silhouette(mesh: trimesh.Trimesh) -> MultiPolygon:
@@ -251,13 +266,13 @@ class CutPlan:
 
 def placement(
     outline: PartOutline, *, margin_mm: float
-) -> tuple[MultiPolygon, tuple[float, float]]:
-    """The silhouette moved to `margin_mm` from the sheet's front-left corner, and the sheet."""
+) -> tuple[MultiPolygon, tuple[float, float], tuple[float, float]]:
+    """The silhouette moved `margin_mm` in from the sheet's front-left corner (the G54 origin),
+    the sheet's size, and the (dx, dy) that moved it."""
     minx, miny, maxx, maxy = outline.shape.bounds
     dx, dy = margin_mm - minx, margin_mm - miny
-    placed = shapely.affinity.translate(outline.shape, dx, dy)
-    sheet = (maxx - minx + 2 * margin_mm, maxy - miny + 2 * margin_mm)
-    return _multipolygon(placed), sheet
+    placed = _multipolygon(shapely.affinity.translate(outline.shape, dx, dy))
+    return placed, (maxx - minx + 2 * margin_mm, maxy - miny + 2 * margin_mm), (dx, dy)
 
 
 def plan_contours(
@@ -268,7 +283,6 @@ def plan_contours(
     machine: LaserProfile,
 ) -> CutPlan:
     """The contours to cut and their order; Rejected for a part the laser cannot make."""
-    setting = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm)
     if outline.thickness_mm > thickness_mm + 0.01:
         raise Rejected(
             f"not a flat plate of the sheet: the part is {outline.thickness_mm:.2f} mm thick, "
@@ -279,7 +293,8 @@ def plan_contours(
             f"the part is {outline.thickness_mm:.2f} mm thick and the laser cuts through the "
             f"whole {thickness_mm:g} mm sheet: choose a sheet of the part's thickness"
         )
-    part, sheet = placement(outline, margin_mm=machine.sheet_margin_mm)
+    setting = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm)
+    part, sheet, offset = placement(outline, margin_mm=machine.sheet_margin_mm)
     if sheet[0] > machine.bed_mm[0] or sheet[1] > machine.bed_mm[1]:
         raise Rejected(
             f"the sheet ({sheet[0]:.1f} x {sheet[1]:.1f} mm) does not fit the laser's bed "
@@ -325,10 +340,7 @@ def plan_contours(
         position = ordered[-1]
     return CutPlan(
         sheet_mm=sheet,
-        offset_mm=(
-            part.bounds[0] - outline.shape.bounds[0],
-            part.bounds[1] - outline.shape.bounds[1],
-        ),
+        offset_mm=offset,
         part=part,
         contours=tuple(contours),
         setting=setting,

@@ -201,7 +201,7 @@ def check_cutting(
 ) -> CuttingCheck:
     """Every check on a laser program against its part, failed ones included."""
     kerf = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm).kerf_mm
-    part, sheet = placement(part_outline(step=step, stl=stl), margin_mm=machine.sheet_margin_mm)
+    part, sheet, _ = placement(part_outline(step=step, stl=stl), margin_mm=machine.sheet_margin_mm)
     moves = read_laser_gcode(gcode)
     return CuttingCheck(
         contours=len(moves.cuts),
