@@ -222,10 +222,12 @@ def test_the_program_is_grbl_laser_mode_with_power_from_the_table(corner: Planne
             previous = [x for x in lines[:n] if x.startswith(("M4", "M5"))]
             assert previous[-1] == "M5"
     program = corner.program
-    assert program.estimated_time_s == pytest.approx(
+    # Accelerating and braking only add to length / speed; on these parts by well under half.
+    at_speed = (
         60 * program.cut_length_mm / setting.speed_mm_min
         + 60 * program.rapid_length_mm / corner.machine.travel_mm_min
     )
+    assert at_speed < program.estimated_time_s < 1.5 * at_speed
     assert program.tools[0].kind == "laser" and program.tools[0].diameter_mm == setting.kerf_mm
 
 
@@ -264,7 +266,8 @@ def test_the_svg_flips_y_so_the_drawing_matches_the_sheet(default_plate: Planned
 
 # --- refusals ---------------------------------------------------------------------------------
 
-BRACKET_CORNERS = corners(_part("mounting_bracket"))
+# The lowest and highest corners: the part is an L at every size.
+BRACKET_CORNERS = corners(_part("mounting_bracket"), limit=2)
 
 
 @pytest.mark.parametrize("name", sorted(BRACKET_CORNERS))
