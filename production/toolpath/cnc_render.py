@@ -1,14 +1,16 @@
 """A picture of the simulated stock for the traveler: grey by depth, lit from the back left.
 
 Printed in black and white, the stock's uncut top is white, deeper faces darker, cut-through
-cells (the profile's slot, through holes) black; a light from the back left shades the walls
-so steps read as edges. Front of the stock (y = 0) at the bottom, as seen from the operator.
+cells (the profile's slot, through holes) black; every wall's top edge is a dark line and a
+light from the back left shades the walls. Front of the stock (y = 0) at the bottom, as the
+operator sees it.
 """
 
 import io
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 from production.toolpath.cnc_verify import Simulation
 
@@ -16,6 +18,8 @@ WIDTH_PX = 800  # the traveler's picture is scaled to this width (at most 4 px p
 THROUGH_GREY = 0  # cut through the stock
 FLOOR_GREY = 110  # the deepest cut that is not through
 TOP_GREY = 255  # the stock's top
+EDGE_GREY = 60  # a wall's top edge
+EDGE_STEP_MM = 0.25  # a step this high to a neighbouring cell is a wall
 
 
 def render_simulation(simulation: Simulation, *, width_px: int = WIDTH_PX) -> bytes:
@@ -29,6 +33,9 @@ def render_simulation(simulation: Simulation, *, width_px: int = WIDTH_PX) -> by
     slope_y, slope_x = np.gradient(zmap, step)
     light = np.clip(-slope_x + slope_y, -4.0, 4.0) / 4.0
     grey = np.clip(grey + 40.0 * light, FLOOR_GREY / 2, TOP_GREY)
+    # An outline where the surface steps, on the higher side: walls read as lines on paper.
+    lowest_near = ndimage.grey_erosion(zmap, size=(3, 3), mode="nearest")
+    grey[zmap - lowest_near > EDGE_STEP_MM] = EDGE_GREY
     grey[zmap <= floor + 1e-6] = THROUGH_GREY
     pixels = np.flipud(grey).astype(np.uint8)  # row 0 is the back of the stock
     image = Image.fromarray(pixels)

@@ -65,6 +65,8 @@ MAX_SEGMENTS = 2_000_000
 
 _WORD = re.compile(r"([A-Z])\s*([+-]?(?:\d+\.?\d*|\.\d+))")
 _COMMENT = re.compile(r"\([^)]*\)|;.*$")
+# Our GRBL post's manual tool change: this comment, then M0 (production/toolpath/posts.py).
+_MANUAL_CHANGE = re.compile(r"\(TOOL CHANGE: load T(\d+)\b", re.IGNORECASE)
 _ACCEPTED_G = {
     4.0: "dwell",
     17.0: "XY plane",
@@ -664,6 +666,10 @@ class _Reader:
             self.problem("numbers", f"byte {error.start} is not text")
             text = gcode.decode("utf-8", errors="replace")
         for number, raw in enumerate(text.splitlines(), start=1):
+            manual = _MANUAL_CHANGE.search(raw)
+            if manual:
+                self.selected = int(manual.group(1))
+                self._known_tool(number)
             code = _COMMENT.sub(" ", raw).upper().strip()
             if not code or code == "%":
                 continue
@@ -675,6 +681,10 @@ class _Reader:
             if len(self.segments) > MAX_SEGMENTS:
                 self.problem("commands", f"the program has more than {MAX_SEGMENTS} moves")
                 return
+
+    def _known_tool(self, number: int) -> None:
+        if self.selected not in self.radii:
+            self.problem("tools", f"line {number} calls T{self.selected}, not in the tool table")
 
     def _block(self, number: int, raw: str, words: list[tuple[str, float]]) -> None:
         values: dict[str, float] = {}
@@ -719,18 +729,17 @@ class _Reader:
             self.feed = values["F"] * scale
         if "T" in values:
             self.selected = int(values["T"])
-            if self.selected not in self.radii:
-                self.problem(
-                    "tools", f"line {number} calls T{self.selected}, not in the tool table"
-                )
+            self._known_tool(number)
         for code in mcodes:
             if code in (3.0, 4.0):
                 self.spindle = True
             elif code == 5.0:
                 self.spindle = False
-            elif code == 6.0:
+            elif code == 6.0 or (code == 0.0 and self.selected != self.tool):
+                # M6, or the pause (M0) in which the operator loads the tool the comment
+                # named: GRBL has no tool changer. Either way the spindle stops.
                 self.tool = self.selected
-                self.spindle = False  # a tool change stops the spindle (LinuxCNC does)
+                self.spindle = False
             elif code in (2.0, 30.0):
                 self.spindle = False
             elif code not in _ACCEPTED_M:

@@ -465,3 +465,13 @@ def test_rs274_refuses_a_tool_missing_from_the_table_and_a_program_with_no_end()
     assert rs274_errors(pocket_program().encode()) == ()  # the table from the program's T words
     (unended,) = rs274_errors(pocket_program().replace("M30\n", "").encode(), tools=TOOLS)
     assert "program end" in unended
+
+
+def test_grbls_manual_tool_change_loads_the_tool_its_comment_names() -> None:
+    grbl = pocket_program().replace(
+        "T1 M6\n", "M5\n(TOOL CHANGE: load T1 6 mm flat end mill, touch off Z, resume)\nM0\n"
+    )
+    assert failed(run(grbl, pocket_part())) == set()
+    assert rs274_errors(grbl.encode(), tools=TOOLS) == ()
+    unnamed = pocket_program().replace("T1 M6\n", "M0\n")
+    assert "spindle and feed" in failed(run(unnamed, pocket_part()))
