@@ -30,9 +30,9 @@ from production.toolpath.laser import (
 )
 from production.toolpath.laser_verify import check_cutting, read_laser_gcode, verify_cutting
 from production.toolpath.program import MachineProgram
+from production.toolpath.rs274 import rs274_errors
 from production.toolpath.vectors import cut_dxf, cut_svg
 from tests.catalog.corners import corners
-from tests.production.toolpath.rs274_check import rs274_errors
 
 pytestmark = pytest.mark.cad  # builds parts in the CadQuery sandbox; no database
 
@@ -200,7 +200,7 @@ def test_the_verifier_passes_each_corner_program(corner: Planned) -> None:
 
 
 def test_rs274_accepts_each_corner_program(corner: Planned) -> None:
-    assert rs274_errors(corner.program.gcode) == ""
+    assert rs274_errors(corner.program.gcode, tools=corner.program.tools) == ()
 
 
 def test_the_program_is_grbl_laser_mode_with_power_from_the_table(corner: Planned) -> None:
@@ -412,3 +412,9 @@ def test_the_mesh_outline_alone_is_within_the_stl_tolerance(default_plate: Plann
     assert from_step.source == "step" and from_mesh.source == "mesh"
     # The STL's chords lie within its 0.05 mm tolerance of the true arcs.
     assert from_step.shape.hausdorff_distance(from_mesh.shape) <= 0.05 + 1e-6
+
+
+def test_rs274_refuses_a_laser_program_without_its_feed(default_plate: Planned) -> None:
+    unfed = re.sub(rb" F\d+", b"", default_plate.program.gcode)
+    (error,) = rs274_errors(unfed, tools=default_plate.program.tools)
+    assert "zero feed rate" in error
