@@ -418,3 +418,29 @@ def test_rs274_refuses_a_laser_program_without_its_feed(default_plate: Planned) 
     unfed = re.sub(rb" F\d+", b"", default_plate.program.gcode)
     (error,) = rs274_errors(unfed, tools=default_plate.program.tools)
     assert "zero feed rate" in error
+
+
+def test_an_uploaded_mesh_without_step_is_cut_from_its_own_outline(default_plate: Planned) -> None:
+    stl = default_plate.geometry.stl
+    program = plan_cutting(step=None, stl=stl, material="acrylic", thickness_mm=3, machine=CO2)
+    report = verify_cutting(
+        program.gcode, step=None, stl=stl, material="acrylic", thickness_mm=3, machine=CO2
+    )
+    assert report.contours == 7
+    # Against the exact STEP outline the mesh's cut is within the STL's tolerance too.
+    exact = check_cutting(
+        program.gcode,
+        step=default_plate.geometry.step,
+        stl=stl,
+        material="acrylic",
+        thickness_mm=3,
+        machine=CO2,
+    )
+    assert exact.min_clearance_mm >= exact.kerf_mm / 2 - 0.05
+
+
+def test_a_bad_laser_profile_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="unknown laser source"):
+        LaserProfile(machine_model="x", bed_mm=(100, 100), source="diode")
+    with pytest.raises(ValueError, match="lead_in_mm"):
+        LaserProfile(machine_model="x", bed_mm=(100, 100), lead_in_mm=6, sheet_margin_mm=5)
