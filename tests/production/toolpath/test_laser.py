@@ -14,6 +14,7 @@ from typing import Any
 import ezdxf
 import pytest
 import shapely
+import trimesh
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from catalog.geometry import BuildLimits, Geometry, build_geometry
@@ -499,4 +500,18 @@ def test_a_flat_l_plate_is_cut_with_its_inside_corner_half_a_kerf_off(tmp_path: 
     report = verify_cutting(program.gcode, step=built.step, stl=built.stl, material="acrylic",
                             thickness_mm=3, machine=CO2)  # fmt: skip
     assert report.contours == 3
+    assert rs274_errors(program.gcode, tools=program.tools) == ()
+
+
+def test_a_sheet_cut_in_two_passes_goes_round_each_ring_twice(tmp_path: Any) -> None:
+    plate = trimesh.creation.box(extents=(40, 30, 10))  # 10 mm acrylic: 2 passes in the table
+    stl = plate.export(file_type="stl")
+    program = plan_cutting(step=None, stl=stl, material="acrylic", thickness_mm=10, machine=CO2)
+    (cut,) = read_laser_gcode(program.gcode).cuts
+    assert len(cut.points) == len(cut.lead_in) + 2 * (len(cut.ring) - 1)
+    assert Polygon(cut.ring).area == pytest.approx((40 + 0.3) * (30 + 0.3), rel=1e-3)
+    report = verify_cutting(
+        program.gcode, step=None, stl=stl, material="acrylic", thickness_mm=10, machine=CO2
+    )
+    assert report.cut_length_mm == pytest.approx(2 * 2 * (40 + 30) + 2, rel=0.01)
     assert rs274_errors(program.gcode, tools=program.tools) == ()
