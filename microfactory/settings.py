@@ -327,6 +327,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # the job with a reason instead of being killed by Celery.
 PRUSASLICER_BINARY = env.str("MF_PRUSASLICER_BINARY", default="prusa-slicer")
 PRUSASLICER_TIMEOUT_S = env.float("MF_PRUSASLICER_TIMEOUT_S", default=300.0)
+# The builtin slicer's seam (nearest | aligned | corner) and minimum layer time (seconds; a
+# quicker layer is slowed down, then the nozzle waits lifted; 0: none), for every job.
+SLICER_SEAM = env.str("MF_SLICER_SEAM", default="nearest")
+SLICER_MIN_LAYER_TIME_S = env.float("MF_SLICER_MIN_LAYER_TIME_S", default=10.0)
+if SLICER_SEAM not in ("nearest", "aligned", "corner"):
+    raise ImproperlyConfigured(f"MF_SLICER_SEAM must be nearest, aligned or corner: {SLICER_SEAM!r}")
+if SLICER_MIN_LAYER_TIME_S < 0:
+    raise ImproperlyConfigured("MF_SLICER_MIN_LAYER_TIME_S cannot be negative")
 
 # --- Machines and routing (production.routing, production.connectors) ---------------------
 # A watched machine (networked, or with an agent) silent this long goes offline; its jobs move.
