@@ -110,7 +110,8 @@ def test_the_pocket_walls_are_one_tool_radius_from_the_tool_centre(
     assert points
     distances = [pocket.exterior.distance(p) for p in points]
     assert all(pocket.contains(p) for p in points)
-    assert min(distances) == pytest.approx(3.0, abs=0.01)  # the finishing pass
+    assert min(distances) == pytest.approx(3.0, abs=0.01)  # the finishing pass: no gouge
+    assert sum(d < 3.0 + 0.01 for d in distances) >= 4  # it follows the walls
     # The floor: 4 mm below the part's top (faced to Z-2), in step-downs of at most 3 mm.
     assert lowest_z(six) == pytest.approx(-6.0, abs=1e-4)
     depths = sorted({round(c.end[2], 4) for c in six if c.start[:2] == c.end[:2]})
@@ -129,7 +130,7 @@ def test_the_slot_is_cut_by_the_3mm_end_mill_a_radius_from_its_walls(
     points = [Point(c.end[:2]) for c in slot_cuts if c.end[2] < -2]
     distances = [slot.exterior.distance(p) for p in points]
     assert all(slot.contains(p) for p in points)
-    assert min(distances) == pytest.approx(1.5, abs=0.01)
+    assert min(distances) == pytest.approx(1.5, abs=0.01)  # never closer: no gouge
     assert lowest_z(slot_cuts) == pytest.approx(-2 - 3, abs=1e-4)
 
 
