@@ -245,7 +245,7 @@ def _part(slug: str) -> Any:
 @pytest.mark.parametrize("corner", sorted(corners(_part("cover_plate"))))
 def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
     values = corners(_part("cover_plate"))[corner]
-    step, stl = step_and_stl(seed_solid("cover_plate", **values))
+    step, stl = step_and_stl(seed_solid("cover_plate", **values), stl_tolerance_mm=0.2)
     plate = plate_thickness_for(height_mm=values["thickness"], thicknesses_mm=PLATES)
     holes = values["holes_x"] * 2 + (values["holes_y"] - 2) * 2
     for dialect in ("grbl", "linuxcnc"):
@@ -273,7 +273,7 @@ def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
 
 
 def test_a_countersink_wider_than_every_countersink_tool_is_refused() -> None:
-    step, stl = step_and_stl(seed_solid("cover_plate", countersunk=True))
+    step, stl = step_and_stl(seed_solid("cover_plate", countersunk=True), stl_tolerance_mm=0.2)
     no_sinks = ToolTable(
         tools=tuple(t for t in DEFAULT_TOOL_TABLE.tools if t.kind != "countersink")
     )
@@ -290,7 +290,7 @@ def test_the_l_bracket_is_refused_naming_its_bend(corner: str) -> None:
     """The L-bracket is not 2.5D from any side: its bend's fillets (and the upright leg's
     holes) run along a horizontal axis. It needs a second set-up or a bent sheet."""
     values = corners(_part("mounting_bracket"))[corner]
-    step, stl = step_and_stl(seed_solid("mounting_bracket", **values))
+    step, stl = step_and_stl(seed_solid("mounting_bracket", **values), stl_tolerance_mm=0.2)
     with pytest.raises(Rejected, match="rounded edge .* not 2.5D"):
         plan(step, stl, 12.0)
 
