@@ -332,7 +332,7 @@ PRUSASLICER_TIMEOUT_S = env.float("MF_PRUSASLICER_TIMEOUT_S", default=300.0)
 SLICER_SEAM = env.str("MF_SLICER_SEAM", default="nearest")
 SLICER_MIN_LAYER_TIME_S = env.float("MF_SLICER_MIN_LAYER_TIME_S", default=10.0)
 if SLICER_SEAM not in ("nearest", "aligned", "corner"):
-    raise ImproperlyConfigured(f"MF_SLICER_SEAM must be nearest, aligned or corner: {SLICER_SEAM!r}")
+    raise ImproperlyConfigured(f"MF_SLICER_SEAM: nearest, aligned or corner, not {SLICER_SEAM!r}")
 if SLICER_MIN_LAYER_TIME_S < 0:
     raise ImproperlyConfigured("MF_SLICER_MIN_LAYER_TIME_S cannot be negative")
 
