@@ -18,6 +18,7 @@ grid's misses show beside its savings. rs274's time is given once per program.
 """
 
 import argparse
+import functools
 import io
 import statistics
 import sys
@@ -43,7 +44,7 @@ from production.toolpath.program import MachineProgram  # noqa: E402
 from production.toolpath.rs274 import rs274_errors  # noqa: E402
 
 MILL = MillProfile(machine_model="Benchmark mill", travel_mm=(300.0, 300.0, 80.0))
-PLATES_MM = [2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0]
+PLATES_MM = [2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0]
 RESOLUTIONS_MM = (0.5, 0.25, 0.2, 0.1)
 # (part, its parameters, a label): the defaults, and the largest plannable cover plate.
 CASES: list[tuple[str, dict[str, Any], str]] = [
@@ -119,23 +120,15 @@ def main() -> None:
             f"{time.perf_counter() - start:.2f} s, {'accepted' if not errors else errors[0]}"
         )
         for resolution in options.resolutions:
-
-            def simulate(resolution: float = resolution) -> object:
-                return simulate_program(
-                    program.gcode, stock=stock, tools=program.tools, resolution_mm=resolution
-                )
-
-            def check(resolution: float = resolution) -> object:
-                return check_program(
-                    program.gcode,
-                    stl=stl,
-                    stock=stock,
-                    tools=program.tools,
-                    envelope=envelope,
-                    resolution_mm=resolution,
-                )
-
-            report = check_program(
+            simulate = functools.partial(
+                simulate_program,
+                program.gcode,
+                stock=stock,
+                tools=program.tools,
+                resolution_mm=resolution,
+            )
+            check = functools.partial(
+                check_program,
                 program.gcode,
                 stl=stl,
                 stock=stock,
@@ -143,9 +136,12 @@ def main() -> None:
                 envelope=envelope,
                 resolution_mm=resolution,
             )
+            report = check()
             simulate_s = median_s(simulate, options.repeats)
             check_s = median_s(check, options.repeats)
-            render_s = median_s(lambda: render_simulation(report.simulation), options.repeats)
+            render_s = median_s(
+                functools.partial(render_simulation, report.simulation), options.repeats
+            )
             nx, ny = report.grid
             failed = ", ".join(c.name for c in report.failures) or "all pass"
             print(

@@ -372,31 +372,82 @@ def part_height_map(stl: bytes, *, stock: Stock, resolution_mm: float) -> Grid:
     normals = np.asarray(mesh.face_normals, dtype=float)
     floor = -stock.thickness_mm
     nx, ny = _cells(stock, resolution_mm)
-    height = np.full((ny, nx), floor)
-    # Only the faces that look up are the top surface a flat tool meets from above.
-    for a, b, c in triangles[normals[:, 2] > 1e-6]:
-        lo = np.minimum(np.minimum(a, b), c)
-        hi = np.maximum(np.maximum(a, b), c)
-        i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
-        j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
-        if i0 >= i1 or j0 >= j1:
-            continue
-        px = (np.arange(i0, i1) + 0.5) * resolution_mm
-        py = (np.arange(j0, j1) + 0.5) * resolution_mm
-        gx, gy = np.meshgrid(px, py)
-        v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
-        det = v0[0] * v1[1] - v0[1] * v1[0]
-        if abs(det) < 1e-12:
-            continue
-        wx, wy = gx - a[0], gy - a[1]
-        u = (wx * v1[1] - wy * v1[0]) / det
-        v = (v0[0] * wy - v0[1] * wx) / det
-        inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
-        z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
-        box = height[j0:j1, i0:i1]
-        np.maximum(box, np.where(inside, z, floor), out=box)
+    height = np.full((ny, nx), floor, dtype=float)
+    # Only the faces that look up are the top surface a flat tool meets from above. A 2.5D
+    # part's are flat: each level is filled at once by scanlines; the sloped rest one by one.
+    up = triangles[normals[:, 2] > 1e-6]
+    flat = np.ptp(up[:, :, 2], axis=1) < 1e-6
+    levels = np.round(up[flat][:, 0, 2], 4)
+    for level in np.unique(levels):
+        covered = _covered(up[flat][levels == level][:, :, :2], nx, ny, resolution_mm)
+        np.maximum(height, np.where(covered, level, floor), out=height)
+    for a, b, c in up[~flat]:
+        _raster_sloped(height, a, b, c, resolution_mm, floor)
     top: Grid = np.minimum(height, 0.0)  # nothing stands above the stock's top
     return top
+
+
+def _covered(triangles: Grid, nx: int, ny: int, resolution_mm: float) -> Mask:
+    """The cells whose centres some triangle (xy, shape (T, 3, 2)) covers, by scanlines.
+
+    Every edge adds its winding (+1 going up, -1 going down, signed by its triangle's
+    orientation) where it crosses a row of cell centres, at the first centre to its right;
+    summed along the row, that is the number of triangles covering each centre. Edges shared
+    by two triangles of a face cancel, so the face fills as one polygon, holes and all.
+    """
+    starts = triangles.reshape(-1, 2)
+    ends = triangles[:, [1, 2, 0], :].reshape(-1, 2)
+    (ax, ay), (bx, by) = starts.T, ends.T
+    u, v = triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
+    area = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    winding = np.repeat(np.sign(area), 3) * np.sign(by - ay)
+    # Rows whose centre y lies in [low, high): a vertex on a row counts once.
+    first = np.ceil(np.minimum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    last = np.ceil(np.maximum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    first, last = np.clip(first, 0, ny), np.clip(last, 0, ny)
+    counts = np.where(winding != 0, last - first, 0)
+    edge = np.repeat(np.arange(len(counts)), counts)
+    row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
+    y = (row + 0.5) * resolution_mm
+    # From the lower end up, so an edge shared by two triangles (each running it one way)
+    # crosses a row at bit-for-bit the same x, and its windings cancel in the same cell.
+    upward = by > ay
+    lx, ly = np.where(upward, ax, bx)[edge], np.where(upward, ay, by)[edge]
+    hx, hy = np.where(upward, bx, ax)[edge], np.where(upward, by, ay)[edge]
+    x = lx + (y - ly) * (hx - lx) / (hy - ly)
+    column = np.clip(np.ceil(x / resolution_mm - 0.5).astype(np.int64), 0, nx)
+    crossings = np.zeros((ny, nx + 1))
+    np.add.at(crossings, (row, column), winding[edge])
+    covered: Mask = np.cumsum(crossings[:, :nx], axis=1) != 0
+    return covered
+
+
+def _raster_sloped(
+    height: Grid,
+    a: Grid,
+    b: Grid,
+    c: Grid,
+    resolution_mm: float,
+    floor: float,
+) -> None:
+    """Raise `height` to a sloped triangle's z over the cells whose centres it covers."""
+    ny, nx = height.shape
+    lo = np.minimum(np.minimum(a, b), c)
+    hi = np.maximum(np.maximum(a, b), c)
+    i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
+    j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
+    v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
+    det = v0[0] * v1[1] - v0[1] * v1[0]
+    if i0 >= i1 or j0 >= j1 or abs(det) < 1e-12:
+        return
+    wx = (np.arange(i0, i1) + 0.5) * resolution_mm - a[0]
+    wy = ((np.arange(j0, j1) + 0.5) * resolution_mm - a[1])[:, None]
+    u = (wx * v1[1] - wy * v1[0]) / det
+    v = (v0[0] * wy - v0[1] * wx) / det
+    inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
+    z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
+    box = height[j0:j1, i0:i1]
+    np.maximum(box, np.where(inside, z, floor), out=box)
 
 
 def _cells(stock: Stock, resolution_mm: float) -> tuple[int, int]:
@@ -533,16 +584,38 @@ def _remaining(
     for level in levels:
         here = faces & (np.abs(part - level) <= 0.005 + 1e-9)
         pieces, count = ndimage.label(here, structure=_SQUARE)
-        largest = ndimage.maximum(cut_by, labels=pieces, index=np.arange(1, count + 1))
-        for radius in np.unique(np.atleast_1d(largest)):
+        largest = np.zeros(count + 1)
+        np.maximum.at(largest, pieces[here], cut_by[here])
+        for radius in np.unique(largest[1:]):
             tool = float(radius) if radius > 0 else smallest
-            which = np.flatnonzero(np.atleast_1d(largest) == radius) + 1
-            fits = ndimage.binary_opening(
-                part <= level + tolerance_mm, structure=_disc(tool, resolution_mm)
-            )
-            reachable |= fits & np.isin(pieces, which)
+            which = np.flatnonzero(largest[1:] == radius) + 1
+            faces_here = np.isin(pieces, which)
+            reachable |= _reach(part <= level + tolerance_mm, faces_here, tool, resolution_mm)
     left = np.where(reachable, zmap - part, -np.inf)
     return _worst(left, resolution_mm)
+
+
+def _reach(open_cells: Mask, wanted: Mask, radius: float, resolution_mm: float) -> Mask:
+    """The `wanted` cells a disc of `radius` covers while it stays within `open_cells` (a
+    morphological opening, by two Euclidean distance transforms; beyond the grid counts as
+    open: the tool may pass outside the stock).
+
+    Only a window around the wanted cells is computed: a disc covering one of them lies
+    within 2 radii of it, and a wrong erosion at the window's edge reaches no wanted cell.
+    """
+    rows, columns = np.nonzero(wanted)
+    if rows.size == 0:
+        return np.zeros_like(wanted)
+    pad = math.ceil(2 * radius / resolution_mm) + 2
+    j0, j1 = max(0, int(rows.min()) - pad), int(rows.max()) + pad + 1
+    i0, i1 = max(0, int(columns.min()) - pad), int(columns.max()) + pad + 1
+    window = open_cells[j0:j1, i0:i1]
+    centres = ndimage.distance_transform_edt(window) * resolution_mm > radius + 1e-9
+    reached = np.zeros_like(wanted)
+    if centres.any():
+        near = ndimage.distance_transform_edt(~centres) * resolution_mm <= radius + 1e-9
+        reached[j0:j1, i0:i1] = near & wanted[j0:j1, i0:i1]
+    return reached
 
 
 def _band(solid: Mask, width_mm: float, resolution_mm: float) -> Mask:
@@ -567,13 +640,6 @@ def _held(material: Mask, solid: Mask) -> bool:
         if cells.size and not set(np.unique(cells).tolist()) & anchored:
             return False
     return True
-
-
-def _disc(radius: float, resolution_mm: float) -> Mask:
-    cells = max(0, math.floor(radius / resolution_mm + 1e-9))
-    offsets = np.arange(-cells, cells + 1) * resolution_mm
-    disc: Mask = offsets[None, :] ** 2 + offsets[:, None] ** 2 <= radius * radius + 1e-9
-    return disc
 
 
 def _worst(values: Grid, resolution_mm: float) -> tuple[float, tuple[float, float]]:
