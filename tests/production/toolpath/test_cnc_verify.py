@@ -479,3 +479,26 @@ def test_grbls_manual_tool_change_loads_the_tool_its_comment_names() -> None:
     assert rs274_errors(grbl.encode(), tools=TOOLS) == ()
     unnamed = pocket_program().replace("T1 M6\n", "M0\n")
     assert "spindle and feed" in failed(run(unnamed, pocket_part()))
+
+
+def test_the_settings_defaults_are_the_verifiers() -> None:
+    from django.conf import settings
+
+    from production.toolpath import cnc_verify, rs274
+
+    assert settings.MF_CNC_ZMAP_RESOLUTION_MM == cnc_verify.RESOLUTION_MM
+    assert settings.MF_CNC_GOUGE_TOLERANCE_MM == cnc_verify.GOUGE_TOLERANCE_MM
+    assert settings.MF_CNC_REMAINING_TOLERANCE_MM == cnc_verify.REMAINING_TOLERANCE_MM
+    assert (settings.MF_RS274_BINARY, settings.MF_RS274_TIMEOUT_S) == (
+        rs274.BINARY,
+        rs274.TIMEOUT_S,
+    )
+
+
+def test_an_incremental_drilling_cycle_is_refused_not_guessed() -> None:
+    program = DRILL_PROGRAM.replace("G0 Z10\nG99 G81", "G0 Z10\nG91\nG99 G81").replace(
+        "X35\n", "X20\nG90\n"
+    )
+    report = run(program, holes_part())
+    assert "commands" in failed(report)
+    assert "G91" in report.checks[1].message
