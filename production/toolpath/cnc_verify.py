@@ -1,12 +1,13 @@
 """Does a milling program make the part, and only the part? Pure: bytes in, a report out.
 
 The G-code is read back block by block (G0/G1, G2/G3 arcs in the XY plane, helical with Z,
-G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn, S, F,
-comments) and its material removal simulated on a z-map: a numpy height map of the stock's
-top, one cell per `resolution_mm`, that every move lowers to the tool's tip wherever the
-tool's disc passes (a flat end mill or a drill, both cut as a flat disc of their diameter;
-arcs are cut as chords within `chord_tolerance_mm`). The simulated stock is compared with the
-part's own height map, rasterised from its mesh into the same grid.
+G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn or GRBL's
+manual change: a "(TOOL CHANGE: load Tn ...)" comment and M0, S, F, comments) and its material
+removal simulated on a z-map: a numpy height map of the stock's top, one cell per
+`resolution_mm`, that every move lowers wherever the tool passes (a flat end mill cuts a flat
+disc of its diameter; a drill or a countersink a cone of its point angle; arcs are cut as
+chords within `chord_tolerance_mm`). The simulated stock is compared with the part's own
+height map, rasterised from its mesh into the same grid.
 
 Placement, as the planners' work offset (production/toolpath/program.py): G54 X0 Y0 Z0 is
 the stock's front-left corner on its top face; the part's bounding box starts at x, y =
@@ -68,6 +69,8 @@ MAX_SEGMENTS = 2_000_000
 
 _WORD = re.compile(r"([A-Z])\s*([+-]?(?:\d+\.?\d*|\.\d+))")
 _COMMENT = re.compile(r"\([^)]*\)|;.*$")
+_POINT_ANGLES = {"drill": 118.0, "countersink": 90.0}
+_ANGLE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?) ?(?:deg|°)", re.IGNORECASE)
 # Our GRBL post's manual tool change: this comment, then M0 (production/toolpath/posts.py).
 _MANUAL_CHANGE = re.compile(r"\(TOOL CHANGE: load T(\d+)\b", re.IGNORECASE)
 _ACCEPTED_G = {
@@ -207,16 +210,15 @@ def check_program(
         start_z=envelope.z[1],
     )
     reader.read(gcode)
-    # A drill's full diameter exits only when its point (118°) is through too.
-    tips = {
-        tool.number: tool.diameter_mm / 2 / math.tan(math.radians(59))
-        for tool in tools
-        if tool.kind == "drill"
-    }
+    # A pointed tool's full diameter is below the bottom only when its point is too.
+    slopes = _slopes(tools)
+    tips = {number: radii[number] * slope for number, slope in slopes.items()}
     _check_positions(reader, stock, envelope, radii, tips, stock_clearance_mm, breakthrough_mm)
 
     part = part_height_map(stl, stock=stock, resolution_mm=resolution_mm)
-    sim, rapid_hits = _simulate(reader.segments, stock, radii, resolution_mm, gouge_tolerance_mm)
+    sim, rapid_hits = _simulate(
+        reader.segments, stock, radii, slopes, resolution_mm, gouge_tolerance_mm
+    )
     sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part, sim.cut_by)
     for line, depth in rapid_hits:
         reader.problem("rapids", f"line {line} is a rapid move through {depth:.2f} mm of material")
@@ -346,7 +348,9 @@ def simulate_program(
     radii = {tool.number: tool.diameter_mm / 2 for tool in tools}
     reader = _Reader(radii=radii, chord_tolerance_mm=chord_tolerance_mm, start_z=0.0)
     reader.read(gcode)
-    sim, _ = _simulate(reader.segments, stock, radii, resolution_mm, GOUGE_TOLERANCE_MM)
+    sim, _ = _simulate(
+        reader.segments, stock, radii, _slopes(tools), resolution_mm, GOUGE_TOLERANCE_MM
+    )
     return sim
 
 
@@ -467,10 +471,25 @@ def _span(lo: float, hi: float, resolution_mm: float, count: int) -> tuple[int, 
 # --- the simulation ------------------------------------------------------------------------
 
 
+def _slopes(tools: Sequence[ToolUse]) -> dict[int, float]:
+    """Pointed tools: 1 / tan(half the point angle), the cone's rise per mm from its axis.
+    The angle is the one in the tool's name ("20.5 mm 90 deg countersink"), else 118° for a
+    drill and 90° for a countersink; flat end mills are not here."""
+    slopes = {}
+    for tool in tools:
+        if tool.kind not in _POINT_ANGLES:
+            continue
+        named = _ANGLE_IN_NAME.search(tool.name)
+        angle = float(named.group(1)) if named else _POINT_ANGLES[tool.kind]
+        slopes[tool.number] = 1 / math.tan(math.radians(angle / 2))
+    return slopes
+
+
 def _simulate(
     segments: Iterable[Segment],
     stock: Stock,
     radii: dict[int, float],
+    slopes: dict[int, float],
     resolution_mm: float,
     rapid_tolerance_mm: float,
 ) -> tuple[Simulation, list[tuple[int, float]]]:
@@ -484,7 +503,8 @@ def _simulate(
         radius = radii.get(segment.tool, 0.0)
         if radius <= 0:
             continue  # no tool in the spindle (reported by the reader): nothing cuts
-        depth = _sweep(zmap, cut_by, segment, radius, resolution_mm, floor)
+        slope = slopes.get(segment.tool, 0.0)
+        depth = _sweep(zmap, cut_by, segment, radius, slope, resolution_mm, floor)
         if segment.rapid and depth > rapid_tolerance_mm:
             hits.append((segment.line, depth))
     return Simulation(resolution_mm, zmap, floor, cut_by=cut_by), hits
@@ -495,6 +515,7 @@ def _sweep(
     cut_by: Grid,
     segment: Segment,
     radius: float,
+    slope: float,
     resolution_mm: float,
     floor: float,
 ) -> float:
@@ -502,8 +523,11 @@ def _sweep(
     cells it lowered in `cut_by`); return the deepest material removed.
 
     A cell is cut when its centre lies within the radius of the segment's XY line (a capsule);
-    its new height is the lowest tool-tip z among the positions that cover it: the tip's z is
-    linear along the segment, so that is one end of the interval of positions within reach.
+    for a flat tool its new height is the lowest tool-tip z among the positions that cover it:
+    the tip's z is linear along the segment, so that is one end of the interval of positions
+    within reach. A pointed tool (drill, countersink: `slope` = 1 / tan(half its point angle))
+    cuts a cone: the tip's z at the nearest position plus slope x the distance from it, exact
+    for plunges and level moves (the only ones our planners make with them).
     """
     (x0, y0, z0), (x1, y1, z1) = segment.start, segment.end
     if min(z0, z1) >= 0.0:
@@ -520,7 +544,13 @@ def _sweep(
     length2 = dx * dx + dy * dy
     if length2 < 1e-12:
         covered = px * px + py * py <= reach2
-        cut = np.where(covered, max(min(z0, z1), floor), np.inf)
+        cone = slope * np.sqrt(px * px + py * py)
+        cut = np.where(covered, np.maximum(min(z0, z1) + cone, floor), np.inf)
+    elif slope > 0:
+        t = np.clip((px * dx + py * dy) / length2, 0.0, 1.0)
+        off2 = (px - t * dx) ** 2 + (py - t * dy) ** 2
+        covered = off2 <= reach2
+        cut = np.where(covered, np.maximum(z0 + dz * t + slope * np.sqrt(off2), floor), np.inf)
     else:
         t = (px * dx + py * dy) / length2
         off2 = px * px + py * py - t * t * length2  # squared distance to the line
@@ -696,7 +726,7 @@ def _check_positions(
             reader.problem(
                 "stock",
                 f"line {segment.line} goes to Z{min(segment.start[2], z):.3f}, more than "
-                f"{breakthrough_mm:g} mm below the stock's bottom (and a drill's point)",
+                f"{breakthrough_mm:g} mm below the stock's bottom (and a pointed tool's point)",
             )
         if segment.rapid:
             continue
