@@ -173,9 +173,30 @@ class CncCheck:
         return report
 
 
-def verify_program(gcode: bytes, **options: Any) -> CncCheck:
+def verify_program(
+    gcode: bytes,
+    *,
+    stl: bytes,
+    stock: Stock,
+    tools: Sequence[ToolUse],
+    envelope: Envelope,
+    resolution_mm: float = RESOLUTION_MM,
+    gouge_tolerance_mm: float = GOUGE_TOLERANCE_MM,
+    remaining_tolerance_mm: float = REMAINING_TOLERANCE_MM,
+    require_tabs: bool = True,
+) -> CncCheck:
     """The report on a program that makes its part; Rejected naming every failure."""
-    report = check_program(gcode, **options)
+    report = check_program(
+        gcode,
+        stl=stl,
+        stock=stock,
+        tools=tools,
+        envelope=envelope,
+        resolution_mm=resolution_mm,
+        gouge_tolerance_mm=gouge_tolerance_mm,
+        remaining_tolerance_mm=remaining_tolerance_mm,
+        require_tabs=require_tabs,
+    )
     if report.failures:
         raise Rejected(
             "the milling program does not make its part: "
