@@ -1,12 +1,13 @@
 """Does a milling program make the part, and only the part? Pure: bytes in, a report out.
 
 The G-code is read back block by block (G0/G1, G2/G3 arcs in the XY plane, helical with Z,
-G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn, S, F,
-comments) and its material removal simulated on a z-map: a numpy height map of the stock's
-top, one cell per `resolution_mm`, that every move lowers to the tool's tip wherever the
-tool's disc passes (a flat end mill or a drill, both cut as a flat disc of their diameter;
-arcs are cut as chords within `chord_tolerance_mm`). The simulated stock is compared with the
-part's own height map, rasterised from its mesh into the same grid.
+G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn or GRBL's
+manual change: a "(TOOL CHANGE: load Tn ...)" comment and M0, S, F, comments) and its material
+removal simulated on a z-map: a numpy height map of the stock's top, one cell per
+`resolution_mm`, that every move lowers wherever the tool passes (a flat end mill cuts a flat
+disc of its diameter; a drill or a countersink a cone of its point angle; arcs are cut as
+chords within `chord_tolerance_mm`). The simulated stock is compared with the part's own
+height map, rasterised from its mesh into the same grid.
 
 Placement, as the planners' work offset (production/toolpath/program.py): G54 X0 Y0 Z0 is
 the stock's front-left corner on its top face; the part's bounding box starts at x, y =
@@ -26,7 +27,7 @@ failure, as the FDM verifier does):
 - gouge: nowhere is the simulated surface below the part's by more than a tolerance;
 - remaining stock: every cell of a machined face (pocket floors, through holes, the part's
   top when faced) that a tool of the program can reach is cut to within a tolerance, and the
-  band around the outline is cut through except for its tabs;
+  band around the outline is cut through except for its tabs (each shorter than 25 mm);
 - tabs: a through profile leaves material joining every body of the part to the stock's edge
   (connected cells on the z-map), so the part does not come loose under the cutter.
 
@@ -58,13 +59,18 @@ GOUGE_TOLERANCE_MM = 0.05  # deeper into the part than this is a gouge
 REMAINING_TOLERANCE_MM = 0.1  # more material than this left on a machined face is too much
 STOCK_CLEARANCE_MM = 1.0  # beyond the tool's radius outside the stock, for lead-ins
 BREAKTHROUGH_MM = 1.0  # below the stock's bottom, into the spoilboard, for through cuts
-MAX_TAB_FRACTION = 0.25  # of the band around the outline that tabs may leave uncut
+# Tabs are short: uncut material longer than this along the outline is a profile not cut
+# through (measured in the band around the outline, where a tab is wider than on the tool's
+# path by up to the tool's diameter).
+MAX_TAB_MM = 25.0
 INCH_MM = 25.4
 # Our programs are small; a file this long is not one of ours (and would take minutes).
 MAX_SEGMENTS = 2_000_000
 
 _WORD = re.compile(r"([A-Z])\s*([+-]?(?:\d+\.?\d*|\.\d+))")
 _COMMENT = re.compile(r"\([^)]*\)|;.*$")
+_POINT_ANGLES = {"drill": 118.0, "countersink": 90.0}
+_ANGLE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?) ?(?:deg|°)", re.IGNORECASE)
 # Our GRBL post's manual tool change: this comment, then M0 (production/toolpath/posts.py).
 _MANUAL_CHANGE = re.compile(r"\(TOOL CHANGE: load T(\d+)\b", re.IGNORECASE)
 _ACCEPTED_G = {
@@ -133,6 +139,8 @@ class Simulation:
     zmap: Grid = field(repr=False, compare=False)  # shape (ny, nx); cell (j, i) centred at
     floor_mm: float = 0.0  # ((i + .5) r, (j + .5) r); floor: the stock's bottom (-thickness)
     part: Grid | None = field(default=None, repr=False, compare=False)  # the part's, or None
+    # per cell, the radius of the tool that last lowered it (0: never cut)
+    cut_by: Grid | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,7 @@ class CncCheck:
     max_gouge_mm: float  # the part's surface minus the simulated one, deepest
     max_remaining_mm: float  # the simulated surface minus the part's on machined faces
     band_cleared: float  # share of the band around the outline cut through (1.0: no band)
+    longest_tab_mm: float  # the longest uncut stretch of that band, along the outline
     tabs: int  # pieces of material bridging the band around the outline
     part_held: bool  # every body of the part joined to the stock's edge by material
     checks: tuple[Check, ...]
@@ -164,9 +173,30 @@ class CncCheck:
         return report
 
 
-def verify_program(gcode: bytes, **options: Any) -> CncCheck:
+def verify_program(
+    gcode: bytes,
+    *,
+    stl: bytes,
+    stock: Stock,
+    tools: Sequence[ToolUse],
+    envelope: Envelope,
+    resolution_mm: float = RESOLUTION_MM,
+    gouge_tolerance_mm: float = GOUGE_TOLERANCE_MM,
+    remaining_tolerance_mm: float = REMAINING_TOLERANCE_MM,
+    require_tabs: bool = True,
+) -> CncCheck:
     """The report on a program that makes its part; Rejected naming every failure."""
-    report = check_program(gcode, **options)
+    report = check_program(
+        gcode,
+        stl=stl,
+        stock=stock,
+        tools=tools,
+        envelope=envelope,
+        resolution_mm=resolution_mm,
+        gouge_tolerance_mm=gouge_tolerance_mm,
+        remaining_tolerance_mm=remaining_tolerance_mm,
+        require_tabs=require_tabs,
+    )
     if report.failures:
         raise Rejected(
             "the milling program does not make its part: "
@@ -188,7 +218,7 @@ def check_program(
     remaining_tolerance_mm: float = REMAINING_TOLERANCE_MM,
     stock_clearance_mm: float = STOCK_CLEARANCE_MM,
     breakthrough_mm: float = BREAKTHROUGH_MM,
-    max_tab_fraction: float = MAX_TAB_FRACTION,
+    max_tab_mm: float = MAX_TAB_MM,
     require_tabs: bool = True,
 ) -> CncCheck:
     """Every check's outcome for a milling program against its part, failed or not."""
@@ -201,17 +231,16 @@ def check_program(
         start_z=envelope.z[1],
     )
     reader.read(gcode)
-    # A drill's full diameter exits only when its point (118°) is through too.
-    tips = {
-        tool.number: tool.diameter_mm / 2 / math.tan(math.radians(59))
-        for tool in tools
-        if tool.kind == "drill"
-    }
+    # A pointed tool's full diameter is below the bottom only when its point is too.
+    slopes = _slopes(tools)
+    tips = {number: radii[number] * slope for number, slope in slopes.items()}
     _check_positions(reader, stock, envelope, radii, tips, stock_clearance_mm, breakthrough_mm)
 
     part = part_height_map(stl, stock=stock, resolution_mm=resolution_mm)
-    sim, rapid_hits = _simulate(reader.segments, stock, radii, resolution_mm, gouge_tolerance_mm)
-    sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part)
+    sim, rapid_hits = _simulate(
+        reader.segments, stock, radii, slopes, resolution_mm, gouge_tolerance_mm
+    )
+    sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part, sim.cut_by)
     for line, depth in rapid_hits:
         reader.problem("rapids", f"line {line} is a rapid move through {depth:.2f} mm of material")
 
@@ -220,15 +249,20 @@ def check_program(
     # Without any cutting tool, judge the faces as the table's smallest tool would reach them.
     smallest = min(cutters or list(radii.values()) or [resolution_mm])
     gouge, gouge_at = _gouge(sim.zmap, part, resolution_mm)
+    assert sim.cut_by is not None
     remaining, remaining_at = _remaining(
-        sim.zmap, part, floor, smallest, resolution_mm, remaining_tolerance_mm
+        sim.zmap, part, sim.cut_by, floor, smallest, resolution_mm, remaining_tolerance_mm
     )
     solid = part > floor + gouge_tolerance_mm
-    band = _band(solid, smallest + resolution_mm, resolution_mm)
+    band_mm = smallest + resolution_mm
+    band = _band(solid, band_mm, resolution_mm)
     material = sim.zmap > floor + remaining_tolerance_mm
     band_cells = int(band.sum())
     cleared = 1.0 if band_cells == 0 else float((band & ~material).sum()) / band_cells
-    tabs = int(ndimage.label(band & material)[1])
+    pieces, tabs = ndimage.label(band & material, structure=_SQUARE)
+    sizes = np.bincount(pieces.ravel())[1:] if tabs else np.zeros(1, dtype=np.int64)
+    longest_tab = float(sizes.max()) * resolution_mm**2 / band_mm
+    longest_at = _centre(pieces == int(np.argmax(sizes)) + 1, resolution_mm)
     held = _held(material, solid)
 
     ny, nx = sim.zmap.shape
@@ -284,14 +318,14 @@ def check_program(
         ),
         _compare(
             "remaining stock",
-            remaining <= remaining_tolerance_mm and cleared >= 1.0 - max_tab_fraction,
-            f"{remaining:.3f} mm; band {cleared * 100:.0f} % through",
-            f"<= {remaining_tolerance_mm:g} mm on machined faces; "
-            f">= {(1 - max_tab_fraction) * 100:.0f} % of the outline's band through",
+            remaining <= remaining_tolerance_mm and longest_tab <= max_tab_mm,
+            f"{remaining:.3f} mm; longest tab {longest_tab:.1f} mm",
+            f"<= {remaining_tolerance_mm:g} mm on machined faces; outline cut through but "
+            f"for tabs <= {max_tab_mm:g} mm",
             f"{remaining:.3f} mm of material is left on a machined face at {_at(remaining_at)}"
             if remaining > remaining_tolerance_mm
-            else f"only {cleared * 100:.0f} % of the band around the outline is cut through"
-            if cleared < 1.0 - max_tab_fraction
+            else f"the outline is not cut through for {longest_tab:.1f} mm at {_at(longest_at)}"
+            if longest_tab > max_tab_mm
             else "every machined face is cut to size",
         ),
         _compare(
@@ -315,6 +349,7 @@ def check_program(
         max_gouge_mm=round(gouge, 3),
         max_remaining_mm=round(remaining, 3),
         band_cleared=round(cleared, 3),
+        longest_tab_mm=round(longest_tab, 1),
         tabs=tabs,
         part_held=held,
         checks=tuple(checks),
@@ -334,7 +369,9 @@ def simulate_program(
     radii = {tool.number: tool.diameter_mm / 2 for tool in tools}
     reader = _Reader(radii=radii, chord_tolerance_mm=chord_tolerance_mm, start_z=0.0)
     reader.read(gcode)
-    sim, _ = _simulate(reader.segments, stock, radii, resolution_mm, GOUGE_TOLERANCE_MM)
+    sim, _ = _simulate(
+        reader.segments, stock, radii, _slopes(tools), resolution_mm, GOUGE_TOLERANCE_MM
+    )
     return sim
 
 
@@ -360,31 +397,82 @@ def part_height_map(stl: bytes, *, stock: Stock, resolution_mm: float) -> Grid:
     normals = np.asarray(mesh.face_normals, dtype=float)
     floor = -stock.thickness_mm
     nx, ny = _cells(stock, resolution_mm)
-    height = np.full((ny, nx), floor)
-    # Only the faces that look up are the top surface a flat tool meets from above.
-    for a, b, c in triangles[normals[:, 2] > 1e-6]:
-        lo = np.minimum(np.minimum(a, b), c)
-        hi = np.maximum(np.maximum(a, b), c)
-        i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
-        j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
-        if i0 >= i1 or j0 >= j1:
-            continue
-        px = (np.arange(i0, i1) + 0.5) * resolution_mm
-        py = (np.arange(j0, j1) + 0.5) * resolution_mm
-        gx, gy = np.meshgrid(px, py)
-        v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
-        det = v0[0] * v1[1] - v0[1] * v1[0]
-        if abs(det) < 1e-12:
-            continue
-        wx, wy = gx - a[0], gy - a[1]
-        u = (wx * v1[1] - wy * v1[0]) / det
-        v = (v0[0] * wy - v0[1] * wx) / det
-        inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
-        z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
-        box = height[j0:j1, i0:i1]
-        np.maximum(box, np.where(inside, z, floor), out=box)
+    height = np.full((ny, nx), floor, dtype=float)
+    # Only the faces that look up are the top surface a flat tool meets from above. A 2.5D
+    # part's are flat: each level is filled at once by scanlines; the sloped rest one by one.
+    up = triangles[normals[:, 2] > 1e-6]
+    flat = np.ptp(up[:, :, 2], axis=1) < 1e-6
+    levels = np.round(up[flat][:, 0, 2], 4)
+    for level in np.unique(levels):
+        covered = _covered(up[flat][levels == level][:, :, :2], nx, ny, resolution_mm)
+        np.maximum(height, np.where(covered, level, floor), out=height)
+    for a, b, c in up[~flat]:
+        _raster_sloped(height, a, b, c, resolution_mm, floor)
     top: Grid = np.minimum(height, 0.0)  # nothing stands above the stock's top
     return top
+
+
+def _covered(triangles: Grid, nx: int, ny: int, resolution_mm: float) -> Mask:
+    """The cells whose centres some triangle (xy, shape (T, 3, 2)) covers, by scanlines.
+
+    Every edge adds its winding (+1 going up, -1 going down, signed by its triangle's
+    orientation) where it crosses a row of cell centres, at the first centre to its right;
+    summed along the row, that is the number of triangles covering each centre. Edges shared
+    by two triangles of a face cancel, so the face fills as one polygon, holes and all.
+    """
+    starts = triangles.reshape(-1, 2)
+    ends = triangles[:, [1, 2, 0], :].reshape(-1, 2)
+    (ax, ay), (bx, by) = starts.T, ends.T
+    u, v = triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
+    area = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    winding = np.repeat(np.sign(area), 3) * np.sign(by - ay)
+    # Rows whose centre y lies in [low, high): a vertex on a row counts once.
+    first = np.ceil(np.minimum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    last = np.ceil(np.maximum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    first, last = np.clip(first, 0, ny), np.clip(last, 0, ny)
+    counts = np.where(winding != 0, last - first, 0)
+    edge = np.repeat(np.arange(len(counts)), counts)
+    row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
+    y = (row + 0.5) * resolution_mm
+    # From the lower end up, so an edge shared by two triangles (each running it one way)
+    # crosses a row at bit-for-bit the same x, and its windings cancel in the same cell.
+    upward = by > ay
+    lx, ly = np.where(upward, ax, bx)[edge], np.where(upward, ay, by)[edge]
+    hx, hy = np.where(upward, bx, ax)[edge], np.where(upward, by, ay)[edge]
+    x = lx + (y - ly) * (hx - lx) / (hy - ly)
+    column = np.clip(np.ceil(x / resolution_mm - 0.5).astype(np.int64), 0, nx)
+    crossings = np.zeros((ny, nx + 1))
+    np.add.at(crossings, (row, column), winding[edge])
+    covered: Mask = np.cumsum(crossings[:, :nx], axis=1) != 0
+    return covered
+
+
+def _raster_sloped(
+    height: Grid,
+    a: Grid,
+    b: Grid,
+    c: Grid,
+    resolution_mm: float,
+    floor: float,
+) -> None:
+    """Raise `height` to a sloped triangle's z over the cells whose centres it covers."""
+    ny, nx = height.shape
+    lo = np.minimum(np.minimum(a, b), c)
+    hi = np.maximum(np.maximum(a, b), c)
+    i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
+    j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
+    v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
+    det = v0[0] * v1[1] - v0[1] * v1[0]
+    if i0 >= i1 or j0 >= j1 or abs(det) < 1e-12:
+        return
+    wx = (np.arange(i0, i1) + 0.5) * resolution_mm - a[0]
+    wy = ((np.arange(j0, j1) + 0.5) * resolution_mm - a[1])[:, None]
+    u = (wx * v1[1] - wy * v1[0]) / det
+    v = (v0[0] * wy - v0[1] * wx) / det
+    inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
+    z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
+    box = height[j0:j1, i0:i1]
+    np.maximum(box, np.where(inside, z, floor), out=box)
 
 
 def _cells(stock: Stock, resolution_mm: float) -> tuple[int, int]:
@@ -404,10 +492,25 @@ def _span(lo: float, hi: float, resolution_mm: float, count: int) -> tuple[int, 
 # --- the simulation ------------------------------------------------------------------------
 
 
+def _slopes(tools: Sequence[ToolUse]) -> dict[int, float]:
+    """Pointed tools: 1 / tan(half the point angle), the cone's rise per mm from its axis.
+    The angle is the one in the tool's name ("20.5 mm 90 deg countersink"), else 118° for a
+    drill and 90° for a countersink; flat end mills are not here."""
+    slopes = {}
+    for tool in tools:
+        if tool.kind not in _POINT_ANGLES:
+            continue
+        named = _ANGLE_IN_NAME.search(tool.name)
+        angle = float(named.group(1)) if named else _POINT_ANGLES[tool.kind]
+        slopes[tool.number] = 1 / math.tan(math.radians(angle / 2))
+    return slopes
+
+
 def _simulate(
     segments: Iterable[Segment],
     stock: Stock,
     radii: dict[int, float],
+    slopes: dict[int, float],
     resolution_mm: float,
     rapid_tolerance_mm: float,
 ) -> tuple[Simulation, list[tuple[int, float]]]:
@@ -415,26 +518,37 @@ def _simulate(
     nx, ny = _cells(stock, resolution_mm)
     floor = -stock.thickness_mm
     zmap = np.zeros((ny, nx))
+    cut_by = np.zeros((ny, nx))
     hits: list[tuple[int, float]] = []
     for segment in segments:
         radius = radii.get(segment.tool, 0.0)
         if radius <= 0:
             continue  # no tool in the spindle (reported by the reader): nothing cuts
-        depth = _sweep(zmap, segment, radius, resolution_mm, floor)
+        slope = slopes.get(segment.tool, 0.0)
+        depth = _sweep(zmap, cut_by, segment, radius, slope, resolution_mm, floor)
         if segment.rapid and depth > rapid_tolerance_mm:
             hits.append((segment.line, depth))
-    return Simulation(resolution_mm, zmap, floor), hits
+    return Simulation(resolution_mm, zmap, floor, cut_by=cut_by), hits
 
 
 def _sweep(
-    zmap: Grid, segment: Segment, radius: float, resolution_mm: float, floor: float
+    zmap: Grid,
+    cut_by: Grid,
+    segment: Segment,
+    radius: float,
+    slope: float,
+    resolution_mm: float,
+    floor: float,
 ) -> float:
-    """Lower the z-map where a flat disc of `radius` passes along the segment; return the
-    deepest material removed.
+    """Lower the z-map where a flat disc of `radius` passes along the segment (and mark the
+    cells it lowered in `cut_by`); return the deepest material removed.
 
     A cell is cut when its centre lies within the radius of the segment's XY line (a capsule);
-    its new height is the lowest tool-tip z among the positions that cover it: the tip's z is
-    linear along the segment, so that is one end of the interval of positions within reach.
+    for a flat tool its new height is the lowest tool-tip z among the positions that cover it:
+    the tip's z is linear along the segment, so that is one end of the interval of positions
+    within reach. A pointed tool (drill, countersink: `slope` = 1 / tan(half its point angle))
+    cuts a cone: the tip's z at the nearest position plus slope x the distance from it, exact
+    for plunges and level moves (the only ones our planners make with them).
     """
     (x0, y0, z0), (x1, y1, z1) = segment.start, segment.end
     if min(z0, z1) >= 0.0:
@@ -451,7 +565,13 @@ def _sweep(
     length2 = dx * dx + dy * dy
     if length2 < 1e-12:
         covered = px * px + py * py <= reach2
-        cut = np.where(covered, max(min(z0, z1), floor), np.inf)
+        cone = slope * np.sqrt(px * px + py * py)
+        cut = np.where(covered, np.maximum(min(z0, z1) + cone, floor), np.inf)
+    elif slope > 0:
+        t = np.clip((px * dx + py * dy) / length2, 0.0, 1.0)
+        off2 = (px - t * dx) ** 2 + (py - t * dy) ** 2
+        covered = off2 <= reach2
+        cut = np.where(covered, np.maximum(z0 + dz * t + slope * np.sqrt(off2), floor), np.inf)
     else:
         t = (px * dx + py * dy) / length2
         off2 = px * px + py * py - t * t * length2  # squared distance to the line
@@ -462,8 +582,11 @@ def _sweep(
         tip = z0 + dz * np.where(dz >= 0, low, high)
         cut = np.where(covered, np.maximum(tip, floor), np.inf)
     box = zmap[j0:j1, i0:i1]
-    removed = float(np.max(box - cut, initial=0.0))
-    np.minimum(box, cut, out=box)
+    lowered = box - cut
+    removed = float(np.max(lowered, initial=0.0))
+    if removed > 0:
+        cut_by[j0:j1, i0:i1][lowered > 0] = radius
+        np.minimum(box, cut, out=box)
     return removed
 
 
@@ -485,35 +608,65 @@ def _gouge(zmap: Grid, part: Grid, resolution_mm: float) -> tuple[float, tuple[f
 def _remaining(
     zmap: Grid,
     part: Grid,
+    cut_by: Grid,
     floor: float,
-    radius: float,
+    smallest: float,
     resolution_mm: float,
     tolerance_mm: float,
 ) -> tuple[float, tuple[float, float]]:
-    """The most material left on a machined face a tool of `radius` can reach, and where.
+    """The most material left on a machined face where its tool can reach, and where.
 
     A machined face is every cell the part leaves below the stock's top inside its outline
-    (holes filled): pocket floors, through holes, a faced top. A cell at depth L is reachable
-    when a disc of the tool's radius fits where the part is at or below L (a morphological
-    opening), so a sharp inside corner's unreachable fillet is not counted; nor are cells at a
-    wall (a higher neighbour).
+    (holes filled): pocket floors, through holes, a faced top; one face is a connected set of
+    such cells at one depth. Its tool is the largest that cut any of its cells (`smallest`,
+    the program's smallest cutter, for a face nothing cut). A cell at depth L is reachable when
+    a disc of that tool's radius fits where the part is at or below L (a morphological
+    opening), so the fillet a tool leaves in a sharp inside corner is not counted (DFM judges
+    corner radii); nor are cells at a wall (a higher neighbour).
     """
-    if radius <= 0:
-        return 0.0, (0.0, 0.0)
     outline = ndimage.binary_fill_holes(part > floor + tolerance_mm)
     faces = outline & (part < -tolerance_mm)
     if not faces.any():
         return 0.0, (0.0, 0.0)
     at_wall = ndimage.grey_dilation(part, footprint=_SQUARE, mode="nearest") > part + tolerance_mm
     faces &= ~at_wall
-    disc = _disc(radius, resolution_mm)
     reachable = np.zeros_like(faces)
     levels = np.unique(np.round(part[faces], 2))
     for level in levels:
-        fits = ndimage.binary_opening(part <= level + tolerance_mm, structure=disc)
-        reachable |= fits & faces & (np.abs(part - level) <= 0.005 + 1e-9)
+        here = faces & (np.abs(part - level) <= 0.005 + 1e-9)
+        pieces, count = ndimage.label(here, structure=_SQUARE)
+        largest = np.zeros(count + 1)
+        np.maximum.at(largest, pieces[here], cut_by[here])
+        for radius in np.unique(largest[1:]):
+            tool = float(radius) if radius > 0 else smallest
+            which = np.flatnonzero(largest[1:] == radius) + 1
+            faces_here = np.isin(pieces, which)
+            reachable |= _reach(part <= level + tolerance_mm, faces_here, tool, resolution_mm)
     left = np.where(reachable, zmap - part, -np.inf)
     return _worst(left, resolution_mm)
+
+
+def _reach(open_cells: Mask, wanted: Mask, radius: float, resolution_mm: float) -> Mask:
+    """The `wanted` cells a disc of `radius` covers while it stays within `open_cells` (a
+    morphological opening, by two Euclidean distance transforms; beyond the grid counts as
+    open: the tool may pass outside the stock).
+
+    Only a window around the wanted cells is computed: a disc covering one of them lies
+    within 2 radii of it, and a wrong erosion at the window's edge reaches no wanted cell.
+    """
+    rows, columns = np.nonzero(wanted)
+    if rows.size == 0:
+        return np.zeros_like(wanted)
+    pad = math.ceil(2 * radius / resolution_mm) + 2
+    j0, j1 = max(0, int(rows.min()) - pad), int(rows.max()) + pad + 1
+    i0, i1 = max(0, int(columns.min()) - pad), int(columns.max()) + pad + 1
+    window = open_cells[j0:j1, i0:i1]
+    centres = ndimage.distance_transform_edt(window) * resolution_mm > radius + 1e-9
+    reached = np.zeros_like(wanted)
+    if centres.any():
+        near = ndimage.distance_transform_edt(~centres) * resolution_mm <= radius + 1e-9
+        reached[j0:j1, i0:i1] = near & wanted[j0:j1, i0:i1]
+    return reached
 
 
 def _band(solid: Mask, width_mm: float, resolution_mm: float) -> Mask:
@@ -540,19 +693,19 @@ def _held(material: Mask, solid: Mask) -> bool:
     return True
 
 
-def _disc(radius: float, resolution_mm: float) -> Mask:
-    cells = max(0, math.floor(radius / resolution_mm + 1e-9))
-    offsets = np.arange(-cells, cells + 1) * resolution_mm
-    disc: Mask = offsets[None, :] ** 2 + offsets[:, None] ** 2 <= radius * radius + 1e-9
-    return disc
-
-
 def _worst(values: Grid, resolution_mm: float) -> tuple[float, tuple[float, float]]:
     if values.size == 0:
         return 0.0, (0.0, 0.0)
     j, i = np.unravel_index(int(np.argmax(values)), values.shape)
     worst = max(float(values[j, i]), 0.0)
     return worst, ((i + 0.5) * resolution_mm, (j + 0.5) * resolution_mm)
+
+
+def _centre(cells: Mask, resolution_mm: float) -> tuple[float, float]:
+    if not cells.any():
+        return 0.0, 0.0
+    rows, columns = np.nonzero(cells)
+    return (float(columns.mean()) + 0.5) * resolution_mm, (float(rows.mean()) + 0.5) * resolution_mm
 
 
 def _at(point: tuple[float, float]) -> str:
@@ -594,7 +747,7 @@ def _check_positions(
             reader.problem(
                 "stock",
                 f"line {segment.line} goes to Z{min(segment.start[2], z):.3f}, more than "
-                f"{breakthrough_mm:g} mm below the stock's bottom (and a drill's point)",
+                f"{breakthrough_mm:g} mm below the stock's bottom (and a pointed tool's point)",
             )
         if segment.rapid:
             continue
