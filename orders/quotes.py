@@ -58,10 +58,14 @@ def line_facts(
     parameters_hash: str = "",
     preview: PartPreview | None = None,
     delivery_site: str = "",
+    process: str = "",
 ) -> LineFacts:
     """Everything the quote of one line needs (read-only; a few queries). With a delivery
-    site (slug), each machine's lead time includes the transit from its site there."""
+    site (slug), each machine's lead time includes the transit from its site there.
+    `process`: the route's process (orders.routes); "" for the revision's primary one."""
     from catalog.previews import preview_key
+
+    process = process or revision.process
 
     if preview is None:
         preview = PartPreview.objects.filter(
@@ -98,13 +102,13 @@ def line_facts(
         else None
     )
     fit = public.machines_for_quote(
-        process=revision.process,
+        process=process,
         material=material.slug,
         extents_mm=extents,
         delivery_site=delivery_site,
     )
     return LineFacts(
-        process=revision.process,
+        process=process,
         material=MaterialFacts(
             slug=material.slug,
             density_g_cm3=float(material.density_g_cm3),
