@@ -193,13 +193,13 @@ def reason_text(
     # What it has over the alternative the requester would think of first: the cheapest
     # other route (else the soonest).
     main = min(others, key=lambda o: (o.quote.total, o.ready_at))
-    edges = _compare(chosen, main)
+    edges = [_and(found)] if (found := _compare(chosen, main)) else []
     if deadline is not None and meets(chosen, deadline) and not meets(main, deadline):
         edges.append("ready by the needed-by date")
     head = chosen.label
     if chosen_by == REQUESTER:
         head = f"your choice, {head}"
-    text = f"{head}: {_and(edges)}" if edges else head
+    text = f"{head}: {', '.join(edges)}" if edges else head
     clauses = []
     for other in sorted(others, key=lambda o: (o.quote.total, o.ready_at)):
         their = _compare(other, chosen)

@@ -816,6 +816,16 @@ def order_line_route_change(
                 f"the new total {new_total} {order.currency} is above the team's approval "
                 f"threshold of {threshold}: cancel the order and order it again"
             )
+        started = [
+            job
+            for job in public.job_summaries(order_ids=[order.pk]).get(line.pk, [])
+            if not job.cancellable
+        ]
+        if started:
+            raise DomainError(
+                f"a machine has started on line {line.pk} ({started[0].number} "
+                f"{started[0].get_status_display()}); how it is made can no longer change"
+            )
         label = user.get_username()
         was = f"{routes.VERBS.get(line.process, line.process)} in {line.material.name}"
         if order.status == Status.IN_PRODUCTION:
