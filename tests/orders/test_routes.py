@@ -514,3 +514,29 @@ def test_stored_quotes_of_lines_before_routes_still_read():
     stored = {k: v for k, v in PRINTED.quote.as_json().items() if k not in ("process", "stock_mm")}
     assert quote_from_json(stored).process == "fdm"
     assert OrderLine._meta.get_field("process").default == "fdm"
+
+
+@pytest.mark.django_db
+def test_another_organisations_line_is_a_404_on_the_api_and_page(world, user):
+    from rest_framework.test import APIClient
+
+    from tests.builders import make_organisation
+
+    order = place(user)
+    line = order.lines.get()
+    stranger = make_user("stranger", organisation=make_organisation("other"))
+    api = APIClient()
+    api.force_authenticate(stranger)
+    url = f"/api/v1/orders/{order.pk}/lines/{line.pk}/route/"
+    assert (
+        api.post(url, {"process": "cnc_mill", "material": "al-6061"}, format="json").status_code
+        == 404
+    )
+    page = Client()
+    page.force_login(stranger)
+    response = page.post(
+        f"/orders/{order.pk}/route/", {"line": line.pk, "route": "cnc_mill:al-6061"}
+    )
+    assert response.status_code == 404
+    line.refresh_from_db()
+    assert line.process == "fdm"
