@@ -24,12 +24,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-
 from catalog.models import Material, PartRevision, Process
 from orders.delivery import needed_by_end, order_delivery_quote
-from orders.quotes import LineFacts, line_facts, line_quote
-from orders.quoting import NoStock, Quote, quote_machined
+from orders.quotes import LineFacts, line_facts, route_quote
+from orders.quoting import NoStock, Quote
 
 CHOOSER = "chooser"
 REQUESTER = "requester"
@@ -269,26 +267,10 @@ def _option(
 ) -> RouteOption | str:
     """One route quoted, or why it is no route (no plate or sheet of the material fits)."""
     facts = line_facts(revision=revision, material=material, process=process, now=now, **common)
-    if process == Process.FDM:
-        quote = line_quote(facts)
-    else:
-        try:
-            quote = quote_machined(
-                process=process,
-                volume_mm3=facts.volume_mm3,
-                extents_mm=facts.extents_mm,
-                quantity=facts.quantity,
-                material=facts.material,
-                material_name=material.name,
-                thicknesses_mm=material.sheet_thicknesses_mm or [],
-                machines=facts.machines,
-                rates=settings.ORDER_QUOTE_RATES,
-                machining=settings.ORDER_MACHINING_RATES,
-                program_time_s=facts.toolpath_time_s,
-                geometry_basis=facts.geometry_basis,
-            )
-        except NoStock as refusal:
-            return str(refusal)
+    try:
+        quote = route_quote(facts)
+    except NoStock as refusal:
+        return str(refusal)
     promise = order_delivery_quote([(facts, quote)], now=now).chosen(expedite=expedite)
     return RouteOption(
         process=process,

@@ -33,7 +33,7 @@ from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, order_delivery_quote
 from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.price_from import price_from_many
-from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.quotes import dfm_notes, indicative_quote, line_facts
 from orders.reorder_pages import reorder_context
 from orders.search import OrderFilter, orders_search
 from orders.services import (
@@ -316,7 +316,7 @@ def _configuration(
     facts = line_facts(
         **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
     )
-    facts_quote = line_quote(facts)
+    facts_quote = indicative_quote(facts)
     return {
         "errors": {},
         "field_errors": {},
@@ -570,7 +570,7 @@ def _cart_delivery(cart: list[dict[str, Any]], *, site: str) -> DeliveryQuote | 
                 )
             )
             facts = line_facts(**checked, now=now, delivery_site=delivery)
-            quoted.append((facts, line_quote(facts)))
+            quoted.append((facts, indicative_quote(facts)))
     except (OrderInvalid, KeyError, TypeError):
         return None
     return order_delivery_quote(quoted, now=now)

@@ -29,9 +29,11 @@ from catalog.models import Process
 from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
 from microfactory.schema import ErrorSerializer
+from orders import routes
 from orders.delivery import SpeedOption, order_delivery_quote
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Order, OrderEvent, OrderLine
-from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.quotes import dfm_notes, line_facts, route_quote
+from orders.quoting import NoStock
 from orders.search import OrderFilter
 from orders.services import (
     LineRequest,
@@ -398,6 +400,13 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
     delivery = DeliverySerializer(
         help_text="what each speed costs and when it is promised, were it ordered now"
     )
+    route_reason = serializers.CharField(
+        help_text="the route an order placed now (no needed-by date) would take, and why; "
+        "empty when the part has one process"
+    )
+    routes = RouteOptionSerializer(
+        many=True, help_text="every process route quoted; empty when the part has one process"
+    )
 
 
 def orders_with_details(user: object) -> QuerySet[Order]:
@@ -642,11 +651,19 @@ class QuoteApi(APIView):
         line = line_check(LineRequest(**payload.validated_data))
         now = timezone.now()
         facts = line_facts(**line, now=now)
-        quote = line_quote(facts)
+        try:
+            quote = route_quote(facts)
+        except NoStock as refusal:
+            raise OrderInvalid({"material": [str(refusal)]}) from refusal
         delivery = order_delivery_quote([(facts, quote)], now=now)
+        # The other routes an order would weigh (orders.routes), as soon as possible.
+        found = routes.line_routes(now=now, **line)
+        choice = routes.decide(found.options, deadline=None) if found.options else None
         return Response(
             {
                 "quote": quote.as_json(),
+                "route_reason": choice.reason if choice is not None else "",
+                "routes": choice.options_json() if choice is not None and choice.chosen_by else [],
                 "geometry": facts.geometry_basis,
                 "firm": quote.firm,
                 "dfm": [vars(note) for note in dfm_notes(facts)],

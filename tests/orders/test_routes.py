@@ -540,3 +540,18 @@ def test_another_organisations_line_is_a_404_on_the_api_and_page(world, user):
     assert response.status_code == 404
     line.refresh_from_db()
     assert line.process == "fdm"
+
+
+@pytest.mark.django_db
+def test_the_quote_api_prices_the_material_by_its_process_and_lists_the_routes(world, api):
+    line = {"part": "cover", "parameters": PARAMS, "material": "al-6061", "quantity": 1}
+    body = api.post("/api/v1/quotes/", line, format="json").json()
+    assert body["quote"]["process"] == "cnc_mill" and body["quote"]["stock_mm"] == [30, 20, 5]
+    assert body["route_reason"].startswith("printed in PETG: ")
+    assert {r["process"] for r in body["routes"]} == {"fdm", "cnc_mill", "laser"}
+    thick = {**line, "material": "acrylic", "parameters": {**PARAMS, "hole_d": 8}}
+    refused = api.post("/api/v1/quotes/", thick, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["errors"]["material"] == [
+        "no acrylic sheet 8.0 mm thick (stock: 3, 5 mm)"
+    ]
