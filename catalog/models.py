@@ -153,6 +153,11 @@ class PartRevision(models.Model):
         extra = [p for p in self.alternative_processes or [] if p in known and p != self.process]
         return [self.process, *dict.fromkeys(extra)]
 
+    def process_for(self, material: Material) -> str:
+        """The process a material makes this revision by: the material's own when allowed
+        (a 6061 plate is milled), else the primary (materials kept from before routes)."""
+        return material.process if material.process in self.allowed_processes else self.process
+
     def compute_checksum(self) -> str:
         """sha256 over what determines the geometry: script, schema and rules, and for a
         static model its kind and the model file's sha256 (script revisions keep the

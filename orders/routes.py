@@ -240,9 +240,8 @@ def decide(
 
 
 def material_process(revision: PartRevision, material: Material) -> str:
-    """The process a material of the revision makes it by: the material's own, when the
-    revision allows it; else the revision's primary (materials kept from before routes)."""
-    return material.process if material.process in revision.allowed_processes else revision.process
+    """The process a material of the revision makes it by (PartRevision.process_for)."""
+    return revision.process_for(material)
 
 
 def route_materials(revision: PartRevision, process: str) -> list[Material]:
