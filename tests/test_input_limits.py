@@ -120,6 +120,9 @@ def world(settings):
             "api:order-confirm-price": reverse("api:order-confirm-price", args=[order.pk]),
             "api:order-decline-price": reverse("api:order-decline-price", args=[order.pk]),
             "api:order-reorder": reverse("api:order-reorder", args=[order.pk]),
+            "api:order-line-route": reverse(
+                "api:order-line-route", args=[order.pk, order.lines.get().pk]
+            ),
             "api:quote": reverse("api:quote"),
             "api:part-validate": reverse("api:part-validate", args=["block"]),
             "api:part-previews": reverse("api:part-previews", args=["block"]),

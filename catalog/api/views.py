@@ -82,11 +82,18 @@ def _current(family: PartFamily) -> PartRevision:
 class MaterialSerializer(serializers.ModelSerializer[Material]):
     class Meta:
         model = Material
-        fields = ["slug", "name"]
+        fields = ["slug", "name", "process"]
 
 
 class RevisionSerializer(serializers.ModelSerializer[PartRevision]):
     materials = MaterialSerializer(many=True, read_only=True)
+    processes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Process.choices),
+        source="allowed_processes",
+        read_only=True,
+        help_text="every process it can be made by, the primary (`process`) first; an order "
+        "line is routed to one of them (docs/ordering.md)",
+    )
 
     class Meta:
         model = PartRevision
@@ -95,6 +102,8 @@ class RevisionSerializer(serializers.ModelSerializer[PartRevision]):
             "kind",
             "checksum",
             "process",
+            "alternative_processes",
+            "processes",
             "parameter_schema",
             "rules",
             "materials",

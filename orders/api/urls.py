@@ -21,6 +21,11 @@ urlpatterns = [
         views.OrderPriceDeclineApi.as_view(),
         name="order-decline-price",
     ),
+    path(
+        "orders/<id:order_id>/lines/<id:line_id>/route/",
+        views.OrderLineRouteApi.as_view(),
+        name="order-line-route",
+    ),
     path("orders/<id:order_id>/reorder/", reorders.OrderReorderApi.as_view(), name="order-reorder"),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
