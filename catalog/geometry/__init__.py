@@ -19,6 +19,7 @@ from .build import (
 from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
 from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format
+from .warm import warm_pool_close, warm_pool_configure, warm_pool_prestart, warm_pool_stats
 
 __all__ = [
     "ENGINE_VERSION",
@@ -39,4 +40,8 @@ __all__ = [
     "inspect_model",
     "measure_geometry",
     "model_format",
+    "warm_pool_close",
+    "warm_pool_configure",
+    "warm_pool_prestart",
+    "warm_pool_stats",
 ]
