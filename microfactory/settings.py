@@ -664,3 +664,11 @@ OTP_TOTP_THROTTLE_FACTOR = env.int("MF_MFA_THROTTLE_FACTOR", default=1)
 # The admin never shows a device's secret key or its QR code: an administrator who could read
 # another's key could pass their second factor.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# Issue #19 point 5: warm geometry children (catalog.geometry.warm). Each Celery worker
+# process keeps this many sandboxed children with CadQuery already imported, each forking a
+# fresh build process per build (0: a cold child per build, ~2 s of imports each, as before);
+# a child is replaced after MF_GEOMETRY_WARM_BUILDS builds, and at once after a crash, a
+# timeout or a limit hit.
+MF_GEOMETRY_WARM_POOL = env.int("MF_GEOMETRY_WARM_POOL", default=1)
+MF_GEOMETRY_WARM_BUILDS = env.int("MF_GEOMETRY_WARM_BUILDS", default=100)
