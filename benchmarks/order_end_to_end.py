@@ -182,7 +182,7 @@ def steps_of(job: Any) -> dict[str, Any]:
 def burst(client: Any, job_model: Any, count: int) -> None:
     """`count` new configurations posted back to back; when each job left the pipeline."""
     started = time.monotonic()
-    jobs = [post(client, 30 + n * 0.25) for n in range(count)]
+    jobs = [post(client, round(30 + n * 0.3, 1)) for n in range(count)]
     posted = time.monotonic() - started
     done: dict[int, float] = {}
     while len(done) < count:
@@ -197,6 +197,8 @@ def burst(client: Any, job_model: Any, count: int) -> None:
                 ), job.reason
                 done[job.pk] = time.monotonic() - started
         time.sleep(0.05)
+    first = min(done, key=done.__getitem__)
+    print(f"first done: job {first}, steps (ms): {steps_of(job_model.objects.get(pk=first))}")
     order = [round(done[job_id], 1) for job_id in jobs]
     finished_at = sorted(done.values())
     print(f"posted {count} orders in {posted:.2f} s; each one's end (s, in order): {order}")
