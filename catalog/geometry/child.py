@@ -533,7 +533,13 @@ def _reap(uid: int | None) -> bool:
     """Kill every process the build left (it may have forked and left its group); True when
     none is left. kill(-1) reaches every process of the sandbox's PID namespace the caller
     may signal, except its init and the caller: as root, the build ran as its own uid, which
-    root without CAP_KILL cannot signal, so a process of that uid does it."""
+    root without CAP_KILL cannot signal, so a process of that uid does it.
+
+    Only inside bubblewrap's PID namespace, where this process is 2 under bubblewrap's init:
+    anywhere else kill(-1) would reach the host's processes. There it answers False, and the
+    worker replaces the whole sandbox instead (killing it kills all inside)."""
+    if (os.getpid(), os.getppid()) != (2, 1):
+        return False
     for _ in range(_REAP_ATTEMPTS):
         if uid is None:
             try:
