@@ -73,7 +73,7 @@ def unreached(region: BaseGeometry, radius: float) -> list[Piece]:
 
 def _length(part: BaseGeometry) -> float:
     """The longer side of the smallest rectangle around `part`."""
-    low_x, low_y, high_x, high_y = part.bounds
+    low_x, low_y, high_x, high_y = (float(v) for v in part.bounds)
     if min(high_x - low_x, high_y - low_y) <= 0:
         return max(high_x - low_x, high_y - low_y)
     corners = shapely.get_coordinates(part.minimum_rotated_rectangle)
