@@ -8,8 +8,8 @@ the tool cannot reach. Each left-over piece is one of two things:
               largest inscribed circle below 0.45 r, no longer than 2.2 r; a 90° corner
               leaves 0.21 r², 0.17 r and 1.4 r; corners sharper than about 50° read as gaps)
     a gap     a slot, hole or web narrower than 2r: the whole of it is left over (a hole
-              the disc cannot enter at all is one however small); its width is its largest
-              inscribed circle's diameter
+              the disc cannot enter at all is one however small); its width, where it is
+              narrowest, is the largest disc that passes all along it (narrowest_gap)
 
 Applied to the empty space around and inside a part's section it finds inside corners and
 slots a cutter cannot make; applied to the material, webs and walls thinner than 2r (sharp
@@ -33,7 +33,7 @@ _SEARCH_STEPS = 8  # halvings when measuring the tightest corner: hi / 256
 @dataclass(frozen=True)
 class Piece:
     kind: str  # "gap" or "corner"
-    width_mm: float  # a gap's width: 2 x its largest inscribed circle's radius
+    width_mm: float  # its largest inscribed circle's diameter (narrowest_gap: the neck's)
     x: float  # its centre (the inscribed circle's)
     y: float
 
@@ -47,7 +47,9 @@ def opening(region: BaseGeometry, radius: float) -> BaseGeometry:
 
 def unreached(region: BaseGeometry, radius: float) -> list[Piece]:
     """The pieces of `region` a disc of `radius` cannot reach, tessellation slivers left out."""
-    opened = opening(region, radius)
+    # A hair under the radius: a tool exactly as wide as a slot (a fillet exactly its radius)
+    # makes it, though the slot's tessellated ends are a hair narrower.
+    opened = opening(region, radius - EPSILON_MM)
     left = region.difference(opened)
     pieces = []
     for part in shapely.get_parts(left):
@@ -97,7 +99,31 @@ def tightest_corner(region: BaseGeometry, *, up_to: float) -> float:
             low = middle
         else:
             high = middle
-    return low
+    return max(low - EPSILON_MM, 0.0)  # the disc `unreached` used: a hair under `low`
+
+
+def narrowest_gap(region: BaseGeometry, *, up_to: float) -> Piece | None:
+    """The narrowest gap of `region` narrower than 2 x `up_to`, where it is narrowest: the
+    largest disc that leaves no gap unreached is as wide as the neck. None when there is
+    none; its place is a gap's that the next larger disc misses."""
+
+    def gaps(radius: float) -> list[Piece]:
+        return [piece for piece in unreached(region, radius) if piece.kind == "gap"]
+
+    missed = gaps(up_to)
+    if not missed:
+        return None
+    low, high = 0.0, up_to
+    for _ in range(_SEARCH_STEPS):
+        middle = (low + high) / 2
+        found = gaps(middle)
+        if found:
+            high, missed = middle, found
+        else:
+            low = middle
+    first = missed[0]
+    # `unreached` opens a hair under the radius it is given: that is the disc that passed.
+    return Piece("gap", 2 * max(low - EPSILON_MM, 0.0), first.x, first.y)
 
 
 def corner_at(region: BaseGeometry, radius: float) -> Piece | None:

@@ -13,7 +13,7 @@ import shapely
 
 from .checks import FAIL, PASS, WARN, Check
 from .limits import MachineLimits, ValidationLimits
-from .reach import inscribed, unreached
+from .reach import inscribed, narrowest_gap
 from .sections import Sliced
 from .tool_access import where
 
@@ -65,9 +65,8 @@ def _min_feature(machine: MachineLimits, sliced: Sliced, kerf: float) -> Check:
     limit = f"≥ {kerf:g} mm (the kerf)"
     stock = shapely.box(*sliced.footprint.bounds).buffer(kerf + 1)
     empty = stock.difference(slab.material)
-    gaps = [p for p in unreached(empty, kerf / 2) if p.kind == "gap"]
-    if gaps:
-        narrowest = min(gaps, key=lambda g: g.width_mm)
+    narrowest = narrowest_gap(empty, up_to=kerf / 2)
+    if narrowest is not None:
         return Check(
             "min_feature", FAIL, f"{narrowest.width_mm:.2f} mm slot", limit,
             f"a slot {narrowest.width_mm:.2f} mm wide near "
@@ -86,12 +85,11 @@ def _min_feature(machine: MachineLimits, sliced: Sliced, kerf: float) -> Check:
 def _min_web(machine: MachineLimits, sliced: Sliced, web: float) -> Check:
     (slab,) = sliced.slabs
     limit = f"≥ {web:g} mm"
-    thin = [p for p in unreached(slab.material, web / 2) if p.kind == "gap"]
-    if not thin:
+    thinnest = narrowest_gap(slab.material, up_to=web / 2)
+    if thinnest is None:
         return Check("min_web", PASS, f"none under {web:g} mm", limit,
                      f"no material between two cuts is narrower than {web:g} mm",
                      machine.key)  # fmt: skip
-    thinnest = min(thin, key=lambda p: p.width_mm)
     return Check(
         "min_web", FAIL, f"{thinnest.width_mm:.2f} mm web", limit,
         f"the material between two cuts near {where(sliced, slab, thinnest.x, thinnest.y)} is "

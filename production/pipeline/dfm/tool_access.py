@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .checks import FAIL, PASS, WARN, Check
 from .limits import MachineLimits, ValidationLimits
-from .reach import Piece, corner_at, inscribed, tightest_corner, unreached
+from .reach import EPSILON_MM, Piece, corner_at, inscribed, narrowest_gap, tightest_corner
 from .sections import Slab, Sliced
 
 _SHARP_MM = 0.15  # a measured corner radius below this is a sharp corner
@@ -146,8 +146,7 @@ def _min_feature(
     gaps = [
         Where(slab, piece)
         for slab, region in zip(sliced.slabs, empty, strict=True)
-        for piece in unreached(region, end_mill / 2)
-        if piece.kind == "gap"
+        if (piece := narrowest_gap(region, up_to=end_mill / 2)) is not None
     ]
     if not gaps:
         return Check("min_feature", PASS, f"none under {end_mill:g} mm", limit,
@@ -237,11 +236,12 @@ def _thin_walls(machine: MachineLimits, sliced: Sliced, limits: ValidationLimits
     limit = f"height ≤ {most:g} x thickness"
     worst: tuple[float, float, float, str] | None = None  # ratio, thickness, height, where
     for index, slab in enumerate(sliced.slabs):
-        # Only walls thinner than the tallest wall standing here may have a ratio above `most`.
+        # Only walls thinner than the tallest wall standing here may have a ratio above `most`
+        # (the thinnest one here is measured: gaps in the material; its outside corners are
+        # corners, not walls).
         thinnest_ok = (sliced.top_mm - slab.floor_mm) / most
-        for piece in unreached(slab.material, thinnest_ok / 2):
-            if piece.kind != "gap":
-                continue  # an outside corner of the part, not a wall
+        piece = narrowest_gap(slab.material, up_to=thinnest_ok / 2)
+        if piece is not None:
             point = shapely.Point(piece.x, piece.y)
             top = slab.ceiling_mm
             for above in sliced.slabs[index:]:
@@ -249,7 +249,7 @@ def _thin_walls(machine: MachineLimits, sliced: Sliced, limits: ValidationLimits
                     break
                 top = above.ceiling_mm
             height = top - slab.floor_mm
-            ratio = height / piece.width_mm
+            ratio = height / max(piece.width_mm, EPSILON_MM)
             if ratio > most and (worst is None or ratio > worst[0]):
                 worst = (ratio, piece.width_mm, height, where(sliced, slab, piece.x, piece.y))
     if worst is None:
