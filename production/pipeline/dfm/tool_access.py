@@ -62,8 +62,8 @@ def milling_checks(
 
 def where(sliced: Sliced, slab: Slab, x: float, y: float) -> str:
     """A tool-frame point half-way up a slab, as modelled: "(12.0, -3.5, 5.0)"."""
-    mx, my, mz = sliced.to_model(x, y, (slab.floor_mm + slab.ceiling_mm) / 2)
-    return f"({mx:.1f}, {my:.1f}, {mz:.1f})"
+    point = sliced.to_model(x, y, (slab.floor_mm + slab.ceiling_mm) / 2)
+    return "({:.1f}, {:.1f}, {:.1f})".format(*(round(v, 1) + 0.0 for v in point))  # no "-0.0"
 
 
 def _plate_stock(machine: MachineLimits, sliced: Sliced, plates: tuple[float, ...]) -> Check:
