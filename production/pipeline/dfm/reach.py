@@ -15,8 +15,9 @@ Applied to the empty space around and inside a part's section it finds inside co
 slots a cutter cannot make; applied to the material, webs and walls thinner than 2r (sharp
 outside corners of the part are corners there, and ignored).
 
-Pieces thinner than EPSILON_MM are tessellation: a fillet's arc is a polygon whose chords
-leave slivers a few hundredths of a millimetre thick.
+Slivers thinner than EPSILON_MM are tessellation: a fillet's arc is a polygon whose chords
+leave slivers a few hundredths of a millimetre thick; `unreached` dilates back that much
+more than it eroded, which covers them.
 """
 
 import math
@@ -38,23 +39,20 @@ class Piece:
     y: float
 
 
-def opening(region: BaseGeometry, radius: float) -> BaseGeometry:
-    """What a disc of `radius` covers moving inside `region`."""
-    if radius <= 0:
-        return region
-    return region.buffer(-radius, quad_segs=_QUAD_SEGS).buffer(radius, quad_segs=_QUAD_SEGS)
-
-
 def unreached(region: BaseGeometry, radius: float) -> list[Piece]:
     """The pieces of `region` a disc of `radius` cannot reach, tessellation slivers left out."""
     # A hair under the radius: a tool exactly as wide as a slot (a fillet exactly its radius)
-    # makes it, though the slot's tessellated ends are a hair narrower.
-    opened = opening(region, radius - EPSILON_MM)
-    left = region.difference(opened)
+    # makes it, though the slot's tessellated ends are a hair narrower. Dilating back by the
+    # full radius also covers the slivers tessellation leaves along arcs (thinner than
+    # EPSILON_MM), so they never become pieces: real ones come out EPSILON_MM smaller.
+    shrunk = radius - EPSILON_MM
+    if shrunk > 0:
+        opened = region.buffer(-shrunk, quad_segs=_QUAD_SEGS).buffer(radius, quad_segs=_QUAD_SEGS)
+    else:
+        opened = region
+    left = shapely.get_parts(region.difference(opened))
     pieces = []
-    for part in shapely.get_parts(left):
-        if part.is_empty or part.area <= 0 or part.buffer(-EPSILON_MM).is_empty:
-            continue
+    for part in left[shapely.area(left) > EPSILON_MM * EPSILON_MM]:
         circle = shapely.maximum_inscribed_circle(part, EPSILON_MM / 2)
         centre = shapely.get_point(circle, 0)
         inscribed = float(circle.length)
@@ -83,16 +81,17 @@ def _length(part: BaseGeometry) -> float:
     return max(sides)
 
 
-def tightest_corner(region: BaseGeometry, *, up_to: float) -> float:
+def tightest_corner(region: BaseGeometry, *, up_to: float, clean_at: float = 0.0) -> float:
     """The radius of the sharpest inside corner of `region` (mm), measured up to `up_to`:
-    the largest radius whose disc leaves no corner unreached. `up_to` when none is tighter."""
+    the largest radius whose disc leaves no corner unreached. `up_to` when none is tighter.
+    `clean_at`: a radius already known to leave none (the search starts there)."""
 
     def clean(radius: float) -> bool:
         return all(piece.kind != "corner" for piece in unreached(region, radius))
 
     if clean(up_to):
         return up_to
-    low, high = 0.0, up_to
+    low, high = clean_at, up_to
     for _ in range(_SEARCH_STEPS):
         middle = (low + high) / 2
         if clean(middle):

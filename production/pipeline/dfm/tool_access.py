@@ -111,10 +111,11 @@ def _inside_corners(
     )
     # The figure: the tightest corner, measured below the tool's radius when one fails (the
     # measure is only monotonic there) and up to `up_to` otherwise.
-    tightest = min(
-        (tightest_corner(region, up_to=radius if failing else up_to) for region in empty),
-        default=up_to,
-    )
+    if failing:
+        tightest = min(tightest_corner(region, up_to=radius) for region in empty)
+    else:
+        corners = (tightest_corner(region, up_to=up_to, clean_at=radius) for region in empty)
+        tightest = min(corners, default=up_to)
     if failing is None:
         value = f"R{tightest:.1f}" if tightest < up_to else f"none under R{up_to:g}"
         return Check("inside_corners", PASS, value, limit,
