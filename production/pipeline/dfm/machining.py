@@ -48,11 +48,15 @@ def machining_checks(
         if shape.status == FAIL:
             return [fit, shape]  # no side to look from: the tools cannot be measured
         sliced = slice_for_milling(solid.mesh, _AXES[side], max_slabs=limits.cnc_max_slabs)
+        if sliced.footprint.is_empty:  # no closed section: nothing the tools could be held to
+            return [fit, shape]
         return [fit, shape, *milling_checks(machine, sliced=sliced, limits=limits)]
     plate, normal = _flat_plate(machine, solid)
     if normal is None:
         return [fit, plate]
     sliced = slice_plate(solid.mesh, _AXES[normal])
+    if sliced.footprint.is_empty:
+        return [fit, plate]
     return [fit, plate, *laser_checks(machine, sliced=sliced, limits=limits)]
 
 

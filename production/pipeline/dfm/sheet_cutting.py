@@ -23,6 +23,7 @@ _SHEET_TOLERANCE_MM = 0.05  # a model this close to a sheet's nominal thickness 
 def laser_checks(
     machine: MachineLimits, *, sliced: Sliced, limits: ValidationLimits
 ) -> list[Check]:
+    """The sheet (when the material is known), then the kerf, the webs and holding."""
     kerf = machine.kerf_mm or limits.laser_kerf_mm
     checks = [
         _min_feature(machine, sliced, kerf),

@@ -41,6 +41,9 @@ class Where:
 def milling_checks(
     machine: MachineLimits, *, sliced: Sliced, limits: ValidationLimits
 ) -> list[Check]:
+    """The plate (when the material is known), then what the smallest end mill can reach,
+    pockets, walls and holding; `limits` has the shop's defaults for what the machine does
+    not say."""
     end_mill = machine.smallest_end_mill_mm or limits.cnc_smallest_end_mill_mm
     radius = end_mill / 2
     up_to = max(2 * radius, _CORNER_RANGE_MM)
