@@ -708,3 +708,18 @@ if ORDER_MACHINING_RATES.mill_removal_mm3_s <= 0 or ORDER_MACHINING_RATES.laser_
 # timeout or a limit hit.
 MF_GEOMETRY_WARM_POOL = env.int("MF_GEOMETRY_WARM_POOL", default=1)
 MF_GEOMETRY_WARM_BUILDS = env.int("MF_GEOMETRY_WARM_BUILDS", default=100)
+
+# --- DFM for CNC milling and laser cutting (issue #16, point 4) ----------------------------
+# The shop's defaults for machines that do not say their own (MachineLimits); VALIDATION_*
+# like the other DFM limits, so the part page's cached reports follow a change
+# (production.dfm_previews.dfm_machines_key). docs/catalog.md explains each check.
+VALIDATION_CNC_SMALLEST_END_MILL_MM = env.float(
+    "MF_VALIDATION_CNC_SMALLEST_END_MILL_MM", default=2.0
+)
+VALIDATION_CNC_POCKET_RATIO_WARN = env.float("MF_VALIDATION_CNC_POCKET_RATIO_WARN", default=3.0)
+VALIDATION_CNC_POCKET_RATIO_FAIL = env.float("MF_VALIDATION_CNC_POCKET_RATIO_FAIL", default=6.0)
+VALIDATION_CNC_WALL_RATIO_WARN = env.float("MF_VALIDATION_CNC_WALL_RATIO_WARN", default=8.0)
+VALIDATION_CNC_MIN_FOOTPRINT_MM = env.float("MF_VALIDATION_CNC_MIN_FOOTPRINT_MM", default=10.0)
+VALIDATION_LASER_KERF_MM = env.float("MF_VALIDATION_LASER_KERF_MM", default=0.2)
+VALIDATION_LASER_MIN_WEB_MM = env.float("MF_VALIDATION_LASER_MIN_WEB_MM", default=1.0)
+VALIDATION_LASER_MIN_PART_MM = env.float("MF_VALIDATION_LASER_MIN_PART_MM", default=15.0)

@@ -14,6 +14,7 @@ configuration the part page already found impossible to make.
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -40,16 +41,21 @@ def dfm_machines(*, process: str, material: Material) -> list[routing.MachineFac
     return routing.with_material(routing_facts(process=process), material.slug)
 
 
-def dfm_machines_key(machines: list[routing.MachineFacts]) -> str:
+def dfm_machines_key(
+    machines: list[routing.MachineFacts], *, sheet_thicknesses_mm: Sequence[float] = ()
+) -> str:
     """What a DFM report depends on besides the mesh: the candidate machines as validation
-    sees them, and the validation limits (settings VALIDATION_*)."""
+    sees them, the validation limits (settings VALIDATION_*) and the plate or sheet
+    thicknesses the material comes in (the CNC and laser checks read them)."""
     facts = sorted(
-        [m.key, m.name, m.process, list(m.build_volume_mm), m.nozzle_mm] for m in machines
+        [m.key, m.name, m.process, list(m.build_volume_mm), m.nozzle_mm, m.kerf_mm]
+        for m in machines
     )
     limits = {
         name: getattr(settings, name) for name in dir(settings) if name.startswith("VALIDATION_")
     }
-    payload = json.dumps(["dfm", facts, limits], sort_keys=True, separators=(",", ":"))
+    sheets = sorted(float(t) for t in sheet_thicknesses_mm)
+    payload = json.dumps(["dfm", facts, limits, sheets], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -73,7 +79,10 @@ def known_refusal(
     ).first()
     if preview is None:
         return None
-    key = dfm_machines_key(dfm_machines(process=revision.process_for(material), material=material))
+    key = dfm_machines_key(
+        dfm_machines(process=revision.process_for(material), material=material),
+        sheet_thicknesses_mm=material.sheet_thicknesses_mm or (),
+    )
     dfm = PreviewDfm.objects.filter(
         preview=preview, material=material, machines_key=key, status=PreviewDfm.Status.READY
     ).first()
@@ -92,7 +101,7 @@ def preview_dfm_request(*, preview: PartPreview, material: Material, now: Any = 
         raise DomainError(f"the preview is {preview.status}: its DFM report needs the geometry")
     now = now or timezone.now()
     machines = dfm_machines(process=preview.revision.process_for(material), material=material)
-    key = dfm_machines_key(machines)
+    key = dfm_machines_key(machines, sheet_thicknesses_mm=material.sheet_thicknesses_mm or ())
     stale_before = now - timedelta(seconds=settings.CATALOG_PREVIEW_STALE_S)
     with transaction.atomic():
         dfm = (

@@ -128,6 +128,14 @@ def validation_limits() -> ValidationLimits:
         max_hole_perimeter_mm=settings.VALIDATION_MAX_HOLE_PERIMETER_MM,
         wall_samples=settings.VALIDATION_WALL_SAMPLES,
         self_intersection_max_triangles=settings.VALIDATION_SELF_INTERSECTION_MAX_TRIANGLES,
+        cnc_smallest_end_mill_mm=settings.VALIDATION_CNC_SMALLEST_END_MILL_MM,
+        cnc_pocket_ratio_warn=settings.VALIDATION_CNC_POCKET_RATIO_WARN,
+        cnc_pocket_ratio_fail=settings.VALIDATION_CNC_POCKET_RATIO_FAIL,
+        cnc_wall_ratio_warn=settings.VALIDATION_CNC_WALL_RATIO_WARN,
+        cnc_min_footprint_mm=settings.VALIDATION_CNC_MIN_FOOTPRINT_MM,
+        laser_kerf_mm=settings.VALIDATION_LASER_KERF_MM,
+        laser_min_web_mm=settings.VALIDATION_LASER_MIN_WEB_MM,
+        laser_min_part_mm=settings.VALIDATION_LASER_MIN_PART_MM,
     )
 
 

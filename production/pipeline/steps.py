@@ -22,7 +22,7 @@ from catalog import geometry
 from microfactory.errors import Rejected
 from production import routing
 from production.pipeline import traveler as travelers
-from production.pipeline.dfm.limits import MachineLimits, ValidationLimits
+from production.pipeline.dfm.limits import CNC_MILL, LASER, MachineLimits, ValidationLimits
 from production.pipeline.print_mesh import (
     PrintOrientation,
     RepairedMesh,
@@ -211,6 +211,7 @@ def machine_limits(machine: routing.MachineFacts) -> MachineLimits:
         build_volume_mm=machine.build_volume_mm,
         nozzle_mm=machine.nozzle_mm,
         name=machine.name,
+        kerf_mm=machine.kerf_mm or None,  # a laser's own kerf; None: the shop's default
     )
 
 
@@ -223,7 +224,9 @@ def dfm_machines(
     candidates = routing.with_material(of_process, material.slug)
     if not candidates:
         raise Rejected(f"no machine has {material.name} loaded for this process")
-    return [machine_limits(m) for m in candidates]
+    # Plate and sheet come in the material's thicknesses: the mill's and laser's checks need them.
+    sheets = material.sheet_thicknesses_mm if process in (CNC_MILL, LASER) else None
+    return [replace(machine_limits(m), sheet_thicknesses_mm=sheets) for m in candidates]
 
 
 def validate(so_far: JobSoFar) -> ValidationReport:

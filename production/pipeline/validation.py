@@ -365,7 +365,9 @@ def _machine_report(
                 limits=limits,
             )
         else:
-            machine_checks = machining_checks(machine, solid=solid, modelled_extents_mm=extents)
+            machine_checks = machining_checks(
+                machine, solid=solid, modelled_extents_mm=extents, limits=limits
+            )
         reports.append(
             MachineReport(
                 machine.key,

@@ -62,6 +62,8 @@ class MaterialFacts:
     nozzle_temp_c: int
     bed_temp_c: int
     density_g_cm3: float
+    # Plate or sheet stock thicknesses in mm (Material.sheet_thicknesses_mm), thinnest first.
+    sheet_thicknesses_mm: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

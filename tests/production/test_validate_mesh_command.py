@@ -8,7 +8,8 @@ import pytest
 import trimesh
 from django.core.management import call_command
 
-from tests.builders import make_machine
+from catalog.models import Material
+from tests.builders import make_machine, make_material
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +90,21 @@ def test_process_cnc_checks_against_a_typical_mill(tmp_path):
     assert code == 0
     assert "two_and_a_half_d" in out
     assert "machine default-cnc (cnc_mill): pass" in out
+
+
+def test_process_cnc_and_laser_with_a_material_check_its_plates_and_sheets(tmp_path):
+    make_material("acrylic")
+    Material.objects.filter(slug="acrylic").update(sheet_thicknesses_mm=[2, 3, 5])
+    plate = mesh_file(tmp_path, trimesh.creation.box((50, 40, 4)))
+    code, out, _ = run(plate, "--process", "laser", "--material", "acrylic")
+    assert code == 1
+    assert (
+        "FAIL sheet_thickness [default-laser]: the plate is 4.0 mm thick and there is no sheet "
+        "of that thickness: the material comes in 2, 3, 5 mm sheet; make it one of those"
+    ) in out
+    assert "ok   min_feature [default-laser]: every cut-out is wider than the 0.2 mm kerf" in out
+    code, out, _ = run(plate, "--process", "cnc_mill", "--material", "acrylic")
+    assert code == 0
+    assert "ok   plate_stock [default-cnc]: milled from 5 mm plate, 1.0 mm faced off" in out
+    assert "ok   inside_corners [default-cnc]" in out
+    assert run(plate, "--process", "laser", "--material", "nope")[0] == 2

@@ -4,6 +4,7 @@
     python manage.py validate_mesh part.stl --machine mk4-1     # one machine, by slug
     python manage.py validate_mesh part.step --process cnc_mill --json
     python manage.py validate_mesh clip.stl --unit inch         # an STL drawn in inches
+    python manage.py validate_mesh plate.stl --process laser --material acrylic  # its sheets
 
 Exit status: 0 when the part passes (possibly with warnings), 1 when a check fails, 2 when
 the input cannot be read at all (missing file, not an STL or STEP, unknown machine).
@@ -11,6 +12,7 @@ the input cannot be read at all (missing file, not an STL or STEP, unknown machi
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,6 +39,11 @@ class Command(BaseCommand):
             help="check against every machine of this process, or a typical one if there is "
             "none (default: fdm)",
         )
+        parser.add_argument(
+            "--material",
+            help="CNC and laser: check the part against this material's plate or sheet "
+            "thicknesses (its slug)",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument(
             "--unit",
@@ -50,6 +57,7 @@ class Command(BaseCommand):
         # Imported here: trimesh and the sandbox are worker-side modules (STYLE.md).
         from catalog.geometry import BuildFailed
         from catalog.geometry.step_import import step_to_stl
+        from catalog.models import Material
         from production import runner
         from production.models import Machine
         from production.pipeline.dfm.units import UNITS
@@ -69,6 +77,15 @@ class Command(BaseCommand):
             process = options["process"]
             facts = runner.machine_facts(process=process)
             machines = [runner.machine_limits(m) for m in facts] or [DEFAULT_MACHINES[process]]
+        if options["material"]:
+            material = Material.objects.filter(slug=options["material"]).first()
+            if material is None:
+                self._unreadable(f"no material with the slug '{options['material']}'")
+            sheets = tuple(sorted(float(t) for t in material.sheet_thicknesses_mm or ()))
+            machines = [
+                m if m.process == Process.FDM else replace(m, sheet_thicknesses_mm=sheets)
+                for m in machines
+            ]
         try:
             with path.open("rb") as upload:
                 # One byte past the limit is enough to know the file is too big.

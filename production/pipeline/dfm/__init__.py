@@ -10,6 +10,10 @@ puts them together into a report.
     orientation   stable print orientations and the one we choose
     fdm           printability on one FDM machine
     machining     stock size and 2.5D / 2D shape for CNC milling and laser cutting
+    sections      the part's cross-sections as the mill or the laser sees them (shapely)
+    reach         where a round tool of a radius cannot reach in a section
+    tool_access   CNC: plate, inside corners, slots, pocket depth, thin walls, holding
+    sheet_cutting laser: sheet thickness, kerf, webs, holding
 
 Pure: no Django, no database, no network. The only clock is the time budget's.
 """

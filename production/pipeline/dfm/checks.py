@@ -46,6 +46,14 @@ TITLES = {
     "orientation": "Print orientation",
     "two_and_a_half_d": "Millable from one side",
     "flat_plate": "Flat plate for cutting",
+    "plate_stock": "Plate in stock",
+    "sheet_thickness": "Sheet in stock",
+    "inside_corners": "Inside corners the cutter reaches",
+    "min_feature": "Narrowest slot or hole",
+    "min_web": "Narrowest web between cuts",
+    "pocket_depth": "Pocket depth for its width",
+    "thin_walls": "Thin walls that chatter",
+    "fixturing": "Holding the part",
     "time_budget": "Time to check",
 }
 

@@ -18,6 +18,13 @@ class MachineLimits:
     build_volume_mm: tuple[float, float, float] = (250.0, 210.0, 220.0)
     nozzle_mm: float = 0.4  # FDM only
     name: str = ""  # for messages; the key when empty
+    # CNC and laser (issue #16): None takes the shop's default from ValidationLimits (settings
+    # VALIDATION_CNC_* / VALIDATION_LASER_*). The smallest flat end mill the mill holds, the
+    # laser's kerf, and the plate or sheet thicknesses of the material in stock (the
+    # material's, not the machine's: set per validation; None when no material is known).
+    smallest_end_mill_mm: float | None = None
+    kerf_mm: float | None = None
+    sheet_thicknesses_mm: tuple[float, ...] | None = None
 
     @property
     def title(self) -> str:
@@ -49,3 +56,13 @@ class ValidationLimits:
     max_hole_perimeter_mm: float = 10.0  # holes with a shorter rim are filled automatically
     wall_samples: int = 4000  # surface points whose wall thickness is measured
     self_intersection_max_triangles: int = 100_000  # larger meshes skip that test
+    # CNC milling and laser cutting (issue #16); machines may set their own end mill and kerf.
+    cnc_smallest_end_mill_mm: float = 2.0  # inside corners need its radius, gaps its diameter
+    cnc_pocket_ratio_warn: float = 3.0  # pocket depth over its narrowest width: long tools
+    cnc_pocket_ratio_fail: float = 6.0  # deeper than this many widths: no end mill reaches
+    cnc_wall_ratio_warn: float = 8.0  # wall height over thickness: it chatters above this
+    cnc_min_footprint_mm: float = 10.0  # narrower parts are hard to hold: tabs, soft jaws
+    cnc_max_slabs: int = 12  # floor heights examined on a curved part (the largest kept)
+    laser_kerf_mm: float = 0.2  # a slot narrower than the beam's cut cannot be cut
+    laser_min_web_mm: float = 1.0  # material between two cuts narrower than this burns away
+    laser_min_part_mm: float = 15.0  # narrower parts drop between the bed's slats: tabs
