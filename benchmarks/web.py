@@ -111,7 +111,9 @@ def wrk_run(
     if set(percentiles) != {"50", "99"}:
         raise SystemExit(f"{target.name}: cannot read wrk's answer:\n{out}")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
     return Closed(
@@ -336,9 +338,7 @@ def main() -> None:
             closed = wrk_run(
                 base, target, headers, seconds=args.seconds, connections=args.connections
             )
-            paced = paced_run(
-                web_port, target, headers, rate=args.rate, seconds=args.paced_seconds
-            )
+            paced = paced_run(web_port, target, headers, rate=args.rate, seconds=args.paced_seconds)
             ceiling = ceiling or closed.rps
             row = {
                 "database": database,

@@ -164,14 +164,17 @@ def order_place(
         earlier = _earlier(organisation, request.idempotency_key, fingerprint, now)
         if earlier is not None:
             return earlier, False
-    lines = _resolve_lines(request.lines, organisation=organisation)
-    site = _check_order_fields(request, today=timezone.localdate(now))
-    asset = _order_asset(request, organisation)
-    if site is None:  # the order names no site: the organisation's default, if it has one
-        site = default_delivery_site(organisation)
-    delivery = site.slug if site else ""
-    facts = [line_facts(**line, now=now, delivery_site=delivery) for line in lines]
-    quoted = [(line, line_quote(fact)) for line, fact in zip(lines, facts, strict=True)]
+    # Every line is checked and quoted against one reading of the machines (a query budget
+    # that grows little with the lines: tests/test_query_budgets.py).
+    with public.machines_read_once():
+        lines = _resolve_lines(request.lines, organisation=organisation)
+        site = _check_order_fields(request, today=timezone.localdate(now))
+        asset = _order_asset(request, organisation)
+        if site is None:  # the order names no site: the organisation's default, if it has one
+            site = default_delivery_site(organisation)
+        delivery = site.slug if site else ""
+        facts = [line_facts(**line, now=now, delivery_site=delivery) for line in lines]
+        quoted = [(line, line_quote(fact)) for line, fact in zip(lines, facts, strict=True)]
     if held is not None:
         quoted = [
             (line, replace(kept, lead_time_s=fresh.lead_time_s))
@@ -470,12 +473,31 @@ def _move(
         update.append("reason")
     order.save(update_fields=update)
     if lines:
-        for line in order.lines.all():
-            if line.status in FINAL or to not in TRANSITIONS[line.status]:
-                continue
+        moved = [
+            line
+            for line in order.lines.all()
+            if line.status not in FINAL and to in TRANSITIONS[line.status]
+        ]
+        fields: dict[str, str] = {"status": to}
+        if reason and to in (Status.REJECTED, Status.CANCELLED):
+            fields["reason"] = reason
+        for line in moved:
             events.append(
-                line_move_event(line, to, actor=actor, label=label, now=now, reason=reason)
+                OrderEvent(
+                    order_id=line.order_id,
+                    line=line,
+                    from_status=line.status,
+                    to_status=to,
+                    actor=actor,
+                    actor_label=label,
+                    at=now,
+                    reason=reason,
+                )
             )
+            for name, value in fields.items():
+                setattr(line, name, value)
+        # One UPDATE for all the lines, not one each (order create's query budget).
+        OrderLine.objects.filter(pk__in=[line.pk for line in moved]).update(**fields)
     OrderEvent.objects.bulk_create(events)
     notifications.order_changed(order=order, previous=previous, now=now)
 
