@@ -3,12 +3,15 @@
 For each endpoint: requests/s and latency (p50, p99) with wrk's closed loop (a fixed number
 of connections, each sending its next request when the last one is answered), the ratio to
 the ceiling (a constant-response endpoint of the same server, /healthz: the same process,
-middleware and connection handling, no database), and p99 at a fixed rate (150 requests/s by
-default) from a paced client. Debian's wrk has no fixed-rate mode (`-R` is wrk2's, which
-Debian does not package), so the paced run is this script's own asyncio client: it sends
-request i at start + i/rate whatever the earlier ones did, and measures each latency from
-that scheduled time, so a stall is counted against every request it delays (no coordinated
-omission).
+middleware and connection handling, no database; measured again just before each endpoint),
+the server's CPU time per request (its workers' user + system time over the run, from /proc:
+on a shared machine under others' load, requests/s move with the load, CPU per request much
+less; "CPU ratio" is the ceiling's CPU per request over the endpoint's), and p99 at a fixed
+rate (150 requests/s by default) from a paced client. Debian's wrk has no fixed-rate mode
+(`-R` is wrk2's, which Debian does not package), so the paced run is this script's own
+asyncio client: it sends request i at start + i/rate whatever the earlier ones did, and
+measures each latency from that scheduled time, so a stall is counted against every request
+it delays (no coordinated omission).
 
     .venv/bin/python benchmarks/web.py                       # SQLite
     bash scripts/with-postgres.sh .venv/bin/python benchmarks/web.py   # PostgreSQL
@@ -38,6 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The paced client: a request not answered in TIMEOUT_S counts as an error at TIMEOUT_S, and
+# past MAX_IN_FLIGHT unanswered requests the next ones are not sent (errors too), so an
+# endpoint slower than the rate leaves a short backlog, not minutes of it for the next run.
+TIMEOUT_S = 10.0
+MAX_IN_FLIGHT = 64
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
@@ -84,6 +92,16 @@ def _ms(text: str) -> float:
     return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
+def workers_cpu_s(master: int) -> float:
+    """CPU seconds (user + system) the server's worker processes have used so far."""
+    total = 0
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        # Fields after the command name: state is the first, utime the 12th, stime the 13th.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk_run(
     base: str, target: Target, headers: dict[str, str], *, seconds: int, connections: int
 ) -> Closed:
@@ -107,7 +125,7 @@ def wrk_run(
     finally:
         if script is not None:
             os.unlink(script.name)
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     if set(percentiles) != {"50", "99"}:
         raise SystemExit(f"{target.name}: cannot read wrk's answer:\n{out}")
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
@@ -174,13 +192,22 @@ def paced_run(
         latencies: list[float] = []
         errors = 0
 
+        in_flight = 0
+
         async def fire(scheduled: float) -> None:
-            nonlocal errors
+            nonlocal errors, in_flight
             await asyncio.sleep(max(0.0, scheduled - loop.time()))
+            if in_flight >= MAX_IN_FLIGHT:  # the server is far behind: counted, not sent
+                errors += 1
+                latencies.append(TIMEOUT_S * 1000)
+                return
+            in_flight += 1
             try:
-                status = _status(await asyncio.wait_for(_one(port, raw), timeout=30))
+                status = _status(await asyncio.wait_for(_one(port, raw), timeout=TIMEOUT_S))
             except (OSError, TimeoutError):
                 status = 0
+            finally:
+                in_flight -= 1
             latencies.append((loop.time() - scheduled) * 1000)
             if not 200 <= status < 400:
                 errors += 1
@@ -256,6 +283,17 @@ def wait_ready(url: str, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def drain(base: str) -> None:
+    """Wait until the server answers its ceiling at once again (a backlog left by an
+    overloaded paced run would slow the next endpoint's figures)."""
+    for _ in range(120):
+        started = time.monotonic()
+        wait_ready(base + "/healthz")
+        if time.monotonic() - started < 0.05:
+            return
+        time.sleep(0.5)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
@@ -267,6 +305,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated target names")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    # Stopped (SIGTERM): still stop the server and Redis, and remove the scratch directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
@@ -332,14 +372,23 @@ def main() -> None:
             for _ in range(2 * args.workers):
                 paced_run(web_port, target, auth[target.auth], rate=20, seconds=0.1)
         results: list[dict[str, object]] = []
-        ceiling = None
+        ceiling_target = targets[0]
         for target in targets:
             headers = auth[target.auth]
+            # The ceiling is measured again just before each endpoint: on a shared machine the
+            # load of others changes within minutes, and the ratio is what compares.
+            cpu = workers_cpu_s(server.pid)
+            ceiling_run = wrk_run(
+                base, ceiling_target, {}, seconds=args.seconds, connections=args.connections
+            )
+            ceiling = ceiling_run.rps
+            ceiling_cpu_ms = (workers_cpu_s(server.pid) - cpu) * 1000 / ceiling_run.requests
+            cpu = workers_cpu_s(server.pid)
             closed = wrk_run(
                 base, target, headers, seconds=args.seconds, connections=args.connections
             )
+            cpu_ms = (workers_cpu_s(server.pid) - cpu) * 1000 / closed.requests
             paced = paced_run(web_port, target, headers, rate=args.rate, seconds=args.paced_seconds)
-            ceiling = ceiling or closed.rps
             row = {
                 "database": database,
                 "target": target.name,
@@ -348,7 +397,11 @@ def main() -> None:
                 "rps": round(closed.rps, 1),
                 "p50_ms": round(closed.p50_ms, 1),
                 "p99_ms": round(closed.p99_ms, 1),
+                "ceiling_rps": round(ceiling, 1),
                 "ratio": round(closed.rps / ceiling, 3),
+                # The server's CPU per request: what a loaded, shared machine changes least.
+                "cpu_ms": round(cpu_ms, 2),
+                "cpu_ratio": round(ceiling_cpu_ms / cpu_ms, 3) if cpu_ms else None,
                 "errors": closed.errors,
                 "paced_rate": paced.rate,
                 "paced_p50_ms": round(paced.p50_ms, 1),
@@ -357,17 +410,19 @@ def main() -> None:
             }
             results.append(row)
             print(json.dumps(row), flush=True)
+            drain(base)
         print()
         print(
-            f"| database | endpoint | req/s | p50 | p99 | ratio to ceiling | "
-            f"p99 at {args.rate:g}/s | errors |"
+            f"| database | endpoint | req/s | p50 | p99 | ceiling req/s | ratio | CPU/request "
+            f"| CPU ratio | p99 at {args.rate:g}/s | errors (wrk/paced) |"
         )
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for row in results:
             print(
                 f"| {row['database']} | {row['target']} | {row['rps']:,} | {row['p50_ms']} ms "
-                f"| {row['p99_ms']} ms | {row['ratio']:.2f} | {row['paced_p99_ms']} ms "
-                f"| {row['errors']}/{row['paced_errors']} |"
+                f"| {row['p99_ms']} ms | {row['ceiling_rps']:,} | {row['ratio']:.2f} "
+                f"| {row['cpu_ms']} ms | {row['cpu_ratio']} "
+                f"| {row['paced_p99_ms']} ms | {row['errors']}/{row['paced_errors']} |"
             )
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
