@@ -113,6 +113,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+# Persistent connections (#19, point 8, the web tier): a connection is kept this many seconds
+# and reused by the process's next requests instead of being opened for each (0: one per
+# request, Django's default; PostgreSQL then pays a connection set-up per request, 2.2x on the
+# order list). Checked before reuse, so one the server dropped is replaced, not failed on.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("MF_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("MF_DB_CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -637,6 +643,11 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
 # otherwise count on its own and the real limit would be the rate times the processes.
 CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}
+# Catalog reads (#19, point 8: catalog.cache): the part list and a part's API answer are kept
+# in the cache above, keyed by a catalog generation that every change of a part, revision or
+# material moves on. With a shared cache (MF_CACHE_URL) a change is seen by every process at
+# once; with the per-process default, other processes see it within this many seconds.
+MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
 
 # --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------
 # docs/operations.md, "API tokens" and "Two-factor authentication".

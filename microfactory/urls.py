@@ -13,7 +13,7 @@ from catalog.api.views import (
     PreviewFileApi,
 )
 from microfactory.devmail import dev_mail
-from microfactory.views import ApiRoot
+from microfactory.views import ApiRoot, healthz
 from production.api.costs import JobCostApi
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.previews import PreviewDfmApi
@@ -52,6 +52,7 @@ api: tuple[list[URLPattern | URLResolver], str] = (
 handler404 = "microfactory.views.page_not_found"
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),  # liveness; the web benchmark's ceiling
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
     # Swagger UI for the API; its files come from drf-spectacular-sidecar (no CDN), its inline

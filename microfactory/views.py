@@ -24,6 +24,12 @@ class ApiRoot(APIView):
         )
 
 
+def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. Constant, no database or cache, so a load test's
+    ceiling for this server (benchmarks/web.py) and a probe that costs nothing."""
+    return HttpResponse(b"ok\n", content_type="text/plain")
+
+
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: under /api/, a path no route matches (`/api/v1/orders/abc/`) is answered
     like any other API 404, in JSON with a message; elsewhere, Django's page."""

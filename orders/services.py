@@ -171,41 +171,44 @@ def order_place(
         earlier = _earlier(organisation, request.idempotency_key, fingerprint, now)
         if earlier is not None:
             return earlier, False
-    lines = _resolve_lines(request.lines, organisation=organisation)
-    site = _check_order_fields(request, today=timezone.localdate(now))
-    asset = _order_asset(request, organisation)
-    if site is None:  # the order names no site: the organisation's default, if it has one
-        site = default_delivery_site(organisation)
-    delivery = site.slug if site else ""
-    # Each line's process route (orders.routes): the requester's, or the chooser's among the
-    # revision's allowed processes; a held quote keeps the route it was quoted on.
-    deadline = routes.deadline_of(request.due_date)
-    choices = [
-        _line_route(
-            line,
-            requested=line.pop("requested_process"),
-            now=now,
-            delivery_site=delivery,
-            expedite=request.expedite,
-            deadline=deadline,
-            held=held is not None,
-            index=index,
-        )
-        for index, line in enumerate(lines)
-    ]
-    facts = []
-    for line, choice in zip(lines, choices, strict=True):
-        chosen = choice.chosen
-        assert chosen.facts is not None
-        facts.append(chosen.facts)
-        line.update(
-            process=chosen.process,
-            material=Material.objects.get(slug=chosen.material),
-            route_reason=choice.reason,
-            route_options=choice.options_json() if choice.chosen_by else [],
-            route_chosen_by=choice.chosen_by,
-        )
-    quoted = [(line, choice.chosen.quote) for line, choice in zip(lines, choices, strict=True)]
+    # Every line is checked, routed and quoted against one reading of the machines (a query
+    # budget that grows little with the lines: tests/test_query_budgets.py).
+    with public.machines_read_once():
+        lines = _resolve_lines(request.lines, organisation=organisation)
+        site = _check_order_fields(request, today=timezone.localdate(now))
+        asset = _order_asset(request, organisation)
+        if site is None:  # the order names no site: the organisation's default, if it has one
+            site = default_delivery_site(organisation)
+        delivery = site.slug if site else ""
+        # Each line's process route (orders.routes): the requester's, or the chooser's among the
+        # revision's allowed processes; a held quote keeps the route it was quoted on.
+        deadline = routes.deadline_of(request.due_date)
+        choices = [
+            _line_route(
+                line,
+                requested=line.pop("requested_process"),
+                now=now,
+                delivery_site=delivery,
+                expedite=request.expedite,
+                deadline=deadline,
+                held=held is not None,
+                index=index,
+            )
+            for index, line in enumerate(lines)
+        ]
+        facts = []
+        for line, choice in zip(lines, choices, strict=True):
+            chosen = choice.chosen
+            assert chosen.facts is not None
+            facts.append(chosen.facts)
+            line.update(
+                process=chosen.process,
+                material=Material.objects.get(slug=chosen.material),
+                route_reason=choice.reason,
+                route_options=choice.options_json() if choice.chosen_by else [],
+                route_chosen_by=choice.chosen_by,
+            )
+        quoted = [(line, choice.chosen.quote) for line, choice in zip(lines, choices, strict=True)]
     if held is not None:
         quoted = [
             (line, replace(kept, lead_time_s=fresh.lead_time_s))
@@ -580,12 +583,31 @@ def _move(
         update.append("reason")
     order.save(update_fields=update)
     if lines:
-        for line in order.lines.all():
-            if line.status in FINAL or to not in TRANSITIONS[line.status]:
-                continue
+        moved = [
+            line
+            for line in order.lines.all()
+            if line.status not in FINAL and to in TRANSITIONS[line.status]
+        ]
+        fields: dict[str, str] = {"status": to}
+        if reason and to in (Status.REJECTED, Status.CANCELLED):
+            fields["reason"] = reason
+        for line in moved:
             events.append(
-                line_move_event(line, to, actor=actor, label=label, now=now, reason=reason)
+                OrderEvent(
+                    order_id=line.order_id,
+                    line=line,
+                    from_status=line.status,
+                    to_status=to,
+                    actor=actor,
+                    actor_label=label,
+                    at=now,
+                    reason=reason,
+                )
             )
+            for name, value in fields.items():
+                setattr(line, name, value)
+        # One UPDATE for all the lines, not one each (order create's query budget).
+        OrderLine.objects.filter(pk__in=[line.pk for line in moved]).update(**fields)
     OrderEvent.objects.bulk_create(events)
     notifications.order_changed(order=order, previous=previous, now=now)
 

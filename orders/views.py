@@ -6,6 +6,7 @@ production.public for jobs, sites and the DFM report) and read orders only throu
 Order.objects.for_user: another organisation's order is a 404 here too.
 """
 
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -18,12 +19,15 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
+from catalog.cache import catalog_cached
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from catalog.querysets import families_search
@@ -97,6 +101,27 @@ def home(request: HttpRequest) -> HttpResponse:
     category = request.GET.get("category", "")
     process = request.GET.get("process", "")
     material = request.GET.get("material", "")
+    filters = {"q": query, "category": category, "process": process, "material": material}
+    # The cards, categories and materials are the same for everyone until the catalog changes:
+    # rendered once per catalog generation and search (catalog.cache), not per request.
+    shown = catalog_cached(f"home:{json.dumps(filters, sort_keys=True)}", lambda: _catalog(filters))
+    return render(
+        request,
+        "orders/home.html",
+        {
+            **shown,
+            **filters,
+            "cards": mark_safe(shown["cards"]),  # rendered by our own template, escaped there
+            "processes": Process.choices,
+            "membership": _membership(request),
+        },
+    )
+
+
+def _catalog(filters: dict[str, str]) -> dict[str, Any]:
+    """The catalog page's cards (HTML), categories and materials for these filters."""
+    query, category = filters["q"], filters["category"]
+    process, material = filters["process"], filters["material"]
     families = PartFamily.objects.filter(
         retired=False, private=False, revisions__published_at__isnull=False
     )
@@ -111,11 +136,19 @@ def home(request: HttpRequest) -> HttpResponse:
             revisions__materials__slug=material, revisions__published_at__isnull=False
         )
     families = families.distinct().prefetch_related(
-        Prefetch("revisions", _published().prefetch_related("materials"), to_attr="published")
+        Prefetch(
+            "revisions",
+            _published().defer("script").prefetch_related("materials"),
+            to_attr="published",
+        )
     )
     # Names, descriptions, tags, parameter words and sizes, with the admins' synonyms:
     # "M6", "6 mm", "608 bearing" (catalog.search); best matches first.
     found = families_search(families, query, revisions="published") if query else list(families)
+    prices = price_from_many([r for f in found for r in getattr(f, "published", [])[:1]])
+    cards = render_to_string(
+        "orders/_catalog_cards.html", {"families": found, "prices": prices, **filters}
+    )
     categories = (
         PartFamily.objects.filter(retired=False, private=False)
         .exclude(category="")
@@ -123,22 +156,11 @@ def home(request: HttpRequest) -> HttpResponse:
         .values_list("category", flat=True)
         .distinct()
     )
-    return render(
-        request,
-        "orders/home.html",
-        {
-            "families": found,
-            "prices": price_from_many([r for f in found for r in getattr(f, "published", [])[:1]]),
-            "q": query,
-            "category": category,
-            "process": process,
-            "material": material,
-            "categories": categories,
-            "processes": Process.choices,
-            "materials": Material.objects.filter(active=True),
-            "membership": _membership(request),
-        },
-    )
+    return {
+        "cards": str(cards),
+        "categories": list(categories),
+        "materials": list(Material.objects.filter(active=True)),
+    }
 
 
 def _revision_of(slug: str) -> tuple[PartFamily, PartRevision]:
@@ -311,6 +333,13 @@ def _configuration(
                 dict.fromkeys(m for messages in field_errors.values() for m in messages)
             ),
         }
+    with public.machines_read_once():  # the quote and the DFM report read the machines once
+        return _configured(request, revision, checked)
+
+
+def _configured(
+    request: HttpRequest, revision: PartRevision, checked: dict[str, Any]
+) -> dict[str, Any]:
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
     facts = line_facts(

@@ -28,7 +28,7 @@ from catalog.models import Material, PartPreview, PartRevision
 from catalog.previews import preview_key
 from microfactory.errors import DomainError, Rejected
 from production import routing
-from production.machines import routing_facts
+from production.machines import quote_routing_facts
 from production.models import Machine, PreviewDfm
 from production.pipeline.dfm.checks import title as check_title
 
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 def dfm_machines(*, process: str, material: Material) -> list[routing.MachineFacts]:
     """The machines a configuration's DFM report is checked against (routing.MachineFacts):
     every machine of the process with the material loaded or loadable, as for a job."""
-    return routing.with_material(routing_facts(process=process), material.slug)
+    return routing.with_material(quote_routing_facts(process=process), material.slug)
 
 
 def dfm_machines_key(

@@ -22,7 +22,12 @@ from orders.models import Order
 from production import dfm_previews, job_costs, routing, services
 from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
-from production.machines import routing_facts, transit_table
+from production.machines import (
+    machines_read_once,
+    quote_routing_facts,
+    read_once,
+    transit_table,
+)
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
 from production.pipeline.dfm.units import UNITS
 
@@ -54,6 +59,7 @@ __all__ = [
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
+    "machines_read_once",  # one web request or order reads the machines once for its quotes
     "order_costs",
     "planned_time_s",
     "waiting_work_s",
@@ -359,13 +365,13 @@ def machines_for_quote(
     would see them now (capability, queue, hourly rate), with the transit time from each to
     the delivery site (a site slug; "": none counted). A machine whose site has no route
     there is left out, as the router leaves it out."""
-    facts = routing_facts(process=process)
+    facts = quote_routing_facts(process=process)
     needs = routing.JobNeeds(
         process=process,
         material=material,
         extents_mm=extents_mm,
         delivery_site=delivery_site or None,
-        transit_s=transit_table() if delivery_site else {},
+        transit_s=read_once("transit_table", transit_table) if delivery_site else {},
     )
     capable = [m for m in facts if routing.can_make(needs, m)]
     transit = {m.key: routing.transit_s(needs, m) for m in capable}
@@ -376,8 +382,9 @@ def machines_for_quote(
         for m in facts
         for m_slug in (m.materials | m.loadable)
     )
-    rates = dict(
-        Machine.objects.filter(slug__in=[m.key for m in capable]).values_list("slug", "hourly_rate")
+    rates = read_once(
+        ("hourly_rates", process),
+        lambda: dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate")),
     )
     return MachineFit(
         offers=tuple(
@@ -401,7 +408,7 @@ def machines_for_quotes(
     """For each (material slug, extents) of `parts`, the machines that could make it and
     take work now, as machines_for_quote offers them (no delivery site), with the machines
     read once: the catalog's "from" prices quote many parts at once."""
-    facts = routing_facts(process=process)
+    facts = quote_routing_facts(process=process)
     rates = dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate"))
     offers = []
     for material, extents in parts:

@@ -75,6 +75,8 @@ def api_token_used(*, token: ApiToken) -> None:
     a conditional UPDATE, so a busy client costs one write a minute, not one per request."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.API_TOKEN_LAST_USED_RESOLUTION_S)
+    if token.last_used_at is not None and token.last_used_at >= stale:
+        return  # as read with the token: recent enough, no query (and no write lock on SQLite)
     ApiToken.objects.filter(pk=token.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
     ).update(last_used_at=now)

@@ -112,6 +112,10 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
     ),
     ("a saved quote's PDF for purchasing", lambda name, route: name == "saved-quote-pdf"),
     (
+        "the liveness probe: 'ok' in plain text (and the web benchmark's ceiling)",
+        lambda name, route: name == "healthz",
+    ),
+    (
         "the developer's mail viewer: only under DEBUG (`make run`), for staff, 404 otherwise",
         lambda name, route: name == "dev-mail",
     ),

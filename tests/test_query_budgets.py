@@ -1,0 +1,226 @@
+"""Query budgets (#19, point 8): every list and page a user hits costs a bounded number of
+queries, and a list costs the same however many rows it shows (no query per row). Order
+create grows by a bounded number per line. Speed itself is measured by benchmarks/web.py,
+not here; a budget catches the N+1 that makes a page slow before anyone times it.
+"""
+
+import json
+from collections.abc import Callable
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from orders.models import Order
+from production import public
+from tests.api_auth import user_api_headers
+from tests.builders import (
+    make_machine,
+    make_material,
+    make_order,
+    make_part,
+    make_ready_job,
+    make_user,
+)
+
+pytestmark = pytest.mark.django_db
+
+LINE = {
+    "part": "block",
+    "parameters": {"width": 20, "height": 10, "hole_d": 5},
+    "material": "pla",
+    "quantity": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_broker():
+    with (
+        patch("production.tasks.advance_job.apply_async"),
+        patch("catalog.tasks.build_preview.apply_async"),
+        patch("production.tasks.check_preview_dfm.apply_async"),
+        patch("orders.tasks.deliver_webhook.apply_async"),
+        patch("orders.tasks.email_requester.apply_async"),
+    ):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def queries(call: Callable[[], Any], *, cold: bool = True) -> int:
+    """How many queries one call makes; `cold`: with an empty cache (a catalog change, or
+    the first request of a process), which is what a budget must hold for."""
+    call()  # once before: what a user's first request does once (a token's first use...)
+    if cold:
+        cache.clear()
+    with CaptureQueriesContext(connection) as captured:
+        response = call()
+    assert response.status_code in (200, 201), response.content[:500]
+    print(f"{len(captured)} queries")  # noqa: T201  (shown with -s: for setting budgets)
+    return len(captured)
+
+
+def add_parts(first: int, count: int) -> None:
+    for index in range(first, first + count):
+        make_part(f"part-{index}", materials=[make_material("pla"), make_material("petg")])
+
+
+@pytest.fixture
+def requester():
+    make_part("block")
+    make_machine()
+    return make_user("req")
+
+
+@pytest.fixture
+def browser(requester):
+    client = Client()
+    client.force_login(requester)
+    return client
+
+
+@pytest.fixture
+def api(requester):
+    return Client(headers=user_api_headers(requester))
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/parts/", "/"])
+def test_the_catalog_costs_the_same_for_3_parts_or_15(path, api, browser):
+    client = api if path.startswith("/api/") else browser
+    add_parts(0, 2)
+    few = queries(lambda: client.get(path))
+    add_parts(2, 12)
+    many = queries(lambda: client.get(path))
+    assert many == few
+    assert many <= (16 if path == "/" else 6)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/parts/", "/", "/api/v1/parts/block/"])
+def test_a_warm_catalog_read_costs_only_the_visitor(path, api, browser):
+    """Until the catalog changes, its answer comes from the cache (catalog.cache): what is
+    left is who is asking (token or session, membership)."""
+    client = api if path.startswith("/api/") else browser
+    add_parts(0, 5)
+    queries(lambda: client.get(path))
+    assert queries(lambda: client.get(path), cold=False) <= 5
+
+
+def test_a_catalog_change_is_seen_at_once(api):
+    api.get("/api/v1/parts/")
+    make_part("newcomer")
+    assert "newcomer" in api.get("/api/v1/parts/").content.decode()
+
+
+def test_the_part_page_has_a_budget(browser):
+    add_parts(0, 3)
+    assert queries(lambda: browser.get("/parts/block/")) <= 26
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orders/", "/orders/"])
+def test_the_order_list_costs_the_same_for_2_orders_or_8(path, requester, api, browser):
+    client = api if path.startswith("/api/") else browser
+    for _ in range(2):
+        make_order(user=requester, lines=2)
+    few = queries(lambda: client.get(path))
+    for _ in range(6):
+        make_order(user=requester, lines=2)
+    many = queries(lambda: client.get(path))
+    assert many == few
+    assert many <= 10
+
+
+@pytest.mark.parametrize("api_path", [True, False])
+def test_an_order_costs_the_same_with_2_lines_or_8(api_path, requester, api, browser):
+    small, big = make_order(user=requester, lines=2), make_order(user=requester, lines=8)
+
+    def path(order: Order) -> str:
+        return f"/api/v1/orders/{order.pk}/" if api_path else f"/orders/{order.pk}/"
+
+    client = api if api_path else browser
+    few = queries(lambda: client.get(path(small)))
+    many = queries(lambda: client.get(path(big)))
+    assert many == few
+    assert many <= 15
+
+
+def test_order_create_grows_little_with_its_lines(api):
+    def create(lines: int) -> Any:
+        return api.post(
+            "/api/v1/orders/",
+            json.dumps({"lines": [LINE] * lines}),
+            content_type="application/json",
+        )
+
+    one = queries(lambda: create(1))
+    ten = queries(lambda: create(10))
+    assert one <= 55
+    # Each line is checked, quoted and inserted with its job: what is left grows per line.
+    # The machines are read once for all the lines (production.public.machines_read_once).
+    assert (ten - one) / 9 <= 16
+
+
+def test_quotes_read_the_machines_once_per_order(requester):
+    """The machine set is read once per order, however many lines it quotes."""
+    make_order(user=requester, lines=1)  # warm the per-process things
+    with CaptureQueriesContext(connection) as one:
+        make_order(user=requester, lines=1)
+    with CaptureQueriesContext(connection) as five:
+        make_order(user=requester, lines=5)
+
+    def machine_reads(captured: CaptureQueriesContext) -> int:
+        return sum('FROM "production_machine"' in q["sql"] for q in captured.captured_queries)
+
+    assert machine_reads(five) == machine_reads(one)
+
+
+def test_outside_an_order_machine_reads_are_fresh():
+    """Only inside machines_read_once() are machine facts shared: the router and the
+    pipeline read them afresh each time."""
+    make_machine()
+    with CaptureQueriesContext(connection) as outside:
+        public.machines_for_quote(process="fdm", material="pla", extents_mm=(10, 10, 10))
+        public.machines_for_quote(process="fdm", material="pla", extents_mm=(10, 10, 10))
+    with CaptureQueriesContext(connection) as inside, public.machines_read_once():
+        public.machines_for_quote(process="fdm", material="pla", extents_mm=(10, 10, 10))
+        public.machines_for_quote(process="fdm", material="pla", extents_mm=(10, 10, 10))
+    assert len(inside) < len(outside)
+    assert len(outside) % 2 == 0  # twice the same reads
+
+
+# --- production -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def operator():
+    return make_user("op", role="operator")
+
+
+@pytest.mark.parametrize("path", ["/station/", "/station/machines/mk4-1/", "/api/v1/machines/"])
+def test_the_floor_costs_the_same_for_2_jobs_or_6(path, requester, operator):
+    client = Client(headers=user_api_headers(operator))
+    client.force_login(operator)
+    for _ in range(2):
+        make_ready_job(user=requester)
+    few = queries(lambda: client.get(path))
+    for _ in range(4):
+        make_ready_job(user=requester)
+    make_machine("mk4-2")
+    many = queries(lambda: client.get(path))
+    assert many <= few + 2  # a second machine may add its own row reads, never one per job
+    assert many <= 12
