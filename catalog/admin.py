@@ -64,7 +64,15 @@ class SearchSynonymAdmin(admin.ModelAdmin):
 
 @admin.register(Material)
 class MaterialAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "process", "density_g_cm3", "price_per_kg", "active"]
+    list_display = [
+        "name",
+        "slug",
+        "process",
+        "density_g_cm3",
+        "price_per_kg",
+        "sheet_thicknesses_mm",
+        "active",
+    ]
     prepopulated_fields = {"slug": ["name"]}
 
 

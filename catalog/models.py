@@ -8,6 +8,18 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 
+def validate_thicknesses(value: object) -> None:
+    """A list of positive numbers (mm): the plate or sheet thicknesses a material comes in."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of thicknesses in mm, e.g. [3, 6, 10].")
+    for item in value:
+        # bool is an int in Python; true is no thickness.
+        if isinstance(item, bool) or not isinstance(item, int | float) or not item > 0:
+            raise ValidationError(f"{item!r} is not a positive thickness in mm.")
+        if item > 1000:
+            raise ValidationError(f"{item!r} mm is thicker than any plate we stock.")
+
+
 class Process(models.TextChoices):
     FDM = "fdm", "FDM 3D printing"
     CNC_MILL = "cnc_mill", "CNC milling"
@@ -23,6 +35,15 @@ class Material(models.Model):
     nozzle_temp_c = models.PositiveSmallIntegerField(default=210)
     bed_temp_c = models.PositiveSmallIntegerField(default=60)
     active = models.BooleanField(default=True)
+    # Plate or sheet stock (CNC milling, laser cutting): the thicknesses the shop holds. The
+    # milling planner takes the thinnest plate at least as thick as the part, the laser the
+    # sheet as thick as the part; empty for filament.
+    sheet_thicknesses_mm = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_thicknesses],
+        help_text="plate or sheet thicknesses in stock, in mm: [3, 6, 10]; empty for filament",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -34,6 +34,7 @@ def material_facts(material: Material) -> MaterialFacts:
         nozzle_temp_c=material.nozzle_temp_c,
         bed_temp_c=material.bed_temp_c,
         density_g_cm3=float(material.density_g_cm3),
+        sheet_thicknesses_mm=tuple(sorted(float(t) for t in material.sheet_thicknesses_mm or ())),
     )
 
 

@@ -134,6 +134,10 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 spool_remaining_g=spool_g,
                 spool_reserve_g=reserve_g,
                 site_slug=machine.site.slug,
+                tools=tuple(machine.tool_numbers or ()),
+                spindle_max_rpm=float(machine.spindle_max_rpm or 0),
+                kerf_mm=float(machine.kerf_mm or 0),
+                max_power_s=int(machine.max_power_s or 0),
             )
         )
     return facts

@@ -68,6 +68,12 @@ class MachineFacts:
     # reserve it keeps. None: no spool tracked there, nothing to check.
     spool_remaining_g: float | None = None
     spool_reserve_g: float = 0.0
+    # CNC mills: the T numbers of the shop's tool table it holds (empty: all) and its fastest
+    # spindle speed (0: the planner's default); lasers: the kerf and the S of full power.
+    tools: tuple[int, ...] = ()
+    spindle_max_rpm: float = 0.0
+    kerf_mm: float = 0.0
+    max_power_s: int = 0
 
     @property
     def site_key(self) -> str:
