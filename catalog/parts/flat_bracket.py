@@ -26,13 +26,13 @@ bracket = (
     .extrude(thickness)
 )
 if inner_r > 0:
-    bracket = bracket.edges("|Z").edges(cq.selectors.NearestToPointSelector((w, w, 0))).fillet(
-        inner_r
+    bracket = (
+        bracket.edges("|Z").edges(cq.selectors.NearestToPointSelector((w, w, 0))).fillet(inner_r)
     )
 if outer_r > 0:
     for corner in ((0, 0, 0), (leg_a, 0, 0), (leg_a, w, 0), (w, leg_b, 0), (0, leg_b, 0)):
-        bracket = bracket.edges("|Z").edges(cq.selectors.NearestToPointSelector(corner)).fillet(
-            outer_r
+        bracket = (
+            bracket.edges("|Z").edges(cq.selectors.NearestToPointSelector(corner)).fillet(outer_r)
         )
 
 
