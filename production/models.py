@@ -170,6 +170,13 @@ class Machine(models.Model):
     max_power_s = models.PositiveIntegerField(
         null=True, blank=True, help_text="lasers: the S value of full power (GRBL $30), e.g. 1000"
     )
+    # Which rows of the laser cutting table apply (production.toolpath.laser.CUT_TABLE).
+    laser_source = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("co2", "CO2"), ("fibre", "fibre")],
+        help_text="lasers: the kind of source, which sets the power and speed per material",
+    )
 
     # States in which a machine takes work; the router never assigns to any other.
     AVAILABLE = frozenset({State.IDLE, State.BUSY, State.PAUSED})

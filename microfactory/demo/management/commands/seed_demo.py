@@ -163,6 +163,7 @@ CNC_MACHINES: list[dict[str, Any]] = [
         "power_w": 600,
         "kerf_mm": 0.15,
         "max_power_s": 1000,
+        "laser_source": "co2",
     },
 ]
 
@@ -364,6 +365,7 @@ class Command(BaseCommand):
                     "spindle_max_rpm": spec.get("spindle_max_rpm"),
                     "kerf_mm": spec.get("kerf_mm"),
                     "max_power_s": spec.get("max_power_s"),
+                    "laser_source": spec.get("laser_source", ""),
                 },
             )
             if created:

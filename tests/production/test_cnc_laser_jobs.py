@@ -1,0 +1,188 @@
+"""Milled and laser-cut jobs through the real pipeline, in this process: the seed's parts in
+plate and sheet stock, planned by the real planners, verified, stored with their rendering,
+printed on their traveler, routed to a machine of their process and run at the station."""
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+from pypdf import PdfReader
+
+from catalog.models import Material, PartFamily
+from catalog.parameters import defaults, parse_schema
+from catalog.parts import DEMO_PARTS, DemoPart
+from catalog.services import revision_create, revision_publish
+from orders.services import LineRequest, OrderRequest, order_place
+from production import machines, station
+from production.job_values import traveler_for
+from production.models import Artifact, Job, Machine
+from production.pipeline.traveler import traveler_html
+from tests.builders import make_site, make_user
+from tests.production.test_runner import STEPS, run_to_the_end
+
+pytestmark = [pytest.mark.django_db, pytest.mark.cad]
+
+NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+
+
+def demo_part(slug: str) -> DemoPart:
+    return next(part for part in DEMO_PARTS if part.slug == slug)
+
+
+def stock(slug: str, process: str, thicknesses: list[float], density: str) -> Material:
+    return Material.objects.create(
+        slug=slug,
+        name=slug.title(),
+        process=process,
+        density_g_cm3=Decimal(density),
+        price_per_kg=Decimal("8"),
+        sheet_thicknesses_mm=thicknesses,
+    )
+
+
+def publish(part: DemoPart, material: Material) -> None:
+    family = PartFamily.objects.create(slug=part.slug.replace("_", "-"), name=part.name)
+    revision = revision_create(
+        family=family,
+        script=part.script,
+        parameter_schema=part.schema,
+        rules=part.rules,
+        process=part.process,
+        materials=[material],
+        work_instructions=part.work_instructions,
+        qc_checks=part.qc_checks,
+    )
+    revision_publish(revision=revision)
+
+
+def laser_machine(material: Material, **settings: Any) -> Machine:
+    machine = Machine.objects.create(
+        slug="laser-1",
+        name="Laser #1",
+        site=make_site(),
+        model="CO2 laser 60 W (GRBL 1.1)",
+        process="laser",
+        build_x_mm=300,
+        build_y_mm=200,
+        build_z_mm=8,
+        flavour="grbl",
+        kerf_mm=0.15,
+        max_power_s=1000,
+        laser_source="co2",
+        **settings,
+    )
+    machine.materials_loaded.set([material])
+    return machine
+
+
+def order(user, part: DemoPart, material: str, **parameters: Any) -> Job:
+    values = {**defaults(parse_schema(part.schema)), **parameters}
+    placed, _ = order_place(
+        user=user,
+        request=OrderRequest(
+            lines=[
+                LineRequest(
+                    part=part.slug.replace("_", "-"),
+                    parameters=values,
+                    material=material,
+                    quantity=1,
+                )
+            ]
+        ),
+    )
+    return placed.lines.get().jobs.get()
+
+
+def file_of(job: Job, kind: str) -> tuple[str, bytes]:
+    artifact = Artifact.objects.get(job_links__job=job, job_links__kind=kind)
+    return artifact.file.name.rsplit("/", 1)[-1], artifact.file.read()
+
+
+@pytest.fixture
+def acrylic() -> Material:
+    return stock("acrylic", "laser", [3, 5], "1.19")
+
+
+def test_a_laser_cut_cover_plate_is_planned_verified_and_routed_to_the_laser(user, acrylic):
+    publish(demo_part("laser_cover_plate"), acrylic)
+    laser = laser_machine(acrylic)
+
+    job = run_to_the_end(order(user, demo_part("laser_cover_plate"), "acrylic").pk)
+
+    assert job.status == Job.Status.ROUTED, job.reason
+    assert job.machine == laser
+    assert list(job.events.values_list("step", flat=True)) == STEPS
+    name, gcode = file_of(job, Artifact.Kind.GCODE)
+    assert name == "part.gcode"
+    text = gcode.decode()
+    assert "G21 G90 G17" in text and "M4 S650" in text and text.rstrip().endswith("M30")
+    name, drawing = file_of(job, Artifact.Kind.RENDER)
+    assert name == "cut-paths.svg" and drawing.startswith(b"<?xml")
+    meta = job.toolpath_meta
+    assert meta["process"] == "laser" and meta["planned_for"] == "laser-1"
+    assert meta["estimated_time_s"] > 0
+    program = meta["program"]
+    assert program["stock"]["thickness_mm"] == 3 and program["stock"]["material"] == "acrylic"
+    # A 100 x 60 mm plate: the sheet is the part plus its margins.
+    assert program["stock"]["x_mm"] > 100 and program["stock"]["y_mm"] > 60
+    (beam,) = program["tools"]
+    assert (beam["kind"], beam["power_percent"], beam["feed_mm_min"]) == ("laser", 65, 900)
+    assert {check["status"] for check in meta["verification"]["checks"]} == {"pass"}
+    assert meta["verification"]["contours"] == 7  # six holes, then the outline
+
+    traveler = traveler_for(job, printed_at=NOW)
+    html = traveler_html(traveler)
+    assert "Set-up: laser cutting" in html
+    assert "65 %" in html and "900 mm/min" in html and "0.15 mm" in html
+    assert "G54: X0 Y0 at the stock" in html
+    assert "data:image/svg+xml;base64," in html  # the cut paths
+    assert "Lay the sheet flat on the honeycomb" in html  # the revision's own instructions
+    _, pdf = file_of(job, Artifact.Kind.TRAVELER)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "set-up: laser cutting" in text.lower() and "65 %" in text
+    with open("/tmp/fj/laser-traveler.pdf", "wb") as out:
+        out.write(pdf)
+
+
+def test_a_laser_part_thicker_than_any_sheet_is_rejected_with_the_sheets_in_stock(user):
+    five_only = stock("acrylic", "laser", [5], "1.19")
+    publish(demo_part("laser_cover_plate"), five_only)
+    laser_machine(five_only)
+
+    job = run_to_the_end(order(user, demo_part("laser_cover_plate"), "acrylic").pk)
+
+    assert job.status == Job.Status.REJECTED
+    assert "3 mm thick" in job.reason and "stocked in 5 mm" in job.reason
+
+
+def test_a_laser_job_runs_at_the_station_to_qc(user, organisation, acrylic, settings):
+    settings.STORAGES = {  # pages link site.css; tests run without collectstatic's manifest
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    publish(demo_part("laser_flat_bracket"), acrylic)
+    laser = laser_machine(acrylic)
+    job = run_to_the_end(order(user, demo_part("laser_flat_bracket"), "acrylic").pk)
+    assert job.status == Job.Status.ROUTED, job.reason
+    machines.machine_dispatch(machine_id=laser.pk, now=NOW, actor="test")
+    operator = make_user("op", organisation=organisation, role="operator")
+    client = Client()
+    client.force_login(operator)
+
+    page = client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert "Lay the sheet flat on the honeycomb" in page
+    for action in ("start", "finish"):
+        assert client.post(f"/station/jobs/{job.pk}/{action}/").status_code == 302
+    checks = station.job_traveler(Job.objects.get(pk=job.pk), now=NOW).qc_checks
+    values = {f"m{i}": str(check.nominal_mm) for i, check in enumerate(checks)}
+    client.post(f"/station/jobs/{job.pk}/measure/", values)
+    client.post(f"/station/jobs/{job.pk}/pass/")
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE and job.qc_passed == 1
+    reprint = client.get(f"/station/jobs/{job.pk}/traveler.pdf")
+    assert reprint.status_code == 200
+    assert b"".join(reprint.streaming_content).startswith(b"%PDF")
