@@ -664,3 +664,16 @@ OTP_TOTP_THROTTLE_FACTOR = env.int("MF_MFA_THROTTLE_FACTOR", default=1)
 # The admin never shows a device's secret key or its QR code: an administrator who could read
 # another's key could pass their second factor.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# --- CNC milling verification (issue #16, point 3: production.toolpath.cnc_verify, rs274) ---
+# The z-map's cell size: finer finds narrower gouges and uncut slivers (the checks resolve one
+# cell laterally) and costs time with the square of 1/size (benchmarks/cnc_simulation.py).
+MF_CNC_ZMAP_RESOLUTION_MM = env.float("MF_CNC_ZMAP_RESOLUTION_MM", default=0.2)
+# A cut deeper into the part than this is a gouge; more material than this left on a
+# machined face is remaining stock.
+MF_CNC_GOUGE_TOLERANCE_MM = env.float("MF_CNC_GOUGE_TOLERANCE_MM", default=0.05)
+MF_CNC_REMAINING_TOLERANCE_MM = env.float("MF_CNC_REMAINING_TOLERANCE_MM", default=0.1)
+# LinuxCNC's standalone G-code interpreter (Debian package linuxcnc-uspace), which every
+# milling and laser program must pass; its time limit.
+MF_RS274_BINARY = env.str("MF_RS274_BINARY", default="rs274")
+MF_RS274_TIMEOUT_S = env.float("MF_RS274_TIMEOUT_S", default=30.0)

