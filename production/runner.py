@@ -37,6 +37,7 @@ from production.models import Artifact, Job, JobArtifact, artifact_path
 from production.pipeline import steps as pipeline
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
 from production.pipeline.programs import PROCESSES as PROGRAM_PROCESSES
+from production.pipeline.programs import ProgramChecks
 from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
 from production.pipeline.validation import (
     ValidationLimits,
@@ -161,6 +162,13 @@ def pipeline_setup(
         slicer=slicer,
         engine=engine,
         reuse=reuse,
+        program_checks=ProgramChecks(
+            zmap_resolution_mm=settings.MF_CNC_ZMAP_RESOLUTION_MM,
+            gouge_tolerance_mm=settings.MF_CNC_GOUGE_TOLERANCE_MM,
+            remaining_tolerance_mm=settings.MF_CNC_REMAINING_TOLERANCE_MM,
+            rs274_binary=settings.MF_RS274_BINARY,
+            rs274_timeout_s=settings.MF_RS274_TIMEOUT_S,
+        ),
     )
 
 

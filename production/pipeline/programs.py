@@ -3,8 +3,8 @@
 An FDM job is sliced (steps.plan_toolpath); a cnc_mill or laser job gets a MachineProgram
 (production.toolpath.program) from its planner instead, for the best capable machine:
 
-    cnc_mill: milling.plan_milling  -> cnc_verify (z-map simulation against the part)
-    laser:    laser.plan_cutting    -> laser_verify.verify_cutting (kerf, closed contours)
+    cnc_mill: milling.plan_milling  -> cnc_verify.verify_program (z-map simulation) -> rs274
+    laser:    laser.plan_cutting    -> laser_verify.verify_cutting (kerf, contours) -> rs274
 
 A program the verifier fails is Rejected with the verifier's reason, as an FDM G-code that
 does not print its part is. The stock is the material's plate or sheet
@@ -35,10 +35,16 @@ from production.pipeline.values import (
     input_key,
 )
 from production.toolpath import engines
+from production.toolpath.cnc_render import render_simulation
+from production.toolpath.cnc_tools import DEFAULT_TOOL_TABLE, DIALECTS, MillProfile, ToolTable
+from production.toolpath.cnc_verify import Envelope, verify_program
 from production.toolpath.laser import ENGINE as LASER_ENGINE
 from production.toolpath.laser import THINNER_THAN_SHEET_MM, LaserProfile, plan_cutting
 from production.toolpath.laser_verify import verify_cutting
-from production.toolpath.program import MachineProgram, Stock
+from production.toolpath.milling import ENGINE as MILL_ENGINE
+from production.toolpath.milling import plan_milling
+from production.toolpath.program import MachineProgram, Stock, ToolUse
+from production.toolpath.rs274 import Rs274Unavailable, rs274_errors
 from production.toolpath.vectors import cut_svg
 
 CNC_MILL, LASER = "cnc_mill", "laser"
@@ -48,6 +54,18 @@ PROCESSES = (CNC_MILL, LASER)
 THICKER_THAN_PLATE_MM = 0.01
 FILENAMES = {CNC_MILL: "part.nc", LASER: "part.gcode"}
 RENDER_NAMES = {CNC_MILL: "simulated.png", LASER: "cut-paths.svg"}
+
+
+@dataclass(frozen=True)
+class ProgramChecks:
+    """How programs are verified (MF_CNC_* and MF_RS274_* settings); rs274_binary "": the
+    interpreter is not run."""
+
+    zmap_resolution_mm: float = 0.2
+    gouge_tolerance_mm: float = 0.05
+    remaining_tolerance_mm: float = 0.1
+    rs274_binary: str = "rs274"
+    rs274_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,7 @@ def plan_program(
     built: BuiltPart,
     report: ValidationReport,
     machines: Sequence[routing.MachineFacts],
+    checks: ProgramChecks,
     reuse: Reuse,
 ) -> PlannedProgram:
     """The verified program of a cnc_mill or laser part for the best capable machine; Rejected
@@ -166,8 +185,8 @@ def plan_program(
     target = program_target(process=process, material=material, report=report, machines=machines)
     thickness = stock_thickness(part_mm=report.extents_mm[2], material=material, process=process)
     if process == LASER:
-        return _laser_program(target, material, thickness, built, reuse)
-    return _milling_program(target, material, thickness, built, reuse)
+        return _laser_program(target, material, thickness, built, checks, reuse)
+    return _milling_program(target, material, thickness, built, checks, reuse)
 
 
 def _laser_program(
@@ -175,6 +194,7 @@ def _laser_program(
     material: MaterialFacts,
     thickness: float,
     built: BuiltPart,
+    checks: ProgramChecks,
     reuse: Reuse,
 ) -> PlannedProgram:
     profile = laser_profile(target)
@@ -197,6 +217,8 @@ def _laser_program(
         program.gcode, step=step, stl=built.stl, material=material.slug,
         thickness_mm=thickness, machine=profile,
     )  # fmt: skip
+    verification: dict[str, object] = check.to_json()
+    verification["rs274"] = _rs274(program.gcode, (), checks)
     facts = program_facts(program, process=LASER) if stored is None else _facts(stored)
     return PlannedProgram(
         target=target,
@@ -206,11 +228,45 @@ def _laser_program(
         if stored is None
         else float(stored.meta.get("estimated_time_s", 0)),
         gcode=program.gcode,
-        verification=check.to_json(),
+        verification=verification,
         render=_print_svg(cut_svg(program)),
         key=key,
         reused=stored is not None,
     )
+
+
+def machine_tools(machine: routing.MachineFacts) -> ToolTable:
+    """The tools the mill holds: its T numbers of the shop's tool table (all of it when it
+    names none). A number the table does not have is the shop's configuration error."""
+    if not machine.tools:
+        return DEFAULT_TOOL_TABLE
+    by_number = {tool.number: tool for tool in DEFAULT_TOOL_TABLE.tools}
+    unknown = [number for number in machine.tools if number not in by_number]
+    if unknown:
+        raise engines.ToolpathEngineError(
+            f"{machine.name} lists T{', T'.join(str(n) for n in unknown)}, which the shop's "
+            "tool table does not have"
+        )
+    return ToolTable(tools=tuple(by_number[number] for number in machine.tools))
+
+
+def mill_profile(machine: routing.MachineFacts) -> MillProfile:
+    """A mill as its planner sees it: its travel, spindle and G-code dialect (its flavour)."""
+    if machine.flavour not in DIALECTS:
+        raise engines.ToolpathEngineError(
+            f"{machine.name}'s flavour {machine.flavour!r} is no CNC dialect "
+            f"({', '.join(DIALECTS)})"
+        )
+    spindle = {"max_rpm": machine.spindle_max_rpm} if machine.spindle_max_rpm else {}
+    try:
+        return MillProfile(
+            machine_model=comment_safe(machine.model or machine.name),
+            travel_mm=machine.build_volume_mm,
+            dialect=machine.flavour,
+            **spindle,
+        )
+    except ValueError as error:
+        raise engines.ToolpathEngineError(f"{machine.name}: {error}") from error
 
 
 def _milling_program(
@@ -218,9 +274,82 @@ def _milling_program(
     material: MaterialFacts,
     thickness: float,
     built: BuiltPart,
+    checks: ProgramChecks,
     reuse: Reuse,
 ) -> PlannedProgram:
-    raise Rejected("no milling planner yet (production.toolpath.milling has not landed)")
+    profile, tools = mill_profile(target), machine_tools(target)
+    step = built.step or None
+    key = input_key(
+        "program", CNC_MILL, built.sha256, _sha256(built.step), material.slug, thickness,
+        MILL_ENGINE, asdict(profile), tools.to_json(),
+    )  # fmt: skip
+    stored = reuse(GCODE, key)
+    if stored is not None:
+        facts, program = _facts(stored), _stored_program(stored, CNC_MILL, material.slug, thickness)
+    else:
+        # Rejected: a feature no tool makes, a plate thinner than the part, no cutting data.
+        program = plan_milling(
+            step=step, stl=built.stl, material=material.slug, stock_thickness_mm=thickness,
+            tools=tools, machine=profile, dialect=profile.dialect,
+        )  # fmt: skip
+        facts = program_facts(program, process=CNC_MILL)
+    # Rejected when the simulated stock is not the part: a gouge, stock left, no tabs, a move
+    # outside the machine or the stock.
+    check = verify_program(
+        program.gcode,
+        stl=built.stl,
+        stock=program.stock,
+        tools=program.tools,
+        envelope=Envelope.for_travel(profile.travel_mm, program.stock),
+        resolution_mm=checks.zmap_resolution_mm,
+        gouge_tolerance_mm=checks.gouge_tolerance_mm,
+        remaining_tolerance_mm=checks.remaining_tolerance_mm,
+    )
+    verification: dict[str, object] = check.to_json()
+    verification["rs274"] = _rs274(program.gcode, program.tools, checks)
+    return PlannedProgram(
+        target=target,
+        facts=facts,
+        engine=program.engine,
+        estimated_time_s=program.estimated_time_s,
+        gcode=program.gcode,
+        verification=verification,
+        render=render_simulation(check.simulation),
+        key=key,
+        reused=stored is not None,
+    )
+
+
+def _tool_use(tool: ProgramTool) -> ToolUse:
+    return ToolUse(
+        number=tool.number,
+        name=tool.name,
+        kind=tool.kind,
+        diameter_mm=tool.diameter_mm,
+        operations=tool.operations,
+        spindle_rpm=tool.spindle_rpm,
+        feed_mm_min=tool.feed_mm_min,
+        plunge_mm_min=tool.plunge_mm_min,
+        stepdown_mm=tool.stepdown_mm,
+        power_percent=tool.power_percent,
+    )
+
+
+def _rs274(gcode: bytes, tools: Sequence[ToolUse], checks: ProgramChecks) -> str:
+    """LinuxCNC's interpreter on the program: "accepted", or "not installed" where it is not
+    (a set-up without LinuxCNC still makes parts; the tests run it everywhere). Rejected
+    with its errors when it refuses the program."""
+    if not checks.rs274_binary:
+        return "not run"
+    try:
+        errors = rs274_errors(
+            gcode, tools=tools, binary=checks.rs274_binary, timeout_s=checks.rs274_timeout_s
+        )
+    except Rs274Unavailable:
+        return "not installed"
+    if errors:
+        raise Rejected("LinuxCNC's interpreter refuses the program: " + "; ".join(errors))
+    return "accepted"
 
 
 def program_facts(program: MachineProgram, *, process: str) -> ProgramFacts:
@@ -290,7 +419,7 @@ def _stored_program(
             material=material,
             margin_mm=facts.stock_margin_mm,
         ),
-        tools=(),
+        tools=tuple(_tool_use(tool) for tool in facts.tools),
     )
 
 

@@ -71,6 +71,7 @@ class Setup:
     slicer: SlicerSettings = DEFAULT_SLICER
     engine: str | None = None  # every machine's own engine when None (make_part --engine)
     reuse: Reuse = nothing_stored
+    program_checks: programs.ProgramChecks = programs.ProgramChecks()  # mills and lasers
 
 
 @dataclass(frozen=True)
@@ -423,6 +424,7 @@ def plan_machine_program(so_far: JobSoFar) -> PlannedToolpath:
         built=built,
         report=report,
         machines=setup.machines,
+        checks=setup.program_checks,
         reuse=setup.reuse,
     )
     target = planned.target
