@@ -259,7 +259,7 @@ class MillProfile:
     machine_model: str  # written into the program's header comments
     travel_mm: tuple[float, float, float]  # x, y, z envelope from the work offset's corner
     max_rpm: float = 24000
-    min_rpm: float = 6000
+    min_rpm: float = 1000  # a VFD spindle; a router that cannot turn slower refuses drills
     max_feed_mm_min: float = 2500
     rapid_mm_min: float = 3000
     acceleration_mm_s2: float = 300  # for the time estimate's trapezoidal-velocity model
