@@ -186,3 +186,133 @@ def test_a_laser_job_runs_at_the_station_to_qc(user, organisation, acrylic, sett
     reprint = client.get(f"/station/jobs/{job.pk}/traveler.pdf")
     assert reprint.status_code == 200
     assert b"".join(reprint.streaming_content).startswith(b"%PDF")
+
+
+# --- milling ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aluminium() -> Material:
+    return stock("aluminium-6061", "cnc_mill", [3, 6, 10], "2.70")
+
+
+def mill_machine(material: Material) -> Machine:
+    machine = Machine.objects.create(
+        slug="mill-1",
+        name="Mill #1",
+        site=make_site(),
+        model="CNC 3020 mill (GRBL 1.1)",
+        process="cnc_mill",
+        build_x_mm=300,
+        build_y_mm=200,
+        build_z_mm=60,
+        flavour="grbl",
+        tool_numbers=[1, 2, 3, 4, 11, 12, 13, 14, 15],
+        spindle_max_rpm=24000,
+    )
+    machine.materials_loaded.set([material])
+    return machine
+
+
+def test_a_milled_cover_plate_is_planned_simulated_and_printed_with_its_set_up(user, aluminium):
+    publish(demo_part("milled_cover_plate"), aluminium)
+    mill = mill_machine(aluminium)
+
+    job = run_to_the_end(order(user, demo_part("milled_cover_plate"), "aluminium-6061").pk)
+
+    assert job.status == Job.Status.ROUTED, job.reason
+    assert job.machine == mill
+    assert list(job.events.values_list("step", flat=True)) == STEPS
+    name, gcode = file_of(job, Artifact.Kind.GCODE)
+    text = gcode.decode()
+    assert name == "part.nc"
+    assert "G21" in text and "G90" in text and text.rstrip().endswith(("M30", "M2"))
+    name, picture = file_of(job, Artifact.Kind.RENDER)
+    assert name == "simulated.png" and picture.startswith(b"\x89PNG")
+    meta = job.toolpath_meta
+    assert meta["process"] == "cnc_mill" and meta["planned_for"] == "mill-1"
+    assert meta["estimated_time_s"] > 60
+    program = meta["program"]
+    # The part is 6 mm thick: milled from the 6 mm plate, with margins around its outline.
+    assert program["stock"]["thickness_mm"] == 6 and program["stock"]["x_mm"] > 100
+    assert program["dialect"] == "grbl" and program["work_offset"] == "G54"
+    numbers = [tool["number"] for tool in program["tools"]]
+    assert numbers and set(numbers) <= {1, 2, 3, 4, 11, 12, 13, 14, 15}
+    assert all(tool["spindle_rpm"] > 0 and tool["feed_mm_min"] > 0 for tool in program["tools"])
+    operations = {op for tool in program["tools"] for op in tool["operations"]}
+    assert "profile" in operations and "pocket" in operations  # the outline and the recess
+    verification = meta["verification"]
+    assert {check["status"] for check in verification["checks"]} == {"pass"}
+    assert verification["max_gouge_mm"] <= 0.05 and verification["part_held"]
+    assert verification["rs274"] == "accepted"
+
+    html = traveler_html(traveler_for(job, printed_at=NOW))
+    assert "Set-up: milling" in html and "G54: X0 Y0 at the stock" in html
+    first = program["tools"][0]
+    assert f"T{first['number']}" in html and first["name"] in html
+    assert f"{first['spindle_rpm']} rpm" in html
+    assert "data:image/png;base64," in html and "Simulated result" in html
+    for step in program["setup_steps"]:
+        assert step.replace("'", "&#x27;").replace('"', "&quot;") in html
+    _, pdf = file_of(job, Artifact.Kind.TRAVELER)
+    with open("/tmp/fj/mill-traveler.pdf", "wb") as out:
+        out.write(pdf)
+
+
+def test_a_milled_part_thicker_than_every_plate_is_rejected_with_the_plates_in_stock(user):
+    thin = stock("aluminium-6061", "cnc_mill", [3, 6], "2.70")
+    publish(demo_part("milled_flat_bracket"), thin)
+    mill_machine(thin)
+
+    job = run_to_the_end(
+        order(user, demo_part("milled_flat_bracket"), "aluminium-6061", thickness=8).pk
+    )
+
+    assert job.status == Job.Status.REJECTED
+    assert "8 mm thick" in job.reason and "up to 6 mm" in job.reason
+
+
+def test_a_milled_job_runs_end_to_end_at_the_station(user, organisation, aluminium, settings):
+    """The flat bracket is 5 mm thick: milled from 6 mm plate, faced down first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    publish(demo_part("milled_flat_bracket"), aluminium)
+    mill = mill_machine(aluminium)
+    job = run_to_the_end(order(user, demo_part("milled_flat_bracket"), "aluminium-6061").pk)
+    assert job.status == Job.Status.ROUTED, job.reason
+    program = job.toolpath_meta["program"]
+    assert program["stock"]["thickness_mm"] == 6
+    assert "facing" in {op for tool in program["tools"] for op in tool["operations"]}
+    assert machines.machine_dispatch(machine_id=mill.pk, now=NOW, actor="test") == [job.pk]
+    operator = make_user("op", organisation=organisation, role="operator")
+    client = Client()
+    client.force_login(operator)
+
+    page = client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert "Cut the holding tabs" in page  # the revision's instructions
+    assert client.post(f"/station/jobs/{job.pk}/start/").status_code == 302
+    mill.refresh_from_db()
+    assert (mill.state, mill.current_job_id) == (Machine.State.BUSY, job.pk)
+    assert client.post(f"/station/jobs/{job.pk}/finish/").status_code == 302
+    checks = station.job_traveler(Job.objects.get(pk=job.pk), now=NOW).qc_checks
+    assert [check.label for check in checks] == [
+        "Leg A length", "Leg B length", "Thickness", "Hole diameter"
+    ]  # fmt: skip
+    values = {f"m{i}": str(check.nominal_mm) for i, check in enumerate(checks)}
+    client.post(f"/station/jobs/{job.pk}/measure/", values)
+    client.post(f"/station/jobs/{job.pk}/pass/")
+
+    job.refresh_from_db()
+    mill.refresh_from_db()
+    assert (job.status, job.qc_passed, job.qc_scrapped) == (Job.Status.DONE, 1, 0)
+    assert job.measurements == {check.label: check.nominal_mm for check in checks}
+    assert mill.state == Machine.State.IDLE
+    assert list(job.events.filter(actor="op").values_list("step", flat=True)) == [
+        "start", "finish", "measure", "qc"
+    ]  # fmt: skip
+    reprint = client.get(f"/station/jobs/{job.pk}/traveler.pdf")
+    pdf = b"".join(reprint.streaming_content)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "set-up: milling" in text.lower() and "T1" in text
