@@ -26,7 +26,7 @@ failure, as the FDM verifier does):
 - gouge: nowhere is the simulated surface below the part's by more than a tolerance;
 - remaining stock: every cell of a machined face (pocket floors, through holes, the part's
   top when faced) that a tool of the program can reach is cut to within a tolerance, and the
-  band around the outline is cut through except for its tabs;
+  band around the outline is cut through except for its tabs (each shorter than 25 mm);
 - tabs: a through profile leaves material joining every body of the part to the stock's edge
   (connected cells on the z-map), so the part does not come loose under the cutter.
 
@@ -58,7 +58,10 @@ GOUGE_TOLERANCE_MM = 0.05  # deeper into the part than this is a gouge
 REMAINING_TOLERANCE_MM = 0.1  # more material than this left on a machined face is too much
 STOCK_CLEARANCE_MM = 1.0  # beyond the tool's radius outside the stock, for lead-ins
 BREAKTHROUGH_MM = 1.0  # below the stock's bottom, into the spoilboard, for through cuts
-MAX_TAB_FRACTION = 0.25  # of the band around the outline that tabs may leave uncut
+# Tabs are short: uncut material longer than this along the outline is a profile not cut
+# through (measured in the band around the outline, where a tab is wider than on the tool's
+# path by up to the tool's diameter).
+MAX_TAB_MM = 25.0
 INCH_MM = 25.4
 # Our programs are small; a file this long is not one of ours (and would take minutes).
 MAX_SEGMENTS = 2_000_000
@@ -149,6 +152,7 @@ class CncCheck:
     max_gouge_mm: float  # the part's surface minus the simulated one, deepest
     max_remaining_mm: float  # the simulated surface minus the part's on machined faces
     band_cleared: float  # share of the band around the outline cut through (1.0: no band)
+    longest_tab_mm: float  # the longest uncut stretch of that band, along the outline
     tabs: int  # pieces of material bridging the band around the outline
     part_held: bool  # every body of the part joined to the stock's edge by material
     checks: tuple[Check, ...]
@@ -188,7 +192,7 @@ def check_program(
     remaining_tolerance_mm: float = REMAINING_TOLERANCE_MM,
     stock_clearance_mm: float = STOCK_CLEARANCE_MM,
     breakthrough_mm: float = BREAKTHROUGH_MM,
-    max_tab_fraction: float = MAX_TAB_FRACTION,
+    max_tab_mm: float = MAX_TAB_MM,
     require_tabs: bool = True,
 ) -> CncCheck:
     """Every check's outcome for a milling program against its part, failed or not."""
@@ -224,11 +228,15 @@ def check_program(
         sim.zmap, part, floor, smallest, resolution_mm, remaining_tolerance_mm
     )
     solid = part > floor + gouge_tolerance_mm
-    band = _band(solid, smallest + resolution_mm, resolution_mm)
+    band_mm = smallest + resolution_mm
+    band = _band(solid, band_mm, resolution_mm)
     material = sim.zmap > floor + remaining_tolerance_mm
     band_cells = int(band.sum())
     cleared = 1.0 if band_cells == 0 else float((band & ~material).sum()) / band_cells
-    tabs = int(ndimage.label(band & material)[1])
+    pieces, tabs = ndimage.label(band & material, structure=_SQUARE)
+    sizes = np.bincount(pieces.ravel())[1:] if tabs else np.zeros(1, dtype=np.int64)
+    longest_tab = float(sizes.max()) * resolution_mm**2 / band_mm
+    longest_at = _centre(pieces == int(np.argmax(sizes)) + 1, resolution_mm)
     held = _held(material, solid)
 
     ny, nx = sim.zmap.shape
@@ -284,14 +292,14 @@ def check_program(
         ),
         _compare(
             "remaining stock",
-            remaining <= remaining_tolerance_mm and cleared >= 1.0 - max_tab_fraction,
-            f"{remaining:.3f} mm; band {cleared * 100:.0f} % through",
-            f"<= {remaining_tolerance_mm:g} mm on machined faces; "
-            f">= {(1 - max_tab_fraction) * 100:.0f} % of the outline's band through",
+            remaining <= remaining_tolerance_mm and longest_tab <= max_tab_mm,
+            f"{remaining:.3f} mm; longest tab {longest_tab:.1f} mm",
+            f"<= {remaining_tolerance_mm:g} mm on machined faces; outline cut through but "
+            f"for tabs <= {max_tab_mm:g} mm",
             f"{remaining:.3f} mm of material is left on a machined face at {_at(remaining_at)}"
             if remaining > remaining_tolerance_mm
-            else f"only {cleared * 100:.0f} % of the band around the outline is cut through"
-            if cleared < 1.0 - max_tab_fraction
+            else f"the outline is not cut through for {longest_tab:.1f} mm at {_at(longest_at)}"
+            if longest_tab > max_tab_mm
             else "every machined face is cut to size",
         ),
         _compare(
@@ -315,6 +323,7 @@ def check_program(
         max_gouge_mm=round(gouge, 3),
         max_remaining_mm=round(remaining, 3),
         band_cleared=round(cleared, 3),
+        longest_tab_mm=round(longest_tab, 1),
         tabs=tabs,
         part_held=held,
         checks=tuple(checks),
@@ -553,6 +562,13 @@ def _worst(values: Grid, resolution_mm: float) -> tuple[float, tuple[float, floa
     j, i = np.unravel_index(int(np.argmax(values)), values.shape)
     worst = max(float(values[j, i]), 0.0)
     return worst, ((i + 0.5) * resolution_mm, (j + 0.5) * resolution_mm)
+
+
+def _centre(cells: Mask, resolution_mm: float) -> tuple[float, float]:
+    if not cells.any():
+        return 0.0, 0.0
+    rows, columns = np.nonzero(cells)
+    return (float(columns.mean()) + 0.5) * resolution_mm, (float(rows.mean()) + 0.5) * resolution_mm
 
 
 def _at(point: tuple[float, float]) -> str:

@@ -29,12 +29,14 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 import trimesh
 from shapely.geometry import LinearRing, LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
+from production.toolpath.motion import MachineLimits, estimate_s
 from production.toolpath.program import MachineProgram, Stock, ToolUse
 
 ENGINE = "microfactory-laser 1"
@@ -48,8 +50,9 @@ SILHOUETTE_AGREEMENT = 0.02
 # A part may be this much thinner than its sheet (sheet tolerance, STL rounding); thicker
 # never: the beam cuts through the sheet, it cannot leave a thicker part.
 THINNER_THAN_SHEET_MM = 0.1
-# Below this share of (silhouette area x thickness) something does not go through the sheet.
-THROUGH_VOLUME_SHARE = 0.995
+# A top or bottom face smaller than the silhouette by more than this (mm²) means something
+# does not go through the sheet: a countersink, a pocket, a chamfer.
+THROUGH_AREA_MM2 = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class LaserProfile:
     source: str = "co2"  # "co2" | "fibre": which rows of CUT_TABLE apply
     max_s: int = 1000  # GRBL $30: the S value of full power
     travel_mm_min: float = 6000.0  # G0 speed, for the time estimate
+    # The time estimate's motion model (production.toolpath.motion): GRBL plans with a
+    # junction deviation, not a jerk; a 10 mm/s jerk gives corner speeds of the same order.
+    acceleration_mm_s2: float = 1500.0
+    jerk_mm_s: float = 10.0
     lead_in_mm: float = 2.0  # the pierce happens this far off the part, on the waste side
     sheet_margin_mm: float = 5.0  # from the sheet's front and left edges to the part
 
@@ -68,8 +75,12 @@ class LaserProfile:
         # A bad profile is our configuration error, not an unmakeable part: crash loudly.
         if self.source not in SOURCES:
             raise ValueError(f"unknown laser source {self.source!r}; expected one of {SOURCES}")
-        if min(self.bed_mm) <= 0 or self.max_s <= 0 or self.travel_mm_min <= 0:
-            raise ValueError("bed_mm, max_s and travel_mm_min must be positive")
+        positive = (*self.bed_mm, self.max_s, self.travel_mm_min, self.acceleration_mm_s2)
+        if min(positive) <= 0 or self.jerk_mm_s < 0:
+            raise ValueError(
+                "bed_mm, max_s, travel_mm_min and acceleration_mm_s2 must be positive, "
+                "jerk_mm_s not negative"
+            )
         if self.lead_in_mm < 0 or self.sheet_margin_mm < self.lead_in_mm:
             raise ValueError("lead_in_mm cannot be negative nor exceed sheet_margin_mm")
 
@@ -160,7 +171,7 @@ def part_outline(*, step: bytes | None, stl: bytes) -> PartOutline:
                 "the STEP's flat faces do not cover the part's top view: cut from the mesh's "
                 "outline (arcs as chords)"
             )
-    if mesh.is_volume and float(mesh.volume) < THROUGH_VOLUME_SHARE * shape.area * thickness:
+    if _not_through(mesh, from_mesh):
         warnings.append(
             "some features do not go through the sheet (countersinks, pockets or chamfers): "
             "the laser cuts the through outline only; finish them after cutting"
@@ -171,6 +182,20 @@ def part_outline(*, step: bytes | None, stl: bytes) -> PartOutline:
 def _multipolygon(geometry: BaseGeometry) -> MultiPolygon:
     polygons = [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, Polygon)]
     return MultiPolygon([shapely.geometry.polygon.orient(p, 1.0) for p in polygons if p.area > 0])
+
+
+def _not_through(mesh: trimesh.Trimesh, silhouette: MultiPolygon) -> bool:
+    """Whether the flat top or bottom face is smaller than the silhouette: a straight-walled
+    plate's are the silhouette itself (the same mesh, the same chords)."""
+    (_, _, bottom), (_, _, top) = mesh.bounds
+    for z, facing in ((top, 1.0), (bottom, -1.0)):
+        flat = (mesh.face_normals[:, 2] * facing > 1 - 1e-9) & (
+            abs(mesh.triangles[:, :, 2] - z).max(axis=1) < 1e-6
+        )
+        triangles = shapely.polygons(mesh.triangles[flat][:, :, :2])
+        if shapely.union_all(triangles).area < silhouette.area - THROUGH_AREA_MM2:
+            return True
+    return False
 
 
 def _mesh_silhouette(mesh: trimesh.Trimesh) -> MultiPolygon:
@@ -251,13 +276,13 @@ class CutPlan:
 
 def placement(
     outline: PartOutline, *, margin_mm: float
-) -> tuple[MultiPolygon, tuple[float, float]]:
-    """The silhouette moved to `margin_mm` from the sheet's front-left corner, and the sheet."""
+) -> tuple[MultiPolygon, tuple[float, float], tuple[float, float]]:
+    """The silhouette moved `margin_mm` in from the sheet's front-left corner (the G54 origin),
+    the sheet's size, and the (dx, dy) that moved it."""
     minx, miny, maxx, maxy = outline.shape.bounds
     dx, dy = margin_mm - minx, margin_mm - miny
-    placed = shapely.affinity.translate(outline.shape, dx, dy)
-    sheet = (maxx - minx + 2 * margin_mm, maxy - miny + 2 * margin_mm)
-    return _multipolygon(placed), sheet
+    placed = _multipolygon(shapely.affinity.translate(outline.shape, dx, dy))
+    return placed, (maxx - minx + 2 * margin_mm, maxy - miny + 2 * margin_mm), (dx, dy)
 
 
 def plan_contours(
@@ -268,7 +293,6 @@ def plan_contours(
     machine: LaserProfile,
 ) -> CutPlan:
     """The contours to cut and their order; Rejected for a part the laser cannot make."""
-    setting = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm)
     if outline.thickness_mm > thickness_mm + 0.01:
         raise Rejected(
             f"not a flat plate of the sheet: the part is {outline.thickness_mm:.2f} mm thick, "
@@ -279,7 +303,8 @@ def plan_contours(
             f"the part is {outline.thickness_mm:.2f} mm thick and the laser cuts through the "
             f"whole {thickness_mm:g} mm sheet: choose a sheet of the part's thickness"
         )
-    part, sheet = placement(outline, margin_mm=machine.sheet_margin_mm)
+    setting = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm)
+    part, sheet, offset = placement(outline, margin_mm=machine.sheet_margin_mm)
     if sheet[0] > machine.bed_mm[0] or sheet[1] > machine.bed_mm[1]:
         raise Rejected(
             f"the sheet ({sheet[0]:.1f} x {sheet[1]:.1f} mm) does not fit the laser's bed "
@@ -325,10 +350,7 @@ def plan_contours(
         position = ordered[-1]
     return CutPlan(
         sheet_mm=sheet,
-        offset_mm=(
-            part.bounds[0] - outline.shape.bounds[0],
-            part.bounds[1] - outline.shape.bounds[1],
-        ),
+        offset_mm=offset,
         part=part,
         contours=tuple(contours),
         setting=setting,
@@ -412,11 +434,18 @@ def program_from_plan(
     ]
     position = (0.0, 0.0)
     cut_length = travel_length = 0.0
+    travel_mm_s, cut_mm_s = machine.travel_mm_min / 60, setting.speed_mm_min / 60
+    moves: list[np.ndarray] = []  # rows of motion.estimate_s: dx, dy, dz, de, mm/s
+
+    def move(start: tuple[float, float], end: tuple[float, float], speed: float) -> float:
+        moves.append(np.array([end[0] - start[0], end[1] - start[1], 0.0, 0.0, speed]))
+        return math.dist(start, end)
+
     for number, contour in enumerate(plan.contours, start=1):
         entry = contour.lead_in[0] if contour.lead_in else contour.ring[0]
         lines.append(f"(contour {number} of {len(plan.contours)}: {contour.kind})")
         lines.append(f"G0 X{entry[0]:.3f} Y{entry[1]:.3f}")
-        travel_length += math.dist(position, entry)
+        travel_length += move(position, entry, travel_mm_s)
         lines.append(f"M4 S{s_value}")
         path = list(contour.lead_in[1:]) + list(contour.ring[1:])
         # Further passes go round the ring again without switching the beam off.
@@ -426,14 +455,21 @@ def program_from_plan(
         for x, y in path:
             lines.append(f"G1 X{x:.3f} Y{y:.3f}{feed}")
             feed = ""
-            cut_length += math.dist(here, (x, y))
+            cut_length += move(here, (x, y), cut_mm_s)
             here = (x, y)
         lines.append("M5")
         position = here
     lines.append("G0 X0 Y0")
-    travel_length += math.dist(position, (0.0, 0.0))
+    travel_length += move(position, (0.0, 0.0), travel_mm_s)
     lines += ["M5", "M30", ""]
-    estimated = 60 * (cut_length / setting.speed_mm_min + travel_length / machine.travel_mm_min)
+    # Trapezoids with jerk-limited corners, not length / speed: a fibre laser at 8 m/min spends
+    # a third of its time on small holes accelerating and braking (benchmarks/README.md).
+    limits = MachineLimits(
+        acceleration_mm_s2=machine.acceleration_mm_s2,
+        jerk_xy_mm_s=machine.jerk_mm_s,
+        max_feedrate_mm_s=(1e6, 1e6, 1e6, 1e6),  # the feeds written are the limits
+    )
+    estimated = estimate_s(moves, limits)
     setup = (
         f"Lay a sheet of {thickness_mm:g} mm {material}, at least {width:.0f} x {depth:.0f} mm, "
         "flat on the bed.",

@@ -201,7 +201,7 @@ def check_cutting(
 ) -> CuttingCheck:
     """Every check on a laser program against its part, failed ones included."""
     kerf = cut_setting(source=machine.source, material=material, thickness_mm=thickness_mm).kerf_mm
-    part, sheet = placement(part_outline(step=step, stl=stl), margin_mm=machine.sheet_margin_mm)
+    part, sheet, _ = placement(part_outline(step=step, stl=stl), margin_mm=machine.sheet_margin_mm)
     moves = read_laser_gcode(gcode)
     return CuttingCheck(
         contours=len(moves.cuts),
@@ -287,10 +287,15 @@ def _part_edges_cut(moves: LaserMoves, part: MultiPolygon, kerf: float) -> Check
     """Every ring of the part (outline and holes) has a cut ring half a kerf around it."""
     rings = [LinearRing(c.ring) for c in moves.cuts if c.ring]
     edges = [p.exterior for p in part.geoms] + [r for p in part.geoms for r in p.interiors]
+    reach = kerf / 2 + RING_MATCH_TOLERANCE_MM
     uncut = 0
     for edge in edges:
+        # Only rings whose bounding box is within reach can match: spares most of the
+        # (quadratic) Hausdorff distances on a plate with many holes.
+        near = shapely.box(*edge.bounds).buffer(reach, join_style="mitre")
         if not any(
-            abs(ring.hausdorff_distance(edge) - kerf / 2) <= RING_MATCH_TOLERANCE_MM
+            near.contains(ring)
+            and abs(ring.hausdorff_distance(edge) - kerf / 2) <= RING_MATCH_TOLERANCE_MM
             for ring in rings
         ):
             uncut += 1

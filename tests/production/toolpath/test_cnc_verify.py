@@ -245,6 +245,8 @@ def test_a_profile_with_tabs_cuts_the_part_out_and_leaves_it_held() -> None:
     assert {check.status for check in report.checks} == {PASS}, report.failures
     assert report.part_held and report.tabs == 4
     assert 0.75 <= report.band_cleared < 1.0
+    # 4 mm of material on the path, 10 mm at the slot's edge (the tool rises over 10 mm)
+    assert 4.0 < report.longest_tab_mm < 10.0
     zmap = report.simulation.zmap
     # At y = 10 (no tab): cut through from the stock's edge to the outline at x = 5, and
     # from x = 55 to the stock's edge; the part between stands at its full height.
@@ -340,6 +342,8 @@ def test_a_profile_never_cut_through_leaves_the_band_as_remaining_stock() -> Non
     report = run(shallow, plain_part(), stock(60, 40, margin=5))
     assert failed(report) == {"remaining stock"}
     assert report.band_cleared == 0.0 and report.part_held
+    assert report.longest_tab_mm == pytest.approx(2 * (50 + 30) + 2 * np.pi * 3.2 / 2, rel=0.1)
+    assert "not cut through for" in report.failures[0].message
 
 
 def test_a_move_outside_the_machines_travel_fails() -> None:
