@@ -3,11 +3,13 @@ plate and sheet stock, planned by the real planners, verified, stored with their
 printed on their traveler, routed to a machine of their process and run at the station."""
 
 import io
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from pypdf import PdfReader
 
@@ -316,3 +318,19 @@ def test_a_milled_job_runs_end_to_end_at_the_station(user, organisation, alumini
     pdf = b"".join(reprint.streaming_content)
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "set-up: milling" in text.lower() and "T1" in text
+
+
+def test_make_part_writes_a_laser_program_and_its_cut_paths(tmp_path, acrylic):
+    publish(demo_part("laser_flat_bracket"), acrylic)
+    laser_machine(acrylic)
+
+    call_command(
+        "make_part", "laser-flat-bracket", "--param", "thickness=3", "--out", str(tmp_path),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+
+    assert {"part.gcode", "cut-paths.svg", "traveler.pdf"} <= {p.name for p in tmp_path.iterdir()}
+    report = json.loads((tmp_path / "report.json").read_text())
+    toolpath = report["steps"]["toolpath"]
+    assert toolpath["process"] == "laser" and toolpath["program"]["stock"]["thickness_mm"] == 3
+    assert report["steps"]["routing"] == {"status": "ok", "machine": "laser-1", "site": "North"}
