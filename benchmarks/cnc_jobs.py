@@ -158,9 +158,10 @@ def measure(part: DemoPart, name: str, values: dict[str, Any], repeats: int) -> 
 
     step_s, planned = median_s(step, repeats)
     estimate = round(program.estimated_time_s)
+    lines = len(program.gcode.splitlines())
     return (
         f"| {part.slug} | {name} | {x:.0f} × {y:.0f} × {z:g} | {thickness:g} mm "
-        f"| {len(program.gcode.splitlines()):,} | {plan_s * 1000:.0f} ms | {verify_s * 1000:.0f} ms "
+        f"| {lines:,} | {plan_s * 1000:.0f} ms | {verify_s * 1000:.0f} ms "
         f"| {render_s * 1000:.0f} ms | {rs274_s * 1000:.0f} ms | **{step_s * 1000:.0f} ms** "
         f"| {estimate // 60} min {estimate % 60:02d} s |"
     )
