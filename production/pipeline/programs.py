@@ -224,9 +224,7 @@ def _laser_program(
         target=target,
         facts=facts,
         engine=program.engine,
-        estimated_time_s=program.estimated_time_s
-        if stored is None
-        else float(stored.meta.get("estimated_time_s", 0)),
+        estimated_time_s=program.estimated_time_s,
         gcode=program.gcode,
         verification=verification,
         render=_print_svg(cut_svg(program)),

@@ -189,6 +189,13 @@ def test_a_laser_job_runs_at_the_station_to_qc(user, organisation, acrylic, sett
     assert reprint.status_code == 200
     assert b"".join(reprint.streaming_content).startswith(b"%PDF")
 
+    # The same configuration again: its program is found stored, verified again, not planned.
+    again = run_to_the_end(order(user, demo_part("laser_flat_bracket"), "acrylic").pk)
+    assert again.status == Job.Status.ROUTED, again.reason
+    for kind in (Artifact.Kind.GCODE, Artifact.Kind.RENDER):
+        assert file_of(again, kind) == file_of(job, kind)
+    assert again.toolpath_meta == job.toolpath_meta
+
 
 # --- milling ----------------------------------------------------------------------------------
 
