@@ -11,8 +11,8 @@ backward and a forward pass so that every segment can brake into the next. The m
 at M0 (tool changes), dwells (G4) and the ends. Tool changes and dwells add the same fixed
 times as the estimate.
 
-Parts: the seed cover plate (defaults and its non-countersunk range corners, from a plate of
-the next standard thickness) and the tests' block (a pocket, a slot, a through hole), in
+Parts: the seed cover plate (defaults and its range corners, from the thinnest standard plate
+that holds it) and the tests' block (a pocket, a slot, a through hole), in
 aluminium 6061 and acrylic. Each is built once with CadQuery (not timed); planning (reading
 the STEP included) is timed --repeats times, the median reported.
 
@@ -147,9 +147,7 @@ def _run_time(run: list[tuple[float, float, float, float]], a: float) -> float:
 def demo_parts() -> list[tuple[str, bytes, bytes, float]]:
     cover = next(p for p in DEMO_PARTS if p.slug == "cover_plate")
     parts = []
-    configurations = {"defaults": {}} | {
-        name: values for name, values in corners(cover).items() if not values["countersunk"]
-    }
+    configurations = {"defaults": {}} | corners(cover)
     for name, values in configurations.items():
         thickness = values.get("thickness", 3.0)
         step, stl = step_and_stl(seed_solid("cover_plate", **values))

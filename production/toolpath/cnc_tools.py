@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from microfactory.errors import Rejected
 
-TOOL_KINDS = ("flat_end_mill", "drill")
+TOOL_KINDS = ("flat_end_mill", "drill", "countersink")
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,13 @@ class Tool:
 
     number: int  # T number
     name: str
-    kind: str  # "flat_end_mill" | "drill"
+    kind: str  # "flat_end_mill" | "drill" | "countersink"
     diameter_mm: float
     flutes: int
     flute_length_mm: float  # deepest the tool can reach below the surface it enters
     max_depth_per_pass_mm: float  # step-down of one pass (end mills) or one peck (drills)
     max_stepover: float = 0.45  # of the diameter, when clearing a pocket (end mills)
-    point_angle_deg: float = 118.0  # drills: the tip's cone, added to a through hole's depth
+    point_angle_deg: float = 118.0  # drills' tip (added to a through hole's depth), countersinks
 
     def __post_init__(self) -> None:
         # A bad tool table is our configuration error, not an unmakeable part: crash loudly.
@@ -78,6 +78,15 @@ class ToolTable:
     @property
     def drills(self) -> tuple[Tool, ...]:
         return self.of_kind("drill")
+
+    def countersink_for(self, diameter_mm: float, *, angle_deg: float) -> Tool | None:
+        """The narrowest countersink of the angle wider than the countersink to cut."""
+        wide = [
+            t
+            for t in self.of_kind("countersink")
+            if abs(t.point_angle_deg - angle_deg) < 0.5 and t.diameter_mm > diameter_mm + 0.2
+        ]
+        return wide[0] if wide else None
 
     def smallest_end_mill(self) -> Tool | None:
         mills = self.end_mills
@@ -156,18 +165,34 @@ def _drill(number: int, diameter: float, flute_length: float) -> Tool:
     )
 
 
-# A compact mill's carousel (or the operator's drawer): carbide end mills and HSS drills.
+def _countersink(number: int, diameter: float, angle: float) -> Tool:
+    return Tool(
+        number=number,
+        name=f"{diameter:g} mm {angle:g} deg countersink",
+        kind="countersink",
+        diameter_mm=diameter,
+        flutes=3,
+        flute_length_mm=diameter / 2,
+        max_depth_per_pass_mm=diameter / 2,  # one plunge: a countersink cuts in one go
+        point_angle_deg=angle,
+    )
+
+
+# A compact mill's carousel (or the operator's drawer): carbide end mills, HSS drills and a
+# countersink for metric flat-head screws.
 DEFAULT_TOOL_TABLE = ToolTable(
     tools=(
         _end_mill(1, 6.0, 2, 20.0),
         _end_mill(2, 3.0, 2, 12.0),
         _end_mill(3, 2.0, 2, 8.0),
         _end_mill(4, 1.0, 2, 3.0),
+        _drill(10, 2.5, 25.0),  # M3 tapping size
         _drill(11, 3.0, 30.0),
         _drill(12, 4.0, 40.0),
         _drill(13, 5.0, 50.0),
         _drill(14, 6.0, 55.0),
         _drill(15, 8.0, 60.0),
+        _countersink(21, 20.5, 90.0),
     )
 )
 
@@ -191,6 +216,10 @@ CUTTING_DATA: dict[tuple[str, str], CuttingData] = {
     ("acrylic", "drill"): CuttingData(40.0, 0.008, 0.015, 0.06, plunge_fraction=1.0),
     ("hdpe", "flat_end_mill"): CuttingData(300.0, 0.015, 0.03, 0.15),
     ("hdpe", "drill"): CuttingData(50.0, 0.01, 0.015, 0.08, plunge_fraction=1.0),
+    # Carbide countersinks, fed gently: a chattering countersink leaves a polygon, not a cone.
+    ("aluminium-6061", "countersink"): CuttingData(80.0, 0.002, 0.02, 0.05, plunge_fraction=1.0),
+    ("acrylic", "countersink"): CuttingData(80.0, 0.002, 0.02, 0.05, plunge_fraction=1.0),
+    ("hdpe", "countersink"): CuttingData(100.0, 0.002, 0.02, 0.05, plunge_fraction=1.0),
 }
 
 

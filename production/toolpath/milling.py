@@ -25,6 +25,7 @@ compares it with a trapezoidal-velocity model).
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import shapely
@@ -40,7 +41,7 @@ from production.toolpath.prismatic import ENGINE as PRISMATIC_ENGINE
 from production.toolpath.prismatic import Hole, Pocket, PrismaticPart, Region, describe_part
 from production.toolpath.program import MachineProgram, Stock, ToolUse
 
-ENGINE = f"microfactory-mill 1 ({PRISMATIC_ENGINE})"
+ENGINE = f"microfactory-mill 2 ({PRISMATIC_ENGINE})"
 
 __all__ = [
     "ENGINE",
@@ -186,6 +187,7 @@ class _Planner:
         self.feeds: dict[int, Feeds] = {}
         self.stepdowns: dict[int, float] = {}
         self.top = frame.z(part.top_z_mm)  # the part's top once faced: 0 or below
+        self.sink_points: list[float] = []  # how far countersinks' points pass the plate
         self.safe = settings.safe_z_mm
 
     # --- choosing ---------------------------------------------------------------------------
@@ -202,33 +204,41 @@ class _Planner:
         return self.feeds[tool.number]
 
     def end_mill_for(self, region: Polygon, *, depth: float, what: str, width: float) -> Tool:
-        """The widest end mill that reaches the depth and clears the region, leaving no more
-        than the rounded inside corners its radius implies."""
-        mills = self.tools.end_mills
-        smallest = mills[0] if mills else None
-        if smallest is None:
-            raise Rejected(f"the {what} needs an end mill; the tool table has none")
-        long_enough = [t for t in mills if t.flute_length_mm >= depth - 1e-9]
-        if not long_enough:
-            longest = max(t.flute_length_mm for t in mills)
-            raise Rejected(
-                f"the {what} is {depth:.1f} mm deep below the plate's top; the longest end "
-                f"mill cuts {longest:g} mm"
-            )
-        for tool in reversed(long_enough):
+        """The widest end mill that clears the region (leaving no more than the rounded
+        inside corners its radius implies) and reaches the depth."""
+
+        def fits(tool: Tool) -> bool:
             if tool.diameter_mm >= width - 1e-6:
-                continue
+                return False
             centre = region.buffer(-tool.radius_mm)
             if centre.is_empty:
-                continue
+                return False
             reached = centre.buffer(tool.radius_mm, quad_segs=32)
             # A 90-degree inside corner leaves r(sqrt 2 - 1) of material at its tip.
-            if region.hausdorff_distance(reached) <= tool.radius_mm * 0.5 + 0.01:
-                return tool
-        raise Rejected(
-            f"the {width:.2f} mm {what} needs an end mill smaller than {width:.2f} mm; "
-            f"the smallest is {smallest.diameter_mm:g} mm"
+            return bool(region.hausdorff_distance(reached) <= tool.radius_mm * 0.5 + 0.01)
+
+        return self._widest(
+            fits, depth=depth, what=f"{width:.2f} mm {what}", need=f"smaller than {width:.2f} mm"
         )
+
+    def _widest(self, fits: Callable[[Tool], bool], *, depth: float, what: str, need: str) -> Tool:
+        """The widest end mill that fits and reaches `depth`; refused naming what is missing."""
+        mills = self.tools.end_mills
+        if not mills:
+            raise Rejected(f"the {what} needs an end mill; the tool table has none")
+        fitting = [t for t in mills if fits(t)]
+        if not fitting:
+            raise Rejected(
+                f"the {what} needs an end mill {need}; the smallest is {mills[0].diameter_mm:g} mm"
+            )
+        reaching = [t for t in fitting if t.flute_length_mm >= depth - 1e-9]
+        if not reaching:
+            best = max(fitting, key=lambda t: t.flute_length_mm)
+            raise Rejected(
+                f"the {what} is {depth:.1f} mm deep below the plate's top; the end mills that "
+                f"fit it cut at most {best.flute_length_mm:g} mm ({best.name})"
+            )
+        return reaching[-1]
 
     # --- operations -------------------------------------------------------------------------
 
@@ -238,6 +248,11 @@ class _Planner:
             self.plan_pocket(pocket)
         for hole in self.part.holes:
             self.plan_hole(hole)
+        if self.sink_points:
+            self.warnings.append(
+                f"{len(self.sink_points)} countersinks' points pass through their holes up to "
+                f"{max(self.sink_points):.2f} mm into the spoilboard"
+            )
         self.plan_profile()
 
     def plan_facing(self) -> None:
@@ -295,6 +310,9 @@ class _Planner:
         top, bottom = self.frame.z(hole.top_z_mm), self.frame.z(hole.bottom_z_mm)
         where = f"at x {x:.1f}, y {y:.1f}"
         diameter = hole.diameter_mm
+        if hole.countersink_diameter_mm:
+            # Cut after the hole (operations are ordered); the hole is cut from the top.
+            self.plan_countersink(hole, x, y, top, where)
         drill = self.tools.drill_for(diameter, tolerance_mm=self.settings.drill_tolerance_mm)
         if drill is not None and hole.through:
             self.plan_drilling(drill, x, y, top, where, diameter)
@@ -308,13 +326,15 @@ class _Planner:
                 f"smaller than {diameter:g} mm; {has}"
             )
         floor = -self.frame.thickness - self.settings.breakthrough_mm if hole.through else bottom
-        helix = [t for t in mills if t.diameter_mm <= 0.8 * diameter]
-        tool = helix[-1] if helix else mills[-1]
-        if tool.flute_length_mm < -floor:
+        reaching = [t for t in mills if t.flute_length_mm >= top - floor - 1e-9]
+        if not reaching:
+            best = max(mills, key=lambda t: t.flute_length_mm)
             raise Rejected(
-                f"the {diameter:g} mm hole {where} is {-floor:.1f} mm deep; {tool.name} cuts "
-                f"{tool.flute_length_mm:g} mm"
+                f"the {diameter:g} mm hole {where} is {top - floor:.1f} mm deep; the end mills "
+                f"that fit it cut at most {best.flute_length_mm:g} mm ({best.name})"
             )
+        helix = [t for t in reaching if t.diameter_mm <= 0.8 * diameter]
+        tool = helix[-1] if helix else reaching[-1]
         if diameter >= 2 * tool.diameter_mm:
             # A helix this wide would leave a core standing: clear it as a round pocket.
             disc = Point(hole.x_mm, hole.y_mm).buffer(diameter / 2, quad_segs=128)
@@ -333,6 +353,38 @@ class _Planner:
                 "(a drill would leave its cone)"
             )
         self.plan_helix(tool, x, y, diameter, top, floor, where)
+
+    def plan_countersink(self, hole: Hole, x: float, y: float, top: float, where: str) -> None:
+        """One plunge of a pointed countersink to the depth where it is as wide as the
+        countersink: (D / 2) / tan(angle / 2) below the top."""
+        diameter, angle = hole.countersink_diameter_mm, hole.countersink_angle_deg
+        tool = self.tools.countersink_for(diameter, angle_deg=angle)
+        if tool is None:
+            sinks = self.tools.of_kind("countersink")
+            has = (
+                f"the widest is {max(t.diameter_mm for t in sinks):g} mm"
+                if sinks
+                else "the tool table has none"
+            )
+            raise Rejected(
+                f"the {angle:g} deg countersink of {diameter:g} mm {where} needs a {angle:g} deg "
+                f"countersink tool wider than {diameter:g} mm; {has}"
+            )
+        depth = (diameter / 2) / math.tan(math.radians(angle / 2))
+        feeds = self.feeds_of(tool)
+        move = Drill(
+            x=x,
+            y=y,
+            z=round(top - depth, 4),
+            r=top + self.settings.clearance_mm,
+            clear=self.safe,
+            feed=feeds.plunge_mm_min,
+        )
+        below = -self.frame.thickness - (top - depth)
+        if below > self.settings.breakthrough_mm:
+            self.sink_points.append(below)
+        label = f"{diameter:g} mm countersink {where}"
+        self.add(_Operation(tool, "countersink", label, [Rapid(x, y), move]))
 
     def plan_drilling(
         self, drill: Tool, x: float, y: float, top: float, where: str, diameter: float
@@ -383,9 +435,8 @@ class _Planner:
     def plan_profile(self) -> None:
         outline = self.frame.geometry(self.part.outline.polygon)
         floor = -self.frame.thickness - self.settings.breakthrough_mm
-        width = float(2 * shapely.maximum_inscribed_circle(outline, tolerance=0.001).length)
         # The outside's narrowest inward notch decides the tool: close the outline by r.
-        tool = self._profile_tool(outline, depth=-floor, width=width)
+        tool = self._profile_tool(outline, depth=-floor)
         feeds = self.feeds_of(tool)
         r = tool.radius_mm
         path = outline.buffer(r, quad_segs=64)
@@ -417,23 +468,16 @@ class _Planner:
             )
         self.add(operation)
 
-    def _profile_tool(self, outline: Polygon, *, depth: float, width: float) -> Tool:
-        mills = [t for t in self.tools.end_mills if t.flute_length_mm >= depth - 1e-9]
-        if not mills:
-            longest = max((t.flute_length_mm for t in self.tools.end_mills), default=0)
-            raise Rejected(
-                f"the outside profile is {depth:.1f} mm deep; the longest end mill cuts "
-                f"{longest:g} mm"
-            )
-        for tool in reversed(mills):
+    def _profile_tool(self, outline: Polygon, *, depth: float) -> Tool:
+        """The widest end mill that follows the outline's inward notches closely enough."""
+
+        def fits(tool: Tool) -> bool:
             r = tool.radius_mm
             closed = outline.buffer(r, quad_segs=32).buffer(-r, quad_segs=32)
-            if closed.hausdorff_distance(outline) <= r * 0.5 + 0.01:
-                return tool
-        narrowest = min(t.diameter_mm for t in mills)
-        raise Rejected(
-            f"a notch in the outside profile needs an end mill under {narrowest:g} mm; "
-            f"the smallest is {narrowest:g} mm"
+            return bool(closed.hausdorff_distance(outline) <= r * 0.5 + 0.01)
+
+        return self._widest(
+            fits, depth=depth, what="outside profile", need="narrow enough for its notches"
         )
 
     def add(self, operation: _Operation) -> None:
@@ -509,11 +553,12 @@ class _Planner:
         drills, then the profile: fewest tool changes with the part held to the end."""
         facing = [o for o in self.operations if o.kind == "facing"]
         milled = [o for o in self.operations if o.kind in ("pocket", "helical")]
-        drilled = [o for o in self.operations if o.kind == "drill"]
+        drilled = [o for o in self.operations if o.kind in ("drill", "countersink")]
         profile = [o for o in self.operations if o.kind == "profile"]
         first = facing[0].tool.number if facing else None
         milled.sort(key=lambda o: (o.tool.number != first, -o.tool.diameter_mm, o.tool.number))
-        drilled.sort(key=lambda o: (o.tool.diameter_mm, o.tool.number))
+        # Countersinks after the holes they sit on.
+        drilled.sort(key=lambda o: (o.kind == "countersink", o.tool.diameter_mm, o.tool.number))
         return facing + milled + drilled + profile
 
     def program(self, *, stock: Stock, dialect: str) -> MachineProgram:

@@ -19,7 +19,7 @@ import io
 import math
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
 
-ENGINE = "microfactory-prismatic 1"
+ENGINE = "microfactory-prismatic 2"
 # Chordal error of curved edges turned into polygons (STEP: our discretisation).
 DEFLECTION_MM = 0.002
 LEVEL_TOLERANCE_MM = 1e-3  # two horizontal faces this close in z are one level
@@ -70,10 +70,16 @@ class Hole:
     top_z_mm: float
     bottom_z_mm: float
     through: bool
+    countersink_diameter_mm: float = 0.0  # 0: none; else its diameter at the top
+    countersink_angle_deg: float = 0.0  # included angle of the cone (90 for metric screws)
 
     @property
     def depth_mm(self) -> float:
         return self.top_z_mm - self.bottom_z_mm
+
+    @property
+    def widest_mm(self) -> float:
+        return max(self.diameter_mm, self.countersink_diameter_mm)
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,7 @@ def describe_solid(solid: Any) -> PrismaticPart:
     bottom, top = float(bbox.zmin), float(bbox.zmax)
     up: list[float] = []
     cylinders: dict[tuple[float, float, float], list[Any]] = {}
+    cones: dict[tuple[float, float], list[Any]] = {}
     for face in solid.Faces():
         kind = face.geomType()
         if kind == "PLANE":
@@ -187,23 +194,82 @@ def describe_solid(solid: Any) -> PrismaticPart:
             key = (round(location.X(), 4), round(location.Y(), 4), round(radius, 4))
             cylinders.setdefault(key, []).append(face)
         elif kind == "CONE":
-            raise Rejected(
-                f"a cone (a countersink or a chamfer) {_at(face)} needs a countersink or "
-                "chamfer tool; the tool table has none"
-            )
+            cone = face._geomAdaptor().Cone()
+            axis = cone.Axis()
+            if abs(abs(axis.Direction().Z()) - 1) > VERTICAL_TOLERANCE:
+                raise Rejected(f"a cone {_at(face)} with its axis not vertical: not 2.5D")
+            key2 = (round(axis.Location().X(), 4), round(axis.Location().Y(), 4))
+            cones.setdefault(key2, []).append(face)
+        elif _vertical(face):
+            continue  # a wall of another shape: an involute, a spline, an ellipse
         else:
-            raise Rejected(f"a {kind.lower()} face {_at(face)} cannot be milled from above in 2.5D")
+            name = {"BSPLINE": "free-form", "BEZIER": "free-form", "EXTRUSION": "curved"}.get(
+                kind, kind.lower()
+            )
+            raise Rejected(f"a {name} face {_at(face)} cannot be milled from above in 2.5D")
     levels = _levels(up, top=top, bottom=bottom)
     holes = tuple(
         hole
         for key, faces in sorted(cylinders.items())
         if (hole := _hole(key, faces, bottom=bottom)) is not None
     )
+    holes = _countersunk(holes, cones)
 
     def section(z: float) -> BaseGeometry:
         return _solid_section(solid, z)
 
     return _describe(levels, section, holes, top=top, bottom=bottom, source="step")
+
+
+def _vertical(face: Any, samples: int = 5) -> bool:
+    """Whether every normal on a grid over the face is horizontal: a wall."""
+    umin, umax, vmin, vmax = face._uvBounds()
+    for i in range(samples):
+        for j in range(samples):
+            u = umin + (umax - umin) * (i + 0.5) / samples
+            v = vmin + (vmax - vmin) * (j + 0.5) / samples
+            normal, _ = face.normalAt(u, v)
+            if abs(normal.z) > 1e-6:
+                return False
+    return True
+
+
+def _countersunk(
+    holes: tuple[Hole, ...], cones: dict[tuple[float, float], list[Any]]
+) -> tuple[Hole, ...]:
+    """Each cone must open upwards from the top of a round hole on its axis: a countersink.
+    The hole then starts at the cone's top, with the countersink's diameter and angle."""
+    found = list(holes)
+    for (x, y), faces in sorted(cones.items()):
+        box = faces[0].BoundingBox()
+        for face in faces[1:]:
+            box.add(face.BoundingBox())
+        diameter, angle = (
+            float(box.xlen),
+            2 * math.degrees(faces[0]._geomAdaptor().Cone().SemiAngle()),
+        )
+        where = f"at x {x:.1f}, y {y:.1f}, z {float(box.zmax):.1f}"
+        index = next(
+            (
+                i
+                for i, h in enumerate(found)
+                if math.dist((h.x_mm, h.y_mm), (x, y)) < 1e-3
+                and abs(h.top_z_mm - float(box.zmin)) < LEVEL_TOLERANCE_MM
+                and diameter > h.diameter_mm + 1e-3
+            ),
+            None,
+        )
+        if index is None:
+            raise Rejected(
+                f"a cone (a chamfer) {where} needs a chamfer tool; the tool table has none"
+            )
+        found[index] = replace(
+            found[index],
+            top_z_mm=float(box.zmax),
+            countersink_diameter_mm=round(diameter, 4),
+            countersink_angle_deg=round(abs(angle), 3),
+        )
+    return tuple(found)
 
 
 def _at(face: Any) -> str:
@@ -423,7 +489,7 @@ def _describe(
         for hole in holes:
             if hole.bottom_z_mm - LEVEL_TOLERANCE_MM <= lower and upper <= hole.top_z_mm + 1e-3:
                 disc = shapely.Point(hole.x_mm, hole.y_mm).buffer(
-                    hole.diameter_mm / 2 + 0.01, quad_segs=256
+                    hole.widest_mm / 2 + 0.01, quad_segs=256
                 )
                 removed = removed.difference(disc)
         here: list[Pocket] = []

@@ -25,7 +25,7 @@ class Cut:
     start: tuple[float, float, float]
     end: tuple[float, float, float]
     tool: int
-    operation: str  # the comment's first word: "facing", "pocket", "helical", "drill", "profile"
+    operation: str  # the comment's first word: "facing", "pocket", "helical", "drill", ...
     centre: tuple[float, float] | None = None  # arcs
 
 
@@ -40,7 +40,7 @@ def cuts(gcode: bytes, *, start_z: float = 10.0) -> list[Cut]:
             continue
         if line.startswith("("):
             head = line[1:].split(":")[0]
-            if head in ("facing", "pocket", "helical", "drill", "profile"):
+            if head in ("facing", "pocket", "helical", "drill", "countersink", "profile"):
                 operation = head
             continue
         words = WORD.findall(line)

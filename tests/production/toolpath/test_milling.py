@@ -110,7 +110,8 @@ def test_the_pocket_walls_are_one_tool_radius_from_the_tool_centre(
     assert points
     distances = [pocket.exterior.distance(p) for p in points]
     assert all(pocket.contains(p) for p in points)
-    assert min(distances) == pytest.approx(3.0, abs=0.01)  # the finishing pass
+    assert min(distances) == pytest.approx(3.0, abs=0.01)  # the finishing pass: no gouge
+    assert sum(d < 3.0 + 0.01 for d in distances) >= 4  # it follows the walls
     # The floor: 4 mm below the part's top (faced to Z-2), in step-downs of at most 3 mm.
     assert lowest_z(six) == pytest.approx(-6.0, abs=1e-4)
     depths = sorted({round(c.end[2], 4) for c in six if c.start[:2] == c.end[:2]})
@@ -129,7 +130,7 @@ def test_the_slot_is_cut_by_the_3mm_end_mill_a_radius_from_its_walls(
     points = [Point(c.end[:2]) for c in slot_cuts if c.end[2] < -2]
     distances = [slot.exterior.distance(p) for p in points]
     assert all(slot.contains(p) for p in points)
-    assert min(distances) == pytest.approx(1.5, abs=0.01)
+    assert min(distances) == pytest.approx(1.5, abs=0.01)  # never closer: no gouge
     assert lowest_z(slot_cuts) == pytest.approx(-2 - 3, abs=1e-4)
 
 
@@ -244,24 +245,42 @@ def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
     values = corners(_part("cover_plate"))[corner]
     step, stl = step_and_stl(seed_solid("cover_plate", **values))
     plate = plate_thickness_for(height_mm=values["thickness"], thicknesses_mm=PLATES)
-    if values["countersunk"]:
-        with pytest.raises(Rejected, match="countersink"):
-            plan(step, stl, plate)
-        return
+    holes = values["holes_x"] * 2 + (values["holes_y"] - 2) * 2
     for dialect in ("grbl", "linuxcnc"):
         program = plan(step, stl, plate, dialect=dialect)
         assert rs274_errors(program.gcode) == "", (corner, dialect)
         found = cuts(program.gcode)
-        holes = values["holes_x"] * 2 + (values["holes_y"] - 2) * 2
         centres = {c.centre for c in of(found, "helical") if c.kind == "arc"}
         centres |= {c.end[:2] for c in of(found, "drill") if c.kind == "feed"}
         assert len(centres) == holes
-        assert lowest_z([c for c in found if c.operation != "drill"]) >= -plate - BREAK - 1e-6
+        milled = [c for c in found if c.operation not in ("drill", "countersink")]
+        assert lowest_z(milled) >= -plate - BREAK - 1e-6
         outline_tool = next(u for u in program.tools if "profile" in u.operations)
         profile = [c for c in of(found, "profile") if c.kind == "feed"]
         margin = SETTINGS.margin_mm
         x_max = margin + values["length"] + outline_tool.diameter_mm / 2
         assert max(c.end[0] for c in profile) == pytest.approx(x_max, abs=0.01)
+        sinks = [c for c in of(found, "countersink") if c.kind == "feed"]
+        if values["countersunk"]:
+            # A 90-degree point is as wide as the countersink D / 2 below the part's top.
+            top = values["thickness"] - plate
+            assert {c.end[:2] for c in sinks} == centres
+            assert all(c.end[2] == pytest.approx(top - values["hole_d"]) for c in sinks)
+        else:
+            assert not sinks
+
+
+def test_a_countersink_wider_than_every_countersink_tool_is_refused() -> None:
+    step, stl = step_and_stl(seed_solid("cover_plate", countersunk=True))
+    no_sinks = ToolTable(
+        tools=tuple(t for t in DEFAULT_TOOL_TABLE.tools if t.kind != "countersink")
+    )
+    with pytest.raises(
+        Rejected,
+        match=r"the 90 deg countersink of 9 mm at .* needs a 90 deg countersink tool wider "
+        r"than 9 mm; the tool table has none",
+    ):
+        plan(step, stl, 3.0, tools=no_sinks)
 
 
 @pytest.mark.parametrize("corner", sorted(corners(_part("mounting_bracket"))))

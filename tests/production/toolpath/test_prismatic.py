@@ -68,9 +68,16 @@ def test_the_cover_plate_is_an_outline_with_its_holes() -> None:
     assert outline.area == pytest.approx(100 * 60 - (4 - math.pi) * 25, abs=0.07)
 
 
+def test_a_cone_on_a_hole_is_its_countersink() -> None:
+    part = describe_solid(seed_solid("cover_plate", countersunk=True))
+    assert part.pockets == ()
+    assert {
+        (h.diameter_mm, h.countersink_diameter_mm, h.countersink_angle_deg) for h in part.holes
+    } == {(4.5, 9.0, 90.0)}
+    assert all(h.top_z_mm == 3.0 and h.through for h in part.holes)
+
+
 def test_faces_a_flat_end_mill_cannot_reach_from_above_are_named() -> None:
-    with pytest.raises(Rejected, match="countersink"):
-        describe_solid(seed_solid("cover_plate", countersunk=True))
     with pytest.raises(Rejected, match="rounded edge .* not 2.5D"):
         describe_solid(seed_solid("mounting_bracket"))
     wedge = cq.Workplane().box(20, 20, 10).faces(">Z").edges(">X").chamfer(3).val()
@@ -84,6 +91,23 @@ def test_faces_a_flat_end_mill_cannot_reach_from_above_are_named() -> None:
     )
     with pytest.raises(Rejected, match="undercut"):
         describe_solid(undercut)
+    dimple = (
+        cq.Workplane()
+        .box(20, 20, 10, centered=(True, True, False))
+        .cut(cq.Solid.makeCone(0, 4, 4, cq.Vector(0, 0, 6.01)))
+        .val()
+    )
+    with pytest.raises(Rejected, match=r"a cone \(a chamfer\) .* needs a chamfer tool"):
+        describe_solid(dimple)
+
+
+def test_vertical_walls_of_any_shape_are_2_5d() -> None:
+    """An elliptic outline (no plane, no cylinder) is a wall like any other."""
+    ellipse = cq.Workplane().ellipse(20, 10).extrude(5).val()
+    part = describe_solid(ellipse)
+    assert part.levels == (5.0, 0.0) and part.holes == () and part.pockets == ()
+    # Chords within 0.002 mm of the 97 mm perimeter: at most 0.2 mm² short.
+    assert part.outline.polygon.area == pytest.approx(math.pi * 20 * 10, abs=0.2)
 
 
 def test_feeds_follow_surface_speed_and_chip_load() -> None:
