@@ -136,6 +136,8 @@ class Simulation:
     zmap: Grid = field(repr=False, compare=False)  # shape (ny, nx); cell (j, i) centred at
     floor_mm: float = 0.0  # ((i + .5) r, (j + .5) r); floor: the stock's bottom (-thickness)
     part: Grid | None = field(default=None, repr=False, compare=False)  # the part's, or None
+    # per cell, the radius of the tool that last lowered it (0: never cut)
+    cut_by: Grid | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,7 @@ def check_program(
 
     part = part_height_map(stl, stock=stock, resolution_mm=resolution_mm)
     sim, rapid_hits = _simulate(reader.segments, stock, radii, resolution_mm, gouge_tolerance_mm)
-    sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part)
+    sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part, sim.cut_by)
     for line, depth in rapid_hits:
         reader.problem("rapids", f"line {line} is a rapid move through {depth:.2f} mm of material")
 
@@ -224,8 +226,9 @@ def check_program(
     # Without any cutting tool, judge the faces as the table's smallest tool would reach them.
     smallest = min(cutters or list(radii.values()) or [resolution_mm])
     gouge, gouge_at = _gouge(sim.zmap, part, resolution_mm)
+    assert sim.cut_by is not None
     remaining, remaining_at = _remaining(
-        sim.zmap, part, floor, smallest, resolution_mm, remaining_tolerance_mm
+        sim.zmap, part, sim.cut_by, floor, smallest, resolution_mm, remaining_tolerance_mm
     )
     solid = part > floor + gouge_tolerance_mm
     band_mm = smallest + resolution_mm
@@ -424,22 +427,28 @@ def _simulate(
     nx, ny = _cells(stock, resolution_mm)
     floor = -stock.thickness_mm
     zmap = np.zeros((ny, nx))
+    cut_by = np.zeros((ny, nx))
     hits: list[tuple[int, float]] = []
     for segment in segments:
         radius = radii.get(segment.tool, 0.0)
         if radius <= 0:
             continue  # no tool in the spindle (reported by the reader): nothing cuts
-        depth = _sweep(zmap, segment, radius, resolution_mm, floor)
+        depth = _sweep(zmap, cut_by, segment, radius, resolution_mm, floor)
         if segment.rapid and depth > rapid_tolerance_mm:
             hits.append((segment.line, depth))
-    return Simulation(resolution_mm, zmap, floor), hits
+    return Simulation(resolution_mm, zmap, floor, cut_by=cut_by), hits
 
 
 def _sweep(
-    zmap: Grid, segment: Segment, radius: float, resolution_mm: float, floor: float
+    zmap: Grid,
+    cut_by: Grid,
+    segment: Segment,
+    radius: float,
+    resolution_mm: float,
+    floor: float,
 ) -> float:
-    """Lower the z-map where a flat disc of `radius` passes along the segment; return the
-    deepest material removed.
+    """Lower the z-map where a flat disc of `radius` passes along the segment (and mark the
+    cells it lowered in `cut_by`); return the deepest material removed.
 
     A cell is cut when its centre lies within the radius of the segment's XY line (a capsule);
     its new height is the lowest tool-tip z among the positions that cover it: the tip's z is
@@ -471,8 +480,11 @@ def _sweep(
         tip = z0 + dz * np.where(dz >= 0, low, high)
         cut = np.where(covered, np.maximum(tip, floor), np.inf)
     box = zmap[j0:j1, i0:i1]
-    removed = float(np.max(box - cut, initial=0.0))
-    np.minimum(box, cut, out=box)
+    lowered = box - cut
+    removed = float(np.max(lowered, initial=0.0))
+    if removed > 0:
+        cut_by[j0:j1, i0:i1][lowered > 0] = radius
+        np.minimum(box, cut, out=box)
     return removed
 
 
@@ -494,33 +506,41 @@ def _gouge(zmap: Grid, part: Grid, resolution_mm: float) -> tuple[float, tuple[f
 def _remaining(
     zmap: Grid,
     part: Grid,
+    cut_by: Grid,
     floor: float,
-    radius: float,
+    smallest: float,
     resolution_mm: float,
     tolerance_mm: float,
 ) -> tuple[float, tuple[float, float]]:
-    """The most material left on a machined face a tool of `radius` can reach, and where.
+    """The most material left on a machined face where its tool can reach, and where.
 
     A machined face is every cell the part leaves below the stock's top inside its outline
-    (holes filled): pocket floors, through holes, a faced top. A cell at depth L is reachable
-    when a disc of the tool's radius fits where the part is at or below L (a morphological
-    opening), so a sharp inside corner's unreachable fillet is not counted; nor are cells at a
-    wall (a higher neighbour).
+    (holes filled): pocket floors, through holes, a faced top; one face is a connected set of
+    such cells at one depth. Its tool is the largest that cut any of its cells (`smallest`,
+    the program's smallest cutter, for a face nothing cut). A cell at depth L is reachable when
+    a disc of that tool's radius fits where the part is at or below L (a morphological
+    opening), so the fillet a tool leaves in a sharp inside corner is not counted (DFM judges
+    corner radii); nor are cells at a wall (a higher neighbour).
     """
-    if radius <= 0:
-        return 0.0, (0.0, 0.0)
     outline = ndimage.binary_fill_holes(part > floor + tolerance_mm)
     faces = outline & (part < -tolerance_mm)
     if not faces.any():
         return 0.0, (0.0, 0.0)
     at_wall = ndimage.grey_dilation(part, footprint=_SQUARE, mode="nearest") > part + tolerance_mm
     faces &= ~at_wall
-    disc = _disc(radius, resolution_mm)
     reachable = np.zeros_like(faces)
     levels = np.unique(np.round(part[faces], 2))
     for level in levels:
-        fits = ndimage.binary_opening(part <= level + tolerance_mm, structure=disc)
-        reachable |= fits & faces & (np.abs(part - level) <= 0.005 + 1e-9)
+        here = faces & (np.abs(part - level) <= 0.005 + 1e-9)
+        pieces, count = ndimage.label(here, structure=_SQUARE)
+        largest = ndimage.maximum(cut_by, labels=pieces, index=np.arange(1, count + 1))
+        for radius in np.unique(np.atleast_1d(largest)):
+            tool = float(radius) if radius > 0 else smallest
+            which = np.flatnonzero(np.atleast_1d(largest) == radius) + 1
+            fits = ndimage.binary_opening(
+                part <= level + tolerance_mm, structure=_disc(tool, resolution_mm)
+            )
+            reachable |= fits & np.isin(pieces, which)
     left = np.where(reachable, zmap - part, -np.inf)
     return _worst(left, resolution_mm)
 
