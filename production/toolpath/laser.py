@@ -28,6 +28,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -38,6 +39,9 @@ from shapely.geometry.base import BaseGeometry
 from microfactory.errors import Rejected
 from production.toolpath.motion import MachineLimits, estimate_s
 from production.toolpath.program import MachineProgram, Stock, ToolUse
+
+if TYPE_CHECKING:
+    import cadquery as cq  # at run time only inside _step_silhouette: OCP loads on first use
 
 ENGINE = "microfactory-laser 1"
 SOURCES = ("co2", "fibre")
@@ -163,12 +167,15 @@ def part_outline(*, step: bytes | None, stl: bytes) -> PartOutline:
     warnings: list[str] = []
     shape, source = from_mesh, "mesh"
     if step:
-        from_step = _step_silhouette(step)
+        try:
+            from_step = _step_silhouette(step)
+        except ValueError:  # CadQuery's answer to a STEP it cannot read
+            from_step = MultiPolygon()
         if abs(from_step.area - from_mesh.area) <= SILHOUETTE_AGREEMENT * from_mesh.area:
             shape, source = from_step, "step"
         else:
             warnings.append(
-                "the STEP's flat faces do not cover the part's top view: cut from the mesh's "
+                "the STEP's flat faces do not give the part's top view: cut from the mesh's "
                 "outline (arcs as chords)"
             )
     if _not_through(mesh, from_mesh):
@@ -224,13 +231,13 @@ def _step_silhouette(step: bytes) -> MultiPolygon:
             continue
         outer = _wire_points(face.outerWire(), face)
         inner = [_wire_points(wire, face) for wire in face.innerWires()]
-        regions.append(shapely.make_valid(Polygon(outer, [ring for ring in inner])))
+        regions.append(shapely.make_valid(Polygon(outer, inner)))
     if not regions:
         return MultiPolygon()
     return _multipolygon(shapely.make_valid(shapely.union_all(regions)))
 
 
-def _wire_points(wire: object, face: object) -> list[tuple[float, float]]:
+def _wire_points(wire: "cq.Wire", face: "cq.Face") -> list[tuple[float, float]]:
     """A wire's points in order, each edge sampled within STEP_DEFLECTION_MM, vertices kept."""
     from OCP.BRepAdaptor import BRepAdaptor_Curve
     from OCP.BRepTools import BRepTools_WireExplorer
@@ -238,7 +245,7 @@ def _wire_points(wire: object, face: object) -> list[tuple[float, float]]:
     from OCP.TopAbs import TopAbs_REVERSED
 
     points: list[tuple[float, float]] = []
-    explorer = BRepTools_WireExplorer(wire.wrapped, face.wrapped)  # type: ignore[attr-defined]
+    explorer = BRepTools_WireExplorer(wire.wrapped, face.wrapped)
     while explorer.More():
         edge = explorer.Current()
         curve = BRepAdaptor_Curve(edge)

@@ -54,8 +54,15 @@ class Cut:
 
     @property
     def ring(self) -> tuple[tuple[float, float], ...]:
+        """The closed ring, once round: further passes repeat it and are not drawn again."""
         start = self.ring_start
-        return () if start is None else self.points[start:]
+        if start is None:
+            return ()
+        for end in range(start + 3, len(self.points)):
+            if math.dist(self.points[end], self.points[start]) <= POSITION_TOLERANCE_MM:
+                if Polygon(self.points[start : end + 1]).area > 0:
+                    return self.points[start : end + 1]
+        return self.points[start:]
 
     @property
     def lead_in(self) -> tuple[tuple[float, float], ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import ezdxf
 import pytest
 import shapely
+import trimesh
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from catalog.geometry import BuildLimits, Geometry, build_geometry
@@ -444,3 +445,73 @@ def test_a_bad_laser_profile_is_a_configuration_error() -> None:
         LaserProfile(machine_model="x", bed_mm=(100, 100), source="diode")
     with pytest.raises(ValueError, match="lead_in_mm"):
         LaserProfile(machine_model="x", bed_mm=(100, 100), lead_in_mm=6, sheet_margin_mm=5)
+
+
+# A flat L (a corner plate lying flat): the cover plate has no inside corner, this one does.
+# The inside fillet is concave seen from the waste: its cut runs at inner_r - kerf/2 from the
+# fillet's centre (the outline's offset shrinks a concave arc).
+FLAT_L = """
+import cadquery as cq
+
+leg_a = 80.0
+leg_b = 60.0
+w = 25.0
+thickness = 3.0
+inner_r = 4.0
+hole_d = 5.5
+
+plate = (
+    cq.Workplane("XY")
+    .polyline([(0, 0), (leg_a, 0), (leg_a, w), (w, w), (w, leg_b), (0, leg_b)])
+    .close()
+    .extrude(thickness)
+)
+plate = plate.edges("|Z").edges(cq.selectors.NearestToPointSelector((w, w, 0))).fillet(inner_r)
+for x, y in ((w + 30, w / 2), (w / 2, w + 20)):
+    plate = plate.cut(
+        cq.Workplane("XY").circle(hole_d / 2).extrude(thickness + 2).translate((x, y, -1))
+    )
+show_object(plate)  # noqa: F821
+"""
+
+
+def test_a_flat_l_plate_is_cut_with_its_inside_corner_half_a_kerf_off(tmp_path: Any) -> None:
+    built = build_geometry(FLAT_L, {}, limits=BuildLimits(require_bwrap=False))
+    program = plan_cutting(step=built.step, stl=built.stl, material="acrylic", thickness_mm=3,
+                           machine=CO2)  # fmt: skip
+    half = cut_setting(source="co2", material="acrylic", thickness_mm=3).kerf_mm / 2
+    margin, w, r = CO2.sheet_margin_mm, 25.0, 4.0
+    *holes, outline = read_laser_gcode(program.gcode).cuts
+    centre = (margin + w + r, margin + w + r)
+    corner = [
+        p for p in outline.ring
+        if margin + w - 1 < p[0] < centre[0] and margin + w - 1 < p[1] < centre[1]
+    ]  # fmt: skip
+    assert len(corner) > 10
+    for point in corner:
+        assert math.dist(point, centre) == pytest.approx(r - half, abs=MEASURE_MM)
+    assert len(holes) == 2
+    for x, y in ((w + 30, w / 2), (w / 2, w + 20)):
+        hole_centre = (margin + x, margin + y)
+        (ring,) = [c.ring for c in holes if Polygon(c.ring).contains(shapely.Point(hole_centre))]
+        radii = [math.dist(p, hole_centre) for p in ring]
+        assert min(radii) == pytest.approx(5.5 / 2 - half, abs=MEASURE_MM)
+        assert max(radii) == pytest.approx(5.5 / 2 - half, abs=MEASURE_MM)
+    report = verify_cutting(program.gcode, step=built.step, stl=built.stl, material="acrylic",
+                            thickness_mm=3, machine=CO2)  # fmt: skip
+    assert report.contours == 3
+    assert rs274_errors(program.gcode, tools=program.tools) == ()
+
+
+def test_a_sheet_cut_in_two_passes_goes_round_each_ring_twice(tmp_path: Any) -> None:
+    plate = trimesh.creation.box(extents=(40, 30, 10))  # 10 mm acrylic: 2 passes in the table
+    stl = plate.export(file_type="stl")
+    program = plan_cutting(step=None, stl=stl, material="acrylic", thickness_mm=10, machine=CO2)
+    (cut,) = read_laser_gcode(program.gcode).cuts
+    assert len(cut.points) == len(cut.lead_in) + 2 * (len(cut.ring) - 1)
+    assert Polygon(cut.ring).area == pytest.approx((40 + 0.3) * (30 + 0.3), rel=1e-3)
+    report = verify_cutting(
+        program.gcode, step=None, stl=stl, material="acrylic", thickness_mm=10, machine=CO2
+    )
+    assert report.cut_length_mm == pytest.approx(2 * 2 * (40 + 30) + 2, rel=0.01)
+    assert rs274_errors(program.gcode, tools=program.tools) == ()
