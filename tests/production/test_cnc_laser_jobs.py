@@ -216,7 +216,7 @@ def mill_machine(material: Material) -> Machine:
         build_y_mm=200,
         build_z_mm=60,
         flavour="grbl",
-        tool_numbers=[1, 2, 3, 4, 11, 12, 13, 14, 15],
+        tool_numbers=[1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 21],
         spindle_max_rpm=24000,
     )
     machine.materials_loaded.set([material])
@@ -246,7 +246,7 @@ def test_a_milled_cover_plate_is_planned_simulated_and_printed_with_its_set_up(u
     assert program["stock"]["thickness_mm"] == 6 and program["stock"]["x_mm"] > 100
     assert program["dialect"] == "grbl" and program["work_offset"] == "G54"
     numbers = [tool["number"] for tool in program["tools"]]
-    assert numbers and set(numbers) <= {1, 2, 3, 4, 11, 12, 13, 14, 15}
+    assert numbers and set(numbers) <= {1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 21}
     assert all(tool["spindle_rpm"] > 0 and tool["feed_mm_min"] > 0 for tool in program["tools"])
     operations = {op for tool in program["tools"] for op in tool["operations"]}
     assert "profile" in operations and "pocket" in operations  # the outline and the recess

@@ -134,7 +134,8 @@ MACHINES = [
 
 # The mill and the laser (issue #16), beside the printers: both GRBL, both run by an operator
 # (manual connector). The mill holds these T numbers of the shop's tool table
-# (production.toolpath.cnc_tools.DEFAULT_TOOL_TABLE): end mills 6, 3, 2, 1 mm and drills 3-8 mm.
+# (production.toolpath.cnc_tools.DEFAULT_TOOL_TABLE): end mills 6, 3, 2, 1 mm, drills 2.5-8 mm
+# and a 90° countersink.
 CNC_MACHINES: list[dict[str, Any]] = [
     {
         "slug": "mill-1",
@@ -147,7 +148,7 @@ CNC_MACHINES: list[dict[str, Any]] = [
         "materials": ["aluminium-6061"],
         "rate": "45",
         "power_w": 800,
-        "tool_numbers": [1, 2, 3, 4, 11, 12, 13, 14, 15],
+        "tool_numbers": [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 21],
         "spindle_max_rpm": 24000,
     },
     {
