@@ -150,7 +150,7 @@ def demo_parts() -> list[tuple[str, bytes, bytes, float]]:
     configurations = {"defaults": {}} | corners(cover)
     for name, values in configurations.items():
         thickness = values.get("thickness", 3.0)
-        step, stl = step_and_stl(seed_solid("cover_plate", **values))
+        step, stl = step_and_stl(seed_solid("cover_plate", **values), stl_tolerance_mm=0.2)
         parts.append((f"cover_plate {name}", step, stl, thickness))
     step, stl = step_and_stl(block_with_features())
     parts.append(("block (pocket, slot, hole)", step, stl, 10.0))

@@ -97,14 +97,18 @@ class Pocket:
     def depth_mm(self) -> float:
         return self.top_z_mm - self.floor_z_mm
 
+    open_side: bool = False  # reaches the outline: a step or a shoulder, not enclosed
+
     @property
     def kind(self) -> str:
-        """What to call it in a refusal: long and narrow is a slot."""
-        polygon = self.region.polygon
-        if self.through and not self.region.interiors:
+        """What to call it in a message: open to the side, a step; long and narrow, a slot."""
+        if self.open_side:
+            return "step"
+        if self.through:
             return "cut-out"
-        length = polygon.length / 2
-        return "slot" if length > 3 * self.width_mm else "pocket"
+        length = self.region.polygon.exterior.length / 2
+        narrow = not self.region.interiors and length > 3 * self.width_mm
+        return "slot" if narrow else "pocket"
 
     @property
     def where(self) -> str:
@@ -516,6 +520,7 @@ def _describe(
                 floor_z_mm=lower,
                 through=lower <= bottom + LEVEL_TOLERANCE_MM,
                 width_mm=_width(polygon),
+                open_side=polygon.exterior.intersection(footprint.exterior).length > 0.01,
             )
             pockets.append(pocket)
             here.append(pocket)

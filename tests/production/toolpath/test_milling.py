@@ -5,6 +5,7 @@ rs274 interpreter accepting every program."""
 import math
 from typing import Any
 
+import cadquery as cq
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
@@ -22,6 +23,7 @@ from production.toolpath.milling import (
     plan_milling,
     plate_thickness_for,
 )
+from production.toolpath.prismatic import describe_part
 from production.toolpath.program import MachineProgram
 from tests.catalog.corners import corners
 from tests.production.toolpath.cnc_parts import block_with_features, seed_solid, step_and_stl
@@ -243,7 +245,7 @@ def _part(slug: str) -> Any:
 @pytest.mark.parametrize("corner", sorted(corners(_part("cover_plate"))))
 def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
     values = corners(_part("cover_plate"))[corner]
-    step, stl = step_and_stl(seed_solid("cover_plate", **values))
+    step, stl = step_and_stl(seed_solid("cover_plate", **values), stl_tolerance_mm=0.2)
     plate = plate_thickness_for(height_mm=values["thickness"], thicknesses_mm=PLATES)
     holes = values["holes_x"] * 2 + (values["holes_y"] - 2) * 2
     for dialect in ("grbl", "linuxcnc"):
@@ -271,7 +273,7 @@ def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
 
 
 def test_a_countersink_wider_than_every_countersink_tool_is_refused() -> None:
-    step, stl = step_and_stl(seed_solid("cover_plate", countersunk=True))
+    step, stl = step_and_stl(seed_solid("cover_plate", countersunk=True), stl_tolerance_mm=0.2)
     no_sinks = ToolTable(
         tools=tuple(t for t in DEFAULT_TOOL_TABLE.tools if t.kind != "countersink")
     )
@@ -288,6 +290,30 @@ def test_the_l_bracket_is_refused_naming_its_bend(corner: str) -> None:
     """The L-bracket is not 2.5D from any side: its bend's fillets (and the upright leg's
     holes) run along a horizontal axis. It needs a second set-up or a bent sheet."""
     values = corners(_part("mounting_bracket"))[corner]
-    step, stl = step_and_stl(seed_solid("mounting_bracket", **values))
+    step, stl = step_and_stl(seed_solid("mounting_bracket", **values), stl_tolerance_mm=0.2)
     with pytest.raises(Rejected, match="rounded edge .* not 2.5D"):
         plan(step, stl, 12.0)
+
+
+def test_islands_open_steps_and_cut_outs() -> None:
+    """A pocket around a boss keeps the tool a radius off the boss; a step open to the side
+    and a window through the part are cleared; rs274 accepts all three."""
+    plate = cq.Workplane().box(80, 60, 12, centered=(True, True, False))
+    island = plate.faces(">Z").workplane().rect(50, 40).cutBlind(-5)
+    island = island.union(cq.Workplane().box(10, 10, 12, centered=(True, True, False)))
+    step = plate.cut(
+        cq.Workplane().box(20, 60, 6, centered=(True, True, False)).translate((30, 0, 6))
+    )
+    window = plate.faces(">Z").workplane().rect(30, 10).cutThruAll()
+    kinds = {}
+    for name, shape in (("island", island), ("step", step), ("window", window)):
+        step_bytes, stl = step_and_stl(shape.val())
+        kinds[name] = [p.kind for p in describe_part(step=step_bytes, stl=stl).pockets]
+        program = plan(step_bytes, stl, 12.0, dialect="linuxcnc")
+        assert rs274_errors(program.gcode) == "", name
+        if name == "island":
+            boss = box(50 - 5, 40 - 5, 50 + 5, 40 + 5)  # the 10 mm boss, at the plate middle
+            pocket_cuts = [c for c in of(cuts(program.gcode), "pocket") if c.end[2] < 0]
+            nearest = min(boss.distance(Point(c.end[:2])) for c in pocket_cuts)
+            assert nearest == pytest.approx(3.0, abs=0.01)
+    assert kinds == {"island": ["pocket"], "step": ["step"], "window": ["cut-out"]}
