@@ -1,12 +1,13 @@
 """Does a milling program make the part, and only the part? Pure: bytes in, a report out.
 
 The G-code is read back block by block (G0/G1, G2/G3 arcs in the XY plane, helical with Z,
-G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn, S, F,
-comments) and its material removal simulated on a z-map: a numpy height map of the stock's
-top, one cell per `resolution_mm`, that every move lowers to the tool's tip wherever the
-tool's disc passes (a flat end mill or a drill, both cut as a flat disc of their diameter;
-arcs are cut as chords within `chord_tolerance_mm`). The simulated stock is compared with the
-part's own height map, rasterised from its mesh into the same grid.
+G81/G83 drilling cycles with R/Q/Z and G98/G99, G20/G21, G90/G91, M3/M4/M5, M6 Tn or GRBL's
+manual change: a "(TOOL CHANGE: load Tn ...)" comment and M0, S, F, comments) and its material
+removal simulated on a z-map: a numpy height map of the stock's top, one cell per
+`resolution_mm`, that every move lowers wherever the tool passes (a flat end mill cuts a flat
+disc of its diameter; a drill or a countersink a cone of its point angle; arcs are cut as
+chords within `chord_tolerance_mm`). The simulated stock is compared with the part's own
+height map, rasterised from its mesh into the same grid.
 
 Placement, as the planners' work offset (production/toolpath/program.py): G54 X0 Y0 Z0 is
 the stock's front-left corner on its top face; the part's bounding box starts at x, y =
@@ -68,6 +69,8 @@ MAX_SEGMENTS = 2_000_000
 
 _WORD = re.compile(r"([A-Z])\s*([+-]?(?:\d+\.?\d*|\.\d+))")
 _COMMENT = re.compile(r"\([^)]*\)|;.*$")
+_POINT_ANGLES = {"drill": 118.0, "countersink": 90.0}
+_ANGLE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?) ?(?:deg|°)", re.IGNORECASE)
 # Our GRBL post's manual tool change: this comment, then M0 (production/toolpath/posts.py).
 _MANUAL_CHANGE = re.compile(r"\(TOOL CHANGE: load T(\d+)\b", re.IGNORECASE)
 _ACCEPTED_G = {
@@ -170,9 +173,30 @@ class CncCheck:
         return report
 
 
-def verify_program(gcode: bytes, **options: Any) -> CncCheck:
+def verify_program(
+    gcode: bytes,
+    *,
+    stl: bytes,
+    stock: Stock,
+    tools: Sequence[ToolUse],
+    envelope: Envelope,
+    resolution_mm: float = RESOLUTION_MM,
+    gouge_tolerance_mm: float = GOUGE_TOLERANCE_MM,
+    remaining_tolerance_mm: float = REMAINING_TOLERANCE_MM,
+    require_tabs: bool = True,
+) -> CncCheck:
     """The report on a program that makes its part; Rejected naming every failure."""
-    report = check_program(gcode, **options)
+    report = check_program(
+        gcode,
+        stl=stl,
+        stock=stock,
+        tools=tools,
+        envelope=envelope,
+        resolution_mm=resolution_mm,
+        gouge_tolerance_mm=gouge_tolerance_mm,
+        remaining_tolerance_mm=remaining_tolerance_mm,
+        require_tabs=require_tabs,
+    )
     if report.failures:
         raise Rejected(
             "the milling program does not make its part: "
@@ -207,16 +231,15 @@ def check_program(
         start_z=envelope.z[1],
     )
     reader.read(gcode)
-    # A drill's full diameter exits only when its point (118°) is through too.
-    tips = {
-        tool.number: tool.diameter_mm / 2 / math.tan(math.radians(59))
-        for tool in tools
-        if tool.kind == "drill"
-    }
+    # A pointed tool's full diameter is below the bottom only when its point is too.
+    slopes = _slopes(tools)
+    tips = {number: radii[number] * slope for number, slope in slopes.items()}
     _check_positions(reader, stock, envelope, radii, tips, stock_clearance_mm, breakthrough_mm)
 
     part = part_height_map(stl, stock=stock, resolution_mm=resolution_mm)
-    sim, rapid_hits = _simulate(reader.segments, stock, radii, resolution_mm, gouge_tolerance_mm)
+    sim, rapid_hits = _simulate(
+        reader.segments, stock, radii, slopes, resolution_mm, gouge_tolerance_mm
+    )
     sim = Simulation(resolution_mm, sim.zmap, sim.floor_mm, part, sim.cut_by)
     for line, depth in rapid_hits:
         reader.problem("rapids", f"line {line} is a rapid move through {depth:.2f} mm of material")
@@ -346,7 +369,9 @@ def simulate_program(
     radii = {tool.number: tool.diameter_mm / 2 for tool in tools}
     reader = _Reader(radii=radii, chord_tolerance_mm=chord_tolerance_mm, start_z=0.0)
     reader.read(gcode)
-    sim, _ = _simulate(reader.segments, stock, radii, resolution_mm, GOUGE_TOLERANCE_MM)
+    sim, _ = _simulate(
+        reader.segments, stock, radii, _slopes(tools), resolution_mm, GOUGE_TOLERANCE_MM
+    )
     return sim
 
 
@@ -372,31 +397,82 @@ def part_height_map(stl: bytes, *, stock: Stock, resolution_mm: float) -> Grid:
     normals = np.asarray(mesh.face_normals, dtype=float)
     floor = -stock.thickness_mm
     nx, ny = _cells(stock, resolution_mm)
-    height = np.full((ny, nx), floor)
-    # Only the faces that look up are the top surface a flat tool meets from above.
-    for a, b, c in triangles[normals[:, 2] > 1e-6]:
-        lo = np.minimum(np.minimum(a, b), c)
-        hi = np.maximum(np.maximum(a, b), c)
-        i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
-        j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
-        if i0 >= i1 or j0 >= j1:
-            continue
-        px = (np.arange(i0, i1) + 0.5) * resolution_mm
-        py = (np.arange(j0, j1) + 0.5) * resolution_mm
-        gx, gy = np.meshgrid(px, py)
-        v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
-        det = v0[0] * v1[1] - v0[1] * v1[0]
-        if abs(det) < 1e-12:
-            continue
-        wx, wy = gx - a[0], gy - a[1]
-        u = (wx * v1[1] - wy * v1[0]) / det
-        v = (v0[0] * wy - v0[1] * wx) / det
-        inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
-        z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
-        box = height[j0:j1, i0:i1]
-        np.maximum(box, np.where(inside, z, floor), out=box)
+    height = np.full((ny, nx), floor, dtype=float)
+    # Only the faces that look up are the top surface a flat tool meets from above. A 2.5D
+    # part's are flat: each level is filled at once by scanlines; the sloped rest one by one.
+    up = triangles[normals[:, 2] > 1e-6]
+    flat = np.ptp(up[:, :, 2], axis=1) < 1e-6
+    levels = np.round(up[flat][:, 0, 2], 4)
+    for level in np.unique(levels):
+        covered = _covered(up[flat][levels == level][:, :, :2], nx, ny, resolution_mm)
+        np.maximum(height, np.where(covered, level, floor), out=height)
+    for a, b, c in up[~flat]:
+        _raster_sloped(height, a, b, c, resolution_mm, floor)
     top: Grid = np.minimum(height, 0.0)  # nothing stands above the stock's top
     return top
+
+
+def _covered(triangles: Grid, nx: int, ny: int, resolution_mm: float) -> Mask:
+    """The cells whose centres some triangle (xy, shape (T, 3, 2)) covers, by scanlines.
+
+    Every edge adds its winding (+1 going up, -1 going down, signed by its triangle's
+    orientation) where it crosses a row of cell centres, at the first centre to its right;
+    summed along the row, that is the number of triangles covering each centre. Edges shared
+    by two triangles of a face cancel, so the face fills as one polygon, holes and all.
+    """
+    starts = triangles.reshape(-1, 2)
+    ends = triangles[:, [1, 2, 0], :].reshape(-1, 2)
+    (ax, ay), (bx, by) = starts.T, ends.T
+    u, v = triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
+    area = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    winding = np.repeat(np.sign(area), 3) * np.sign(by - ay)
+    # Rows whose centre y lies in [low, high): a vertex on a row counts once.
+    first = np.ceil(np.minimum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    last = np.ceil(np.maximum(ay, by) / resolution_mm - 0.5).astype(np.int64)
+    first, last = np.clip(first, 0, ny), np.clip(last, 0, ny)
+    counts = np.where(winding != 0, last - first, 0)
+    edge = np.repeat(np.arange(len(counts)), counts)
+    row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts, counts)
+    y = (row + 0.5) * resolution_mm
+    # From the lower end up, so an edge shared by two triangles (each running it one way)
+    # crosses a row at bit-for-bit the same x, and its windings cancel in the same cell.
+    upward = by > ay
+    lx, ly = np.where(upward, ax, bx)[edge], np.where(upward, ay, by)[edge]
+    hx, hy = np.where(upward, bx, ax)[edge], np.where(upward, by, ay)[edge]
+    x = lx + (y - ly) * (hx - lx) / (hy - ly)
+    column = np.clip(np.ceil(x / resolution_mm - 0.5).astype(np.int64), 0, nx)
+    crossings = np.zeros((ny, nx + 1))
+    np.add.at(crossings, (row, column), winding[edge])
+    covered: Mask = np.cumsum(crossings[:, :nx], axis=1) != 0
+    return covered
+
+
+def _raster_sloped(
+    height: Grid,
+    a: Grid,
+    b: Grid,
+    c: Grid,
+    resolution_mm: float,
+    floor: float,
+) -> None:
+    """Raise `height` to a sloped triangle's z over the cells whose centres it covers."""
+    ny, nx = height.shape
+    lo = np.minimum(np.minimum(a, b), c)
+    hi = np.maximum(np.maximum(a, b), c)
+    i0, i1 = _span(lo[0], hi[0], resolution_mm, nx)
+    j0, j1 = _span(lo[1], hi[1], resolution_mm, ny)
+    v0, v1 = b[:2] - a[:2], c[:2] - a[:2]
+    det = v0[0] * v1[1] - v0[1] * v1[0]
+    if i0 >= i1 or j0 >= j1 or abs(det) < 1e-12:
+        return
+    wx = (np.arange(i0, i1) + 0.5) * resolution_mm - a[0]
+    wy = ((np.arange(j0, j1) + 0.5) * resolution_mm - a[1])[:, None]
+    u = (wx * v1[1] - wy * v1[0]) / det
+    v = (v0[0] * wy - v0[1] * wx) / det
+    inside = (u >= -1e-9) & (v >= -1e-9) & (u + v <= 1 + 1e-9)
+    z = a[2] + u * (b[2] - a[2]) + v * (c[2] - a[2])
+    box = height[j0:j1, i0:i1]
+    np.maximum(box, np.where(inside, z, floor), out=box)
 
 
 def _cells(stock: Stock, resolution_mm: float) -> tuple[int, int]:
@@ -416,10 +492,25 @@ def _span(lo: float, hi: float, resolution_mm: float, count: int) -> tuple[int, 
 # --- the simulation ------------------------------------------------------------------------
 
 
+def _slopes(tools: Sequence[ToolUse]) -> dict[int, float]:
+    """Pointed tools: 1 / tan(half the point angle), the cone's rise per mm from its axis.
+    The angle is the one in the tool's name ("20.5 mm 90 deg countersink"), else 118° for a
+    drill and 90° for a countersink; flat end mills are not here."""
+    slopes = {}
+    for tool in tools:
+        if tool.kind not in _POINT_ANGLES:
+            continue
+        named = _ANGLE_IN_NAME.search(tool.name)
+        angle = float(named.group(1)) if named else _POINT_ANGLES[tool.kind]
+        slopes[tool.number] = 1 / math.tan(math.radians(angle / 2))
+    return slopes
+
+
 def _simulate(
     segments: Iterable[Segment],
     stock: Stock,
     radii: dict[int, float],
+    slopes: dict[int, float],
     resolution_mm: float,
     rapid_tolerance_mm: float,
 ) -> tuple[Simulation, list[tuple[int, float]]]:
@@ -433,7 +524,8 @@ def _simulate(
         radius = radii.get(segment.tool, 0.0)
         if radius <= 0:
             continue  # no tool in the spindle (reported by the reader): nothing cuts
-        depth = _sweep(zmap, cut_by, segment, radius, resolution_mm, floor)
+        slope = slopes.get(segment.tool, 0.0)
+        depth = _sweep(zmap, cut_by, segment, radius, slope, resolution_mm, floor)
         if segment.rapid and depth > rapid_tolerance_mm:
             hits.append((segment.line, depth))
     return Simulation(resolution_mm, zmap, floor, cut_by=cut_by), hits
@@ -444,6 +536,7 @@ def _sweep(
     cut_by: Grid,
     segment: Segment,
     radius: float,
+    slope: float,
     resolution_mm: float,
     floor: float,
 ) -> float:
@@ -451,8 +544,11 @@ def _sweep(
     cells it lowered in `cut_by`); return the deepest material removed.
 
     A cell is cut when its centre lies within the radius of the segment's XY line (a capsule);
-    its new height is the lowest tool-tip z among the positions that cover it: the tip's z is
-    linear along the segment, so that is one end of the interval of positions within reach.
+    for a flat tool its new height is the lowest tool-tip z among the positions that cover it:
+    the tip's z is linear along the segment, so that is one end of the interval of positions
+    within reach. A pointed tool (drill, countersink: `slope` = 1 / tan(half its point angle))
+    cuts a cone: the tip's z at the nearest position plus slope x the distance from it, exact
+    for plunges and level moves (the only ones our planners make with them).
     """
     (x0, y0, z0), (x1, y1, z1) = segment.start, segment.end
     if min(z0, z1) >= 0.0:
@@ -469,7 +565,13 @@ def _sweep(
     length2 = dx * dx + dy * dy
     if length2 < 1e-12:
         covered = px * px + py * py <= reach2
-        cut = np.where(covered, max(min(z0, z1), floor), np.inf)
+        cone = slope * np.sqrt(px * px + py * py)
+        cut = np.where(covered, np.maximum(min(z0, z1) + cone, floor), np.inf)
+    elif slope > 0:
+        t = np.clip((px * dx + py * dy) / length2, 0.0, 1.0)
+        off2 = (px - t * dx) ** 2 + (py - t * dy) ** 2
+        covered = off2 <= reach2
+        cut = np.where(covered, np.maximum(z0 + dz * t + slope * np.sqrt(off2), floor), np.inf)
     else:
         t = (px * dx + py * dy) / length2
         off2 = px * px + py * py - t * t * length2  # squared distance to the line
@@ -533,16 +635,38 @@ def _remaining(
     for level in levels:
         here = faces & (np.abs(part - level) <= 0.005 + 1e-9)
         pieces, count = ndimage.label(here, structure=_SQUARE)
-        largest = ndimage.maximum(cut_by, labels=pieces, index=np.arange(1, count + 1))
-        for radius in np.unique(np.atleast_1d(largest)):
+        largest = np.zeros(count + 1)
+        np.maximum.at(largest, pieces[here], cut_by[here])
+        for radius in np.unique(largest[1:]):
             tool = float(radius) if radius > 0 else smallest
-            which = np.flatnonzero(np.atleast_1d(largest) == radius) + 1
-            fits = ndimage.binary_opening(
-                part <= level + tolerance_mm, structure=_disc(tool, resolution_mm)
-            )
-            reachable |= fits & np.isin(pieces, which)
+            which = np.flatnonzero(largest[1:] == radius) + 1
+            faces_here = np.isin(pieces, which)
+            reachable |= _reach(part <= level + tolerance_mm, faces_here, tool, resolution_mm)
     left = np.where(reachable, zmap - part, -np.inf)
     return _worst(left, resolution_mm)
+
+
+def _reach(open_cells: Mask, wanted: Mask, radius: float, resolution_mm: float) -> Mask:
+    """The `wanted` cells a disc of `radius` covers while it stays within `open_cells` (a
+    morphological opening, by two Euclidean distance transforms; beyond the grid counts as
+    open: the tool may pass outside the stock).
+
+    Only a window around the wanted cells is computed: a disc covering one of them lies
+    within 2 radii of it, and a wrong erosion at the window's edge reaches no wanted cell.
+    """
+    rows, columns = np.nonzero(wanted)
+    if rows.size == 0:
+        return np.zeros_like(wanted)
+    pad = math.ceil(2 * radius / resolution_mm) + 2
+    j0, j1 = max(0, int(rows.min()) - pad), int(rows.max()) + pad + 1
+    i0, i1 = max(0, int(columns.min()) - pad), int(columns.max()) + pad + 1
+    window = open_cells[j0:j1, i0:i1]
+    centres = ndimage.distance_transform_edt(window) * resolution_mm > radius + 1e-9
+    reached = np.zeros_like(wanted)
+    if centres.any():
+        near = ndimage.distance_transform_edt(~centres) * resolution_mm <= radius + 1e-9
+        reached[j0:j1, i0:i1] = near & wanted[j0:j1, i0:i1]
+    return reached
 
 
 def _band(solid: Mask, width_mm: float, resolution_mm: float) -> Mask:
@@ -567,13 +691,6 @@ def _held(material: Mask, solid: Mask) -> bool:
         if cells.size and not set(np.unique(cells).tolist()) & anchored:
             return False
     return True
-
-
-def _disc(radius: float, resolution_mm: float) -> Mask:
-    cells = max(0, math.floor(radius / resolution_mm + 1e-9))
-    offsets = np.arange(-cells, cells + 1) * resolution_mm
-    disc: Mask = offsets[None, :] ** 2 + offsets[:, None] ** 2 <= radius * radius + 1e-9
-    return disc
 
 
 def _worst(values: Grid, resolution_mm: float) -> tuple[float, tuple[float, float]]:
@@ -630,7 +747,7 @@ def _check_positions(
             reader.problem(
                 "stock",
                 f"line {segment.line} goes to Z{min(segment.start[2], z):.3f}, more than "
-                f"{breakthrough_mm:g} mm below the stock's bottom (and a drill's point)",
+                f"{breakthrough_mm:g} mm below the stock's bottom (and a pointed tool's point)",
             )
         if segment.rapid:
             continue

@@ -134,15 +134,16 @@ def profile_program(*, tabs: bool = True) -> str:
 
 
 DRILL_PROGRAM = """(drilling: G81 twice, modal, then G83 pecking the same holes again)
+(the 5 mm drill's 118 deg point is 1.5 mm long: at Z-8 its full diameter is 0.5 mm through)
 G21 G90 G17
 T2 M6
 S3000 M3
 G0 Z10
-G99 G81 X15 Y15 Z-7 R2 F120
+G99 G81 X15 Y15 Z-8 R2 F120
 X35
 G80
 G0 Z10
-G98 G83 X15 Y15 Z-7 R2 Q2 F120
+G98 G83 X15 Y15 Z-8 R2 Q2 F120
 G80
 G0 Z10
 M5
@@ -262,6 +263,16 @@ def test_a_profile_with_tabs_cuts_the_part_out_and_leaves_it_held() -> None:
     assert report.max_gouge_mm == 0.0
 
 
+def test_a_drill_short_of_its_point_length_leaves_a_cone_in_the_hole() -> None:
+    shallow = DRILL_PROGRAM.replace("Z-8", "Z-6.5")
+    report = run(shallow, holes_part())
+    zmap = report.simulation.zmap
+    # the tip at -6.5, the cone rising 0.6 mm per mm: through only within 0.83 mm of the axis
+    row = [x for x in through_span(zmap, 15.1, -6.0, below=-6.0) if abs(x - 15) < 4]
+    assert abs((row[-1] - row[0] + RES) - 2 * 0.5 / 0.6) <= 2 * RES
+    assert "remaining stock" in failed(report)
+
+
 def test_drilling_cycles_make_through_holes_of_the_drills_diameter() -> None:
     report = run(DRILL_PROGRAM, holes_part(), remaining_tolerance_mm=0.1)
     # The 10 mm hole in the part is not drilled here: that is remaining stock, nothing else.
@@ -272,9 +283,9 @@ def test_drilling_cycles_make_through_holes_of_the_drills_diameter() -> None:
         assert abs((row[-1] - row[0] + RES) - 5.0) <= RES + 1e-9
     segments = read_segments(DRILL_PROGRAM.encode())
     feeds = [s for s in segments if not s.rapid]
-    assert [(s.end[0], s.end[2]) for s in feeds] == [(15, -7), (35, -7), (15, -7)]
+    assert [(s.end[0], s.end[2]) for s in feeds] == [(15, -8), (35, -8), (15, -8)]
     # G99 retracts to R (2), G98 to where the cycle began (10).
-    assert [s.end[2] for s in segments if s.rapid and s.start[2] == -7] == [2.0, 2.0, 10.0]
+    assert [s.end[2] for s in segments if s.rapid and s.start[2] == -8] == [2.0, 2.0, 10.0]
 
 
 def test_drilling_and_a_helix_make_every_hole_and_pass() -> None:
@@ -479,3 +490,26 @@ def test_grbls_manual_tool_change_loads_the_tool_its_comment_names() -> None:
     assert rs274_errors(grbl.encode(), tools=TOOLS) == ()
     unnamed = pocket_program().replace("T1 M6\n", "M0\n")
     assert "spindle and feed" in failed(run(unnamed, pocket_part()))
+
+
+def test_the_settings_defaults_are_the_verifiers() -> None:
+    from django.conf import settings
+
+    from production.toolpath import cnc_verify, rs274
+
+    assert settings.MF_CNC_ZMAP_RESOLUTION_MM == cnc_verify.RESOLUTION_MM
+    assert settings.MF_CNC_GOUGE_TOLERANCE_MM == cnc_verify.GOUGE_TOLERANCE_MM
+    assert settings.MF_CNC_REMAINING_TOLERANCE_MM == cnc_verify.REMAINING_TOLERANCE_MM
+    assert (settings.MF_RS274_BINARY, settings.MF_RS274_TIMEOUT_S) == (
+        rs274.BINARY,
+        rs274.TIMEOUT_S,
+    )
+
+
+def test_an_incremental_drilling_cycle_is_refused_not_guessed() -> None:
+    program = DRILL_PROGRAM.replace("G0 Z10\nG99 G81", "G0 Z10\nG91\nG99 G81").replace(
+        "X35\n", "X20\nG90\n"
+    )
+    report = run(program, holes_part())
+    assert "commands" in failed(report)
+    assert "G91" in report.checks[1].message
