@@ -88,7 +88,7 @@ class PlannedProgram:
 
     @property
     def summary(self) -> str:
-        """ "3 tools, ~14 min for CNC 3020 mill (GRBL 1.1), 106 x 66 x 6 mm aluminium-6061" """
+        """ "2 tools, ~5 min for CNC 3020 mill (GRBL 1.1), 120 × 80 × 6 mm aluminium-6061" """
         tools = len(self.facts.tools)
         milled = self.target.process == CNC_MILL
         what = f"{tools} tool{'s' if tools != 1 else ''}, " if milled else ""
