@@ -32,6 +32,7 @@ from catalog.models import (
     PartRevision,
     RevisionEstimator,
     SearchSynonym,
+    alternative_processes_problem,
 )
 from catalog.parameters import SchemaError, defaults, parse_schema
 from catalog.previews import build_limits, revision_build
@@ -65,14 +66,9 @@ class SearchSynonymAdmin(admin.ModelAdmin):
 @admin.register(Material)
 class MaterialAdmin(admin.ModelAdmin):
     list_display = [
-        "name",
-        "slug",
-        "process",
-        "density_g_cm3",
-        "price_per_kg",
-        "sheet_thicknesses_mm",
+        "name", "slug", "process", "density_g_cm3", "price_per_kg", "sheet_thicknesses_mm",
         "active",
-    ]
+    ]  # fmt: skip
     prepopulated_fields = {"slug": ["name"]}
 
 
@@ -114,6 +110,7 @@ class RevisionForm(forms.ModelForm):
             "parameter_schema",
             "rules",
             "process",
+            "alternative_processes",
             "materials",
             "description",
             "work_instructions",
@@ -160,6 +157,11 @@ class RevisionForm(forms.ModelForm):
         if kind == PartRevision.Kind.SCRIPT and script and not data.get("parameter_schema"):
             # A new script without a schema: offer what it declares; the admin sets ranges.
             data["parameter_schema"] = starter_schema(declared_parameters(script))
+        problem = alternative_processes_problem(
+            data.get("process") or "", data.get("alternative_processes") or []
+        )
+        if problem is not None:
+            self.add_error("alternative_processes", problem)
         if self.errors:
             return data
         upload = data.get("model_file")
@@ -198,7 +200,19 @@ class PartRevisionAdmin(admin.ModelAdmin):
     actions = ["publish", "build_with_defaults"]
     change_form_template = "admin/catalog/partrevision/change_form.html"
     fieldsets = [
-        (None, {"fields": ["family", "kind", "process", "materials", "description"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "family",
+                    "kind",
+                    "process",
+                    "alternative_processes",
+                    "materials",
+                    "description",
+                ]
+            },
+        ),
         ("Script", {"fields": ["script", "script_upload", "declared_parameters"]}),
         ("Static model", {"fields": ["model_file", "model_summary"]}),
         ("Parameters", {"fields": ["parameter_schema", "rules"]}),
@@ -214,7 +228,8 @@ class PartRevisionAdmin(admin.ModelAdmin):
             # Published revisions are frozen: orders point at exactly this script and schema.
             return [
                 "family", "kind", "script", "model_file", "parameter_schema", "rules", "process",
-                "materials", "description", "work_instructions", "qc_checks", *self.readonly_fields,
+                "alternative_processes", "materials", "description", "work_instructions",
+                "qc_checks", *self.readonly_fields,
             ]  # fmt: skip
         return self.readonly_fields
 
@@ -263,6 +278,7 @@ class PartRevisionAdmin(admin.ModelAdmin):
                 parameter_schema=data.get("parameter_schema") or [],
                 rules=data.get("rules") or [],
                 process=data["process"],
+                alternative_processes=data.get("alternative_processes") or [],
                 materials=list(data["materials"]),
                 model_file=upload,
                 description=data.get("description") or "",

@@ -32,18 +32,19 @@ class Material(models.Model):
     process = models.CharField(max_length=20, choices=Process.choices, default=Process.FDM)
     density_g_cm3 = models.DecimalField(max_digits=6, decimal_places=3)
     price_per_kg = models.DecimalField(max_digits=8, decimal_places=2)
-    nozzle_temp_c = models.PositiveSmallIntegerField(default=210)
-    bed_temp_c = models.PositiveSmallIntegerField(default=60)
-    active = models.BooleanField(default=True)
-    # Plate or sheet stock (CNC milling, laser cutting): the thicknesses the shop holds. The
-    # milling planner takes the thinnest plate at least as thick as the part, the laser the
-    # sheet as thick as the part; empty for filament.
+    # Plate or sheet stock (CNC milling, laser cutting): the thicknesses the shop holds (mm),
+    # e.g. [3, 6, 10]; empty for filaments. The milling planner takes the thinnest plate at
+    # least as thick as the part, the laser a sheet as thick as the part (production.pipeline
+    # .programs); the route quote buys the thinnest that holds the part (orders.routes).
     sheet_thicknesses_mm = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_thicknesses],
         help_text="plate or sheet thicknesses in stock, in mm: [3, 6, 10]; empty for filament",
     )
+    nozzle_temp_c = models.PositiveSmallIntegerField(default=210)
+    bed_temp_c = models.PositiveSmallIntegerField(default=60)
+    active = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]
@@ -114,8 +115,15 @@ class PartRevision(models.Model):
     model_format = models.CharField(max_length=4, blank=True, editable=False)  # "step" | "stl"
     parameter_schema = models.JSONField(default=list, blank=True)
     rules = models.JSONField(default=list, blank=True)
-    # One process per revision: a part made by another process is another revision.
+    # The primary process; `alternative_processes` are the others it may be made by (issue
+    # #16: a cover plate printed, milled or laser-cut): each order line is routed to one of
+    # them (orders.routes), in one of the revision's materials of that process.
     process = models.CharField(max_length=20, choices=Process.choices, default=Process.FDM)
+    alternative_processes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='other processes it can be made by, e.g. ["cnc_mill", "laser"]',
+    )
     materials = models.ManyToManyField(Material, related_name="revisions")
     description = models.TextField(blank=True, help_text="What this revision is or changes")
     work_instructions = models.JSONField(
@@ -154,6 +162,18 @@ class PartRevision(models.Model):
     def label(self) -> str:
         return f"{self.family.slug} r{self.number}"
 
+    @property
+    def allowed_processes(self) -> list[str]:
+        """The primary process first, then the alternatives (unknown values left out)."""
+        known = set(Process.values)
+        extra = [p for p in self.alternative_processes or [] if p in known and p != self.process]
+        return [self.process, *dict.fromkeys(extra)]
+
+    def process_for(self, material: Material) -> str:
+        """The process a material makes this revision by: the material's own when allowed
+        (a 6061 plate is milled), else the primary (materials kept from before routes)."""
+        return material.process if material.process in self.allowed_processes else self.process
+
     def compute_checksum(self) -> str:
         """sha256 over what determines the geometry: script, schema and rules, and for a
         static model its kind and the model file's sha256 (script revisions keep the
@@ -167,6 +187,22 @@ class PartRevision(models.Model):
             content.update(kind=self.kind, model_sha256=self.model_sha256)
         payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def alternative_processes_problem(primary: str, values: object) -> str | None:
+    """Why a revision's alternative processes are not acceptable; None when they are: a list
+    of known processes (catalog.Process), none of them the primary, none twice."""
+    if not isinstance(values, list):
+        return 'give a list of processes, e.g. ["cnc_mill", "laser"]'
+    known = ", ".join(Process.values)
+    for value in values:
+        if not isinstance(value, str) or value not in Process.values:
+            return f"unknown process {str(value)[:40]!r}; choose from {known}"
+        if value == primary:
+            return f"{value} is the primary process already"
+    if len(set(values)) != len(values):
+        return "a process is listed twice"
+    return None
 
 
 class PartPreview(models.Model):

@@ -16,7 +16,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from catalog import estimator, geometry
-from catalog.models import Material, PartFamily, PartRevision, RevisionEstimator
+from catalog.models import (
+    Material,
+    PartFamily,
+    PartRevision,
+    RevisionEstimator,
+    alternative_processes_problem,
+)
 from catalog.parameters import SchemaError, check_publishable, parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from microfactory.errors import DomainError, Rejected
@@ -97,8 +103,13 @@ def revision_create(
     work_instructions: list[str] | None = None,
     qc_checks: list[dict[str, Any]] | None = None,
     created_by: Any = None,
+    alternative_processes: list[str] | None = None,
 ) -> PartRevision:
-    """A new draft revision numbered after the family's last one."""
+    """A new draft revision numbered after the family's last one; `alternative_processes`
+    are the processes besides `process` it may be made by (orders.routes chooses per line)."""
+    problem = alternative_processes_problem(process, alternative_processes or [])
+    if problem is not None:
+        raise DomainError(f"alternative processes: {problem}")
     content = RevisionContent(
         kind=kind,
         script=script,
@@ -117,6 +128,7 @@ def revision_create(
         parameter_schema=content.parameter_schema,
         rules=content.rules,
         process=process,
+        alternative_processes=list(alternative_processes or []),
         description=description,
         work_instructions=content.work_instructions,
         qc_checks=content.qc_checks,

@@ -327,6 +327,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # the job with a reason instead of being killed by Celery.
 PRUSASLICER_BINARY = env.str("MF_PRUSASLICER_BINARY", default="prusa-slicer")
 PRUSASLICER_TIMEOUT_S = env.float("MF_PRUSASLICER_TIMEOUT_S", default=300.0)
+# The builtin slicer's seam (nearest | aligned | corner) and minimum layer time (seconds; a
+# quicker layer is slowed down, then the nozzle waits lifted; 0: none), for every job.
+SLICER_SEAM = env.str("MF_SLICER_SEAM", default="nearest")
+SLICER_MIN_LAYER_TIME_S = env.float("MF_SLICER_MIN_LAYER_TIME_S", default=10.0)
+if SLICER_SEAM not in ("nearest", "aligned", "corner"):
+    raise ImproperlyConfigured(f"MF_SLICER_SEAM: nearest, aligned or corner, not {SLICER_SEAM!r}")
+if SLICER_MIN_LAYER_TIME_S < 0:
+    raise ImproperlyConfigured("MF_SLICER_MIN_LAYER_TIME_S cannot be negative")
 
 # --- Machines and routing (production.routing, production.connectors) ---------------------
 # A watched machine (networked, or with an agent) silent this long goes offline; its jobs move.
@@ -677,3 +685,18 @@ MF_CNC_REMAINING_TOLERANCE_MM = env.float("MF_CNC_REMAINING_TOLERANCE_MM", defau
 # milling and laser program must pass; its time limit.
 MF_RS274_BINARY = env.str("MF_RS274_BINARY", default="rs274")
 MF_RS274_TIMEOUT_S = env.float("MF_RS274_TIMEOUT_S", default=30.0)
+
+# --- Issue #16 point 5: process routes per order line (orders.routes) -------------------------
+# How a milled or laser-cut line is priced before its program exists (orders.quoting.
+# MachiningRates: stock margin, removal rate and cutting speed of the time estimate).
+from orders.quoting import MachiningRates  # noqa: E402  (a pure module: no Django import)
+
+ORDER_MACHINING_RATES = MachiningRates(
+    stock_margin_mm=env.float("MF_ROUTE_STOCK_MARGIN_MM", default=5.0),
+    mill_removal_mm3_s=env.float("MF_ROUTE_MILL_REMOVAL_MM3_S", default=20.0),
+    mill_setup_s=env.float("MF_ROUTE_MILL_SETUP_S", default=600.0),
+    laser_cut_mm_s=env.float("MF_ROUTE_LASER_CUT_MM_S", default=8.0),
+    laser_setup_s=env.float("MF_ROUTE_LASER_SETUP_S", default=120.0),
+)
+if ORDER_MACHINING_RATES.mill_removal_mm3_s <= 0 or ORDER_MACHINING_RATES.laser_cut_mm_s <= 0:
+    raise ImproperlyConfigured("MF_ROUTE_MILL_REMOVAL_MM3_S and MF_ROUTE_LASER_CUT_MM_S are > 0")

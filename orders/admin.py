@@ -61,12 +61,14 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     readonly_fields = (
         "revision",
+        "process",
         "material",
         "quantity",
         "parameters",
         "status",
         "price",
         "reason",
+        "route_reason",
     )
     fields = readonly_fields
     extra = 0

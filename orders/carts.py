@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from microfactory.errors import DomainError
 from orders.models import Cart, CartLine
-from orders.quotes import line_facts, line_quote
+from orders.quotes import indicative_quote, line_facts
 from orders.services import (
     LineRequest,
     default_delivery_site,
@@ -67,7 +67,7 @@ def cart_add_line(
     checked = line_check(line, organisation=organisation)  # its uploaded parts too
     line_makeable(checked)
     site = default_delivery_site(organisation)
-    quote = line_quote(
+    quote = indicative_quote(
         line_facts(**checked, now=now, delivery_site=site.slug if site is not None else "")
     )
     with transaction.atomic():

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import models
 
-from catalog.models import Material, PartRevision
+from catalog.models import Material, PartRevision, Process
 
 
 class Organisation(models.Model):
@@ -328,6 +328,19 @@ class OrderLine(models.Model):
     price_checked_at = models.DateTimeField(null=True, blank=True)
     lead_time_s = models.PositiveIntegerField(null=True, blank=True)
     reason = models.TextField(blank=True)
+    # The process route (orders.routes): `process` + `material` is how the line is made, one of
+    # the revision's allowed processes; its jobs go to a machine of that process. Chosen by
+    # the route chooser (the due date met at the lowest cost, else the soonest) or by the
+    # requester; `route_reason` says why, in the requester's words, and `route_options`
+    # keeps every route that was quoted (process, material, price, ready time).
+    process = models.CharField(max_length=20, choices=Process.choices, default=Process.FDM)
+    route_reason = models.TextField(blank=True)
+    route_options = models.JSONField(default=list, blank=True)
+    route_chosen_by = models.CharField(
+        max_length=10,
+        blank=True,
+        help_text='"chooser", "requester", or empty when the part has one process only',
+    )
 
     class Meta:
         ordering = ["order", "pk"]
@@ -672,6 +685,12 @@ class CustomerUpload(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # A mesh drawn in inches (or metres, cm) that its uploader accepted at the scale the DFM
+    # report offered: `revision` is then the scaled copy, `unscaled_revision` the file as sent.
+    scale = models.FloatField(default=1.0, help_text="millimetres per file unit (25.4: inches)")
+    unscaled_revision = models.ForeignKey(
+        PartRevision, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     objects = CustomerUploadQuerySet.as_manager()
 

@@ -22,7 +22,15 @@ from django.conf import settings
 from catalog.estimator import Estimate, EstimatorError, GeometryEstimator
 from catalog.models import Material, PartPreview, PartRevision, RevisionEstimator
 from catalog.parameters import parse_schema
-from orders.quoting import MachineOffer, MaterialFacts, Quote, envelope_volume_mm3, quote_line
+from orders.quoting import (
+    MachineOffer,
+    MaterialFacts,
+    NoStock,
+    Quote,
+    envelope_volume_mm3,
+    quote_line,
+    quote_machined,
+)
 from production import public
 
 
@@ -40,6 +48,9 @@ class LineFacts:
     machines: tuple[MachineOffer, ...]  # capable of making it and taking work
     too_big_for_all: bool  # no machine of the process could ever hold it
     machines_of_process: int
+    # For milling and laser cutting (orders.routes): the plates or sheets of the material.
+    material_name: str = ""
+    sheet_thicknesses_mm: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,10 +69,14 @@ def line_facts(
     parameters_hash: str = "",
     preview: PartPreview | None = None,
     delivery_site: str = "",
+    process: str = "",
 ) -> LineFacts:
     """Everything the quote of one line needs (read-only; a few queries). With a delivery
-    site (slug), each machine's lead time includes the transit from its site there."""
+    site (slug), each machine's lead time includes the transit from its site there.
+    `process`: the route's process (orders.routes); "" for the revision's primary one."""
     from catalog.previews import preview_key
+
+    process = process or revision.process
 
     if preview is None:
         preview = PartPreview.objects.filter(
@@ -98,13 +113,13 @@ def line_facts(
         else None
     )
     fit = public.machines_for_quote(
-        process=revision.process,
+        process=process,
         material=material.slug,
         extents_mm=extents,
         delivery_site=delivery_site,
     )
     return LineFacts(
-        process=revision.process,
+        process=process,
         material=MaterialFacts(
             slug=material.slug,
             density_g_cm3=float(material.density_g_cm3),
@@ -126,7 +141,17 @@ def line_facts(
         ),
         too_big_for_all=fit.too_big_for_all,
         machines_of_process=fit.machines_of_process,
+        material_name=material.name,
+        sheet_thicknesses_mm=tuple(_thicknesses(material)),
     )
+
+
+def _thicknesses(material: Material) -> list[float]:
+    """The material's plate or sheet thicknesses; a malformed entry counts as none."""
+    held = material.sheet_thicknesses_mm or []
+    if not isinstance(held, list):
+        return []
+    return [float(t) for t in held if isinstance(t, int | float) and not isinstance(t, bool)]
 
 
 def _estimate(revision: PartRevision, parameters: dict[str, Any]) -> Estimate | None:
@@ -142,6 +167,38 @@ def _estimate(revision: PartRevision, parameters: dict[str, Any]) -> Estimate | 
         return GeometryEstimator.from_json(fitted).estimate(parameters)
     except EstimatorError:
         return None  # fitted for an older schema or format: the envelope guess until refitted
+
+
+def route_quote(facts: LineFacts) -> Quote:
+    """The quote of a line made by its process: printed parts on their volume (line_quote),
+    milled and laser-cut ones on the plate or sheet they are cut from (orders.quoting.
+    quote_machined; NoStock when the material has none for the part)."""
+    if facts.process == "fdm":
+        return line_quote(facts)
+    return quote_machined(
+        process=facts.process,
+        volume_mm3=facts.volume_mm3,
+        extents_mm=facts.extents_mm,
+        quantity=facts.quantity,
+        material=facts.material,
+        material_name=facts.material_name or facts.material.slug,
+        thicknesses_mm=facts.sheet_thicknesses_mm,
+        machines=facts.machines,
+        rates=settings.ORDER_QUOTE_RATES,
+        machining=settings.ORDER_MACHINING_RATES,
+        program_time_s=facts.toolpath_time_s,
+        geometry_basis=facts.geometry_basis,
+    )
+
+
+def indicative_quote(facts: LineFacts) -> Quote:
+    """route_quote for the part page and the cart, whose prices are indicative: a material
+    with no plate or sheet for the part is priced on its volume there; ordering it refuses it
+    with the reason (orders.services)."""
+    try:
+        return route_quote(facts)
+    except NoStock:
+        return line_quote(facts)
 
 
 def line_quote(facts: LineFacts) -> Quote:

@@ -84,6 +84,10 @@ class Quote:
     hourly_rate: Decimal = Decimal(0)
     density_g_cm3: float = 0.0
     price_per_kg: Decimal = Decimal(0)
+    # The route's process (orders.routes); milled and laser-cut parts are priced on the plate
+    # or sheet they are cut from (stock_mm: x, y, thickness), not on the part's volume.
+    process: str = "fdm"
+    stock_mm: tuple[float, float, float] | None = None
 
     @property
     def firm(self) -> bool:
@@ -116,6 +120,13 @@ def quantity_discount(quantity: int, breaks: Sequence[tuple[int, float]]) -> flo
     return max((share for minimum, share in breaks if quantity >= minimum), default=0.0)
 
 
+def soonest_machine(machines: Sequence[MachineOffer], *, run_time_s: float) -> MachineOffer | None:
+    """The machine that would finish a run of `run_time_s` soonest (queue, run, transit)."""
+    return min(
+        machines, key=lambda m: (m.queue_eta_s + run_time_s + m.transit_s, m.name), default=None
+    )
+
+
 def quote_line(
     *,
     volume_mm3: float,
@@ -143,9 +154,7 @@ def quote_line(
         basis = "estimate"
         part_time = estimate_time_s(volume_mm3=volume_mm3, height_mm=height_mm, rates=rates)
     run_time = part_time * quantity
-    best = min(
-        machines, key=lambda m: (m.queue_eta_s + run_time + m.transit_s, m.name), default=None
-    )
+    best = soonest_machine(machines, run_time_s=run_time)
     hourly = (
         best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
     )
@@ -259,3 +268,165 @@ def envelope_volume_mm3(lengths_mm: Sequence[float], *, fill: float = 0.35) -> t
 
 def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --- milled and laser-cut parts: priced on their stock (orders.routes) -----------------------
+
+MILL = "cnc_mill"
+LASER = "laser"
+
+
+@dataclass(frozen=True)
+class MachiningRates:
+    """How a milled or laser-cut part is priced before its program exists (issue #16).
+
+    Stock: the part's bounding box plus `stock_margin_mm` on each side (work-holding, tabs),
+    on the thinnest plate or sheet of the material that holds the part. Time, an estimate
+    until a program was planned for the configuration: milling removes the stock around and
+    inside the part at `mill_removal_mm3_s` (a small mill in aluminium with a 6 mm end mill)
+    plus `mill_setup_s` for fixturing and zeroing; laser cutting runs the outline plus the
+    inner contours at `laser_cut_mm_s`, plus `laser_setup_s` for placing and focusing. Inner
+    contours are guessed from the open area (bounding area less the part's plan area) as holes
+    of `laser_hole_d_mm`."""
+
+    stock_margin_mm: float = 5.0
+    mill_removal_mm3_s: float = 20.0
+    mill_setup_s: float = 600.0
+    laser_cut_mm_s: float = 8.0
+    laser_setup_s: float = 120.0
+    laser_hole_d_mm: float = 10.0
+    laser_thickness_tolerance_mm: float = 0.2  # a sheet this close to the part's thickness
+
+
+class NoStock(QuoteError):
+    """The material has no plate or sheet the part can be cut from (a route not offered)."""
+
+
+def stock_for(
+    *,
+    process: str,
+    extents_mm: tuple[float, float, float],
+    thicknesses_mm: Sequence[float],
+    material_name: str,
+    rates: MachiningRates,
+) -> tuple[float, float, float]:
+    """(x, y, thickness) of the plate a part is cut from: the thinnest that holds it for
+    milling (faced down to the part), the one as thick as the part for laser cutting (a
+    sheet is cut through, never thinned). NoStock when there is none."""
+    x, y, z = extents_mm
+    held = sorted(float(t) for t in thicknesses_mm if float(t) > 0)
+    if process == LASER:
+        fits = [t for t in held if abs(t - z) <= rates.laser_thickness_tolerance_mm]
+        if not fits:
+            have = ", ".join(f"{t:g}" for t in held) or "none"
+            raise NoStock(f"no {material_name} sheet {z:.1f} mm thick (stock: {have} mm)")
+    else:
+        fits = [t for t in held if t >= z - 1e-6]
+        if not fits:
+            have = ", ".join(f"{t:g}" for t in held) or "none"
+            raise NoStock(f"no {material_name} plate {z:.1f} mm thick or more (stock: {have} mm)")
+    margin = 2 * rates.stock_margin_mm
+    return (round(x + margin, 2), round(y + margin, 2), fits[0])
+
+
+def machining_estimate_s(
+    *,
+    process: str,
+    volume_mm3: float,
+    extents_mm: tuple[float, float, float],
+    stock_mm: tuple[float, float, float],
+    rates: MachiningRates,
+) -> float:
+    """Machine time of one milled or laser-cut part before its program exists (an estimate;
+    see MachiningRates): removed volume / removal rate, or cut length / cutting speed."""
+    x, y, z = extents_mm
+    if process == LASER:
+        plan_area = volume_mm3 / max(z, 1e-6)
+        open_area = max(0.0, x * y - plan_area)
+        hole = rates.laser_hole_d_mm
+        # Holes of diameter d: area pi d^2 / 4 each, cut length pi d each -> 4 / d per mm^2.
+        cut_mm = 2 * (x + y) + open_area * 4 / hole
+        return rates.laser_setup_s + cut_mm / rates.laser_cut_mm_s
+    sx, sy, st = stock_mm
+    removed = max(0.0, sx * sy * st - volume_mm3)
+    return rates.mill_setup_s + removed / rates.mill_removal_mm3_s
+
+
+def quote_machined(
+    *,
+    process: str,
+    volume_mm3: float,
+    extents_mm: tuple[float, float, float],
+    quantity: int,
+    material: MaterialFacts,
+    material_name: str,
+    thicknesses_mm: Sequence[float],
+    machines: Sequence[MachineOffer],
+    rates: Rates,
+    machining: MachiningRates,
+    program_time_s: float | None = None,
+    geometry_basis: str = "preview",
+) -> Quote:
+    """Price a milled or laser-cut line: material = the stock plate (bounding box + margin x
+    the plate thickness) x density x price per kg; machine = the planned program's time when
+    one exists for this configuration, else machining_estimate_s, x the hourly rate of the
+    machine that would finish soonest. NoStock when no plate or sheet fits."""
+    if volume_mm3 <= 0:
+        raise QuoteError("the part has no volume")
+    if quantity < 1:
+        raise QuoteError("the quantity must be at least 1")
+    stock = stock_for(
+        process=process,
+        extents_mm=extents_mm,
+        thicknesses_mm=thicknesses_mm,
+        material_name=material_name,
+        rates=machining,
+    )
+    if program_time_s is not None and program_time_s > 0:
+        basis, part_time = "toolpath", float(program_time_s)
+    else:
+        basis = "estimate"
+        part_time = machining_estimate_s(
+            process=process,
+            volume_mm3=volume_mm3,
+            extents_mm=extents_mm,
+            stock_mm=stock,
+            rates=machining,
+        )
+    run_time = part_time * quantity
+    best = soonest_machine(machines, run_time_s=run_time)
+    hourly = (
+        best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
+    )
+    mass_g = stock[0] * stock[1] * stock[2] / 1000.0 * material.density_g_cm3
+    material_cost = Decimal(str(mass_g)) / 1000 * material.price_per_kg
+    machine_cost = Decimal(str(part_time)) / 3600 * hourly
+    discount = quantity_discount(quantity, rates.quantity_breaks)
+    unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
+    lead_time = None
+    if best is not None:
+        lead_time = int(
+            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s)
+        )
+    return Quote(
+        currency=rates.currency,
+        quantity=quantity,
+        volume_mm3=round(volume_mm3, 3),
+        mass_g=round(mass_g, 2),
+        time_basis=basis,
+        machine_time_s=round(part_time, 1),
+        material_cost=_money(material_cost),
+        machine_cost=_money(machine_cost),
+        setup_fee=_money(rates.setup_fee),
+        discount=discount,
+        unit_price=unit_price,
+        total=_money(rates.setup_fee + unit_price * quantity),
+        machine=best.name if best is not None else "",
+        lead_time_s=lead_time,
+        geometry_basis=geometry_basis,
+        hourly_rate=hourly,
+        density_g_cm3=material.density_g_cm3,
+        price_per_kg=material.price_per_kg,
+        process=process,
+        stock_mm=stock,
+    )

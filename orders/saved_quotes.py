@@ -24,8 +24,8 @@ from django.utils import timezone
 from microfactory.errors import DomainError
 from orders.carts import cart_clear, cart_lines, line_request_of
 from orders.models import Order, Organisation, SavedQuote, SavedQuoteLine
-from orders.quotes import line_facts, line_quote
-from orders.quoting import Quote
+from orders.quotes import line_facts, route_quote
+from orders.quoting import NoStock, Quote
 from orders.services import (
     LineRequest,
     NotAllowed,
@@ -105,9 +105,15 @@ def quote_save(
     checked = _checked_lines(lines, organisation=membership.organisation)
     site = default_delivery_site(membership.organisation)
     delivery = site.slug if site is not None else ""
-    quoted = [
-        (line, line_quote(line_facts(**line, now=now, delivery_site=delivery))) for line in checked
-    ]
+    try:
+        # Each line made by its material's process (orders.routes): milled and laser-cut
+        # lines are priced on their plate or sheet.
+        quoted = [
+            (line, route_quote(line_facts(**line, now=now, delivery_site=delivery)))
+            for line in checked
+        ]
+    except NoStock as refusal:
+        raise OrderInvalid({"material": [str(refusal)]}) from refusal
     with transaction.atomic():
         quote = SavedQuote.objects.create(
             organisation=membership.organisation,

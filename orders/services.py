@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import Material, PartFamily, PartRevision
+from catalog.models import Material, PartFamily, PartRevision, Process
 from catalog.parameters import (
     ParameterError,
     SchemaError,
@@ -33,7 +33,7 @@ from catalog.parameters import (
     validate_parameters,
 )
 from microfactory.errors import DomainError
-from orders import notifications
+from orders import notifications, routes
 from orders.delivery import needed_by_refusal, order_delivery_quote
 from orders.models import (
     FINAL,
@@ -49,7 +49,6 @@ from orders.models import (
     Status,
     Team,
 )
-from orders.quotes import line_facts, line_quote
 from orders.quoting import PASSED_ON, TO_CONFIRM, Quote, QuoteError, price_change, requote
 from production import public
 from production.public import JobSummary, SiteRef
@@ -80,6 +79,9 @@ class LineRequest:
     material: str  # material slug
     quantity: int
     revision: int | None = None  # None: the family's current published revision
+    # The process route the requester chose (orders.routes), with `material` of that process;
+    # "": the route chooser picks among the revision's allowed processes.
+    process: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,12 @@ class OrderRequest:
     def fingerprint(self) -> str:
         payload = json.dumps(
             {
-                "lines": [vars(line) for line in self.lines],
+                # A line's process only when chosen: keys of orders placed before routes
+                # existed still match.
+                "lines": [
+                    {k: v for k, v in vars(line).items() if k != "process" or v}
+                    for line in self.lines
+                ],
                 "reference": self.reference,
                 "due_date": self.due_date,
                 "priority": self.priority,
@@ -170,8 +177,35 @@ def order_place(
     if site is None:  # the order names no site: the organisation's default, if it has one
         site = default_delivery_site(organisation)
     delivery = site.slug if site else ""
-    facts = [line_facts(**line, now=now, delivery_site=delivery) for line in lines]
-    quoted = [(line, line_quote(fact)) for line, fact in zip(lines, facts, strict=True)]
+    # Each line's process route (orders.routes): the requester's, or the chooser's among the
+    # revision's allowed processes; a held quote keeps the route it was quoted on.
+    deadline = routes.deadline_of(request.due_date)
+    choices = [
+        _line_route(
+            line,
+            requested=line.pop("requested_process"),
+            now=now,
+            delivery_site=delivery,
+            expedite=request.expedite,
+            deadline=deadline,
+            held=held is not None,
+            index=index,
+        )
+        for index, line in enumerate(lines)
+    ]
+    facts = []
+    for line, choice in zip(lines, choices, strict=True):
+        chosen = choice.chosen
+        assert chosen.facts is not None
+        facts.append(chosen.facts)
+        line.update(
+            process=chosen.process,
+            material=Material.objects.get(slug=chosen.material),
+            route_reason=choice.reason,
+            route_options=choice.options_json() if choice.chosen_by else [],
+            route_chosen_by=choice.chosen_by,
+        )
+    quoted = [(line, choice.chosen.quote) for line, choice in zip(lines, choices, strict=True)]
     if held is not None:
         quoted = [
             (line, replace(kept, lead_time_s=fresh.lead_time_s))
@@ -264,6 +298,53 @@ def order_place(
     return order, True
 
 
+def _line_route(
+    line: dict[str, Any],
+    *,
+    requested: str,
+    now: datetime,
+    delivery_site: str,
+    expedite: bool,
+    deadline: datetime | None,
+    held: bool,
+    index: int,
+) -> routes.RouteChoice:
+    """A checked line's process route: the requester's (`requested`, a process) or a held
+    quote's, else the chooser's (orders.routes); OrderInvalid for a route that cannot be."""
+    found = routes.line_routes(
+        revision=line["revision"],
+        parameters=line["parameters"],
+        parameters_hash=line["parameters_hash"],
+        material=line["material"],
+        quantity=line["quantity"],
+        now=now,
+        process=line["process"],
+        delivery_site=delivery_site,
+        expedite=expedite,
+        only_requested=held,
+    )
+    key = (line["process"], line["material"].slug)
+    if not found.options or ((requested or held) and key in found.refusals):
+        why = found.refusals.get(key, "no process route can make it")
+        raise OrderInvalid({"lines": {str(index): {"material": [why]}}})
+    if not (requested or held):
+        return routes.decide(found.options, deadline=deadline)
+    option = next(o for o in found.options if o.key == key)
+    others = [o for o in found.options if o.offered and o.key != key]
+    if requested and not option.offered and others:
+        choose = ", ".join(sorted({o.process for o in others}))
+        raise OrderInvalid(
+            {
+                "lines": {
+                    str(index): {
+                        "process": [f"no {requested} machine can make it now; choose {choose}"]
+                    }
+                }
+            }
+        )
+    return routes.decide(found.options, deadline=deadline, requested=key)
+
+
 def _waived(team: Team, asset: Asset) -> bool:
     """The team's policy lets orders for its critical assets that are down skip approval."""
     return team.waive_approval_when_asset_down and asset.is_critical_down
@@ -335,6 +416,7 @@ def line_check(line: LineRequest, *, organisation: Organisation | None = None) -
         errors["quantity"] = [f"Quantity must be from 1 to {settings.ORDER_MAX_QUANTITY} parts"]
     material: Material | None = None
     values: dict[str, Any] = {}
+    process = ""
     if revision is not None:
         material = revision.materials.filter(slug=line.material, active=True).first()
         if material is None:
@@ -343,6 +425,7 @@ def line_check(line: LineRequest, *, organisation: Organisation | None = None) -
             errors["material"] = [
                 f"Material '{line.material[:40]}' is not offered for this part; choose {allowed}"
             ]
+        process = _route_process(line, revision, material, errors)
         try:
             values = validate_parameters(
                 parse_schema(revision.parameter_schema),
@@ -361,7 +444,34 @@ def line_check(line: LineRequest, *, organisation: Organisation | None = None) -
         "parameters_hash": parameters_hash(values),
         "material": material,
         "quantity": line.quantity,
+        # The material's process route (orders.routes): the one chosen, else the material's.
+        "process": process,
     }
+
+
+def _route_process(
+    line: LineRequest, revision: PartRevision, material: Material | None, errors: dict[str, Any]
+) -> str:
+    """The process a line asks for: the one the requester chose, which the revision must
+    allow and the material must be of; else the material's own (orders.routes)."""
+    allowed = revision.allowed_processes
+    if line.process and line.process not in allowed:
+        names = ", ".join(allowed)
+        errors["process"] = [
+            f"'{line.process[:40]}' is not a process this part is made by; choose {names}"
+        ]
+        return ""
+    if material is None:
+        return line.process
+    own = routes.material_process(revision, material)
+    if line.process and own != line.process:
+        fitting = routes.route_materials(revision, line.process)
+        choose = ", ".join(f"{m.name} ({m.slug})" for m in fitting) or "none is offered"
+        errors["material"] = [
+            f"{material.name} is not a {Process(line.process).label} material; for "
+            f"{line.process} choose {choose}"
+        ]
+    return line.process or own
 
 
 def line_makeable(checked: dict[str, Any]) -> None:
@@ -394,7 +504,7 @@ def _resolve_lines(
         except OrderInvalid as invalid:
             errors[str(index)] = invalid.errors
         else:
-            resolved.append(checked)
+            resolved.append({**checked, "requested_process": line.process})
     if errors:
         raise OrderInvalid({"lines": errors})
     return resolved
@@ -604,6 +714,162 @@ def order_cancel(
         _move(
             order, Status.CANCELLED, actor=user, now=now, reason=reason or f"cancelled by {label}"
         )
+    return order
+
+
+# --- changing a line's process route ---------------------------------------------------------
+
+# A line whose route may still change: nothing made yet, and no price waiting for a decision.
+ROUTE_CHANGEABLE = frozenset(
+    {Status.SUBMITTED, Status.AWAITING_APPROVAL, Status.APPROVED, Status.IN_PRODUCTION}
+)
+
+
+def order_line_route_change(
+    *,
+    line: OrderLine,
+    user: Any,
+    process: str,
+    material: str,
+    now: datetime | None = None,
+) -> Order:
+    """Make a line by another of its allowed routes (process + material slug), chosen by the
+    requester (or an approver or manager): its price, ready time and reason follow the new
+    route, and a line already in production gets new jobs for it, its old ones cancelled;
+    refused once a machine has started one (DomainError), for a route the part does not
+    allow, a material not of that process, a route no machine can make now or one not ready
+    by the needed-by date (OrderInvalid), and, on an approved order, for a new total above
+    the team's approval threshold (DomainError: order it again for approval)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        order = _locked(line.order)
+        line = OrderLine.objects.select_related("revision__family", "material").get(pk=line.pk)
+        membership = Membership.objects.filter(
+            user=user, organisation_id=order.organisation_id
+        ).first()
+        if membership is None or (order.placed_by_id != user.pk and not membership.can_approve):
+            raise NotAllowed(
+                "only the requester, an approver or a manager can change how a line is made"
+            )
+        if order.status not in ROUTE_CHANGEABLE or line.status not in ROUTE_CHANGEABLE:
+            raise DomainError(
+                f"order {order.number} is {order.get_status_display()}; "
+                "how its lines are made can no longer change"
+            )
+        checked = line_check(
+            LineRequest(
+                part=line.revision.family.slug,
+                parameters=line.parameters,
+                material=material,
+                quantity=line.quantity,
+                revision=line.revision.number,
+                process=process,
+            ),
+            organisation=order.organisation,
+        )
+        if (checked["process"], checked["material"].slug) == (line.process, line.material.slug):
+            raise DomainError(f"line {line.pk} is made {routes.VERBS[process]} in that already")
+        site = order.delivery_site
+        found = routes.line_routes(
+            revision=line.revision,
+            parameters=line.parameters,
+            parameters_hash=line.parameters_hash,
+            material=checked["material"],
+            quantity=line.quantity,
+            now=now,
+            process=checked["process"],
+            delivery_site=site.slug if site else "",
+            expedite=order.expedite,
+        )
+        key = (checked["process"], checked["material"].slug)
+        if key in found.refusals:
+            raise OrderInvalid({"material": [found.refusals[key]]})
+        option = next(o for o in found.options if o.key == key)
+        if not option.offered:
+            raise OrderInvalid(
+                {"process": [f"no {process} machine can make it now; keep how it is made"]}
+            )
+        deadline = routes.deadline_of(order.due_date)
+        if not routes.meets(option, deadline):
+            assert option.ready_at is not None
+            raise OrderInvalid(
+                {
+                    "due_date": [
+                        f"{option.label} would be ready {option.ready_at:%Y-%m-%d %H:%M}, "
+                        f"after the needed-by date {order.due_date}"
+                    ]
+                }
+            )
+        choice = routes.decide(found.options, deadline=deadline, requested=key)
+        quote = option.quote
+        others = order.total_price - line.price
+        new_total = others + quote.total
+        team = order.team
+        threshold = team.approval_threshold if team else None
+        if (
+            order.status in (Status.APPROVED, Status.IN_PRODUCTION)
+            and threshold is not None
+            and new_total > threshold
+            and new_total > order.total_price
+        ):
+            raise DomainError(
+                f"the new total {new_total} {order.currency} is above the team's approval "
+                f"threshold of {threshold}: cancel the order and order it again"
+            )
+        started = [
+            job
+            for job in public.job_summaries(order_ids=[order.pk]).get(line.pk, [])
+            if not job.cancellable
+        ]
+        if started:
+            raise DomainError(
+                f"a machine has started on line {line.pk} ({started[0].number} "
+                f"{started[0].get_status_display()}); how it is made can no longer change"
+            )
+        label = user.get_username()
+        was = f"{routes.VERBS.get(line.process, line.process)} in {line.material.name}"
+        if order.status == Status.IN_PRODUCTION:
+            public.jobs_cancel_for_order(
+                order_id=order.pk,
+                actor=f"user {label}",
+                message=f"line {line.pk} is now {option.label}",
+                reason=f"route changed by {label}",
+                now=now,
+                line_ids=[line.pk],
+            )
+        line.process, line.material = option.process, checked["material"]
+        line.quote, line.unit_price, line.price = quote.as_json(), quote.unit_price, quote.total
+        line.lead_time_s = quote.lead_time_s
+        line.price_check = OrderLine.PriceCheck.FIRM if quote.firm else OrderLine.PriceCheck.PENDING
+        line.route_reason, line.route_chosen_by = choice.reason, choice.chosen_by
+        line.route_options = choice.options_json()
+        line.save()
+        if option.ready_at is not None and (
+            order.lines.count() == 1
+            or order.promised_at is None
+            or option.ready_at > order.promised_at
+        ):
+            order.promised_at = option.ready_at
+            order.save(update_fields=["promised_at"])
+        _update_total(order, list(order.lines.all()))
+        OrderEvent.objects.create(
+            order=order,
+            line=line,
+            from_status=line.status,
+            to_status=line.status,
+            actor=user,
+            actor_label=label,
+            at=now,
+            reason=f"route changed by {label}: {was} -> {option.label} "
+            f"({quote.total} {order.currency})",
+        )
+        if order.status == Status.IN_PRODUCTION:
+            public.jobs_create_for_order(
+                order=order,
+                actor=f"user {label}",
+                hold={line.pk: PRICE_HOLD} if not quote.firm else None,
+                line_ids=[line.pk],
+            )
     return order
 
 

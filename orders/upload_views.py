@@ -23,6 +23,7 @@ from orders.uploads import (
     upload_create,
     upload_orderable,
     upload_quote,
+    upload_rescale,
     upload_state,
 )
 from orders.views import _default_site, _flatten, _quantity, duration_text
@@ -92,6 +93,7 @@ def _configuration(
         "facts": quoted.facts,
         "dfm": quoted.notes,
         "report": quoted.report,
+        "unit_words": _unit_words(quoted.report),
         "lead_time": duration_text(quoted.quote.lead_time_s),
     }
 
@@ -163,3 +165,29 @@ def upload_add(request: HttpRequest, upload_id: int) -> HttpResponse:
         return redirect("cart")
     messages.success(request, f"{quantity} × {upload.name} added to the cart.")
     return redirect("cart")
+
+
+@login_required
+@require_POST
+def upload_scale(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """Take the mesh as drawn in the unit the DFM report offered (or back in millimetres)."""
+    upload = _upload(request, upload_id)
+    unit = request.POST.get("unit", "")
+    try:
+        upload_rescale(upload=upload, user=request.user, unit=unit)
+    except DomainError as refusal:
+        messages.error(request, str(refusal))
+        return redirect("upload", upload_id=upload.pk)
+    if unit == "mm":
+        messages.success(request, "The file is read in millimetres again, as it was sent.")
+    else:
+        messages.success(request, f"The file is read in {UNIT_WORDS[unit]}: checking it anew.")
+    return redirect("upload", upload_id=upload.pk)
+
+
+def _unit_words(report: Any) -> str:
+    guess = report.unit_guess if report is not None else None
+    return UNIT_WORDS.get(guess["unit"], "") if guess else ""
+
+
+UNIT_WORDS = {"inch": "inches", "m": "metres", "cm": "centimetres", "mm": "millimetres"}

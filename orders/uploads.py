@@ -221,6 +221,58 @@ def upload_orderable(upload: CustomerUpload, *, material: str, quantity: int) ->
     return line
 
 
+# --- drawn in another unit -------------------------------------------------------------------
+
+
+def upload_rescale(
+    *, upload: CustomerUpload, user: Any, unit: str, now: datetime | None = None
+) -> CustomerUpload:
+    """Take the uploaded mesh as drawn in `unit` ("inch", "m", "cm"; "mm" undoes it): the
+    DFM report offers this when millimetres make no sense of the file. The file as sent is
+    kept (`unscaled_revision`); the upload's part becomes a scaled copy, built and checked
+    anew in millimetres, so every check, the quote and new orders see the real size. Orders
+    placed before keep the revision they were placed on. UploadRefused for a STEP file (it
+    says its own unit), an unknown unit, or an upload in the catalog already."""
+    now = now or timezone.now()
+    if unit not in public.MESH_UNITS:
+        raise UploadRefused(f"unknown unit {unit!r}; one of {', '.join(public.MESH_UNITS)}")
+    scale = public.MESH_UNITS[unit]
+    from catalog.previews import preview_request
+
+    with transaction.atomic():
+        upload = CustomerUpload.objects.select_for_update().get(pk=upload.pk)
+        if upload.format != "stl":
+            raise UploadRefused("a STEP file says its own unit: it is read in millimetres")
+        if upload.promoted_to_id is not None:
+            raise UploadRefused(f"{upload.number} is in the catalog already: it keeps its size")
+        if scale == upload.scale:
+            return upload
+        original = upload.unscaled_revision or upload.revision
+        if scale == 1.0:
+            revision = original
+        else:
+            with original.model_file.open("rb") as model:
+                content = geometry.scale_stl(model.read(), scale)
+            revision = private_model_add(
+                slug=f"upload-{uuid.uuid4().hex[:16]}",
+                name=upload.name,
+                model_file=ContentFile(content, name="upload.stl"),
+                materials=list(original.materials.all()),
+                created_by=user,
+                now=now,
+            )
+        retired = upload.revision
+        upload.revision, upload.scale = revision, scale
+        upload.unscaled_revision = None if scale == 1.0 else original
+        upload.save(update_fields=["revision", "scale", "unscaled_revision"])
+        if retired != original:
+            # The previous scaled copy is nobody's upload now: hidden, kept for its orders.
+            retired.family.retired = True
+            retired.family.save(update_fields=["retired"])
+        preview_request(revision=revision, parameters={}, user=user, now=now)
+    return upload
+
+
 # --- into the catalog -------------------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ urlpatterns = [
         name="upload-configure",
     ),
     path("uploads/<id:upload_id>/add/", upload_views.upload_add, name="upload-add"),
+    path("uploads/<id:upload_id>/scale/", upload_views.upload_scale, name="upload-scale"),
     path("logout/", auth_views.LogoutView.as_view(next_page="login"), name="logout"),
     # Saved quotes (orders.saved_quote_views).
     path("cart/save-quote/", saved_quote_views.cart_save_quote, name="cart-save-quote"),

@@ -20,6 +20,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
@@ -32,10 +33,11 @@ from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, order_delivery_quote
 from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.price_from import price_from_many
-from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.quotes import dfm_notes, indicative_quote, line_facts
 from orders.reorder_pages import reorder_context
 from orders.search import OrderFilter, orders_search
 from orders.services import (
+    ROUTE_CHANGEABLE,
     LineRequest,
     NotAllowed,
     OrderInvalid,
@@ -44,12 +46,14 @@ from orders.services import (
     line_check,
     order_approve,
     order_cancel,
+    order_line_route_change,
     order_place,
     order_price_confirm,
     order_price_decline,
     order_reject,
 )
 from production import public
+from production.public import JobSummary
 
 # The session key of the cart before carts were saved per user (orders.carts).
 CART = "cart"
@@ -312,7 +316,7 @@ def _configuration(
     facts = line_facts(
         **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
     )
-    facts_quote = line_quote(facts)
+    facts_quote = indicative_quote(facts)
     return {
         "errors": {},
         "field_errors": {},
@@ -566,7 +570,7 @@ def _cart_delivery(cart: list[dict[str, Any]], *, site: str) -> DeliveryQuote | 
                 )
             )
             facts = line_facts(**checked, now=now, delivery_site=delivery)
-            quoted.append((facts, line_quote(facts)))
+            quoted.append((facts, indicative_quote(facts)))
     except (OrderInvalid, KeyError, TypeError):
         return None
     return order_delivery_quote(quoted, now=now)
@@ -620,6 +624,11 @@ def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         and all(job.cancellable for job in jobs)
     )
     live = order.status not in FINAL or any(not job.pipeline_done for job in jobs)
+    may_route = membership is not None and (
+        order.placed_by_id == request.user.pk or membership.can_approve
+    )
+    for line, line_jobs in lines:
+        _route_choices(line, order=order, jobs=line_jobs, may_change=may_route)
     return {
         "order": order,
         "lines": lines,
@@ -628,6 +637,34 @@ def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
         "live": live,
         "order_events": [e for e in order.events.all() if e.line_id is None],
     }
+
+
+def _line_id(raw: str | None) -> int:
+    """A line id from a form; 0 (no such line: a 404) for anything else."""
+    return int(raw) if raw and raw.isdigit() and len(raw) < 19 else 0
+
+
+def _route_choices(
+    line: OrderLine, *, order: Order, jobs: list[JobSummary], may_change: bool
+) -> None:
+    """The routes a line's page offers (orders.routes), on the line: `route_choices` (those a
+    machine can make now, with their ready time) and `route_changeable` (the change form)."""
+    choices = []
+    for option in line.route_options or []:
+        ready = parse_datetime(option.get("ready_at") or "")
+        if ready is None:
+            continue  # no machine can make it now: not offered
+        choices.append(
+            {**option, "ready": ready, "value": f"{option['process']}:{option['material']}"}
+        )
+    line.route_choices = choices  # type: ignore[attr-defined]
+    line.route_changeable = (  # type: ignore[attr-defined]
+        may_change
+        and len(choices) > 1
+        and order.status in ROUTE_CHANGEABLE
+        and line.status in ROUTE_CHANGEABLE
+        and all(job.cancellable for job in jobs)
+    )
 
 
 @login_required
@@ -659,6 +696,15 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
         elif action == "confirm-price":
             order_price_confirm(order=order, user=request.user)
             messages.success(request, f"{order.number}: new price confirmed, production goes on.")
+        elif action == "route":
+            process, _, material = request.POST.get("route", "")[:100].partition(":")
+            line = get_object_or_404(
+                OrderLine.objects.filter(order=order), pk=_line_id(request.POST.get("line"))
+            )
+            order_line_route_change(
+                line=line, user=request.user, process=process, material=material
+            )
+            messages.success(request, f"{order.number}: line {line.pk} is now made another way.")
         elif action == "decline-price":
             order_price_decline(order=order, user=request.user, reason=reason)
             messages.success(request, f"{order.number}: new price declined, those lines cancelled.")

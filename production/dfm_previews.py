@@ -73,7 +73,7 @@ def known_refusal(
     ).first()
     if preview is None:
         return None
-    key = dfm_machines_key(dfm_machines(process=revision.process, material=material))
+    key = dfm_machines_key(dfm_machines(process=revision.process_for(material), material=material))
     dfm = PreviewDfm.objects.filter(
         preview=preview, material=material, machines_key=key, status=PreviewDfm.Status.READY
     ).first()
@@ -91,7 +91,7 @@ def preview_dfm_request(*, preview: PartPreview, material: Material, now: Any = 
     if preview.status != PartPreview.Status.READY:
         raise DomainError(f"the preview is {preview.status}: its DFM report needs the geometry")
     now = now or timezone.now()
-    machines = dfm_machines(process=preview.revision.process, material=material)
+    machines = dfm_machines(process=preview.revision.process_for(material), material=material)
     key = dfm_machines_key(machines)
     stale_before = now - timedelta(seconds=settings.CATALOG_PREVIEW_STALE_S)
     with transaction.atomic():
@@ -153,7 +153,11 @@ def preview_dfm_check(*, dfm_id: int) -> str:
     with dfm.preview.stl.open("rb") as stl_file:
         stl = stl_file.read()
     try:
-        report = configuration_dfm(stl, process=dfm.preview.revision.process, material=dfm.material)
+        report = configuration_dfm(
+            stl,
+            process=dfm.preview.revision.process_for(dfm.material),
+            material=dfm.material,
+        )
     except Rejected as refusal:
         claimed.update(
             status=PreviewDfm.Status.FAILED, message=str(refusal)[:2000], finished_at=timezone.now()
@@ -204,6 +208,9 @@ class LiveDfm:
     orientation: str
     checks: tuple[DfmCheckRow, ...]  # the part's own checks (reading, integrity, fit)
     machines: tuple[DfmMachine, ...]
+    # The file looks drawn in another unit: {"unit": "inch", "scale": 25.4, "extents_mm":
+    # [x, y, z]} for the uploader to accept (orders.uploads.upload_rescale); else None.
+    unit_guess: dict[str, Any] | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -258,6 +265,7 @@ def live_dfm_view(dfm: PreviewDfm) -> LiveDfm:
             )
             for m in sorted(machine_reports, key=lambda m: names.get(m["key"], m["key"]))
         ),
+        unit_guess=report.get("unit_guess"),
     )
 
 

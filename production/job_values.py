@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from catalog.models import Material, PartRevision
+from catalog.models import Material, PartRevision, Process
 from catalog.parameters import parse_rules, parse_schema
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from microfactory.site_url import site_url
@@ -44,6 +44,7 @@ def part_spec(
     parameters: dict[str, Any],
     material: Material,
     with_model: bool = False,
+    process: str = "",
 ) -> PartSpec:
     """A revision configured with parameter values, in a material. `with_model` reads a static
     revision's model file, which only the build step needs."""
@@ -57,8 +58,9 @@ def part_spec(
         revision_number=revision.number,
         revision_checksum=revision.checksum,
         kind=revision.kind,
-        process=revision.process,
-        process_label=revision.get_process_display(),
+        # An order line's route may be one of the revision's alternative processes.
+        process=process or revision.process,
+        process_label=Process(process or revision.process).label,
         material=material_facts(material),
         parameters=parameters,
         script=revision.script,
@@ -79,6 +81,7 @@ def job_part(job: Job, *, with_model: bool = False) -> PartSpec:
         parameters=line.parameters,
         material=line.material,
         with_model=with_model,
+        process=line.process,
     )
 
 

@@ -178,7 +178,9 @@ def job_needs(
         model, nozzle, flavour, volume, engine = raw if len(raw) == 5 else [*raw, "builtin"]
         profile = (model, nozzle, flavour, tuple(volume), engine)
     return routing.JobNeeds(
-        process=job.line.revision.process,
+        # The line's process route (orders.routes), which may be an alternative of the
+        # revision's: a machine of that process makes it.
+        process=job.line.process,
         material=job.line.material.slug,
         extents_mm=tuple((job.dfm_report or {})["extents_mm"]),
         profile_key=profile,

@@ -24,6 +24,7 @@ from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import routing_facts, transit_table
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
+from production.pipeline.dfm.units import UNITS
 
 __all__ = [
     "JOB_ENDED_UNMADE",
@@ -215,15 +216,28 @@ def job_summary(*, job_id: int, orders: QuerySet[Order]) -> JobSummary | None:
 
 
 def jobs_create_for_order(
-    *, order: Order, actor: str, hold: Mapping[int, str] | None = None
+    *,
+    order: Order,
+    actor: str,
+    hold: Mapping[int, str] | None = None,
+    line_ids: Iterable[int] | None = None,
 ) -> list[int]:
-    """One queued job per line of an approved order, enqueued once the caller's transaction
-    commits; their ids. Call inside the order's transaction.
+    """One queued job per line of an approved order (or of these of its lines: a line whose
+    process route changed), enqueued once the caller's transaction commits; their ids. Call
+    inside the order's transaction.
 
     `hold` maps line ids to why their jobs must not go to a machine yet (an estimated price
     to check on the built part): those jobs run the pipeline but the router leaves them
     waiting until jobs_release."""
-    return [job.pk for job in services.jobs_create_for_order(order=order, actor=actor, hold=hold)]
+    return [
+        job.pk
+        for job in services.jobs_create_for_order(
+            order=order,
+            actor=actor,
+            hold=hold,
+            line_ids=None if line_ids is None else list(line_ids),
+        )
+    ]
 
 
 def jobs_release(*, line_ids: Iterable[int]) -> list[int]:
@@ -434,7 +448,7 @@ def waiting_work_s(*, process: str) -> float:
     built), except those whose line waits for the customer to confirm a new price. Each job
     counts its planned toolpath time, else its line's quoted machine time per part."""
     waiting = (
-        Job.objects.filter(line__revision__process=process)
+        Job.objects.filter(line__process=process)
         .exclude(status__in=Job.PIPELINE_DONE)
         .exclude(line__status=Order.Status.PRICE_CONFIRMATION)
     )
@@ -498,6 +512,11 @@ def known_refusal(
     """Why a configuration cannot be made, when the part page already checked it against
     today's machines; None when it can or was not checked (its job's validation decides)."""
     return dfm_previews.known_refusal(revision=revision, parameters=parameters, material=material)
+
+
+# The units a mesh may be drawn in, as millimetres per file unit: what an uploader may accept
+# when the DFM report says the file looks drawn in another unit than mm (dfm/units.py).
+MESH_UNITS: dict[str, float] = {"mm": 1.0} | {name: scale for name, scale, _ in UNITS}
 
 
 def live_dfm(*, preview: PartPreview, material: Material) -> LiveDfm:

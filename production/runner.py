@@ -159,7 +159,15 @@ def pipeline_setup(
         validation_limits=validation_limits(),
         prusaslicer_binary=settings.PRUSASLICER_BINARY,
         prusaslicer_timeout_s=settings.PRUSASLICER_TIMEOUT_S,
-        slicer=slicer,
+        slicer=replace(
+            slicer,
+            seam=slicer.seam or settings.SLICER_SEAM,
+            min_layer_time_s=(
+                settings.SLICER_MIN_LAYER_TIME_S
+                if slicer.min_layer_time_s is None
+                else slicer.min_layer_time_s
+            ),
+        ),
         engine=engine,
         reuse=reuse,
         program_checks=ProgramChecks(

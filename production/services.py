@@ -32,14 +32,22 @@ QUEUE_FOR_STATUS: dict[str, str] = {
 
 
 def jobs_create_for_order(
-    *, order: Order, actor: str, hold: Mapping[int, str] | None = None
+    *,
+    order: Order,
+    actor: str,
+    hold: Mapping[int, str] | None = None,
+    line_ids: list[int] | None = None,
 ) -> list[Job]:
-    """One QUEUED job per order line, each enqueued once the surrounding transaction commits;
-    a line in `hold` gets a held job (Job.hold: the router leaves it waiting)."""
+    """One QUEUED job per order line (or per line of `line_ids`), each enqueued once the
+    surrounding transaction commits; a line in `hold` gets a held job (Job.hold: the router
+    leaves it waiting)."""
     now = timezone.now()
     jobs = []
     hold = hold or {}
-    for line in order.lines.all():
+    lines = order.lines.all()
+    if line_ids is not None:
+        lines = lines.filter(pk__in=line_ids)
+    for line in lines:
         held = hold.get(line.pk, "")
         job = lifecycle.job_create(
             by=By.CUSTOMER,

@@ -245,6 +245,7 @@ def world(built_preview: BuiltPreview, settings: Any) -> World:
             "key": preview.key,
             "quote_id": quote.pk,
             "upload_id": upload.pk,
+            "line_id": queued.lines.get().pk,
         },
         slugs={"parts": "block", "machines": "mk4-1"},
         orders={"queued": queued.pk, "waiting": waiting.pk},
@@ -261,7 +262,7 @@ def fixed_values(world: World, method: str, path: str) -> dict[str, Any]:
     if "{order_id}" in path:
         acting = path.endswith(("/approve/", "/reject/", "/cancel/"))
         params["order_id"] = world.orders["waiting" if acting else "queued"]
-    for name in ("job_id", "key", "quote_id", "upload_id"):
+    for name in ("job_id", "key", "quote_id", "upload_id", "line_id"):
         if "{" + name + "}" in path:
             params[name] = world.path_values[name]
     return {"path_parameters": params} if params else {}
@@ -276,6 +277,10 @@ def valid_request(method: str, path: str) -> dict[str, Any] | None:
         ("POST", "/api/v1/saved-quotes/"): {"body": {"lines": [line], "reference": "WO-1"}},
         ("POST", "/api/v1/saved-quotes/{quote_id}/order/"): {"body": {"priority": "high"}},
         ("POST", "/api/v1/orders/{order_id}/reorder/"): {"body": {"revision": "same"}},
+        # The route it has already: a 409 (the block has one process).
+        ("POST", "/api/v1/orders/{order_id}/lines/{line_id}/route/"): {
+            "body": {"process": "fdm", "material": "pla"}
+        },
         ("POST", "/api/v1/uploads/{upload_id}/quote/"): {"body": {"material": "pla"}},
         ("POST", "/api/v1/parts/{slug}/validate/"): {"body": {"parameters": GOOD}},
         ("POST", "/api/v1/parts/{slug}/previews/"): {"body": {"parameters": GOOD}},

@@ -94,6 +94,13 @@ class MaterialSerializer(serializers.ModelSerializer[Material]):
 
 class RevisionSerializer(serializers.ModelSerializer[PartRevision]):
     materials = MaterialSerializer(many=True, read_only=True)
+    processes = serializers.ListField(
+        child=serializers.ChoiceField(choices=Process.choices),
+        source="allowed_processes",
+        read_only=True,
+        help_text="every process it can be made by, the primary (`process`) first; an order "
+        "line is routed to one of them (docs/ordering.md)",
+    )
 
     class Meta:
         model = PartRevision
@@ -102,6 +109,8 @@ class RevisionSerializer(serializers.ModelSerializer[PartRevision]):
             "kind",
             "checksum",
             "process",
+            "alternative_processes",
+            "processes",
             "parameter_schema",
             "rules",
             "materials",

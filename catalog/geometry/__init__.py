@@ -18,7 +18,7 @@ from .build import (
 )
 from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
-from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format
+from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format, scale_stl
 
 __all__ = [
     "ENGINE_VERSION",
@@ -39,4 +39,5 @@ __all__ = [
     "inspect_model",
     "measure_geometry",
     "model_format",
+    "scale_stl",
 ]

@@ -1,6 +1,7 @@
 """Static models (STEP or STL uploads): what they are, checked from their bytes alone.
 
-Pure and cheap, so the web process can refuse a bad upload at once: no CadQuery, no trimesh.
+Pure and cheap, so the web process can refuse a bad upload at once: no CadQuery, no trimesh
+(numpy only, to scale a mesh drawn in another unit).
 The full parse happens later, in the sandbox (catalog.geometry.build_revision), since a
 file that passes these checks can still be malformed inside.
 """
@@ -11,6 +12,8 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 STEP_MAGIC = b"ISO-10303-21;"
 STEP_END = b"END-ISO-10303-21;"
@@ -57,6 +60,36 @@ def inspect_model(content: bytes, *, max_bytes: int, max_triangles: int) -> Mode
 def model_format(content: bytes) -> str:
     """ "step" or "stl" by the file's first bytes (no checks: see inspect_model)."""
     return "step" if content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(STEP_MAGIC) else "stl"
+
+
+_BINARY_RECORD = np.dtype(
+    [("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attributes", "<u2")]
+)
+_ASCII_VERTEX = re.compile(rb"\bvertex\s+(\S+)\s+(\S+)\s+(\S+)")
+
+
+def scale_stl(content: bytes, scale: float) -> bytes:
+    """The STL (binary or ASCII, checked by inspect_model) with every vertex multiplied by
+    `scale`, as a binary STL: a mesh drawn in inches made millimetres (scale 25.4). Normals
+    keep their direction, so they stay as they were."""
+    count = _stl_triangles(content)
+    is_binary = len(content) >= _STL_HEADER_BYTES + _STL_TRIANGLE_BYTES * count and not (
+        content[:5].lower() == b"solid" and b"\0" not in content[:1024]
+    )
+    if is_binary:
+        records = np.frombuffer(content, dtype=_BINARY_RECORD, count=count, offset=84).copy()
+    else:
+        corners = _ASCII_VERTEX.findall(content)
+        if len(corners) != 3 * count:
+            raise ModelInvalid("the ASCII STL file has facets without three vertices")
+        records = np.zeros(count, dtype=_BINARY_RECORD)
+        try:
+            records["vertices"] = np.array(corners, dtype=np.float64).reshape(count, 3, 3)
+        except ValueError:
+            raise ModelInvalid("the ASCII STL file has a vertex that is not a number") from None
+    records["vertices"] *= np.float32(scale)
+    header = f"Microfactory: scaled x{scale:g}".encode().ljust(80, b" ")
+    return header + struct.pack("<I", count) + records.tobytes()
 
 
 def _stl_triangles(content: bytes) -> int:

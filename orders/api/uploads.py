@@ -24,9 +24,11 @@ from orders.models import CustomerUpload
 from orders.uploads import (
     NAME_MAX_CHARS,
     TooManyUploads,
+    UploadRefused,
     UploadState,
     upload_create,
     upload_quote,
+    upload_rescale,
     upload_state,
 )
 
@@ -76,6 +78,7 @@ class UploadOutputSerializer(serializers.ModelSerializer[CustomerUpload]):
             "volume_mm3",
             "preview",
             "promoted_to",
+            "scale",
         ]
 
     def _state(self, upload: CustomerUpload) -> UploadState:
@@ -185,7 +188,9 @@ class UploadQuoteOutputSerializer(QuoteOutputSerializer):  # describes the respo
     dfm_report = serializers.DictField(
         allow_null=True,
         help_text="the full DFM report in this material: status (queued, checking: ask "
-        "again; ready; failed), level (ok, warn, fail) and summary",
+        "again; ready; failed), level (ok, warn, fail), summary, and unit_guess (null, or "
+        "{unit, scale, extents_mm} when the file looks drawn in another unit than mm: accept "
+        "it with POST /api/v1/uploads/{id}/scale/)",
     )
 
 
@@ -218,6 +223,7 @@ class UploadQuoteApi(APIView):
         if quoted.state.status == "rejected":
             return Response({"message": f"the file cannot be made: {quoted.state.reason}"}, 409)
         report = quoted.report
+        guess = report.unit_guess if report is not None else None
         return Response(
             {
                 "quote": quoted.quote.as_json(),
@@ -225,9 +231,55 @@ class UploadQuoteApi(APIView):
                 "firm": quoted.quote.firm,
                 "dfm": [vars(note) for note in quoted.notes],
                 "dfm_report": (
-                    {"status": report.status, "level": report.level, "summary": report.summary}
+                    {
+                        "status": report.status,
+                        "level": report.level,
+                        "summary": report.summary,
+                        "unit_guess": guess,
+                    }
                     if report is not None
                     else None
                 ),
             }
         )
+
+
+class UploadScaleInputSerializer(serializers.Serializer[Any]):  # input only: no instance
+    unit = serializers.ChoiceField(
+        choices=["mm", "inch", "m", "cm"],
+        help_text="the unit the mesh was drawn in; mm reads the file as sent again",
+    )
+
+
+class UploadScaleApi(APIView):
+    """Take the uploaded STL as drawn in another unit (the DFM report's unit_guess): the part
+    becomes a scaled copy, built and checked anew in millimetres; the file as sent is kept."""
+
+    @extend_schema(
+        request=UploadScaleInputSerializer,
+        responses={
+            200: UploadOutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="An unknown unit."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="A STEP file (it says its own unit), or an upload in the catalog "
+                "already: `message` says why.",
+            ),
+            429: OpenApiResponse(
+                ErrorSerializer,
+                description="Too many writes, or CATALOG_PREVIEW_MAX_IN_FLIGHT builds of yours "
+                "are still queued or building.",
+            ),
+        },
+    )
+    def post(self, request: Request, upload_id: int) -> Response:
+        upload = get_object_or_404(_uploads(request), pk=upload_id)
+        payload = UploadScaleInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            upload_rescale(upload=upload, user=request.user, unit=payload.validated_data["unit"])
+        except TooManyPreviews as refusal:
+            return Response({"message": str(refusal)}, 429)
+        except UploadRefused as refusal:
+            return Response({"message": str(refusal)}, 409)
+        return Response(UploadOutputSerializer(_uploads(request).get(pk=upload.pk)).data)

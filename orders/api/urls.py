@@ -21,6 +21,11 @@ urlpatterns = [
         views.OrderPriceDeclineApi.as_view(),
         name="order-decline-price",
     ),
+    path(
+        "orders/<id:order_id>/lines/<id:line_id>/route/",
+        views.OrderLineRouteApi.as_view(),
+        name="order-line-route",
+    ),
     path("orders/<id:order_id>/reorder/", reorders.OrderReorderApi.as_view(), name="order-reorder"),
     path("jobs/<id:job_id>/", views.JobDetailApi.as_view(), name="job-detail"),
     path("quotes/", views.QuoteApi.as_view(), name="quote"),
@@ -57,4 +62,5 @@ urlpatterns = [
     path("uploads/", uploads.UploadsApi.as_view(), name="uploads"),
     path("uploads/<id:upload_id>/", uploads.UploadDetailApi.as_view(), name="upload-detail"),
     path("uploads/<id:upload_id>/quote/", uploads.UploadQuoteApi.as_view(), name="upload-quote"),
+    path("uploads/<id:upload_id>/scale/", uploads.UploadScaleApi.as_view(), name="upload-scale"),
 ]

@@ -25,12 +25,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.models import Process
 from microfactory.errors import DomainError
 from microfactory.limits import body_too_large
 from microfactory.schema import ErrorSerializer
+from orders import routes
 from orders.delivery import SpeedOption, order_delivery_quote
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Order, OrderEvent, OrderLine
-from orders.quotes import dfm_notes, line_facts, line_quote
+from orders.quotes import dfm_notes, line_facts, route_quote
+from orders.quoting import NoStock
 from orders.search import OrderFilter
 from orders.services import (
     LineRequest,
@@ -40,6 +43,7 @@ from orders.services import (
     line_check,
     order_approve,
     order_cancel,
+    order_line_route_change,
     order_place,
     order_price_confirm,
     order_price_decline,
@@ -58,6 +62,14 @@ class LineInputSerializer(serializers.Serializer[Any]):  # input only: no instan
     parameters = serializers.DictField(child=serializers.JSONField(), allow_empty=True)
     material = serializers.SlugField()
     quantity = serializers.IntegerField(min_value=1)
+    process = serializers.ChoiceField(
+        choices=Process.choices,
+        required=False,
+        allow_blank=True,
+        help_text="the process route you choose, with `material` of that process (the part's "
+        "`processes` in the catalog API); omitted or blank: the route chooser picks the "
+        "allowed process that is ready by `due_date` at the lowest cost, else the soonest",
+    )
 
 
 class OrderInputSerializer(serializers.Serializer[Any]):
@@ -93,6 +105,11 @@ class OrderInputSerializer(serializers.Serializer[Any]):
         max_length=WORK_ORDER_REF_MAX_LENGTH,
         help_text="the team's work-order reference (their CMMS's)",
     )
+
+
+class RouteInputSerializer(serializers.Serializer[Any]):
+    process = serializers.ChoiceField(choices=Process.choices)
+    material = serializers.SlugField(help_text="a material of that process offered for the part")
 
 
 class ReasonSerializer(serializers.Serializer[Any]):
@@ -168,10 +185,37 @@ class OrderEventSerializer(serializers.ModelSerializer[OrderEvent]):
         fields = ["line", "from_status", "to_status", "actor", "at", "reason", "source_order"]
 
 
+class RouteOptionSerializer(serializers.Serializer[Any]):  # describes the response only
+    process = serializers.ChoiceField(choices=Process.choices)
+    material = serializers.CharField(help_text="material slug")
+    material_name = serializers.CharField()
+    route = serializers.CharField(help_text="'milled in 6061 aluminium'")
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    machine_time_s = serializers.FloatField(help_text="per part")
+    time_basis = serializers.ChoiceField(
+        choices=["toolpath", "estimate"],
+        help_text="from a planned program of this configuration, or estimated",
+    )
+    stock_mm = serializers.ListField(
+        child=serializers.FloatField(),
+        allow_null=True,
+        help_text="the plate or sheet cut (x, y, thickness); null for printing",
+    )
+    lead_time_s = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, allow_null=True)
+    ready_at = serializers.DateTimeField(allow_null=True, help_text="null: no machine now")
+    meets_due = serializers.BooleanField(help_text="ready by the needed-by date")
+    chosen = serializers.BooleanField()
+
+
 class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
     part = serializers.CharField(source="revision.family.slug")
     revision = serializers.IntegerField(source="revision.number")
     material = serializers.CharField(source="material.slug")
+    route_options = serializers.SerializerMethodField(
+        help_text="every route quoted when it was chosen; empty when the part has one process"
+    )
     jobs = serializers.SerializerMethodField()
 
     class Meta:
@@ -193,8 +237,25 @@ class LineOutputSerializer(serializers.ModelSerializer[OrderLine]):
             "quoted_price",
             "built_quote",
             "price_checked_at",
+            "process",
+            "route_reason",
+            "route_chosen_by",
+            "route_options",
             "jobs",
         ]
+        extra_kwargs = {
+            "process": {"help_text": "the process the line is made by (its route)"},
+            "route_reason": {
+                "help_text": "why this route, against the others: 'milled in 6061: 2 h sooner "
+                "and stiffer; printed in PETG would be 4.10 EUR cheaper'; empty when the part "
+                "has one process"
+            },
+            "route_chosen_by": {"help_text": "chooser, requester, or empty (one process only)"},
+        }
+
+    @extend_schema_field(RouteOptionSerializer(many=True))
+    def get_route_options(self, line: OrderLine) -> Any:
+        return line.route_options or []
 
     @extend_schema_field(JobOutputSerializer(many=True))
     def get_jobs(self, line: OrderLine) -> Any:
@@ -338,6 +399,13 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
     dfm = DfmNoteSerializer(many=True)
     delivery = DeliverySerializer(
         help_text="what each speed costs and when it is promised, were it ordered now"
+    )
+    route_reason = serializers.CharField(
+        help_text="the route an order placed now (no needed-by date) would take, and why; "
+        "empty when the part has one process"
+    )
+    routes = RouteOptionSerializer(
+        many=True, help_text="every process route quoted; empty when the part has one process"
     )
 
 
@@ -519,6 +587,49 @@ class OrderPriceDeclineApi(_OrderActionApi):
         return order_price_decline(order=order, user=request.user, reason=reason)
 
 
+class OrderLineRouteApi(APIView):
+    """Make a line by another of its allowed process routes (process + material) while no
+    machine has started it: its price, ready time and reason follow (the requester, an
+    approver or a manager)."""
+
+    @extend_schema(
+        request=RouteInputSerializer,
+        responses={
+            200: OrderOutputSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="A process the part is not made by, a material not of that "
+                "process, a route no machine can make now or not ready by the needed-by date.",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The line can no longer change (started, ended, or a price "
+                "waiting), or the new total needs an approval.",
+            ),
+        },
+    )
+    def post(self, request: Request, order_id: int, line_id: int) -> Response:
+        order = get_object_or_404(Order.objects.for_user(request.user), pk=order_id)
+        line = get_object_or_404(OrderLine.objects.filter(order=order), pk=line_id)
+        _refuse_oversized(request)
+        payload = RouteInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            order = order_line_route_change(
+                line=line,
+                user=request.user,
+                process=payload.validated_data["process"],
+                material=payload.validated_data["material"],
+            )
+        except NotAllowed as refusal:
+            raise PermissionDenied(str(refusal)) from refusal
+        except OrderInvalid:
+            raise
+        except DomainError as refusal:
+            return Response({"message": str(refusal)}, status=409)
+        return _detail(request, order)
+
+
 class JobDetailApi(APIView):
     @extend_schema(responses=JobOutputSerializer)
     def get(self, request: Request, job_id: int) -> Response:
@@ -540,11 +651,19 @@ class QuoteApi(APIView):
         line = line_check(LineRequest(**payload.validated_data))
         now = timezone.now()
         facts = line_facts(**line, now=now)
-        quote = line_quote(facts)
+        try:
+            quote = route_quote(facts)
+        except NoStock as refusal:
+            raise OrderInvalid({"material": [str(refusal)]}) from refusal
         delivery = order_delivery_quote([(facts, quote)], now=now)
+        # The other routes an order would weigh (orders.routes), as soon as possible.
+        found = routes.line_routes(now=now, **line)
+        choice = routes.decide(found.options, deadline=None) if found.options else None
         return Response(
             {
                 "quote": quote.as_json(),
+                "route_reason": choice.reason if choice is not None else "",
+                "routes": choice.options_json() if choice is not None and choice.chosen_by else [],
                 "geometry": facts.geometry_basis,
                 "firm": quote.firm,
                 "dfm": [vars(note) for note in dfm_notes(facts)],

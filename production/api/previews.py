@@ -41,6 +41,9 @@ class OrientationSerializer(serializers.Serializer[Any]):  # describes the respo
     extents_mm = serializers.ListField(child=serializers.FloatField())
     height_mm = serializers.FloatField()
     support_area_mm2 = serializers.FloatField()
+    support_volume_mm3 = serializers.FloatField(
+        help_text="the support's volume to the bed: what the choice weighs"
+    )
     contact_area_mm2 = serializers.FloatField()
     base_width_mm = serializers.FloatField()
     stable = serializers.BooleanField()

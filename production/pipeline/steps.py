@@ -282,6 +282,8 @@ def fdm_profile(
             None if settings.infill_percent is None else settings.infill_percent / 100
         ),
         "brim_width_mm": settings.brim_width_mm,
+        "seam": settings.seam,
+        "min_layer_time_s": settings.min_layer_time_s,
     }
     profile = replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     for name, height in (
@@ -294,6 +296,20 @@ def fdm_profile(
                 f"of {machine.name} can lay down"
             )
     return profile
+
+
+# The DFM checks whose warning means the part may come loose or tip over while printing.
+BRIM_RISKS = ("tipping", "first_layer")
+AUTO_BRIM_MM = 5.0
+
+
+def with_brim_if_at_risk(profile: FdmProfile, report: ValidationReport) -> FdmProfile:
+    """A brim of AUTO_BRIM_MM when the DFM report warns that the part may tip or come loose
+    (and the profile has none): the warning acted on, not only printed on the traveler."""
+    risky = any(c.name in BRIM_RISKS and c.status == "warn" for c in report.checks)
+    if not risky or profile.brim_width_mm > 0:
+        return profile
+    return replace(profile, brim_width_mm=AUTO_BRIM_MM)
 
 
 @dataclass(frozen=True)
@@ -328,6 +344,8 @@ def slice_inputs(so_far: JobSoFar) -> SliceInputs:
     if setup.engine is not None:
         target = replace(target, toolpath_engine=setup.engine)
     profile = fdm_profile(target, material=part.material, settings=setup.slicer)
+    if setup.slicer.brim_width_mm is None:
+        profile = with_brim_if_at_risk(profile, report)
     mesh = mesh_to_slice(built, report.checks, limits=setup.validation_limits, reuse=setup.reuse)
     orientation = print_orientation(report.orientation, target.build_volume_mm)
     return SliceInputs(

@@ -25,9 +25,15 @@ from production.pipeline.dfm.limits import (
     ValidationLimits,
 )
 from production.pipeline.dfm.machining import machining_checks
-from production.pipeline.dfm.orientation import Orientation, candidate_orientations, choose
+from production.pipeline.dfm.orientation import (
+    Orientation,
+    candidate_orientations,
+    choose,
+    ranked,
+)
 from production.pipeline.dfm.reading import file_size_check, read_stl
 from production.pipeline.dfm.thickness import measure
+from production.pipeline.dfm.units import UnitGuess, guess_unit
 
 __all__ = [
     "DEFAULT_MACHINES",
@@ -41,6 +47,7 @@ __all__ = [
     "ValidationLimits",
     "ValidationRejected",
     "ValidationReport",
+    "UnitGuess",
     "dfm_report",
     "validate_part",
 ]
@@ -76,6 +83,9 @@ class ValidationReport:
     orientation: Orientation | None = None  # the chosen print orientation (FDM)
     orientation_candidates: tuple[Orientation, ...] = ()
     machines: tuple[MachineReport, ...] = ()
+    # Read as millimetres the mesh makes no sense; in this unit it would (see dfm/units.py).
+    unit_guess: UnitGuess | None = None
+    scale: float = 1.0  # the scale the mesh was checked at (1: as the file says, in mm)
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -95,6 +105,7 @@ class ValidationReport:
         A report stored before it named the capable machines counts those it fits as capable.
         """
         orientation = data.get("orientation")
+        guess = data.get("unit_guess")
         return cls(
             status=data.get("status", PASS),
             readable=data.get("readable", True),
@@ -120,6 +131,15 @@ class ValidationReport:
                 )
                 for m in data.get("machines", ())
             ),
+            unit_guess=None
+            if guess is None
+            else UnitGuess(
+                unit=guess["unit"],
+                scale=guess["scale"],
+                extents_mm=_triple(guess["extents_mm"]),
+                reason=guess["reason"],
+            ),
+            scale=data.get("scale", 1.0),
         )
 
 
@@ -136,6 +156,7 @@ def _orientation(data: Mapping[str, Any]) -> Orientation:
         extents_mm=_triple(data["extents_mm"]),
         height_mm=data.get("height_mm", data["extents_mm"][2]),
         support_area_mm2=data.get("support_area_mm2", 0.0),
+        support_volume_mm3=data.get("support_volume_mm3", 0.0),
         contact_area_mm2=data.get("contact_area_mm2", 0.0),
         base_width_mm=data.get("base_width_mm", 0.0),
         stable=data.get("stable", True),
@@ -191,13 +212,19 @@ def dfm_report(
     file_format: str = "stl",
     step_converter: Callable[[bytes], bytes] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    scale: float = 1.0,
 ) -> ValidationReport:
     """The full report, failed or not; never raises for a bad part.
 
     `machines` are the candidates; `build_volumes_mm` ({key: volume}) is shorthand for FDM
     machines with 0.4 mm nozzles. STEP input needs `step_converter` (STEP bytes to STL bytes,
     raising Rejected when the file cannot be read), e.g. catalog.geometry.step_import.
+    `scale` multiplies the mesh before anything is measured (millimetres per file unit: 25.4
+    for a file drawn in inches, once its uploader accepts that); at 1, a mesh that makes no
+    sense in millimetres gets a `units` check and the report's unit_guess.
     """
+    if not 0 < scale <= 1000:
+        raise ValueError(f"scale must be above 0 and at most 1000, not {scale!r}")
     candidates = _candidates(machines, build_volumes_mm)
     if file_format not in FORMATS:
         raise ValueError(f"file_format must be one of {FORMATS}, not {file_format!r}")
@@ -214,6 +241,8 @@ def dfm_report(
         if converted:
             read_checks = [c for c in read_checks if c.name not in ("file_size", "readable")]
         checks += read_checks
+        if scale != 1.0:
+            triangles = triangles * scale
         budget.check("the mesh repair")
         solid, integrity = make_solid(
             triangles,
@@ -227,7 +256,7 @@ def dfm_report(
             return ValidationReport(
                 status=FAIL, file_format=file_format, triangles=len(triangles), checks=tuple(checks)
             )
-        return _machine_report(solid, candidates, limits, budget, checks, file_format)
+        return _machine_report(solid, candidates, limits, budget, checks, file_format, scale)
     except Refused as refusal:
         checks.append(refusal.check)
         return ValidationReport(
@@ -286,6 +315,7 @@ def _machine_report(
     budget: Budget,
     checks: list[Check],
     file_format: str,
+    scale: float,
 ) -> ValidationReport:
     mesh = solid.mesh
     x, y, z = (round(float(v), 3) for v in mesh.extents)
@@ -312,6 +342,16 @@ def _machine_report(
             samples=limits.wall_samples,
             reach_mm=max(4 * needed, 2.0),
         )
+    guess = None
+    if scale == 1.0:
+        too_thin = thickness is not None and thickness.thinnest(thickness.walls_mm) < min(
+            limits.min_wall_fail_factor * m.nozzle_mm for m in printers
+        )
+        guess = guess_unit(
+            extents, walls_too_thin=too_thin, build_volumes_mm=[m.build_volume_mm for m in machines]
+        )
+        if guess is not None:
+            checks.append(_units_check(extents, guess))
     budget.check("the machine checks")
     reports = []
     for machine in machines:
@@ -336,7 +376,7 @@ def _machine_report(
         )
     fits = tuple(r.key for r in reports if _check(r, "build_volume").status == PASS)
     if orientation is not None:
-        checks.append(_orientation_check(orientation))
+        checks.append(_orientation_check(orientation, candidates))
     checks.append(_build_volume_check(machines, extents, orientation, fits))
     best = min(
         reports,
@@ -361,26 +401,54 @@ def _machine_report(
         orientation=orientation,
         orientation_candidates=candidates,
         machines=tuple(reports),
+        unit_guess=guess,
+        scale=scale,
     )
+
+
+_UNIT_WORDS = {"inch": "inches", "m": "metres", "cm": "centimetres"}
+
+
+def _units_check(extents: tuple[float, float, float], guess: UnitGuess) -> Check:
+    """A failure when the part is smaller than anything makeable, else a warning beside the
+    wall checks that fail: either way the message offers the scale."""
+    size = "{:g} x {:g} x {:g}".format(*extents)
+    scaled = "{:.1f} x {:.1f} x {:.1f} mm".format(*guess.extents_mm)
+    status = FAIL if guess.reason.startswith("smaller") else WARN
+    return Check(
+        "units", status, f"{size} file units", "a part drawn in millimetres",
+        f"read as millimetres the part is {size} mm ({guess.reason}); it looks drawn in "
+        f"{_UNIT_WORDS[guess.unit]}: {scaled}. Accept the scale (x{guess.scale:g}) to check "
+        "and quote it at that size",
+    )  # fmt: skip
 
 
 def _check(report: MachineReport, name: str) -> Check:
     return next(c for c in report.checks if c.name == name)
 
 
-def _orientation_check(chosen: Orientation) -> Check:
+def _orientation_check(chosen: Orientation, candidates: Sequence[Orientation]) -> Check:
     facts = (
         f"{chosen.support_area_mm2:.0f} mm² of support, {chosen.height_mm:.1f} mm high, "
         f"{chosen.contact_area_mm2:.0f} mm² on the bed"
     )
-    limit = "stable; least support, then lowest, then most bed contact"
+    others = [c for c in ranked(candidates) if c is not chosen]
+    runner_up = (
+        f"; runner-up {others[0].label} (score {others[0].cost:.0f} against {chosen.cost:.0f}, "
+        f"{others[0].support_area_mm2:.0f} mm² of support, {others[0].height_mm:.1f} mm high)"
+        if others
+        else ""
+    )
+    limit = "stable; least support volume, then lowest, steadiest and most bed contact"
     if not chosen.stable:
         return Check(
             "orientation", WARN, chosen.label, limit,
             f"no orientation rests stably on a flat face; best {chosen.label} ({facts}): it "
-            "needs a raft or supports to stand",
+            f"needs a raft or supports to stand{runner_up}",
         )  # fmt: skip
-    return Check("orientation", PASS, chosen.label, limit, f"print {chosen.label}: {facts}")
+    return Check(
+        "orientation", PASS, chosen.label, limit, f"print {chosen.label}: {facts}{runner_up}"
+    )
 
 
 def _build_volume_check(

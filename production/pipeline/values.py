@@ -16,6 +16,7 @@ from typing import Any
 from catalog.parameters import ParameterSpec, Rule
 from catalog.qc import QcCheck
 from production.routing import ProfileKey
+from production.toolpath.profile import SEAMS
 
 Matrix = tuple[tuple[float, ...], ...]  # 4 x 4, model to print coordinates
 IDENTITY: Matrix = (
@@ -119,13 +120,23 @@ class SlicerSettings:
     bottom_layers: int | None = None
     infill_percent: float | None = None
     brim_width_mm: float | None = None
+    seam: str | None = None  # "nearest" | "aligned" | "corner" (FdmProfile.seam)
+    min_layer_time_s: float | None = None  # 0: no minimum
 
     def __post_init__(self) -> None:
+        if self.seam is not None and self.seam not in SEAMS:
+            raise ValueError(f"seam must be one of {', '.join(SEAMS)}, not {self.seam!r}")
         for name in ("layer_height_mm", "first_layer_height_mm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive, not {value}")
-        for name in ("perimeters", "top_layers", "bottom_layers", "brim_width_mm"):
+        for name in (
+            "perimeters",
+            "top_layers",
+            "bottom_layers",
+            "brim_width_mm",
+            "min_layer_time_s",
+        ):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} cannot be negative, not {value}")

@@ -26,6 +26,10 @@ LIFT_AT_END_MM = 10.0
 # perimeters").
 RETRACT_MIN_TRAVEL_MM = 2.0
 FAN_FROM_LAYER = 1  # 0-based: layer 2 onwards, the first layer sticks better without cooling
+MIN_COOLING_PAUSE_S = 0.5  # shorter waits are not worth lifting the nozzle for
+COOLING_LIFT_MM = 2.0
+# What _Writer._paths changes besides the lines and moves it appends.
+_STATE = ("x", "y", "z", "e", "feed", "retracted", "kind", "filament_mm", "hopped", "layer_z")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ def write_program(layers: Sequence[LayerPlan], profile: FdmProfile, *, engine: s
     )
     # Motion only, as PrusaSlicer counts it: heating and homing depend on the room and the
     # printer, not on the G-code.
-    seconds = float(round(motion.estimate_s(writer.moves, machine_limits(profile))))
+    seconds = float(
+        round(motion.estimate_s(writer.moves, machine_limits(profile)) + writer.dwell_s)
+    )
     summary = [
         f"; filament used [mm] = {filament_mm:.2f}",
         f"; filament used [g] = {filament_g:.2f}",
@@ -122,6 +128,7 @@ class _Writer:
         self.moves: list[np.ndarray] = []  # rows (dx, dy, dz, de, mm/s) for the time estimate
         self.hopped = False  # lifted by z_hop_mm above layer_z for a travel
         self.layer_z = 0.0
+        self.dwell_s = 0.0  # cooling pauses: time the motion estimate does not see
 
     def start(self, layer_count: int) -> None:
         p = self.profile
@@ -176,6 +183,26 @@ class _Writer:
         self.hopped = False  # the layer change moves Z anyway
         self.z_to(layer.z_mm)
         speed = p.first_layer_speed_mm_s if index == 0 else p.print_speed_mm_s
+        if index == 0 or p.min_layer_time_s <= 0:
+            self._paths(layer, speed)
+            return
+        # Too quick a layer lays hot plastic on a layer still soft: slow it down, then wait.
+        before = self._state()
+        seconds = self._paths(layer, speed)
+        if seconds >= p.min_layer_time_s or seconds <= 0:
+            return
+        slowest = min(p.min_print_speed_mm_s, speed)
+        slower = max(speed * seconds / p.min_layer_time_s, slowest)
+        self._restore(before)
+        seconds = self._paths(layer, slower)
+        wait = p.min_layer_time_s - seconds
+        if wait >= MIN_COOLING_PAUSE_S:
+            self._cooling_pause(wait)
+
+    def _paths(self, layer: LayerPlan, speed: float) -> float:
+        """Write the layer's paths at `speed`; the seconds they take (the time estimate's)."""
+        p = self.profile
+        moves_before = len(self.moves)
         width = ""
         for path in layer.paths:
             if path.kind != self.kind:
@@ -195,6 +222,29 @@ class _Writer:
                 width=path.width_mm,
                 kind=path.kind,
             )
+        moves = self.moves[moves_before:]
+        return motion.estimate_s(moves, machine_limits(p)) if moves else 0.0
+
+    def _state(self) -> dict[str, object]:
+        """Everything _paths changes, to write a layer again at another speed."""
+        state = {name: getattr(self, name) for name in _STATE}
+        state["lines"], state["moves"] = len(self.lines), len(self.moves)
+        return state
+
+    def _restore(self, state: dict[str, object]) -> None:
+        del self.lines[int(str(state["lines"])) :]
+        del self.moves[int(str(state["moves"])) :]
+        for name in _STATE:
+            setattr(self, name, state[name])
+
+    def _cooling_pause(self, seconds: float) -> None:
+        """Lift the nozzle off the fresh layer and wait for it to cool."""
+        self.retract()
+        lift = min(COOLING_LIFT_MM, self.profile.max_height_mm - self.z)
+        if lift > 0:
+            self.z_to(self.z + lift)  # the next layer change brings it down again
+        self.lines.append(f"G4 P{round(seconds * 1000)} ; cooling: minimum layer time")
+        self.dwell_s += seconds
 
     def end(self, top_z: float) -> None:
         p = self.profile

@@ -197,7 +197,7 @@ def _island_paths(
             here = Point(position)
             ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
             innermost.append(len(paths))
-            paths.append(_loop(kind, ring, position))
+            paths.append(_loop(kind, ring, position, seam=profile.seam))
             position = paths[-1].points[-1]
         room = centre.buffer(-(spacing - width / 2), join_style="mitre")
 
@@ -382,13 +382,53 @@ def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseG
 
 
 def _loop(
-    kind: Kind, ring: LinearRing, position: np.ndarray, width_mm: float | None = None
+    kind: Kind,
+    ring: LinearRing,
+    position: np.ndarray,
+    width_mm: float | None = None,
+    *,
+    seam: str = "nearest",
 ) -> Path:
-    """The closed ring as a path starting (the seam) at its vertex nearest the nozzle."""
+    """The closed ring as a path starting (the seam) where `seam` says: at its vertex nearest
+    the nozzle, the rear-most one ("aligned": the seams of all layers line up), or hidden in
+    its sharpest corner ("corner")."""
     corners = np.asarray(ring.coords)[:-1]
-    seam = int(np.argmin(np.hypot(*(corners - position).T)))
-    corners = np.roll(corners, -seam, axis=0)
+    if seam == "nearest" or len(corners) < 3:
+        start = int(np.argmin(np.hypot(*(corners - position).T)))
+    elif seam == "corner":
+        start = _hidden_corner(corners)
+    else:
+        start = _rear_most(corners)
+    corners = np.roll(corners, -start, axis=0)
     return Path(kind, np.vstack([corners, corners[:1]]), width_mm)
+
+
+SEAM_CORNER_DEG = 20.0  # a turn sharper than this is a corner a seam can hide in
+
+
+def _rear_most(corners: np.ndarray) -> int:
+    """The vertex with the largest Y (the back of the bed), the leftmost of equals: the same
+    spot on every layer of a straight wall."""
+    return int(np.lexsort((corners[:, 0], -np.round(corners[:, 1], 3)))[0])
+
+
+def _hidden_corner(corners: np.ndarray) -> int:
+    """The sharpest concave corner (turning right: the material lies left of a loop, outline
+    or hole, as orient() turns them), where a seam hides in the inner angle; else the
+    sharpest convex one; a round loop has neither and gets the rear-most point."""
+    incoming = corners - np.roll(corners, 1, axis=0)
+    outgoing = np.roll(corners, -1, axis=0) - corners
+    turn = np.degrees(
+        np.arctan2(
+            incoming[:, 0] * outgoing[:, 1] - incoming[:, 1] * outgoing[:, 0],
+            (incoming * outgoing).sum(axis=1),
+        )
+    )
+    if turn.min() < -SEAM_CORNER_DEG:
+        return int(np.argmin(turn))
+    if turn.max() > SEAM_CORNER_DEG:
+        return int(np.argmax(turn))
+    return _rear_most(corners)
 
 
 def _scan_lines(

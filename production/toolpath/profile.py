@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass
 
 FLAVOURS = ("marlin", "klipper")
+SEAMS = ("nearest", "aligned", "corner")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,15 @@ class FdmProfile:
     # Infill regions smaller than this print solid: a sparse grid there only holds nothing
     # up (PrusaSlicer's `solid_infill_below_area`, same default).
     solid_infill_below_area_mm2: float = 70
+    # A layer printed faster than this has no time to cool: it is slowed down (to no less than
+    # min_print_speed_mm_s), then the nozzle waits off the part for the rest (PrusaSlicer's
+    # `slowdown_below_layer_time` 15 s and `min_print_speed` 15 mm/s for PLA; 0: no minimum).
+    min_layer_time_s: float = 10
+    min_print_speed_mm_s: float = 10
+    # Where each loop starts (the seam): "nearest" to the nozzle (least travel), "aligned" at
+    # the rear-most point (one straight seam up the back), "corner" in the sharpest concave
+    # corner (hidden), else the rear-most.
+    seam: str = "nearest"
 
     def __post_init__(self) -> None:
         # A bad profile is our configuration error, not an unmakeable part: crash loudly.
@@ -60,6 +70,8 @@ class FdmProfile:
         for name, value in positive.items():
             if not value > 0:
                 raise ValueError(f"{name} must be positive, not {value}")
+        if self.seam not in SEAMS:
+            raise ValueError(f"unknown seam {self.seam!r}; expected one of {SEAMS}")
         if not 0 <= self.infill_density <= 1:
             raise ValueError(f"infill_density must be within 0..1, not {self.infill_density}")
         if min(self.perimeters, self.top_layers, self.bottom_layers, self.skirt_loops) < 0:
@@ -72,6 +84,8 @@ class FdmProfile:
             "brim_width_mm": self.brim_width_mm,
             "solid_infill_below_area_mm2": self.solid_infill_below_area_mm2,
             "jerk_mm_s": self.jerk_mm_s,
+            "min_layer_time_s": self.min_layer_time_s,
+            "min_print_speed_mm_s": self.min_print_speed_mm_s,
         }
         for name, value in non_negative.items():
             if value < 0:

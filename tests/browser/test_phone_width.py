@@ -101,6 +101,7 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
                 "saved-quote-share",
                 "saved-quote-requote",
                 "upload-add",
+                "upload-scale",
             }
         ),
     ),

@@ -86,6 +86,11 @@ def test_a_part_shows_its_current_revision_with_schema_materials_and_qc(api, blo
     assert part["revision"]["materials"] == [
         {"slug": "pla", "name": "PLA", "process": "fdm", "sheet_thicknesses_mm": []}
     ]
+    # Made by one process: no alternatives (orders.routes offers no choice).
+    assert (part["revision"]["processes"], part["revision"]["alternative_processes"]) == (
+        ["fdm"],
+        [],
+    )
     assert api.get("/api/v1/parts/nope/").status_code == 404
 
 

@@ -37,6 +37,8 @@ OBJECT_ROUTES = [
     ("post", "/api/v1/orders/{order}/decline-price/"),
     ("get", "/api/v1/orders/{order}/reorder/"),
     ("post", "/api/v1/orders/{order}/reorder/"),
+    # A line's process route (orders.routes), {line}: the order's first line.
+    ("post", "/api/v1/orders/{order}/lines/{line}/route/"),
     ("get", "/api/v1/jobs/{job}/"),
     ("get", "/api/v1/jobs/{job}/artifacts/stl/"),
     ("get", "/api/v1/jobs/{job}/passport/"),
@@ -106,7 +108,9 @@ def routes_with_ids() -> set[str]:
 
 def test_every_route_with_an_order_or_job_id_is_checked_here():
     checked = {
-        path.replace("{order}", "<id:order_id>").replace("{job}", "<id:job_id>")
+        path.replace("{order}", "<id:order_id>")
+        .replace("{job}", "<id:job_id>")
+        .replace("{line}", "<id:line_id>")
         for _, path in OBJECT_ROUTES
     }
     normalised = {
@@ -134,7 +138,7 @@ def test_another_organisations_objects_are_404_on_the_api_and_the_pages(me, thei
         OrderEvent.objects.count(),
     )
     for order in (waiting, running):
-        url = path.format(order=order.pk, job=job.pk)
+        url = path.format(order=order.pk, job=job.pk, line=order.lines.first().pk)
         if url.startswith("/api/"):
             client = APIClient()
             client.force_authenticate(me)
@@ -201,6 +205,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page(theirs):
 def schema_path(path: str) -> str:
     """An OBJECT_ROUTES path as the schema writes it."""
     path = path.replace("{order}", "{order_id}").replace("{job}", "{job_id}")
+    path = path.replace("{line}", "{line_id}")
     return path.replace("/artifacts/stl/", "/artifacts/{kind}/")
 
 
@@ -258,6 +263,7 @@ API_ISOLATION = {
             ("POST", "/api/v1/uploads/"),
             ("GET", "/api/v1/uploads/{upload_id}/"),
             ("POST", "/api/v1/uploads/{upload_id}/quote/"),
+            ("POST", "/api/v1/uploads/{upload_id}/scale/"),
         ]
     },
 }

@@ -222,6 +222,8 @@ def test_another_organisation_can_neither_see_nor_order_an_upload(user):
     assert slug not in page.get("/").content.decode()
     assert api.get(f"/api/v1/uploads/{upload.pk}/").status_code == 404
     assert api.post(f"/api/v1/uploads/{upload.pk}/quote/", {"material": "pla"}).status_code == 404
+    assert api.post(f"/api/v1/uploads/{upload.pk}/scale/", {"unit": "inch"}).status_code == 404
+    assert page.post(f"/uploads/{upload.pk}/scale/", {"unit": "inch"}).status_code == 404
     assert api.get(f"/api/v1/parts/{slug}/").status_code == 404
     assert slug not in str(api.get("/api/v1/parts/").json())
     assert api.get("/api/v1/uploads/").json()["results"] == []
@@ -428,3 +430,59 @@ def test_the_admin_action_promotes_an_upload_and_refuses_a_second_time(user, fac
     clerk_client = Client()
     login_with_mfa(clerk_client, clerk)
     assert clerk_client.get("/admin/orders/customerupload/").status_code == 403
+
+
+@pytest.mark.cad
+def test_an_stl_drawn_in_inches_is_offered_the_scale_and_checked_in_mm_once_accepted(user, factory):
+    inches = box_stl((25 / 25.4, 15 / 25.4, 8 / 25.4))
+    page = Client()
+    page.force_login(user)
+    page.post("/uploads/", {"name": "Imperial spacer", "model": upload_file(inches, "s.stl")})
+    upload = built(CustomerUpload.objects.get())
+    checked(upload)
+    quoted = upload_quote(upload=upload, material="pla", quantity=1)
+    assert quoted.report is not None and quoted.report.unit_guess is not None
+    assert quoted.report.unit_guess["unit"] == "inch"
+    assert quoted.report.unit_guess["extents_mm"] == pytest.approx([25, 15, 8], abs=0.02)
+    html = page.post(
+        f"/uploads/{upload.pk}/configure/", {"material": "pla", "quantity": "1"}
+    ).content.decode()
+    assert 'id="upload-units"' in html and "looks drawn in <strong>inches</strong>" in html
+    assert "25.0 × 15.0 × 8.0 mm" in html
+    original = upload.revision
+    answer = page.post(f"/uploads/{upload.pk}/scale/", {"unit": "inch"})
+    assert answer.status_code == 302
+    upload.refresh_from_db()
+    assert upload.scale == 25.4 and upload.unscaled_revision == original
+    assert upload.revision != original and upload.revision.family.private
+    with original.model_file.open("rb") as sent:
+        assert sent.read() == inches  # the file as sent is kept
+    checked(built(upload))
+    state = upload_state(upload)
+    assert state.status == "ready" and sorted(state.preview.bbox_mm) == pytest.approx([8, 15, 25])
+    rescaled = upload_quote(upload=upload, material="pla", quantity=1)
+    assert rescaled.report is not None and rescaled.report.unit_guess is None
+    assert rescaled.report.level in ("ok", "warn") and rescaled.quote.firm
+    assert rescaled.quote.mass_g > quoted.quote.mass_g * 1000
+    # Back to the file as sent, and nothing new is made for it.
+    page.post(f"/uploads/{upload.pk}/scale/", {"unit": "mm"})
+    upload.refresh_from_db()
+    assert upload.revision == original and upload.scale == 1 and upload.unscaled_revision is None
+
+
+@pytest.mark.cad
+def test_the_api_takes_a_unit_and_refuses_a_step_file_or_an_unknown_unit(api, user, factory):
+    stl = upload_create(
+        user=user, name="Inch plate", upload=upload_file(box_stl((1, 0.5, 0.25)), "p.stl")
+    )
+    step = upload_create(
+        user=user, name="Step plate", upload=upload_file(box_with_hole_step(), "p.step")
+    )
+    unknown = api.post(f"/api/v1/uploads/{stl.pk}/scale/", {"unit": "furlong"}, format="json")
+    assert unknown.status_code == 400 and "unit" in unknown.json()["errors"]
+    refused = api.post(f"/api/v1/uploads/{step.pk}/scale/", {"unit": "inch"}, format="json")
+    assert refused.status_code == 409 and "STEP file says its own unit" in refused.json()["message"]
+    taken = api.post(f"/api/v1/uploads/{stl.pk}/scale/", {"unit": "inch"}, format="json")
+    assert taken.status_code == 200, taken.content
+    assert taken.json()["scale"] == 25.4 and taken.json()["status"] == "checking"
+    assert taken.json()["revision"] == 1 and taken.json()["part"] != stl.revision.family.slug

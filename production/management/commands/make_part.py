@@ -74,6 +74,8 @@ SLICER_OPTIONS = {
     "bottom_layers": ("bottom_layers", int, "a whole number, 0 or more"),
     "infill": ("infill_percent", float, "a percentage from 0 to 100"),
     "brim": ("brim_width_mm", float, "a width in mm, 0 or more (0: no brim)"),
+    "seam": ("seam", str, "nearest, aligned or corner"),
+    "min_layer_time": ("min_layer_time_s", float, "a number of seconds, 0 or more (0: none)"),
 }
 
 
@@ -107,6 +109,12 @@ class Command(BaseCommand):
         parser.add_argument("--bottom-layers", metavar="N", help="solid layers over a bottom")
         parser.add_argument("--infill", metavar="PERCENT", help="sparse infill density, 0-100")
         parser.add_argument("--brim", metavar="MM", help="brim width in mm (0: none)")
+        parser.add_argument(
+            "--seam", help="where loops start: nearest (default), aligned (at the back), corner"
+        )
+        parser.add_argument(
+            "--min-layer-time", metavar="S", help="slow down, then wait, below this (0: none)"
+        )
         parser.add_argument(
             "--quantity", metavar="N", help="copies: plans, slices and checks their plates"
         )

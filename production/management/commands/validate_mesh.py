@@ -3,6 +3,7 @@
     python manage.py validate_mesh part.stl                     # against every FDM machine
     python manage.py validate_mesh part.stl --machine mk4-1     # one machine, by slug
     python manage.py validate_mesh part.step --process cnc_mill --json
+    python manage.py validate_mesh clip.stl --unit inch         # an STL drawn in inches
 
 Exit status: 0 when the part passes (possibly with warnings), 1 when a check fails, 2 when
 the input cannot be read at all (missing file, not an STL or STEP, unknown machine).
@@ -37,6 +38,13 @@ class Command(BaseCommand):
             "none (default: fdm)",
         )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument(
+            "--unit",
+            choices=["mm", "inch", "m", "cm"],
+            default="mm",
+            help="the unit an STL was drawn in (default mm); the report suggests one when "
+            "millimetres make no sense of the file",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Imported here: trimesh and the sandbox are worker-side modules (STYLE.md).
@@ -44,6 +52,7 @@ class Command(BaseCommand):
         from catalog.geometry.step_import import step_to_stl
         from production import runner
         from production.models import Machine
+        from production.pipeline.dfm.units import UNITS
         from production.pipeline.validation import DEFAULT_MACHINES, dfm_report
 
         path: Path = options["file"]
@@ -75,6 +84,7 @@ class Command(BaseCommand):
                 limits=limits,
                 file_format=file_format,
                 step_converter=lambda step: step_to_stl(step, limits=build_limits),
+                scale={name: scale for name, scale, _ in UNITS}.get(options["unit"], 1.0),
             )
         except BuildFailed as error:
             self._unreadable(f"the STEP file could not be converted: {error}")
@@ -95,6 +105,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {report.triangles} triangles, {x:g} x {y:g} x {z:g} mm as modelled, "
                 f"{report.volume_mm3:.0f} mm³"
+            )
+        if report.scale != 1.0:
+            self.stdout.write(f"  checked at x{report.scale:g} (the file's unit to mm)")
+        if report.unit_guess is not None:
+            self.stdout.write(
+                f"  looks drawn in {report.unit_guess.unit}: try --unit {report.unit_guess.unit}"
             )
         if report.orientation is not None:
             self.stdout.write(f"  print orientation: {report.orientation.label}")

@@ -1,16 +1,27 @@
 """Print orientations: the candidates, what each costs, and the one we choose.
 
-Candidates are the six axis-aligned ones (each face of the bounding box down) and the four
-largest flat faces the part can rest on (flat faces on its convex hull) down. A candidate is
-stable when the faces touching the bed make a footprint at least 1 mm wide and the centre of
-mass lies over it.
+Candidates are the six axis-aligned ones (each face of the bounding box down), the four
+largest flat faces the part can rest on (flat faces on its convex hull) down, and the part's
+principal axes (of its inertia) either way. A candidate is stable when the faces touching the
+bed make a footprint at least 1 mm wide and the centre of mass lies over it.
 
 The choice: among stable candidates that fit a printer, the lowest cost
 
-    cost = support area (mm²) + 2 mm × height (mm) - 0.1 × bed contact area (mm²)
+    cost = 0.1 / mm × support volume (mm³) + 2 mm × height (mm) - 0.1 × bed contact (mm²)
+           + 25 mm² × (height / base width - tipping limit), when above the limit
 
-so support dominates, then a lower part (fewer layers) and a bigger first layer. Ties keep
-the orientation as modelled: designers usually model parts the way they print.
+so support dominates (its volume: the overhangs' area times their height over the bed, what
+support costs in material and time; regions that print as bridges are not support), then a
+lower part (fewer layers), a steady stand and a bigger first layer. A part stands on its rim
+only when lying flat would cost much more: the tipping term makes a tall, narrow stand
+expensive. The orientation as modelled is kept unless another one is cheaper by more than
+TURN_MARGIN: designers usually model parts the way they print, and a few mm² of first layer
+are no reason to turn a part over.
+
+Bridges: a region of overhanging faces prints without support when at least half its rim rests
+on material below and it is at most bridge_mm wide, measured as the widest circle that fits in
+the region's footprint (an annular web between a hub and a rim is as wide as the ring, not as
+the wheel).
 """
 
 import math
@@ -27,7 +38,11 @@ from scipy.spatial import ConvexHull, QhullError
 from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
+SUPPORT_COST_MM2_PER_MM3 = 0.1  # an overhang 10 mm above the bed costs its area, as before
 CONTACT_CREDIT = 0.1
+TIPPING_LIMIT = 5.0  # height over the footprint's narrow side beyond which a part may tip
+TIPPING_COST_MM2 = 25.0  # per unit of the ratio above the limit
+TURN_MARGIN = 10.0  # another orientation must be this much cheaper than as modelled
 CONTACT_TOLERANCE_MM = 0.01  # faces this close to the lowest point, facing down, touch the bed
 # Tessellating a 45° chamfer or cone tilts its flat facets by up to a degree or so: a face
 # counts as overhanging only when it leans this much beyond the limit.
@@ -56,11 +71,16 @@ class Orientation:
     extents_mm: tuple[float, float, float]  # in print coordinates
     height_mm: float
     support_area_mm2: float  # overhangs that need support, projected onto the bed
+    support_volume_mm3: float  # the same, times their height over the bed
     contact_area_mm2: float  # the first layer's area
     base_width_mm: float  # the narrow side of the footprint (the convex hull of the contact)
     stable: bool
     fits: bool  # fits at least one printer's build volume (turning it on the bed allowed)
     cost: float
+
+    @property
+    def tipping_ratio(self) -> float:
+        return self.height_mm / self.base_width_mm if self.base_width_mm else math.inf
 
 
 def candidate_orientations(
@@ -82,14 +102,23 @@ def candidate_orientations(
 
 def choose(candidates: Sequence[Orientation]) -> Orientation:
     """The cheapest stable candidate that fits; failing that the cheapest that fits; failing
-    that the orientation as modelled (candidates[0])."""
-    for pool in (
-        [c for c in candidates if c.stable and c.fits],
-        [c for c in candidates if c.fits],
-    ):
-        if pool:
-            return min(pool, key=lambda c: round(c.cost, 3))  # min keeps the first of equals
-    return candidates[0]
+    that the orientation as modelled (candidates[0]). As modelled wins unless another is
+    cheaper by more than TURN_MARGIN."""
+    return ranked(candidates)[0]
+
+
+def ranked(candidates: Sequence[Orientation]) -> list[Orientation]:
+    """The candidates best first (choose's order): the chosen one, then the runner-up, ..."""
+    modelled = candidates[0]
+
+    def rank(candidate: Orientation) -> tuple[int, float]:
+        pool = 0 if candidate.stable and candidate.fits else 1 if candidate.fits else 2
+        cost = round(candidate.cost, 3)
+        if candidate is modelled:
+            cost -= TURN_MARGIN
+        return pool, cost
+
+    return sorted(candidates, key=rank)  # sorted is stable: equals keep their order
 
 
 def fits_volume(extents: Sequence[float], volume: Sequence[float]) -> bool:
@@ -146,7 +175,27 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
         downs.append((normal, label))
         if len(downs) == len(_AXES) + _FACETS:
             break
+    for axis in _principal_axes(shape):
+        for sign, end in ((1.0, "one end"), (-1.0, "the other end")):
+            down = sign * axis
+            if any(np.dot(down, seen) > math.cos(math.radians(1)) for seen, _ in downs):
+                continue
+            label = "principal axis down, {} (normal {:.2f}, {:.2f}, {:.2f})".format(
+                end, *np.round(down, 2) + 0.0
+            )
+            downs.append((down, label))
     return downs
+
+
+def _principal_axes(shape: _Shape) -> np.ndarray:
+    """The surface's principal axes (rows): the eigenvectors of its area-weighted second
+    moment about the centre, a cheap stand-in for the solid's inertia axes."""
+    centroids = shape.vertices[shape.faces].mean(axis=1) - shape.centre
+    weighted = centroids * shape.areas[:, None]
+    moment = weighted.T @ centroids
+    _, vectors = np.linalg.eigh(moment)
+    axes: np.ndarray = vectors.T
+    return axes
 
 
 def _flat_patches(shape: _Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,8 +288,12 @@ def _measure(
     base = _narrow_side(footprint)
     centre = rotation[:2] @ shape.centre
     stable = bool(base >= STABLE_BASE_MM and footprint.buffer(1e-6).contains(shapely.Point(centre)))
-    support = _support_area(shape, rotation, z, normal_z, contact, overhang_deg, bridge_mm)
+    support, support_volume = _support(
+        shape, rotation, z, normal_z, contact, overhang_deg, bridge_mm
+    )
     height = extents[2]
+    tipping = height / base if base > 0 else math.inf
+    tipping_cost = TIPPING_COST_MM2 * min(max(tipping - TIPPING_LIMIT, 0.0), 1000.0)
     return Orientation(
         label=label,
         down=_triple(down, 6),
@@ -248,11 +301,18 @@ def _measure(
         extents_mm=_triple(extent, 3),
         height_mm=round(height, 3),
         support_area_mm2=round(support, 1),
+        support_volume_mm3=round(support_volume, 1),
         contact_area_mm2=round(contact_area, 1),
         base_width_mm=round(base, 3),
         stable=stable,
         fits=any(fits_volume(extents, volume) for volume in build_volumes_mm),
-        cost=round(support + HEIGHT_COST_MM2_PER_MM * height - CONTACT_CREDIT * contact_area, 3),
+        cost=round(
+            SUPPORT_COST_MM2_PER_MM3 * support_volume
+            + HEIGHT_COST_MM2_PER_MM * height
+            - CONTACT_CREDIT * contact_area
+            + tipping_cost,
+            3,
+        ),
     )
 
 
@@ -273,7 +333,7 @@ def _hull_points(points: np.ndarray) -> np.ndarray:
         return points
 
 
-def _support_area(
+def _support(
     shape: _Shape,
     rotation: np.ndarray,
     z: np.ndarray,
@@ -281,8 +341,8 @@ def _support_area(
     contact: np.ndarray,
     overhang_deg: float,
     bridge_mm: float,
-) -> float:
-    """Projected area of the overhangs that need support (`z` and `normal_z` are the
+) -> tuple[float, float]:
+    """Projected area and volume of the overhangs that need support (`z` and `normal_z` are the
     vertices' heights and the normals' Z in print coordinates, `rotation` takes model to
     print coordinates).
 
@@ -296,7 +356,7 @@ def _support_area(
     overhang = (normal_z < -steepest) & ~contact
     faces = np.flatnonzero(overhang)
     if len(faces) == 0:
-        return 0.0
+        return 0.0, 0.0
     # Regions: components of the graph of overhanging faces only.
     local = np.full(len(shape.faces), -1)
     local[faces] = np.arange(len(faces))
@@ -316,9 +376,10 @@ def _support_area(
     # Each region's box on the bed, one axis at a time: ufunc.at is several times faster on
     # 1-D arrays, and turning the vertices once is cheaper than turning every face's corners.
     corners = shape.faces[faces]
+    plan = shape.vertices @ rotation[:2].T  # (vertices, 2): where each lies on the bed
     sides = []
     for axis in range(2):
-        along = (shape.vertices @ rotation[axis])[corners]  # (faces, 3)
+        along = plan[:, axis][corners]  # (faces, 3)
         low = np.full(regions, np.inf)
         high = np.full(regions, -np.inf)
         np.minimum.at(low, region, np.minimum(np.minimum(along[:, 0], along[:, 1]), along[:, 2]))
@@ -338,10 +399,41 @@ def _support_area(
     rests = z[far_corner] < z[edges].mean(axis=1) - 1e-6
     rim_length = np.bincount(rim_region, weights=length, minlength=regions)
     resting = np.bincount(rim_region, weights=length * rests, minlength=regions)
-    bridged = narrow & (resting >= 0.5 * rim_length)
-
+    rests_enough = resting >= 0.5 * rim_length
     projected = shape.areas[faces] * -normal_z[faces]
-    return float(projected[~bridged[region]].sum())
+    # Wide by their box, yet perhaps narrow as a ring or a frame. Twice the area over the rim's
+    # length is a strip's or a ring's width (and half a disc's): only where that says narrow is
+    # the widest circle in the footprint measured, which costs a polygon union.
+    strip = (
+        2 * np.bincount(region, weights=projected, minlength=regions) / np.maximum(rim_length, 1e-9)
+    )
+    for wide in np.flatnonzero(~narrow & rests_enough & (strip <= bridge_mm)):
+        narrow[wide] = _inscribed_width(plan[corners[region == wide]]) <= bridge_mm
+    bridged = narrow & rests_enough
+
+    needs = ~bridged[region]
+    above = z[corners].mean(axis=1) - z.min()
+    return float(projected[needs].sum()), float((projected * above)[needs].sum())
+
+
+_INSCRIBED_TRIANGLES = 5_000  # regions with more faces are taken as wide (too slow to measure)
+
+
+def _inscribed_width(triangles: np.ndarray) -> float:
+    """The diameter of the widest circle inside the union of (k, 3, 2) triangles on the bed."""
+    if len(triangles) > _INSCRIBED_TRIANGLES:
+        return math.inf
+    polygons = shapely.polygons(np.concatenate([triangles, triangles[:, :1]], axis=1))
+    footprint = shapely.union_all(shapely.make_valid(polygons), grid_size=1e-4)
+    if footprint.is_empty or footprint.area == 0:
+        return 0.0
+    parts = getattr(footprint, "geoms", [footprint])
+    widest = max(
+        shapely.maximum_inscribed_circle(part, tolerance=0.05).length
+        for part in parts
+        if part.geom_type == "Polygon"
+    )
+    return 2.0 * float(widest)
 
 
 def _narrow_side(footprint: shapely.Geometry) -> float:

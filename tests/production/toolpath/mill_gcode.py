@@ -1,20 +1,9 @@
-"""Reads our milling programs back into straight and arc moves, for the tests' measurements,
-and runs LinuxCNC's standalone interpreter (rs274) on them.
-
-# TODO(lead): production/toolpath/rs274.py (engineer B) is the reusable runner; this helper
-# is the stop-gap until the branches merge.
-"""
+"""Reads our milling programs back into straight and arc moves, for the tests' measurements
+(LinuxCNC's interpreter runs them through production.toolpath.rs274)."""
 
 import math
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-
-from production.toolpath.cnc_tools import DEFAULT_TOOL_TABLE, ToolTable
-from production.toolpath.posts import linuxcnc_tool_table
 
 WORD = re.compile(r"([GXYZIJFRQTSPHM])(-?\d+(?:\.\d+)?)")
 
@@ -77,26 +66,3 @@ def lowest_z(found: list[Cut]) -> float:
 def arc_radius(cut: Cut) -> float:
     assert cut.centre is not None
     return math.dist(cut.start[:2], cut.centre)
-
-
-def rs274_errors(gcode: bytes, *, tools: ToolTable = DEFAULT_TOOL_TABLE) -> str:
-    """What LinuxCNC's interpreter says is wrong with the program; "" when it accepts it.
-    The machine's tool table goes with it (rs274 refuses a T it does not know)."""
-    binary = shutil.which("rs274")
-    assert binary is not None, "rs274 (Debian's linuxcnc-uspace) is not installed"
-    with tempfile.TemporaryDirectory() as folder:
-        program = Path(folder) / "program.ngc"
-        program.write_bytes(gcode)
-        table = Path(folder) / "tools.tbl"
-        table.write_text(linuxcnc_tool_table(tools), encoding="ascii")
-        run = subprocess.run(
-            [binary, "-t", str(table), "-g", str(program)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=folder,
-            check=False,
-        )
-    if run.returncode == 0:
-        return ""
-    return (run.stderr + run.stdout[-2000:]).strip()

@@ -25,9 +25,10 @@ from production.toolpath.milling import (
 )
 from production.toolpath.prismatic import describe_part
 from production.toolpath.program import MachineProgram
+from production.toolpath.rs274 import rs274_errors
 from tests.catalog.corners import corners
 from tests.production.toolpath.cnc_parts import block_with_features, seed_solid, step_and_stl
-from tests.production.toolpath.mill_gcode import Cut, arc_radius, cuts, lowest_z, rs274_errors
+from tests.production.toolpath.mill_gcode import Cut, arc_radius, cuts, lowest_z
 
 pytestmark = pytest.mark.cad
 
@@ -72,7 +73,7 @@ def test_the_block_program_is_accepted_by_rs274_in_both_dialects(
 ) -> None:
     for dialect, program in block_programs.items():
         assert program.dialect == dialect and program.engine == ENGINE
-        assert rs274_errors(program.gcode) == "", dialect
+        assert rs274_errors(program.gcode, tools=program.tools) == (), dialect
         text = program.gcode.decode()
         assert "G17 G21 G40 G49 G80 G90 G94" in text and text.rstrip().endswith("M5\nM30")
         assert "G41" not in text and "G42" not in text
@@ -187,7 +188,7 @@ def test_zigzag_clearing_and_a_mesh_only_part_plan_too(block: tuple[bytes, bytes
     zigzag = plan(step, stl, 10.0, settings=MillSettings(clearing="zigzag", tab_count=0))
     from_mesh = plan(None, stl, 10.0, dialect="linuxcnc")
     for program in (zigzag, from_mesh):
-        assert rs274_errors(program.gcode) == ""
+        assert rs274_errors(program.gcode, tools=program.tools) == ()
     assert not [c for c in cuts(zigzag.gcode) if c.operation == "facing"]  # 10 mm: no facing
     found = cuts(from_mesh.gcode)
     pocket = Polygon(box(DX - 22, DY - 7.5, DX - 2, DY + 7.5))
@@ -198,7 +199,7 @@ def test_zigzag_clearing_and_a_mesh_only_part_plan_too(block: tuple[bytes, bytes
 def test_a_hole_no_drill_matches_is_milled_in_a_helix(block: tuple[bytes, bytes]) -> None:
     step, stl = step_and_stl(block_with_features(hole_d=4.5))
     program = plan(step, stl, 10.0, dialect="linuxcnc")
-    assert rs274_errors(program.gcode) == ""
+    assert rs274_errors(program.gcode, tools=program.tools) == ()
     helix = [c for c in cuts(program.gcode) if c.operation == "helical" and c.kind == "arc"]
     assert helix and {c.tool for c in helix} == {2}  # the 3 mm end mill
     assert {round(arc_radius(c), 4) for c in helix} == {0.75}  # (4.5 - 3) / 2
@@ -250,7 +251,7 @@ def test_the_cover_plate_at_its_range_corners(corner: str) -> None:
     holes = values["holes_x"] * 2 + (values["holes_y"] - 2) * 2
     for dialect in ("grbl", "linuxcnc"):
         program = plan(step, stl, plate, dialect=dialect)
-        assert rs274_errors(program.gcode) == "", (corner, dialect)
+        assert rs274_errors(program.gcode, tools=program.tools) == (), (corner, dialect)
         found = cuts(program.gcode)
         centres = {c.centre for c in of(found, "helical") if c.kind == "arc"}
         centres |= {c.end[:2] for c in of(found, "drill") if c.kind == "feed"}
@@ -310,7 +311,7 @@ def test_islands_open_steps_and_cut_outs() -> None:
         step_bytes, stl = step_and_stl(shape.val())
         kinds[name] = [p.kind for p in describe_part(step=step_bytes, stl=stl).pockets]
         program = plan(step_bytes, stl, 12.0, dialect="linuxcnc")
-        assert rs274_errors(program.gcode) == "", name
+        assert rs274_errors(program.gcode, tools=program.tools) == (), name
         if name == "island":
             boss = box(50 - 5, 40 - 5, 50 + 5, 40 + 5)  # the 10 mm boss, at the plate middle
             pocket_cuts = [c for c in of(cuts(program.gcode), "pocket") if c.end[2] < 0]
