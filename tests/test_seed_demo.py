@@ -166,6 +166,10 @@ def test_seed_demo_adds_a_grbl_mill_a_laser_and_their_plate_and_sheet_stock() ->
     assert list(laser.materials_loaded.all()) == [acrylic]
     for machine in (mill, laser):
         machine.full_clean()  # the seed's values pass the admin's validation
+    # The cover plate is printed, or milled or laser cut on the route an order line takes.
+    cover = PartFamily.objects.get(slug="cover-plate").current_revision()
+    assert (cover.process, cover.alternative_processes) == ("fdm", ["cnc_mill", "laser"])
+    assert {aluminium, acrylic} <= set(cover.materials.all())
     # Two milled and two laser-cut parts, in the stock their machines have loaded.
     for process, material in (("cnc_mill", aluminium), ("laser", acrylic)):
         revisions = PartRevision.objects.filter(process=process)

@@ -29,6 +29,9 @@ class DemoPart:
     tags: str = ""
     work_instructions: list[str] = field(default_factory=list)
     qc_checks: list[dict[str, Any]] = field(default_factory=list)
+    # Other processes it may be made by (PartRevision.alternative_processes): orders.routes
+    # chooses one per order line among those with a material of that process in `materials`.
+    alternative_processes: list[str] = field(default_factory=list)
 
 
 def _length(
@@ -749,7 +752,10 @@ DEMO_PARTS: list[DemoPart] = [
             ),
         ],
         process="fdm",
-        materials=["pla", "petg", "abs"],
+        # Also milled from 6061 plate or laser cut from 3 mm acrylic (issue #16): the route
+        # chooser picks one per order line by due date and cost.
+        materials=["pla", "petg", "abs", "aluminium-6061", "acrylic"],
+        alternative_processes=["cnc_mill", "laser"],
         tags="blanking plate, cover, panel, lid, hole pattern",
         work_instructions=["Print flat; check that it lies flat on the bed after cooling."],
         qc_checks=[

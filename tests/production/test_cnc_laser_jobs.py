@@ -7,15 +7,18 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 from pypdf import PdfReader
 
 from catalog.models import Material, PartFamily
-from catalog.parameters import defaults, parse_schema
+from catalog.parameters import defaults, parse_schema, validate_parameters
 from catalog.parts import DEMO_PARTS, DemoPart
+from catalog.previews import preview_build, preview_request
 from catalog.services import revision_create, revision_publish
 from orders.services import LineRequest, OrderRequest, order_place
 from production import machines, station
@@ -341,3 +344,44 @@ def test_make_part_writes_a_laser_program_and_its_cut_paths(tmp_path, acrylic):
     toolpath = report["steps"]["toolpath"]
     assert toolpath["process"] == "laser" and toolpath["program"]["stock"]["thickness_mm"] == 3
     assert report["steps"]["routing"] == {"status": "ok", "machine": "laser-1", "site": "North"}
+
+
+# --- the demo's cover plate on each of its routes ----------------------------------------------
+
+
+def test_the_demo_cover_plate_is_printed_milled_or_laser_cut_as_its_route_says():
+    """seed_demo's cover plate allows FDM, milling and laser cutting: lines that take the mill
+    and the laser are planned by their planners and routed to the demo's mill and laser; a
+    line left to the route chooser is made by the process it chose."""
+    call_command("seed_demo", "--no-order", verbosity=0)
+    requester = User.objects.get(username="requester")
+    part = demo_part("cover_plate")
+    values = defaults(parse_schema(part.schema))
+    lines = [
+        LineRequest(part="cover-plate", parameters=values, material="aluminium-6061",
+                    quantity=1, process="cnc_mill"),
+        LineRequest(part="cover-plate", parameters=values, material="acrylic", quantity=1,
+                    process="laser"),
+        LineRequest(part="cover-plate", parameters=values, material="petg", quantity=1),
+    ]  # fmt: skip
+    # The requester looked at the part first (its preview measures it: the sheet a laser route
+    # needs is known before anything is ordered; a fresh seed has no fitted estimator yet).
+    revision = PartFamily.objects.get(slug="cover-plate").current_revision()
+    canonical = validate_parameters(parse_schema(revision.parameter_schema), values)
+    with patch("catalog.tasks.build_preview.apply_async"):
+        preview, _ = preview_request(revision=revision, parameters=canonical, user=requester)
+    assert preview_build(preview_id=preview.pk) == "ready"
+    placed, _ = order_place(user=requester, request=OrderRequest(lines=lines))
+
+    made = []
+    for line in placed.lines.order_by("pk"):
+        job = run_to_the_end(line.jobs.get().pk)
+        assert job.status == Job.Status.ROUTED, (line.process, job.reason)
+        assert job.machine is not None and job.machine.process == line.process
+        made.append((line.process, job.machine.slug, job.toolpath_meta))
+    milled, cut, chosen = made
+    assert milled[:2] == ("cnc_mill", "mill-1") and cut[:2] == ("laser", "laser-1")
+    assert milled[2]["program"]["stock"]["thickness_mm"] == 3  # the 3 mm plate
+    assert cut[2]["program"]["stock"]["thickness_mm"] == 3  # the 3 mm sheet
+    # Left to the chooser: made by the process (and in the material) its route names.
+    assert chosen[2].get("process", "fdm") == chosen[0]

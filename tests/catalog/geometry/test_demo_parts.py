@@ -125,6 +125,9 @@ def test_every_schema_is_well_formed_and_its_defaults_follow_its_own_rules(
     parse_rules(part.rules)
     assert part.process in ("fdm", "cnc_mill", "laser")
     allowed = MATERIALS if part.process == "fdm" else STOCK_MATERIALS[part.process]
+    for process in part.alternative_processes:  # a route in plate or sheet needs its stock
+        assert set(part.materials) & STOCK_MATERIALS[process], process
+        allowed = allowed | STOCK_MATERIALS[process]
     assert part.materials and set(part.materials) <= allowed
 
 

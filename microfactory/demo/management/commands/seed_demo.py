@@ -310,6 +310,7 @@ class Command(BaseCommand):
                     work_instructions=part.work_instructions,
                     qc_checks=part.qc_checks,
                     created_by=users["admin"],
+                    alternative_processes=part.alternative_processes,
                 )
                 revision_publish(revision=revision, published_by=users["admin"])
         for words, note in SEARCH_SYNONYMS:
