@@ -1,8 +1,45 @@
 """Celery tasks of the catalog: thin wrappers around catalog.previews and catalog.services."""
 
 import dataclasses
+from typing import Any
 
 from celery import shared_task
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
+
+
+# Warm geometry children (catalog.geometry.warm), one pool per worker process. Configured in
+# the main process (a solo pool builds there; prefork children inherit the setting), started
+# in each prefork child as it starts, so its first build is warm too, and stopped with it.
+@worker_init.connect
+def configure_warm_geometry(**kwargs: Any) -> None:
+    from django.conf import settings
+
+    from catalog import geometry
+
+    geometry.warm_pool_configure(
+        size=settings.MF_GEOMETRY_WARM_POOL, builds_per_child=settings.MF_GEOMETRY_WARM_BUILDS
+    )
+
+
+@worker_process_init.connect
+def start_warm_geometry(**kwargs: Any) -> None:
+    from catalog import geometry
+    from catalog.previews import build_limits
+
+    geometry.warm_pool_prestart(build_limits())
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def stop_warm_geometry(**kwargs: Any) -> None:
+    from catalog import geometry
+
+    geometry.warm_pool_close()
 
 
 @shared_task(

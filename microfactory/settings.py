@@ -700,3 +700,11 @@ ORDER_MACHINING_RATES = MachiningRates(
 )
 if ORDER_MACHINING_RATES.mill_removal_mm3_s <= 0 or ORDER_MACHINING_RATES.laser_cut_mm_s <= 0:
     raise ImproperlyConfigured("MF_ROUTE_MILL_REMOVAL_MM3_S and MF_ROUTE_LASER_CUT_MM_S are > 0")
+
+# Issue #19 point 5: warm geometry children (catalog.geometry.warm). Each Celery worker
+# process keeps this many sandboxed children with CadQuery already imported, each forking a
+# fresh build process per build (0: a cold child per build, ~2 s of imports each, as before);
+# a child is replaced after MF_GEOMETRY_WARM_BUILDS builds, and at once after a crash, a
+# timeout or a limit hit.
+MF_GEOMETRY_WARM_POOL = env.int("MF_GEOMETRY_WARM_POOL", default=1)
+MF_GEOMETRY_WARM_BUILDS = env.int("MF_GEOMETRY_WARM_BUILDS", default=100)

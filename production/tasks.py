@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, connections
 from django.db import OperationalError as DatabaseUnavailable
@@ -99,6 +99,13 @@ def take_over_from_dead_workers(sender: Any = None, **kwargs: Any) -> None:
             connections.close_all()
 
     threading.Thread(target=run, name="take-over", daemon=True).start()
+
+
+@worker_process_init.connect
+def load_the_pipeline(**kwargs: Any) -> None:
+    """Import the pipeline (trimesh, shapely, WeasyPrint, the slicer: ~1-2 s) as a worker
+    process starts, not in the first step it runs: that step is some order's (issue #19)."""
+    from production import runner  # noqa: F401
 
 
 # --- machines (production.machines): dispatch, polling, routing passes -----------------------

@@ -19,6 +19,7 @@ from .build import (
 from .drawing import DrawingInvalid, drawing_clean
 from .sandbox import BuildFailed, BuildLimits
 from .uploads import ModelInfo, ModelInvalid, inspect_model, model_format, scale_stl
+from .warm import warm_pool_close, warm_pool_configure, warm_pool_prestart, warm_pool_stats
 
 __all__ = [
     "ENGINE_VERSION",
@@ -40,4 +41,8 @@ __all__ = [
     "measure_geometry",
     "model_format",
     "scale_stl",
+    "warm_pool_close",
+    "warm_pool_configure",
+    "warm_pool_prestart",
+    "warm_pool_stats",
 ]

@@ -37,8 +37,9 @@ from .child import (
     SVG_FILE,
 )
 from .drawing import DrawingInvalid, drawing_clean
-from .sandbox import BuildFailed, BuildLimits, ChildExit, run_child
+from .sandbox import BuildFailed, BuildLimits, ChildExit
 from .uploads import model_format
+from .warm import run_child
 
 # Bump when the child's outputs change for the same script (SVG view, export options), so
 # that artifacts cached under ENGINE_VERSION are built again. 2: GLB, touching solids fused.

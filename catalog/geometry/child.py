@@ -21,16 +21,31 @@ limit was hit. ``measure`` writes ``{"outcome": "measured", "results": [...]}``,
 configuration: its ``bbox_mm`` and ``volume_mm3``, or ``{"rejected": message}``. Before the
 request, the first line on stdin holds the sandbox settings (process limit, the uid to run as).
 No result file at all means the child crashed or was killed.
+
+``--warm``: a zygote for catalog.geometry.warm. It imports CadQuery and OpenCascade once,
+then serves build requests framed on stdin (4-byte big-endian length, then the bytes: a JSON
+header, then the request), forking one build process per request from its untouched state,
+so nothing of one build (module state, OpenCascade's globals, files in /tmp, processes it
+left behind) is seen by the next. It answers each with one frame on stdout:
+``{"returncode": N, "clean": bool}`` (``clean``: every process of the build is gone); the
+build's outputs are in its working directory, as above. ``{"ready": true}`` comes first,
+once the imports are done.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import json
 import math
 import os
 import resource
+import shutil
+import signal
+import struct
 import sys
+import tempfile
+import time
 import traceback
 from typing import Any, TypedDict, cast
 
@@ -93,8 +108,14 @@ class ProcessLimit(Exception):
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--warm"]:
+        return _zygote()
     _enter_sandbox(json.loads(sys.stdin.readline()))
-    request = json.load(sys.stdin)
+    return _serve(json.load(sys.stdin))
+
+
+def _serve(request: dict[str, Any]) -> int:
+    """Build one request in the working directory and write its verdict (RESULT_FILE)."""
     leader = os.getpid()
     try:
         result = _build(request)
@@ -421,6 +442,185 @@ def _script_line(error: BaseException) -> int | None:
     frames = traceback.extract_tb(error.__traceback__)
     lines = [frame.lineno for frame in frames if frame.filename == _SCRIPT_FILENAME]
     return lines[-1] if lines else None
+
+
+# --- the warm zygote (catalog.geometry.warm) ---------------------------------------------
+
+_FRAME = struct.Struct(">I")
+_FRAME_MAX_BYTES = 64 * 1024 * 1024  # a request: a script, its parameters, options
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_SCRATCH_DIRS = ("/tmp", "/dev/shm")  # writable places outside the build's own directory
+_REAP_ATTEMPTS = 100
+
+
+def _zygote() -> int:
+    """Serve builds until stdin closes: import once, fork per build (module docstring)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    # Not dumpable: a build (the same uid as this process without root) can then neither
+    # ptrace it nor open /proc/<zygote>/mem or its fds (the request pipe), so it cannot
+    # leave anything behind in the process every later build is forked from.
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    _warm_imports()
+    _write_frame({"ready": True})
+    while True:
+        header_bytes = _read_frame()
+        request_bytes = _read_frame()
+        if header_bytes is None or request_bytes is None:
+            return 0  # the worker closed the pool
+        header = json.loads(header_bytes)
+        _write_frame(_serve_forked(libc, header, request_bytes))
+
+
+def _warm_imports() -> None:
+    """What a build imports, so that a forked build finds it loaded. Only imports: running
+    OpenCascade here could start its thread pool, which a forked child would not have."""
+    import cadquery  # noqa: F401
+    import numpy  # noqa: F401
+    import trimesh  # noqa: F401
+    from cadquery import cqgi  # noqa: F401
+    from cadquery.occ_impl.exporters.assembly import exportGLTF  # noqa: F401
+    from OCP.Bnd import Bnd_Box  # noqa: F401
+    from OCP.BRepBndLib import BRepBndLib  # noqa: F401
+    from OCP.gp import gp_Ax2  # noqa: F401
+    from OCP.IFSelect import IFSelect_ReturnStatus  # noqa: F401
+
+
+def _serve_forked(libc: Any, header: dict[str, Any], request_bytes: bytes) -> dict[str, Any]:
+    """Fork one build, wait for it, then make sure nothing of it is left."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            status = _build_forked(libc, header, request_bytes)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    clean = _reap(header["settings"].get("uid"))
+    _clear_scratch()
+    return {"returncode": os.waitstatus_to_exitcode(status), "clean": clean}
+
+
+def _build_forked(libc: Any, header: dict[str, Any], request_bytes: bytes) -> int:
+    """In the forked build process: cut it off from the request pipes, enter its working
+    directory, take its limits, then build as a cold child would."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # stdout and stderr: the log the worker reads; the answer pipe is gone
+    os.close(devnull)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    directory = header["dir"]
+    if not isinstance(directory, str) or "/" in directory or directory in ("", ".", ".."):
+        raise ValueError(f"bad working directory {directory!r}")
+    os.chdir(directory)
+    home = os.getcwd()
+    os.environ["HOME"] = os.environ["TMPDIR"] = home
+    tempfile.tempdir = None  # asked again: TMPDIR is this build's directory now
+    # CPU time counts from the fork: the zygote's imports are not the build's.
+    cpu_s = int(header["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    _enter_sandbox(header["settings"])
+    return _serve(json.loads(request_bytes))
+
+
+def _reap(uid: int | None) -> bool:
+    """Kill every process the build left (it may have forked and left its group); True when
+    none is left. kill(-1) reaches every process of the sandbox's PID namespace the caller
+    may signal, except its init and the caller: as root, the build ran as its own uid, which
+    root without CAP_KILL cannot signal, so a process of that uid does it.
+
+    Only inside bubblewrap's PID namespace, where this process is 2 under bubblewrap's init:
+    anywhere else kill(-1) would reach the host's processes. There it answers False, and the
+    worker replaces the whole sandbox instead (killing it kills all inside)."""
+    if (os.getpid(), os.getppid()) != (2, 1):
+        return False
+    for _ in range(_REAP_ATTEMPTS):
+        if uid is None:
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        else:
+            reaper = os.fork()
+            if reaper == 0:
+                try:
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)
+                except BaseException:
+                    pass
+                os._exit(0)
+            os.waitpid(reaper, 0)
+        if not _others_alive():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _others_alive() -> bool:
+    """Whether any process but the sandbox's init and this one is alive (not a zombie)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (1, os.getpid()):
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                state = stat.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if state not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _clear_scratch() -> None:
+    """Empty the sandbox's own writable places, so the next build finds nothing there."""
+    for directory in _SCRATCH_DIRS:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(directory, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+
+def _read_frame() -> bytes | None:
+    header = _read_exactly(_FRAME.size)
+    if header is None:
+        return None
+    (length,) = _FRAME.unpack(header)
+    if length > _FRAME_MAX_BYTES:
+        raise ValueError(f"request frame of {length} bytes")
+    return _read_exactly(length)
+
+
+def _read_exactly(count: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while count:
+        chunk = os.read(0, count)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_frame(answer: dict[str, Any]) -> None:
+    data = json.dumps(answer).encode()
+    os.write(1, _FRAME.pack(len(data)) + data)
 
 
 if __name__ == "__main__":

@@ -332,8 +332,11 @@ def _child_env(*, home: str) -> dict[str, str]:
     }
 
 
-def _limit_child(limits: BuildLimits, *, workdir: Path | None) -> None:
-    """Runs in the forked child before exec: only async-signal-safe-ish calls here."""
+def _limit_child(limits: BuildLimits, *, workdir: Path | None, cpu: bool = True) -> None:
+    """Runs in the forked child before exec: only async-signal-safe-ish calls here.
+
+    cpu=False for a warm zygote (catalog.geometry.warm): each build it forks takes the CPU
+    limit itself, counted from its fork, and the zygote runs none of a script's code."""
     if workdir is not None:
         # The build's only writable place, owned by the uid child.py drops to; bubblewrap,
         # root without capabilities by then, only needs to enter it.
@@ -344,7 +347,8 @@ def _limit_child(limits: BuildLimits, *, workdir: Path | None) -> None:
     output = limits.output_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     # SIGXCPU at the soft limit, SIGKILL a second later if the child ignores it.
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    if cpu:
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
     resource.setrlimit(resource.RLIMIT_NOFILE, (_OPEN_FILES, _OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

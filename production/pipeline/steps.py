@@ -12,8 +12,10 @@ kept earlier for the same inputs comes back through `Setup.reuse`, so a step rep
 work the worker already did.
 """
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from catalog import geometry
@@ -115,6 +117,10 @@ class PlannedToolpath:
             "estimated_time_s": self.meta.estimated_time_s,
             "layer_height_mm": self.meta.layer_height_mm,
             "nozzle_mm": self.meta.nozzle_mm,
+            # The G-code check's report, and which checker made it: a repeat of the same inputs
+            # takes it from here instead of checking the same program again (_verification).
+            "verification": dict(self.meta.verification),
+            "verifier": verifier_version(),
         }
 
 
@@ -340,13 +346,13 @@ def slice_inputs(so_far: JobSoFar) -> SliceInputs:
     candidates = routing.capable_machines(needs, setup.machines)
     if not candidates:
         raise Rejected("no machine can make this part with the chosen material")
-    target = candidates[0]
+    mesh = mesh_to_slice(built, report.checks, limits=setup.validation_limits, reuse=setup.reuse)
+    target = _prefer_stored_program(candidates, so_far=so_far, mesh=mesh)
     if setup.engine is not None:
         target = replace(target, toolpath_engine=setup.engine)
     profile = fdm_profile(target, material=part.material, settings=setup.slicer)
     if setup.slicer.brim_width_mm is None:
         profile = with_brim_if_at_risk(profile, report)
-    mesh = mesh_to_slice(built, report.checks, limits=setup.validation_limits, reuse=setup.reuse)
     orientation = print_orientation(report.orientation, target.build_volume_mm)
     return SliceInputs(
         target, profile, mesh, orientation, oriented_stl(mesh.content, orientation.matrix)
@@ -393,9 +399,9 @@ def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
             "filament_g": round(toolpath.filament_g, 2),
             "estimated_time_s": round(toolpath.estimated_time_s),
         }
-    # Rejected when the G-code does not print this part, as oriented. Reused G-code is checked
-    # again: cheap next to slicing, and the checks may have grown since it was stored.
-    verification = verify_gcode(program, stl=stl, profile=profile)
+    # Rejected when the G-code does not print this part, as oriented. Reused G-code keeps the
+    # report stored with it only if the same checker made it.
+    verification = _verification(stored, program, stl=stl, profile=profile)
     meta = ToolpathMeta(
         engine=str(numbers["engine"]),
         layers=int(numbers["layers"]),
@@ -416,7 +422,7 @@ def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
         orientation_matrix=orientation.matrix,
         sliced_sha256=mesh.sha256,
         repaired=mesh.repaired is not None,
-        verification=verification.to_json(),
+        verification=verification,
     )
     turned = "" if is_identity(orientation.matrix) else f", printed {orientation.label}"
     repaired = ", repaired mesh" if mesh.repaired is not None else ""
@@ -470,6 +476,69 @@ def plan_machine_program(so_far: JobSoFar) -> PlannedToolpath:
         summary=planned.summary,
         render=planned.render,
     )
+
+
+def _toolpath_key(
+    machine: routing.MachineFacts, *, so_far: JobSoFar, mesh: SliceMesh
+) -> str | None:
+    """The G-code input key this part would have on this machine (as plan_toolpath makes
+    it); None where the machine's profile or engine cannot slice it."""
+    setup, report = so_far.setup, _needs(so_far.report, "report")
+    target = machine if setup.engine is None else replace(machine, toolpath_engine=setup.engine)
+    try:
+        profile = fdm_profile(target, material=so_far.part.material, settings=setup.slicer)
+        if setup.slicer.brim_width_mm is None:
+            profile = with_brim_if_at_risk(profile, report)
+        version = engines.engine_version(
+            target.toolpath_engine, prusaslicer_binary=setup.prusaslicer_binary
+        )
+    except (Rejected, engines.ToolpathEngineError):
+        return None
+    orientation = print_orientation(report.orientation, target.build_volume_mm)
+    return input_key("toolpath", mesh.sha256, orientation.matrix, version, asdict(profile))
+
+
+def _prefer_stored_program(
+    candidates: Sequence[routing.MachineFacts], *, so_far: JobSoFar, mesh: SliceMesh
+) -> routing.MachineFacts:
+    """The best capable machine; but among those routing ranks alike on what it weighs first
+    (material loaded, idle), the first whose program for this very part is stored already: a
+    repeat order then reuses that G-code rather than slicing it for another printer model
+    (~1 s). Queue lengths still spread the work over that model's machines when routed."""
+    material = so_far.part.material.slug
+
+    def rank(machine: routing.MachineFacts) -> tuple[bool, bool]:
+        return material not in machine.materials, machine.state != "idle"
+
+    for machine in candidates:
+        if rank(machine) != rank(candidates[0]):
+            break
+        key = _toolpath_key(machine, so_far=so_far, mesh=mesh)
+        if key is not None and so_far.setup.reuse(GCODE, key) is not None:
+            return machine
+    return candidates[0]
+
+
+@functools.cache
+def verifier_version() -> str:
+    """Which G-code checker made a report: its source and the slicer it measures with. Any
+    change to either checks stored programs again."""
+    from production.toolpath import slicing, verify
+
+    return input_key(*(Path(str(module.__file__)).read_text() for module in (verify, slicing)))
+
+
+def _verification(
+    stored: Stored | None, program: bytes, *, stl: bytes, profile: FdmProfile
+) -> dict[str, Any]:
+    """The G-code check's report. A stored program's own key fixes the program, the mesh, its
+    orientation and the profile, so the report stored with it stands if the same checker made
+    it; else (or for a new program) the program is checked now (Rejected when it fails)."""
+    if stored is not None and stored.meta.get("verifier") == verifier_version():
+        report = stored.meta.get("verification")
+        if isinstance(report, dict):
+            return dict(report)
+    return verify_gcode(program, stl=stl, profile=profile).to_json()
 
 
 # --- traveler -------------------------------------------------------------------------------

@@ -40,14 +40,20 @@ def queued(broker, user, settings):
     return job
 
 
-def task_ids_in(redis_url: str, key: str) -> list[str]:
+def task_ids_in(redis_url: str, queue: str) -> list[str]:
+    """The messages waiting in a queue: one Redis list per priority step (a geometry build's
+    message is sent with priority 9, so it waits in `geometry\x06\x169`)."""
     from production.broker import _task_id
 
+    client = redis.Redis.from_url(redis_url)
+    keys = [queue, *(f"{queue}\x06\x16{step}" for step in (3, 6, 9))]
     return [
-        task_id
-        for raw in redis.Redis.from_url(redis_url).lrange(key, 0, -1)
-        if (task_id := _task_id(raw))
+        task_id for key in keys for raw in client.lrange(key, 0, -1) if (task_id := _task_id(raw))
     ]
+
+
+def waiting_in(redis_url: str, queue: str) -> int:
+    return len(task_ids_in(redis_url, queue))
 
 
 def test_a_message_waiting_in_its_queue_is_left_alone_however_old(queued, broker, settings, caplog):
@@ -69,9 +75,9 @@ def test_a_message_reserved_by_a_worker_is_left_alone(queued, broker):
         message = connection.default_channel.basic_get("geometry", no_ack=False)
         assert message is not None
         client = redis.Redis.from_url(broker)
-        assert client.llen("geometry") == 0 and client.hlen("unacked") == 1
+        assert waiting_in(broker, "geometry") == 0 and client.hlen("unacked") == 1
         assert services.jobs_reconcile(now=timezone.now()) == []
-        assert client.llen("geometry") == 0  # nothing sent again
+        assert waiting_in(broker, "geometry") == 0  # nothing sent again
     assert Job.objects.get(pk=queued.pk).enqueued_task_id == queued.enqueued_task_id
 
 
