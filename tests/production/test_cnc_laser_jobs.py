@@ -20,10 +20,12 @@ from catalog.parameters import defaults, parse_schema, validate_parameters
 from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.previews import preview_build, preview_request
 from catalog.services import revision_create, revision_publish
-from orders.services import LineRequest, OrderRequest, order_place
+from microfactory.errors import Rejected
+from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
 from production import machines, station
-from production.job_values import traveler_for
+from production.job_values import material_facts, traveler_for
 from production.models import Artifact, Job, Machine
+from production.pipeline import programs
 from production.pipeline.traveler import traveler_html
 from tests.builders import make_site, make_user
 from tests.production.test_runner import STEPS, run_to_the_end
@@ -83,8 +85,20 @@ def laser_machine(material: Material, **settings: Any) -> Machine:
     return machine
 
 
+def measure(user, slug: str, values: dict[str, Any]) -> None:
+    """The configuration's preview, built: what the requester sees on the part page before
+    ordering, and what quotes a route on plate or sheet (orders.routes) before the job exists
+    (no estimator is fitted here, and a guess from the parameters cannot tell the thickness)."""
+    revision = PartFamily.objects.get(slug=slug).current_revision()
+    canonical = validate_parameters(parse_schema(revision.parameter_schema), values)
+    with patch("catalog.tasks.build_preview.apply_async"):
+        preview, _ = preview_request(revision=revision, parameters=canonical, user=user)
+    assert preview_build(preview_id=preview.pk) == "ready"
+
+
 def order(user, part: DemoPart, material: str, **parameters: Any) -> Job:
     values = {**defaults(parse_schema(part.schema)), **parameters}
+    measure(user, part.slug.replace("_", "-"), values)
     placed, _ = order_place(
         user=user,
         request=OrderRequest(
@@ -152,15 +166,17 @@ def test_a_laser_cut_cover_plate_is_planned_verified_and_routed_to_the_laser(use
         out.write(pdf)
 
 
-def test_a_laser_part_thicker_than_any_sheet_is_rejected_with_the_sheets_in_stock(user):
+def test_a_laser_part_with_no_sheet_of_its_thickness_is_refused_at_order_and_at_planning(user):
     five_only = stock("acrylic", "laser", [5], "1.19")
     publish(demo_part("laser_cover_plate"), five_only)
     laser_machine(five_only)
 
-    job = run_to_the_end(order(user, demo_part("laser_cover_plate"), "acrylic").pk)
-
-    assert job.status == Job.Status.REJECTED
-    assert "3 mm thick" in job.reason and "stocked in 5 mm" in job.reason
+    with pytest.raises(OrderInvalid) as refusal:  # the route chooser finds no sheet
+        order(user, demo_part("laser_cover_plate"), "acrylic")
+    assert "sheet 3.0 mm thick (stock: 5 mm)" in str(refusal.value.errors)
+    # Stock can change between the order and its planning: the planner refuses it too.
+    with pytest.raises(Rejected, match="3 mm thick; .* stocked in 5 mm"):
+        programs.stock_thickness(part_mm=3.0, material=material_facts(five_only), process="laser")
 
 
 def test_a_laser_job_runs_at_the_station_to_qc(user, organisation, acrylic, settings):
@@ -271,17 +287,24 @@ def test_a_milled_cover_plate_is_planned_simulated_and_printed_with_its_set_up(u
         out.write(pdf)
 
 
-def test_a_milled_part_thicker_than_every_plate_is_rejected_with_the_plates_in_stock(user):
+def test_a_milled_part_thicker_than_every_plate_is_refused_at_order_and_at_planning(user):
     thin = stock("aluminium-6061", "cnc_mill", [3, 6], "2.70")
     publish(demo_part("milled_flat_bracket"), thin)
     mill_machine(thin)
 
-    job = run_to_the_end(
-        order(user, demo_part("milled_flat_bracket"), "aluminium-6061", thickness=8).pk
-    )
-
-    assert job.status == Job.Status.REJECTED
-    assert "8 mm thick" in job.reason and "up to 6 mm" in job.reason
+    with pytest.raises(OrderInvalid) as refusal:
+        order(user, demo_part("milled_flat_bracket"), "aluminium-6061", thickness=8)
+    assert "plate 8.0 mm thick or more (stock: 3, 6 mm)" in str(refusal.value.errors)
+    with pytest.raises(Rejected, match="8 mm thick; .* only up to 6 mm"):
+        programs.stock_thickness(part_mm=8.0, material=material_facts(thin), process="cnc_mill")
+    # A 6 mm part comes from the 6 mm plate, a 4 mm one from it too (faced down).
+    for part_mm in (6.0, 4.0):
+        assert (
+            programs.stock_thickness(
+                part_mm=part_mm, material=material_facts(thin), process="cnc_mill"
+            )
+            == 6
+        )
 
 
 def test_a_milled_job_runs_end_to_end_at_the_station(user, organisation, aluminium, settings):
@@ -366,11 +389,7 @@ def test_the_demo_cover_plate_is_printed_milled_or_laser_cut_as_its_route_says()
     ]  # fmt: skip
     # The requester looked at the part first (its preview measures it: the sheet a laser route
     # needs is known before anything is ordered; a fresh seed has no fitted estimator yet).
-    revision = PartFamily.objects.get(slug="cover-plate").current_revision()
-    canonical = validate_parameters(parse_schema(revision.parameter_schema), values)
-    with patch("catalog.tasks.build_preview.apply_async"):
-        preview, _ = preview_request(revision=revision, parameters=canonical, user=requester)
-    assert preview_build(preview_id=preview.pk) == "ready"
+    measure(requester, "cover-plate", values)
     placed, _ = order_place(user=requester, request=OrderRequest(lines=lines))
 
     made = []
