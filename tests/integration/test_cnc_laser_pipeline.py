@@ -20,10 +20,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_milled_and_a_laser_cut_part_reach_the_mill_and_the_laser(requester, start_worker):  # noqa: F811
+    from django.contrib.auth import get_user_model
+
     from tests.integration.conftest import wait_for
+    from tests.production.test_cnc_laser_jobs import measure
 
     worker = start_worker()
     started = time.monotonic()
+    # The requester's previews of the two configurations: a fresh demo has no fitted
+    # estimator yet, and a route on plate or sheet is quoted on the part's thickness.
+    user = get_user_model().objects.get(username="requester")
+    for slug in ("milled-cover-plate", "laser-cover-plate"):
+        measure(user, slug, defaults(slug))
     order = place(
         requester,
         [
