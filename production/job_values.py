@@ -136,7 +136,19 @@ def traveler_for(job: Job, *, printed_at: datetime, lot: str = "") -> travelers.
         dfm_warnings=dfm_warnings(job.dfm_report or {}),
         planned=planned,
         lot=lot,
+        render=job_render(job),
     )
+
+
+def job_render(job: Job) -> bytes:
+    """A milling or laser job's program rendering (Artifact.Kind.RENDER); b"" without one."""
+    artifact = Artifact.objects.filter(
+        job_links__job=job, job_links__kind=Artifact.Kind.RENDER
+    ).first()
+    if artifact is None:
+        return b""
+    with artifact.file.open("rb") as stored:
+        return bytes(stored.read())
 
 
 def traveler_site(job: Job) -> str | None:

@@ -136,6 +136,11 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 spool_remaining_g=spool_g,
                 spool_reserve_g=reserve_g,
                 site_slug=machine.site.slug,
+                tools=tuple(machine.tool_numbers or ()),
+                spindle_max_rpm=float(machine.spindle_max_rpm or 0),
+                kerf_mm=float(machine.kerf_mm or 0),
+                max_power_s=int(machine.max_power_s or 0),
+                laser_source=machine.laser_source,
             )
         )
     return facts
@@ -216,7 +221,8 @@ def job_needs(
         extents_mm=tuple((job.dfm_report or {})["extents_mm"]),
         profile_key=profile,
         key=str(job.pk),
-        nozzle_mm=meta.get("nozzle_mm"),
+        # A mill's or laser's program has no nozzle: its profile key names its machine class.
+        nozzle_mm=meta.get("nozzle_mm") if meta.get("process", "fdm") == "fdm" else None,
         estimated_time_s=float(meta.get("estimated_time_s") or 0) * max(1, job.quantity),
         due=due_at(job),
         # An order for a critical asset that is down ranks at least as its EUR at stake

@@ -4,11 +4,23 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from catalog.models import Material, PartPreview, Process
 from orders.models import OrderLine, Organisation
+
+
+def validate_tool_numbers(value: object) -> None:
+    """A list of distinct T numbers (positive whole numbers)."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of T numbers, e.g. [1, 2, 11].")
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise ValidationError(f"{item!r} is not a T number (a whole number from 1).")
+    if len(set(value)) != len(value):
+        raise ValidationError("Each T number once.")
 
 
 class Site(models.Model):
@@ -73,6 +85,9 @@ class Machine(models.Model):
     class Flavour(models.TextChoices):
         MARLIN = "marlin"
         KLIPPER = "klipper"
+        # CNC mills and lasers: the G-code dialect their programs are posted in.
+        GRBL = "grbl"
+        LINUXCNC = "linuxcnc"
 
     class ToolpathEngine(models.TextChoices):
         BUILTIN = "builtin", "Microfactory FDM slicer"
@@ -136,6 +151,32 @@ class Machine(models.Model):
         "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     state_changed_at = models.DateTimeField(null=True, blank=True)
+    # CNC mills: the tools it holds, as T numbers of the shop's tool table (production.toolpath
+    # .cnc_tools.DEFAULT_TOOL_TABLE); the milling planner uses these only. Empty: all of them.
+    tool_numbers = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_tool_numbers],
+        help_text="CNC mills: T numbers of the shop's tool table held here, e.g. [1, 2, 11]",
+    )
+    spindle_max_rpm = models.PositiveIntegerField(
+        null=True, blank=True, help_text="CNC mills: fastest spindle speed (empty: 24000 rpm)"
+    )
+    # Lasers: the cut's width (the planner offsets every contour by half of it) and the S value
+    # of full power (GRBL's $30), which power percentages are scaled to.
+    kerf_mm = models.FloatField(
+        null=True, blank=True, help_text="lasers: width of the cut in mm, e.g. 0.15"
+    )
+    max_power_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="lasers: the S value of full power (GRBL $30), e.g. 1000"
+    )
+    # Which rows of the laser cutting table apply (production.toolpath.laser.CUT_TABLE).
+    laser_source = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("co2", "CO2"), ("fibre", "fibre")],
+        help_text="lasers: the kind of source, which sets the power and speed per material",
+    )
 
     # States in which a machine takes work; the router never assigns to any other.
     AVAILABLE = frozenset({State.IDLE, State.BUSY, State.PAUSED})
@@ -317,6 +358,9 @@ class Artifact(models.Model):
         SVG = "svg", "SVG drawing"
         GCODE = "gcode", "G-code"
         TRAVELER = "traveler", "traveler PDF"
+        # A milling program's simulated result (PNG) or a laser program's cut paths (SVG),
+        # for the traveler.
+        RENDER = "render", "program rendering"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     input_key = models.CharField(max_length=64, help_text="sha256 of the inputs")
@@ -365,6 +409,7 @@ class PassportEntry(models.Model):
         REPAIRED = "repaired", "repaired STL mesh"
         GCODE = "gcode", "G-code"
         TRAVELER = "traveler", "traveler PDF"
+        RENDER = "render", "program rendering"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="passport_entries")
     seq = models.PositiveIntegerField(help_text="0 for the first entry")

@@ -74,6 +74,7 @@ class MachineFacts:
     spindle_max_rpm: float = 0.0
     kerf_mm: float = 0.0
     max_power_s: int = 0
+    laser_source: str = ""
 
     @property
     def site_key(self) -> str:

@@ -27,6 +27,7 @@ from production import lifecycle, machines, passport, routing, services
 from production.job_values import (
     job_artifact,
     job_part,
+    job_render,
     material_facts,
     paperwork,
     traveler_for,
@@ -35,6 +36,8 @@ from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, artifact_path
 from production.pipeline import steps as pipeline
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
+from production.pipeline.programs import PROCESSES as PROGRAM_PROCESSES
+from production.pipeline.programs import ProgramChecks
 from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
 from production.pipeline.validation import (
     ValidationLimits,
@@ -175,6 +178,13 @@ def pipeline_setup(
         ),
         engine=engine,
         reuse=reuse,
+        program_checks=ProgramChecks(
+            zmap_resolution_mm=settings.MF_CNC_ZMAP_RESOLUTION_MM,
+            gouge_tolerance_mm=settings.MF_CNC_GOUGE_TOLERANCE_MM,
+            remaining_tolerance_mm=settings.MF_CNC_REMAINING_TOLERANCE_MM,
+            rs274_binary=settings.MF_RS274_BINARY,
+            rs274_timeout_s=settings.MF_RS274_TIMEOUT_S,
+        ),
     )
 
 
@@ -211,17 +221,34 @@ def job_so_far(job: Job, step: pipeline.Step) -> JobSoFar:
     loaded: dict[str, Any] = {}
     if "geometry" in step.needs:
         stl = job_artifact(job, Artifact.Kind.STL)
+        # A milling or laser planner reads the CadQuery solid's faces, not the mesh (its
+        # revision's STEP); the slicer and the other steps read only the mesh.
+        needs_step = step.name == "toolpath" and part.process in PROGRAM_PROCESSES
         loaded["geometry"] = BuiltPart(
             stl=stl.file.read(),
             svg=job_artifact(job, Artifact.Kind.SVG).file.read().decode(),
             meta=GeometryMeta.from_json(stl.meta),
             key=stl.input_key,
+            step=_artifact_bytes(job, Artifact.Kind.STEP) if needs_step else b"",
         )
     if "report" in step.needs:
         loaded["report"] = ValidationReport.from_json(job.dfm_report or {})
     if "toolpath" in step.needs:
-        loaded["toolpath"] = PlannedToolpath(meta=ToolpathMeta.from_json(job.toolpath_meta or {}))
+        loaded["toolpath"] = PlannedToolpath(
+            meta=ToolpathMeta.from_json(job.toolpath_meta or {}),
+            render=job_render(job),
+        )
     return replace(so_far, **loaded)
+
+
+def _artifact_bytes(job: Job, kind: str) -> bytes:
+    """The job's file of this kind; b"" when it has none (an STL part has no STEP, an FDM
+    toolpath no rendering)."""
+    artifact = Artifact.objects.filter(job_links__job=job, job_links__kind=kind).first()
+    if artifact is None:
+        return b""
+    with artifact.file.open("rb") as stored:
+        return bytes(stored.read())
 
 
 # --- what each shared step keeps ------------------------------------------------------------
@@ -257,7 +284,13 @@ def _keep_report(report: ValidationReport) -> StepResult:
 
 def _keep_toolpath(planned: PlannedToolpath) -> StepResult:
     program = planned.program_meta()
-    outputs = [Output(Artifact.Kind.GCODE, planned.key, "part.gcode", planned.gcode, meta=program)]
+    outputs = [
+        Output(Artifact.Kind.GCODE, planned.key, planned.gcode_name, planned.gcode, meta=program)
+    ]
+    if planned.render:  # a milling program's simulated result, a laser program's cut paths
+        outputs.append(
+            Output(Artifact.Kind.RENDER, planned.key, planned.render_name, planned.render)
+        )
     if planned.repaired is not None:
         repaired = planned.repaired
         outputs.insert(

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from catalog.models import PartFamily
+from catalog.models import Material, PartFamily, PartRevision
 from catalog.parts import DEMO_PARTS
 from orders.models import Membership, Order, Organisation, Team
 from production import tenancy
@@ -74,7 +74,8 @@ def test_seed_demo_puts_spools_at_both_sites_loaded_on_the_printers() -> None:
     call_command("seed_demo", "--no-order", verbosity=0)
 
     assert Spool.objects.count() == 7  # received once, however often the seed runs
-    for machine in Machine.objects.select_related("spool__material", "site"):
+    printers = Machine.objects.filter(process="fdm")
+    for machine in printers.select_related("spool__material", "site"):
         spool = machine.spool
         assert spool.site == machine.site and spool.remaining_g == spool.initial_g
         assert list(machine.materials_loaded.all()) == [spool.material]
@@ -145,3 +146,32 @@ def test_seed_demo_registers_the_demo_teams_assets_with_their_spare_parts_once()
     ]
     assert sum(a.parts.count() for a in assets.values()) == 4
     assert not packer.is_down  # the demo's user marks it down
+
+
+def test_seed_demo_adds_a_grbl_mill_a_laser_and_their_plate_and_sheet_stock() -> None:
+    call_command("seed_demo", "--no-order", verbosity=0)
+    call_command("seed_demo", "--no-order", verbosity=0)
+
+    aluminium = Material.objects.get(slug="aluminium-6061")
+    acrylic = Material.objects.get(slug="acrylic")
+    assert (aluminium.process, aluminium.sheet_thicknesses_mm) == ("cnc_mill", [3, 6, 10])
+    assert (acrylic.process, acrylic.sheet_thicknesses_mm) == ("laser", [3, 5])
+    assert aluminium.density_g_cm3 == Decimal("2.700") and acrylic.price_per_kg > 0
+    mill = Machine.objects.get(process="cnc_mill")
+    assert (mill.flavour, mill.build_volume_mm) == ("grbl", (300, 200, 60))
+    assert mill.tool_numbers and mill.spindle_max_rpm == 24000
+    assert list(mill.materials_loaded.all()) == [aluminium]
+    laser = Machine.objects.get(process="laser")
+    assert (laser.flavour, laser.kerf_mm, laser.max_power_s) == ("grbl", 0.15, 1000)
+    assert list(laser.materials_loaded.all()) == [acrylic]
+    for machine in (mill, laser):
+        machine.full_clean()  # the seed's values pass the admin's validation
+    # The cover plate is printed, or milled or laser cut on the route an order line takes.
+    cover = PartFamily.objects.get(slug="cover-plate").current_revision()
+    assert (cover.process, cover.alternative_processes) == ("fdm", ["cnc_mill", "laser"])
+    assert {aluminium, acrylic} <= set(cover.materials.all())
+    # Two milled and two laser-cut parts, in the stock their machines have loaded.
+    for process, material in (("cnc_mill", aluminium), ("laser", acrylic)):
+        revisions = PartRevision.objects.filter(process=process)
+        assert revisions.count() == 2
+        assert all(list(r.materials.all()) == [material] for r in revisions)

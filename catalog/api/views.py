@@ -84,9 +84,16 @@ def _current(family: PartFamily) -> PartRevision:
 
 
 class MaterialSerializer(serializers.ModelSerializer[Material]):
+    sheet_thicknesses_mm = serializers.ListField(
+        child=serializers.FloatField(),
+        read_only=True,
+        help_text="plate or sheet thicknesses in stock (mm); empty for filament",
+    )
+
     class Meta:
         model = Material
-        fields = ["slug", "name", "process"]
+        # The plate or sheet thicknesses a milled or laser-cut part can be made from.
+        fields = ["slug", "name", "process", "sheet_thicknesses_mm"]
 
 
 class RevisionSerializer(serializers.ModelSerializer[PartRevision]):

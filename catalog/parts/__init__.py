@@ -29,6 +29,9 @@ class DemoPart:
     tags: str = ""
     work_instructions: list[str] = field(default_factory=list)
     qc_checks: list[dict[str, Any]] = field(default_factory=list)
+    # Other processes it may be made by (PartRevision.alternative_processes): orders.routes
+    # chooses one per order line among those with a material of that process in `materials`.
+    alternative_processes: list[str] = field(default_factory=list)
 
 
 def _length(
@@ -749,7 +752,10 @@ DEMO_PARTS: list[DemoPart] = [
             ),
         ],
         process="fdm",
-        materials=["pla", "petg", "abs"],
+        # Also milled from 6061 plate or laser cut from 3 mm acrylic (issue #16): the route
+        # chooser picks one per order line by due date and cost.
+        materials=["pla", "petg", "abs", "aluminium-6061", "acrylic"],
+        alternative_processes=["cnc_mill", "laser"],
         tags="blanking plate, cover, panel, lid, hole pattern",
         work_instructions=["Print flat; check that it lies flat on the bed after cooling."],
         qc_checks=[
@@ -888,6 +894,306 @@ DEMO_PARTS: list[DemoPart] = [
         qc_checks=[
             _qc("Length", parameter="length"),
             _qc("Across flats", parameter="across_flats"),
+        ],
+    ),
+    # Milled from aluminium plate and laser cut from acrylic sheet (issue #16). The plate is the
+    # thinnest of the material's sheet_thicknesses_mm at least as thick as the part (the mill
+    # faces it down); a laser-cut part is as thick as its sheet, so its thickness steps from
+    # one sheet to the next. Inside corners are at least the smallest end mill's radius.
+    DemoPart(
+        slug="milled_cover_plate",
+        name="Cover plate, milled aluminium",
+        category="Panels & covers",
+        description=(
+            "Cover plate milled from 6061 aluminium plate: rounded corners, screw holes along "
+            "its edges and an optional recess in the top face for a label or a gasket."
+        ),
+        script=_script("milled_cover_plate"),
+        schema=[
+            _length("length", "Length", default=100.0, min=40, max=190, help="Along X."),
+            _length("width", "Width", default=60.0, min=40, max=140, help="Along Y."),
+            _length(
+                "thickness", "Thickness", default=6.0, min=2, max=10, step=0.5,
+                help="Plate thickness; milled from 3, 6 or 10 mm plate.",
+            ),
+            _length(
+                "corner_r", "Corner radius", default=5.0, min=0, max=15,
+                help="0 for square corners.",
+            ),
+            _length(
+                "hole_d", "Hole diameter", default=5.0, min=3, max=8.5,
+                help="3, 4, 5, 6 and 8 mm are drilled; other sizes are milled.",
+            ),
+            _integer("holes_x", "Holes along length", default=3, min=2, max=6, help="Long edges."),
+            _integer("holes_y", "Holes along width", default=2, min=2, max=6, help="Short edges."),
+            _length(
+                "edge_margin", "Edge margin", default=8.0, min=5, max=20,
+                help="From each edge to the hole centres.",
+            ),
+            _length(
+                "recess_depth", "Recess depth", default=1.0, min=0, max=4,
+                help="Recess in the top face; 0 for none.",
+            ),
+            _length(
+                "recess_margin", "Recess margin", default=14.0, min=10, max=40,
+                help="From each edge to the recess.",
+            ),
+            _length(
+                "recess_r", "Recess corner radius", default=4.0, min=1.5, max=10,
+                help="At least the end mill's radius (1.5 mm for the 3 mm end mill).",
+            ),
+        ],
+        rules=[
+            _rule("corner_r <= edge_margin", "the corner radius can be at most the edge margin"),
+            _rule(
+                "edge_margin >= hole_d / 2 + 2",
+                "holes need 2 mm to the edge: edge_margin >= hole_d / 2 + 2",
+            ),
+            _rule(
+                "(length - 2 * edge_margin) / (holes_x - 1) >= hole_d + 3",
+                "the holes along the length are closer than hole_d + 3 mm",
+            ),
+            _rule(
+                "(width - 2 * edge_margin) / (holes_y - 1) >= hole_d + 3",
+                "the holes along the width are closer than hole_d + 3 mm",
+            ),
+            _rule(
+                "recess_depth <= thickness - 1.5",
+                "leave a 1.5 mm floor under the recess: recess_depth <= thickness - 1.5",
+            ),
+            _rule(
+                "recess_margin >= edge_margin + hole_d / 2 + 2",
+                "the recess must clear the holes by 2 mm: recess_margin >= edge_margin + "
+                "hole_d / 2 + 2",
+            ),
+            _rule(
+                "width - 2 * recess_margin >= 2 * recess_r + 2",
+                "the recess is too narrow for its corner radius",
+            ),
+            _rule(
+                "length - 2 * recess_margin >= 2 * recess_r + 2",
+                "the recess is too short for its corner radius",
+            ),
+        ],
+        process="cnc_mill",
+        materials=["aluminium-6061"],
+        tags="blanking plate, cover, panel, lid, aluminium, milled, CNC",
+        work_instructions=[
+            "Clamp the plate on a spoil board; zero X/Y on its front-left corner, Z on its top.",
+            "Cut the holding tabs with a saw or a chisel; file their stubs flush.",
+            "Deburr every edge and hole.",
+        ],
+        qc_checks=[
+            _qc("Length", parameter="length", minus=0.1, plus=0.1),
+            _qc("Width", parameter="width", minus=0.1, plus=0.1),
+            _qc("Thickness", parameter="thickness", minus=0.1, plus=0.1),
+            _qc("Hole diameter", parameter="hole_d", minus=0, plus=0.1),
+        ],
+    ),
+    DemoPart(
+        slug="milled_flat_bracket",
+        name="Flat mounting bracket, milled aluminium",
+        category="Brackets & mounts",
+        description=(
+            "L-shaped flat bracket (corner plate) milled from 6061 aluminium plate, with a row "
+            "of screw holes along each leg: joins two frame members at a right angle."
+        ),
+        script=_script("flat_bracket"),
+        schema=[
+            _length("leg_a", "Leg A length", default=80.0, min=40, max=180, help="Along X."),
+            _length("leg_b", "Leg B length", default=60.0, min=40, max=130, help="Along Y."),
+            _length(
+                "leg_width", "Leg width", default=25.0, min=15, max=50,
+                help="Width of both legs.",
+            ),
+            _length(
+                "thickness", "Thickness", default=5.0, min=2, max=10, step=0.5,
+                help="Plate thickness; milled from 3, 6 or 10 mm plate.",
+            ),
+            _length(
+                "hole_d", "Hole diameter", default=5.5, min=3, max=9,
+                help="Clearance: 4.5 for M4, 5.5 for M5, 6.6 for M6, 9 for M8.",
+            ),
+            _integer(
+                "holes_per_leg", "Holes per leg", default=2, min=1, max=4,
+                help="Along each leg's centre line.",
+            ),
+            _length(
+                "hole_margin", "Hole margin", default=8.0, min=5, max=20,
+                help="From the corner square and the leg's end to the nearest hole centre.",
+            ),
+            _length(
+                "inner_r", "Inside corner radius", default=4.0, min=1.5, max=15,
+                help="At least the end mill's radius (1.5 mm for the 3 mm end mill).",
+            ),
+            _length(
+                "outer_r", "Outside corner radius", default=3.0, min=0, max=6,
+                help="0 for square corners.",
+            ),
+        ],
+        rules=[
+            _rule(
+                "leg_width >= hole_d + 6",
+                "the legs must be at least hole_d + 6 mm wide",
+            ),
+            _rule(
+                "hole_margin >= hole_d / 2 + 2",
+                "holes need 2 mm to the leg's end: hole_margin >= hole_d / 2 + 2",
+            ),
+            _rule(
+                "leg_a - leg_width - 2 * hole_margin >= (holes_per_leg - 1) * (hole_d + 3)",
+                "leg A is too short for its holes",
+            ),
+            _rule(
+                "leg_b - leg_width - 2 * hole_margin >= (holes_per_leg - 1) * (hole_d + 3)",
+                "leg B is too short for its holes",
+            ),
+            _rule("2 * outer_r <= leg_width - hole_d", "the outside radius would cut the holes"),
+        ],
+        process="cnc_mill",
+        materials=["aluminium-6061"],
+        tags="corner plate, angle plate, L bracket, flat bracket, aluminium, milled, CNC",
+        work_instructions=[
+            "Clamp the plate on a spoil board; zero X/Y on its front-left corner, Z on its top.",
+            "Cut the holding tabs; file their stubs flush and deburr every edge and hole.",
+        ],
+        qc_checks=[
+            _qc("Leg A length", parameter="leg_a", minus=0.1, plus=0.1),
+            _qc("Leg B length", parameter="leg_b", minus=0.1, plus=0.1),
+            _qc("Thickness", parameter="thickness", minus=0.1, plus=0.1),
+            _qc("Hole diameter", parameter="hole_d", minus=0, plus=0.1),
+        ],
+    ),
+    DemoPart(
+        slug="laser_cover_plate",
+        name="Cover plate, laser-cut acrylic",
+        category="Panels & covers",
+        description=(
+            "Clear cover plate laser cut from cast acrylic sheet, with rounded corners and "
+            "screw holes along its edges: a window onto a gauge, a guard you can see through."
+        ),
+        script=_script("flat_cover_plate"),
+        schema=[
+            _length("length", "Length", default=100.0, min=30, max=190, help="Along X."),
+            _length("width", "Width", default=60.0, min=30, max=190, help="Along Y."),
+            _length(
+                "thickness", "Thickness", default=3.0, min=3, max=5, step=2,
+                help="The sheet: 3 or 5 mm.",
+            ),
+            _length(
+                "corner_r", "Corner radius", default=5.0, min=0, max=15,
+                help="0 for square corners.",
+            ),
+            _length(
+                "hole_d", "Hole diameter", default=5.0, min=2.5, max=10,
+                help="Clearance hole: 3.4 for M3, 4.5 for M4, 5.5 for M5, 6.6 for M6.",
+            ),
+            _integer("holes_x", "Holes along length", default=3, min=2, max=8, help="Long edges."),
+            _integer("holes_y", "Holes along width", default=2, min=2, max=8, help="Short edges."),
+            _length(
+                "edge_margin", "Edge margin", default=8.0, min=4, max=20,
+                help="From each edge to the hole centres.",
+            ),
+        ],
+        rules=[
+            _rule("corner_r <= edge_margin", "the corner radius can be at most the edge margin"),
+            _rule(
+                "edge_margin >= hole_d / 2 + thickness",
+                "acrylic cracks near an edge: edge_margin >= hole_d / 2 + thickness",
+            ),
+            _rule(
+                "(length - 2 * edge_margin) / (holes_x - 1) >= hole_d + 2",
+                "the holes along the length are closer than hole_d + 2 mm",
+            ),
+            _rule(
+                "(width - 2 * edge_margin) / (holes_y - 1) >= hole_d + 2",
+                "the holes along the width are closer than hole_d + 2 mm",
+            ),
+        ],
+        process="laser",
+        materials=["acrylic"],
+        tags="blanking plate, cover, panel, window, acrylic, perspex, laser cut",
+        work_instructions=[
+            "Lay the sheet flat on the honeycomb, protective film on; focus on its top face.",
+            "Peel the film after cutting; check the edges are cut through all round.",
+        ],
+        qc_checks=[
+            _qc("Length", parameter="length", minus=0.15, plus=0.15),
+            _qc("Width", parameter="width", minus=0.15, plus=0.15),
+            _qc("Hole diameter", parameter="hole_d", minus=0, plus=0.2),
+        ],
+    ),
+    DemoPart(
+        slug="laser_flat_bracket",
+        name="Flat mounting bracket, laser-cut acrylic",
+        category="Brackets & mounts",
+        description=(
+            "L-shaped flat bracket (corner plate) laser cut from cast acrylic sheet, with a "
+            "row of screw holes along each leg: for light panels, covers and sensor mounts."
+        ),
+        script=_script("flat_bracket"),
+        schema=[
+            _length("leg_a", "Leg A length", default=80.0, min=40, max=180, help="Along X."),
+            _length("leg_b", "Leg B length", default=60.0, min=40, max=180, help="Along Y."),
+            _length(
+                "leg_width", "Leg width", default=25.0, min=15, max=60,
+                help="Width of both legs.",
+            ),
+            _length(
+                "thickness", "Thickness", default=5.0, min=3, max=5, step=2,
+                help="The sheet: 3 or 5 mm.",
+            ),
+            _length(
+                "hole_d", "Hole diameter", default=5.5, min=2.5, max=10,
+                help="Clearance: 3.4 for M3, 4.5 for M4, 5.5 for M5, 6.6 for M6.",
+            ),
+            _integer(
+                "holes_per_leg", "Holes per leg", default=2, min=1, max=6,
+                help="Along each leg's centre line.",
+            ),
+            _length(
+                "hole_margin", "Hole margin", default=8.0, min=5, max=20,
+                help="From the corner square and the leg's end to the nearest hole centre.",
+            ),
+            _length(
+                "inner_r", "Inside corner radius", default=4.0, min=1, max=15,
+                help="A rounded inside corner does not crack.",
+            ),
+            _length(
+                "outer_r", "Outside corner radius", default=3.0, min=0, max=6,
+                help="0 for square corners.",
+            ),
+        ],
+        rules=[
+            _rule(
+                "leg_width >= hole_d + 2 * thickness + 2",
+                "acrylic cracks near an edge: leg_width >= hole_d + 2 x thickness + 2",
+            ),
+            _rule(
+                "hole_margin >= hole_d / 2 + thickness",
+                "acrylic cracks near an edge: hole_margin >= hole_d / 2 + thickness",
+            ),
+            _rule(
+                "leg_a - leg_width - 2 * hole_margin >= (holes_per_leg - 1) * (hole_d + 2)",
+                "leg A is too short for its holes",
+            ),
+            _rule(
+                "leg_b - leg_width - 2 * hole_margin >= (holes_per_leg - 1) * (hole_d + 2)",
+                "leg B is too short for its holes",
+            ),
+            _rule("2 * outer_r <= leg_width - hole_d", "the outside radius would cut the holes"),
+        ],
+        process="laser",
+        materials=["acrylic"],
+        tags="corner plate, angle plate, L bracket, flat bracket, acrylic, perspex, laser cut",
+        work_instructions=[
+            "Lay the sheet flat on the honeycomb, protective film on; focus on its top face.",
+            "Peel the film after cutting; check the holes are cut through.",
+        ],
+        qc_checks=[
+            _qc("Leg A length", parameter="leg_a", minus=0.15, plus=0.15),
+            _qc("Leg B length", parameter="leg_b", minus=0.15, plus=0.15),
+            _qc("Hole diameter", parameter="hole_d", minus=0, plus=0.2),
         ],
     ),
 ]

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from catalog import geometry
 from microfactory.errors import Rejected
 from production import routing
+from production.pipeline import programs
 from production.pipeline import traveler as travelers
 from production.pipeline.dfm.limits import CNC_MILL, LASER, MachineLimits, ValidationLimits
 from production.pipeline.print_mesh import (
@@ -72,6 +73,7 @@ class Setup:
     slicer: SlicerSettings = DEFAULT_SLICER
     engine: str | None = None  # every machine's own engine when None (make_part --engine)
     reuse: Reuse = nothing_stored
+    program_checks: programs.ProgramChecks = programs.ProgramChecks()  # mills and lasers
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,29 @@ class PlannedToolpath:
     reused: bool = False
     repaired: RepairedMesh | None = None  # the mesh sliced, when validation repaired it
     summary: str = ""  # "50 layers, 3.1 g, ~21 min for Prusa MK4, printed on its side"
+    # A milling or laser program's rendering for the traveler: the simulated result (PNG) or
+    # the cut paths (SVG); b"" for FDM. Loaded back for the traveler step with the meta.
+    render: bytes = field(default=b"", repr=False)
+
+    @property
+    def gcode_name(self) -> str:
+        """The G-code artifact's file name: part.gcode, or part.nc for a mill."""
+        facts = self.meta.program_facts
+        return facts.filename if facts is not None else "part.gcode"
+
+    @property
+    def render_name(self) -> str:
+        return programs.RENDER_NAMES.get(self.meta.process, "render")
 
     def program_meta(self) -> dict[str, Any]:
         """What the G-code's own artifact keeps: the numbers that come with the program."""
+        if self.meta.process != FDM:
+            return {
+                "engine": self.meta.engine,
+                "process": self.meta.process,
+                "estimated_time_s": self.meta.estimated_time_s,
+                "program": dict(self.meta.program),
+            }
         return {
             "engine": self.meta.engine,
             "layers": self.meta.layers,
@@ -343,7 +365,10 @@ def slice_inputs(so_far: JobSoFar) -> SliceInputs:
 def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
     """Slice the part for the best capable machine: the mesh as validation repaired it,
     turned to the orientation its DFM report chose; then check the G-code against the part.
-    Stored G-code for the same inputs is checked again rather than sliced again."""
+    Stored G-code for the same inputs is checked again rather than sliced again. A milled or
+    laser-cut part gets its verified program instead (plan_machine_program)."""
+    if so_far.part.process in programs.PROCESSES:
+        return plan_machine_program(so_far)
     setup = so_far.setup
     given = slice_inputs(so_far)
     target, profile, mesh, orientation, stl = (
@@ -412,6 +437,47 @@ def plan_toolpath(so_far: JobSoFar) -> PlannedToolpath:
         repaired=mesh.repaired,
         summary=f"{meta.layers} layers, {meta.filament_g} g, "
         f"~{meta.estimated_time_s // 60} min for {target.model or target.name}{turned}{repaired}",
+    )
+
+
+def plan_machine_program(so_far: JobSoFar) -> PlannedToolpath:
+    """A cnc_mill or laser part's program for the best capable machine, from the material's
+    plate or sheet, verified against the part (production.pipeline.programs)."""
+    part, setup = so_far.part, so_far.setup
+    built, report = _needs(so_far.geometry, "geometry"), _needs(so_far.report, "report")
+    planned = programs.plan_program(
+        process=part.process,
+        material=part.material,
+        built=built,
+        report=report,
+        machines=setup.machines,
+        checks=setup.program_checks,
+        reuse=setup.reuse,
+    )
+    target = planned.target
+    meta = ToolpathMeta(
+        engine=planned.engine,
+        layers=0,
+        filament_mm=0.0,
+        filament_g=0.0,
+        estimated_time_s=round(planned.estimated_time_s),
+        layer_height_mm=0.0,
+        nozzle_mm=0.0,
+        planned_for=target.key,
+        profile_key=target.profile_key,
+        orientation="as modelled",
+        sliced_sha256=built.sha256,
+        verification=planned.verification,
+        process=part.process,
+        program=planned.facts.to_json(),
+    )
+    return PlannedToolpath(
+        meta=meta,
+        gcode=planned.gcode,
+        key=planned.key,
+        reused=planned.reused,
+        summary=planned.summary,
+        render=planned.render,
     )
 
 
@@ -498,6 +564,7 @@ def render_traveler(so_far: JobSoFar) -> TravelerDocument:
         toolpath=toolpath.meta,
         dfm_warnings=report.warnings,
         planned=planned_machine(so_far.setup.machines, toolpath.meta.planned_for),
+        render=toolpath.render,
     )
     key = input_key("traveler", travelers.traveler_html(traveler))
     stored = so_far.setup.reuse(TRAVELER, key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -31,6 +31,8 @@ from production.pipeline.values import (
     Paperwork,
     PartSpec,
     PlannedMachine,
+    ProgramFacts,
+    ProgramTool,
     ToolpathMeta,
 )
 
@@ -60,6 +62,21 @@ class TravelerCheck:
     nominal_mm: float = 0.0
     minus_mm: float = 0.0
     plus_mm: float = 0.0
+
+
+@dataclass(frozen=True)
+class TravelerTool:
+    """One tool of a milling or laser program, as the set-up table prints it."""
+
+    number: str  # "T1"
+    name: str
+    diameter: str  # "6 mm"
+    spindle: str  # "7958 rpm"; "" for a laser
+    feed: str  # "764 mm/min"
+    plunge: str  # "229 mm/min"; "" when it does not plunge
+    stepdown: str  # "1.5 mm"; ""
+    power: str  # "65 %"; "" for a mill
+    operations: str  # "pocket, profile"
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,17 @@ class Traveler:
     # The lot and spool the job is made from, when known as it is printed (production.spools
     # .job_lot); empty: a line to write it in by hand.
     lot: str = ""
+    # A milled or laser-cut job's set-up (process "cnc_mill" / "laser"): its tools, the stock
+    # and where the work offset is, the set-up steps, and the program's rendering (the
+    # simulated result of milling as PNG, the cut paths as SVG) as a data: URI.
+    process: str = "fdm"
+    tools: tuple[TravelerTool, ...] = ()
+    stock: str = ""
+    work_offset: str = ""
+    setup_steps: tuple[str, ...] = ()
+    program_warnings: tuple[str, ...] = ()
+    render_uri: str = ""
+    render_caption: str = ""
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -150,6 +178,28 @@ GENERIC_INSTRUCTIONS = (
     "Remove the part when the bed has cooled; remove skirt and stringing.",
     "Measure the critical dimensions and record QC on the station.",
 )
+# For a milled or laser-cut revision that names no instructions of its own.
+GENERIC_PROGRAM_INSTRUCTIONS = {
+    "cnc_mill": (
+        "Check that the plate matches this traveler: material and thickness.",
+        "Set the machine up as listed under Set-up; start the job from the station by "
+        "scanning the QR code.",
+        "Cut the holding tabs, file their stubs flush and deburr every edge.",
+        "Measure the critical dimensions and record QC on the station.",
+    ),
+    "laser": (
+        "Check that the sheet matches this traveler: material and thickness.",
+        "Set the machine up as listed under Set-up; start the job from the station by "
+        "scanning the QR code.",
+        "Let the fumes clear before opening the lid; check that every contour is cut through.",
+        "Measure the critical dimensions and record QC on the station.",
+    ),
+}
+WORK_OFFSET_TEXT = "{offset}: X0 Y0 at the stock's front-left corner, Z0 on its top face"
+RENDER_CAPTIONS = {
+    "cnc_mill": "Simulated result: the stock after the program (height map; darker is deeper)",
+    "laser": "Cut paths as programmed (kerf-compensated, red); lead-ins blue",
+}
 
 
 def traveler_of(
@@ -162,12 +212,14 @@ def traveler_of(
     dfm_warnings: tuple[str, ...],
     planned: PlannedMachine | None,
     lot: str = "",
+    render: bytes = b"",
 ) -> Traveler:
     """Every value a job's traveler prints, from the pipeline's values: the template has no
-    logic, and the same values always give the same Traveler."""
+    logic, and the same values always give the same Traveler. `render` is a milling or laser
+    program's rendering (PNG or SVG bytes), printed with its set-up."""
     specs = {s.name: s for s in part.specs}
     minutes = toolpath.estimated_time_s // 60
-    return Traveler(
+    traveler = Traveler(
         job_number=paperwork.job_number,
         station_url=paperwork.station_url,
         order_reference=paperwork.order_reference,
@@ -209,6 +261,75 @@ def traveler_of(
         delivery_site=paperwork.delivery_site,
         lot=lot,
     )
+    facts = toolpath.program_facts
+    if facts is None:
+        return traveler
+    return _with_program(traveler, part, toolpath, facts, render)
+
+
+def _with_program(
+    traveler: Traveler, part: PartSpec, toolpath: ToolpathMeta, facts: ProgramFacts, render: bytes
+) -> Traveler:
+    """A milled or laser-cut job's traveler: its program's figures, tools and set-up."""
+    process = toolpath.process
+    seconds = toolpath.estimated_time_s
+    minutes = seconds // 60
+    # A laser cuts a small part in seconds: "0 h 00 min" would say it takes no time.
+    duration = f"{seconds} s" if seconds < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+    summary = [
+        ("Engine", toolpath.engine),
+        ("Dialect", facts.dialect.upper() if facts.dialect == "grbl" else facts.dialect),
+        ("Estimated time", duration),
+        ("Stock", facts.stock_text),
+        ("Cut length", f"{facts.cut_length_mm / 1000:.2f} m"),
+    ]
+    if process == "laser" and facts.tools:
+        laser = facts.tools[0]
+        summary[3] = ("Sheet", facts.stock_text)
+        summary += [
+            ("Power", f"{laser.power_percent:g} %"),
+            ("Speed", f"{laser.feed_mm_min:g} mm/min"),
+            ("Kerf", f"{laser.diameter_mm:g} mm"),
+        ]
+    else:
+        summary.append(("Tools", str(len(facts.tools))))
+    return replace(
+        traveler,
+        toolpath_summary=tuple(summary),
+        work_instructions=part.work_instructions
+        or GENERIC_PROGRAM_INSTRUCTIONS.get(process, GENERIC_INSTRUCTIONS),
+        process=process,
+        tools=tuple(_tool(tool) for tool in facts.tools),
+        stock=facts.stock_text,
+        work_offset=WORK_OFFSET_TEXT.format(offset=facts.work_offset),
+        setup_steps=facts.setup_steps,
+        program_warnings=facts.warnings,
+        render_uri=_image_uri(render),
+        render_caption=RENDER_CAPTIONS.get(process, "") if render else "",
+    )
+
+
+def _tool(tool: ProgramTool) -> TravelerTool:
+    return TravelerTool(
+        number=f"T{tool.number}",
+        name=tool.name,
+        diameter=f"{tool.diameter_mm:g} mm",
+        spindle=f"{tool.spindle_rpm} rpm" if tool.spindle_rpm else "",
+        feed=f"{tool.feed_mm_min:g} mm/min" if tool.feed_mm_min else "",
+        plunge=f"{tool.plunge_mm_min:g} mm/min" if tool.plunge_mm_min else "",
+        stepdown=f"{tool.stepdown_mm:g} mm" if tool.stepdown_mm else "",
+        power=f"{tool.power_percent:g} %" if tool.power_percent else "",
+        operations=", ".join(tool.operations),
+    )
+
+
+def _image_uri(render: bytes) -> str:
+    """A PNG or SVG rendering as a data: URI (never inlined: an <img> keeps its markup out)."""
+    if not render:
+        return ""
+    if render.startswith(b"\x89PNG"):
+        return "data:image/png;base64," + base64.b64encode(render).decode("ascii")
+    return svg_data_uri(render)
 
 
 def _qc_checks(part: PartSpec) -> tuple[TravelerCheck, ...]:

@@ -29,6 +29,7 @@ IDENTITY: Matrix = (
 
 # Artifact kinds (production.models.Artifact.Kind), as the steps name what they make.
 STEP, STL, REPAIRED, SVG, GCODE, TRAVELER = "step", "stl", "repaired", "svg", "gcode", "traveler"
+RENDER = "render"  # a program's simulated result (milling, PNG) or cut paths (laser, SVG)
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,23 @@ class ToolpathMeta:
     sliced_sha256: str = ""
     repaired: bool = False  # the mesh sliced is the one validation repaired
     verification: Mapping[str, Any] = field(default_factory=dict)  # GcodeCheck.to_json()
+    # "fdm", or "cnc_mill" / "laser" for a MachineProgram, whose facts `program` holds
+    # (ProgramFacts.to_json(): dialect, stock, tools, work offset, set-up steps, ...).
+    process: str = "fdm"
+    program: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def program_facts(self) -> ProgramFacts | None:
+        """A milling or laser program's facts; None for an FDM toolpath."""
+        return ProgramFacts.from_json(self.program) if self.program else None
 
     def to_json(self) -> dict[str, Any]:
+        kept = self._fdm_json()
+        if self.process != "fdm":  # FDM jobs' meta stays as it always was
+            kept.update(process=self.process, program=dict(self.program))
+        return kept
+
+    def _fdm_json(self) -> dict[str, Any]:
         return {
             "engine": self.engine,
             "layers": self.layers,
@@ -271,6 +287,119 @@ class ToolpathMeta:
             sliced_sha256=str(sliced.get("sha256", "")),
             repaired=bool(sliced.get("repaired", False)),
             verification=dict(data.get("verification") or {}),
+            process=str(data.get("process", "fdm")),
+            program=dict(data.get("program") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class ProgramTool:
+    """A tool a milling or laser program uses, as the traveler lists it (program.ToolUse)."""
+
+    number: int
+    name: str
+    kind: str
+    diameter_mm: float
+    operations: tuple[str, ...] = ()
+    spindle_rpm: int = 0
+    feed_mm_min: float = 0.0
+    plunge_mm_min: float = 0.0
+    stepdown_mm: float = 0.0
+    power_percent: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "name": self.name,
+            "kind": self.kind,
+            "diameter_mm": self.diameter_mm,
+            "operations": list(self.operations),
+            "spindle_rpm": self.spindle_rpm,
+            "feed_mm_min": self.feed_mm_min,
+            "plunge_mm_min": self.plunge_mm_min,
+            "stepdown_mm": self.stepdown_mm,
+            "power_percent": self.power_percent,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProgramTool:
+        return cls(
+            number=int(data.get("number", 0)),
+            name=str(data.get("name", "")),
+            kind=str(data.get("kind", "")),
+            diameter_mm=float(data.get("diameter_mm", 0)),
+            operations=tuple(str(o) for o in data.get("operations") or ()),
+            spindle_rpm=int(data.get("spindle_rpm", 0)),
+            feed_mm_min=float(data.get("feed_mm_min", 0)),
+            plunge_mm_min=float(data.get("plunge_mm_min", 0)),
+            stepdown_mm=float(data.get("stepdown_mm", 0)),
+            power_percent=float(data.get("power_percent", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class ProgramFacts:
+    """What a milling or laser program (production.toolpath.program.MachineProgram) tells the
+    shop floor and the quote, kept in the job's toolpath meta: no G-code, no CAD library."""
+
+    dialect: str
+    stock_x_mm: float
+    stock_y_mm: float
+    stock_thickness_mm: float
+    stock_material: str
+    stock_margin_mm: float = 0.0
+    tools: tuple[ProgramTool, ...] = ()
+    work_offset: str = "G54"
+    setup_steps: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    cut_length_mm: float = 0.0
+    rapid_length_mm: float = 0.0
+    filename: str = "part.nc"  # the G-code artifact's name: .nc for mills, .gcode for lasers
+
+    @property
+    def stock_text(self) -> str:
+        """ "120 x 80 x 6 mm aluminium-6061" """
+        return (
+            f"{self.stock_x_mm:g} × {self.stock_y_mm:g} × {self.stock_thickness_mm:g} mm "
+            f"{self.stock_material}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dialect": self.dialect,
+            "stock": {
+                "x_mm": self.stock_x_mm,
+                "y_mm": self.stock_y_mm,
+                "thickness_mm": self.stock_thickness_mm,
+                "material": self.stock_material,
+                "margin_mm": self.stock_margin_mm,
+            },
+            "tools": [tool.to_json() for tool in self.tools],
+            "work_offset": self.work_offset,
+            "setup_steps": list(self.setup_steps),
+            "warnings": list(self.warnings),
+            "cut_length_mm": self.cut_length_mm,
+            "rapid_length_mm": self.rapid_length_mm,
+            "filename": self.filename,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProgramFacts:
+        stock = data.get("stock") or {}
+        return cls(
+            dialect=str(data.get("dialect", "")),
+            stock_x_mm=float(stock.get("x_mm", 0)),
+            stock_y_mm=float(stock.get("y_mm", 0)),
+            stock_thickness_mm=float(stock.get("thickness_mm", 0)),
+            stock_material=str(stock.get("material", "")),
+            stock_margin_mm=float(stock.get("margin_mm", 0)),
+            tools=tuple(ProgramTool.from_json(t) for t in data.get("tools") or ()),
+            work_offset=str(data.get("work_offset", "G54")),
+            setup_steps=tuple(str(s) for s in data.get("setup_steps") or ()),
+            warnings=tuple(str(w) for w in data.get("warnings") or ()),
+            cut_length_mm=float(data.get("cut_length_mm", 0)),
+            rapid_length_mm=float(data.get("rapid_length_mm", 0)),
+            filename=str(data.get("filename", "part.nc")),
         )
 
 

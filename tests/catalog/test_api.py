@@ -2,12 +2,14 @@
 
 import json
 import time
+from decimal import Decimal
 from unittest.mock import patch
 
 import pytest
+from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from catalog.models import PartFamily, PartPreview
+from catalog.models import Material, PartFamily, PartPreview
 from catalog.previews import preview_build
 from tests.builders import make_material, make_part
 
@@ -81,13 +83,54 @@ def test_a_part_shows_its_current_revision_with_schema_materials_and_qc(api, blo
         "height",
         "hole_d",
     ]
-    assert part["revision"]["materials"] == [{"slug": "pla", "name": "PLA", "process": "fdm"}]
+    assert part["revision"]["materials"] == [
+        {"slug": "pla", "name": "PLA", "process": "fdm", "sheet_thicknesses_mm": []}
+    ]
     # Made by one process: no alternatives (orders.routes offers no choice).
     assert (part["revision"]["processes"], part["revision"]["alternative_processes"]) == (
         ["fdm"],
         [],
     )
     assert api.get("/api/v1/parts/nope/").status_code == 404
+
+
+def test_a_plate_material_lists_the_thicknesses_it_is_stocked_in(api) -> None:
+    plate = Material.objects.create(
+        slug="aluminium-6061",
+        name="Aluminium 6061",
+        process="cnc_mill",
+        density_g_cm3=Decimal("2.7"),
+        price_per_kg=Decimal("9.5"),
+        sheet_thicknesses_mm=[3, 6, 10],
+    )
+    make_part("plate", materials=[plate])
+
+    (material,) = api.get("/api/v1/parts/plate/").json()["revision"]["materials"]
+
+    assert material["process"] == "cnc_mill"
+    assert material["sheet_thicknesses_mm"] == [3, 6, 10]
+
+
+@pytest.mark.parametrize(
+    ("thicknesses", "error"),
+    [
+        ("3, 6", "Give a list of thicknesses"),
+        ([3, 0], "0 is not a positive thickness"),
+        ([3, -1.5], "-1.5 is not a positive thickness"),
+        ([True], "True is not a positive thickness"),
+        (["3"], "'3' is not a positive thickness"),
+        ([5000], "thicker than any plate"),
+    ],
+)
+def test_sheet_thicknesses_must_be_a_list_of_positive_millimetres(thicknesses, error) -> None:
+    material = Material(
+        slug="sheet", name="Sheet", density_g_cm3=1, price_per_kg=1,
+        sheet_thicknesses_mm=thicknesses,
+    )  # fmt: skip
+    with pytest.raises(ValidationError, match=error):
+        material.full_clean()
+    material.sheet_thicknesses_mm = [3, 4.5]
+    material.full_clean()
 
 
 def test_the_catalog_needs_a_signed_in_user(block) -> None:

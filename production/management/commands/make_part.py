@@ -385,7 +385,9 @@ class Command(BaseCommand):
             "part.stl": built.stl,
             "drawing.svg": built.svg.encode(),
             "part-repaired.stl": toolpath.repaired.content if toolpath.repaired else b"",
-            "part.gcode": toolpath.gcode,
+            # part.nc for a mill; a mill's simulated result or a laser's cut paths beside it
+            toolpath.gcode_name: toolpath.gcode,
+            toolpath.render_name: toolpath.render,
             "traveler.pdf": traveler.pdf,
         }
         out.mkdir(parents=True, exist_ok=True)
@@ -475,7 +477,7 @@ def would_route(so_far: JobSoFar, machines: list[routing.MachineFacts]) -> dict[
         material=so_far.part.material.slug,
         extents_mm=so_far.report.extents_mm,
         profile_key=meta.profile_key,
-        nozzle_mm=meta.nozzle_mm,
+        nozzle_mm=meta.nozzle_mm if meta.process == FDM else None,  # a program has no nozzle
         estimated_time_s=meta.estimated_time_s,
         allowed_machines=frozenset(so_far.report.capable),
     )

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.cad  # CadQuery builds of every demo part; no database
 LIMITS = BuildLimits(require_bwrap=False)
 PRINTER_MM = 200
 MATERIALS = {"pla", "petg", "abs", "pa12-cf"}
+# Plate and sheet stock for the milled and laser-cut parts (issue #16).
+STOCK_MATERIALS = {"cnc_mill": {"aluminium-6061"}, "laser": {"acrylic"}}
 TYPES = {"length", "angle", "integer", "number", "choice", "boolean"}
 PARALLEL_BUILDS = 2
 
@@ -121,8 +123,12 @@ def test_every_schema_is_well_formed_and_its_defaults_follow_its_own_rules(
     for rule in part.rules:
         assert eval(rule["rule"], {"__builtins__": {"min": min}}, defaults(part)), rule["message"]
     parse_rules(part.rules)
-    assert part.process == "fdm"
-    assert part.materials and set(part.materials) <= MATERIALS
+    assert part.process in ("fdm", "cnc_mill", "laser")
+    allowed = MATERIALS if part.process == "fdm" else STOCK_MATERIALS[part.process]
+    for process in part.alternative_processes:  # a route in plate or sheet needs its stock
+        assert set(part.materials) & STOCK_MATERIALS[process], process
+        allowed = allowed | STOCK_MATERIALS[process]
+    assert part.materials and set(part.materials) <= allowed
 
 
 @pytest.mark.parametrize("part", DEMO_PARTS, ids=lambda part: part.slug)

@@ -1,7 +1,8 @@
 """Load the demo network: one factory organisation operating two sites (Hamburg and Munich)
-with their machines, the transit time between them and spools of filament (loaded on the
-printers), its operator and manager; two customer organisations with their teams, users and
-default delivery sites (one at each site); parts and materials; a demo order from each
+with their machines (printers; a GRBL mill in Munich, a GRBL laser in Hamburg), the transit
+time between them and spools of filament (loaded on the printers), its operator and manager;
+two customer organisations with their teams, users and default delivery sites (one at each
+site); parts and materials (filament, aluminium plate, acrylic sheet); a demo order from each
 customer.
 
 Idempotent: everything is looked up by its slug or name first, so running it again changes
@@ -60,6 +61,12 @@ MATERIALS = [
     ("petg", "PETG", "1.27", "28.00", 240, 80),
     ("abs", "ABS", "1.04", "27.00", 250, 100),
     ("pa12-cf", "PA12 carbon fibre", "1.15", "95.00", 275, 90),
+]
+# Plate and sheet stock for the mill and the laser: slug (the cutting data's and the laser
+# table's key), name, process, density g/cm³, price per kg, thicknesses in stock (mm).
+STOCK_MATERIALS = [
+    ("aluminium-6061", "Aluminium 6061-T6 plate", "cnc_mill", "2.70", "9.50", [3, 6, 10]),
+    ("acrylic", "Cast acrylic sheet (PMMA)", "laser", "1.19", "7.00", [3, 5]),
 ]
 SITES = [("north", "Plant North (Hamburg)"), ("south", "Plant South (Munich)")]
 # Door to door between the sites, in hours (one row holds both ways).
@@ -123,6 +130,42 @@ MACHINES = [
         "4",
         "maintenance",
     ),
+]
+
+# The mill and the laser (issue #16), beside the printers: both GRBL, both run by an operator
+# (manual connector). The mill holds these T numbers of the shop's tool table
+# (production.toolpath.cnc_tools.DEFAULT_TOOL_TABLE): end mills 6, 3, 2, 1 mm, drills 2.5-8 mm
+# and a 90° countersink.
+CNC_MACHINES: list[dict[str, Any]] = [
+    {
+        "slug": "mill-1",
+        "name": "Mill #1",
+        "site": "south",
+        "model": "CNC 3020 mill (GRBL 1.1)",
+        "process": "cnc_mill",
+        "volume": (300, 200, 60),  # travel from the work offset's corner
+        "flavour": "grbl",
+        "materials": ["aluminium-6061"],
+        "rate": "45",
+        "power_w": 800,
+        "tool_numbers": [1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 21],
+        "spindle_max_rpm": 24000,
+    },
+    {
+        "slug": "laser-1",
+        "name": "Laser #1",
+        "site": "north",
+        "model": "CO2 laser 60 W (GRBL 1.1)",
+        "process": "laser",
+        "volume": (300, 200, 8),  # bed, and the thickest sheet it cuts
+        "flavour": "grbl",
+        "materials": ["acrylic"],
+        "rate": "35",
+        "power_w": 600,
+        "kerf_mm": 0.15,
+        "max_power_s": 1000,
+        "laser_source": "co2",
+    },
 ]
 
 SPOOLS = [
@@ -235,6 +278,17 @@ class Command(BaseCommand):
                     "bed_temp_c": bed,
                 },
             )
+        for slug, name, process, density, price, thicknesses in STOCK_MATERIALS:
+            materials[slug], _ = Material.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "process": process,
+                    "density_g_cm3": Decimal(density),
+                    "price_per_kg": Decimal(price),
+                    "sheet_thicknesses_mm": thicknesses,
+                },
+            )
         for part in DEMO_PARTS:
             family, _ = PartFamily.objects.get_or_create(
                 slug=part.slug.replace("_", "-"),
@@ -256,6 +310,7 @@ class Command(BaseCommand):
                     work_instructions=part.work_instructions,
                     qc_checks=part.qc_checks,
                     created_by=users["admin"],
+                    alternative_processes=part.alternative_processes,
                 )
                 revision_publish(revision=revision, published_by=users["admin"])
         for words, note in SEARCH_SYNONYMS:
@@ -293,6 +348,30 @@ class Command(BaseCommand):
             )
             if created:
                 machine.materials_loaded.set([materials[m] for m in loaded])
+        for spec in CNC_MACHINES:
+            x, y, z = spec["volume"]
+            machine, created = Machine.objects.get_or_create(
+                slug=spec["slug"],
+                defaults={
+                    "name": spec["name"],
+                    "site": sites[spec["site"]],
+                    "model": spec["model"],
+                    "process": spec["process"],
+                    "build_x_mm": x,
+                    "build_y_mm": y,
+                    "build_z_mm": z,
+                    "flavour": spec["flavour"],
+                    "hourly_rate": Decimal(spec["rate"]),
+                    "power_w": spec["power_w"],
+                    "tool_numbers": spec.get("tool_numbers", []),
+                    "spindle_max_rpm": spec.get("spindle_max_rpm"),
+                    "kerf_mm": spec.get("kerf_mm"),
+                    "max_power_s": spec.get("max_power_s"),
+                    "laser_source": spec.get("laser_source", ""),
+                },
+            )
+            if created:
+                machine.materials_loaded.set([materials[m] for m in spec["materials"]])
         for site, material, colour, lot, net, machine_slug in SPOOLS:
             spool = Spool.objects.filter(
                 site=sites[site], material=materials[material], lot_number=lot
@@ -320,7 +399,8 @@ class Command(BaseCommand):
                 f"demo data ready: factory {factory_name} with {len(SITES)} sites, customers "
                 f"{', '.join(name for _, name, *_ in CUSTOMERS)}; users "
                 f"{', '.join(u for u, *_ in USERS)} (password '{PASSWORD}'), "
-                f"{len(DEMO_PARTS)} parts, {len(MACHINES)} machines, {len(SPOOLS)} spools"
+                f"{len(DEMO_PARTS)} parts, {len(MACHINES) + len(CNC_MACHINES)} machines, "
+                f"{len(SPOOLS)} spools"
             )
         )
 
