@@ -226,14 +226,20 @@ def _reused_geometry(found: dict[str, Stored | None], key: str) -> BuiltPart:
 
 
 def machine_limits(machine: routing.MachineFacts) -> MachineLimits:
-    """A machine as validation sees it."""
+    """A machine as validation sees it: a mill with its smallest end mill, a laser with its
+    kerf (None: the shop's default from settings)."""
+    smallest = None
+    if machine.process == CNC_MILL:
+        end_mill = programs.machine_tools(machine).smallest_end_mill()
+        smallest = end_mill.diameter_mm if end_mill is not None else None
     return MachineLimits(
         key=machine.key,
         process=machine.process,
         build_volume_mm=machine.build_volume_mm,
         nozzle_mm=machine.nozzle_mm,
         name=machine.name,
-        kerf_mm=machine.kerf_mm or None,  # a laser's own kerf; None: the shop's default
+        smallest_end_mill_mm=smallest,
+        kerf_mm=machine.kerf_mm or None,
     )
 
 

@@ -96,16 +96,15 @@ def test_a_milled_part_shows_the_cnc_checks_with_their_figures(browser):
     assert "milled from 10 mm plate" in rows["plate stock"]
     corners = rows["inside corners"]
     assert "<strong>Inside corners the cutter reaches</strong> · pass" in corners
-    assert "limit ≥ R1 (the smallest end mill, 2 mm)" in corners
+    # The mill holds the whole default tool table: its smallest end mill is T4, 1 mm.
+    assert "limit ≥ R0.5 (the smallest end mill, 1 mm)" in corners
     # The 5 mm hole is drilled: no pocket to measure; the block is wide enough to clamp.
     assert "measured no pockets" in rows["pocket depth"]
     assert "measured 20.0 x 20.0 mm" in rows["fixturing"]
 
 
-def test_a_slot_the_smallest_end_mill_cannot_cut_is_refused_with_the_tool_it_needs(
-    browser, settings
-):
-    settings.VALIDATION_CNC_SMALLEST_END_MILL_MM = 6.0  # a shop with only a 6 mm end mill
+def test_a_slot_the_smallest_end_mill_cannot_cut_is_refused_with_the_tool_it_needs(browser):
+    Machine.objects.filter(slug="mill-1").update(tool_numbers=[1])  # only T1, a 6 mm end mill
     html = checked(browser, FORM)  # the 5 mm hole is narrower than that
     assert 'data-verdict="fail"' in html
     summary = re.search(r'<p class="dfm-fail" id="dfm-summary">([^<]+)</p>', html).group(1)
