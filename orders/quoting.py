@@ -295,7 +295,10 @@ class MachiningRates:
     laser_cut_mm_s: float = 8.0
     laser_setup_s: float = 120.0
     laser_hole_d_mm: float = 10.0
-    laser_thickness_tolerance_mm: float = 0.2  # a sheet this close to the part's thickness
+    # A part may be this much thinner than the sheet it is cut from, never thicker: the rule
+    # of production.toolpath.program.sheet_matches (tests/test_contracts.py keeps them equal).
+    laser_sheet_thinner_mm: float = 0.1
+    laser_sheet_thicker_mm: float = 0.01
 
 
 class NoStock(QuoteError):
@@ -316,7 +319,11 @@ def stock_for(
     x, y, z = extents_mm
     held = sorted(float(t) for t in thicknesses_mm if float(t) > 0)
     if process == LASER:
-        fits = [t for t in held if abs(t - z) <= rates.laser_thickness_tolerance_mm]
+        fits = [
+            t
+            for t in held
+            if t - rates.laser_sheet_thinner_mm <= z <= t + rates.laser_sheet_thicker_mm
+        ]
         if not fits:
             have = ", ".join(f"{t:g}" for t in held) or "none"
             raise NoStock(f"no {material_name} sheet {z:.1f} mm thick (stock: {have} mm)")

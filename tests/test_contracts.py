@@ -19,3 +19,16 @@ def test_the_import_contracts_between_apps_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout, result.stdout
+
+
+def test_the_route_quote_matches_a_laser_sheet_as_the_planner_and_dfm_do():
+    """orders.quoting cannot import production.toolpath (only production.public): its copy of
+    the sheet rule must stay the one production.toolpath.program.sheet_matches applies."""
+    from orders.quoting import MachiningRates
+    from production.toolpath.program import SHEET_THICKER_MM, SHEET_THINNER_MM
+
+    rates = MachiningRates()
+    assert (rates.laser_sheet_thinner_mm, rates.laser_sheet_thicker_mm) == (
+        SHEET_THINNER_MM,
+        SHEET_THICKER_MM,
+    )

@@ -39,11 +39,11 @@ from production.toolpath.cnc_render import render_simulation
 from production.toolpath.cnc_tools import DEFAULT_TOOL_TABLE, DIALECTS, MillProfile, ToolTable
 from production.toolpath.cnc_verify import Envelope, verify_program
 from production.toolpath.laser import ENGINE as LASER_ENGINE
-from production.toolpath.laser import THINNER_THAN_SHEET_MM, LaserProfile, plan_cutting
+from production.toolpath.laser import LaserProfile, plan_cutting
 from production.toolpath.laser_verify import verify_cutting
 from production.toolpath.milling import ENGINE as MILL_ENGINE
 from production.toolpath.milling import plan_milling
-from production.toolpath.program import MachineProgram, Stock, ToolUse
+from production.toolpath.program import MachineProgram, Stock, ToolUse, sheet_matches
 from production.toolpath.rs274 import Rs274Unavailable, rs274_errors
 from production.toolpath.vectors import cut_svg
 
@@ -113,11 +113,7 @@ def stock_thickness(*, part_mm: float, material: MaterialFacts, process: str) ->
                 f"{sheets[-1]:g} mm ({listed} mm)"
             )
         return fitting[0]
-    matching = [
-        t
-        for t in sheets
-        if t + THICKER_THAN_PLATE_MM >= part_mm and t - part_mm <= THINNER_THAN_SHEET_MM
-    ]
+    matching = [t for t in sheets if sheet_matches(t, part_mm)]
     if not matching:
         raise Rejected(
             f"the part is {part_mm:g} mm thick; a laser cuts it only from a sheet of that "

@@ -38,7 +38,7 @@ from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
 from production.toolpath.motion import MachineLimits, estimate_s
-from production.toolpath.program import MachineProgram, Stock, ToolUse
+from production.toolpath.program import SHEET_THINNER_MM, MachineProgram, Stock, ToolUse
 
 if TYPE_CHECKING:
     import cadquery as cq  # at run time only inside _step_silhouette: OCP loads on first use
@@ -51,9 +51,6 @@ SOURCES = ("co2", "fibre")
 # cover the part's top view: a dome, a part with chamfered or sloped tops on every side).
 STEP_DEFLECTION_MM = 0.001
 SILHOUETTE_AGREEMENT = 0.02
-# A part may be this much thinner than its sheet (sheet tolerance, STL rounding); thicker
-# never: the beam cuts through the sheet, it cannot leave a thicker part.
-THINNER_THAN_SHEET_MM = 0.1
 # A top or bottom face smaller than the silhouette by more than this (mm²) means something
 # does not go through the sheet: a countersink, a pocket, a chamfer.
 THROUGH_AREA_MM2 = 0.01
@@ -305,7 +302,7 @@ def plan_contours(
             f"not a flat plate of the sheet: the part is {outline.thickness_mm:.2f} mm thick, "
             f"the {material} sheet {thickness_mm:g} mm"
         )
-    if outline.thickness_mm < thickness_mm - THINNER_THAN_SHEET_MM:
+    if outline.thickness_mm < thickness_mm - SHEET_THINNER_MM:
         raise Rejected(
             f"the part is {outline.thickness_mm:.2f} mm thick and the laser cuts through the "
             f"whole {thickness_mm:g} mm sheet: choose a sheet of the part's thickness"

@@ -8,6 +8,17 @@ laser_verify.py) reads the G-code itself, not these numbers.
 
 from dataclasses import dataclass, field
 
+# A laser cuts a part from the sheet of its own thickness: the part may be this much thinner
+# than the sheet (sheet tolerance, STL rounding), never thicker (a beam cannot leave more than
+# the sheet). The DFM check, the planner and the route quote all use this one rule.
+SHEET_THINNER_MM = 0.1
+SHEET_THICKER_MM = 0.01
+
+
+def sheet_matches(sheet_mm: float, part_mm: float) -> bool:
+    """A part this thick is cut from a sheet that thick."""
+    return sheet_mm - SHEET_THINNER_MM <= part_mm <= sheet_mm + SHEET_THICKER_MM
+
 
 @dataclass(frozen=True)
 class Stock:

@@ -11,13 +11,13 @@ production.pipeline.dfm.reach:
 
 import shapely
 
+from production.toolpath.program import sheet_matches
+
 from .checks import FAIL, PASS, WARN, Check
 from .limits import MachineLimits, ValidationLimits
 from .reach import inscribed, narrowest_gap
 from .sections import Sliced
 from .tool_access import where
-
-_SHEET_TOLERANCE_MM = 0.05  # a model this close to a sheet's nominal thickness is cut from it
 
 
 def laser_checks(
@@ -46,7 +46,7 @@ def _sheet_thickness(machine: MachineLimits, sliced: Sliced, sheets: tuple[float
             "choose a material sold as sheet",
             machine.key,
         )  # fmt: skip
-    match = next((s for s in sorted(sheets) if abs(s - thickness) <= _SHEET_TOLERANCE_MM), None)
+    match = next((s for s in sorted(sheets) if sheet_matches(s, thickness)), None)
     if match is not None:
         return Check("sheet_thickness", PASS, value, limit,
                      f"cut from {match:g} mm sheet", machine.key)  # fmt: skip
