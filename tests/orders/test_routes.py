@@ -145,6 +145,12 @@ def test_milling_buys_the_thinnest_plate_that_holds_the_part_and_laser_the_match
     thick = {**args, "extents_mm": (20.0, 10.0, 5.05)}
     with pytest.raises(NoStock):
         stock_for(process="laser", thicknesses_mm=[5], **thick)
+    # The rule the planner applies: up to 0.1 mm thinner than the sheet, never thicker.
+    thin = {**args, "extents_mm": (20.0, 10.0, 4.92)}
+    assert stock_for(process="laser", thicknesses_mm=[5], **thin) == (30, 20, 5)
+    thick = {**args, "extents_mm": (20.0, 10.0, 5.05)}
+    with pytest.raises(NoStock):
+        stock_for(process="laser", thicknesses_mm=[5], **thick)
     # Guessed from the parameters before any build (6.0 mm for a 5 mm plate): the nearest
     # sheet is quoted rather than none; the DFM check and the planner measure the part.
     guessed = {**args, "extents_mm": (20.0, 10.0, 6.0)}
