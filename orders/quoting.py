@@ -312,13 +312,10 @@ def stock_for(
     thicknesses_mm: Sequence[float],
     material_name: str,
     rates: MachiningRates,
-    measured: bool = True,
 ) -> tuple[float, float, float]:
     """(x, y, thickness) of the plate a part is cut from: the thinnest that holds it for
     milling (faced down to the part), the one as thick as the part for laser cutting (a
-    sheet is cut through, never thinned). NoStock when there is none. A size not `measured`
-    (guessed from the parameters before any build) takes the nearest sheet instead: the
-    guess is too rough to refuse on, and the DFM check and the planner measure the part."""
+    sheet is cut through, never thinned). NoStock when there is none."""
     x, y, z = extents_mm
     held = sorted(float(t) for t in thicknesses_mm if float(t) > 0)
     if process == LASER:
@@ -327,8 +324,6 @@ def stock_for(
             for t in held
             if t - rates.laser_sheet_thinner_mm <= z <= t + rates.laser_sheet_thicker_mm
         ]
-        if not fits and not measured and held:
-            fits = [min(held, key=lambda t: abs(t - z))]
         if not fits:
             have = ", ".join(f"{t:g}" for t in held) or "none"
             raise NoStock(f"no {material_name} sheet {z:.1f} mm thick (stock: {have} mm)")
@@ -393,7 +388,6 @@ def quote_machined(
         thicknesses_mm=thicknesses_mm,
         material_name=material_name,
         rates=machining,
-        measured=geometry_basis in ("preview", "job"),
     )
     if program_time_s is not None and program_time_s > 0:
         basis, part_time = "toolpath", float(program_time_s)

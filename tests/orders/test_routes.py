@@ -145,20 +145,6 @@ def test_milling_buys_the_thinnest_plate_that_holds_the_part_and_laser_the_match
     thick = {**args, "extents_mm": (20.0, 10.0, 5.05)}
     with pytest.raises(NoStock):
         stock_for(process="laser", thicknesses_mm=[5], **thick)
-    # The rule the planner applies: up to 0.1 mm thinner than the sheet, never thicker.
-    thin = {**args, "extents_mm": (20.0, 10.0, 4.92)}
-    assert stock_for(process="laser", thicknesses_mm=[5], **thin) == (30, 20, 5)
-    thick = {**args, "extents_mm": (20.0, 10.0, 5.05)}
-    with pytest.raises(NoStock):
-        stock_for(process="laser", thicknesses_mm=[5], **thick)
-    # Guessed from the parameters before any build (6.0 mm for a 5 mm plate): the nearest
-    # sheet is quoted rather than none; the DFM check and the planner measure the part.
-    guessed = {**args, "extents_mm": (20.0, 10.0, 6.0)}
-    assert stock_for(process="laser", thicknesses_mm=[3, 5], measured=False, **guessed) == (
-        30,
-        20,
-        5,
-    )
 
 
 def test_a_milled_quote_prices_the_plate_and_the_estimated_or_programmed_time():
