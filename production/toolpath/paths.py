@@ -39,6 +39,8 @@ CENTRE_THINNING = 0.35
 # A strip filling this much of its smallest enclosing rectangle is straight: its centre line
 # is the rectangle's long axis, no medial axis needed.
 RECTANGULAR = 0.97
+GAP_REFILLS = 2  # rounds of gap fill for what the previous round's lines left of a gap
+LEFTOVER_MIN_AREA = 0.25  # of a line width squared: smaller gaps are specks
 
 
 class Kind(StrEnum):
@@ -196,7 +198,9 @@ def _island_paths(
         if profile.gap_fill:
             # (Shrinking the room by a hair first keeps its edges off the loops', which
             # would make the difference slow and leave slivers.)
-            reached = rest.buffer(spacing, join_style="mitre") if not rest.is_empty else None
+            # What the loop's band reaches: round at corners, as a line turns (a mitred
+            # corner would claim a sharp spike of room the loop never covers).
+            reached = centre.buffer(spacing / 2) if not rest.is_empty else None
             gaps.append(
                 room
                 if reached is None
@@ -317,7 +321,7 @@ def _linked(paths: list[Path], sparse: MultiPolygon, longest: float) -> list[Pat
 
 
 def _gap_fill(
-    gaps: BaseGeometry, profile: FdmProfile, height: float, position: np.ndarray
+    gaps: BaseGeometry, profile: FdmProfile, height: float, position: np.ndarray, depth: int = 0
 ) -> list[Path]:
     """Tile every gap at least GAP_MIN_WIDTH of a line thick with lines along it: as many as
     fit at about one spacing each, all of the same width, so they fill it side by side and
@@ -325,46 +329,76 @@ def _gap_fill(
     of a whole gap). Pairs of lines are loops round the gap, an odd one out runs down its
     middle: a loop round a ring-shaped gap, its medial axis along a strip."""
     width = profile.line_width_mm
+    paths: list[Path] = []
+    for gap in polygons_of(gaps):
+        if gap.area < LEFTOVER_MIN_AREA * width**2 or _thickness(gap) < GAP_MIN_WIDTH * width:
+            continue  # specks, or a corner the loops rounded off
+        tiles = _tiled(gap, profile, height, position)
+        paths += tiles
+        if tiles:
+            position = tiles[-1].points[-1]
+        if depth >= GAP_REFILLS:
+            continue
+        # A gap of uneven thickness (an arm meeting a thicker part) keeps what its lines,
+        # planned for its average thickness, do not reach: tile that too.
+        bands = [
+            (LinearRing(t.points[:-1]) if _closed(t.points) else LineString(t.points)).buffer(
+                (float(t.width_mm or width) - (width - profile.spacing_mm(height))) / 2
+            )
+            for t in tiles
+        ]
+        left = gap.buffer(-GAP_EDGE_MM, join_style="mitre")
+        if bands:
+            left = left.difference(shapely.union_all(bands))
+        more = _gap_fill(left, profile, height, position, depth=depth + 1)
+        paths += more
+        if more:
+            position = more[-1].points[-1]
+    return paths
+
+
+def _closed(points: np.ndarray) -> bool:
+    return len(points) >= 4 and bool(np.allclose(points[0], points[-1]))
+
+
+def _tiled(gap: Polygon, profile: FdmProfile, height: float, position: np.ndarray) -> list[Path]:
+    """The lines that tile one gap, for its average thickness."""
+    width = profile.line_width_mm
     spacing = profile.spacing_mm(height)
     bulge = width - spacing  # what a round-sided line adds to its band, both sides
     paths: list[Path] = []
-    for gap in polygons_of(gaps):
-        thickness = _thickness(gap)
-        if thickness < GAP_MIN_WIDTH * width:
-            continue  # specks, or a corner the loops rounded off
-        count = max(1, round(thickness / spacing))
-        band = thickness / count
-        line_width = band + bulge
-        for k in range(count // 2):
-            inset = gap.buffer(-(k + 0.5) * band, join_style="mitre")
-            rings = [r for p in polygons_of(inset) for r in _rings(orient(p))]
-            while rings:
-                here = Point(position)
-                ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
-                if ring.length < width:
-                    continue
-                paths.append(_loop(Kind.GAP_FILL, ring, position, line_width))
-                position = paths[-1].points[-1]
-        if count % 2 == 0:
-            continue
-        core = gap.buffer(-(count // 2) * band, join_style="mitre") if count > 1 else gap
-        for piece in polygons_of(core):
-            if piece.interiors:
-                # A ring: the loop half a band in from its outline.
-                middle = Polygon(piece.exterior).buffer(-band / 2, join_style="mitre")
-                for polygon in polygons_of(middle):
-                    paths.append(
-                        _loop(Kind.GAP_FILL, orient(polygon).exterior, position, line_width)
-                    )
-                    position = paths[-1].points[-1]
+    thickness = _thickness(gap)
+    count = max(1, round(thickness / spacing))
+    band = thickness / count
+    line_width = band + bulge
+    for k in range(count // 2):
+        inset = gap.buffer(-(k + 0.5) * band, join_style="mitre")
+        rings = [r for p in polygons_of(inset) for r in _rings(orient(p))]
+        while rings:
+            here = Point(position)
+            ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
+            if ring.length < width:
                 continue
-            straight = _straight_centre_line(piece, band)
-            lines = (straight,) if straight is not None else _centre_lines(piece.wkb, band)
-            for points in lines:
-                if np.hypot(*(points[-1] - position)) < np.hypot(*(points[0] - position)):
-                    points = points[::-1]
-                paths.append(Path(Kind.GAP_FILL, points, line_width))
-                position = points[-1]
+            paths.append(_loop(Kind.GAP_FILL, ring, position, line_width))
+            position = paths[-1].points[-1]
+    if count % 2 == 0:
+        return paths
+    core = gap.buffer(-(count // 2) * band, join_style="mitre") if count > 1 else gap
+    for piece in polygons_of(core):
+        if piece.interiors:
+            # A ring: the loop half a band in from its outline.
+            middle = Polygon(piece.exterior).buffer(-band / 2, join_style="mitre")
+            for polygon in polygons_of(middle):
+                paths.append(_loop(Kind.GAP_FILL, orient(polygon).exterior, position, line_width))
+                position = paths[-1].points[-1]
+            continue
+        straight = _straight_centre_line(piece, band)
+        lines = (straight,) if straight is not None else _centre_lines(piece.wkb, band)
+        for points in lines:
+            if np.hypot(*(points[-1] - position)) < np.hypot(*(points[0] - position)):
+                points = points[::-1]
+            paths.append(Path(Kind.GAP_FILL, points, line_width))
+            position = points[-1]
     return paths
 
 
@@ -394,12 +428,12 @@ def _rings(polygon: Polygon) -> list[LinearRing]:
 def _thickness(polygon: Polygon) -> float:
     """How thick a strip-like polygon is: area / half the rim for a ring (which has no ends);
     for a strip with ends, the rectangle with this area and rim (area = t (rim / 2 - t))."""
-    rim = polygon.length
+    rim, area = float(polygon.length), float(polygon.area)
     if rim <= 0:
         return 0.0
     if polygon.interiors:
-        return 2 * polygon.area / rim
-    discriminant = max(rim * rim / 4 - 4 * polygon.area, 0.0)
+        return 2 * area / rim
+    discriminant = max(rim * rim / 4 - 4 * area, 0.0)
     return (rim / 2 - math.sqrt(discriminant)) / 2
 
 
