@@ -492,8 +492,11 @@ def _widen_into_slivers(
     rest = []
     for gap in polygons_of(gaps):
         thickness = 2 * gap.area / gap.length if gap.length > 0 else 0.0
+        if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width:
+            rest.append(gap)
+            continue
         beside = [i for i in innermost if gap.distance(LineString(paths[i].points)) < width]
-        if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width or not beside:
+        if not beside:
             rest.append(gap)
             continue
         lines = {i: LinearRing(paths[i].points[:-1]) for i in beside}
