@@ -1,6 +1,7 @@
 """What the nozzle draws on each layer (skirt, brim, perimeters, gap fill, solid, bridge and
 sparse infill), in printing order."""
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,18 @@ GAP_MIN_WIDTH = 0.25  # of a line width: thinner gaps are left empty
 # PrusaSlicer's Arachne does. The same material, without a third, slow, thin loop.
 SLIVER_MAX_WIDTH = 0.5
 GAP_EDGE_MM = 0.005
+# In spacings: what is left inside the perimeters up to this thick is tiled with gap-fill
+# lines along it rather than crossed by short infill lines (whose ends would overlap the
+# perimeters on both sides and leave corners at both ends).
+THIN_STRIP = 3.5
+# Of a gap-fill band: a strip is thinned by this much on either side before its medial axis
+# is taken, so the axis has no branches into the strip's corners.
+CENTRE_THINNING = 0.35
+# A strip filling this much of its smallest enclosing rectangle is straight: its centre line
+# is the rectangle's long axis, no medial axis needed.
+RECTANGULAR = 0.97
+GAP_REFILLS = 2  # rounds of gap fill for what the previous round's lines left of a gap
+LEFTOVER_MIN_AREA = 0.25  # of a line width squared: smaller gaps are specks
 
 
 class Kind(StrEnum):
@@ -61,6 +74,7 @@ def plan_layers(
     slices: Sequence[Slice], profile: FdmProfile, *, start: tuple[float, float]
 ) -> list[LayerPlan]:
     """Every layer's paths, each island and path begun where the previous one ended."""
+    _centre_lines.cache_clear()  # a cache of this part's gaps, not a store across parts
     for layer in slices:
         shapely.prepare(layer.region)  # speeds up the many `contains` checks below
     top, bottom = profile.top_layers, profile.bottom_layers
@@ -168,17 +182,25 @@ def _island_paths(
     paths: list[Path] = []
     gaps: list[BaseGeometry] = []
     innermost: list[int] = []  # where the innermost perimeter's loops are in `paths`
-    # `room` is what the next loop may use; its centre line runs half a line inside it.
-    room: BaseGeometry = island
+    # Everything below is measured in spacings: a line of width w lays the material of a
+    # flat-sided band one spacing wide, and such bands tile a wall without overlapping. The
+    # outer loop's band starts `bulge` inside the outline (its round side fills that).
+    # `room` is what the next loops' bands may take, a band on either side of the wall.
+    bulge = (width - spacing) / 2
+    room: BaseGeometry = island.buffer(-bulge, join_style="mitre")
     loops_done = 0
     for level in range(profile.perimeters):  # outer perimeter first
-        centre = room.buffer(-width / 2, join_style="mitre")
+        # A loop goes only where both its sides fit side by side: where the room is at least
+        # two spacings thick. Where it is thinner, two full loops would overlap (a thin tube
+        # wall); gap fill tiles that rest with lines of the width it needs.
+        rest = room.buffer(-spacing, join_style="mitre")
+        centre = rest.buffer(spacing / 2, join_style="mitre") if not rest.is_empty else rest
         if profile.gap_fill:
-            # Whatever of the room the loop cannot reach: walls too thin for it, or the
-            # sliver left between loops on either side of a thin wall.
-            # (Shrinking the room by a hair first keeps its edges off the loop's, which
+            # (Shrinking the room by a hair first keeps its edges off the loops', which
             # would make the difference slow and leave slivers.)
-            reached = centre.buffer(width / 2, join_style="mitre") if not centre.is_empty else None
+            # What the loop's band reaches: round at corners, as a line turns (a mitred
+            # corner would claim a sharp spike of room the loop never covers).
+            reached = centre.buffer(spacing / 2) if not rest.is_empty else None
             gaps.append(
                 room
                 if reached is None
@@ -189,6 +211,7 @@ def _island_paths(
             oriented = orient(polygon)  # outlines counter-clockwise, holes clockwise
             rings += [oriented.exterior, *oriented.interiors]
         if not rings:
+            room = MultiPolygon()
             break  # the island is too thin for more loops
         loops_done += 1
         innermost = []
@@ -199,34 +222,30 @@ def _island_paths(
             innermost.append(len(paths))
             paths.append(_loop(kind, ring, position, seam=profile.seam))
             position = paths[-1].points[-1]
-        room = centre.buffer(-(spacing - width / 2), join_style="mitre")
+        room = rest
 
+    if profile.perimeters and loops_done < profile.perimeters:
+        room = MultiPolygon()  # no room left inside the perimeters
+    # What is left inside the perimeters: strips up to THIN_STRIP spacings thick are tiled
+    # with lines along them (gap fill), the rest is infill.
+    area: BaseGeometry = MultiPolygon()
+    if not room.is_empty:
+        pieces = polygons_of(room)
+        thin = [p for p in pieces if _thickness(p) < THIN_STRIP * spacing]
+        if profile.gap_fill and thin:
+            gaps += thin
+            pieces = [p for p in pieces if _thickness(p) >= THIN_STRIP * spacing]
+        if pieces:
+            # Infill reaches a little into the innermost perimeter, so the two bond.
+            area = shapely.union_all(pieces).buffer(INFILL_OVERLAP * spacing, join_style="mitre")
+    if not profile.perimeters:
+        area = island.buffer(-width / 2, join_style="mitre")
     if profile.gap_fill and gaps:
-        gap_paths = _gap_fill(shapely.union_all(gaps), profile, height, position)
+        gap = _widen_into_slivers(shapely.union_all(gaps), paths, innermost, width)
+        gap_paths = _gap_fill(gap, profile, height, position)
         paths += gap_paths
         if gap_paths:
             position = paths[-1].points[-1]
-
-    if profile.perimeters and loops_done < profile.perimeters:
-        return paths, MultiPolygon()  # no room left inside the perimeters
-    # Infill reaches a little into the innermost perimeter, so the two bond.
-    inset = (
-        width / 2 + (profile.perimeters - 0.5 - INFILL_OVERLAP) * spacing
-        if profile.perimeters
-        else width / 2
-    )
-    area = island.buffer(-inset, join_style="mitre")
-    if profile.gap_fill and not area.is_empty:
-        # A strip too narrow for two infill lines gets one line along it, not a row of specks.
-        overlap = INFILL_OVERLAP * spacing
-        thin = [p for p in polygons_of(area) if 2 * p.area / p.length < width + 2 * overlap]
-        if thin:
-            narrowed = shapely.union_all(thin).buffer(-overlap, join_style="mitre")
-            narrowed = _widen_into_slivers(narrowed, paths, innermost, width)
-            paths += _gap_fill(
-                narrowed, profile, height, paths[-1].points[-1] if paths else position
-            )
-            area = area.difference(shapely.union_all(thin))
     if area.is_empty:
         return paths, MultiPolygon()
     bare = _exposed(area, around.neighbours)
@@ -302,43 +321,161 @@ def _linked(paths: list[Path], sparse: MultiPolygon, longest: float) -> list[Pat
 
 
 def _gap_fill(
-    gaps: BaseGeometry, profile: FdmProfile, height: float, position: np.ndarray
+    gaps: BaseGeometry, profile: FdmProfile, height: float, position: np.ndarray, depth: int = 0
 ) -> list[Path]:
-    """One line through the middle of every gap at least GAP_MIN_WIDTH of a line wide, as wide
-    as the gap: a straight line along a long, thin gap; a loop along a ring-shaped one."""
+    """Tile every gap at least GAP_MIN_WIDTH of a line thick with lines along it: as many as
+    fit at about one spacing each, all of the same width, so they fill it side by side and
+    overlap neither each other nor the loops around it (Arachne's variable width, in steps
+    of a whole gap). Pairs of lines are loops round the gap, an odd one out runs down its
+    middle: a loop round a ring-shaped gap, its medial axis along a strip."""
     width = profile.line_width_mm
     paths: list[Path] = []
     for gap in polygons_of(gaps):
-        rim = gap.length  # outline and holes
-        if rim <= 0:
-            continue
-        thickness = 2 * gap.area / rim  # of a long strip: area / length
-        if not GAP_MIN_WIDTH * width <= thickness <= width:
+        if gap.area < LEFTOVER_MIN_AREA * width**2 or _thickness(gap) < GAP_MIN_WIDTH * width:
             continue  # specks, or a corner the loops rounded off
-        line_width = thickness + height * (1 - math.pi / 4)  # spacing == the gap's thickness
-        if gap.interiors:
-            middle = Polygon(gap.exterior).buffer(-thickness / 2, join_style="mitre")
+        tiles = _tiled(gap, profile, height, position)
+        paths += tiles
+        if tiles:
+            position = tiles[-1].points[-1]
+        if depth >= GAP_REFILLS:
+            continue
+        # A gap of uneven thickness (an arm meeting a thicker part) keeps what its lines,
+        # planned for its average thickness, do not reach: tile that too.
+        bands = [
+            (LinearRing(t.points[:-1]) if _closed(t.points) else LineString(t.points)).buffer(
+                (float(t.width_mm or width) - (width - profile.spacing_mm(height))) / 2
+            )
+            for t in tiles
+        ]
+        left = gap.buffer(-GAP_EDGE_MM, join_style="mitre")
+        if bands:
+            left = left.difference(shapely.union_all(bands))
+        more = _gap_fill(left, profile, height, position, depth=depth + 1)
+        paths += more
+        if more:
+            position = more[-1].points[-1]
+    return paths
+
+
+def _closed(points: np.ndarray) -> bool:
+    return len(points) >= 4 and bool(np.allclose(points[0], points[-1]))
+
+
+def _tiled(gap: Polygon, profile: FdmProfile, height: float, position: np.ndarray) -> list[Path]:
+    """The lines that tile one gap, for its average thickness."""
+    width = profile.line_width_mm
+    spacing = profile.spacing_mm(height)
+    bulge = width - spacing  # what a round-sided line adds to its band, both sides
+    paths: list[Path] = []
+    thickness = _thickness(gap)
+    count = max(1, round(thickness / spacing))
+    band = thickness / count
+    line_width = band + bulge
+    for k in range(count // 2):
+        inset = gap.buffer(-(k + 0.5) * band, join_style="mitre")
+        rings = [r for p in polygons_of(inset) for r in _rings(orient(p))]
+        while rings:
+            here = Point(position)
+            ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
+            if ring.length < width:
+                continue
+            paths.append(_loop(Kind.GAP_FILL, ring, position, line_width))
+            position = paths[-1].points[-1]
+    if count % 2 == 0:
+        return paths
+    core = gap.buffer(-(count // 2) * band, join_style="mitre") if count > 1 else gap
+    for piece in polygons_of(core):
+        if piece.interiors:
+            # A ring: the loop half a band in from its outline.
+            middle = Polygon(piece.exterior).buffer(-band / 2, join_style="mitre")
             for polygon in polygons_of(middle):
                 paths.append(_loop(Kind.GAP_FILL, orient(polygon).exterior, position, line_width))
                 position = paths[-1].points[-1]
             continue
-        box = np.asarray(gap.minimum_rotated_rectangle.exterior.coords)[:4]
-        sides = np.hypot(*np.diff(np.vstack([box, box[:1]]), axis=0).T)
-        long = 0 if sides[0] >= sides[1] else 1
-        ends = np.array(
-            [(box[long] + box[long - 1]) / 2, (box[long + 1] + box[(long + 2) % 4]) / 2]
-        )
-        if np.hypot(*(ends[1] - ends[0])) < width:
-            continue
-        for piece in shapely.get_parts(gap.intersection(LineString(ends))):
-            if not isinstance(piece, LineString) or piece.length < width:
-                continue
-            points = np.asarray(piece.coords)
+        straight = _straight_centre_line(piece, band)
+        lines = (straight,) if straight is not None else _centre_lines(piece.wkb, band)
+        for points in lines:
             if np.hypot(*(points[-1] - position)) < np.hypot(*(points[0] - position)):
                 points = points[::-1]
             paths.append(Path(Kind.GAP_FILL, points, line_width))
             position = points[-1]
     return paths
+
+
+def _straight_centre_line(strip: Polygon, band: float) -> np.ndarray | None:
+    """The centre line of a strip that is (nearly) a rectangle, down its long axis and ending
+    half a band from its ends; None for any other shape, which needs the medial axis."""
+    box = strip.minimum_rotated_rectangle
+    if not isinstance(box, Polygon) or strip.area < RECTANGULAR * box.area:
+        return None
+    corners = np.asarray(box.exterior.coords)[:4]
+    sides = np.hypot(*np.diff(np.vstack([corners, corners[:1]]), axis=0).T)
+    long = 0 if sides[0] >= sides[1] else 1
+    ends = np.array(
+        [(corners[long] + corners[long - 1]) / 2, (corners[long + 1] + corners[(long + 2) % 4]) / 2]
+    )
+    length = float(np.hypot(*(ends[1] - ends[0])))
+    if length < 2 * band:
+        return None
+    along = (ends[1] - ends[0]) / length
+    return np.array([ends[0] + along * band / 2, ends[1] - along * band / 2])
+
+
+def _rings(polygon: Polygon) -> list[LinearRing]:
+    return [polygon.exterior, *polygon.interiors]
+
+
+def _thickness(polygon: Polygon) -> float:
+    """How thick a strip-like polygon is: area / half the rim for a ring (which has no ends);
+    for a strip with ends, the rectangle with this area and rim (area = t (rim / 2 - t))."""
+    rim, area = float(polygon.length), float(polygon.area)
+    if rim <= 0:
+        return 0.0
+    if polygon.interiors:
+        return 2 * area / rim
+    discriminant = max(rim * rim / 4 - 4 * area, 0.0)
+    return (rim / 2 - math.sqrt(discriminant)) / 2
+
+
+@functools.lru_cache(maxsize=256)
+def _centre_lines(strip_wkb: bytes, band: float) -> tuple[np.ndarray, ...]:
+    """The medial axis of a strip about `band` thick, as polylines ending half a band from
+    its ends: the Voronoi edges of its densified rim that lie inside it.
+
+    The strip is thinned first to a sliver along its middle, so the axis's branches into its
+    corners are a few µm long and fall away with the edges that come near the rim. Cached
+    by the strip's bytes: the layers of a prismatic part have the same gaps, and the Voronoi
+    diagram is the costly part of gap fill.
+    """
+    strip = shapely.from_wkb(strip_wkb)
+    sliver = strip.buffer(-CENTRE_THINNING * band, join_style="mitre")
+    found: list[np.ndarray] = []
+    for piece in polygons_of(sliver):
+        half = _thickness(piece) / 2
+        step = max(1.5 * half, 0.01)  # points on either side closer than it is thick
+        # Fewer, evenly spread points: the diagram's cost grows with them.
+        rim = shapely.segmentize(piece.simplify(half / 4), step)
+        points = shapely.get_coordinates(rim)
+        edges = shapely.get_parts(
+            shapely.voronoi_polygons(shapely.multipoints(points), only_edges=True)
+        )
+        shapely.prepare(piece)
+        inside = edges[shapely.contains_properly(piece, edges)]
+        if not len(inside):
+            continue
+        # Branches towards the rim (corners, the rounded ends) come within a fraction of
+        # the sliver's half thickness of it; the axis itself keeps about that distance.
+        ends = shapely.get_coordinates(inside).reshape(-1, 2, 2)
+        boundary = piece.boundary
+        near = shapely.distance(boundary, shapely.points(ends.reshape(-1, 2))).reshape(-1, 2)
+        axis = inside[near.min(axis=1) >= 0.5 * half]
+        if not len(axis):
+            continue
+        merged = shapely.line_merge(shapely.multilinestrings(list(axis)))
+        for line in shapely.get_parts(merged):
+            if isinstance(line, LineString) and line.length >= band:
+                found.append(np.asarray(line.coords))
+    return tuple(found)
 
 
 def _widen_into_slivers(
@@ -355,8 +492,11 @@ def _widen_into_slivers(
     rest = []
     for gap in polygons_of(gaps):
         thickness = 2 * gap.area / gap.length if gap.length > 0 else 0.0
+        if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width:
+            rest.append(gap)
+            continue
         beside = [i for i in innermost if gap.distance(LineString(paths[i].points)) < width]
-        if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width or not beside:
+        if not beside:
             rest.append(gap)
             continue
         lines = {i: LinearRing(paths[i].points[:-1]) for i in beside}

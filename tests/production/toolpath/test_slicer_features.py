@@ -200,10 +200,14 @@ def test_a_wall_too_thin_for_two_loops_gets_a_gap_fill_line_down_its_middle() ->
     assert kinds == {"External perimeter", "Gap fill"}
     gap = [m for m in extrusions(toolpath.gcode) if m.layer == layer and m.kind == "Gap fill"]
     assert all(abs(m.y0 - BED_CENTRE[1]) < 1e-3 and abs(m.y1 - BED_CENTRE[1]) < 1e-3 for m in gap)
-    # The loop's inner edge lies one spacing in from the outside (its round side overlaps).
-    gap_width = 1.2 - 2 * spacing(0.2)
+    # The loop's band (one spacing wide, its round side left out) starts half a line minus half
+    # a spacing in from the outside; the gap line fills what is left between its two sides,
+    # and runs down the middle of that strip, ending half its width short of the strip's ends
+    # (its round end fills the rest).
+    bulge = (WIDTH - spacing(0.2)) / 2
+    gap_width = 1.2 - 2 * (bulge + spacing(0.2))
     length = sum(abs(m.x1 - m.x0) for m in gap)
-    assert length == pytest.approx(30 - 2 * spacing(0.2), abs=0.01)
+    assert length == pytest.approx(30 - 2 * (bulge + spacing(0.2)) - gap_width, abs=0.01)
     assert layer_volume(toolpath, layer, "Gap fill") == pytest.approx(
         gap_width * length * 0.2, rel=0.05
     )
@@ -221,7 +225,12 @@ def test_a_wall_narrower_than_one_line_is_one_line_as_wide_as_the_wall() -> None
     toolpath = planned(box_stl(30, 0.3, 2), make_profile())
     moves = [m for m in extrusions(toolpath.gcode) if m.layer == 5]
     assert {m.kind for m in moves} == {"Gap fill"}
-    assert layer_volume(toolpath, 5) / (30 * 0.3 * 0.2) == pytest.approx(1, abs=0.05)
+    # As wide as the wall at its widest: its round sides are the wall's two faces, so it lays
+    # the material of a flat band one bulge narrower on either side, ending half a band short
+    # of the wall's ends.
+    assert ";WIDTH:0.3\n" in toolpath.gcode.decode()
+    band = 0.3 - (WIDTH - spacing(0.2))
+    assert layer_volume(toolpath, 5) == pytest.approx(band * (30 - band) * 0.2, rel=0.02)
 
 
 def test_a_sliver_inside_the_perimeters_widens_them_instead_of_getting_a_loop() -> None:
