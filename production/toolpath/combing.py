@@ -73,7 +73,7 @@ class Comb:
             return True
         if not self.polygons:
             return False
-        outside = shapely.get_parts(segment.difference(self.room))
+        outside = [p for p in shapely.get_parts(segment.difference(self.room)) if not p.is_empty]
         ends = (Point(a), Point(b))
         for piece in outside:
             at_end = any(piece.distance(end) <= TOUCH_MM for end in ends)
@@ -123,12 +123,12 @@ class Comb:
         for ring_index, ring in enumerate((polygon.exterior, *polygon.interiors)):
             hits = [h for h in shapely.get_parts(ring.intersection(segment)) if not h.is_empty]
             hits += [Point(end) for end in (a, b) if ring.distance(Point(end)) <= TOUCH_MM]
-            for hit in hits:
-                if not isinstance(hit, Point):
-                    return None  # the line runs along an edge: let the straight travel be
-                along = segment.project(hit)
+            # Where the line runs along an edge, both ends of that stretch are crossings.
+            touches = [Point(xy) for hit in hits for xy in hit.coords]
+            for touch in touches:
+                along = segment.project(touch)
                 if all(abs(along - t) > TOUCH_MM for t in crossings):
-                    crossings[along] = (ring_index, ring.project(hit))
+                    crossings[along] = (ring_index, ring.project(touch))
         stops = sorted({0.0, length, *crossings})
         points = [tuple(a)]
         for start, end in zip(stops[:-1], stops[1:], strict=True):
@@ -141,12 +141,12 @@ class Comb:
             leave, enter = crossings.get(start), crossings.get(end)
             if leave is None or enter is None or leave[0] != enter[0]:
                 return None
-            points.extend(_around(self._rings[index][leave[0]], leave[1], enter[1]))
+            points.extend(around_ring(self._rings[index][leave[0]], leave[1], enter[1]))
         points.append(tuple(b))
         return np.array(points, dtype=float)
 
 
-def _around(ring: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+def around_ring(ring: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
     """The points of the closed ring (coords, first repeated last) from arc length `start` to
     `end`, whichever way round is shorter, both ends included."""
     steps = np.hypot(*np.diff(ring, axis=0).T)

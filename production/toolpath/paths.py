@@ -12,6 +12,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
+from production.toolpath.combing import around_ring
 from production.toolpath.profile import FdmProfile
 from production.toolpath.slicing import Slice, as_multipolygon, polygons_of
 
@@ -21,6 +22,7 @@ SKIRT_GAP_MM = 3.0  # between the part's first layer (or its brim) and the inner
 INFILL_OVERLAP = 0.25
 SOLID_MARGIN_MM = 3.0  # PrusaSlicer's EXTERNAL_INFILL_MARGIN, the same anchoring
 SPARSE_LINK = 2.0  # of the sparse line spacing: longest link joining two infill lines
+SOLID_LINK = 2.5  # of the solid line spacing: longest link joining two solid infill lines
 LINK_TOLERANCE_MM = 0.05  # a link along the infill area's edge may graze it by this much
 GAP_MIN_WIDTH = 0.25  # of a line width: thinner gaps are left empty
 # Of a line width: a ring-shaped sliver left inside the innermost perimeters that is thinner
@@ -88,13 +90,12 @@ def plan_layers(
             below_sparse=below_sparse,
         )
         angle = 45.0 if index % 2 == 0 else -45.0
-        islands = list(layer.region.geoms)
         sparse_here: list[BaseGeometry] = []
-        while islands:
+        if paths:
+            position = paths[-1].points[-1]
+        for island in _island_order(list(layer.region.geoms), position):
             if paths:
                 position = paths[-1].points[-1]
-            here = Point(position)
-            island = islands.pop(min(range(len(islands)), key=lambda i: islands[i].distance(here)))
             island_paths, sparse = _island_paths(
                 island, around, angle, profile, layer.height_mm, position
             )
@@ -105,6 +106,54 @@ def plan_layers(
             position = paths[-1].points[-1]
         plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, tuple(paths)))
     return plans
+
+
+TWO_OPT_PASSES = 8  # 2-opt passes over the island order; each one only shortens it
+
+
+def _island_order(islands: list[Polygon], position: np.ndarray) -> list[Polygon]:
+    """The order to print a layer's islands in: nearest-neighbour from the nozzle (by distance
+    to each island's outline), then improved by 2-opt on the islands' representative points,
+    so a plate of parts is printed in one sweep rather than zigzagging back for stragglers."""
+    if len(islands) <= 2:
+        here = Point(position)
+        return sorted(islands, key=here.distance)
+    order: list[int] = []
+    left = list(range(len(islands)))
+    here = Point(position)
+    while left:
+        nearest = min(left, key=lambda i: islands[i].distance(here))
+        left.remove(nearest)
+        order.append(nearest)
+        here = islands[nearest].representative_point()
+    centres = np.array([position, *(islands[i].representative_point().coords[0] for i in order)])
+    tour = _two_opt(centres)
+    return [islands[order[i - 1]] for i in tour[1:]]
+
+
+def _two_opt(points: np.ndarray) -> list[int]:
+    """A shorter open path through the points, starting at the first: reverse any stretch
+    whose reversal shortens the path, best first, until none does (or TWO_OPT_PASSES)."""
+    tour = list(range(len(points)))
+    for _ in range(TWO_OPT_PASSES):
+        improved = False
+        for i in range(len(tour) - 2):
+            a, b = points[tour[i]], points[tour[i + 1]]
+            rest = np.array(tour[i + 2 :])
+            c = points[rest]
+            after = np.array(tour[i + 3 :] + [-1])
+            d = points[after]
+            old = np.hypot(*(b - a)) + np.where(after >= 0, np.hypot(*(d - c).T), 0.0)
+            new = np.hypot(*(c - a).T) + np.where(after >= 0, np.hypot(*(d - b).T), 0.0)
+            gain = old - new
+            best = int(np.argmax(gain))
+            if gain[best] > 1e-9:
+                j = i + 2 + best
+                tour[i + 1 : j + 1] = tour[i + 1 : j + 1][::-1]
+                improved = True
+        if not improved:
+            break
+    return tour
 
 
 def _skirt(region: MultiPolygon, profile: FdmProfile, position: np.ndarray) -> list[Path]:
@@ -267,38 +316,73 @@ def _island_paths(
         segments += [
             (Kind.SPARSE_INFILL, s) for s in _scan_lines(sparse, angle, sparse_spacing, width)
         ]
-        paths += _linked(
-            _nearest_segments(segments, position), sparse, SPARSE_LINK * sparse_spacing
-        )
-    else:
-        paths += _nearest_segments(segments, position)
+    links: dict[Kind, tuple[BaseGeometry, float]] = {
+        Kind.SOLID_INFILL: (solid, SOLID_LINK * spacing),
+        Kind.BRIDGE: (bridge, SOLID_LINK * profile.bridge_spacing_mm),
+    }
+    if profile.infill_density > 0:
+        links[Kind.SPARSE_INFILL] = (sparse, SPARSE_LINK * sparse_spacing)
+    paths += _linked(_nearest_segments(segments, position), links)
     return paths, sparse
 
 
-def _linked(paths: list[Path], sparse: MultiPolygon, longest: float) -> list[Path]:
-    """Sparse infill lines joined end to start by a short extruded link where the link stays
-    inside the infill area: a zigzag holds to the perimeters better than loose lines and
-    needs no travel between them (PrusaSlicer anchors its lines the same way)."""
-    if len(paths) < 2 or sparse.is_empty:
+def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) -> list[Path]:
+    """Infill lines of one kind joined end to start by an extruded link no longer than that
+    kind's `longest` where the link stays inside its infill area: straight, or else along the
+    area's edge the shorter way round. A zigzag holds to the perimeters better than loose
+    lines and needs no travel between them (PrusaSlicer anchors its lines the same way)."""
+    if len(paths) < 2:
         return paths
     ends = np.array([path.points[-1] for path in paths[:-1]])
     starts = np.array([path.points[0] for path in paths[1:]])
-    kinds = np.array([path.kind == Kind.SPARSE_INFILL for path in paths])
-    near = kinds[:-1] & kinds[1:] & (np.hypot(*(starts - ends).T) <= longest)
-    candidates = np.flatnonzero(near)
-    if not len(candidates):
-        return paths
-    links = shapely.linestrings(np.stack([ends[candidates], starts[candidates]], axis=1))
-    inside = shapely.covers(sparse.buffer(LINK_TOLERANCE_MM), links)
-    join = set(candidates[inside].tolist())
+    gaps = np.hypot(*(starts - ends).T)
+    links: dict[int, np.ndarray] = {}
+    for kind, (area, longest) in areas.items():
+        if area.is_empty:
+            continue
+        kinds = np.array([path.kind == kind for path in paths])
+        candidates = np.flatnonzero(kinds[:-1] & kinds[1:] & (gaps <= longest))
+        if not len(candidates):
+            continue
+        room = area.buffer(LINK_TOLERANCE_MM)
+        straight = shapely.covers(
+            room, shapely.linestrings(np.stack([ends[candidates], starts[candidates]], axis=1))
+        )
+        for index, inside in zip(candidates.tolist(), straight.tolist(), strict=True):
+            if inside:
+                links[index] = np.empty((0, 2))
+                continue
+            along = _along_edge(area, ends[index], starts[index], longest)
+            if along is not None:
+                links[index] = along
     merged = [paths[0]]
     for index, path in enumerate(paths[1:]):
-        if index in join:
+        if index in links:
             last = merged[-1]
-            merged[-1] = Path(last.kind, np.vstack([last.points, path.points]), last.width_mm)
+            points = np.vstack([last.points, links[index], path.points])
+            merged[-1] = Path(last.kind, points, last.width_mm)
         else:
             merged.append(path)
     return merged
+
+
+def _along_edge(
+    area: BaseGeometry, start: np.ndarray, end: np.ndarray, longest: float
+) -> np.ndarray | None:
+    """The corners of the area's edge between two points on it, the shorter way round, if
+    both lie on the same ring and that way is no longer than `longest`."""
+    here, there = Point(start), Point(end)
+    for polygon in polygons_of(area):
+        for ring in (polygon.exterior, *polygon.interiors):
+            if ring.distance(here) > LINK_TOLERANCE_MM or ring.distance(there) > LINK_TOLERANCE_MM:
+                continue
+            points = np.array(
+                around_ring(np.asarray(ring.coords), ring.project(here), ring.project(there))
+            )
+            if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
+                return None
+            return points
+    return None
 
 
 def _gap_fill(
