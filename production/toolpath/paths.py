@@ -328,42 +328,78 @@ def _island_paths(
 
 def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) -> list[Path]:
     """Infill lines of one kind joined end to start by an extruded link no longer than that
-    kind's `longest` where the link stays inside its infill area: straight, or else along the
-    area's edge the shorter way round. A zigzag holds to the perimeters better than loose
-    lines and needs no travel between them (PrusaSlicer anchors its lines the same way)."""
+    kind's `longest` where the link stays inside its infill area: straight, or (sparse infill)
+    along the area's edge the shorter way round. A zigzag holds to the perimeters better than
+    loose lines and needs no travel between them (PrusaSlicer anchors its lines the same way).
+
+    Solid and bridge lines already reach the area's edge, so a link along it would be extra
+    material: the two ends it joins are pulled back along their lines by half its length
+    first, and the link runs between them, half a spacing in from the edge, as PrusaSlicer
+    lays its connections on the infill area shrunk by half a spacing. The same material,
+    the corners between the line ends filled."""
     if len(paths) < 2:
         return paths
+    points = [path.points.copy() for path in paths]
     ends = np.array([path.points[-1] for path in paths[:-1]])
     starts = np.array([path.points[0] for path in paths[1:]])
     gaps = np.hypot(*(starts - ends).T)
+    lengths = np.array([np.hypot(*(path.points[-1] - path.points[0])) for path in paths])
     links: dict[int, np.ndarray] = {}
     for kind, (area, longest) in areas.items():
         if area.is_empty:
             continue
         kinds = np.array([path.kind == kind for path in paths])
-        candidates = np.flatnonzero(kinds[:-1] & kinds[1:] & (gaps <= longest))
+        near = kinds[:-1] & kinds[1:] & (gaps <= longest)
+        pulled = kind != Kind.SPARSE_INFILL
+        if pulled:
+            # Both ends of a line may be pulled back: each by at most a quarter of it.
+            near &= gaps <= 0.5 * np.minimum(lengths[:-1], lengths[1:])
+        candidates = np.flatnonzero(near)
         if not len(candidates):
             continue
+        link_from, link_to = ends[candidates], starts[candidates]
+        if pulled:
+            half = (gaps[candidates] / 2)[:, None]
+            link_from = link_from - half * _direction(paths, candidates, last=True)
+            link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
-        straight = shapely.covers(
-            room, shapely.linestrings(np.stack([ends[candidates], starts[candidates]], axis=1))
-        )
-        for index, inside in zip(candidates.tolist(), straight.tolist(), strict=True):
+        straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
+        for row, (index, inside) in enumerate(
+            zip(candidates.tolist(), straight.tolist(), strict=True)
+        ):
             if inside:
                 links[index] = np.empty((0, 2))
+                points[index][-1] = link_from[row]
+                points[index + 1][0] = link_to[row]
+                continue
+            if pulled:
                 continue
             along = _along_edge(area, ends[index], starts[index], longest)
             if along is not None:
                 links[index] = along
-    merged = [paths[0]]
+    merged = [Path(paths[0].kind, points[0], paths[0].width_mm)]
     for index, path in enumerate(paths[1:]):
         if index in links:
             last = merged[-1]
-            points = np.vstack([last.points, links[index], path.points])
-            merged[-1] = Path(last.kind, points, last.width_mm)
+            joined = np.vstack([last.points, links[index], points[index + 1]])
+            merged[-1] = Path(last.kind, joined, last.width_mm)
         else:
-            merged.append(path)
+            merged.append(Path(path.kind, points[index + 1], path.width_mm))
     return merged
+
+
+def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndarray:
+    """Unit vectors along the lines `indices` at their last (pointing out) or first (pointing
+    in) end."""
+    vectors = np.array(
+        [
+            paths[i].points[-1] - paths[i].points[-2]
+            if last
+            else paths[i].points[1] - paths[i].points[0]
+            for i in indices.tolist()
+        ]
+    )
+    return vectors / np.hypot(*vectors.T)[:, None]
 
 
 def _along_edge(

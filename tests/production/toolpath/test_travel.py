@@ -39,10 +39,12 @@ needs_prusaslicer = pytest.mark.skipif(
 # Seed parts with holes, islands in holes and thin arms, quick to slice with both engines.
 SEED_PARTS = ("spacer", "knob", "pipe_clamp", "cable_clip")
 PROFILE = make_profile(layer_height_mm=0.2, first_layer_height_mm=0.2)
-# Measured (docs/toolpaths.md): 0.99-1.77 x PrusaSlicer's travel count on these parts. The
+# Measured (docs/toolpaths.md): 0.83-1.77 x PrusaSlicer's travel count on these parts. The
 # rest are the moves between perimeter loops, which PrusaSlicer makes too, and sparse infill
 # in rings PrusaSlicer anchors along longer stretches of the perimeters than ours (2 lines).
 TRAVEL_COUNT_RATIO = 2.0
+# Our travel is 0.48-0.94 x PrusaSlicer's length; its own varies by a few % run to run.
+TRAVEL_LENGTH_RATIO = 1.05
 
 
 def seed_stl(slug: str) -> bytes:
@@ -81,7 +83,7 @@ def test_travel_is_no_worse_than_prusaslicers(slug: str, sliced) -> None:
     stl, ours, theirs = sliced[slug]
     mine, reference = travel_stats(ours), travel_stats(theirs)
     assert mine.travels <= TRAVEL_COUNT_RATIO * reference.travels, (mine, reference)
-    assert mine.travel_mm <= reference.travel_mm, (mine, reference)
+    assert mine.travel_mm <= TRAVEL_LENGTH_RATIO * reference.travel_mm, (mine, reference)
     assert mine.unretracted_crossings <= reference.unretracted_crossings, (mine, reference)
     assert not verify_gcode(ours, stl=stl, profile=PROFILE).failures
 
