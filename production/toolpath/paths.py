@@ -399,7 +399,8 @@ def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndar
             for i in indices.tolist()
         ]
     )
-    return vectors / np.hypot(*vectors.T)[:, None]
+    unit: np.ndarray = vectors / np.hypot(*vectors.T)[:, None]
+    return unit
 
 
 def _along_edge(
