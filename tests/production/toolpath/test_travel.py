@@ -39,11 +39,11 @@ needs_prusaslicer = pytest.mark.skipif(
 # Seed parts with holes, islands in holes and thin arms, quick to slice with both engines.
 SEED_PARTS = ("spacer", "knob", "pipe_clamp", "cable_clip")
 PROFILE = make_profile(layer_height_mm=0.2, first_layer_height_mm=0.2)
-# Measured (docs/toolpaths.md): 0.83-1.77 x PrusaSlicer's travel count on these parts. The
+# Measured (docs/toolpaths.md): 0.90-1.78 x PrusaSlicer's travel count on these parts. The
 # rest are the moves between perimeter loops, which PrusaSlicer makes too, and sparse infill
 # in rings PrusaSlicer anchors along longer stretches of the perimeters than ours (2 lines).
 TRAVEL_COUNT_RATIO = 2.0
-# Our travel is 0.48-0.94 x PrusaSlicer's length; its own varies by a few % run to run.
+# Our travel is 0.50-0.94 x PrusaSlicer's length; its own varies by a few % run to run.
 TRAVEL_LENGTH_RATIO = 1.05
 
 
