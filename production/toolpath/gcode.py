@@ -15,6 +15,7 @@ from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from production.toolpath import motion
+from production.toolpath.combing import Comb, length_of
 from production.toolpath.paths import Kind, LayerPlan
 from production.toolpath.profile import FdmProfile
 
@@ -30,6 +31,9 @@ MIN_COOLING_PAUSE_S = 0.5  # shorter waits are not worth lifting the nozzle for
 COOLING_LIFT_MM = 2.0
 # What _Writer._paths changes besides the lines and moves it appends.
 _STATE = ("x", "y", "z", "e", "feed", "retracted", "kind", "filament_mm", "hopped", "layer_z")
+# A travel end up to this many line widths outside the comb area (on the outer perimeter)
+# still joins it.
+COMB_REACH_LINES = 1.5
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class _Writer:
         self.feed = 0  # mm/min, modal: written only when it changes
         self.retracted = False
         self.region: BaseGeometry | None = None  # the current layer's slice, for travel
+        self.comb: Comb | None = None  # the current layer's, made at its first travel
+        self.layer_height = 0.0
         self.kind: Kind | None = None
         self.filament_mm = 0.0
         self.moves: list[np.ndarray] = []  # rows (dx, dy, dz, de, mm/s) for the time estimate
@@ -180,6 +186,8 @@ class _Writer:
         self.kind = None
         self.region = layer.region
         shapely.prepare(self.region)
+        self.comb = None
+        self.layer_height = layer.height_mm
         self.hopped = False  # the layer change moves Z anyway
         self.z_to(layer.z_mm)
         speed = p.first_layer_speed_mm_s if index == 0 else p.print_speed_mm_s
@@ -303,13 +311,51 @@ class _Writer:
         length = math.hypot(x - self.x, y - self.y)
         if length < 1e-3:
             return
-        if may_retract and length > RETRACT_MIN_TRAVEL_MM and not self._over_part(x, y):
+        p = self.profile
+        route = None
+        if may_retract and p.combing and self.region is not None and not self.region.is_empty:
+            here, there = np.array([self.x, self.y]), np.array([x, y])
+            comb = self._comb()
+            route = comb.route(here, there)
+            if route is not None and length_of(route) > p.comb_max_detour * length:
+                route = None  # a long way round: cross, retracted, instead
+            if route is None:
+                if length > RETRACT_MIN_TRAVEL_MM and (
+                    comb.crosses(here, there) or comb.end_crosses(here, there)
+                ):
+                    self.retract()
+                    self.hop()
+            elif 0 < p.retract_combed_above_mm < length_of(route) or (
+                length > RETRACT_MIN_TRAVEL_MM and comb.end_crosses(here, there)
+            ):
+                self.retract()
+                self.hop()
+        elif may_retract and length > RETRACT_MIN_TRAVEL_MM and not self._over_part(x, y):
             self.retract()
             self.hop()
-        speed = self.profile.travel_speed_mm_s
-        self.lines.append(f"G0 X{_mm(x)} Y{_mm(y)}{self._feed(speed)}")
-        self.moves.append(np.array([[x - self.x, y - self.y, 0.0, 0.0, speed]]))
-        self.x, self.y = x, y
+        corners = [(x, y)] if route is None else route[1:].tolist()
+        speed = p.travel_speed_mm_s
+        for cx, cy in corners:
+            self.lines.append(f"G0 X{_mm(cx)} Y{_mm(cy)}{self._feed(speed)}")
+            self.moves.append(np.array([[cx - self.x, cy - self.y, 0.0, 0.0, speed]]))
+            self.x, self.y = float(cx), float(cy)
+
+    def _comb(self) -> Comb:
+        """The layer's comb area: inside the inner edge of its innermost perimeter."""
+        if self.comb is None:
+            p = self.profile
+            width = p.line_width_mm
+            inset = width + (p.perimeters - 1) * p.spacing_mm(self.layer_height)
+            assert self.region is not None
+            self.comb = Comb(
+                self.region,
+                inset_mm=inset if p.perimeters else 0.0,
+                reach_mm=inset + COMB_REACH_LINES * width,
+                # An end on the innermost loop is half a line from the comb area, one on the
+                # loop outside it a spacing further.
+                loop_mm=p.spacing_mm(self.layer_height),
+            )
+        return self.comb
 
     def z_to(self, z: float) -> None:
         if abs(z - self.z) < 1e-9:

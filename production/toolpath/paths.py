@@ -13,6 +13,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
+from production.toolpath.combing import around_ring
 from production.toolpath.profile import FdmProfile
 from production.toolpath.slicing import Slice, as_multipolygon, polygons_of
 
@@ -22,6 +23,7 @@ SKIRT_GAP_MM = 3.0  # between the part's first layer (or its brim) and the inner
 INFILL_OVERLAP = 0.25
 SOLID_MARGIN_MM = 3.0  # PrusaSlicer's EXTERNAL_INFILL_MARGIN, the same anchoring
 SPARSE_LINK = 2.0  # of the sparse line spacing: longest link joining two infill lines
+SOLID_LINK = 2.5  # of the solid line spacing: longest link joining two solid infill lines
 LINK_TOLERANCE_MM = 0.05  # a link along the infill area's edge may graze it by this much
 GAP_MIN_WIDTH = 0.25  # of a line width: thinner gaps are left empty
 # Of a line width: a ring-shaped sliver left inside the innermost perimeters that is thinner
@@ -102,13 +104,12 @@ def plan_layers(
             below_sparse=below_sparse,
         )
         angle = 45.0 if index % 2 == 0 else -45.0
-        islands = list(layer.region.geoms)
         sparse_here: list[BaseGeometry] = []
-        while islands:
+        if paths:
+            position = paths[-1].points[-1]
+        for island in _island_order(list(layer.region.geoms), position):
             if paths:
                 position = paths[-1].points[-1]
-            here = Point(position)
-            island = islands.pop(min(range(len(islands)), key=lambda i: islands[i].distance(here)))
             island_paths, sparse = _island_paths(
                 island, around, angle, profile, layer.height_mm, position
             )
@@ -119,6 +120,54 @@ def plan_layers(
             position = paths[-1].points[-1]
         plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, tuple(paths)))
     return plans
+
+
+TWO_OPT_PASSES = 8  # 2-opt passes over the island order; each one only shortens it
+
+
+def _island_order(islands: list[Polygon], position: np.ndarray) -> list[Polygon]:
+    """The order to print a layer's islands in: nearest-neighbour from the nozzle (by distance
+    to each island's outline), then improved by 2-opt on the islands' representative points,
+    so a plate of parts is printed in one sweep rather than zigzagging back for stragglers."""
+    if len(islands) <= 2:
+        here = Point(position)
+        return sorted(islands, key=here.distance)
+    order: list[int] = []
+    left = list(range(len(islands)))
+    here = Point(position)
+    while left:
+        nearest = min(left, key=lambda i: islands[i].distance(here))
+        left.remove(nearest)
+        order.append(nearest)
+        here = islands[nearest].representative_point()
+    centres = np.array([position, *(islands[i].representative_point().coords[0] for i in order)])
+    tour = _two_opt(centres)
+    return [islands[order[i - 1]] for i in tour[1:]]
+
+
+def _two_opt(points: np.ndarray) -> list[int]:
+    """A shorter open path through the points, starting at the first: reverse any stretch
+    whose reversal shortens the path, best first, until none does (or TWO_OPT_PASSES)."""
+    tour = list(range(len(points)))
+    for _ in range(TWO_OPT_PASSES):
+        improved = False
+        for i in range(len(tour) - 2):
+            a, b = points[tour[i]], points[tour[i + 1]]
+            rest = np.array(tour[i + 2 :])
+            c = points[rest]
+            after = np.array(tour[i + 3 :] + [-1])
+            d = points[after]
+            old = np.hypot(*(b - a)) + np.where(after >= 0, np.hypot(*(d - c).T), 0.0)
+            new = np.hypot(*(c - a).T) + np.where(after >= 0, np.hypot(*(d - b).T), 0.0)
+            gain = old - new
+            best = int(np.argmax(gain))
+            if gain[best] > 1e-9:
+                j = i + 2 + best
+                tour[i + 1 : j + 1] = tour[i + 1 : j + 1][::-1]
+                improved = True
+        if not improved:
+            break
+    return tour
 
 
 def _skirt(region: MultiPolygon, profile: FdmProfile, position: np.ndarray) -> list[Path]:
@@ -286,38 +335,110 @@ def _island_paths(
         segments += [
             (Kind.SPARSE_INFILL, s) for s in _scan_lines(sparse, angle, sparse_spacing, width)
         ]
-        paths += _linked(
-            _nearest_segments(segments, position), sparse, SPARSE_LINK * sparse_spacing
-        )
-    else:
-        paths += _nearest_segments(segments, position)
+    links: dict[Kind, tuple[BaseGeometry, float]] = {
+        Kind.SOLID_INFILL: (solid, SOLID_LINK * spacing),
+        Kind.BRIDGE: (bridge, SOLID_LINK * profile.bridge_spacing_mm),
+    }
+    if profile.infill_density > 0:
+        links[Kind.SPARSE_INFILL] = (sparse, SPARSE_LINK * sparse_spacing)
+    paths += _linked(_nearest_segments(segments, position), links)
     return paths, sparse
 
 
-def _linked(paths: list[Path], sparse: MultiPolygon, longest: float) -> list[Path]:
-    """Sparse infill lines joined end to start by a short extruded link where the link stays
-    inside the infill area: a zigzag holds to the perimeters better than loose lines and
-    needs no travel between them (PrusaSlicer anchors its lines the same way)."""
-    if len(paths) < 2 or sparse.is_empty:
+def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) -> list[Path]:
+    """Infill lines of one kind joined end to start by an extruded link no longer than that
+    kind's `longest` where the link stays inside its infill area: straight, or (sparse infill)
+    along the area's edge the shorter way round. A zigzag holds to the perimeters better than
+    loose lines and needs no travel between them (PrusaSlicer anchors its lines the same way).
+
+    Solid and bridge lines already reach the area's edge, so a link along it would be extra
+    material: the two ends it joins are pulled back along their lines by half its length
+    first, and the link runs between them, half a spacing in from the edge, as PrusaSlicer
+    lays its connections on the infill area shrunk by half a spacing. The same material,
+    the corners between the line ends filled."""
+    if len(paths) < 2:
         return paths
+    points = [path.points.copy() for path in paths]
     ends = np.array([path.points[-1] for path in paths[:-1]])
     starts = np.array([path.points[0] for path in paths[1:]])
-    kinds = np.array([path.kind == Kind.SPARSE_INFILL for path in paths])
-    near = kinds[:-1] & kinds[1:] & (np.hypot(*(starts - ends).T) <= longest)
-    candidates = np.flatnonzero(near)
-    if not len(candidates):
-        return paths
-    links = shapely.linestrings(np.stack([ends[candidates], starts[candidates]], axis=1))
-    inside = shapely.covers(sparse.buffer(LINK_TOLERANCE_MM), links)
-    join = set(candidates[inside].tolist())
-    merged = [paths[0]]
+    gaps = np.hypot(*(starts - ends).T)
+    lengths = np.array([np.hypot(*(path.points[-1] - path.points[0])) for path in paths])
+    links: dict[int, np.ndarray] = {}
+    for kind, (area, longest) in areas.items():
+        if area.is_empty:
+            continue
+        kinds = np.array([path.kind == kind for path in paths])
+        near = kinds[:-1] & kinds[1:] & (gaps <= longest)
+        pulled = kind != Kind.SPARSE_INFILL
+        if pulled:
+            # Both ends of a line may be pulled back: each by at most a quarter of it.
+            near &= gaps <= 0.5 * np.minimum(lengths[:-1], lengths[1:])
+        candidates = np.flatnonzero(near)
+        if not len(candidates):
+            continue
+        link_from, link_to = ends[candidates], starts[candidates]
+        if pulled:
+            half = (gaps[candidates] / 2)[:, None]
+            link_from = link_from - half * _direction(paths, candidates, last=True)
+            link_to = link_to + half * _direction(paths, candidates + 1, last=False)
+        room = area.buffer(LINK_TOLERANCE_MM)
+        straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
+        for row, (index, inside) in enumerate(
+            zip(candidates.tolist(), straight.tolist(), strict=True)
+        ):
+            if inside:
+                links[index] = np.empty((0, 2))
+                points[index][-1] = link_from[row]
+                points[index + 1][0] = link_to[row]
+                continue
+            if pulled:
+                continue
+            along = _along_edge(area, ends[index], starts[index], longest)
+            if along is not None:
+                links[index] = along
+    merged = [Path(paths[0].kind, points[0], paths[0].width_mm)]
     for index, path in enumerate(paths[1:]):
-        if index in join:
+        if index in links:
             last = merged[-1]
-            merged[-1] = Path(last.kind, np.vstack([last.points, path.points]), last.width_mm)
+            joined = np.vstack([last.points, links[index], points[index + 1]])
+            merged[-1] = Path(last.kind, joined, last.width_mm)
         else:
-            merged.append(path)
+            merged.append(Path(path.kind, points[index + 1], path.width_mm))
     return merged
+
+
+def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndarray:
+    """Unit vectors along the lines `indices` at their last (pointing out) or first (pointing
+    in) end."""
+    vectors = np.array(
+        [
+            paths[i].points[-1] - paths[i].points[-2]
+            if last
+            else paths[i].points[1] - paths[i].points[0]
+            for i in indices.tolist()
+        ]
+    )
+    unit: np.ndarray = vectors / np.hypot(*vectors.T)[:, None]
+    return unit
+
+
+def _along_edge(
+    area: BaseGeometry, start: np.ndarray, end: np.ndarray, longest: float
+) -> np.ndarray | None:
+    """The corners of the area's edge between two points on it, the shorter way round, if
+    both lie on the same ring and that way is no longer than `longest`."""
+    here, there = Point(start), Point(end)
+    for polygon in polygons_of(area):
+        for ring in (polygon.exterior, *polygon.interiors):
+            if ring.distance(here) > LINK_TOLERANCE_MM or ring.distance(there) > LINK_TOLERANCE_MM:
+                continue
+            points = np.array(
+                around_ring(np.asarray(ring.coords), ring.project(here), ring.project(there))
+            )
+            if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
+                return None
+            return points
+    return None
 
 
 def _gap_fill(

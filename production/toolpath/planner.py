@@ -6,7 +6,7 @@ from microfactory.errors import Rejected
 from production.toolpath import gcode, paths, slicing
 from production.toolpath.profile import FdmProfile
 
-ENGINE = "microfactory-fdm 0.5"  # part of every toolpath's cache key: bump on output changes
+ENGINE = "microfactory-fdm 0.6"  # part of every toolpath's cache key: bump on output changes
 
 
 @dataclass(frozen=True)

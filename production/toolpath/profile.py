@@ -48,6 +48,15 @@ class FdmProfile:
     # the rear-most point (one straight seam up the back), "corner" in the sharpest concave
     # corner (hidden), else the rear-most.
     seam: str = "nearest"
+    # Travel that would cross the perimeters is routed inside the innermost one instead
+    # (combing), unless that route is longer than comb_max_detour times the straight line;
+    # a travel crossing perimeters anyway retracts (when longer than 2 mm), and a combed one
+    # retracts only when longer than retract_combed_above_mm (0: never). PrusaSlicer's
+    # `avoid_crossing_perimeters` and `avoid_crossing_perimeters_max_detour`, Cura's
+    # "combing" and "max comb distance with no retract".
+    combing: bool = True
+    comb_max_detour: float = 3.0
+    retract_combed_above_mm: float = 30.0
 
     def __post_init__(self) -> None:
         # A bad profile is our configuration error, not an unmakeable part: crash loudly.
@@ -78,7 +87,10 @@ class FdmProfile:
             raise ValueError(
                 "perimeters, top_layers, bottom_layers and skirt_loops cannot be negative"
             )
+        if not self.comb_max_detour >= 1:
+            raise ValueError(f"comb_max_detour must be at least 1, not {self.comb_max_detour}")
         non_negative = {
+            "retract_combed_above_mm": self.retract_combed_above_mm,
             "retract_mm": self.retract_mm,
             "z_hop_mm": self.z_hop_mm,
             "brim_width_mm": self.brim_width_mm,

@@ -111,3 +111,92 @@ def two_boxes_stl(size: float, gap: float, height: float) -> bytes:
     both = trimesh.util.concatenate([left, right])
     assert isinstance(both, trimesh.Trimesh)
     return stl_of(both)
+
+
+PERIMETER_KINDS = ("External perimeter", "Perimeter", "Overhang perimeter")
+# A travel that starts or ends on a perimeter touches it: only what lies further along counts.
+CROSSING_TRIM_MM = 0.05
+
+
+@dataclass(frozen=True)
+class TravelStats:
+    """The travel of one G-code file (ours or PrusaSlicer's), layer by layer.
+
+    A travel is a run of consecutive moves in X/Y that do not extrude (a combed travel is
+    several G0 moves and counts once); a crossing is a travel, made without a retraction,
+    that crosses a perimeter line drawn on the same layer (before or after it).
+    """
+
+    travels: int
+    travel_mm: float
+    retractions: int
+    unretracted_crossings: int
+
+
+def travel_stats(gcode: bytes) -> TravelStats:
+    import shapely
+    from shapely.geometry import LineString
+    from shapely.ops import substring
+
+    layer = -1
+    kind = ""
+    x = y = e = 0.0
+    retracted = False
+    travels: list[tuple[int, bool, list[tuple[float, float]]]] = []
+    perimeters: dict[int, list[tuple[tuple[float, float], tuple[float, float]]]] = {}
+    current: list[tuple[float, float]] | None = None
+    retractions = 0
+    for line in gcode.decode("ascii", errors="replace").splitlines():
+        if line.startswith(";LAYER_CHANGE"):
+            layer += 1
+            current = None
+            continue
+        if line.startswith(";TYPE:"):
+            kind = line.removeprefix(";TYPE:")
+            continue
+        if line.startswith("G92"):
+            e = float(WORD.findall(line)[0][1]) if "E" in line else e
+            continue
+        if not line.startswith(("G0 ", "G1 ")):
+            continue
+        words = {k: float(v) for k, v in WORD.findall(line.split(";")[0])}
+        nx, ny, ne = words.get("X", x), words.get("Y", y), words.get("E", e)
+        moved = abs(nx - x) > 1e-6 or abs(ny - y) > 1e-6
+        if moved and ne > e + 1e-9:
+            if kind in PERIMETER_KINDS and layer >= 0:
+                perimeters.setdefault(layer, []).append(((x, y), (nx, ny)))
+            retracted = False
+            current = None
+        elif moved:
+            if layer >= 0:
+                if current is None:
+                    current = [(x, y)]
+                    travels.append((layer, retracted, current))
+                current.append((nx, ny))
+        elif ne < e - 1e-9:
+            retractions += 1 if layer >= 0 else 0
+            retracted = True
+            current = None
+        elif ne > e + 1e-9:
+            retracted = False
+            current = None
+        x, y, e = nx, ny, ne
+    crossings = 0
+    lines = {layer: shapely.multilinestrings(segments) for layer, segments in perimeters.items()}
+    for geometry in lines.values():
+        shapely.prepare(geometry)
+    length = 0.0
+    for layer, was_retracted, points in travels:
+        path = LineString(points)
+        length += path.length
+        if was_retracted or layer not in lines or path.length <= 2 * CROSSING_TRIM_MM:
+            continue
+        inner = substring(path, CROSSING_TRIM_MM, path.length - CROSSING_TRIM_MM)
+        if lines[layer].intersects(inner):
+            crossings += 1
+    return TravelStats(
+        travels=len(travels),
+        travel_mm=round(length, 1),
+        retractions=retractions,
+        unretracted_crossings=crossings,
+    )

@@ -1,0 +1,206 @@
+"""Combing: travel routed inside the part, clear of its perimeters, instead of straight across.
+
+A straight travel that would cross the perimeters (leave the part, or cut through a wall
+between two rooms of the same island) oozes a string over them unless the nozzle retracts.
+Inside the innermost perimeter (the *comb area*: the layer's region shrunk by the perimeters'
+width) the nozzle oozes onto infill that is printed over anyway, so there a travel needs no
+retraction. A route in the comb area follows the straight line while it is inside, walks the
+boundary ring it leaves through the shorter way round to where the line comes back in, and
+is then pulled taut (each corner dropped while the shortcut stays inside).
+"""
+
+import numpy as np
+import shapely
+from shapely.geometry import LineString, MultiPolygon, Point
+from shapely.geometry.base import BaseGeometry
+
+from production.toolpath.slicing import polygons_of
+
+# The comb area is simplified this much (fewer corners to walk); the room a leg may cross is
+# the comb area grown by twice that, so the simplified boundary always lies inside it.
+SIMPLIFY_MM = 0.02
+ROOM_MARGIN_MM = 2 * SIMPLIFY_MM
+TOUCH_MM = 1e-6
+
+
+class Comb:
+    """Routes travel inside one layer's part.
+
+    `inset_mm` is how far inside the outline the comb area begins: the inner edge of the
+    innermost perimeter. A travel end outside the comb area (on a perimeter, or an infill end
+    that reaches into the innermost one) joins it by its shortest leg, if that leg is no
+    longer than `reach_mm` and stays in the region. An end further than `loop_mm` outside the
+    comb area lies on a perimeter outside the innermost one: its join crosses that loop.
+    """
+
+    def __init__(
+        self, region: MultiPolygon, *, inset_mm: float, reach_mm: float, loop_mm: float
+    ) -> None:
+        self.region = region
+        self.loop_mm = loop_mm
+        area = region.buffer(-inset_mm, join_style="mitre") if inset_mm > 0 else region
+        self.polygons = [
+            p for p in polygons_of(area.simplify(SIMPLIFY_MM, preserve_topology=True)) if p.area > 0
+        ]
+        self.room: BaseGeometry = shapely.union_all(
+            [p.buffer(ROOM_MARGIN_MM, join_style="mitre") for p in self.polygons]
+        )
+        self.reach_mm = reach_mm
+        shapely.prepare(self.room)
+        shapely.prepare(self.region)
+        self._rings = [
+            [np.asarray(ring.coords) for ring in (p.exterior, *p.interiors)] for p in self.polygons
+        ]
+
+    def inside(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether the straight travel stays in the comb area (crosses no perimeter)."""
+        return bool(self.polygons) and bool(self.room.covers(LineString([a, b])))
+
+    def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether joining the comb area from either end crosses a perimeter loop."""
+        return bool(self.polygons) and any(
+            self.room.distance(Point(end)) > self.loop_mm for end in (a, b)
+        )
+
+    def crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether the straight travel crosses the perimeters: it leaves the region, leaves
+        the comb area and comes back in (through a wall between two rooms, or out and back
+        across a notch), or runs further through the perimeters than a join would. (A travel
+        with an end on a perimeter crosses the loops between that end and the comb area
+        whichever way it goes, so a short stretch at an end does not count.)"""
+        segment = LineString([a, b])
+        if not self.region.covers(segment):
+            return True
+        if not self.polygons:
+            return False
+        outside = [p for p in shapely.get_parts(segment.difference(self.room)) if not p.is_empty]
+        ends = (Point(a), Point(b))
+        for piece in outside:
+            at_end = any(piece.distance(end) <= TOUCH_MM for end in ends)
+            if not at_end or piece.length > self.reach_mm:
+                return True
+        return False
+
+    def route(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """The travel from a to b as points (a and b included) inside the comb area, or None
+        when there is no such route (different islands, an end too far outside)."""
+        if not self.polygons:
+            return None
+        if not self.crosses(a, b):
+            return np.array([a, b], dtype=float)
+        a_in, a_polygon = self._join(a)
+        b_in, b_polygon = self._join(b)
+        if a_in is None or b_in is None or a_polygon != b_polygon:
+            return None
+        middle = self._walk(a_polygon, a_in, b_in)
+        if middle is None:
+            return None
+        return _deduplicated(np.vstack([a, _taut(_deduplicated(middle), self.room), b]))
+
+    def _join(self, point: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """Where the travel end enters the comb area, and which of its polygons that is."""
+        here = Point(point)
+        distances = [p.distance(here) for p in self.polygons]
+        index = int(np.argmin(distances))
+        if distances[index] <= TOUCH_MM:
+            return np.asarray(point, dtype=float), index
+        if distances[index] > self.reach_mm:
+            return None, index
+        boundary = self.polygons[index].boundary
+        entry = boundary.interpolate(boundary.project(here))
+        entry_point = np.array([entry.x, entry.y])
+        if not self.region.covers(LineString([point, entry_point])):
+            return None, index
+        return entry_point, index
+
+    def _walk(self, index: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+        """From a to b inside polygon `index`: along the straight line where it is inside,
+        and around the ring it leaves the polygon through, the shorter way, where it is not."""
+        polygon = self.polygons[index]
+        segment = LineString([a, b])
+        length = segment.length
+        crossings: dict[float, tuple[int, float]] = {}  # along the line: (ring, along the ring)
+        for ring_index, ring in enumerate((polygon.exterior, *polygon.interiors)):
+            hits = [h for h in shapely.get_parts(ring.intersection(segment)) if not h.is_empty]
+            hits += [Point(end) for end in (a, b) if ring.distance(Point(end)) <= TOUCH_MM]
+            # Where the line runs along an edge, both ends of that stretch are crossings.
+            touches = [Point(xy) for hit in hits for xy in hit.coords]
+            for touch in touches:
+                along = segment.project(touch)
+                if all(abs(along - t) > TOUCH_MM for t in crossings):
+                    crossings[along] = (ring_index, ring.project(touch))
+        stops = sorted({0.0, length, *crossings})
+        points = [tuple(a)]
+        for start, end in zip(stops[:-1], stops[1:], strict=True):
+            if end - start <= TOUCH_MM:
+                continue
+            middle = segment.interpolate((start + end) / 2)
+            if self.room.covers(middle):
+                points.append(segment.interpolate(end).coords[0])
+                continue
+            leave, enter = crossings.get(start), crossings.get(end)
+            if leave is None or enter is None or leave[0] != enter[0]:
+                return None
+            points.extend(around_ring(self._rings[index][leave[0]], leave[1], enter[1]))
+        points.append(tuple(b))
+        return np.array(points, dtype=float)
+
+
+def around_ring(ring: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+    """The points of the closed ring (coords, first repeated last) from arc length `start` to
+    `end`, whichever way round is shorter, both ends included."""
+    steps = np.hypot(*np.diff(ring, axis=0).T)
+    along = np.concatenate([[0.0], np.cumsum(steps)])
+    total = float(along[-1])
+    forward = (end - start) % total
+    if forward <= total - forward:
+        return _forward(ring, along, start, forward)
+    return _forward(ring, along, end, total - forward)[::-1]
+
+
+def _forward(
+    ring: np.ndarray, along: np.ndarray, start: float, distance: float
+) -> list[tuple[float, float]]:
+    total = float(along[-1])
+    stops = [start, *(s for s in along[1:-1] if 0 < (s - start) % total < distance)]
+    stops.sort(key=lambda s: (s - start) % total)
+    stops.append((start + distance) % total)
+    return [_at(ring, along, s) for s in stops]
+
+
+def _at(ring: np.ndarray, along: np.ndarray, s: float) -> tuple[float, float]:
+    index = min(int(np.searchsorted(along, s, side="right")) - 1, len(ring) - 2)
+    step = along[index + 1] - along[index]
+    t = 0.0 if step <= 0 else (s - along[index]) / step
+    x, y = ring[index] + t * (ring[index + 1] - ring[index])
+    return float(x), float(y)
+
+
+def _deduplicated(points: np.ndarray) -> np.ndarray:
+    steps = np.hypot(*np.diff(points, axis=0).T)
+    return np.vstack([points[:1], points[1:][steps > TOUCH_MM]])
+
+
+def _taut(points: np.ndarray, room: BaseGeometry) -> np.ndarray:
+    """Drop corners while the shortcut stays in the room: from each kept point, jump to the
+    furthest later point it sees."""
+    if len(points) <= 2:
+        return points
+    kept = [0]
+    last = len(points) - 1
+    while kept[-1] < last:
+        i = kept[-1]
+        later = np.arange(i + 2, last + 1)
+        if len(later) == 0:
+            kept.append(i + 1)
+            continue
+        legs = shapely.linestrings(
+            np.stack([np.broadcast_to(points[i], (len(later), 2)), points[later]], axis=1)
+        )
+        seen = later[shapely.covers(room, legs)]
+        kept.append(int(seen.max()) if len(seen) else i + 1)
+    return points[kept]
+
+
+def length_of(points: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(points, axis=0).T).sum())
