@@ -265,5 +265,10 @@ def test_without_combing_the_nozzle_crosses_the_gap_retracted() -> None:
     plain = plan_toolpath(stl, make_profile(combing=False)).gcode
     assert unretracted_travel_over_the_gap(plain, retracted_too=True) > 0
     combed = plan_toolpath(stl, make_profile()).gcode
-    assert unretracted_travel_over_the_gap(combed, retracted_too=True) == 0
+    # Combing goes round through the base, except where that is more than comb_max_detour
+    # times the jump (near the arms' open ends): there it jumps, retracted.
+    assert unretracted_travel_over_the_gap(combed) == 0
+    assert unretracted_travel_over_the_gap(combed, retracted_too=True) < (
+        unretracted_travel_over_the_gap(plain, retracted_too=True)
+    )
     assert travel_stats(combed).retractions < travel_stats(plain).retractions
