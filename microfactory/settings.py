@@ -467,6 +467,8 @@ SPECTACULAR_SETTINGS.update(
             "RevisionKindEnum": "catalog.models.PartRevision.Kind",
             "MachineStateEnum": "production.models.Machine.State",
             "ReportedStateEnum": "production.api.machines.REPORTED_STATES",
+            # A revision's `process` and its `processes` list: one enum of the processes.
+            "ProcessEnum": "catalog.models.Process",
         },
     }
 )

@@ -203,7 +203,12 @@ def order_place(
             facts.append(chosen.facts)
             line.update(
                 process=chosen.process,
-                material=Material.objects.get(slug=chosen.material),
+                # The line's own material unless the route took another (one query fewer a line).
+                material=(
+                    line["material"]
+                    if line["material"].slug == chosen.material
+                    else Material.objects.get(slug=chosen.material)
+                ),
                 route_reason=choice.reason,
                 route_options=choice.options_json() if choice.chosen_by else [],
                 route_chosen_by=choice.chosen_by,

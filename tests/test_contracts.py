@@ -32,3 +32,10 @@ def test_the_route_quote_matches_a_laser_sheet_as_the_planner_and_dfm_do():
         SHEET_THINNER_MM,
         SHEET_THICKER_MM,
     )
+
+
+def test_the_slicer_settings_know_the_seams_the_profile_knows():
+    from production.pipeline.values import SEAMS as SETTINGS_SEAMS
+    from production.toolpath.profile import SEAMS
+
+    assert SETTINGS_SEAMS == SEAMS

@@ -1,7 +1,7 @@
 """Static models (STEP or STL uploads): what they are, checked from their bytes alone.
 
 Pure and cheap, so the web process can refuse a bad upload at once: no CadQuery, no trimesh
-(numpy only, to scale a mesh drawn in another unit).
+(numpy only when a mesh drawn in another unit is scaled).
 The full parse happens later, in the sandbox (catalog.geometry.build_revision), since a
 file that passes these checks can still be malformed inside.
 """
@@ -12,8 +12,6 @@ import hashlib
 import re
 import struct
 from dataclasses import dataclass
-
-import numpy as np
 
 STEP_MAGIC = b"ISO-10303-21;"
 STEP_END = b"END-ISO-10303-21;"
@@ -62,9 +60,7 @@ def model_format(content: bytes) -> str:
     return "step" if content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(STEP_MAGIC) else "stl"
 
 
-_BINARY_RECORD = np.dtype(
-    [("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attributes", "<u2")]
-)
+_BINARY_RECORD = [("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attributes", "<u2")]
 _ASCII_VERTEX = re.compile(rb"\bvertex\s+(\S+)\s+(\S+)\s+(\S+)")
 
 
@@ -72,6 +68,10 @@ def scale_stl(content: bytes, scale: float) -> bytes:
     """The STL (binary or ASCII, checked by inspect_model) with every vertex multiplied by
     `scale`, as a binary STL: a mesh drawn in inches made millimetres (scale 25.4). Normals
     keep their direction, so they stay as they were."""
+    # numpy here, not at the top: the web process imports this module and no numerical
+    # library (tests/test_web_imports.py); only this request pays for it.
+    import numpy as np
+
     count = _stl_triangles(content)
     is_binary = len(content) >= _STL_HEADER_BYTES + _STL_TRIANGLE_BYTES * count and not (
         content[:5].lower() == b"solid" and b"\0" not in content[:1024]

@@ -16,7 +16,6 @@ from typing import Any
 from catalog.parameters import ParameterSpec, Rule
 from catalog.qc import QcCheck
 from production.routing import ProfileKey
-from production.toolpath.profile import SEAMS
 
 Matrix = tuple[tuple[float, ...], ...]  # 4 x 4, model to print coordinates
 IDENTITY: Matrix = (
@@ -106,6 +105,11 @@ class Paperwork:
     # before the traveler is rendered, since the traveler is itself in the passport.
     passport_url: str = ""
     delivery_site: str = ""  # the name of the site the parts go to ("": none named)
+
+
+# FdmProfile.seam's choices (production.toolpath.profile.SEAMS; tests/test_contracts.py keeps
+# them equal): not imported from there, which would load the slicer into the web process.
+SEAMS = ("nearest", "aligned", "corner")
 
 
 @dataclass(frozen=True)
