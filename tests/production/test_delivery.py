@@ -141,7 +141,10 @@ def test_the_step_message_carries_the_status_it_expects_and_the_job_its_task_id(
         assert services.job_enqueue(job_id=job.pk)
     task_id = Job.objects.get(pk=job.pk).enqueued_task_id
     assert task_id  # what the reconciler looks for in the broker
-    assert sent == [{"args": (job.pk, "queued"), "queue": "geometry", "task_id": task_id}]
+    # A new build goes first among the steps a worker may take (services.PRIORITY_FOR_STATUS).
+    assert sent == [
+        {"args": (job.pk, "queued"), "queue": "geometry", "task_id": task_id, "priority": 9}
+    ]
 
 
 # --- failures -------------------------------------------------------------------------------

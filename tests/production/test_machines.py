@@ -199,7 +199,7 @@ def test_a_job_whose_traveler_is_ready_goes_to_the_batch_router_then_to_dispatch
     ):
         assert services.job_enqueue(job_id=job.pk)
     task_id = Job.objects.get(pk=job.pk).enqueued_task_id  # what the reconciler looks for
-    route.assert_called_once_with(queue="routing", task_id=task_id)
+    route.assert_called_once_with(queue="routing", task_id=task_id, priority=0)
     assert task_id
     assert not advance.called  # no pipeline step routes
     with (
