@@ -20,7 +20,7 @@ larger rise waits for the customer's confirmation.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -153,42 +153,17 @@ def quote_line(
     else:
         basis = "estimate"
         part_time = estimate_time_s(volume_mm3=volume_mm3, height_mm=height_mm, rates=rates)
-    run_time = part_time * quantity
-    best = soonest_machine(machines, run_time_s=run_time)
-    hourly = (
-        best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
-    )
-
     mass_g = volume_mm3 / 1000.0 * material.density_g_cm3 * (1 + rates.waste_factor)
-    material_cost = Decimal(str(mass_g)) / 1000 * material.price_per_kg
-    machine_cost = Decimal(str(part_time)) / 3600 * hourly
-    discount = quantity_discount(quantity, rates.quantity_breaks)
-    unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
-    total = _money(rates.setup_fee + unit_price * quantity)
-    lead_time = None
-    if best is not None:
-        lead_time = int(
-            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s)
-        )
-    return Quote(
-        currency=rates.currency,
+    return _priced(
         quantity=quantity,
-        volume_mm3=round(volume_mm3, 3),
-        mass_g=round(mass_g, 2),
-        time_basis=basis,
-        machine_time_s=round(part_time, 1),
-        material_cost=_money(material_cost),
-        machine_cost=_money(machine_cost),
-        setup_fee=_money(rates.setup_fee),
-        discount=discount,
-        unit_price=unit_price,
-        total=total,
-        machine=best.name if best is not None else "",
-        lead_time_s=lead_time,
+        volume_mm3=volume_mm3,
+        mass_g=mass_g,
+        basis=basis,
+        part_time=part_time,
+        material=material,
+        machines=machines,
+        rates=rates,
         geometry_basis=geometry_basis,
-        hourly_rate=hourly,
-        density_g_cm3=material.density_g_cm3,
-        price_per_kg=material.price_per_kg,
     )
 
 
@@ -400,12 +375,43 @@ def quote_machined(
             stock_mm=stock,
             rates=machining,
         )
+    return replace(
+        _priced(
+            quantity=quantity,
+            volume_mm3=volume_mm3,
+            mass_g=stock[0] * stock[1] * stock[2] / 1000.0 * material.density_g_cm3,
+            basis=basis,
+            part_time=part_time,
+            material=material,
+            machines=machines,
+            rates=rates,
+            geometry_basis=geometry_basis,
+        ),
+        process=process,
+        stock_mm=stock,
+    )
+
+
+def _priced(
+    *,
+    quantity: int,
+    volume_mm3: float,
+    mass_g: float,
+    basis: str,
+    part_time: float,
+    material: MaterialFacts,
+    machines: Sequence[MachineOffer],
+    rates: Rates,
+    geometry_basis: str,
+) -> Quote:
+    """The quote of `quantity` parts of `mass_g` material each taking `part_time` seconds:
+    priced on the machine that would finish them soonest (its hourly rate, else the
+    default), with its lead time. Printed and machined lines are priced alike from here."""
     run_time = part_time * quantity
     best = soonest_machine(machines, run_time_s=run_time)
     hourly = (
         best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
     )
-    mass_g = stock[0] * stock[1] * stock[2] / 1000.0 * material.density_g_cm3
     material_cost = Decimal(str(mass_g)) / 1000 * material.price_per_kg
     machine_cost = Decimal(str(part_time)) / 3600 * hourly
     discount = quantity_discount(quantity, rates.quantity_breaks)
@@ -434,6 +440,4 @@ def quote_machined(
         hourly_rate=hourly,
         density_g_cm3=material.density_g_cm3,
         price_per_kg=material.price_per_kg,
-        process=process,
-        stock_mm=stock,
     )
