@@ -45,6 +45,10 @@ class Scale:
         return self.start + (clamped - self.low) / span * (self.end - self.start)
 
 
+def _edges(axis: Axis) -> list[float]:
+    return [axis.bins[0].low, *(b.high for b in axis.bins)] if axis.bins else []
+
+
 def _title(axis: Axis) -> str:
     unit = f" ({axis.unit})" if axis.unit else ""
     return f"{axis.label}{unit}"
@@ -102,8 +106,7 @@ def bins_svg(axis: Axis) -> SafeString:
             )
         parts.append("</g>")
     parts.append(f'<line x1="{LEFT}" y1="{base}" x2="{WIDTH - RIGHT}" y2="{base}" stroke="#000"/>')
-    edges = [axis.bins[0].low, *(b.high for b in axis.bins)] if axis.bins else []
-    for edge in edges:
+    for edge in _edges(axis):
         parts.append(
             f'<text x="{_num(x(edge))}" y="{base + 14}" text-anchor="middle">{_label(edge)}</text>'
         )
@@ -152,6 +155,21 @@ def scatter_svg(
         f'<rect x="{LEFT}" y="{TOP}" width="{WIDTH - RIGHT - LEFT}" '
         f'height="{height - bottom - TOP}" fill="none" stroke="#000"/>'
     )
+    # The bin edges as ticks, with light lines across: the bars' bins, read on the scatter.
+    for value in _edges(x_axis):
+        parts.append(
+            f'<line x1="{_num(x(value))}" y1="{TOP}" x2="{_num(x(value))}" '
+            f'y2="{height - bottom}" stroke="#bbb" stroke-dasharray="2 3"/>'
+            f'<text x="{_num(x(value))}" y="{height - bottom + 14}" text-anchor="middle">'
+            f"{_label(value)}</text>"
+        )
+    for value in _edges(y_axis):
+        parts.append(
+            f'<line x1="{LEFT}" y1="{_num(y(value))}" x2="{WIDTH - RIGHT}" '
+            f'y2="{_num(y(value))}" stroke="#bbb" stroke-dasharray="2 3"/>'
+            f'<text x="{LEFT - 4}" y="{_num(y(value) + 4)}" text-anchor="end">'
+            f"{_label(value)}</text>"
+        )
     most = max((p.tally.made for p in points), default=0) or 1
     for point in points:
         tally = point.tally
@@ -168,16 +186,6 @@ def scatter_svg(
         if tally.bad:
             parts.append(f'<circle cx="{cx}" cy="{cy}" r="{_num(core)}" fill="#000"/>')
         parts.append("</g>")
-    for value in (x_axis.low, x_axis.high):
-        parts.append(
-            f'<text x="{_num(x(value))}" y="{height - bottom + 14}" text-anchor="middle">'
-            f"{_label(value)}</text>"
-        )
-    for value in (y_axis.low, y_axis.high):
-        parts.append(
-            f'<text x="{LEFT - 4}" y="{_num(y(value) + 4)}" text-anchor="end">'
-            f"{_label(value)}</text>"
-        )
     parts.append(
         f'<text x="{_num((LEFT + WIDTH - RIGHT) / 2)}" y="{height - 10}" text-anchor="middle">'
         f"{escape(_title(x_axis))} →</text>"
