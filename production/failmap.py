@@ -20,13 +20,14 @@ Regions are cached per revision for MF_FAILMAP_CACHE_S, so a quote costs no quer
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Case, F, FloatField, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
+from django.db import connection
+from django.db.models import F, FloatField, Func, Q, QuerySet, Sum, Value
+from django.db.models.fields.json import KeyTransform
+from django.db.models.functions import Cast, Coalesce, Floor
 
 from catalog.models import PartRevision
 from catalog.parameters import NUMERIC, ParameterSpec, SchemaError, parse_schema
@@ -294,19 +295,27 @@ def _made_jobs(revision: PartRevision) -> QuerySet[Job]:
     return Job.objects.filter(MADE, line__revision=revision).order_by()
 
 
-def _value(name: str) -> Cast:
-    """A line's parameter as a number, read in the database (->> on PostgreSQL,
-    json_extract on SQLite)."""
-    return Cast(KeyTextTransform(name, "line__parameters"), FloatField())
+def _value(name: str) -> Func:
+    """A line's parameter as a number, read in the database: `(parameters -> 'name')::double
+    precision` on PostgreSQL; JSON_EXTRACT on SQLite, where Django's own key transform reads
+    each key three times (JSON_TYPE twice, then JSON_EXTRACT: 2.5 times slower here)."""
+    if connection.vendor == "sqlite":
+        path = Value(f'$."{name}"')  # a name is a Python identifier (catalog.parameters)
+        return Func(F("line__parameters"), path, function="JSON_EXTRACT", output_field=FloatField())
+    return Cast(KeyTransform(name, "line__parameters"), FloatField())
 
 
-def _bucket(name: str, edges: Sequence[float]) -> Case:
-    """The bin index of a value, as bin_of() finds it, computed in the database."""
-    whens = [
-        When(**{f"{name}__lt": edges[index]}, then=Value(index - 1))
-        for index in range(1, len(edges) - 1)
-    ]
-    return Case(*whens, default=Value(len(edges) - 2), output_field=IntegerField())
+def _bucket(name: str, edges: Sequence[float]) -> Floor:
+    """A value's bin counted from the range's start in bin widths, in the database (the
+    JSON read once per row). The last edge gives one past the last bin, and a bin below 0 or
+    past the end means a value outside the range: _clamp() puts them in the end bins, as
+    bin_of() does. The 1e-9 of a bin keeps 2.0 in the bin that starts at 0.8 + 3 * 0.4."""
+    low, width = edges[0], edges[1] - edges[0]
+    return Floor((F(name) - Value(low)) / Value(width) + Value(1e-9), output_field=FloatField())
+
+
+def _clamp(index: float | None, edges: Sequence[float]) -> int | None:
+    return None if index is None else min(max(int(index), 0), len(edges) - 2)
 
 
 _SUMS = {
@@ -329,12 +338,10 @@ def grid_cells(
         return []
     names = [f"v{index}" for index in range(len(specs))]
     buckets = [f"b{index}" for index in range(len(specs))]
-    jobs = _made_jobs(revision).alias(
-        **{name: _value(spec.name) for name, spec in zip(names, specs, strict=True)}
-    )
-    jobs = jobs.filter(**{f"{name}__isnull": False for name in names})
     rows = (
-        jobs.annotate(
+        _made_jobs(revision)
+        .alias(**{name: _value(spec.name) for name, spec in zip(names, specs, strict=True)})
+        .annotate(
             **{
                 bucket: _bucket(name, cuts)
                 for bucket, name, cuts in zip(buckets, names, edges, strict=True)
@@ -343,7 +350,12 @@ def grid_cells(
         .values(*buckets)
         .annotate(**_SUMS)
     )
-    return [Cell(bins=tuple(int(row[b]) for b in buckets), tally=_tally(row)) for row in rows]
+    cells = []
+    for row in rows:
+        bins = tuple(_clamp(row[b], cuts) for b, cuts in zip(buckets, edges, strict=True))
+        if None not in bins:  # a line without one of the parameters: nowhere to put it
+            cells.append(Cell(bins=cast(tuple[int, ...], bins), tally=_tally(row)))
+    return cells
 
 
 @dataclass(frozen=True)
@@ -360,17 +372,18 @@ def scatter_points(
 ) -> tuple[list[Point], int]:
     """What was made at each (x, y) pair of values, grouped in the database; the `limit` most
     made, and how many pairs there are in all."""
-    pairs = (
-        _made_jobs(revision)
-        .annotate(x=_value(x), y=_value(y))
-        .filter(x__isnull=False, y__isnull=False)
-        .values("x", "y")
-        .annotate(**_SUMS)
-        .annotate(made=F("passed") + F("scrapped") + F("failed"))
+    rows = (
+        _made_jobs(revision).annotate(x=_value(x), y=_value(y)).values("x", "y").annotate(**_SUMS)
     )
-    count = pairs.count()
-    rows = pairs.order_by("-made", "x", "y")[:limit]
-    return [Point(float(r["x"]), float(r["y"]), _tally(r)) for r in rows], count
+    # Every pair in one pass (a count, then the top ones, would read the jobs twice); there are
+    # as many as configurations of two parameters, not as many as jobs.
+    points = [
+        Point(float(r["x"]), float(r["y"]), _tally(r))
+        for r in rows
+        if r["x"] is not None and r["y"] is not None
+    ]
+    points.sort(key=lambda p: (-p.tally.made, p.x, p.y))
+    return points[:limit], len(points)
 
 
 def tally_outside(revision: PartRevision, name: str, low: float, high: float) -> Tally:

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -243,6 +244,15 @@ def test_the_part_page_notes_and_the_cart_say_it_too(bracket, requester) -> None
         )
         notes = dfm_notes(line_facts(**checked, now=STARTED))
         assert (REGION in [n.message for n in notes if n.level == "warn"]) is warned
+
+    page = Client()
+    page.force_login(requester)
+    form = {"p_width": "40", "p_height": "10", "material": "pla", "quantity": "1"}
+    with patch("catalog.tasks.build_preview.apply_async"):  # no worker builds the preview
+        inside = page.post("/parts/bracket/configure/", {**form, "p_wall_mm": "1.0"})
+        outside = page.post("/parts/bracket/configure/", {**form, "p_wall_mm": "2.0"})
+    assert f'<li class="dfm-warn">{REGION}</li>' in inside.content.decode()
+    assert REGION not in outside.content.decode()
 
     for wall in (1.0, 2.0):
         parameters = {"wall_mm": wall, "width": 40, "height": 10, "ribbed": False}
