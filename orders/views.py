@@ -404,6 +404,8 @@ def _cart(request: HttpRequest) -> list[dict[str, Any]]:
             "url": reverse("upload", args=[line.revision.upload.pk])
             if line.revision.family.private
             else "",
+            # In a region of its revision where many parts made failed (#15 point 6).
+            "warnings": public.failure_warnings(revision=line.revision, parameters=line.parameters),
         }
         for line in cart_lines(user=user)
     ]

@@ -19,7 +19,7 @@ from django.db.models import Prefetch, QuerySet
 
 from catalog.models import Material, PartPreview, PartRevision
 from orders.models import Order
-from production import dfm_previews, job_costs, routing, services
+from production import dfm_previews, failmap, job_costs, routing, services
 from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import (
@@ -56,6 +56,7 @@ __all__ = [
     "built_geometry",
     "job_geometry",
     "jobs_release",
+    "failure_warnings",
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
@@ -520,6 +521,13 @@ def known_refusal(
     """Why a configuration cannot be made, when the part page already checked it against
     today's machines; None when it can or was not checked (its job's validation decides)."""
     return dfm_previews.known_refusal(revision=revision, parameters=parameters, material=material)
+
+
+def failure_warnings(*, revision: PartRevision, parameters: Mapping[str, Any]) -> list[str]:
+    """DFM warnings for a configuration in a region of the revision's parameter space where
+    many of the parts made failed ("Wall below 1.2 mm: 4 of 9 made were scrapped"); none
+    outside. Cached per revision (production.failmap): usually no query."""
+    return failmap.failure_warnings(revision=revision, parameters=parameters)
 
 
 # The units a mesh may be drawn in, as millimetres per file unit: what an uploader may accept

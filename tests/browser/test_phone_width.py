@@ -269,6 +269,16 @@ ADMIN_PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "admin:catalog_partrevision_build": lambda w: [
         Visit("admin", f"/admin/catalog/partrevision/{w.job.line.revision_id}/build/")
     ],
+    # Where a revision's parts fail, and narrowing a range from there (production.failmap_views).
+    "revision-failures": lambda w: [
+        Visit("admin", f"/failures/revisions/{w.job.line.revision_id}/")
+    ],
+    "revision-narrow": lambda w: [
+        Visit(
+            "admin",
+            f"/failures/revisions/{w.job.line.revision_id}/narrow/?parameter=width&min=10&max=300",
+        )
+    ],
 }
 
 
