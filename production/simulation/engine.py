@@ -1,0 +1,304 @@
+"""The event loop: machines, their queues and the real router, over simulated time.
+
+Pure: no Django, no database, no clock. The inputs are frozen values (machines as the router
+sees them, with their calendars and the work they already hold; jobs with the time they reach
+the router); the result says, for every job, the machine, when it was routed, started and
+finished, and for every machine its busy intervals.
+
+How time moves (a heap of events, earliest first; events at the same instant are taken
+together, as one pass of the batch router would take them):
+- a job *arrives* when its traveler is ready: it waits for the router;
+- after the events of an instant, the router places every waiting job with
+  `production.routing.plan_routes`, the function the batch router calls
+  (production.machines.jobs_route_waiting), on MachineFacts built the way
+  production.machines.routing_facts builds them: the number of jobs a machine holds, the
+  seconds until its work is done, the material its queue ends with. A job no machine takes
+  now (all full or down) waits for the next pass; one no machine could ever make is left out
+  with the router's reason;
+- an idle machine takes the first job of its queue: a changeover first when the job's
+  material is not the one loaded, then the run; both start only when the site is open
+  (`Calendar.start_and_finish`) and run to their end unattended;
+- a *finish* frees the machine (and its place in the queue): the router runs again.
+"""
+
+import heapq
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, tzinfo
+from typing import Protocol
+
+from microfactory.errors import Rejected
+from production import routing
+
+
+class Calendar(Protocol):
+    """What the simulation needs of a site's calendar (production.calendars.SiteCalendar)."""
+
+    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
+        """When work ready at `ready_at` and taking `run_s` starts (the site open) and ends."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlwaysOpen:
+    """A site without opening hours: open around the clock."""
+
+    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
+        return ready_at, ready_at + timedelta(seconds=run_s)
+
+
+ALWAYS_OPEN = AlwaysOpen()
+
+
+@dataclass(frozen=True)
+class WeeklyHours:
+    """Open from `opens_h` to `closes_h` (hours of the day, in `tz`) on `weekdays` (0 Monday):
+    the opening hours a what-if tries. A job starts only while open and then runs to its end."""
+
+    weekdays: frozenset[int]
+    opens_h: float
+    closes_h: float
+    tz: tzinfo
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(self.tz)
+        hour = local.hour + local.minute / 60 + local.second / 3600
+        return local.weekday() in self.weekdays and self.opens_h <= hour < self.closes_h
+
+    def next_open(self, at: datetime) -> datetime:
+        """`at` itself when open, else the next opening (at most a week away)."""
+        if self.is_open(at):
+            return at
+        if not self.weekdays or self.closes_h <= self.opens_h:
+            raise ValueError("these opening hours are never open")
+        local = at.astimezone(self.tz)
+        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        for offset in range(8):
+            candidate_day = day + timedelta(days=offset)
+            opening = candidate_day + timedelta(hours=self.opens_h)
+            if candidate_day.weekday() in self.weekdays and opening >= local:
+                return opening.astimezone(at.tzinfo)
+        raise ValueError("these opening hours are never open")  # pragma: no cover
+
+    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
+        start = self.next_open(ready_at)
+        return start, start + timedelta(seconds=run_s)
+
+
+@dataclass(frozen=True)
+class SimJob:
+    """A job as the router sees it (`needs`, whose estimate the router plans with), when it
+    reaches the router, and how long it really runs (None: its estimate)."""
+
+    needs: routing.JobNeeds
+    ready_at: datetime
+    run_s: float | None = None
+
+    @property
+    def key(self) -> str:
+        return self.needs.key
+
+    @property
+    def runs_s(self) -> float:
+        return self.needs.estimated_time_s if self.run_s is None else self.run_s
+
+
+@dataclass(frozen=True)
+class SimMachine:
+    """A machine: its facts as the router reads them (their queue figures are ignored: the
+    simulation keeps the queue), its site's calendar, and the work it already holds: the job
+    running (with when it ends) and the jobs queued, in order."""
+
+    facts: routing.MachineFacts
+    calendar: Calendar = ALWAYS_OPEN
+    running: SimJob | None = None
+    running_until: datetime | None = None
+    queued: tuple[SimJob, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return self.facts.key
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    key: str
+    machine: str
+    ready_at: datetime
+    routed_at: datetime
+    started_at: datetime  # the run itself, after any changeover
+    finished_at: datetime
+    arrival_at: datetime  # at the delivery site: the finish plus transit
+    changeover_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Busy:
+    """A machine occupied from `start` to `end` by a job (and its changeover, first)."""
+
+    job: str
+    start: datetime
+    end: datetime
+    changeover_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class SimResult:
+    outcomes: dict[str, JobOutcome]
+    busy: dict[str, list[Busy]]  # per machine key, in time order
+    rejected: dict[str, str] = field(default_factory=dict)  # no machine could ever make it
+    waiting: tuple[str, ...] = ()  # still waiting at the end: no machine took it
+
+    def finish_of(self, keys: Sequence[str]) -> datetime | None:
+        """When the last of these jobs is at its delivery site; None if one is not made."""
+        if not keys or any(key not in self.outcomes for key in keys):
+            return None
+        return max(self.outcomes[key].arrival_at for key in keys)
+
+
+class SimulationTooLarge(ValueError):
+    """More events than the bound the caller set."""
+
+
+@dataclass
+class _Machine:
+    sim: SimMachine
+    loaded: frozenset[str]
+    queue: deque[tuple[SimJob, datetime]]
+    running: SimJob | None
+    until: datetime | None
+    busy: list[Busy]
+
+
+_ARRIVE, _FINISH = 0, 1
+
+
+def _facts(machine: _Machine, now: datetime) -> routing.MachineFacts:
+    """The machine as production.machines.routing_facts shows it to the router: the jobs it
+    holds, the seconds until they are done, and the material its queue ends with."""
+    held = len(machine.queue) + (machine.running is not None)
+    eta = sum(job.needs.estimated_time_s for job, _ in machine.queue)
+    if machine.until is not None:
+        eta += max(0.0, (machine.until - now).total_seconds())
+    loaded = machine.loaded
+    last = machine.queue[-1][0] if machine.queue else machine.running
+    if last is not None and last.needs.material not in loaded:
+        loaded = frozenset({last.needs.material})
+    return replace(
+        machine.sim.facts,
+        queued_jobs=held,
+        queue_eta_s=eta,
+        materials=loaded,
+        # Spools are not simulated: a changeover loads a full one.
+        spool_remaining_g=None,
+    )
+
+
+def simulate(
+    machines: Sequence[SimMachine],
+    jobs: Iterable[SimJob],
+    *,
+    start: datetime,
+    changeover_s: float,
+    max_events: int = 1_000_000,
+) -> SimResult:
+    """Run the factory from `start` until every job is made or can no longer be placed."""
+    state = {
+        m.key: _Machine(
+            sim=m,
+            loaded=m.facts.materials,
+            queue=deque((job, start) for job in m.queued),
+            running=m.running,
+            until=m.running_until if m.running is not None else None,
+            busy=[],
+        )
+        for m in machines
+    }
+    heap: list[tuple[datetime, int, int, str]] = []
+    pending: dict[str, SimJob] = {}
+    seq = 0
+    for job in jobs:
+        pending[job.key] = job
+        heapq.heappush(heap, (max(job.ready_at, start), _ARRIVE, seq, job.key))
+        seq += 1
+    for key, machine in state.items():
+        if machine.running is not None and machine.until is not None:
+            heapq.heappush(heap, (max(machine.until, start), _FINISH, seq, key))
+            seq += 1
+    outcomes: dict[str, JobOutcome] = {}
+    rejected: dict[str, str] = {}
+    waiting: dict[str, SimJob] = {}
+    events = 0
+    while heap:
+        now = heap[0][0]
+        while heap and heap[0][0] == now:
+            _, kind, _, key = heapq.heappop(heap)
+            events += 1
+            if events > max_events:
+                raise SimulationTooLarge(f"more than {max_events} events")
+            if kind == _ARRIVE:
+                waiting[key] = pending.pop(key)
+            else:
+                machine = state[key]
+                machine.running, machine.until = None, None
+        if waiting:
+            _route(state, waiting, rejected, now=now, changeover_s=changeover_s)
+        for key, machine in state.items():
+            if machine.running is None and machine.queue:
+                seq += 1
+                _start(machine, outcomes, now=now, changeover_s=changeover_s)
+                assert machine.until is not None
+                heapq.heappush(heap, (machine.until, _FINISH, seq, key))
+    return SimResult(
+        outcomes=outcomes,
+        busy={key: machine.busy for key, machine in state.items()},
+        rejected=rejected,
+        waiting=tuple(waiting),
+    )
+
+
+def _route(
+    state: Mapping[str, _Machine],
+    waiting: dict[str, SimJob],
+    rejected: dict[str, str],
+    *,
+    now: datetime,
+    changeover_s: float,
+) -> None:
+    """One pass of the batch router over the jobs waiting now."""
+    facts = [_facts(machine, now) for machine in state.values()]
+    needs = [job.needs for job in waiting.values()]
+    plan = routing.plan_routes(needs, facts, now, changeover_s=changeover_s)
+    for job_key, machine_key in plan.items():
+        state[machine_key].queue.append((waiting.pop(job_key), now))
+    for job_key in list(waiting):
+        try:
+            routing.choose(waiting[job_key].needs, facts, changeover_s=changeover_s, now=now)
+        except Rejected as refusal:
+            rejected[job_key] = str(refusal)
+            del waiting[job_key]
+        except routing.NoMachineAvailable:
+            pass  # waits for a place in a queue, as in production
+
+
+def _start(
+    machine: _Machine, outcomes: dict[str, JobOutcome], *, now: datetime, changeover_s: float
+) -> None:
+    job, routed_at = machine.queue.popleft()
+    change = changeover_s if job.needs.material not in machine.loaded else 0.0
+    begin, end = machine.sim.calendar.start_and_finish(now, change + job.runs_s)
+    machine.loaded = frozenset({job.needs.material})
+    machine.running, machine.until = job, end
+    machine.busy.append(Busy(job=job.key, start=begin, end=end, changeover_s=change))
+    transit = routing.transit_s(job.needs, machine.sim.facts) or 0.0
+    outcomes[job.key] = JobOutcome(
+        key=job.key,
+        machine=machine.sim.key,
+        ready_at=job.ready_at,
+        routed_at=routed_at,
+        started_at=begin + timedelta(seconds=change),
+        finished_at=end,
+        arrival_at=end + timedelta(seconds=transit),
+        changeover_s=change,
+    )

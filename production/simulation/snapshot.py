@@ -1,0 +1,163 @@
+"""The live factory as the engine's values: machines with the work they hold, the jobs still
+waiting for a machine, the sites' calendars. A handful of queries whatever the queue length."""
+
+import importlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from production import routing
+from production.machines import job_needs, routing_facts, transit_table
+from production.models import Job, Site
+from production.simulation.engine import ALWAYS_OPEN, Calendar, SimJob, SimMachine
+
+
+def site_calendars(site_ids: Iterable[int]) -> dict[int, Calendar]:
+    """Each site's calendar (production.calendars, #15.5); open around the clock where the
+    module or the site's hours are missing."""
+    ids = list(site_ids)
+    try:
+        calendars = importlib.import_module("production.calendars")
+    except ImportError:  # before #15.5: every site is open around the clock
+        return {site_id: ALWAYS_OPEN for site_id in ids}
+    found: dict[int, Calendar] = calendars.calendars_for_sites(ids)
+    return {site_id: found.get(site_id, ALWAYS_OPEN) for site_id in ids}
+
+
+def calendars_by_site_slug() -> dict[str, Calendar]:
+    sites = dict(Site.objects.values_list("pk", "slug"))
+    calendars = site_calendars(sites)
+    return {slug: calendars[pk] for pk, slug in sites.items()}
+
+
+@dataclass(frozen=True)
+class LiveFactory:
+    machines: tuple[SimMachine, ...]
+    waiting: tuple[SimJob, ...]  # jobs not on a machine yet: they reach the router from now
+    transit: Mapping[tuple[str, str], float]
+
+
+def _held_job(
+    key: str, *, process: str, material: str, estimate_s: float, ready_at: datetime
+) -> SimJob:
+    """A job already on a machine: the simulation needs only its material and run time."""
+    needs = routing.JobNeeds(
+        process=process,
+        material=material,
+        extents_mm=(0.0, 0.0, 0.0),
+        key=key,
+        estimated_time_s=estimate_s,
+    )
+    return SimJob(needs=needs, ready_at=ready_at)
+
+
+def live_factory(*, now: datetime, process: str | None = None) -> LiveFactory:
+    """Every machine (of a process) with its running job (ending when its estimate, less its
+    progress, says) and its queue in the order it works it, and the jobs of that process not
+    on a machine yet (still in the pipeline, or waiting for the router): those in the pipeline
+    reach the router after the pipeline's overhead, the others now. Jobs waiting for their
+    customer to confirm a new price wait out of the simulation, as out of the router."""
+    facts = routing_facts(process=process)
+    calendars = calendars_by_site_slug()
+    on_machine = (
+        Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
+        .order_by("status_changed_at", "pk")
+        .values_list(
+            "pk",
+            "machine__slug",
+            "status",
+            "progress",
+            "toolpath_meta",
+            "quantity",
+            "line__material__slug",
+            "line__process",
+        )
+    )
+    if process is not None:
+        on_machine = on_machine.filter(machine__process=process)
+    running: dict[str, tuple[SimJob, datetime]] = {}
+    queued: dict[str, list[SimJob]] = {}
+    for pk, slug, status, progress, meta, quantity, material, line_process in on_machine:
+        estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
+        if status in Job.STARTED and slug not in running:
+            left = estimate * (1 - min(progress or 0.0, 100.0) / 100)
+            job = _held_job(
+                str(pk), process=line_process, material=material, estimate_s=left, ready_at=now
+            )
+            running[slug] = (job, now + timedelta(seconds=left))
+        else:
+            queued.setdefault(slug, []).append(
+                _held_job(
+                    str(pk),
+                    process=line_process,
+                    material=material,
+                    estimate_s=estimate,
+                    ready_at=now,
+                )
+            )
+    machines = []
+    for fact in facts:
+        run = running.get(fact.key)
+        materials = frozenset({run[0].needs.material}) if run is not None else fact.materials
+        machines.append(
+            SimMachine(
+                facts=replace(fact, materials=materials),
+                calendar=calendars.get(fact.site_key, ALWAYS_OPEN),
+                running=run[0] if run is not None else None,
+                running_until=run[1] if run is not None else None,
+                queued=tuple(queued.get(fact.key, ())),
+            )
+        )
+    transit = transit_table()
+    return LiveFactory(
+        machines=tuple(machines),
+        waiting=tuple(_waiting_jobs(now=now, process=process, transit=transit)),
+        transit=transit,
+    )
+
+
+def _waiting_jobs(
+    *, now: datetime, process: str | None, transit: Mapping[tuple[str, str], float]
+) -> list[SimJob]:
+    waiting = (
+        Job.objects.exclude(status__in=Job.PIPELINE_DONE)
+        .exclude(line__status="price_confirmation")
+        .select_related(
+            "line__revision", "line__material", "line__order__delivery_site", "line__order__asset"
+        )
+        .order_by("pk")
+    )
+    if process is not None:
+        waiting = waiting.filter(line__process=process)
+    overhead = timedelta(seconds=settings.ORDER_QUOTE_RATES.pipeline_overhead_s)
+    jobs = []
+    for job in waiting:
+        if job.status == Job.Status.TRAVELER_READY and job.dfm_report and job.toolpath_meta:
+            needs = job_needs(job, transit=transit)
+            jobs.append(SimJob(needs=needs, ready_at=now))
+            continue
+        # Still in the pipeline: no toolpath yet, its line's quoted machine time stands in.
+        quote = job.line.quote or {}
+        try:
+            estimate = float(quote.get("machine_time_s") or 0) * max(1, job.quantity)
+        except (TypeError, ValueError):
+            estimate = 0.0
+        extents = (job.dfm_report or {}).get("extents_mm") or (0.0, 0.0, 0.0)
+        site = job.line.order.delivery_site
+        jobs.append(
+            SimJob(
+                needs=routing.JobNeeds(
+                    process=job.line.process,
+                    material=job.line.material.slug,
+                    extents_mm=(float(extents[0]), float(extents[1]), float(extents[2])),
+                    key=str(job.pk),
+                    estimated_time_s=estimate,
+                    delivery_site=site.slug if site else None,
+                    transit_s=transit,
+                ),
+                ready_at=now + overhead,
+            )
+        )
+    return jobs
