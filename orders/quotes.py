@@ -51,6 +51,8 @@ class LineFacts:
     # For milling and laser cutting (orders.routes): the plates or sheets of the material.
     material_name: str = ""
     sheet_thicknesses_mm: tuple[float, ...] = ()
+    # The site the parts go to (a slug; "": none named): the promise simulation adds transit.
+    delivery_site: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def line_facts(
         machines_of_process=fit.machines_of_process,
         material_name=material.name,
         sheet_thicknesses_mm=tuple(_thicknesses(material)),
+        delivery_site=delivery_site,
     )
 
 

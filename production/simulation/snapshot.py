@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from production import routing
-from production.machines import job_needs, routing_facts, transit_table
+from production.machines import PRIORITY, due_at, job_needs, routing_facts, transit_table
 from production.models import Job, Site
 from production.simulation.engine import ALWAYS_OPEN, Calendar, SimJob, SimMachine
 
@@ -20,9 +20,9 @@ def site_calendars(site_ids: Iterable[int]) -> dict[int, Calendar]:
     ids = list(site_ids)
     try:
         calendars = importlib.import_module("production.calendars")
-    except ImportError:  # before #15.5: every site is open around the clock
+        found: dict[int, Calendar] = calendars.calendars_for_sites(ids)
+    except ImportError:  # before #15.5 is merged: every site is open around the clock
         return {site_id: ALWAYS_OPEN for site_id in ids}
-    found: dict[int, Calendar] = calendars.calendars_for_sites(ids)
     return {site_id: found.get(site_id, ALWAYS_OPEN) for site_id in ids}
 
 
@@ -138,14 +138,21 @@ def _waiting_jobs(
             needs = job_needs(job, transit=transit)
             jobs.append(SimJob(needs=needs, ready_at=now))
             continue
-        # Still in the pipeline: no toolpath yet, its line's quoted machine time stands in.
-        quote = job.line.quote or {}
+        # Still in the pipeline: its planned toolpath time when there is one, else its
+        # line's quoted machine time per part (as the quote's waiting work counted them).
+        planned = (job.toolpath_meta or {}).get("estimated_time_s")
+        quoted = (job.line.quote or {}).get("machine_time_s")
         try:
-            estimate = float(quote.get("machine_time_s") or 0) * max(1, job.quantity)
+            estimate = (
+                float(planned) * max(1, job.quantity)
+                if planned
+                else float(quoted or 0) * max(1, job.quantity)
+            )
         except (TypeError, ValueError):
-            estimate = 0.0
+            estimate = 0.0  # a malformed estimate counts nothing rather than breaking a quote
         extents = (job.dfm_report or {}).get("extents_mm") or (0.0, 0.0, 0.0)
-        site = job.line.order.delivery_site
+        order = job.line.order
+        site = order.delivery_site
         jobs.append(
             SimJob(
                 needs=routing.JobNeeds(
@@ -154,6 +161,12 @@ def _waiting_jobs(
                     extents_mm=(float(extents[0]), float(extents[1]), float(extents[2])),
                     key=str(job.pk),
                     estimated_time_s=estimate,
+                    # Ranked by the router as production.machines.job_needs ranks it.
+                    due=due_at(job),
+                    priority=max(
+                        PRIORITY.get(order.priority, 1), PRIORITY.get(order.downtime_priority, 0)
+                    ),
+                    stake=float(order.stake_now),
                     delivery_site=site.slug if site else None,
                     transit_s=transit,
                 ),
