@@ -21,9 +21,10 @@ together, as one pass of the batch router would take them):
 - a *finish* frees the machine (and its place in the queue): the router runs again.
 """
 
+import bisect
 import heapq
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
@@ -202,8 +203,11 @@ def simulate(
     start: datetime,
     changeover_s: float,
     max_events: int = 1_000_000,
+    stop_when_started: Collection[str] = (),
 ) -> SimResult:
-    """Run the factory from `start` until every job is made or can no longer be placed."""
+    """Run the factory from `start` until every job is made or can no longer be placed; with
+    `stop_when_started`, as soon as those jobs have all started (their finish is known then:
+    a promise needs no more)."""
     state = {
         m.key: _Machine(
             sim=m,
@@ -229,8 +233,15 @@ def simulate(
     outcomes: dict[str, JobOutcome] = {}
     rejected: dict[str, str] = {}
     waiting: dict[str, SimJob] = {}
+    # The waiting jobs, most urgent first: the router's own order (routing.urgency), which
+    # does not change as time passes (slack to a due date shrinks alike for every job).
+    urgent_first: list[tuple[tuple[int, float, int, float, str], str]] = []
+    makeable: set[str] = set()  # waiting jobs the router found some machine could make
+    wanted = set(stop_when_started)
     events = 0
     while heap:
+        if wanted and wanted <= outcomes.keys():
+            break
         now = heap[0][0]
         while heap and heap[0][0] == now:
             _, kind, _, key = heapq.heappop(heap)
@@ -239,11 +250,16 @@ def simulate(
                 raise SimulationTooLarge(f"more than {max_events} events")
             if kind == _ARRIVE:
                 waiting[key] = pending.pop(key)
+                bisect.insort(urgent_first, (routing.urgency(waiting[key].needs, start), key))
             else:
                 machine = state[key]
                 machine.running, machine.until = None, None
         if waiting:
-            _route(state, waiting, rejected, now=now, changeover_s=changeover_s)
+            _route(
+                state, waiting, urgent_first, rejected, makeable, now=now, changeover_s=changeover_s
+            )
+            if len(urgent_first) > 2 * len(waiting) + 64:  # drop the routed ones now and then
+                urgent_first = [entry for entry in urgent_first if entry[1] in waiting]
         for key, machine in state.items():
             if machine.running is None and machine.queue:
                 seq += 1
@@ -261,25 +277,60 @@ def simulate(
 def _route(
     state: Mapping[str, _Machine],
     waiting: dict[str, SimJob],
+    urgent_first: Sequence[tuple[object, str]],
     rejected: dict[str, str],
+    makeable: set[str],
     *,
     now: datetime,
     changeover_s: float,
 ) -> None:
-    """One pass of the batch router over the jobs waiting now."""
-    facts = [_facts(machine, now) for machine in state.values()]
-    needs = [job.needs for job in waiting.values()]
-    plan = routing.plan_routes(needs, facts, now, changeover_s=changeover_s)
+    """One pass of the batch router over the jobs waiting now. A job is asked once, on
+    arrival, whether any machine could ever make it (capabilities do not change during a run):
+    rejected with the router's reason if not, else it waits for room, as in production. The
+    plan is made on the machines with room only: the router gives a full machine no job, so
+    leaving full ones out changes no choice and saves most of the work of a long backlog."""
+    unchecked = [key for key in waiting if key not in makeable]
+    if unchecked:
+        every = [_facts(machine, now) for machine in state.values()]
+        for job_key in unchecked:
+            try:
+                routing.choose(waiting[job_key].needs, every, changeover_s=changeover_s, now=now)
+            except Rejected as refusal:
+                rejected[job_key] = str(refusal)
+                del waiting[job_key]
+                continue
+            except routing.NoMachineAvailable:
+                pass
+            makeable.add(job_key)
+    room = [
+        machine
+        for machine in state.values()
+        if machine.sim.facts.state in routing.AVAILABLE_STATES
+        and not (
+            machine.sim.facts.queue_limit
+            and len(machine.queue) + (machine.running is not None) >= machine.sim.facts.queue_limit
+        )
+    ]
+    if not room or not waiting:
+        return
+    facts = [_facts(machine, now) for machine in room]
+    free = {m.key: m.queue_limit - m.queued_jobs if m.queue_limit else len(waiting) for m in facts}
+    ordered = [key for _, key in urgent_first if key in waiting]
+    # A long backlog and a few free places: the most urgent few jobs fill them, and the router
+    # gives nothing to the jobs after them. Planned first on those; planned again on every
+    # waiting job if a place is left (then a less urgent job may take it).
+    head = ordered[: 2 * sum(free.values()) + 8]
+    plan = routing.plan_routes(
+        [waiting[key].needs for key in head], facts, now, changeover_s=changeover_s
+    )
+    if len(head) < len(ordered):
+        placed = Counter(plan.values())
+        if any(placed[key] < places for key, places in free.items()):
+            plan = routing.plan_routes(
+                [waiting[key].needs for key in ordered], facts, now, changeover_s=changeover_s
+            )
     for job_key, machine_key in plan.items():
         state[machine_key].queue.append((waiting.pop(job_key), now))
-    for job_key in list(waiting):
-        try:
-            routing.choose(waiting[job_key].needs, facts, changeover_s=changeover_s, now=now)
-        except Rejected as refusal:
-            rejected[job_key] = str(refusal)
-            del waiting[job_key]
-        except routing.NoMachineAvailable:
-            pass  # waits for a place in a queue, as in production
 
 
 def _start(

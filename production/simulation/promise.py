@@ -156,7 +156,11 @@ def simulated_finish(
     ]
     ahead = [replace(job, run_s=job.needs.estimated_time_s * factor) for job in factory.waiting]
     result = simulate(
-        _scaled(factory, factor, now), [*ahead, *jobs], start=now, changeover_s=changeover
+        _scaled(factory, factor, now),
+        [*ahead, *jobs],
+        start=now,
+        changeover_s=changeover,
+        stop_when_started=keys,
     )
     return result.finish_of(keys)
 
@@ -209,7 +213,10 @@ def order_promise(
     production.machines.machines_read_once() the queue is read once for every quote of it."""
     if not lines:
         return None
-    factory = read_once(("live_factory",), lambda: live_factory(now=now))
+    processes = frozenset(line.process for line in lines)
+    factory = read_once(
+        ("live_factory", processes), lambda: live_factory(now=now, processes=processes)
+    )
     spread = read_once(("run_time_spread",), run_time_spread)
     return promise_from(
         factory,

@@ -2,14 +2,22 @@
 waiting for a machine, the sites' calendars. A handful of queries whatever the queue length."""
 
 import importlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 
 from production import routing
-from production.machines import PRIORITY, due_at, job_needs, routing_facts, transit_table
+from production.machines import (
+    PRIORITY,
+    due_at,
+    job_needs,
+    quote_routing_facts,
+    read_once,
+    routing_facts,
+    transit_table,
+)
 from production.models import Job, Site
 from production.simulation.engine import ALWAYS_OPEN, Calendar, SimJob, SimMachine
 
@@ -53,14 +61,20 @@ def _held_job(
     return SimJob(needs=needs, ready_at=ready_at)
 
 
-def live_factory(*, now: datetime, process: str | None = None) -> LiveFactory:
+def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> LiveFactory:
     """Every machine (of a process) with its running job (ending when its estimate, less its
     progress, says) and its queue in the order it works it, and the jobs of that process not
     on a machine yet (still in the pipeline, or waiting for the router): those in the pipeline
     reach the router after the pipeline's overhead, the others now. Jobs waiting for their
-    customer to confirm a new price wait out of the simulation, as out of the router."""
-    facts = routing_facts(process=process)
-    calendars = calendars_by_site_slug()
+    customer to confirm a new price wait out of the simulation, as out of the router. With
+    `processes`, only their machines and jobs (no other job competes for those machines);
+    inside machines_read_once() the machine facts are the ones the quote itself read."""
+    facts = (
+        routing_facts()
+        if processes is None
+        else [fact for p in sorted(processes) for fact in quote_routing_facts(process=p)]
+    )
+    calendars = read_once("site_calendars", calendars_by_site_slug)
     on_machine = (
         Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
         .order_by("status_changed_at", "pk")
@@ -75,8 +89,8 @@ def live_factory(*, now: datetime, process: str | None = None) -> LiveFactory:
             "line__process",
         )
     )
-    if process is not None:
-        on_machine = on_machine.filter(machine__process=process)
+    if processes is not None:
+        on_machine = on_machine.filter(machine__process__in=list(processes))
     running: dict[str, tuple[SimJob, datetime]] = {}
     queued: dict[str, list[SimJob]] = {}
     for pk, slug, status, progress, meta, quantity, material, line_process in on_machine:
@@ -110,16 +124,19 @@ def live_factory(*, now: datetime, process: str | None = None) -> LiveFactory:
                 queued=tuple(queued.get(fact.key, ())),
             )
         )
-    transit = transit_table()
+    transit = read_once("transit_table", transit_table)
     return LiveFactory(
         machines=tuple(machines),
-        waiting=tuple(_waiting_jobs(now=now, process=process, transit=transit)),
+        waiting=tuple(_waiting_jobs(now=now, processes=processes, transit=transit)),
         transit=transit,
     )
 
 
 def _waiting_jobs(
-    *, now: datetime, process: str | None, transit: Mapping[tuple[str, str], float]
+    *,
+    now: datetime,
+    processes: Collection[str] | None,
+    transit: Mapping[tuple[str, str], float],
 ) -> list[SimJob]:
     waiting = (
         Job.objects.exclude(status__in=Job.PIPELINE_DONE)
@@ -129,8 +146,8 @@ def _waiting_jobs(
         )
         .order_by("pk")
     )
-    if process is not None:
-        waiting = waiting.filter(line__process=process)
+    if processes is not None:
+        waiting = waiting.filter(line__process__in=list(processes))
     overhead = timedelta(seconds=settings.ORDER_QUOTE_RATES.pipeline_overhead_s)
     jobs = []
     for job in waiting:

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from orders.delivery import expedite_fee, needed_by_refusal, speed_options
 from orders.models import Order
-from orders.quoting import Quote
 from orders.services import (
     IdempotencyConflict,
     LineRequest,
@@ -25,8 +24,8 @@ from orders.services import (
     order_place,
 )
 from production import machines
-from production.public import Promise
 from production.models import Artifact, Job, JobArtifact, Machine
+from production.public import Promise
 from tests.builders import make_machine, make_order, make_part
 from tests.orders.test_order_api import GOOD_LINE
 
@@ -90,25 +89,6 @@ def place(user, **fields) -> Order:
 
 
 # --- the arithmetic ------------------------------------------------------------------------
-
-
-def quote(total: str, lead_time_s: int | None) -> Quote:
-    return Quote(
-        currency="EUR",
-        quantity=1,
-        volume_mm3=1000.0,
-        mass_g=1.0,
-        time_basis="estimate",
-        machine_time_s=600.0,
-        material_cost=Decimal("1.00"),
-        machine_cost=Decimal("1.00"),
-        setup_fee=Decimal("5.00"),
-        discount=0.0,
-        unit_price=Decimal("2.00"),
-        total=Decimal(total),
-        machine="MK4-1" if lead_time_s is not None else "",
-        lead_time_s=lead_time_s,
-    )
 
 
 def test_the_expedite_fee_is_a_share_of_the_total_but_never_below_the_minimum():
