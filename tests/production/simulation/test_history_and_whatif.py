@@ -22,6 +22,15 @@ pytestmark = pytest.mark.django_db
 WEEKS = 2
 
 
+@pytest.fixture(autouse=True)
+def _static_without_manifest(settings) -> None:
+    """Pages link site.css; tests run without collectstatic's manifest."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
 @pytest.fixture
 def demo():
     started = time.perf_counter()
