@@ -35,7 +35,6 @@ from production.lifecycle import By, PastJob, PastMachineChange, PastMove
 from production.machines import changeover_s, routing_facts, transit_table
 from production.models import Job, Machine
 from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
-from production.simulation.snapshot import calendars_by_site_slug
 
 SEED = 15
 # The pipeline's steps before routing, as minutes after the order (geometry, validation,
@@ -173,10 +172,9 @@ def _jobs(
 def _machines() -> list[SimMachine]:
     """The demo machines as the router sees them with empty queues (idle ones only: the
     history ends with each machine as it is)."""
-    calendars = calendars_by_site_slug()
     idle = set(Machine.objects.filter(state=Machine.State.IDLE).values_list("slug", flat=True))
     return [
-        SimMachine(facts=fact, calendar=calendars[fact.site_key])
+        SimMachine(facts=fact, calendar=fact.calendar)
         for fact in routing_facts()
         if fact.key in idle
     ]

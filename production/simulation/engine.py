@@ -17,7 +17,7 @@ together, as one pass of the batch router would take them):
   with the router's reason;
 - an idle machine takes the first job of its queue: a changeover first when the job's
   material is not the one loaded, then the run; both start only when the site is open
-  (`Calendar.start_and_finish`) and run to their end unattended;
+  (production.calendars.SiteCalendar.start_and_finish) and run to their end unattended;
 - a *finish* frees the machine (and its place in the queue): the router runs again.
 """
 
@@ -26,65 +26,11 @@ import heapq
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, tzinfo
-from typing import Protocol
+from datetime import datetime, timedelta
 
 from microfactory.errors import Rejected
 from production import routing
-
-
-class Calendar(Protocol):
-    """What the simulation needs of a site's calendar (production.calendars.SiteCalendar)."""
-
-    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
-        """When work ready at `ready_at` and taking `run_s` starts (the site open) and ends."""
-        ...
-
-
-@dataclass(frozen=True)
-class AlwaysOpen:
-    """A site without opening hours: open around the clock."""
-
-    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
-        return ready_at, ready_at + timedelta(seconds=run_s)
-
-
-ALWAYS_OPEN = AlwaysOpen()
-
-
-@dataclass(frozen=True)
-class WeeklyHours:
-    """Open from `opens_h` to `closes_h` (hours of the day, in `tz`) on `weekdays` (0 Monday):
-    the opening hours a what-if tries. A job starts only while open and then runs to its end."""
-
-    weekdays: frozenset[int]
-    opens_h: float
-    closes_h: float
-    tz: tzinfo
-
-    def is_open(self, at: datetime) -> bool:
-        local = at.astimezone(self.tz)
-        hour = local.hour + local.minute / 60 + local.second / 3600
-        return local.weekday() in self.weekdays and self.opens_h <= hour < self.closes_h
-
-    def next_open(self, at: datetime) -> datetime:
-        """`at` itself when open, else the next opening (at most a week away)."""
-        if self.is_open(at):
-            return at
-        if not self.weekdays or self.closes_h <= self.opens_h:
-            raise ValueError("these opening hours are never open")
-        local = at.astimezone(self.tz)
-        day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-        for offset in range(8):
-            candidate_day = day + timedelta(days=offset)
-            opening = candidate_day + timedelta(hours=self.opens_h)
-            if candidate_day.weekday() in self.weekdays and opening >= local:
-                return opening.astimezone(at.tzinfo)
-        raise ValueError("these opening hours are never open")  # pragma: no cover
-
-    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
-        start = self.next_open(ready_at)
-        return start, start + timedelta(seconds=run_s)
+from production.calendars import NeverOpen, SiteCalendar
 
 
 @dataclass(frozen=True)
@@ -112,7 +58,7 @@ class SimMachine:
     running (with when it ends) and the jobs queued, in order."""
 
     facts: routing.MachineFacts
-    calendar: Calendar = ALWAYS_OPEN
+    calendar: SiteCalendar | None = None  # its site's opening hours; None: always open
     running: SimJob | None = None
     running_until: datetime | None = None
     queued: tuple[SimJob, ...] = ()
@@ -177,11 +123,21 @@ _ARRIVE, _FINISH = 0, 1
 
 def _facts(machine: _Machine, now: datetime) -> routing.MachineFacts:
     """The machine as production.machines.routing_facts shows it to the router: the jobs it
-    holds, the seconds until they are done, and the material its queue ends with."""
+    holds, the seconds until they are done (a job not started waits for the site to open,
+    as machine_queues counts it), the material its queue ends with, its calendar."""
     held = len(machine.queue) + (machine.running is not None)
-    eta = sum(job.needs.estimated_time_s for job, _ in machine.queue)
-    if machine.until is not None:
-        eta += max(0.0, (machine.until - now).total_seconds())
+    eta = 0.0 if machine.until is None else max(0.0, (machine.until - now).total_seconds())
+    calendar = machine.sim.calendar
+    opens = calendar is not None and not calendar.always_open
+    for job, _ in machine.queue:
+        if opens:
+            assert calendar is not None
+            try:
+                start = calendar.next_open(now + timedelta(seconds=eta))
+            except NeverOpen:
+                start = now + timedelta(seconds=eta)
+            eta = (start - now).total_seconds()
+        eta += job.needs.estimated_time_s
     loaded = machine.loaded
     last = machine.queue[-1][0] if machine.queue else machine.running
     if last is not None and last.needs.material not in loaded:
@@ -193,6 +149,7 @@ def _facts(machine: _Machine, now: datetime) -> routing.MachineFacts:
         materials=loaded,
         # Spools are not simulated: a changeover loads a full one.
         spool_remaining_g=None,
+        calendar=calendar if opens else None,
     )
 
 
@@ -264,8 +221,8 @@ def simulate(
             if machine.running is None and machine.queue:
                 seq += 1
                 _start(machine, outcomes, now=now, changeover_s=changeover_s)
-                assert machine.until is not None
-                heapq.heappush(heap, (machine.until, _FINISH, seq, key))
+                if machine.until is not None:  # else its site never opens again
+                    heapq.heappush(heap, (machine.until, _FINISH, seq, key))
     return SimResult(
         outcomes=outcomes,
         busy={key: machine.busy for key, machine in state.items()},
@@ -338,7 +295,16 @@ def _start(
 ) -> None:
     job, routed_at = machine.queue.popleft()
     change = changeover_s if job.needs.material not in machine.loaded else 0.0
-    begin, end = machine.sim.calendar.start_and_finish(now, change + job.runs_s)
+    calendar = machine.sim.calendar
+    try:
+        begin, end = (
+            (now, now + timedelta(seconds=change + job.runs_s))
+            if calendar is None
+            else calendar.start_and_finish(now, change + job.runs_s)
+        )
+    except NeverOpen:  # the site never opens again: the job is never made
+        machine.queue.clear()
+        return
     machine.loaded = frozenset({job.needs.material})
     machine.running, machine.until = job, end
     machine.busy.append(Busy(job=job.key, start=begin, end=end, changeover_s=change))

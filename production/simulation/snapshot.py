@@ -1,8 +1,7 @@
 """The live factory as the engine's values: machines with the work they hold, the jobs still
 waiting for a machine, the sites' calendars. A handful of queries whatever the queue length."""
 
-import importlib
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -18,26 +17,8 @@ from production.machines import (
     routing_facts,
     transit_table,
 )
-from production.models import Job, Site
-from production.simulation.engine import ALWAYS_OPEN, Calendar, SimJob, SimMachine
-
-
-def site_calendars(site_ids: Iterable[int]) -> dict[int, Calendar]:
-    """Each site's calendar (production.calendars, #15.5); open around the clock where the
-    module or the site's hours are missing."""
-    ids = list(site_ids)
-    try:
-        calendars = importlib.import_module("production.calendars")
-        found: dict[int, Calendar] = calendars.calendars_for_sites(ids)
-    except ImportError:  # before #15.5 is merged: every site is open around the clock
-        return {site_id: ALWAYS_OPEN for site_id in ids}
-    return {site_id: found.get(site_id, ALWAYS_OPEN) for site_id in ids}
-
-
-def calendars_by_site_slug() -> dict[str, Calendar]:
-    sites = dict(Site.objects.values_list("pk", "slug"))
-    calendars = site_calendars(sites)
-    return {slug: calendars[pk] for pk, slug in sites.items()}
+from production.models import Job
+from production.simulation.engine import SimJob, SimMachine
 
 
 @dataclass(frozen=True)
@@ -74,7 +55,6 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
         if processes is None
         else [fact for p in sorted(processes) for fact in quote_routing_facts(process=p)]
     )
-    calendars = read_once("site_calendars", calendars_by_site_slug)
     on_machine = (
         Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
         .order_by("status_changed_at", "pk")
@@ -118,7 +98,7 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
         machines.append(
             SimMachine(
                 facts=replace(fact, materials=materials),
-                calendar=calendars.get(fact.site_key, ALWAYS_OPEN),
+                calendar=fact.calendar,  # routing_facts read its site's opening hours
                 running=run[0] if run is not None else None,
                 running_until=run[1] if run is not None else None,
                 queued=tuple(queued.get(fact.key, ())),

@@ -14,21 +14,20 @@ busy share of each machine over the period. A period of more than MF_WHATIF_MAX_
 refused (WhatIfTooLarge) before anything is simulated.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, time
 
 from django.conf import settings
 from django.db.models import Min, Q
 
 from microfactory.errors import DomainError
+from production.calendars import Shift, SiteCalendar
 from production.machines import changeover_s, job_needs, routing_facts, transit_table
-from production.models import Job
+from production.models import Job, Site
 from production.routing import AVAILABLE_STATES
-from production.simulation.engine import ALWAYS_OPEN, SimJob, SimMachine, WeeklyHours, simulate
+from production.simulation.engine import SimJob, SimMachine, simulate
 from production.simulation.metrics import RunFigures, run_figures
-from production.simulation.snapshot import calendars_by_site_slug
 
 
 class WhatIfTooLarge(DomainError):
@@ -72,6 +71,7 @@ class Replay:
     placed_at: dict[str, datetime]
     targets: dict[str, datetime | None]
     actual: dict[str, str]  # job key -> the machine it really went to
+    zones: dict[str, str]  # site slug -> its time zone (opening hours are local)
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,11 @@ def replay_load(*, start: datetime, end: datetime, site_slugs: Iterable[str] | N
         targets[needs.key] = needs.due or job.line.order.promised_at
         assert job.machine is not None
         actual[needs.key] = job.machine.slug
-    calendars = calendars_by_site_slug()
     machines = tuple(
         SimMachine(
             # Down now is not down then: every machine that can take work takes it.
             facts=replace(fact, state="idle") if fact.state in AVAILABLE_STATES else fact,
-            calendar=calendars.get(fact.site_key, ALWAYS_OPEN),
+            calendar=fact.calendar,
         )
         for fact in routing_facts()
         if sites is None or fact.site_key in sites
@@ -153,11 +152,18 @@ def replay_load(*, start: datetime, end: datetime, site_slugs: Iterable[str] | N
         placed_at=placed_at,
         targets=targets,
         actual=actual,
+        zones=dict(Site.objects.values_list("slug", "timezone")),
     )
 
 
+def _clock(hours: float) -> time:
+    """An hour of the day as a time; 24 is midnight (a shift closing at 00:00 ends at 24:00)."""
+    minutes = int(round(hours * 60)) % (24 * 60)
+    return time(minutes // 60, minutes % 60)
+
+
 def changed_machines(
-    machines: Sequence[SimMachine], change: Change, *, tz: ZoneInfo
+    machines: Sequence[SimMachine], change: Change, *, zones: Mapping[str, str]
 ) -> list[SimMachine]:
     """The machines after the change (DomainError when it names no such machine or site)."""
     if change.kind == "none":
@@ -194,8 +200,12 @@ def changed_machines(
             raise DomainError(f"no site {change.site!r} in this replay")
         if not change.weekdays or change.closes_h <= change.opens_h:
             raise DomainError("opening hours must open on some day and close after they open")
-        hours = WeeklyHours(
-            weekdays=change.weekdays, opens_h=change.opens_h, closes_h=change.closes_h, tz=tz
+        hours = SiteCalendar(
+            timezone=zones.get(change.site, "UTC"),
+            shifts=tuple(
+                Shift(day, _clock(change.opens_h), _clock(change.closes_h))
+                for day in sorted(change.weekdays)
+            ),
         )
         return [
             replace(m, calendar=hours) if m.facts.site_key == change.site else m for m in machines
@@ -203,10 +213,9 @@ def changed_machines(
     raise DomainError(f"unknown change {change.kind!r}")
 
 
-def whatif_run(replay: Replay, change: Change, *, tz: ZoneInfo | None = None) -> WhatIf:
+def whatif_run(replay: Replay, change: Change) -> WhatIf:
     """The period replayed as it is and with the change, side by side."""
-    zone = tz or ZoneInfo(settings.TIME_ZONE)
-    after_machines = changed_machines(replay.machines, change, tz=zone)
+    after_machines = changed_machines(replay.machines, change, zones=replay.zones)
     changeover = changeover_s()
     before = simulate(replay.machines, replay.jobs, start=replay.start, changeover_s=changeover)
     after = simulate(after_machines, replay.jobs, start=replay.start, changeover_s=changeover)

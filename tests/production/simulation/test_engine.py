@@ -1,10 +1,11 @@
 """The queue simulator's event loop (production.simulation.engine) and the promise it makes
 (production.simulation.promise.promise_from) on fixed queues: pure, no database."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from production import routing
-from production.simulation.engine import SimJob, SimMachine, WeeklyHours, simulate
+from production.calendars import Shift, SiteCalendar
+from production.simulation.engine import SimJob, SimMachine, simulate
 from production.simulation.metrics import percentile, run_figures
 from production.simulation.promise import PromiseLine, Spread, promise_from
 from production.simulation.snapshot import LiveFactory
@@ -12,7 +13,7 @@ from production.simulation.snapshot import LiveFactory
 MONDAY_2PM = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # a Monday
 HOUR = 3600.0
 # Open Monday to Friday, 08:00-16:00 UTC.
-DAY_SHIFT = WeeklyHours(weekdays=frozenset(range(5)), opens_h=8, closes_h=16, tz=UTC)
+DAY_SHIFT = SiteCalendar(shifts=tuple(Shift(day, time(8), time(16)) for day in range(5)))
 
 
 def printer(key: str = "mk4-1", *, materials=("pla",), site: str = "north", **fields):
@@ -146,7 +147,7 @@ def test_a_job_no_machine_could_make_is_reported_with_the_routers_reason():
     assert "no fdm machine has abs loaded" in result.rejected["abs"]
 
 
-def test_weekly_hours_open_at_the_next_opening():
+def test_a_day_shift_opens_at_the_next_opening():
     assert DAY_SHIFT.next_open(at(0, 10)) == at(0, 10)
     assert DAY_SHIFT.next_open(at(0, 16)) == at(1, 8)
     assert DAY_SHIFT.next_open(at(4, 17)) == at(7, 8)  # Friday evening -> Monday
