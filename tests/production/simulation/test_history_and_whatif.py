@@ -196,3 +196,35 @@ def test_history_refuses_a_chain_the_lifecycle_does_not_allow():
     with pytest.raises(Exception, match="cannot go from queued to running"):
         lifecycle.history_record(jobs=[skipping], machine_changes=[])
     assert Job.objects.count() == before
+
+
+def test_the_promise_on_the_live_queue_is_its_simulated_finish_with_the_sites_hours(settings):
+    """Two one-hour jobs routed to the only printer, a site open 08:00-16:00 on weekdays: an
+    order of one hour quoted on Monday at 14:00 is ready on Tuesday at 09:00."""
+    from production import public
+    from production.models import SiteHours
+
+    settings.MF_PROMISE_DEFAULT_SPREAD = 0.0  # no jobs have run yet: the estimates alone
+    user = make_user()
+    make_part("block")
+    machine = make_machine()
+    for weekday in range(5):
+        SiteHours.objects.create(
+            site=machine.site, weekday=weekday, opens=clock(8), closes=clock(16)
+        )
+    monday_2pm = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    for _ in range(2):
+        job = make_order(user=user).lines.get().jobs.get()
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.ROUTED,
+            machine=machine,
+            toolpath_meta={"estimated_time_s": 3600.0},
+            dfm_report={"extents_mm": [20, 10, 10]},
+        )
+    line = public.PromiseLine(process="fdm", material="pla", extents_mm=(20, 10, 10), run_s=3600)
+    promise = public.order_promise([line], now=monday_2pm, expedite=False)
+    # 14:00-15:00 and 15:00-16:00 for the jobs queued; the order's traveler is ready at
+    # 14:15, it waits behind them, the site closes at 16:00 and opens on Tuesday at 08:00.
+    assert promise is not None
+    assert promise.ready_at == promise.expected_at == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert promise.jobs_ahead == 2
