@@ -118,7 +118,7 @@ class _Machine:
     busy: list[Busy]
 
 
-_ARRIVE, _FINISH = 0, 1
+_ARRIVE, _FINISH, _WAKE = 0, 1, 2
 
 
 def _facts(machine: _Machine, now: datetime) -> routing.MachineFacts:
@@ -187,6 +187,9 @@ def simulate(
         if machine.running is not None and machine.until is not None:
             heapq.heappush(heap, (max(machine.until, start), _FINISH, seq, key))
             seq += 1
+        elif machine.queue:  # idle with work queued: it starts at once
+            heapq.heappush(heap, (start, _WAKE, seq, key))
+            seq += 1
     outcomes: dict[str, JobOutcome] = {}
     rejected: dict[str, str] = {}
     waiting: dict[str, SimJob] = {}
@@ -208,7 +211,7 @@ def simulate(
             if kind == _ARRIVE:
                 waiting[key] = pending.pop(key)
                 bisect.insort(urgent_first, (routing.urgency(waiting[key].needs, start), key))
-            else:
+            elif kind == _FINISH:
                 machine = state[key]
                 machine.running, machine.until = None, None
         if waiting:

@@ -171,3 +171,10 @@ def test_figures_of_a_run_lead_times_utilisation_and_on_time():
     assert figures.on_time == 0.5
     assert figures.utilisation == {"mk4-1": 0.5}
     assert percentile([], 0.5) is None
+
+
+def test_an_idle_machine_starts_its_queue_at_once():
+    machine = SimMachine(facts=printer(), queued=(job("q1", 1.0), job("q2", 1.0)))
+    result = simulate([machine], [], start=MONDAY_2PM, changeover_s=0)
+    assert result.outcomes["q1"].started_at == MONDAY_2PM
+    assert result.outcomes["q2"].finished_at == MONDAY_2PM + timedelta(hours=2)
