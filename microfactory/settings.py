@@ -755,3 +755,18 @@ if MF_FAILMAP_BINS < 2 or MF_FAILMAP_MIN_MADE < 1 or not 0 < MF_FAILMAP_RATE <= 
     raise ImproperlyConfigured(
         "MF_FAILMAP_BINS >= 2, MF_FAILMAP_MIN_MADE >= 1 and 0 < MF_FAILMAP_RATE <= 1"
     )
+
+# --- Queue simulation: promise dates and what-if capacity (issue #15, points 3 and 4) -------
+# A promise is the order's finish when every job runs as slow as this share of past jobs ran
+# against their estimates (production.simulation.promise); until MF_PROMISE_MIN_SAMPLES jobs
+# have run, their estimates plus MF_PROMISE_DEFAULT_SPREAD (a share) stand in. A what-if
+# replays at most MF_WHATIF_MAX_JOBS jobs of past demand (a longer period is refused).
+MF_PROMISE_CONFIDENCE = env.float("MF_PROMISE_CONFIDENCE", default=0.9)
+MF_PROMISE_MIN_SAMPLES = env.int("MF_PROMISE_MIN_SAMPLES", default=10)
+MF_PROMISE_DEFAULT_SPREAD = env.float("MF_PROMISE_DEFAULT_SPREAD", default=0.25)
+MF_WHATIF_MAX_JOBS = env.int("MF_WHATIF_MAX_JOBS", default=5000)
+if not 0.5 <= MF_PROMISE_CONFIDENCE < 1 or MF_PROMISE_DEFAULT_SPREAD < 0 or MF_WHATIF_MAX_JOBS < 1:
+    raise ImproperlyConfigured(
+        "MF_PROMISE_CONFIDENCE is in [0.5, 1), MF_PROMISE_DEFAULT_SPREAD >= 0, "
+        "MF_WHATIF_MAX_JOBS >= 1"
+    )

@@ -54,6 +54,8 @@ class LineFacts:
     # Regions of the revision's parameter space where many parts made failed, that this
     # configuration is in (production.public.failure_warnings): DFM warnings, not refusals.
     failure_warnings: tuple[str, ...] = ()
+    # The site the parts go to (a slug; "": none named): the promise simulation adds transit.
+    delivery_site: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def line_facts(
         material_name=material.name,
         sheet_thicknesses_mm=tuple(_thicknesses(material)),
         failure_warnings=tuple(public.failure_warnings(revision=revision, parameters=parameters)),
+        delivery_site=delivery_site,
     )
 
 

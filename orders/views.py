@@ -346,7 +346,10 @@ def _configured(
         **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
     )
     facts_quote = indicative_quote(facts)
+    now = timezone.now()
     return {
+        # "Ready by": the live queue simulated with this line added, at standard speed.
+        "promise": order_delivery_quote([(facts, facts_quote)], now=now).standard,
         "errors": {},
         "field_errors": {},
         "preview": preview,

@@ -30,6 +30,7 @@ from production.machines import (
 )
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
 from production.pipeline.dfm.units import UNITS
+from production.simulation.promise import Promise, PromiseLine, order_promise
 
 __all__ = [
     "JOB_ENDED_UNMADE",
@@ -63,7 +64,9 @@ __all__ = [
     "machines_read_once",  # one web request or order reads the machines once for its quotes
     "order_costs",
     "planned_time_s",
-    "waiting_work_s",
+    "Promise",
+    "PromiseLine",
+    "order_promise",  # issue #15.3: the promise date, simulated on the live queue
     "site_by_id",
     "site_by_slug",
     "sites",
@@ -448,33 +451,6 @@ def planned_time_s(
     )
     per_copy = float((meta or {}).get("estimated_time_s") or 0)
     return per_copy or None
-
-
-def waiting_work_s(*, process: str) -> float:
-    """Seconds of machine work in the jobs of this process not on a machine yet (in the
-    pipeline or waiting for the router): what an order placed now waits behind unless the
-    router takes it first. Jobs held for their price check count (most are released once
-    built), except those whose line waits for the customer to confirm a new price. Each job
-    counts its planned toolpath time, else its line's quoted machine time per part."""
-    waiting = (
-        Job.objects.filter(line__process=process)
-        .exclude(status__in=Job.PIPELINE_DONE)
-        .exclude(line__status=Order.Status.PRICE_CONFIRMATION)
-    )
-    total = 0.0
-    for meta, quote, quantity in waiting.values_list(
-        "toolpath_meta", "line__quote", "quantity"
-    ).iterator():
-        planned = (meta or {}).get("estimated_time_s")
-        try:
-            total += (
-                float(planned)
-                if planned
-                else float((quote or {}).get("machine_time_s") or 0) * quantity
-            )
-        except (TypeError, ValueError):
-            continue  # a malformed estimate counts nothing rather than breaking a quote
-    return total
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import failmap_views, passport_views, views
+from production import failmap_views, passport_views, views, whatif_views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -45,6 +45,8 @@ urlpatterns = [
         views.station_order_costs,
         name="station-order-costs",
     ),
+    # Issue #15.4: what-if capacity (managers).
+    path("station/what-if/", whatif_views.station_whatif, name="station-whatif"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",

@@ -217,6 +217,11 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "station-order-costs": lambda w: [
         Visit("manager", f"/station/orders/{w.job.line.order_id}/costs/")
     ],
+    # Issue #15.4: the form, and a run of the last four weeks with no change.
+    "station-whatif": lambda w: [
+        Visit("manager", "/station/what-if/"),
+        Visit("manager", "/station/what-if/?run=1"),
+    ],
     "passport": lambda w: [Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/")],
     "passport-copy": lambda w: [
         Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/copies/1/")
