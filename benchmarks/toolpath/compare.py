@@ -1,19 +1,23 @@
-"""Builtin slicer against the PrusaSlicer CLI, side by side, on the seed parts and large meshes.
+"""Builtin slicer against the PrusaSlicer CLI and CuraEngine, side by side, on the seed parts
+and large meshes.
 
 Builds every seed part at its default parameters in the geometry sandbox (as
 benchmarks/validation.py does; not timed) and adds three large meshes: a 200k-triangle torus,
 a 200k-triangle hollow sphere (a sealed cavity whose roof must be bridged) and an 82k-triangle
 icosphere. Each mesh is sliced --runs times by each engine in turn, in this one process, with
 the same FdmProfile: 0.2 mm layers (the first too), 0.4 mm nozzle, 2 perimeters, 3 top and 3
-bottom layers, 20 % rectilinear infill, Prusa MK4 bed, PLA. Reports the median slicing time
-and the ratios builtin / PrusaSlicer of time, filament and estimated print time (each engine's
-own estimate, read from its G-code), then the peak memory of each engine measured in a fresh
-child process (for builtin the peak resident set, VmHWM, of the Python process that slices,
-interpreter and imports included: ~115 MiB before it slices; for PrusaSlicer the ru_maxrss of
-the prusa-slicer process). No database.
+bottom layers, 20 % rectilinear infill, Prusa MK4 bed, PLA; CuraEngine (Debian's cura-engine
+with the `cura` package's fdmprinter definition, benchmarks/toolpath/cura.py) gets the same
+settings. Reports the median slicing time of each engine and the ratios builtin / PrusaSlicer
+and builtin / CuraEngine of time, builtin / PrusaSlicer of filament and estimated print time
+(each engine's own estimate, read from its G-code), then the peak memory of builtin and
+PrusaSlicer measured in a fresh child process (for builtin the peak resident set, VmHWM, of
+the Python process that slices, interpreter and imports included: ~115 MiB before it slices;
+for PrusaSlicer the ru_maxrss of the prusa-slicer process). No database.
 
     .venv/bin/python benchmarks/toolpath/compare.py --runs 3
     .venv/bin/python benchmarks/toolpath/compare.py --runs 1 --only spacer knob   # quicker
+    .venv/bin/python benchmarks/toolpath/compare.py --runs 5 --seed-only --no-memory  # #19.6
 """
 
 import argparse
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
 
+from benchmarks.toolpath import cura  # noqa: E402
 from production.toolpath import FdmProfile, engines  # noqa: E402
 
 PROFILE = FdmProfile(
@@ -48,6 +53,7 @@ PROFILE = FdmProfile(
     infill_density=0.2,
 )
 TIMEOUT_S = 600.0
+CURA = "cura"  # the third column: benchmarks only, not an engine a machine may choose
 
 # Run in a fresh interpreter per engine and mesh: slice once, report the peak resident set.
 # Builtin: the child's own VmHWM (its ru_maxrss would include this parent's, which Linux
@@ -77,15 +83,16 @@ class Result:
     estimated_s: float
 
 
-def meshes(only: set[str]) -> dict[str, bytes]:
-    """Seed parts at their defaults, built in the sandbox, then the large meshes."""
+def meshes(only: set[str], *, seed_only: bool = False) -> dict[str, bytes]:
+    """Seed parts (printed ones) at their defaults, built in the sandbox, then the large
+    meshes."""
     from catalog.geometry import BuildLimits, build_geometry
     from catalog.parts import DEMO_PARTS
 
     limits = BuildLimits(require_bwrap=False)
     found = {}
     for part in DEMO_PARTS:
-        if only and part.slug not in only:
+        if (only and part.slug not in only) or part.process != "fdm":
             continue
         defaults = {parameter["name"]: parameter["default"] for parameter in part.schema}
         found[part.slug] = build_geometry(part.script, defaults, limits=limits).stl
@@ -97,7 +104,7 @@ def meshes(only: set[str]) -> dict[str, bytes]:
         "icosphere": lambda: trimesh.creation.icosphere(subdivisions=6, radius=30),
     }
     for name, make in large.items():
-        if not only or name in only:
+        if not seed_only and (not only or name in only):
             stl = make().export(file_type="stl")
             assert isinstance(stl, bytes)
             found[name] = stl
@@ -112,23 +119,30 @@ def _hollow_sphere() -> trimesh.Trimesh:
     return trimesh.creation.revolve(np.vstack([outer, inner, outer[:1]]), sections=256)
 
 
-def slice_both(stl: bytes, runs: int) -> dict[str, Result]:
-    """Alternate the engines run by run, so both see the same machine load."""
-    times: dict[str, list[float]] = {engine: [] for engine in engines.ENGINES}
-    last = {}
+def slice_all(stl: bytes, runs: int, *, with_cura: bool) -> dict[str, Result]:
+    """Alternate the engines run by run, so all see the same machine load."""
+    names = [*engines.ENGINES, *([CURA] if with_cura else [])]
+    times: dict[str, list[float]] = {name: [] for name in names}
+    last: dict[str, Result] = {}
     for _ in range(runs):
-        for engine in engines.ENGINES:
+        for name in names:
             started = time.perf_counter()
-            last[engine] = engines.plan(stl, PROFILE, engine=engine, timeout_s=TIMEOUT_S)
-            times[engine].append(time.perf_counter() - started)
+            if name == CURA:
+                done = cura.slice_stl(stl, PROFILE, timeout_s=TIMEOUT_S)
+                layers, filament_g, estimate = done.layers, done.filament_g, done.estimated_time_s
+            else:
+                path = engines.plan(stl, PROFILE, engine=name, timeout_s=TIMEOUT_S)
+                layers, filament_g, estimate = path.layers, path.filament_g, path.estimated_time_s
+            times[name].append(time.perf_counter() - started)
+            last[name] = Result(0.0, layers, filament_g, estimate)
     return {
-        engine: Result(
-            seconds=statistics.median(times[engine]),
-            layers=last[engine].layers,
-            filament_g=last[engine].filament_g,
-            estimated_s=last[engine].estimated_time_s,
+        name: Result(
+            seconds=statistics.median(times[name]),
+            layers=last[name].layers,
+            filament_g=last[name].filament_g,
+            estimated_s=last[name].estimated_s,
         )
-        for engine in engines.ENGINES
+        for name in names
     }
 
 
@@ -154,21 +168,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[], help="mesh names to run")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory children")
+    parser.add_argument("--seed-only", action="store_true", help="no large meshes")
+    parser.add_argument("--no-cura", action="store_true", help="without the CuraEngine column")
     args = parser.parse_args()
+    with_cura = not args.no_cura and cura.available()
 
     print(f"PrusaSlicer: {engines.engine_version(engines.PRUSASLICER)}")
+    if with_cura:
+        print(f"CuraEngine: {cura.version()}")
+    elif not args.no_cura:
+        print("CuraEngine: not installed (scripts/install-system-packages.sh): no column")
     print(f"builtin: {engines.engine_version(engines.BUILTIN)}; median of {args.runs} runs\n")
     print(
-        "| part | triangles | layers | slice builtin | slice PrusaSlicer | time ratio "
-        "| filament g (b / P) | filament ratio | est. print (b / P) | est. ratio "
+        "| part | triangles | layers (b / P / C) | slice builtin | slice PrusaSlicer "
+        "| slice CuraEngine | time b / P | time b / C "
+        "| filament g (b / P / C) | filament b / P | est. print (b / P / C) | est. b / P "
         "| peak RSS MiB (b / P) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    ratios: dict[str, list[float]] = {"time": [], "filament": [], "estimate": []}
-    for name, stl in meshes(set(args.only)).items():
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios: dict[str, list[float]] = {"time": [], "cura": [], "filament": [], "estimate": []}
+    for name, stl in meshes(set(args.only), seed_only=args.seed_only).items():
         triangles = (len(stl) - 84) // 50
-        both = slice_both(stl, args.runs)
-        ours, theirs = both[engines.BUILTIN], both[engines.PRUSASLICER]
+        every = slice_all(stl, args.runs, with_cura=with_cura)
+        ours, theirs = every[engines.BUILTIN], every[engines.PRUSASLICER]
+        curas = every.get(CURA)
         memory = (
             "-"
             if args.no_memory
@@ -182,19 +205,35 @@ def main() -> None:
             "filament": ours.filament_g / theirs.filament_g,
             "estimate": ours.estimated_s / theirs.estimated_s,
         }
+        if curas is not None:
+            row["cura"] = ours.seconds / curas.seconds
         for key, value in row.items():
             ratios[key].append(value)
+        c_layers = f" / {curas.layers}" if curas else ""
+        c_seconds = f"{curas.seconds:.2f} s" if curas else "-"
+        c_ratio = f"{row['cura']:.2f}" if curas else "-"
+        c_filament = f" / {curas.filament_g:.2f}" if curas else ""
+        c_estimate = f" / {_minutes(curas.estimated_s)}" if curas else ""
         print(
-            f"| {name} | {triangles:,} | {ours.layers} / {theirs.layers} "
-            f"| {ours.seconds:.2f} s | {theirs.seconds:.2f} s | {row['time']:.2f} "
-            f"| {ours.filament_g:.2f} / {theirs.filament_g:.2f} | {row['filament']:.3f} "
-            f"| {_minutes(ours.estimated_s)} / {_minutes(theirs.estimated_s)} "
+            f"| {name} | {triangles:,} | {ours.layers} / {theirs.layers}{c_layers} "
+            f"| {ours.seconds:.2f} s | {theirs.seconds:.2f} s | {c_seconds} "
+            f"| {row['time']:.2f} | {c_ratio} "
+            f"| {ours.filament_g:.2f} / {theirs.filament_g:.2f}{c_filament} "
+            f"| {row['filament']:.3f} "
+            f"| {_minutes(ours.estimated_s)} / {_minutes(theirs.estimated_s)}{c_estimate} "
             f"| {row['estimate']:.3f} | {memory} |",
             flush=True,
         )
     if ratios["time"]:
+        cura_part = (
+            f"; builtin / CuraEngine median {statistics.median(ratios['cura']):.2f} "
+            f"({min(ratios['cura']):.2f}..{max(ratios['cura']):.2f})"
+            if ratios["cura"]
+            else ""
+        )
         print(
-            f"\nmedian slicing time ratio {statistics.median(ratios['time']):.2f}; "
+            f"\nslicing time builtin / PrusaSlicer median {statistics.median(ratios['time']):.2f} "
+            f"({min(ratios['time']):.2f}..{max(ratios['time']):.2f}){cura_part}; "
             f"filament ratio {min(ratios['filament']):.3f}..{max(ratios['filament']):.3f}; "
             f"estimate ratio {min(ratios['estimate']):.3f}..{max(ratios['estimate']):.3f}"
         )

@@ -71,8 +71,8 @@ class Comb:
         segment = LineString([a, b])
         if not self.region.covers(segment):
             return True
-        if not self.polygons:
-            return False
+        if not self.polygons or self.room.covers(segment):
+            return False  # (nothing of it outside the room: the difference below is empty)
         outside = [p for p in shapely.get_parts(segment.difference(self.room)) if not p.is_empty]
         ends = (Point(a), Point(b))
         for piece in outside:

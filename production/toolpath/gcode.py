@@ -8,6 +8,7 @@ with fixed decimals (3 for X/Y/Z, 5 for E), so the same plan always gives the sa
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
@@ -31,6 +32,9 @@ MIN_COOLING_PAUSE_S = 0.5  # shorter waits are not worth lifting the nozzle for
 COOLING_LIFT_MM = 2.0
 # What _Writer._paths changes besides the lines and moves it appends.
 _STATE = ("x", "y", "z", "e", "feed", "retracted", "kind", "filament_mm", "hopped", "layer_z")
+# What a layer's paths change besides the lines and moves (and filament_mm) they add.
+# Z too when travel lifts the nozzle (z_hop_mm): then it is in the lines.
+_WRITTEN_STATE = ("x", "y", "e", "feed", "retracted", "kind", "hopped", "layer_z")
 # A travel end up to this many line widths outside the comb area (on the outer perimeter)
 # still joins it.
 COMB_REACH_LINES = 1.5
@@ -135,6 +139,19 @@ class _Writer:
         self.hopped = False  # lifted by z_hop_mm above layer_z for a travel
         self.layer_z = 0.0
         self.dwell_s = 0.0  # cooling pauses: time the motion estimate does not see
+        self.region_key = b""  # the layer's region (WKB) and height: equal layers, equal keys
+        # Travels over a region: (region, from x, y, to x, y, may retract) -> (corners,
+        # retract). A layer written again slower (minimum layer time), or a layer over the
+        # same region as one before, travels the same way without routing it again.
+        self._travels: dict[
+            tuple[bytes, float, float, float, float, bool],
+            tuple[list[tuple[float, float]], bool],
+        ] = {}
+        self._combs: dict[bytes, Comb] = {}
+        # Layers written: _written_key -> (paths, lines, moves, state after, filament, seconds).
+        self._written: dict[tuple[object, ...], tuple[Any, ...]] = {}
+        self._written_state = _WRITTEN_STATE + (("z",) if profile.z_hop_mm > 0 else ())
+        self._moves_written = 0
 
     def start(self, layer_count: int) -> None:
         p = self.profile
@@ -185,6 +202,8 @@ class _Writer:
         self.e = 0.0
         self.kind = None
         self.region = layer.region
+        # The comb area (and so every travel) depends on the layer's height too.
+        self.region_key = layer.region.wkb + repr(layer.height_mm).encode()
         shapely.prepare(self.region)
         self.comb = None
         self.layer_height = layer.height_mm
@@ -208,7 +227,43 @@ class _Writer:
             self._cooling_pause(wait)
 
     def _paths(self, layer: LayerPlan, speed: float) -> float:
-        """Write the layer's paths at `speed`; the seconds they take (the time estimate's)."""
+        """Write the layer's paths at `speed`; the seconds they take (the time estimate's).
+
+        A layer with the very paths of one written before (paths.plan_layers reuses them on
+        the repeating layers of a prismatic part), over the same region, at the same speed
+        and from the same nozzle state, gets the same lines: they are copied.
+        """
+        key = self._written_key(layer, speed)
+        done = self._written.get(key)
+        if done is not None and done[0] is layer.paths:
+            _, lines, moves, state, filament_mm, seconds = done
+            self.lines += lines
+            self.moves += moves
+            for name, value in state.items():
+                setattr(self, name, value)
+            self.filament_mm += filament_mm
+            return seconds
+        lines_before, filament_before = len(self.lines), self.filament_mm
+        seconds = self._write_paths(layer, speed)
+        self._written[key] = (
+            layer.paths,
+            self.lines[lines_before:],
+            self.moves[len(self.moves) - self._moves_written :],
+            {name: getattr(self, name) for name in self._written_state},
+            self.filament_mm - filament_before,
+            seconds,
+        )
+        return seconds
+
+    def _written_key(self, layer: LayerPlan, speed: float) -> tuple[object, ...]:
+        return (
+            id(layer.paths),
+            self.region_key,
+            speed,
+            *(getattr(self, name) for name in self._written_state),
+        )
+
+    def _write_paths(self, layer: LayerPlan, speed: float) -> float:
         p = self.profile
         moves_before = len(self.moves)
         width = ""
@@ -231,6 +286,7 @@ class _Writer:
                 kind=path.kind,
             )
         moves = self.moves[moves_before:]
+        self._moves_written = len(moves)
         return motion.estimate_s(moves, machine_limits(p)) if moves else 0.0
 
     def _state(self) -> dict[str, object]:
@@ -292,10 +348,20 @@ class _Writer:
         pushed = lengths * (section / filament_area)
         e_values = self.e + np.cumsum(pushed)
         feed = self._feed(speed)
-        # Plain floats: formatting numpy scalars is several times slower.
-        for (x, y), e in zip(corners[1:].tolist(), e_values.tolist(), strict=True):
-            self.lines.append(f"G1 X{_mm(x)} Y{_mm(y)} E{_e(e)}{feed}")
-            feed = ""
+        # Plain floats: formatting numpy scalars is several times slower. One f-string per
+        # line; only a line with a minus sign (off the bed, or an E below zero) may need
+        # _mm / _e's "-0.000" fix, so only those are formatted again.
+        lines = [
+            f"G1 X{x:.3f} Y{y:.3f} E{e:.5f}"
+            for (x, y), e in zip(corners[1:].tolist(), e_values.tolist(), strict=True)
+        ]
+        if any("-" in line for line in lines):
+            lines = [
+                f"G1 X{_mm(x)} Y{_mm(y)} E{_e(e)}"
+                for (x, y), e in zip(corners[1:].tolist(), e_values.tolist(), strict=True)
+            ]
+        lines[0] += feed
+        self.lines += lines
         self.e = float(e_values[-1])
         self.filament_mm += float(pushed.sum())
         steps_xy = np.diff(corners, axis=0)
@@ -308,11 +374,32 @@ class _Writer:
 
     def travel(self, to: np.ndarray, *, may_retract: bool = True) -> None:
         x, y = float(to[0]), float(to[1])
-        length = math.hypot(x - self.x, y - self.y)
-        if length < 1e-3:
+        if math.hypot(x - self.x, y - self.y) < 1e-3:
             return
+        # A layer printed again at a lower speed (minimum layer time) travels the same way:
+        # the route and the retraction are decided once per layer and travel.
+        key = (self.region_key, self.x, self.y, x, y, may_retract)
+        decided = self._travels.get(key)
+        if decided is None:
+            decided = self._travels[key] = self._route(x, y, may_retract=may_retract)
+        corners, retract = decided
+        if retract:
+            self.retract()
+            self.hop()
+        speed = self.profile.travel_speed_mm_s
+        for cx, cy in corners:
+            self.lines.append(f"G0 X{_mm(cx)} Y{_mm(cy)}{self._feed(speed)}")
+            self.moves.append(np.array([[cx - self.x, cy - self.y, 0.0, 0.0, speed]]))
+            self.x, self.y = float(cx), float(cy)
+
+    def _route(
+        self, x: float, y: float, *, may_retract: bool
+    ) -> tuple[list[tuple[float, float]], bool]:
+        """The travel's corners from here to (x, y), and whether it retracts first."""
+        length = math.hypot(x - self.x, y - self.y)
         p = self.profile
         route = None
+        retract = False
         if may_retract and p.combing and self.region is not None and not self.region.is_empty:
             here, there = np.array([self.x, self.y]), np.array([x, y])
             comb = self._comb()
@@ -320,28 +407,22 @@ class _Writer:
             if route is not None and length_of(route) > p.comb_max_detour * length:
                 route = None  # a long way round: cross, retracted, instead
             if route is None:
-                if length > RETRACT_MIN_TRAVEL_MM and (
+                retract = length > RETRACT_MIN_TRAVEL_MM and (
                     comb.crosses(here, there) or comb.end_crosses(here, there)
-                ):
-                    self.retract()
-                    self.hop()
-            elif 0 < p.retract_combed_above_mm < length_of(route) or (
-                length > RETRACT_MIN_TRAVEL_MM and comb.end_crosses(here, there)
-            ):
-                self.retract()
-                self.hop()
+                )
+            else:
+                retract = 0 < p.retract_combed_above_mm < length_of(route) or (
+                    length > RETRACT_MIN_TRAVEL_MM and comb.end_crosses(here, there)
+                )
         elif may_retract and length > RETRACT_MIN_TRAVEL_MM and not self._over_part(x, y):
-            self.retract()
-            self.hop()
-        corners = [(x, y)] if route is None else route[1:].tolist()
-        speed = p.travel_speed_mm_s
-        for cx, cy in corners:
-            self.lines.append(f"G0 X{_mm(cx)} Y{_mm(cy)}{self._feed(speed)}")
-            self.moves.append(np.array([[cx - self.x, cy - self.y, 0.0, 0.0, speed]]))
-            self.x, self.y = float(cx), float(cy)
+            retract = True
+        corners = [(x, y)] if route is None else [tuple(c) for c in route[1:].tolist()]
+        return corners, retract
 
     def _comb(self) -> Comb:
         """The layer's comb area: inside the inner edge of its innermost perimeter."""
+        if self.comb is None:
+            self.comb = self._combs.get(self.region_key)
         if self.comb is None:
             p = self.profile
             width = p.line_width_mm
@@ -355,6 +436,7 @@ class _Writer:
                 # loop outside it a spacing further.
                 loop_mm=p.spacing_mm(self.layer_height),
             )
+            self._combs[self.region_key] = self.comb
         return self.comb
 
     def z_to(self, z: float) -> None:

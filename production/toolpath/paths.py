@@ -83,43 +83,81 @@ def plan_layers(
     position = np.array(start, dtype=float)
     plans = []
     below_sparse: BaseGeometry = MultiPolygon()
+    # A layer's paths follow from its region, its neighbours' regions, where the layer
+    # below has sparse infill, its infill angle and height, and where the nozzle starts. The
+    # layers of a prismatic stretch (most of a tall simple part) repeat all of that every
+    # other layer: such a layer is planned once and its paths reused, the same paths.
+    wkb = [layer.region.wkb for layer in slices]
+    planned: dict[tuple[object, ...], tuple[tuple[Path, ...], BaseGeometry]] = {}
     for index, layer in enumerate(slices):
         # The layers whose material decides whether this one is near a top surface (the
         # `top` layers above) or a bottom one (the `bottom` layers below); None when the
         # first or last layer is that close.
-        neighbours = (
+        near = (
             None
             if index - bottom < 0 or index + top >= len(slices)
-            else [s.region for s in slices[index - bottom : index + top + 1] if s is not layer]
+            else [i for i in range(index - bottom, index + top + 1) if i != index]
         )
-        paths: list[Path] = []
-        if index == 0:
-            paths += _skirt(layer.region, profile, position)
-            if profile.brim_width_mm > 0:
-                brim_from = paths[-1].points[-1] if paths else position
-                paths += _brim(layer.region, profile, layer.height_mm, brim_from)
-        around = _Around(
-            neighbours=neighbours,
-            below=slices[index - 1].region if index > 0 else None,
-            below_sparse=below_sparse,
-        )
+        neighbours = None if near is None else [slices[i].region for i in near]
         angle = 45.0 if index % 2 == 0 else -45.0
-        sparse_here: list[BaseGeometry] = []
-        if paths:
-            position = paths[-1].points[-1]
-        for island in _island_order(list(layer.region.geoms), position):
-            if paths:
-                position = paths[-1].points[-1]
-            island_paths, sparse = _island_paths(
-                island, around, angle, profile, layer.height_mm, position
+        key = (
+            wkb[index],
+            None if near is None else tuple(wkb[i] for i in near),
+            wkb[index - 1] if index > 0 else None,
+            below_sparse.wkb,
+            angle,
+            layer.height_mm,
+            position.tobytes(),
+        )
+        if index > 0 and key in planned:
+            layer_paths, below_sparse = planned[key]
+        else:
+            layer_paths, below_sparse = _layer_paths(
+                index, layer, neighbours, slices, below_sparse, angle, profile, position
             )
-            paths += island_paths
-            sparse_here.append(sparse)
-        below_sparse = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
+            planned[key] = (layer_paths, below_sparse)
+        if layer_paths:
+            position = layer_paths[-1].points[-1]
+        plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, layer_paths))
+    return plans
+
+
+def _layer_paths(
+    index: int,
+    layer: Slice,
+    neighbours: list[MultiPolygon] | None,
+    slices: Sequence[Slice],
+    below_sparse: BaseGeometry,
+    angle: float,
+    profile: FdmProfile,
+    position: np.ndarray,
+) -> tuple[tuple[Path, ...], BaseGeometry]:
+    """One layer's paths (the skirt and brim first on the first layer), and where it has
+    sparse infill."""
+    paths: list[Path] = []
+    if index == 0:
+        paths += _skirt(layer.region, profile, position)
+        if profile.brim_width_mm > 0:
+            brim_from = paths[-1].points[-1] if paths else position
+            paths += _brim(layer.region, profile, layer.height_mm, brim_from)
+    around = _Around(
+        neighbours=neighbours,
+        below=slices[index - 1].region if index > 0 else None,
+        below_sparse=below_sparse,
+    )
+    sparse_here: list[BaseGeometry] = []
+    if paths:
+        position = paths[-1].points[-1]
+    for island in _island_order(list(layer.region.geoms), position):
         if paths:
             position = paths[-1].points[-1]
-        plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, tuple(paths)))
-    return plans
+        island_paths, sparse = _island_paths(
+            island, around, angle, profile, layer.height_mm, position
+        )
+        paths += island_paths
+        sparse_here.append(sparse)
+    sparse_union = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
+    return tuple(paths), sparse_union
 
 
 TWO_OPT_PASSES = 8  # 2-opt passes over the island order; each one only shortens it

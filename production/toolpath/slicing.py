@@ -103,10 +103,18 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
     sections, _, _ = trimesh.intersections.mesh_multiplane(
         mesh, plane_origin=[0.0, 0.0, 0.0], plane_normal=[0.0, 0.0, 1.0], heights=middles
     )
-    slices = [
-        Slice(z_mm=top, height_mm=h, region=_region(segments))
-        for top, h, segments in zip(tops, heights, sections, strict=True)
-    ]
+    # The layers of a prismatic stretch are cut through the same faces at the same places:
+    # their sections are one region, built once (and one object, so what is planned per
+    # region later is planned once too).
+    regions: dict[bytes, MultiPolygon] = {}
+    slices = []
+    for top, h, segments in zip(tops, heights, sections, strict=True):
+        snapped = np.round(segments[:, :, :2], SNAP_DECIMALS) if len(segments) else segments
+        key = snapped.tobytes()
+        region = regions.get(key)
+        if region is None:
+            region = regions[key] = _region(snapped)
+        slices.append(Slice(z_mm=top, height_mm=h, region=region))
     while slices and slices[-1].region.is_empty:
         slices.pop()
     if not slices:
@@ -146,14 +154,15 @@ def _nudged(middles: np.ndarray, mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 def _region(segments: np.ndarray) -> MultiPolygon:
-    """The area inside the section's segments ((n, 2, 3) end points, any order), by GEOS.
+    """The area inside the section's segments ((n, 2, 2) end points, any order, already
+    snapped to SNAP_DECIMALS so the ends two triangles share meet exactly), by GEOS.
 
-    The segments are snapped to SNAP_MM so the ends two triangles share meet exactly, noded
-    where bodies cross each other, and turned into faces; a face inside an odd number of
-    others is a hole (holes, islands in holes), and faces of bodies that overlap join.
+    The segments are noded where bodies cross each other and turned into faces; a face
+    inside an odd number of others is a hole (holes, islands in holes), and faces of bodies
+    that overlap join.
     """
     if not len(segments):
         return MultiPolygon()
-    lines = shapely.multilinestrings(np.round(segments[:, :, :2], SNAP_DECIMALS))
+    lines = shapely.multilinestrings(segments)
     area = shapely.build_area(shapely.node(lines))
     return as_multipolygon(area.simplify(SIMPLIFY_MM, preserve_topology=True))
