@@ -22,6 +22,7 @@ for PrusaSlicer the ru_maxrss of the prusa-slicer process). No database.
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,7 @@ print(json.dumps({
 @dataclass(frozen=True)
 class Result:
     seconds: float  # median wall time of the slices
+    cpu_s: float  # median CPU time (user + system, this process and its children)
     layers: int
     filament_g: float
     estimated_s: float
@@ -123,9 +125,11 @@ def slice_all(stl: bytes, runs: int, *, with_cura: bool) -> dict[str, Result]:
     """Alternate the engines run by run, so all see the same machine load."""
     names = [*engines.ENGINES, *([CURA] if with_cura else [])]
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     last: dict[str, Result] = {}
     for _ in range(runs):
         for name in names:
+            cpu_before = _cpu_s()
             started = time.perf_counter()
             if name == CURA:
                 done = cura.slice_stl(stl, PROFILE, timeout_s=TIMEOUT_S)
@@ -134,16 +138,26 @@ def slice_all(stl: bytes, runs: int, *, with_cura: bool) -> dict[str, Result]:
                 path = engines.plan(stl, PROFILE, engine=name, timeout_s=TIMEOUT_S)
                 layers, filament_g, estimate = path.layers, path.filament_g, path.estimated_time_s
             times[name].append(time.perf_counter() - started)
-            last[name] = Result(0.0, layers, filament_g, estimate)
+            cpu[name].append(_cpu_s() - cpu_before)
+            last[name] = Result(0.0, 0.0, layers, filament_g, estimate)
     return {
         name: Result(
             seconds=statistics.median(times[name]),
+            cpu_s=statistics.median(cpu[name]),
             layers=last[name].layers,
             filament_g=last[name].filament_g,
             estimated_s=last[name].estimated_s,
         )
         for name in names
     }
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its children that have ended (the slicer CLIs,
+    the builtin engine's planning child): on a shared machine wall time measures the load
+    as much as the work."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def peak_memory_mib(stl: bytes, engine: str) -> float:
@@ -181,12 +195,19 @@ def main() -> None:
     print(f"builtin: {engines.engine_version(engines.BUILTIN)}; median of {args.runs} runs\n")
     print(
         "| part | triangles | layers (b / P / C) | slice builtin | slice PrusaSlicer "
-        "| slice CuraEngine | time b / P | time b / C "
+        "| slice CuraEngine | time b / P | time b / C | CPU s (b / P / C) | CPU b / P | CPU b / C "
         "| filament g (b / P / C) | filament b / P | est. print (b / P / C) | est. b / P "
         "| peak RSS MiB (b / P) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    ratios: dict[str, list[float]] = {"time": [], "cura": [], "filament": [], "estimate": []}
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios: dict[str, list[float]] = {
+        "time": [],
+        "cura": [],
+        "cpu": [],
+        "cpu_cura": [],
+        "filament": [],
+        "estimate": [],
+    }
     for name, stl in meshes(set(args.only), seed_only=args.seed_only).items():
         triangles = (len(stl) - 84) // 50
         every = slice_all(stl, args.runs, with_cura=with_cura)
@@ -202,22 +223,27 @@ def main() -> None:
         )
         row = {
             "time": ours.seconds / theirs.seconds,
+            "cpu": ours.cpu_s / theirs.cpu_s,
             "filament": ours.filament_g / theirs.filament_g,
             "estimate": ours.estimated_s / theirs.estimated_s,
         }
         if curas is not None:
             row["cura"] = ours.seconds / curas.seconds
+            row["cpu_cura"] = ours.cpu_s / curas.cpu_s
         for key, value in row.items():
             ratios[key].append(value)
         c_layers = f" / {curas.layers}" if curas else ""
         c_seconds = f"{curas.seconds:.2f} s" if curas else "-"
         c_ratio = f"{row['cura']:.2f}" if curas else "-"
+        c_cpu = f" / {curas.cpu_s:.2f}" if curas else ""
+        c_cpu_ratio = f"{row['cpu_cura']:.2f}" if curas else "-"
         c_filament = f" / {curas.filament_g:.2f}" if curas else ""
         c_estimate = f" / {_minutes(curas.estimated_s)}" if curas else ""
         print(
             f"| {name} | {triangles:,} | {ours.layers} / {theirs.layers}{c_layers} "
             f"| {ours.seconds:.2f} s | {theirs.seconds:.2f} s | {c_seconds} "
             f"| {row['time']:.2f} | {c_ratio} "
+            f"| {ours.cpu_s:.2f} / {theirs.cpu_s:.2f}{c_cpu} | {row['cpu']:.2f} | {c_cpu_ratio} "
             f"| {ours.filament_g:.2f} / {theirs.filament_g:.2f}{c_filament} "
             f"| {row['filament']:.3f} "
             f"| {_minutes(ours.estimated_s)} / {_minutes(theirs.estimated_s)}{c_estimate} "
@@ -225,18 +251,20 @@ def main() -> None:
             flush=True,
         )
     if ratios["time"]:
-        cura_part = (
-            f"; builtin / CuraEngine median {statistics.median(ratios['cura']):.2f} "
-            f"({min(ratios['cura']):.2f}..{max(ratios['cura']):.2f})"
-            if ratios["cura"]
-            else ""
-        )
         print(
-            f"\nslicing time builtin / PrusaSlicer median {statistics.median(ratios['time']):.2f} "
-            f"({min(ratios['time']):.2f}..{max(ratios['time']):.2f}){cura_part}; "
+            f"\nslicing time builtin / PrusaSlicer {_spread(ratios['time'])}, "
+            f"builtin / CuraEngine {_spread(ratios['cura'])}; "
+            f"CPU time builtin / PrusaSlicer {_spread(ratios['cpu'])}, "
+            f"builtin / CuraEngine {_spread(ratios['cpu_cura'])}; "
             f"filament ratio {min(ratios['filament']):.3f}..{max(ratios['filament']):.3f}; "
             f"estimate ratio {min(ratios['estimate']):.3f}..{max(ratios['estimate']):.3f}"
         )
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"median {statistics.median(values):.2f} ({min(values):.2f}..{max(values):.2f})"
 
 
 def _minutes(seconds: float) -> str:

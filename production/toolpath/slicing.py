@@ -3,15 +3,17 @@
 import io
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 import trimesh
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
+from production.toolpath import forking
 from production.toolpath.profile import FdmProfile
 
 # Slicing exactly through a horizontal face yields broken sections; planes that close to a
@@ -106,15 +108,21 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
     # The layers of a prismatic stretch are cut through the same faces at the same places:
     # their sections are one region, built once (and one object, so what is planned per
     # region later is planned once too).
-    regions: dict[bytes, MultiPolygon] = {}
-    slices = []
-    for top, h, segments in zip(tops, heights, sections, strict=True):
+    distinct: dict[bytes, int] = {}
+    cuts: list[np.ndarray] = []
+    which = []
+    for segments in sections:
         snapped = np.round(segments[:, :, :2], SNAP_DECIMALS) if len(segments) else segments
-        key = snapped.tobytes()
-        region = regions.get(key)
-        if region is None:
-            region = regions[key] = _region(snapped)
-        slices.append(Slice(z_mm=top, height_mm=h, region=region))
+        which.append(distinct.setdefault(snapped.tobytes(), len(cuts)))
+        if which[-1] == len(cuts):
+            cuts.append(snapped)
+    # Each section's region is its own: half of them are built in a forked child while
+    # this process builds the other half (forking.map_halves).
+    regions = forking.map_halves(_region, cuts)
+    slices = [
+        Slice(z_mm=top, height_mm=h, region=regions[index])
+        for top, h, index in zip(tops, heights, which, strict=True)
+    ]
     while slices and slices[-1].region.is_empty:
         slices.pop()
     if not slices:
@@ -129,6 +137,12 @@ def polygons_of(geometry: BaseGeometry) -> list[Polygon]:
         for part in shapely.get_parts(geometry)
         if isinstance(part, Polygon) and not part.is_empty
     ]
+
+
+def point_at(xy: "np.ndarray | Sequence[float]") -> Point:
+    """Point(xy) without its argument checks: the planner makes tens of thousands."""
+    point: Point = shapely.points(xy)
+    return point
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
