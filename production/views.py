@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import costing, job_costs, passport, spools, station, tenancy
+from production import costing, job_costs, passport, plating, spools, station, tenancy
 from production.models import Artifact, Job, JobArtifact, Machine, Spool
 from production.pipeline.traveler import (
     Traveler,
@@ -193,6 +193,11 @@ def station_scan(request: HttpRequest) -> HttpResponse:
             return redirect("station-machine", slug=machine.slug)
         else:
             return redirect("station-spool", spool_id=spool.pk)
+    elif (plate_id := plating.plate_id_from_code(code)) is not None:
+        # A plate's traveler: opens the plate (another factory's is not found).
+        if tenancy.plates_for_operator(request.user).filter(pk=plate_id).exists():
+            return redirect("station-plate", plate_id=plate_id)
+        messages.error(request, f"No plate found for “{code.strip()[:60]}”.")
     else:
         job_id = station.job_id_from_code(code)
         # A job of another factory is "not found", word for word as a number nobody has.
@@ -317,6 +322,8 @@ def allowed_actions(job: Job) -> set[str]:
     """What the job page offers now; the services refuse anything else all the same."""
     machine = job.machine
     manual = machine is not None and not machine.is_connected
+    if job.plate_copies.exists():  # made on plates: run and QC'd there (plate_views)
+        return {"measure"} if job.status == Status.AWAITING_QC else set()
     if job.status in station.NOT_STARTED and manual:
         return {"start"}
     if job.status == Status.RUNNING and manual:
@@ -365,6 +372,8 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "passport": passport.passport_check(job),
             "passport_url": passport.passport_url(job),
             "cost": cost,
+            # Its copies' plates (#13): where each copy stands and how it came out of QC.
+            "plate_copies": job.plate_copies.select_related("plate").order_by("copy_index"),
         },
     )
 
