@@ -78,15 +78,16 @@ def awaiting_plates() -> QuerySet[Job]:
         Job.objects.filter(
             status=Status.TRAVELER_READY, hold="", quantity__gt=1, line__process=Process.FDM
         )
-        .exclude(toolpath_meta__isnull=True)
+        .filter(toolpath_meta__has_key="profile_key")
         .exclude(plate_copies__isnull=False)
     )
 
 
 def routed_as_plates() -> Q:
-    """A filter (on Job) of the jobs the plain router must skip: on plates or awaiting them."""
+    """A filter (on Job) of the jobs the plain router must skip: on plates or awaiting them
+    (an FDM program made for a machine profile, which a plate is planned on)."""
     return Q(plate_copies__isnull=False) | Q(
-        quantity__gt=1, line__process=Process.FDM, toolpath_meta__isnull=False
+        quantity__gt=1, line__process=Process.FDM, toolpath_meta__has_key="profile_key"
     )
 
 
