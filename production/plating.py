@@ -25,7 +25,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -71,9 +71,18 @@ def plated(jobs: QuerySet[Job]) -> QuerySet[Job]:
     return jobs.filter(plate_copies__isnull=False).distinct()
 
 
+def plates_possible() -> bool:
+    """Plates are started and finished at the station: they are planned only where an FDM
+    machine is run by hand (the manual connector). A shop of networked printers only
+    (OctoPrint, Moonraker) makes N copies as N runs of the job's one-part program, as before."""
+    return Machine.objects.filter(process=Process.FDM, connector=Machine.Connector.MANUAL).exists()
+
+
 def awaiting_plates() -> QuerySet[Job]:
     """Jobs waiting to be planned on plates: ready, FDM, quantity > 1, not on a plate yet.
     The router leaves them alone."""
+    if not plates_possible():
+        return Job.objects.none()
     return (
         Job.objects.filter(
             status=Status.TRAVELER_READY, hold="", quantity__gt=1, line__process=Process.FDM
@@ -86,9 +95,8 @@ def awaiting_plates() -> QuerySet[Job]:
 def routed_as_plates() -> Q:
     """A filter (on Job) of the jobs the plain router must skip: on plates or awaiting them
     (an FDM program made for a machine profile, which a plate is planned on)."""
-    return Q(plate_copies__isnull=False) | Q(
-        quantity__gt=1, line__process=Process.FDM, toolpath_meta__has_key="profile_key"
-    )
+    bound = Q(quantity__gt=1, line__process=Process.FDM, toolpath_meta__has_key="profile_key")
+    return Q(plate_copies__isnull=False) | (bound if plates_possible() else Q(pk__in=[]))
 
 
 # --- which waiting jobs to plan now ----------------------------------------------------------
@@ -144,6 +152,8 @@ def _due(job: Job) -> datetime | None:
 def waiting_for_plates() -> list[Waiting]:
     """Every job a plate could take now: those awaiting plates, and single FDM parts still
     waiting for a machine (they join a plate of their kind)."""
+    if not plates_possible():
+        return []
     candidates = (
         Job.objects.filter(status=Status.TRAVELER_READY, hold="", line__process=Process.FDM)
         .exclude(toolpath_meta__isnull=True)
@@ -565,8 +575,3 @@ def ready_plates() -> list[Plate]:
         .select_related("material")
         .order_by("pk")
     )
-
-
-def job_plate_deadline(now: datetime) -> datetime:
-    """Jobs ready before this have waited the whole batching window."""
-    return now - timedelta(seconds=float(settings.MF_PLATE_BATCH_WINDOW_S))

@@ -232,6 +232,7 @@ def test_single_parts_alone_make_no_plate_but_join_one():
 
 
 def test_two_orders_jobs_share_a_batch_key_and_a_rush_order_is_marked(user):
+    make_machine()
     a = plated_job(user, quantity=2)
     b = plated_job(user, quantity=3)
     rush = plated_job(user, quantity=2, priority="urgent")
@@ -280,6 +281,18 @@ def test_a_job_awaiting_its_plate_is_not_routed_alone(user):
     job = plated_job(user, quantity=4)
     assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {}
     assert Job.objects.get(pk=job.pk).status == Job.Status.TRAVELER_READY
+
+
+def test_without_a_machine_run_by_hand_a_job_of_n_copies_routes_as_before(user):
+    """Plates are run at the station: a shop of networked printers only keeps making N
+    copies as N runs of the job's program."""
+    machine = make_machine()
+    Machine.objects.filter(pk=machine.pk).update(
+        connector=Machine.Connector.OCTOPRINT, connector_url="http://printer.invalid"
+    )
+    job = plated_job(user, quantity=4)
+    assert plating.waiting_for_plates() == []
+    assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: machine.slug}
 
 
 def test_a_plate_whose_jobs_were_all_cancelled_is_cancelled(user):
