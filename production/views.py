@@ -19,7 +19,7 @@ from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,7 +29,7 @@ from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
 from production import costing, job_costs, passport, plating, spools, station, tenancy
-from production.models import Artifact, Job, JobArtifact, Machine, Spool
+from production.models import Artifact, Job, JobArtifact, Machine, Plate, Spool
 from production.pipeline.traveler import (
     Traveler,
     TravelerCheck,
@@ -116,6 +116,13 @@ def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "machine": machine,
             "queue": queue,
+            # Its plates to run or QC (#13): their jobs are started and QC'd there.
+            "plates": Plate.objects.filter(
+                machine=machine,
+                status__in=(Plate.Status.ROUTED, Plate.Status.RUNNING, Plate.Status.FINISHED),
+            )
+            .annotate(copy_count=Count("copies"))
+            .order_by("status_changed_at", "pk"),
             "printable": len(printable),
             # Printed all the same, but laid out on the spot: seconds each, not milliseconds.
             "to_render": sum(not job.has_traveler for job in printable),  # type: ignore[attr-defined]

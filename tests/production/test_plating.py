@@ -412,6 +412,8 @@ def test_the_station_refuses_what_does_not_apply_to_a_plate(routed_plate, operat
 
 def test_the_plate_page_opens_by_scanning_and_records_qc_per_copy(routed_plate, operator_client):
     plate, job, _ = routed_plate
+    machine_page = operator_client.get(f"/station/machines/{plate.machine.slug}/").content
+    assert f"/station/plates/{plate.pk}/".encode() in machine_page
     response = operator_client.post("/station/scan/", {"code": plate.number})
     assert response.status_code == 302 and response.url == f"/station/plates/{plate.pk}/"
     page = operator_client.get(response.url)
@@ -446,3 +448,18 @@ def test_plate_codes_are_read_from_what_a_scanner_types():
     assert plating.plate_id_from_code("https://x.example/station/plates/7/") == 7
     assert plating.plate_id_from_code("J-000012") is None
     assert plating.plate_id_from_code("P-" + "9" * 40) is None
+
+
+def test_the_plate_page_costs_the_same_for_2_copies_or_12(user, operator_client):
+    from tests.test_query_budgets import queries
+
+    machine = make_machine()
+    few = make_plate([plated_job(user, quantity=2)])
+    many = make_plate([plated_job(user, quantity=4) for _ in range(3)])
+    Plate.objects.filter(pk__in=[few.pk, many.pk]).update(
+        machine=machine, status=Plate.Status.FINISHED
+    )
+    counted = [
+        queries(lambda p=p: operator_client.get(f"/station/plates/{p.pk}/")) for p in (few, many)
+    ]
+    assert counted[0] == counted[1] <= 12
