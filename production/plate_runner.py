@@ -194,13 +194,13 @@ def _keep(
     try:
         with transaction.atomic():
             machines._lock_routing()  # noqa: SLF001  (never planned and routed plain at once)
-            still = Job.objects.select_for_update().filter(
-                pk__in=list(parts), status=Status.TRAVELER_READY
+            # Locked and counted here (PostgreSQL takes no lock for a COUNT ... FOR UPDATE).
+            still = list(
+                Job.objects.select_for_update()
+                .filter(pk__in=list(parts), status=Status.TRAVELER_READY)
+                .values_list("pk", flat=True)
             )
-            if (
-                still.count() != len(parts)
-                or PlateCopy.objects.filter(job__in=list(parts)).exists()
-            ):
+            if len(still) != len(parts) or PlateCopy.objects.filter(job__in=list(parts)).exists():
                 logger.info("plates for jobs %s dropped: a job moved on meanwhile", sorted(parts))
                 return []
             for program, gcode, svg in zip(programs, gcodes, maps, strict=True):

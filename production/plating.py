@@ -66,11 +66,6 @@ def batch_key(material: str, meta: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def plated(jobs: QuerySet[Job]) -> QuerySet[Job]:
-    """The jobs whose copies are on plates: the router routes their plates, not them."""
-    return jobs.filter(plate_copies__isnull=False).distinct()
-
-
 def plates_possible() -> bool:
     """Plates are started and finished at the station: they are planned only where an FDM
     machine is run by hand (the manual connector). A shop of networked printers only
@@ -339,11 +334,12 @@ def _locked_plate(plate_id: int) -> Plate:
 
 
 def _jobs_of(plate: Plate) -> list[Job]:
+    # By id, not by a join with DISTINCT: PostgreSQL locks no rows of a DISTINCT query.
+    ids = PlateCopy.objects.filter(plate=plate).values("job_id")
     return list(
         Job.objects.select_for_update(of=("self",))
         .select_related("line__material", "machine")
-        .filter(plate_copies__plate=plate)
-        .distinct()
+        .filter(pk__in=ids)
         .order_by("pk")
     )
 
