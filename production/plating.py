@@ -549,18 +549,18 @@ def _job_after_qc(job: Job, *, actor: str, now: datetime, reason: str) -> Job | 
 # --- machine queues ------------------------------------------------------------------------
 
 
-def plate_queue_rows(machine_ids: Iterable[int] | None = None) -> list[tuple[int, float, int]]:
-    """(machine id, seconds of work left, 1) for each plate a machine holds: a plate counts
-    once in its queue, with its own time (not its jobs' times their quantities)."""
+def plate_queue_rows(machine_ids: Iterable[int] | None = None) -> list[tuple[int, float, bool]]:
+    """(machine id, seconds of work left, started) for each plate a machine holds: a plate
+    counts once in its queue, with its own time (not its jobs' times their quantities)."""
     plates = Plate.objects.filter(status__in=Plate.ON_MACHINE, machine__isnull=False)
     if machine_ids is not None:
         plates = plates.filter(machine_id__in=list(machine_ids))
     rows = []
-    for machine_id, estimate, progress in plates.order_by("status_changed_at", "pk").values_list(
-        "machine_id", "estimated_time_s", "progress"
-    ):
+    for machine_id, estimate, progress, status in plates.order_by(
+        "status_changed_at", "pk"
+    ).values_list("machine_id", "estimated_time_s", "progress", "status"):
         left = float(estimate) * (1 - min(progress or 0.0, 100.0) / 100)
-        rows.append((machine_id, left, 1))
+        rows.append((machine_id, left, status == PlateStatus.RUNNING))
     return rows
 
 

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import passport_views, plate_views, views
+from production import failmap_views, passport_views, plate_views, views, whatif_views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -67,6 +67,8 @@ urlpatterns = [
         plate_views.station_plate_action,
         name="station-plate-action",
     ),
+    # Issue #15.4: what-if capacity (managers).
+    path("station/what-if/", whatif_views.station_whatif, name="station-whatif"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",
@@ -77,5 +79,16 @@ urlpatterns = [
         "station/jobs/<id:job_id>/<slug:action>/",
         views.station_job_action,
         name="station-job-action",
+    ),
+    # Issue #15 point 6: where a revision's parts fail, for catalog admins (admin site pages).
+    path(
+        "failures/revisions/<id:revision_id>/",
+        failmap_views.revision_failures_view,
+        name="revision-failures",
+    ),
+    path(
+        "failures/revisions/<id:revision_id>/narrow/",
+        failmap_views.revision_narrow_view,
+        name="revision-narrow",
     ),
 ]

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0009_revision_alternative_processes'),
-        ('production', '0019_machine_cnc_laser_settings'),
+        ('production', '0020_site_calendars'),
     ]
 
     operations = [
