@@ -392,6 +392,20 @@ CELERY_BEAT_SCHEDULE["prune-telemetry"] = {
     "schedule": 3600.0,
 }
 
+# --- Plates in production (#13: production.plating) -----------------------------------------
+# Ready FDM jobs of the same material and process profile wait up to this long for others to
+# share a plate with; an urgent, high-priority or expedited order, or one due within
+# MF_PLATE_BATCH_DUE_H hours, is never held. 0: plan at once.
+MF_PLATE_BATCH_WINDOW_S = env.float("MF_PLATE_BATCH_WINDOW_S", default=180.0)
+MF_PLATE_BATCH_DUE_H = env.float("MF_PLATE_BATCH_DUE_H", default=24.0)
+# How often beat looks for plates to plan (waiting jobs whose window has passed).
+MF_PLATE_PLAN_INTERVAL_S = env.float("MF_PLATE_PLAN_INTERVAL_S", default=30.0)
+CELERY_BEAT_SCHEDULE["plan-plates"] = {
+    "task": "production.tasks.plan_plates",
+    "schedule": MF_PLATE_PLAN_INTERVAL_S,
+    "options": {"queue": "toolpath"},  # it slices: never on the routing queue
+}
+
 # --- Catalog (catalog.*) ------------------------------------------------------------------
 INSTALLED_APPS += ["django_filters"]  # the parts search (catalog.api): filters and their form
 # Static models (STEP or STL uploads) larger than this, or meshes with more triangles, are refused.

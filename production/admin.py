@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from microfactory.errors import DomainError
 from production import costing, job_costs, spools
@@ -16,6 +18,8 @@ from production.models import (
     MachineFile,
     MachineTelemetry,
     PassportEntry,
+    Plate,
+    PlateCopy,
     Site,
     SiteClosure,
     SiteHours,
@@ -363,3 +367,79 @@ class PassportEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+# --- plates (#13): listed with their jobs, G-code and traveler; read-only (the worker plans
+# them, the router routes them, the station runs them) ------------------------------------
+
+
+class PlateCopyInline(admin.TabularInline):
+    model = PlateCopy
+    fk_name = "plate"
+    extra = 0
+    can_delete = False
+    fields = _COPY_FIELDS = (
+        "number", "job", "copy_index", "x_mm", "y_mm", "rotation_deg", "qc", "qc_reason", "remake"
+    )  # fmt: skip
+    readonly_fields = _COPY_FIELDS
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Plate)
+class PlateAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "status",
+        "machine",
+        "material",
+        "copy_count",
+        "job_numbers",
+        "estimated_time_s",
+        "gcode_link",
+        "traveler_link",
+        "created_at",
+    ]
+    list_filter = ["status", "material"]
+    list_select_related = ["machine", "material", "gcode", "traveler"]
+    search_fields = ["copies__job__id"]
+    inlines = [PlateCopyInline]
+    readonly_fields = [
+        f.name for f in Plate._meta.get_fields() if f.concrete and not f.auto_created
+    ] + ["gcode_link", "traveler_link"]
+    exclude = ["map_svg"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plate]:
+        return super().get_queryset(request).prefetch_related("copies__job")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="copies")
+    def copy_count(self, plate: Plate) -> int:
+        return len(plate.copies.all())
+
+    @admin.display(description="jobs")
+    def job_numbers(self, plate: Plate) -> str:
+        return ", ".join(sorted({copy.job.number for copy in plate.copies.all()}))
+
+    @admin.display(description="G-code")
+    def gcode_link(self, plate: Plate) -> str:
+        return _file_link(plate.gcode, "station-plate-gcode", plate, f"{plate.number}.gcode")
+
+    @admin.display(description="traveler")
+    def traveler_link(self, plate: Plate) -> str:
+        return _file_link(
+            plate.traveler, "station-plate-traveler", plate, f"traveler-{plate.number}.pdf"
+        )
+
+
+def _file_link(artifact: Artifact | None, view: str, plate: Plate, label: str) -> str:
+    """Artifacts are not public media: the station's download (staff are operators there)."""
+    if artifact is None:
+        return "—"
+    return format_html('<a href="{}">{}</a>', reverse(view, args=[plate.pk]), label)

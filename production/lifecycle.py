@@ -29,7 +29,7 @@ from typing import Any
 from django.db import transaction
 
 from microfactory.errors import DomainError
-from production.models import Job, JobEvent, Machine, MachineEvent
+from production.models import Job, JobEvent, Machine, MachineEvent, Plate, PlateCopy
 
 logger = logging.getLogger(__name__)
 
@@ -259,6 +259,85 @@ def machine_move(
         setattr(machine, name, value)
     logger.info("%s: %s -> %s (%s)", machine.name, source, to, reason or actor)
     return True
+
+
+# --- plates (#13) ---------------------------------------------------------------------------
+# A plate is born ready (program and traveler made), routed as a whole, run, finished, and done
+# once every copy on it has its QC. Its jobs move with it through job_move (production.plating).
+
+PlateStatus = Plate.Status
+
+
+def _plate_moves() -> dict[tuple[str, str], frozenset[By]]:
+    table: dict[tuple[str, str], set[By]] = {}
+
+    def allow(sources: tuple[str, ...] | str, to: str, *who: By) -> None:
+        for source in (sources,) if isinstance(sources, str) else sources:
+            table.setdefault((source, to), set()).update(who)
+
+    allow(CREATED, PlateStatus.READY, By.PIPELINE)
+    allow(PlateStatus.READY, PlateStatus.ROUTED, By.ROUTER)
+    # Its machine went down before starting it, or an operator sends it elsewhere.
+    allow(PlateStatus.ROUTED, PlateStatus.READY, By.MACHINE, By.SYSTEM, By.OPERATOR)
+    allow(PlateStatus.ROUTED, PlateStatus.RUNNING, By.OPERATOR, By.MACHINE)
+    allow(PlateStatus.RUNNING, PlateStatus.FINISHED, By.OPERATOR, By.MACHINE)
+    allow(PlateStatus.FINISHED, PlateStatus.DONE, By.OPERATOR)
+    allow((PlateStatus.READY, PlateStatus.ROUTED), PlateStatus.FAILED, By.ROUTER, By.SYSTEM)
+    allow(PlateStatus.RUNNING, PlateStatus.FAILED, By.OPERATOR, By.MACHINE, By.SYSTEM)
+    # Every job on it was cancelled: the router (or an operator) cancels the plate.
+    allow(
+        (PlateStatus.READY, PlateStatus.ROUTED),
+        PlateStatus.CANCELLED,
+        By.CUSTOMER,
+        By.OPERATOR,
+        By.ROUTER,
+    )
+    return {move: frozenset(who) for move, who in table.items()}
+
+
+PLATE_TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _plate_moves()
+COPY_QC = frozenset({PlateCopy.Qc.PASSED, PlateCopy.Qc.SCRAPPED})
+
+
+def plate_move(
+    plate: Plate, *, to: str, by: By, actor: str, now: datetime, message: str = "", **fields: Any
+) -> bool:
+    """Move the plate from the status it has in memory to `to` (conditional UPDATE, like
+    job_move); False, nothing written, if it moved meanwhile. Refused by the table: DomainError.
+    Plates keep no event rows of their own: their jobs' events say what happened to them."""
+    source = plate.status
+    if by not in PLATE_TRANSITIONS.get((source, to), frozenset()):
+        raise DomainError(f"{plate.number} cannot go from {source} to {to} (by {by})")
+    claimed = Plate.objects.filter(pk=plate.pk, status=source).update(
+        status=to, status_changed_at=now, **fields
+    )
+    if not claimed:
+        return False
+    plate.status, plate.status_changed_at = to, now
+    for name, value in fields.items():
+        setattr(plate, name, value)
+    logger.info("%s: %s -> %s by %s (%s)", plate.number, source, to, actor, message)
+    return True
+
+
+def plate_create(*, by: By, now: datetime, **fields: Any) -> Plate:
+    """A new plate, ready to route (its program and traveler are made)."""
+    if by not in PLATE_TRANSITIONS.get((CREATED, PlateStatus.READY), frozenset()):
+        raise DomainError(f"a new plate cannot be made by {by}")
+    return Plate.objects.create(status=PlateStatus.READY, status_changed_at=now, **fields)
+
+
+def copy_judge(copy: PlateCopy, *, qc: str, actor: str, now: datetime, reason: str = "") -> bool:
+    """A copy's QC, once: pending -> passed or scrapped (conditional UPDATE); False if it was
+    judged meanwhile."""
+    if qc not in COPY_QC:
+        raise DomainError(f"unknown QC result {qc!r}")
+    claimed = PlateCopy.objects.filter(pk=copy.pk, qc=PlateCopy.Qc.PENDING).update(
+        qc=qc, qc_reason=reason[:2000], qc_by=actor[:150], qc_at=now
+    )
+    if claimed:
+        copy.qc, copy.qc_reason, copy.qc_by, copy.qc_at = qc, reason[:2000], actor[:150], now
+    return bool(claimed)
 
 
 # --- history (demo data) --------------------------------------------------------------------

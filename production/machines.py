@@ -36,13 +36,13 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
-from production import connectors, lifecycle, passport, routing, spools
+from production import connectors, lifecycle, passport, plating, routing, spools
 from production.calendars import NeverOpen, SiteCalendar, calendars_for_sites
 from production.lifecycle import By
 from production.models import (
@@ -52,6 +52,8 @@ from production.models import (
     Machine,
     MachineFile,
     MachineTelemetry,
+    Plate,
+    PlateCopy,
     TransitTime,
 )
 
@@ -82,23 +84,33 @@ def machine_queues(
 ) -> dict[int, _Queue]:
     """Per machine: how many jobs it holds and the seconds of work they still need. With the
     machines' calendars ({machine id: its site's}), a job not started yet waits for its site
-    to open, so the seconds are until the last one is done."""
-    active = Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
+    to open, so the seconds are until the last one is done. A plate (#13) counts once, with
+    its own time; the jobs on it are not counted again."""
+    active = Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False).filter(
+        ~Exists(PlateCopy.objects.filter(job=OuterRef("pk")))
+    )
     if machine_ids is not None:
-        active = active.filter(machine_id__in=list(machine_ids))
+        machine_ids = list(machine_ids)
+        active = active.filter(machine_id__in=machine_ids)
     queues: dict[int, _Queue] = {}
     rows = active.order_by("status_changed_at", "pk").values_list(
         "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug", "status"
     )
     at = now or timezone.now()
-    for machine_id, progress, meta, quantity, material, status in rows:
-        queue = queues.setdefault(machine_id, _Queue())
+    work: list[tuple[int, float, str | None, bool]] = [
+        (machine_id, left, None, started)
+        for machine_id, left, started in plating.plate_queue_rows(machine_ids)
+    ]
+    for machine_id, progress, meta, quantity, slug, status in rows:
         # The G-code makes one copy: a job of quantity N runs it N times.
         estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
         remaining = estimate * (1 - min(progress or 0.0, 100.0) / 100)
+        work.append((machine_id, remaining, slug, status in Job.STARTED))
+    for machine_id, remaining, material, started in work:
+        queue = queues.setdefault(machine_id, _Queue())
         queue.jobs += 1
         calendar = calendars.get(machine_id) if calendars else None
-        if calendar is None or status in Job.STARTED:
+        if calendar is None or started:
             queue.eta_s += remaining
         else:
             try:
@@ -106,7 +118,8 @@ def machine_queues(
             except NeverOpen:
                 start = at + timedelta(seconds=queue.eta_s)
             queue.eta_s = (start - at).total_seconds() + remaining
-        queue.last_material = material
+        if material is not None:
+            queue.last_material = material
     return queues
 
 
@@ -356,6 +369,8 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         waiting = list(
             # A held job waits for its order's price check (Job.hold), however long.
             Job.objects.filter(status=Status.TRAVELER_READY, hold="")
+            # Jobs on plates, or waiting to be planned on them, go as plates (below).
+            .exclude(plating.routed_as_plates())
             .select_related(
                 "line__revision",
                 "line__material",
@@ -364,15 +379,37 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
             )
             .order_by("pk")[: settings.MF_ROUTE_BATCH]
         )
-        if not waiting:
+        plates = plating.ready_plates()
+        if plating.awaiting_plates().exists():
+            _on_commit_plan_plates()
+        if not waiting and not plates:
             return {}
         facts = routing_facts()
         transit = transit_table()
         needs = {job.pk: job_needs(job, transit=transit) for job in waiting}
+        on_plate = plating.plate_jobs(plates)
+        for plate in plates:
+            if all(job.status in Job.TERMINAL for job in on_plate[plate.pk]):
+                # Every job on it was cancelled (or ended) meanwhile: nothing to run.
+                lifecycle.plate_move(
+                    plate, to=Plate.Status.CANCELLED, by=By.ROUTER, actor=actor, now=now,
+                    message="every job on it ended", reason="every job on it ended",
+                )  # fmt: skip
+                on_plate[plate.pk] = []
+        plate_needs = {
+            plate.pk: plating.plate_needs(plate, on_plate[plate.pk], transit=transit)
+            for plate in plates
+            if on_plate[plate.pk]
+        }
         reasons: dict[str, str] = {}
         plan = routing.plan_routes(
-            needs.values(), facts, now, changeover_s=changeover_s(), reasons=reasons
+            [*needs.values(), *plate_needs.values()],
+            facts,
+            now,
+            changeover_s=changeover_s(),
+            reasons=reasons,
         )
+        _route_plates(plates, on_plate, plate_needs, plan, reasons, facts, now=now, actor=actor)
         machines = {m.slug: m for m in Machine.objects.filter(slug__in=set(plan.values()))}
         for job in waiting:
             slug = plan.get(str(job.pk))
@@ -411,6 +448,55 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
         for machine_id in sorted(touched):
             _on_commit_dispatch(machine_id)
     return routed
+
+
+def _route_plates(
+    plates: list[Plate],
+    on_plate: dict[int, list[Job]],
+    needs: dict[int, routing.JobNeeds],
+    plan: dict[str, str],
+    reasons: dict[str, str],
+    facts: list[routing.MachineFacts],
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Put the planned plates on their machines (and their jobs with them); a plate no
+    machine could ever run fails and its jobs are rejected; the others wait."""
+    chosen = {slug for key, slug in plan.items() if key.startswith("plate-")}
+    machines = {m.slug: m for m in Machine.objects.filter(slug__in=chosen)}
+    for plate in plates:
+        if plate.pk not in needs:
+            continue
+        key = needs[plate.pk].key
+        slug = plan.get(key)
+        if slug is None:
+            try:
+                routing.choose_machine(needs[plate.pk], facts, changeover_s=changeover_s())
+            except Rejected as refusal:
+                plating.plate_reject(
+                    plate, on_plate[plate.pk], reason=str(refusal), actor=actor, now=now
+                )
+            except routing.NoMachineAvailable:
+                pass  # waits for a machine
+            continue
+        machine = machines[slug]
+        if plating.plate_route(
+            plate, on_plate[plate.pk], machine=machine, reason=reasons[key], actor=actor, now=now
+        ):
+            _on_commit_dispatch(machine.pk)
+
+
+def _on_commit_plan_plates() -> None:
+    from production import tasks
+
+    def send() -> None:
+        try:
+            tasks.plan_plates.apply_async(queue="toolpath")
+        except OperationalError as error:  # beat's periodic pass catches up
+            logger.warning("could not enqueue plate planning: %s", error)
+
+    transaction.on_commit(send)
 
 
 def _on_commit_dispatch(machine_id: int) -> None:
@@ -667,6 +753,20 @@ def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str)
                 machine=None,
             ):
                 moved.append(job.pk)
+        for plate in Plate.objects.filter(machine=machine, status__in=Plate.ON_MACHINE):
+            # A plate not started goes back to be routed again; one under way failed with its
+            # jobs (whose replacements are planned on new plates).
+            running = plate.status == Plate.Status.RUNNING
+            after: dict[str, Any] = {"reason": reason[:2000]} if running else {"machine": None}
+            lifecycle.plate_move(
+                plate,
+                to=Plate.Status.FAILED if running else Plate.Status.READY,
+                by=By.SYSTEM,
+                actor=actor,
+                now=now,
+                message=f"{machine.name} went {machine.state}: {reason}",
+                **after,
+            )
         Machine.objects.filter(pk=machine.pk).update(current_job=None, progress=None)
         if moved:
             _on_commit_route_and_dispatch()

@@ -732,3 +732,109 @@ class SpoolBooking(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.grams} g of {self.spool.number} for {self.job}"
+
+
+# --- build plates (#13): what a machine runs, and the copies of jobs' parts on it -----------
+
+
+class Plate(models.Model):
+    """One build plate: one G-code program for one machine profile, one material, one process
+    profile, holding placed copies of one or more jobs' parts (PlateCopy). Planned by the
+    worker (production.plating), routed as a whole by the router, run and QC'd at the station.
+    Its status is written by production.lifecycle only (plate_move)."""
+
+    class Status(models.TextChoices):
+        READY = "ready", "ready to route"  # program and traveler made and checked
+        ROUTED = "routed", "routed to machine"
+        RUNNING = "running"
+        FINISHED = "finished", "awaiting QC"
+        DONE = "done", "QC recorded"  # every copy passed or scrapped
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    # The machine is running or about to run it: it counts in that machine's queue.
+    ON_MACHINE = frozenset({Status.ROUTED, Status.RUNNING})
+    TERMINAL = frozenset({Status.DONE, Status.FAILED, Status.CANCELLED})
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.READY)
+    status_changed_at = models.DateTimeField()
+    machine = models.ForeignKey(
+        Machine, null=True, blank=True, on_delete=models.PROTECT, related_name="plates"
+    )
+    planned_for = models.CharField(
+        max_length=50, blank=True, help_text="slug of the machine whose bed it was planned on"
+    )
+    material = models.ForeignKey(Material, on_delete=models.PROTECT, related_name="plates")
+    # What makes plates compatible: the machine profile and slicer settings the program was
+    # made for (production.plating.batch_key), and the profile itself as JSON.
+    batch_key = models.CharField(max_length=64)
+    process_profile = models.JSONField(default=dict, blank=True)
+    gcode = models.ForeignKey(
+        "Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    traveler = models.ForeignKey(
+        "Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    map_svg = models.TextField(blank=True, help_text="top view of the bed, copies numbered")
+    number_in_plan = models.PositiveIntegerField(default=1)
+    plates_in_plan = models.PositiveIntegerField(default=1)
+    estimated_time_s = models.PositiveIntegerField(default=0)
+    filament_g = models.FloatField(default=0)
+    layers = models.PositiveIntegerField(default=0)
+    engine = models.CharField(max_length=20, blank=True)
+    verification = models.JSONField(default=dict, blank=True)
+    route_reason = models.TextField(blank=True)
+    reason = models.TextField(blank=True, help_text="why it failed or was cancelled")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["status", "machine"], name="plate_status_machine")]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        """The plate's code, printed on its traveler and scanned at the station."""
+        return f"P-{self.pk:06d}"
+
+
+class PlateCopy(models.Model):
+    """One copy of a job's part on a plate: where it stands and how it came out of QC. A job
+    of quantity N has N copies (1..N) over one or more plates; each keeps its identity to QC."""
+
+    class Qc(models.TextChoices):
+        PENDING = "pending"
+        PASSED = "passed"
+        SCRAPPED = "scrapped"
+
+    plate = models.ForeignKey(Plate, on_delete=models.CASCADE, related_name="copies")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="plate_copies")
+    copy_index = models.PositiveIntegerField(help_text="which of the job's copies: 1..quantity")
+    number = models.PositiveIntegerField(help_text="its number on the plate map")
+    x_mm = models.FloatField()
+    y_mm = models.FloatField()
+    rotation_deg = models.FloatField(default=0, help_text="turned about Z")
+    qc = models.CharField(max_length=10, choices=Qc.choices, default=Qc.PENDING)
+    qc_reason = models.TextField(blank=True)
+    qc_by = models.CharField(max_length=150, blank=True)
+    qc_at = models.DateTimeField(null=True, blank=True)
+    remake = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="remade_copies"
+    )
+
+    class Meta:
+        ordering = ["plate", "number"]
+        constraints = [
+            # A copy is planned once: two planners racing for the same jobs cannot both land.
+            models.UniqueConstraint(fields=["job", "copy_index"], name="one_plate_copy_per_copy"),
+            models.UniqueConstraint(fields=["plate", "number"], name="one_number_per_plate_copy"),
+        ]
+        verbose_name_plural = "plate copies"
+
+    def __str__(self) -> str:
+        return f"{self.job} copy {self.copy_index} on {self.plate}"

@@ -28,7 +28,7 @@ from production.machines import (
     read_once,
     transit_table,
 )
-from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
+from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Plate, PlateCopy, Site
 from production.pipeline.dfm.units import UNITS
 from production.simulation.promise import Promise, PromiseLine, order_promise
 
@@ -36,10 +36,13 @@ __all__ = [
     "JOB_ENDED_UNMADE",
     "ARTIFACT_KIND_CHOICES",
     "JOB_STATUS_CHOICES",
+    "COPY_QC_CHOICES",
+    "PLATE_STATUS_CHOICES",
     "ArtifactLink",
     "JobCost",
     "JobEventNotice",
     "JobEventSummary",
+    "CopySummary",
     "JobSummary",
     "LineCost",
     "LiveDfm",
@@ -102,6 +105,22 @@ class ArtifactLink:
 
 
 @dataclass(frozen=True)
+class CopySummary:
+    """One copy of a job's part on a plate (#13): which plate, where, and its QC."""
+
+    copy: int  # which of the job's copies: 1..quantity
+    plate_id: int
+    plate: str  # the plate's number, "P-000012"
+    plate_status: str
+    number: int  # its number on the plate map
+    x_mm: float
+    y_mm: float
+    rotation_deg: float
+    qc: str  # pending | passed | scrapped
+    remake: str | None  # the job remaking it, when scrapped
+
+
+@dataclass(frozen=True)
 class JobSummary:
     """One job of an order line as orders show it. Attribute names follow the Job model's,
     so templates read it the same way (`job.pk`, `job.number`, `job.get_status_display`)."""
@@ -127,6 +146,7 @@ class JobSummary:
     # Ended without making anything, or no machine has begun it: no obstacle to cancelling.
     cancellable: bool
     made: int  # good parts delivered: passed QC, less the copies scrapped there
+    copies: tuple[CopySummary, ...] = ()  # on plates (#13); () for a job made as one part
 
     def get_status_display(self) -> str:
         return self.status_display
@@ -136,6 +156,9 @@ class JobSummary:
         return self.machine.slug if self.machine else None
 
 
+# A plate's statuses and a copy's QC results, (value, label), for orders' API schema.
+PLATE_STATUS_CHOICES: list[tuple[str, str]] = list(Plate.Status.choices)
+COPY_QC_CHOICES: list[tuple[str, str]] = list(PlateCopy.Qc.choices)
 # A job's statuses, (value, label), for orders' API schema.
 JOB_STATUS_CHOICES: list[tuple[str, str]] = list(Job.Status.choices)
 # The kinds of a job's files, (value, label), likewise.
@@ -192,11 +215,32 @@ def _summary(job: Job, *, details: bool) -> JobSummary:
         pipeline_done=job.status in Job.PIPELINE_DONE,
         cancellable=job.status in services.JOB_ENDED_EMPTY or services.job_not_started(job),
         made=max(0, job.quantity - (job.qc_scrapped or 0)) if done else 0,
+        copies=tuple(
+            CopySummary(
+                copy=c.copy_index,
+                plate_id=c.plate_id,
+                plate=c.plate.number,
+                plate_status=c.plate.status,
+                number=c.number,
+                x_mm=c.x_mm,
+                y_mm=c.y_mm,
+                rotation_deg=c.rotation_deg,
+                qc=c.qc,
+                remake=c.remake.number if c.remake else None,
+            )
+            for c in sorted(job.plate_copies.all(), key=lambda c: c.copy_index)
+        ),
     )
 
 
 def _jobs(*, details: bool) -> QuerySet[Job]:
-    jobs = Job.objects.select_related("machine__site").order_by("pk")
+    jobs = (
+        Job.objects.select_related("machine__site")
+        .prefetch_related(
+            Prefetch("plate_copies", PlateCopy.objects.select_related("plate", "remake"))
+        )
+        .order_by("pk")
+    )
     if details:
         jobs = jobs.prefetch_related(
             "events", Prefetch("job_artifacts", JobArtifact.objects.select_related("artifact"))

@@ -324,6 +324,7 @@ def job_start(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     """Start a routed or dispatched job on its (manual) machine; refused once started."""
     job = _locked(job_id)
     _refuse_finished(job)
+    _refuse_plated(job)
     if job.status not in NOT_STARTED:
         raise DomainError(
             f"{job.number} is {job.get_status_display()}; only a job waiting at its machine "
@@ -369,6 +370,7 @@ def job_pause(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job:
     """Pause a running job: running -> paused, and its machine goes `paused`."""
     job = _locked(job_id)
     _refuse_finished(job)
+    _refuse_plated(job)
     if job.status == Status.PAUSED:
         raise DomainError(f"{job.number} is already paused")
     if job.status != Status.RUNNING:
@@ -386,6 +388,7 @@ def job_continue(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> J
     """Carry on with a paused job: paused -> running, and its machine is busy again."""
     job = _locked(job_id)
     _refuse_finished(job)
+    _refuse_plated(job)
     if job.status != Status.PAUSED:
         raise DomainError(f"{job.number} is not paused")
     machine = _manual_machine(job, "resume")
@@ -401,6 +404,7 @@ def job_finish(*, job_id: int, operator: AbstractBaseUser, now: datetime) -> Job
     """The machine finished the job: it waits for QC and the machine is idle."""
     job = _locked(job_id)
     _refuse_finished(job)
+    _refuse_plated(job)
     if job.status in NOT_STARTED:
         raise DomainError(f"{job.number} has not been started; start it before finishing")
     if job.status == Status.PAUSED:
@@ -484,6 +488,7 @@ def job_qc(
     """
     job = _locked(job_id)
     _refuse_finished(job)
+    _refuse_plated(job)
     mid_run = job.status == Status.PAUSED
     if job.status != Status.AWAITING_QC and not mid_run:
         raise DomainError(
@@ -507,16 +512,9 @@ def job_qc(
                 "print there; it reports the cancel and the job is remade"
             )
     if passed:
-        measured = {m.label: m for m in measurements_for(job, checks)}
-        for check in checks:
-            if check.label not in measured:
-                raise DomainError(f"measure {check.label} before passing QC")
-            if not measured[check.label].in_tolerance:
-                m = measured[check.label]
-                raise DomainError(
-                    f"{m.label} is {m.value:g} mm, outside {check.nominal} {check.tolerance}: "
-                    "QC failed; scrap the part(s) instead"
-                )
+        refusal = qc_refusal(job, checks)
+        if refusal is not None:
+            raise DomainError(refusal)
     if scrapped and not reason.strip():
         raise DomainError("give a reason for scrapping")
     to = Status.DONE if passed else Status.SCRAPPED
@@ -559,6 +557,34 @@ def job_qc(
     return (
         _replace_scrapped(job, quantity=scrapped, operator=operator, now=now) if scrapped else None
     )
+
+
+def qc_refusal(job: Job, checks: tuple[TravelerCheck, ...]) -> str | None:
+    """Why the job's parts cannot pass QC yet (a dimension not measured, or out of
+    tolerance); None when they may."""
+    measured = {m.label: m for m in measurements_for(job, checks)}
+    for check in checks:
+        if check.label not in measured:
+            return f"measure {check.label} before passing QC"
+        if not measured[check.label].in_tolerance:
+            m = measured[check.label]
+            return (
+                f"{m.label} is {m.value:g} mm, outside {check.nominal} {check.tolerance}: "
+                "QC failed; scrap the part(s) instead"
+            )
+    return None
+
+
+def _refuse_plated(job: Job) -> None:
+    """A job whose copies are on plates is started, finished and QC'd with its plates."""
+    plate = (
+        job.plate_copies.select_related("plate").order_by("plate_id").first() if job.pk else None
+    )
+    if plate is not None:
+        raise DomainError(
+            f"{job.number} is made on plate {plate.plate.number}: start, finish and QC it "
+            "there, copy by copy"
+        )
 
 
 def _replace_scrapped(job: Job, *, quantity: int, operator: AbstractBaseUser, now: datetime) -> Job:

@@ -150,6 +150,15 @@ def route_waiting_jobs() -> None:
     machines.machines_sweep(now=timezone.now(), actor="router")
 
 
+@shared_task(bind=True, acks_late=True)  # safe: a plate is kept once (plate_runner)
+def plan_plates(self: Task[[], list[int]]) -> list[int]:
+    """Plan waiting jobs' copies on plates, slice and check each plate, render its traveler
+    (queue `toolpath`: beat, and the router when jobs wait for plates). The plates made."""
+    from production.plate_runner import plates_plan  # keeps trimesh out of web processes
+
+    return plates_plan(actor=f"worker {self.request.hostname or socket.gethostname()}")
+
+
 @shared_task
 def mark_silent_machines_offline() -> list[str]:
     """Periodic (beat): machines silent too long go offline and give their jobs back."""

@@ -25,7 +25,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q, QuerySet
 
 from orders.models import Membership
-from production.models import Job, Machine, Site, Spool
+from production.models import Job, Machine, Plate, Site, Spool
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -87,3 +87,11 @@ def is_operator(user: User) -> bool:
     """Staff, or an operator or manager of a factory that operates a site: the users the
     station lets in at all (everyone else gets 403 before anything is looked up)."""
     return _is_staff(user) or sites_for_operator(user).exists()
+
+
+def plates_for_operator(user: User) -> QuerySet[Plate]:
+    """The plates the user may see and act on at the station: those routed to a machine at
+    the sites of their factory (staff: all, routed or not)."""
+    if _is_staff(user):
+        return Plate.objects.all()
+    return Plate.objects.filter(machine__site__in=sites_for_operator(user))

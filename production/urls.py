@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import failmap_views, passport_views, views, whatif_views
+from production import failmap_views, passport_views, plate_views, views, whatif_views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -44,6 +44,28 @@ urlpatterns = [
         "station/orders/<id:order_id>/costs/",
         views.station_order_costs,
         name="station-order-costs",
+    ),
+    # Plates (#13): opened by scanning their traveler, run and QC'd copy by copy.
+    path("station/plates/<id:plate_id>/", plate_views.station_plate, name="station-plate"),
+    path(
+        "station/plates/<id:plate_id>/traveler.pdf",
+        plate_views.station_plate_traveler,
+        name="station-plate-traveler",
+    ),
+    path(
+        "station/plates/<id:plate_id>/plate.gcode",
+        plate_views.station_plate_gcode,
+        name="station-plate-gcode",
+    ),
+    path(
+        "station/plates/<id:plate_id>/labels.pdf",
+        plate_views.station_plate_labels,
+        name="station-plate-labels",
+    ),
+    path(
+        "station/plates/<id:plate_id>/<slug:action>/",
+        plate_views.station_plate_action,
+        name="station-plate-action",
     ),
     # Issue #15.4: what-if capacity (managers).
     path("station/what-if/", whatif_views.station_whatif, name="station-whatif"),

@@ -19,7 +19,7 @@ from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db.models import Count, Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -28,8 +28,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
-from production import costing, job_costs, passport, spools, station, tenancy
-from production.models import Artifact, Job, JobArtifact, Machine, Spool
+from production import costing, job_costs, passport, plating, spools, station, tenancy
+from production.models import Artifact, Job, JobArtifact, Machine, Plate, Spool
 from production.pipeline.traveler import (
     Traveler,
     TravelerCheck,
@@ -116,6 +116,13 @@ def station_machine(request: HttpRequest, slug: str) -> HttpResponse:
         {
             "machine": machine,
             "queue": queue,
+            # Its plates to run or QC (#13): their jobs are started and QC'd there.
+            "plates": Plate.objects.filter(
+                machine=machine,
+                status__in=(Plate.Status.ROUTED, Plate.Status.RUNNING, Plate.Status.FINISHED),
+            )
+            .annotate(copy_count=Count("copies"))
+            .order_by("status_changed_at", "pk"),
             "printable": len(printable),
             # Printed all the same, but laid out on the spot: seconds each, not milliseconds.
             "to_render": sum(not job.has_traveler for job in printable),  # type: ignore[attr-defined]
@@ -193,6 +200,11 @@ def station_scan(request: HttpRequest) -> HttpResponse:
             return redirect("station-machine", slug=machine.slug)
         else:
             return redirect("station-spool", spool_id=spool.pk)
+    elif (plate_id := plating.plate_id_from_code(code)) is not None:
+        # A plate's traveler: opens the plate (another factory's is not found).
+        if tenancy.plates_for_operator(request.user).filter(pk=plate_id).exists():
+            return redirect("station-plate", plate_id=plate_id)
+        messages.error(request, f"No plate found for “{code.strip()[:60]}”.")
     else:
         job_id = station.job_id_from_code(code)
         # A job of another factory is "not found", word for word as a number nobody has.
@@ -317,6 +329,8 @@ def allowed_actions(job: Job) -> set[str]:
     """What the job page offers now; the services refuse anything else all the same."""
     machine = job.machine
     manual = machine is not None and not machine.is_connected
+    if job.plate_copies.exists():  # made on plates: run and QC'd there (plate_views)
+        return {"measure"} if job.status == Status.AWAITING_QC else set()
     if job.status in station.NOT_STARTED and manual:
         return {"start"}
     if job.status == Status.RUNNING and manual:
@@ -365,6 +379,8 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "passport": passport.passport_check(job),
             "passport_url": passport.passport_url(job),
             "cost": cost,
+            # Its copies' plates (#13): where each copy stands and how it came out of QC.
+            "plate_copies": job.plate_copies.select_related("plate").order_by("copy_index"),
         },
     )
 

@@ -105,7 +105,8 @@ def test_the_catalog_costs_the_same_for_3_parts_or_15(path, api, browser):
     add_parts(2, 12)
     many = queries(lambda: client.get(path))
     assert many == few
-    assert many <= (16 if path == "/" else 6)
+    # The home page's prices read the machines' queues: their jobs, and (#13) their plates.
+    assert many <= (17 if path == "/" else 6)
 
 
 @pytest.mark.parametrize("path", ["/api/v1/parts/", "/", "/api/v1/parts/block/"])
@@ -130,8 +131,8 @@ def test_the_part_page_has_a_budget(browser):
     # 31: its "ready by" simulates the live queue: the jobs on machines, the jobs waiting for
     # one, and the latest run times against their estimates (#15, point 3); 32: the regions of
     # the revision's parameter space where many parts failed, read once per cache period
-    # (#15, point 6).
-    assert queries(lambda: browser.get("/parts/block/")) <= 32
+    # (#15, point 6); 33: the machines' queues count their plates (#13).
+    assert queries(lambda: browser.get("/parts/block/")) <= 33
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -174,8 +175,9 @@ def test_order_create_grows_little_with_its_lines(api):
 
     one = queries(lambda: create(1))
     ten = queries(lambda: create(10))
-    # 56: the line's configuration is checked against the failure regions (#15, point 6).
-    assert one <= 56
+    # 56: the line's configuration is checked against the failure regions (#15, point 6);
+    # 58: the machines' queues count their plates (#13), read by the quote and the promise.
+    assert one <= 58
     # Each line is checked, quoted and inserted with its job: what is left grows per line.
     # The machines are read once for all the lines (production.public.machines_read_once).
     assert (ten - one) / 9 <= 16

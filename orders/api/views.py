@@ -138,6 +138,21 @@ class ArtifactLinkSerializer(serializers.Serializer[Any]):  # describes the resp
     url = serializers.URLField(help_text="the file, as an attachment")
 
 
+class JobCopySerializer(serializers.Serializer[Any]):  # describes the response only
+    copy = serializers.IntegerField(min_value=1, help_text="which of the job's copies")
+    plate_id = serializers.IntegerField(min_value=1)
+    plate = serializers.CharField(help_text="the plate's number, as on its traveler: P-000012")
+    plate_status = serializers.ChoiceField(choices=public.PLATE_STATUS_CHOICES)
+    number = serializers.IntegerField(min_value=1, help_text="the copy's number on the plate map")
+    x_mm = serializers.FloatField(help_text="where it stands on the bed (front-left origin)")
+    y_mm = serializers.FloatField()
+    rotation_deg = serializers.FloatField(help_text="turned about Z")
+    qc = serializers.ChoiceField(choices=public.COPY_QC_CHOICES)
+    remake = serializers.CharField(
+        allow_null=True, help_text="the job that remakes it, when it was scrapped"
+    )
+
+
 class JobOutputSerializer(serializers.Serializer[JobSummary]):
     id = serializers.IntegerField(source="pk", read_only=True)
     number = serializers.CharField()
@@ -159,6 +174,12 @@ class JobOutputSerializer(serializers.Serializer[JobSummary]):
     toolpath_meta = serializers.JSONField(allow_null=True)
     events = JobEventSerializer(many=True)
     artifacts = serializers.SerializerMethodField()
+    copies = JobCopySerializer(
+        many=True,
+        read_only=True,
+        help_text="the plate and place of each copy, and its QC (#13); empty for a job made "
+        "as one part",
+    )
 
     @extend_schema_field(ArtifactLinkSerializer(many=True))
     def get_artifacts(self, job: JobSummary) -> list[dict[str, Any]]:

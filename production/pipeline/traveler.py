@@ -481,6 +481,11 @@ def svg_data_uri(svg: bytes) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii")
 
 
+def qr_svg(url: str) -> bytes:
+    """The URL as a QR code (SVG), as travelers and labels print it."""
+    return _qr_svg(url)
+
+
 def _qr_svg(url: str) -> bytes:
     qr = segno.make(url, error="m", micro=False)
     svg = io.BytesIO()

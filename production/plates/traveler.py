@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.template.loader import render_to_string
 
-from production.pipeline.traveler import render_pdf, svg_data_uri
+from production.pipeline.traveler import qr_svg, render_pdf, svg_data_uri
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class PlateTraveler:
     map_svg: str
     jobs: tuple[PlateJob, ...]
     copies: tuple[PlateCopyRow, ...]
+    # The station's page of the plate, as a QR code an operator scans to open it ("": none,
+    # as make_part's plates, which are in no database).
+    qr_url: str = ""
 
     @property
     def estimated_time(self) -> str:
@@ -57,7 +60,11 @@ class PlateTraveler:
 def plate_traveler_html(t: PlateTraveler) -> str:
     return render_to_string(
         "production/plate_traveler.html",
-        {"t": t, "map_uri": svg_data_uri(t.map_svg.encode())},
+        {
+            "t": t,
+            "map_uri": svg_data_uri(t.map_svg.encode()),
+            "qr_uri": svg_data_uri(qr_svg(t.qr_url)) if t.qr_url else "",
+        },
     )
 
 

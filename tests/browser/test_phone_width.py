@@ -44,7 +44,7 @@ from orders.saved_quotes import quote_save
 from orders.services import LineRequest
 from orders.uploads import upload_create
 from production import station
-from production.models import Job, Machine, MachineTelemetry, Spool
+from production.models import Job, Machine, MachineTelemetry, Plate, PlateCopy, Spool
 from production.passport import passport_record
 from tests.builders import login_with_mfa, make_order, make_part
 from tests.integration.conftest import _use_broker
@@ -78,7 +78,7 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("the REST API answers JSON", lambda name, route: name.startswith("api:")),
     (
         "a file (PDF, preview model or drawing, G-code...): the route ends in a file name",
-        lambda name, route: bool(re.search(r"\.(pdf|<str:kind>)$", route)),
+        lambda name, route: bool(re.search(r"\.(pdf|gcode|<str:kind>)$", route)),
     ),
     (
         "a form's POST target (it answers a GET with 405): the page holding the form is visited",
@@ -93,6 +93,7 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
                 "accounts:token-revoke",
                 "station-job-action",
                 "station-spool-action",
+                "station-plate-action",
                 "asset-down",
                 "asset-part-remove",
                 "part-save-to-asset",
@@ -155,6 +156,7 @@ class World:
     qc_job: Job  # finished, awaiting QC: the measurement inputs
     machine: Machine
     spool: Spool  # loaded on the machine, with the QC job's filament booked
+    plate: Plate  # finished on the machine, its copies awaiting QC (#13)
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
         Visit("operator", f"/station/jobs/{w.qc_job.pk}/"),  # the QC inputs
         Visit("manager", f"/station/jobs/{w.qc_job.pk}/"),  # with its costs
     ],
+    "station-plate": lambda w: [Visit("operator", f"/station/plates/{w.plate.pk}/")],
     "station-order-costs": lambda w: [
         Visit("manager", f"/station/orders/{w.job.line.order_id}/costs/")
     ],
@@ -333,6 +336,7 @@ def make_world() -> World:
     qc_job = make_station_job(user=requester, machine=machine, quantity=3)
     station.job_start(job_id=qc_job.pk, operator=operator, now=NOW)
     station.job_finish(job_id=qc_job.pk, operator=operator, now=NOW)
+    plate = make_world_plate(requester, machine)
     # Above the team's approval threshold (lowered for the block's price): it waits for the
     # approver.
     Team.objects.filter(memberships__user=requester).update(approval_threshold=Decimal("1.00"))
@@ -391,7 +395,35 @@ def make_world() -> World:
         Job.objects.get(pk=qc_job.pk),
         machine,
         spool,
+        plate,
     )
+
+
+def make_world_plate(requester: User, machine: Machine) -> Plate:
+    """A plate of three copies finished on the machine, awaiting QC copy by copy: the plate
+    page with its map and its QC form (rows as the worker and the station would leave them)."""
+    job = make_station_job(user=requester, machine=machine, quantity=3)
+    plate = Plate.objects.create(
+        status=Plate.Status.FINISHED,
+        status_changed_at=NOW,
+        machine=machine,
+        material=job.line.material,
+        batch_key="demo",
+        gcode=job.job_artifacts.get(kind="gcode").artifact,
+        map_svg=(
+            '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 250 210">'
+            '<rect x="0" y="0" width="250" height="210" fill="none" stroke="#000"/></svg>'
+        ),
+        estimated_time_s=5400,
+        filament_g=31.5,
+        layers=50,
+        engine="builtin",
+    )
+    for n in (1, 2, 3):
+        PlateCopy.objects.create(
+            plate=plate, job=job, copy_index=n, number=n, x_mm=30.0 * n, y_mm=40.0
+        )
+    return plate
 
 
 # --- the measurement -------------------------------------------------------------------------

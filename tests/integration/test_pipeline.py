@@ -69,7 +69,8 @@ def follow_and_confirm(order) -> bool:
 def test_an_order_reaches_a_machine_with_geometry_gcode_and_traveler(requester, start_worker):
     from tests.integration.conftest import wait_for
 
-    worker = start_worker()
+    # Its lines of 2 and 4 copies go on plates (#13): planned at once, not after the window.
+    worker = start_worker(env={"MF_PLATE_BATCH_WINDOW_S": "0"})
     started = time.monotonic()
     order = place(
         requester,

@@ -28,6 +28,7 @@ from production import machines, runner, services
 from production.dfm_previews import preview_dfm_check
 from production.models import Job, PreviewDfm
 from tests.builders import make_machine, make_material, make_organisation, make_user
+from tests.production.test_toolpath_engines_runner import plated_and_routed
 
 pytestmark = pytest.mark.django_db
 
@@ -135,9 +136,10 @@ def test_an_uploaded_stl_is_ordered_and_made_into_gcode_by_the_real_pipeline(use
             break
     services.jobs_release(line_ids=[order_line.pk])
     machines.jobs_route_waiting(now=timezone.now(), actor="router")
-    job = Job.objects.get(pk=job.pk)
+    job = plated_and_routed(job.pk)  # two copies: on a plate (#13)
     assert job.status == Job.Status.ROUTED, job.reason
     assert job.machine == factory
+    assert job.plate_copies.count() == 2
     assert sorted(job.dfm_report["extents_mm"]) == [8, 15, 25]
     kinds = set(job.job_artifacts.values_list("kind", flat=True))
     assert {"stl", "gcode", "traveler"} <= kinds and "step" not in kinds  # a mesh has no STEP

@@ -35,7 +35,7 @@ from microfactory import urls as project_urls
 from orders.models import Order
 from production import spools, tenancy
 from production import urls as station_urls
-from production.models import Artifact, Job, JobEvent, Machine, Site, Spool
+from production.models import Artifact, Job, JobEvent, Machine, Plate, PlateCopy, Site, Spool
 from tests.builders import (
     login_with_mfa,
     make_machine,
@@ -52,6 +52,7 @@ pytestmark = pytest.mark.django_db
 ACTIONS = ("start", "pause", "continue", "finish", "measure", "pass", "scrap")
 # Every action the spool page can post (production.views.station_spool_action).
 SPOOL_ACTIONS = ("load", "unload")
+PLATE_ACTIONS = ("start", "finish", "qc")
 OWNERS = ("operator", "manager", "staff")
 OUTSIDERS = ("other-factory", "customer", "customer-manager", "anonymous")
 
@@ -83,6 +84,9 @@ class World:
     job: Job  # ordered by acme, at factory A's machine
     other_customers_job: Job  # ordered by globex, at factory A's machine too
     spool: Spool  # at factory A's site, not loaded
+    # Routed to factory A's machine with a copy of a third job of acme's: made by the plate
+    # requests only (_plate), so the other tests see the world they always did.
+    plate: Plate | None = None
 
 
 @pytest.fixture
@@ -141,6 +145,26 @@ def _spool(world: World) -> str:
     return f"/station/spools/{world.spool.pk}/"
 
 
+def _plate(world: World) -> str:
+    if world.plate is None:
+        requester = world.users["customer"]
+        assert requester is not None
+        plated = make_station_job(user=requester, machine=world.machine, traveler_pdf=blank_pdf())
+        world.plate = Plate.objects.create(
+            status=Plate.Status.ROUTED,
+            status_changed_at=plated.status_changed_at,
+            machine=world.machine,
+            material=plated.line.material,
+            batch_key="k",
+            gcode=plated.job_artifacts.get(kind="gcode").artifact,
+            traveler=plated.job_artifacts.get(kind="traveler").artifact,
+        )
+        PlateCopy.objects.create(
+            plate=world.plate, job=plated, copy_index=1, number=1, x_mm=50, y_mm=50
+        )
+    return f"/station/plates/{world.plate.pk}/"
+
+
 # URL name -> the requests that exercise it against factory A's machine and acme's job.
 STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
     "station": lambda w: [Request("get", "/station/", {})],
@@ -180,16 +204,29 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
         Request("post", f"{_job(w)}{action}/", {"scrapped": "1", "reason": "warped"})
         for action in ACTIONS
     ],
+    "station-plate": lambda w: [Request("get", _plate(w), {})],
+    "station-plate-traveler": lambda w: [Request("get", f"{_plate(w)}traveler.pdf", {})],
+    "station-plate-gcode": lambda w: [Request("get", f"{_plate(w)}plate.gcode", {})],
+    "station-plate-labels": lambda w: [Request("get", f"{_plate(w)}labels.pdf", {})],
+    "station-plate-action": lambda w: [
+        Request("post", f"{_plate(w)}{action}/", {"reason": "warped"}, redirect=_plate(w))
+        for action in PLATE_ACTIONS
+    ],
 }
 
 
 # Pages of production's URLconf that are not the station's: the part passport is open to whoever
 # holds its token (the traveler's QR code), whatever their organisation (test below).
 PUBLIC_BY_TOKEN = {"passport", "passport-copy"}
+# Pages about the whole factory or the catalog rather than one of factory A's machines or jobs,
+# whose access is tested with them: the what-if (tests/production/simulation/) and the failure
+# map of a revision, for catalog admins (tests/production/test_failmap.py).
+OWN_ACCESS_TESTS = {"station-whatif", "revision-failures", "revision-narrow"}
 
 
 def test_the_matrix_covers_every_station_url() -> None:
     names = {pattern.name for pattern in station_urls.urlpatterns} - PUBLIC_BY_TOKEN
+    names -= OWN_ACCESS_TESTS
     assert names == set(STATION_REQUESTS), "add the new station URL to STATION_REQUESTS"
 
 
@@ -212,6 +249,7 @@ REQUESTS_PER_URL = {
     "station-job-action": len(ACTIONS),
     "station-spool-action": len(SPOOL_ACTIONS),
     "station-scan": 2,
+    "station-plate-action": len(PLATE_ACTIONS),
 }
 
 

@@ -4,9 +4,10 @@ import os
 import shutil
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
-from production import machines, runner, services
+from production import machines, plate_runner, plating, runner, services
 from production.models import Job
 from tests.builders import make_machine, make_order, make_part
 
@@ -31,6 +32,16 @@ def advance_until(job_id: int, status: str | None = None) -> Job:
     # as a confirmation would (tests/orders/test_price_check.py).
     services.jobs_release(line_ids=[Job.objects.get(pk=job_id).line_id])
     machines.jobs_route_waiting(now=timezone.now(), actor="router")  # the worker's next task
+    return plated_and_routed(job_id)
+
+
+def plated_and_routed(job_id: int) -> Job:
+    """A job of N copies waits for its plates (#13): the worker's plate pass (its batching
+    window over) plans them, then the router routes them."""
+    if Job.objects.filter(pk=job_id).filter(plating.routed_as_plates()).exists():
+        with override_settings(MF_PLATE_BATCH_WINDOW_S=0):
+            plate_runner.plates_plan(actor="test")
+        machines.jobs_route_waiting(now=timezone.now(), actor="router")
     return Job.objects.get(pk=job_id)
 
 
