@@ -43,8 +43,8 @@ class Edges:
 def edges_of(faces: np.ndarray, vertex_count: int) -> Edges:
     """The edges of `faces` (indices into `vertex_count` vertices)."""
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
-    low = directed.min(axis=1)
-    keys = low * max(vertex_count, 1) + directed.max(axis=1)
+    low = np.minimum(directed[:, 0], directed[:, 1])
+    keys = low * max(vertex_count, 1) + np.maximum(directed[:, 0], directed[:, 1])
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])

@@ -15,6 +15,7 @@ import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .arrays import column_max, column_min, column_ptp, row_sum
 from .checks import FAIL, PASS, WARN, Budget, Check, Refused
 from .edges import Edges, edges_of
 from .intersections import crossing_pairs
@@ -170,7 +171,7 @@ def _mass(
     if volume <= 0:
         return volume, (0.0, 0.0, 0.0)
     # A tetrahedron's centre of mass is the mean of its four corners.
-    centroids = (triangles.sum(axis=1) + apex) / 4
+    centroids = (row_sum(triangles) + apex) / 4
     centre = (volumes[:, None] * centroids).sum(axis=0) / volume
     return volume, (float(centre[0]), float(centre[1]), float(centre[2]))
 
@@ -200,8 +201,8 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rows = rows - rows.min(axis=0)
-    sizes = [int(v) + 1 for v in rows.max(axis=0)]
+    rows = rows - column_min(rows)
+    sizes = [int(v) + 1 for v in column_max(rows)]
     exact = sizes[0] * sizes[1] * sizes[2] < 2**63
     keys = (rows[:, 0] * sizes[1] + rows[:, 1]) * sizes[2] + rows[:, 2] if exact else _hash(rows)
     order = np.argsort(keys)
@@ -427,7 +428,7 @@ def _orient_shells(
     corners = triangles.reshape(-1, 3)
     shell_volume = np.bincount(shells, weights=volumes)
     negative = np.flatnonzero(shell_volume < 0)
-    reach = 2 * float(np.linalg.norm(np.ptp(corners, axis=0))) + 1
+    reach = 2 * float(np.linalg.norm(column_ptp(corners))) + 1
     inverted: list[int] = []
     if len(negative) > _MAX_SHELLS_TESTED:
         # Too many shells to test one by one: only a mesh inside out as a whole is turned.

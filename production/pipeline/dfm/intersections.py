@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import rays
+from .arrays import column_ptp, row_max, row_min
 from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
@@ -34,7 +35,7 @@ _RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
     """(k, 2) indices of face pairs that cross, each pair once, lower index first."""
     triangles = caster.triangles
-    tolerance = _RELATIVE_TOLERANCE * float(np.ptp(triangles.reshape(-1, 3), axis=0).max())
+    tolerance = _RELATIVE_TOLERANCE * float(column_ptp(triangles.reshape(-1, 3)).max())
     a, b = apart_pairs(faces, caster)
     crossing = np.zeros(len(a), dtype=bool)
     for start in range(0, len(a), _CHUNK):
@@ -175,7 +176,7 @@ def _unit_normals(triangles: np.ndarray) -> np.ndarray:
 
 
 def _straddles(distance: np.ndarray, tolerance: float) -> np.ndarray:
-    straddles: np.ndarray = (distance.max(axis=1) > tolerance) & (distance.min(axis=1) < -tolerance)
+    straddles: np.ndarray = (row_max(distance) > tolerance) & (row_min(distance) < -tolerance)
     return straddles
 
 
@@ -194,12 +195,7 @@ def _span(
         low = np.where(crosses, np.minimum(low, point), low)
         high = np.where(crosses, np.maximum(high, point), high)
     on_plane = distance == 0
-    low = np.where(
-        on_plane.any(axis=1), np.minimum(low, np.where(on_plane, position, np.inf).min(axis=1)), low
-    )
-    high = np.where(
-        on_plane.any(axis=1),
-        np.maximum(high, np.where(on_plane, position, -np.inf).max(axis=1)),
-        high,
-    )
+    touches = on_plane[:, 0] | on_plane[:, 1] | on_plane[:, 2]
+    low = np.where(touches, np.minimum(low, row_min(np.where(on_plane, position, np.inf))), low)
+    high = np.where(touches, np.maximum(high, row_max(np.where(on_plane, position, -np.inf))), high)
     return low, high

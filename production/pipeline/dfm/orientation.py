@@ -35,6 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError
 
+from .arrays import column_max, column_min, row_max, row_mean
 from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
@@ -190,7 +191,7 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
 def _principal_axes(shape: _Shape) -> np.ndarray:
     """The surface's principal axes (rows): the eigenvectors of its area-weighted second
     moment about the centre, a cheap stand-in for the solid's inertia axes."""
-    centroids = shape.vertices[shape.faces].mean(axis=1) - shape.centre
+    centroids = row_mean(shape.vertices[shape.faces]) - shape.centre
     weighted = centroids * shape.areas[:, None]
     moment = weighted.T @ centroids
     _, vectors = np.linalg.eigh(moment)
@@ -248,8 +249,8 @@ def _extents(vertices: np.ndarray, downs: Sequence[np.ndarray]) -> list[np.ndarr
         high = np.full(len(rows), -np.inf)
         for start in range(0, len(vertices), _CHUNK):
             turned = vertices[start : start + _CHUNK] @ rows.T
-            low = np.minimum(low, turned.min(axis=0))
-            high = np.maximum(high, turned.max(axis=0))
+            low = np.minimum(low, column_min(turned))
+            high = np.maximum(high, column_max(turned))
         for i, extent in zip(tilted, (high - low).reshape(-1, 3), strict=True):
             extents[i] = extent
     return extents
@@ -278,7 +279,7 @@ def _measure(
     extents = tuple(float(v) for v in extent)
     facing_down = np.flatnonzero(normal_z < _FACING_DOWN)
     lowest = z.min()
-    on_bed = z[shape.faces[facing_down]].max(axis=1) <= lowest + CONTACT_TOLERANCE_MM
+    on_bed = row_max(z[shape.faces[facing_down]]) <= lowest + CONTACT_TOLERANCE_MM
     contact_faces = facing_down[on_bed]
     contact = np.zeros(len(shape.faces), dtype=bool)
     contact[contact_faces] = True
@@ -396,7 +397,7 @@ def _support(
     far_corner = shape.adjacency_far[rim][row, 1 - within]
     edges = shape.adjacency_edges[rim]
     length = np.linalg.norm(shape.vertices[edges[:, 0]] - shape.vertices[edges[:, 1]], axis=1)
-    rests = z[far_corner] < z[edges].mean(axis=1) - 1e-6
+    rests = z[far_corner] < row_mean(z[edges]) - 1e-6
     rim_length = np.bincount(rim_region, weights=length, minlength=regions)
     resting = np.bincount(rim_region, weights=length * rests, minlength=regions)
     rests_enough = resting >= 0.5 * rim_length
@@ -412,7 +413,7 @@ def _support(
     bridged = narrow & rests_enough
 
     needs = ~bridged[region]
-    above = z[corners].mean(axis=1) - z.min()
+    above = row_mean(z[corners]) - z.min()
     return float(projected[needs].sum()), float((projected * above)[needs].sum())
 
 

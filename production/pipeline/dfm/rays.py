@@ -13,6 +13,8 @@ from functools import cached_property
 import numpy as np
 from rtree import index
 
+from .arrays import column_max, column_min
+
 _PARALLEL = 1e-12  # |det| below this: the ray runs in the triangle's plane
 # Box queries run in batches sized to return about _BATCH_PAIRS pairs each, judging by the
 # batch before: a hostile mesh (thousands of faces piled into one spot) is noticed after a
@@ -202,10 +204,10 @@ class _Grid:
             return None
         sides = highs - lows
         size = np.maximum(np.maximum(sides[:, 0], sides[:, 1]), sides[:, 2])
-        span_mm = float((highs.max(axis=0) - lows.min(axis=0)).max())
+        span_mm = float((column_max(highs) - column_min(lows)).max())
         # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
         cell_mm = max(float(np.median(size)), span_mm / 2**20, 1e-9)
-        origin = lows.min(axis=0) - cell_mm  # a spare cell below: no negative coordinates
+        origin = column_min(lows) - cell_mm  # a spare cell below: no negative coordinates
         # Boxes grow by a hair so that a ray walked through the cells with float rounding
         # still finds a triangle it meets exactly on a cell's side.
         hair = 1e-6 * cell_mm
@@ -214,7 +216,7 @@ class _Grid:
         spans = high_cell - low_cell
         fits = (spans[:, 0] <= _SPAN) & (spans[:, 1] <= _SPAN) & (spans[:, 2] <= _SPAN)
         small, big = np.flatnonzero(fits), np.flatnonzero(~fits)
-        counts = high_cell.max(axis=0) + 1
+        counts = column_max(high_cell) + 1
         # One entry per (cell, face): which of the (_SPAN + 1)**3 cells from its lowest one
         # each face's box covers.
         covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)
