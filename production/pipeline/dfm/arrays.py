@@ -54,3 +54,17 @@ def row_mean(values: np.ndarray) -> np.ndarray:
     """values.mean(axis=1) for a short axis 1 (any trailing axes are kept)."""
     mean: np.ndarray = row_sum(values) / values.shape[1]
     return mean
+
+
+def along(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """points @ direction for (n, 3) points and one direction, without BLAS: OpenBLAS runs a
+    product this thin on every core and its threads then spin, costing more CPU than the
+    arithmetic (on the shared machine, ~0.05-0.1 s of CPU per 100k-triangle validation)."""
+    x, y, z = (float(v) for v in direction)
+    product: np.ndarray = points[:, 0] * x + points[:, 1] * y + points[:, 2] * z
+    return product
+
+
+def turned(points: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """points @ rows.T for (n, 3) points and (k, 3) rows, one along() per row: (n, k)."""
+    return np.column_stack([along(points, row) for row in rows])

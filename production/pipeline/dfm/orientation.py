@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError
 
-from .arrays import column_max, column_min, row_max, row_mean
+from .arrays import along, column_max, column_min, row_max, row_mean, turned
 from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
@@ -170,7 +170,7 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
         if any(np.dot(normal, seen) > math.cos(math.radians(1)) for seen, _ in downs):
             continue
         plane = shape.vertices[shape.faces[patches[patch], 0]] @ normal
-        if (shape.vertices @ normal).max() > plane + CONTACT_TOLERANCE_MM:
+        if along(shape.vertices, normal).max() > plane + CONTACT_TOLERANCE_MM:
             continue  # something lies beyond this face: the part cannot rest on it
         label = "flat face down (normal {:.2f}, {:.2f}, {:.2f})".format(*np.round(normal, 2) + 0.0)
         downs.append((normal, label))
@@ -248,9 +248,9 @@ def _extents(vertices: np.ndarray, downs: Sequence[np.ndarray]) -> list[np.ndarr
         low = np.full(len(rows), np.inf)
         high = np.full(len(rows), -np.inf)
         for start in range(0, len(vertices), _CHUNK):
-            turned = vertices[start : start + _CHUNK] @ rows.T
-            low = np.minimum(low, column_min(turned))
-            high = np.maximum(high, column_max(turned))
+            chunk = turned(vertices[start : start + _CHUNK], rows)
+            low = np.minimum(low, column_min(chunk))
+            high = np.maximum(high, column_max(chunk))
         for i, extent in zip(tilted, (high - low).reshape(-1, 3), strict=True):
             extents[i] = extent
     return extents
@@ -274,8 +274,8 @@ def _measure(
     rotation = matrix[:3, :3]
     # Only heights and normals' Z in print coordinates for the whole mesh; X and Y only for
     # the few faces that need them.
-    z = shape.vertices @ rotation[2]
-    normal_z = shape.normals @ rotation[2]
+    z = along(shape.vertices, rotation[2])
+    normal_z = along(shape.normals, rotation[2])
     extents = tuple(float(v) for v in extent)
     facing_down = np.flatnonzero(normal_z < _FACING_DOWN)
     lowest = z.min()
@@ -377,7 +377,7 @@ def _support(
     # Each region's box on the bed, one axis at a time: ufunc.at is several times faster on
     # 1-D arrays, and turning the vertices once is cheaper than turning every face's corners.
     corners = shape.faces[faces]
-    plan = shape.vertices @ rotation[:2].T  # (vertices, 2): where each lies on the bed
+    plan = turned(shape.vertices, rotation[:2])  # (vertices, 2): where each lies on the bed
     sides = []
     for axis in range(2):
         along = plan[:, axis][corners]  # (faces, 3)
