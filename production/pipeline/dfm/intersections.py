@@ -22,14 +22,6 @@ from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
 _CHUNK = 500_000  # candidate pairs tested at once (a few hundred MB of temporaries)
-_CELL_PERCENTILE = 50  # cells as wide as half the faces' boxes
-_SPAN = 2  # faces whose box spans more cells than 1 + this along an axis go to the R-tree
-# A face's entries sit at these offsets from its lowest cell.
-_OFFSETS = np.array(
-    [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
-)
-# Per offset, a bit for each axis along which it is not the face's lowest cell.
-_RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
 
 
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
@@ -50,70 +42,57 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     pairs than rays.MAX_PAIRS allows (faces piled into one spot)."""
     lows, highs = caster.lows, caster.highs
     corners = faces.astype(np.int32) if faces.max() < 2**31 else faces
-    size = (highs - lows).max(axis=1)
-    origin = lows.min(axis=0)
-    span_mm = float((highs.max(axis=0) - origin).max())
-    # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
-    cell_mm = max(float(np.percentile(size, _CELL_PERCENTILE)), span_mm / 2**20, 1e-9)
-    low_cell = np.floor((lows - origin) / cell_mm).astype(np.int64)
-    spans = np.floor((highs - origin) / cell_mm).astype(np.int64) - low_cell
-    small = np.flatnonzero((spans <= _SPAN).all(axis=1))
-    # A face's cells reach _SPAN past its lowest one: room for them, so no two cells share a key.
-    counts = low_cell.max(axis=0) + _SPAN + 1
-
-    # One entry per (cell, face); `corner` says which of the face's cells it is (_OFFSETS).
-    spans = spans[small]
-    covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)  # (faces, offsets)
-    for axis in range(3):
-        covers &= _OFFSETS[:, axis] <= spans[:, axis, None]
-    face = np.broadcast_to(small[:, None], covers.shape)[covers]
-    offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
-    corner = _RAISED[offset]
-    # A cell's key is linear in its coordinates: the face's lowest cell's key plus the offset's.
-    keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
-    order = np.argsort(keys, kind="stable")
-    keys, face, corner = keys[order], face[order], corner[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    sizes = np.diff(np.r_[starts, len(keys)])
-    # Each entry pairs with the entries after it in its cell.
-    later = np.repeat(starts + sizes, sizes) - np.arange(len(keys)) - 1
-    if int(later.sum()) > 4 * rays.MAX_PAIRS:
-        raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
-    # Per entry, in cell order, one array per axis and corner: the pairs below read them
-    # from nearby memory, and numpy gathers from 1-D arrays fastest.
-    boxes = _boxes32(lows, highs)
-    bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in range(6)]
-    vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
+    grid = caster.grid  # the wall rays' grid: built once for both
     found_a, found_b = [], []
-    ends = np.cumsum(later)
-    total = int(ends[-1]) if len(ends) else 0
-    # int32 where it fits halves the memory read.
-    index: type[np.signedinteger[Any]] = np.int32 if len(keys) + total < 2**31 else np.int64
-    start = 0
-    while start < len(keys):
-        stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
-        count = later[start:stop]
-        entry = np.arange(start, stop, dtype=index)
-        first = np.repeat(entry, count)
-        # The k-th pair of entry i is (i, i + 1 + k); the pairs run on from those before.
-        before = (np.cumsum(count) - count).astype(index)
-        second = np.arange(len(first), dtype=index) + np.repeat(entry + 1 - before, count)
-        # Two overlapping boxes share several cells; the pair counts in only one of them,
-        # the cell holding the low corner of their overlap: there, along each axis, at least
-        # one of the two is in its own lowest cell.
-        once = (corner[first] & corner[second]) == 0
-        first, second = first[once], second[once]
-        for axis in range(3):  # dropping the pairs apart along each axis before the next
-            low, high = bounds[axis], bounds[axis + 3]
-            overlap = (low[first] <= high[second]) & (low[second] <= high[first])
-            first, second = first[overlap], second[overlap]
-        apart = ~_share_vertex(
-            [column[first] for column in vertices], [column[second] for column in vertices]
-        )
-        found_a.append(face[first[apart]])
-        found_b.append(face[second[apart]])
-        start = stop
-    big = np.setdiff1d(np.arange(len(lows)), small, assume_unique=True)
+    if grid is not None and len(grid.faces):
+        face, corner, sizes = grid.faces, grid.corners, grid.sizes
+        # In a cell the entries run by low x, so an entry's box can only overlap, along x,
+        # those after it up to the first whose low x passes its high x: a sweep along x per
+        # cell. In ranks (places in low-x order): faces ranked below `reach` have a low x at
+        # most the entry's high x.
+        sorted_low_x = lows[grid.by_low_x, 0]
+        reach = np.searchsorted(sorted_low_x, highs[face, 0], side="right")
+        cell = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        n = len(lows)
+        placed = cell * n + grid.rank[face]  # sorted: by cell, then by rank
+        later = np.searchsorted(placed, cell * n + reach) - np.arange(len(face)) - 1
+        sharing = int((sizes * (sizes - 1) // 2).sum())  # pairs of entries sharing a cell
+        if sharing > 4 * rays.MAX_PAIRS:
+            raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
+        # Per entry, in cell order, one array per axis and corner: the pairs below read them
+        # from nearby memory, and numpy gathers from 1-D arrays fastest.
+        boxes = _boxes32(lows, highs)
+        bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in (1, 2, 4, 5)]
+        vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
+        ends = np.cumsum(later)
+        total = int(ends[-1])
+        # int32 where it fits halves the memory read.
+        index: type[np.signedinteger[Any]] = np.int32 if len(face) + total < 2**31 else np.int64
+        start = 0
+        while start < len(face):
+            stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
+            count = later[start:stop]
+            entry = np.arange(start, stop, dtype=index)
+            first = np.repeat(entry, count)
+            # The k-th pair of entry i is (i, i + 1 + k); the pairs run on from those before.
+            before = (np.cumsum(count) - count).astype(index)
+            second = np.arange(len(first), dtype=index) + np.repeat(entry + 1 - before, count)
+            # Two overlapping boxes share several cells; the pair counts in only one of them,
+            # the cell holding the low corner of their overlap: there, along each axis, at
+            # least one of the two is in its own lowest cell.
+            once = (corner[first] & corner[second]) == 0
+            first, second = first[once], second[once]
+            for axis in range(2):  # y, then z: the sweep kept only pairs overlapping along x
+                low, high = bounds[axis], bounds[axis + 2]
+                overlap = (low[first] <= high[second]) & (low[second] <= high[first])
+                first, second = first[overlap], second[overlap]
+            apart = ~_share_vertex(
+                [column[first] for column in vertices], [column[second] for column in vertices]
+            )
+            found_a.append(face[first[apart]])
+            found_b.append(face[second[apart]])
+            start = stop
+    big = grid.big if grid is not None else np.arange(len(lows))
     if len(big):
         # Faces too big for the grid: ask the R-tree. A pair of two of them comes back twice.
         query, other = caster.overlapping(lows[big], highs[big])
@@ -126,12 +105,6 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     a = np.concatenate(found_a) if found_a else np.zeros(0, dtype=np.int64)
     b = np.concatenate(found_b) if found_b else np.zeros(0, dtype=np.int64)
     return np.minimum(a, b), np.maximum(a, b)
-
-
-def _keys(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """One int64 per (x, y, z) cell, for sorting."""
-    keys: np.ndarray = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
-    return keys
 
 
 def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarray:

@@ -30,6 +30,8 @@ _MAX_STEPS = 1_000  # grid cells one ray may walk through; past that the R-tree 
 _OFFSETS = np.array(
     [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
 )
+# Per offset, a bit for each axis along which it is not the face's lowest cell.
+_RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
 
 
 class TooCrowded(Exception):
@@ -111,8 +113,9 @@ class RayCaster:
         return found[0], found[1], found[2], found[3]
 
     @cached_property
-    def grid(self) -> "_Grid | None":
-        return _Grid.of(self.lows, self.highs)
+    def grid(self) -> "Grid | None":
+        """Shared by the wall rays and the self-intersection test."""
+        return Grid.of(self.lows, self.highs)
 
     def _walked(
         self, points: np.ndarray, directions: np.ndarray, far: float
@@ -176,30 +179,45 @@ class RayCaster:
         return ray[hit], triangle[hit], t[hit]
 
 
-class _Grid:
+class Grid:
     """Triangles binned into a uniform grid of cells about as wide as their boxes, for walking
-    rays cell by cell. Triangles whose boxes span more than _SPAN + 1 cells along an axis are
-    left out of it (`big`): callers test those against every ray."""
+    rays cell by cell and for the self-intersection test's face pairs (one grid per mesh,
+    built once). Triangles whose boxes span more than _SPAN + 1 cells along an axis are
+    left out of it (`big`): callers test those against every ray.
+
+    Each (cell, face) entry also says which of the face's cells it is (`corners`: a bit per
+    axis along which the cell lies past the face's lowest one), and within a cell the entries
+    run by their faces' low x (`rank`: each face's place in `by_low_x`, the faces ordered by
+    the low x of their boxes), so that the faces a box can overlap along x follow it.
+    """
 
     def __init__(
         self,
         origin: np.ndarray,
         cell_mm: float,
         counts: np.ndarray,
-        entries: tuple[np.ndarray, np.ndarray],
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
         big: np.ndarray,
+        by_low_x: np.ndarray,
     ) -> None:
-        keys, faces = entries
-        order = np.argsort(keys)  # the order within a cell does not matter
-        keys, self.faces = keys[order], faces[order]
+        keys, faces, corners = entries
+        rank = np.empty(len(by_low_x), dtype=np.int64)
+        rank[by_low_x] = np.arange(len(by_low_x))
+        # By cell, then by low x: one int64 sort when the two pack into one key.
+        if len(keys) and int(keys.max()) < 2**62 // max(len(rank), 1):
+            order = np.argsort(keys * len(rank) + rank[faces])
+        else:
+            order = np.lexsort((rank[faces], keys))
+        keys, self.faces, self.corners = keys[order], faces[order], corners[order]
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
         self.cells = keys[first]  # the occupied cells' keys, sorted
         self.starts = first  # where each occupied cell's faces start in self.faces
         self.sizes = np.diff(np.r_[first, len(keys)])
         self.origin, self.cell_mm, self.counts, self.big = origin, cell_mm, counts, big
+        self.by_low_x, self.rank = by_low_x, rank
 
     @classmethod
-    def of(cls, lows: np.ndarray, highs: np.ndarray) -> "_Grid | None":
+    def of(cls, lows: np.ndarray, highs: np.ndarray) -> "Grid | None":
         if len(lows) == 0:
             return None
         sides = highs - lows
@@ -224,9 +242,11 @@ class _Grid:
             covers &= _OFFSETS[:, axis] <= spans[small, axis, None]
         face = np.broadcast_to(small[:, None], covers.shape)[covers]
         offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
-        x, y, z = (low_cell[face, axis] + _OFFSETS[offset, axis] for axis in range(3))
-        keys = (x * counts[1] + y) * counts[2] + z
-        return cls(origin, cell_mm, counts, (keys, face), big)
+        # A cell's key is linear in its coordinates: the face's lowest cell's key plus the
+        # offset's (the same keys as packing each entry's cell, for a gather per entry).
+        keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
+        by_low_x = np.argsort(lows[:, 0], kind="stable")
+        return cls(origin, cell_mm, counts, (keys, face, _RAISED[offset]), big, by_low_x)
 
     def walk(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(segment, cell key) for every grid cell each segment passes through (Amanatides
@@ -304,3 +324,9 @@ def segment_hits(
     t = np.einsum("ij,ij->i", e2, q) * inverse
     inside = usable & (u >= margin) & (v >= margin) & (u + v <= 1 - margin)
     return t, inside
+
+
+def _keys(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """One int64 per (x, y, z) cell, for sorting."""
+    keys: np.ndarray = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
+    return keys
