@@ -46,16 +46,24 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     found_a, found_b = [], []
     if grid is not None and len(grid.faces):
         face, corner, sizes = grid.faces, grid.corners, grid.sizes
-        # In a cell the entries run by low x, so an entry's box can only overlap, along x,
-        # those after it up to the first whose low x passes its high x: a sweep along x per
-        # cell. In ranks (places in low-x order): faces ranked below `reach` have a low x at
-        # most the entry's high x.
-        sorted_low_x = lows[grid.by_low_x, 0]
-        reach = np.searchsorted(sorted_low_x, highs[face, 0], side="right")
-        cell = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        # A sweep along x per cell. Two boxes that share a cell and overlap count in only one
+        # of their shared cells, the one holding the low corner of their overlap: there, along
+        # each axis, at least one of the two is in its own lowest cell (its `corner` bit is
+        # clear). Along x the grid's order gives those pairs as ranges: a cell's entries of
+        # faces beginning in an earlier x cell come first, then those beginning in this one,
+        # each part by low x. An entry beginning here pairs with the later ones beginning here
+        # whose low x is at most its high x; an entry from an earlier cell (so with a lower
+        # low x than any beginning here) with those beginning here up to the same limit.
         n = len(lows)
-        placed = cell * n + grid.rank[face]  # sorted: by cell, then by rank
-        later = np.searchsorted(placed, cell * n + reach) - np.arange(len(face)) - 1
+        cell = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        begins_here = (corner & 1) == 0
+        placed = (cell * 2 + begins_here) * n + grid.rank[face]  # sorted, as the grid is
+        # Faces ranked below `reach` in low-x order have a low x at most this face's high x.
+        reach = np.searchsorted(lows[grid.by_low_x, 0], highs[:, 0], side="right")[face]
+        end = np.searchsorted(placed, (cell * 2 + 1) * n + reach)
+        here = np.searchsorted(placed, (np.arange(len(sizes), dtype=np.int64) * 2 + 1) * n)
+        begin = np.where(begins_here, np.arange(len(face)) + 1, np.repeat(here, sizes))
+        later = np.maximum(end - begin, 0)
         sharing = int((sizes * (sizes - 1) // 2).sum())  # pairs of entries sharing a cell
         if sharing > 4 * rays.MAX_PAIRS:
             raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
@@ -74,12 +82,11 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
             count = later[start:stop]
             entry = np.arange(start, stop, dtype=index)
             first = np.repeat(entry, count)
-            # The k-th pair of entry i is (i, i + 1 + k); the pairs run on from those before.
+            # The k-th pair of entry i is (i, begin[i] + k); the pairs run on from those before.
             before = (np.cumsum(count) - count).astype(index)
-            second = np.arange(len(first), dtype=index) + np.repeat(entry + 1 - before, count)
-            # Two overlapping boxes share several cells; the pair counts in only one of them,
-            # the cell holding the low corner of their overlap: there, along each axis, at
-            # least one of the two is in its own lowest cell.
+            offset = begin[start:stop].astype(index) - before
+            second = np.arange(len(first), dtype=index) + np.repeat(offset, count)
+            # Counted once (see above): along x the ranges saw to it, y and z are left.
             once = (corner[first] & corner[second]) == 0
             first, second = first[once], second[once]
             for axis in range(2):  # y, then z: the sweep kept only pairs overlapping along x

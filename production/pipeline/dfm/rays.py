@@ -186,9 +186,11 @@ class Grid:
     left out of it (`big`): callers test those against every ray.
 
     Each (cell, face) entry also says which of the face's cells it is (`corners`: a bit per
-    axis along which the cell lies past the face's lowest one), and within a cell the entries
-    run by their faces' low x (`rank`: each face's place in `by_low_x`, the faces ordered by
-    the low x of their boxes), so that the faces a box can overlap along x follow it.
+    axis along which the cell lies past the face's lowest one). Within a cell the entries of
+    faces that begin in an earlier x cell (x bit set) come first, then those that begin in
+    this one, each part by the faces' low x (`rank`: each face's place in `by_low_x`, the
+    faces ordered by the low x of their boxes): the self-intersection test reads the faces a
+    box may overlap along x off that order as ranges.
     """
 
     def __init__(
@@ -203,11 +205,13 @@ class Grid:
         keys, faces, corners = entries
         rank = np.empty(len(by_low_x), dtype=np.int64)
         rank[by_low_x] = np.arange(len(by_low_x))
-        # By cell, then by low x: one int64 sort when the two pack into one key.
-        if len(keys) and int(keys.max()) < 2**62 // max(len(rank), 1):
-            order = np.argsort(keys * len(rank) + rank[faces])
+        # By cell, x bit set first, then by low x: one int64 sort when they pack into one key.
+        begins_here = (corners & 1) == 0
+        n = max(len(rank), 1)
+        if len(keys) and int(keys.max()) < 2**62 // (2 * n):
+            order = np.argsort((keys * 2 + begins_here) * n + rank[faces])
         else:
-            order = np.lexsort((rank[faces], keys))
+            order = np.lexsort((rank[faces], begins_here, keys))
         keys, self.faces, self.corners = keys[order], faces[order], corners[order]
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
         self.cells = keys[first]  # the occupied cells' keys, sorted
