@@ -12,8 +12,6 @@ by side) rather than one R-tree query per face, which costs seconds at 100k face
 faces too big for the grid are looked up in the R-tree.
 """
 
-from typing import Any
-
 import numpy as np
 
 from . import rays
@@ -73,28 +71,28 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in (1, 2, 4, 5)]
         vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
         ends = np.cumsum(later)
-        total = int(ends[-1])
-        # int32 where it fits halves the memory read.
-        index: type[np.signedinteger[Any]] = np.int32 if len(face) + total < 2**31 else np.int64
+        # Indices stay int64 and filters go through np.flatnonzero: numpy converts int32
+        # indices to int64 on every gather (3x the cost), and indexing by a boolean mask is
+        # several times slower than by the mask's positions.
         start = 0
         while start < len(face):
             stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
             count = later[start:stop]
-            entry = np.arange(start, stop, dtype=index)
-            first = np.repeat(entry, count)
+            first = np.repeat(np.arange(start, stop), count)
             # The k-th pair of entry i is (i, begin[i] + k); the pairs run on from those before.
-            before = (np.cumsum(count) - count).astype(index)
-            offset = begin[start:stop].astype(index) - before
-            second = np.arange(len(first), dtype=index) + np.repeat(offset, count)
+            offset = begin[start:stop] - (np.cumsum(count) - count)
+            second = np.arange(len(first)) + np.repeat(offset, count)
             # Counted once (see above): along x the ranges saw to it, y and z are left.
-            once = (corner[first] & corner[second]) == 0
-            first, second = first[once], second[once]
+            keep = np.flatnonzero((corner[first] & corner[second]) == 0)
+            first, second = first[keep], second[keep]
             for axis in range(2):  # y, then z: the sweep kept only pairs overlapping along x
                 low, high = bounds[axis], bounds[axis + 2]
-                overlap = (low[first] <= high[second]) & (low[second] <= high[first])
-                first, second = first[overlap], second[overlap]
-            apart = ~_share_vertex(
-                [column[first] for column in vertices], [column[second] for column in vertices]
+                keep = np.flatnonzero((low[first] <= high[second]) & (low[second] <= high[first]))
+                first, second = first[keep], second[keep]
+            apart = np.flatnonzero(
+                ~_share_vertex(
+                    [column[first] for column in vertices], [column[second] for column in vertices]
+                )
             )
             found_a.append(face[first[apart]])
             found_b.append(face[second[apart]])
