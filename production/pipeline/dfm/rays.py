@@ -32,6 +32,15 @@ _OFFSETS = np.array(
 )
 # Per offset, a bit for each axis along which it is not the face's lowest cell.
 _RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
+# Per span pattern (x, y and z spans in cells, each 0.._SPAN, as one number): how many of the
+# offsets a box with those spans covers, and which, in order (padded with 0).
+_COVERED_COUNT = np.array(
+    [int((_OFFSETS <= spans).all(axis=1).sum()) for spans in _OFFSETS], dtype=np.int64
+)
+_COVERED = np.array(
+    [np.pad(np.flatnonzero((_OFFSETS <= spans).all(axis=1)), (0, len(_OFFSETS)))[: len(_OFFSETS)]
+     for spans in _OFFSETS]
+)  # fmt: skip
 
 
 class TooCrowded(Exception):
@@ -240,12 +249,14 @@ class Grid:
         small, big = np.flatnonzero(fits), np.flatnonzero(~fits)
         counts = column_max(high_cell) + 1
         # One entry per (cell, face): which of the (_SPAN + 1)**3 cells from its lowest one
-        # each face's box covers.
-        covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)
-        for axis in range(3):
-            covers &= _OFFSETS[:, axis] <= spans[small, axis, None]
-        face = np.broadcast_to(small[:, None], covers.shape)[covers]
-        offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
+        # each face's box covers, read off a table by the face's spans (cheaper than testing
+        # every face against every offset).
+        shape = spans[small] if len(big) else spans
+        pattern = (shape[:, 0] * (_SPAN + 1) + shape[:, 1]) * (_SPAN + 1) + shape[:, 2]
+        many = _COVERED_COUNT[pattern]
+        face = np.repeat(small, many)
+        within = np.arange(len(face)) - np.repeat(np.cumsum(many) - many, many)
+        offset = _COVERED[np.repeat(pattern, many), within]
         # A cell's key is linear in its coordinates: the face's lowest cell's key plus the
         # offset's (the same keys as packing each entry's cell, for a gather per entry).
         keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
