@@ -68,3 +68,13 @@ def along(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
 def turned(points: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """points @ rows.T for (n, 3) points and (k, 3) rows, one along() per row: (n, k)."""
     return np.column_stack([along(points, row) for row in rows])
+
+
+def unique(values: np.ndarray) -> np.ndarray:
+    """np.unique of a 1-D integer array (sorted distinct values) by one sort: numpy 2's
+    hashing np.unique is ~20x slower on hundreds of thousands of int64 keys."""
+    ordered = np.sort(values.ravel())
+    if len(ordered) == 0:
+        return ordered
+    distinct: np.ndarray = ordered[np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])]
+    return distinct

@@ -35,7 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError
 
-from .arrays import along, column_max, column_min, row_max, row_mean, turned
+from .arrays import along, column_max, column_min, row_max, row_mean, turned, unique
 from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
@@ -284,7 +284,7 @@ def _measure(
     contact = np.zeros(len(shape.faces), dtype=bool)
     contact[contact_faces] = True
     contact_area = float(shape.areas[contact_faces].sum())
-    touching = shape.vertices[np.unique(shape.faces[contact_faces])] @ rotation[:2].T
+    touching = shape.vertices[unique(shape.faces[contact_faces])] @ rotation[:2].T
     footprint = shapely.convex_hull(shapely.multipoints(_hull_points(touching)))
     base = _narrow_side(footprint)
     centre = rotation[:2] @ shape.centre

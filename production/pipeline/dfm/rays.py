@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 from rtree import index
 
-from .arrays import column_max, column_min
+from .arrays import column_max, column_min, unique
 
 _PARALLEL = 1e-12  # |det| below this: the ray runs in the triangle's plane
 # Box queries run in batches sized to return about _BATCH_PAIRS pairs each, judging by the
@@ -167,7 +167,7 @@ class RayCaster:
             )
         line, triangle = line[overlap], triangle[overlap]
         # A triangle in several of a segment's cells counts once.
-        key = np.unique(line * len(self.triangles) + triangle)
+        key = unique(line * len(self.triangles) + triangle)
         return key // len(self.triangles), key % len(self.triangles)
 
     def crossings(
