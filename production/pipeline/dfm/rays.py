@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 from rtree import index
 
-from .arrays import column_max, column_min, unique
+from .arrays import column_max, column_min, stable_order, unique
 
 _PARALLEL = 1e-12  # |det| below this: the ray runs in the triangle's plane
 # Box queries run in batches sized to return about _BATCH_PAIRS pairs each, judging by the
@@ -218,7 +218,7 @@ class Grid:
         begins_here = (corners & 1) == 0
         n = max(len(rank), 1)
         if len(keys) and int(keys.max()) < 2**62 // (2 * n):
-            order = np.argsort((keys * 2 + begins_here) * n + rank[faces])
+            order = stable_order((keys * 2 + begins_here) * n + rank[faces])  # all distinct
         else:
             order = np.lexsort((rank[faces], begins_here, keys))
         keys, self.faces, self.corners = keys[order], faces[order], corners[order]
