@@ -65,11 +65,11 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         sharing = int((sizes * (sizes - 1) // 2).sum())  # pairs of entries sharing a cell
         if sharing > 4 * rays.MAX_PAIRS:
             raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
-        # Per entry, in cell order, one array per axis and corner: the pairs below read them
+        # Per entry, in cell order, one array per bound and corner: the pairs below read them
         # from nearby memory, and numpy gathers from 1-D arrays fastest.
-        boxes = _boxes32(lows, highs)
-        bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in (1, 2, 4, 5)]
-        vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
+        bounds = [side[axis][face] for side in (caster.lows_by_axis, caster.highs_by_axis)
+                  for axis in (1, 2)]  # fmt: skip
+        vertices = [np.ascontiguousarray(corners[:, i])[face] for i in range(3)]
         ends = np.cumsum(later)
         # Indices stay int64 and filters go through np.flatnonzero: numpy converts int32
         # indices to int64 on every gather (3x the cost), and indexing by a boolean mask is
@@ -119,16 +119,6 @@ def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarr
         for theirs in second:
             shared |= mine == theirs
     return shared
-
-
-def _boxes32(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
-    """(n, 6) float32 rows, low corner then high corner, each rounded outwards: half the
-    memory traffic of float64 when gathered per pair, and never a pair missed."""
-    low = lows.astype(np.float32)
-    low = np.where(low > lows, np.nextafter(low, np.float32(-np.inf)), low)
-    high = highs.astype(np.float32)
-    high = np.where(high < highs, np.nextafter(high, np.float32(np.inf)), high)
-    return np.ascontiguousarray(np.column_stack([low, high]))
 
 
 def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarray:
