@@ -19,7 +19,7 @@ from .arrays import column_ptp, row_max, row_min
 from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
-_CHUNK = 500_000  # candidate pairs tested at once (a few hundred MB of temporaries)
+_CHUNK = 500_000  # pairs given the exact test at once (a few hundred MB of temporaries)
 
 
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
@@ -31,7 +31,9 @@ def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
     for start in range(0, len(a), _CHUNK):
         part = slice(start, start + _CHUNK)
         crossing[part] = _cross(triangles[a[part]], triangles[b[part]], tolerance)
-    return np.column_stack([a[crossing], b[crossing]])
+    a, b = a[crossing], b[crossing]
+    order = np.lexsort((b, a))  # by the first face, then the second
+    return np.column_stack([a[order], b[order]])
 
 
 def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.ndarray]:
@@ -70,18 +72,16 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
         bounds = [side[axis][face] for side in (caster.lows_by_axis, caster.highs_by_axis)
                   for axis in (1, 2)]  # fmt: skip
         vertices = [np.ascontiguousarray(corners[:, i])[face] for i in range(3)]
-        ends = np.cumsum(later)
-        # Indices stay int64 and filters go through np.flatnonzero: numpy converts int32
-        # indices to int64 on every gather (3x the cost), and indexing by a boolean mask is
-        # several times slower than by the mask's positions.
-        start = 0
-        while start < len(face):
-            stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
-            count = later[start:stop]
-            first = np.repeat(np.arange(start, stop), count)
-            # The k-th pair of entry i is (i, begin[i] + k); the pairs run on from those before.
-            offset = begin[start:stop] - (np.cumsum(count) - count)
-            second = np.arange(len(first)) + np.repeat(offset, count)
+        # The pairs go k-th partner by k-th partner: step k pairs every entry with more than k
+        # partners with its k-th (begin + k). Each step's arrays are at most one per entry,
+        # so nothing is repeated out per pair and no step outgrows the caches. Indices stay
+        # int64 and filters go through np.flatnonzero: numpy converts int32 indices to int64
+        # on every gather (3x the cost), and indexing by a boolean mask is several times
+        # slower than by the mask's positions.
+        active = np.flatnonzero(later)
+        step = 0
+        while len(active):
+            first, second = active, begin[active] + step
             # Counted once (see above): along x the ranges saw to it, y and z are left.
             keep = np.flatnonzero((corner[first] & corner[second]) == 0)
             first, second = first[keep], second[keep]
@@ -96,7 +96,8 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
             )
             found_a.append(face[first[apart]])
             found_b.append(face[second[apart]])
-            start = stop
+            step += 1
+            active = active[np.flatnonzero(later[active] > step)]
     big = grid.big if grid is not None else np.arange(len(lows))
     if len(big):
         # Faces too big for the grid: ask the R-tree. A pair of two of them comes back twice.
