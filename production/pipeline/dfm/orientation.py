@@ -135,6 +135,7 @@ class _Shape:
 
     vertices: np.ndarray
     faces: np.ndarray
+    triangles: np.ndarray  # vertices[faces], gathered once by the solid
     normals: np.ndarray
     areas: np.ndarray
     adjacency: np.ndarray  # (pairs, 2) faces sharing an edge
@@ -149,6 +150,7 @@ class _Shape:
         return cls(
             vertices=np.asarray(solid.mesh.vertices),
             faces=np.asarray(solid.mesh.faces),
+            triangles=solid.triangles,
             normals=solid.normals,
             areas=solid.areas,
             adjacency=solid.edges.adjacency,
@@ -191,7 +193,7 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
 def _principal_axes(shape: _Shape) -> np.ndarray:
     """The surface's principal axes (rows): the eigenvectors of its area-weighted second
     moment about the centre, a cheap stand-in for the solid's inertia axes."""
-    centroids = row_mean(shape.vertices[shape.faces]) - shape.centre
+    centroids = row_mean(shape.triangles) - shape.centre
     weighted = centroids * shape.areas[:, None]
     moment = weighted.T @ centroids
     _, vectors = np.linalg.eigh(moment)
