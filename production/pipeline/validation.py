@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from microfactory.errors import Rejected
-from production.pipeline.dfm.arrays import column_ptp
 from production.pipeline.dfm.checks import FAIL, PASS, WARN, Budget, Check, Refused, worst
 from production.pipeline.dfm.fdm import build_volume_check, fdm_checks, turned_fit
 from production.pipeline.dfm.integrity import Solid, make_solid
@@ -320,7 +319,7 @@ def _machine_report(
 ) -> ValidationReport:
     mesh = solid.mesh
     # trimesh's extents (its referenced vertices' box) without its hashing and (n, 3) reductions.
-    x, y, z = (round(float(v), 3) for v in column_ptp(solid.triangles.reshape(-1, 3)))
+    x, y, z = (round(float(v), 3) for v in solid.caster.size)
     extents = (x, y, z)
     printers = [m for m in machines if m.process == FDM]
     orientation, thickness = None, None

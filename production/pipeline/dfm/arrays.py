@@ -20,12 +20,6 @@ def column_max(points: np.ndarray) -> np.ndarray:
     return np.array([points[:, i].max() for i in range(points.shape[1])])
 
 
-def column_ptp(points: np.ndarray) -> np.ndarray:
-    """np.ptp(points, axis=0) of an (n, k) array."""
-    highest: np.ndarray = column_max(points) - column_min(points)
-    return highest
-
-
 def row_min(values: np.ndarray) -> np.ndarray:
     """values.min(axis=1) for a short axis 1 (any trailing axes are kept)."""
     low = values[:, 0]

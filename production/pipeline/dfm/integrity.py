@@ -15,7 +15,7 @@ import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .arrays import column_max, column_min, column_ptp, row_sum, stable_order
+from .arrays import column_max, column_min, row_sum, stable_order
 from .checks import FAIL, PASS, WARN, Budget, Check, Refused
 from .edges import Edges, edges_of
 from .intersections import crossing_pairs
@@ -435,10 +435,9 @@ def _orient_shells(
     rightly point inwards, by whether they lie inside another shell (ray parity).
     `volumes` are the faces' _signed_volumes."""
     triangles = caster.triangles
-    corners = triangles.reshape(-1, 3)
     shell_volume = np.bincount(shells, weights=volumes)
     negative = np.flatnonzero(shell_volume < 0)
-    reach = 2 * float(np.linalg.norm(column_ptp(corners))) + 1
+    reach = 2 * float(np.linalg.norm(caster.size)) + 1
     inverted: list[int] = []
     if len(negative) > _MAX_SHELLS_TESTED:
         # Too many shells to test one by one: only a mesh inside out as a whole is turned.

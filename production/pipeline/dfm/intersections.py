@@ -15,7 +15,7 @@ faces too big for the grid are looked up in the R-tree.
 import numpy as np
 
 from . import rays
-from .arrays import column_ptp, row_max, row_min
+from .arrays import row_max, row_min
 from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
@@ -25,7 +25,7 @@ _CHUNK = 500_000  # pairs given the exact test at once (a few hundred MB of temp
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
     """(k, 2) indices of face pairs that cross, each pair once, lower index first."""
     triangles = caster.triangles
-    tolerance = _RELATIVE_TOLERANCE * float(column_ptp(triangles.reshape(-1, 3)).max())
+    tolerance = _RELATIVE_TOLERANCE * float(caster.size.max())
     a, b = apart_pairs(faces, caster)
     crossing = np.zeros(len(a), dtype=bool)
     for start in range(0, len(a), _CHUNK):

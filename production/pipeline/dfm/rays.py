@@ -69,6 +69,13 @@ class RayCaster:
         return highs
 
     @cached_property
+    def size(self) -> np.ndarray:
+        """The mesh's extents (its corners' box), from the triangles' boxes: a third of the
+        rows of the corners'."""
+        extents: np.ndarray = column_max(self.highs) - column_min(self.lows)
+        return extents
+
+    @cached_property
     def lows_by_axis(self) -> list[np.ndarray]:
         """lows[:, axis] for each axis, contiguous."""
         return [np.ascontiguousarray(self.lows[:, axis]) for axis in range(3)]
