@@ -6,10 +6,11 @@ interval test). Touching is not crossing: faces lying on each other, or meeting 
 line, have corners on the other's plane, not beyond it. "Strictly" means by more than a
 millionth of the part's size, far above float rounding and far below anything printable.
 
-Which pairs to test: those whose bounding boxes overlap, found with a uniform grid (cells as
-big as most faces' boxes; sorting the (cell, face) entries puts the faces sharing a cell side
-by side) rather than one R-tree query per face, which costs seconds at 100k faces. The few
-faces too big for the grid are looked up in the R-tree.
+Which pairs to test: those whose bounding boxes overlap and that share no vertex, found with
+the uniform grid the wall rays use too (rays.Grid: cells as big as most faces' boxes, the
+faces sharing a cell side by side and, within it, by the low x of their boxes, so that each
+face's candidates are a sweep along x) rather than one R-tree query per face, which costs
+seconds at 100k faces. The few faces too big for the grid are looked up in the R-tree.
 """
 
 import numpy as np
