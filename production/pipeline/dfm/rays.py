@@ -27,6 +27,9 @@ _BRUTE_PAIRS = 2_000_000  # rays times big faces tested one by one, at most
 # R-tree (measured at 1M: 2 s against 1 s on the 2-core machine); below it, far less.
 _GRID_MAX_TRIANGLES = 200_000
 _MAX_STEPS = 1_000  # grid cells one ray may walk through; past that the R-tree answers
+# Cells this many times the median face's box: fewer (cell, face) entries, and the
+# self-intersection sweep keeps the extra faces per cell from becoming pairs.
+_CELL_FACTOR = 1.5
 _OFFSETS = np.array(
     [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
 )
@@ -255,7 +258,7 @@ class Grid:
         size = np.maximum(np.maximum(sides[:, 0], sides[:, 1]), sides[:, 2])
         span_mm = float((column_max(highs) - column_min(lows)).max())
         # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
-        cell_mm = max(float(np.median(size)), span_mm / 2**20, 1e-9)
+        cell_mm = max(float(np.median(size)) * _CELL_FACTOR, span_mm / 2**20, 1e-9)
         origin = column_min(lows) - cell_mm  # a spare cell below: no negative coordinates
         # Boxes grow by a hair so that a ray walked through the cells with float rounding
         # still finds a triangle it meets exactly on a cell's side.
