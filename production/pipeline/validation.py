@@ -318,7 +318,8 @@ def _machine_report(
     scale: float,
 ) -> ValidationReport:
     mesh = solid.mesh
-    x, y, z = (round(float(v), 3) for v in mesh.extents)
+    # trimesh's extents (its referenced vertices' box) without its hashing and (n, 3) reductions.
+    x, y, z = (round(float(v), 3) for v in solid.caster.size)
     extents = (x, y, z)
     printers = [m for m in machines if m.process == FDM]
     orientation, thickness = None, None

@@ -12,6 +12,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .arrays import stable_order
+
 
 @dataclass(frozen=True)
 class Edges:
@@ -43,9 +45,9 @@ class Edges:
 def edges_of(faces: np.ndarray, vertex_count: int) -> Edges:
     """The edges of `faces` (indices into `vertex_count` vertices)."""
     directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2).astype(np.int64)
-    low = directed.min(axis=1)
-    keys = low * max(vertex_count, 1) + directed.max(axis=1)
-    order = np.argsort(keys, kind="stable")
+    low = np.minimum(directed[:, 0], directed[:, 1])
+    keys = low * max(vertex_count, 1) + np.maximum(directed[:, 0], directed[:, 1])
+    order = stable_order(keys)
     ordered = keys[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     counts = np.diff(np.r_[starts, len(keys)])

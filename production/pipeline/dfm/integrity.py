@@ -15,6 +15,7 @@ import trimesh
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .arrays import column_max, column_min, row_sum, stable_order
 from .checks import FAIL, PASS, WARN, Budget, Check, Refused
 from .edges import Edges, edges_of
 from .intersections import crossing_pairs
@@ -170,7 +171,7 @@ def _mass(
     if volume <= 0:
         return volume, (0.0, 0.0, 0.0)
     # A tetrahedron's centre of mass is the mean of its four corners.
-    centroids = (triangles.sum(axis=1) + apex) / 4
+    centroids = (row_sum(triangles) + apex) / 4
     centre = (volumes[:, None] * centroids).sum(axis=0) / volume
     return volume, (float(centre[0]), float(centre[1]), float(centre[2]))
 
@@ -182,10 +183,14 @@ def _weld(triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     grid = np.round(corners / WELD_MM).astype(np.int64)
     first, inverse = unique_rows(grid)
     # "Exactly" as trimesh.grouping.unique_rows has it: equal to 8 decimals.
-    exact = np.round(corners * 1e8).astype(np.int64)
+    # Column by column (numpy gathers 1-D arrays several times faster than rows).
+    kept = first[inverse]  # each corner's welded vertex, as the corner it was taken from
     welded = 0
-    if (exact != exact[first][inverse]).any():  # some corners moved: count the distinct ones
-        welded = len(unique_rows(exact)[0]) - len(first)
+    for column in range(3):
+        exact = np.round(corners[:, column] * 1e8).astype(np.int64)
+        if (exact != exact[kept]).any():  # some corners moved: count the distinct ones
+            welded = len(unique_rows(np.round(corners * 1e8).astype(np.int64))[0]) - len(first)
+            break
     return corners[first], inverse.reshape(-1, 3), welded
 
 
@@ -200,11 +205,17 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    rows = rows - rows.min(axis=0)
-    sizes = [int(v) + 1 for v in rows.max(axis=0)]
+    low = column_min(rows)
+    sizes = [int(top) - int(bottom) + 1 for top, bottom in zip(column_max(rows), low, strict=True)]
     exact = sizes[0] * sizes[1] * sizes[2] < 2**63
-    keys = (rows[:, 0] * sizes[1] + rows[:, 1]) * sizes[2] + rows[:, 2] if exact else _hash(rows)
-    order = np.argsort(keys)
+    if exact:  # the columns from their lowest values, packed (no (n, 3) temporaries)
+        x, y, z = (rows[:, axis] - low[axis] for axis in range(3))
+        keys = (x * sizes[1] + y) * sizes[2] + z
+    else:
+        rows = rows - low
+        keys = _hash(rows)
+    # Any order of equal keys gives the same answer (each group's lowest index, its rank).
+    order = stable_order(keys) if exact else np.argsort(keys)
     ordered = keys[order]
     new = np.r_[True, ordered[1:] != ordered[:-1]]
     if not exact and ((~new[1:]) & (rows[order[1:]] != rows[order[:-1]]).any(axis=1)).any():
@@ -216,7 +227,7 @@ def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return first[order], rank[inverse.ravel()]
     starts = np.flatnonzero(new)
     first = np.minimum.reduceat(order, starts)
-    by_first = np.argsort(first)
+    by_first = stable_order(first)
     rank = np.empty_like(by_first)
     rank[by_first] = np.arange(len(by_first))
     inverse = np.empty(len(rows), dtype=np.int64)
@@ -424,10 +435,9 @@ def _orient_shells(
     rightly point inwards, by whether they lie inside another shell (ray parity).
     `volumes` are the faces' _signed_volumes."""
     triangles = caster.triangles
-    corners = triangles.reshape(-1, 3)
     shell_volume = np.bincount(shells, weights=volumes)
     negative = np.flatnonzero(shell_volume < 0)
-    reach = 2 * float(np.linalg.norm(np.ptp(corners, axis=0))) + 1
+    reach = 2 * float(np.linalg.norm(caster.size)) + 1
     inverted: list[int] = []
     if len(negative) > _MAX_SHELLS_TESTED:
         # Too many shells to test one by one: only a mesh inside out as a whole is turned.

@@ -6,41 +6,35 @@ interval test). Touching is not crossing: faces lying on each other, or meeting 
 line, have corners on the other's plane, not beyond it. "Strictly" means by more than a
 millionth of the part's size, far above float rounding and far below anything printable.
 
-Which pairs to test: those whose bounding boxes overlap, found with a uniform grid (cells as
-big as most faces' boxes; sorting the (cell, face) entries puts the faces sharing a cell side
-by side) rather than one R-tree query per face, which costs seconds at 100k faces. The few
-faces too big for the grid are looked up in the R-tree.
+Which pairs to test: those whose bounding boxes overlap and that share no vertex, found with
+the uniform grid the wall rays use too (rays.Grid: cells as big as most faces' boxes, the
+faces sharing a cell side by side and, within it, by the low x of their boxes, so that each
+face's candidates are a sweep along x) rather than one R-tree query per face, which costs
+seconds at 100k faces. The few faces too big for the grid are looked up in the R-tree.
 """
-
-from typing import Any
 
 import numpy as np
 
 from . import rays
+from .arrays import row_max, row_min
 from .rays import RayCaster, TooCrowded, cross
 
 _RELATIVE_TOLERANCE = 1e-6
-_CHUNK = 500_000  # candidate pairs tested at once (a few hundred MB of temporaries)
-_CELL_PERCENTILE = 50  # cells as wide as half the faces' boxes
-_SPAN = 2  # faces whose box spans more cells than 1 + this along an axis go to the R-tree
-# A face's entries sit at these offsets from its lowest cell.
-_OFFSETS = np.array(
-    [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
-)
-# Per offset, a bit for each axis along which it is not the face's lowest cell.
-_RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
+_CHUNK = 500_000  # pairs given the exact test at once (a few hundred MB of temporaries)
 
 
 def crossing_pairs(faces: np.ndarray, caster: RayCaster) -> np.ndarray:
     """(k, 2) indices of face pairs that cross, each pair once, lower index first."""
     triangles = caster.triangles
-    tolerance = _RELATIVE_TOLERANCE * float(np.ptp(triangles.reshape(-1, 3), axis=0).max())
+    tolerance = _RELATIVE_TOLERANCE * float(caster.size.max())
     a, b = apart_pairs(faces, caster)
     crossing = np.zeros(len(a), dtype=bool)
     for start in range(0, len(a), _CHUNK):
         part = slice(start, start + _CHUNK)
         crossing[part] = _cross(triangles[a[part]], triangles[b[part]], tolerance)
-    return np.column_stack([a[crossing], b[crossing]])
+    a, b = a[crossing], b[crossing]
+    order = np.lexsort((b, a))  # by the first face, then the second
+    return np.column_stack([a[order], b[order]])
 
 
 def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.ndarray]:
@@ -49,70 +43,63 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     pairs than rays.MAX_PAIRS allows (faces piled into one spot)."""
     lows, highs = caster.lows, caster.highs
     corners = faces.astype(np.int32) if faces.max() < 2**31 else faces
-    size = (highs - lows).max(axis=1)
-    origin = lows.min(axis=0)
-    span_mm = float((highs.max(axis=0) - origin).max())
-    # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
-    cell_mm = max(float(np.percentile(size, _CELL_PERCENTILE)), span_mm / 2**20, 1e-9)
-    low_cell = np.floor((lows - origin) / cell_mm).astype(np.int64)
-    spans = np.floor((highs - origin) / cell_mm).astype(np.int64) - low_cell
-    small = np.flatnonzero((spans <= _SPAN).all(axis=1))
-    # A face's cells reach _SPAN past its lowest one: room for them, so no two cells share a key.
-    counts = low_cell.max(axis=0) + _SPAN + 1
-
-    # One entry per (cell, face); `corner` says which of the face's cells it is (_OFFSETS).
-    spans = spans[small]
-    covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)  # (faces, offsets)
-    for axis in range(3):
-        covers &= _OFFSETS[:, axis] <= spans[:, axis, None]
-    face = np.broadcast_to(small[:, None], covers.shape)[covers]
-    offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
-    corner = _RAISED[offset]
-    # A cell's key is linear in its coordinates: the face's lowest cell's key plus the offset's.
-    keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
-    order = np.argsort(keys, kind="stable")
-    keys, face, corner = keys[order], face[order], corner[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    sizes = np.diff(np.r_[starts, len(keys)])
-    # Each entry pairs with the entries after it in its cell.
-    later = np.repeat(starts + sizes, sizes) - np.arange(len(keys)) - 1
-    if int(later.sum()) > 4 * rays.MAX_PAIRS:
-        raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
-    # Per entry, in cell order, one array per axis and corner: the pairs below read them
-    # from nearby memory, and numpy gathers from 1-D arrays fastest.
-    boxes = _boxes32(lows, highs)
-    bounds = [np.ascontiguousarray(boxes[:, i])[face] for i in range(6)]
-    vertices = [np.ascontiguousarray(corners[face, i]) for i in range(3)]
+    grid = caster.grid  # the wall rays' grid: built once for both
     found_a, found_b = [], []
-    ends = np.cumsum(later)
-    total = int(ends[-1]) if len(ends) else 0
-    # int32 where it fits halves the memory read.
-    index: type[np.signedinteger[Any]] = np.int32 if len(keys) + total < 2**31 else np.int64
-    start = 0
-    while start < len(keys):
-        stop = max(int(np.searchsorted(ends, ends[start] - later[start] + _CHUNK)), start + 1)
-        count = later[start:stop]
-        entry = np.arange(start, stop, dtype=index)
-        first = np.repeat(entry, count)
-        # The k-th pair of entry i is (i, i + 1 + k); the pairs run on from those before.
-        before = (np.cumsum(count) - count).astype(index)
-        second = np.arange(len(first), dtype=index) + np.repeat(entry + 1 - before, count)
-        # Two overlapping boxes share several cells; the pair counts in only one of them,
-        # the cell holding the low corner of their overlap: there, along each axis, at least
-        # one of the two is in its own lowest cell.
-        once = (corner[first] & corner[second]) == 0
-        first, second = first[once], second[once]
-        for axis in range(3):  # dropping the pairs apart along each axis before the next
-            low, high = bounds[axis], bounds[axis + 3]
-            overlap = (low[first] <= high[second]) & (low[second] <= high[first])
-            first, second = first[overlap], second[overlap]
-        apart = ~_share_vertex(
-            [column[first] for column in vertices], [column[second] for column in vertices]
-        )
-        found_a.append(face[first[apart]])
-        found_b.append(face[second[apart]])
-        start = stop
-    big = np.setdiff1d(np.arange(len(lows)), small, assume_unique=True)
+    if grid is not None and len(grid.faces):
+        face, corner, sizes = grid.faces, grid.corners, grid.sizes
+        # A sweep along x per cell. Two boxes that share a cell and overlap count in only one
+        # of their shared cells, the one holding the low corner of their overlap: there, along
+        # each axis, at least one of the two is in its own lowest cell (its `corner` bit is
+        # clear). Along x the grid's order gives those pairs as ranges: a cell's entries of
+        # faces beginning in an earlier x cell come first, then those beginning in this one,
+        # each part by low x. An entry beginning here pairs with the later ones beginning here
+        # whose low x is at most its high x; an entry from an earlier cell (so with a lower
+        # low x than any beginning here) with those beginning here up to the same limit.
+        n = len(lows)
+        cell = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        begins_here = (corner & 1) == 0
+        placed = (cell * 2 + begins_here) * n + grid.rank[face]  # sorted, as the grid is
+        # Faces ranked below `reach` in low-x order have a low x at most this face's high x.
+        reach = np.searchsorted(lows[grid.by_low_x, 0], highs[:, 0], side="right")[face]
+        end = np.searchsorted(placed, (cell * 2 + 1) * n + reach)
+        here = np.searchsorted(placed, (np.arange(len(sizes), dtype=np.int64) * 2 + 1) * n)
+        begin = np.where(begins_here, np.arange(len(face)) + 1, np.repeat(here, sizes))
+        later = np.maximum(end - begin, 0)
+        sharing = int((sizes * (sizes - 1) // 2).sum())  # pairs of entries sharing a cell
+        if sharing > 4 * rays.MAX_PAIRS:
+            raise TooCrowded(f"more than {4 * rays.MAX_PAIRS} faces sharing grid cells")
+        # Per entry, in cell order, one array per bound and corner: the pairs below read them
+        # from nearby memory, and numpy gathers from 1-D arrays fastest.
+        bounds = [side[axis][face] for side in (caster.lows_by_axis, caster.highs_by_axis)
+                  for axis in (1, 2)]  # fmt: skip
+        vertices = [np.ascontiguousarray(corners[:, i])[face] for i in range(3)]
+        # The pairs go k-th partner by k-th partner: step k pairs every entry with more than k
+        # partners with its k-th (begin + k). Each step's arrays are at most one per entry,
+        # so nothing is repeated out per pair and no step outgrows the caches. Indices stay
+        # int64 and filters go through np.flatnonzero: numpy converts int32 indices to int64
+        # on every gather (3x the cost), and indexing by a boolean mask is several times
+        # slower than by the mask's positions.
+        active = np.flatnonzero(later)
+        step = 0
+        while len(active):
+            first, second = active, begin[active] + step
+            # Counted once (see above): along x the ranges saw to it, y and z are left.
+            keep = np.flatnonzero((corner[first] & corner[second]) == 0)
+            first, second = first[keep], second[keep]
+            for axis in range(2):  # y, then z: the sweep kept only pairs overlapping along x
+                low, high = bounds[axis], bounds[axis + 2]
+                keep = np.flatnonzero((low[first] <= high[second]) & (low[second] <= high[first]))
+                first, second = first[keep], second[keep]
+            apart = np.flatnonzero(
+                ~_share_vertex(
+                    [column[first] for column in vertices], [column[second] for column in vertices]
+                )
+            )
+            found_a.append(face[first[apart]])
+            found_b.append(face[second[apart]])
+            step += 1
+            active = active[np.flatnonzero(later[active] > step)]
+    big = grid.big if grid is not None else np.arange(len(lows))
     if len(big):
         # Faces too big for the grid: ask the R-tree. A pair of two of them comes back twice.
         query, other = caster.overlapping(lows[big], highs[big])
@@ -127,12 +114,6 @@ def apart_pairs(faces: np.ndarray, caster: RayCaster) -> tuple[np.ndarray, np.nd
     return np.minimum(a, b), np.maximum(a, b)
 
 
-def _keys(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """One int64 per (x, y, z) cell, for sorting."""
-    keys: np.ndarray = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
-    return keys
-
-
 def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarray:
     """Row-wise: two faces, as their three vertex-index columns, have a vertex in common."""
     shared = np.zeros(len(first[0]), dtype=bool)
@@ -142,28 +123,25 @@ def _share_vertex(first: list[np.ndarray], second: list[np.ndarray]) -> np.ndarr
     return shared
 
 
-def _boxes32(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
-    """(n, 6) float32 rows, low corner then high corner, each rounded outwards: half the
-    memory traffic of float64 when gathered per pair, and never a pair missed."""
-    low = lows.astype(np.float32)
-    low = np.where(low > lows, np.nextafter(low, np.float32(-np.inf)), low)
-    high = highs.astype(np.float32)
-    high = np.where(high < highs, np.nextafter(high, np.float32(np.inf)), high)
-    return np.ascontiguousarray(np.column_stack([low, high]))
-
-
 def _cross(first: np.ndarray, second: np.ndarray, tolerance: float) -> np.ndarray:
-    """Row-wise Möller interval test for triangle pairs."""
-    first_normal = _unit_normals(first)
+    """Row-wise Möller interval test for triangle pairs. Most pairs have the first triangle
+    wholly on one side of the second's plane: the rest of the test runs on the others only
+    (the same arithmetic per row, so the same answers)."""
+    crossing = np.zeros(len(first), dtype=bool)
     second_normal = _unit_normals(second)
     to_second = np.einsum("ijk,ik->ij", first - second[:, None, 0], second_normal)
+    left = np.flatnonzero(_straddles(to_second, tolerance))
+    first, second, second_normal, to_second = (
+        first[left], second[left], second_normal[left], to_second[left]
+    )  # fmt: skip
+    first_normal = _unit_normals(first)
     to_first = np.einsum("ijk,ik->ij", second - first[:, None, 0], first_normal)
-    straddle = _straddles(to_second, tolerance) & _straddles(to_first, tolerance)
+    straddle = _straddles(to_first, tolerance)
     line = cross(first_normal, second_normal)
     low1, high1 = _span(first, to_second, line)
     low2, high2 = _span(second, to_first, line)
     overlap = np.minimum(high1, high2) - np.maximum(low1, low2)
-    crossing: np.ndarray = straddle & (overlap > tolerance)
+    crossing[left] = straddle & (overlap > tolerance)
     return crossing
 
 
@@ -175,7 +153,7 @@ def _unit_normals(triangles: np.ndarray) -> np.ndarray:
 
 
 def _straddles(distance: np.ndarray, tolerance: float) -> np.ndarray:
-    straddles: np.ndarray = (distance.max(axis=1) > tolerance) & (distance.min(axis=1) < -tolerance)
+    straddles: np.ndarray = (row_max(distance) > tolerance) & (row_min(distance) < -tolerance)
     return straddles
 
 
@@ -194,12 +172,7 @@ def _span(
         low = np.where(crosses, np.minimum(low, point), low)
         high = np.where(crosses, np.maximum(high, point), high)
     on_plane = distance == 0
-    low = np.where(
-        on_plane.any(axis=1), np.minimum(low, np.where(on_plane, position, np.inf).min(axis=1)), low
-    )
-    high = np.where(
-        on_plane.any(axis=1),
-        np.maximum(high, np.where(on_plane, position, -np.inf).max(axis=1)),
-        high,
-    )
+    touches = on_plane[:, 0] | on_plane[:, 1] | on_plane[:, 2]
+    low = np.where(touches, np.minimum(low, row_min(np.where(on_plane, position, np.inf))), low)
+    high = np.where(touches, np.maximum(high, row_max(np.where(on_plane, position, -np.inf))), high)
     return low, high

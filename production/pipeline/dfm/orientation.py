@@ -35,6 +35,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError
 
+from .arrays import along, column_max, column_min, row_max, row_mean, turned, unique
 from .integrity import Solid, unique_rows
 
 HEIGHT_COST_MM2_PER_MM = 2.0
@@ -134,6 +135,7 @@ class _Shape:
 
     vertices: np.ndarray
     faces: np.ndarray
+    triangles: np.ndarray  # vertices[faces], gathered once by the solid
     normals: np.ndarray
     areas: np.ndarray
     adjacency: np.ndarray  # (pairs, 2) faces sharing an edge
@@ -148,6 +150,7 @@ class _Shape:
         return cls(
             vertices=np.asarray(solid.mesh.vertices),
             faces=np.asarray(solid.mesh.faces),
+            triangles=solid.triangles,
             normals=solid.normals,
             areas=solid.areas,
             adjacency=solid.edges.adjacency,
@@ -169,7 +172,7 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
         if any(np.dot(normal, seen) > math.cos(math.radians(1)) for seen, _ in downs):
             continue
         plane = shape.vertices[shape.faces[patches[patch], 0]] @ normal
-        if (shape.vertices @ normal).max() > plane + CONTACT_TOLERANCE_MM:
+        if along(shape.vertices, normal).max() > plane + CONTACT_TOLERANCE_MM:
             continue  # something lies beyond this face: the part cannot rest on it
         label = "flat face down (normal {:.2f}, {:.2f}, {:.2f})".format(*np.round(normal, 2) + 0.0)
         downs.append((normal, label))
@@ -190,7 +193,7 @@ def _candidate_downs(shape: _Shape) -> list[tuple[np.ndarray, str]]:
 def _principal_axes(shape: _Shape) -> np.ndarray:
     """The surface's principal axes (rows): the eigenvectors of its area-weighted second
     moment about the centre, a cheap stand-in for the solid's inertia axes."""
-    centroids = shape.vertices[shape.faces].mean(axis=1) - shape.centre
+    centroids = row_mean(shape.triangles) - shape.centre
     weighted = centroids * shape.areas[:, None]
     moment = weighted.T @ centroids
     _, vectors = np.linalg.eigh(moment)
@@ -247,9 +250,9 @@ def _extents(vertices: np.ndarray, downs: Sequence[np.ndarray]) -> list[np.ndarr
         low = np.full(len(rows), np.inf)
         high = np.full(len(rows), -np.inf)
         for start in range(0, len(vertices), _CHUNK):
-            turned = vertices[start : start + _CHUNK] @ rows.T
-            low = np.minimum(low, turned.min(axis=0))
-            high = np.maximum(high, turned.max(axis=0))
+            chunk = turned(vertices[start : start + _CHUNK], rows)
+            low = np.minimum(low, column_min(chunk))
+            high = np.maximum(high, column_max(chunk))
         for i, extent in zip(tilted, (high - low).reshape(-1, 3), strict=True):
             extents[i] = extent
     return extents
@@ -273,17 +276,17 @@ def _measure(
     rotation = matrix[:3, :3]
     # Only heights and normals' Z in print coordinates for the whole mesh; X and Y only for
     # the few faces that need them.
-    z = shape.vertices @ rotation[2]
-    normal_z = shape.normals @ rotation[2]
+    z = along(shape.vertices, rotation[2])
+    normal_z = along(shape.normals, rotation[2])
     extents = tuple(float(v) for v in extent)
     facing_down = np.flatnonzero(normal_z < _FACING_DOWN)
     lowest = z.min()
-    on_bed = z[shape.faces[facing_down]].max(axis=1) <= lowest + CONTACT_TOLERANCE_MM
+    on_bed = row_max(z[shape.faces[facing_down]]) <= lowest + CONTACT_TOLERANCE_MM
     contact_faces = facing_down[on_bed]
     contact = np.zeros(len(shape.faces), dtype=bool)
     contact[contact_faces] = True
     contact_area = float(shape.areas[contact_faces].sum())
-    touching = shape.vertices[np.unique(shape.faces[contact_faces])] @ rotation[:2].T
+    touching = shape.vertices[unique(shape.faces[contact_faces])] @ rotation[:2].T
     footprint = shapely.convex_hull(shapely.multipoints(_hull_points(touching)))
     base = _narrow_side(footprint)
     centre = rotation[:2] @ shape.centre
@@ -376,7 +379,7 @@ def _support(
     # Each region's box on the bed, one axis at a time: ufunc.at is several times faster on
     # 1-D arrays, and turning the vertices once is cheaper than turning every face's corners.
     corners = shape.faces[faces]
-    plan = shape.vertices @ rotation[:2].T  # (vertices, 2): where each lies on the bed
+    plan = turned(shape.vertices, rotation[:2])  # (vertices, 2): where each lies on the bed
     sides = []
     for axis in range(2):
         along = plan[:, axis][corners]  # (faces, 3)
@@ -396,7 +399,7 @@ def _support(
     far_corner = shape.adjacency_far[rim][row, 1 - within]
     edges = shape.adjacency_edges[rim]
     length = np.linalg.norm(shape.vertices[edges[:, 0]] - shape.vertices[edges[:, 1]], axis=1)
-    rests = z[far_corner] < z[edges].mean(axis=1) - 1e-6
+    rests = z[far_corner] < row_mean(z[edges]) - 1e-6
     rim_length = np.bincount(rim_region, weights=length, minlength=regions)
     resting = np.bincount(rim_region, weights=length * rests, minlength=regions)
     rests_enough = resting >= 0.5 * rim_length
@@ -412,7 +415,7 @@ def _support(
     bridged = narrow & rests_enough
 
     needs = ~bridged[region]
-    above = z[corners].mean(axis=1) - z.min()
+    above = row_mean(z[corners]) - z.min()
     return float(projected[needs].sum()), float((projected * above)[needs].sum())
 
 

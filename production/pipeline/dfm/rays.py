@@ -13,6 +13,8 @@ from functools import cached_property
 import numpy as np
 from rtree import index
 
+from .arrays import column_max, column_min, stable_order, unique
+
 _PARALLEL = 1e-12  # |det| below this: the ray runs in the triangle's plane
 # Box queries run in batches sized to return about _BATCH_PAIRS pairs each, judging by the
 # batch before: a hostile mesh (thousands of faces piled into one spot) is noticed after a
@@ -25,9 +27,23 @@ _BRUTE_PAIRS = 2_000_000  # rays times big faces tested one by one, at most
 # R-tree (measured at 1M: 2 s against 1 s on the 2-core machine); below it, far less.
 _GRID_MAX_TRIANGLES = 200_000
 _MAX_STEPS = 1_000  # grid cells one ray may walk through; past that the R-tree answers
+# Cells this many times the median face's box: fewer (cell, face) entries, and the
+# self-intersection sweep keeps the extra faces per cell from becoming pairs.
+_CELL_FACTOR = 1.5
 _OFFSETS = np.array(
     [(x, y, z) for x in range(_SPAN + 1) for y in range(_SPAN + 1) for z in range(_SPAN + 1)]
 )
+# Per offset, a bit for each axis along which it is not the face's lowest cell.
+_RAISED = ((_OFFSETS > 0) * [1, 2, 4]).sum(axis=1).astype(np.int8)
+# Per span pattern (x, y and z spans in cells, each 0.._SPAN, as one number): how many of the
+# offsets a box with those spans covers, and which, in order (padded with 0).
+_COVERED_COUNT = np.array(
+    [int((_OFFSETS <= spans).all(axis=1).sum()) for spans in _OFFSETS], dtype=np.int64
+)
+_COVERED = np.array(
+    [np.pad(np.flatnonzero((_OFFSETS <= spans).all(axis=1)), (0, len(_OFFSETS)))[: len(_OFFSETS)]
+     for spans in _OFFSETS]
+)  # fmt: skip
 
 
 class TooCrowded(Exception):
@@ -54,6 +70,22 @@ class RayCaster:
         corners = self.triangles
         highs: np.ndarray = np.maximum(np.maximum(corners[:, 0], corners[:, 1]), corners[:, 2])
         return highs
+
+    @cached_property
+    def size(self) -> np.ndarray:
+        """The mesh's extents (its corners' box), from the triangles' boxes: a third of the
+        rows of the corners'."""
+        extents: np.ndarray = column_max(self.highs) - column_min(self.lows)
+        return extents
+
+    @cached_property
+    def lows_by_axis(self) -> list[np.ndarray]:
+        """lows[:, axis] for each axis, contiguous."""
+        return [np.ascontiguousarray(self.lows[:, axis]) for axis in range(3)]
+
+    @cached_property
+    def highs_by_axis(self) -> list[np.ndarray]:
+        return [np.ascontiguousarray(self.highs[:, axis]) for axis in range(3)]
 
     @cached_property
     def tree(self) -> index.Index:
@@ -109,8 +141,9 @@ class RayCaster:
         return found[0], found[1], found[2], found[3]
 
     @cached_property
-    def grid(self) -> "_Grid | None":
-        return _Grid.of(self.lows, self.highs)
+    def grid(self) -> "Grid | None":
+        """Shared by the wall rays and the self-intersection test."""
+        return Grid.of(self.lows, self.highs)
 
     def _walked(
         self, points: np.ndarray, directions: np.ndarray, far: float
@@ -145,15 +178,17 @@ class RayCaster:
             line = np.concatenate([line, np.repeat(np.arange(len(points)), len(grid.big))])
             triangle = np.concatenate([triangle, np.tile(grid.big, len(points))])
         # Only the boxes that overlap the segment's box (what the R-tree would return).
+        # Axis by axis on what is left, gathering from 1-D columns by positions (numpy gathers
+        # from a column of a 2-D array, or by a boolean mask, several times slower).
         low, high = np.minimum(starts, ends), np.maximum(starts, ends)
-        overlap = np.ones(len(line), dtype=bool)
         for axis in range(3):
-            overlap &= (self.lows[triangle, axis] <= high[line, axis]) & (
-                low[line, axis] <= self.highs[triangle, axis]
+            keep = np.flatnonzero(
+                (self.lows_by_axis[axis][triangle] <= high[:, axis][line])
+                & (low[:, axis][line] <= self.highs_by_axis[axis][triangle])
             )
-        line, triangle = line[overlap], triangle[overlap]
+            line, triangle = line[keep], triangle[keep]
         # A triangle in several of a segment's cells counts once.
-        key = np.unique(line * len(self.triangles) + triangle)
+        key = unique(line * len(self.triangles) + triangle)
         return key // len(self.triangles), key % len(self.triangles)
 
     def crossings(
@@ -174,38 +209,57 @@ class RayCaster:
         return ray[hit], triangle[hit], t[hit]
 
 
-class _Grid:
+class Grid:
     """Triangles binned into a uniform grid of cells about as wide as their boxes, for walking
-    rays cell by cell. Triangles whose boxes span more than _SPAN + 1 cells along an axis are
-    left out of it (`big`): callers test those against every ray."""
+    rays cell by cell and for the self-intersection test's face pairs (one grid per mesh,
+    built once). Triangles whose boxes span more than _SPAN + 1 cells along an axis are
+    left out of it (`big`): callers test those against every ray.
+
+    Each (cell, face) entry also says which of the face's cells it is (`corners`: a bit per
+    axis along which the cell lies past the face's lowest one). Within a cell the entries of
+    faces that begin in an earlier x cell (x bit set) come first, then those that begin in
+    this one, each part by the faces' low x (`rank`: each face's place in `by_low_x`, the
+    faces ordered by the low x of their boxes): the self-intersection test reads the faces a
+    box may overlap along x off that order as ranges.
+    """
 
     def __init__(
         self,
         origin: np.ndarray,
         cell_mm: float,
         counts: np.ndarray,
-        entries: tuple[np.ndarray, np.ndarray],
+        entries: tuple[np.ndarray, np.ndarray, np.ndarray],
         big: np.ndarray,
+        by_low_x: np.ndarray,
     ) -> None:
-        keys, faces = entries
-        order = np.argsort(keys)  # the order within a cell does not matter
-        keys, self.faces = keys[order], faces[order]
+        keys, faces, corners = entries
+        rank = np.empty(len(by_low_x), dtype=np.int64)
+        rank[by_low_x] = np.arange(len(by_low_x))
+        # By cell, x bit set first, then by low x: one int64 sort when they pack into one key.
+        begins_here = (corners & 1) == 0
+        n = max(len(rank), 1)
+        if len(keys) and int(keys.max()) < 2**62 // (2 * n):
+            order = stable_order((keys * 2 + begins_here) * n + rank[faces])  # all distinct
+        else:
+            order = np.lexsort((rank[faces], begins_here, keys))
+        keys, self.faces, self.corners = keys[order], faces[order], corners[order]
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
         self.cells = keys[first]  # the occupied cells' keys, sorted
         self.starts = first  # where each occupied cell's faces start in self.faces
         self.sizes = np.diff(np.r_[first, len(keys)])
         self.origin, self.cell_mm, self.counts, self.big = origin, cell_mm, counts, big
+        self.by_low_x, self.rank = by_low_x, rank
 
     @classmethod
-    def of(cls, lows: np.ndarray, highs: np.ndarray) -> "_Grid | None":
+    def of(cls, lows: np.ndarray, highs: np.ndarray) -> "Grid | None":
         if len(lows) == 0:
             return None
         sides = highs - lows
         size = np.maximum(np.maximum(sides[:, 0], sides[:, 1]), sides[:, 2])
-        span_mm = float((highs.max(axis=0) - lows.min(axis=0)).max())
+        span_mm = float((column_max(highs) - column_min(lows)).max())
         # Cell coordinates must pack into one int64 key: at most 2**20 cells along an axis.
-        cell_mm = max(float(np.median(size)), span_mm / 2**20, 1e-9)
-        origin = lows.min(axis=0) - cell_mm  # a spare cell below: no negative coordinates
+        cell_mm = max(float(np.median(size)) * _CELL_FACTOR, span_mm / 2**20, 1e-9)
+        origin = column_min(lows) - cell_mm  # a spare cell below: no negative coordinates
         # Boxes grow by a hair so that a ray walked through the cells with float rounding
         # still finds a triangle it meets exactly on a cell's side.
         hair = 1e-6 * cell_mm
@@ -214,17 +268,21 @@ class _Grid:
         spans = high_cell - low_cell
         fits = (spans[:, 0] <= _SPAN) & (spans[:, 1] <= _SPAN) & (spans[:, 2] <= _SPAN)
         small, big = np.flatnonzero(fits), np.flatnonzero(~fits)
-        counts = high_cell.max(axis=0) + 1
+        counts = column_max(high_cell) + 1
         # One entry per (cell, face): which of the (_SPAN + 1)**3 cells from its lowest one
-        # each face's box covers.
-        covers = np.ones((len(small), len(_OFFSETS)), dtype=bool)
-        for axis in range(3):
-            covers &= _OFFSETS[:, axis] <= spans[small, axis, None]
-        face = np.broadcast_to(small[:, None], covers.shape)[covers]
-        offset = np.broadcast_to(np.arange(len(_OFFSETS)), covers.shape)[covers]
-        x, y, z = (low_cell[face, axis] + _OFFSETS[offset, axis] for axis in range(3))
-        keys = (x * counts[1] + y) * counts[2] + z
-        return cls(origin, cell_mm, counts, (keys, face), big)
+        # each face's box covers, read off a table by the face's spans (cheaper than testing
+        # every face against every offset).
+        shape = spans[small] if len(big) else spans
+        pattern = (shape[:, 0] * (_SPAN + 1) + shape[:, 1]) * (_SPAN + 1) + shape[:, 2]
+        many = _COVERED_COUNT[pattern]
+        face = np.repeat(small, many)
+        within = np.arange(len(face)) - np.repeat(np.cumsum(many) - many, many)
+        offset = _COVERED[np.repeat(pattern, many), within]
+        # A cell's key is linear in its coordinates: the face's lowest cell's key plus the
+        # offset's (the same keys as packing each entry's cell, for a gather per entry).
+        keys = _keys(low_cell, counts)[face] + _keys(_OFFSETS, counts)[offset]
+        by_low_x = np.argsort(lows[:, 0], kind="stable")
+        return cls(origin, cell_mm, counts, (keys, face, _RAISED[offset]), big, by_low_x)
 
     def walk(self, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """(segment, cell key) for every grid cell each segment passes through (Amanatides
@@ -302,3 +360,9 @@ def segment_hits(
     t = np.einsum("ij,ij->i", e2, q) * inverse
     inside = usable & (u >= margin) & (v >= margin) & (u + v <= 1 - margin)
     return t, inside
+
+
+def _keys(cells: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """One int64 per (x, y, z) cell, for sorting."""
+    keys: np.ndarray = (cells[:, 0] * counts[1] + cells[:, 1]) * counts[2] + cells[:, 2]
+    return keys

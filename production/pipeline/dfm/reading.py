@@ -67,8 +67,8 @@ def file_size_check(size: int, max_file_bytes: int) -> Check:
 
 
 def coordinates_check(triangles: np.ndarray) -> Check:
-    finite = np.isfinite(triangles).all(axis=(1, 2))
-    if not finite.all():
+    if not np.isfinite(triangles).all():  # per triangle only when something is wrong
+        finite = np.isfinite(triangles).all(axis=(1, 2))
         bad = int((~finite).sum())
         raise Refused(
             Check(
