@@ -79,7 +79,7 @@ def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue
     if machine_ids is not None:
         active = active.filter(machine_id__in=list(machine_ids))
     queues: dict[int, _Queue] = {}
-    rows = active.order_by("status_changed_at", "pk").values_list(
+    rows = active.order_by(*Job.QUEUE_ORDER).values_list(
         "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug"
     )
     for machine_id, progress, meta, quantity, material in rows:
@@ -363,6 +363,7 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                 message=f"routed to {machine.name} (batch plan): {reason}",
                 machine=machine,
                 route_reason=reason[:2000],
+                queue_rank=None,  # a place moved to on another machine's queue (floor view)
             ):
                 routed[job.pk] = slug
                 touched.add(machine.pk)
@@ -381,6 +382,16 @@ def _on_commit_dispatch(machine_id: int) -> None:
             logger.warning("could not enqueue dispatch for machine %s: %s", machine_id, error)
 
     transaction.on_commit(send)
+
+
+# The floor view (production.floor) moves a job onto a machine as the router does: under the
+# router's lock, then a dispatch of that machine once committed.
+def lock_routing() -> None:
+    _lock_routing()
+
+
+def dispatch_on_commit(machine_id: int) -> None:
+    _on_commit_dispatch(machine_id)
 
 
 def machines_sweep(*, now: datetime, actor: str) -> None:
@@ -418,9 +429,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         if machine is None or machine.state not in Machine.AVAILABLE:
             return []
         queued = list(
-            Job.objects.filter(machine=machine, status=Status.ROUTED).order_by(
-                "status_changed_at", "pk"
-            )
+            Job.objects.filter(machine=machine, status=Status.ROUTED).order_by(*Job.QUEUE_ORDER)
         )
         if not machine.is_connected:
             for job in queued:

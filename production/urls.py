@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import passport_views, views
+from production import floor_views, passport_views, views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -45,6 +45,14 @@ urlpatterns = [
         views.station_order_costs,
         name="station-order-costs",
     ),
+    # The live floor view (production.floor): all the user's sites, one site, the part htmx
+    # refreshes, the move of a waiting job; where a login lands.
+    path("station/floor/", floor_views.floor_page, name="floor"),
+    path("station/floor/<slug:slug>/", floor_views.floor_page, name="floor-site"),
+    path("station/floor-live/", floor_views.floor_live, name="floor-live"),
+    path("station/floor-live/<slug:slug>/", floor_views.floor_live, name="floor-site-live"),
+    path("station/floor/jobs/<id:job_id>/move/", floor_views.floor_move, name="floor-move"),
+    path("welcome/", floor_views.after_login, name="after-login"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",

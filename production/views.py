@@ -93,9 +93,7 @@ def machine_queue(machine: Machine) -> dict[str, list[Job]]:
     finished = jobs.filter(status__in=(Status.DONE, Status.SCRAPPED))
     return {
         "now": list(jobs.filter(status__in=Job.STARTED).order_by("started_at", "pk")),
-        "next": list(
-            jobs.filter(status__in=station.NOT_STARTED).order_by("status_changed_at", "pk")
-        ),
+        "next": list(jobs.filter(status__in=station.NOT_STARTED).order_by(*Job.QUEUE_ORDER)),
         "qc": list(jobs.filter(status=Status.AWAITING_QC).order_by("finished_at", "pk")),
         "done": list(finished.order_by("-status_changed_at")[:10]),
     }
