@@ -10,8 +10,8 @@ The plan of the next 24 h is the queue as the machines will take it (Job.QUEUE_O
 for its G-code's estimated time times its quantity, less what is done of the running one
 (production.machines.machine_queues counts a queue's time the same way), with a changeover
 where the material changes (MF_CHANGEOVER_MIN, as the router plans it). A job starts only while
-its site is open (`Calendar.start_and_finish`); every site is open around the clock until it
-has opening hours.
+its site is open (production.calendars, `SiteCalendar.start_and_finish`); a site without
+opening hours is open around the clock. The timeline shades the hours a site is closed.
 
 Writes: both moves lock the job, are refused with a reason (DomainError) and are recorded by
 production.lifecycle: a move to another machine is a `routed -> routed` (or `dispatched ->
@@ -21,7 +21,7 @@ routed`) move by the operator, a move up the queue an event without a move ("reo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -29,6 +29,7 @@ from django.db.models import Q, QuerySet
 
 from microfactory.errors import DomainError
 from production import lifecycle, machines, routing
+from production.calendars import NeverOpen, SiteCalendar, calendars_for_sites
 from production.lifecycle import By
 from production.models import Job, JobEvent, Machine, MachineEvent, Site
 
@@ -40,32 +41,11 @@ DOWN = frozenset({State.OFFLINE, State.MAINTENANCE, State.ERROR})
 QUEUE_SHOWN = 5  # waiting jobs listed on a tile; the rest are counted
 
 
-class Calendar(Protocol):
-    """What the floor reads of a site's opening hours (production.calendars.SiteCalendar)."""
-
-    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        """The open time within [start, end), sorted and disjoint."""
-        ...
-
-    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
-        """When a job ready at `ready_at` starts (the site open) and ends (it runs on)."""
-        ...
-
-
-@dataclass(frozen=True)
-class AlwaysOpen:
-    """A site without opening hours: open around the clock."""
-
-    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        return [(start, end)] if start < end else []
-
-    def start_and_finish(self, ready_at: datetime, run_s: float) -> tuple[datetime, datetime]:
-        return ready_at, ready_at + timedelta(seconds=run_s)
-
-
-def calendars_for(site_ids: Iterable[int]) -> dict[int, Calendar]:
-    """The sites' calendars; until sites have opening hours, each is open around the clock."""
-    return {site_id: AlwaysOpen() for site_id in site_ids}
+def calendars_for(sites: Iterable[Site]) -> dict[int, SiteCalendar]:
+    """The sites' opening hours and closures (production.calendars): two queries."""
+    return calendars_for_sites(
+        [site.pk for site in sites], zones={site.pk: site.timezone for site in sites}
+    )
 
 
 # --- pure: the plan and the past ------------------------------------------------------------
@@ -94,7 +74,7 @@ def plan_queue(
     free_at: datetime,
     loaded: str | None,
     changeover_s: float,
-    calendar: Calendar,
+    calendar: SiteCalendar,
 ) -> list[Planned]:
     """When each waiting job would run, in queue order, on a machine free at `free_at` with
     `loaded` material: one after the other, with a changeover before a job in another
@@ -173,7 +153,7 @@ def _kind(status: str) -> str:
     return "paused" if status == Status.PAUSED else "run"
 
 
-def closed_spans(calendar: Calendar, start: datetime, end: datetime) -> list[Span]:
+def closed_spans(calendar: SiteCalendar, start: datetime, end: datetime) -> list[Span]:
     """The hours the site is closed between `start` and `end`."""
     spans, at = [], start
     for opens, closes in calendar.open_intervals(start, end):
@@ -309,7 +289,7 @@ def floor_read(sites: QuerySet[Site], *, now: datetime) -> Floor:
         .values_list("machine_id", "from_state", "to_state", "at")
     ):
         state_changes.setdefault(machine_id, []).append(StateChange(source, to, at))
-    calendars = calendars_for(site.pk for site in site_list)
+    calendars = calendars_for(site_list)
     changeover = machines.changeover_s()
     by_site: dict[int, list[Tile]] = {site.pk: [] for site in site_list}
     for machine in found:
@@ -348,7 +328,7 @@ def _tile(
     awaiting_qc: int,
     job_changes: list[JobChange],
     state_changes: list[StateChange],
-    calendar: Calendar,
+    calendar: SiteCalendar,
     changeover_s: float,
     now: datetime,
 ) -> Tile:
@@ -388,14 +368,18 @@ def _tile(
             free_at = eta
             spans.append(Span("planned", now, eta, current.number))
             loaded = current.line.material.slug
-        plan = plan_queue(
-            [Waiting(job.number, run_s(job), job.line.material.slug) for job in waiting],
-            free_at=free_at,
-            loaded=loaded,
-            changeover_s=changeover_s,
-            calendar=calendar,
-        )
-        for job, planned in zip(waiting, plan, strict=True):
+        try:
+            plan = plan_queue(
+                [Waiting(job.number, run_s(job), job.line.material.slug) for job in waiting],
+                free_at=free_at,
+                loaded=loaded,
+                changeover_s=changeover_s,
+                calendar=calendar,
+            )
+        except NeverOpen:  # no open hour in the coming year: nothing is planned there
+            plan = []
+            queue = [QueuedJob(job, None, None) for job in waiting]
+        for job, planned in zip(waiting, plan, strict=False):
             queue.append(QueuedJob(job, planned.starts_at, planned.finishes_at))
             if planned.changeover_s:
                 before = planned.starts_at - timedelta(seconds=planned.changeover_s)

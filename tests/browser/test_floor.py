@@ -23,9 +23,7 @@ def test_the_floor_updates_a_tile_as_the_machine_reports(live_server, chromium_p
     Machine.objects.filter(pk=machine.pk).update(connector="octoprint")
     job = make_station_job(user=requester, machine=machine)
     # Waiting at the printer, not sent yet: it gets one job at a time.
-    waiting = [
-        make_station_job(user=requester, machine=machine, status="routed") for _ in range(2)
-    ]
+    waiting = [make_station_job(user=requester, machine=machine, status="routed") for _ in range(2)]
 
     def report(progress: float, nozzle: float) -> None:
         machines.telemetry_record(

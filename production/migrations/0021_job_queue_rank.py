@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('production', '0019_machine_cnc_laser_settings'),
+        ('production', '0020_site_calendars'),
     ]
 
     operations = [
