@@ -58,6 +58,7 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
             # Not found, as for another factory's jobs: the station tells a customer's member
             # nothing, not even that a job or machine by that number exists.
             raise Http404("the station is for the operators of a factory")
+        setattr(request, "works_on_floor", True)  # noqa: B010 (the navigation's Floor link)
         return view(request, *args, **kwargs)
 
     return wrapped
