@@ -310,7 +310,8 @@ def floor_read(sites: QuerySet[Site], *, now: datetime) -> Floor:
     while mark < end:
         if mark.hour % 6 == 0:
             x = (mark - start).total_seconds() / (end - start).total_seconds() * 100
-            hours.append((round(x, 3), f"{mark:%H:%M}"))
+            if 2 < x < 98:  # a label at either end would be cut in half
+                hours.append((round(x, 3), f"{mark:%H:%M}"))
         mark += timedelta(hours=1)
     return Floor(
         now=now,
