@@ -83,6 +83,9 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     allow(Status.ROUTED, Status.FAILED, By.MACHINE)  # nothing to send: never loop on it
     allow(Status.DISPATCHED, Status.ROUTED, By.MACHINE)  # upload failed, or never started: resend
     allow(NOT_STARTED, Status.TRAVELER_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
+    # On the floor view an operator moves a job not started to another capable machine
+    # (production.floor.job_move_to_machine): routed there, as the router would have.
+    allow(NOT_STARTED, Status.ROUTED, By.OPERATOR)
     allow(NOT_STARTED, Status.RUNNING, By.OPERATOR, By.MACHINE)
     allow(Status.RUNNING, Status.PAUSED, By.OPERATOR, By.MACHINE)
     allow(Status.PAUSED, Status.RUNNING, By.OPERATOR, By.MACHINE)
@@ -105,8 +108,9 @@ TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
 # Jobs in these statuses wait for a message: the worker's next step or, from traveler_ready,
 # the batch router.
 RUNS_A_STEP = frozenset(PIPELINE)
-# Job.measurements changes at QC without a move: the event is recorded all the same.
-SAME_STATUS_STEPS = frozenset({"measure"})
+# Events that move nothing: Job.measurements changes at QC, and a job moved up its machine's
+# queue on the floor view (production.floor.job_move_up); the event is recorded all the same.
+SAME_STATUS_STEPS = frozenset({"measure", "reorder"})
 
 
 def may_move(source: str, to: str, by: By) -> bool:

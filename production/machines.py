@@ -93,7 +93,7 @@ def machine_queues(
         machine_ids = list(machine_ids)
         active = active.filter(machine_id__in=machine_ids)
     queues: dict[int, _Queue] = {}
-    rows = active.order_by("status_changed_at", "pk").values_list(
+    rows = active.order_by(*Job.QUEUE_ORDER).values_list(
         "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug", "status"
     )
     at = now or timezone.now()
@@ -106,6 +106,8 @@ def machine_queues(
         estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
         remaining = estimate * (1 - min(progress or 0.0, 100.0) / 100)
         work.append((machine_id, remaining, slug, status in Job.STARTED))
+    # What runs now first, then the queue in the order the machine takes it (Job.QUEUE_ORDER).
+    work.sort(key=lambda item: not item[3])
     for machine_id, remaining, material, started in work:
         queue = queues.setdefault(machine_id, _Queue())
         queue.jobs += 1
@@ -442,6 +444,7 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
                 message=f"routed to {machine.name} (batch plan): {reason}",
                 machine=machine,
                 route_reason=reason[:2000],
+                queue_rank=None,  # a place moved to on another machine's queue (floor view)
             ):
                 routed[job.pk] = slug
                 touched.add(machine.pk)
@@ -511,6 +514,16 @@ def _on_commit_dispatch(machine_id: int) -> None:
     transaction.on_commit(send)
 
 
+# The floor view (production.floor) moves a job onto a machine as the router does: under the
+# router's lock, then a dispatch of that machine once committed.
+def lock_routing() -> None:
+    _lock_routing()
+
+
+def dispatch_on_commit(machine_id: int) -> None:
+    _on_commit_dispatch(machine_id)
+
+
 def machines_sweep(*, now: datetime, actor: str) -> None:
     """The periodic pass: take jobs back from machines that are down (a race can leave one),
     route waiting jobs, and dispatch what is routed but not sent (a lost message)."""
@@ -546,9 +559,7 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         if machine is None or machine.state not in Machine.AVAILABLE:
             return []
         queued = list(
-            Job.objects.filter(machine=machine, status=Status.ROUTED).order_by(
-                "status_changed_at", "pk"
-            )
+            Job.objects.filter(machine=machine, status=Status.ROUTED).order_by(*Job.QUEUE_ORDER)
         )
         if not machine.is_connected:
             for job in queued:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models import F
 
 from catalog.models import Material, PartPreview, Process
 from orders.models import OrderLine, Organisation
@@ -310,6 +311,9 @@ class Job(models.Model):
     STARTED = frozenset({Status.RUNNING, Status.PAUSED})
     # Jobs a machine holds: they fill its queue and are re-routed or failed when it goes down.
     ON_MACHINE = frozenset({Status.ROUTED, Status.DISPATCHED}) | STARTED
+    # The order a machine takes its waiting jobs in (dispatch, the station, the floor view):
+    # the ones moved on the floor first, by rank, then the others as they were routed.
+    QUEUE_ORDER = (F("queue_rank").asc(nulls_last=True), "status_changed_at", "pk")
 
     line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="jobs")
     quantity = models.PositiveIntegerField()
@@ -356,6 +360,10 @@ class Job(models.Model):
     # estimated price is checked on the built part first); empty: free to route. Set when the
     # job is created, cleared by services.jobs_release. Not a status: the pipeline runs on.
     hold = models.CharField(max_length=200, blank=True)
+    # Its place in its machine's queue once someone moved it there on the floor view
+    # (production.floor): 1 first. Jobs never moved (null) follow the ranked ones in the
+    # order they were routed (QUEUE_ORDER); routing it anew clears it.
+    queue_rank = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["pk"]

@@ -1,7 +1,14 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import failmap_views, passport_views, plate_views, views, whatif_views
+from production import (
+    failmap_views,
+    floor_views,
+    passport_views,
+    plate_views,
+    views,
+    whatif_views,
+)
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
@@ -69,6 +76,14 @@ urlpatterns = [
     ),
     # Issue #15.4: what-if capacity (managers).
     path("station/what-if/", whatif_views.station_whatif, name="station-whatif"),
+    # The live floor view (production.floor): all the user's sites, one site, the part htmx
+    # refreshes, the move of a waiting job; where a login lands.
+    path("station/floor/", floor_views.floor_page, name="floor"),
+    path("station/floor/<slug:slug>/", floor_views.floor_page, name="floor-site"),
+    path("station/floor-live/", floor_views.floor_live, name="floor-live"),
+    path("station/floor-live/<slug:slug>/", floor_views.floor_live, name="floor-site-live"),
+    path("station/floor/jobs/<id:job_id>/move/", floor_views.floor_move, name="floor-move"),
+    path("welcome/", floor_views.after_login, name="after-login"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",

@@ -58,6 +58,7 @@ def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Ht
             # Not found, as for another factory's jobs: the station tells a customer's member
             # nothing, not even that a job or machine by that number exists.
             raise Http404("the station is for the operators of a factory")
+        setattr(request, "works_on_floor", True)  # noqa: B010 (the navigation's Floor link)
         return view(request, *args, **kwargs)
 
     return wrapped
@@ -93,9 +94,7 @@ def machine_queue(machine: Machine) -> dict[str, list[Job]]:
     finished = jobs.filter(status__in=(Status.DONE, Status.SCRAPPED))
     return {
         "now": list(jobs.filter(status__in=Job.STARTED).order_by("started_at", "pk")),
-        "next": list(
-            jobs.filter(status__in=station.NOT_STARTED).order_by("status_changed_at", "pk")
-        ),
+        "next": list(jobs.filter(status__in=station.NOT_STARTED).order_by(*Job.QUEUE_ORDER)),
         "qc": list(jobs.filter(status=Status.AWAITING_QC).order_by("finished_at", "pk")),
         "done": list(finished.order_by("-status_changed_at")[:10]),
     }

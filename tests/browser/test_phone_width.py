@@ -109,9 +109,15 @@ NOT_PAGES: list[tuple[str, Callable[[str, str], bool]]] = [
     (
         "an htmx fragment, measured inside the page that loads it (the catalog's drawings, an "
         "upload's configuration)",
-        lambda name, route: name in {"part-drawing", "upload-configure"},
+        lambda name, route: (
+            name in {"part-drawing", "upload-configure", "floor-live", "floor-site-live"}
+        ),
     ),
     ("a saved quote's PDF for purchasing", lambda name, route: name == "saved-quote-pdf"),
+    (
+        "where a login lands: a redirect (floor or catalog)",
+        lambda name, route: name == "after-login",
+    ),
     (
         "the liveness probe: 'ok' in plain text (and the web benchmark's ceiling)",
         lambda name, route: name == "healthz",
@@ -207,6 +213,9 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
         Visit("operator", "/station/scan/?code=J-000000000000-NOT-A-JOB-WITH-A-LONG-CODE"),
     ],
     "station-machine": lambda w: [Visit("operator", f"/station/machines/{w.machine.slug}/")],
+    "floor": lambda w: [Visit("operator", "/station/floor/"), Visit("manager", "/station/floor/")],
+    "floor-site": lambda w: [Visit("operator", f"/station/floor/{w.machine.site.slug}/")],
+    "floor-move": lambda w: [Visit("operator", f"/station/floor/jobs/{w.job.pk}/move/")],
     "station-site-spools": lambda w: [
         Visit("operator", f"/station/sites/{w.machine.site.slug}/spools/")
     ],

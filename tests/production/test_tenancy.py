@@ -212,7 +212,26 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
         Request("post", f"{_plate(w)}{action}/", {"reason": "warped"}, redirect=_plate(w))
         for action in PLATE_ACTIONS
     ],
+    # The floor view (production.floor): all the user's sites, one, their live parts, a move.
+    "floor": lambda w: [Request("get", "/station/floor/", {})],
+    "floor-live": lambda w: [Request("get", "/station/floor-live/", {})],
+    "floor-site": lambda w: [Request("get", f"/station/floor/{w.machine.site.slug}/", {})],
+    "floor-site-live": lambda w: [
+        Request("get", f"/station/floor-live/{w.machine.site.slug}/", {})
+    ],
+    "floor-move": lambda w: [
+        Request("get", f"/station/floor/jobs/{w.job.pk}/move/", {}),
+        # Already first in its queue: refused with a message, back to the floor.
+        Request(
+            "post",
+            f"/station/floor/jobs/{w.job.pk}/move/",
+            {"up": "1"},
+            redirect=f"/station/floor/{w.machine.site.slug}/",
+        ),
+    ],
 }
+# The station's pages that list every machine of the user's sites: 200 for anyone on a floor.
+SITE_LISTS = {"/station/", "/station/floor/", "/station/floor-live/"}
 
 
 # Pages of production's URLconf that are not the station's: the part passport is open to whoever
@@ -222,10 +241,12 @@ PUBLIC_BY_TOKEN = {"passport", "passport-copy"}
 # whose access is tested with them: the what-if (tests/production/simulation/) and the failure
 # map of a revision, for catalog admins (tests/production/test_failmap.py).
 OWN_ACCESS_TESTS = {"station-whatif", "revision-failures", "revision-narrow"}
+# Where a login lands (a redirect for everyone: tests/production/test_floor.py).
+LANDING = {"after-login"}
 
 
 def test_the_matrix_covers_every_station_url() -> None:
-    names = {pattern.name for pattern in station_urls.urlpatterns} - PUBLIC_BY_TOKEN
+    names = {pattern.name for pattern in station_urls.urlpatterns} - PUBLIC_BY_TOKEN - LANDING
     names -= OWN_ACCESS_TESTS
     assert names == set(STATION_REQUESTS), "add the new station URL to STATION_REQUESTS"
 
@@ -250,6 +271,7 @@ REQUESTS_PER_URL = {
     "station-spool-action": len(SPOOL_ACTIONS),
     "station-scan": 2,
     "station-plate-action": len(PLATE_ACTIONS),
+    "floor-move": 2,
 }
 
 
@@ -259,7 +281,7 @@ def station_cases() -> list[tuple[str, int]]:
 
 
 def expect_owner(response, request: Request, world: World) -> None:
-    if request.path == "/station/":
+    if request.path in SITE_LISTS:
         assert response.status_code == 200
         page = response.content.decode()
         assert f'data-machine="{world.machine.slug}"' in page
@@ -275,7 +297,7 @@ def expect_owner(response, request: Request, world: World) -> None:
 
 def expect_hidden(client: Client, response, request: Request, world: World) -> None:
     """An operator of another factory: nothing of factory A exists for them."""
-    if request.path == "/station/":
+    if request.path in SITE_LISTS:
         assert response.status_code == 200
         page = response.content.decode()
         assert f'data-machine="{world.machine.slug}"' not in page
