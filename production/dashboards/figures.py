@@ -1,0 +1,663 @@
+"""The dashboard's figures over a scope (which sites) and a period, as frozen rows.
+
+Definitions (docs/manager-dashboard.md says the same for managers):
+- a stage is a job status; the wait in a stage is the time between the event that put a job
+  in it and the event that took it out (JobEvents), counted in the period the job left it;
+  the bottleneck is the waiting stage (every stage but running) with the most of it;
+- planned time is the open time of the machine's site (production.calendars; a site without
+  opening hours is open around the clock) in the period, up to now; a machine's state
+  intervals come from its MachineEvents, typed by MachineEvent.loss (down, waiting for
+  material, no work, idle with work queued, paused by operator);
+- availability = (planned - stops) / planned, where stops are down, waiting for material,
+  idle with work queued and paused: a machine with no work is available (no demand is not
+  the machine's loss; it shows in utilisation = running / planned);
+- failed print = running time of jobs that failed on the machine (start to failure);
+- performance = estimated run time (the G-code's estimate x copies) / actual run time (start
+  to finish) of the jobs the machine finished; OEE uses it capped at 1;
+- quality = QC passed / (passed + scrapped) copies of the jobs QC decided in the period;
+- lead time: from the order placed to its job passing QC (each job that passed QC in the
+  period, remakes included); on time when it passed before the order's promised time, or
+  on or before its needed-by date when nothing was promised (orders with neither are not
+  judged); nearest-rank median and 90th percentile;
+- throughput: jobs (and copies) that passed QC per day.
+"""
+
+import importlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from math import ceil
+from typing import Any, Protocol
+
+from django.db.models import (
+    Count,
+    DateTimeField,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Greatest, Lag, Lead, TruncDate
+
+from production.dashboards.period import Period, week_of
+from production.lifecycle import DOWN_STATES, PIPELINE
+from production.models import Job, JobEvent, Machine, MachineEvent
+
+Status = Job.Status
+State = Machine.State
+Loss = MachineEvent.Loss
+
+# Stages a job waits in (everything but running and the ends), in flow order.
+WAITING_STAGES: tuple[str, ...] = (
+    *PIPELINE,
+    Status.ROUTED,
+    Status.DISPATCHED,
+    Status.PAUSED,
+    Status.AWAITING_QC,
+)
+STAGES: tuple[str, ...] = (*WAITING_STAGES[:-2], Status.RUNNING, *WAITING_STAGES[-2:])
+# How machine time is split: running, or one of the losses (MachineEvent.Loss).
+RUN = "run"
+STOPS = (Loss.DOWN, Loss.MATERIAL, Loss.WAITING, Loss.PAUSED)
+CATEGORIES = (RUN, Loss.NO_WORK, *STOPS)
+SCRAP_DIMENSIONS = {
+    "part": "line__revision__family__name",
+    "material": "line__material__name",
+    "machine": "machine__name",
+}
+
+
+# --- scope ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which floor the figures are about: the machines of `site_ids` and the jobs at them, or
+    (None, staff only) every site and every job, also those not at a machine yet."""
+
+    site_ids: tuple[int, ...] | None
+
+    def jobs(self) -> QuerySet[Job]:
+        if self.site_ids is None:
+            return Job.objects.all()
+        return Job.objects.filter(machine__site_id__in=self.site_ids)
+
+    def machines(self) -> QuerySet[Machine]:
+        if self.site_ids is None:
+            return Machine.objects.all()
+        return Machine.objects.filter(site_id__in=self.site_ids)
+
+    def job_events(self) -> QuerySet[JobEvent]:
+        if self.site_ids is None:
+            return JobEvent.objects.all()
+        return JobEvent.objects.filter(job__machine__site_id__in=self.site_ids)
+
+
+def _seconds(value: timedelta | None) -> float:
+    return value.total_seconds() if value is not None else 0.0
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole > 0 else None
+
+
+# --- work in progress, waiting, bottleneck --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageRow:
+    status: str
+    label: str
+    waiting: bool  # a stage a job waits in (not running)
+    jobs_now: int  # work in progress: jobs in the stage now
+    waiting_now_s: float  # how long the jobs in it now have been there, added up
+    left: int  # jobs that left the stage in the period
+    waited_s: float  # the time those spent in it, added up
+    mean_wait_s: float | None
+    bottleneck: bool
+
+
+def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
+    """Work in progress and waiting per stage; the bottleneck is the waiting stage whose jobs
+    waited longest in the period, added up. Two queries."""
+    wip = {
+        row["status"]: row
+        for row in scope.jobs()
+        .filter(status__in=STAGES)
+        .values("status")
+        .annotate(
+            jobs=Count("pk"),
+            since=Sum(
+                ExpressionWrapper(
+                    Value(now, output_field=DateTimeField()) - F("status_changed_at"),
+                    output_field=DurationField(),
+                )
+            ),
+        )
+        .order_by()
+    }
+    # A job's time in a stage: its event leaving it minus the event before (Lag over the job's
+    # events in order). Only jobs that left a stage in the period, with all their events before
+    # its end; events that move nothing (a QC measurement) are left out of the chain.
+    events = scope.job_events().filter(finished_at__lt=period.end)
+    events = (
+        events.filter(
+            job_id__in=JobEvent.objects.filter(
+                finished_at__gte=period.start, finished_at__lt=period.end
+            ).values("job_id")
+        )
+        .exclude(from_status=F("to_status"))
+        .annotate(
+            entered=Window(
+                Lag("finished_at"),
+                partition_by=[F("job_id")],
+                order_by=[F("finished_at").asc(), F("pk").asc()],
+            )
+        )
+        .annotate(
+            stay=ExpressionWrapper(F("finished_at") - F("entered"), output_field=DurationField())
+        )
+    )
+    in_period = Q(finished_at__gte=period.start, entered__isnull=False)
+    sums: dict[str, Any] = {}
+    for status in STAGES:
+        left = in_period & Q(from_status=status)
+        sums[f"{status}__n"] = Count("pk", filter=left)
+        sums[f"{status}__s"] = Sum("stay", filter=left)
+    totals = events.aggregate(**sums)
+    labels = dict(Status.choices)
+    waited = {status: _seconds(totals[f"{status}__s"]) for status in STAGES}
+    worst = max(WAITING_STAGES, key=lambda status: waited[status])
+    rows = []
+    for status in STAGES:
+        now_row = wip.get(status, {})
+        left_n = int(totals[f"{status}__n"] or 0)
+        rows.append(
+            StageRow(
+                status=status,
+                label=str(labels[status]),
+                waiting=status in WAITING_STAGES,
+                jobs_now=int(now_row.get("jobs", 0)),
+                waiting_now_s=_seconds(now_row.get("since")),
+                left=left_n,
+                waited_s=waited[status],
+                mean_wait_s=waited[status] / left_n if left_n else None,
+                bottleneck=status == worst and waited[status] > 0,
+            )
+        )
+    return rows
+
+
+# --- machine time and OEE --------------------------------------------------------------------
+
+
+class _Calendar(Protocol):
+    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]: ...
+
+
+class _AlwaysOpen:
+    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        return [(start, end)] if start < end else []
+
+
+def _calendars(site_ids: Iterable[int]) -> dict[int, _Calendar]:
+    """The sites' opening hours (production.calendars, #15.5); open around the clock where the
+    module is not there yet or a site has none."""
+    ids = list(site_ids)
+    try:
+        calendars = importlib.import_module("production.calendars")
+        found: dict[int, _Calendar] = calendars.calendars_for_sites(ids)
+    except ImportError:  # before #15.5 is merged: its models are not there either
+        return {site_id: _AlwaysOpen() for site_id in ids}
+    return {site_id: found.get(site_id) or _AlwaysOpen() for site_id in ids}
+
+
+@dataclass
+class _Time:
+    """Seconds of one machine on one day (or week, or the period), with its runs and QC."""
+
+    planned_s: float = 0.0
+    by: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
+    failed_s: float = 0.0
+    estimated_s: float = 0.0
+    actual_s: float = 0.0
+    passed: int = 0
+    scrapped: int = 0
+
+    def add(self, other: "_Time") -> None:
+        self.planned_s += other.planned_s
+        for name, seconds in other.by.items():
+            self.by[name] += seconds
+        self.failed_s += other.failed_s
+        self.estimated_s += other.estimated_s
+        self.actual_s += other.actual_s
+        self.passed += other.passed
+        self.scrapped += other.scrapped
+
+
+@dataclass(frozen=True)
+class OeeRow:
+    machine: str  # its name; "all machines" for the floor's total
+    machine_id: int | None
+    day: date | None  # the day, the Monday of the week, or None for the whole period
+    planned_s: float
+    run_s: float
+    down_s: float
+    material_s: float
+    no_work_s: float
+    waiting_s: float
+    paused_s: float
+    failed_s: float
+    utilisation: float | None
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    estimated_s: float
+    actual_s: float
+    passed: int
+    scrapped: int
+
+
+@dataclass(frozen=True)
+class Oee:
+    daily: list[OeeRow]
+    weekly: list[OeeRow]
+    machines: list[OeeRow]  # per machine over the period, then the floor's total
+
+
+def _category(state: str, loss: str) -> str:
+    if state == State.BUSY:
+        return RUN
+    if loss:
+        return loss
+    if state in DOWN_STATES:
+        return Loss.DOWN
+    return Loss.PAUSED if state == State.PAUSED else Loss.NO_WORK
+
+
+_Span = tuple[datetime, datetime, str]  # start, end, category
+
+
+def _machine_spans(scope: Scope, period: Period) -> dict[int, list[_Span]]:
+    """Each machine's state intervals in the period, from its events (one query): the last
+    event before the period and those in it, each lasting until the next (Lead)."""
+    machines = scope.machines()
+    before = (
+        MachineEvent.objects.filter(machine_id=OuterRef("pk"), at__lt=period.start)
+        .order_by("-at", "-pk")
+        .values("pk")[:1]
+    )
+    opening = machines.annotate(event=Subquery(before)).filter(event__isnull=False).values("event")
+    rows = (
+        MachineEvent.objects.filter(machine__in=machines, at__lt=period.end)
+        .filter(Q(at__gte=period.start) | Q(pk__in=opening))
+        .annotate(
+            until=Window(
+                Lead("at"), partition_by=[F("machine_id")], order_by=[F("at").asc(), F("pk").asc()]
+            )
+        )
+        .order_by("machine_id", "at", "pk")
+        .values_list("machine_id", "from_state", "to_state", "loss", "at", "until")
+    )
+    spans: dict[int, list[_Span]] = defaultdict(list)
+    for machine_id, source, state, loss, at, until in rows:
+        if not spans[machine_id] and at > period.start:
+            # No event before the period: the state it left is the one it had.
+            spans[machine_id].append((period.start, at, _category(source, "")))
+        end = min(until or period.end, period.end)
+        spans[machine_id].append((max(at, period.start), end, _category(state, loss)))
+    return spans
+
+
+def _planned_pieces(calendar: _Calendar, period: Period) -> list[tuple[datetime, datetime, date]]:
+    pieces: list[tuple[datetime, datetime, date]] = []
+    for day in period.days:
+        lo, hi = period.day_bounds(day)
+        pieces.extend((a, b, day) for a, b in calendar.open_intervals(lo, hi) if a < b)
+    return pieces
+
+
+def _split(
+    spans: Sequence[_Span], pieces: Sequence[tuple[datetime, datetime, date]]
+) -> dict[date, _Time]:
+    """Cut the spans (sorted, not overlapping) by the planned pieces (sorted): one sweep."""
+    times: dict[date, _Time] = defaultdict(_Time)
+    for a, b, day in pieces:
+        times[day].planned_s += (b - a).total_seconds()
+    i = 0
+    for a, b, day in pieces:
+        while i < len(spans) and spans[i][1] <= a:
+            i += 1
+        j = i
+        while j < len(spans) and spans[j][0] < b:
+            start, end, category = spans[j]
+            overlap = (min(end, b) - max(start, a)).total_seconds()
+            if overlap > 0:
+                times[day].by[category] += overlap
+            j += 1
+    return times
+
+
+def _runs(scope: Scope, period: Period) -> dict[tuple[int, date], _Time]:
+    """Per machine and day, from the jobs (three grouped queries): running time lost on prints
+    that failed, estimated and actual run time of the finished runs, copies QC decided."""
+    zone = period.zone
+    runs: dict[tuple[int, date], _Time] = defaultdict(_Time)
+    jobs = scope.jobs().filter(machine__isnull=False)
+    failed = (
+        jobs.filter(
+            status=Status.FAILED,
+            started_at__isnull=False,
+            status_changed_at__gte=period.start,
+            status_changed_at__lt=period.end,
+        )
+        .values("machine_id", day=TruncDate("status_changed_at", tzinfo=zone))
+        .annotate(
+            lost=Sum(
+                ExpressionWrapper(
+                    F("status_changed_at")
+                    - Greatest("started_at", Value(period.start, output_field=DateTimeField())),
+                    output_field=DurationField(),
+                )
+            )
+        )
+        .order_by()
+    )
+    for row in failed:
+        runs[row["machine_id"], row["day"]].failed_s += _seconds(row["lost"])
+    estimate = Cast(KT("toolpath_meta__estimated_time_s"), FloatField()) * F("quantity")
+    finished = (
+        jobs.filter(
+            finished_at__gte=period.start, finished_at__lt=period.end, started_at__isnull=False
+        )
+        .values("machine_id", day=TruncDate("finished_at", tzinfo=zone))
+        .annotate(
+            estimated=Sum(estimate),
+            actual=Sum(
+                ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+            ),
+        )
+        .order_by()
+    )
+    for row in finished:
+        time = runs[row["machine_id"], row["day"]]
+        time.estimated_s += float(row["estimated"] or 0)
+        time.actual_s += _seconds(row["actual"])
+    decided = (
+        jobs.filter(
+            status__in=(Status.DONE, Status.SCRAPPED),
+            status_changed_at__gte=period.start,
+            status_changed_at__lt=period.end,
+        )
+        .values("machine_id", day=TruncDate("status_changed_at", tzinfo=zone))
+        .annotate(passed=Sum("qc_passed"), scrapped=Sum("qc_scrapped"))
+        .order_by()
+    )
+    for row in decided:
+        time = runs[row["machine_id"], row["day"]]
+        time.passed += int(row["passed"] or 0)
+        time.scrapped += int(row["scrapped"] or 0)
+    return runs
+
+
+def _row(name: str, machine_id: int | None, day: date | None, time: _Time) -> OeeRow:
+    planned = time.planned_s
+    stops = sum(time.by[loss] for loss in STOPS)
+    availability = _ratio(planned - stops, planned)
+    performance = _ratio(time.estimated_s, time.actual_s)
+    quality = _ratio(time.passed, time.passed + time.scrapped)
+    oee = None
+    if availability is not None and time.by[RUN] > 0:
+        # A machine that never ran has no OEE (no demand is no loss of the machine's); one
+        # that ran but finished or judged nothing lost nothing to speed or scrap.
+        oee = (
+            availability
+            * min(1.0, performance if performance is not None else 1.0)
+            * (quality if quality is not None else 1.0)
+        )
+    return OeeRow(
+        machine=name,
+        machine_id=machine_id,
+        day=day,
+        planned_s=round(planned, 1),
+        run_s=round(time.by[RUN], 1),
+        down_s=round(time.by[Loss.DOWN], 1),
+        material_s=round(time.by[Loss.MATERIAL], 1),
+        no_work_s=round(time.by[Loss.NO_WORK], 1),
+        waiting_s=round(time.by[Loss.WAITING], 1),
+        paused_s=round(time.by[Loss.PAUSED], 1),
+        failed_s=round(time.failed_s, 1),
+        utilisation=_ratio(time.by[RUN], planned),
+        availability=availability,
+        performance=performance,
+        quality=quality,
+        oee=oee,
+        estimated_s=round(time.estimated_s, 1),
+        actual_s=round(time.actual_s, 1),
+        passed=time.passed,
+        scrapped=time.scrapped,
+    )
+
+
+ALL_MACHINES = "all machines"
+
+
+def oee(scope: Scope, period: Period) -> Oee:
+    """Utilisation, availability, performance, quality and OEE with the time lost per reason,
+    per machine and day, per machine and week, per machine over the period; each grain ends
+    with the floor's total ("all machines")."""
+    machines = list(
+        scope.machines().order_by("name", "pk").values_list("pk", "name", "site_id", "state")
+    )
+    calendars = _calendars({site_id for _, _, site_id, _ in machines})
+    pieces = {site_id: _planned_pieces(cal, period) for site_id, cal in calendars.items()}
+    spans = _machine_spans(scope, period)
+    runs = _runs(scope, period)
+    days: dict[tuple[int, date], _Time] = {}
+    for machine_id, _name, site_id, state in machines:
+        own = spans.get(machine_id) or [(period.start, period.end, _category(state, ""))]
+        for day, time in _split(own, pieces[site_id]).items():
+            days[machine_id, day] = time
+    for key, run in runs.items():
+        days.setdefault(key, _Time()).add(run)
+
+    daily: list[OeeRow] = []
+    weekly: list[OeeRow] = []
+    totals: list[OeeRow] = []
+    floor_days: dict[date, _Time] = defaultdict(_Time)
+    floor_weeks: dict[date, _Time] = defaultdict(_Time)
+    floor = _Time()
+    for machine_id, name, _site, _state in machines:
+        weeks: dict[date, _Time] = defaultdict(_Time)
+        whole = _Time()
+        for day in period.days:
+            found = days.get((machine_id, day))
+            if found is None:
+                continue
+            daily.append(_row(name, machine_id, day, found))
+            weeks[week_of(day)].add(found)
+            floor_days[day].add(found)
+            whole.add(found)
+        for monday, time in weeks.items():
+            weekly.append(_row(name, machine_id, monday, time))
+            floor_weeks[monday].add(time)
+        totals.append(_row(name, machine_id, None, whole))
+        floor.add(whole)
+    daily.extend(_row(ALL_MACHINES, None, day, time) for day, time in sorted(floor_days.items()))
+    weekly.extend(_row(ALL_MACHINES, None, day, time) for day, time in sorted(floor_weeks.items()))
+    totals.append(_row(ALL_MACHINES, None, None, floor))
+    return Oee(daily=daily, weekly=weekly, machines=totals)
+
+
+# --- scrap, lead time, throughput ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScrapRow:
+    day: date
+    by: str  # part, material or machine
+    name: str
+    passed: int
+    scrapped: int
+    rate: float | None  # scrapped / (passed + scrapped)
+
+
+def _decided(scope: Scope, period: Period) -> QuerySet[Job]:
+    return scope.jobs().filter(
+        status__in=(Status.DONE, Status.SCRAPPED),
+        status_changed_at__gte=period.start,
+        status_changed_at__lt=period.end,
+    )
+
+
+def scrap_trend(scope: Scope, period: Period) -> list[ScrapRow]:
+    """Copies passed and scrapped at QC per day, by part, by material and by machine (one
+    grouped query each)."""
+    rows = []
+    for by, path in SCRAP_DIMENSIONS.items():
+        grouped = (
+            _decided(scope, period)
+            .values(name=F(path), day=TruncDate("status_changed_at", tzinfo=period.zone))
+            .annotate(passed=Sum("qc_passed"), scrapped=Sum("qc_scrapped"))
+            .order_by("day", "name")
+        )
+        for row in grouped:
+            passed, scrapped = int(row["passed"] or 0), int(row["scrapped"] or 0)
+            rows.append(
+                ScrapRow(
+                    day=row["day"],
+                    by=by,
+                    name=str(row["name"] or "-"),
+                    passed=passed,
+                    scrapped=scrapped,
+                    rate=_ratio(scrapped, passed + scrapped),
+                )
+            )
+    return rows
+
+
+@dataclass(frozen=True)
+class LeadTimes:
+    jobs: int  # jobs that passed QC in the period
+    median_s: float | None
+    p90_s: float | None
+    judged: int  # of those, with a promised time or a needed-by date
+    on_time: int
+    on_time_rate: float | None
+
+
+def _nearest_rank(count: int, share: float) -> int:
+    return max(0, ceil(share * count) - 1)
+
+
+def lead_times(scope: Scope, period: Period) -> LeadTimes:
+    """Order placed -> QC passed: median, 90th percentile and the on-time rate (three queries:
+    the counts, then each percentile as an offset into the sorted lead times)."""
+    passed = scope.jobs().filter(
+        status=Status.DONE, status_changed_at__gte=period.start, status_changed_at__lt=period.end
+    )
+    passed_on = TruncDate("status_changed_at", tzinfo=period.zone)
+    promised = Q(line__order__promised_at__isnull=False)
+    needed = Q(line__order__promised_at__isnull=True, line__order__due_date__isnull=False)
+    counts = passed.annotate(passed_on=passed_on).aggregate(
+        jobs=Count("pk"),
+        judged=Count("pk", filter=promised | needed),
+        on_time=Count(
+            "pk",
+            filter=(promised & Q(status_changed_at__lte=F("line__order__promised_at")))
+            | (needed & Q(passed_on__lte=F("line__order__due_date"))),
+        ),
+    )
+    jobs = int(counts["jobs"])
+    ordered = passed.annotate(
+        lead=ExpressionWrapper(
+            F("status_changed_at") - F("line__order__placed_at"), output_field=DurationField()
+        )
+    ).order_by("lead", "pk")
+
+    def at_rank(share: float) -> float | None:
+        if not jobs:
+            return None
+        value = ordered.values_list("lead", flat=True)[_nearest_rank(jobs, share)]
+        return _seconds(value)
+
+    judged = int(counts["judged"])
+    on_time = int(counts["on_time"])
+    return LeadTimes(
+        jobs=jobs,
+        median_s=at_rank(0.5),
+        p90_s=at_rank(0.9),
+        judged=judged,
+        on_time=on_time,
+        on_time_rate=_ratio(on_time, judged),
+    )
+
+
+@dataclass(frozen=True)
+class ThroughputRow:
+    day: date
+    jobs: int  # jobs that passed QC that day
+    parts: int  # copies that passed
+
+
+def throughput(scope: Scope, period: Period) -> list[ThroughputRow]:
+    """Jobs and copies that passed QC per day (one grouped query; days without any are 0)."""
+    found = {
+        row["day"]: row
+        for row in scope.jobs()
+        .filter(
+            status=Status.DONE,
+            status_changed_at__gte=period.start,
+            status_changed_at__lt=period.end,
+        )
+        .values(day=TruncDate("status_changed_at", tzinfo=period.zone))
+        .annotate(jobs=Count("pk"), parts=Sum("qc_passed"))
+        .order_by()
+    }
+    return [
+        ThroughputRow(
+            day=day,
+            jobs=int(found[day]["jobs"]) if day in found else 0,
+            parts=int(found[day]["parts"] or 0) if day in found else 0,
+        )
+        for day in period.days
+    ]
+
+
+# --- the whole dashboard ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    period: Period
+    stages: list[StageRow]
+    oee: Oee
+    scrap: list[ScrapRow]
+    lead_times: LeadTimes
+    throughput: list[ThroughputRow]
+
+    @property
+    def bottleneck(self) -> StageRow | None:
+        return next((row for row in self.stages if row.bottleneck), None)
+
+
+def dashboard(scope: Scope, period: Period, *, now: datetime) -> Dashboard:
+    """Every figure of the manager page."""
+    return Dashboard(
+        period=period,
+        stages=stages(scope, period, now=now),
+        oee=oee(scope, period),
+        scrap=scrap_trend(scope, period),
+        lead_times=lead_times(scope, period),
+        throughput=throughput(scope, period),
+    )
