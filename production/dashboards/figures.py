@@ -1,9 +1,11 @@
 """The dashboard's figures over a scope (which sites) and a period, as frozen rows.
 
 Definitions (docs/manager-dashboard.md says the same for managers):
-- a stage is a job status; the wait in a stage is the time between the event that put a job
-  in it and the event that took it out (JobEvents), counted in the period the job left it;
-  the bottleneck is the waiting stage (every stage but running) with the most of it;
+- a stage is a job status; a job waits in a stage from the event that put it there to the
+  event that took it out (JobEvents); the waiting of a stage in the period is the job-hours
+  spent in it within the period (average jobs waiting x the period's length, so jobs still
+  waiting count too); the mean wait is that over the jobs that left it in the period; the
+  bottleneck is the waiting stage (every stage but running) with the most of it;
 - planned time is the open time of the machine's site (production.calendars; a site without
   opening hours is open around the clock) in the period, up to now; a machine's state
   intervals come from its MachineEvents, typed by MachineEvent.loss (down, waiting for
@@ -32,8 +34,6 @@ from typing import Any, Protocol
 
 from django.db.models import (
     Count,
-    DateTimeField,
-    DurationField,
     ExpressionWrapper,
     F,
     FloatField,
@@ -46,9 +46,11 @@ from django.db.models import (
     Window,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Greatest, Lag, Lead, TruncDate
+from django.db.models.functions import Cast, Greatest, Lead, Least
+from django.db.models.lookups import In
 
 from production.dashboards.period import Period, week_of
+from production.dashboards.sql import epoch, local_date, seconds
 from production.lifecycle import DOWN_STATES, PIPELINE
 from production.models import Job, JobEvent, Machine, MachineEvent
 
@@ -89,7 +91,7 @@ class Scope:
     def jobs(self) -> QuerySet[Job]:
         if self.site_ids is None:
             return Job.objects.all()
-        return Job.objects.filter(machine__site_id__in=self.site_ids)
+        return Job.objects.filter(self._at_sites("machine__site_id"))
 
     def machines(self) -> QuerySet[Machine]:
         if self.site_ids is None:
@@ -99,7 +101,14 @@ class Scope:
     def job_events(self) -> QuerySet[JobEvent]:
         if self.site_ids is None:
             return JobEvent.objects.all()
-        return JobEvent.objects.filter(job__machine__site_id__in=self.site_ids)
+        return JobEvent.objects.filter(self._at_sites("job__machine__site_id"))
+
+    def _at_sites(self, path: str) -> "In[Any]":
+        # "site + 0": a condition no index serves, so the database starts from the period's
+        # rows (the time indexes) and looks their machine up, instead of reading every job
+        # and event the sites ever had (SQLite's planner, without statistics, takes the
+        # site's index whenever it can).
+        return In(F(path) + 0, list(self.site_ids or ()))
 
 
 def _seconds(value: timedelta | None) -> float:
@@ -126,9 +135,36 @@ class StageRow:
     bottleneck: bool
 
 
+def _flows(scope: Scope, period: Period, *, now: datetime, side: str) -> dict[str, dict[str, Any]]:
+    """Per status, the events since the period's start that took jobs out of it (`side` =
+    "from_status") or put them in ("to_status"): how many in the period and their times
+    clamped to it, added up, and how many after it. One grouped query."""
+    start, end = epoch(period.start), epoch(period.end)
+    clamped = Least(Greatest(seconds("finished_at"), Value(start)), Value(end))
+    inside = Q(finished_at__lt=period.end)
+    return {
+        row[side]: row
+        for row in scope.job_events()
+        .filter(finished_at__gte=period.start, finished_at__lt=now)
+        .values(side)
+        .annotate(
+            n=Count("pk", filter=inside),
+            t=Sum(clamped, filter=inside),
+            after=Count("pk", filter=~inside),
+        )
+        .order_by()
+    }
+
+
 def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
-    """Work in progress and waiting per stage; the bottleneck is the waiting stage whose jobs
-    waited longest in the period, added up. Two queries."""
+    """Work in progress and waiting per stage; the bottleneck is the waiting stage with the
+    most job-hours of waiting in the period. Three grouped queries over the period's events.
+
+    Job-hours in a stage S within [start, end): each event leaving S adds its time, each
+    entering S takes its time away (times clamped to the period), the jobs in S at the end add
+    `end` and those in S at the start take `start` away. The jobs in S now are the Job rows;
+    at the end and at the start, they are these minus the events since (no history scan).
+    """
     wip = {
         row["status"]: row
         for row in scope.jobs()
@@ -136,61 +172,44 @@ def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
         .values("status")
         .annotate(
             jobs=Count("pk"),
-            since=Sum(
-                ExpressionWrapper(
-                    Value(now, output_field=DateTimeField()) - F("status_changed_at"),
-                    output_field=DurationField(),
-                )
-            ),
+            since=Sum(Value(epoch(now)) - seconds("status_changed_at")),
         )
         .order_by()
     }
-    # A job's time in a stage: its event leaving it minus the event before (Lag over the job's
-    # events in order). Only jobs that left a stage in the period, with all their events before
-    # its end; events that move nothing (a QC measurement) are left out of the chain.
-    events = scope.job_events().filter(finished_at__lt=period.end)
-    events = (
-        events.filter(
-            job_id__in=JobEvent.objects.filter(
-                finished_at__gte=period.start, finished_at__lt=period.end
-            ).values("job_id")
-        )
-        .exclude(from_status=F("to_status"))
-        .annotate(
-            entered=Window(
-                Lag("finished_at"),
-                partition_by=[F("job_id")],
-                order_by=[F("finished_at").asc(), F("pk").asc()],
-            )
-        )
-        .annotate(
-            stay=ExpressionWrapper(F("finished_at") - F("entered"), output_field=DurationField())
-        )
-    )
-    in_period = Q(finished_at__gte=period.start, entered__isnull=False)
-    sums: dict[str, Any] = {}
-    for status in STAGES:
-        left = in_period & Q(from_status=status)
-        sums[f"{status}__n"] = Count("pk", filter=left)
-        sums[f"{status}__s"] = Sum("stay", filter=left)
-    totals = events.aggregate(**sums)
+    out = _flows(scope, period, now=now, side="from_status")
+    into = _flows(scope, period, now=now, side="to_status")
+    start, end = epoch(period.start), epoch(period.end)
     labels = dict(Status.choices)
-    waited = {status: _seconds(totals[f"{status}__s"]) for status in STAGES}
+    waited: dict[str, float] = {}
+    left: dict[str, int] = {}
+    for status in STAGES:
+        leaving, entering = out.get(status, {}), into.get(status, {})
+        at_end = int(wip.get(status, {}).get("jobs", 0)) - (
+            int(entering.get("after", 0)) - int(leaving.get("after", 0))
+        )
+        at_start = at_end - (int(entering.get("n", 0)) - int(leaving.get("n", 0)))
+        job_seconds = (
+            float(leaving.get("t") or 0.0)
+            - float(entering.get("t") or 0.0)
+            + end * at_end
+            - start * at_start
+        )
+        waited[status] = round(max(0.0, job_seconds), 1)
+        left[status] = int(leaving.get("n", 0))
     worst = max(WAITING_STAGES, key=lambda status: waited[status])
     rows = []
     for status in STAGES:
         now_row = wip.get(status, {})
-        left_n = int(totals[f"{status}__n"] or 0)
         rows.append(
             StageRow(
                 status=status,
                 label=str(labels[status]),
                 waiting=status in WAITING_STAGES,
                 jobs_now=int(now_row.get("jobs", 0)),
-                waiting_now_s=_seconds(now_row.get("since")),
-                left=left_n,
+                waiting_now_s=round(now_row.get("since") or 0.0, 1),
+                left=left[status],
                 waited_s=waited[status],
-                mean_wait_s=waited[status] / left_n if left_n else None,
+                mean_wait_s=round(waited[status] / left[status], 1) if left[status] else None,
                 bottleneck=status == worst and waited[status] > 0,
             )
         )
@@ -235,8 +254,8 @@ class _Time:
 
     def add(self, other: "_Time") -> None:
         self.planned_s += other.planned_s
-        for name, seconds in other.by.items():
-            self.by[name] += seconds
+        for name, spent in other.by.items():
+            self.by[name] += spent
         self.failed_s += other.failed_s
         self.estimated_s += other.estimated_s
         self.actual_s += other.actual_s
@@ -285,7 +304,8 @@ def _category(state: str, loss: str) -> str:
     return Loss.PAUSED if state == State.PAUSED else Loss.NO_WORK
 
 
-_Span = tuple[datetime, datetime, str]  # start, end, category
+_Span = tuple[float, float, str]  # start, end (seconds since the epoch), category
+_Piece = tuple[float, float, date]  # planned time: start, end, its day
 
 
 def _machine_spans(scope: Scope, period: Period) -> dict[int, list[_Span]]:
@@ -302,48 +322,54 @@ def _machine_spans(scope: Scope, period: Period) -> dict[int, list[_Span]]:
         MachineEvent.objects.filter(machine__in=machines, at__lt=period.end)
         .filter(Q(at__gte=period.start) | Q(pk__in=opening))
         .annotate(
+            since=seconds("at"),
             until=Window(
-                Lead("at"), partition_by=[F("machine_id")], order_by=[F("at").asc(), F("pk").asc()]
-            )
+                Lead("since"),
+                partition_by=[F("machine_id")],
+                order_by=[F("at").asc(), F("pk").asc()],
+            ),
         )
         .order_by("machine_id", "at", "pk")
-        .values_list("machine_id", "from_state", "to_state", "loss", "at", "until")
+        .values_list("machine_id", "from_state", "to_state", "loss", "since", "until")
     )
+    first, last = epoch(period.start), epoch(period.end)
     spans: dict[int, list[_Span]] = defaultdict(list)
-    for machine_id, source, state, loss, at, until in rows:
-        if not spans[machine_id] and at > period.start:
+    for machine_id, source, state, loss, since, until in rows:
+        own = spans[machine_id]
+        if not own and since > first:
             # No event before the period: the state it left is the one it had.
-            spans[machine_id].append((period.start, at, _category(source, "")))
-        end = min(until or period.end, period.end)
-        spans[machine_id].append((max(at, period.start), end, _category(state, loss)))
+            own.append((first, since, _category(source, "")))
+        end = last if until is None else min(until, last)
+        own.append((max(since, first), end, _category(state, loss)))
     return spans
 
 
-def _planned_pieces(calendar: _Calendar, period: Period) -> list[tuple[datetime, datetime, date]]:
-    pieces: list[tuple[datetime, datetime, date]] = []
+def _planned_pieces(calendar: _Calendar, period: Period) -> list[_Piece]:
+    pieces: list[_Piece] = []
     for day in period.days:
         lo, hi = period.day_bounds(day)
-        pieces.extend((a, b, day) for a, b in calendar.open_intervals(lo, hi) if a < b)
+        pieces.extend(
+            (epoch(a), epoch(b), day) for a, b in calendar.open_intervals(lo, hi) if a < b
+        )
     return pieces
 
 
-def _split(
-    spans: Sequence[_Span], pieces: Sequence[tuple[datetime, datetime, date]]
-) -> dict[date, _Time]:
+def _split(spans: Sequence[_Span], pieces: Sequence[_Piece]) -> dict[date, _Time]:
     """Cut the spans (sorted, not overlapping) by the planned pieces (sorted): one sweep."""
     times: dict[date, _Time] = defaultdict(_Time)
     for a, b, day in pieces:
-        times[day].planned_s += (b - a).total_seconds()
+        times[day].planned_s += b - a
     i = 0
     for a, b, day in pieces:
         while i < len(spans) and spans[i][1] <= a:
             i += 1
         j = i
+        by = times[day].by
         while j < len(spans) and spans[j][0] < b:
             start, end, category = spans[j]
-            overlap = (min(end, b) - max(start, a)).total_seconds()
+            overlap = min(end, b) - max(start, a)
             if overlap > 0:
-                times[day].by[category] += overlap
+                by[category] += overlap
             j += 1
     return times
 
@@ -351,7 +377,6 @@ def _split(
 def _runs(scope: Scope, period: Period) -> dict[tuple[int, date], _Time]:
     """Per machine and day, from the jobs (three grouped queries): running time lost on prints
     that failed, estimated and actual run time of the finished runs, copies QC decided."""
-    zone = period.zone
     runs: dict[tuple[int, date], _Time] = defaultdict(_Time)
     jobs = scope.jobs().filter(machine__isnull=False)
     failed = (
@@ -361,45 +386,36 @@ def _runs(scope: Scope, period: Period) -> dict[tuple[int, date], _Time]:
             status_changed_at__gte=period.start,
             status_changed_at__lt=period.end,
         )
-        .values("machine_id", day=TruncDate("status_changed_at", tzinfo=zone))
+        .values("machine_id", day=local_date("status_changed_at", period))
         .annotate(
             lost=Sum(
-                ExpressionWrapper(
-                    F("status_changed_at")
-                    - Greatest("started_at", Value(period.start, output_field=DateTimeField())),
-                    output_field=DurationField(),
-                )
+                seconds("status_changed_at")
+                - Greatest(seconds("started_at"), Value(epoch(period.start)))
             )
         )
         .order_by()
     )
     for row in failed:
-        runs[row["machine_id"], row["day"]].failed_s += _seconds(row["lost"])
+        runs[row["machine_id"], row["day"]].failed_s += row["lost"] or 0.0
     estimate = Cast(KT("toolpath_meta__estimated_time_s"), FloatField()) * F("quantity")
     finished = (
         jobs.filter(
             finished_at__gte=period.start, finished_at__lt=period.end, started_at__isnull=False
         )
-        .values("machine_id", day=TruncDate("finished_at", tzinfo=zone))
+        .values("machine_id", day=local_date("finished_at", period))
         .annotate(
-            estimated=Sum(estimate),
-            actual=Sum(
-                ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-            ),
+            estimated=Sum(estimate), actual=Sum(seconds("finished_at") - seconds("started_at"))
         )
         .order_by()
     )
     for row in finished:
         time = runs[row["machine_id"], row["day"]]
         time.estimated_s += float(row["estimated"] or 0)
-        time.actual_s += _seconds(row["actual"])
+        time.actual_s += row["actual"] or 0.0
     decided = (
-        jobs.filter(
-            status__in=(Status.DONE, Status.SCRAPPED),
-            status_changed_at__gte=period.start,
-            status_changed_at__lt=period.end,
-        )
-        .values("machine_id", day=TruncDate("status_changed_at", tzinfo=zone))
+        _decided(scope, period)
+        .filter(machine__isnull=False)
+        .values("machine_id", day=local_date("status_changed_at", period))
         .annotate(passed=Sum("qc_passed"), scrapped=Sum("qc_scrapped"))
         .order_by()
     )
@@ -465,7 +481,9 @@ def oee(scope: Scope, period: Period) -> Oee:
     runs = _runs(scope, period)
     days: dict[tuple[int, date], _Time] = {}
     for machine_id, _name, site_id, state in machines:
-        own = spans.get(machine_id) or [(period.start, period.end, _category(state, ""))]
+        own = spans.get(machine_id) or [
+            (epoch(period.start), epoch(period.end), _category(state, ""))
+        ]
         for day, time in _split(own, pieces[site_id]).items():
             days[machine_id, day] = time
     for key, run in runs.items():
@@ -527,7 +545,7 @@ def scrap_trend(scope: Scope, period: Period) -> list[ScrapRow]:
     for by, path in SCRAP_DIMENSIONS.items():
         grouped = (
             _decided(scope, period)
-            .values(name=F(path), day=TruncDate("status_changed_at", tzinfo=period.zone))
+            .values(name=F(path), day=local_date("status_changed_at", period))
             .annotate(passed=Sum("qc_passed"), scrapped=Sum("qc_scrapped"))
             .order_by("day", "name")
         )
@@ -566,7 +584,7 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
     passed = scope.jobs().filter(
         status=Status.DONE, status_changed_at__gte=period.start, status_changed_at__lt=period.end
     )
-    passed_on = TruncDate("status_changed_at", tzinfo=period.zone)
+    passed_on = local_date("status_changed_at", period)
     promised = Q(line__order__promised_at__isnull=False)
     needed = Q(line__order__promised_at__isnull=True, line__order__due_date__isnull=False)
     counts = passed.annotate(passed_on=passed_on).aggregate(
@@ -581,7 +599,8 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
     jobs = int(counts["jobs"])
     ordered = passed.annotate(
         lead=ExpressionWrapper(
-            F("status_changed_at") - F("line__order__placed_at"), output_field=DurationField()
+            seconds("status_changed_at") - seconds("line__order__placed_at"),
+            output_field=FloatField(),
         )
     ).order_by("lead", "pk")
 
@@ -589,7 +608,7 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
         if not jobs:
             return None
         value = ordered.values_list("lead", flat=True)[_nearest_rank(jobs, share)]
-        return _seconds(value)
+        return round(float(value), 1)
 
     judged = int(counts["judged"])
     on_time = int(counts["on_time"])
@@ -620,7 +639,7 @@ def throughput(scope: Scope, period: Period) -> list[ThroughputRow]:
             status_changed_at__gte=period.start,
             status_changed_at__lt=period.end,
         )
-        .values(day=TruncDate("status_changed_at", tzinfo=period.zone))
+        .values(day=local_date("status_changed_at", period))
         .annotate(jobs=Count("pk"), parts=Sum("qc_passed"))
         .order_by()
     }

@@ -60,14 +60,18 @@ def _job(
     material: Material | None = None,
 ) -> Job:
     job = make_ready_job(user=user, material=material, estimated_time_s=estimated_s)
-    Job.objects.filter(pk=job.pk).update(quantity=quantity)
+    # Back to queued, then through the pipeline with its events, all when it was placed.
+    Job.objects.filter(pk=job.pk).update(quantity=quantity, status=Job.Status.QUEUED)
     # Neither promised nor needed by a date unless the scenario says so.
     Order.objects.filter(pk=job.line.order_id).update(
         placed_at=placed, promised_at=None, due_date=None
     )
     # Its first event (and its pipeline, done) at the time its order was placed.
     JobEvent.objects.filter(job=job).update(started_at=placed, finished_at=placed)
-    return Job.objects.get(pk=job.pk)
+    job = Job.objects.get(pk=job.pk)
+    for to in lifecycle.PIPELINE[1:]:
+        assert lifecycle.job_move(job, to=to, by=By.PIPELINE, step=str(to), actor="t", now=placed)
+    return job
 
 
 def _walk(job: Job, machine: Machine, *moves: tuple[str, datetime, dict[str, object]]) -> None:
