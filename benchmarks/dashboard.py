@@ -249,6 +249,21 @@ def build(jobs: int, machines: int, seed: int) -> None:
         model._meta.get_field(name).auto_now_add = True  # type: ignore[attr-defined]
 
 
+def figure_calls(scope: Any, period: Any) -> dict[str, Callable[[], object]]:
+    from production.dashboards import figures
+
+    return {
+        "work in progress and waiting (stages)": lambda: figures.stages(scope, period, now=NOW),
+        "utilisation and OEE (per machine, day, week)": lambda: figures.oee(scope, period),
+        "scrap rate trend": lambda: figures.scrap_trend(scope, period),
+        "lead time and on-time rate": lambda: figures.lead_times(scope, period),
+        "throughput": lambda: figures.throughput(scope, period),
+        "all figures (production.dashboards.figures.dashboard)": lambda: figures.dashboard(
+            scope, period, now=NOW
+        ),
+    }
+
+
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     call()  # warm: the first run pays for the connection and the database's caches
     times = []
@@ -288,9 +303,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
-    from production.dashboards import figures
     from production.models import Job, JobEvent, MachineEvent
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
@@ -321,16 +334,7 @@ def main() -> None:
     for days in (28, 365):
         read = dashboard_request(manager, {"days": str(days)}, now=NOW)
         scope, period = read.scope, read.period
-        calls: dict[str, Callable[[], object]] = {
-            "work in progress and waiting (stages)": lambda: figures.stages(scope, period, now=NOW),
-            "utilisation and OEE (per machine, day, week)": lambda: figures.oee(scope, period),
-            "scrap rate trend": lambda: figures.scrap_trend(scope, period),
-            "lead time and on-time rate": lambda: figures.lead_times(scope, period),
-            "throughput": lambda: figures.throughput(scope, period),
-            "all figures (production.dashboards.figures.dashboard)": lambda: figures.dashboard(
-                scope, period, now=NOW
-            ),
-        }
+        calls = figure_calls(scope, period)
         for name, call in calls.items():
             results.setdefault(name, []).append(median_ms(call, args.repeats))
         # The page reads "now" from the clock: its period is the one before the real today,
@@ -341,15 +345,11 @@ def main() -> None:
             response = client.get(f"/station/dashboard/?{query}")
             assert response.status_code == 200, response.status_code
 
-        with CaptureQueriesContext(connection) as captured:
-            page()
         results.setdefault("the whole page, GET /station/dashboard/", []).append(
             median_ms(page, args.repeats)
         )
-        queries = len(captured)
     for name, (month, year) in results.items():
         print(f"| | {name} | {month:.0f} | {year:.0f} |")
-    print(f"\nThe page runs {queries} queries.")
 
 
 if __name__ == "__main__":

@@ -217,6 +217,10 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "station-order-costs": lambda w: [
         Visit("manager", f"/station/orders/{w.job.line.order_id}/costs/")
     ],
+    # The manager dashboard (#15.2): its charts drawn.
+    "station-dashboard": lambda w: [
+        Visit("manager", "/station/dashboard/", ready="#chart-oee[data-drawn=yes]")
+    ],
     "passport": lambda w: [Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/")],
     "passport-copy": lambda w: [
         Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/copies/1/")
