@@ -135,30 +135,39 @@ class StageRow:
     bottleneck: bool
 
 
-def _flows(scope: Scope, period: Period, *, now: datetime, side: str) -> dict[str, dict[str, Any]]:
-    """Per status, the events since the period's start that took jobs out of it (`side` =
-    "from_status") or put them in ("to_status"): how many in the period and their times
-    clamped to it, added up, and how many after it. One grouped query."""
+def _flows(
+    scope: Scope, period: Period, *, now: datetime
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per status, the events since the period's start that took jobs out of it and those
+    that put jobs in: how many in the period and their times clamped to it, added up, and
+    how many after it. One grouped query (by move), summed per status here."""
     start, end = epoch(period.start), epoch(period.end)
     clamped = Least(Greatest(seconds("finished_at"), Value(start)), Value(end))
     inside = Q(finished_at__lt=period.end)
-    return {
-        row[side]: row
-        for row in scope.job_events()
+    moves = (
+        scope.job_events()
         .filter(finished_at__gte=period.start, finished_at__lt=now)
-        .values(side)
+        .exclude(from_status=F("to_status"))  # a measurement moves nothing
+        .values("from_status", "to_status")
         .annotate(
             n=Count("pk", filter=inside),
             t=Sum(clamped, filter=inside),
             after=Count("pk", filter=~inside),
         )
         .order_by()
-    }
+    )
+    out: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
+    into: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
+    for move in moves:
+        for side, status in ((out, move["from_status"]), (into, move["to_status"])):
+            for key in ("n", "t", "after"):
+                side[status][key] += float(move[key] or 0)
+    return out, into
 
 
 def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
     """Work in progress and waiting per stage; the bottleneck is the waiting stage with the
-    most job-hours of waiting in the period. Three grouped queries over the period's events.
+    most job-hours of waiting in the period. Two grouped queries (jobs now, the period's moves).
 
     Job-hours in a stage S within [start, end): each event leaving S adds its time, each
     entering S takes its time away (times clamped to the period), the jobs in S at the end add
@@ -176,8 +185,7 @@ def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
         )
         .order_by()
     }
-    out = _flows(scope, period, now=now, side="from_status")
-    into = _flows(scope, period, now=now, side="to_status")
+    out, into = _flows(scope, period, now=now)
     start, end = epoch(period.start), epoch(period.end)
     labels = dict(Status.choices)
     waited: dict[str, float] = {}
