@@ -63,7 +63,7 @@ $(PY): FORCE
 $(shell rm -f $(STAMP))
 endif
 
-.PHONY: help install system-packages run test test-unit test-integration lint typecheck fmt worker \
+.PHONY: help install system-packages bench-packages run test test-unit test-integration lint typecheck fmt worker \
 	clean FORCE contracts
 
 help:
@@ -82,6 +82,9 @@ install: $(STAMP)
 
 system-packages:
 	bash scripts/install-system-packages.sh
+
+bench-packages:  # also CuraEngine for benchmarks/toolpath/compare.py (no test needs it)
+	bash scripts/install-system-packages.sh --benchmarks
 
 run: $(STAMP)
 	exec $(PY) scripts/run.py

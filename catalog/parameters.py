@@ -442,3 +442,64 @@ def _optional_float(value: Any) -> float | None:
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
+
+
+def narrowed_schema(
+    raw: Sequence[Mapping[str, Any]], name: str, minimum: float, maximum: float
+) -> list[dict[str, Any]]:
+    """The schema with one numeric parameter's range narrowed to [minimum, maximum] (a new
+    revision's, issue #15 point 6): SchemaError saying why when the range is no narrowing of
+    the present one. A default outside the new range moves to its nearest end; with a step,
+    both ends must lie on the present step grid, so every value allowed stays one it had."""
+    minimum, maximum = float(minimum), float(maximum)
+    specs = {spec.name: spec for spec in parse_schema(raw)}
+    spec = specs.get(name)
+    if spec is None:
+        raise SchemaError(f"'{name[:40]}' is not a parameter of this revision")
+    if spec.type not in NUMERIC:
+        raise SchemaError(f"{spec.label} is not a number: only numeric ranges can be narrowed")
+    for value in (minimum, maximum):
+        if not math.isfinite(value):
+            raise SchemaError(f"{spec.label}: give finite numbers for the range")
+    unit = f" {spec.unit}" if spec.unit else ""
+    if minimum >= maximum:
+        raise SchemaError(
+            f"{spec.label}: the minimum ({_fmt(minimum)}{unit}) must be below the maximum "
+            f"({_fmt(maximum)}{unit})"
+        )
+    if spec.min is not None and minimum < spec.min:
+        raise SchemaError(
+            f"{spec.label}: {_fmt(minimum)}{unit} is below the present minimum "
+            f"{_fmt(spec.min)}{unit}; a range can only be narrowed"
+        )
+    if spec.max is not None and maximum > spec.max:
+        raise SchemaError(
+            f"{spec.label}: {_fmt(maximum)}{unit} is above the present maximum "
+            f"{_fmt(spec.max)}{unit}; a range can only be narrowed"
+        )
+    if minimum == spec.min and maximum == spec.max:
+        raise SchemaError(f"{spec.label}: the range is unchanged")
+    if spec.type == "integer" and not (minimum.is_integer() and maximum.is_integer()):
+        raise SchemaError(f"{spec.label} is a whole number: give whole numbers for the range")
+    if spec.step:
+        origin = Decimal(str(spec.min)) if spec.min is not None else Decimal(0)
+        for value in (minimum, maximum):
+            steps = (Decimal(str(value)) - origin) / Decimal(str(spec.step))
+            if steps != steps.to_integral_value():
+                raise SchemaError(
+                    f"{spec.label}: {_fmt(value)}{unit} is not in steps of "
+                    f"{_fmt(spec.step)}{unit} from {_fmt(float(origin))}{unit}"
+                )
+    narrowed = []
+    for item in raw:
+        item = dict(item)
+        if item.get("name") == name:
+            low: float | int = int(minimum) if spec.type == "integer" else minimum
+            high: float | int = int(maximum) if spec.type == "integer" else maximum
+            default = float(spec.default)
+            item.update(min=low, max=high, default=min(max(default, low), high))
+            if spec.type == "integer":
+                item["default"] = int(item["default"])
+        narrowed.append(item)
+    parse_schema(narrowed)  # the defaults of every parameter still validate
+    return narrowed

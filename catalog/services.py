@@ -23,7 +23,16 @@ from catalog.models import (
     RevisionEstimator,
     alternative_processes_problem,
 )
-from catalog.parameters import SchemaError, check_publishable, parse_rules, parse_schema
+from catalog.parameters import (
+    ParameterError,
+    SchemaError,
+    check_publishable,
+    defaults,
+    narrowed_schema,
+    parse_rules,
+    parse_schema,
+    validate_parameters,
+)
 from catalog.qc import parse_qc_checks, parse_work_instructions
 from microfactory.errors import DomainError, Rejected
 
@@ -194,6 +203,54 @@ def revision_publish(*, revision: PartRevision, published_by: Any = None) -> Par
     revision.save(update_fields=["published_at", "published_by"])
     revision_estimator_queue(revision=revision, now=revision.published_at)
     return revision
+
+
+@transaction.atomic
+def revision_narrow(
+    *,
+    revision: PartRevision,
+    parameter: str,
+    minimum: float,
+    maximum: float,
+    created_by: Any = None,
+    publish: bool = False,
+    reason: str = "",
+) -> PartRevision:
+    """A new revision of the family that is `revision` with one numeric parameter's range
+    narrowed to [minimum, maximum] (issue #15 point 6: a range where parts fail), through
+    revision_create, published at once with `publish`. `revision` and the orders placed on
+    it stay as they are. DomainError saying why for a range that is no narrowing (wider,
+    empty, unchanged, off the step grid) or a static model. Each call makes a new revision."""
+    if revision.kind != PartRevision.Kind.SCRIPT:
+        raise DomainError(f"{revision} is a static model: it has no parameter ranges")
+    try:
+        schema = narrowed_schema(revision.parameter_schema or [], parameter, minimum, maximum)
+        specs = parse_schema(schema)
+        validate_parameters(specs, defaults(specs), rules=parse_rules(revision.rules or []))
+    except ParameterError as error:
+        raise DomainError(f"the narrowed defaults break a rule: {error}") from error
+    except SchemaError as error:
+        raise DomainError(str(error)) from error
+    spec = next(s for s in specs if s.name == parameter)
+    unit = f" {spec.unit}" if spec.unit else ""
+    change = f"{spec.label} narrowed to {spec.min:g}–{spec.max:g}{unit} (r{revision.number})"
+    narrowed = revision_create(
+        family=revision.family,
+        kind=revision.kind,
+        script=revision.script,
+        parameter_schema=schema,
+        rules=revision.rules or [],
+        process=revision.process,
+        alternative_processes=list(revision.alternative_processes or []),
+        materials=list(revision.materials.all()),
+        description=f"{change}: {reason}" if reason else change,
+        work_instructions=revision.work_instructions or [],
+        qc_checks=revision.qc_checks or [],
+        created_by=created_by,
+    )
+    if publish:
+        narrowed = revision_publish(revision=narrowed, published_by=created_by)
+    return narrowed
 
 
 # --- the geometry estimator of a published revision --------------------------------------

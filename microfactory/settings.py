@@ -739,3 +739,34 @@ VALIDATION_CNC_MIN_FOOTPRINT_MM = env.float("MF_VALIDATION_CNC_MIN_FOOTPRINT_MM"
 VALIDATION_LASER_KERF_MM = env.float("MF_VALIDATION_LASER_KERF_MM", default=0.2)
 VALIDATION_LASER_MIN_WEB_MM = env.float("MF_VALIDATION_LASER_MIN_WEB_MM", default=1.0)
 VALIDATION_LASER_MIN_PART_MM = env.float("MF_VALIDATION_LASER_MIN_PART_MM", default=15.0)
+
+# --- Issue #15 point 6: failure feedback over a revision's parameter space (production.failmap)
+# Each numeric parameter's range is cut into MF_FAILMAP_BINS equal bins; a bin where at least
+# MF_FAILMAP_MIN_MADE copies were made and at least MF_FAILMAP_RATE of them were scrapped or
+# failed on the machine is a region of high failure: new orders there get a DFM warning
+# naming it. Regions are kept in the cache this long (a new QC verdict shows within it).
+# docs/catalog.md, "Where parts fail".
+MF_FAILMAP_BINS = env.int("MF_FAILMAP_BINS", default=6)
+MF_FAILMAP_MIN_MADE = env.int("MF_FAILMAP_MIN_MADE", default=5)
+MF_FAILMAP_RATE = env.float("MF_FAILMAP_RATE", default=0.3)
+MF_FAILMAP_CACHE_S = env.int("MF_FAILMAP_CACHE_S", default=300)
+MF_FAILMAP_MAX_POINTS = env.int("MF_FAILMAP_MAX_POINTS", default=2000)
+if MF_FAILMAP_BINS < 2 or MF_FAILMAP_MIN_MADE < 1 or not 0 < MF_FAILMAP_RATE <= 1:
+    raise ImproperlyConfigured(
+        "MF_FAILMAP_BINS >= 2, MF_FAILMAP_MIN_MADE >= 1 and 0 < MF_FAILMAP_RATE <= 1"
+    )
+
+# --- Queue simulation: promise dates and what-if capacity (issue #15, points 3 and 4) -------
+# A promise is the order's finish when every job runs as slow as this share of past jobs ran
+# against their estimates (production.simulation.promise); until MF_PROMISE_MIN_SAMPLES jobs
+# have run, their estimates plus MF_PROMISE_DEFAULT_SPREAD (a share) stand in. A what-if
+# replays at most MF_WHATIF_MAX_JOBS jobs of past demand (a longer period is refused).
+MF_PROMISE_CONFIDENCE = env.float("MF_PROMISE_CONFIDENCE", default=0.9)
+MF_PROMISE_MIN_SAMPLES = env.int("MF_PROMISE_MIN_SAMPLES", default=10)
+MF_PROMISE_DEFAULT_SPREAD = env.float("MF_PROMISE_DEFAULT_SPREAD", default=0.25)
+MF_WHATIF_MAX_JOBS = env.int("MF_WHATIF_MAX_JOBS", default=5000)
+if not 0.5 <= MF_PROMISE_CONFIDENCE < 1 or MF_PROMISE_DEFAULT_SPREAD < 0 or MF_WHATIF_MAX_JOBS < 1:
+    raise ImproperlyConfigured(
+        "MF_PROMISE_CONFIDENCE is in [0.5, 1), MF_PROMISE_DEFAULT_SPREAD >= 0, "
+        "MF_WHATIF_MAX_JOBS >= 1"
+    )

@@ -1,21 +1,23 @@
 """Dates and speed: what standard and expedited delivery of an order cost and when each is
 promised, and whether a needed-by date can be met.
 
-    standard  = the lines' quoted total; ready once the work of the process already waiting
-                for a machine (production.public.waiting_work_s, shared among the machines
-                that can make the line) is done, then the line's own quoted lead time (the
-                soonest a capable machine is free + its run + transit + the pipeline)
+    standard  = the lines' quoted total; promised when a simulation of the live queue
+                (production.simulation, through production.public.order_promise) with the
+                order added at normal priority has its last line at the delivery site
     expedited = the total + the expedite fee (MF_EXPEDITE_FEE_PERCENT of it, at least
                 MF_EXPEDITE_FEE_MIN); the router takes it first (urgent, due by its promise),
-                so it waits for nothing not already on a machine: the quoted lead time alone
+                so it waits for nothing not already on a machine: the same simulation with
+                the order urgent
 
-An order is promised when its latest line is (the lines are quoted against the same queues).
-No promise (None) when a line has no machine taking work now. The requester's needed-by date
-is the end of that day; an order whose chosen speed cannot make it is refused with what can
-(expedite, or the earliest date), never placed late silently.
+Each promise comes with its confidence and the expected (median) time: the simulation runs
+once with every job as slow as MF_PROMISE_CONFIDENCE of past jobs ran against their estimates
+(the promise) and once at the median (the expected time). No promise (None) when a line has
+no machine taking work now. The requester's needed-by date is the end of that day; an order
+whose chosen speed cannot make it is refused with what can (expedite, or the earliest date),
+never placed late silently.
 
-The arithmetic is pure (`expedite_fee`, `delivery_quote`, `needed_by_refusal`);
-`order_delivery_quote` reads the waiting work of the lines' processes from production.
+The arithmetic is pure (`expedite_fee`, `speed_options`, `needed_by_refusal`);
+`order_delivery_quote` asks production for the two promises.
 """
 
 from collections.abc import Sequence
@@ -39,7 +41,9 @@ class SpeedOption:
     fee: Decimal  # 0 for standard
     total: Decimal  # the lines' total plus the fee
     lead_time_s: int | None  # None: no machine takes work now, nothing can be promised
-    promised_at: datetime | None
+    promised_at: datetime | None  # "ready by": at the delivery site, with `confidence`
+    expected_at: datetime | None = None  # the median run times' finish (no later than promised)
+    confidence: float | None = None  # 0..1, the share of past jobs the promise allows for
 
 
 @dataclass(frozen=True)
@@ -57,40 +61,47 @@ def expedite_fee(total: Decimal, *, percent: Decimal, minimum: Decimal) -> Decim
     return max(minimum, total * percent / 100).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def delivery_quote(
-    lines: Sequence[tuple[Quote, float]],
+def speed_options(
+    total: Decimal,
     *,
+    standard: public.Promise | None,
+    expedited: public.Promise | None,
     now: datetime,
     percent: Decimal,
     minimum: Decimal,
     currency: str,
 ) -> DeliveryQuote:
-    """Both choices for an order of these lines, each as (its quote, the seconds of waiting
-    work it would queue behind at standard speed)."""
-    total = sum((quote.total for quote, _ in lines), Decimal(0))
-    leads = [quote.lead_time_s for quote, _ in lines]
-    known = bool(leads) and all(lead is not None for lead in leads)
-    fast = max((lead or 0 for lead in leads), default=0) if known else None
-    slow = (
-        max((int(round((quote.lead_time_s or 0) + wait_s)) for quote, wait_s in lines), default=0)
-        if known
-        else None
-    )
+    """Both choices for an order of this total, promised as the simulation says (None: no
+    promise at that speed)."""
     fee = expedite_fee(total, percent=percent, minimum=minimum)
 
-    def option(expedite: bool, lead: int | None, fee: Decimal) -> SpeedOption:
+    def option(expedite: bool, promise: public.Promise | None, fee: Decimal) -> SpeedOption:
+        if promise is None:
+            return SpeedOption(
+                expedite=expedite, fee=fee, total=total + fee, lead_time_s=None, promised_at=None
+            )
         return SpeedOption(
             expedite=expedite,
             fee=fee,
             total=total + fee,
-            lead_time_s=lead,
-            promised_at=None if lead is None else now + timedelta(seconds=lead),
+            lead_time_s=max(0, int(round((promise.ready_at - now).total_seconds()))),
+            promised_at=promise.ready_at,
+            expected_at=promise.expected_at,
+            confidence=promise.confidence,
         )
 
     return DeliveryQuote(
         currency=currency,
-        standard=option(False, slow, Decimal("0.00")),
-        expedited=option(True, fast, fee),
+        standard=option(False, standard, Decimal("0.00")),
+        # Urgent goes first: never promised later than standard, even where the simulated
+        # queues tie differently.
+        expedited=option(
+            True,
+            expedited
+            if standard is None or expedited is None or expedited.ready_at <= standard.ready_at
+            else standard,
+            fee,
+        ),
     )
 
 
@@ -143,20 +154,31 @@ def needed_by_refusal(
 def order_delivery_quote(
     lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime
 ) -> DeliveryQuote:
-    """Both choices for an order whose lines are already quoted (a query per process). At
-    standard speed a line queues behind the work of its process waiting for a machine,
-    shared among the machines that could take it."""
-    waiting: dict[str, float] = {}
-    with_waits = []
-    for facts, quote in lines:
-        wait_s = 0.0
-        if facts.machines:
-            if facts.process not in waiting:
-                waiting[facts.process] = public.waiting_work_s(process=facts.process)
-            wait_s = waiting[facts.process] / len(facts.machines)
-        with_waits.append((quote, wait_s))
-    return delivery_quote(
-        with_waits,
+    """Both choices for an order whose lines are already quoted: each promise simulated on
+    the live queue with the order's lines added (read once per request inside
+    production.public.machines_read_once)."""
+    total = sum((quote.total for _, quote in lines), Decimal(0))
+    promised = bool(lines) and all(
+        facts.machines and quote.lead_time_s is not None for facts, quote in lines
+    )
+    standard = expedited = None
+    if promised:
+        wanted = [
+            public.PromiseLine(
+                process=facts.process,
+                material=facts.material.slug,
+                extents_mm=facts.extents_mm,
+                run_s=quote.machine_time_s * quote.quantity,
+            )
+            for facts, quote in lines
+        ]
+        site = next((facts.delivery_site for facts, _ in lines if facts.delivery_site), None)
+        standard = public.order_promise(wanted, now=now, expedite=False, delivery_site=site)
+        expedited = public.order_promise(wanted, now=now, expedite=True, delivery_site=site)
+    return speed_options(
+        total,
+        standard=standard,
+        expedited=expedited,
         now=now,
         percent=settings.MF_EXPEDITE_FEE_PERCENT,
         minimum=settings.MF_EXPEDITE_FEE_MIN,

@@ -51,6 +51,11 @@ class LineFacts:
     # For milling and laser cutting (orders.routes): the plates or sheets of the material.
     material_name: str = ""
     sheet_thicknesses_mm: tuple[float, ...] = ()
+    # Regions of the revision's parameter space where many parts made failed, that this
+    # configuration is in (production.public.failure_warnings): DFM warnings, not refusals.
+    failure_warnings: tuple[str, ...] = ()
+    # The site the parts go to (a slug; "": none named): the promise simulation adds transit.
+    delivery_site: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,8 @@ def line_facts(
         machines_of_process=fit.machines_of_process,
         material_name=material.name,
         sheet_thicknesses_mm=tuple(_thicknesses(material)),
+        failure_warnings=tuple(public.failure_warnings(revision=revision, parameters=parameters)),
+        delivery_site=delivery_site,
     )
 
 
@@ -248,4 +255,6 @@ def dfm_notes(facts: LineFacts, preview: PartPreview | None = None) -> list[DfmN
                 "may be too thin to print",
             )
         )
+    for warning in facts.failure_warnings:
+        notes.append(DfmNote("warn", warning))
     return notes

@@ -214,16 +214,17 @@ def order_place(
                 route_chosen_by=choice.chosen_by,
             )
         quoted = [(line, choice.chosen.quote) for line, choice in zip(lines, choices, strict=True)]
-    if held is not None:
-        quoted = [
-            (line, replace(kept, lead_time_s=fresh.lead_time_s))
-            for (line, fresh), kept in zip(quoted, held, strict=True)
-        ]
-    # Standard or expedited: its price and promise; a needed-by date it cannot make is refused
-    # with what can make it (orders.delivery).
-    speeds = order_delivery_quote(
-        [(fact, quote) for fact, (_, quote) in zip(facts, quoted, strict=True)], now=now
-    )
+        if held is not None:
+            quoted = [
+                (line, replace(kept, lead_time_s=fresh.lead_time_s))
+                for (line, fresh), kept in zip(quoted, held, strict=True)
+            ]
+        # Standard or expedited: its price and promise (the queue simulated on the same
+        # reading of the machines); a needed-by date it cannot make is refused with what can
+        # make it (orders.delivery).
+        speeds = order_delivery_quote(
+            [(fact, quote) for fact, (_, quote) in zip(facts, quoted, strict=True)], now=now
+        )
     refusal = needed_by_refusal(needed_by=request.due_date, expedite=request.expedite, quote=speeds)
     if refusal is not None:
         raise OrderInvalid({"due_date": [refusal]})

@@ -346,7 +346,10 @@ def _configured(
         **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
     )
     facts_quote = indicative_quote(facts)
+    now = timezone.now()
     return {
+        # "Ready by": the live queue simulated with this line added, at standard speed.
+        "promise": order_delivery_quote([(facts, facts_quote)], now=now).standard,
         "errors": {},
         "field_errors": {},
         "preview": preview,
@@ -404,6 +407,8 @@ def _cart(request: HttpRequest) -> list[dict[str, Any]]:
             "url": reverse("upload", args=[line.revision.upload.pk])
             if line.revision.family.private
             else "",
+            # In a region of its revision where many parts made failed (#15 point 6).
+            "warnings": public.failure_warnings(revision=line.revision, parameters=line.parameters),
         }
         for line in cart_lines(user=user)
     ]

@@ -17,16 +17,31 @@ from production.models import (
     MachineTelemetry,
     PassportEntry,
     Site,
+    SiteClosure,
+    SiteHours,
     Spool,
     SpoolBooking,
     TransitTime,
 )
 
 
+class SiteHoursInline(admin.TabularInline):
+    """The site's week: jobs start only in these shifts (none: open around the clock)."""
+
+    model = SiteHours
+    extra = 0
+
+
+class SiteClosureInline(admin.TabularInline):
+    model = SiteClosure
+    extra = 0
+
+
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "operator"]
+    list_display = ["name", "slug", "operator", "timezone"]
     list_select_related = ["operator"]
+    inlines = [SiteHoursInline, SiteClosureInline]
 
 
 @admin.register(TransitTime)

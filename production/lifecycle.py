@@ -1,8 +1,9 @@
 """The one owner of Job.status, JobEvent, Machine.state and MachineEvent.
 
 Every move of a job and every change of a machine's state goes through `job_move`,
-`job_create` or `machine_move`: nothing else in the project writes those fields or those
-rows (tests/production/test_lifecycle.py greps for it).
+`job_create` or `machine_move` (and, for history that already happened, `history_record`):
+nothing else in the project writes those fields or those rows
+(tests/production/test_lifecycle.py greps for it).
 
 A move is a conditional UPDATE (`... WHERE status = <the status the caller saw>`) and its
 event, in one transaction: two workers racing for the same move make it once; the loser gets
@@ -20,6 +21,8 @@ Who moves a job (`By`):
 
 import enum
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -282,3 +285,122 @@ def machine_move(
         setattr(machine, name, value)
     logger.info("%s: %s -> %s (%s)", machine.name, source, to, reason or actor)
     return True
+
+
+# --- history (demo data) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PastMove:
+    """One move a job made in the past: to `to`, by `by`, at `at`."""
+
+    to: str
+    by: By
+    step: str
+    at: datetime
+    actor: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PastJob:
+    """A job that already happened: its other fields (line, quantity, machine, ...) and its
+    moves from creation on, in order."""
+
+    fields: Mapping[str, Any]
+    moves: tuple[PastMove, ...]
+
+
+@dataclass(frozen=True)
+class PastMachineChange:
+    machine_id: int
+    from_state: str
+    to_state: str
+    at: datetime
+    actor: str
+    reason: str = ""
+
+
+def history_record(
+    *, jobs: Sequence[PastJob], machine_changes: Sequence[PastMachineChange]
+) -> list[Job]:
+    """Write what already happened (seed_demo's history, replayed by the simulator) in bulk:
+    the jobs in the status of their last move, every move as its event, every machine change
+    as its MachineEvent. Each job's moves are checked against the transition table (the same
+    moves, by the same roles, as live jobs make) and in time order; each machine's changes
+    must chain from its current state back to it (history leaves the machine as it is), in
+    time order. Refused (DomainError) before anything is written. The events are marked as
+    followed: the orders they belong to are written as they ended. Call in a transaction."""
+    for past in jobs:
+        source, last = CREATED, None
+        for move in past.moves:
+            _check(source, move.to, move.by, what="a past job")
+            if last is not None and move.at < last:
+                raise DomainError(f"a past job's move to {move.to} is earlier than the one before")
+            source, last = move.to, move.at
+        if not past.moves:
+            raise DomainError("a past job has no moves")
+    states = dict(
+        Machine.objects.filter(pk__in={c.machine_id for c in machine_changes}).values_list(
+            "pk", "state"
+        )
+    )
+    by_machine: dict[int, list[PastMachineChange]] = {}
+    for change in machine_changes:
+        by_machine.setdefault(change.machine_id, []).append(change)
+    for machine_id, changes in by_machine.items():
+        state, last = states.get(machine_id), None
+        for change in changes:
+            if change.from_state != state or (last is not None and change.at < last):
+                raise DomainError(f"machine {machine_id}'s past changes do not chain in time")
+            state, last = change.to_state, change.at
+        if state != states.get(machine_id):
+            raise DomainError(f"machine {machine_id}'s past changes do not end in its state")
+    with transaction.atomic():
+        created = Job.objects.bulk_create(
+            Job(
+                status=past.moves[-1].to,
+                status_changed_at=past.moves[-1].at,
+                **past.fields,
+            )
+            for past in jobs
+        )
+        # created_at is auto_now_add: bulk_create stamped it now; the past job began earlier.
+        for job, past in zip(created, jobs, strict=True):
+            job.created_at = past.moves[0].at
+        Job.objects.bulk_update(created, ["created_at"], batch_size=500)
+        events = []
+        for job, past in zip(created, jobs, strict=True):
+            source, previous = CREATED, past.moves[0].at
+            for move in past.moves:
+                events.append(
+                    JobEvent(
+                        job=job,
+                        step=move.step,
+                        from_status=source,
+                        to_status=move.to,
+                        actor=move.actor[:150],
+                        started_at=previous,
+                        finished_at=move.at,
+                        duration_ms=int((move.at - previous).total_seconds() * 1000),
+                        message=move.message[:2000],
+                        followed_at=move.at,
+                    )
+                )
+                source, previous = move.to, move.at
+        JobEvent.objects.bulk_create(events, batch_size=1000)
+        MachineEvent.objects.bulk_create(
+            (
+                MachineEvent(
+                    machine_id=change.machine_id,
+                    from_state=change.from_state,
+                    to_state=change.to_state,
+                    actor=change.actor[:150],
+                    at=change.at,
+                    reason=change.reason[:2000],
+                )
+                for change in machine_changes
+            ),
+            batch_size=1000,
+        )
+    return created

@@ -43,6 +43,7 @@ from kombu.exceptions import OperationalError
 from catalog.models import Material
 from microfactory.errors import DomainError, Rejected
 from production import connectors, lifecycle, passport, routing, spools
+from production.calendars import NeverOpen, SiteCalendar, calendars_for_sites
 from production.lifecycle import By
 from production.models import (
     Artifact,
@@ -73,34 +74,69 @@ class _Queue:
     last_material: str | None = None
 
 
-def machine_queues(machine_ids: Iterable[int] | None = None) -> dict[int, _Queue]:
-    """Per machine: how many jobs it holds and the seconds of work they still need."""
+def machine_queues(
+    machine_ids: Iterable[int] | None = None,
+    *,
+    calendars: Mapping[int, SiteCalendar] | None = None,
+    now: datetime | None = None,
+) -> dict[int, _Queue]:
+    """Per machine: how many jobs it holds and the seconds of work they still need. With the
+    machines' calendars ({machine id: its site's}), a job not started yet waits for its site
+    to open, so the seconds are until the last one is done."""
     active = Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
     if machine_ids is not None:
         active = active.filter(machine_id__in=list(machine_ids))
     queues: dict[int, _Queue] = {}
     rows = active.order_by("status_changed_at", "pk").values_list(
-        "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug"
+        "machine_id", "progress", "toolpath_meta", "quantity", "line__material__slug", "status"
     )
-    for machine_id, progress, meta, quantity, material in rows:
+    at = now or timezone.now()
+    for machine_id, progress, meta, quantity, material, status in rows:
         queue = queues.setdefault(machine_id, _Queue())
         # The G-code makes one copy: a job of quantity N runs it N times.
         estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
+        remaining = estimate * (1 - min(progress or 0.0, 100.0) / 100)
         queue.jobs += 1
-        queue.eta_s += estimate * (1 - min(progress or 0.0, 100.0) / 100)
+        calendar = calendars.get(machine_id) if calendars else None
+        if calendar is None or status in Job.STARTED:
+            queue.eta_s += remaining
+        else:
+            try:
+                start = calendar.next_open(at + timedelta(seconds=queue.eta_s))
+            except NeverOpen:
+                start = at + timedelta(seconds=queue.eta_s)
+            queue.eta_s = (start - at).total_seconds() + remaining
         queue.last_material = material
     return queues
 
 
-def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
-    """Every machine (of a process) as the router sees it, with its queue."""
+def routing_facts(
+    *, process: str | None = None, calendars: bool = True
+) -> list[routing.MachineFacts]:
+    """Every machine (of a process) as the router sees it, with its queue; without
+    `calendars`, as if every site were always open (two queries fewer: for figures that read
+    no time, like the catalog's "from" prices)."""
     found = Machine.objects.select_related("site", "spool__material").prefetch_related(
         "materials_loaded", "materials_loadable"
     )
     if process is not None:
         found = found.filter(process=process)
     machines = list(found)
-    queues = machine_queues(m.pk for m in machines)
+    zones = {m.site_id: m.site.timezone for m in machines}
+    site_calendars = (
+        read_once(
+            ("calendars", frozenset(zones.items())),
+            lambda: calendars_for_sites(zones, zones=zones),
+        )
+        if calendars
+        else {}
+    )
+    machine_calendars = {
+        m.pk: site_calendars[m.site_id]
+        for m in machines
+        if not site_calendars.get(m.site_id, SiteCalendar()).always_open
+    }
+    queues = machine_queues((m.pk for m in machines), calendars=machine_calendars)
     loaded_spools = spools.loaded_spools(machines)
     reserve_g: float = settings.MF_SPOOL_RESERVE_G
     facts = []
@@ -141,6 +177,7 @@ def routing_facts(*, process: str | None = None) -> list[routing.MachineFacts]:
                 kerf_mm=float(machine.kerf_mm or 0),
                 max_power_s=int(machine.max_power_s or 0),
                 laser_source=machine.laser_source,
+                calendar=machine_calendars.get(machine.pk),
             )
         )
     return facts
@@ -175,9 +212,14 @@ def read_once(key: Any, read: Callable[[], _T]) -> _T:
     return value
 
 
-def quote_routing_facts(*, process: str) -> list[routing.MachineFacts]:
+def quote_routing_facts(*, process: str, calendars: bool = True) -> list[routing.MachineFacts]:
     """routing_facts for a quote or a DFM report: read once inside machines_read_once()."""
-    return list(read_once(("routing_facts", process), lambda: routing_facts(process=process)))
+    return list(
+        read_once(
+            ("routing_facts", process, calendars),
+            lambda: routing_facts(process=process, calendars=calendars),
+        )
+    )
 
 
 def transit_table() -> dict[tuple[str, str], float]:

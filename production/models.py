@@ -2,6 +2,7 @@
 
 import secrets
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,6 +24,15 @@ def validate_tool_numbers(value: object) -> None:
         raise ValidationError("Each T number once.")
 
 
+def validate_timezone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not a time zone; use a name like Europe/Berlin."
+        ) from None
+
+
 class Site(models.Model):
     """A factory floor. The organisation that operates it (a factory) is whose operators and
     managers work on its machines' jobs (production.tenancy); a site without one is staff's."""
@@ -37,12 +47,72 @@ class Site(models.Model):
         related_name="sites",
         help_text="the factory organisation whose operators and managers work here",
     )
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
+        help_text="the IANA time zone its opening hours are in, e.g. Europe/Berlin",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class SiteHours(models.Model):
+    """One shift of a site's week (production.calendars): jobs start only while it is open.
+    A site without any is open around the clock. A shift that closes at or before it opens
+    runs into the next day (22:00-06:00; 00:00-00:00 is the whole day)."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0
+        TUESDAY = 1
+        WEDNESDAY = 2
+        THURSDAY = 3
+        FRIDAY = 4
+        SATURDAY = 5
+        SUNDAY = 6
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField(help_text="local time of the site")
+    closes = models.TimeField(help_text="local time; at or before `opens`: the next day")
+
+    class Meta:
+        ordering = ["site", "weekday", "opens"]
+        verbose_name_plural = "site hours"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(weekday__lte=6), name="weekday_0_to_6"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class SiteClosure(models.Model):
+    """A stretch when a site is closed whatever its hours: a holiday, a stocktake."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="closures")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["site", "starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="closure_ends_after"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site}: closed {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%H:%M}"
+
+    def clean(self) -> None:
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError({"ends_at": "A closure ends after it starts."})
 
 
 class TransitTime(models.Model):

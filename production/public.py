@@ -19,7 +19,7 @@ from django.db.models import Prefetch, QuerySet
 
 from catalog.models import Material, PartPreview, PartRevision
 from orders.models import Order
-from production import dfm_previews, job_costs, routing, services
+from production import dfm_previews, failmap, job_costs, routing, services
 from production.costing import JobCost, LineCost, OrderCost
 from production.dfm_previews import LiveDfm
 from production.machines import (
@@ -30,6 +30,7 @@ from production.machines import (
 )
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Site
 from production.pipeline.dfm.units import UNITS
+from production.simulation.promise import Promise, PromiseLine, order_promise
 
 __all__ = [
     "JOB_ENDED_UNMADE",
@@ -56,13 +57,16 @@ __all__ = [
     "built_geometry",
     "job_geometry",
     "jobs_release",
+    "failure_warnings",
     "known_refusal",
     "live_dfm",
     "machines_for_quote",
     "machines_read_once",  # one web request or order reads the machines once for its quotes
     "order_costs",
     "planned_time_s",
-    "waiting_work_s",
+    "Promise",
+    "PromiseLine",
+    "order_promise",  # issue #15.3: the promise date, simulated on the live queue
     "site_by_id",
     "site_by_slug",
     "sites",
@@ -407,8 +411,9 @@ def machines_for_quotes(
 ) -> list[tuple[QuoteMachine, ...]]:
     """For each (material slug, extents) of `parts`, the machines that could make it and
     take work now, as machines_for_quote offers them (no delivery site), with the machines
-    read once: the catalog's "from" prices quote many parts at once."""
-    facts = quote_routing_facts(process=process)
+    read once: the catalog's "from" prices quote many parts at once. Their queue ETAs ignore
+    opening hours (the "from" prices read no time)."""
+    facts = quote_routing_facts(process=process, calendars=False)
     rates = dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate"))
     offers = []
     for material, extents in parts:
@@ -446,33 +451,6 @@ def planned_time_s(
     )
     per_copy = float((meta or {}).get("estimated_time_s") or 0)
     return per_copy or None
-
-
-def waiting_work_s(*, process: str) -> float:
-    """Seconds of machine work in the jobs of this process not on a machine yet (in the
-    pipeline or waiting for the router): what an order placed now waits behind unless the
-    router takes it first. Jobs held for their price check count (most are released once
-    built), except those whose line waits for the customer to confirm a new price. Each job
-    counts its planned toolpath time, else its line's quoted machine time per part."""
-    waiting = (
-        Job.objects.filter(line__process=process)
-        .exclude(status__in=Job.PIPELINE_DONE)
-        .exclude(line__status=Order.Status.PRICE_CONFIRMATION)
-    )
-    total = 0.0
-    for meta, quote, quantity in waiting.values_list(
-        "toolpath_meta", "line__quote", "quantity"
-    ).iterator():
-        planned = (meta or {}).get("estimated_time_s")
-        try:
-            total += (
-                float(planned)
-                if planned
-                else float((quote or {}).get("machine_time_s") or 0) * quantity
-            )
-        except (TypeError, ValueError):
-            continue  # a malformed estimate counts nothing rather than breaking a quote
-    return total
 
 
 @dataclass(frozen=True)
@@ -519,6 +497,13 @@ def known_refusal(
     """Why a configuration cannot be made, when the part page already checked it against
     today's machines; None when it can or was not checked (its job's validation decides)."""
     return dfm_previews.known_refusal(revision=revision, parameters=parameters, material=material)
+
+
+def failure_warnings(*, revision: PartRevision, parameters: Mapping[str, Any]) -> list[str]:
+    """DFM warnings for a configuration in a region of the revision's parameter space where
+    many of the parts made failed ("Wall below 1.2 mm: 4 of 9 made were scrapped"); none
+    outside. Cached per revision (production.failmap): usually no query."""
+    return failmap.failure_warnings(revision=revision, parameters=parameters)
 
 
 # The units a mesh may be drawn in, as millimetres per file unit: what an uploader may accept

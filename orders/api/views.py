@@ -369,7 +369,17 @@ class SpeedOptionSerializer(serializers.Serializer[Any]):  # describes the respo
     lead_time_s = serializers.IntegerField(
         min_value=0, max_value=BIGINT_MAX, allow_null=True, help_text="null: no machine now"
     )
-    promised_at = serializers.DateTimeField(allow_null=True)
+    promised_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="ready by (at the delivery site): the live queue simulated with this order "
+        "added, every job as slow as `confidence` of past jobs ran against their estimates",
+    )
+    expected_at = serializers.DateTimeField(
+        allow_null=True, help_text="the same simulation at the median past run time"
+    )
+    confidence = serializers.FloatField(
+        allow_null=True, help_text="0..1: the share of past jobs the promise allows for"
+    )
 
 
 class DeliverySerializer(serializers.Serializer[Any]):  # describes the response only
@@ -384,6 +394,8 @@ def _speed(option: SpeedOption) -> dict[str, Any]:
         "total": str(option.total),
         "lead_time_s": option.lead_time_s,
         "promised_at": option.promised_at.isoformat() if option.promised_at else None,
+        "expected_at": option.expected_at.isoformat() if option.expected_at else None,
+        "confidence": option.confidence,
     }
 
 

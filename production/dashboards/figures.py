@@ -24,13 +24,12 @@ Definitions (docs/manager-dashboard.md says the same for managers):
 - throughput: jobs (and copies) that passed QC per day.
 """
 
-import importlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from math import ceil
-from typing import Any, Protocol
+from typing import Any
 
 from django.db.models import (
     Count,
@@ -49,6 +48,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Greatest, Lead, Least
 from django.db.models.lookups import In
 
+from production.calendars import SiteCalendar, calendars_for_sites
 from production.dashboards.period import Period, week_of
 from production.dashboards.sql import epoch, local_date, seconds
 from production.lifecycle import DOWN_STATES, PIPELINE
@@ -227,25 +227,10 @@ def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
 # --- machine time and OEE --------------------------------------------------------------------
 
 
-class _Calendar(Protocol):
-    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]: ...
-
-
-class _AlwaysOpen:
-    def open_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-        return [(start, end)] if start < end else []
-
-
-def _calendars(site_ids: Iterable[int]) -> dict[int, _Calendar]:
-    """The sites' opening hours (production.calendars, #15.5); open around the clock where the
-    module is not there yet or a site has none."""
-    ids = list(site_ids)
-    try:
-        calendars = importlib.import_module("production.calendars")
-        found: dict[int, _Calendar] = calendars.calendars_for_sites(ids)
-    except ImportError:  # before #15.5 is merged: its models are not there either
-        return {site_id: _AlwaysOpen() for site_id in ids}
-    return {site_id: found.get(site_id) or _AlwaysOpen() for site_id in ids}
+def _calendars(site_ids: Iterable[int]) -> dict[int, SiteCalendar]:
+    """The sites' opening hours and closures (production.calendars, #15.5); a site without
+    opening hours is open around the clock."""
+    return calendars_for_sites(list(site_ids))
 
 
 @dataclass
@@ -352,7 +337,7 @@ def _machine_spans(scope: Scope, period: Period) -> dict[int, list[_Span]]:
     return spans
 
 
-def _planned_pieces(calendar: _Calendar, period: Period) -> list[_Piece]:
+def _planned_pieces(calendar: SiteCalendar, period: Period) -> list[_Piece]:
     pieces: list[_Piece] = []
     for day in period.days:
         lo, hi = period.day_bounds(day)

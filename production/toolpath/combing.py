@@ -11,10 +11,10 @@ is then pulled taut (each corner dropped while the shortcut stays inside).
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, MultiPolygon, Point
+from shapely.geometry import LineString, MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
-from production.toolpath.slicing import polygons_of
+from production.toolpath.slicing import point_at, polygons_of
 
 # The comb area is simplified this much (fewer corners to walk); the room a leg may cross is
 # the comb area grown by twice that, so the simplified boundary always lies inside it.
@@ -59,7 +59,7 @@ class Comb:
     def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether joining the comb area from either end crosses a perimeter loop."""
         return bool(self.polygons) and any(
-            self.room.distance(Point(end)) > self.loop_mm for end in (a, b)
+            self.room.distance(point_at(end)) > self.loop_mm for end in (a, b)
         )
 
     def crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
@@ -71,10 +71,10 @@ class Comb:
         segment = LineString([a, b])
         if not self.region.covers(segment):
             return True
-        if not self.polygons:
-            return False
+        if not self.polygons or self.room.covers(segment):
+            return False  # (nothing of it outside the room: the difference below is empty)
         outside = [p for p in shapely.get_parts(segment.difference(self.room)) if not p.is_empty]
-        ends = (Point(a), Point(b))
+        ends = (point_at(a), point_at(b))
         for piece in outside:
             at_end = any(piece.distance(end) <= TOUCH_MM for end in ends)
             if not at_end or piece.length > self.reach_mm:
@@ -99,7 +99,7 @@ class Comb:
 
     def _join(self, point: np.ndarray) -> tuple[np.ndarray | None, int]:
         """Where the travel end enters the comb area, and which of its polygons that is."""
-        here = Point(point)
+        here = point_at(point)
         distances = [p.distance(here) for p in self.polygons]
         index = int(np.argmin(distances))
         if distances[index] <= TOUCH_MM:
@@ -122,9 +122,9 @@ class Comb:
         crossings: dict[float, tuple[int, float]] = {}  # along the line: (ring, along the ring)
         for ring_index, ring in enumerate((polygon.exterior, *polygon.interiors)):
             hits = [h for h in shapely.get_parts(ring.intersection(segment)) if not h.is_empty]
-            hits += [Point(end) for end in (a, b) if ring.distance(Point(end)) <= TOUCH_MM]
+            hits += [point_at(end) for end in (a, b) if ring.distance(point_at(end)) <= TOUCH_MM]
             # Where the line runs along an edge, both ends of that stretch are crossings.
-            touches = [Point(xy) for hit in hits for xy in hit.coords]
+            touches = [point_at(xy) for hit in hits for xy in hit.coords]
             for touch in touches:
                 along = segment.project(touch)
                 if all(abs(along - t) > TOUCH_MM for t in crossings):
@@ -162,18 +162,19 @@ def _forward(
     ring: np.ndarray, along: np.ndarray, start: float, distance: float
 ) -> list[tuple[float, float]]:
     total = float(along[-1])
-    stops = [start, *(s for s in along[1:-1] if 0 < (s - start) % total < distance)]
-    stops.sort(key=lambda s: (s - start) % total)
-    stops.append((start + distance) % total)
-    return [_at(ring, along, s) for s in stops]
-
-
-def _at(ring: np.ndarray, along: np.ndarray, s: float) -> tuple[float, float]:
-    index = min(int(np.searchsorted(along, s, side="right")) - 1, len(ring) - 2)
+    # The ring's corners strictly between `start` and `distance` further on, in that order
+    # (a stable sort, as the corners come), with both ends; one numpy pass, no Python loop.
+    inner = along[1:-1]
+    ahead = (inner - start) % total
+    chosen = np.flatnonzero((ahead > 0) & (ahead < distance))
+    chosen = chosen[np.argsort(ahead[chosen], kind="stable")]
+    stops = np.concatenate([[start], inner[chosen], [(start + distance) % total]])
+    index = np.minimum(np.searchsorted(along, stops, side="right") - 1, len(ring) - 2)
     step = along[index + 1] - along[index]
-    t = 0.0 if step <= 0 else (s - along[index]) / step
-    x, y = ring[index] + t * (ring[index + 1] - ring[index])
-    return float(x), float(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(step <= 0, 0.0, (stops - along[index]) / step)
+    points = ring[index] + t[:, None] * (ring[index + 1] - ring[index])
+    return [(float(x), float(y)) for x, y in points.tolist()]
 
 
 def _deduplicated(points: np.ndarray) -> np.ndarray:

@@ -76,6 +76,15 @@ def estimate_s(moves: Sequence[np.ndarray], limits: MachineLimits) -> float:
     return float(_trapezoid_times(distance, cruise, acceleration, entry_sq, exit_sq).sum())
 
 
+def lower_bound_s(moves: Sequence[np.ndarray]) -> float:
+    """Seconds the moves take at least: each at its full feed all the way (estimate_s adds
+    the time lost accelerating and braking, never less)."""
+    rows = np.vstack(moves)
+    xyz = np.sqrt((rows[:, :3] ** 2).sum(axis=1))
+    distance = np.where(xyz > 0, xyz, np.abs(rows[:, 3]))
+    return float((distance / rows[:, 4]).sum())
+
+
 def _planned_entries(
     junction: np.ndarray,
     safe: np.ndarray,

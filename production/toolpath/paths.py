@@ -3,19 +3,19 @@ sparse infill), in printing order."""
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
 from production.toolpath.combing import around_ring
 from production.toolpath.profile import FdmProfile
-from production.toolpath.slicing import Slice, as_multipolygon, polygons_of
+from production.toolpath.slicing import Slice, as_multipolygon, point_at, polygons_of
 
 SKIRT_GAP_MM = 3.0  # between the part's first layer (or its brim) and the innermost skirt loop
 # Of a line spacing: infill ends reach that far into the innermost perimeter (PrusaSlicer's
@@ -76,50 +76,93 @@ def plan_layers(
     slices: Sequence[Slice], profile: FdmProfile, *, start: tuple[float, float]
 ) -> list[LayerPlan]:
     """Every layer's paths, each island and path begun where the previous one ended."""
+    return list(iter_layers(slices, profile, start=start))
+
+
+def iter_layers(
+    slices: Sequence[Slice], profile: FdmProfile, *, start: tuple[float, float]
+) -> Iterator[LayerPlan]:
+    """plan_layers one layer at a time, each as soon as it is planned."""
     _centre_lines.cache_clear()  # a cache of this part's gaps, not a store across parts
     for layer in slices:
         shapely.prepare(layer.region)  # speeds up the many `contains` checks below
     top, bottom = profile.top_layers, profile.bottom_layers
     position = np.array(start, dtype=float)
-    plans = []
     below_sparse: BaseGeometry = MultiPolygon()
+    # A layer's paths follow from its region, its neighbours' regions, where the layer
+    # below has sparse infill, its infill angle and height, and where the nozzle starts. The
+    # layers of a prismatic stretch (most of a tall simple part) repeat all of that every
+    # other layer: such a layer is planned once and its paths reused, the same paths.
+    wkb = [layer.region.wkb for layer in slices]
+    planned: dict[tuple[object, ...], tuple[tuple[Path, ...], BaseGeometry]] = {}
     for index, layer in enumerate(slices):
         # The layers whose material decides whether this one is near a top surface (the
         # `top` layers above) or a bottom one (the `bottom` layers below); None when the
         # first or last layer is that close.
-        neighbours = (
+        near = (
             None
             if index - bottom < 0 or index + top >= len(slices)
-            else [s.region for s in slices[index - bottom : index + top + 1] if s is not layer]
+            else [i for i in range(index - bottom, index + top + 1) if i != index]
         )
-        paths: list[Path] = []
-        if index == 0:
-            paths += _skirt(layer.region, profile, position)
-            if profile.brim_width_mm > 0:
-                brim_from = paths[-1].points[-1] if paths else position
-                paths += _brim(layer.region, profile, layer.height_mm, brim_from)
-        around = _Around(
-            neighbours=neighbours,
-            below=slices[index - 1].region if index > 0 else None,
-            below_sparse=below_sparse,
-        )
+        neighbours = None if near is None else [slices[i].region for i in near]
         angle = 45.0 if index % 2 == 0 else -45.0
-        sparse_here: list[BaseGeometry] = []
-        if paths:
-            position = paths[-1].points[-1]
-        for island in _island_order(list(layer.region.geoms), position):
-            if paths:
-                position = paths[-1].points[-1]
-            island_paths, sparse = _island_paths(
-                island, around, angle, profile, layer.height_mm, position
+        key = (
+            wkb[index],
+            None if near is None else tuple(wkb[i] for i in near),
+            wkb[index - 1] if index > 0 else None,
+            below_sparse.wkb,
+            angle,
+            layer.height_mm,
+            position.tobytes(),
+        )
+        if index > 0 and key in planned:
+            layer_paths, below_sparse = planned[key]
+        else:
+            layer_paths, below_sparse = _layer_paths(
+                index, layer, neighbours, slices, below_sparse, angle, profile, position
             )
-            paths += island_paths
-            sparse_here.append(sparse)
-        below_sparse = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
+            planned[key] = (layer_paths, below_sparse)
+        if layer_paths:
+            position = layer_paths[-1].points[-1]
+        yield LayerPlan(layer.z_mm, layer.height_mm, layer.region, layer_paths)
+
+
+def _layer_paths(
+    index: int,
+    layer: Slice,
+    neighbours: list[MultiPolygon] | None,
+    slices: Sequence[Slice],
+    below_sparse: BaseGeometry,
+    angle: float,
+    profile: FdmProfile,
+    position: np.ndarray,
+) -> tuple[tuple[Path, ...], BaseGeometry]:
+    """One layer's paths (the skirt and brim first on the first layer), and where it has
+    sparse infill."""
+    paths: list[Path] = []
+    if index == 0:
+        paths += _skirt(layer.region, profile, position)
+        if profile.brim_width_mm > 0:
+            brim_from = paths[-1].points[-1] if paths else position
+            paths += _brim(layer.region, profile, layer.height_mm, brim_from)
+    around = _Around(
+        neighbours=neighbours,
+        below=slices[index - 1].region if index > 0 else None,
+        below_sparse=below_sparse,
+    )
+    sparse_here: list[BaseGeometry] = []
+    if paths:
+        position = paths[-1].points[-1]
+    for island in _island_order(list(layer.region.geoms), position):
         if paths:
             position = paths[-1].points[-1]
-        plans.append(LayerPlan(layer.z_mm, layer.height_mm, layer.region, tuple(paths)))
-    return plans
+        island_paths, sparse = _island_paths(
+            island, around, angle, profile, layer.height_mm, position
+        )
+        paths += island_paths
+        sparse_here.append(sparse)
+    sparse_union = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
+    return tuple(paths), sparse_union
 
 
 TWO_OPT_PASSES = 8  # 2-opt passes over the island order; each one only shortens it
@@ -130,11 +173,11 @@ def _island_order(islands: list[Polygon], position: np.ndarray) -> list[Polygon]
     to each island's outline), then improved by 2-opt on the islands' representative points,
     so a plate of parts is printed in one sweep rather than zigzagging back for stragglers."""
     if len(islands) <= 2:
-        here = Point(position)
+        here = point_at(position)
         return sorted(islands, key=here.distance)
     order: list[int] = []
     left = list(range(len(islands)))
-    here = Point(position)
+    here = point_at(position)
     while left:
         nearest = min(left, key=lambda i: islands[i].distance(here))
         left.remove(nearest)
@@ -266,7 +309,7 @@ def _island_paths(
         innermost = []
         kind = Kind.EXTERNAL_PERIMETER if level == 0 else Kind.PERIMETER
         while rings:
-            here = Point(position)
+            here = point_at(position)
             ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
             innermost.append(len(paths))
             paths.append(_loop(kind, ring, position, seam=profile.seam))
@@ -427,7 +470,7 @@ def _along_edge(
 ) -> np.ndarray | None:
     """The corners of the area's edge between two points on it, the shorter way round, if
     both lie on the same ring and that way is no longer than `longest`."""
-    here, there = Point(start), Point(end)
+    here, there = point_at(start), point_at(end)
     for polygon in polygons_of(area):
         for ring in (polygon.exterior, *polygon.interiors):
             if ring.distance(here) > LINK_TOLERANCE_MM or ring.distance(there) > LINK_TOLERANCE_MM:
@@ -496,7 +539,7 @@ def _tiled(gap: Polygon, profile: FdmProfile, height: float, position: np.ndarra
         inset = gap.buffer(-(k + 0.5) * band, join_style="mitre")
         rings = [r for p in polygons_of(inset) for r in _rings(orient(p))]
         while rings:
-            here = Point(position)
+            here = point_at(position)
             ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
             if ring.length < width:
                 continue

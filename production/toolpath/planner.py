@@ -1,9 +1,10 @@
 """The slicer's entry point: STL bytes and a printer profile in, G-code and its numbers out."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from microfactory.errors import Rejected
-from production.toolpath import gcode, paths, slicing
+from production.toolpath import gcode, parallel, paths, slicing
 from production.toolpath.profile import FdmProfile
 
 ENGINE = "microfactory-fdm 0.6"  # part of every toolpath's cache key: bump on output changes
@@ -31,12 +32,22 @@ def plan_toolpath(stl: bytes, profile: FdmProfile, *, arranged: bool = False) ->
     mesh = slicing.keep_on_bed(mesh, profile) if arranged else slicing.place_on_bed(mesh, profile)
     slices = slicing.slice_layers(mesh, profile)
     start = gcode.purge_line(profile)[-1]
-    layers = paths.plan_layers(slices, profile, start=(float(start[0]), float(start[1])))
-    if not any(path.kind != paths.Kind.SKIRT for layer in layers for path in layer.paths):
+    # Planned in a child process while this one writes the G-code (parallel.py): the same
+    # plans, so the same bytes.
+    layers = parallel.planned_layers(slices, profile, start=(float(start[0]), float(start[1])))
+    printed = [False]  # whether any layer has a path besides the skirt
+
+    def noting(plans: Iterator[paths.LayerPlan]) -> Iterator[paths.LayerPlan]:
+        for plan in plans:
+            if not printed[0]:
+                printed[0] = any(path.kind != paths.Kind.SKIRT for path in plan.paths)
+            yield plan
+
+    program = gcode.write_program(noting(layers), profile, engine=ENGINE, layer_count=len(slices))
+    if not printed[0]:
         raise Rejected(
             f"no wall of the part is wide enough for one {profile.line_width_mm:g} mm line"
         )
-    program = gcode.write_program(layers, profile, engine=ENGINE)
     return Toolpath(
         gcode=program.text.encode("ascii"),
         layers=program.layers,

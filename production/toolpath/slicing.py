@@ -3,15 +3,17 @@
 import io
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 import trimesh
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
+from production.toolpath import forking
 from production.toolpath.profile import FdmProfile
 
 # Slicing exactly through a horizontal face yields broken sections; planes that close to a
@@ -103,9 +105,23 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
     sections, _, _ = trimesh.intersections.mesh_multiplane(
         mesh, plane_origin=[0.0, 0.0, 0.0], plane_normal=[0.0, 0.0, 1.0], heights=middles
     )
+    # The layers of a prismatic stretch are cut through the same faces at the same places:
+    # their sections are one region, built once (and one object, so what is planned per
+    # region later is planned once too).
+    distinct: dict[bytes, int] = {}
+    cuts: list[np.ndarray] = []
+    which = []
+    for segments in sections:
+        snapped = np.round(segments[:, :, :2], SNAP_DECIMALS) if len(segments) else segments
+        which.append(distinct.setdefault(snapped.tobytes(), len(cuts)))
+        if which[-1] == len(cuts):
+            cuts.append(snapped)
+    # Each section's region is its own: half of them are built in a forked child while
+    # this process builds the other half (forking.map_halves).
+    regions = forking.map_halves(_region, cuts)
     slices = [
-        Slice(z_mm=top, height_mm=h, region=_region(segments))
-        for top, h, segments in zip(tops, heights, sections, strict=True)
+        Slice(z_mm=top, height_mm=h, region=regions[index])
+        for top, h, index in zip(tops, heights, which, strict=True)
     ]
     while slices and slices[-1].region.is_empty:
         slices.pop()
@@ -121,6 +137,12 @@ def polygons_of(geometry: BaseGeometry) -> list[Polygon]:
         for part in shapely.get_parts(geometry)
         if isinstance(part, Polygon) and not part.is_empty
     ]
+
+
+def point_at(xy: "np.ndarray | Sequence[float]") -> Point:
+    """Point(xy) without its argument checks: the planner makes tens of thousands."""
+    point: Point = shapely.points(xy)
+    return point
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
@@ -146,14 +168,15 @@ def _nudged(middles: np.ndarray, mesh: trimesh.Trimesh) -> np.ndarray:
 
 
 def _region(segments: np.ndarray) -> MultiPolygon:
-    """The area inside the section's segments ((n, 2, 3) end points, any order), by GEOS.
+    """The area inside the section's segments ((n, 2, 2) end points, any order, already
+    snapped to SNAP_DECIMALS so the ends two triangles share meet exactly), by GEOS.
 
-    The segments are snapped to SNAP_MM so the ends two triangles share meet exactly, noded
-    where bodies cross each other, and turned into faces; a face inside an odd number of
-    others is a hole (holes, islands in holes), and faces of bodies that overlap join.
+    The segments are noded where bodies cross each other and turned into faces; a face
+    inside an odd number of others is a hole (holes, islands in holes), and faces of bodies
+    that overlap join.
     """
     if not len(segments):
         return MultiPolygon()
-    lines = shapely.multilinestrings(np.round(segments[:, :, :2], SNAP_DECIMALS))
+    lines = shapely.multilinestrings(segments)
     area = shapely.build_area(shapely.node(lines))
     return as_multipolygon(area.simplify(SIMPLIFY_MM, preserve_topology=True))

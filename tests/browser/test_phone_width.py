@@ -221,6 +221,11 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "station-dashboard": lambda w: [
         Visit("manager", "/station/dashboard/", ready="#chart-oee[data-drawn=yes]")
     ],
+    # Issue #15.4: the form, and a run of the last four weeks with no change.
+    "station-whatif": lambda w: [
+        Visit("manager", "/station/what-if/"),
+        Visit("manager", "/station/what-if/?run=1"),
+    ],
     "passport": lambda w: [Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/")],
     "passport-copy": lambda w: [
         Visit("", f"/passport/{w.qc_job.pk}/{w.qc_job.passport_token}/copies/1/")
@@ -272,6 +277,16 @@ ADMIN_PAGES: dict[str, Callable[[World], list[Visit]]] = {
     ],
     "admin:catalog_partrevision_build": lambda w: [
         Visit("admin", f"/admin/catalog/partrevision/{w.job.line.revision_id}/build/")
+    ],
+    # Where a revision's parts fail, and narrowing a range from there (production.failmap_views).
+    "revision-failures": lambda w: [
+        Visit("admin", f"/failures/revisions/{w.job.line.revision_id}/")
+    ],
+    "revision-narrow": lambda w: [
+        Visit(
+            "admin",
+            f"/failures/revisions/{w.job.line.revision_id}/narrow/?parameter=width&min=10&max=300",
+        )
     ],
 }
 

@@ -14,9 +14,8 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.utils import timezone
 
-from orders.delivery import delivery_quote, expedite_fee, needed_by_refusal
+from orders.delivery import expedite_fee, needed_by_refusal, speed_options
 from orders.models import Order
-from orders.quoting import Quote
 from orders.services import (
     IdempotencyConflict,
     LineRequest,
@@ -26,6 +25,7 @@ from orders.services import (
 )
 from production import machines
 from production.models import Artifact, Job, JobArtifact, Machine
+from production.public import Promise
 from tests.builders import make_machine, make_order, make_part
 from tests.orders.test_order_api import GOOD_LINE
 
@@ -39,6 +39,13 @@ DAY = 24 * HOUR
 def catalog():
     make_part("block")
     make_machine()
+
+
+@pytest.fixture(autouse=True)
+def _promise_on_estimates(settings):
+    """No jobs have run yet: the promise is the simulated finish on the estimates alone (no
+    spread allowed for), so it adds up as the quote's lead time does."""
+    settings.MF_PROMISE_DEFAULT_SPREAD = 0.0
 
 
 @pytest.fixture(autouse=True)
@@ -84,25 +91,6 @@ def place(user, **fields) -> Order:
 # --- the arithmetic ------------------------------------------------------------------------
 
 
-def quote(total: str, lead_time_s: int | None) -> Quote:
-    return Quote(
-        currency="EUR",
-        quantity=1,
-        volume_mm3=1000.0,
-        mass_g=1.0,
-        time_basis="estimate",
-        machine_time_s=600.0,
-        material_cost=Decimal("1.00"),
-        machine_cost=Decimal("1.00"),
-        setup_fee=Decimal("5.00"),
-        discount=0.0,
-        unit_price=Decimal("2.00"),
-        total=Decimal(total),
-        machine="MK4-1" if lead_time_s is not None else "",
-        lead_time_s=lead_time_s,
-    )
-
-
 def test_the_expedite_fee_is_a_share_of_the_total_but_never_below_the_minimum():
     assert expedite_fee(Decimal("200.00"), percent=Decimal(25), minimum=Decimal(20)) == Decimal(
         "50.00"
@@ -115,33 +103,54 @@ def test_the_expedite_fee_is_a_share_of_the_total_but_never_below_the_minimum():
     )
 
 
-def test_standard_waits_behind_the_waiting_work_expedited_does_not():
-    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
-    speeds = delivery_quote(
-        [(quote("40.00", 2 * 3600), 5 * 3600.0), (quote("60.00", 3 * 3600), 0.0)],
+def promise(now: datetime, hours: float, *, expected_hours: float | None = None) -> Promise:
+    return Promise(
+        ready_at=now + timedelta(hours=hours),
+        expected_at=now + timedelta(hours=hours if expected_hours is None else expected_hours),
+        confidence=0.9,
+        jobs_ahead=0,
+        samples=0,
+    )
+
+
+def speeds_for(total: str, now: datetime, standard_h: float | None, expedited_h: float | None):
+    return speed_options(
+        Decimal(total),
+        standard=None if standard_h is None else promise(now, standard_h),
+        expedited=None if expedited_h is None else promise(now, expedited_h),
         now=now,
         percent=Decimal(25),
         minimum=Decimal(20),
         currency="EUR",
     )
-    # Standard: the latest line once it has waited its share (2 h + 5 h), at the lines' price.
-    assert speeds.standard.lead_time_s == 7 * 3600 and speeds.standard.fee == 0
-    assert speeds.standard.total == Decimal("100.00")
-    assert speeds.standard.promised_at == now + timedelta(hours=7)
-    # Expedited: the latest quoted lead time (3 h), at the price plus 25 %.
-    assert speeds.expedited.lead_time_s == 3 * 3600 and speeds.expedited.fee == Decimal("25.00")
-    assert speeds.expedited.total == Decimal("125.00")
-    assert speeds.expedited.promised_at == now + timedelta(hours=3)
 
 
-def test_no_machine_taking_work_promises_nothing_and_refuses_no_date():
-    speeds = delivery_quote(
-        [(quote("40.00", None), 0.0)],
-        now=datetime(2026, 12, 1, tzinfo=UTC),
+def test_each_speed_is_promised_as_simulated_and_expedited_pays_the_fee():
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    speeds = speed_options(
+        Decimal("100.00"),
+        standard=promise(now, 7, expected_hours=6),
+        expedited=promise(now, 3),
+        now=now,
         percent=Decimal(25),
         minimum=Decimal(20),
         currency="EUR",
     )
+    assert speeds.standard.lead_time_s == 7 * 3600 and speeds.standard.fee == 0
+    assert speeds.standard.total == Decimal("100.00")
+    assert speeds.standard.promised_at == now + timedelta(hours=7)
+    assert speeds.standard.expected_at == now + timedelta(hours=6)
+    assert speeds.standard.confidence == 0.9
+    assert speeds.expedited.lead_time_s == 3 * 3600 and speeds.expedited.fee == Decimal("25.00")
+    assert speeds.expedited.total == Decimal("125.00")
+    assert speeds.expedited.promised_at == now + timedelta(hours=3)
+    # Urgent is never promised later than standard.
+    odd = speeds_for("100.00", now, 3, 5)
+    assert odd.expedited.promised_at == odd.standard.promised_at == now + timedelta(hours=3)
+
+
+def test_no_machine_taking_work_promises_nothing_and_refuses_no_date():
+    speeds = speeds_for("40.00", datetime(2026, 12, 1, tzinfo=UTC), None, None)
     assert speeds.standard.promised_at is None and speeds.expedited.promised_at is None
     assert speeds.expedited.fee == Decimal("20.00")  # the price of speed is still known
     assert needed_by_refusal(needed_by=date(2026, 12, 1), expedite=False, quote=speeds) is None
@@ -149,13 +158,7 @@ def test_no_machine_taking_work_promises_nothing_and_refuses_no_date():
 
 def test_a_date_too_soon_says_what_can_make_it():
     now = timezone.make_aware(datetime(2026, 12, 1, 8, 0))
-    speeds = delivery_quote(
-        [(quote("40.00", 3 * 3600), 3 * DAY)],
-        now=now,
-        percent=Decimal(25),
-        minimum=Decimal(20),
-        currency="EUR",
-    )
+    speeds = speeds_for("40.00", now, 3 + 3 * 24, 3)
     tomorrow, later = date(2026, 12, 2), date(2026, 12, 4)
     offer = needed_by_refusal(needed_by=tomorrow, expedite=False, quote=speeds)
     assert offer == (
@@ -166,13 +169,7 @@ def test_a_date_too_soon_says_what_can_make_it():
     assert needed_by_refusal(needed_by=later, expedite=False, quote=speeds) is None
     assert needed_by_refusal(needed_by=None, expedite=False, quote=speeds) is None
     # Before even the expedited promise: the earliest dates, expedited and standard.
-    today_early = delivery_quote(
-        [(quote("40.00", 20 * 3600), 3 * DAY)],
-        now=now,
-        percent=Decimal(25),
-        minimum=Decimal(20),
-        currency="EUR",
-    )
+    today_early = speeds_for("40.00", now, 20 + 3 * 24, 20)
     refusal = needed_by_refusal(needed_by=date(2026, 12, 1), expedite=False, quote=today_early)
     assert refusal is not None
     assert "the earliest possible is 2026-12-02 04:00 when expedited (+20.00 EUR)" in refusal
@@ -203,7 +200,7 @@ def test_the_quote_api_shows_standard_and_expedited_with_the_fee_and_promises(ap
     assert expedited["lead_time_s"] == body["quote"]["lead_time_s"]
     assert standard["lead_time_s"] == expedited["lead_time_s"] + 2 * DAY
     promised = datetime.fromisoformat(expedited["promised_at"])
-    assert promised >= before + timedelta(seconds=expedited["lead_time_s"])
+    assert promised >= before + timedelta(seconds=expedited["lead_time_s"] - 1)  # rounded
     assert datetime.fromisoformat(standard["promised_at"]) - promised == timedelta(days=2)
 
 
@@ -246,8 +243,10 @@ def test_an_expedited_order_pays_the_fee_is_urgent_and_keeps_its_promise(api, us
     line = order.lines.get()
     assert order.expedite and order.priority == Order.Priority.URGENT
     assert order.expedite_fee == Decimal("20.00") and order.total_price == line.price + Decimal(20)
-    # Promised from the moment it was quoted, by the quoted lead time (no work waiting).
-    assert before <= order.promised_at - timedelta(seconds=line.lead_time_s) <= order.placed_at
+    # Promised from the moment it was quoted, by the quoted lead time (no work waiting): the
+    # simulated finish, to the second (the quote rounds its lead time to whole seconds).
+    quoted_from = order.promised_at - timedelta(seconds=line.lead_time_s)
+    assert before - timedelta(seconds=1) <= quoted_from <= order.placed_at
     assert body["expedite"] is True and body["expedite_fee"] == "20.00"
     assert datetime.fromisoformat(body["promised_at"].replace("Z", "+00:00")) == order.promised_at
     listed = api.get("/api/v1/orders/").json()["results"][0]
@@ -262,7 +261,7 @@ def test_the_promised_date_is_stored_and_shown_on_the_order_page(user):
     assert not standard.expedite and standard.expedite_fee == 0
     assert standard.total_price == line.price and standard.priority == Order.Priority.NORMAL
     # Standard waits behind the day of work not yet on a machine.
-    assert standard.promised_at >= before + timedelta(seconds=line.lead_time_s + DAY)
+    assert standard.promised_at >= before + timedelta(seconds=line.lead_time_s - 1 + DAY)
     browser = Client()
     browser.force_login(user)
     page = browser.get(f"/orders/{standard.pk}/").content.decode()

@@ -334,3 +334,18 @@ def test_now_caps_the_period_so_time_to_come_is_not_planned(floor) -> None:
     assert period.end == now
     m1 = by_machine(figures.oee(ALL, period).machines)["M1"]
     assert m1.planned_s == 12 * HOUR
+
+
+def test_planned_time_is_the_sites_opening_hours(floor) -> None:
+    """The site open 08:00-16:00 on Mondays (2026-11-02 is one): over the whole day, M1 is
+    planned 8 h, down 2 of them (10:00-12:00): 75 % available; its running outside the
+    opening hours is not counted."""
+    from datetime import time
+
+    from production.models import SiteHours
+
+    SiteHours.objects.create(site=floor.m1.site, weekday=0, opens=time(8), closes=time(16))
+    period = period_of_days(DAY, DAY, now=LATER)
+    m1 = by_machine(figures.oee(ALL, period).machines)["M1"]
+    assert (m1.planned_s, m1.run_s, m1.down_s) == (8 * HOUR, 6 * HOUR, 2 * HOUR)
+    assert m1.availability == pytest.approx(0.75)

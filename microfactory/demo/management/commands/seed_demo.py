@@ -23,6 +23,7 @@ from catalog.models import Material, PartFamily, SearchSynonym
 from catalog.parameters import defaults, parse_schema
 from catalog.parts import DEMO_PARTS, DemoPart
 from catalog.services import revision_create, revision_publish
+from microfactory.demo.history import history_seed
 from orders.assets import asset_part_add
 from orders.models import Asset, Membership, Organisation, Team
 from orders.services import LineRequest, OrderRequest, order_place
@@ -30,6 +31,7 @@ from production import spools
 from production.models import Machine, Site, Spool, TransitTime
 
 PASSWORD = "microfactory"
+HISTORY_WEEKS = 4
 # The factory: it operates both sites; its operator and manager work on every job there,
 # whichever customer ordered it. Same slug as the factory migration 0012 of production makes
 # for sites that had none, so an upgraded demo database keeps one factory.
@@ -227,6 +229,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-order", action="store_true", help="do not place the demo orders")
+        # Issue #15: weeks of history replayed through the simulator and the real router
+        # (microfactory.demo.history), for the dashboards and the what-if page.
+        parser.add_argument(
+            "--history-weeks",
+            type=int,
+            default=HISTORY_WEEKS,
+            help=f"weeks of simulated history to write once (default {HISTORY_WEEKS}; 0: none)",
+        )
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
@@ -391,6 +401,10 @@ class Command(BaseCommand):
                     spool_id=spool.pk, machine_id=on.pk, actor="seed_demo", now=timezone.now()
                 )
         self._demo_assets(teams["demo"], users["requester"])
+        # Before the demo orders, whose jobs would otherwise sit in the history's queues.
+        history_jobs = history_seed(weeks=options["history_weeks"], now=timezone.now())
+        if history_jobs:
+            self.stdout.write(f"wrote {history_jobs} jobs of simulated history")
         if not options["no_order"]:
             self._demo_order(users["requester"], DEMO_PARTS[:2], "DEMO-1", "seed-demo-order-1")
             self._demo_order(users["harbour"], DEMO_PARTS[:1], "HARBOUR-1", "seed-demo-harbour-1")

@@ -15,7 +15,7 @@ def infer_losses(apps, schema_editor):  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
     dependencies = [
         ("orders", "0012_line_process_route"),
-        ("production", "0019_machine_cnc_laser_settings"),
+        ("production", "0020_site_calendars"),
     ]
 
     operations = [
