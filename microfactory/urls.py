@@ -18,6 +18,7 @@ from production.api.costs import JobCostApi
 from production.api.machines import MachineDetailApi, MachinesApi, MachineTelemetryApi
 from production.api.previews import PreviewDfmApi
 from production.api.views import JobArtifactApi, JobPassportApi
+from production.dashboards import api as dashboard_api
 
 api: tuple[list[URLPattern | URLResolver], str] = (
     [
@@ -42,6 +43,23 @@ api: tuple[list[URLPattern | URLResolver], str] = (
             "machines/<slug:slug>/telemetry/",
             MachineTelemetryApi.as_view(),
             name="machine-telemetry",
+        ),
+        # The manager dashboard's figures (production.dashboards, #15.2).
+        path("dashboard/", dashboard_api.DashboardApi.as_view(), name="dashboard"),
+        path(
+            "dashboard/stages/", dashboard_api.DashboardStagesApi.as_view(), name="dashboard-stages"
+        ),
+        path("dashboard/oee/", dashboard_api.DashboardOeeApi.as_view(), name="dashboard-oee"),
+        path("dashboard/scrap/", dashboard_api.DashboardScrapApi.as_view(), name="dashboard-scrap"),
+        path(
+            "dashboard/lead-times/",
+            dashboard_api.DashboardLeadTimesApi.as_view(),
+            name="dashboard-lead-times",
+        ),
+        path(
+            "dashboard/throughput/",
+            dashboard_api.DashboardThroughputApi.as_view(),
+            name="dashboard-throughput",
         ),
         path("schema/", SpectacularAPIView.as_view(), name="schema"),
     ],

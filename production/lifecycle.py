@@ -221,6 +221,25 @@ def _event(
 # --- machines -------------------------------------------------------------------------------
 
 
+# The loss a state implies when the caller names none (MachineEvent.loss); idle is decided
+# by the machine's queue (_loss_of).
+DOWN_STATES = frozenset({State.OFFLINE, State.ERROR, State.MAINTENANCE})
+Loss = MachineEvent.Loss
+
+
+def _loss_of(machine: Machine, to: str) -> str:
+    """The typed loss of a move to `to` that names none: down, paused by the operator, and for
+    idle "no work" when nothing waits at the machine (else "idle with work queued")."""
+    if to in DOWN_STATES:
+        return Loss.DOWN
+    if to == State.PAUSED:
+        return Loss.PAUSED
+    if to == State.IDLE:
+        queued = Job.objects.filter(machine_id=machine.pk, status__in=NOT_STARTED).exists()
+        return Loss.WAITING if queued else Loss.NO_WORK
+    return Loss.NONE
+
+
 def machine_move(
     machine: Machine,
     *,
@@ -228,15 +247,21 @@ def machine_move(
     actor: str,
     now: datetime,
     reason: str = "",
+    loss: str | None = None,
     **fields: Any,
 ) -> bool:
     """Change the machine's state from the one it has in memory, with its MachineEvent;
     True if it changed. Extra keyword arguments are other Machine fields (current job,
     progress, error text), written in the same UPDATE; when the machine is already `to` they
     are written without an event. False, and nothing written, if the state changed meanwhile.
+
+    `loss` types the time from this event on for the dashboard's OEE (MachineEvent.Loss, e.g.
+    "material" for a machine stopped for a spool); None infers it from the new state.
     """
     if to not in State.values:
         raise DomainError(f"unknown machine state {to!r}")
+    if loss is not None and loss not in Loss.values:
+        raise DomainError(f"unknown machine loss {loss!r}")
     source = machine.state
     if source == to:
         if fields:
@@ -257,6 +282,7 @@ def machine_move(
             actor=actor[:150],
             at=now,
             reason=reason[:2000],
+            loss=_loss_of(machine, to) if loss is None else loss,
         )
     machine.state, machine.state_changed_at = to, now
     for name, value in fields.items():

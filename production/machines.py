@@ -785,10 +785,17 @@ def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str)
 
 
 def machine_set_state(
-    *, machine_id: int, state: str, now: datetime, actor: str, reason: str = ""
+    *,
+    machine_id: int,
+    state: str,
+    now: datetime,
+    actor: str,
+    reason: str = "",
+    loss: str | None = None,
 ) -> Machine:
     """Change a machine's state and do what follows: a machine going down gives its jobs back,
-    one coming back (or freed) gets waiting jobs. Setting the same state again does nothing."""
+    one coming back (or freed) gets waiting jobs. Setting the same state again does nothing.
+    `loss` types the stop for the dashboard (lifecycle.machine_move; None: from the state)."""
     if state not in State.values:
         raise DomainError(f"unknown machine state {state!r}")
     with transaction.atomic():
@@ -802,7 +809,13 @@ def machine_set_state(
         elif state in Machine.AVAILABLE:
             error_text = ""
         lifecycle.machine_move(
-            machine, to=state, actor=actor, now=now, reason=reason, error_text=error_text
+            machine,
+            to=state,
+            actor=actor,
+            now=now,
+            reason=reason,
+            loss=loss,
+            error_text=error_text,
         )
     if state not in Machine.AVAILABLE:
         jobs_off_machine(

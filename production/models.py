@@ -370,6 +370,8 @@ class Job(models.Model):
         indexes = [
             # The reconciler's scan: non-terminal jobs by how long they have been silent.
             models.Index(fields=["status", "status_changed_at"], name="job_status_changed"),
+            # The dashboard's performance read: runs a period's machines finished.
+            models.Index(fields=["finished_at"], name="job_finished"),
         ]
 
     def __str__(self) -> str:
@@ -405,6 +407,8 @@ class JobEvent(models.Model):
     class Meta:
         ordering = ["finished_at", "pk"]
         indexes = [
+            # The dashboard's reads (production.dashboards): the events of a period.
+            models.Index(fields=["finished_at"], name="job_event_finished"),
             # The follower's scan (production.public.job_events_claim_pending): events still
             # to follow, in id order. Partial, so followed events (nearly all) stay out of it.
             models.Index(
@@ -567,12 +571,25 @@ class MachineFile(models.Model):
 class MachineEvent(models.Model):
     """One change of a machine's state (production.lifecycle writes them, nothing else)."""
 
+    class Loss(models.TextChoices):
+        """Why the machine is not making good parts from this event on (the dashboard's OEE
+        loss reasons, production.dashboards). Empty: it runs. Set by lifecycle.machine_move,
+        inferred from the state it goes to unless the caller names it."""
+
+        NONE = "", "running"
+        DOWN = "down", "down (offline, error, maintenance)"
+        MATERIAL = "material", "waiting for material"
+        NO_WORK = "no_work", "no work (idle, empty queue)"
+        WAITING = "waiting", "idle with work queued"
+        PAUSED = "paused", "paused by operator"
+
     machine = models.ForeignKey(Machine, on_delete=models.CASCADE, related_name="events")
     from_state = models.CharField(max_length=12, choices=Machine.State.choices)
     to_state = models.CharField(max_length=12, choices=Machine.State.choices)
     actor = models.CharField(max_length=150, help_text="user, worker host or 'system'")
     at = models.DateTimeField()
     reason = models.TextField(blank=True)
+    loss = models.CharField(max_length=10, choices=Loss.choices, blank=True, default="")
 
     class Meta:
         ordering = ["at", "pk"]

@@ -9,10 +9,13 @@ from production import (
     views,
     whatif_views,
 )
+from production.dashboards import views as dashboard_views
 
 urlpatterns = [
     path("station/", views.station_home, name="station"),
     path("station/scan/", views.station_scan, name="station-scan"),
+    # The manager dashboard (production.dashboards, #15.2).
+    path("station/dashboard/", dashboard_views.dashboard_page, name="station-dashboard"),
     path("station/machines/<slug:slug>/", views.station_machine, name="station-machine"),
     path(
         "station/machines/<slug:slug>/travelers.pdf",

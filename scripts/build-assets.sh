@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Front-end libraries for the web pages, from npm (package.json pins exact versions): three.js
-# for the 3D part viewer and htmx for the live forms. `make install` runs this; it copies the
+# for the 3D part viewer, htmx for the live forms and Chart.js for the manager dashboard.
+# `make install` runs this; it copies the
 # module files the pages load into microfactory/static/vendor/ (git-ignored), which Django
 # serves like any other static file. No page loads anything from a CDN.
 set -euo pipefail
@@ -33,4 +34,7 @@ cp "$three/examples/jsm/utils/BufferGeometryUtils.js" "$three/examples/jsm/utils
 cp "$three/LICENSE" "$out/three/"
 cp node_modules/htmx.org/dist/htmx.min.js "$out/htmx/"
 cp node_modules/htmx.org/LICENSE "$out/htmx/"
+# Chart.js for the manager dashboard (production/dashboards): its one-file UMD build.
+mkdir -p "$out/chartjs"
+cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md "$out/chartjs/"
 echo "build-assets: three $(node -p "require('./$three/package.json').version"), htmx $(node -p "require('./node_modules/htmx.org/package.json').version") -> $out"

@@ -229,6 +229,10 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "station-order-costs": lambda w: [
         Visit("manager", f"/station/orders/{w.job.line.order_id}/costs/")
     ],
+    # The manager dashboard (#15.2): its charts drawn.
+    "station-dashboard": lambda w: [
+        Visit("manager", "/station/dashboard/", ready="#chart-oee[data-drawn=yes]")
+    ],
     # Issue #15.4: the form, and a run of the last four weeks with no change.
     "station-whatif": lambda w: [
         Visit("manager", "/station/what-if/"),

@@ -286,6 +286,13 @@ SHARED_OPERATIONS = {
         "test_members_of_any_organisation_cannot_reach_the_machines"
     ),
     ("GET", "/api/v1/jobs/{job_id}/cost/"): "tests.production.test_tenancy::test_api_access_matrix",
+    # The manager dashboard's figures (#15.2): a factory's managers, their own sites only.
+    **{
+        ("GET", f"/api/v1/dashboard/{figure}"): (
+            "tests.production.test_dashboards::test_a_manager_sees_only_the_sites_of_their_factory"
+        )
+        for figure in ("", "stages/", "oee/", "scrap/", "lead-times/", "throughput/")
+    },
     ("POST", "/api/v1/machines/{slug}/telemetry/"): (
         "tests.production.test_machines::test_a_token_for_one_machine_cannot_report_for_another"
     ),
