@@ -191,6 +191,9 @@ def test_operators_and_managers_land_on_the_floor_customers_on_the_catalog(user,
         assert response.redirect_chain[-1][0] == lands, username
         nav = response.content.decode().split("</nav>")[0]
         assert ('href="/station/floor/"' in nav) == (username != "req")
+        # The manager's pages are linked for managers only (the pages check it themselves).
+        assert ('href="/station/dashboard/"' in nav) == (username == "boss")
+        assert ('href="/station/what-if/"' in nav) == (username == "boss")
 
 
 # --- moves ----------------------------------------------------------------------------------
