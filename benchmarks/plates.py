@@ -7,7 +7,9 @@ MK4 bed (250 x 210 mm, 5 mm margin, 6 mm between parts) with production.plates.a
 --repeats times and reports: plates used; the lower bound ceil(total footprint area / usable
 bed area) and a tighter one that counts the spacing (every footprint grown by half the
 spacing, over the usable bed grown by as much: no plan can beat either); utilisation (placed
-footprint area / (plates x bed area)); the median wall and CPU time of one plan.
+footprint area / (plates x bed area)); the median wall and CPU time of one plan; for
+single-part batches, the plates the quote plans for them (orders.quoting.plate_plan, which
+should never be fewer than the arrangement's).
 
 With --prusaslicer, the same mix goes to PrusaSlicer's own arrange (`--merge --export-3mf`,
 bed shrunk by our margin, `duplicate_distance` = our spacing, no rotation: its CLI does not
@@ -42,6 +44,7 @@ import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 import trimesh  # noqa: E402
 
+from orders.quoting import Rates, plate_plan  # noqa: E402
 from production.plates.arrange import (  # noqa: E402
     ROTATIONS_DEG,
     Bed,
@@ -274,6 +277,17 @@ def prusaslicer(mix: list[str], parts: dict[str, Part], guess: int) -> Prusa:
     return Prusa(plates, arranger.calls, time.perf_counter() - started, arranger.closest)
 
 
+def quoted_plates(mix: list[str], parts: dict[str, Part]) -> str:
+    """The plates the quote plans (orders.quoting.plate_plan: the part's box on its largest
+    face, in a grid) for a single-part batch; "" for mixes (each line is quoted alone)."""
+    if len(set(mix)) != 1:
+        return ""
+    rates = Rates(plate_spacing_mm=SPACING_MM, plate_margin_mm=BED.margin_mm)
+    x, y, z = (float(size) for size in parts[mix[0]].mesh.extents)
+    plan = plate_plan(extents_mm=(x, y, z), quantity=len(mix), part_time_s=1.0, rates=rates)
+    return str(plan.plates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -286,11 +300,11 @@ def main() -> None:
     bed_area = BED.size_mm[0] * BED.size_mm[1]
     print(
         "| mix | copies | plates | bound: area | bound: area + spacing | plates / area bound "
-        "| utilisation | plan time (median) | CPU | rotation 0 only |"
+        "| utilisation | plan time (median) | CPU | rotation 0 only | quote's plates |"
         + (" PrusaSlicer arrange | its closest parts |" if args.prusaslicer else "")
     )
     print(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|---:|" if args.prusaslicer else "")
     )
     for name, mix in mixes(parts).items():
@@ -306,7 +320,7 @@ def main() -> None:
             f"| {spaced} ({spaced_beds:.2f}) | {result.plates / bound:.2f} "
             f"| {result.placed_area_mm2 / (result.plates * bed_area):.0%} "
             f"| {result.wall_s * 1000:.0f} ms | {result.cpu_s * 1000:.0f} ms "
-            f"| {result.plates_unturned} |"
+            f"| {result.plates_unturned} | {quoted_plates(mix, parts)} |"
         )
         if args.prusaslicer:
             guess = math.ceil(len(copies) / result.plates)
