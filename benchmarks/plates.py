@@ -3,7 +3,8 @@
 Builds every seed part at its defaults in the geometry sandbox (not timed), turns it to the
 print orientation its DFM report chooses (as the pipeline does) and takes its footprint
 (production.plates.meshes.footprint). Then, for each mix of copies, arranges them on a Prusa
-MK4 bed (250 x 210 mm, 5 mm margin, 6 mm between parts) with production.plates.arrange
+MK4 bed (250 x 210 mm, 5 mm margin, the purge line kept clear, 6 mm between parts) with
+production.plates.arrange
 --repeats times and reports: plates used; the lower bound ceil(total footprint area / usable
 bed area) and a tighter one that counts the spacing (every footprint grown by half the
 spacing, over the usable bed grown by as much: no plan can beat either); utilisation (placed
@@ -19,6 +20,7 @@ order) that it accepts, found by bisection. The smallest distance between two of
 measured on the 3MF it wrote, footprint to footprint.
 
     .venv/bin/python benchmarks/plates.py --repeats 5
+    .venv/bin/python benchmarks/plates.py --repeats 3 --plain-bed
     .venv/bin/python benchmarks/plates.py --repeats 5 --prusaslicer --stl-cache /tmp/seed-stl
 """
 
@@ -50,11 +52,18 @@ from production.plates.arrange import (  # noqa: E402
     Bed,
     CopyToPlace,
     arrange,
+    bed_for,
     lower_bound_plates,
 )
 from production.plates.meshes import footprint  # noqa: E402
+from production.toolpath.profile import FdmProfile  # noqa: E402
 
-BED = Bed((250.0, 210.0), margin_mm=5.0)
+# The bed the pipeline arranges on: an MK4's (250 x 210 mm), 5 mm margin, and the purge line
+# both engines draw along the front-left kept clear (production.plates.arrange.bed_for).
+BED = bed_for(
+    FdmProfile(machine_model="Prusa MK4", bed_mm=(250.0, 210.0), max_height_mm=220.0),
+    margin_mm=5.0,
+)
 SPACING_MM = 6.0
 LARGE = ("handwheel", "cover_plate")  # the two seed parts of 100 mm: 2-6 per plate
 
@@ -294,7 +303,13 @@ def main() -> None:
     parser.add_argument("--prusaslicer", action="store_true", help="compare with its --arrange")
     parser.add_argument("--stl-cache", type=Path, help="keep the built parts here between runs")
     parser.add_argument("--only", nargs="*", default=[], help="mixes whose name has this")
+    parser.add_argument(
+        "--plain-bed", action="store_true", help="no purge line kept clear, as PrusaSlicer's bed"
+    )
     args = parser.parse_args()
+    if args.plain_bed:
+        global BED
+        BED = Bed(BED.size_mm, margin_mm=BED.margin_mm)
 
     parts = seed_parts(args.stl_cache)
     bed_area = BED.size_mm[0] * BED.size_mm[1]

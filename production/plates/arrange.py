@@ -148,7 +148,6 @@ def arrange(
     """
     if spacing_mm < 0:
         raise ValueError(f"spacing cannot be negative, not {spacing_mm}")
-    refine = cell_mm is None
     if cell_mm is None:
         cell_mm = max(CELL_MM, max(bed.size_mm) / MAX_CELLS_PER_SIDE)
     if not cell_mm > 0:
@@ -179,17 +178,6 @@ def arrange(
     fewest = _spaced_bound(part_of_copy, part_outlines, raster)
     plan = _Planning(copies, part_of_copy, part_outlines, rotations, fewest)
     best = plan.best_fill(raster, STRATEGIES)
-    small_parts = max(outline.area for outline in part_outlines) <= FINE_MAX_SHARE * (
-        raster.bed.usable_area_mm2
-    )
-    if refine and small_parts and len(best.plates) > fewest and best.strategy is not None:
-        # Still above the bound: the best order and pull once more on a finer raster, whose
-        # rounding wastes less room between copies (a plate fewer on some mixes of small
-        # parts: the rounding is a larger share of a small part's room).
-        finer = _Raster(bed, spacing_mm=spacing_mm, cell_mm=cell_mm * FINE_CELL_FACTOR)
-        again = plan.best_fill(finer, (best.strategy,))
-        if again.score < best.score:
-            best = again
     plates, unplaced = best.plates, best.unplaced
 
     if max_plates is not None and len(plates) > max_plates:
@@ -200,15 +188,16 @@ def arrange(
     )
 
 
-# (order, pull) of the fills arrange() tries, best kept. Orders: largest area first, longest
-# side first. Pulls: towards the front, then the left ("bottom"), or the left, then the front
-# ("left"): a row of discs pulled to the front packs 4 + 4 + 4 + 4 on a 240 x 200 mm bed where
-# columns pulled to the left pack 4 + 3 + 4 + 3 + 4.
+# (order, pull) of the fills arrange() tries, best kept. Order: largest area first. Pulls:
+# towards the front, then the left ("bottom"), or the left, then the front ("left"): a row of
+# discs pulled to the front packs 4 + 4 + 4 + 4 on a 240 x 200 mm bed where columns pulled to
+# the left pack 4 + 3 + 4 + 3 + 4. "-corner": rotations compared by their box's corner, not
+# their centre (boxes stay lined up). Longest-side-first orders and a "bottom-corner" pull
+# were tried on the seed mixes (benchmarks/plates.py) and never saved a plate: left out.
 STRATEGIES: tuple[tuple[str, str], ...] = (
     ("area", "bottom"),
     ("area", "left"),
-    ("side", "bottom"),
-    ("side", "left"),
+    ("area", "left-corner"),
 )
 
 
@@ -216,31 +205,13 @@ def _by_area(outline: BaseGeometry) -> tuple[float, ...]:
     return (-round(float(outline.area), 6),)
 
 
-def _by_side(outline: BaseGeometry) -> tuple[float, ...]:
-    minx, miny, maxx, maxy = outline.bounds
-    return (-round(max(maxx - minx, maxy - miny), 6), -round(float(outline.area), 6))
-
-
-_SORT_KEYS: dict[str, Callable[[BaseGeometry], tuple[float, ...]]] = {
-    "area": _by_area,
-    "side": _by_side,
-}
-
-
-# The finer raster arrange() tries, as a share of the default cell, when the fills on the
-# default one stay above the bound: 0.7 doubles the cells and about doubles the time of a fill.
-FINE_CELL_FACTOR = 0.7
-# ...only for copies each under this share of the bed: a finer raster wins little on large
-# parts, and their rasters are the ones whose no-fit FFTs cost most (a 200-copy mix with 100 mm
-# handwheels would take ~2 s of CPU instead of ~0.6 s, for no plate fewer on the seed mixes).
-FINE_MAX_SHARE = 0.1
+_SORT_KEYS: dict[str, Callable[[BaseGeometry], tuple[float, ...]]] = {"area": _by_area}
 
 
 @dataclass
 class _Fill:
     plates: list["_Plate"]
     unplaced: list[Unplaced]
-    strategy: tuple[str, str] | None = None
 
     @property
     def score(self) -> tuple[int, int, float]:
@@ -268,7 +239,6 @@ class _Planning:
             fill = _fill(
                 self.copies, order, self.part_of_copy, part_shapes, raster, gravity, self.rotations
             )
-            fill.strategy = (sort_key, gravity)
             if best is None or fill.score < best.score:
                 best = fill
             if len(best.plates) <= self.fewest:
@@ -380,6 +350,7 @@ class _Shape:
     body: np.ndarray  # cells the footprint itself touches, against keep-out zones
     body_at: tuple[int, int]
     centre: tuple[float, float]  # of area, turned, not yet moved
+    corner: tuple[float, float]  # front-left of its box, turned, not yet moved
 
 
 @dataclass
@@ -454,6 +425,7 @@ class _Raster:
                 body,
                 body_at,
                 (float(centre.x), float(centre.y)),
+                (float(minx), float(miny)),
             )
         )
         return len(self.shapes) - 1
@@ -541,11 +513,13 @@ class _Plate:
 
     def best_spot(self, shapes: Sequence[int], gravity: str) -> tuple[int, int, int] | None:
         """(shape, u, v) of the best free position over the part's rotations: lowest, then
-        leftmost (`gravity` "bottom"), or leftmost, then lowest ("left")."""
+        leftmost (`gravity` "bottom"), or leftmost, then lowest ("left"); rotations compared
+        by their centre of area, or with "-corner" by their box's front-left corner."""
+        pull, _, by = gravity.partition("-")
         best: tuple[tuple[float, float], tuple[int, int, int]] | None = None
         for shape_id in shapes:
             forbidden = self._map(shape_id)
-            if gravity == "left":
+            if pull == "left":
                 # Column-major order: the first free index is the leftmost column, then row.
                 free = np.flatnonzero(~forbidden.T)
                 if not len(free):
@@ -560,10 +534,13 @@ class _Plate:
             shape = self.raster.shapes[shape_id]
             u, v = shape.u_range[0] + column, shape.v_range[0] + row
             # Lowest centre of area, then leftmost: a part turned to sit low slides into the
-            # pocket its neighbours leave (a triangle beside a triangle turned 180°).
-            x = shape.centre[0] + u * self.raster.cell
-            y = shape.centre[1] + v * self.raster.cell
-            score = (x, y) if gravity == "left" else (y, x)
+            # pocket its neighbours leave (a triangle beside a triangle turned 180°). By the
+            # corner: a box keeps its turn when turning would only move its centre, so it lines
+            # up with the next (cover plates 2 x 3 beside the purge line, not 5 in a jumble).
+            reference = shape.corner if by == "corner" else shape.centre
+            x = reference[0] + u * self.raster.cell
+            y = reference[1] + v * self.raster.cell
+            score = (x, y) if pull == "left" else (y, x)
             if best is None or score < best[0]:
                 best = (score, (shape_id, u, v))
         return None if best is None else best[1]

@@ -20,8 +20,9 @@ from orders.quoting import (
     quote_line,
     requote,
 )
-from production.plates.arrange import Bed, CopyToPlace, arrange
+from production.plates.arrange import CopyToPlace, arrange, bed_for
 from tests.builders import make_machine, make_part
+from tests.production.toolpath.gcode_reader import make_profile
 
 PLA = MaterialFacts(slug="pla", density_g_cm3=1.25, price_per_kg=Decimal("20"))
 RATES = Rates(
@@ -136,7 +137,8 @@ def test_the_quote_never_promises_more_copies_to_a_plate_than_the_arrangement_pl
         footprint_mm=(maxx - minx, maxy - miny), bed_mm=(250, 210), rates=RATES
     )
     copies = [CopyToPlace(job=1, copy=n, footprint=outline) for n in range(1, estimate + 1)]
-    arrangement = arrange(copies, Bed((250.0, 210.0), margin_mm=5.0), spacing_mm=6.0)
+    # The bed the pipeline arranges on: an MK4's, its purge line kept clear.
+    arrangement = arrange(copies, bed_for(make_profile()), spacing_mm=6.0)
     assert len(arrangement.plates) == 1 and not arrangement.unplaced
 
 
