@@ -60,6 +60,11 @@ class Rates:
     plate_setup_s: float = 300.0
     plate_spacing_mm: float = 6.0
     plate_margin_mm: float = 5.0
+    # What the arrangement's raster may add to each gap (half a cell's diagonal on each side,
+    # a position rounded to a cell): counted so the quote never promises a copy the plan
+    # cannot place (200 spacers: 14 mm discs are 12 x 10 to a plate at exactly 6 mm apart,
+    # the arrangement places 119 of 120 on the printer's bed).
+    plate_slack_mm: float = 1.0
     default_bed_mm: tuple[float, float] = (250.0, 210.0)
 
 
@@ -183,10 +188,11 @@ def copies_per_plate(
     keep_out_mm2: float = 0.0,
 ) -> int:
     """How many copies of a footprint (its box, x and y) one plate holds: a grid with the
-    spacing between copies inside the bed's margin, both ways round, the better; less the
+    spacing (and the slack) between copies inside the bed's margin, both ways round, the
+    better; less the
     share of the bed keep-out zones take. At least 1: a part that fits only alone gets a
     plate to itself (the machines offered can hold it)."""
-    spacing, margin = rates.plate_spacing_mm, rates.plate_margin_mm
+    spacing, margin = rates.plate_spacing_mm + rates.plate_slack_mm, rates.plate_margin_mm
     inside = (bed_mm[0] - 2 * margin, bed_mm[1] - 2 * margin)
     best = 0
     for width, depth in (footprint_mm, footprint_mm[::-1]):

@@ -67,7 +67,8 @@ def test_ten_copies_cost_less_per_part_than_one_and_are_the_plans_figures() -> N
 
 def test_copies_beyond_one_plate_take_more_plates_each_with_its_setup() -> None:
     full = copies_per_plate(footprint_mm=(30, 20), bed_mm=(250, 210), rates=RATES)
-    # (240 + 6) // (30 + 6) = 6 x (200 + 6) // (20 + 6) = 7: 42; turned, 9 x 5 = 45.
+    # 6 mm apart and 1 mm of slack: (240 + 7) // (30 + 7) = 6 x (200 + 7) // (20 + 7) = 7: 42;
+    # turned, 9 x 5 = 45.
     assert full == 45
     many = quote(100)
     assert (many.plates, many.copies_per_plate) == (3, 45)
@@ -93,12 +94,13 @@ def test_a_part_that_fits_the_bed_only_alone_is_one_copy_to_a_plate() -> None:
 
 
 def test_the_quote_picks_the_machine_whose_plan_finishes_first() -> None:
-    # The small bed is free now, the large one busy for an hour: 100 copies take 4 plates on
-    # the small one and 2 on the large one; the large one finishes first nonetheless.
+    # The small bed is free now, the large one busy for an hour: 100 copies take 5 plates on
+    # the small one, 1 on the large one. The free one finishes first, unless a plate's setup
+    # is long enough that four more of them outweigh the hour's wait.
     small = MachineOffer(name="mini", hourly_rate=Decimal("6"), queue_eta_s=0, bed_mm=(180, 180))
     large = MachineOffer(name="xl", hourly_rate=Decimal("6"), queue_eta_s=3600, bed_mm=(360, 360))
     chosen = quote(100, machines=[small, large], toolpath_time_s=60)
-    assert chosen.machine == "mini"  # 4 x 300 + 6000 = 7200 s against 3600 + 1 x 300 + 6000
+    assert chosen.machine == "mini"  # 5 x 300 + 6000 = 7500 s against 3600 + 1 x 300 + 6000
     chosen = quote(
         100, machines=[small, large], toolpath_time_s=60, rates=replace(RATES, plate_setup_s=3000)
     )
