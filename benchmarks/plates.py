@@ -3,11 +3,14 @@
 Builds every seed part at its defaults in the geometry sandbox (not timed), turns it to the
 print orientation its DFM report chooses (as the pipeline does) and takes its footprint
 (production.plates.meshes.footprint). Then, for each mix of copies, arranges them on a Prusa
-MK4 bed (250 x 210 mm, 5 mm margin, 6 mm between parts) with production.plates.arrange
+MK4 bed (250 x 210 mm, 5 mm margin, the purge line kept clear, 6 mm between parts) with
+production.plates.arrange
 --repeats times and reports: plates used; the lower bound ceil(total footprint area / usable
 bed area) and a tighter one that counts the spacing (every footprint grown by half the
 spacing, over the usable bed grown by as much: no plan can beat either); utilisation (placed
-footprint area / (plates x bed area)); the median wall and CPU time of one plan.
+footprint area / (plates x bed area)); the median wall and CPU time of one plan; for
+single-part batches, the plates the quote plans for them (orders.quoting.plate_plan, which
+should never be fewer than the arrangement's).
 
 With --prusaslicer, the same mix goes to PrusaSlicer's own arrange (`--merge --export-3mf`,
 bed shrunk by our margin, `duplicate_distance` = our spacing, no rotation: its CLI does not
@@ -17,6 +20,7 @@ order) that it accepts, found by bisection. The smallest distance between two of
 measured on the 3MF it wrote, footprint to footprint.
 
     .venv/bin/python benchmarks/plates.py --repeats 5
+    .venv/bin/python benchmarks/plates.py --repeats 3 --plain-bed
     .venv/bin/python benchmarks/plates.py --repeats 5 --prusaslicer --stl-cache /tmp/seed-stl
 """
 
@@ -42,16 +46,24 @@ import numpy as np  # noqa: E402
 import shapely  # noqa: E402
 import trimesh  # noqa: E402
 
+from orders.quoting import Rates, plate_plan  # noqa: E402
 from production.plates.arrange import (  # noqa: E402
     ROTATIONS_DEG,
     Bed,
     CopyToPlace,
     arrange,
+    bed_for,
     lower_bound_plates,
 )
 from production.plates.meshes import footprint  # noqa: E402
+from production.toolpath.profile import FdmProfile  # noqa: E402
 
-BED = Bed((250.0, 210.0), margin_mm=5.0)
+# The bed the pipeline arranges on: an MK4's (250 x 210 mm), 5 mm margin, and the purge line
+# both engines draw along the front-left kept clear (production.plates.arrange.bed_for).
+BED = bed_for(
+    FdmProfile(machine_model="Prusa MK4", bed_mm=(250.0, 210.0), max_height_mm=220.0),
+    margin_mm=5.0,
+)
 SPACING_MM = 6.0
 LARGE = ("handwheel", "cover_plate")  # the two seed parts of 100 mm: 2-6 per plate
 
@@ -274,23 +286,40 @@ def prusaslicer(mix: list[str], parts: dict[str, Part], guess: int) -> Prusa:
     return Prusa(plates, arranger.calls, time.perf_counter() - started, arranger.closest)
 
 
+def quoted_plates(mix: list[str], parts: dict[str, Part]) -> str:
+    """The plates the quote plans (orders.quoting.plate_plan: the part's box on its largest
+    face, in a grid) for a single-part batch; "" for mixes (each line is quoted alone)."""
+    if len(set(mix)) != 1:
+        return ""
+    rates = Rates(plate_spacing_mm=SPACING_MM, plate_margin_mm=BED.margin_mm)
+    x, y, z = (float(size) for size in parts[mix[0]].mesh.extents)
+    plan = plate_plan(extents_mm=(x, y, z), quantity=len(mix), part_time_s=1.0, rates=rates)
+    return str(plan.plates)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prusaslicer", action="store_true", help="compare with its --arrange")
     parser.add_argument("--stl-cache", type=Path, help="keep the built parts here between runs")
     parser.add_argument("--only", nargs="*", default=[], help="mixes whose name has this")
+    parser.add_argument(
+        "--plain-bed", action="store_true", help="no purge line kept clear, as PrusaSlicer's bed"
+    )
     args = parser.parse_args()
+    if args.plain_bed:
+        global BED
+        BED = Bed(BED.size_mm, margin_mm=BED.margin_mm)
 
     parts = seed_parts(args.stl_cache)
     bed_area = BED.size_mm[0] * BED.size_mm[1]
     print(
         "| mix | copies | plates | bound: area | bound: area + spacing | plates / area bound "
-        "| utilisation | plan time (median) | CPU | rotation 0 only |"
+        "| utilisation | plan time (median) | CPU | rotation 0 only | quote's plates |"
         + (" PrusaSlicer arrange | its closest parts |" if args.prusaslicer else "")
     )
     print(
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         + ("---:|---:|" if args.prusaslicer else "")
     )
     for name, mix in mixes(parts).items():
@@ -306,7 +335,7 @@ def main() -> None:
             f"| {spaced} ({spaced_beds:.2f}) | {result.plates / bound:.2f} "
             f"| {result.placed_area_mm2 / (result.plates * bed_area):.0%} "
             f"| {result.wall_s * 1000:.0f} ms | {result.cpu_s * 1000:.0f} ms "
-            f"| {result.plates_unturned} |"
+            f"| {result.plates_unturned} | {quoted_plates(mix, parts)} |"
         )
         if args.prusaslicer:
             guess = math.ceil(len(copies) / result.plates)

@@ -515,6 +515,15 @@ ORDER_QUOTE_RATES = Rates(
     layer_overhead_s=env.float("MF_QUOTE_LAYER_OVERHEAD_S", default=1.5),
     pipeline_overhead_s=env.float("MF_QUOTE_PIPELINE_OVERHEAD_S", default=900.0),
 )
+# Quotes on build plates (#13.5, orders.quoting.plate_plan): the machine time a plate costs once
+# (heating, homing, purge, clearing the bed), and the plates' spacing and margin as arranged.
+from dataclasses import replace  # noqa: E402
+
+ORDER_QUOTE_RATES = replace(
+    ORDER_QUOTE_RATES,
+    plate_setup_s=env.float("MF_QUOTE_PLATE_SETUP_S", default=300.0),
+    plate_spacing_mm=PLATE_SPACING_MM,
+)
 # "From" prices on the catalog cards (orders.price_from): the quote of each part's default
 # configuration, kept this long in the cache (a new revision, estimator or material price is
 # a new entry at once).

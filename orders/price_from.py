@@ -123,6 +123,7 @@ def _price_many(
                     machines=[MachineOffer(name="", hourly_rate=rate, queue_eta_s=0)],
                     rates=settings.ORDER_QUOTE_RATES,
                     geometry_basis=guess.basis,
+                    extents_mm=guess.extents_mm,  # one plate, as the part page quotes one
                 )
             except QuoteError:
                 continue

@@ -141,6 +141,8 @@ def line_facts(
                 hourly_rate=m.hourly_rate,
                 queue_eta_s=m.queue_eta_s,
                 transit_s=m.transit_s,
+                bed_mm=m.bed_mm,
+                keep_out_mm2=m.keep_out_mm2,
             )
             for m in fit.offers
         ),
@@ -218,6 +220,7 @@ def line_quote(facts: LineFacts) -> Quote:
         rates=settings.ORDER_QUOTE_RATES,
         toolpath_time_s=facts.toolpath_time_s,
         geometry_basis=facts.geometry_basis,
+        extents_mm=facts.extents_mm,  # copies planned on plates (orders.quoting.plate_plan)
     )
 
 

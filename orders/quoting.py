@@ -11,6 +11,19 @@ Quote with the line, so the price a requester accepted never changes afterwards.
     lead time = the soonest a capable machine is free (its queue ETA) + this line's own
                 machine time + the pipeline's fixed overhead
 
+Printed parts are made on build plates (production.plates): copies share a plate, and a plate
+costs its setup once however many copies it holds. The quote plans them (plate_plan): copies
+per plate from the part's footprint on the machine's bed, plates = ceil(quantity / that), and
+
+    machine time of the line = plates x plate setup + quantity x time per copy
+    setup fee of the line    = plates x the setup fee (preparing, clearing a plate; its traveler)
+    lead time                = queue ETA + that machine time + transit + pipeline overhead
+
+so the price per part falls as copies fill a plate, and the lead time is the plan's. The
+footprint is the part's box lying on its largest face, in a grid with the plate spacing, both
+ways round, the better: cheap enough for the web process (no geometry library, no mesh) and
+never more copies per plate than the worker's arrangement finds on the seed parts (tests).
+
 A quote is firm when the volume and size were measured on built geometry of the very
 configuration (a preview, or a job that built it before), and estimated otherwise (the
 revision's fitted estimator, or the envelope guess). An estimated line is priced again on its
@@ -41,6 +54,18 @@ class Rates:
     # (minimum quantity, discount on the unit price), e.g. ((10, 0.05), (50, 0.10)).
     quantity_breaks: tuple[tuple[int, float], ...] = ((10, 0.05), (50, 0.10), (200, 0.15))
     pipeline_overhead_s: float = 900.0  # geometry, checks, toolpath and traveler
+    # Build plates (plate_plan): machine time a plate costs once (heating, homing, purge line,
+    # clearing the bed), the spacing between copies and the margin from the bed's edge (as
+    # production.plates arranges them), and the bed assumed for a machine that gives none.
+    plate_setup_s: float = 300.0
+    plate_spacing_mm: float = 6.0
+    plate_margin_mm: float = 5.0
+    # What the arrangement's raster may add to each gap (half a cell's diagonal on each side,
+    # a position rounded to a cell): counted so the quote never promises a copy the plan
+    # cannot place (200 spacers: 14 mm discs are 12 x 10 to a plate at exactly 6 mm apart,
+    # the arrangement places 119 of 120 on the printer's bed).
+    plate_slack_mm: float = 1.0
+    default_bed_mm: tuple[float, float] = (250.0, 210.0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,8 @@ class MachineOffer:
     hourly_rate: Decimal
     queue_eta_s: float  # seconds until the work already queued there is done
     transit_s: float = 0.0  # from its site to the order's delivery site
+    bed_mm: tuple[float, float] | None = None  # x, y of its bed (None: Rates.default_bed_mm)
+    keep_out_mm2: float = 0.0  # of its bed that its keep-out zones take
 
 
 @dataclass(frozen=True)
@@ -88,6 +115,11 @@ class Quote:
     # or sheet they are cut from (stock_mm: x, y, thickness), not on the part's volume.
     process: str = "fdm"
     stock_mm: tuple[float, float, float] | None = None
+    # The plate plan (plate_plan) of a printed line: how many plates, copies on a full one and
+    # a full plate's machine time. 0: not planned on plates (machined lines, older quotes).
+    plates: int = 0
+    copies_per_plate: int = 0
+    plate_time_s: float = 0.0
 
     @property
     def firm(self) -> bool:
@@ -127,6 +159,83 @@ def soonest_machine(machines: Sequence[MachineOffer], *, run_time_s: float) -> M
     )
 
 
+@dataclass(frozen=True)
+class PlatePlan:
+    """The plates a line's copies take on one machine's bed, as the quote plans them."""
+
+    quantity: int
+    copies_per_plate: int  # on a full plate
+    plates: int
+    plate_setup_s: float  # machine time each plate costs once
+    part_time_s: float  # machine time each copy adds
+
+    @property
+    def plate_time_s(self) -> float:
+        """A full plate's machine time."""
+        return self.plate_setup_s + self.copies_per_plate * self.part_time_s
+
+    @property
+    def run_time_s(self) -> float:
+        """Every plate's machine time: the plates run one after another on the machine."""
+        return self.plates * self.plate_setup_s + self.quantity * self.part_time_s
+
+
+def copies_per_plate(
+    *,
+    footprint_mm: tuple[float, float],
+    bed_mm: tuple[float, float],
+    rates: Rates,
+    keep_out_mm2: float = 0.0,
+) -> int:
+    """How many copies of a footprint (its box, x and y) one plate holds: a grid with the
+    spacing (and the slack) between copies inside the bed's margin, both ways round, the
+    better; less the
+    share of the bed keep-out zones take. At least 1: a part that fits only alone gets a
+    plate to itself (the machines offered can hold it)."""
+    spacing, margin = rates.plate_spacing_mm + rates.plate_slack_mm, rates.plate_margin_mm
+    inside = (bed_mm[0] - 2 * margin, bed_mm[1] - 2 * margin)
+    best = 0
+    for width, depth in (footprint_mm, footprint_mm[::-1]):
+        # n copies in a row take n x width + (n - 1) x spacing.
+        across = int((inside[0] + spacing) // (width + spacing)) if width > 0 else 0
+        along = int((inside[1] + spacing) // (depth + spacing)) if depth > 0 else 0
+        best = max(best, across * along)
+    usable = inside[0] * inside[1]
+    if keep_out_mm2 > 0 and usable > 0:
+        best = int(best * max(0.0, 1.0 - keep_out_mm2 / usable))
+    return max(1, best)
+
+
+def plate_plan(
+    *,
+    extents_mm: tuple[float, float, float],
+    quantity: int,
+    part_time_s: float,
+    rates: Rates,
+    machine: MachineOffer | None = None,
+) -> PlatePlan:
+    """The plates `quantity` copies take on `machine`'s bed (the default bed without one):
+    the part lies on its largest face (its two largest extents), copies_per_plate per plate."""
+    if quantity < 1:
+        raise QuoteError("the quantity must be at least 1")
+    largest = sorted((float(size) for size in extents_mm), reverse=True)[:2]
+    bed = machine.bed_mm if machine is not None and machine.bed_mm else rates.default_bed_mm
+    per_plate = copies_per_plate(
+        footprint_mm=(largest[0], largest[1]),
+        bed_mm=bed,
+        rates=rates,
+        keep_out_mm2=machine.keep_out_mm2 if machine is not None else 0.0,
+    )
+    per_plate = min(per_plate, quantity)
+    return PlatePlan(
+        quantity=quantity,
+        copies_per_plate=per_plate,
+        plates=-(-quantity // per_plate),
+        plate_setup_s=rates.plate_setup_s,
+        part_time_s=part_time_s,
+    )
+
+
 def quote_line(
     *,
     volume_mm3: float,
@@ -137,12 +246,18 @@ def quote_line(
     rates: Rates,
     toolpath_time_s: float | None = None,
     geometry_basis: str = "preview",
+    extents_mm: tuple[float, float, float] | None = None,
+    plates: tuple[int, int] | None = None,
 ) -> Quote:
     """Price `quantity` parts of one configuration and say when they could be ready.
 
     `machines` are the ones capable of making the part; the line is quoted on the one that
     would finish it soonest (at its hourly rate). With none, the price uses the default rate
     and there is no lead time. `geometry_basis` says where volume and height came from.
+
+    With `extents_mm` the copies are planned on plates (plate_plan, on each machine's bed):
+    setup fee and plate setup time once per plate. `plates` keeps (plates, copies on a full
+    one) quoted before (requote). Without either, as one run (no plate setup time).
     """
     if volume_mm3 <= 0:
         raise QuoteError("the part has no volume")
@@ -154,6 +269,41 @@ def quote_line(
         basis = "estimate"
         part_time = estimate_time_s(volume_mm3=volume_mm3, height_mm=height_mm, rates=rates)
     mass_g = volume_mm3 / 1000.0 * material.density_g_cm3 * (1 + rates.waste_factor)
+    if extents_mm is None and plates is None:
+        return _priced(
+            quantity=quantity,
+            volume_mm3=volume_mm3,
+            mass_g=mass_g,
+            basis=basis,
+            part_time=part_time,
+            material=material,
+            machines=machines,
+            rates=rates,
+            geometry_basis=geometry_basis,
+        )
+    given = extents_mm
+
+    def plan_on(machine: MachineOffer | None) -> PlatePlan:
+        if plates is not None or given is None:
+            count, full = plates if plates is not None else (1, quantity)
+            return PlatePlan(
+                quantity=quantity,
+                copies_per_plate=max(1, full),
+                plates=max(1, count),
+                plate_setup_s=rates.plate_setup_s,
+                part_time_s=part_time,
+            )
+        return plate_plan(
+            extents_mm=given, quantity=quantity, part_time_s=part_time, rates=rates, machine=machine
+        )
+
+    plans = {id(machine): plan_on(machine) for machine in machines}
+    best = min(
+        machines,
+        key=lambda m: (m.queue_eta_s + plans[id(m)].run_time_s + m.transit_s, m.name),
+        default=None,
+    )
+    plan = plans[id(best)] if best is not None else plan_on(None)
     return _priced(
         quantity=quantity,
         volume_mm3=volume_mm3,
@@ -161,9 +311,10 @@ def quote_line(
         basis=basis,
         part_time=part_time,
         material=material,
-        machines=machines,
+        machines=[best] if best is not None else [],
         rates=rates,
         geometry_basis=geometry_basis,
+        plan=plan,
     )
 
 
@@ -174,6 +325,14 @@ def requote(
     quantity, material prices, hourly rate, setup fee and machine as quoted, so only the
     geometry differs. A quote timed from a planned toolpath keeps that time."""
     try:
+        plates = int(quoted.get("plates") or 0)
+        setup_fee = Decimal(str(quoted["setup_fee"])) / max(1, plates)  # per plate
+        plate_setup_s = rates.plate_setup_s
+        if plates:
+            # What a plate cost once, from the full plate's time and its copies' own.
+            full = float(quoted["plate_time_s"])
+            copies = int(quoted["copies_per_plate"])
+            plate_setup_s = max(0.0, full - copies * float(quoted["machine_time_s"]))
         material = MaterialFacts(
             slug="",
             density_g_cm3=float(quoted["density_g_cm3"]),
@@ -186,7 +345,7 @@ def requote(
         )
         same = Rates(
             currency=str(quoted["currency"]),
-            setup_fee=Decimal(str(quoted["setup_fee"])),
+            setup_fee=setup_fee,
             waste_factor=rates.waste_factor,
             default_hourly_rate=Decimal(str(quoted["hourly_rate"])),
             deposition_mm3_s=rates.deposition_mm3_s,
@@ -194,6 +353,7 @@ def requote(
             layer_overhead_s=rates.layer_overhead_s,
             quantity_breaks=rates.quantity_breaks,
             pipeline_overhead_s=rates.pipeline_overhead_s,
+            plate_setup_s=plate_setup_s,
         )
         toolpath = quoted.get("machine_time_s") if quoted.get("time_basis") == "toolpath" else None
         built = quote_line(
@@ -205,6 +365,8 @@ def requote(
             rates=same,
             toolpath_time_s=float(toolpath) if toolpath else None,
             geometry_basis="job",
+            # A line quoted on plates stays on as many plates (its setup fees and times).
+            plates=(plates, int(quoted["copies_per_plate"])) if plates else None,
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise QuoteError(f"the stored quote cannot be priced again: {error!r}") from error
@@ -403,17 +565,21 @@ def _priced(
     machines: Sequence[MachineOffer],
     rates: Rates,
     geometry_basis: str,
+    plan: PlatePlan | None = None,
 ) -> Quote:
     """The quote of `quantity` parts of `mass_g` material each taking `part_time` seconds:
     priced on the machine that would finish them soonest (its hourly rate, else the
-    default), with its lead time. Printed and machined lines are priced alike from here."""
-    run_time = part_time * quantity
+    default), with its lead time. Printed and machined lines are priced alike from here;
+    with a plate `plan`, its machine time and one setup fee per plate."""
+    run_time = plan.run_time_s if plan is not None else part_time * quantity
     best = soonest_machine(machines, run_time_s=run_time)
     hourly = (
         best.hourly_rate if best is not None and best.hourly_rate > 0 else rates.default_hourly_rate
     )
     material_cost = Decimal(str(mass_g)) / 1000 * material.price_per_kg
-    machine_cost = Decimal(str(part_time)) / 3600 * hourly
+    # Per part: its own time, and its share of its plates' setup time.
+    machine_cost = Decimal(str(run_time / quantity)) / 3600 * hourly
+    setup_fee = rates.setup_fee * (plan.plates if plan is not None else 1)
     discount = quantity_discount(quantity, rates.quantity_breaks)
     unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
     lead_time = None
@@ -430,14 +596,17 @@ def _priced(
         machine_time_s=round(part_time, 1),
         material_cost=_money(material_cost),
         machine_cost=_money(machine_cost),
-        setup_fee=_money(rates.setup_fee),
+        setup_fee=_money(setup_fee),
         discount=discount,
         unit_price=unit_price,
-        total=_money(rates.setup_fee + unit_price * quantity),
+        total=_money(setup_fee + unit_price * quantity),
         machine=best.name if best is not None else "",
         lead_time_s=lead_time,
         geometry_basis=geometry_basis,
         hourly_rate=hourly,
         density_g_cm3=material.density_g_cm3,
         price_per_kg=material.price_per_kg,
+        plates=plan.plates if plan is not None else 0,
+        copies_per_plate=plan.copies_per_plate if plan is not None else 0,
+        plate_time_s=round(plan.plate_time_s, 1) if plan is not None else 0.0,
     )

@@ -214,6 +214,7 @@ def order_place(
                 route_chosen_by=choice.chosen_by,
             )
         quoted = [(line, choice.chosen.quote) for line, choice in zip(lines, choices, strict=True)]
+        _check_plates(quoted)
         if held is not None:
             quoted = [
                 (line, replace(kept, lead_time_s=fresh.lead_time_s))
@@ -392,6 +393,25 @@ def _earlier(organisation: Organisation, key: str, fingerprint: str, now: dateti
             f"Idempotency-Key '{key}' was already used for a different order ({earlier.number})"
         )
     return earlier
+
+
+def _check_plates(quoted: list[tuple[dict[str, Any], Quote]]) -> None:
+    """Refuse a line whose copies need more build plates than one plan may hold
+    (MF_PLATES_MAX_PER_PLAN), saying how many: the worker would refuse its plan anyway."""
+    allowed = settings.PLATES_MAX_PER_PLAN
+    errors = {
+        str(index): {
+            "quantity": [
+                f"{quote.quantity} parts need {quote.plates} build plates; one order line may "
+                f"take at most {allowed} (at most {quote.copies_per_plate * allowed} of this "
+                "part): split the quantity over several lines"
+            ]
+        }
+        for index, (_, quote) in enumerate(quoted)
+        if quote.plates > allowed
+    }
+    if errors:
+        raise OrderInvalid({"lines": errors})
 
 
 def default_delivery_site(organisation: Organisation) -> SiteRef | None:

@@ -12,6 +12,7 @@ from django.db.models import F
 
 from catalog.models import Material, PartPreview, Process
 from orders.models import OrderLine, Organisation
+from production.plates.values import KEEP_OUT_EXAMPLE, keep_out_zones_from_json
 
 
 def validate_tool_numbers(value: object) -> None:
@@ -32,6 +33,15 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(
             f"{value!r} is not a time zone; use a name like Europe/Berlin."
         ) from None
+
+
+def validate_keep_out_zones(value: object) -> None:
+    """Rectangles of bed mm (production.plates.values.keep_out_zones_from_json); whether they
+    lie inside the bed is Machine.clean's, which knows its size."""
+    try:
+        keep_out_zones_from_json(value)
+    except ValueError as error:
+        raise ValidationError(str(error)[:1].upper() + str(error)[1:] + ".") from error
 
 
 class Site(models.Model):
@@ -248,6 +258,17 @@ class Machine(models.Model):
         choices=[("co2", "CO2"), ("fibre", "fibre")],
         help_text="lasers: the kind of source, which sets the power and speed per material",
     )
+    # Printers: rectangles of the bed no copy of a plate may cover (production.plates.arrange
+    # keeps them and the bed's margin clear).
+    keep_out_zones = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_keep_out_zones],
+        help_text=(
+            "printers: rectangles of the bed (mm, origin front-left) no part is placed on, "
+            f"e.g. {KEEP_OUT_EXAMPLE}"
+        ),
+    )
 
     # States in which a machine takes work; the router never assigns to any other.
     AVAILABLE = frozenset({State.IDLE, State.BUSY, State.PAUSED})
@@ -257,6 +278,22 @@ class Machine(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        # The zones' shape is the field validator's; here, whether they lie inside this bed.
+        if self.keep_out_zones and self.build_x_mm and self.build_y_mm:
+            try:
+                keep_out_zones_from_json(self.keep_out_zones)
+            except ValueError:
+                return  # the field's validator says what is wrong, once
+            try:
+                keep_out_zones_from_json(
+                    self.keep_out_zones, bed_mm=(self.build_x_mm, self.build_y_mm)
+                )
+            except ValueError as error:
+                message = str(error)[:1].upper() + str(error)[1:] + "."
+                raise ValidationError({"keep_out_zones": message}) from error
 
     @property
     def build_volume_mm(self) -> tuple[float, float, float]:

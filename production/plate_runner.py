@@ -28,12 +28,12 @@ from microfactory.errors import Rejected
 from microfactory.site_url import site_url
 from production import lifecycle, machines, plating
 from production.lifecycle import By
-from production.models import Artifact, Job, Plate, PlateCopy
+from production.models import Artifact, Job, Machine, Plate, PlateCopy
 from production.pipeline import steps as pipeline
 from production.plates.arrange import Bed, bed_for
 from production.plates.programs import PlateProgram, plan_copies, plate_map_svg, plate_program
 from production.plates.traveler import PlateCopyRow, PlateJob, PlateTraveler, render_plate_traveler
-from production.plates.values import TooManyPlates
+from production.plates.values import KeepOutZone, TooManyPlates, keep_out_zones_from_json
 from production.runner import Output, job_so_far
 from production.runner import _store as store_artifact
 from production.toolpath import FdmProfile, engines
@@ -71,6 +71,25 @@ def plates_plan(*, actor: str) -> list[int]:
     return made
 
 
+def keep_out_zones_of_profile(machine_slug: str) -> tuple[KeepOutZone, ...]:
+    """The keep-out zones of every machine that runs the same G-code as `machine_slug` (the
+    plate is planned for its profile and routed to any of them): a copy clear of all of them
+    is clear on whichever machine prints it."""
+    machine = Machine.objects.filter(slug=machine_slug).first()
+    if machine is None:
+        return ()
+    alike = Machine.objects.filter(
+        model=machine.model,
+        nozzle_mm=machine.nozzle_mm,
+        flavour=machine.flavour,
+        build_x_mm=machine.build_x_mm,
+        build_y_mm=machine.build_y_mm,
+        build_z_mm=machine.build_z_mm,
+        toolpath_engine=machine.toolpath_engine,
+    ).values_list("keep_out_zones", flat=True)
+    return tuple(zone for zones in alike for zone in keep_out_zones_from_json(zones))
+
+
 def _part(job: Job) -> _Part:
     """The job's part as its program was sliced: the mesh in print orientation, the profile."""
     so_far = job_so_far(job, _TOOLPATH)
@@ -105,7 +124,7 @@ def _plan_group(job_ids: Sequence[int], *, actor: str) -> list[int]:
     if not parts:
         return []
     first = parts[min(parts)]
-    bed = bed_for(first.profile)
+    bed = bed_for(first.profile, keep_out_zones=keep_out_zones_of_profile(first.planned_for))
     meshes = {pk: part.mesh for pk, part in parts.items()}
     quantities = {pk: part.job.quantity for pk, part in parts.items()}
     try:

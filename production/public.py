@@ -30,6 +30,7 @@ from production.machines import (
 )
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine, Plate, PlateCopy, Site
 from production.pipeline.dfm.units import UNITS
+from production.plates.values import keep_out_zones_from_json
 from production.simulation.promise import Promise, PromiseLine, order_promise
 
 __all__ = [
@@ -393,6 +394,8 @@ class QuoteMachine:
     hourly_rate: Decimal
     queue_eta_s: float  # seconds until the work already routed there is done
     transit_s: float = 0.0  # from its site to the delivery site
+    bed_mm: tuple[float, float] | None = None  # x, y: what its plates are planned on
+    keep_out_mm2: float = 0.0  # of its bed its keep-out zones take (Machine.keep_out_zones)
 
 
 @dataclass(frozen=True)
@@ -430,10 +433,7 @@ def machines_for_quote(
         for m in facts
         for m_slug in (m.materials | m.loadable)
     )
-    rates = read_once(
-        ("hourly_rates", process),
-        lambda: dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate")),
-    )
+    rates, keep_outs = read_once(("hourly_rates", process), lambda: _rates_and_keep_outs(process))
     return MachineFit(
         offers=tuple(
             QuoteMachine(
@@ -441,6 +441,8 @@ def machines_for_quote(
                 hourly_rate=rates.get(m.key) or Decimal(0),
                 queue_eta_s=m.queue_eta_s,
                 transit_s=transit_time,
+                bed_mm=(m.build_volume_mm[0], m.build_volume_mm[1]),
+                keep_out_mm2=keep_outs.get(m.key, 0.0),
             )
             for m in capable
             if routing.takes_work(m) and (transit_time := transit[m.key]) is not None
@@ -448,6 +450,22 @@ def machines_for_quote(
         too_big_for_all=bool(facts) and not fits_somewhere,
         machines_of_process=len(facts),
     )
+
+
+def _rates_and_keep_outs(process: str) -> tuple[dict[str, Decimal], dict[str, float]]:
+    """Machine slug -> its hourly rate, and -> the bed area its keep-out zones take
+    (rectangles; overlaps counted twice, which only makes the quote's plate estimate more
+    careful). One query."""
+    rates: dict[str, Decimal] = {}
+    keep_outs: dict[str, float] = {}
+    rows = Machine.objects.filter(process=process)
+    for slug, rate, zones in rows.values_list("slug", "hourly_rate", "keep_out_zones"):
+        rates[slug] = rate
+        try:
+            keep_outs[slug] = sum(z.width_mm * z.depth_mm for z in keep_out_zones_from_json(zones))
+        except ValueError:
+            keep_outs[slug] = 0.0  # malformed (written around the admin): as if none
+    return rates, keep_outs
 
 
 def machines_for_quotes(

@@ -256,12 +256,12 @@ def test_only_the_requester_or_a_decider_of_the_organisation_may_decide(user, or
 
 
 def test_above_the_approval_threshold_the_requester_cannot_confirm_alone(user, organisation):
-    team = make_team(organisation, threshold="5.50")
+    team = make_team(organisation, threshold="6.00")
     join_team(user, team)
     approver = join_team(make_user("boss", organisation=organisation, role="approver"), team)
     # Quoted under the threshold (approved at once), built over it.
     order = make_order(user=user, parameters=BLOCK)
-    assert order.status == Status.IN_PRODUCTION and order.total_price < Decimal("5.50")
+    assert order.status == Status.IN_PRODUCTION and order.total_price < Decimal("6.00")
     build(order, volume=BLOCK_VOLUME * 20)
     order = follow(order)
 

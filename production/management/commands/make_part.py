@@ -50,6 +50,7 @@ from production.job_values import material_facts, part_spec
 from production.pipeline.steps import STEPS, JobSoFar, SliceInputs, slice_inputs
 from production.pipeline.validation import ValidationRejected
 from production.pipeline.values import Paperwork, PartSpec, SlicerSettings
+from production.plate_runner import keep_out_zones_of_profile
 from production.plates.arrange import Bed, bed_for
 from production.plates.programs import (
     PlatePlan,
@@ -223,7 +224,7 @@ class Command(BaseCommand):
         given = slice_inputs(so_far)
         mesh = trimesh.load_mesh(io.BytesIO(given.stl), file_type="stl")
         parts = {JOB: mesh}
-        bed = bed_for(given.profile)
+        bed = bed_for(given.profile, keep_out_zones=keep_out_zones_of_profile(given.target.key))
         try:
             plan = plan_copies(
                 parts,

@@ -33,9 +33,18 @@ def part(slug: str) -> Any:
     return next(p for p in DEMO_PARTS if p.slug == slug)
 
 
-def unit_price(volume: float, height: float) -> Decimal:
+def unit_price(
+    volume: float, height: float, extents: tuple[float, float, float] | None = None
+) -> Decimal:
+    """With extents, on a build plate as an order line is quoted (its setup time shared)."""
     return quote_line(
-        volume_mm3=volume, height_mm=height, quantity=1, material=PLA, machines=[], rates=Rates()
+        volume_mm3=volume,
+        height_mm=height,
+        quantity=1,
+        material=PLA,
+        machines=[],
+        rates=Rates(),
+        extents_mm=extents,
     ).unit_price
 
 
@@ -108,7 +117,8 @@ def test_publishing_fits_an_estimator_that_quotes_the_block_as_built(user) -> No
     assert line.price_check == OrderLine.PriceCheck.PENDING
     (built,) = build_all(BLOCK_SCRIPT, [configuration])
     assert line.quote["volume_mm3"] == pytest.approx(built.volume_mm3, rel=TOLERANCE)
-    real = unit_price(built.volume_mm3, built.bbox_mm[2])
+    x, y, z = (float(size) for size in built.bbox_mm)
+    real = unit_price(built.volume_mm3, z, (x, y, z))
     assert abs(Decimal(line.quote["unit_price"]) - real) / real <= TOLERANCE
 
 
