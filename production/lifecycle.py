@@ -230,14 +230,18 @@ Loss = MachineEvent.Loss
 def _loss_of(machine: Machine, to: str) -> str:
     """The typed loss of a move to `to` that names none: down, paused by the operator, and for
     idle "no work" when nothing waits at the machine (else "idle with work queued")."""
+    if to == State.IDLE:
+        queued = Job.objects.filter(machine_id=machine.pk, status__in=NOT_STARTED).exists()
+        return Loss.WAITING if queued else Loss.NO_WORK
+    return _past_loss(to)
+
+
+def _past_loss(to: str) -> str:
     if to in DOWN_STATES:
         return Loss.DOWN
     if to == State.PAUSED:
         return Loss.PAUSED
-    if to == State.IDLE:
-        queued = Job.objects.filter(machine_id=machine.pk, status__in=NOT_STARTED).exists()
-        return Loss.WAITING if queued else Loss.NO_WORK
-    return Loss.NONE
+    return Loss.NO_WORK if to == State.IDLE else Loss.NONE
 
 
 def machine_move(
@@ -481,6 +485,9 @@ def history_record(
                     actor=change.actor[:150],
                     at=change.at,
                     reason=change.reason[:2000],
+                    # As machine_move types it; idle in a replay is "no work": the simulated
+                    # router leaves no machine idle while work waits for it.
+                    loss=_past_loss(change.to_state),
                 )
                 for change in machine_changes
             ),

@@ -226,3 +226,23 @@ def test_the_promise_on_the_live_queue_is_its_simulated_finish_with_the_sites_ho
     assert promise is not None
     assert promise.ready_at == promise.expected_at == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     assert promise.jobs_ahead == 2
+
+
+def test_the_dashboard_reads_the_seeded_history_figures_that_agree_with_its_jobs(demo):
+    from production.dashboards import figures
+    from production.dashboards.period import period_of_days
+
+    now = timezone.now()
+    period = period_of_days(history_start().date(), now.date(), now=now)
+    board = figures.dashboard(figures.Scope(None), period, now=now)
+    done = Job.objects.filter(status="done", finished_at__gte=period.start)
+    # Every job of the history passed QC inside the period: throughput and lead times count
+    # them all, from the same events.
+    assert sum(row.jobs for row in board.throughput) == board.lead_times.jobs == done.count()
+    assert board.lead_times.median_s is not None and board.lead_times.median_s > 0
+    # The machines ran and stood idle with no work (the replay leaves none idle while work
+    # waits), typed as machine_move types them.
+    floor = board.oee.machines[-1]
+    assert floor.run_s > 0 and floor.no_work_s > 0 and floor.waiting_s == 0
+    assert 0 < (floor.utilisation or 0) < 1
+    assert set(MachineEvent.objects.values_list("loss", flat=True)) <= {"", "no_work"}
