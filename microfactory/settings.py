@@ -673,6 +673,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
 # otherwise count on its own and the real limit would be the rate times the processes.
 CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # While Redis is down a read is a miss and a write is lost, never a 500 (microfactory.cache).
+    CACHES["default"]["BACKEND"] = "microfactory.cache.FailOpenRedisCache"
 # Catalog reads (#19, point 8: catalog.cache): the part list and a part's API answer are kept
 # in the cache above, keyed by a catalog generation that every change of a part, revision or
 # material moves on. With a shared cache (MF_CACHE_URL) a change is seen by every process at
