@@ -4,6 +4,7 @@ outlives the call."""
 
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,23 @@ def _bracket() -> bytes:
     return stl_of(trimesh.util.concatenate([foot, upright, cone]))
 
 
-def _children() -> list[int]:
+def _all_children() -> set[int]:
     task = Path(f"/proc/self/task/{os.getpid()}/children")
-    return [int(pid) for pid in task.read_text().split()] if task.exists() else []
+    return {int(pid) for pid in task.read_text().split()} if task.exists() else set()
+
+
+@pytest.fixture
+def new_children() -> Callable[[], list[int]]:
+    """The child processes the test made that are still there. The test process may have
+    children of its own already (a pytest-xdist worker runs the servers earlier tests started:
+    Redis, OctoPrint): only the slicer's count."""
+    before = _all_children()
+    return lambda: sorted(_all_children() - before)
 
 
 @pytest.mark.parametrize("stl", [_bracket(), tube_stl(6, 9, 8)], ids=["bracket", "tube"])
 def test_two_processes_write_the_same_gcode_as_one(
-    stl: bytes, monkeypatch: pytest.MonkeyPatch
+    stl: bytes, monkeypatch: pytest.MonkeyPatch, new_children: Callable[[], list[int]]
 ) -> None:
     profile = make_profile()
     together = plan_toolpath(stl, profile)
@@ -45,7 +55,7 @@ def test_two_processes_write_the_same_gcode_as_one(
     alone = plan_toolpath(stl, profile)
     assert together.gcode == alone.gcode
     assert together.layers == alone.layers > parallel.MIN_LAYERS
-    assert _children() == []
+    assert new_children() == []
 
 
 def _slices() -> list[slicing.Slice]:
@@ -54,14 +64,16 @@ def _slices() -> list[slicing.Slice]:
     return slicing.slice_layers(mesh, profile)
 
 
-def test_layers_a_killed_child_did_not_plan_are_planned_here() -> None:
+def test_layers_a_killed_child_did_not_plan_are_planned_here(
+    new_children: Callable[[], list[int]],
+) -> None:
     profile = make_profile()
     slices = _slices()
     start = tuple(float(v) for v in purge_line(profile)[-1])
     expected = plan_layers(slices, profile, start=(start[0], start[1]))
     stream = parallel.planned_layers(slices, profile, start=(start[0], start[1]))
     got = [next(stream) for _ in range(3)]
-    (child,) = _children()
+    (child,) = new_children()
     os.kill(child, signal.SIGKILL)
     got += list(stream)
     assert len(got) == len(expected) == len(slices)
@@ -71,16 +83,16 @@ def test_layers_a_killed_child_did_not_plan_are_planned_here() -> None:
         for a, b in zip(ours.paths, theirs.paths, strict=True):
             assert a.kind == b.kind and a.width_mm == b.width_mm
             assert a.points.tobytes() == b.points.tobytes()
-    assert _children() == []
+    assert new_children() == []
 
 
-def test_a_stream_closed_early_leaves_no_child() -> None:
+def test_a_stream_closed_early_leaves_no_child(new_children: Callable[[], list[int]]) -> None:
     profile = make_profile()
     stream = parallel.planned_layers(_slices(), profile, start=(5.0, 3.0))
     next(stream)
-    assert len(_children()) == 1
+    assert len(new_children()) == 1
     stream.close()  # what an exception in the writer (or a time limit) does
-    assert _children() == []
+    assert new_children() == []
 
 
 def test_parts_of_few_layers_are_planned_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
