@@ -37,8 +37,11 @@ logger = logging.getLogger(__name__)
 
 def dfm_machines(*, process: str, material: Material) -> list[routing.MachineFacts]:
     """The machines a configuration's DFM report is checked against (routing.MachineFacts):
-    every machine of the process with the material loaded or loadable, as for a job."""
-    return routing.with_material(quote_routing_facts(process=process), material.slug)
+    every machine of the process with the material loaded or loadable, as for a job. What
+    they can make, not when: the sites' opening hours are not read."""
+    return routing.with_material(
+        quote_routing_facts(process=process, calendars=False), material.slug
+    )
 
 
 def dfm_machines_key(

@@ -98,8 +98,9 @@ def test_a_second_request_and_a_redelivered_check_reuse_the_report(
     row = PreviewDfm.objects.get()
     assert preview_dfm_check(dfm_id=row.pk) == "ready"  # a redelivered task does nothing
     with patch("production.tasks.check_preview_dfm.apply_async") as enqueue:
-        # The preview, the material, the machine set and the report: no geometry work.
-        with django_assert_max_num_queries(11):
+        # The preview, the material, the machine set (with its queues of jobs and plates) and
+        # the report: no geometry work.
+        with django_assert_max_num_queries(12):
             assert dfm(api, preview).status_code == 200
     enqueue.assert_not_called()
     assert PreviewDfm.objects.count() == 1
