@@ -25,7 +25,7 @@ def test_a_requester_configures_orders_and_follows_a_part(
     from tests.integration.conftest import wait_for
 
     started = time.monotonic()
-    call_command("seed_demo", "--no-order", verbosity=0)
+    call_command("seed_demo", "--no-order", "--history-weeks", "0", verbosity=0)
     worker = start_worker()
     page = chromium_page
     page.on("pageerror", lambda error: print(f"browser error: {error}"))

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(
 def test_a_requester_uploads_a_step_file_and_orders_it(
     live_server, start_worker, chromium_page, tmp_path
 ):
-    call_command("seed_demo", "--no-order", verbosity=0)
+    call_command("seed_demo", "--no-order", "--history-weeks", "0", verbosity=0)
     start_worker()
     page = chromium_page
     page.goto(f"{live_server.url}/login/")
