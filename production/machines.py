@@ -537,8 +537,9 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     """Send the machine the jobs routed to it; the ids sent. Safe to call twice.
 
     Manual: every routed job goes on the operator's list (dispatched). Networked: the oldest
-    routed job is uploaded and started, but only while the printer is idle with no other job
-    sent, so it never gets two. A connector failure puts the job back and the machine in error.
+    routed job or plate (its one program; its jobs dispatched with it) is uploaded and
+    started, but only while the printer is idle with nothing else sent, so it never gets two.
+    A connector failure puts the job or plate back and the machine in error.
     """
     with transaction.atomic():
         # The lock serialises dispatches to one machine (SQLite: the IMMEDIATE transaction).
