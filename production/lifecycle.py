@@ -315,6 +315,9 @@ def _plate_moves() -> dict[tuple[str, str], frozenset[By]]:
     allow(PlateStatus.ROUTED, PlateStatus.READY, By.MACHINE, By.SYSTEM, By.OPERATOR)
     allow(PlateStatus.ROUTED, PlateStatus.RUNNING, By.OPERATOR, By.MACHINE)
     allow(PlateStatus.RUNNING, PlateStatus.FINISHED, By.OPERATOR, By.MACHINE)
+    # A networked printer's plate runs from its dispatch; the upload failed, or the printer
+    # never started it: it goes back to its machine's queue, to be sent again (or re-routed).
+    allow(PlateStatus.RUNNING, PlateStatus.ROUTED, By.MACHINE)
     allow(PlateStatus.FINISHED, PlateStatus.DONE, By.OPERATOR)
     allow((PlateStatus.READY, PlateStatus.ROUTED), PlateStatus.FAILED, By.ROUTER, By.SYSTEM)
     allow(PlateStatus.RUNNING, PlateStatus.FAILED, By.OPERATOR, By.MACHINE, By.SYSTEM)

@@ -550,8 +550,9 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
     """Send the machine the jobs routed to it; the ids sent. Safe to call twice.
 
     Manual: every routed job goes on the operator's list (dispatched). Networked: the oldest
-    routed job is uploaded and started, but only while the printer is idle with no other job
-    sent, so it never gets two. A connector failure puts the job back and the machine in error.
+    routed job or plate (its one program; its jobs dispatched with it) is uploaded and
+    started, but only while the printer is idle with nothing else sent, so it never gets two.
+    A connector failure puts the job or plate back and the machine in error.
     """
     with transaction.atomic():
         # The lock serialises dispatches to one machine (SQLite: the IMMEDIATE transaction).
@@ -573,38 +574,66 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
                     message=f"on the operator's list at {machine.name}",
                 )
             return [job.pk for job in queued]
-        busy = Job.objects.filter(
-            machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED)
-        ).exists()
-        if busy or machine.state != State.IDLE or not queued:
+        # A plate's jobs go with their plate (below); a plate sent and not finished is running.
+        plated = Exists(PlateCopy.objects.filter(job=OuterRef("pk")))
+        busy = (
+            Job.objects.filter(machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED))
+            .filter(~plated)
+            .exists()
+            or Plate.objects.filter(machine=machine, status=Plate.Status.RUNNING).exists()
+        )
+        queued = list(
+            Job.objects.filter(machine=machine, status=Status.ROUTED)
+            .filter(~plated)
+            .order_by(*Job.QUEUE_ORDER)
+        )
+        plate = (
+            Plate.objects.filter(machine=machine, status=Plate.Status.ROUTED)
+            .select_related("gcode")
+            .order_by("status_changed_at", "pk")
+            .first()
+        )
+        if busy or machine.state != State.IDLE or not (queued or plate):
             return []
-        job = queued[0]
-        if not job.job_artifacts.filter(kind=Artifact.Kind.GCODE).exists():
-            reason = "no G-code to send"  # cannot happen through the pipeline; never loop on it
-            lifecycle.job_move(
+        # The oldest routed first, plate or job.
+        sent: list[Job] | None = None
+        if plate is not None and (
+            not queued or plate.status_changed_at <= queued[0].status_changed_at
+        ):
+            sent = _plate_send_claim(plate, machine, now=now, actor=actor)
+        else:
+            plate, job = None, queued[0]
+            if not job.job_artifacts.filter(kind=Artifact.Kind.GCODE).exists():
+                # Cannot happen through the pipeline; never loop on it.
+                reason = "no G-code to send"
+                lifecycle.job_move(
+                    job,
+                    to=Status.FAILED,
+                    by=By.MACHINE,
+                    step="dispatch",
+                    actor=actor,
+                    now=now,
+                    message=reason,
+                    reason=reason,
+                    machine=None,
+                )
+                _on_commit_dispatch(machine.pk)
+                return []
+            if not lifecycle.job_move(
                 job,
-                to=Status.FAILED,
+                to=Status.DISPATCHED,
                 by=By.MACHINE,
                 step="dispatch",
                 actor=actor,
                 now=now,
-                message=reason,
-                reason=reason,
-                machine=None,
-            )
-            _on_commit_dispatch(machine.pk)
-            return []
-        if not lifecycle.job_move(
-            job,
-            to=Status.DISPATCHED,
-            by=By.MACHINE,
-            step="dispatch",
-            actor=actor,
-            now=now,
-            message=f"sending to {machine.get_connector_display()} at {machine.name}",
-        ):
-            return []
-        Machine.objects.filter(pk=machine.pk).update(current_job=job, progress=0.0)
+                message=f"sending to {machine.get_connector_display()} at {machine.name}",
+            ):
+                return []
+            Machine.objects.filter(pk=machine.pk).update(current_job=job, progress=0.0)
+    if plate is not None:
+        return (
+            [] if sent is None else _plate_upload(plate, machine, jobs=sent, now=now, actor=actor)
+        )
     # Our claim is the DISPATCHED move just committed (the job's status_changed_at is `now`).
     # Reading the G-code takes time, and the job or machine may change meanwhile (the machine
     # taken down, the job re-routed and sent by another dispatch): check the claim last,
@@ -649,6 +678,150 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         )
         return []
     return [job.pk]
+
+
+def plate_filename(plate: Plate) -> str:
+    return f"{plate.number}.gcode"
+
+
+def _plate_jobs(plate: Plate) -> list[Job]:
+    # By id, not by a join with DISTINCT: PostgreSQL locks no rows of a DISTINCT query.
+    ids = PlateCopy.objects.filter(plate=plate).values("job_id")
+    return list(Job.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def _plate_send_claim(
+    plate: Plate, machine: Machine, *, now: datetime, actor: str
+) -> list[Job] | None:
+    """Claim a routed plate for its networked printer: the plate runs from now (the printer
+    starts it on upload; its start is when the printer says it prints) and its jobs waiting
+    with it are dispatched. None if another dispatch took it first. Inside the transaction."""
+    if not lifecycle.plate_move(
+        plate,
+        to=Plate.Status.RUNNING,
+        by=By.MACHINE,
+        actor=actor,
+        now=now,
+        message=f"sending to {machine.get_connector_display()} at {machine.name}",
+        progress=0.0,
+        started_at=None,
+    ):
+        return None
+    jobs = _plate_jobs(plate)
+    for job in jobs:
+        if job.status == Status.ROUTED:
+            lifecycle.job_move(
+                job,
+                to=Status.DISPATCHED,
+                by=By.MACHINE,
+                step="dispatch",
+                actor=actor,
+                now=now,
+                message=f"on {plate.number}, sending to {machine.get_connector_display()} "
+                f"at {machine.name}",
+                machine=machine,
+            )
+    Machine.objects.filter(pk=machine.pk).update(
+        current_job=jobs[0] if jobs else None, progress=0.0
+    )
+    return jobs
+
+
+def _still_sending(plate: Plate, machine: Machine, *, claimed_at: datetime) -> bool:
+    """The plate is still running on this machine by our claim and not yet started."""
+    return (
+        Plate.objects.select_for_update()
+        .filter(
+            pk=plate.pk,
+            status=Plate.Status.RUNNING,
+            machine=machine,
+            status_changed_at=claimed_at,
+            started_at__isnull=True,
+        )
+        .exists()
+    )
+
+
+def _plate_gcode(plate: Plate) -> tuple[bytes, str | None]:
+    """The plate's program and why it must not be sent (None: send it): the bytes must be
+    the ones its artifact's sha256 names, as a job's must match its passport."""
+    if plate.gcode is None:
+        return b"", "it has no G-code"
+    try:
+        with plate.gcode.file.open("rb") as file:
+            gcode: bytes = file.read()
+    except OSError:
+        return b"", "its G-code file is missing"
+    if hashlib.sha256(gcode).hexdigest() != plate.gcode.sha256:
+        return b"", "its G-code file does not match its sha256"
+    return gcode, None
+
+
+def _plate_back(
+    plate: Plate, jobs: list[Job], *, claimed_at: datetime, actor: str, now: datetime, why: str
+) -> None:
+    """Nothing was sent (or not all of it): the plate and the jobs we dispatched with it go
+    back to the machine's queue. Call with the plate still ours."""
+    lifecycle.plate_move(
+        plate, to=Plate.Status.ROUTED, by=By.MACHINE, actor=actor, now=now, message=why,
+        progress=None,
+    )  # fmt: skip
+    for job in Job.objects.filter(
+        pk__in=[j.pk for j in jobs], status=Status.DISPATCHED, status_changed_at=claimed_at
+    ):
+        _unsent(job, actor=actor, now=now, why=why)
+
+
+def _plate_upload(
+    plate: Plate, machine: Machine, *, jobs: list[Job], now: datetime, actor: str
+) -> list[int]:
+    """Send the claimed plate's program and start it; the plate's job ids sent. As for a job:
+    the claim is checked last, right before the upload; a connector failure puts the plate
+    back to be routed again and the machine in error."""
+    gcode, refusal = _plate_gcode(plate)
+    filename = plate_filename(plate)
+    with transaction.atomic():
+        ours = _still_sending(plate, machine, claimed_at=now)
+        available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
+        if ours and refusal is not None:
+            reason = f"{plate.number} not sent to {machine.name}: {refusal}"
+            logger.warning("%s", reason)
+            # A plate is sliced again when its jobs' remakes are planned: a new program.
+            lifecycle.plate_move(
+                plate, to=Plate.Status.FAILED, by=By.MACHINE, actor=actor, now=now,
+                message=reason, reason=reason[:2000],
+            )  # fmt: skip
+            for job in Job.objects.filter(pk__in=[j.pk for j in jobs], status=Status.DISPATCHED):
+                job_fail_on_machine(job=job, by=By.MACHINE, reason=reason, now=now, actor=actor)
+            Machine.objects.filter(pk=machine.pk).update(current_job=None, progress=None)
+            _on_commit_dispatch(machine.pk)
+            return []
+        if ours and not available:
+            why = f"not sent: {machine.name} can no longer take it"
+            _plate_back(plate, jobs, claimed_at=now, actor=actor, now=now, why=why)
+        if ours and available:
+            MachineFile.objects.get_or_create(
+                machine=machine,
+                filename=filename,
+                defaults={"job": jobs[0] if jobs else None, "sent_at": now},
+            )
+    if not (ours and available):
+        logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, plate.number)
+        return []
+    try:
+        connectors.connector_for(machine).dispatch(filename=filename, gcode=gcode)
+    except connectors.ConnectorError as failure:
+        reason = f"could not send {plate.number}: {failure}"
+        logger.warning("%s: %s", machine.name, reason)
+        with transaction.atomic():
+            if _still_sending(plate, machine, claimed_at=now):
+                _plate_back(plate, jobs, claimed_at=now, actor=actor, now=now, why=reason)
+        # The machine in error gives the plate back to the router (jobs_off_machine).
+        machine_set_state(
+            machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
+        )
+        return []
+    return [job.pk for job in jobs]
 
 
 def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bool:
@@ -843,6 +1016,7 @@ class TelemetryReport:
     job_id: int | None = None
     job_state: str | None = None  # printing, paused, complete, cancelled, error (pollers)
     error_text: str = ""
+    plate_id: int | None = None  # the plate a networked printer runs (our poller)
 
 
 def telemetry_record(
@@ -878,6 +1052,12 @@ def telemetry_record(
             error_text=report.error_text[:2000],
         )
         freed = job is not None and _follow_job(machine, job, report=report, now=now, actor=actor)
+        if report.plate_id is not None:
+            plate = Plate.objects.filter(
+                pk=report.plate_id, machine=machine, status=Plate.Status.RUNNING
+            ).first()
+            if plate is not None:
+                freed = _follow_plate(machine, plate, report=report, now=now, actor=actor)
     new_state = report.state
     if machine.state == State.MAINTENANCE or new_state is None:
         new_state = machine.state
@@ -952,6 +1132,100 @@ def _follow_job(
     return False
 
 
+def _follow_plate(
+    machine: Machine, plate: Plate, *, report: TelemetryReport, now: datetime, actor: str
+) -> bool:
+    """Move the plate a networked printer reports on, and its jobs with it; True when it
+    ended (the machine is free). Printing: the plate started (its jobs run, their filament is
+    booked). Complete: the plate waits for QC copy by copy at the station, and each job none
+    of whose plates is still to run waits for QC. Cancelled or an error: the plate failed and
+    its jobs fail with replacements, which are planned on new plates."""
+    jobs = _plate_jobs(plate)
+    progress = report.progress
+    if report.job_state in (None, "printing", "paused") and report.state in ("busy", "paused"):
+        paused = (report.job_state or report.state) == "paused"
+        fields: dict[str, Any] = {} if progress is None else {"progress": progress}
+        if plate.started_at is None:
+            fields["started_at"] = now
+        if fields:  # not a move: the plate runs from its dispatch
+            Plate.objects.filter(pk=plate.pk, status=Plate.Status.RUNNING).update(**fields)
+        for job in jobs:
+            if job.status == Status.DISPATCHED:
+                _start(job, machine=machine, actor=actor, now=now, progress=0.0)
+            moves: dict[str, str] = (
+                {Status.RUNNING: Status.PAUSED} if paused else {Status.PAUSED: Status.RUNNING}
+            )
+            if job.status in moves:
+                lifecycle.job_move(
+                    job, to=moves[job.status], by=By.MACHINE, actor=actor, now=now,
+                    step="pause" if paused else "continue",
+                    message=f"{plate.number} {'paused' if paused else 'resumed'} on {machine.name}",
+                )  # fmt: skip
+        return False
+    if report.job_state == "complete":
+        if not lifecycle.plate_move(
+            plate, to=Plate.Status.FINISHED, by=By.MACHINE, actor=actor, now=now,
+            message=f"printed on {machine.name}", finished_at=now, progress=100.0,
+            started_at=plate.started_at or now,
+        ):  # fmt: skip
+            return False
+        to_run = (Plate.Status.READY, Plate.Status.ROUTED, Plate.Status.RUNNING)
+        for job in jobs:
+            if job.status == Status.DISPATCHED:  # finished between two polls
+                _start(job, machine=machine, actor=actor, now=now)
+            if job.status == Status.PAUSED:
+                lifecycle.job_move(
+                    job, to=Status.RUNNING, by=By.MACHINE, step="continue", actor=actor,
+                    now=now, message=f"{plate.number} resumed on {machine.name}",
+                )  # fmt: skip
+            if job.status != Status.RUNNING:
+                continue
+            if job.plate_copies.filter(plate__status__in=to_run).exists():
+                continue  # more of its copies are still to print
+            if lifecycle.job_move(
+                job, to=Status.AWAITING_QC, by=By.MACHINE, step="finish", actor=actor, now=now,
+                message=f"printed on {plate.number} at {machine.name}", finished_at=now,
+                progress=100.0,
+            ):  # fmt: skip
+                spools.spool_book_end(job=job, actor=actor, now=now)
+        Machine.objects.filter(pk=machine.pk).update(current_job=None)
+        return True
+    if report.job_state in ("cancelled", "error"):
+        what = "cancelled on the machine" if report.job_state == "cancelled" else "machine error"
+        reason = f"{what}: {report.error_text}" if report.error_text else what
+        if not lifecycle.plate_move(
+            plate, to=Plate.Status.FAILED, by=By.MACHINE, actor=actor, now=now,
+            message=reason, reason=reason[:2000], finished_at=now,
+        ):  # fmt: skip
+            return False
+        for job in jobs:
+            if job.status in (Status.DISPATCHED, *Job.STARTED):
+                why = f"{plate.number}: {reason}"
+                job_fail_on_machine(job=job, by=By.MACHINE, reason=why, now=now, actor=actor)
+        Machine.objects.filter(pk=machine.pk).update(current_job=None)
+        return True
+    return False
+
+
+def _redispatch_plate_if_stale(
+    machine: Machine, plate: Plate, *, now: datetime, actor: str
+) -> None:
+    """A plate sent to an idle printer that never started it goes back to the machine's
+    queue once MF_DISPATCH_STALE_S has passed, to be sent again."""
+    if plate.started_at is not None:
+        return
+    if now - plate.status_changed_at < timedelta(seconds=settings.MF_DISPATCH_STALE_S):
+        return
+    jobs = _plate_jobs(plate)
+    with transaction.atomic():
+        if _still_sending(plate, machine, claimed_at=plate.status_changed_at):
+            why = f"{machine.name} never started it: sending again"
+            _plate_back(
+                plate, jobs, claimed_at=plate.status_changed_at, actor=actor, now=now, why=why
+            )
+            _on_commit_dispatch(machine.pk)
+
+
 def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.MachineStatus | None:
     """Ask a networked machine how it is and record the answer as telemetry.
 
@@ -976,25 +1250,34 @@ def machine_poll(*, machine_id: int, now: datetime, actor: str) -> connectors.Ma
         return None
     active = (
         Job.objects.filter(machine=machine, status__in=(Status.DISPATCHED, *Job.STARTED))
+        # A plate's jobs are followed through their plate.
+        .filter(~Exists(PlateCopy.objects.filter(job=OuterRef("pk"))))
         .order_by("pk")
         .first()
     )
+    plate = (
+        Plate.objects.filter(machine=machine, status=Plate.Status.RUNNING).order_by("pk").first()
+    )
     ours = active is not None and status.job_file == f"{active.number}.gcode"
+    our_plate = plate is not None and status.job_file == plate_filename(plate)
     telemetry_record(
         machine_id=machine.pk,
         report=TelemetryReport(
             state=status.state,
-            progress=status.progress if ours else None,
+            progress=status.progress if ours or our_plate else None,
             temperatures=status.temperatures,
             job_id=active.pk if ours and active else None,
-            job_state=status.job_state if ours else None,
+            job_state=status.job_state if ours or our_plate else None,
             error_text=status.error_text,
+            plate_id=plate.pk if our_plate and plate else None,
         ),
         now=now,
         actor=actor,
     )
     if active is not None and not ours and status.state == State.IDLE:
         _redispatch_if_stale(machine, active, now=now, actor=actor)
+    if plate is not None and not our_plate and status.state == State.IDLE:
+        _redispatch_plate_if_stale(machine, plate, now=now, actor=actor)
     machine_files_remove(machine=machine, connector=connector, status=status)
     return status
 

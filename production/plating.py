@@ -67,10 +67,10 @@ def batch_key(material: str, meta: Mapping[str, Any]) -> str:
 
 
 def plates_possible() -> bool:
-    """Plates are started and finished at the station: they are planned only where an FDM
-    machine is run by hand (the manual connector). A shop of networked printers only
-    (OctoPrint, Moonraker) makes N copies as N runs of the job's one-part program, as before."""
-    return Machine.objects.filter(process=Process.FDM, connector=Machine.Connector.MANUAL).exists()
+    """Plates are planned where an FDM machine could run them: one run by hand (started and
+    finished at the station) or a networked printer (OctoPrint, Moonraker: the dispatcher
+    sends the plate's program and the poller follows it, production.machines)."""
+    return Machine.objects.filter(process=Process.FDM).exists()
 
 
 def awaiting_plates() -> QuerySet[Job]:
@@ -194,7 +194,7 @@ def plate_needs(
     """What the router needs to know about a plate: its jobs' material and machine profile,
     the tallest part, the plate's own time and filament (not a job's times its quantity), the
     earliest due date and highest priority of its orders, and only the machines every job's
-    DFM report found capable that an operator runs (plates are started at the station)."""
+    DFM report found capable."""
     from production.machines import job_needs  # machines imports this module
 
     needs = [job_needs(job, transit=transit) for job in jobs]
@@ -203,10 +203,6 @@ def plate_needs(
     for n in needs:
         if n.allowed_machines is not None:
             allowed = n.allowed_machines if allowed is None else allowed & n.allowed_machines
-    manual = frozenset(
-        Machine.objects.filter(connector=Machine.Connector.MANUAL).values_list("slug", flat=True)
-    )
-    allowed = manual if allowed is None else allowed & manual
     dues = [n.due for n in needs if n.due is not None]
     tallest = max(n.extents_mm[2] for n in needs)
     footprint = max(max(n.extents_mm[0], n.extents_mm[1]) for n in needs)
@@ -351,6 +347,17 @@ def _machine_to(
     lifecycle.machine_move(locked, to=state, actor=actor, now=now, reason=why, **f)
 
 
+def _refuse_connected(plate: Plate, action: str) -> None:
+    """A networked printer's plate is sent by the dispatcher and followed by the poller: it
+    reports its own start and finish (its copies are QC'd here all the same)."""
+    machine = plate.machine
+    if machine is not None and machine.is_connected:
+        raise DomainError(
+            f"{machine.name} is driven by {machine.get_connector_display()}: it reports "
+            f"its own {action} of {plate.number}"
+        )
+
+
 @transaction.atomic
 def plate_start(*, plate_id: int, operator: AbstractBaseUser, now: datetime) -> Plate:
     """Start a routed plate on its machine: the plate and each of its jobs not yet started
@@ -363,6 +370,7 @@ def plate_start(*, plate_id: int, operator: AbstractBaseUser, now: datetime) -> 
             f"{plate.number} is {plate.get_status_display()}; only a plate routed to its "
             "machine can be started"
         )
+    _refuse_connected(plate, "start")
     machine = Machine.objects.select_for_update().get(pk=plate.machine.pk)
     jobs = _jobs_of(plate)
     busy = Plate.objects.filter(machine=machine, status=PlateStatus.RUNNING).first()
@@ -412,6 +420,7 @@ def plate_finish(*, plate_id: int, operator: AbstractBaseUser, now: datetime) ->
         raise DomainError(
             f"{plate.number} is {plate.get_status_display()}; only a running plate finishes"
         )
+    _refuse_connected(plate, "finish")
     lifecycle.plate_move(
         plate, to=PlateStatus.FINISHED, by=By.OPERATOR, actor=actor, now=now,
         message="finished", finished_at=now, progress=100.0,

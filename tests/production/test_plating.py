@@ -283,16 +283,19 @@ def test_a_job_awaiting_its_plate_is_not_routed_alone(user):
     assert Job.objects.get(pk=job.pk).status == Job.Status.TRAVELER_READY
 
 
-def test_without_a_machine_run_by_hand_a_job_of_n_copies_routes_as_before(user):
-    """Plates are run at the station: a shop of networked printers only keeps making N
-    copies as N runs of the job's program."""
+def test_a_shop_of_networked_printers_plans_plates_too(user):
+    """Networked printers run plates (the dispatcher sends them, the poller follows them:
+    tests/production/test_plate_dispatch.py): a job of N copies waits for its plate there too."""
     machine = make_machine()
     Machine.objects.filter(pk=machine.pk).update(
         connector=Machine.Connector.OCTOPRINT, connector_url="http://printer.invalid"
     )
     job = plated_job(user, quantity=4)
-    assert plating.waiting_for_plates() == []
-    assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: machine.slug}
+    assert [w.job for w in plating.waiting_for_plates()] == [job.pk]
+    assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {}
+    plate = make_plate([Job.objects.get(pk=job.pk)])
+    route()
+    assert Plate.objects.get(pk=plate.pk).machine == machine
 
 
 def test_a_plate_whose_jobs_were_all_cancelled_is_cancelled(user):
