@@ -20,8 +20,9 @@ time, as production.machines.machine_queues counts a queue (plating.plate_queue_
 order they were routed). Plates keep no events of their own (lifecycle.plate_move): a plate's
 past run on the timeline is its own started_at to finished_at (or, failed, to when it failed),
 and the events of the jobs on plates are left out of the timeline, so a plate of three jobs
-draws one bar, not three. The jobs on a plate move with it: the floor view moves no plate
-(`PLATE_NOT_MOVED` says so on the tile).
+draws one bar, not three. A routed plate can be moved to another machine that can run it
+(`plate_move_to_machine`: a `routed -> routed` plate move by the operator, and its jobs'
+events); it is not moved up its queue (plates have no rank: `PLATE_NOT_MOVED`).
 
 Writes: both moves lock the job, are refused with a reason (DomainError) and are recorded by
 production.lifecycle: a move to another machine is a `routed -> routed` (or `dispatched ->
@@ -38,7 +39,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from microfactory.errors import DomainError
-from production import lifecycle, machines, routing
+from production import lifecycle, machines, plating, routing
 from production.calendars import NeverOpen, SiteCalendar, calendars_for_sites
 from production.lifecycle import By
 from production.models import Job, JobEvent, Machine, MachineEvent, Plate, PlateCopy, Site
@@ -52,8 +53,8 @@ QUEUE_SHOWN = 5  # waiting jobs and plates listed on a tile; the rest are counte
 PlateStatus = Plate.Status
 # Why a plate has no move buttons: it runs as a whole, its jobs with it.
 PLATE_NOT_MOVED = (
-    "a plate is not moved from the floor view: it runs as a whole where the router put it, "
-    "with every job on it; open the plate to start it"
+    "a plate is not moved up its queue: plates run in the order they were routed; it can go "
+    "to another machine that can run it (Move…), with every job on it"
 )
 
 
@@ -646,8 +647,8 @@ def why_not(job: routing.JobNeeds, machine: routing.MachineFacts) -> str | None:
     return f"a part of {x:.0f} x {y:.0f} x {z:.0f} mm does not fit its build volume"
 
 
-def _refusal(job: Job, needs: routing.JobNeeds, target: routing.MachineFacts) -> str | None:
-    """Why the job cannot go to the target machine now, or None."""
+def _refusal(job: Job | Plate, needs: routing.JobNeeds, target: routing.MachineFacts) -> str | None:
+    """Why the job (or plate) cannot go to the target machine now, or None."""
     cannot = why_not(needs, target)
     if cannot is not None:
         return f"{target.name} cannot make {job.number}: {cannot}"
@@ -763,3 +764,100 @@ def job_move_up(
         "on the floor view",
     )
     return new_place
+
+
+# --- a plate to another machine -------------------------------------------------------------
+
+
+def _plate_refusal(
+    plate: Plate, needs: routing.JobNeeds, machine: Machine, fact: routing.MachineFacts | None
+) -> str | None:
+    if machine.connector != Machine.Connector.MANUAL:
+        return (
+            f"{machine.name} cannot run {plate.number}: plates are started at the station, "
+            "on machines run by hand"
+        )
+    if fact is None:
+        return f"{machine.name} cannot run {plate.number}: it is not a {needs.process} machine"
+    return _refusal(plate, needs, fact)
+
+
+def plate_move_targets(
+    plate: Plate, jobs: Sequence[Job], candidates: Iterable[Machine]
+) -> list[tuple[Machine, str | None]]:
+    """The machines a routed plate could be moved to, each with why it cannot take it now
+    (None: it can), capable ones first."""
+    needs = plating.plate_needs(plate, jobs, transit=machines.transit_table())
+    facts = {fact.key: fact for fact in machines.routing_facts(process=needs.process)}
+    options = [
+        (machine, _plate_refusal(plate, needs, machine, facts.get(machine.slug)))
+        for machine in candidates
+        if machine.pk != plate.machine_id and machine.process == needs.process
+    ]
+    return sorted(options, key=lambda option: (option[1] is not None, option[0].name))
+
+
+@transaction.atomic
+def plate_move_to_machine(
+    *, plate_id: int, machine_id: int, operator: AbstractBaseUser, now: datetime
+) -> Plate:
+    """Move a plate routed to one machine, not started, to the end of another's queue:
+    refused unless that machine could run it (the router's check over every job on it: the
+    same machine profile, material, size, DFM reports, delivery; run by hand), takes work and
+    has room. Its jobs waiting with it there go along (`routed -> routed`, step "move"); a job
+    that stays (it runs, or waits elsewhere, with another of its plates) gets a "plate-move"
+    event: plates keep no events, their jobs' say what happened to them."""
+    machines.lock_routing()
+    plate = (
+        Plate.objects.select_for_update(of=("self",))
+        .select_related("machine__site")
+        .filter(pk=plate_id)
+        .first()
+    )
+    if plate is None:
+        raise DomainError(f"no plate {plate_id}")
+    source = plate.machine
+    if plate.status != PlateStatus.ROUTED or source is None:
+        raise DomainError(
+            f"{plate.number} is {plate.get_status_display()}; only a plate waiting in a "
+            "machine's queue can be moved"
+        )
+    machine = Machine.objects.select_for_update().select_related("site").filter(pk=machine_id)
+    target = machine.first()
+    if target is None:
+        raise DomainError(f"no machine {machine_id}")
+    if target.pk == source.pk:
+        raise DomainError(f"{plate.number} is already at {target.name}")
+    jobs = plating.plate_jobs([plate])[plate.pk]
+    if not jobs:
+        raise DomainError(f"{plate.number} holds no copies")
+    needs = plating.plate_needs(plate, jobs, transit=machines.transit_table())
+    facts = {fact.key: fact for fact in machines.routing_facts(process=needs.process)}
+    refusal = _plate_refusal(plate, needs, target, facts.get(target.slug))
+    if refusal is not None:
+        raise DomainError(refusal)
+    actor = operator.get_username()
+    what = f"{plate.number} moved from {source.name} to {target.name} on the floor view"
+    reason = f"{target.site.name}: moved there by the factory"
+    lifecycle.plate_move(
+        plate,
+        to=PlateStatus.ROUTED,
+        by=By.OPERATOR,
+        actor=actor,
+        now=now,
+        message=what,
+        machine=target,
+        **({"route_reason": reason} if target.site_id != source.site_id else {}),
+    )
+    for job in jobs:
+        if job.status in NOT_STARTED and job.machine_id == source.pk:
+            fields: dict[str, Any] = {"machine": target, "queue_rank": None}
+            if target.site_id != source.site_id:
+                fields["route_reason"] = reason
+            lifecycle.job_move(
+                job, to=Status.ROUTED, by=By.OPERATOR, step="move", actor=actor, now=now,
+                message=f"on {what}", **fields,
+            )  # fmt: skip
+        else:
+            lifecycle.job_record(job, step="plate-move", actor=actor, now=now, message=what)
+    return plate

@@ -246,7 +246,8 @@ def test_a_tile_shows_its_running_plate_and_queues_a_waiting_plate(user, operato
     assert f'data-current-plate="{running.number}"' in body
     assert f">{a.number}</a> 3 × " in body and f">{b.number}</a> 2 × " in body
     assert f'data-plate="{waiting.number}" data-copies="4"' in body
-    assert f'data-not-moved="{waiting.number}"' in body and floor.PLATE_NOT_MOVED in body
+    assert f'data-not-up="{waiting.number}"' in body and floor.PLATE_NOT_MOVED in body
+    assert f'data-move-plate="{waiting.number}"' in body
     assert f'data-job="{single.number}"' in body
     # The plain job follows the plates: it has no place up to move to, so no Up button.
     assert f'aria-label="move {single.number} up"' not in body
@@ -280,6 +281,74 @@ def test_the_timeline_shows_a_plate_run_from_its_start_to_its_finish(user, opera
     assert "1 plate awaiting QC" in body
     Machine.objects.filter(pk=machine.pk)  # the machine is idle again
     assert Machine.objects.get(pk=machine.pk).state == "idle"
+
+
+@pytest.mark.django_db
+def test_a_routed_plate_moves_to_another_machine_of_its_profile_with_its_jobs(
+    user, operator, op_client
+):
+    make_machine("mk4-1")
+    make_machine("mk4-2")
+    make_machine("xl-1", model="Prusa XL")  # another machine profile than the plate's G-code
+    networked = make_machine("mk4-net")
+    Machine.objects.filter(pk=networked.pk).update(connector="octoprint")
+    a, b = plated_job(user, quantity=3), plated_job(user, quantity=2)
+    plate = make_plate([a, b])
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    plate.refresh_from_db()
+    here = plate.machine
+    there = Machine.objects.get(slug="mk4-2" if here.slug == "mk4-1" else "mk4-1")
+
+    page = html.unescape(op_client.get(f"/station/floor/plates/{plate.pk}/move/").content.decode())
+    assert f'name="machine" value="{there.slug}"' in page
+    assert 'value="xl-1"' not in page and "planned for another machine profile" in page
+    assert 'value="mk4-net"' not in page and "plates are started at the station" in page
+    assert floor.PLATE_NOT_MOVED in page
+    tile_html = op_client.get("/station/floor/").content.decode()
+    assert f'data-move-plate="{plate.number}"' in tile_html
+
+    for slug, why in (
+        ("xl-1", "XL-1 cannot make"),
+        ("mk4-net", "plates are started at the station"),
+        (here.slug, f"is already at {here.name}"),
+    ):
+        response = op_client.post(f"/station/floor/plates/{plate.pk}/move/", {"machine": slug})
+        assert why in html.unescape(op_client.get(response["Location"]).content.decode()), slug
+    plate.refresh_from_db()
+    assert plate.machine_id == here.pk
+
+    response = op_client.post(
+        f"/station/floor/plates/{plate.pk}/move/",
+        {"machine": there.slug, "back": "/station/floor/"},
+    )
+    assert response["Location"] == "/station/floor/"
+    plate.refresh_from_db()
+    assert (plate.status, plate.machine_id) == (Plate.Status.ROUTED, there.pk)
+    for job in (a, b):
+        job.refresh_from_db()
+        assert (job.status, job.machine_id) == (Job.Status.ROUTED, there.pk)
+        event = job.events.order_by("pk").last()
+        assert (event.step, event.from_status, event.to_status, event.actor) == (
+            "move",
+            "routed",
+            "routed",
+            "op",
+        )
+        assert f"{plate.number} moved from {here.name} to {there.name}" in event.message
+    tile = next(
+        t
+        for t in floor.floor_read(Site.objects.all(), now=timezone.now()).sites[0].tiles
+        if t.machine.pk == there.pk
+    )
+    assert [q.plate.number for q in tile.queue if isinstance(q, floor.QueuedPlate)] == [
+        plate.number
+    ]
+    # Once started it stays.
+    plating.plate_start(plate_id=plate.pk, operator=operator, now=timezone.now())
+    with pytest.raises(Exception, match="only a plate waiting in a machine's queue"):
+        floor.plate_move_to_machine(
+            plate_id=plate.pk, machine_id=here.pk, operator=operator, now=timezone.now()
+        )
 
 
 # --- moves ----------------------------------------------------------------------------------
