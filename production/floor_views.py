@@ -17,8 +17,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from microfactory.errors import DomainError
-from production import floor, tenancy
-from production.models import Job
+from production import floor, plating, tenancy
+from production.models import Job, Plate
 from production.views import JOB_RELATED, _operator, operator_required
 
 # How often the live part of the page asks for fresh values (htmx polling).
@@ -107,6 +107,53 @@ def floor_move(request: HttpRequest, job_id: int) -> HttpResponse:
         request,
         "production/floor_move.html",
         {"job": job, "targets": targets, "back": back, "waiting": job.status in floor.NOT_STARTED},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@operator_required
+def floor_plate_move(request: HttpRequest, plate_id: int) -> HttpResponse:
+    """GET: the machines a routed plate could go to (capable ones first). POST `machine` (a
+    slug): move it there, its jobs with it. A plate is not moved up its queue."""
+    plate = get_object_or_404(
+        tenancy.plates_for_operator(request.user).select_related("machine__site", "material"),
+        pk=plate_id,
+    )
+    back = request.POST.get("back") or request.GET.get("back") or ""
+    if not (back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})):
+        back = f"/station/floor/{plate.machine.site.slug}/" if plate.machine else "/station/floor/"
+    if request.method == "POST":
+        slug = request.POST.get("machine", "")
+        try:
+            target = tenancy.machines_for_operator(request.user).filter(slug=slug).first()
+            if target is None:
+                raise DomainError(f"no machine {slug[:100]!r} on your floor")
+            floor.plate_move_to_machine(
+                plate_id=plate.pk, machine_id=target.pk, operator=_operator(request),
+                now=timezone.now(),
+            )  # fmt: skip
+            messages.success(request, f"{plate.number} moved to {target.name}.")
+        except DomainError as refusal:
+            messages.error(request, str(refusal))
+        return redirect(back)
+    waiting = plate.status == Plate.Status.ROUTED and plate.machine is not None
+    jobs = plating.plate_jobs([plate])[plate.pk]
+    targets: list[tuple[object, str | None]] = []
+    if waiting and jobs:
+        candidates = tenancy.machines_for_operator(request.user).select_related("site")
+        targets = list(floor.plate_move_targets(plate, jobs, candidates))
+    return render(
+        request,
+        "production/floor_plate_move.html",
+        {
+            "plate": plate,
+            "jobs": jobs,
+            "copies": plate.copies.count(),
+            "targets": targets,
+            "back": back,
+            "waiting": waiting,
+            "not_up": floor.PLATE_NOT_MOVED,
+        },
     )
 
 

@@ -110,7 +110,9 @@ TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
 RUNS_A_STEP = frozenset(PIPELINE)
 # Events that move nothing: Job.measurements changes at QC, and a job moved up its machine's
 # queue on the floor view (production.floor.job_move_up); the event is recorded all the same.
-SAME_STATUS_STEPS = frozenset({"measure", "reorder"})
+# "plate-move": a plate the job has copies on moved to another machine while the job itself
+# stays where it is (it runs, or waits, with another of its plates): plates keep no events.
+SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move"})
 
 
 def may_move(source: str, to: str, by: By) -> bool:
@@ -313,6 +315,9 @@ def _plate_moves() -> dict[tuple[str, str], frozenset[By]]:
     allow(PlateStatus.READY, PlateStatus.ROUTED, By.ROUTER)
     # Its machine went down before starting it, or an operator sends it elsewhere.
     allow(PlateStatus.ROUTED, PlateStatus.READY, By.MACHINE, By.SYSTEM, By.OPERATOR)
+    # On the floor view an operator moves a plate not started to another machine that can run
+    # it (production.floor.plate_move_to_machine): routed there, its jobs with it.
+    allow(PlateStatus.ROUTED, PlateStatus.ROUTED, By.OPERATOR)
     allow(PlateStatus.ROUTED, PlateStatus.RUNNING, By.OPERATOR, By.MACHINE)
     allow(PlateStatus.RUNNING, PlateStatus.FINISHED, By.OPERATOR, By.MACHINE)
     # A networked printer's plate runs from its dispatch; the upload failed, or the printer

@@ -86,6 +86,11 @@ urlpatterns = [
     path("station/floor-live/", floor_views.floor_live, name="floor-live"),
     path("station/floor-live/<slug:slug>/", floor_views.floor_live, name="floor-site-live"),
     path("station/floor/jobs/<id:job_id>/move/", floor_views.floor_move, name="floor-move"),
+    path(
+        "station/floor/plates/<id:plate_id>/move/",
+        floor_views.floor_plate_move,
+        name="floor-plate-move",
+    ),
     path("welcome/", floor_views.after_login, name="after-login"),
     path("passport/<id:job_id>/<str:token>/", passport_views.passport_page, name="passport"),
     path(

@@ -216,6 +216,9 @@ PAGES: dict[str, Callable[[World], list[Visit]]] = {
     "floor": lambda w: [Visit("operator", "/station/floor/"), Visit("manager", "/station/floor/")],
     "floor-site": lambda w: [Visit("operator", f"/station/floor/{w.machine.site.slug}/")],
     "floor-move": lambda w: [Visit("operator", f"/station/floor/jobs/{w.job.pk}/move/")],
+    "floor-plate-move": lambda w: [
+        Visit("operator", f"/station/floor/plates/{w.plate.pk}/move/")  # finished: not moved
+    ],
     "station-site-spools": lambda w: [
         Visit("operator", f"/station/sites/{w.machine.site.slug}/spools/")
     ],

@@ -11,10 +11,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from production import floor, machines, station
+from production import floor, machines, plating, station
 from production.calendars import SiteCalendar
-from production.models import Job, JobEvent, Machine, Site, SiteClosure
+from production.models import Job, JobEvent, Machine, Plate, Site, SiteClosure
 from tests.builders import make_machine, make_material, make_organisation, make_site, make_user
+from tests.production.test_plating import make_plate, plated_job
 from tests.production.test_station import make_station_job
 
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
@@ -196,6 +197,160 @@ def test_operators_and_managers_land_on_the_floor_customers_on_the_catalog(user,
         assert ('href="/station/what-if/"' in nav) == (username == "boss")
 
 
+# --- plates (#13) ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_tile_shows_its_running_plate_and_queues_a_waiting_plate(user, operator, op_client):
+    machine = make_machine("mk4-1")
+    a, b, c = (plated_job(user, quantity=n) for n in (3, 2, 4))
+    running = make_plate([a, b], estimated_time_s=1800)
+    waiting = make_plate([c], estimated_time_s=1200)
+    single = make_station_job(user=user, machine=machine)  # a plain job waits behind plates
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    assert set(Plate.objects.values_list("status", "machine_id")) == {("routed", machine.pk)}
+    started = timezone.now() - timedelta(minutes=10)
+    plating.plate_start(plate_id=running.pk, operator=operator, now=started)
+
+    now = timezone.now()
+    tile = floor.floor_read(Site.objects.all(), now=now).sites[0].tiles[0]
+    assert tile.current is None and tile.current_plate is not None
+    assert tile.current_plate.number == running.number
+    assert [(j.number, j.copies) for j in tile.current_plate.jobs] == [
+        (a.number, 3),
+        (b.number, 2),
+    ]
+    assert tile.current_plate.summary == "2 jobs, 5 copies"
+    # Run by hand (no progress reported): its estimate from its start, 20 minutes from now.
+    assert tile.progress == 0.0
+    assert tile.eta == started + timedelta(seconds=1800)
+    # The queue: the plate once, for its own 20 minutes, then the plain job (10 minutes).
+    assert [type(q).__name__ for q in tile.queue] == ["QueuedPlate", "QueuedJob"]
+    plate_q, job_q = tile.queue
+    assert isinstance(plate_q, floor.QueuedPlate) and plate_q.plate.copies == 4
+    assert plate_q.starts_at == tile.eta
+    assert plate_q.finishes_at == tile.eta + timedelta(seconds=1200)
+    assert isinstance(job_q, floor.QueuedJob) and job_q.job.pk == single.pk
+    assert job_q.starts_at == plate_q.finishes_at
+    # The router counts the same: the running plate, the waiting one, the job.
+    assert tile.queue_length + 1 == machines.machine_queues([machine.pk])[machine.pk].jobs
+    kinds = {(bar.kind, bar.label) for bar in tile.timeline}
+    assert {("run", running.number), ("planned", running.number)} <= kinds
+    assert ("planned", waiting.number) in kinds and ("planned", single.number) in kinds
+    # The plate's jobs are drawn as the plate, never one bar each.
+    assert not {label for _, label in kinds} & {a.number, b.number, c.number}
+    planned = next(bar for bar in tile.timeline if bar.label == waiting.number)
+    assert "(1 job, 4 copies)" in planned.title
+
+    body = html.unescape(op_client.get("/station/floor/").content.decode())
+    assert f'data-current-plate="{running.number}"' in body
+    assert f">{a.number}</a> 3 × " in body and f">{b.number}</a> 2 × " in body
+    assert f'data-plate="{waiting.number}" data-copies="4"' in body
+    assert f'data-not-up="{waiting.number}"' in body and floor.PLATE_NOT_MOVED in body
+    assert f'data-move-plate="{waiting.number}"' in body
+    assert f'data-job="{single.number}"' in body
+    # The plain job follows the plates: it has no place up to move to, so no Up button.
+    assert f'aria-label="move {single.number} up"' not in body
+    assert f'data-job="{a.number}"' not in body  # the plate's jobs are not queued again
+
+
+@pytest.mark.django_db
+def test_the_timeline_shows_a_plate_run_from_its_start_to_its_finish(user, operator, op_client):
+    machine = make_machine("mk4-1")
+    job = plated_job(user, quantity=5)
+    plate = make_plate([job], estimated_time_s=3600)
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    now = timezone.now()
+    started, finished = now - timedelta(hours=5), now - timedelta(hours=4)
+    plating.plate_start(plate_id=plate.pk, operator=operator, now=started)
+    plating.plate_finish(plate_id=plate.pk, operator=operator, now=finished)
+
+    tile = floor.floor_read(Site.objects.all(), now=now).sites[0].tiles[0]
+    assert tile.current is None and tile.current_plate is None and tile.queue == ()
+    assert tile.plates_awaiting_qc == 1 and tile.awaiting_qc == 0  # its job is QC'd on it
+    runs = [bar for bar in tile.timeline if bar.kind == "run"]
+    assert [bar.label for bar in runs] == [plate.number]
+    # From 5 hours before now to 4 hours before: 19 to 20 hours into the 48 shown.
+    assert runs[0].x == pytest.approx(19 / 48 * 100, abs=0.01)
+    assert runs[0].width == pytest.approx(1 / 48 * 100, abs=0.01)
+    assert "(1 job, 5 copies)" in runs[0].title
+    # The job's own start and finish events are there, but drawn once, as the plate.
+    assert job.events.filter(step__in=("start", "finish")).count() == 2
+    body = op_client.get("/station/floor/").content.decode()
+    assert f'data-kind="run" data-label="{plate.number}"' in body
+    assert "1 plate awaiting QC" in body
+    Machine.objects.filter(pk=machine.pk)  # the machine is idle again
+    assert Machine.objects.get(pk=machine.pk).state == "idle"
+
+
+@pytest.mark.django_db
+def test_a_routed_plate_moves_to_another_machine_of_its_profile_with_its_jobs(
+    user, operator, op_client
+):
+    make_machine("mk4-1")
+    make_machine("mk4-2")
+    make_machine("xl-1", model="Prusa XL")  # another machine profile than the plate's G-code
+    networked = make_machine("mk4-net")
+    Machine.objects.filter(pk=networked.pk).update(connector="octoprint")
+    a, b = plated_job(user, quantity=3), plated_job(user, quantity=2)
+    plate = make_plate([a, b])
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    plate.refresh_from_db()
+    here = plate.machine
+    there = Machine.objects.get(slug="mk4-2" if here.slug == "mk4-1" else "mk4-1")
+
+    page = html.unescape(op_client.get(f"/station/floor/plates/{plate.pk}/move/").content.decode())
+    assert f'name="machine" value="{there.slug}"' in page
+    assert 'value="xl-1"' not in page and "planned for another machine profile" in page
+    assert 'value="mk4-net"' not in page and "plates are started at the station" in page
+    assert floor.PLATE_NOT_MOVED in page
+    tile_html = op_client.get("/station/floor/").content.decode()
+    assert f'data-move-plate="{plate.number}"' in tile_html
+
+    for slug, why in (
+        ("xl-1", "XL-1 cannot make"),
+        ("mk4-net", "plates are started at the station"),
+        (here.slug, f"is already at {here.name}"),
+    ):
+        response = op_client.post(f"/station/floor/plates/{plate.pk}/move/", {"machine": slug})
+        assert why in html.unescape(op_client.get(response["Location"]).content.decode()), slug
+    plate.refresh_from_db()
+    assert plate.machine_id == here.pk
+
+    response = op_client.post(
+        f"/station/floor/plates/{plate.pk}/move/",
+        {"machine": there.slug, "back": "/station/floor/"},
+    )
+    assert response["Location"] == "/station/floor/"
+    plate.refresh_from_db()
+    assert (plate.status, plate.machine_id) == (Plate.Status.ROUTED, there.pk)
+    for job in (a, b):
+        job.refresh_from_db()
+        assert (job.status, job.machine_id) == (Job.Status.ROUTED, there.pk)
+        event = job.events.order_by("pk").last()
+        assert (event.step, event.from_status, event.to_status, event.actor) == (
+            "move",
+            "routed",
+            "routed",
+            "op",
+        )
+        assert f"{plate.number} moved from {here.name} to {there.name}" in event.message
+    tile = next(
+        t
+        for t in floor.floor_read(Site.objects.all(), now=timezone.now()).sites[0].tiles
+        if t.machine.pk == there.pk
+    )
+    assert [q.plate.number for q in tile.queue if isinstance(q, floor.QueuedPlate)] == [
+        plate.number
+    ]
+    # Once started it stays.
+    plating.plate_start(plate_id=plate.pk, operator=operator, now=timezone.now())
+    with pytest.raises(Exception, match="only a plate waiting in a machine's queue"):
+        floor.plate_move_to_machine(
+            plate_id=plate.pk, machine_id=here.pk, operator=operator, now=timezone.now()
+        )
+
+
 # --- moves ----------------------------------------------------------------------------------
 
 
@@ -327,6 +482,18 @@ def test_a_refresh_costs_the_same_for_2_machines_or_8(user, operator, op_client)
             if index % 2:
                 start_with_progress(job, operator, 50)
             make_station_job(user=user, machine=machine)
+            # Plates (#13), written as rows: one routed to each machine, with copies of two
+            # jobs; on the even ones another that ran an hour ago and waits for QC.
+            routed = make_plate([plated_job(user, quantity=2), plated_job(user, quantity=3)])
+            Plate.objects.filter(pk=routed.pk).update(status="routed", machine=machine)
+            if not index % 2:
+                ran = make_plate([plated_job(user, quantity=2)])
+                Plate.objects.filter(pk=ran.pk).update(
+                    status="finished",
+                    machine=machine,
+                    started_at=timezone.now() - timedelta(hours=2),
+                    finished_at=timezone.now() - timedelta(hours=1),
+                )
             machines.machine_set_state(
                 machine_id=machine.pk, state="offline", now=timezone.now(), actor="t", reason="t"
             ) if index == 3 else None
@@ -336,13 +503,17 @@ def test_a_refresh_costs_the_same_for_2_machines_or_8(user, operator, op_client)
         with CaptureQueriesContext(connection) as captured:
             response = op_client.get("/station/floor-live/")
         assert response.status_code == 200
+        assert response.content.decode().count("data-plate=") == machine_count()
         print(f"{len(captured)} queries")  # noqa: T201  (shown with -s)
         return len(captured)
+
+    def machine_count() -> int:
+        return Machine.objects.exclude(state="offline").count()
 
     add(0, 2)
     few = cost()
     add(2, 6)
     many = cost()
     assert many == few
-    assert many <= 12  # session, user, the site check, sites, machines, their materials,
-    # jobs, job events, machine events, the sites' hours and closures
+    assert many <= 14  # session, user, the site check, sites, machines, their materials,
+    # jobs, job events, machine events, plates, their copies, the sites' hours and closures
