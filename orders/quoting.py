@@ -120,6 +120,12 @@ class Quote:
     plates: int = 0
     copies_per_plate: int = 0
     plate_time_s: float = 0.0
+    plate_setup_s: float = 0.0  # the machine time each plate costs once
+
+    @property
+    def run_time_s(self) -> float:
+        """The machine time of all the line's copies, as its plate plan runs them."""
+        return quoted_run_time_s(self.as_json())
 
     @property
     def firm(self) -> bool:
@@ -177,7 +183,55 @@ class PlatePlan:
     @property
     def run_time_s(self) -> float:
         """Every plate's machine time: the plates run one after another on the machine."""
-        return self.plates * self.plate_setup_s + self.quantity * self.part_time_s
+        return plates_run_time_s(
+            plates=self.plates,
+            quantity=self.quantity,
+            plate_setup_s=self.plate_setup_s,
+            part_time_s=self.part_time_s,
+        )
+
+
+def plates_run_time_s(
+    *, plates: int, quantity: int, plate_setup_s: float, part_time_s: float
+) -> float:
+    """The machine time of `quantity` copies on `plates` plates: each plate's setup once, each
+    copy its own time. The one formula: the quote (PlatePlan) and the queue simulator
+    (quoted_run_time_s, production.simulation) both call it, so a quote's lead time and its
+    promise count the same machine time."""
+    return plates * plate_setup_s + quantity * part_time_s
+
+
+def quoted_plate_setup_s(quoted: Mapping[str, Any], *, default: float) -> float:
+    """The machine time a plate of a stored quote (Quote.as_json) costs once: stored since
+    the promise needs it, else (older quotes) the full plate's time less its copies' own."""
+    if quoted.get("plate_setup_s") is not None:
+        return float(quoted["plate_setup_s"])
+    if not int(quoted.get("plates") or 0):
+        return default
+    full = float(quoted["plate_time_s"])
+    copies = int(quoted["copies_per_plate"])
+    return max(0.0, full - copies * float(quoted["machine_time_s"]))
+
+
+def quoted_run_time_s(
+    quoted: Mapping[str, Any], *, quantity: int | None = None, part_time_s: float | None = None
+) -> float:
+    """The machine time of a stored quote's line as its plate plan runs it (plates_run_time_s):
+    `quantity` copies (the quote's) of `part_time_s` each (the quote's per-part time; a
+    planned toolpath's once there is one), on as many plates as the quote's copies per plate
+    need. A line not quoted on plates: one run of its copies. Raises ValueError/TypeError/
+    KeyError on a malformed quote."""
+    count = int(quoted.get("quantity") or 1) if quantity is None else quantity
+    part = float(quoted.get("machine_time_s") or 0) if part_time_s is None else part_time_s
+    per_plate = int(quoted.get("copies_per_plate") or 0)
+    if not int(quoted.get("plates") or 0) or per_plate < 1:
+        return count * part
+    return plates_run_time_s(
+        plates=-(-max(1, count) // per_plate),
+        quantity=count,
+        plate_setup_s=quoted_plate_setup_s(quoted, default=0.0),
+        part_time_s=part,
+    )
 
 
 def copies_per_plate(
@@ -327,12 +381,7 @@ def requote(
     try:
         plates = int(quoted.get("plates") or 0)
         setup_fee = Decimal(str(quoted["setup_fee"])) / max(1, plates)  # per plate
-        plate_setup_s = rates.plate_setup_s
-        if plates:
-            # What a plate cost once, from the full plate's time and its copies' own.
-            full = float(quoted["plate_time_s"])
-            copies = int(quoted["copies_per_plate"])
-            plate_setup_s = max(0.0, full - copies * float(quoted["machine_time_s"]))
+        plate_setup_s = quoted_plate_setup_s(quoted, default=rates.plate_setup_s)
         material = MaterialFacts(
             slug="",
             density_g_cm3=float(quoted["density_g_cm3"]),
@@ -609,4 +658,5 @@ def _priced(
         plates=plan.plates if plan is not None else 0,
         copies_per_plate=plan.copies_per_plate if plan is not None else 0,
         plate_time_s=round(plan.plate_time_s, 1) if plan is not None else 0.0,
+        plate_setup_s=plan.plate_setup_s if plan is not None else 0.0,
     )
