@@ -524,6 +524,16 @@ ORDER_QUOTE_RATES = replace(
     plate_setup_s=env.float("MF_QUOTE_PLATE_SETUP_S", default=300.0),
     plate_spacing_mm=PLATE_SPACING_MM,
 )
+# Lead times and promises mean "QC passed" (#15.3): after a job's (simulated) finish they allow
+# MF_PROMISE_QC_JOB_S (taking the plate off, opening the checklist) plus MF_PROMISE_QC_COPY_S a
+# copy (measuring it); orders.quoting.qc_time_s, for the quote and the simulated promise alike.
+ORDER_QUOTE_RATES = replace(
+    ORDER_QUOTE_RATES,
+    qc_job_s=env.float("MF_PROMISE_QC_JOB_S", default=1800.0),
+    qc_copy_s=env.float("MF_PROMISE_QC_COPY_S", default=120.0),
+)
+if ORDER_QUOTE_RATES.qc_job_s < 0 or ORDER_QUOTE_RATES.qc_copy_s < 0:
+    raise ImproperlyConfigured("MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S are seconds, >= 0")
 # "From" prices on the catalog cards (orders.price_from): the quote of each part's default
 # configuration, kept this long in the cache (a new revision, estimator or material price is
 # a new entry at once).
@@ -789,14 +799,6 @@ if MF_FAILMAP_BINS < 2 or MF_FAILMAP_MIN_MADE < 1 or not 0 < MF_FAILMAP_RATE <= 
 MF_PROMISE_CONFIDENCE = env.float("MF_PROMISE_CONFIDENCE", default=0.9)
 MF_PROMISE_MIN_SAMPLES = env.int("MF_PROMISE_MIN_SAMPLES", default=10)
 MF_PROMISE_DEFAULT_SPREAD = env.float("MF_PROMISE_DEFAULT_SPREAD", default=0.25)
-# A promise is "QC passed": after a job's simulated finish it allows MF_PROMISE_QC_JOB_S
-# (taking the plate off, opening the checklist) plus MF_PROMISE_QC_COPY_S a copy (measuring).
-MF_PROMISE_QC_JOB_S = env.float("MF_PROMISE_QC_JOB_S", default=1800.0)
-MF_PROMISE_QC_COPY_S = env.float("MF_PROMISE_QC_COPY_S", default=120.0)
-if MF_PROMISE_QC_JOB_S < 0 or MF_PROMISE_QC_COPY_S < 0:
-    raise ImproperlyConfigured(
-        "MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S are seconds, 0 or more"
-    )
 MF_WHATIF_MAX_JOBS = env.int("MF_WHATIF_MAX_JOBS", default=5000)
 if not 0.5 <= MF_PROMISE_CONFIDENCE < 1 or MF_PROMISE_DEFAULT_SPREAD < 0 or MF_WHATIF_MAX_JOBS < 1:
     raise ImproperlyConfigured(

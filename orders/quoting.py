@@ -66,6 +66,10 @@ class Rates:
     # the arrangement places 119 of 120 on the printer's bed).
     plate_slack_mm: float = 1.0
     default_bed_mm: tuple[float, float] = (250.0, 210.0)
+    # QC after the machine (qc_time_s): a lead time ends when the parts have passed QC. None
+    # here (the rates alone); the settings allow MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S.
+    qc_job_s: float = 0.0  # once per job: taking the plate off, opening the checklist
+    qc_copy_s: float = 0.0  # per copy: measuring it
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,13 @@ def plates_run_time_s(
     (quoted_run_time_s, production.simulation) both call it, so a quote's lead time and its
     promise count the same machine time."""
     return plates * plate_setup_s + quantity * part_time_s
+
+
+def qc_time_s(*, copies: int, job_s: float, copy_s: float) -> float:
+    """The time a finished job of `copies` copies takes to pass QC: once per job and once
+    per copy (at least one). The one formula: the quote's lead time and the simulated promise
+    (production.simulation.promise) both add it."""
+    return job_s + copy_s * max(1, copies)
 
 
 def quoted_plate_setup_s(quoted: Mapping[str, Any], *, default: float) -> float:
@@ -403,6 +414,8 @@ def requote(
             quantity_breaks=rates.quantity_breaks,
             pipeline_overhead_s=rates.pipeline_overhead_s,
             plate_setup_s=plate_setup_s,
+            qc_job_s=rates.qc_job_s,
+            qc_copy_s=rates.qc_copy_s,
         )
         toolpath = quoted.get("machine_time_s") if quoted.get("time_basis") == "toolpath" else None
         built = quote_line(
@@ -633,8 +646,9 @@ def _priced(
     unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
     lead_time = None
     if best is not None:
+        qc = qc_time_s(copies=quantity, job_s=rates.qc_job_s, copy_s=rates.qc_copy_s)
         lead_time = int(
-            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s)
+            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s + qc)
         )
     return Quote(
         currency=rates.currency,

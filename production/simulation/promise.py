@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from orders.models import Order
+from orders.quoting import qc_time_s
 from production import routing
 from production.machines import changeover_s, read_once
 from production.models import Job, JobEvent
@@ -111,12 +112,15 @@ def run_time_spread(*, confidence: float | None = None) -> Spread:
 def qc_allowance_s(
     *, copies: int, job_s: float | None = None, copy_s: float | None = None
 ) -> float:
-    """The time a finished job of `copies` copies is allowed until it has passed QC: once
-    per job (taking the plate off, the checklist's setup) and once per copy (measuring it).
-    From MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S unless given."""
-    per_job: float = settings.MF_PROMISE_QC_JOB_S if job_s is None else job_s
-    per_copy: float = settings.MF_PROMISE_QC_COPY_S if copy_s is None else copy_s
-    return per_job + per_copy * max(1, copies)
+    """The time a finished job of `copies` copies is allowed until it has passed QC
+    (orders.quoting.qc_time_s, as the quote's lead time allows it): once per job and once per
+    copy, from the quote rates (MF_PROMISE_QC_JOB_S, MF_PROMISE_QC_COPY_S) unless given."""
+    rates = settings.ORDER_QUOTE_RATES
+    return qc_time_s(
+        copies=copies,
+        job_s=rates.qc_job_s if job_s is None else job_s,
+        copy_s=rates.qc_copy_s if copy_s is None else copy_s,
+    )
 
 
 def qc_passed_at(result: SimResult, qc_s: Mapping[str, float]) -> datetime | None:
@@ -267,7 +271,7 @@ def order_promise(
         overhead_s=settings.ORDER_QUOTE_RATES.pipeline_overhead_s,
         changeover=changeover_s(),
         spread=spread,
-        qc=(settings.MF_PROMISE_QC_JOB_S, settings.MF_PROMISE_QC_COPY_S),
+        qc=(settings.ORDER_QUOTE_RATES.qc_job_s, settings.ORDER_QUOTE_RATES.qc_copy_s),
     )
 
 

@@ -3,6 +3,7 @@ build, the DFM report and the instant quote like a catalog part, is ordered and 
 the real pipeline, stays its organisation's own, and a catalog admin can promote it into the
 catalog. Bad files get a reason, never a 500."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -308,8 +309,9 @@ def test_an_account_without_an_organisation_is_told_so(db):
 def test_the_upload_page_shows_ready_by_as_the_part_page_does(user, factory, settings):
     """Once the file is checked, the quote says "Ready by": the live queue simulated with
     this line added (orders.delivery, as on the part page), QC allowance included."""
-    settings.MF_PROMISE_QC_JOB_S = 3600.0
-    settings.MF_PROMISE_QC_COPY_S = 600.0
+    settings.ORDER_QUOTE_RATES = replace(
+        settings.ORDER_QUOTE_RATES, qc_job_s=3600.0, qc_copy_s=600.0
+    )
     page = Client()
     page.force_login(user)
     page.post("/uploads/", {"name": "Spacer 25", "model": upload_file(box_stl(), "s.stl")})

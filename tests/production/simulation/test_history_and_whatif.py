@@ -225,6 +225,7 @@ def test_the_promise_on_the_live_queue_is_its_simulated_finish_with_the_sites_ho
     # 14:15, it waits behind them, the site closes at 16:00 and opens on Tuesday at 08:00;
     # finished at 09:00, it has passed QC after the allowance (MF_PROMISE_QC_*).
     assert promise is not None
-    qc = timedelta(seconds=settings.MF_PROMISE_QC_JOB_S + settings.MF_PROMISE_QC_COPY_S)
+    rates = settings.ORDER_QUOTE_RATES
+    qc = timedelta(seconds=rates.qc_job_s + rates.qc_copy_s)
     assert promise.ready_at == promise.expected_at == datetime(2026, 12, 1, 9, 0, tzinfo=UTC) + qc
     assert promise.jobs_ahead == 2

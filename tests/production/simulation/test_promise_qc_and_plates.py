@@ -2,6 +2,7 @@
 line's copies are simulated as the quote's plate plan runs them (orders.quoting): pure, no
 database."""
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -53,14 +54,13 @@ def test_the_promise_allows_qc_per_job_and_per_copy_after_the_simulated_finish()
 
 
 def test_the_qc_allowance_comes_from_its_settings(settings):
-    settings.MF_PROMISE_QC_JOB_S = 600.0
-    settings.MF_PROMISE_QC_COPY_S = 45.0
+    settings.ORDER_QUOTE_RATES = replace(settings.ORDER_QUOTE_RATES, qc_job_s=600, qc_copy_s=45)
     assert qc_allowance_s(copies=4) == 600 + 4 * 45
     assert qc_allowance_s(copies=0) == 600 + 45  # a job has at least one copy
 
 
 def test_a_ten_copy_job_is_simulated_as_the_quotes_plate_plan():
-    rates = Rates()
+    rates = Rates(qc_job_s=1800.0, qc_copy_s=120.0)  # the settings' defaults
     machine = MachineOffer(name="MK4-1", hourly_rate=Decimal("6"), queue_eta_s=0.0)
     # 110 x 100 mm lying flat: two to the 250 x 210 bed, so ten copies take five plates.
     extents = (110.0, 100.0, 10.0)
@@ -80,8 +80,10 @@ def test_a_ten_copy_job_is_simulated_as_the_quotes_plate_plan():
     assert (quote.plates, quote.copies_per_plate) == (plan.plates, plan.copies_per_plate) == (5, 2)
     assert plan.run_time_s == 5 * rates.plate_setup_s + 10 * 1200.0
     assert quote.run_time_s == pytest.approx(plan.run_time_s)
-    # The quote's lead time counts the same machine time (an idle machine, no transit).
-    assert quote.lead_time_s == round(plan.run_time_s + rates.pipeline_overhead_s)
+    # The quote's lead time counts the same machine time (an idle machine, no transit), and
+    # QC: 30 min for the job, 2 min for each of its 10 copies.
+    qc = rates.qc_job_s + 10 * rates.qc_copy_s
+    assert quote.lead_time_s == round(plan.run_time_s + rates.pipeline_overhead_s + qc)
     line = PromiseLine(
         process="fdm", material="pla", extents_mm=extents, run_s=quote.run_time_s, copies=10
     )
@@ -90,4 +92,7 @@ def test_a_ten_copy_job_is_simulated_as_the_quotes_plate_plan():
     assert promise is not None
     simulated = (promise.ready_at - MONDAY_2PM).total_seconds() - 900  # less the pipeline
     assert simulated == pytest.approx(plan.run_time_s)
-    assert simulated == pytest.approx(quote.lead_time_s - rates.pipeline_overhead_s)
+    # With the QC allowance, the promise on an idle machine is the quote's lead time.
+    with_qc = _promise(idle, line, qc=(rates.qc_job_s, rates.qc_copy_s))
+    assert with_qc is not None
+    assert (with_qc.ready_at - MONDAY_2PM).total_seconds() == pytest.approx(quote.lead_time_s)
