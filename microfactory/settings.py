@@ -524,6 +524,16 @@ ORDER_QUOTE_RATES = replace(
     plate_setup_s=env.float("MF_QUOTE_PLATE_SETUP_S", default=300.0),
     plate_spacing_mm=PLATE_SPACING_MM,
 )
+# Lead times and promises mean "QC passed" (#15.3): after a job's (simulated) finish they allow
+# MF_PROMISE_QC_JOB_S (taking the plate off, opening the checklist) plus MF_PROMISE_QC_COPY_S a
+# copy (measuring it); orders.quoting.qc_time_s, for the quote and the simulated promise alike.
+ORDER_QUOTE_RATES = replace(
+    ORDER_QUOTE_RATES,
+    qc_job_s=env.float("MF_PROMISE_QC_JOB_S", default=1800.0),
+    qc_copy_s=env.float("MF_PROMISE_QC_COPY_S", default=120.0),
+)
+if ORDER_QUOTE_RATES.qc_job_s < 0 or ORDER_QUOTE_RATES.qc_copy_s < 0:
+    raise ImproperlyConfigured("MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S are seconds, >= 0")
 # "From" prices on the catalog cards (orders.price_from): the quote of each part's default
 # configuration, kept this long in the cache (a new revision, estimator or material price is
 # a new entry at once).

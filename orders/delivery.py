@@ -168,7 +168,9 @@ def order_delivery_quote(
                 process=facts.process,
                 material=facts.material.slug,
                 extents_mm=facts.extents_mm,
-                run_s=quote.machine_time_s * quote.quantity,
+                # As the quote's plate plan runs the copies (orders.quoting.plates_run_time_s).
+                run_s=quote.run_time_s,
+                copies=quote.quantity,
             )
             for facts, quote in lines
         ]

@@ -66,6 +66,10 @@ class Rates:
     # the arrangement places 119 of 120 on the printer's bed).
     plate_slack_mm: float = 1.0
     default_bed_mm: tuple[float, float] = (250.0, 210.0)
+    # QC after the machine (qc_time_s): a lead time ends when the parts have passed QC. None
+    # here (the rates alone); the settings allow MF_PROMISE_QC_JOB_S and MF_PROMISE_QC_COPY_S.
+    qc_job_s: float = 0.0  # once per job: taking the plate off, opening the checklist
+    qc_copy_s: float = 0.0  # per copy: measuring it
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,12 @@ class Quote:
     plates: int = 0
     copies_per_plate: int = 0
     plate_time_s: float = 0.0
+    plate_setup_s: float = 0.0  # the machine time each plate costs once
+
+    @property
+    def run_time_s(self) -> float:
+        """The machine time of all the line's copies, as its plate plan runs them."""
+        return quoted_run_time_s(self.as_json())
 
     @property
     def firm(self) -> bool:
@@ -177,7 +187,62 @@ class PlatePlan:
     @property
     def run_time_s(self) -> float:
         """Every plate's machine time: the plates run one after another on the machine."""
-        return self.plates * self.plate_setup_s + self.quantity * self.part_time_s
+        return plates_run_time_s(
+            plates=self.plates,
+            quantity=self.quantity,
+            plate_setup_s=self.plate_setup_s,
+            part_time_s=self.part_time_s,
+        )
+
+
+def plates_run_time_s(
+    *, plates: int, quantity: int, plate_setup_s: float, part_time_s: float
+) -> float:
+    """The machine time of `quantity` copies on `plates` plates: each plate's setup once, each
+    copy its own time. The one formula: the quote (PlatePlan) and the queue simulator
+    (quoted_run_time_s, production.simulation) both call it, so a quote's lead time and its
+    promise count the same machine time."""
+    return plates * plate_setup_s + quantity * part_time_s
+
+
+def qc_time_s(*, copies: int, job_s: float, copy_s: float) -> float:
+    """The time a finished job of `copies` copies takes to pass QC: once per job and once
+    per copy (at least one). The one formula: the quote's lead time and the simulated promise
+    (production.simulation.promise) both add it."""
+    return job_s + copy_s * max(1, copies)
+
+
+def quoted_plate_setup_s(quoted: Mapping[str, Any], *, default: float) -> float:
+    """The machine time a plate of a stored quote (Quote.as_json) costs once: stored since
+    the promise needs it, else (older quotes) the full plate's time less its copies' own."""
+    if quoted.get("plate_setup_s") is not None:
+        return float(quoted["plate_setup_s"])
+    if not int(quoted.get("plates") or 0):
+        return default
+    full = float(quoted["plate_time_s"])
+    copies = int(quoted["copies_per_plate"])
+    return max(0.0, full - copies * float(quoted["machine_time_s"]))
+
+
+def quoted_run_time_s(
+    quoted: Mapping[str, Any], *, quantity: int | None = None, part_time_s: float | None = None
+) -> float:
+    """The machine time of a stored quote's line as its plate plan runs it (plates_run_time_s):
+    `quantity` copies (the quote's) of `part_time_s` each (the quote's per-part time; a
+    planned toolpath's once there is one), on as many plates as the quote's copies per plate
+    need. A line not quoted on plates: one run of its copies. Raises ValueError/TypeError/
+    KeyError on a malformed quote."""
+    count = int(quoted.get("quantity") or 1) if quantity is None else quantity
+    part = float(quoted.get("machine_time_s") or 0) if part_time_s is None else part_time_s
+    per_plate = int(quoted.get("copies_per_plate") or 0)
+    if not int(quoted.get("plates") or 0) or per_plate < 1:
+        return count * part
+    return plates_run_time_s(
+        plates=-(-max(1, count) // per_plate),
+        quantity=count,
+        plate_setup_s=quoted_plate_setup_s(quoted, default=0.0),
+        part_time_s=part,
+    )
 
 
 def copies_per_plate(
@@ -327,12 +392,7 @@ def requote(
     try:
         plates = int(quoted.get("plates") or 0)
         setup_fee = Decimal(str(quoted["setup_fee"])) / max(1, plates)  # per plate
-        plate_setup_s = rates.plate_setup_s
-        if plates:
-            # What a plate cost once, from the full plate's time and its copies' own.
-            full = float(quoted["plate_time_s"])
-            copies = int(quoted["copies_per_plate"])
-            plate_setup_s = max(0.0, full - copies * float(quoted["machine_time_s"]))
+        plate_setup_s = quoted_plate_setup_s(quoted, default=rates.plate_setup_s)
         material = MaterialFacts(
             slug="",
             density_g_cm3=float(quoted["density_g_cm3"]),
@@ -354,6 +414,8 @@ def requote(
             quantity_breaks=rates.quantity_breaks,
             pipeline_overhead_s=rates.pipeline_overhead_s,
             plate_setup_s=plate_setup_s,
+            qc_job_s=rates.qc_job_s,
+            qc_copy_s=rates.qc_copy_s,
         )
         toolpath = quoted.get("machine_time_s") if quoted.get("time_basis") == "toolpath" else None
         built = quote_line(
@@ -584,8 +646,9 @@ def _priced(
     unit_price = _money((material_cost + machine_cost) * (1 - Decimal(str(discount))))
     lead_time = None
     if best is not None:
+        qc = qc_time_s(copies=quantity, job_s=rates.qc_job_s, copy_s=rates.qc_copy_s)
         lead_time = int(
-            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s)
+            round(best.queue_eta_s + run_time + best.transit_s + rates.pipeline_overhead_s + qc)
         )
     return Quote(
         currency=rates.currency,
@@ -609,4 +672,5 @@ def _priced(
         plates=plan.plates if plan is not None else 0,
         copies_per_plate=plan.copies_per_plate if plan is not None else 0,
         plate_time_s=round(plan.plate_time_s, 1) if plan is not None else 0.0,
+        plate_setup_s=plan.plate_setup_s if plan is not None else 0.0,
     )

@@ -13,10 +13,12 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line
+from orders.delivery import order_delivery_quote
 from orders.models import CustomerUpload
 from orders.services import LineRequest, OrderInvalid
 from orders.uploads import (
@@ -27,6 +29,7 @@ from orders.uploads import (
     upload_state,
 )
 from orders.views import _default_site, _flatten, _quantity, duration_text
+from production import public
 
 
 def _upload(request: HttpRequest, upload_id: int) -> CustomerUpload:
@@ -75,17 +78,26 @@ def uploads_page(request: HttpRequest) -> HttpResponse:
 def _configuration(
     request: HttpRequest, upload: CustomerUpload, material: str, quantity: int
 ) -> dict[str, Any]:
-    """The upload's state, DFM notes and report, and quote in this material and quantity."""
-    try:
-        quoted = upload_quote(
-            upload=upload,
-            material=material,
-            quantity=quantity,
-            delivery_site=_default_site(request),
+    """The upload's state, DFM notes and report, and quote in this material and quantity,
+    with its "Ready by" as the part page gives it (the machines read once for both)."""
+    with public.machines_read_once():
+        try:
+            quoted = upload_quote(
+                upload=upload,
+                material=material,
+                quantity=quantity,
+                delivery_site=_default_site(request),
+            )
+        except OrderInvalid as invalid:
+            return {"errors": invalid.errors, "state": upload_state(upload)}
+        promise = (
+            # The live queue simulated with this line added, at standard speed.
+            order_delivery_quote([(quoted.facts, quoted.quote)], now=timezone.now()).standard
+            if quoted.state.status == "ready"
+            else None
         )
-    except OrderInvalid as invalid:
-        return {"errors": invalid.errors, "state": upload_state(upload)}
     return {
+        "promise": promise,
         "errors": {},
         "state": quoted.state,
         "preview": quoted.state.preview,

@@ -11,10 +11,10 @@ every job done and every machine as it is now.
 
 What is written is what those jobs would have left behind: completed orders and lines (with
 the promise the simulation would have made: the same run on estimates plus the default
-spread), jobs with every move from queued to QC passed as JobEvents, and each machine's
-busy/idle changes as MachineEvents, all through production.lifecycle.history_record. The
-what-if page (production.simulation.whatif) replaying this period with no change finds the
-same machine for every job.
+spread, plus the QC allowance), jobs with every move from queued to QC passed as JobEvents,
+and each machine's busy/idle changes as MachineEvents, all through
+production.lifecycle.history_record. The what-if page (production.simulation.whatif)
+replaying this period with no change finds the same machine for every job.
 """
 
 import random
@@ -35,6 +35,7 @@ from production.lifecycle import By, PastJob, PastMachineChange, PastMove
 from production.machines import changeover_s, routing_facts, transit_table
 from production.models import Job, Machine
 from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
+from production.simulation.promise import qc_allowance_s, qc_passed_at
 
 SEED = 15
 # The pipeline's steps before routing, as minutes after the order (geometry, validation,
@@ -274,7 +275,14 @@ def history_seed(*, weeks: int, now: datetime, actor: str = "seed_demo") -> int:
         keys = [f"{demanded.number}.{i}" for i in range(len(demanded.lines))]
         member = requesters[demanded.customer]
         org = customers[demanded.customer]
-        promise = promised.finish_of(keys)
+        # "Ready by" means QC passed: the promise's finish plus the QC allowance.
+        promise = qc_passed_at(
+            promised,
+            {
+                key: qc_allowance_s(copies=line.quantity)
+                for key, line in zip(keys, demanded.lines, strict=True)
+            },
+        )
         placed.append(
             Order(
                 organisation=org,

@@ -4,7 +4,14 @@ The live queue is simulated with the order's lines added (engine.simulate over
 snapshot.live_factory): every machine's running job and queue, the jobs still in the
 pipeline or waiting for the router, changeovers, the sites' opening hours, and the real
 router placing the order's jobs when their travelers would be ready (after the pipeline's
-overhead). The order is ready when its last job is at the delivery site.
+overhead). The order is ready when its last job has passed QC and is at the delivery site:
+each job's simulated finish (plus transit) plus the QC allowance, MF_PROMISE_QC_JOB_S a job
+and MF_PROMISE_QC_COPY_S a copy (qc_allowance_s), so "ready by" means QC passed, the moment
+promise accuracy is measured at.
+
+A printed line's copies run as its quote's plate plan (orders.quoting.plates_run_time_s via
+Quote.run_time_s): each plate's setup once plus each copy's time, the quote's lead time's
+machine time.
 
 Confidence: run times vary around their estimates. Past jobs say by how much: the ratio of
 each one's real run (started -> finished) to its estimate, over the latest jobs run. The
@@ -15,7 +22,7 @@ past jobs did. Until MF_PROMISE_MIN_SAMPLES jobs have run, the estimates stand f
 median and the estimates plus MF_PROMISE_DEFAULT_SPREAD for the promise.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -23,10 +30,11 @@ from django.conf import settings
 from django.db.models import OuterRef, Subquery
 
 from orders.models import Order
+from orders.quoting import qc_time_s
 from production import routing
 from production.machines import changeover_s, read_once
 from production.models import Job, JobEvent
-from production.simulation.engine import SimJob, SimMachine, simulate
+from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
 from production.simulation.metrics import percentile
 from production.simulation.snapshot import LiveFactory, live_factory
 
@@ -42,7 +50,8 @@ class PromiseLine:
     process: str
     material: str
     extents_mm: tuple[float, float, float]
-    run_s: float
+    run_s: float  # every copy, as the quote's plate plan runs them (Quote.run_time_s)
+    copies: int = 1  # for the QC allowance per copy
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,31 @@ def run_time_spread(*, confidence: float | None = None) -> Spread:
     )
 
 
+def qc_allowance_s(
+    *, copies: int, job_s: float | None = None, copy_s: float | None = None
+) -> float:
+    """The time a finished job of `copies` copies is allowed until it has passed QC
+    (orders.quoting.qc_time_s, as the quote's lead time allows it): once per job and once per
+    copy, from the quote rates (MF_PROMISE_QC_JOB_S, MF_PROMISE_QC_COPY_S) unless given."""
+    rates = settings.ORDER_QUOTE_RATES
+    return qc_time_s(
+        copies=copies,
+        job_s=rates.qc_job_s if job_s is None else job_s,
+        copy_s=rates.qc_copy_s if copy_s is None else copy_s,
+    )
+
+
+def qc_passed_at(result: SimResult, qc_s: Mapping[str, float]) -> datetime | None:
+    """When the last of these jobs (key: its QC allowance) has passed QC and is at its
+    delivery site; None if one is not made."""
+    if not qc_s or any(key not in result.outcomes for key in qc_s):
+        return None
+    return max(
+        result.outcomes[key].arrival_at + timedelta(seconds=allowance)
+        for key, allowance in qc_s.items()
+    )
+
+
 def _scaled(factory: LiveFactory, factor: float, now: datetime) -> list[SimMachine]:
     """The machines with every job's real run at `factor` times its estimate."""
     machines = []
@@ -129,9 +163,11 @@ def simulated_finish(
     overhead_s: float,
     changeover: float,
     factor: float = 1.0,
+    qc: tuple[float, float] = (0.0, 0.0),
 ) -> datetime | None:
-    """When the order of these lines is at its delivery site if placed now, every run at
-    `factor` times its estimate; None when a line is not made (no machine takes it)."""
+    """When the order of these lines has passed QC and is at its delivery site if placed
+    now, every run at `factor` times its estimate, `qc` (per job, per copy) allowed for QC;
+    None when a line is not made (no machine takes it)."""
     keys = [f"order-line-{index}" for index in range(len(lines))]
     ready = now + timedelta(seconds=overhead_s)
     jobs = [
@@ -162,7 +198,13 @@ def simulated_finish(
         changeover_s=changeover,
         stop_when_started=keys,
     )
-    return result.finish_of(keys)
+    return qc_passed_at(
+        result,
+        {
+            key: qc_allowance_s(copies=line.copies, job_s=qc[0], copy_s=qc[1])
+            for key, line in zip(keys, lines, strict=True)
+        },
+    )
 
 
 def promise_from(
@@ -175,6 +217,7 @@ def promise_from(
     overhead_s: float,
     changeover: float,
     spread: Spread,
+    qc: tuple[float, float] = (0.0, 0.0),
 ) -> Promise | None:
     """The promise (and the expected finish) of these lines on this factory. Pure."""
     expected, late = (
@@ -187,6 +230,7 @@ def promise_from(
             overhead_s=overhead_s,
             changeover=changeover,
             factor=factor,
+            qc=qc,
         )
         for factor in (spread.expected, spread.late)
     )
@@ -227,6 +271,7 @@ def order_promise(
         overhead_s=settings.ORDER_QUOTE_RATES.pipeline_overhead_s,
         changeover=changeover_s(),
         spread=spread,
+        qc=(settings.ORDER_QUOTE_RATES.qc_job_s, settings.ORDER_QUOTE_RATES.qc_copy_s),
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from orders.quoting import quoted_run_time_s
 from production import routing
 from production.machines import (
     PRIORITY,
@@ -135,17 +136,17 @@ def _waiting_jobs(
             needs = job_needs(job, transit=transit)
             jobs.append(SimJob(needs=needs, ready_at=now))
             continue
-        # Still in the pipeline: its planned toolpath time when there is one, else its
-        # line's quoted machine time per part (as the quote's waiting work counted them).
+        # Still in the pipeline: its copies on the plates its line's quote planned
+        # (orders.quoting.quoted_run_time_s), each copy its planned toolpath time when there
+        # is one, else the quoted machine time per part.
         planned = (job.toolpath_meta or {}).get("estimated_time_s")
-        quoted = (job.line.quote or {}).get("machine_time_s")
         try:
-            estimate = (
-                float(planned) * max(1, job.quantity)
-                if planned
-                else float(quoted or 0) * max(1, job.quantity)
+            estimate = quoted_run_time_s(
+                job.line.quote or {},
+                quantity=max(1, job.quantity),
+                part_time_s=float(planned) if planned else None,
             )
-        except (TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             estimate = 0.0  # a malformed estimate counts nothing rather than breaking a quote
         extents = (job.dfm_report or {}).get("extents_mm") or (0.0, 0.0, 0.0)
         order = job.line.order

@@ -198,10 +198,14 @@ def test_the_quote_api_shows_standard_and_expedited_with_the_fee_and_promises(ap
     assert Decimal(expedited["fee"]) == fee and Decimal(expedited["total"]) == total + fee
     # Expedited skips the two days of waiting work (one machine can take it); standard does not.
     assert expedited["lead_time_s"] == body["quote"]["lead_time_s"]
-    assert standard["lead_time_s"] == expedited["lead_time_s"] + 2 * DAY
+    # The waiting job runs as its quote's plate plan: its plate's setup once, then its copy.
+    setup = settings.ORDER_QUOTE_RATES.plate_setup_s
+    assert standard["lead_time_s"] == expedited["lead_time_s"] + 2 * DAY + setup
     promised = datetime.fromisoformat(expedited["promised_at"])
     assert promised >= before + timedelta(seconds=expedited["lead_time_s"] - 1)  # rounded
-    assert datetime.fromisoformat(standard["promised_at"]) - promised == timedelta(days=2)
+    assert datetime.fromisoformat(standard["promised_at"]) - promised == timedelta(
+        days=2, seconds=setup
+    )
 
 
 def test_the_cart_shows_both_choices_with_the_fee_and_promised_dates(user, settings):

@@ -3,6 +3,9 @@ build, the DFM report and the instant quote like a catalog part, is ordered and 
 the real pipeline, stays its organisation's own, and a catalog admin can promote it into the
 catalog. Bad files get a reason, never a 500."""
 
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import pytest
 import trimesh
@@ -300,6 +303,39 @@ def test_an_account_without_an_organisation_is_told_so(db):
 
 
 # --- pages and API ----------------------------------------------------------------------------
+
+
+@pytest.mark.cad
+def test_the_upload_page_shows_ready_by_as_the_part_page_does(user, factory, settings):
+    """Once the file is checked, the quote says "Ready by": the live queue simulated with
+    this line added (orders.delivery, as on the part page), QC allowance included."""
+    settings.ORDER_QUOTE_RATES = replace(
+        settings.ORDER_QUOTE_RATES, qc_job_s=3600.0, qc_copy_s=600.0
+    )
+    page = Client()
+    page.force_login(user)
+    page.post("/uploads/", {"name": "Spacer 25", "model": upload_file(box_stl(), "s.stl")})
+    upload = CustomerUpload.objects.get()
+    checking = page.get(f"/uploads/{upload.pk}/").content.decode()
+    assert 'id="quote-ready-by"' not in checking  # no quote, so no promise, until checked
+    built(upload)
+    checked(upload)
+    before = timezone.now()
+    for html in (
+        page.get(f"/uploads/{upload.pk}/").content.decode(),
+        page.post(
+            f"/uploads/{upload.pk}/configure/", {"material": "pla", "quantity": "3"}
+        ).content.decode(),
+    ):
+        assert "<th>Ready by</th>" in html and "no promise" not in html
+        cell = html.split('id="quote-ready-by">', 1)[1].split("</td>", 1)[0]
+        shown = datetime.strptime(
+            cell.split("<strong>", 1)[1].split("</strong>", 1)[0], "%Y-%m-%d %H:%M"
+        ).replace(tzinfo=UTC)
+        # At least the pipeline's overhead and the hour QC is allowed (the run comes between).
+        allowance = timedelta(seconds=settings.ORDER_QUOTE_RATES.pipeline_overhead_s + 3600)
+        assert shown >= (before + allowance).replace(second=0, microsecond=0)
+        assert "confidence" in cell or "%" in cell
 
 
 @pytest.mark.cad

@@ -222,9 +222,12 @@ def test_the_promise_on_the_live_queue_is_its_simulated_finish_with_the_sites_ho
     line = public.PromiseLine(process="fdm", material="pla", extents_mm=(20, 10, 10), run_s=3600)
     promise = public.order_promise([line], now=monday_2pm, expedite=False)
     # 14:00-15:00 and 15:00-16:00 for the jobs queued; the order's traveler is ready at
-    # 14:15, it waits behind them, the site closes at 16:00 and opens on Tuesday at 08:00.
+    # 14:15, it waits behind them, the site closes at 16:00 and opens on Tuesday at 08:00;
+    # finished at 09:00, it has passed QC after the allowance (MF_PROMISE_QC_*).
     assert promise is not None
-    assert promise.ready_at == promise.expected_at == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    rates = settings.ORDER_QUOTE_RATES
+    qc = timedelta(seconds=rates.qc_job_s + rates.qc_copy_s)
+    assert promise.ready_at == promise.expected_at == datetime(2026, 12, 1, 9, 0, tzinfo=UTC) + qc
     assert promise.jobs_ahead == 2
 
 
