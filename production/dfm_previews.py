@@ -38,10 +38,8 @@ logger = logging.getLogger(__name__)
 def dfm_machines(*, process: str, material: Material) -> list[routing.MachineFacts]:
     """The machines a configuration's DFM report is checked against (routing.MachineFacts):
     every machine of the process with the material loaded or loadable, as for a job. What
-    they can make, not when: the sites' opening hours are not read."""
-    return routing.with_material(
-        quote_routing_facts(process=process, calendars=False), material.slug
-    )
+    they can make, not when: their queues and the sites' opening hours are not read."""
+    return routing.with_material(quote_routing_facts(process=process, timing=False), material.slug)
 
 
 def dfm_machines_key(

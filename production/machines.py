@@ -125,12 +125,10 @@ def machine_queues(
     return queues
 
 
-def routing_facts(
-    *, process: str | None = None, calendars: bool = True
-) -> list[routing.MachineFacts]:
-    """Every machine (of a process) as the router sees it, with its queue; without
-    `calendars`, as if every site were always open (two queries fewer: for figures that read
-    no time, like the catalog's "from" prices)."""
+def routing_facts(*, process: str | None = None, timing: bool = True) -> list[routing.MachineFacts]:
+    """Every machine (of a process) as the router sees it, with its queue; without `timing`,
+    as if every machine were idle and every site always open (four queries fewer: for what
+    reads no time, the catalog's "from" prices and a configuration's DFM check)."""
     found = Machine.objects.select_related("site", "spool__material").prefetch_related(
         "materials_loaded", "materials_loadable"
     )
@@ -143,7 +141,7 @@ def routing_facts(
             ("calendars", frozenset(zones.items())),
             lambda: calendars_for_sites(zones, zones=zones),
         )
-        if calendars
+        if timing
         else {}
     )
     machine_calendars = {
@@ -151,7 +149,7 @@ def routing_facts(
         for m in machines
         if not site_calendars.get(m.site_id, SiteCalendar()).always_open
     }
-    queues = machine_queues((m.pk for m in machines), calendars=machine_calendars)
+    queues = machine_queues((m.pk for m in machines), calendars=machine_calendars) if timing else {}
     loaded_spools = spools.loaded_spools(machines)
     reserve_g: float = settings.MF_SPOOL_RESERVE_G
     facts = []
@@ -227,12 +225,12 @@ def read_once(key: Any, read: Callable[[], _T]) -> _T:
     return value
 
 
-def quote_routing_facts(*, process: str, calendars: bool = True) -> list[routing.MachineFacts]:
+def quote_routing_facts(*, process: str, timing: bool = True) -> list[routing.MachineFacts]:
     """routing_facts for a quote or a DFM report: read once inside machines_read_once()."""
     return list(
         read_once(
-            ("routing_facts", process, calendars),
-            lambda: routing_facts(process=process, calendars=calendars),
+            ("routing_facts", process, timing),
+            lambda: routing_facts(process=process, timing=timing),
         )
     )
 

@@ -473,9 +473,9 @@ def machines_for_quotes(
 ) -> list[tuple[QuoteMachine, ...]]:
     """For each (material slug, extents) of `parts`, the machines that could make it and
     take work now, as machines_for_quote offers them (no delivery site), with the machines
-    read once: the catalog's "from" prices quote many parts at once. Their queue ETAs ignore
-    opening hours (the "from" prices read no time)."""
-    facts = quote_routing_facts(process=process, calendars=False)
+    read once: the catalog's "from" prices quote many parts at once. The machines are read
+    without their queues or opening hours (the "from" prices read no time)."""
+    facts = quote_routing_facts(process=process, timing=False)
     rates = dict(Machine.objects.filter(process=process).values_list("slug", "hourly_rate"))
     offers = []
     for material, extents in parts:
