@@ -45,4 +45,4 @@ def kept_get(keys: list[str]) -> dict[str, Any]:
 
 
 def kept_set(values: dict[str, Any]) -> None:
-    cache.set_many(values, timeout=getattr(settings, "MF_DASHBOARD_CACHE_S", 3600))
+    cache.set_many(values, timeout=settings.MF_DASHBOARD_CACHE_S)
