@@ -41,7 +41,8 @@ def kept_keys() -> list[str]:
 
 def test_kept_days_give_the_same_figures_as_the_events(floor) -> None:
     first = uncached()
-    assert len(kept_keys()) == 3 * len(PERIOD.days)  # every machine, every finished day
+    sites = Machine.objects.values("site").distinct().count()
+    assert len(kept_keys()) == sites * len(PERIOD.days)  # one entry per site and finished day
     # From the cache: the machine state changes are not read again.
     with CaptureQueriesContext(connection) as queries:
         again = figures.oee(ALL, PERIOD)
@@ -55,7 +56,8 @@ def test_a_period_ending_today_keeps_the_ended_days_and_computes_today(floor) ->
     period = period_of_days(DAY - timedelta(days=1), DAY + timedelta(days=1), now=now)
     cache.clear()
     first = figures.oee(ALL, period)
-    assert len(kept_keys()) == 3 * 2  # the two ended days; today is never kept
+    sites = Machine.objects.values("site").distinct().count()
+    assert len(kept_keys()) == sites * 2  # the two ended days; today is never kept
     assert figures.oee(ALL, period) == first
     m1_today = [row for row in first.daily if row.machine == "M1"][-1]
     assert m1_today.planned_s == 15 * HOUR
@@ -116,3 +118,14 @@ def test_the_period_selector_names_the_from_to_days(organisation, settings) -> N
     html = client.get("/station/dashboard/?days=7").content.decode()
     assert '<option value="7" selected>last 7 days</option>' in html
     assert '<option value="" selected>' not in html
+
+
+def test_a_machine_added_after_the_days_were_kept_is_counted(floor) -> None:
+    from tests.builders import make_machine
+
+    figures.oee(ALL, PERIOD)  # kept without M4
+    make_machine("m4")
+    after = figures.oee(ALL, PERIOD)
+    assert after == uncached()
+    assert {row.machine for row in after.machines} >= {"M1", "M2", "M3"}
+    assert len(after.machines) == 5  # four machines and the floor's total
