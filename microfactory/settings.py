@@ -691,6 +691,11 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # material moves on. With a shared cache (MF_CACHE_URL) a change is seen by every process at
 # once; with the per-process default, other processes see it within this many seconds.
 MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
+# Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time are
+# kept in the cache, keyed by a dashboard generation production.lifecycle moves on when a
+# finished day is written; with the per-process default cache, another process's such write
+# is seen when the entries expire, after at most this many seconds.
+MF_DASHBOARD_CACHE_S = env.int("MF_DASHBOARD_CACHE_S", default=3600)
 
 # --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------
 # docs/operations.md, "API tokens" and "Two-factor authentication".

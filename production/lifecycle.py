@@ -27,8 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from microfactory.errors import DomainError
+from production.dashboards.cache import dashboard_changed
 from production.models import Job, JobEvent, Machine, MachineEvent, Plate, PlateCopy
 
 logger = logging.getLogger(__name__)
@@ -281,6 +283,13 @@ def machine_move(
         )
         if not claimed:
             return False
+        # The dashboard keeps finished days of machine time (production.dashboards.cache):
+        # a machine's first change rewrites its past (read until now as its current state),
+        # and a change dated before today rewrites a finished day.
+        if timezone.localdate(now) < timezone.localdate() or not (
+            MachineEvent.objects.filter(machine_id=machine.pk).exists()
+        ):
+            _dashboard_changed()
         MachineEvent.objects.create(
             machine=machine,
             from_state=source,
@@ -501,4 +510,11 @@ def history_record(
             ),
             batch_size=1000,
         )
+        _dashboard_changed()  # history is finished days
     return created
+
+
+def _dashboard_changed() -> None:
+    """Now, and again once committed (a dashboard computed in between read the old rows)."""
+    dashboard_changed()
+    transaction.on_commit(dashboard_changed)

@@ -74,6 +74,8 @@ def dashboard_page(request: HttpRequest) -> HttpResponse:
             "request_": read,
             "periods": PERIODS,
             "days": request.GET.get("days", ""),
+            # from/to in the URL: the selector names those days, not a "last N days" choice.
+            "custom": bool(request.GET.get("from") or request.GET.get("to")),
             "csv_base": csv_base.replace("?&", "?"),
             "charts": _chart_data(board),
             "figures": list(FIGURES),

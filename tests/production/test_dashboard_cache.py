@@ -1,0 +1,131 @@
+"""The dashboard's kept finished days (production.dashboards.cache): the figures served from
+the cache equal those computed from the events, a change dated in a finished day is seen at
+once, a change now keeps the finished days; and the period selector names from/to days."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from production import lifecycle
+from production.dashboards import figures
+from production.dashboards.cache import dashboard_generation
+from production.dashboards.period import period_of_days
+from production.models import Machine, MachineEvent
+from tests.production.dashboard_scenario import DAY, HOUR, T0, at, build_floor
+
+pytestmark = pytest.mark.django_db
+ALL = figures.Scope(None)
+LATER = T0 + timedelta(days=30)
+# Five days around the scenario's, all ended long before LATER: every one is kept.
+PERIOD = period_of_days(DAY - timedelta(days=2), DAY + timedelta(days=2), now=LATER)
+
+
+@pytest.fixture
+def floor(user):
+    return build_floor(user)
+
+
+def uncached() -> figures.Oee:
+    cache.clear()
+    return figures.oee(ALL, PERIOD)
+
+
+def kept_keys() -> list[str]:
+    return [key for key in cache._cache if ":dashboard:" in key and "generation" not in key]  # type: ignore[attr-defined]
+
+
+def test_kept_days_give_the_same_figures_as_the_events(floor) -> None:
+    first = uncached()
+    sites = Machine.objects.values("site").distinct().count()
+    assert len(kept_keys()) == sites * len(PERIOD.days)  # one entry per site and finished day
+    # From the cache: the machine state changes are not read again.
+    with CaptureQueriesContext(connection) as queries:
+        again = figures.oee(ALL, PERIOD)
+    assert not [q for q in queries.captured_queries if "machineevent" in q["sql"]]
+    assert again == first
+    assert figures.dashboard(ALL, PERIOD, now=LATER).oee == first
+
+
+def test_a_period_ending_today_keeps_the_ended_days_and_computes_today(floor) -> None:
+    now = at(15) + timedelta(days=1)  # in the afternoon of the day after the scenario's
+    period = period_of_days(DAY - timedelta(days=1), DAY + timedelta(days=1), now=now)
+    cache.clear()
+    first = figures.oee(ALL, period)
+    sites = Machine.objects.values("site").distinct().count()
+    assert len(kept_keys()) == sites * 2  # the two ended days; today is never kept
+    assert figures.oee(ALL, period) == first
+    m1_today = [row for row in first.daily if row.machine == "M1"][-1]
+    assert m1_today.planned_s == 15 * HOUR
+
+
+def test_a_change_dated_in_a_finished_day_is_seen_at_once(floor) -> None:
+    before = figures.oee(ALL, PERIOD)  # kept
+    generation = dashboard_generation()
+    m1 = Machine.objects.get(slug="m1")
+    back = at(20) + timedelta(days=1)  # the evening after the scenario's day: long ended
+    assert lifecycle.machine_move(m1, to=Machine.State.MAINTENANCE, actor="test", now=back)
+    assert dashboard_generation() > generation
+    after = figures.oee(ALL, PERIOD)
+    assert after != before
+    assert after == uncached()
+    day = {row.day: row for row in after.daily if row.machine == "M1"}[DAY + timedelta(days=1)]
+    assert day.down_s == 4 * HOUR
+
+
+def test_a_machines_first_change_rewrites_its_past(floor) -> None:
+    m3 = Machine.objects.get(slug="m3")
+    assert not MachineEvent.objects.filter(machine=m3).exists()
+    before = figures.oee(ALL, PERIOD)  # M3 idle throughout: its current state
+    assert lifecycle.machine_move(m3, to=Machine.State.OFFLINE, actor="test", now=timezone.now())
+    # A machine with no change up to the period's end is read as in its current state, now
+    # offline: the kept days with it idle are not served.
+    after = figures.oee(ALL, PERIOD)
+    assert after == uncached()
+    m3_before, m3_after = (
+        {row.machine: row for row in oee.machines}["M3"] for oee in (before, after)
+    )
+    assert (m3_before.down_s, m3_after.down_s) == (0, len(PERIOD.days) * 24 * HOUR)
+
+
+def test_a_change_now_keeps_the_finished_days(floor) -> None:
+    figures.oee(ALL, PERIOD)
+    generation, kept = dashboard_generation(), set(kept_keys())
+    m1 = Machine.objects.get(slug="m1")
+    assert lifecycle.machine_move(m1, to=Machine.State.IDLE, actor="test", now=timezone.now())
+    assert dashboard_generation() == generation
+    assert set(kept_keys()) == kept
+    assert figures.oee(ALL, PERIOD) == uncached()
+
+
+@pytest.mark.usefixtures("floor")
+def test_the_period_selector_names_the_from_to_days(organisation, settings) -> None:
+    from tests.builders import make_user
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    client = Client()
+    client.force_login(make_user("boss", organisation=organisation, role="manager"))
+    html = client.get("/station/dashboard/?from=2026-11-01&to=2026-11-03").content.decode()
+    assert '<option value="" selected>2026-11-01 to 2026-11-03</option>' in html
+    assert "selected>last" not in html
+    html = client.get("/station/dashboard/?days=7").content.decode()
+    assert '<option value="7" selected>last 7 days</option>' in html
+    assert '<option value="" selected>' not in html
+
+
+def test_a_machine_added_after_the_days_were_kept_is_counted(floor) -> None:
+    from tests.builders import make_machine
+
+    figures.oee(ALL, PERIOD)  # kept without M4
+    make_machine("m4")
+    after = figures.oee(ALL, PERIOD)
+    assert after == uncached()
+    assert {row.machine for row in after.machines} >= {"M1", "M2", "M3"}
+    assert len(after.machines) == 5  # four machines and the floor's total
