@@ -20,13 +20,15 @@ def quote_total(page) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_requester_configures_orders_and_follows_a_part(
-    live_server, start_worker, chromium_page, tmp_path
+    live_server, start_worker, chromium_page, tmp_path, settings
 ):
     from tests.integration.conftest import wait_for
 
     started = time.monotonic()
     call_command("seed_demo", "--no-order", "--history-weeks", "0", verbosity=0)
-    worker = start_worker()
+    # The order is for 3 copies: planned onto a plate at once, not after the batching window.
+    settings.MF_PLATE_BATCH_WINDOW_S = 0
+    worker = start_worker(env={"MF_PLATE_BATCH_WINDOW_S": "0"})
     page = chromium_page
     page.on("pageerror", lambda error: print(f"browser error: {error}"))
 

@@ -219,6 +219,11 @@ STATION_REQUESTS: dict[str, Callable[[World], list[Request]]] = {
     "floor-site-live": lambda w: [
         Request("get", f"/station/floor-live/{w.machine.site.slug}/", {})
     ],
+    # A waiting plate's move page: the machines it could go to (the move itself:
+    # tests/production/test_floor.py).
+    "floor-plate-move": lambda w: [
+        Request("get", _plate(w).replace("/station/", "/station/floor/") + "move/", {})
+    ],
     "floor-move": lambda w: [
         Request("get", f"/station/floor/jobs/{w.job.pk}/move/", {}),
         # Already first in its queue: refused with a message, back to the floor.
@@ -240,7 +245,12 @@ PUBLIC_BY_TOKEN = {"passport", "passport-copy"}
 # Pages about the whole factory or the catalog rather than one of factory A's machines or jobs,
 # whose access is tested with them: the what-if (tests/production/simulation/) and the failure
 # map of a revision, for catalog admins (tests/production/test_failmap.py).
-OWN_ACCESS_TESTS = {"station-whatif", "revision-failures", "revision-narrow"}
+OWN_ACCESS_TESTS = {
+    "station-whatif",
+    "station-dashboard",  # tests/production/test_dashboards.py
+    "revision-failures",
+    "revision-narrow",
+}
 # Where a login lands (a redirect for everyone: tests/production/test_floor.py).
 LANDING = {"after-login"}
 
