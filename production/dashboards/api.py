@@ -3,6 +3,7 @@ GET /api/v1/dashboard/ (all of them) and /api/v1/dashboard/<figure>/ (one). Para
 the page: days=N or from=YYYY-MM-DD&to=YYYY-MM-DD, and site=SLUG. Anyone else gets 403; a bad
 period 400; a site the user does not manage 404."""
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -122,11 +123,13 @@ class DashboardSerializer(serializers.Serializer[figures.Dashboard]):
     throughput = ThroughputSerializer(many=True)
 
 
-class _Figure(APIView):
+class _Figure(APIView, ABC):
+    """One dashboard figure's endpoint: each subclass says which figure it serialises."""
+
     permission_classes = [ManagesAFloor]
 
-    def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any: ...
 
     def read(self, request: Request) -> Response:
         now = timezone.now()
