@@ -70,6 +70,15 @@ SCRAP_REASONS = (
 # How many of a part's parameters its bag label prints: the first ones of its schema, which a
 # catalog admin lists first because they define the part (a collar's bore before its width).
 LABEL_PARAMETERS = 4
+# What a job's pages and its bag label read with it (select_related).
+JOB_RELATED = (
+    "line__revision__family",
+    "line__material",
+    "line__order__organisation",
+    "line__order__team",
+    "line__order__delivery_site",
+    "machine__site",
+)
 _JOB_URL = re.compile(r"/(?:station/jobs|passport)/(\d+)/?")  # the traveler's QR: a passport
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
 
@@ -122,7 +131,7 @@ def job_label(job: Job) -> Label:
     """The values the bag label of the job's parts prints. Needs no files, unlike the
     traveler: a label can be printed for any job. Pass a job with its line's revision, family,
     material, order's team, organisation and delivery site, and machine's site selected
-    (views.JOB_RELATED)."""
+    (JOB_RELATED)."""
     line, order = job.line, job.line.order
     parameters = []
     for spec in parse_schema(line.revision.parameter_schema):
@@ -184,10 +193,10 @@ def stored_traveler(job: Job, artifact: Artifact) -> bytes | None:
     routed = traveler_site(job)
     if printed is not None and routed is not None and printed != routed:
         return None
-    return _stored_pdf(artifact)
+    return stored_pdf(artifact)
 
 
-def _stored_pdf(artifact: Artifact) -> bytes | None:
+def stored_pdf(artifact: Artifact) -> bytes | None:
     try:
         with artifact.file.open("rb") as file:
             pdf = file.read()

@@ -40,14 +40,7 @@ from production.pipeline.traveler import (
 )
 
 Status = Job.Status
-JOB_RELATED = (
-    "line__revision__family",
-    "line__material",
-    "line__order__organisation",
-    "line__order__team",
-    "line__order__delivery_site",
-    "machine__site",
-)
+JOB_RELATED = station.JOB_RELATED
 
 
 def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
