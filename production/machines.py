@@ -589,7 +589,9 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             Plate.objects.filter(machine=machine, status=Plate.Status.ROUTED)
             # Not one being made again without cancelled copies (plating.remake_pending).
             .filter(traveler__isnull=False)
-            .exclude(Exists(PlateCopy.objects.filter(plate=OuterRef("pk"), qc=PlateCopy.Qc.CANCELLED)))
+            .exclude(
+                Exists(PlateCopy.objects.filter(plate=OuterRef("pk"), qc=PlateCopy.Qc.CANCELLED))
+            )
             .select_related("gcode")
             .order_by("status_changed_at", "pk")
             .first()

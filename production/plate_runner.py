@@ -378,7 +378,9 @@ def _attach_traveler(plate: Plate, *, machine_label: str = "") -> None:
     station) and its jobs' bag labels, and keep them with the plate; a plate that has its
     traveler is left alone."""
     copies = list(
-        plate.copies.select_related(*(f"job__{name}" for name in station.JOB_RELATED)).order_by("number")
+        plate.copies.select_related(*(f"job__{name}" for name in station.JOB_RELATED)).order_by(
+            "number"
+        )
     )
     jobs: dict[int, Job] = {}
     for copy in copies:

@@ -142,7 +142,7 @@ def station_plate_action(request: HttpRequest, plate_id: int, action: str) -> Ht
                 reason=_scrap_reason(request) if scrapped else "",
                 operator=operator,
                 now=now,
-                measured_ok={pk: station.qc_refusal(job, _checks(job)) for pk, job in jobs.items()},
+                checks={pk: _checks(job) for pk, job in jobs.items()},
             )
             text = f"{plate.number}: {len(passed)} passed, {len(scrapped)} scrapped."
             for remake in outcome.remakes:

@@ -35,9 +35,10 @@ from django.db.models import Q, QuerySet
 
 from catalog.models import Process
 from microfactory.errors import DomainError
-from production import lifecycle, routing, spools
+from production import lifecycle, routing, spools, station
 from production.lifecycle import By
 from production.models import Job, Machine, Plate, PlateCopy
+from production.pipeline.traveler import TravelerCheck
 
 Status = Job.Status
 PlateStatus = Plate.Status
@@ -459,14 +460,14 @@ def copies_qc(
     reason: str,
     operator: AbstractBaseUser,
     now: datetime,
-    measured_ok: Mapping[int, str | None] | None = None,
+    checks: Mapping[int, tuple[TravelerCheck, ...]] | None = None,
 ) -> QcOutcome:
     """Record QC for copies of a finished plate, by PlateCopy id: some passed, some scrapped
     (with a reason). A copy is judged once. When every copy of a job is judged the job is done
     (or scrapped, if none passed) and one remake job is made for exactly its scrapped copies;
     it goes through the pipeline and may join the next plate. When every copy on the plate is
-    judged the plate is done. `measured_ok` maps a job id to None when its QC checklist is
-    measured in tolerance, or to the refusal that stops its copies passing."""
+    judged the plate is done. `checks` maps a job id to its QC checklist: a copy passes only
+    with each of its dimensions measured on it (copy_measure) and in tolerance."""
     plate = _locked_plate(plate_id)
     actor = operator.get_username()
     if plate.status != PlateStatus.FINISHED:
@@ -498,7 +499,8 @@ def copies_qc(
         numbers = ", ".join(f"#{copies[pk].number}" for pk in sorted(judged_before))
         raise DomainError(f"already judged: {numbers}")
     for pk in passed:
-        refusal = (measured_ok or {}).get(copies[pk].job_id)
+        copy = copies[pk]
+        refusal = station.measured_refusal(copy.measurements, (checks or {}).get(copy.job_id, ()))
         if refusal:
             raise DomainError(f"copy #{copies[pk].number}: {refusal}")
     for pk in passed:
@@ -632,6 +634,42 @@ def remake_pending(plate: Plate) -> str | None:
     if plate.traveler_id is None:
         return f"{plate.number} has no traveler yet; start it once it is made"
     return None
+
+
+@transaction.atomic
+def copy_measure(
+    *,
+    plate_id: int,
+    copy_id: int,
+    values: Mapping[str, float],
+    checks: tuple[TravelerCheck, ...],
+    operator: AbstractBaseUser,
+    now: datetime,
+) -> list[station.Measurement]:
+    """Store what was measured on one copy of a finished plate (by check label; measuring
+    again overwrites a value), recorded on its job; the values out of tolerance returned."""
+    plate = _locked_plate(plate_id)
+    if plate.status != PlateStatus.FINISHED:
+        raise DomainError(
+            f"{plate.number} is {plate.get_status_display()}; measure its copies once it is "
+            "finished"
+        )
+    copy = PlateCopy.objects.select_for_update().filter(pk=copy_id, plate=plate).first()
+    if copy is None:
+        raise DomainError(f"not a copy of {plate.number}: {copy_id}")
+    if copy.qc != PlateCopy.Qc.PENDING:
+        raise DomainError(f"copy #{copy.number} is {copy.get_qc_display()}; no more measuring")
+    station.refuse_unknown_checks(values, checks)
+    copy.measurements = {**copy.measurements, **values}
+    PlateCopy.objects.filter(pk=copy.pk).update(measurements=copy.measurements)
+    measured = station.measurements_for(copy.measurements, checks)
+    job = Job.objects.get(pk=copy.job_id)
+    lifecycle.job_record(
+        job, step="measure", actor=operator.get_username(), now=now,
+        message=f"copy {copy.copy_index} (#{copy.number} on {plate.number}): measured "
+        + "; ".join(f"{m.label} {m.value:g} mm" for m in measured),
+    )  # fmt: skip
+    return [m for m in measured if not m.in_tolerance]
 
 
 # --- machine queues ------------------------------------------------------------------------

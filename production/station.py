@@ -25,7 +25,7 @@ job.
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -223,15 +223,18 @@ class Measurement:
         return self.nominal - self.minus - 1e-9 <= self.value <= self.nominal + self.plus + 1e-9
 
 
-def measurements_for(job: Job, checks: tuple[TravelerCheck, ...]) -> list[Measurement]:
-    """The job's recorded values against its checklist; checks not measured yet are left out."""
+def measurements_for(
+    values: Mapping[str, float], checks: tuple[TravelerCheck, ...]
+) -> list[Measurement]:
+    """Recorded values (a job's, or a plate copy's) against the checklist; checks not measured
+    yet are left out."""
     measured = []
     for check in checks:
-        if check.label in job.measurements:
+        if check.label in values:
             measured.append(
                 Measurement(
                     check.label,
-                    float(job.measurements[check.label]),
+                    float(values[check.label]),
                     check.nominal_mm,
                     check.minus_mm,
                     check.plus_mm,
@@ -461,13 +464,10 @@ def job_measure(
     _refuse_finished(job)
     if job.status != Status.AWAITING_QC:
         raise DomainError(f"{job.number} is {job.get_status_display()}; measure it after finishing")
-    labels = {check.label for check in checks}
-    unknown = sorted(set(values) - labels)
-    if unknown:
-        raise DomainError(f"{', '.join(unknown)} is not on the QC checklist")
+    refuse_unknown_checks(values, checks)
     job.measurements = {**job.measurements, **values}
     job.save(update_fields=["measurements"])
-    measured = measurements_for(job, checks)
+    measured = measurements_for(job.measurements, checks)
     message = "measured " + "; ".join(f"{m.label} {m.value:g} mm" for m in measured)
     where = f" at {job.machine.name}" if job.machine else ""
     lifecycle.job_record(
@@ -568,10 +568,21 @@ def job_qc(
     )
 
 
+def refuse_unknown_checks(values: Mapping[str, float], checks: tuple[TravelerCheck, ...]) -> None:
+    unknown = sorted(set(values) - {check.label for check in checks})
+    if unknown:
+        raise DomainError(f"{', '.join(unknown)} is not on the QC checklist")
+
+
 def qc_refusal(job: Job, checks: tuple[TravelerCheck, ...]) -> str | None:
     """Why the job's parts cannot pass QC yet (a dimension not measured, or out of
     tolerance); None when they may."""
-    measured = {m.label: m for m in measurements_for(job, checks)}
+    return measured_refusal(job.measurements, checks)
+
+
+def measured_refusal(values: Mapping[str, float], checks: tuple[TravelerCheck, ...]) -> str | None:
+    """Why parts with these measured values cannot pass QC yet; None when they may."""
+    measured = {m.label: m for m in measurements_for(values, checks)}
     for check in checks:
         if check.label not in measured:
             return f"measure {check.label} before passing QC"

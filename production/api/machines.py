@@ -313,7 +313,9 @@ class MachineTelemetryApi(APIView):
                 raise serializers.ValidationError(
                     {"current_plate": ["a machine runs a job or a plate, not both"]}
                 )
-            if "job_state" in attrs and not (attrs.get("current_job") or attrs.get("current_plate")):
+            if "job_state" in attrs and not (
+                attrs.get("current_job") or attrs.get("current_plate")
+            ):
                 raise serializers.ValidationError(
                     {"job_state": ["name the current_job or current_plate it is about"]}
                 )

@@ -26,9 +26,7 @@ def operator(organisation):
 
 
 @pytest.mark.cad
-def test_a_cancelled_order_comes_off_a_shared_plate_which_is_made_again(
-    user, operator, settings
-):
+def test_a_cancelled_order_comes_off_a_shared_plate_which_is_made_again(user, operator, settings):
     settings.MF_PLATE_BATCH_WINDOW_S = 0
     make_part("block")
     make_machine()
