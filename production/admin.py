@@ -379,7 +379,8 @@ class PlateCopyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = _COPY_FIELDS = (
-        "number", "job", "copy_index", "x_mm", "y_mm", "rotation_deg", "qc", "qc_reason", "remake"
+        "number", "job", "copy_index", "x_mm", "y_mm", "rotation_deg", "qc", "qc_reason",
+        "measurements", "remake",
     )  # fmt: skip
     readonly_fields = _COPY_FIELDS
 
@@ -399,15 +400,16 @@ class PlateAdmin(admin.ModelAdmin):
         "estimated_time_s",
         "gcode_link",
         "traveler_link",
+        "labels_link",
         "created_at",
     ]
     list_filter = ["status", "material"]
-    list_select_related = ["machine", "material", "gcode", "traveler"]
+    list_select_related = ["machine", "material", "gcode", "traveler", "labels"]
     search_fields = ["copies__job__id"]
     inlines = [PlateCopyInline]
     readonly_fields = [
         f.name for f in Plate._meta.get_fields() if f.concrete and not f.auto_created
-    ] + ["gcode_link", "traveler_link"]
+    ] + ["gcode_link", "traveler_link", "labels_link"]
     exclude = ["map_svg"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plate]:
@@ -436,6 +438,10 @@ class PlateAdmin(admin.ModelAdmin):
         return _file_link(
             plate.traveler, "station-plate-traveler", plate, f"traveler-{plate.number}.pdf"
         )
+
+    @admin.display(description="bag labels")
+    def labels_link(self, plate: Plate) -> str:
+        return _file_link(plate.labels, "station-plate-labels", plate, f"labels-{plate.number}.pdf")
 
 
 def _file_link(artifact: Artifact | None, view: str, plate: Plate, label: str) -> str:

@@ -114,7 +114,9 @@ RUNS_A_STEP = frozenset(PIPELINE)
 # queue on the floor view (production.floor.job_move_up); the event is recorded all the same.
 # "plate-move": a plate the job has copies on moved to another machine while the job itself
 # stays where it is (it runs, or waits, with another of its plates): plates keep no events.
-SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move"})
+# "plate-remake": a plate not started was made again without copies of cancelled jobs (each
+# job on it, and each cancelled one, says so).
+SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move", "plate-remake"})
 
 
 def may_move(source: str, to: str, by: By) -> bool:
@@ -389,6 +391,20 @@ def copy_judge(copy: PlateCopy, *, qc: str, actor: str, now: datetime, reason: s
     if claimed:
         copy.qc, copy.qc_reason, copy.qc_by, copy.qc_at = qc, reason[:2000], actor[:150], now
     return bool(claimed)
+
+
+def copies_cancel(
+    plate: Plate, *, job_ids: Sequence[int], actor: str, now: datetime, reason: str
+) -> list[int]:
+    """The pending copies of these (cancelled) jobs on the plate: marked cancelled, neither
+    made nor scrapped (conditional UPDATE: a copy judged meanwhile keeps its QC). Their
+    numbers on the plate map."""
+    pending = PlateCopy.objects.filter(plate=plate, job_id__in=job_ids, qc=PlateCopy.Qc.PENDING)
+    numbers = sorted(pending.values_list("number", flat=True))
+    pending.filter(number__in=numbers).update(
+        qc=PlateCopy.Qc.CANCELLED, qc_reason=reason[:2000], qc_by=actor[:150], qc_at=now
+    )
+    return numbers
 
 
 # --- history (demo data) --------------------------------------------------------------------

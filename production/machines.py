@@ -587,6 +587,11 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
         )
         plate = (
             Plate.objects.filter(machine=machine, status=Plate.Status.ROUTED)
+            # Not one being made again without cancelled copies (plating.remake_pending).
+            .filter(traveler__isnull=False)
+            .exclude(
+                Exists(PlateCopy.objects.filter(plate=OuterRef("pk"), qc=PlateCopy.Qc.CANCELLED))
+            )
             .select_related("gcode")
             .order_by("status_changed_at", "pk")
             .first()
@@ -1014,17 +1019,48 @@ class TelemetryReport:
     job_id: int | None = None
     job_state: str | None = None  # printing, paused, complete, cancelled, error (pollers)
     error_text: str = ""
-    plate_id: int | None = None  # the plate a networked printer runs (our poller)
+    plate_id: int | None = None  # the plate the machine runs (our poller, or its agent)
+
+
+class PlateNotOnMachine(DomainError):
+    """A machine reported on a plate that is not its own (or no plate at all)."""
+
+
+class PlateNotRunning(DomainError):
+    """A machine reported on its plate while the plate is not running there."""
+
+
+def _reported_plate(machine: Machine, plate_id: int) -> Plate:
+    """The plate a machine's agent reports on: its own, and running (sent to it, or started);
+    refused otherwise, so a report about a plate changes nothing unless it applies."""
+    plate = Plate.objects.select_for_update().filter(pk=plate_id, machine=machine).first()
+    if plate is None:
+        raise PlateNotOnMachine(f"plate {plate_id} is not on {machine.name}")
+    if plate.status != Plate.Status.RUNNING:
+        raise PlateNotRunning(
+            f"{plate.number} is {plate.get_status_display()}; a machine reports only on the "
+            "plate it runs"
+        )
+    return plate
 
 
 def telemetry_record(
-    *, machine_id: int, report: TelemetryReport, now: datetime, actor: str
+    *,
+    machine_id: int,
+    report: TelemetryReport,
+    now: datetime,
+    actor: str,
+    strict_plate: bool = False,
 ) -> Machine:
-    """Keep the report as the machine's latest values and as history, move the job it is
-    about, then apply a state change (which may re-route). A machine in maintenance stays
-    there whatever it reports: only staff bring it back."""
+    """Keep the report as the machine's latest values and as history, move the job or plate
+    it is about, then apply a state change (which may re-route). A machine in maintenance
+    stays there whatever it reports: only staff bring it back. `strict_plate` (a machine's
+    agent): a plate not on the machine or not running refuses the whole report
+    (PlateNotOnMachine, PlateNotRunning); our poller names only the plate it found running."""
     with transaction.atomic():
         machine = Machine.objects.select_for_update().get(pk=machine_id)
+        if strict_plate and report.plate_id is not None:
+            _reported_plate(machine, report.plate_id)
         job = None
         if report.job_id is not None:
             job = Job.objects.filter(

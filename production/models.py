@@ -480,6 +480,7 @@ class Artifact(models.Model):
         # A milling program's simulated result (PNG) or a laser program's cut paths (SVG),
         # for the traveler.
         RENDER = "render", "program rendering"
+        LABELS = "labels", "bag labels PDF"  # a plate's, one label per job on it
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     input_key = models.CharField(max_length=64, help_text="sha256 of the inputs")
@@ -529,6 +530,7 @@ class PassportEntry(models.Model):
         GCODE = "gcode", "G-code"
         TRAVELER = "traveler", "traveler PDF"
         RENDER = "render", "program rendering"
+        LABELS = "labels", "bag labels PDF"  # a plate's, one label per job on it
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="passport_entries")
     seq = models.PositiveIntegerField(help_text="0 for the first entry")
@@ -837,6 +839,10 @@ class Plate(models.Model):
     traveler = models.ForeignKey(
         "Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The bag labels of its jobs (one 62 mm label each), made with its traveler.
+    labels = models.ForeignKey(
+        "Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     map_svg = models.TextField(blank=True, help_text="top view of the bed, copies numbered")
     number_in_plan = models.PositiveIntegerField(default=1)
     plates_in_plan = models.PositiveIntegerField(default=1)
@@ -873,6 +879,9 @@ class PlateCopy(models.Model):
         PENDING = "pending"
         PASSED = "passed"
         SCRAPPED = "scrapped"
+        # Its job was cancelled after the plate started: printed all the same, neither made
+        # nor scrapped (a plate not started is made again without it).
+        CANCELLED = "cancelled"
 
     plate = models.ForeignKey(Plate, on_delete=models.CASCADE, related_name="copies")
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="plate_copies")
@@ -885,6 +894,9 @@ class PlateCopy(models.Model):
     qc_reason = models.TextField(blank=True)
     qc_by = models.CharField(max_length=150, blank=True)
     qc_at = models.DateTimeField(null=True, blank=True)
+    # What QC measured on this copy ({check label: value in mm}), as Job.measurements is for a
+    # job made as one part.
+    measurements = models.JSONField(default=dict, blank=True)
     remake = models.ForeignKey(
         Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="remade_copies"
     )

@@ -26,14 +26,17 @@ from django.utils import timezone
 
 from microfactory.errors import Rejected
 from microfactory.site_url import site_url
-from production import lifecycle, machines, plating
+from production import lifecycle, machines, plating, station
 from production.lifecycle import By
 from production.models import Artifact, Job, Machine, Plate, PlateCopy
 from production.pipeline import steps as pipeline
+from production.pipeline.traveler import render_labels
 from production.plates.arrange import Bed, bed_for
+from production.plates.meshes import footprint
 from production.plates.programs import PlateProgram, plan_copies, plate_map_svg, plate_program
 from production.plates.traveler import PlateCopyRow, PlateJob, PlateTraveler, render_plate_traveler
-from production.plates.values import KeepOutZone, TooManyPlates, keep_out_zones_from_json
+from production.plates.values import KeepOutZone, Placement, TooManyPlates, keep_out_zones_from_json
+from production.plates.values import Plate as ArrangedPlate
 from production.runner import Output, job_so_far
 from production.runner import _store as store_artifact
 from production.toolpath import FdmProfile, engines
@@ -63,7 +66,8 @@ def plates_plan(*, actor: str) -> list[int]:
             made += _plan_group([w.job for w in group], actor=actor)
         except engines.ToolpathEngineError as failure:  # the slicer is missing or too slow
             logger.warning("plates for jobs %s: %s", [w.job for w in group], failure)
-    for plate in Plate.objects.filter(status=Plate.Status.READY, traveler__isnull=True):
+    made += plates_remake(actor=actor)
+    for plate in Plate.objects.filter(status__in=plating.REMADE, traveler__isnull=True):
         _attach_traveler(plate)
     if made:
         with transaction.atomic():
@@ -271,13 +275,112 @@ def _keep(
     return made
 
 
+def plates_remake(*, actor: str) -> list[int]:
+    """Make every plate not started that holds copies of cancelled jobs again without them:
+    the others where they stood, sliced as one new program and checked copy by copy like any
+    plate, with a new map, traveler and bag labels. The ids of the plates made again; one
+    that started or changed meanwhile is left for the next pass (or to print as it is)."""
+    pending = (
+        Plate.objects.filter(status__in=plating.REMADE, copies__qc=plating.CANCELLED_COPY)
+        .values_list("pk", flat=True)
+        .distinct()
+        .order_by("pk")
+    )
+    remade = []
+    for plate_id in list(pending):
+        try:
+            if _remake(plate_id, actor=actor):
+                remade.append(plate_id)
+        except (Rejected, engines.ToolpathEngineError) as failure:
+            # Fewer copies where a checked program placed them: cannot happen but for a
+            # slicer gone; the plate keeps waiting (it cannot start) and the next pass retries.
+            logger.warning("P-%06d not made again: %s", plate_id, failure)
+            Plate.objects.filter(pk=plate_id).update(
+                reason=f"not made again without its cancelled copies: {failure}"[:2000]
+            )
+    return remade
+
+
+def _remake(plate_id: int, *, actor: str) -> bool:
+    plate = Plate.objects.get(pk=plate_id)
+    kept = list(
+        plate.copies.exclude(qc=plating.CANCELLED_COPY)
+        .select_related("job__line__revision__family", "job__line__material")
+        .order_by("number")
+    )
+    if not kept:
+        return False  # copies_cancel cancels a plate with nothing left
+    parts = {copy.job_id: _part(copy.job) for copy in kept}
+    first = parts[min(parts)]
+    meshes = {pk: part.mesh for pk, part in parts.items()}
+    bed = bed_for(
+        first.profile,
+        keep_out_zones=keep_out_zones_of_profile(plate.planned_for or first.planned_for),
+    )
+    arranged = ArrangedPlate(
+        tuple(Placement(c.job_id, c.copy_index, c.x_mm, c.y_mm, c.rotation_deg) for c in kept)
+    )
+    program = plate_program(
+        plate.number_in_plan,
+        arranged,
+        meshes,
+        first.profile,
+        engine=first.engine,
+        timeout_s=settings.PRUSASLICER_TIMEOUT_S,
+        prusaslicer_binary=settings.PRUSASLICER_BINARY,
+    )
+    footprints = {pk: footprint(mesh) for pk, mesh in meshes.items()}
+    svg = plate_map_svg(arranged, footprints, bed, labels=[str(n) for n in range(1, len(kept) + 1)])
+    gcode = store_artifact(
+        Output(
+            Artifact.Kind.GCODE,
+            hashlib.sha256(b"plate-gcode:" + program.gcode).hexdigest(),
+            f"plate-{program.number}.gcode",
+            program.gcode,
+            meta={"plate": program.to_json()},
+        )
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Plate.objects.select_for_update().filter(pk=plate.pk, status__in=plating.REMADE)
+        if not locked.exists() or sorted(
+            plate.copies.exclude(qc=plating.CANCELLED_COPY).values_list("pk", flat=True)
+        ) != sorted(c.pk for c in kept):
+            logger.info("%s not made again: it moved on meanwhile", plate.number)
+            return False
+        gone = list(plate.copies.filter(qc=plating.CANCELLED_COPY).order_by("number"))
+        PlateCopy.objects.filter(pk__in=[c.pk for c in gone]).delete()
+        # In map order: each copy takes a number no other copy still holds.
+        for number, copy in enumerate(kept, start=1):
+            if copy.number != number:
+                PlateCopy.objects.filter(pk=copy.pk).update(number=number)
+        locked.update(
+            gcode=gcode, traveler=None, labels=None, map_svg=svg,
+            estimated_time_s=program.estimated_time_s, filament_g=program.filament_g,
+            layers=program.layers, engine=program.engine,
+            verification=program.verification.to_json(), reason="",
+        )  # fmt: skip
+        without = ", ".join(sorted({c.job.number for c in gone})) or "cancelled copies"
+        message = (
+            f"{plate.number} made again without the cancelled copies of {without}: "
+            f"{len(kept)} copies, {program.estimated_time_s} s, {program.filament_g} g, "
+            "checked copy by copy"
+        )
+        for job in {c.job_id: c.job for c in [*kept, *gone]}.values():
+            lifecycle.job_record(job, step="plate-remake", actor=actor, now=now, message=message)
+    _attach_traveler(Plate.objects.get(pk=plate.pk), machine_label=first.machine_label)
+    logger.info("%s", message)
+    return True
+
+
 def _attach_traveler(plate: Plate, *, machine_label: str = "") -> None:
     """Render the plate's traveler (map, jobs, a QC row per copy, its QR code for the
-    station) and keep it; a plate that has one is left alone."""
+    station) and its jobs' bag labels, and keep them with the plate; a plate that has its
+    traveler is left alone."""
     copies = list(
-        plate.copies.select_related(
-            "job__line__revision__family", "job__line__material", "job__line__order"
-        ).order_by("number")
+        plate.copies.select_related(*(f"job__{name}" for name in station.JOB_RELATED)).order_by(
+            "number"
+        )
     )
     jobs: dict[int, Job] = {}
     for copy in copies:
@@ -311,13 +414,30 @@ def _attach_traveler(plate: Plate, *, machine_label: str = "") -> None:
         qr_url=f"{site_url()}/station/plates/{plate.pk}/",
     )
     pdf = render_plate_traveler(traveler)
-    key = hashlib.sha256(
-        json.dumps({"plate": plate.pk, "gcode": plate.gcode_id}).encode() + b"plate-traveler"
-    ).hexdigest()
+    made_of = json.dumps({"plate": plate.pk, "gcode": plate.gcode_id}).encode()
     artifact = store_artifact(
-        Output(Artifact.Kind.TRAVELER, key, f"traveler-{plate.number}.pdf", pdf, meta={})
+        Output(
+            Artifact.Kind.TRAVELER,
+            hashlib.sha256(made_of + b"plate-traveler").hexdigest(),
+            f"traveler-{plate.number}.pdf",
+            pdf,
+            meta={},
+        )
     )
-    Plate.objects.filter(pk=plate.pk, traveler__isnull=True).update(traveler=artifact)
+    # One bag label per job on it, printed with the traveler (the lot and the routed site are
+    # not known yet: the label leaves them to be written in, as the traveler does).
+    labels = store_artifact(
+        Output(
+            Artifact.Kind.LABELS,
+            hashlib.sha256(made_of + b"plate-labels").hexdigest(),
+            f"labels-{plate.number}.pdf",
+            render_labels([station.job_label(job) for job in jobs.values()]),
+            meta={"jobs": [job.number for job in jobs.values()]},
+        )
+    )
+    Plate.objects.filter(pk=plate.pk, traveler__isnull=True).update(
+        traveler=artifact, labels=labels
+    )
 
 
 def _reject(jobs: Sequence[Job], *, reason: str, actor: str) -> None:

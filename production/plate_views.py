@@ -34,7 +34,7 @@ def _plate(request: HttpRequest, plate_id: int) -> Plate:
     )
     return get_object_or_404(
         tenancy.plates_for_operator(request.user)
-        .select_related("machine__site", "material", "gcode", "traveler")
+        .select_related("machine__site", "material", "gcode", "traveler", "labels")
         .prefetch_related(Prefetch("copies", copies)),
         pk=plate_id,
     )
@@ -100,10 +100,13 @@ def station_plate_gcode(request: HttpRequest, plate_id: int) -> HttpResponseBase
 @require_GET
 @operator_required
 def station_plate_labels(request: HttpRequest, plate_id: int) -> HttpResponse:
-    """One bag label per job on the plate (62 mm label printer)."""
+    """One bag label per job on the plate (62 mm label printer): the PDF stored when the
+    plate was made; rendered now only for a plate without it (or its file lost or altered)."""
     plate = _plate(request, plate_id)
-    jobs = Job.objects.filter(plate_copies__plate=plate).distinct().select_related(*JOB_RELATED)
-    pdf = render_labels([station.job_label(job) for job in jobs.order_by("pk")])
+    pdf = station.stored_pdf(plate.labels) if plate.labels is not None else None
+    if pdf is None:
+        jobs = Job.objects.filter(plate_copies__plate=plate).distinct().select_related(*JOB_RELATED)
+        pdf = render_labels([station.job_label(job) for job in jobs.order_by("pk")])
     return _pdf(pdf, f"labels-{plate.number}.pdf")
 
 
@@ -139,7 +142,7 @@ def station_plate_action(request: HttpRequest, plate_id: int, action: str) -> Ht
                 reason=_scrap_reason(request) if scrapped else "",
                 operator=operator,
                 now=now,
-                measured_ok={pk: station.qc_refusal(job, _checks(job)) for pk, job in jobs.items()},
+                checks={pk: _checks(job) for pk, job in jobs.items()},
             )
             text = f"{plate.number}: {len(passed)} passed, {len(scrapped)} scrapped."
             for remake in outcome.remakes:

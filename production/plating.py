@@ -35,9 +35,10 @@ from django.db.models import Q, QuerySet
 
 from catalog.models import Process
 from microfactory.errors import DomainError
-from production import lifecycle, routing, spools
+from production import lifecycle, routing, spools, station
 from production.lifecycle import By
 from production.models import Job, Machine, Plate, PlateCopy
+from production.pipeline.traveler import TravelerCheck
 
 Status = Job.Status
 PlateStatus = Plate.Status
@@ -371,6 +372,9 @@ def plate_start(*, plate_id: int, operator: AbstractBaseUser, now: datetime) -> 
             "machine can be started"
         )
     _refuse_connected(plate, "start")
+    pending = remake_pending(plate)
+    if pending is not None:
+        raise DomainError(pending)
     machine = Machine.objects.select_for_update().get(pk=plate.machine.pk)
     jobs = _jobs_of(plate)
     busy = Plate.objects.filter(machine=machine, status=PlateStatus.RUNNING).first()
@@ -456,14 +460,14 @@ def copies_qc(
     reason: str,
     operator: AbstractBaseUser,
     now: datetime,
-    measured_ok: Mapping[int, str | None] | None = None,
+    checks: Mapping[int, tuple[TravelerCheck, ...]] | None = None,
 ) -> QcOutcome:
     """Record QC for copies of a finished plate, by PlateCopy id: some passed, some scrapped
     (with a reason). A copy is judged once. When every copy of a job is judged the job is done
     (or scrapped, if none passed) and one remake job is made for exactly its scrapped copies;
     it goes through the pipeline and may join the next plate. When every copy on the plate is
-    judged the plate is done. `measured_ok` maps a job id to None when its QC checklist is
-    measured in tolerance, or to the refusal that stops its copies passing."""
+    judged the plate is done. `checks` maps a job id to its QC checklist: a copy passes only
+    with each of its dimensions measured on it (copy_measure) and in tolerance."""
     plate = _locked_plate(plate_id)
     actor = operator.get_username()
     if plate.status != PlateStatus.FINISHED:
@@ -485,12 +489,18 @@ def copies_qc(
     unknown = sorted((set(passed) | set(scrapped)) - set(copies))
     if unknown:
         raise DomainError(f"not copies of {plate.number}: {', '.join(map(str, unknown))}")
+    gone = sorted(c.number for c in copies.values() if c.qc == CANCELLED_COPY)
+    if gone:
+        raise DomainError(
+            f"copies #{', #'.join(map(str, gone))} were cancelled with their order: no QC"
+        )
     judged_before = [pk for pk, c in copies.items() if c.qc != PlateCopy.Qc.PENDING]
     if judged_before:
         numbers = ", ".join(f"#{copies[pk].number}" for pk in sorted(judged_before))
         raise DomainError(f"already judged: {numbers}")
     for pk in passed:
-        refusal = (measured_ok or {}).get(copies[pk].job_id)
+        copy = copies[pk]
+        refusal = station.measured_refusal(copy.measurements, (checks or {}).get(copy.job_id, ()))
         if refusal:
             raise DomainError(f"copy #{copies[pk].number}: {refusal}")
     for pk in passed:
@@ -520,7 +530,7 @@ def _job_after_qc(job: Job, *, actor: str, now: datetime, reason: str) -> Job | 
     if len(copies) < job.quantity or any(c.qc == PlateCopy.Qc.PENDING for c in copies):
         return None
     scrapped = [c for c in copies if c.qc == PlateCopy.Qc.SCRAPPED]
-    passed = len(copies) - len(scrapped)
+    passed = sum(1 for c in copies if c.qc == PlateCopy.Qc.PASSED)  # not cancelled ones
     fields: dict[str, Any] = {"qc_passed": passed, "qc_scrapped": len(scrapped)}
     if scrapped:
         fields["reason"] = f"scrapped {len(scrapped)}: {reason}"[:2000]
@@ -553,6 +563,113 @@ def _job_after_qc(job: Job, *, actor: str, now: datetime, reason: str) -> Job | 
     PlateCopy.objects.filter(pk__in=[c.pk for c in scrapped]).update(remake=remake)
     transaction.on_commit(lambda: job_enqueue(job_id=remake.pk))
     return remake
+
+
+# --- an order cancelled: its copies come off the plates not started ------------------------
+
+# Plates not started: one holding copies of cancelled jobs is made again without them by the
+# worker (production.plate_runner.plates_remake) and cannot start until it is.
+REMADE = (PlateStatus.READY, PlateStatus.ROUTED)
+CANCELLED_COPY = PlateCopy.Qc.CANCELLED
+
+
+def copies_cancel(*, job_ids: Sequence[int], actor: str, now: datetime, reason: str) -> list[int]:
+    """The copies of cancelled jobs, on every plate not ended, are marked cancelled. A plate
+    not started with no other copy left is cancelled; one with others is made again without
+    them (its ids are returned, and the worker's plate pass is sent on commit). A plate
+    already running prints them all the same: they stay marked, and QC passes them by.
+    Recorded on each job as an event. Call inside the cancelling transaction."""
+    if not job_ids:
+        return []
+    # By id, not by a join with DISTINCT: PostgreSQL locks no rows of a DISTINCT query.
+    on = PlateCopy.objects.filter(job_id__in=job_ids).values("plate_id")
+    plates = list(
+        Plate.objects.select_for_update()
+        .filter(pk__in=on)
+        .exclude(status__in=Plate.TERMINAL)
+        .order_by("pk")
+    )
+    jobs = {job.pk: job for job in Job.objects.filter(pk__in=job_ids)}
+    remake = []
+    for plate in plates:
+        numbers = lifecycle.copies_cancel(
+            plate, job_ids=job_ids, actor=actor, now=now, reason=reason
+        )
+        if not numbers:
+            continue
+        left = plate.copies.exclude(qc=CANCELLED_COPY).exists()
+        if plate.status in REMADE and not left:
+            lifecycle.plate_move(
+                plate, to=PlateStatus.CANCELLED, by=By.CUSTOMER, actor=actor, now=now,
+                message=reason, reason=f"every copy on it was cancelled: {reason}"[:2000],
+            )  # fmt: skip
+            what = "cancelled with them"
+        elif plate.status in REMADE:
+            remake.append(plate.pk)
+            what = "to be made again without them"
+        else:
+            what = f"{plate.get_status_display()}: printed all the same, not counted"
+        cancelled = sorted({c.job_id for c in plate.copies.filter(number__in=numbers)})
+        for job_id in cancelled:
+            lifecycle.job_record(
+                jobs[job_id], step="plate-remake", actor=actor, now=now,
+                message=f"copies #{', #'.join(map(str, numbers))} on {plate.number} "
+                f"cancelled; the plate is {what}",
+            )  # fmt: skip
+    if remake:
+        from production.machines import _on_commit_plan_plates  # machines imports this module
+
+        _on_commit_plan_plates()
+    return remake
+
+
+def remake_pending(plate: Plate) -> str | None:
+    """Why the plate cannot start yet: it holds cancelled copies and is being made again
+    without them, or its new traveler is not made yet. None: it may start."""
+    if plate.status in REMADE and plate.copies.filter(qc=CANCELLED_COPY).exists():
+        return (
+            f"{plate.number} is being made again without its cancelled copies; start it "
+            "once its new program and traveler are ready"
+        )
+    if plate.traveler_id is None:
+        return f"{plate.number} has no traveler yet; start it once it is made"
+    return None
+
+
+@transaction.atomic
+def copy_measure(
+    *,
+    plate_id: int,
+    copy_id: int,
+    values: Mapping[str, float],
+    checks: tuple[TravelerCheck, ...],
+    operator: AbstractBaseUser,
+    now: datetime,
+) -> list[station.Measurement]:
+    """Store what was measured on one copy of a finished plate (by check label; measuring
+    again overwrites a value), recorded on its job; the values out of tolerance returned."""
+    plate = _locked_plate(plate_id)
+    if plate.status != PlateStatus.FINISHED:
+        raise DomainError(
+            f"{plate.number} is {plate.get_status_display()}; measure its copies once it is "
+            "finished"
+        )
+    copy = PlateCopy.objects.select_for_update().filter(pk=copy_id, plate=plate).first()
+    if copy is None:
+        raise DomainError(f"not a copy of {plate.number}: {copy_id}")
+    if copy.qc != PlateCopy.Qc.PENDING:
+        raise DomainError(f"copy #{copy.number} is {copy.get_qc_display()}; no more measuring")
+    station.refuse_unknown_checks(values, checks)
+    copy.measurements = {**copy.measurements, **values}
+    PlateCopy.objects.filter(pk=copy.pk).update(measurements=copy.measurements)
+    measured = station.measurements_for(copy.measurements, checks)
+    job = Job.objects.get(pk=copy.job_id)
+    lifecycle.job_record(
+        job, step="measure", actor=operator.get_username(), now=now,
+        message=f"copy {copy.copy_index} (#{copy.number} on {plate.number}): measured "
+        + "; ".join(f"{m.label} {m.value:g} mm" for m in measured),
+    )  # fmt: skip
+    return [m for m in measured if not m.in_tolerance]
 
 
 # --- machine queues ------------------------------------------------------------------------

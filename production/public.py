@@ -117,8 +117,9 @@ class CopySummary:
     x_mm: float
     y_mm: float
     rotation_deg: float
-    qc: str  # pending | passed | scrapped
+    qc: str  # pending | passed | scrapped | cancelled
     remake: str | None  # the job remaking it, when scrapped
+    measurements: Mapping[str, float]  # measured at QC on this copy: {check label: mm}
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ def _summary(job: Job, *, details: bool) -> JobSummary:
                 rotation_deg=c.rotation_deg,
                 qc=c.qc,
                 remake=c.remake.number if c.remake else None,
+                measurements=dict(c.measurements),
             )
             for c in sorted(job.plate_copies.all(), key=lambda c: c.copy_index)
         ),

@@ -14,7 +14,7 @@ from kombu.utils.uuid import uuid
 
 from microfactory.errors import DomainError
 from orders.models import Order
-from production import broker, cluster, lifecycle
+from production import broker, cluster, lifecycle, plating
 from production.lifecycle import By
 from production.models import Job
 
@@ -156,6 +156,8 @@ def jobs_cancel_for_order(
             ):
                 raise DomainError(f"{job.number} moved on meanwhile; try again")
             cancelled.append(job.pk)
+        # Their copies on plates not started are not printed: those plates are made again.
+        plating.copies_cancel(job_ids=cancelled, actor=actor, now=now, reason=reason)
     return cancelled
 
 

@@ -25,7 +25,7 @@ job.
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +70,15 @@ SCRAP_REASONS = (
 # How many of a part's parameters its bag label prints: the first ones of its schema, which a
 # catalog admin lists first because they define the part (a collar's bore before its width).
 LABEL_PARAMETERS = 4
+# What a job's pages and its bag label read with it (select_related).
+JOB_RELATED = (
+    "line__revision__family",
+    "line__material",
+    "line__order__organisation",
+    "line__order__team",
+    "line__order__delivery_site",
+    "machine__site",
+)
 _JOB_URL = re.compile(r"/(?:station/jobs|passport)/(\d+)/?")  # the traveler's QR: a passport
 _JOB_NUMBER = re.compile(r"^(?:J-?)?0*(\d+)$", re.IGNORECASE)
 
@@ -122,7 +131,7 @@ def job_label(job: Job) -> Label:
     """The values the bag label of the job's parts prints. Needs no files, unlike the
     traveler: a label can be printed for any job. Pass a job with its line's revision, family,
     material, order's team, organisation and delivery site, and machine's site selected
-    (views.JOB_RELATED)."""
+    (JOB_RELATED)."""
     line, order = job.line, job.line.order
     parameters = []
     for spec in parse_schema(line.revision.parameter_schema):
@@ -184,10 +193,10 @@ def stored_traveler(job: Job, artifact: Artifact) -> bytes | None:
     routed = traveler_site(job)
     if printed is not None and routed is not None and printed != routed:
         return None
-    return _stored_pdf(artifact)
+    return stored_pdf(artifact)
 
 
-def _stored_pdf(artifact: Artifact) -> bytes | None:
+def stored_pdf(artifact: Artifact) -> bytes | None:
     try:
         with artifact.file.open("rb") as file:
             pdf = file.read()
@@ -214,15 +223,18 @@ class Measurement:
         return self.nominal - self.minus - 1e-9 <= self.value <= self.nominal + self.plus + 1e-9
 
 
-def measurements_for(job: Job, checks: tuple[TravelerCheck, ...]) -> list[Measurement]:
-    """The job's recorded values against its checklist; checks not measured yet are left out."""
+def measurements_for(
+    values: Mapping[str, float], checks: tuple[TravelerCheck, ...]
+) -> list[Measurement]:
+    """Recorded values (a job's, or a plate copy's) against the checklist; checks not measured
+    yet are left out."""
     measured = []
     for check in checks:
-        if check.label in job.measurements:
+        if check.label in values:
             measured.append(
                 Measurement(
                     check.label,
-                    float(job.measurements[check.label]),
+                    float(values[check.label]),
                     check.nominal_mm,
                     check.minus_mm,
                     check.plus_mm,
@@ -452,13 +464,10 @@ def job_measure(
     _refuse_finished(job)
     if job.status != Status.AWAITING_QC:
         raise DomainError(f"{job.number} is {job.get_status_display()}; measure it after finishing")
-    labels = {check.label for check in checks}
-    unknown = sorted(set(values) - labels)
-    if unknown:
-        raise DomainError(f"{', '.join(unknown)} is not on the QC checklist")
+    refuse_unknown_checks(values, checks)
     job.measurements = {**job.measurements, **values}
     job.save(update_fields=["measurements"])
-    measured = measurements_for(job, checks)
+    measured = measurements_for(job.measurements, checks)
     message = "measured " + "; ".join(f"{m.label} {m.value:g} mm" for m in measured)
     where = f" at {job.machine.name}" if job.machine else ""
     lifecycle.job_record(
@@ -559,10 +568,21 @@ def job_qc(
     )
 
 
+def refuse_unknown_checks(values: Mapping[str, float], checks: tuple[TravelerCheck, ...]) -> None:
+    unknown = sorted(set(values) - {check.label for check in checks})
+    if unknown:
+        raise DomainError(f"{', '.join(unknown)} is not on the QC checklist")
+
+
 def qc_refusal(job: Job, checks: tuple[TravelerCheck, ...]) -> str | None:
     """Why the job's parts cannot pass QC yet (a dimension not measured, or out of
     tolerance); None when they may."""
-    measured = {m.label: m for m in measurements_for(job, checks)}
+    return measured_refusal(job.measurements, checks)
+
+
+def measured_refusal(values: Mapping[str, float], checks: tuple[TravelerCheck, ...]) -> str | None:
+    """Why parts with these measured values cannot pass QC yet; None when they may."""
+    measured = {m.label: m for m in measurements_for(values, checks)}
     for check in checks:
         if check.label not in measured:
             return f"measure {check.label} before passing QC"

@@ -29,7 +29,7 @@ from catalog.models import Process
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
 from production import costing, job_costs, passport, plating, spools, station, tenancy
-from production.models import Artifact, Job, JobArtifact, Machine, Plate, Spool
+from production.models import Artifact, Job, JobArtifact, Machine, Plate, PlateCopy, Spool
 from production.pipeline.traveler import (
     Traveler,
     TravelerCheck,
@@ -40,14 +40,7 @@ from production.pipeline.traveler import (
 )
 
 Status = Job.Status
-JOB_RELATED = (
-    "line__revision__family",
-    "line__material",
-    "line__order__organisation",
-    "line__order__team",
-    "line__order__delivery_site",
-    "machine__site",
-)
+JOB_RELATED = station.JOB_RELATED
 
 
 def operator_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -352,7 +345,8 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
     )
     traveler = _traveler_or_none(job)
     checks = traveler.qc_checks if traveler else ()
-    measured = {m.label: m for m in station.measurements_for(job, checks)}
+    measured = {m.label: m for m in station.measurements_for(job.measurements, checks)}
+    plate_copies = list(job.plate_copies.select_related("plate").order_by("copy_index"))
     # What the job cost: the factory's managers and staff only (operators see no prices).
     managed = tenancy.jobs_for_operator(request.user, roles=tenancy.MANAGER_ROLES)
     cost = (
@@ -379,7 +373,18 @@ def station_job(request: HttpRequest, job_id: int) -> HttpResponse:
             "passport_url": passport.passport_url(job),
             "cost": cost,
             # Its copies' plates (#13): where each copy stands and how it came out of QC.
-            "plate_copies": job.plate_copies.select_related("plate").order_by("copy_index"),
+            "plate_copies": plate_copies,
+            # Measured copy by copy (QC of a plate): the ones still to judge on finished plates.
+            "copies_to_measure": [
+                c
+                for c in plate_copies
+                if c.plate.status == Plate.Status.FINISHED and c.qc == PlateCopy.Qc.PENDING
+            ],
+            "copy_measurements": [
+                (c, station.measurements_for(c.measurements, checks))
+                for c in plate_copies
+                if c.measurements
+            ],
         },
     )
 
@@ -454,6 +459,19 @@ def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpRe
             warning = spools.start_warning(moved) if action == "start" else None
             if warning:
                 messages.warning(request, warning + ".")
+        elif action == "measure" and job.plate_copies.exists():  # copy by copy
+            checks = _checks(job)
+            copy = job.plate_copies.filter(pk=_count(request.POST.get("copy"), default=0)).first()
+            if copy is None:
+                raise DomainError("choose which copy was measured")
+            outside = plating.copy_measure(
+                plate_id=copy.plate_id, copy_id=copy.pk, values=_measured_values(request, checks),
+                checks=checks, operator=operator, now=now,
+            )  # fmt: skip
+            for m in outside:
+                messages.error(request, f"{m.label} {m.value:g} mm is out of tolerance: QC failed.")
+            if not outside:
+                messages.success(request, f"Measurements of copy {copy.copy_index} saved.")
         elif action == "measure":
             checks = _checks(job)
             values = _measured_values(request, checks)

@@ -151,6 +151,9 @@ class JobCopySerializer(serializers.Serializer[Any]):  # describes the response 
     remake = serializers.CharField(
         allow_null=True, help_text="the job that remakes it, when it was scrapped"
     )
+    measurements = serializers.DictField(
+        child=serializers.FloatField(), help_text="measured at QC on this copy: check label: mm"
+    )
 
 
 class JobOutputSerializer(serializers.Serializer[JobSummary]):

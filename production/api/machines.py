@@ -34,6 +34,8 @@ from production.models import Job, Machine, MachineTelemetry
 
 REPORTED_STATES = ["idle", "busy", "paused", "error", "offline"]  # maintenance is staff's call
 MAX_TEMPERATURES = 16
+# What a machine says of the job or plate it runs (the pollers' words: production.connectors).
+JOB_STATES = ["printing", "paused", "complete", "cancelled", "error"]
 
 
 def without_credentials(url: str) -> str:
@@ -282,6 +284,20 @@ class MachineTelemetryApi(APIView):
         current_job = serializers.IntegerField(
             min_value=1, max_value=ID_MAX, required=False, allow_null=True
         )
+        current_plate = serializers.IntegerField(
+            min_value=1,
+            max_value=ID_MAX,
+            required=False,
+            allow_null=True,
+            help_text="the id of the plate it runs (P-000012 is 12): it must be running on "
+            "this machine",
+        )
+        job_state = serializers.ChoiceField(
+            choices=JOB_STATES,
+            required=False,
+            help_text="how the current job or plate is doing; `complete` finishes it (it "
+            "waits for QC), `cancelled` or `error` fails it (its parts are remade)",
+        )
         error_text = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
         def validate_temperatures(self, value: dict[str, float]) -> dict[str, float]:
@@ -291,6 +307,19 @@ class MachineTelemetryApi(APIView):
                 if not (0 < len(name) <= 32 and name.replace("_", "").isalnum()):
                     raise serializers.ValidationError(f"bad sensor name {name[:40]!r}")
             return value
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if attrs.get("current_job") and attrs.get("current_plate"):
+                raise serializers.ValidationError(
+                    {"current_plate": ["a machine runs a job or a plate, not both"]}
+                )
+            if "job_state" in attrs and not (
+                attrs.get("current_job") or attrs.get("current_plate")
+            ):
+                raise serializers.ValidationError(
+                    {"job_state": ["name the current_job or current_plate it is about"]}
+                )
+            return attrs
 
     class OutputSerializer(serializers.Serializer[Machine]):
         class Meta:
@@ -303,8 +332,16 @@ class MachineTelemetryApi(APIView):
         request=InputSerializer,
         # No user authentication: the machine token is checked here (401, or 403 for another
         # machine's token), so the schema's common refusals would not list them.
-        responses={200: OutputSerializer, 401: ErrorSerializer, 403: ErrorSerializer},
-        description="Report a machine's state; `Authorization: Machine <token>`.",
+        responses={
+            200: OutputSerializer,
+            400: ErrorSerializer,
+            401: ErrorSerializer,
+            403: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+        description="Report a machine's state, and the progress, end or failure of the job "
+        "or plate it runs; `Authorization: Machine <token>`. A plate that is not this "
+        "machine's answers 400, one that is not running on it 409; nothing is changed.",
     )
     def post(self, request: Request, slug: str) -> Response:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -343,16 +380,26 @@ class MachineTelemetryApi(APIView):
         report = self.InputSerializer(data=request.data)
         report.is_valid(raise_exception=True)
         values = report.validated_data
-        machine = machines.telemetry_record(
-            machine_id=machine.pk,
-            report=machines.TelemetryReport(
-                state=values.get("state"),
-                progress=values.get("progress"),
-                temperatures=values.get("temperatures", {}),
-                job_id=values.get("current_job"),
-                error_text=values.get("error_text", ""),
-            ),
-            now=timezone.now(),
-            actor=f"machine {machine.slug}",
-        )
+        try:
+            machine = machines.telemetry_record(
+                machine_id=machine.pk,
+                report=machines.TelemetryReport(
+                    state=values.get("state"),
+                    progress=values.get("progress"),
+                    temperatures=values.get("temperatures", {}),
+                    job_id=values.get("current_job"),
+                    job_state=values.get("job_state"),
+                    error_text=values.get("error_text", ""),
+                    plate_id=values.get("current_plate"),
+                ),
+                now=timezone.now(),
+                actor=f"machine {machine.slug}",
+                strict_plate=True,
+            )
+        except machines.PlateNotOnMachine as refusal:
+            return Response(
+                {"message": str(refusal), "errors": {"current_plate": [str(refusal)]}}, status=400
+            )
+        except machines.PlateNotRunning as refusal:
+            return Response({"message": str(refusal)}, status=409)
         return Response(self.OutputSerializer(machine).data)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from microfactory.errors import DomainError
 from production import machines, plate_runner, plating, runner, services, station
 from production.models import Artifact, Job, Machine, Plate, PlateCopy
+from production.pipeline.traveler import TravelerCheck
 from tests.builders import make_machine, make_order, make_part, make_ready_job, make_user
 
 pytestmark = pytest.mark.django_db
@@ -405,12 +406,36 @@ def test_the_station_refuses_what_does_not_apply_to_a_plate(routed_plate, operat
         plating.copies_qc(
             plate_id=plate.pk, passed=[999999], scrapped=[], reason="", operator=operator, now=now
         )
-    with pytest.raises(DomainError, match="measure"):
+    width = TravelerCheck("Width", "20", "± 0.2", 20.0, 0.2, 0.2)
+    with pytest.raises(DomainError, match="measure Width"):
         plating.copies_qc(
             plate_id=plate.pk, passed=[copy.pk], scrapped=[], reason="", operator=operator,
-            now=now, measured_ok={job.pk: "measure Width before passing QC"},
+            now=now, checks={job.pk: (width,)},
         )  # fmt: skip
-    assert PlateCopy.objects.filter(plate=plate, qc=PlateCopy.Qc.PENDING).count() == 5
+    # Measured on that copy: out of tolerance refuses it, in tolerance passes it.
+    measure = {"plate_id": plate.pk, "copy_id": copy.pk, "checks": (width,),
+               "operator": operator, "now": now}  # fmt: skip
+    (outside,) = plating.copy_measure(values={"Width": 20.5}, **measure)
+    assert outside.label == "Width"
+    with pytest.raises(DomainError, match="outside"):
+        plating.copies_qc(
+            plate_id=plate.pk, passed=[copy.pk], scrapped=[], reason="", operator=operator,
+            now=now, checks={job.pk: (width,)},
+        )  # fmt: skip
+    with pytest.raises(DomainError, match="not on the QC checklist"):
+        plating.copy_measure(values={"Bore": 4.0}, **measure)
+    assert plating.copy_measure(values={"Width": 20.1}, **measure) == []
+    other = plate.copies.exclude(pk=copy.pk).first()
+    assert other.measurements == {}  # measured per copy, not per job
+    plating.copies_qc(
+        plate_id=plate.pk, passed=[copy.pk], scrapped=[], reason="", operator=operator,
+        now=now, checks={job.pk: (width,)},
+    )  # fmt: skip
+    assert PlateCopy.objects.get(pk=copy.pk).measurements == {"Width": 20.1}
+    assert "copy 1 (#1" in job.events.filter(step="measure").last().message
+    with pytest.raises(DomainError, match="no more measuring"):
+        plating.copy_measure(values={"Width": 20.0}, **measure)
+    assert PlateCopy.objects.filter(plate=plate, qc=PlateCopy.Qc.PENDING).count() == 4
 
 
 def test_the_plate_page_opens_by_scanning_and_records_qc_per_copy(routed_plate, operator_client):
@@ -466,3 +491,51 @@ def test_the_plate_page_costs_the_same_for_2_copies_or_12(user, operator_client)
         queries(lambda p=p: operator_client.get(f"/station/plates/{p.pk}/")) for p in (few, many)
     ]
     assert counted[0] == counted[1] <= 12
+
+
+def test_the_job_page_measures_a_plate_copy_by_copy_and_the_api_shows_it(
+    routed_plate, operator, operator_client, api, monkeypatch
+):
+    from production import views
+
+    plate, job, _ = routed_plate
+    width = TravelerCheck("Width", "20", "± 0.2", 20.0, 0.2, 0.2)
+    monkeypatch.setattr(views, "_checks", lambda job: (width,))  # the fixture has no traveler
+    now = timezone.now()
+    plating.plate_start(plate_id=plate.pk, operator=operator, now=now)
+    plating.plate_finish(plate_id=plate.pk, operator=operator, now=now)
+    third = plate.copies.get(copy_index=3)
+
+    response = operator_client.post(
+        f"/station/jobs/{job.pk}/measure/", {"copy": third.pk, "m0": "20,1"}
+    )
+    assert response.status_code == 302
+    assert PlateCopy.objects.get(pk=third.pk).measurements == {"Width": 20.1}
+    assert all(c.measurements == {} for c in plate.copies.exclude(pk=third.pk))
+    assert Job.objects.get(pk=job.pk).measurements == {}  # per copy, not per job
+    assert b"Width 20.1" in operator_client.get(f"/station/plates/{plate.pk}/").content
+    bad = operator_client.post(f"/station/jobs/{job.pk}/measure/", {"copy": "x", "m0": "20"})
+    assert bad.status_code == 302 and PlateCopy.objects.filter(measurements={}).count() == 4
+    body = api.get(f"/api/v1/orders/{job.line.order_id}/").json()
+    shown = {c["copy"]: c["measurements"] for c in body["lines"][0]["jobs"][0]["copies"]}
+    assert shown[3] == {"Width": 20.1} and shown[1] == {}
+
+
+def test_a_plates_bag_labels_are_stored_with_its_traveler_and_served_from_the_file(
+    user, operator_client
+):
+    make_machine()
+    plate = make_plate([plated_job(user, quantity=2), plated_job(user, quantity=3)])
+    Plate.objects.filter(pk=plate.pk).update(traveler=None)
+
+    plate_runner._attach_traveler(Plate.objects.get(pk=plate.pk))  # noqa: SLF001
+
+    plate.refresh_from_db()
+    assert plate.traveler is not None and plate.labels is not None
+    assert len(plate.labels.meta["jobs"]) == 2
+    with plate.labels.file.open("rb") as stored:
+        pdf = stored.read()
+    assert pdf.startswith(b"%PDF-")
+    route()  # the station finds a plate at its factory's machines
+    served = operator_client.get(f"/station/plates/{plate.pk}/labels.pdf")
+    assert served.status_code == 200 and served.content == pdf
