@@ -38,7 +38,7 @@ from orders.quoting import qc_time_s
 from production import routing
 from production.calendars import NeverOpen, SiteCalendar
 from production.machines import changeover_s, read_once
-from production.models import Job, JobEvent
+from production.models import Job, JobEvent, PlateCopy
 from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
 from production.simulation.metrics import percentile
 from production.simulation.snapshot import LiveFactory, live_factory
@@ -85,18 +85,36 @@ class Promise:
 def run_time_spread(*, confidence: float | None = None) -> Spread:
     """The spread of real run times against estimates over the latest jobs run (one query)."""
     share: float = settings.MF_PROMISE_CONFIDENCE if confidence is None else confidence
+    # A job on plates ran as its (first) plate ran: that plate's run against its program's
+    # estimate, not the job's copies' own times.
+    plate = PlateCopy.objects.filter(job=OuterRef("pk")).order_by("plate_id")
     rows = (
         Job.objects.filter(started_at__isnull=False, finished_at__isnull=False)
         .exclude(toolpath_meta__isnull=True)
+        .annotate(
+            plate_s=Subquery(plate.values("plate__estimated_time_s")[:1]),
+            plate_started=Subquery(plate.values("plate__started_at")[:1]),
+            plate_finished=Subquery(plate.values("plate__finished_at")[:1]),
+        )
         .order_by("-finished_at")
-        .values_list("started_at", "finished_at", "toolpath_meta", "quantity")[:SPREAD_SAMPLE]
+        .values_list(
+            "started_at",
+            "finished_at",
+            "toolpath_meta",
+            "quantity",
+            "plate_s",
+            "plate_started",
+            "plate_finished",
+        )[:SPREAD_SAMPLE]
     )
     ratios = []
-    for started, finished, meta, quantity in rows:
+    for started, finished, meta, quantity, plate_s, plate_started, plate_finished in rows:
         try:
             estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
         except (TypeError, ValueError):
             continue
+        if plate_s is not None:
+            started, finished, estimate = plate_started, plate_finished, float(plate_s)
         if started is not None and finished is not None and estimate > 0 and finished > started:
             ratios.append((finished - started).total_seconds() / estimate)
     if len(ratios) < settings.MF_PROMISE_MIN_SAMPLES:

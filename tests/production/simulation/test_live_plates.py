@@ -65,9 +65,7 @@ def test_a_routed_plate_is_one_run_of_its_setup_and_program_and_its_jobs_finish_
     assert factory.plates == {f"plate-{plate.pk}": tuple(sorted((str(first.pk), str(second.pk))))}
     result = simulate(factory.machines, [], start=MONDAY_2PM, changeover_s=changeover_s())
     done = MONDAY_2PM + timedelta(seconds=SETUP_S + 3000)
-    assert factory.finished_at(result, str(first.pk)) == factory.finished_at(
-        result, str(second.pk)
-    )
+    assert factory.finished_at(result, str(first.pk)) == factory.finished_at(result, str(second.pk))
     assert factory.finished_at(result, str(first.pk)) == done
 
     # An order quoted now (its traveler ready at 14:15) waits behind the plate: it starts
@@ -154,3 +152,29 @@ def test_qc_after_a_finish_just_before_closing_is_done_the_next_morning(user, se
     assert always is not None
     assert always.ready_at == datetime(2026, 11, 30, 17, 55, tzinfo=UTC) + allowance
     assert timezone.is_aware(promise.ready_at)
+
+
+def test_the_run_time_spread_reads_a_plated_jobs_run_against_its_plates_estimate(user, settings):
+    from production.simulation.promise import run_time_spread
+
+    settings.MF_PROMISE_MIN_SAMPLES = 1
+    machine = make_machine()
+    first, second = plated_job(user, quantity=3), plated_job(user, quantity=2)  # 600 s a copy
+    plate = make_plate([first, second], estimated_time_s=3000)
+    ran = {"started_at": MONDAY_2PM, "finished_at": MONDAY_2PM + timedelta(seconds=3300)}
+    Plate.objects.filter(pk=plate.pk).update(status=Plate.Status.DONE, machine=machine, **ran)
+    Job.objects.filter(pk__in=[first.pk, second.pk]).update(status=Job.Status.DONE, **ran)
+    alone = plated_job(user, quantity=1)  # its own run: twice its 600 s
+    Job.objects.filter(pk=alone.pk).update(
+        status=Job.Status.DONE,
+        started_at=MONDAY_2PM,
+        finished_at=MONDAY_2PM + timedelta(seconds=1200),
+    )
+
+    spread = run_time_spread(confidence=0.9)
+
+    # The plate ran 3300 s of its 3000 (1.1) for each of its two jobs, not 3300 s of 3 or 2
+    # copies' 600 s; the single job 2.0.
+    assert spread.samples == 3
+    assert spread.expected == pytest.approx(1.1)
+    assert spread.late == pytest.approx(1.1 + (2.0 - 1.1) * 0.8)  # 90 %: rank 1.8 of 0..2
