@@ -97,7 +97,7 @@ def _per_copy(meta: dict[str, Any] | None, name: str) -> float:
 
 def plate_shares(job: Job) -> tuple[costing.PlateShare, ...]:
     """The job's shares of the plates its copies are on (costing.plate_shares); pass a job
-    from `with_cost_facts`, else three queries."""
+    from `with_cost_facts`, else two queries."""
     copies: list[PlateCopy] = (
         job.cost_copies
         if hasattr(job, "cost_copies")
@@ -108,13 +108,15 @@ def plate_shares(job: Job) -> tuple[costing.PlateShare, ...]:
     for copy in copies:
         plates[copy.plate_id] = copy.plate
         mine[copy.plate_id] += 1
+    everyone: dict[int, list[PlateCopy]] = {}
+    if plates and not all(hasattr(plate, "cost_all") for plate in plates.values()):
+        for copy in PlateCopy.objects.filter(plate_id__in=plates).select_related("job"):
+            everyone.setdefault(copy.plate_id, []).append(copy)
     setup_s = float(settings.ORDER_QUOTE_RATES.plate_setup_s)
     shares = []
     for plate_id, plate in sorted(plates.items()):
         on_plate: list[PlateCopy] = (
-            plate.cost_all
-            if hasattr(plate, "cost_all")
-            else list(plate.copies.select_related("job"))
+            plate.cost_all if hasattr(plate, "cost_all") else everyone.get(plate_id, [])
         )
         count = Counter(copy.job_id for copy in on_plate)
         metas = {copy.job_id: copy.job.toolpath_meta for copy in on_plate}

@@ -376,6 +376,11 @@ def test_two_orders_jobs_on_one_plate_add_up_to_it_and_share_its_run(
     grams = Decimal("10.0") * price / 1000
     assert first.material.amount == (grams * 3 / 8).quantize(Decimal("0.01"))
     assert second.material.amount == (grams * 5 / 8).quantize(Decimal("0.01"))
+    # A job read on its own (the station's job page) costs the same, in two more queries.
+    alone = Job.objects.select_related(*job_costs.COST_RELATED).get(pk=small.pk)
+    with django_assert_num_queries(4):  # events, bookings, its copies, the plate's
+        facts_alone = job_costs.job_facts(alone)
+    assert costing.job_cost(facts_alone, rates=job_costs.cost_rates(), now=at(100)) == first
 
 
 # --- who sees costs ---------------------------------------------------------------------------
@@ -409,6 +414,25 @@ def test_the_factorys_manager_sees_costs_and_margin_and_its_operator_does_not(us
     page = operator.get(f"/station/jobs/{job.pk}/").content.decode()
     assert 'id="costs"' not in page and "EUR/kg" not in page
     assert operator.get(f"/station/orders/{job.line.order_id}/costs/").status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_plain_static")
+def test_a_manager_sees_which_share_of_which_plate_a_job_carries(user, settings) -> None:
+    from tests.production.test_plating import make_plate, plated_job
+
+    settings.ORDER_QUOTE_RATES = replace(settings.ORDER_QUOTE_RATES, plate_setup_s=300.0)
+    factory = user.memberships.get().organisation
+    job = plated_job(user, quantity=3)
+    plate = make_plate([job], estimated_time_s=2700)
+    Job.objects.filter(pk=job.pk).update(machine=make_machine("mk4-1"), status="routed")
+    manager = Client()
+    manager.force_login(make_user("boss", organisation=factory, role="manager"))
+
+    page = manager.get(f"/station/jobs/{job.pk}/").content.decode()
+
+    assert f"100% of {plate.number} (3 copies, 10 g)" in page  # material
+    assert f"100% of {plate.number} (3 copies, 0.83 h with setup)" in page  # 300 + 2700 s
 
 
 @pytest.mark.django_db
