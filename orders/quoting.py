@@ -205,6 +205,13 @@ def plates_run_time_s(
     return plates * plate_setup_s + quantity * part_time_s
 
 
+def plate_run_time_s(*, program_s: float, plate_setup_s: float) -> float:
+    """The machine time of a plate planned in production: its setup once plus its program's
+    estimate (which times all its copies together). plates_run_time_s for one plate whose
+    copies' time the slicer measured; job costs and the promise simulation count it."""
+    return plate_setup_s + program_s
+
+
 def qc_time_s(*, copies: int, job_s: float, copy_s: float) -> float:
     """The time a finished job of `copies` copies takes to pass QC: once per job and once
     per copy (at least one). The one formula: the quote's lead time and the simulated promise

@@ -1,7 +1,8 @@
 """When a site works: its opening hours (shifts by weekday) and closures (holidays, stocktake).
 
 Jobs start only while their site is open (someone must start the machine and clear the bed);
-once started a job runs to its end unattended. Routing ETAs, promise dates, the what-if
+once started a job runs to its end unattended. QC after it is people's work: it takes open
+time only (after_open_seconds). Routing ETAs, promise dates, the what-if
 simulation and OEE availability all read a site's hours through `SiteCalendar`, a pure value
 built once per site. A site with no opening hours is open around the clock (closures still
 apply), which is how every site worked before calendars existed.
@@ -85,6 +86,25 @@ class SiteCalendar:
         (it runs `run_s` seconds from there, open or not)."""
         start = self.next_open(ready_at)
         return start, start + timedelta(seconds=max(0.0, run_s))
+
+    def after_open_seconds(self, start: datetime, seconds: float) -> datetime:
+        """When `seconds` of the site's open time have passed from `start`: work done by
+        people (QC after a job's finish) that stops while the site is closed. 40 minutes from
+        17:50 on a site closing at 18:00 and opening at 08:00 end at 08:30. NeverOpen if the
+        site is not open long enough within a year."""
+        left = timedelta(seconds=max(0.0, seconds))
+        if self.always_open or not left:
+            return start + left
+        window_start = start
+        limit = start + timedelta(days=SEARCH_DAYS)
+        while window_start < limit:
+            window_end = min(window_start + _WINDOW, limit)
+            for opens, closes in self.open_intervals(window_start, window_end):
+                if closes - opens >= left:
+                    return opens + left
+                left -= closes - opens
+            window_start = window_end
+        raise NeverOpen(f"the site is not open long enough in the next {SEARCH_DAYS} days")
 
     def _shift_intervals(self, start: datetime, end: datetime) -> list[Interval]:
         zone = ZoneInfo(self.timezone)

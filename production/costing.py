@@ -1,14 +1,26 @@
 """What a job cost to make, and an order from its jobs: pure, over frozen values.
 
-    material = filament grams per copy (the G-code's) x copies x price per kg
-    machine  = the plan's machine time (the G-code's estimate x copies) x the hourly rate
-    energy   = machine power x running time x tariff; the running time measured from the job's
-               events (start -> finish, less pauses) once it ran, else the plan's
+    material = grams x price per kg
+    machine  = machine time x the hourly rate
+    energy   = machine power x running time x tariff; the running time measured once it ran
+               (the job's events, or its plates' runs), else the plan's
     labour   = labour minutes read from the station's timestamps x the labour rate
 
-A job's G-code makes one copy; a job of N copies runs it N times, so grams and time count
-N copies. Scrapped copies stay on the job that made them (their material and time were
-spent); the job remaking them has its own cost, and an order's cost sums all its jobs.
+Machine time and grams come from where the job's copies run:
+- on plates (#13): each plate's machine time (MF_QUOTE_PLATE_SETUP_S for its setup plus its
+  program's estimate, orders.quoting.plate_run_time_s) and its program's filament are shared
+  among the jobs whose copies it holds: time by estimated copy time (a job's copies x its
+  own G-code's time per copy, over the plate's total), filament by copy grams (likewise). So
+  the jobs on a plate add up to the plate's figures, and a copy on a full plate costs its
+  share of one setup, not a setup of its own. Weighed by time rather than footprint area: a
+  plate's time is its layers, and a tall copy takes more of them than a flat one of the
+  same footprint. A plate's running time (started -> finished) is shared by the time share.
+- not on plates (not planned yet, a machined part, a single part routed alone): the quote's
+  plate plan (orders.quoting.quoted_run_time_s: each plate's setup plus each copy's G-code
+  time), and the G-code's grams per copy x copies.
+
+Scrapped copies stay on the job that made them (their material and time were spent); the job
+remaking them has its own cost, and an order's cost sums all its jobs.
 
 A job that ended without a machine ever running it (rejected, cancelled, failed in the
 pipeline) cost nothing here. One not run yet has an estimate: the plan's numbers, the fixed
@@ -70,6 +82,51 @@ class Stamp:
 
 
 @dataclass(frozen=True)
+class OnPlate:
+    """One job's copies on a plate, as the plate's share is weighed."""
+
+    job_id: int
+    copies: int
+    copy_time_s: float  # the job's own G-code estimate per copy (0: unknown)
+    copy_g: float  # the job's own G-code grams per copy (0: unknown)
+
+
+@dataclass(frozen=True)
+class PlateShare:
+    """The job's part of one plate its copies are on."""
+
+    plate: str  # its number, "P-000012"
+    copies: int  # the job's copies on it
+    time_share: float  # of the plate's machine and running time, 0..1
+    material_share: float  # of the plate's filament, 0..1
+    machine_s: float  # the whole plate's: its setup plus its program's estimate
+    filament_g: float  # the whole plate's program
+    started_at: datetime | None = None  # the plate's run; None: not started
+    finished_at: datetime | None = None  # None: still running (or not started)
+
+
+def plate_shares(on_plate: Sequence[OnPlate]) -> dict[int, tuple[float, float]]:
+    """{job id: (time share, material share)} of one plate: a job's copies x its time (grams)
+    per copy over the plate's total; by copies where the plate's total is unknown (0)."""
+    copies = sum(entry.copies for entry in on_plate)
+
+    def split(weight: float, total: float, entry: OnPlate) -> float:
+        if total > 0:
+            return weight / total
+        return entry.copies / copies if copies else 0.0
+
+    time_total = sum(e.copies * e.copy_time_s for e in on_plate)
+    grams_total = sum(e.copies * e.copy_g for e in on_plate)
+    return {
+        e.job_id: (
+            split(e.copies * e.copy_time_s, time_total, e),
+            split(e.copies * e.copy_g, grams_total, e),
+        )
+        for e in on_plate
+    }
+
+
+@dataclass(frozen=True)
 class JobFacts:
     job_id: int
     number: str
@@ -88,6 +145,10 @@ class JobFacts:
     manual: bool  # run by hand: start, pause, resume and finish are the operator's taps
     planned_time_s: float  # per copy, the G-code's estimate
     stamps: tuple[Stamp, ...]  # oldest first
+    plates: tuple[PlateShare, ...] = ()  # the plates its copies are on
+    # The machine time of its copies not on a plate, as the quote's plate plan runs them
+    # (orders.quoting.quoted_run_time_s); None: one run of planned_time_s per copy.
+    plan_time_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,8 +180,8 @@ class JobCost:
     machine: CostItem
     energy: CostItem
     labour: CostItem
-    planned_time_s: float  # all copies
-    actual_time_s: float | None  # running time measured from the events; None: never ran
+    planned_time_s: float  # the machine time counted: plates' shares and the quote's plan
+    actual_time_s: float | None  # running time measured (events, or plates' runs); None: never
     labour_minutes: float
     labour_steps: tuple[LabourStep, ...]
 
@@ -188,31 +249,76 @@ def labour_steps(
     return tuple(steps)
 
 
+def _plate_run_s(share: PlateShare, *, now: datetime) -> float | None:
+    """Seconds the plate ran (up to `now` while running); None if it never started."""
+    if share.started_at is None:
+        return None
+    return max(0.0, ((share.finished_at or now) - share.started_at).total_seconds())
+
+
+def _on_plates(shares: Sequence[PlateShare], part: str) -> str:
+    """Which share of which plate, for the inputs: "100 % of P-000012 (5 copies, 10 g)"."""
+    return ", ".join(
+        f"{(s.time_share if part == 'time' else s.material_share):.0%} of {s.plate} "
+        f"({s.copies} copies, "
+        + (f"{_hours(s.machine_s)} with setup)" if part == "time" else f"{s.filament_g:g} g)")
+        for s in shares
+    )
+
+
 def job_cost(facts: JobFacts, *, rates: CostRates, now: datetime) -> JobCost:
     """The job's cost, each part with the inputs it came from."""
     cur = rates.currency
+    plates = facts.plates
+    plate_runs = [_plate_run_s(share, now=now) for share in plates]
     actual = running_time_s(facts.stamps, now=now)
+    if plates and any(run is not None for run in plate_runs):
+        # A job on plates ran while they ran: its share of each plate's run.
+        actual = sum(s.time_share * (run or 0.0) for s, run in zip(plates, plate_runs, strict=True))
     if actual is not None:
         basis = Basis.ACTUAL
     elif facts.ended:
         basis = Basis.NONE
     else:
         basis = Basis.ESTIMATE
-    copies = facts.quantity if basis != Basis.NONE else 0
-    planned_s = facts.planned_time_s * facts.quantity
-    grams = facts.filament_g * copies
+    made = basis != Basis.NONE
+    copies = facts.quantity if made else 0
+    # Copies not on a plate: one run each of the G-code, or the quote's plate plan.
+    loose = max(0, facts.quantity - sum(share.copies for share in plates))
+    loose_s = facts.planned_time_s * loose if facts.plan_time_s is None else facts.plan_time_s
+    planned_s = sum(s.time_share * s.machine_s for s in plates) + loose_s
+    grams = sum(s.material_share * s.filament_g for s in plates) + facts.filament_g * loose
+    if not made:
+        grams = 0.0
+    if plates:
+        material_how = f"{grams:.2f} g: {_on_plates(plates, 'material')}"
+        if loose:
+            material_how += f" + {facts.filament_g:g} g x {loose} copies"
+        machine_how = f"{_hours(planned_s if made else 0.0)} planned: {_on_plates(plates, 'time')}"
+        if loose:
+            machine_how += f" + {_hours(loose_s)} for {loose} copies"
+    else:
+        material_how = f"{facts.filament_g:g} g x {copies} copies"
+        machine_how = f"{_hours(planned_s if made else 0.0)} planned"
     material = CostItem(
         _cents(Decimal(str(grams)) * facts.price_per_kg / 1000),
-        f"{facts.filament_g:g} g x {copies} copies x {facts.price_per_kg} {cur}/kg "
-        f"({facts.material})",
+        f"{material_how} x {facts.price_per_kg} {cur}/kg ({facts.material})",
     )
-    machine_s = planned_s if copies else 0.0
+    machine_s = planned_s if made else 0.0
     machine = CostItem(
         _cents(Decimal(str(machine_s)) / 3600 * facts.hourly_rate),
-        f"{_hours(machine_s)} planned x {facts.hourly_rate} {cur}/h"
+        f"{machine_how} x {facts.hourly_rate} {cur}/h"
         + (f" ({facts.machine})" if facts.machine else " (not routed: the default rate)"),
     )
-    energy_s = actual if actual is not None else machine_s
+    if plates:
+        # Plates not started yet count their planned time.
+        energy_s = loose_s + sum(
+            s.time_share * (s.machine_s if run is None else run)
+            for s, run in zip(plates, plate_runs, strict=True)
+        )
+        energy_s = energy_s if made else 0.0
+    else:
+        energy_s = actual if actual is not None else machine_s
     kwh = Decimal(str(facts.power_w)) / 1000 * Decimal(str(energy_s)) / 3600
     energy = CostItem(
         _cents(kwh * rates.energy_per_kwh),

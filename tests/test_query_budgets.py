@@ -131,8 +131,9 @@ def test_the_part_page_has_a_budget(browser):
     # 31: its "ready by" simulates the live queue: the jobs on machines, the jobs waiting for
     # one, and the latest run times against their estimates (#15, point 3); 32: the regions of
     # the revision's parameter space where many parts failed, read once per cache period
-    # (#15, point 6); 33: the machines' queues count their plates (#13).
-    assert queries(lambda: browser.get("/parts/block/")) <= 33
+    # (#15, point 6); 33: the machines' queues count their plates (#13); 34: the "ready by"
+    # simulation runs the plates planned, routed and running as plates (#13 with #15.3).
+    assert queries(lambda: browser.get("/parts/block/")) <= 34
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -176,8 +177,9 @@ def test_order_create_grows_little_with_its_lines(api):
     one = queries(lambda: create(1))
     ten = queries(lambda: create(10))
     # 56: the line's configuration is checked against the failure regions (#15, point 6);
-    # 58: the machines' queues count their plates (#13), read by the quote and the promise.
-    assert one <= 58
+    # 58: the machines' queues count their plates (#13), read by the quote and the promise;
+    # 59: the promise's simulation runs the plates planned, routed and running as plates.
+    assert one <= 59
     # Each line is checked, quoted and inserted with its job: what is left grows per line.
     # The machines are read once for all the lines (production.public.machines_read_once).
     assert (ten - one) / 9 <= 16

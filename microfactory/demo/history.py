@@ -31,11 +31,12 @@ from catalog.parameters import defaults, parameters_hash, parse_schema
 from catalog.parts import DEMO_PARTS, DemoPart
 from orders.models import Order, OrderLine, Organisation, Status
 from production import lifecycle, routing
+from production.calendars import SiteCalendar
 from production.lifecycle import By, PastJob, PastMachineChange, PastMove
 from production.machines import changeover_s, routing_facts, transit_table
 from production.models import Job, Machine
-from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
-from production.simulation.promise import qc_allowance_s, qc_passed_at
+from production.simulation.engine import JobOutcome, SimJob, SimMachine, SimResult, simulate
+from production.simulation.promise import machine_calendars, qc_allowance_s, qc_passed_at
 
 SEED = 15
 # The pipeline's steps before routing, as minutes after the order (geometry, validation,
@@ -181,6 +182,16 @@ def _machines() -> list[SimMachine]:
     ]
 
 
+def qc_done_at(outcome: JobOutcome, calendars: Mapping[str, SiteCalendar | None]) -> datetime:
+    """When the operator passed the job's QC: 10 to 39 minutes of its site's open time after
+    its finish (a job finished at closing time is checked the next morning)."""
+    minutes = 10 + int(outcome.key.split(".")[0]) % 30
+    calendar = calendars.get(outcome.machine)
+    if calendar is None:
+        return outcome.finished_at + timedelta(minutes=minutes)
+    return calendar.after_open_seconds(outcome.finished_at, minutes * 60.0)
+
+
 def simulate_history(
     *, weeks: int, now: datetime
 ) -> tuple[list[DemoDemand], SimResult, SimResult, list[SimMachine]]:
@@ -212,6 +223,7 @@ def simulate_history(
     changeover = changeover_s()
     begin = datetime.combine(start, time.min, tzinfo=UTC)
     limit = now - timedelta(hours=2)
+    calendars = machine_calendars(machines)
     for _ in range(10):
         result = simulate(
             machines,
@@ -222,7 +234,7 @@ def simulate_history(
         late = {
             key.split(".")[0]
             for key in {*result.rejected, *result.waiting}
-            | {k for k, o in result.outcomes.items() if o.finished_at > limit}
+            | {k for k, o in result.outcomes.items() if qc_done_at(o, calendars) > limit}
         }
         if not late:
             break
@@ -270,18 +282,21 @@ def history_seed(*, weeks: int, now: datetime, actor: str = "seed_demo") -> int:
     materials = {m.slug: m for m in Material.objects.all()}
     machine_ids = dict(Machine.objects.values_list("slug", "pk"))
     names = {m.key: m.facts.name for m in machines}
+    calendars = machine_calendars(machines)
     placed = []
     for demanded in orders:
         keys = [f"{demanded.number}.{i}" for i in range(len(demanded.lines))]
         member = requesters[demanded.customer]
         org = customers[demanded.customer]
-        # "Ready by" means QC passed: the promise's finish plus the QC allowance.
+        # "Ready by" means QC passed: the promise's finish plus the QC allowance (in the
+        # open hours of the machine's site).
         promise = qc_passed_at(
             promised,
             {
                 key: qc_allowance_s(copies=line.quantity)
                 for key, line in zip(keys, demanded.lines, strict=True)
             },
+            calendars,
         )
         placed.append(
             Order(
@@ -337,7 +352,7 @@ def history_seed(*, weeks: int, now: datetime, actor: str = "seed_demo") -> int:
                     routed_at=outcome.routed_at,
                     ready_at=outcome.ready_at,
                     machine_name=names[outcome.machine],
-                    qc_at=outcome.finished_at + timedelta(minutes=10 + demanded.number % 30),
+                    qc_at=qc_done_at(outcome, calendars),
                     actor=actor,
                 )
             )

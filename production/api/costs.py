@@ -51,7 +51,10 @@ class JobCostSerializer(serializers.Serializer[costing.JobCost]):
     scrap = serializers.DecimalField(
         max_digits=12, decimal_places=2, help_text="the scrapped copies' share"
     )
-    planned_time_s = serializers.FloatField(help_text="the G-code's estimate x copies")
+    planned_time_s = serializers.FloatField(
+        help_text="machine time counted: its share of its plates (setup and program), else "
+        "the quote's plate plan of its copies"
+    )
     actual_time_s = serializers.FloatField(
         allow_null=True, help_text="running time from the job's events (less pauses)"
     )

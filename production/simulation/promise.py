@@ -5,9 +5,13 @@ snapshot.live_factory): every machine's running job and queue, the jobs still in
 pipeline or waiting for the router, changeovers, the sites' opening hours, and the real
 router placing the order's jobs when their travelers would be ready (after the pipeline's
 overhead). The order is ready when its last job has passed QC and is at the delivery site:
-each job's simulated finish (plus transit) plus the QC allowance, MF_PROMISE_QC_JOB_S a job
-and MF_PROMISE_QC_COPY_S a copy (qc_allowance_s), so "ready by" means QC passed, the moment
-promise accuracy is measured at.
+each job's simulated finish, then the QC allowance, MF_PROMISE_QC_JOB_S a job and
+MF_PROMISE_QC_COPY_S a copy (qc_allowance_s), counted in the open hours of the machine's site
+(people check parts; a job finished just before closing is checked the next morning), then
+transit; so "ready by" means QC passed, the moment promise accuracy is measured at.
+
+Plates already planned, routed or running are one run each on their machine
+(snapshot.live_factory), their jobs not counted again.
 
 A printed line's copies run as its quote's plate plan (orders.quoting.plates_run_time_s via
 Quote.run_time_s): each plate's setup once plus each copy's time, the quote's lead time's
@@ -22,7 +26,7 @@ past jobs did. Until MF_PROMISE_MIN_SAMPLES jobs have run, the estimates stand f
 median and the estimates plus MF_PROMISE_DEFAULT_SPREAD for the promise.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -32,8 +36,9 @@ from django.db.models import OuterRef, Subquery
 from orders.models import Order
 from orders.quoting import qc_time_s
 from production import routing
+from production.calendars import NeverOpen, SiteCalendar
 from production.machines import changeover_s, read_once
-from production.models import Job, JobEvent
+from production.models import Job, JobEvent, PlateCopy
 from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
 from production.simulation.metrics import percentile
 from production.simulation.snapshot import LiveFactory, live_factory
@@ -80,18 +85,36 @@ class Promise:
 def run_time_spread(*, confidence: float | None = None) -> Spread:
     """The spread of real run times against estimates over the latest jobs run (one query)."""
     share: float = settings.MF_PROMISE_CONFIDENCE if confidence is None else confidence
+    # A job on plates ran as its (first) plate ran: that plate's run against its program's
+    # estimate, not the job's copies' own times.
+    plate = PlateCopy.objects.filter(job=OuterRef("pk")).order_by("plate_id")
     rows = (
         Job.objects.filter(started_at__isnull=False, finished_at__isnull=False)
         .exclude(toolpath_meta__isnull=True)
+        .annotate(
+            plate_s=Subquery(plate.values("plate__estimated_time_s")[:1]),
+            plate_started=Subquery(plate.values("plate__started_at")[:1]),
+            plate_finished=Subquery(plate.values("plate__finished_at")[:1]),
+        )
         .order_by("-finished_at")
-        .values_list("started_at", "finished_at", "toolpath_meta", "quantity")[:SPREAD_SAMPLE]
+        .values_list(
+            "started_at",
+            "finished_at",
+            "toolpath_meta",
+            "quantity",
+            "plate_s",
+            "plate_started",
+            "plate_finished",
+        )[:SPREAD_SAMPLE]
     )
     ratios = []
-    for started, finished, meta, quantity in rows:
+    for started, finished, meta, quantity, plate_s, plate_started, plate_finished in rows:
         try:
             estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
         except (TypeError, ValueError):
             continue
+        if plate_s is not None:
+            started, finished, estimate = plate_started, plate_finished, float(plate_s)
         if started is not None and finished is not None and estimate > 0 and finished > started:
             ratios.append((finished - started).total_seconds() / estimate)
     if len(ratios) < settings.MF_PROMISE_MIN_SAMPLES:
@@ -123,15 +146,37 @@ def qc_allowance_s(
     )
 
 
-def qc_passed_at(result: SimResult, qc_s: Mapping[str, float]) -> datetime | None:
+def qc_passed_at(
+    result: SimResult,
+    qc_s: Mapping[str, float],
+    calendars: Mapping[str, SiteCalendar | None] | None = None,
+) -> datetime | None:
     """When the last of these jobs (key: its QC allowance) has passed QC and is at its
-    delivery site; None if one is not made."""
+    delivery site; None if one is not made. QC is people's work at the machine's site: it
+    takes that site's open time (`calendars`, {machine key: its site's calendar}; none:
+    always open) from the job's finish, so a job finished at 17:55 on a site closing at 18:00
+    is checked the next morning; the parts travel after it."""
     if not qc_s or any(key not in result.outcomes for key in qc_s):
         return None
-    return max(
-        result.outcomes[key].arrival_at + timedelta(seconds=allowance)
-        for key, allowance in qc_s.items()
-    )
+    ready = []
+    for key, allowance in qc_s.items():
+        outcome = result.outcomes[key]
+        calendar = (calendars or {}).get(outcome.machine)
+        try:
+            checked = (
+                outcome.finished_at + timedelta(seconds=allowance)
+                if calendar is None
+                else calendar.after_open_seconds(outcome.finished_at, allowance)
+            )
+        except NeverOpen:
+            return None  # the site never opens long enough: no promise
+        ready.append(checked + (outcome.arrival_at - outcome.finished_at))
+    return max(ready)
+
+
+def machine_calendars(machines: Iterable[SimMachine]) -> dict[str, SiteCalendar | None]:
+    """{machine key: its site's calendar}, for qc_passed_at."""
+    return {machine.key: machine.calendar for machine in machines}
 
 
 def _scaled(factory: LiveFactory, factor: float, now: datetime) -> list[SimMachine]:
@@ -204,6 +249,7 @@ def simulated_finish(
             key: qc_allowance_s(copies=line.copies, job_s=qc[0], copy_s=qc[1])
             for key, line in zip(keys, lines, strict=True)
         },
+        machine_calendars(factory.machines),
     )
 
 

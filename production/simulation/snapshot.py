@@ -1,14 +1,25 @@
 """The live factory as the engine's values: machines with the work they hold, the jobs still
-waiting for a machine, the sites' calendars. A handful of queries whatever the queue length."""
+waiting for a machine, the sites' calendars. A handful of queries whatever the queue length.
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+A plate (#13) is what a machine runs: a plate routed to a machine or running there is one run
+in its queue, and a plate planned but not routed yet waits for the router as one job
+(production.plating.plate_needs), its key "plate-<id>"; the jobs whose copies it holds are not
+counted again, and finish together when it does (LiveFactory.plates names them). A planned
+plate runs its setup plus its program's estimate (orders.quoting.plate_run_time_s, as job
+costs count it); a running one what its program has left (its estimate less its progress).
+A job of N copies not on plates yet runs as its quote's plate plan (quoted_run_time_s).
+"""
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
-from orders.quoting import quoted_run_time_s
-from production import routing
+from catalog.models import Process
+from orders.quoting import plate_run_time_s, quoted_run_time_s
+from production import plating, routing
 from production.machines import (
     PRIORITY,
     due_at,
@@ -18,8 +29,8 @@ from production.machines import (
     routing_facts,
     transit_table,
 )
-from production.models import Job
-from production.simulation.engine import SimJob, SimMachine
+from production.models import Job, Plate, PlateCopy
+from production.simulation.engine import SimJob, SimMachine, SimResult
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,20 @@ class LiveFactory:
     machines: tuple[SimMachine, ...]
     waiting: tuple[SimJob, ...]  # jobs not on a machine yet: they reach the router from now
     transit: Mapping[tuple[str, str], float]
+    # Each plate's key ("plate-<id>") and the keys of the jobs whose copies it holds.
+    plates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def finished_at(self, result: SimResult, job_key: str) -> datetime | None:
+        """When a job already in the factory finishes in `result`: with the last of the
+        plates its copies are on (its copies' jobs finish together), else its own run; a run
+        under way when the simulation started ends when it was due to. None: not made."""
+        keys = [plate for plate, jobs in self.plates.items() if job_key in jobs] or [job_key]
+        running = {m.running.key: m.running_until for m in self.machines if m.running}
+        ends = [
+            result.outcomes[key].finished_at if key in result.outcomes else running.get(key)
+            for key in keys
+        ]
+        return None if any(end is None for end in ends) else max(e for e in ends if e)
 
 
 def _held_job(
@@ -56,10 +81,12 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
         if processes is None
         else [fact for p in sorted(processes) for fact in quote_routing_facts(process=p)]
     )
+    plated = Exists(PlateCopy.objects.filter(job=OuterRef("pk")))
     on_machine = (
         Job.objects.filter(status__in=Job.ON_MACHINE, machine__isnull=False)
-        .order_by("status_changed_at", "pk")
+        .filter(~plated)  # their plates run them (below)
         .values_list(
+            "status_changed_at",
             "pk",
             "machine__slug",
             "status",
@@ -72,26 +99,37 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
     )
     if processes is not None:
         on_machine = on_machine.filter(machine__process__in=list(processes))
+    plates = _live_plates(processes)
+    setup_s = float(settings.ORDER_QUOTE_RATES.plate_setup_s)
+    # (routed or started at, job or plate, its key, its machine, run left, started, material,
+    # process)
+    held: list[tuple[datetime, int, str, str, float, bool, str, str]] = []
+    for changed, pk, slug, status, progress, meta, quantity, material, process in on_machine:
+        estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
+        started = status in Job.STARTED
+        left = estimate * (1 - min(progress or 0.0, 100.0) / 100) if started else estimate
+        held.append((changed, 0, str(pk), slug, left, started, material, process))
+    for plate in plates:
+        on = plate.machine
+        if on is None or plate.status not in Plate.ON_MACHINE:
+            continue
+        started = plate.status == Plate.Status.RUNNING
+        left = (
+            plate.program_s * (1 - min(plate.progress or 0.0, 100.0) / 100)
+            if started
+            else plate_run_time_s(program_s=plate.program_s, plate_setup_s=setup_s)
+        )
+        material, process = plate.material, plate.process
+        held.append((plate.changed, 1, plate.key, on, left, started, material, process))
     running: dict[str, tuple[SimJob, datetime]] = {}
     queued: dict[str, list[SimJob]] = {}
-    for pk, slug, status, progress, meta, quantity, material, line_process in on_machine:
-        estimate = float((meta or {}).get("estimated_time_s") or 0) * max(1, quantity)
-        if status in Job.STARTED and slug not in running:
-            left = estimate * (1 - min(progress or 0.0, 100.0) / 100)
-            job = _held_job(
-                str(pk), process=line_process, material=material, estimate_s=left, ready_at=now
-            )
+    # A machine's work in the order it takes it: the oldest routed first, plate or job.
+    for _, _, key, slug, left, started, material, process in sorted(held, key=lambda h: h[:3]):
+        job = _held_job(key, process=process, material=material, estimate_s=left, ready_at=now)
+        if started and slug not in running:
             running[slug] = (job, now + timedelta(seconds=left))
         else:
-            queued.setdefault(slug, []).append(
-                _held_job(
-                    str(pk),
-                    process=line_process,
-                    material=material,
-                    estimate_s=estimate,
-                    ready_at=now,
-                )
-            )
+            queued.setdefault(slug, []).append(job)
     machines = []
     for fact in facts:
         run = running.get(fact.key)
@@ -108,9 +146,129 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
     transit = read_once("transit_table", transit_table)
     return LiveFactory(
         machines=tuple(machines),
-        waiting=tuple(_waiting_jobs(now=now, processes=processes, transit=transit)),
+        waiting=(
+            *_planned_plates(plates, now=now, processes=processes, transit=transit),
+            *_waiting_jobs(now=now, processes=processes, transit=transit),
+        ),
         transit=transit,
+        plates={plate.key: tuple(sorted(map(str, plate.jobs))) for plate in plates},
     )
+
+
+@dataclass(frozen=True)
+class _Plate:
+    """A plate planned, routed or running, as read for the simulation."""
+
+    pk: int
+    status: str
+    changed: datetime
+    machine: str | None  # its slug; None while not routed
+    process: str  # its machine's; "" while not routed
+    progress: float | None
+    program_s: float  # its program's estimate
+    filament_g: float
+    material: str
+    routable: bool  # its traveler is made: the router may route it
+    jobs: tuple[int, ...]
+
+    @property
+    def key(self) -> str:
+        return f"plate-{self.pk}"
+
+
+def _live_plates(processes: Collection[str] | None) -> list[_Plate]:
+    """Every plate planned, routed or running, with its jobs: one query (a row a copy)."""
+    rows = (
+        Plate.objects.filter(status__in=[Plate.Status.READY, *Plate.ON_MACHINE])
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "status",
+            "status_changed_at",
+            "machine__slug",
+            "machine__process",
+            "progress",
+            "estimated_time_s",
+            "filament_g",
+            "material__slug",
+            "traveler_id",
+            "copies__job_id",
+        )
+    )
+    plates: dict[int, _Plate] = {}
+    for (
+        pk,
+        status,
+        changed,
+        slug,
+        process,
+        progress,
+        program_s,
+        grams,
+        material,
+        traveler,
+        job,
+    ) in rows:
+        if processes is not None and slug is not None and process not in processes:
+            continue  # on a machine of another process (a plate not routed: filtered below)
+        plate = plates.get(pk) or _Plate(
+            pk, status, changed, slug, process or "", progress, float(program_s), float(grams),
+            material, traveler is not None, (),
+        )  # fmt: skip
+        if job is not None and job not in plate.jobs:
+            plate = replace(plate, jobs=(*plate.jobs, job))
+        plates[pk] = plate
+    return list(plates.values())
+
+
+def _planned_plates(
+    plates: Sequence[_Plate],
+    *,
+    now: datetime,
+    processes: Collection[str] | None,
+    transit: Mapping[tuple[str, str], float],
+) -> list[SimJob]:
+    """The plates planned and not routed yet, each one job for the router as the router sees
+    it (production.plating.plate_needs), running its setup plus its program. One query for
+    their jobs, none without such plates."""
+    ready = [p for p in plates if p.status == Plate.Status.READY and p.routable and p.jobs]
+    if not ready:
+        return []
+    jobs = {
+        job.pk: job
+        for job in Job.objects.filter(pk__in={pk for p in ready for pk in p.jobs}).select_related(
+            "line__revision", "line__material", "line__order__delivery_site", "line__order__asset"
+        )
+    }
+    setup_s = float(settings.ORDER_QUOTE_RATES.plate_setup_s)
+    waiting = []
+    for plate in ready:
+        live = [jobs[pk] for pk in sorted(plate.jobs) if jobs[pk].status not in Job.TERMINAL]
+        if not live:
+            continue  # every job on it ended: the router cancels it
+        # plate_needs reads the plate's id, program time and filament only.
+        row = Plate(pk=plate.pk, estimated_time_s=plate.program_s, filament_g=plate.filament_g)
+        needs = plating.plate_needs(row, live, transit=transit)
+        if processes is not None and needs.process not in processes:
+            continue
+        run_s = plate_run_time_s(program_s=plate.program_s, plate_setup_s=setup_s)
+        waiting.append(SimJob(needs=replace(needs, estimated_time_s=run_s), ready_at=now))
+    return waiting
+
+
+def _quoted_s(job: Job) -> float:
+    """The job's copies on the plates its line's quote planned (orders.quoting.
+    quoted_run_time_s), each copy its planned toolpath time when there is one, else the
+    quoted machine time per part."""
+    planned = (job.toolpath_meta or {}).get("estimated_time_s")
+    try:
+        return quoted_run_time_s(
+            job.line.quote or {},
+            quantity=max(1, job.quantity),
+            part_time_s=float(planned) if planned else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return 0.0  # a malformed estimate counts nothing rather than breaking a quote
 
 
 def _waiting_jobs(
@@ -122,6 +280,8 @@ def _waiting_jobs(
     waiting = (
         Job.objects.exclude(status__in=Job.PIPELINE_DONE)
         .exclude(line__status="price_confirmation")
+        # On a plate: the plate waits for the router (_planned_plates), not its jobs.
+        .filter(~Exists(PlateCopy.objects.filter(job=OuterRef("pk"))))
         .select_related(
             "line__revision", "line__material", "line__order__delivery_site", "line__order__asset"
         )
@@ -134,20 +294,13 @@ def _waiting_jobs(
     for job in waiting:
         if job.status == Job.Status.TRAVELER_READY and job.dfm_report and job.toolpath_meta:
             needs = job_needs(job, transit=transit)
+            if job.quantity > 1 and job.line.process == Process.FDM:
+                # Waiting to be planned on plates: its copies as its quote's plate plan.
+                needs = replace(needs, estimated_time_s=_quoted_s(job))
             jobs.append(SimJob(needs=needs, ready_at=now))
             continue
-        # Still in the pipeline: its copies on the plates its line's quote planned
-        # (orders.quoting.quoted_run_time_s), each copy its planned toolpath time when there
-        # is one, else the quoted machine time per part.
-        planned = (job.toolpath_meta or {}).get("estimated_time_s")
-        try:
-            estimate = quoted_run_time_s(
-                job.line.quote or {},
-                quantity=max(1, job.quantity),
-                part_time_s=float(planned) if planned else None,
-            )
-        except (KeyError, TypeError, ValueError):
-            estimate = 0.0  # a malformed estimate counts nothing rather than breaking a quote
+        # Still in the pipeline: its copies on the plates its line's quote planned.
+        estimate = _quoted_s(job)
         extents = (job.dfm_report or {}).get("extents_mm") or (0.0, 0.0, 0.0)
         order = job.line.order
         site = order.delivery_site

@@ -86,6 +86,24 @@ def test_a_job_starts_when_the_site_opens_and_runs_unattended_to_its_end():
     assert finish == at(4, 17)  # past closing: a print does not stop at 16:00
 
 
+def test_people_work_counts_open_time_only():
+    # Thursday 15:50 Berlin: 10 minutes before closing; 40 minutes of work end at 08:30 Friday.
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(3, 14, 50), 40 * 60) == at(4, 7, 30)
+    # Friday 15:50: 30 minutes over the weekend, on Monday.
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(4, 14, 50), 40 * 60) == at(7, 7, 30)
+    # Started at night: from the opening; within a shift: straight on.
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(3, 2), 600) == at(3, 7, 10)
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(3, 9), 600) == at(3, 9, 10)
+    # Two full days' work (16 h) from Thursday's opening end at Friday's closing.
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(3, 7), 16 * 3600) == at(4, 15)
+    assert SiteCalendar().after_open_seconds(at(3, 23), 3600) == at(4, 0)
+    assert WEEKDAYS_8_TO_16.after_open_seconds(at(5, 12), 0) == at(5, 12)  # nothing to do
+    with pytest.raises(NeverOpen):
+        SiteCalendar(closures=((at(1, 0), at(1, 0) + timedelta(days=400)),)).after_open_seconds(
+            at(3, 12), 60
+        )
+
+
 def test_a_site_that_never_opens_is_refused_by_name():
     closed = SiteCalendar(closures=((at(1, 0), at(1, 0) + timedelta(days=400)),))
     with pytest.raises(NeverOpen, match="not open on any day"):

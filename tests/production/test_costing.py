@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from production import costing, job_costs, station
 from production.costing import Basis, CostRates, JobFacts, Stamp
-from production.models import Job, Machine
+from production.models import Job, Machine, Plate
 from tests.builders import login_with_mfa, make_machine, make_order, make_part, make_user
 from tests.production.test_station import GOOD, checks_of, make_station_job
 from tests.production.test_toolpath_engines_runner import advance_until
@@ -161,6 +161,40 @@ def test_an_orders_cost_sums_its_jobs_and_remakes_against_the_quote() -> None:
     assert (partial.cost, partial.margin, partial.margin_percent) == (original.total, None, None)
 
 
+def test_a_plate_is_shared_by_copy_time_and_copy_grams() -> None:
+    shares = costing.plate_shares(
+        [
+            costing.OnPlate(job_id=1, copies=3, copy_time_s=600, copy_g=2.0),
+            costing.OnPlate(job_id=2, copies=2, copy_time_s=1200, copy_g=5.0),
+        ]
+    )
+    # Time: 3 x 600 = 1800 s against 2 x 1200 = 2400 s; grams: 6 g against 10 g.
+    assert shares == {1: (pytest.approx(3 / 7), 0.375), 2: (pytest.approx(4 / 7), 0.625)}
+    # Nothing known of the copies: shared by copies.
+    unknown = costing.plate_shares([costing.OnPlate(1, 3, 0, 0), costing.OnPlate(2, 1, 0, 0)])
+    assert unknown == {1: (0.75, 0.75), 2: (0.25, 0.25)}
+
+
+def test_a_jobs_cost_on_a_plate_is_its_share_of_the_plates_time_and_filament() -> None:
+    plate = costing.PlateShare(
+        plate="P-000012", copies=3, time_share=0.25, material_share=0.5,
+        machine_s=3600.0 * 4, filament_g=40.0,
+        started_at=at(0), finished_at=at(240),
+    )  # fmt: skip
+    cost = costing.job_cost(
+        facts(quantity=3, stamps=RUN[:3], status="running", ended=False, plates=(plate,)),
+        rates=RATES,
+        now=at(500),
+    )
+    assert cost.planned_time_s == 3600.0  # a quarter of the plate's 4 h
+    assert cost.machine.amount == Decimal("6.00")  # 1 h x 6 EUR/h
+    assert cost.material.amount == Decimal("0.50")  # half of 40 g x 25 EUR/kg
+    assert cost.actual_time_s == 60 * 60  # a quarter of the plate's 4 h run
+    assert cost.energy.amount == Decimal("0.04")  # 120 W x 1 h x 0.30
+    assert "25% of P-000012 (3 copies, 4.00 h with setup)" in cost.machine.inputs
+    assert "50% of P-000012 (3 copies, 40 g)" in cost.material.inputs
+
+
 def test_a_machine_without_its_own_power_draws_its_processs() -> None:
     assert costing.power_w(configured=None, process="fdm") == costing.DEFAULT_POWER_W["fdm"]
     assert costing.power_w(configured=250, process="fdm") == 250
@@ -168,6 +202,14 @@ def test_a_machine_without_its_own_power_draws_its_processs() -> None:
 
 
 # --- against the database ---------------------------------------------------------------------
+
+
+def quoted_on_one_plate(job: Job, *, setup_s: float = 300.0) -> None:
+    """The job's line quoted as its copies on one plate (the builders quote one copy)."""
+    line = job.line
+    line.quote = {**line.quote, "quantity": job.quantity, "plates": 1,
+                  "copies_per_plate": job.quantity, "plate_setup_s": setup_s}  # fmt: skip
+    line.save(update_fields=["quote"])
 
 
 @pytest.mark.django_db
@@ -181,6 +223,7 @@ def test_the_station_timestamps_give_machine_energy_and_labour(user, settings) -
     Job.objects.filter(pk=job.pk).update(
         toolpath_meta={"filament_g": 7.5, "estimated_time_s": 2700, "layers": 50}
     )
+    quoted_on_one_plate(job)
     station.job_start(job_id=job.pk, operator=operator, now=at(0))
     station.job_pause(job_id=job.pk, operator=operator, now=at(20))
     station.job_continue(job_id=job.pk, operator=operator, now=at(25))
@@ -193,7 +236,8 @@ def test_the_station_timestamps_give_machine_energy_and_labour(user, settings) -
 
     (cost,) = job_costs.job_costs(Job.objects.filter(pk=job.pk), now=at(1000))
     assert cost.material.amount == Decimal("0.38")  # 7.5 g x 2 x 25 EUR/kg = 0.375
-    assert cost.planned_time_s == 5400 and cost.machine.amount == Decimal("6.00")  # 1.5 h x 4
+    # Not on a plate: the quote's plate plan, one plate's setup + 2 copies of 2700 s, x 4 EUR/h
+    assert cost.planned_time_s == 300 + 5400 and cost.machine.amount == Decimal("6.33")
     assert cost.actual_time_s == 80 * 60
     assert cost.energy.amount == Decimal("0.11")  # 200 W x 80 min = 0.2667 kWh x 0.40
     # start 2, pause 2 (20 min later), continue 5, finish 2 (60 min later), measure 3, QC 3
@@ -203,22 +247,24 @@ def test_the_station_timestamps_give_machine_energy_and_labour(user, settings) -
 
 @pytest.mark.django_db
 @pytest.mark.cad
-def test_the_material_cost_of_a_real_job_is_its_gcodes_grams_times_the_price(user) -> None:
+def test_a_real_job_of_three_copies_costs_its_real_plates_grams_and_time(user, settings) -> None:
     make_part("block")
     make_machine()
     order = make_order(user=user, quantity=3)
     job = advance_until(order.lines.get().jobs.get().pk)
     assert job.status == Job.Status.ROUTED, job.reason
-    gcode = job.job_artifacts.get(kind="gcode").artifact.file.read().decode()
+    (plate,) = Plate.objects.filter(copies__job=job).distinct()  # the 3 copies sliced together
+    gcode = plate.gcode.file.read().decode()
     grams = float(re.search(r"; filament used \[g\] = ([\d.]+)", gcode).group(1))
     assert grams > 1
 
     (cost,) = job_costs.job_costs(Job.objects.filter(pk=job.pk), now=timezone.now())
     price = job.line.material.price_per_kg
-    expected = (Decimal(str(grams)) * 3 * price / 1000).quantize(Decimal("0.01"))
-    assert abs(cost.material.amount - expected) <= Decimal("0.01")  # the meta keeps 2 decimals
+    expected = (Decimal(str(grams)) * price / 1000).quantize(Decimal("0.01"))
+    assert abs(cost.material.amount - expected) <= Decimal("0.01")  # the plate keeps 2 decimals
     assert cost.basis == Basis.ESTIMATE  # routed, not run
-    assert cost.planned_time_s == job.toolpath_meta["estimated_time_s"] * 3 > 0
+    setup = settings.ORDER_QUOTE_RATES.plate_setup_s
+    assert cost.planned_time_s == setup + plate.estimated_time_s > setup
     assert cost.machine.amount > 0 or job.machine.hourly_rate == 0
 
 
@@ -247,11 +293,12 @@ def test_a_remake_has_its_own_cost_and_the_order_sums_both(user) -> None:
     assert (first.number, second.number, second.replaces) == (job.number, remake.number, job.number)
     assert first.material.amount == Decimal("0.50")  # both copies made, one scrapped
     assert first.scrap > 0
-    # The remake's one copy, estimated from the G-code of the job it remakes; at the default
-    # hourly rate (the machine has none of its own), as quotes count it.
+    # The remake's one copy, estimated from the G-code of the job it remakes, run as the
+    # quote's plate plan (a plate's setup, 300 s, then the copy); at the default hourly rate
+    # (the machine has none of its own), as quotes count it.
     assert second.basis == Basis.ESTIMATE
     assert second.material.amount == Decimal("0.25")
-    assert second.machine.amount == Decimal("1.00")  # 600 s x 6.00 EUR/h
+    assert second.machine.amount == Decimal("1.50")  # (300 + 600) s x 6.00 EUR/h
     assert order.cost == first.total + second.total
     line_price = job.line.price
     assert order.price == line_price and order.margin == line_price - order.cost
@@ -266,13 +313,74 @@ def test_costs_of_many_jobs_read_a_fixed_number_of_queries(user, django_assert_n
         station.job_start(job_id=job.pk, operator=operator, now=at(100 * i))
         station.job_finish(job_id=job.pk, operator=operator, now=at(100 * i + 30))
     order_ids = {job.line.order_id for job in jobs}
-    with django_assert_num_queries(3):  # jobs, events, spool bookings
+    with django_assert_num_queries(4):  # jobs, events, spool bookings, plate copies (none)
         costs = job_costs.job_costs(Job.objects.filter(pk__in=[j.pk for j in jobs]), now=at(2000))
     assert len(costs) == 12
     assert sum(cost.basis == Basis.ACTUAL for cost in costs) == 6
-    with django_assert_num_queries(5):  # orders, lines, jobs, events, spool bookings
+    with django_assert_num_queries(6):  # orders, lines, and the jobs' four
         orders = job_costs.order_costs(order_ids=order_ids, now=at(2000))
     assert len(orders) == 12
+
+
+@pytest.mark.django_db
+def test_five_copies_on_one_plate_cost_less_each_than_one_alone_and_are_the_plates_figures(
+    user, settings
+) -> None:
+    from tests.production.test_plating import make_plate, plated_job
+
+    settings.ORDER_QUOTE_RATES = replace(settings.ORDER_QUOTE_RATES, plate_setup_s=300.0)
+    five = plated_job(user, quantity=5)  # its G-code: 600 s and 2 g a copy
+    plate = make_plate([five], estimated_time_s=2700)  # 5 copies sliced together; 10 g
+    alone = plated_job(user, quantity=1)
+    quoted_on_one_plate(alone, setup_s=300.0)
+
+    on_plate, single = job_costs.job_costs(Job.objects.filter(pk__in=[five.pk, alone.pk]), now=T0)
+
+    rate = settings.ORDER_QUOTE_RATES.default_hourly_rate  # not routed: the default rate
+    price = five.line.material.price_per_kg
+    # The plate's figures: its setup and program time, its program's grams.
+    assert on_plate.planned_time_s == 300 + plate.estimated_time_s
+    assert on_plate.machine.amount == (Decimal(300 + 2700) / 3600 * rate).quantize(Decimal("0.01"))
+    assert on_plate.material.amount == (Decimal("10.0") * price / 1000).quantize(Decimal("0.01"))
+    # One copy alone: a plate's setup of its own and its G-code's time (the quote's plan).
+    assert single.planned_time_s == 300 + 600
+    assert on_plate.machine.amount / 5 < single.machine.amount
+    assert on_plate.total / 5 < single.total
+
+
+@pytest.mark.django_db
+def test_two_orders_jobs_on_one_plate_add_up_to_it_and_share_its_run(
+    user, settings, django_assert_num_queries
+) -> None:
+    from tests.production.test_plating import make_plate, plated_job
+
+    settings.ORDER_QUOTE_RATES = replace(settings.ORDER_QUOTE_RATES, plate_setup_s=300.0)
+    small = plated_job(user, quantity=3)  # 600 s and 2 g a copy
+    large = plated_job(user, quantity=2)
+    Job.objects.filter(pk=large.pk).update(
+        toolpath_meta={**large.toolpath_meta, "estimated_time_s": 1200, "filament_g": 5.0}
+    )
+    plate = make_plate([small, large], estimated_time_s=3900)  # 10 g
+    Plate.objects.filter(pk=plate.pk).update(started_at=at(0), finished_at=at(70))
+    jobs = Job.objects.filter(pk__in=[small.pk, large.pk]).order_by("pk")
+
+    with django_assert_num_queries(5):  # jobs, events, bookings, their copies, the plates'
+        first, second = job_costs.job_costs(jobs, now=at(100))
+
+    # Time shared 1800 : 2400 s of copies, grams 6 : 10 g.
+    assert first.planned_time_s == pytest.approx((300 + 3900) * 3 / 7)
+    assert first.planned_time_s + second.planned_time_s == pytest.approx(300 + 3900)
+    assert first.actual_time_s == pytest.approx(70 * 60 * 3 / 7)
+    assert second.actual_time_s == pytest.approx(70 * 60 * 4 / 7)
+    price = small.line.material.price_per_kg
+    grams = Decimal("10.0") * price / 1000
+    assert first.material.amount == (grams * 3 / 8).quantize(Decimal("0.01"))
+    assert second.material.amount == (grams * 5 / 8).quantize(Decimal("0.01"))
+    # A job read on its own (the station's job page) costs the same, in two more queries.
+    alone = Job.objects.select_related(*job_costs.COST_RELATED).get(pk=small.pk)
+    with django_assert_num_queries(4):  # events, bookings, its copies, the plate's
+        facts_alone = job_costs.job_facts(alone)
+    assert costing.job_cost(facts_alone, rates=job_costs.cost_rates(), now=at(100)) == first
 
 
 # --- who sees costs ---------------------------------------------------------------------------
@@ -309,6 +417,25 @@ def test_the_factorys_manager_sees_costs_and_margin_and_its_operator_does_not(us
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("_plain_static")
+def test_a_manager_sees_which_share_of_which_plate_a_job_carries(user, settings) -> None:
+    from tests.production.test_plating import make_plate, plated_job
+
+    settings.ORDER_QUOTE_RATES = replace(settings.ORDER_QUOTE_RATES, plate_setup_s=300.0)
+    factory = user.memberships.get().organisation
+    job = plated_job(user, quantity=3)
+    plate = make_plate([job], estimated_time_s=2700)
+    Job.objects.filter(pk=job.pk).update(machine=make_machine("mk4-1"), status="routed")
+    manager = Client()
+    manager.force_login(make_user("boss", organisation=factory, role="manager"))
+
+    page = manager.get(f"/station/jobs/{job.pk}/").content.decode()
+
+    assert f"100% of {plate.number} (3 copies, 10 g)" in page  # material
+    assert f"100% of {plate.number} (3 copies, 0.83 h with setup)" in page  # 300 + 2700 s
+
+
+@pytest.mark.django_db
 def test_the_admin_shows_each_orders_cost_and_margin(user, settings) -> None:
     settings.STORAGES = {
         **settings.STORAGES,
@@ -335,6 +462,7 @@ def test_the_api_gives_a_manager_the_jobs_cost_with_its_inputs(user) -> None:
     factory = user.memberships.get().organisation
     job = make_station_job(user=user, machine=make_machine("mk4-1"), quantity=2)
     Job.objects.filter(pk=job.pk).update(toolpath_meta={"filament_g": 10, "estimated_time_s": 600})
+    quoted_on_one_plate(job, setup_s=0.0)
     api = APIClient()
     api.force_authenticate(make_user("boss", organisation=factory, role="manager"))
     body = api.get(f"/api/v1/jobs/{job.pk}/cost/").json()
