@@ -691,6 +691,11 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # material moves on. With a shared cache (MF_CACHE_URL) a change is seen by every process at
 # once; with the per-process default, other processes see it within this many seconds.
 MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
+# The part page's quote and "ready by" of a configuration (orders.views._quoted): kept this
+# many seconds in the cache above, since each is a simulation of the live queue (most of the
+# page's time). A queue change shows after at most this long; the order itself is always
+# quoted afresh. 0: computed on every request.
+MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
 # Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time are
 # kept in the cache, keyed by a dashboard generation production.lifecycle moves on when a
 # finished day is written; with the per-process default cache, another process's such write
