@@ -152,12 +152,13 @@ def needed_by_refusal(
 
 
 def order_delivery_quote(
-    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime
+    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime, expedited: bool = True
 ) -> DeliveryQuote:
     """Both choices for an order whose lines are already quoted: each promise simulated on
     the live queue with the order's lines added (read once per request inside
-    production.public.machines_read_once)."""
-    return _delivery_quote(lines, now=now, expedited=True)
+    production.public.machines_read_once). `expedited=False`, for a caller that reads only
+    the standard choice: the expedited promise is not simulated (it is standard's)."""
+    return _delivery_quote(lines, now=now, expedited=expedited)
 
 
 def order_speed(
@@ -171,8 +172,6 @@ def order_speed(
 def _delivery_quote(
     lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime, expedited: bool
 ) -> DeliveryQuote:
-    """order_delivery_quote; without `expedited`, its expedited choice is not simulated (it
-    is standard's promise with the fee: for a caller that reads only `.standard`)."""
     total = sum((quote.total for _, quote in lines), Decimal(0))
     promised = bool(lines) and all(
         facts.machines and quote.lead_time_s is not None for facts, quote in lines
