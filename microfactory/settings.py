@@ -115,11 +115,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 # Persistent connections (#19, point 8, the web tier): a connection is kept this many seconds
 # and reused by the process's next requests instead of being opened for each (0: one per
-# request, Django's default; PostgreSQL then pays a connection set-up per request, 2.2x on the
-# order list). Checked before reuse, so one the server dropped is replaced, not failed on.
-# Default 0 for now: with persistent connections on PostgreSQL, jobs taken in while Redis was
-# down stayed queued after it came back (tests/integration/test_faults.py::
-# test_redis_killed_during_an_intake_burst_and_restarted_empty fails at 60, passes at 0).
+# request, Django's default). Checked before reuse, so one the server dropped is replaced, not
+# failed on. Web processes (microfactory/wsgi.py: gunicorn) default to 60: per request, SQLite
+# reopened its file (2.2x the CPU of a cached catalog read) and PostgreSQL set a connection up.
+# Workers and beat default to 0: with 60 there, the Redis-outage fault test
+# (tests/integration/test_faults.py::test_redis_killed_during_an_intake_burst_and_restarted_empty)
+# recovered in 73-76 s against 48-56 s at 0 (the reconciler re-enqueued the same jobs at the
+# same times; the time went after that, cause not found): not stranded, but over its 60 s limit.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("MF_DB_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("MF_DB_CONN_HEALTH_CHECKS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -691,6 +693,11 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # material moves on. With a shared cache (MF_CACHE_URL) a change is seen by every process at
 # once; with the per-process default, other processes see it within this many seconds.
 MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
+# The part page's quote and "ready by" of a configuration (orders.views._quoted): kept this
+# many seconds in the cache above, since each is a simulation of the live queue (most of the
+# page's time). A queue change shows after at most this long; the order itself is always
+# quoted afresh. 0: computed on every request.
+MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
 # Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time are
 # kept in the cache, keyed by a dashboard generation production.lifecycle moves on when a
 # finished day is written; with the per-process default cache, another process's such write

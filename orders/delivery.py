@@ -17,7 +17,7 @@ whose chosen speed cannot make it is refused with what can (expedite, or the ear
 never placed late silently.
 
 The arithmetic is pure (`expedite_fee`, `speed_options`, `needed_by_refusal`);
-`order_delivery_quote` asks production for the two promises.
+`order_delivery_quote` asks production for the two promises, `order_speed` for one.
 """
 
 from collections.abc import Sequence
@@ -152,18 +152,33 @@ def needed_by_refusal(
 
 
 def order_delivery_quote(
-    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime
+    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime, expedited: bool = True
 ) -> DeliveryQuote:
     """Both choices for an order whose lines are already quoted: each promise simulated on
     the live queue with the order's lines added (read once per request inside
-    production.public.machines_read_once)."""
+    production.public.machines_read_once). `expedited=False`, for a caller that reads only
+    the standard choice: the expedited promise is not simulated (it is standard's)."""
+    return _delivery_quote(lines, now=now, expedited=expedited)
+
+
+def order_speed(
+    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime, expedite: bool
+) -> SpeedOption:
+    """One speed's price and promise: what a route's ranking and the part page show. At
+    standard speed the expedited promise is not simulated (half the work)."""
+    return _delivery_quote(lines, now=now, expedited=expedite).chosen(expedite=expedite)
+
+
+def _delivery_quote(
+    lines: Sequence[tuple[LineFacts, Quote]], *, now: datetime, expedited: bool
+) -> DeliveryQuote:
     total = sum((quote.total for _, quote in lines), Decimal(0))
     promised = bool(lines) and all(
         facts.machines and quote.lead_time_s is not None for facts, quote in lines
     )
-    standard = expedited = None
+    standard = fast = None
     if promised:
-        wanted = [
+        wanted = tuple(
             public.PromiseLine(
                 process=facts.process,
                 material=facts.material.slug,
@@ -173,16 +188,27 @@ def order_delivery_quote(
                 copies=quote.quantity,
             )
             for facts, quote in lines
-        ]
+        )
         site = next((facts.delivery_site for facts, _ in lines if facts.delivery_site), None)
-        standard = public.order_promise(wanted, now=now, expedite=False, delivery_site=site)
-        expedited = public.order_promise(wanted, now=now, expedite=True, delivery_site=site)
+        standard = _promise(wanted, now=now, expedite=False, site=site)
+        fast = _promise(wanted, now=now, expedite=True, site=site) if expedited else None
     return speed_options(
         total,
         standard=standard,
-        expedited=expedited,
+        expedited=fast,
         now=now,
         percent=settings.MF_EXPEDITE_FEE_PERCENT,
         minimum=settings.MF_EXPEDITE_FEE_MIN,
         currency=settings.ORDER_QUOTE_RATES.currency,
+    )
+
+
+def _promise(
+    wanted: tuple[public.PromiseLine, ...], *, now: datetime, expedite: bool, site: str | None
+) -> public.Promise | None:
+    """The simulated promise, once per request for the same lines (inside
+    machines_read_once: a one-line order's route and the order itself ask the same)."""
+    return public.read_once(
+        ("order_promise", wanted, now, expedite, site),
+        lambda: public.order_promise(list(wanted), now=now, expedite=expedite, delivery_site=site),
     )

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from catalog.models import Material, PartRevision, Process
-from orders.delivery import needed_by_end, order_delivery_quote
+from orders.delivery import needed_by_end, order_speed
 from orders.quotes import LineFacts, line_facts, route_quote
 from orders.quoting import NoStock, Quote
 
@@ -270,7 +270,7 @@ def _option(
         quote = route_quote(facts)
     except NoStock as refusal:
         return str(refusal)
-    promise = order_delivery_quote([(facts, quote)], now=now).chosen(expedite=expedite)
+    promise = order_speed([(facts, quote)], now=now, expedite=expedite)
     return RouteOption(
         process=process,
         material=material.slug,

@@ -224,7 +224,11 @@ def order_place(
         # reading of the machines); a needed-by date it cannot make is refused with what can
         # make it (orders.delivery).
         speeds = order_delivery_quote(
-            [(fact, quote) for fact, (_, quote) in zip(facts, quoted, strict=True)], now=now
+            [(fact, quote) for fact, (_, quote) in zip(facts, quoted, strict=True)],
+            now=now,
+            # Only a needed-by date's refusal names the other speed: without one, the chosen
+            # speed alone is simulated (on the reading the routes' promises were simulated on).
+            expedited=request.expedite or request.due_date is not None,
         )
     refusal = needed_by_refusal(needed_by=request.due_date, expedite=request.expedite, quote=speeds)
     if refusal is not None:

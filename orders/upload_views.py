@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line
-from orders.delivery import order_delivery_quote
+from orders.delivery import order_speed
 from orders.models import CustomerUpload
 from orders.services import LineRequest, OrderInvalid
 from orders.uploads import (
@@ -92,7 +92,7 @@ def _configuration(
             return {"errors": invalid.errors, "state": upload_state(upload)}
         promise = (
             # The live queue simulated with this line added, at standard speed.
-            order_delivery_quote([(quoted.facts, quoted.quote)], now=timezone.now()).standard
+            order_speed([(quoted.facts, quoted.quote)], now=timezone.now(), expedite=False)
             if quoted.state.status == "ready"
             else None
         )

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -34,10 +35,11 @@ from catalog.querysets import families_search
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
-from orders.delivery import DeliveryQuote, order_delivery_quote
+from orders.delivery import DeliveryQuote, SpeedOption, order_delivery_quote, order_speed
 from orders.models import FINAL, Membership, Order, OrderLine, SavedQuote, Status
 from orders.price_from import price_from_many
-from orders.quotes import dfm_notes, indicative_quote, line_facts
+from orders.quotes import LineFacts, dfm_notes, indicative_quote, line_facts
+from orders.quoting import Quote
 from orders.reorder_pages import reorder_context
 from orders.search import OrderFilter, orders_search
 from orders.services import (
@@ -342,14 +344,10 @@ def _configured(
 ) -> dict[str, Any]:
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
-    facts = line_facts(
-        **checked, now=timezone.now(), preview=ready, delivery_site=_default_site(request)
-    )
-    facts_quote = indicative_quote(facts)
-    now = timezone.now()
+    facts, facts_quote, promise = _quoted(checked, ready, _default_site(request))
     return {
         # "Ready by": the live queue simulated with this line added, at standard speed.
-        "promise": order_delivery_quote([(facts, facts_quote)], now=now).standard,
+        "promise": promise,
         "errors": {},
         "field_errors": {},
         "preview": preview,
@@ -361,6 +359,38 @@ def _configured(
         "report": public.live_dfm(preview=ready, material=checked["material"]) if ready else None,
         "lead_time": duration_text(facts_quote.lead_time_s),
     }
+
+
+def _quoted(
+    checked: dict[str, Any], ready: PartPreview | None, site: str
+) -> tuple[LineFacts, Quote, SpeedOption]:
+    """A configuration's facts, indicative quote and standard promise, kept for
+    MF_PART_QUOTE_CACHE_S: every visit of a part page asks the same of the same live queue
+    (the machines, the queue simulation: nine tenths of the page's time, benchmarks/web.py).
+    Keyed by everything they are computed from but the machines' state, which the time
+    bounds: revision (immutable), canonical parameters, material, quantity, route, delivery
+    site and the ready preview measured."""
+    key = ":".join(
+        str(part)
+        for part in (
+            "part-quote",
+            checked["revision"].pk,
+            checked["parameters_hash"],
+            checked["material"].pk,
+            checked["quantity"],
+            checked["process"],
+            site,
+            ready.pk if ready else "",
+        )
+    )
+    kept = cache.get(key)
+    if kept is not None:
+        return kept  # type: ignore[no-any-return]
+    facts = line_facts(**checked, now=timezone.now(), preview=ready, delivery_site=site)
+    facts_quote = indicative_quote(facts)
+    promise = order_speed([(facts, facts_quote)], now=timezone.now(), expedite=False)
+    cache.set(key, (facts, facts_quote, promise), timeout=settings.MF_PART_QUOTE_CACHE_S)
+    return facts, facts_quote, promise
 
 
 @login_required

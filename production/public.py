@@ -66,6 +66,7 @@ __all__ = [
     "live_dfm",
     "machines_for_quote",
     "machines_read_once",  # one web request or order reads the machines once for its quotes
+    "read_once",  # what else a request computes from that one reading (orders.delivery)
     "order_costs",
     "planned_time_s",
     "Promise",

@@ -36,5 +36,8 @@ cp node_modules/htmx.org/dist/htmx.min.js "$out/htmx/"
 cp node_modules/htmx.org/LICENSE "$out/htmx/"
 # Chart.js for the manager dashboard (production/dashboards): its one-file UMD build.
 mkdir -p "$out/chartjs"
-cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/LICENSE.md "$out/chartjs/"
+# With its source map: the file names it, and collectstatic (manifest storage) refuses a
+# missing reference.
+cp node_modules/chart.js/dist/chart.umd.min.js node_modules/chart.js/dist/chart.umd.min.js.map \
+   node_modules/chart.js/LICENSE.md "$out/chartjs/"
 echo "build-assets: three $(node -p "require('./$three/package.json').version"), htmx $(node -p "require('./node_modules/htmx.org/package.json').version") -> $out"

@@ -136,6 +136,35 @@ def test_the_part_page_has_a_budget(browser):
     assert queries(lambda: browser.get("/parts/block/")) <= 34
 
 
+def test_a_part_page_visit_within_the_quote_period_skips_the_queue_reads(browser, settings):
+    """The configuration's quote and promise are kept MF_PART_QUOTE_CACHE_S (orders.views):
+    a second visit reads neither the machines nor the queue (cold, that is most of the 33)."""
+    cold = queries(lambda: browser.get("/parts/block/"))
+    warm = queries(lambda: browser.get("/parts/block/"), cold=False)
+    assert warm <= 16 < cold
+    settings.MF_PART_QUOTE_CACHE_S = 0  # nothing kept: every visit asks the live queue
+    cache.clear()
+    assert queries(lambda: browser.get("/parts/block/"), cold=False) > warm
+
+
+def test_an_api_token_costs_one_query_however_many_tokens_its_user_has(requester):
+    """The token and its user, one query: other tokens of the user, expired or not, are not
+    read on each request (knox swept them every time)."""
+    from datetime import timedelta
+
+    from microfactory.accounts.services import api_token_create
+
+    client = Client(headers=user_api_headers(requester))
+    client.get("/api/v1/parts/")  # warm the catalog cache
+    with CaptureQueriesContext(connection) as one_token:
+        client.get("/api/v1/parts/")
+    for index in range(3):
+        api_token_create(user=requester, name=f"spare {index}", expires_in=timedelta(days=1))
+    with CaptureQueriesContext(connection) as four_tokens:
+        assert client.get("/api/v1/parts/").status_code == 200
+    assert len(four_tokens) == len(one_token) <= 2
+
+
 # --- orders -----------------------------------------------------------------------------------
 
 
@@ -178,8 +207,9 @@ def test_order_create_grows_little_with_its_lines(api):
     ten = queries(lambda: create(10))
     # 56: the line's configuration is checked against the failure regions (#15, point 6);
     # 58: the machines' queues count their plates (#13), read by the quote and the promise;
-    # 59: the promise's simulation runs the plates planned, routed and running as plates.
-    assert one <= 59
+    # 57: the API token no longer reads its user's other tokens; 58: the promise's simulation
+    # runs the plates planned, routed and running as plates.
+    assert one <= 58
     # Each line is checked, quoted and inserted with its job: what is left grows per line.
     # The machines are read once for all the lines (production.public.machines_read_once).
     assert (ten - one) / 9 <= 16
