@@ -48,5 +48,6 @@ FIGURES: dict[str, tuple[type, Rows]] = {
     "oee-weekly": (figures.OeeRow, lambda s, p, now: list(figures.oee(s, p).weekly)),
     "scrap": (figures.ScrapRow, lambda s, p, now: list(figures.scrap_trend(s, p))),
     "lead-times": (figures.LeadTimes, lambda s, p, now: [figures.lead_times(s, p)]),
+    "promises": (figures.PromiseRow, lambda s, p, now: [figures.promises(s, p)]),
     "throughput": (figures.ThroughputRow, lambda s, p, now: list(figures.throughput(s, p))),
 }

@@ -108,6 +108,18 @@ class LeadTimesSerializer(serializers.Serializer[figures.LeadTimes]):
     on_time_rate = serializers.FloatField(allow_null=True, min_value=0)
 
 
+class PromisesSerializer(serializers.Serializer[figures.PromiseRow]):
+    orders = serializers.IntegerField(
+        help_text="orders with a promised time whose last job passed QC in the period"
+    )
+    kept = serializers.IntegerField(help_text="ready by the promised time")
+    kept_share = serializers.FloatField(allow_null=True, min_value=0)
+    median_late_s = serializers.FloatField(allow_null=True, help_text="of the late ones")
+    median_error_s = serializers.FloatField(
+        allow_null=True, help_text="ready - promised, signed (negative: early)"
+    )
+
+
 class ThroughputSerializer(serializers.Serializer[figures.ThroughputRow]):
     day = serializers.DateField()
     jobs = serializers.IntegerField()
@@ -120,6 +132,7 @@ class DashboardSerializer(serializers.Serializer[figures.Dashboard]):
     oee = OeeFiguresSerializer()
     scrap = ScrapSerializer(many=True)
     lead_times = LeadTimesSerializer()
+    promises = PromisesSerializer()
     throughput = ThroughputSerializer(many=True)
 
 
@@ -189,6 +202,15 @@ class DashboardLeadTimesApi(_Figure):
 
     def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
         return LeadTimesSerializer(figures.lead_times(scope, period)).data
+
+
+class DashboardPromisesApi(_Figure):
+    @_op("dashboard_promises", PromisesSerializer)
+    def get(self, request: Request) -> Response:
+        return self.read(request)
+
+    def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
+        return PromisesSerializer(figures.promises(scope, period)).data
 
 
 class DashboardThroughputApi(_Figure):

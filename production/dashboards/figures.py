@@ -21,6 +21,9 @@ Definitions (docs/manager-dashboard.md says the same for managers):
   period, remakes included); on time when it passed before the order's promised time, or
   on or before its needed-by date when nothing was promised (orders with neither are not
   judged); nearest-rank median and 90th percentile;
+- promise accuracy: orders with a promised time whose last job passed QC in the period (and
+  one of them at the scope's sites): how many were ready by the promise, the median
+  lateness of the late ones and the median error (ready - promised);
 - throughput: jobs (and copies) that passed QC per day.
 """
 
@@ -40,6 +43,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     FloatField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -51,6 +55,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Greatest
 from django.db.models.lookups import In
 
+from orders.models import Order
 from production.calendars import SiteCalendar, calendars_for_sites
 from production.dashboards.cache import (
     dashboard_generation,
@@ -62,6 +67,7 @@ from production.dashboards.period import Period, week_of
 from production.dashboards.sql import epoch, local_date, seconds
 from production.lifecycle import DOWN_STATES, PIPELINE
 from production.models import Job, JobEvent, Machine, MachineEvent
+from production.simulation.promise import accuracy_of
 
 Status = Job.Status
 State = Machine.State
@@ -775,6 +781,51 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
 
 
 @dataclass(frozen=True)
+class PromiseRow:
+    orders: int  # orders with a promise completed in the period (their last job passed QC)
+    kept: int  # ready by the promised time
+    kept_share: float | None
+    median_late_s: float | None  # of the late ones: by how much
+    median_error_s: float | None  # ready - promised, signed (negative: early)
+
+
+def promises(scope: Scope, period: Period) -> PromiseRow:
+    """Promise accuracy (#15.3): the orders with a promised time (Order.promised_at, from the
+    queue simulation) completed in the period, that is whose last job passed QC in it, with a
+    job that passed QC at the scope's sites; each is judged by its last job's pass, wherever
+    it was made (production.simulation.promise.accuracy_of). One query."""
+    passed_here = (
+        scope.jobs()
+        .filter(
+            status=Status.DONE,
+            status_changed_at__gte=period.start,
+            status_changed_at__lt=period.end,
+        )
+        .values("line__order_id")
+    )
+    orders = (
+        Job.objects.filter(
+            status=Status.DONE,
+            line__order_id__in=passed_here,
+            line__order__status=Order.Status.COMPLETED,
+            line__order__promised_at__isnull=False,
+        )
+        .values("line__order_id", "line__order__promised_at")
+        .annotate(ready=Max("status_changed_at"))
+        .filter(ready__gte=period.start, ready__lt=period.end)
+        .order_by()
+    )
+    accuracy = accuracy_of([(row["line__order__promised_at"], row["ready"]) for row in orders])
+    return PromiseRow(
+        orders=accuracy.orders,
+        kept=accuracy.kept,
+        kept_share=accuracy.kept_share,
+        median_late_s=accuracy.median_late_s,
+        median_error_s=accuracy.median_error_s,
+    )
+
+
+@dataclass(frozen=True)
 class ThroughputRow:
     day: date
     jobs: int  # jobs that passed QC that day
@@ -815,6 +866,7 @@ class Dashboard:
     oee: Oee
     scrap: list[ScrapRow]
     lead_times: LeadTimes
+    promises: PromiseRow
     throughput: list[ThroughputRow]
 
     @property
@@ -830,5 +882,6 @@ def dashboard(scope: Scope, period: Period, *, now: datetime) -> Dashboard:
         oee=oee(scope, period),
         scrap=scrap_trend(scope, period),
         lead_times=lead_times(scope, period),
+        promises=promises(scope, period),
         throughput=throughput(scope, period),
     )
