@@ -44,6 +44,10 @@ class PeriodSerializer(serializers.Serializer[Period]):
     last_day = serializers.DateField(help_text="included")
     start = serializers.DateTimeField()
     end = serializers.DateTimeField(help_text="the period's end, or now if sooner")
+    zone = serializers.CharField(
+        help_text="the time zone its days are counted in: the sites' if they share one, "
+        "else the factory's"
+    )
 
 
 class StageSerializer(serializers.Serializer[figures.StageRow]):
