@@ -11,8 +11,8 @@ the generations); only today and the days not kept are computed.
 Two kinds of generation, numbers in the cache, make kept days stale when their rows change:
 - the dashboard's (all kept days): production.lifecycle moves it on when a write can change a
   day that has ended (dashboard_changed): a machine's first state change (before it, its whole
-  past is read as its current state), a state change or history dated before today, history
-  recorded in bulk;
+  past is read as its current state), a state change or history dated before today, a job
+  moved with a time more than a minute before the clock (a replay), history recorded in bulk;
 - a site's (its kept stage days): a job's events count at the site of the job's CURRENT
   machine, so when a job with an event on a day that may have ended changes site (re-routed,
   moved on the floor, taken off a machine, cancelled, its machine moved to another site),

@@ -28,6 +28,7 @@ Definitions (docs/manager-dashboard.md says the same for managers):
 """
 
 import copy
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -816,13 +817,7 @@ def promises(scope: Scope, period: Period) -> PromiseRow:
         .order_by()
     )
     accuracy = accuracy_of([(row["line__order__promised_at"], row["ready"]) for row in orders])
-    return PromiseRow(
-        orders=accuracy.orders,
-        kept=accuracy.kept,
-        kept_share=accuracy.kept_share,
-        median_late_s=accuracy.median_late_s,
-        median_error_s=accuracy.median_error_s,
-    )
+    return PromiseRow(kept_share=accuracy.kept_share, **dataclasses.asdict(accuracy))
 
 
 @dataclass(frozen=True)
