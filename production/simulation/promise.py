@@ -311,13 +311,14 @@ def promise_accuracy(*, placed_from: datetime, placed_until: datetime) -> Promis
         .filter(qc_passed_at__isnull=False)
         .values_list("promised_at", "qc_passed_at")
     )
-    return accuracy_of([(promised, ready) for promised, ready in rows if promised is not None])
+    return accuracy_of(
+        [(ready - promised).total_seconds() for promised, ready in rows if promised is not None]
+    )
 
 
-def accuracy_of(promises: Sequence[tuple[datetime, datetime]]) -> PromiseAccuracy:
-    """The accuracy of (promised, ready) pairs: how many were ready by their promise, the
-    median lateness of the late ones and the median error (ready - promised, signed)."""
-    errors = [(actual - promised).total_seconds() for promised, actual in promises]
+def accuracy_of(errors: Sequence[float]) -> PromiseAccuracy:
+    """The accuracy of promises from their errors (ready - promised, in seconds): how many were
+    ready by their promise, the median lateness of the late ones and the median error."""
     late = [error for error in errors if error > 0]
     return PromiseAccuracy(
         orders=len(errors),
