@@ -700,8 +700,9 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
 # Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time and
 # of job moves are kept in the cache, keyed by generations production.lifecycle moves on when
-# a finished day is written or a job with past events changes site; with the per-process default cache, another process's such write
-# is seen when the entries expire, after at most this many seconds.
+# a finished day is written or a job with past events changes site; with the per-process
+# default cache, another process's such write is seen when the entries expire, after at most
+# this many seconds.
 MF_DASHBOARD_CACHE_S = env.int("MF_DASHBOARD_CACHE_S", default=3600)
 
 # --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------
