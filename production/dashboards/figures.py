@@ -794,32 +794,29 @@ def promises(scope: Scope, period: Period) -> PromiseRow:
     """Promise accuracy (#15.3): the orders with a promised time (Order.promised_at, from the
     queue simulation) completed in the period, that is whose last job passed QC in it, with a
     job that passed QC at the scope's sites; each is judged by its last job's pass, wherever
-    it was made (production.simulation.promise.accuracy_of). Two queries."""
-    # Grouped from the period's passes (the time index), not per order: an order passed in
-    # the period, with no pass after it, had its last pass in it.
+    it was made (production.simulation.promise.accuracy_of). One query."""
+    # Grouped from the passes since the period's start (the time index), not per order: an
+    # order passed in the period with no pass after it had its last pass in it.
     passed = Job.objects.filter(
         status=Status.DONE,
         status_changed_at__gte=period.start,
-        status_changed_at__lt=period.end,
         line__order__status=Order.Status.COMPLETED,
         line__order__promised_at__isnull=False,
     )
-    here = Q() if scope.site_ids is None else Q(machine__site_id__in=scope.site_ids)
+    here = Q(status_changed_at__lt=period.end)
+    if scope.site_ids is not None:
+        here &= Q(machine__site_id__in=scope.site_ids)
     orders = (
         passed.values("line__order_id", promised=seconds("line__order__promised_at"))
         .annotate(ready=Max(seconds("status_changed_at")), here=Count("pk", filter=here))
         .order_by()
     )
-    later = set(
-        Job.objects.filter(status=Status.DONE, status_changed_at__gte=period.end)
-        .values_list("line__order_id", flat=True)
-        .distinct()
-    )
+    end = epoch(period.end)
     errors = [
         # Seconds since the epoch (no datetime per row), to a tenth as the other figures.
         round(row["ready"] - row["promised"], 1)
         for row in orders
-        if row["here"] and row["line__order_id"] not in later
+        if row["here"] and row["ready"] < end
     ]
     accuracy = accuracy_of(errors)
     return PromiseRow(kept_share=accuracy.kept_share, **dataclasses.asdict(accuracy))
