@@ -685,6 +685,13 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0
 # should (e.g. redis://redis:6379/1): with several gunicorn workers, each process would
 # otherwise count on its own and the real limit would be the rate times the processes.
 CACHES = {"default": env.cache("MF_CACHE_URL", default="locmemcache://")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache":
+    # Django's default of 300 entries is less than a year of the dashboard's kept days (one
+    # entry per site and day of machine time, per scope and day of job moves): past it, kept
+    # days are culled at random and recomputed on every read.
+    CACHES["default"].setdefault("OPTIONS", {})["MAX_ENTRIES"] = env.int(
+        "MF_CACHE_MAX_ENTRIES", default=3000
+    )
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     # While Redis is down a read is a miss and a write is lost, never a 500 (microfactory.cache).
     CACHES["default"]["BACKEND"] = "microfactory.cache.FailOpenRedisCache"
@@ -698,10 +705,11 @@ MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
 # page's time). A queue change shows after at most this long; the order itself is always
 # quoted afresh. 0: computed on every request.
 MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
-# Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time are
-# kept in the cache, keyed by a dashboard generation production.lifecycle moves on when a
-# finished day is written; with the per-process default cache, another process's such write
-# is seen when the entries expire, after at most this many seconds.
+# Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time and
+# of job moves are kept in the cache, keyed by generations production.lifecycle moves on when
+# a finished day is written or a job with past events changes site; with the per-process
+# default cache, another process's such write is seen when the entries expire, after at most
+# this many seconds.
 MF_DASHBOARD_CACHE_S = env.int("MF_DASHBOARD_CACHE_S", default=3600)
 
 # --- Accounts: API tokens and two-factor authentication (microfactory.accounts) -------------

@@ -57,6 +57,11 @@ api: tuple[list[URLPattern | URLResolver], str] = (
             name="dashboard-lead-times",
         ),
         path(
+            "dashboard/promises/",
+            dashboard_api.DashboardPromisesApi.as_view(),
+            name="dashboard-promises",
+        ),
+        path(
             "dashboard/throughput/",
             dashboard_api.DashboardThroughputApi.as_view(),
             name="dashboard-throughput",

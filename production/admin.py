@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -6,7 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from microfactory.errors import DomainError
-from production import costing, job_costs, spools
+from production import costing, job_costs, lifecycle, spools
 from production.machines import job_resume, machine_set_state
 from production.models import (
     Artifact,
@@ -110,6 +112,17 @@ class MachineAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="telemetry token")
     def has_token(self, machine: Machine) -> bool:
         return bool(machine.token_hash)
+
+    def save_model(self, request: HttpRequest, obj: Machine, form: Any, change: bool) -> None:
+        moved_from = form.initial.get("site") if change and "site" in form.changed_data else None
+        super().save_model(request, obj, form, change)
+        if moved_from is not None:
+            # Its jobs' events now count at the new site (the dashboard's kept stage days).
+            lifecycle.jobs_changed_site(
+                jobs=Job.objects.filter(machine=obj),
+                site_ids=(moved_from, obj.site_id),
+                now=timezone.now(),
+            )
 
     def _set_state(self, request: HttpRequest, queryset: QuerySet[Machine], state: str) -> None:
         for machine in queryset:

@@ -21,17 +21,20 @@ Who moves a job (`By`):
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as time_of_day
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from microfactory.errors import DomainError
-from production.dashboards.cache import dashboard_changed
-from production.models import Job, JobEvent, Machine, MachineEvent, Plate, PlateCopy
+from production.dashboards.cache import dashboard_changed, sites_changed
+from production.models import Job, JobEvent, Machine, MachineEvent, Plate, PlateCopy, Site
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ PIPELINE = (
 )
 NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
 CREATED = ""  # the from-status of a job's first event
+PAST = timedelta(minutes=1)  # a move dated earlier than this before the clock is history
 
 
 def _moves() -> dict[tuple[str, str], frozenset[By]]:
@@ -150,12 +154,15 @@ def job_move(
     """
     source = job.status
     _check(source, to, by, what=job.number)
+    site_change = _site_change(job, fields)
     with transaction.atomic():
         claimed = Job.objects.filter(pk=job.pk, status=source).update(
             status=to, status_changed_at=now, **fields
         )
         if not claimed:
             return False
+        if site_change:
+            jobs_changed_site(jobs=Job.objects.filter(pk=job.pk), site_ids=site_change, now=now)
         _event(
             job,
             step=step,
@@ -171,6 +178,63 @@ def job_move(
     for name, value in fields.items():
         setattr(job, name, value)
     return True
+
+
+def _site_change(job: Job, fields: Mapping[str, Any]) -> tuple[int | None, int | None] | None:
+    """The (old, new) site of a move that changes the job's machine to another site's (or to
+    none, or from none); None if the job stays at its site."""
+    if "machine" in fields:
+        machine = fields["machine"]
+        new_id = machine.pk if machine is not None else None
+    elif "machine_id" in fields:
+        machine, new_id = None, fields["machine_id"]
+    else:
+        return None
+    if new_id == job.machine_id:
+        return None
+    wanted = {pk for pk in (job.machine_id, new_id) if pk is not None}
+    if machine is not None:
+        wanted.discard(machine.pk)
+    sites = (
+        dict(Machine.objects.filter(pk__in=wanted).values_list("pk", "site_id")) if wanted else {}
+    )
+    if machine is not None:
+        sites[machine.pk] = machine.site_id
+    old, new = sites.get(job.machine_id or 0), sites.get(new_id or 0)
+    return (old, new) if old != new else None
+
+
+def _latest_midnight(now: datetime) -> datetime:
+    """The last midnight before now in any time zone a dashboard counts days in (the
+    factory's and the sites'): an event before it may be on a day that has ended, and kept."""
+    reference = max(now, timezone.now())
+    zones = {
+        timezone.get_default_timezone(),
+        timezone.get_current_timezone(),
+        *(ZoneInfo(name) for name in Site.objects.values_list("timezone", flat=True).distinct()),
+    }
+    return max(
+        datetime.combine(reference.astimezone(zone).date(), time_of_day(), tzinfo=zone)
+        for zone in zones
+    )
+
+
+def jobs_changed_site(
+    *, jobs: QuerySet[Job], site_ids: Iterable[int | None], now: datetime
+) -> None:
+    """The jobs left one of `site_ids` for another (re-routed, moved on the floor, taken off a
+    machine, cancelled, their machine moved to another site). The dashboard counts a job's
+    events at the site of its current machine, so the kept stage days of those sites are
+    stale if one of the jobs has an event on a day that may have ended; a job whose events are
+    all of today (routed the day it was ordered) changes no kept day. Called by job_move and
+    the machine admin; a second call only makes the next dashboard read compute again."""
+    sites = {site_id for site_id in site_ids if site_id is not None}
+    if not sites:
+        return  # only the floor of every site (staff) counts jobs without a site: unchanged
+    before = JobEvent.objects.filter(job__in=jobs, finished_at__lt=_latest_midnight(now))
+    if before.exists():
+        sites_changed(sites)
+        transaction.on_commit(lambda: sites_changed(sites))
 
 
 def job_record(job: Job, *, step: str, actor: str, now: datetime, message: str) -> None:
@@ -211,6 +275,10 @@ def _event(
     started_at: datetime | None = None,
     duration_ms: int = 0,
 ) -> JobEvent:
+    if source != to and now < timezone.now() - PAST:
+        # A move dated in the past (a replay, not the floor's own moves, which are dated now)
+        # may fall on a day the dashboard keeps (production.dashboards.cache).
+        _dashboard_changed()
     return JobEvent.objects.create(
         job=job,
         step=step,

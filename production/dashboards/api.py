@@ -44,6 +44,10 @@ class PeriodSerializer(serializers.Serializer[Period]):
     last_day = serializers.DateField(help_text="included")
     start = serializers.DateTimeField()
     end = serializers.DateTimeField(help_text="the period's end, or now if sooner")
+    zone = serializers.CharField(
+        help_text="the time zone its days are counted in: the sites' if they share one, "
+        "else the factory's"
+    )
 
 
 class StageSerializer(serializers.Serializer[figures.StageRow]):
@@ -108,6 +112,18 @@ class LeadTimesSerializer(serializers.Serializer[figures.LeadTimes]):
     on_time_rate = serializers.FloatField(allow_null=True, min_value=0)
 
 
+class PromisesSerializer(serializers.Serializer[figures.PromiseRow]):
+    orders = serializers.IntegerField(
+        help_text="orders with a promised time whose last job passed QC in the period"
+    )
+    kept = serializers.IntegerField(help_text="ready by the promised time")
+    kept_share = serializers.FloatField(allow_null=True, min_value=0)
+    median_late_s = serializers.FloatField(allow_null=True, help_text="of the late ones")
+    median_error_s = serializers.FloatField(
+        allow_null=True, help_text="ready - promised, signed (negative: early)"
+    )
+
+
 class ThroughputSerializer(serializers.Serializer[figures.ThroughputRow]):
     day = serializers.DateField()
     jobs = serializers.IntegerField()
@@ -120,6 +136,7 @@ class DashboardSerializer(serializers.Serializer[figures.Dashboard]):
     oee = OeeFiguresSerializer()
     scrap = ScrapSerializer(many=True)
     lead_times = LeadTimesSerializer()
+    promises = PromisesSerializer()
     throughput = ThroughputSerializer(many=True)
 
 
@@ -189,6 +206,15 @@ class DashboardLeadTimesApi(_Figure):
 
     def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
         return LeadTimesSerializer(figures.lead_times(scope, period)).data
+
+
+class DashboardPromisesApi(_Figure):
+    @_op("dashboard_promises", PromisesSerializer)
+    def get(self, request: Request) -> Response:
+        return self.read(request)
+
+    def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
+        return PromisesSerializer(figures.promises(scope, period)).data
 
 
 class DashboardThroughputApi(_Figure):

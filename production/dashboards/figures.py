@@ -21,24 +21,30 @@ Definitions (docs/manager-dashboard.md says the same for managers):
   period, remakes included); on time when it passed before the order's promised time, or
   on or before its needed-by date when nothing was promised (orders with neither are not
   judged); nearest-rank median and 90th percentile;
+- promise accuracy: orders with a promised time whose last job passed QC in the period (and
+  one of them at the scope's sites): how many were ready by the promise, the median
+  lateness of the late ones and the median error (ready - promised);
 - throughput: jobs (and copies) that passed QC per day.
 """
 
 import copy
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as time_of_day
 from math import ceil
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     Count,
     ExpressionWrapper,
     F,
     FloatField,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -47,15 +53,22 @@ from django.db.models import (
     Value,
 )
 from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Greatest, Least
+from django.db.models.functions import Cast, Greatest
 from django.db.models.lookups import In
 
+from orders.models import Order
 from production.calendars import SiteCalendar, calendars_for_sites
-from production.dashboards.cache import dashboard_generation, kept_get, kept_set
+from production.dashboards.cache import (
+    dashboard_generation,
+    kept_get,
+    kept_set,
+    site_generations,
+)
 from production.dashboards.period import Period, week_of
 from production.dashboards.sql import epoch, local_date, seconds
 from production.lifecycle import DOWN_STATES, PIPELINE
 from production.models import Job, JobEvent, Machine, MachineEvent
+from production.simulation.promise import accuracy_of
 
 Status = Job.Status
 State = Machine.State
@@ -139,42 +152,110 @@ class StageRow:
     bottleneck: bool
 
 
-def _flows(
-    scope: Scope, period: Period, *, now: datetime
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Per status, the events since the period's start that took jobs out of it and those
-    that put jobs in: how many in the period and their times clamped to it, added up, and
-    how many after it. One grouped query (by move), summed per status here."""
-    start, end = epoch(period.start), epoch(period.end)
-    clamped = Least(Greatest(seconds("finished_at"), Value(start)), Value(end))
-    inside = Q(finished_at__lt=period.end)
-    moves = (
-        scope.job_events()
-        .filter(finished_at__gte=period.start, finished_at__lt=now)
-        .exclude(from_status=F("to_status"))  # a measurement moves nothing
-        .values("from_status", "to_status")
-        .annotate(
-            n=Count("pk", filter=inside),
-            t=Sum(clamped, filter=inside),
-            after=Count("pk", filter=~inside),
+_Moves = dict[tuple[str, str], tuple[int, float]]  # (from, to): events, their times added up
+_Flow = dict[str, dict[str, float]]  # status: n, t (in the period), after (since the period)
+
+
+def _midnight(day: date, zone: tzinfo) -> datetime:
+    return datetime.combine(day, MIDNIGHT, tzinfo=zone)
+
+
+def _moves_by_day(
+    scope: Scope, zone: tzinfo, days: Sequence[date], *, now: datetime
+) -> dict[date, _Moves]:
+    """The job moves of consecutive days (the last one up to now), per day: one grouped query
+    per run of days. On SQLite the day of an event is its time shifted by one UTC offset, so a
+    run is the days of one offset, and a day on which the offset changes is a run of its own;
+    PostgreSQL converts each row by the zone's rules: one run."""
+    runs: list[list[date]] = []
+    last_key: object = None
+    for day in days:
+        lo, hi = _midnight(day, zone), _midnight(day + timedelta(days=1), zone)
+        key: object = None
+        if connection.vendor == "sqlite":
+            key = lo.utcoffset() if lo.utcoffset() == hi.utcoffset() else day
+        if not runs or key != last_key:
+            runs.append([])
+        runs[-1].append(day)
+        last_key = key
+    found: dict[date, _Moves] = {day: {} for day in days}
+    for run in runs:
+        lo = _midnight(run[0], zone)
+        hi = min(_midnight(run[-1] + timedelta(days=1), zone), now)
+        rows = (
+            scope.job_events()
+            .filter(finished_at__gte=lo, finished_at__lt=hi)
+            .exclude(from_status=F("to_status"))  # a measurement moves nothing
+            .values(
+                "from_status",
+                "to_status",
+                day=local_date("finished_at", Period(run[0], run[-1], lo, hi, zone)),
+            )
+            .annotate(n=Count("pk"), t=Sum(seconds("finished_at")))
+            .order_by()
         )
-        .order_by()
-    )
-    out: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
-    into: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
-    for move in moves:
-        for side, status in ((out, move["from_status"]), (into, move["to_status"])):
-            for key in ("n", "t", "after"):
-                side[status][key] += float(move[key] or 0)
+        for row in rows:
+            day = row["day"] if len(run) > 1 else run[0]
+            found[day][row["from_status"], row["to_status"]] = (int(row["n"]), float(row["t"] or 0))
+    return found
+
+
+def _flows(scope: Scope, period: Period, *, now: datetime) -> tuple[_Flow, _Flow]:
+    """Per status, the events since the period's start that took jobs out of it and those
+    that put jobs in: how many in the period and their times added up, and how many after it.
+
+    The moves of each day since the period's start that has ended are kept in the cache
+    (production.dashboards.cache; stale when history is written or a job with past events
+    changes site); today and the days not kept are one grouped query (by day and move)."""
+    zone = period.zone
+    today = now.astimezone(zone).date()
+    days = [
+        period.first_day + timedelta(days=n) for n in range((today - period.first_day).days + 1)
+    ]
+    ended = [day for day in days if _midnight(day + timedelta(days=1), zone) <= now]
+    generation = dashboard_generation()
+    if scope.site_ids is None:
+        mark = "all"  # every job, wherever it is: a job changing site changes nothing
+    else:
+        generations = sorted(site_generations(scope.site_ids).items())
+        mark = hashlib.sha256(repr(generations).encode()).hexdigest()[:16]
+
+    def key(day: date) -> str:
+        return f"dashboard-stages:{generation}:{zone}:{mark}:{day:%Y-%m-%d}"
+
+    kept = kept_get([key(day) for day in ended]) if ended else {}
+    by_day: dict[date, _Moves] = {}
+    for day in ended:
+        if key(day) not in kept:
+            break
+        by_day[day] = kept[key(day)]
+    served = len(by_day)  # the leading ended days kept
+    if served < len(days):
+        computed = _moves_by_day(scope, zone, days[served:], now=now)
+        by_day.update(computed)
+        if ended[served:]:
+            kept_set({key(day): computed[day] for day in ended[served:]})
+    out: _Flow = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
+    into: _Flow = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
+    for day in days:
+        inside = day <= period.last_day
+        for (source, to), (n, t) in by_day[day].items():
+            for side, status in ((out, source), (into, to)):
+                if inside:
+                    side[status]["n"] += n
+                    side[status]["t"] += t
+                else:
+                    side[status]["after"] += n
     return out, into
 
 
 def stages(scope: Scope, period: Period, *, now: datetime) -> list[StageRow]:
     """Work in progress and waiting per stage; the bottleneck is the waiting stage with the
-    most job-hours of waiting in the period. Two grouped queries (jobs now, the period's moves).
+    most job-hours of waiting in the period. Two grouped queries (jobs now, the moves of the
+    days not kept: today's once the ended days are kept).
 
     Job-hours in a stage S within [start, end): each event leaving S adds its time, each
-    entering S takes its time away (times clamped to the period), the jobs in S at the end add
+    entering S takes its time away, the jobs in S at the end add
     `end` and those in S at the start take `start` away. The jobs in S now are the Job rows;
     at the end and at the start, they are these minus the events since (no history scan).
     """
@@ -701,6 +782,47 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
 
 
 @dataclass(frozen=True)
+class PromiseRow:
+    orders: int  # orders with a promise completed in the period (their last job passed QC)
+    kept: int  # ready by the promised time
+    kept_share: float | None
+    median_late_s: float | None  # of the late ones: by how much
+    median_error_s: float | None  # ready - promised, signed (negative: early)
+
+
+def promises(scope: Scope, period: Period) -> PromiseRow:
+    """Promise accuracy (#15.3): the orders with a promised time (Order.promised_at, from the
+    queue simulation) completed in the period, that is whose last job passed QC in it, with a
+    job that passed QC at the scope's sites; each is judged by its last job's pass, wherever
+    it was made (production.simulation.promise.accuracy_of). One query."""
+    # Grouped from the passes since the period's start (the time index), not per order: an
+    # order passed in the period with no pass after it had its last pass in it.
+    passed = Job.objects.filter(
+        status=Status.DONE,
+        status_changed_at__gte=period.start,
+        line__order__status=Order.Status.COMPLETED,
+        line__order__promised_at__isnull=False,
+    )
+    here = Q(status_changed_at__lt=period.end)
+    if scope.site_ids is not None:
+        here &= Q(machine__site_id__in=scope.site_ids)
+    orders = (
+        passed.values("line__order_id", promised=seconds("line__order__promised_at"))
+        .annotate(ready=Max(seconds("status_changed_at")), here=Count("pk", filter=here))
+        .order_by()
+    )
+    end = epoch(period.end)
+    errors = [
+        # Seconds since the epoch (no datetime per row), to a tenth as the other figures.
+        round(row["ready"] - row["promised"], 1)
+        for row in orders
+        if row["here"] and row["ready"] < end
+    ]
+    accuracy = accuracy_of(errors)
+    return PromiseRow(kept_share=accuracy.kept_share, **dataclasses.asdict(accuracy))
+
+
+@dataclass(frozen=True)
 class ThroughputRow:
     day: date
     jobs: int  # jobs that passed QC that day
@@ -741,6 +863,7 @@ class Dashboard:
     oee: Oee
     scrap: list[ScrapRow]
     lead_times: LeadTimes
+    promises: PromiseRow
     throughput: list[ThroughputRow]
 
     @property
@@ -756,5 +879,6 @@ def dashboard(scope: Scope, period: Period, *, now: datetime) -> Dashboard:
         oee=oee(scope, period),
         scrap=scrap_trend(scope, period),
         lead_times=lead_times(scope, period),
+        promises=promises(scope, period),
         throughput=throughput(scope, period),
     )

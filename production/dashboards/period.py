@@ -1,4 +1,5 @@
-"""The period a dashboard covers: whole days in the factory's time zone, up to now."""
+"""The period a dashboard covers: whole days in a time zone (the site's, production.dashboards.
+access.dashboard_zone), up to now."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,30 +44,37 @@ def week_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def period_of_days(first_day: date, last_day: date, *, now: datetime) -> Period:
-    """The whole days from first_day to last_day (inclusive), in the current time zone."""
+def period_of_days(
+    first_day: date, last_day: date, *, now: datetime, zone: tzinfo | None = None
+) -> Period:
+    """The whole days from first_day to last_day (inclusive), in `zone` (by default the
+    current time zone)."""
     if last_day < first_day:
         raise DomainError("the period ends before it starts")
     if (last_day - first_day).days + 1 > MAX_DAYS:
         raise DomainError(f"a period is at most {MAX_DAYS} days")
-    zone = timezone.get_current_timezone()
+    zone = zone or timezone.get_current_timezone()
     start = datetime.combine(first_day, time(), tzinfo=zone)
     end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=zone)
     return Period(first_day, last_day, start, max(start, min(end, now)), zone)
 
 
-def period_from_query(query: Mapping[str, str], *, now: datetime) -> Period:
-    """?days=N (the last N days, today included; default 28) or ?from=YYYY-MM-DD&to=YYYY-MM-DD.
-    Anything else: DomainError naming the parameter."""
-    today = timezone.localdate(now)
+def period_from_query(
+    query: Mapping[str, str], *, now: datetime, zone: tzinfo | None = None
+) -> Period:
+    """?days=N (the last N days, today included; default 28) or ?from=YYYY-MM-DD&to=YYYY-MM-DD,
+    days in `zone` (by default the current time zone). Anything else: DomainError naming the
+    parameter."""
+    zone = zone or timezone.get_current_timezone()
+    today = now.astimezone(zone).date()
     if query.get("from") or query.get("to"):
         try:
             first = date.fromisoformat(query.get("from") or "")
             last = date.fromisoformat(query.get("to") or str(today))
         except ValueError:
             raise DomainError("from and to are dates, YYYY-MM-DD") from None
-        return period_of_days(first, last, now=now)
+        return period_of_days(first, last, now=now, zone=zone)
     raw = query.get("days") or str(DEFAULT_DAYS)
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
         raise DomainError(f"days is a whole number from 1 to {MAX_DAYS}")
-    return period_of_days(today - timedelta(days=int(raw) - 1), today, now=now)
+    return period_of_days(today - timedelta(days=int(raw) - 1), today, now=now, zone=zone)

@@ -357,10 +357,17 @@ def promise_accuracy(*, placed_from: datetime, placed_until: datetime) -> Promis
         .filter(qc_passed_at__isnull=False)
         .values_list("promised_at", "qc_passed_at")
     )
-    errors = [(actual - promised).total_seconds() for promised, actual in rows]
+    return accuracy_of(
+        [(ready - promised).total_seconds() for promised, ready in rows if promised is not None]
+    )
+
+
+def accuracy_of(errors: Sequence[float]) -> PromiseAccuracy:
+    """The accuracy of promises from their errors (ready - promised, in seconds): how many were
+    ready by their promise, the median lateness of the late ones and the median error."""
     late = [error for error in errors if error > 0]
     return PromiseAccuracy(
-        orders=len(rows),
+        orders=len(errors),
         kept=len(errors) - len(late),
         median_late_s=percentile(late, 0.5),
         median_error_s=percentile(errors, 0.5),

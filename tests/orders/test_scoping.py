@@ -291,7 +291,9 @@ SHARED_OPERATIONS = {
         ("GET", f"/api/v1/dashboard/{figure}"): (
             "tests.production.test_dashboards::test_a_manager_sees_only_the_sites_of_their_factory"
         )
-        for figure in ("", "stages/", "oee/", "scrap/", "lead-times/", "throughput/")
+        for figure in (
+            *("", "stages/", "oee/", "scrap/", "lead-times/", "promises/", "throughput/"),
+        )
     },
     ("POST", "/api/v1/machines/{slug}/telemetry/"): (
         "tests.production.test_machines::test_a_token_for_one_machine_cannot_report_for_another"

@@ -15,7 +15,8 @@ from production import lifecycle
 from production.dashboards import figures
 from production.dashboards.cache import dashboard_generation
 from production.dashboards.period import period_of_days
-from production.models import Machine, MachineEvent
+from production.lifecycle import By
+from production.models import Job, Machine, MachineEvent
 from tests.production.dashboard_scenario import DAY, HOUR, T0, at, build_floor
 
 pytestmark = pytest.mark.django_db
@@ -129,3 +130,114 @@ def test_a_machine_added_after_the_days_were_kept_is_counted(floor) -> None:
     assert after == uncached()
     assert {row.machine for row in after.machines} >= {"M1", "M2", "M3"}
     assert len(after.machines) == 5  # four machines and the floor's total
+
+
+# --- kept stage days (the job moves of each ended day) ---------------------------------------
+
+
+def stage_queries(scope: figures.Scope, now) -> tuple[list[figures.StageRow], int]:
+    with CaptureQueriesContext(connection) as queries:
+        rows = figures.stages(scope, PERIOD, now=now)
+    return rows, len([q for q in queries.captured_queries if "jobevent" in q["sql"]])
+
+
+def stages_uncached(scope: figures.Scope, now) -> list[figures.StageRow]:
+    cache.clear()
+    return figures.stages(scope, PERIOD, now=now)
+
+
+def test_kept_stage_days_give_the_same_figures_as_the_events(floor) -> None:
+    now = timezone.now()
+    site = figures.Scope((floor.m1.site_id,))
+    for scope in (ALL, site):
+        first = stages_uncached(scope, now)
+        again, reads = stage_queries(scope, now)
+        assert reads == 1  # today's moves only: every ended day since the period's start is kept
+        assert again == first
+    # The scenario's known answer, whichever way it was read: awaiting QC waited 4 h on its
+    # day, and job C 10 minutes the day after.
+    bottleneck = next(row for row in again if row.bottleneck)
+    assert (bottleneck.status, bottleneck.waited_s) == ("awaiting_qc", 4 * HOUR + 600)
+
+
+def test_a_job_of_an_ended_day_that_changes_site_is_counted_at_its_new_site(floor, user) -> None:
+    from production.machines import machine_set_state
+    from tests.builders import make_machine, make_site
+    from tests.production.dashboard_scenario import _job
+
+    north = figures.Scope((floor.m1.site_id,))
+    south_site = make_site("south")
+    south = figures.Scope((south_site.pk,))
+    m9 = make_machine("m9", site=south_site)
+    # Placed and routed to M1 on the scenario's day, long ended; still waiting there.
+    job = _job(user, placed=at(15))
+    assert lifecycle.job_move(
+        job, to=Job.Status.ROUTED, by=By.ROUTER, step="route", actor="t", now=at(16),
+        machine=floor.m1,
+    )  # fmt: skip
+    now = timezone.now()
+    before = {scope: figures.stages(scope, PERIOD, now=now) for scope in (north, south)}
+    routed = {row.status: row for row in before[north]}[Job.Status.ROUTED]
+
+    # M1 goes down: the job goes back to be routed, at no site; its day counts at none.
+    machine_set_state(machine_id=floor.m1.pk, state=Machine.State.MAINTENANCE, now=now, actor="t")
+    job.refresh_from_db()
+    assert (job.status, job.machine_id) == (Job.Status.TRAVELER_READY, None)
+    off = figures.stages(north, PERIOD, now=now)
+    assert off == stages_uncached(north, now)
+    assert {row.status: row for row in off}[Job.Status.TRAVELER_READY].left == (
+        {row.status: row for row in before[north]}[Job.Status.TRAVELER_READY].left - 1
+    )
+    assert off != before[north]
+
+    # Routed to the south: its past moves (placed, routed on the scenario's day) count there.
+    figures.stages(south, PERIOD, now=now)  # kept without it
+    assert lifecycle.job_move(
+        job, to=Job.Status.ROUTED, by=By.ROUTER, step="route", actor="t", now=now, machine=m9
+    )
+    after = figures.stages(south, PERIOD, now=now)
+    assert after == stages_uncached(south, now)
+    assert {row.status: row for row in after}[Job.Status.TRAVELER_READY].left == 1
+    assert routed.jobs_now == 1  # it was waiting at M1 before
+
+
+def test_a_job_routed_the_day_it_was_placed_keeps_the_kept_stage_days(floor, user) -> None:
+    from production.dashboards.cache import site_generations
+    from tests.builders import make_ready_job
+
+    site_id = floor.m1.site_id
+    generation = site_generations([site_id])
+    job = make_ready_job(user=user)  # its events are of now
+    now = timezone.now()
+    assert lifecycle.job_move(
+        job, to=Job.Status.ROUTED, by=By.ROUTER, step="route", actor="t", now=now,
+        machine=floor.m1,
+    )  # fmt: skip
+    assert site_generations([site_id]) == generation
+
+
+def test_a_machine_moved_to_another_site_in_the_admin_takes_its_jobs_past_along(
+    floor, user
+) -> None:
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from tests.builders import make_site
+
+    south_site = make_site("south")
+    north = figures.Scope((floor.m1.site_id,))
+    before = figures.stages(north, PERIOD, now=timezone.now())
+    model_admin = admin.site._registry[Machine]
+    request = RequestFactory().post("/")
+    request.user = user
+    form_class = model_admin.get_form(request, floor.m3)
+    shown = form_class(instance=floor.m3)  # the change page as the admin shows it
+    data = {name: shown[name].value() for name in shown.fields}
+    data = {name: value for name, value in data.items() if value is not None}
+    form = form_class({**data, "site": south_site.pk}, instance=floor.m3, initial=shown.initial)
+    assert form.is_valid(), form.errors
+    model_admin.save_model(request, form.save(commit=False), form, change=True)
+    # Job E ran on M3 on the scenario's day: it is no longer the north's.
+    after = figures.stages(north, PERIOD, now=timezone.now())
+    assert after == stages_uncached(north, timezone.now())
+    assert after != before
