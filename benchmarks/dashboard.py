@@ -264,12 +264,17 @@ def figure_calls(scope: Any, period: Any) -> dict[str, Callable[[], object]]:
         cache.clear()
         return figures.stages(scope, period, now=NOW)
 
+    def scrap_nothing_kept() -> object:
+        cache.clear()
+        return figures.scrap_trend(scope, period, now=NOW)
+
     return {
         "work in progress and waiting (stages)": lambda: figures.stages(scope, period, now=NOW),
         "work in progress and waiting, no finished day kept": stages_nothing_kept,
         "utilisation and OEE (per machine, day, week)": lambda: figures.oee(scope, period),
         "utilisation and OEE, no finished day kept": oee_nothing_kept,
-        "scrap rate trend": lambda: figures.scrap_trend(scope, period),
+        "scrap rate trend": lambda: figures.scrap_trend(scope, period, now=NOW),
+        "scrap rate trend, no finished day kept": scrap_nothing_kept,
         "lead time and on-time rate": lambda: figures.lead_times(scope, period),
         "promise accuracy": lambda: figures.promises(scope, period),
         "throughput": lambda: figures.throughput(scope, period),

@@ -62,7 +62,7 @@ FIGURES: dict[str, tuple[type, Rows]] = {
     "oee-machines": (figures.OeeRow, lambda s, p, now: list(figures.oee(s, p).machines)),
     "oee-daily": (figures.OeeRow, lambda s, p, now: list(figures.oee(s, p).daily)),
     "oee-weekly": (figures.OeeRow, lambda s, p, now: list(figures.oee(s, p).weekly)),
-    "scrap": (figures.ScrapRow, lambda s, p, now: list(figures.scrap_trend(s, p))),
+    "scrap": (figures.ScrapRow, lambda s, p, now: list(figures.scrap_trend(s, p, now=now))),
     "lead-times": (figures.LeadTimes, lambda s, p, now: [figures.lead_times(s, p)]),
     "promises": (figures.PromiseRow, lambda s, p, now: [figures.promises(s, p)]),
     "throughput": (figures.ThroughputRow, lambda s, p, now: list(figures.throughput(s, p))),

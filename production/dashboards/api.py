@@ -195,7 +195,7 @@ class DashboardScrapApi(_Figure):
         return self.read(request)
 
     def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any:
-        rows: Any = figures.scrap_trend(scope, period)
+        rows: Any = figures.scrap_trend(scope, period, now=now)
         return ScrapSerializer(rows, many=True).data
 
 

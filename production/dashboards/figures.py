@@ -31,7 +31,7 @@ import copy
 import dataclasses
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from datetime import time as time_of_day
@@ -200,6 +200,45 @@ def _moves_by_day(
     return found
 
 
+def _kept_days(
+    kind: str,
+    scope: Scope,
+    zone: tzinfo,
+    days: Sequence[date],
+    *,
+    now: datetime,
+    compute: Callable[[list[date]], dict[date, Any]],
+) -> dict[date, Any]:
+    """A figure's value for each of `days` (consecutive): the leading days that have ended
+    from the cache where kept (production.dashboards.cache: stale when history is written or a
+    job with past events changes site), the rest from `compute` (given the days not kept, in
+    order: one query for all of them), whose ended days are then kept."""
+    ended = [day for day in days if _midnight(day + timedelta(days=1), zone) <= now]
+    generation = dashboard_generation()
+    if scope.site_ids is None:
+        mark = "all"  # every job, wherever it is: a job changing site changes nothing
+    else:
+        generations = sorted(site_generations(scope.site_ids).items())
+        mark = hashlib.sha256(repr(generations).encode()).hexdigest()[:16]
+
+    def key(day: date) -> str:
+        return f"dashboard-{kind}:{generation}:{zone}:{mark}:{day:%Y-%m-%d}"
+
+    kept = kept_get([key(day) for day in ended]) if ended else {}
+    by_day: dict[date, Any] = {}
+    for day in ended:
+        if key(day) not in kept:
+            break
+        by_day[day] = kept[key(day)]
+    served = len(by_day)  # the leading ended days kept
+    if served < len(days):
+        computed = compute(list(days[served:]))
+        by_day.update(computed)
+        if ended[served:]:
+            kept_set({key(day): computed[day] for day in ended[served:]})
+    return by_day
+
+
 def _flows(scope: Scope, period: Period, *, now: datetime) -> tuple[_Flow, _Flow]:
     """Per status, the events since the period's start that took jobs out of it and those
     that put jobs in: how many in the period and their times added up, and how many after it.
@@ -212,29 +251,14 @@ def _flows(scope: Scope, period: Period, *, now: datetime) -> tuple[_Flow, _Flow
     days = [
         period.first_day + timedelta(days=n) for n in range((today - period.first_day).days + 1)
     ]
-    ended = [day for day in days if _midnight(day + timedelta(days=1), zone) <= now]
-    generation = dashboard_generation()
-    if scope.site_ids is None:
-        mark = "all"  # every job, wherever it is: a job changing site changes nothing
-    else:
-        generations = sorted(site_generations(scope.site_ids).items())
-        mark = hashlib.sha256(repr(generations).encode()).hexdigest()[:16]
-
-    def key(day: date) -> str:
-        return f"dashboard-stages:{generation}:{zone}:{mark}:{day:%Y-%m-%d}"
-
-    kept = kept_get([key(day) for day in ended]) if ended else {}
-    by_day: dict[date, _Moves] = {}
-    for day in ended:
-        if key(day) not in kept:
-            break
-        by_day[day] = kept[key(day)]
-    served = len(by_day)  # the leading ended days kept
-    if served < len(days):
-        computed = _moves_by_day(scope, zone, days[served:], now=now)
-        by_day.update(computed)
-        if ended[served:]:
-            kept_set({key(day): computed[day] for day in ended[served:]})
+    by_day = _kept_days(
+        "stages",
+        scope,
+        zone,
+        days,
+        now=now,
+        compute=lambda rest: _moves_by_day(scope, zone, rest, now=now),
+    )
     out: _Flow = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
     into: _Flow = defaultdict(lambda: dict.fromkeys(("n", "t", "after"), 0.0))
     for day in days:
@@ -697,29 +721,54 @@ def _decided(scope: Scope, period: Period) -> QuerySet[Job]:
     )
 
 
-def scrap_trend(scope: Scope, period: Period) -> list[ScrapRow]:
-    """Copies passed and scrapped at QC per day, by part, by material and by machine (one
-    grouped query each)."""
-    rows = []
+_ScrapDay = list[tuple[str, str, int, int]]  # (by, name, passed, scrapped)
+
+
+def _scrap_by_day(scope: Scope, period: Period, days: list[date]) -> dict[date, _ScrapDay]:
+    """The copies passed and scrapped on each of `days` (consecutive, to the period's end),
+    by part, by material and by machine: one grouped query each."""
+    start = max(period.start, _midnight(days[0], period.zone))
+    decided = _decided(scope, dataclasses.replace(period, first_day=days[0], start=start))
+    by_day: dict[date, _ScrapDay] = {day: [] for day in days}
     for by, path in SCRAP_DIMENSIONS.items():
         grouped = (
-            _decided(scope, period)
-            .values(name=F(path), day=local_date("status_changed_at", period))
+            decided.values(name=F(path), day=local_date("status_changed_at", period))
             .annotate(passed=Sum("qc_passed"), scrapped=Sum("qc_scrapped"))
             .order_by("day", "name")
         )
         for row in grouped:
-            passed, scrapped = int(row["passed"] or 0), int(row["scrapped"] or 0)
-            rows.append(
-                ScrapRow(
-                    day=row["day"],
-                    by=by,
-                    name=str(row["name"] or "-"),
-                    passed=passed,
-                    scrapped=scrapped,
-                    rate=_ratio(scrapped, passed + scrapped),
-                )
+            by_day.setdefault(row["day"], []).append(
+                (by, str(row["name"] or "-"), int(row["passed"] or 0), int(row["scrapped"] or 0))
             )
+    return by_day
+
+
+def scrap_trend(scope: Scope, period: Period, *, now: datetime) -> list[ScrapRow]:
+    """Copies passed and scrapped at QC per day, by part, by material and by machine. The
+    days that have ended are kept in the cache like the stage figure's; the others are one
+    grouped query per dimension."""
+    by_day = _kept_days(
+        "scrap",
+        scope,
+        period.zone,
+        period.days,
+        now=now,
+        compute=lambda rest: _scrap_by_day(scope, period, rest),
+    )
+    rows = [
+        ScrapRow(
+            day=day,
+            by=by,
+            name=name,
+            passed=passed,
+            scrapped=scrapped,
+            rate=_ratio(scrapped, passed + scrapped),
+        )
+        for day in period.days
+        for by, name, passed, scrapped in by_day.get(day, [])
+    ]
+    order = {by: index for index, by in enumerate(SCRAP_DIMENSIONS)}
+    rows.sort(key=lambda row: (order[row.by], row.day, row.name))
     return rows
 
 
@@ -877,7 +926,7 @@ def dashboard(scope: Scope, period: Period, *, now: datetime) -> Dashboard:
         period=period,
         stages=stages(scope, period, now=now),
         oee=oee(scope, period),
-        scrap=scrap_trend(scope, period),
+        scrap=scrap_trend(scope, period, now=now),
         lead_times=lead_times(scope, period),
         promises=promises(scope, period),
         throughput=throughput(scope, period),

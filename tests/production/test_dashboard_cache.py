@@ -241,3 +241,25 @@ def test_a_machine_moved_to_another_site_in_the_admin_takes_its_jobs_past_along(
     after = figures.stages(north, PERIOD, now=timezone.now())
     assert after == stages_uncached(north, timezone.now())
     assert after != before
+
+
+def test_kept_scrap_days_give_the_same_figures_as_the_jobs(floor) -> None:
+    """The scrap trend's ended days come from the cache (no query of the jobs), equal to the
+    figure computed from the jobs; a period ending today computes today only."""
+    site = figures.Scope((floor.m1.site_id,))
+    for scope in (ALL, site):
+        cache.clear()
+        first = figures.scrap_trend(scope, PERIOD, now=LATER)
+        assert first  # the scenario's QC verdicts
+        with CaptureQueriesContext(connection) as queries:
+            again = figures.scrap_trend(scope, PERIOD, now=LATER)
+        assert not queries.captured_queries  # every day of the period has ended: all kept
+        assert again == first
+    now = at(15) + timedelta(days=1)  # the afternoon of the day after the scenario's
+    period = period_of_days(DAY - timedelta(days=1), DAY + timedelta(days=1), now=now)
+    cache.clear()
+    first = figures.scrap_trend(ALL, period, now=now)
+    with CaptureQueriesContext(connection) as queries:
+        again = figures.scrap_trend(ALL, period, now=now)
+    assert len(queries.captured_queries) == len(figures.SCRAP_DIMENSIONS)  # today's, per dimension
+    assert again == first

@@ -134,7 +134,7 @@ def test_scrap_rate_per_day_by_material_part_and_machine(floor) -> None:
     period = period_of_days(DAY, DAY + timedelta(days=1), now=LATER)
     rows = [
         (r.day, r.by, r.name, r.passed, r.scrapped, r.rate)
-        for r in figures.scrap_trend(ALL, period)
+        for r in figures.scrap_trend(ALL, period, now=LATER)
     ]
     nov3 = DAY + timedelta(days=1)
     assert (DAY, "material", "PLA", 4, 1, 0.2) in rows  # A 3+1, E 1
