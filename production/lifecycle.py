@@ -48,7 +48,11 @@ class By(enum.StrEnum):
     SYSTEM = "system"
 
 
-# The pipeline's own statuses, in order: the worker runs one step from each.
+# The statuses before a machine, in order: the worker runs one step from each of the first
+# three; from toolpath_ready (the G-code verified) the job waits for the batch router while
+# its traveler is rendered beside it, in a task of its own that moves nothing (#19: routing
+# never waits for a PDF). traveler_ready is where jobs waited for the router before: no job
+# enters it any more, and one still there (or in the demo history) is routed all the same.
 PIPELINE = (
     Status.QUEUED,
     Status.GEOMETRY_BUILT,
@@ -56,6 +60,8 @@ PIPELINE = (
     Status.TOOLPATH_READY,
     Status.TRAVELER_READY,
 )
+# Waiting for the batch router.
+TO_ROUTE = (Status.TOOLPATH_READY, Status.TRAVELER_READY)
 NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
 CREATED = ""  # the from-status of a job's first event
 
@@ -71,20 +77,22 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     # failed on its machine, with that job's geometry and G-code: from the traveler step.
     allow(CREATED, Status.QUEUED, By.CUSTOMER, By.OPERATOR)
     allow(CREATED, Status.TOOLPATH_READY, By.SYSTEM, By.MACHINE, By.OPERATOR)
-    # The pipeline, one step at a time; an unmakeable part is rejected, a crash fails it.
+    # The pipeline, one step at a time, to the router; an unmakeable part is rejected, a crash
+    # fails it. No step enters traveler_ready any more (#19).
     for before, after in zip(PIPELINE, PIPELINE[1:], strict=False):
-        allow(before, after, By.PIPELINE)
+        if after != Status.TRAVELER_READY:
+            allow(before, after, By.PIPELINE)
     allow(PIPELINE, Status.REJECTED, By.PIPELINE)
     allow(PIPELINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
-    # The one batch router routes a job whose traveler is ready, or finds no machine could
+    # The one batch router routes a job whose G-code is verified, or finds no machine could
     # ever make it; the pipeline's own steps never route.
-    allow(Status.TRAVELER_READY, Status.ROUTED, By.ROUTER)
-    allow(Status.TRAVELER_READY, Status.REJECTED, By.ROUTER)
+    allow(TO_ROUTE, Status.ROUTED, By.ROUTER)
+    allow(TO_ROUTE, Status.REJECTED, By.ROUTER)
     # At the machine.
     allow(Status.ROUTED, Status.DISPATCHED, By.MACHINE)
     allow(Status.ROUTED, Status.FAILED, By.MACHINE)  # nothing to send: never loop on it
     allow(Status.DISPATCHED, Status.ROUTED, By.MACHINE)  # upload failed, or never started: resend
-    allow(NOT_STARTED, Status.TRAVELER_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
+    allow(NOT_STARTED, Status.TOOLPATH_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
     # On the floor view an operator moves a job not started to another capable machine
     # (production.floor.job_move_to_machine): routed there, as the router would have.
     allow(NOT_STARTED, Status.ROUTED, By.OPERATOR)
@@ -107,14 +115,15 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
 
 # (from status, to status) -> who may make the move. A move not in the table is refused.
 TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
-# Jobs in these statuses wait for a message: the worker's next step or, from traveler_ready,
-# the batch router.
+# Jobs in these statuses wait for a message: the worker's next step or the batch router.
 RUNS_A_STEP = frozenset(PIPELINE)
 # Events that move nothing: Job.measurements changes at QC, and a job moved up its machine's
 # queue on the floor view (production.floor.job_move_up); the event is recorded all the same.
 # "plate-move": a plate the job has copies on moved to another machine while the job itself
 # stays where it is (it runs, or waits, with another of its plates): plates keep no events.
-SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move"})
+# "traveler": its traveler PDF was rendered (production.runner.job_traveler_render), wherever
+# the job is by then (usually routed).
+SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move", "traveler"})
 
 
 def may_move(source: str, to: str, by: By) -> bool:
@@ -171,11 +180,31 @@ def job_move(
     return True
 
 
-def job_record(job: Job, *, step: str, actor: str, now: datetime, message: str) -> None:
-    """An event that moves nothing (a measurement at QC): the job's status stays."""
+def job_record(
+    job: Job,
+    *,
+    step: str,
+    actor: str,
+    now: datetime,
+    message: str,
+    step_started_at: datetime | None = None,
+    duration_ms: int = 0,
+) -> None:
+    """An event that moves nothing (a measurement at QC, a traveler rendered): the job's
+    status stays. `step_started_at` and `duration_ms` time the work it records."""
     if step not in SAME_STATUS_STEPS:
         raise DomainError(f"{step} is not an event without a move")
-    _event(job, step=step, source=job.status, to=job.status, actor=actor, now=now, message=message)
+    _event(
+        job,
+        step=step,
+        source=job.status,
+        to=job.status,
+        actor=actor,
+        now=now,
+        message=message,
+        started_at=step_started_at,
+        duration_ms=duration_ms,
+    )
 
 
 def job_create(

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from orders.quoting import quoted_run_time_s
 from production import routing
+from production.lifecycle import TO_ROUTE
 from production.machines import (
     PRIORITY,
     due_at,
@@ -132,7 +133,7 @@ def _waiting_jobs(
     overhead = timedelta(seconds=settings.ORDER_QUOTE_RATES.pipeline_overhead_s)
     jobs = []
     for job in waiting:
-        if job.status == Job.Status.TRAVELER_READY and job.dfm_report and job.toolpath_meta:
+        if job.status in TO_ROUTE and job.dfm_report and job.toolpath_meta:
             needs = job_needs(job, transit=transit)
             jobs.append(SimJob(needs=needs, ready_at=now))
             continue
