@@ -5,8 +5,8 @@ from unittest.mock import patch
 
 import pytest
 from django.test import Client
-from rest_framework.test import APIClient
 from pypdf import PdfReader
+from rest_framework.test import APIClient
 from weasyprint import HTML
 
 from production import station
