@@ -362,9 +362,9 @@ def test_the_api_says_a_traveler_not_rendered_yet_is_being_prepared(user, machin
     client.force_authenticate(user)
     response = client.get(f"/api/v1/jobs/{job.pk}/artifacts/traveler/")
     assert response.status_code == 404
-    assert "being prepared" in response.json()["detail"]
+    assert "being prepared" in response.json()["message"]
     other = client.get(f"/api/v1/jobs/{job.pk}/artifacts/step/")
-    assert other.status_code == 404 and "being prepared" not in other.json()["detail"]
+    assert other.status_code == 404 and "being prepared" not in other.json()["message"]
 
 
 @pytest.mark.django_db
