@@ -51,17 +51,17 @@ class By(enum.StrEnum):
 # The statuses before a machine, in order: the worker runs one step from each of the first
 # three; from toolpath_ready (the G-code verified) the job waits for the batch router while
 # its traveler is rendered beside it, in a task of its own that moves nothing (#19: routing
-# never waits for a PDF). traveler_ready is where jobs waited for the router before: no job
-# enters it any more, and one still there (or in the demo history) is routed all the same.
+# never waits for a PDF).
 PIPELINE = (
     Status.QUEUED,
     Status.GEOMETRY_BUILT,
     Status.VALIDATED,
     Status.TOOLPATH_READY,
-    Status.TRAVELER_READY,
 )
-# Waiting for the batch router.
+# Waiting for the batch router. traveler_ready is where jobs waited for it before #19, after a
+# traveler step: no job enters it any more, and one still there is routed all the same.
 TO_ROUTE = (Status.TOOLPATH_READY, Status.TRAVELER_READY)
+BEFORE_A_MACHINE = (*PIPELINE, Status.TRAVELER_READY)
 NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
 CREATED = ""  # the from-status of a job's first event
 
@@ -78,12 +78,11 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     allow(CREATED, Status.QUEUED, By.CUSTOMER, By.OPERATOR)
     allow(CREATED, Status.TOOLPATH_READY, By.SYSTEM, By.MACHINE, By.OPERATOR)
     # The pipeline, one step at a time, to the router; an unmakeable part is rejected, a crash
-    # fails it. No step enters traveler_ready any more (#19).
+    # fails it.
     for before, after in zip(PIPELINE, PIPELINE[1:], strict=False):
-        if after != Status.TRAVELER_READY:
-            allow(before, after, By.PIPELINE)
-    allow(PIPELINE, Status.REJECTED, By.PIPELINE)
-    allow(PIPELINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
+        allow(before, after, By.PIPELINE)
+    allow(BEFORE_A_MACHINE, Status.REJECTED, By.PIPELINE)
+    allow(BEFORE_A_MACHINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
     # The one batch router routes a job whose G-code is verified, or finds no machine could
     # ever make it; the pipeline's own steps never route.
     allow(TO_ROUTE, Status.ROUTED, By.ROUTER)
@@ -109,7 +108,7 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     # The part of a job failed on a dying machine turned out fine (job_resume).
     allow(Status.FAILED, Status.AWAITING_QC, By.OPERATOR)
     # Not started yet: the customer cancels, or an operator withdraws a replacement.
-    allow((*PIPELINE, *NOT_STARTED), Status.CANCELLED, By.CUSTOMER, By.OPERATOR)
+    allow((*BEFORE_A_MACHINE, *NOT_STARTED), Status.CANCELLED, By.CUSTOMER, By.OPERATOR)
     return {move: frozenset(who) for move, who in table.items()}
 
 

@@ -98,7 +98,7 @@ def jobs_release(*, line_ids: list[int]) -> list[int]:
 
 
 # Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
-JOB_NOT_STARTED = frozenset({*lifecycle.PIPELINE, Job.Status.ROUTED})
+JOB_NOT_STARTED = frozenset({*lifecycle.BEFORE_A_MACHINE, Job.Status.ROUTED})
 # Jobs that ended without making anything: they never stand in the way of a cancellation.
 JOB_ENDED_EMPTY = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.CANCELLED})
 

@@ -34,10 +34,10 @@ def test_every_status_but_the_ends_has_a_way_on() -> None:
 
 
 def test_the_pipeline_moves_one_step_at_a_time_up_to_the_router() -> None:
-    # Up to toolpath_ready only: since #19 the traveler is rendered beside routing, and no
-    # step moves a job into traveler_ready (the test encoded the old order before).
-    before_router = lifecycle.PIPELINE[: lifecycle.PIPELINE.index(Job.Status.TOOLPATH_READY) + 1]
-    steps = [(a, b) for a, b in zip(before_router, before_router[1:], strict=False)]
+    # Up to toolpath_ready: since #19 the traveler is rendered beside routing, and no step
+    # moves a job into traveler_ready (the pipeline ended there before).
+    assert lifecycle.PIPELINE[-1] == Job.Status.TOOLPATH_READY
+    steps = [(a, b) for a, b in zip(lifecycle.PIPELINE, lifecycle.PIPELINE[1:], strict=False)]
     for source, to in steps:
         assert TRANSITIONS[(source, to)] == {By.PIPELINE}
     # No skipping: geometry straight to the toolpath, say.
