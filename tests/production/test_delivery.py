@@ -18,6 +18,7 @@ from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
 from tests.builders import make_machine, make_order, make_part, make_ready_job
 from tests.production.fake_printer import Answer, FakePrinter, recorded
+from tests.production.test_station import attach
 
 pytestmark = pytest.mark.django_db
 
@@ -423,3 +424,24 @@ def test_a_failed_upload_moves_only_a_job_still_dispatched_by_it(user, voron, pr
     # w1's failure moved nothing: the job was w2's. The machine going into error fails it.
     assert ("w1", "routed") not in moves
     assert moves[-3:] == [("w2", "routed"), ("w2", "dispatched"), ("w1", "failed")]
+
+
+def test_a_traveler_whose_render_was_lost_is_sent_again_for_an_hour(user):
+    now = timezone.now()
+    minute = timedelta(minutes=1)
+    lost = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - minute)
+    waiting = put(make_ready_job(user=user), status=Status.TOOLPATH_READY)
+    Job.objects.filter(pk=waiting.pk).update(status_changed_at=now - 2 * minute)
+    just_routed = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now)
+    long_ago = put(
+        make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - 61 * minute
+    )
+    rendered = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - minute)
+    attach(rendered, Artifact.Kind.TRAVELER, b"%PDF-1.7 rendered", {})
+    sent = []
+    with patch("production.tasks.render_traveler.apply_async", lambda **kw: sent.append(kw)):
+        again = services.travelers_reconcile(now=now)
+    assert sorted(again) == sorted([lost.pk, waiting.pk])
+    assert sorted(kw["args"] for kw in sent) == sorted([(lost.pk,), (waiting.pk,)])
+    assert {kw["queue"] for kw in sent} == {"documents"}
+    assert just_routed.pk not in again and long_ago.pk not in again
