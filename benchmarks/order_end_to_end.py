@@ -19,7 +19,11 @@ as the tests do), so the figures are the pipeline's alone.
 
 --burst N posts N orders (new configurations) back to back, then reports when the first,
 the median and the last job reached the end of the pipeline (routed or dispatched), counted
-from the first post.
+from the first post, and when the last traveler PDF was rendered.
+
+The traveler is rendered beside routing (#19): an order's time ends when its job is routed,
+and the next order is posted only once that job's traveler is rendered too (untimed, shown
+as "traveler +s"), so each order is measured alone, as when the traveler came before routing.
 """
 
 import argparse
@@ -126,13 +130,19 @@ def main() -> None:
             return
         if args.cached:
             job = place(client, Job, bore=20.0)  # builds the configuration, untimed
+            traveler_after(job, started=time.monotonic())
             print(f"warm-up order: {steps_of(job)}", flush=True)
         for n in range(args.orders):
             bore = 20 if args.cached else 20 + (n + 1) * 0.5
             started = time.monotonic()
             job = place(client, Job, bore=bore)
             times.append(time.monotonic() - started)
-            print(f"order {n + 1}: {times[-1]:.2f} s  steps (ms): {steps_of(job)}", flush=True)
+            paper = traveler_after(job, started=started)
+            print(
+                f"order {n + 1}: {times[-1]:.2f} s (traveler +{paper - times[-1]:.2f} s)  "
+                f"steps (ms): {steps_of(job)}",
+                flush=True,
+            )
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(30)
@@ -175,6 +185,15 @@ def place(client: Any, job_model: Any, *, bore: float) -> Any:
     return job
 
 
+def traveler_after(job: Any, *, started: float) -> float:
+    """Wait until the job's traveler PDF is rendered; seconds from `started`."""
+    while not job.events.filter(step="traveler").exists():
+        if time.monotonic() - started > 300:
+            raise SystemExit(f"{job.number}: no traveler in 300 s")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
 def steps_of(job: Any) -> dict[str, Any]:
     return {e.step: e.duration_ms for e in job.events.all()}
 
@@ -202,10 +221,15 @@ def burst(client: Any, job_model: Any, count: int) -> None:
     order = [round(done[job_id], 1) for job_id in jobs]
     finished_at = sorted(done.values())
     print(f"posted {count} orders in {posted:.2f} s; each one's end (s, in order): {order}")
+    while job_model.objects.filter(pk__in=jobs).exclude(events__step="traveler").exists():
+        if time.monotonic() - started > 900:
+            raise SystemExit("travelers not rendered in 900 s")
+        time.sleep(0.05)
+    papers = time.monotonic() - started
     print(
         f"\n{count} new orders at once: first done {finished_at[0]:.1f} s, median "
         f"{statistics.median(finished_at):.1f} s, last {finished_at[-1]:.1f} s "
-        f"({count / finished_at[-1] * 60:.0f} jobs/min)"
+        f"({count / finished_at[-1] * 60:.0f} jobs/min); every traveler by {papers:.1f} s"
     )
 
 

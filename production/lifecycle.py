@@ -51,14 +51,20 @@ class By(enum.StrEnum):
     SYSTEM = "system"
 
 
-# The pipeline's own statuses, in order: the worker runs one step from each.
+# The statuses before a machine, in order: the worker runs one step from each of the first
+# three; from toolpath_ready (the G-code verified) the job waits for the batch router while
+# its traveler is rendered beside it, in a task of its own that moves nothing (#19: routing
+# never waits for a PDF).
 PIPELINE = (
     Status.QUEUED,
     Status.GEOMETRY_BUILT,
     Status.VALIDATED,
     Status.TOOLPATH_READY,
-    Status.TRAVELER_READY,
 )
+# Waiting for the batch router. traveler_ready is where jobs waited for it before #19, after a
+# traveler step: no job enters it any more, and one still there is routed all the same.
+TO_ROUTE = (Status.TOOLPATH_READY, Status.TRAVELER_READY)
+BEFORE_A_MACHINE = (*PIPELINE, Status.TRAVELER_READY)
 NOT_STARTED = (Status.ROUTED, Status.DISPATCHED)
 CREATED = ""  # the from-status of a job's first event
 PAST = timedelta(minutes=1)  # a move dated earlier than this before the clock is history
@@ -75,20 +81,21 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     # failed on its machine, with that job's geometry and G-code: from the traveler step.
     allow(CREATED, Status.QUEUED, By.CUSTOMER, By.OPERATOR)
     allow(CREATED, Status.TOOLPATH_READY, By.SYSTEM, By.MACHINE, By.OPERATOR)
-    # The pipeline, one step at a time; an unmakeable part is rejected, a crash fails it.
+    # The pipeline, one step at a time, to the router; an unmakeable part is rejected, a crash
+    # fails it.
     for before, after in zip(PIPELINE, PIPELINE[1:], strict=False):
         allow(before, after, By.PIPELINE)
-    allow(PIPELINE, Status.REJECTED, By.PIPELINE)
-    allow(PIPELINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
-    # The one batch router routes a job whose traveler is ready, or finds no machine could
+    allow(BEFORE_A_MACHINE, Status.REJECTED, By.PIPELINE)
+    allow(BEFORE_A_MACHINE, Status.FAILED, By.PIPELINE, By.SYSTEM)
+    # The one batch router routes a job whose G-code is verified, or finds no machine could
     # ever make it; the pipeline's own steps never route.
-    allow(Status.TRAVELER_READY, Status.ROUTED, By.ROUTER)
-    allow(Status.TRAVELER_READY, Status.REJECTED, By.ROUTER)
+    allow(TO_ROUTE, Status.ROUTED, By.ROUTER)
+    allow(TO_ROUTE, Status.REJECTED, By.ROUTER)
     # At the machine.
     allow(Status.ROUTED, Status.DISPATCHED, By.MACHINE)
     allow(Status.ROUTED, Status.FAILED, By.MACHINE)  # nothing to send: never loop on it
     allow(Status.DISPATCHED, Status.ROUTED, By.MACHINE)  # upload failed, or never started: resend
-    allow(NOT_STARTED, Status.TRAVELER_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
+    allow(NOT_STARTED, Status.TOOLPATH_READY, By.MACHINE, By.SYSTEM, By.OPERATOR)  # re-route
     # On the floor view an operator moves a job not started to another capable machine
     # (production.floor.job_move_to_machine): routed there, as the router would have.
     allow(NOT_STARTED, Status.ROUTED, By.OPERATOR)
@@ -105,22 +112,22 @@ def _moves() -> dict[tuple[str, str], frozenset[By]]:
     # The part of a job failed on a dying machine turned out fine (job_resume).
     allow(Status.FAILED, Status.AWAITING_QC, By.OPERATOR)
     # Not started yet: the customer cancels, or an operator withdraws a replacement.
-    allow((*PIPELINE, *NOT_STARTED), Status.CANCELLED, By.CUSTOMER, By.OPERATOR)
+    allow((*BEFORE_A_MACHINE, *NOT_STARTED), Status.CANCELLED, By.CUSTOMER, By.OPERATOR)
     return {move: frozenset(who) for move, who in table.items()}
 
 
 # (from status, to status) -> who may make the move. A move not in the table is refused.
 TRANSITIONS: dict[tuple[str, str], frozenset[By]] = _moves()
-# Jobs in these statuses wait for a message: the worker's next step or, from traveler_ready,
-# the batch router.
+# Jobs in these statuses wait for a message: the worker's next step or the batch router.
 RUNS_A_STEP = frozenset(PIPELINE)
 # Events that move nothing: Job.measurements changes at QC, and a job moved up its machine's
 # queue on the floor view (production.floor.job_move_up); the event is recorded all the same.
 # "plate-move": a plate the job has copies on moved to another machine while the job itself
 # stays where it is (it runs, or waits, with another of its plates): plates keep no events.
 # "plate-remake": a plate not started was made again without copies of cancelled jobs (each
-# job on it, and each cancelled one, says so).
-SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move", "plate-remake"})
+# job on it, and each cancelled one, says so). "traveler": its traveler PDF was rendered
+# (production.runner.job_traveler_render), wherever the job is by then (usually routed).
+SAME_STATUS_STEPS = frozenset({"measure", "reorder", "plate-move", "plate-remake", "traveler"})
 
 
 def may_move(source: str, to: str, by: By) -> bool:
@@ -237,11 +244,31 @@ def jobs_changed_site(
         transaction.on_commit(lambda: sites_changed(sites))
 
 
-def job_record(job: Job, *, step: str, actor: str, now: datetime, message: str) -> None:
-    """An event that moves nothing (a measurement at QC): the job's status stays."""
+def job_record(
+    job: Job,
+    *,
+    step: str,
+    actor: str,
+    now: datetime,
+    message: str,
+    step_started_at: datetime | None = None,
+    duration_ms: int = 0,
+) -> None:
+    """An event that moves nothing (a measurement at QC, a traveler rendered): the job's
+    status stays. `step_started_at` and `duration_ms` time the work it records."""
     if step not in SAME_STATUS_STEPS:
         raise DomainError(f"{step} is not an event without a move")
-    _event(job, step=step, source=job.status, to=job.status, actor=actor, now=now, message=message)
+    _event(
+        job,
+        step=step,
+        source=job.status,
+        to=job.status,
+        actor=actor,
+        now=now,
+        message=message,
+        started_at=step_started_at,
+        duration_ms=duration_ms,
+    )
 
 
 def job_create(

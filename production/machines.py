@@ -2,7 +2,7 @@
 
 What moves a job once the pipeline has made its files:
 
-    traveler_ready -route-> routed -dispatch-> dispatched -start-> running -finish-> awaiting_qc
+    toolpath_ready -route-> routed -dispatch-> dispatched -start-> running -finish-> awaiting_qc
                                                                    running <-pause/continue-> paused
 
 - Routing: one batch router (`jobs_route_waiting`) assigns every job whose traveler is
@@ -363,12 +363,12 @@ def jobs_route_waiting(*, now: datetime, actor: str) -> dict[int, str]:
     touched: set[int] = set()
     with transaction.atomic():
         _lock_routing()
-        # A pass may have waited for the lock while a traveler step committed: its moves are
+        # A pass may have waited for the lock while a toolpath step committed: its moves are
         # timed from when it holds the lock, so a job's events never run backwards.
         now = max(now, timezone.now())
         waiting = list(
             # A held job waits for its order's price check (Job.hold), however long.
-            Job.objects.filter(status=Status.TRAVELER_READY, hold="")
+            Job.objects.filter(status__in=lifecycle.TO_ROUTE, hold="")
             # Jobs on plates, or waiting to be planned on them, go as plates (below).
             .exclude(plating.routed_as_plates())
             .select_related(
@@ -868,7 +868,7 @@ def _unsent(job: Job, *, actor: str, now: datetime, why: str) -> None:
 
 def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job:
     """A new job for the same line and quantity that reuses the failed one's geometry and
-    G-code; it gets its own traveler and is routed like any other."""
+    G-code; it is routed like any other, its own traveler rendered beside."""
     from production.services import job_enqueue
 
     replacement = lifecycle.job_create(
@@ -886,7 +886,7 @@ def _replace(job: Job, *, by: By, reason: str, now: datetime, actor: str) -> Job
     )
     for link in job.job_artifacts.exclude(kind=Artifact.Kind.TRAVELER):
         JobArtifact.objects.create(job=replacement, artifact_id=link.artifact_id, kind=link.kind)
-    # Its passport starts with the same inputs and files; its own traveler step adds the rest.
+    # Its passport starts with the same inputs and files; its own traveler render adds the rest.
     passport.passport_copy(source=job, to=replacement, now=now, leave_out=[Artifact.Kind.TRAVELER])
     transaction.on_commit(lambda: job_enqueue(job_id=replacement.pk))
     return replacement
@@ -913,7 +913,7 @@ def job_fail_on_machine(*, job: Job, by: By, reason: str, now: datetime, actor: 
 def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str) -> list[int]:
     """Take every job back from a machine that went down; the ids moved.
 
-    Jobs not started go back to routing (traveler_ready, no machine) and are routed again on
+    Jobs not started go back to routing (toolpath_ready, no machine) and are routed again on
     commit; a started one (running, or sent to a networked printer that may have begun it)
     fails with the reason and gets a replacement.
     """
@@ -931,7 +931,7 @@ def jobs_off_machine(*, machine_id: int, reason: str, now: datetime, actor: str)
                     moved.append(job.pk)
             elif lifecycle.job_move(
                 job,
-                to=Status.TRAVELER_READY,
+                to=Status.TOOLPATH_READY,
                 by=By.SYSTEM,
                 step="reroute",
                 actor=actor,

@@ -481,6 +481,9 @@ class Artifact(models.Model):
         # for the traveler.
         RENDER = "render", "program rendering"
         LABELS = "labels", "bag labels PDF"  # a plate's, one label per job on it
+        # A mesh's DFM report (JSON) against a set of machines, by its checker: a repeat
+        # configuration reads it back instead of checking again (pipeline.steps.dfm_key).
+        DFM = "dfm", "DFM report"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     input_key = models.CharField(max_length=64, help_text="sha256 of the inputs")

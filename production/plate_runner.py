@@ -114,7 +114,7 @@ def _plan_group(job_ids: Sequence[int], *, actor: str) -> list[int]:
         Job.objects.select_related(
             "line__revision__family", "line__material", "line__order__organisation"
         )
-        .filter(pk__in=job_ids, status=Status.TRAVELER_READY)
+        .filter(pk__in=job_ids, status__in=lifecycle.TO_ROUTE)
         .order_by("pk")
     )
     if not jobs:
@@ -220,7 +220,7 @@ def _keep(
             # Locked and counted here (PostgreSQL takes no lock for a COUNT ... FOR UPDATE).
             still = list(
                 Job.objects.select_for_update()
-                .filter(pk__in=list(parts), status=Status.TRAVELER_READY)
+                .filter(pk__in=list(parts), status__in=lifecycle.TO_ROUTE)
                 .values_list("pk", flat=True)
             )
             if len(still) != len(parts) or PlateCopy.objects.filter(job__in=list(parts)).exists():

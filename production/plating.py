@@ -81,7 +81,7 @@ def awaiting_plates() -> QuerySet[Job]:
         return Job.objects.none()
     return (
         Job.objects.filter(
-            status=Status.TRAVELER_READY, hold="", quantity__gt=1, line__process=Process.FDM
+            status__in=lifecycle.TO_ROUTE, hold="", quantity__gt=1, line__process=Process.FDM
         )
         .filter(toolpath_meta__has_key="profile_key")
         .exclude(plate_copies__isnull=False)
@@ -151,7 +151,7 @@ def waiting_for_plates() -> list[Waiting]:
     if not plates_possible():
         return []
     candidates = (
-        Job.objects.filter(status=Status.TRAVELER_READY, hold="", line__process=Process.FDM)
+        Job.objects.filter(status__in=lifecycle.TO_ROUTE, hold="", line__process=Process.FDM)
         .exclude(toolpath_meta__isnull=True)
         .exclude(plate_copies__isnull=False)
         .select_related("line__material", "line__order")
@@ -262,7 +262,7 @@ def plate_route(
     ):
         return False
     for job in jobs:
-        if job.status == Status.TRAVELER_READY:
+        if job.status in lifecycle.TO_ROUTE:
             lifecycle.job_move(
                 job,
                 to=Status.ROUTED,
@@ -285,7 +285,7 @@ def plate_reject(
         plate, to=PlateStatus.FAILED, by=By.ROUTER, actor=actor, now=now, reason=reason[:2000]
     )
     for job in jobs:
-        if job.status == Status.TRAVELER_READY:
+        if job.status in lifecycle.TO_ROUTE:
             lifecycle.job_move(
                 job,
                 to=Status.REJECTED,

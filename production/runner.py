@@ -5,10 +5,12 @@ trimesh and WeasyPrint, which web processes never load. The worker runs the same
 of steps as `manage.py make_part`: for each, an adapter here loads the job so far from the
 database, calls the shared step, and returns what to keep; `job_advance` keeps it only if the
 job is still where the step started (the claim), so a redelivered message or a second worker
-does nothing twice. Routing is the worker's own last step.
+does nothing twice. Once the G-code is verified the job waits for the batch router; its
+traveler PDF is rendered beside, by `job_traveler_render`, which moves nothing (#19).
 """
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -35,10 +37,11 @@ from production.job_values import (
 from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, artifact_path
 from production.pipeline import steps as pipeline
+from production.pipeline import traveler as travelers
 from production.pipeline.print_mesh import AS_MODELLED, print_orientation
 from production.pipeline.programs import PROCESSES as PROGRAM_PROCESSES
 from production.pipeline.programs import ProgramChecks
-from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup, TravelerDocument
+from production.pipeline.steps import JobSoFar, PlannedToolpath, Setup
 from production.pipeline.validation import (
     ValidationLimits,
     ValidationRejected,
@@ -83,6 +86,9 @@ class Output:
     content: bytes | None = None
     existing: Artifact | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    # False: kept only for the next job with the same inputs, not as one of this job's files
+    # (a DFM report: the job has its own in Job.dfm_report, and its passport records it).
+    job_file: bool = True
 
 
 @dataclass
@@ -254,7 +260,7 @@ def _artifact_bytes(job: Job, kind: str) -> bytes:
 # --- what each shared step keeps ------------------------------------------------------------
 
 
-def _keep_geometry(built: BuiltPart) -> StepResult:
+def _keep_geometry(built: BuiltPart, so_far: JobSoFar) -> StepResult:
     meta = built.meta.to_json()
     outputs = [
         Output(Artifact.Kind.STL, built.key, "part.stl", built.stl, meta=meta),
@@ -275,14 +281,23 @@ def _keep_geometry(built: BuiltPart) -> StepResult:
     )
 
 
-def _keep_report(report: ValidationReport) -> StepResult:
+def _keep_report(report: ValidationReport, so_far: JobSoFar) -> StepResult:
+    """The report on the job, and kept for the next job of the same mesh (pipeline.dfm_key)."""
+    kept = Output(
+        Artifact.Kind.DFM,
+        pipeline.dfm_key(so_far),
+        "dfm-report.json",
+        json.dumps(report.to_json(), sort_keys=True).encode(),
+        job_file=False,
+    )
     return StepResult(
+        outputs=[kept],
         fields={"dfm_report": report.to_json()},
         message=f"{len(report.capable)} machine(s) can make it; {len(report.warnings)} warning(s)",
     )
 
 
-def _keep_toolpath(planned: PlannedToolpath) -> StepResult:
+def _keep_toolpath(planned: PlannedToolpath, so_far: JobSoFar) -> StepResult:
     program = planned.program_meta()
     outputs = [
         Output(Artifact.Kind.GCODE, planned.key, planned.gcode_name, planned.gcode, meta=program)
@@ -308,28 +323,10 @@ def _keep_toolpath(planned: PlannedToolpath) -> StepResult:
     )
 
 
-def _keep_traveler(document: TravelerDocument) -> StepResult:
-    filename = f"traveler-{document.traveler.job_number}.pdf"
-    return StepResult(
-        outputs=[
-            Output(
-                Artifact.Kind.TRAVELER,
-                document.key,
-                filename,
-                document.pdf,
-                # The site it names: a job routed elsewhere gets a new print (station).
-                meta={"site": document.traveler.site},
-            )
-        ],
-        message="traveler PDF ready to print",
-    )
-
-
-_KEEP: dict[str, Callable[[Any], StepResult]] = {
+_KEEP: dict[str, Callable[[Any, JobSoFar], StepResult]] = {
     "geometry": _keep_geometry,
     "validation": _keep_report,
     "toolpath": _keep_toolpath,
-    "traveler": _keep_traveler,
 }
 
 
@@ -337,26 +334,26 @@ def _adapter(step: pipeline.Step) -> Callable[[Job], StepResult]:
     """Load the job so far, run the shared step, say what to keep."""
 
     def run(job: Job) -> StepResult:
-        return _KEEP[step.name](step.run(job_so_far(job, step)))
+        so_far = job_so_far(job, step)
+        return _KEEP[step.name](step.run(so_far), so_far)
 
     return run
 
 
-# The status a job is in after each shared step (production.pipeline.steps.STEPS, in order).
+# The status a job is in after each shared step before routing (pipeline.TO_ROUTING).
 _AFTER = (
     Job.Status.GEOMETRY_BUILT,
     Job.Status.VALIDATED,
     Job.Status.TOOLPATH_READY,
-    Job.Status.TRAVELER_READY,
 )
 # The job's status -> the step that takes it on: make_part's steps, in order.
 STEPS: dict[str, Step] = {
     start: Step(shared.name, _adapter(shared), done)
     for shared, start, done in zip(
-        pipeline.STEPS, (Job.Status.QUEUED, *_AFTER[:-1]), _AFTER, strict=True
+        pipeline.TO_ROUTING, (Job.Status.QUEUED, *_AFTER[:-1]), _AFTER, strict=True
     )
 }
-# A job whose traveler is ready is routed by the one batch router (production.machines.
+# A job whose G-code is verified is routed by the one batch router (production.machines.
 # jobs_route_waiting, on the routing queue), never by a step here: two routers racing would
 # overfill a machine's queue.
 
@@ -419,7 +416,72 @@ def job_advance(*, job_id: int, actor: str, expected: str | None = None, holder:
         _finish(job, step, started_at, clock, to=Job.Status.FAILED, reason=reason, actor=actor)
         return False
     saved = _finish(job, step, started_at, clock, to=step.done, result=result, actor=actor)
-    return saved and step.done in lifecycle.RUNS_A_STEP  # traveler_ready: the batch router's
+    return saved and step.done in lifecycle.RUNS_A_STEP  # toolpath_ready: the batch router's
+
+
+# Where a job has the files its traveler prints (G-code verified) and is not ended.
+HAS_TRAVELER_FILES = frozenset({*lifecycle.TO_ROUTE, *Job.ON_MACHINE, Job.Status.AWAITING_QC})
+
+
+def job_traveler_render(*, job_id: int, actor: str) -> bool:
+    """Render the job's traveler PDF and keep it with the job; True when it did. Moves
+    nothing: the job goes on being routed, dispatched or made meanwhile (#19), and the PDF
+    names the machine and site it was routed to by then (the one planned, before).
+
+    Safe to call twice: a job that has its traveler, or no G-code yet, or has ended, renders
+    nothing. Rendered outside any transaction; kept (with a "traveler" event that times it
+    and its passport entry) only if no other run kept one meanwhile.
+    """
+    job = (
+        Job.objects.select_related(
+            "machine__site",
+            "line__revision__family",
+            "line__material",
+            "line__order__organisation",
+            "line__order__placed_by",
+            "line__order__delivery_site",
+        )
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None or job.status not in HAS_TRAVELER_FILES or not job.toolpath_meta:
+        return False
+    if job.job_artifacts.filter(kind=Artifact.Kind.TRAVELER).exists():
+        return False
+    started_at, clock = timezone.now(), time.monotonic()
+    traveler = traveler_for(job, printed_at=started_at)
+    key = input_key("traveler", travelers.traveler_html(traveler))
+    stored = stored_artifact(Artifact.Kind.TRAVELER, key)
+    pdf = stored.content if stored is not None else travelers.render_traveler(traveler)
+    output = Output(
+        Artifact.Kind.TRAVELER,
+        key,
+        f"traveler-{job.number}.pdf",
+        pdf,
+        # The site it names: a job routed elsewhere since gets a new print (station).
+        meta={"site": traveler.site},
+    )
+    artifact = _store(output)
+    finished_at = timezone.now()
+    with transaction.atomic():
+        _link, made = JobArtifact.objects.get_or_create(
+            job=job, kind=Artifact.Kind.TRAVELER, defaults={"artifact": artifact}
+        )
+        if not made:
+            return False  # another run kept one first
+        job.refresh_from_db(fields=["status"])
+        lifecycle.job_record(
+            job,
+            step="traveler",
+            actor=actor,
+            now=finished_at,
+            message=f"traveler PDF ready to print ({traveler.site or 'no site yet'})",
+            step_started_at=started_at,
+            duration_ms=round((time.monotonic() - clock) * 1000),
+        )
+        files = [passport.Entry(output.kind, output.filename, artifact.sha256)]
+        passport.passport_record(job=job, step="traveler", files=files, fields={}, now=finished_at)
+    return True
 
 
 def _finish(
@@ -455,6 +517,8 @@ def _finish(
         files = []
         for output in result.outputs if result else ():
             artifact = output.existing or _store(output)
+            if not output.job_file:
+                continue
             JobArtifact.objects.get_or_create(
                 job=job, kind=output.kind, defaults={"artifact": artifact}
             )

@@ -26,9 +26,12 @@ QUEUE_FOR_STATUS: dict[str, str] = {
     Job.Status.QUEUED: "geometry",
     Job.Status.GEOMETRY_BUILT: "geometry",
     Job.Status.VALIDATED: "toolpath",
-    Job.Status.TOOLPATH_READY: "documents",
+    # The G-code is verified: the batch router's. The traveler PDF is rendered beside, on
+    # `documents` (TRAVELER_QUEUE): routing never waits for it (#19).
+    Job.Status.TOOLPATH_READY: "routing",
     Job.Status.TRAVELER_READY: "routing",
 }
+TRAVELER_QUEUE = "documents"
 # And the priority of each step's message (Redis: 0 is taken first). kombu's Redis transport
 # keeps one list per queue and priority step (0, 3, 6, 9) and a worker takes from the first
 # non-empty one, priority before queue, across every queue it consumes: a job's later steps
@@ -42,6 +45,9 @@ PRIORITY_FOR_STATUS: dict[str, int] = {
     Job.Status.TOOLPATH_READY: 0,
     Job.Status.TRAVELER_READY: 0,
 }
+# The traveler is the last step: taken before any earlier one, so the paper follows its job
+# by seconds, not after a burst's every build (the work done is the same).
+TRAVELER_PRIORITY = 0
 
 
 def jobs_create_for_order(
@@ -86,13 +92,13 @@ def jobs_release(*, line_ids: list[int]) -> list[int]:
     )
     Job.objects.filter(pk__in=held).update(hold="")
     for job_id, status in held.items():
-        if status == Job.Status.TRAVELER_READY:  # the others reach the router by themselves
+        if status in lifecycle.TO_ROUTE:  # the others reach the router by themselves
             transaction.on_commit(partial(job_enqueue, job_id=job_id))
     return list(held)
 
 
 # Jobs no machine has started: an order whose jobs are all here (or ended) can be cancelled.
-JOB_NOT_STARTED = frozenset({*lifecycle.PIPELINE, Job.Status.ROUTED})
+JOB_NOT_STARTED = frozenset({*lifecycle.BEFORE_A_MACHINE, Job.Status.ROUTED})
 # Jobs that ended without making anything: they never stand in the way of a cancellation.
 JOB_ENDED_EMPTY = frozenset({Job.Status.REJECTED, Job.Status.FAILED, Job.Status.CANCELLED})
 
@@ -166,8 +172,9 @@ def job_enqueue(*, job_id: int) -> bool:
 
     A pipeline step's message carries the status it was sent for (`expected`): it runs only
     while the job is still there, so a second message for the same step is harmless. A job
-    whose files are made (traveler ready) goes to the one batch router instead, on the routing
-    queue: routing is never done by two routers racing for a machine's queue limit.
+    whose G-code is verified goes to the one batch router instead, on the routing queue
+    (routing is never done by two routers racing for a machine's queue limit), and, new from
+    its toolpath step, its traveler is rendered beside (job_traveler_enqueue).
     """
     from production import tasks
 
@@ -177,7 +184,7 @@ def job_enqueue(*, job_id: int) -> bool:
     # Chosen here and kept on the job: the reconciler looks for it in the broker (broker.py).
     task_id = uuid()
     try:
-        if job.status == Job.Status.TRAVELER_READY:
+        if job.status in lifecycle.TO_ROUTE:
             tasks.route_waiting_jobs.apply_async(
                 queue=QUEUE_FOR_STATUS[job.status],
                 task_id=task_id,
@@ -195,7 +202,42 @@ def job_enqueue(*, job_id: int) -> bool:
         logger.warning("could not enqueue job %s (broker unreachable: %s)", job_id, error)
         return False
     Job.objects.filter(pk=job_id).update(enqueued_at=timezone.now(), enqueued_task_id=task_id)
+    if job.status == Job.Status.TOOLPATH_READY:
+        job_traveler_enqueue(job_id=job_id)
     return True
+
+
+def job_traveler_enqueue(*, job_id: int) -> None:
+    """Send the message that renders the job's traveler PDF (production.runner.
+    job_traveler_render); one for a job that has it already does nothing."""
+    from production import tasks
+
+    try:
+        tasks.render_traveler.apply_async(
+            args=(job_id,), queue=TRAVELER_QUEUE, priority=TRAVELER_PRIORITY
+        )
+    except OperationalError as error:  # travelers_reconcile sends it once the broker is back
+        logger.warning("could not enqueue the traveler of job %s (broker: %s)", job_id, error)
+
+
+def travelers_reconcile(*, now: datetime) -> list[int]:
+    """Send the traveler render again for jobs past their toolpath step and not ended that
+    still have no traveler PDF JOB_STALE_AFTER_S after their last move (its message was lost,
+    or the render crashed); the ids. Only for moves of the last hour: a render that keeps
+    failing is not sent every pass for ever (the station renders one when it prints)."""
+    from production.models import Artifact, JobArtifact
+
+    stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    missing = list(
+        Job.objects.filter(status__in=(*lifecycle.TO_ROUTE, *Job.ON_MACHINE))
+        .filter(status_changed_at__lt=stale, status_changed_at__gte=now - timedelta(hours=1))
+        .exclude(pk__in=JobArtifact.objects.filter(kind=Artifact.Kind.TRAVELER).values("job_id"))
+        .order_by("status_changed_at")
+        .values_list("pk", flat=True)[: settings.RECONCILE_BATCH]
+    )
+    for job_id in missing:
+        job_traveler_enqueue(job_id=job_id)
+    return missing
 
 
 def job_claim(*, job: Job, actor: str, now: datetime, holder: str = "") -> bool:
@@ -255,9 +297,9 @@ def job_fail(*, job_id: int, reason: str, actor: str, expected: str | None = Non
 
 
 # The statuses whose step a worker runs from a message: what the reconciler watches. A job
-# in traveler_ready waits for the batch router, whose periodic pass (MF_ROUTE_INTERVAL_S)
-# finds it whatever happened to its message.
-STEP_STATUSES = tuple(status for status in QUEUE_FOR_STATUS if status != Job.Status.TRAVELER_READY)
+# waiting for the batch router is found by its periodic pass (MF_ROUTE_INTERVAL_S) whatever
+# happened to its message.
+STEP_STATUSES = tuple(status for status in QUEUE_FOR_STATUS if status not in lifecycle.TO_ROUTE)
 
 
 class _ClusterOnce:

@@ -72,10 +72,30 @@ def advance_job(self: JobTask, job_id: int, expected: str | None = None) -> None
         services.job_enqueue(job_id=job_id)
 
 
+@shared_task(
+    bind=True,
+    acks_late=True,  # safe: a job whose traveler is stored renders nothing again
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=settings.JOB_STEP_TIME_LIMIT_S,
+    time_limit=settings.JOB_STEP_HARD_TIME_LIMIT_S,
+)
+def render_traveler(self: Task[[int], bool], job_id: int) -> bool:
+    """Render and keep the job's traveler PDF (queue `documents`), beside routing: nothing
+    waits for it (#19). True when it rendered one. A crash leaves the job as it is: the
+    reconciler sends it again, and the station renders one when it prints."""
+    from production.runner import job_traveler_render  # WeasyPrint stays out of web processes
+
+    return job_traveler_render(
+        job_id=job_id, actor=f"worker {self.request.hostname or socket.gethostname()}"
+    )
+
+
 @shared_task
 def reconcile_stuck_jobs() -> int:
     """Periodic (beat): get jobs moving whose task was lost."""
-    return len(services.jobs_reconcile(now=timezone.now()))
+    now = timezone.now()
+    return len(services.jobs_reconcile(now=now)) + len(services.travelers_reconcile(now=now))
 
 
 @worker_ready.connect
@@ -145,7 +165,7 @@ def poll_machine(self: Task[[int], None], machine_id: int) -> None:
 
 @shared_task
 def route_waiting_jobs() -> None:
-    """The one batch router: periodic (beat), after a job's traveler step, and when a machine
+    """The one batch router: periodic (beat), after a job's toolpath step, and when a machine
     frees up or comes back. Routes every waiting job and dispatches what is routed."""
     machines.machines_sweep(now=timezone.now(), actor="router")
 

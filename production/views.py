@@ -417,20 +417,25 @@ def _traveler_or_none(job: Job) -> Traveler | None:
 @operator_required
 def station_job_traveler(request: HttpRequest, job_id: int) -> HttpResponseBase:
     """The job's traveler PDF to reprint: rendered now when its spool is known, so the lot
-    line is filled in (station.job_traveler_reprint), or when the job was routed to another
-    site than the one it names; else as the pipeline rendered it."""
+    line is filled in (station.job_traveler_reprint), when the job was routed to another site
+    than the one it names, or when the worker has not rendered it yet (it does so beside
+    routing, #19); else as the worker rendered it. 404 while the job has no G-code."""
     job = get_object_or_404(
         tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
     )
     reprint = station.job_traveler_reprint(job, now=timezone.now())
     if reprint is not None:
         return _pdf(reprint, f"traveler-{job.number}.pdf")
-    link = get_object_or_404(
-        JobArtifact.objects.select_related("artifact"), job=job, kind=Artifact.Kind.TRAVELER
+    link = (
+        JobArtifact.objects.select_related("artifact")
+        .filter(job=job, kind=Artifact.Kind.TRAVELER)
+        .first()
     )
-    if station.stored_traveler(job, link.artifact) is None:
-        pdf = render_traveler(station.job_traveler(job, now=timezone.now()))
-        return _pdf(pdf, f"traveler-{job.number}.pdf")
+    if link is None or station.stored_traveler(job, link.artifact) is None:
+        traveler = _traveler_or_none(job)
+        if traveler is None or not job.toolpath_meta:
+            raise Http404(f"{job.number} has no G-code yet: no traveler to print")
+        return _pdf(render_traveler(traveler), f"traveler-{job.number}.pdf")
     return file_response(
         link.artifact.file.open("rb"),
         content_type="application/pdf",

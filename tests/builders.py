@@ -161,8 +161,9 @@ def make_ready_job(
     priority: str = "normal",
     gcode: bytes = b"G28\nG1 Z5 F600\nM84\n",
 ) -> Job:
-    """A job whose files are made (traveler_ready, G-code attached) without running the
-    pipeline: for routing, dispatch and machine tests."""
+    """A job whose files are made (toolpath_ready, G-code attached: the router's) without
+    running the pipeline: for routing, dispatch and machine tests. No traveler yet: the worker
+    renders it beside routing, and the station renders one when it prints."""
     if not PartFamily.objects.filter(slug="block").exists():
         make_part("block")
     order = make_order(user=user)
@@ -172,7 +173,7 @@ def make_ready_job(
         OrderLine.objects.filter(pk=line.pk).update(material=material)
     job = line.jobs.get()
     Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.TRAVELER_READY,
+        status=Job.Status.TOOLPATH_READY,
         hold="",  # its price settled: free to route (an estimated quote holds it until then)
         dfm_report={"extents_mm": list(extents)},
         toolpath_meta={"estimated_time_s": estimated_time_s, "layers": 1},

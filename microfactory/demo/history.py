@@ -3,7 +3,7 @@
 Demand is drawn (a fixed seed: the same history every time) as the demo customers would
 order: a few orders a working day, fewer at weekends, one or two lines of the demo parts in
 a material some machine can run. Each order's jobs reach the router when the pipeline would
-have made their travelers; `production.simulation.engine.simulate` places them with the real
+have made their G-code; `production.simulation.engine.simulate` places them with the real
 router (production.routing.plan_routes) on the demo machines, with changeovers and the sites'
 opening hours, and each job runs its estimate give or take (the spread a real floor has).
 Orders whose jobs would not have passed QC before now are left out, so the history ends with
@@ -40,12 +40,11 @@ from production.simulation.promise import machine_calendars, qc_allowance_s, qc_
 
 SEED = 15
 # The pipeline's steps before routing, as minutes after the order (geometry, validation,
-# toolpath, traveler): the job reaches the router at the last.
+# toolpath): the job reaches the router at the last (its traveler is rendered beside).
 PIPELINE_MINUTES: tuple[tuple[str, str, int], ...] = (
     ("geometry_built", "geometry", 3),
     ("validated", "validation", 5),
-    ("toolpath_ready", "toolpath", 11),
-    ("traveler_ready", "traveler", 15),
+    ("toolpath_ready", "toolpath", 15),
 )
 REFERENCE_PREFIX = "HIST-"
 
@@ -142,7 +141,7 @@ def _jobs(
     factor: float | None = None,
 ) -> list[SimJob]:
     """The orders' jobs as the router will see them once written (job_needs of each), ready
-    when their travelers are; `factor`: runs at the estimate times it instead of their real
+    when their G-code is; `factor`: runs at the estimate times it instead of their real
     time (the promise's run)."""
     jobs = []
     overhead = timedelta(minutes=PIPELINE_MINUTES[-1][2])
@@ -162,7 +161,7 @@ def _jobs(
                         delivery_site=sites[order.customer],
                         transit_s=transit,
                     ),
-                    # A line's traveler a minute after the one before: no two jobs reach the
+                    # A line's G-code a minute after the one before: no two jobs reach the
                     # router at the same instant, so a replay orders them alike.
                     ready_at=order.placed_at + overhead + timedelta(minutes=index),
                     run_s=float(line.run_s) if factor is None else estimate * factor,
@@ -373,7 +372,7 @@ def _past_job(
     actor: str,
 ) -> PastJob:
     status = Job.Status
-    # Created with its order (a line's traveler a minute after the one before).
+    # Created with its order (a line's G-code a minute after the one before).
     created = ready_at - timedelta(minutes=PIPELINE_MINUTES[-1][2])
     moves = [PastMove(to=status.QUEUED, by=By.CUSTOMER, step="create", at=created, actor=actor)]
     for to, step, minutes in PIPELINE_MINUTES:

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -50,13 +51,21 @@ class JobArtifactApi(APIView):
         },
     )
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
-        link = get_object_or_404(
-            JobArtifact.objects.select_related("artifact", "job").filter(
-                job__in=jobs_for_reader(request)
-            ),
-            job_id=job_id,
-            kind=kind,
+        link = (
+            JobArtifact.objects.select_related("artifact", "job")
+            .filter(job__in=jobs_for_reader(request), job_id=job_id, kind=kind)
+            .first()
         )
+        if link is None:
+            preparing = kind == Artifact.Kind.TRAVELER and (
+                jobs_for_reader(request).filter(pk=job_id, toolpath_meta__isnull=False).exists()
+            )
+            # The worker renders a traveler beside routing (#19): seconds after the G-code.
+            raise NotFound(
+                "the traveler is being prepared: try again in a few seconds"
+                if preparing
+                else "no such file for this job"
+            )
         content_type, extension = CONTENT_TYPES[link.kind]
         # Every kind, the drawing too, is a sandboxed attachment: a drawing opened from the
         # order page is saved, never rendered on our origin.

@@ -13,6 +13,7 @@ work the worker already did.
 """
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from production.pipeline.print_mesh import (
 from production.pipeline.validation import ValidationReport, validate_part
 from production.pipeline.values import (
     DEFAULT_SLICER,
+    DFM,
     GCODE,
     STEP,
     STL,
@@ -259,10 +261,41 @@ def dfm_machines(
 
 def validate(so_far: JobSoFar) -> ValidationReport:
     """The DFM report against every machine with the material loaded. A failed check raises
-    ValidationRejected, which carries the whole report."""
+    ValidationRejected, which carries the whole report. A report kept for the same mesh,
+    machines, limits and checker (dfm_key) is read back instead of checking again."""
     part, built = so_far.part, _needs(so_far.geometry, "geometry")
+    stored = so_far.setup.reuse(DFM, dfm_key(so_far))
+    if stored is not None:
+        return ValidationReport.from_json(json.loads(stored.content))
     machines = dfm_machines(so_far.setup.machines, process=part.process, material=part.material)
     return validate_part(built.stl, machines=machines, limits=so_far.setup.validation_limits)
+
+
+def dfm_key(so_far: JobSoFar) -> str:
+    """What determines a part's DFM report: its mesh (sha256), the machines it is checked
+    against (with the material), the limits, and which checker made it (dfm_checker)."""
+    part, built = so_far.part, _needs(so_far.geometry, "geometry")
+    machines = dfm_machines(so_far.setup.machines, process=part.process, material=part.material)
+    return input_key(
+        "dfm",
+        built.sha256,
+        [asdict(machine) for machine in machines],
+        asdict(so_far.setup.validation_limits),
+        dfm_checker(),
+    )
+
+
+@functools.cache
+def dfm_checker() -> str:
+    """Which DFM checker made a report: the source of validation and of its checks, and the
+    mesh library's version. Any change to them checks stored meshes again."""
+    import trimesh
+
+    from production.pipeline import dfm, validation
+
+    checks = sorted(Path(str(dfm.__file__)).parent.glob("*.py"))
+    sources = [Path(str(validation.__file__)).read_text(), *(p.read_text() for p in checks)]
+    return input_key(trimesh.__version__, *sources)
 
 
 # --- toolpath -------------------------------------------------------------------------------
@@ -587,6 +620,9 @@ STEPS: tuple[Step, ...] = (
     Step("toolpath", plan_toolpath, keeps="toolpath", needs=("geometry", "report")),
     Step("traveler", render_traveler, keeps="traveler", needs=("geometry", "report", "toolpath")),
 )
+# What a job needs before it can be routed: the worker runs these one status at a time; the
+# traveler is rendered beside routing (production.runner.job_traveler_render, #19).
+TO_ROUTING = STEPS[:-1]
 
 
 def _needs(value: T | None, name: str) -> T:

@@ -28,6 +28,7 @@ IDENTITY: Matrix = (
 
 # Artifact kinds (production.models.Artifact.Kind), as the steps name what they make.
 STEP, STL, REPAIRED, SVG, GCODE, TRAVELER = "step", "stl", "repaired", "svg", "gcode", "traveler"
+DFM = "dfm"  # a mesh's DFM report against a set of machines, kept for the next job of it
 RENDER = "render"  # a program's simulated result (milling, PNG) or cut paths (laser, SVG)
 
 

@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef
 from catalog.models import Process
 from orders.quoting import plate_run_time_s, quoted_run_time_s
 from production import plating, routing
+from production.lifecycle import TO_ROUTE
 from production.machines import (
     PRIORITY,
     due_at,
@@ -292,7 +293,7 @@ def _waiting_jobs(
     overhead = timedelta(seconds=settings.ORDER_QUOTE_RATES.pipeline_overhead_s)
     jobs = []
     for job in waiting:
-        if job.status == Job.Status.TRAVELER_READY and job.dfm_report and job.toolpath_meta:
+        if job.status in TO_ROUTE and job.dfm_report and job.toolpath_meta:
             needs = job_needs(job, transit=transit)
             if job.quantity > 1 and job.line.process == Process.FDM:
                 # Waiting to be planned on plates: its copies as its quote's plate plan.

@@ -2,11 +2,12 @@
 
 A period of past demand (the jobs placed in it that reached a machine) is replayed twice
 through the simulator and the real router: as the factory is (no change) and with the
-change. Each job reaches the router when its traveler was ready (its traveler_ready event)
-and runs as long as it really ran (started -> finished; its estimate when it never ran); the
-router plans with the estimates, as it did. The machines start the period with empty queues
-and the materials loaded now, so a replay of a period that began with full queues differs
-at its start; replaying the demo history from its start finds the machine every job had.
+change. Each job reaches the router when its G-code was verified (its first toolpath_ready
+or traveler_ready event: jobs waited for their traveler there before #19) and runs as long
+as it really ran (started -> finished; its estimate when it never ran); the router plans
+with the estimates, as it did. The machines start the period with empty queues and the
+materials loaded now, so a replay of a period that began with full queues differs at its
+start; replaying the demo history from its start finds the machine every job had.
 
 Figures per run (production.simulation.metrics): lead time from the order to the machine's
 finish (median, p90), on-time rate against each order's due date (else its promise), and the
@@ -23,6 +24,7 @@ from django.db.models import Min, Q
 
 from microfactory.errors import DomainError
 from production.calendars import Shift, SiteCalendar
+from production.lifecycle import TO_ROUTE
 from production.machines import changeover_s, job_needs, routing_facts, transit_table
 from production.models import Job, Site
 from production.routing import AVAILABLE_STATES
@@ -117,9 +119,7 @@ def replay_load(*, start: datetime, end: datetime, site_slugs: Iterable[str] | N
             "line__material",
             "line__order__delivery_site",
             "line__order__asset",
-        ).annotate(
-            ready_at=Min("events__finished_at", filter=Q(events__to_status="traveler_ready"))
-        )
+        ).annotate(ready_at=Min("events__finished_at", filter=Q(events__to_status__in=TO_ROUTE)))
     )
     jobs, placed_at, targets, actual = [], {}, {}, {}
     for job in rows:

@@ -250,3 +250,21 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, worker
             log = worker.output() if worker else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
         time.sleep(0.25)
+
+
+def job_steps(job, *, worker=None) -> list[str]:
+    """The job's events in order, its traveler's where it used to be (right after the
+    toolpath's). Since #19 the traveler is rendered beside routing, so its event lands anywhere
+    after the toolpath's: checked here (once, after it), after waiting for it."""
+    wait_for(
+        lambda: job.events.filter(step="traveler").exists(),
+        timeout=120,
+        what=f"{job.number}'s traveler",
+        worker=worker,
+    )
+    steps = list(job.events.order_by("pk").values_list("step", flat=True))
+    assert steps.count("traveler") == 1, steps
+    assert steps.index("traveler") > steps.index("toolpath"), steps
+    steps.remove("traveler")
+    steps.insert(steps.index("toolpath") + 1, "traveler")
+    return steps

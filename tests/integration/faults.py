@@ -31,6 +31,7 @@ from tests.integration.conftest import ROOT, free_port, redis_server_binary
 
 # A job has reached its machine (the demo machines are manual: dispatched at once) or ended.
 SETTLED = {"dispatched", "rejected", "failed", "cancelled", "done", "scrapped"}
+# Each once; the traveler's comes anywhere after the toolpath's (rendered beside routing, #19).
 PIPELINE_STEPS = ["geometry", "validation", "toolpath", "traveler", "routing", "dispatch"]
 # Recovery bound the issue sets (#18): from a worker available again to every job moving.
 RECOVERY_LIMIT_S = 60.0
@@ -502,6 +503,11 @@ def check_outcome(system: FaultSystem, accepted: dict[str, int]) -> None:
     assert len(jobs) == len(order_ids), (len(jobs), len(order_ids))
     reasons = {job.pk: (job.status, job.reason) for job in jobs if job.status != "dispatched"}
     assert not reasons, f"{reasons}\n{system.logs()}"
+    # Travelers are rendered beside routing (#19): a job at its machine gets its own seconds on.
+    deadline = time.monotonic() + RECOVERY_LIMIT_S
+    while JobEvent.objects.filter(job__in=jobs, step="traveler").count() < len(jobs):
+        assert time.monotonic() < deadline, f"travelers not rendered\n{system.logs()}"
+        time.sleep(0.5)
     per_step = Counter(JobEvent.objects.filter(job__in=jobs).values_list("job_id", "step"))
     assert set(per_step.values()) == {1}, [k for k, n in per_step.items() if n > 1]
     assert len(per_step) == len(jobs) * (1 + len(PIPELINE_STEPS))

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_a_milled_and_a_laser_cut_part_reach_the_mill_and_the_laser(requester, start_worker):  # noqa: F811
     from django.contrib.auth import get_user_model
 
-    from tests.integration.conftest import wait_for
+    from tests.integration.conftest import job_steps, wait_for
     from tests.production.test_cnc_laser_jobs import measure
 
     worker = start_worker()
@@ -59,8 +59,7 @@ def test_a_milled_and_a_laser_cut_part_reach_the_mill_and_the_laser(requester, s
         assert job.status == AT_MACHINE, (job.status, job.reason, worker.output())
         process = job.toolpath_meta["process"]
         assert job.machine is not None and job.machine.slug == machine_of[process]
-        steps = list(job.events.order_by("pk").values_list("step", flat=True))
-        assert steps == ["order", *PIPELINE_STEPS, "dispatch"]
+        assert job_steps(job, worker=worker) == ["order", *PIPELINE_STEPS, "dispatch"]
         files = {link.kind: link.artifact for link in job.job_artifacts.select_related("artifact")}
         assert set(files) == {"step", "stl", "svg", "gcode", "render", "traveler"}
         program, picture = names[process]

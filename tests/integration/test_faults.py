@@ -41,7 +41,7 @@ pytestmark = [
 ]
 
 ORDERS = 20
-STEP_STATUSES = ["queued", "geometry_built", "validated", "toolpath_ready"]
+STEP_STATUSES = ["queued", "geometry_built", "validated"]  # the steps a worker claims
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def requester():
 
 
 def test_an_order_of_six_copies_reaches_a_machine_as_a_verified_plate(requester, start_worker):
-    from tests.integration.conftest import wait_for
+    from tests.integration.conftest import job_steps, wait_for
 
     worker = start_worker(env={"MF_PLATE_BATCH_WINDOW_S": "0"})
     started = time.monotonic()
@@ -51,7 +51,7 @@ def test_an_order_of_six_copies_reaches_a_machine_as_a_verified_plate(requester,
         assert {c["status"] for c in plate.verification["copies"]} == {"pass"}
         assert plate.gcode.file.read(1) and plate.traveler.file.read(5) == b"%PDF-"
     assert job.machine == plates.first().machine
-    steps = list(job.events.order_by("pk").values_list("step", flat=True))
+    steps = job_steps(job, worker=worker)
     assert steps == [
         "order",
         "geometry",

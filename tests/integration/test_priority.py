@@ -48,6 +48,8 @@ def test_every_step_has_a_queue_and_a_priority_later_steps_first():
         Job.Status.TOOLPATH_READY,
         Job.Status.TRAVELER_READY,
     ]
+    # The traveler, rendered beside routing from toolpath_ready (#19), is last: taken first.
     priorities = [services.PRIORITY_FOR_STATUS[status] for status in order]
+    assert services.TRAVELER_PRIORITY == min(priorities)
     assert priorities == sorted(priorities, reverse=True)  # Redis: 0 is taken first
     assert priorities[0] > priorities[1]

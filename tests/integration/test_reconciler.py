@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from microfactory.celery import app as celery_app
 from production import services
-from production.models import Job, JobEvent
+from production.models import Job
 from tests.builders import make_machine, make_order, make_part
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -84,7 +84,7 @@ def test_a_message_reserved_by_a_worker_is_left_alone(queued, broker):
 def test_a_message_lost_with_redis_is_sent_again_at_once_and_the_job_runs(
     queued, broker, start_worker
 ):
-    from tests.integration.conftest import wait_for
+    from tests.integration.conftest import job_steps, wait_for
 
     make_machine("mk4-1")
     # A Redis restarted without its data. The message went 2 minutes ago: past the grace,
@@ -104,7 +104,7 @@ def test_a_message_lost_with_redis_is_sent_again_at_once_and_the_job_runs(
         what="the job to reach its machine",
         worker=worker,
     )
-    steps = list(JobEvent.objects.filter(job=queued).values_list("step", flat=True))
+    steps = job_steps(queued, worker=worker)
     assert steps == [
         "order",
         "geometry",

@@ -323,12 +323,12 @@ def test_a_failed_upload_puts_the_job_back_and_the_machine_in_error(klipper, pri
     assert klipper.state == "error"
     assert "could not send" in klipper.error_text and "HTTP 500" in klipper.error_text
     job.refresh_from_db()
-    assert (job.status, job.machine) == (Status.TRAVELER_READY, None)
+    assert (job.status, job.machine) == (Status.TOOLPATH_READY, None)
     steps = list(job.events.order_by("pk").values_list("step", "to_status"))
     assert steps[-3:] == [
         ("dispatch", "dispatched"),
         ("dispatch", "routed"),
-        ("reroute", "traveler_ready"),
+        ("reroute", "toolpath_ready"),
     ]
     assert len(printer.script.seen) == 3  # retried, then given up
 
@@ -463,7 +463,7 @@ def test_a_file_the_printer_keeps_refusing_to_delete_is_given_up_with_a_warning(
 
 
 def test_files_of_jobs_still_on_the_machine_are_left_alone(klipper, printer, user):
-    for status in (Status.ROUTED, Status.DISPATCHED, Status.TRAVELER_READY):
+    for status in (Status.ROUTED, Status.DISPATCHED, Status.TOOLPATH_READY):
         sent_job(klipper, user, status)
     printer.script.on("GET", "/printer/objects/query", recorded("query_standby.json"))
     poll(klipper)

@@ -109,8 +109,8 @@ def test_the_bottleneck_is_the_stage_with_the_most_waiting(floor) -> None:
         row.status: row
         for row in figures.stages(ALL, period_of_days(DAY, DAY, now=LATER), now=LATER)
     }
-    assert rows[S.TRAVELER_READY].waited_s == (30 + 5 + 10 + 10) * 60
-    assert rows[S.TRAVELER_READY].left == 4
+    assert rows[S.TOOLPATH_READY].waited_s == (30 + 5 + 10 + 10) * 60
+    assert rows[S.TOOLPATH_READY].left == 4
     assert rows[S.ROUTED].waited_s == (30 + 30 + 30 + 50) * 60
     assert rows[S.AWAITING_QC].waited_s == 240 * 60
     assert rows[S.AWAITING_QC].left == 3
@@ -126,7 +126,7 @@ def test_work_in_progress_counts_the_jobs_in_each_stage_now(floor, user) -> None
         row.status: row
         for row in figures.stages(ALL, period_of_days(DAY, DAY, now=LATER), now=LATER)
     }
-    assert rows[S.TRAVELER_READY].jobs_now == 1
+    assert rows[S.TOOLPATH_READY].jobs_now == 1
     assert sum(row.jobs_now for row in rows.values()) == 1  # the others are done, failed, scrapped
 
 

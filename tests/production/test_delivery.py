@@ -18,13 +18,15 @@ from production.lifecycle import By
 from production.models import Artifact, Job, JobArtifact, JobEvent, Machine
 from tests.builders import make_machine, make_order, make_part, make_ready_job
 from tests.production.fake_printer import Answer, FakePrinter, recorded
+from tests.production.test_station import attach
 
 pytestmark = pytest.mark.django_db
 
 Status = Job.Status
 # The statuses a worker runs a step from, in order, and what each step links to the job.
-STEP_STATUSES = [Status.QUEUED, Status.GEOMETRY_BUILT, Status.VALIDATED, Status.TOOLPATH_READY]
-STEP_NAMES = ["geometry", "validation", "toolpath", "traveler"]
+# The steps before routing; the traveler is rendered beside routing, from no status (#19).
+STEP_STATUSES = [Status.QUEUED, Status.GEOMETRY_BUILT, Status.VALIDATED]
+STEP_NAMES = ["geometry", "validation", "toolpath"]
 
 
 def advance(job: Job, expected: str | None) -> bool:
@@ -67,22 +69,28 @@ def test_every_step_runs_once_however_often_early_or_late_its_message_comes(user
         for again in delivered:
             assert advance(job, again) is False
         assert status_of(job) == lifecycle.PIPELINE[i + 1]
-    assert status_of(job) == Status.TRAVELER_READY  # the batch router's from here
+    assert status_of(job) == Status.TOOLPATH_READY  # the batch router's from here
     # Its estimated price settled by the orders app (tests/orders/test_price_check.py).
     services.jobs_release(line_ids=[job.line_id])
     assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {job.pk: "mk4-1"}
     # Past the pipeline: every old message, and one from before messages carried a status.
     for again in [*delivered, None]:
         assert advance(job, again) is False
+    # Its traveler, rendered beside routing: once, however often its message comes.
+    assert runner.job_traveler_render(job_id=job.pk, actor="worker") is True
+    assert runner.job_traveler_render(job_id=job.pk, actor="worker") is False
     job.refresh_from_db()
     assert (job.status, job.machine) == (Status.ROUTED, block)
     assert events_per_step(job) == Counter(
-        {"order": 1, **dict.fromkeys(STEP_NAMES, 1), "routing": 1}
+        {"order": 1, **dict.fromkeys(STEP_NAMES, 1), "routing": 1, "traveler": 1}
     )
     assert links_per_kind(job) == Counter(
         dict.fromkeys(["step", "stl", "svg", "gcode", "traveler"], 1)
     )
-    assert Counter(Artifact.objects.values_list("kind", flat=True)) == links_per_kind(job)
+    # And its DFM report, kept for the next job of the same mesh (not one of the job's files).
+    kept = Counter(Artifact.objects.exclude(kind="dfm").values_list("kind", flat=True))
+    assert kept == links_per_kind(job)
+    assert Artifact.objects.filter(kind="dfm").count() == 1
     assert f"{job.number}: dropped a message for queued: the job is routed" in caplog.messages, (
         caplog.messages
     )
@@ -416,3 +424,24 @@ def test_a_failed_upload_moves_only_a_job_still_dispatched_by_it(user, voron, pr
     # w1's failure moved nothing: the job was w2's. The machine going into error fails it.
     assert ("w1", "routed") not in moves
     assert moves[-3:] == [("w2", "routed"), ("w2", "dispatched"), ("w1", "failed")]
+
+
+def test_a_traveler_whose_render_was_lost_is_sent_again_for_an_hour(user):
+    now = timezone.now()
+    minute = timedelta(minutes=1)
+    lost = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - minute)
+    waiting = put(make_ready_job(user=user), status=Status.TOOLPATH_READY)
+    Job.objects.filter(pk=waiting.pk).update(status_changed_at=now - 2 * minute)
+    just_routed = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now)
+    long_ago = put(
+        make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - 61 * minute
+    )
+    rendered = put(make_ready_job(user=user), status=Status.ROUTED, status_changed_at=now - minute)
+    attach(rendered, Artifact.Kind.TRAVELER, b"%PDF-1.7 rendered", {})
+    sent = []
+    with patch("production.tasks.render_traveler.apply_async", lambda **kw: sent.append(kw)):
+        again = services.travelers_reconcile(now=now)
+    assert sorted(again) == sorted([lost.pk, waiting.pk])
+    assert sorted(kw["args"] for kw in sent) == sorted([(lost.pk,), (waiting.pk,)])
+    assert {kw["queue"] for kw in sent} == {"documents"}
+    assert just_routed.pk not in again and long_ago.pk not in again

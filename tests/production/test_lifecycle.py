@@ -33,12 +33,26 @@ def test_every_status_but_the_ends_has_a_way_on() -> None:
     assert set(STATUSES) - sources == ends
 
 
-def test_the_pipeline_moves_one_step_at_a_time() -> None:
+def test_the_pipeline_moves_one_step_at_a_time_up_to_the_router() -> None:
+    # Up to toolpath_ready: since #19 the traveler is rendered beside routing, and no step
+    # moves a job into traveler_ready (the pipeline ended there before).
+    assert lifecycle.PIPELINE[-1] == Job.Status.TOOLPATH_READY
     steps = [(a, b) for a, b in zip(lifecycle.PIPELINE, lifecycle.PIPELINE[1:], strict=False)]
     for source, to in steps:
         assert TRANSITIONS[(source, to)] == {By.PIPELINE}
-    # No skipping: geometry straight to the traveler, say.
+    # No skipping: geometry straight to the toolpath, say.
     assert not lifecycle.may_move(Job.Status.QUEUED, Job.Status.TOOLPATH_READY, By.PIPELINE)
+    assert (Job.Status.TOOLPATH_READY, Job.Status.TRAVELER_READY) not in TRANSITIONS
+
+
+def test_the_router_takes_jobs_with_verified_g_code_and_those_left_in_traveler_ready() -> None:
+    for waiting in (Job.Status.TOOLPATH_READY, Job.Status.TRAVELER_READY):
+        assert TRANSITIONS[(waiting, Job.Status.ROUTED)] == {By.ROUTER}
+        assert TRANSITIONS[(waiting, Job.Status.REJECTED)] >= {By.ROUTER}
+    # A job taken back from its machine waits for the router where a new one does.
+    for taken_back in lifecycle.NOT_STARTED:
+        assert lifecycle.may_move(taken_back, Job.Status.TOOLPATH_READY, By.SYSTEM)
+        assert not lifecycle.may_move(taken_back, Job.Status.TRAVELER_READY, By.SYSTEM)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +63,7 @@ def test_the_pipeline_moves_one_step_at_a_time() -> None:
         (Job.Status.AWAITING_QC, Job.Status.DONE, By.MACHINE),  # only people pass QC
         (Job.Status.QUEUED, Job.Status.GEOMETRY_BUILT, By.OPERATOR),  # only the worker builds
         (Job.Status.TRAVELER_READY, Job.Status.ROUTED, By.PIPELINE),  # only the router routes
+        (Job.Status.TOOLPATH_READY, Job.Status.ROUTED, By.PIPELINE),
         (Job.Status.FAILED, Job.Status.AWAITING_QC, By.MACHINE),  # resuming is a person's call
     ],
 )

@@ -60,18 +60,19 @@ def test_a_silent_machine_goes_offline_and_its_jobs_move_without_loss_or_duplica
     assert running.status == Status.FAILED
     assert "MK4-1 went offline while running it: silent since" in running.reason
     replacement = running.replacements.get()
-    enqueue.assert_called_once_with(job_id=replacement.pk)  # it gets its own traveler
+    enqueue.assert_called_once_with(job_id=replacement.pk)  # router, and its own traveler
     assert replacement.status == Status.TOOLPATH_READY
     assert replacement.line_id == running.line_id and replacement.quantity == running.quantity
     assert set(replacement.job_artifacts.values_list("kind", flat=True)) == {"gcode"}
     assert steps(replacement) == [("replacement", "", "toolpath_ready")]
     for job in (queued, on_list):
         job.refresh_from_db()
-        assert (job.status, job.machine) == (Status.TRAVELER_READY, None)
+        assert (job.status, job.machine) == (Status.TOOLPATH_READY, None)
         assert steps(job)[-1][0] == "reroute"
 
     routed = machines.jobs_route_waiting(now=now, actor="test")
-    assert routed == {queued.pk: "mk4-2", on_list.pk: "mk4-2"}
+    # The replacement too: its G-code is verified, and routing waits for no traveler (#19).
+    assert routed == {queued.pk: "mk4-2", on_list.pk: "mk4-2", replacement.pk: "mk4-2"}
     # Every line still has exactly one job that will make its part.
     alive = Job.objects.filter(line_id__in=lines).exclude(status__in=Job.TERMINAL)
     assert sorted(alive.values_list("line_id", flat=True)) == sorted(lines)
@@ -100,7 +101,7 @@ def test_maintenance_takes_back_queued_jobs_and_fails_a_running_one(user):
         machine_id=machine.pk, state="maintenance", now=timezone.now(), actor="staff"
     )
     assert Job.objects.get(pk=running.pk).status == Status.FAILED
-    assert Job.objects.get(pk=queued.pk).status == Status.TRAVELER_READY
+    assert Job.objects.get(pk=queued.pk).status == Status.TOOLPATH_READY
     # Setting the same state again moves nothing.
     events = JobEvent.objects.count()
     machines.machine_set_state(
@@ -162,7 +163,7 @@ def test_the_routing_pass_respects_queue_limits_and_leaves_the_rest_waiting(user
     jobs = [make_ready_job(user=user) for _ in range(3)]
     routed = machines.jobs_route_waiting(now=timezone.now(), actor="test")
     assert list(routed) == [jobs[0].pk, jobs[1].pk]
-    assert Job.objects.get(pk=jobs[2].pk).status == Status.TRAVELER_READY
+    assert Job.objects.get(pk=jobs[2].pk).status == Status.TOOLPATH_READY
 
 
 def test_the_reconciler_leaves_jobs_at_machines_alone(user, settings, monkeypatch):
@@ -188,7 +189,7 @@ def test_a_manual_machine_gets_every_routed_job_on_its_operators_list(user):
     assert machines.machine_dispatch(machine_id=machine.pk, now=timezone.now(), actor="t") == []
 
 
-def test_a_job_whose_traveler_is_ready_goes_to_the_batch_router_then_to_dispatch(
+def test_a_job_whose_g_code_is_verified_goes_to_the_batch_router_then_to_dispatch(
     user, django_capture_on_commit_callbacks
 ):
     machine = make_machine("mk4-1")
@@ -196,12 +197,15 @@ def test_a_job_whose_traveler_is_ready_goes_to_the_batch_router_then_to_dispatch
     with (
         patch("production.tasks.route_waiting_jobs.apply_async") as route,
         patch("production.tasks.advance_job.apply_async") as advance,
+        patch("production.tasks.render_traveler.apply_async") as traveler,
     ):
         assert services.job_enqueue(job_id=job.pk)
     task_id = Job.objects.get(pk=job.pk).enqueued_task_id  # what the reconciler looks for
     route.assert_called_once_with(queue="routing", task_id=task_id, priority=0)
     assert task_id
     assert not advance.called  # no pipeline step routes
+    # Its traveler is rendered beside routing, never before it (#19).
+    traveler.assert_called_once_with(args=(job.pk,), queue="documents", priority=0)
     with (
         patch("production.tasks.dispatch_machine.apply_async") as dispatch,
         django_capture_on_commit_callbacks(execute=True),
@@ -426,7 +430,7 @@ def test_a_machine_reporting_an_error_gives_its_queued_jobs_back(user, reporting
     assert response.status_code == 200
     machine.refresh_from_db()
     assert (machine.state, machine.error_text) == ("error", "MINTEMP triggered")
-    assert Job.objects.get(pk=queued.pk).status == Status.TRAVELER_READY
+    assert Job.objects.get(pk=queued.pk).status == Status.TOOLPATH_READY
 
 
 def test_a_machine_in_maintenance_stays_there_whatever_it_reports(reporting):
@@ -513,7 +517,7 @@ def test_staff_put_a_machine_in_maintenance_and_its_jobs_move(staff, user):
     assert response.status_code == 200, response.content
     assert response.json()["state"] == "maintenance"
     assert response.json()["materials_loadable"] == ["petg"]
-    assert Job.objects.get(pk=queued.pk).status == Status.TRAVELER_READY
+    assert Job.objects.get(pk=queued.pk).status == Status.TOOLPATH_READY
     detail = staff.get("/api/v1/machines/mk4-1/").json()
     assert detail["queue_limit"] == 4 and detail["telemetry"] == []
 
@@ -540,7 +544,7 @@ def test_the_admin_shows_machines_and_puts_them_in_maintenance(user, client, set
     )
     assert response.status_code == 302
     assert Machine.objects.get(pk=machine.pk).state == "maintenance"
-    assert Job.objects.get(pk=queued.pk).status == Status.TRAVELER_READY
+    assert Job.objects.get(pk=queued.pk).status == Status.TOOLPATH_READY
 
 
 def test_a_networked_job_without_gcode_fails_instead_of_looping(user):

@@ -170,7 +170,7 @@ def test_a_failed_upload_puts_the_plate_back_to_be_routed_and_the_printer_in_err
     assert voron.state == "error" and "could not send" in voron.error_text
     # Nothing printed: no job failed, no replacement; the plate waits for a machine again.
     assert (plate.status, plate.machine) == (Plate.Status.READY, None)
-    assert statuses(a, b) == [Status.TRAVELER_READY] * 2
+    assert statuses(a, b) == [Status.TOOLPATH_READY] * 2
     assert Job.objects.count() == 2
     # The printer back: the router routes the plate again, the dispatch sends it.
     machines.machine_set_state(machine_id=voron.pk, state="idle", now=timezone.now(), actor="t")

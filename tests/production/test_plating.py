@@ -56,7 +56,7 @@ def operator_client(operator) -> Client:
     return client
 
 
-def to_traveler_ready(job_id: int) -> Job:
+def to_the_router(job_id: int) -> Job:
     for _ in range(10):
         if not runner.job_advance(job_id=job_id, actor="test"):
             break
@@ -80,11 +80,11 @@ def test_quantity_five_is_one_plate_of_five_copies_verified_then_run_and_qcd(
     make_part("block")
     machine = make_machine()
     order = make_order(user=user, quantity=5, parameters=SMALL)
-    job = to_traveler_ready(order.lines.get().jobs.get().pk)
-    assert job.status == Job.Status.TRAVELER_READY, job.reason
+    job = to_the_router(order.lines.get().jobs.get().pk)
+    assert job.status == Job.Status.TOOLPATH_READY, job.reason
     # The plain router leaves a job of N copies for the plates.
     route()
-    assert Job.objects.get(pk=job.pk).status == Job.Status.TRAVELER_READY
+    assert Job.objects.get(pk=job.pk).status == Job.Status.TOOLPATH_READY
 
     made = plate_runner.plates_plan(actor="test")
 
@@ -131,7 +131,7 @@ def test_more_copies_than_a_bed_holds_go_on_several_plates_with_a_second_order(u
     first = make_order(user=user, quantity=5, parameters=params).lines.get().jobs.get()
     second = make_order(user=user, quantity=2, parameters=params).lines.get().jobs.get()
     for job in (first, second):
-        assert to_traveler_ready(job.pk).status == Job.Status.TRAVELER_READY
+        assert to_the_router(job.pk).status == Job.Status.TOOLPATH_READY
 
     made = plate_runner.plates_plan(actor="test")
 
@@ -281,7 +281,7 @@ def test_a_job_awaiting_its_plate_is_not_routed_alone(user):
     make_machine()
     job = plated_job(user, quantity=4)
     assert machines.jobs_route_waiting(now=timezone.now(), actor="router") == {}
-    assert Job.objects.get(pk=job.pk).status == Job.Status.TRAVELER_READY
+    assert Job.objects.get(pk=job.pk).status == Job.Status.TOOLPATH_READY
 
 
 def test_a_shop_of_networked_printers_plans_plates_too(user):
@@ -320,8 +320,8 @@ def test_a_machine_going_down_takes_its_routed_plate_back(user):
     plate.refresh_from_db()
     job.refresh_from_db()
     assert plate.status in (Plate.Status.READY, Plate.Status.ROUTED)
-    assert job.status in (Job.Status.TRAVELER_READY, Job.Status.ROUTED)
-    assert (plate.status == Plate.Status.READY) == (job.status == Job.Status.TRAVELER_READY)
+    assert job.status in (Job.Status.TOOLPATH_READY, Job.Status.ROUTED)
+    assert (plate.status == Plate.Status.READY) == (job.status == Job.Status.TOOLPATH_READY)
     if plate.status == Plate.Status.ROUTED:  # routed again at once: only to a machine up
         assert plate.machine.state != "offline"
 

@@ -20,19 +20,23 @@ from tests.builders import make_machine, make_material, make_order, make_part
 
 pytestmark = pytest.mark.django_db
 
-STEPS = ["order", "geometry", "validation", "toolpath", "traveler", "routing"]
+# Routed as soon as the G-code is verified; the traveler is rendered beside (#19), and here
+# after the router's pass, as it mostly is on a worker.
+STEPS = ["order", "geometry", "validation", "toolpath", "routing", "traveler"]
 
 
 def run_to_the_end(job_id: int) -> Job:
     """Every step the worker runs for the job, then the batch router's pass, which the worker
-    runs once the traveler is ready. Orders here are quoted before any geometry exists, so
-    their jobs are held until the orders app has checked the price on the built part
-    (tests/orders/test_price_check.py): settled here, as a confirmation would."""
+    runs once the G-code is verified, then the traveler's render. Orders here are quoted
+    before any geometry exists, so their jobs are held until the orders app has checked the
+    price on the built part (tests/orders/test_price_check.py): settled here, as a
+    confirmation would."""
     for _ in range(10):
         if not runner.job_advance(job_id=job_id, actor="test"):
             break
     services.jobs_release(line_ids=[Job.objects.get(pk=job_id).line_id])
     machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    runner.job_traveler_render(job_id=job_id, actor="test")
     return Job.objects.get(pk=job_id)
 
 
@@ -53,6 +57,69 @@ def test_a_job_walks_every_step_to_a_machine(user):
     }
     assert job.dfm_report["extents_mm"] == [20, 20, 10]
     assert job.toolpath_meta["layers"] > 30
+
+
+def test_the_traveler_is_rendered_after_routing_and_names_the_machine_it_was_routed_to(user):
+    make_part("block")
+    machine = make_machine()
+    job = make_order(user=user).lines.get().jobs.get()
+    for _ in range(10):
+        if not runner.job_advance(job_id=job.pk, actor="test"):
+            break
+    job.refresh_from_db()
+    assert job.status == Job.Status.TOOLPATH_READY  # the router's: no traveler step first
+    assert not job.job_artifacts.filter(kind="traveler").exists()
+    services.jobs_release(line_ids=[job.line_id])
+    machines.jobs_route_waiting(now=timezone.now(), actor="router")
+    assert runner.job_traveler_render(job_id=job.pk, actor="test") is True
+    job.refresh_from_db()
+    assert job.status == Job.Status.ROUTED  # the render moves nothing
+    event = job.events.get(step="traveler")
+    assert (event.from_status, event.to_status) == ("routed", "routed")
+    assert event.duration_ms > 0
+    traveler = job.job_artifacts.get(kind="traveler").artifact
+    assert traveler.meta == {"site": machine.site.name}
+    assert traveler.file.read().startswith(b"%PDF")
+    assert job.passport_entries.filter(kind="traveler").count() == 1
+    # A second message (a redelivery, the reconciler) renders nothing again.
+    assert runner.job_traveler_render(job_id=job.pk, actor="test") is False
+    assert job.events.filter(step="traveler").count() == 1
+
+
+def test_a_job_without_g_code_gets_no_traveler(user):
+    make_part("block")
+    make_machine()
+    job = make_order(user=user).lines.get().jobs.get()
+    assert runner.job_traveler_render(job_id=job.pk, actor="test") is False
+    assert not job.job_artifacts.exists()
+
+
+def test_a_repeat_configuration_reads_its_dfm_report_back_instead_of_checking_again(
+    user, monkeypatch
+):
+    make_part("block")
+    make_machine()
+    first = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    assert Artifact.objects.filter(kind="dfm").count() == 1
+
+    def checked_again(*args, **kwargs):
+        raise AssertionError("the DFM checks ran again for a mesh whose report is kept")
+
+    monkeypatch.setattr(steps, "validate_part", checked_again)
+    second = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    assert second.status == Job.Status.ROUTED, second.reason
+    assert second.dfm_report == first.dfm_report
+    # Kept for reuse, not one of the job's files (the job has its report in dfm_report).
+    assert not second.job_artifacts.filter(kind="dfm").exists()
+
+
+def test_a_dfm_report_is_checked_again_for_other_machines(user):
+    make_part("block")
+    make_machine()
+    run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    make_machine(slug="mini-1", volume=(180, 180, 180), model="Prusa MINI")
+    run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
+    assert Artifact.objects.filter(kind="dfm").count() == 2
 
 
 def test_a_second_job_with_the_same_configuration_reuses_every_artifact(user):
@@ -121,7 +188,7 @@ def test_a_job_waits_while_every_capable_machine_is_offline(user):
     make_part("block")
     make_machine(state="offline")
     job = run_to_the_end(make_order(user=user).lines.get().jobs.get().pk)
-    assert job.status == Job.Status.TRAVELER_READY
+    assert job.status == Job.Status.TOOLPATH_READY
     assert job.machine is None
 
 

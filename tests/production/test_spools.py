@@ -369,7 +369,7 @@ def test_a_job_no_spool_can_finish_waits_instead_of_being_rejected(user) -> None
     Spool.objects.filter(pk=spool.pk).update(remaining_g=Decimal("30.00"))
     job = with_filament(make_ready_job(user=user), 45.0)
     assert route() == {}
-    assert Job.objects.get(pk=job.pk).status == Job.Status.TRAVELER_READY
+    assert Job.objects.get(pk=job.pk).status == Job.Status.TOOLPATH_READY
     # A full spool scanned on the machine lets it go there.
     load(receive("1000", lot="new"), printer)
     assert route() == {job.pk: "mk4-1"}
@@ -391,7 +391,7 @@ def test_the_router_sees_a_spools_grams_less_those_its_queued_jobs_will_take(
     # A second job of 300 g no longer fits: it waits.
     second = with_filament(make_ready_job(user=user), 300.0)
     assert route() == {}
-    assert Job.objects.get(pk=second.pk).status == Job.Status.TRAVELER_READY
+    assert Job.objects.get(pk=second.pk).status == Job.Status.TOOLPATH_READY
 
 
 # --- the station ----------------------------------------------------------------------------

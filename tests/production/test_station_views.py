@@ -6,6 +6,7 @@ from unittest.mock import patch
 import pytest
 from django.test import Client
 from pypdf import PdfReader
+from rest_framework.test import APIClient
 from weasyprint import HTML
 
 from production import station
@@ -329,6 +330,41 @@ def test_one_traveler_is_served_from_its_artifact(station_client, user, machine)
     response = station_client.get(f"/station/jobs/{job.pk}/traveler.pdf")
     assert response["Content-Type"] == "application/pdf"
     assert b"".join(response.streaming_content) == b"%PDF-1.7 stored"
+
+
+@pytest.mark.django_db
+def test_a_job_routed_before_its_traveler_is_rendered_says_so_and_prints_one_now(
+    station_client, user, machine
+) -> None:
+    # Routed as soon as its G-code is checked; the worker renders its traveler after (#19).
+    job = make_station_job(user=user, machine=machine, status=Job.Status.ROUTED)
+    page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert 'id="traveler-preparing"' in page and "Traveler being prepared" in page
+    assert "Start" in page  # startable all the same (docs/shop-floor.md)
+    response = station_client.get(f"/station/jobs/{job.pk}/traveler.pdf")
+    assert response.status_code == 200
+    assert response.content.startswith(b"%PDF")
+
+
+@pytest.mark.django_db
+def test_a_job_without_g_code_has_no_traveler_to_print(station_client, user, machine) -> None:
+    job = make_station_job(user=user, machine=machine, status=Job.Status.ROUTED)
+    Job.objects.filter(pk=job.pk).update(toolpath_meta=None)
+    page = station_client.get(f"/station/jobs/{job.pk}/").content.decode()
+    assert "traveler-preparing" not in page
+    assert station_client.get(f"/station/jobs/{job.pk}/traveler.pdf").status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_api_says_a_traveler_not_rendered_yet_is_being_prepared(user, machine) -> None:
+    job = make_station_job(user=user, machine=machine, status=Job.Status.ROUTED)
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.get(f"/api/v1/jobs/{job.pk}/artifacts/traveler/")
+    assert response.status_code == 404
+    assert "being prepared" in response.json()["message"]
+    other = client.get(f"/api/v1/jobs/{job.pk}/artifacts/step/")
+    assert other.status_code == 404 and "being prepared" not in other.json()["message"]
 
 
 @pytest.mark.django_db
