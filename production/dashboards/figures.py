@@ -65,7 +65,7 @@ from production.dashboards.cache import (
     site_generations,
 )
 from production.dashboards.period import Period, week_of
-from production.dashboards.sql import epoch, local_date, seconds
+from production.dashboards.sql import PercentileDisc, epoch, local_date, seconds
 from production.lifecycle import DOWN_STATES, PIPELINE
 from production.models import Job, JobEvent, Machine, MachineEvent
 from production.simulation.promise import accuracy_of
@@ -787,14 +787,25 @@ def _nearest_rank(count: int, share: float) -> int:
 
 
 def lead_times(scope: Scope, period: Period) -> LeadTimes:
-    """Order placed -> QC passed: median, 90th percentile and the on-time rate (three queries:
-    the counts, then each percentile as an offset into the sorted lead times)."""
+    """Order placed -> QC passed: median, 90th percentile and the on-time rate. PostgreSQL: one
+    query (percentile_disc beside the counts); SQLite: three (the counts, then each
+    percentile as an offset into the sorted lead times)."""
     passed = scope.jobs().filter(
         status=Status.DONE, status_changed_at__gte=period.start, status_changed_at__lt=period.end
     )
     passed_on = local_date("status_changed_at", period)
     promised = Q(line__order__promised_at__isnull=False)
     needed = Q(line__order__promised_at__isnull=True, line__order__due_date__isnull=False)
+    lead = ExpressionWrapper(
+        seconds("status_changed_at") - seconds("line__order__placed_at"),
+        output_field=FloatField(),
+    )
+    shares = {"p50": 0.5, "p90": 0.9}
+    percentiles = (
+        {name: PercentileDisc(lead, share) for name, share in shares.items()}
+        if connection.vendor == "postgresql"
+        else {}
+    )
     counts = passed.annotate(passed_on=passed_on).aggregate(
         jobs=Count("pk"),
         judged=Count("pk", filter=promised | needed),
@@ -803,27 +814,25 @@ def lead_times(scope: Scope, period: Period) -> LeadTimes:
             filter=(promised & Q(status_changed_at__lte=F("line__order__promised_at")))
             | (needed & Q(passed_on__lte=F("line__order__due_date"))),
         ),
+        **percentiles,
     )
     jobs = int(counts["jobs"])
-    ordered = passed.annotate(
-        lead=ExpressionWrapper(
-            seconds("status_changed_at") - seconds("line__order__placed_at"),
-            output_field=FloatField(),
-        )
-    ).order_by("lead", "pk")
+    ordered = passed.annotate(lead=lead).order_by("lead", "pk")
 
-    def at_rank(share: float) -> float | None:
+    def at_rank(name: str) -> float | None:
         if not jobs:
             return None
-        value = ordered.values_list("lead", flat=True)[_nearest_rank(jobs, share)]
+        if name in counts:
+            return round(float(counts[name]), 1)
+        value = ordered.values_list("lead", flat=True)[_nearest_rank(jobs, shares[name])]
         return round(float(value), 1)
 
     judged = int(counts["judged"])
     on_time = int(counts["on_time"])
     return LeadTimes(
         jobs=jobs,
-        median_s=at_rank(0.5),
-        p90_s=at_rank(0.9),
+        median_s=at_rank("p50"),
+        p90_s=at_rank("p90"),
         judged=judged,
         on_time=on_time,
         on_time_rate=_ratio(on_time, judged),

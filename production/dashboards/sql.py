@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import DateField, Expression, F, FloatField, Func, Value
+from django.db.models import Aggregate, DateField, Expression, F, FloatField, Func, Value
 from django.db.models.functions import TruncDate
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -57,3 +57,17 @@ def local_date(name: str, period: Period) -> Expression:
         offset = period.start.utcoffset()
         return _ShiftedDate(F(name), int(offset.total_seconds()) if offset else 0)
     return TruncDate(name, tzinfo=period.zone)
+
+
+class PercentileDisc(Aggregate):
+    """PostgreSQL's percentile_disc: the value at nearest rank ceil(share x n) of the ordered
+    values, the rank the dashboard's percentiles use (SQLite has no such aggregate)."""
+
+    function = "PERCENTILE_DISC"
+    output_field = FloatField()
+    template = "%(function)s(%(share)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: Any, share: float) -> None:
+        if not 0 < share <= 1:
+            raise ValueError("a percentile's share is in (0, 1]")
+        super().__init__(expression, share=repr(float(share)))

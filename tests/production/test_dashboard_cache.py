@@ -182,11 +182,11 @@ def test_a_job_of_an_ended_day_that_changes_site_is_counted_at_its_new_site(floo
     # M1 goes down: the job goes back to be routed, at no site; its day counts at none.
     machine_set_state(machine_id=floor.m1.pk, state=Machine.State.MAINTENANCE, now=now, actor="t")
     job.refresh_from_db()
-    assert (job.status, job.machine_id) == (Job.Status.TRAVELER_READY, None)
+    assert (job.status, job.machine_id) == (Job.Status.TOOLPATH_READY, None)
     off = figures.stages(north, PERIOD, now=now)
     assert off == stages_uncached(north, now)
-    assert {row.status: row for row in off}[Job.Status.TRAVELER_READY].left == (
-        {row.status: row for row in before[north]}[Job.Status.TRAVELER_READY].left - 1
+    assert {row.status: row for row in off}[Job.Status.TOOLPATH_READY].left == (
+        {row.status: row for row in before[north]}[Job.Status.TOOLPATH_READY].left - 1
     )
     assert off != before[north]
 
@@ -197,7 +197,7 @@ def test_a_job_of_an_ended_day_that_changes_site_is_counted_at_its_new_site(floo
     )
     after = figures.stages(south, PERIOD, now=now)
     assert after == stages_uncached(south, now)
-    assert {row.status: row for row in after}[Job.Status.TRAVELER_READY].left == 1
+    assert {row.status: row for row in after}[Job.Status.TOOLPATH_READY].left == 1
     assert routed.jobs_now == 1  # it was waiting at M1 before
 
 

@@ -36,10 +36,10 @@ def test_a_sites_days_are_counted_in_its_time_zone(floor, manager) -> None:
     api = APIClient()
     api.force_authenticate(manager)
     utc = stages(api, ONE_DAY)
-    assert (utc[S.TRAVELER_READY]["left"], utc[S.ROUTED]["left"]) == (4, 4)
+    assert (utc[S.TOOLPATH_READY]["left"], utc[S.ROUTED]["left"]) == (4, 4)
     Site.objects.filter(pk=floor.m1.site_id).update(timezone="America/New_York")
     new_york = stages(api, f"{ONE_DAY}&site=north")
-    assert (new_york[S.TRAVELER_READY]["left"], new_york[S.ROUTED]["left"]) == (3, 3)
+    assert (new_york[S.TOOLPATH_READY]["left"], new_york[S.ROUTED]["left"]) == (3, 3)
     period = api.get(f"/api/v1/dashboard/?{ONE_DAY}&site=north").json()["period"]
     assert period["zone"] == "America/New_York"
     assert period["start"] == "2026-11-02T05:00:00Z"  # midnight in New York
