@@ -2,6 +2,8 @@
 the operators and managers of the factory where it is made (production.tenancy); anyone else
 gets 404."""
 
+from pathlib import PurePosixPath
+
 from django.db.models import Q, QuerySet
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
@@ -26,6 +28,12 @@ CONTENT_TYPES: dict[str, tuple[str, str]] = {
     Artifact.Kind.GCODE: ("text/x-gcode", "gcode"),
     Artifact.Kind.TRAVELER: ("application/pdf", "pdf"),
 }
+# A milled or laser-cut job's program rendering: a PNG (the simulated part) or an SVG (the
+# cut paths), told apart by its file's name.
+RENDER_TYPES: dict[str, tuple[str, str]] = {
+    ".png": ("image/png", "png"),
+    ".svg": ("image/svg+xml", "svg"),
+}
 
 
 def jobs_for_reader(request: Request) -> QuerySet[Job]:
@@ -47,7 +55,10 @@ class JobArtifactApi(APIView):
             OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=Artifact.Kind.values)
         ],
         responses={
-            (200, *sorted({t for t, _ in CONTENT_TYPES.values()})): OpenApiTypes.BINARY,
+            (
+                200,
+                *sorted({t for t, _ in (*CONTENT_TYPES.values(), *RENDER_TYPES.values())}),
+            ): OpenApiTypes.BINARY,
         },
     )
     def get(self, request: Request, job_id: int, kind: str) -> FileResponse:
@@ -66,7 +77,13 @@ class JobArtifactApi(APIView):
                 if preparing
                 else "no such file for this job"
             )
-        content_type, extension = CONTENT_TYPES[link.kind]
+        if link.kind == Artifact.Kind.RENDER:
+            suffix = PurePosixPath(link.artifact.file.name).suffix.lower()
+            content_type, extension = RENDER_TYPES.get(suffix, ("application/octet-stream", "bin"))
+        elif link.kind in CONTENT_TYPES:
+            content_type, extension = CONTENT_TYPES[link.kind]
+        else:  # a kind kept for the worker (a DFM report), not a file of the job's
+            raise NotFound("no such file for this job")
         # Every kind, the drawing too, is a sandboxed attachment: a drawing opened from the
         # order page is saved, never rendered on our origin.
         return file_response(
