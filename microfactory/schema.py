@@ -118,7 +118,11 @@ class AutoSchema(SpectacularAutoSchema):
             # token on a write.
             if writes or not all(type(p) is IsAuthenticated for p in permissions):
                 codes.append("403")
-        if any(p["in"] == "path" for p in parameters):
+        # An object named in the path, or in the query where the view says so (a dashboard's
+        # ?site= of another factory is not found, as one that does not exist).
+        if any(p["in"] == "path" for p in parameters) or getattr(
+            self.view, "query_names_an_object", False
+        ):
             codes.append("404")
         if has_body:
             codes += ["413", "415"]

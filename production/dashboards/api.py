@@ -144,6 +144,7 @@ class _Figure(APIView, ABC):
     """One dashboard figure's endpoint: each subclass says which figure it serialises."""
 
     permission_classes = [ManagesAFloor]
+    query_names_an_object = True  # ?site= of a floor the user does not manage: 404 (schema)
 
     @abstractmethod
     def figure(self, scope: figures.Scope, period: Period, now: datetime) -> Any: ...

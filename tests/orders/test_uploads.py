@@ -144,6 +144,8 @@ def test_an_uploaded_stl_is_ordered_and_made_into_gcode_by_the_real_pipeline(use
     assert job.machine == factory
     assert job.plate_copies.count() == 2
     assert sorted(job.dfm_report["extents_mm"]) == [8, 15, 25]
+    # The traveler is rendered beside routing (#19): the worker's render_traveler task.
+    assert runner.job_traveler_render(job_id=job.pk, actor="test")
     kinds = set(job.job_artifacts.values_list("kind", flat=True))
     assert {"stl", "gcode", "traveler"} <= kinds and "step" not in kinds  # a mesh has no STEP
     gcode = job.job_artifacts.get(kind="gcode").artifact.file.read()

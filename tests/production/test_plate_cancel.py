@@ -12,7 +12,7 @@ from orders.services import order_cancel
 from production import plate_runner, plating
 from production.models import Job, Plate, PlateCopy
 from tests.builders import make_machine, make_order, make_part, make_user
-from tests.production.test_plating import make_plate, plated_job, route, to_traveler_ready
+from tests.production.test_plating import make_plate, plated_job, route, to_the_router
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_a_cancelled_order_comes_off_a_shared_plate_which_is_made_again(user, op
     params = {"width": 12, "height": 4, "hole_d": 4}
     kept_order = make_order(user=user, quantity=3, parameters=params)
     gone_order = make_order(user=user, quantity=2, parameters=params)
-    kept, gone = (to_traveler_ready(o.lines.get().jobs.get().pk) for o in (kept_order, gone_order))
+    kept, gone = (to_the_router(o.lines.get().jobs.get().pk) for o in (kept_order, gone_order))
     (plate_id,) = plate_runner.plates_plan(actor="test")
     route()
     plate = Plate.objects.get(pk=plate_id)
