@@ -16,13 +16,14 @@ import hashlib
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import trimesh
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
 from microfactory.site_url import site_url
@@ -109,6 +110,41 @@ def _part(job: Job) -> _Part:
     )
 
 
+def _program(
+    number: int, plate: ArrangedPlate, meshes: Mapping[int, trimesh.Trimesh], first: _Part
+) -> PlateProgram:
+    """One plate's program, sliced by the group's engine with the slicer's settings."""
+    return plate_program(
+        number,
+        plate,
+        meshes,
+        first.profile,
+        engine=first.engine,
+        timeout_s=settings.PRUSASLICER_TIMEOUT_S,
+        prusaslicer_binary=settings.PRUSASLICER_BINARY,
+    )
+
+
+def _map(program: PlateProgram, footprints: Mapping[int, BaseGeometry], bed: Bed) -> str:
+    """The plate map: each copy's footprint numbered in placement order."""
+    count = len(program.plate.placements)
+    return plate_map_svg(
+        program.plate, footprints, bed, labels=[str(n) for n in range(1, count + 1)]
+    )
+
+
+def _store_gcode(program: PlateProgram) -> Artifact:
+    return store_artifact(
+        Output(
+            Artifact.Kind.GCODE,
+            hashlib.sha256(b"plate-gcode:" + program.gcode).hexdigest(),
+            f"plate-{program.number}.gcode",
+            program.gcode,
+            meta={"plate": program.to_json()},
+        )
+    )
+
+
 def _plan_group(job_ids: Sequence[int], *, actor: str) -> list[int]:
     jobs = list(
         Job.objects.select_related(
@@ -158,17 +194,7 @@ def _plan_group(job_ids: Sequence[int], *, actor: str) -> list[int]:
     programs: list[PlateProgram] = []
     for number, plate in enumerate(plan.arrangement.plates, start=1):
         try:
-            programs.append(
-                plate_program(
-                    number,
-                    plate,
-                    meshes,
-                    first.profile,
-                    engine=first.engine,
-                    timeout_s=settings.PRUSASLICER_TIMEOUT_S,
-                    prusaslicer_binary=settings.PRUSASLICER_BINARY,
-                )
-            )
+            programs.append(_program(number, plate, meshes, first))
         except Rejected as refusal:
             on_it = sorted({p.job for p in plate.placements})
             _reject(
@@ -177,15 +203,7 @@ def _plan_group(job_ids: Sequence[int], *, actor: str) -> list[int]:
                 actor=actor,
             )
             return []
-    maps = [
-        plate_map_svg(
-            program.plate,
-            plan.footprints,
-            bed,
-            labels=[str(n) for n in range(1, len(program.plate.placements) + 1)],
-        )
-        for program in programs
-    ]
+    maps = [_map(program, plan.footprints, bed) for program in programs]
     return _keep(parts, programs, maps, first=first, bed=bed, actor=actor)
 
 
@@ -199,18 +217,7 @@ def _keep(
     actor: str,
 ) -> list[int]:
     """Store the programs and keep the plates, if every job is still ready and on no plate."""
-    gcodes = [
-        store_artifact(
-            Output(
-                Artifact.Kind.GCODE,
-                hashlib.sha256(b"plate-gcode:" + program.gcode).hexdigest(),
-                f"plate-{program.number}.gcode",
-                program.gcode,
-                meta={"plate": program.to_json()},
-            )
-        )
-        for program in programs
-    ]
+    gcodes = [_store_gcode(program) for program in programs]
     now = timezone.now()
     job = first.job
     made: list[int] = []
@@ -320,26 +327,9 @@ def _remake(plate_id: int, *, actor: str) -> bool:
     arranged = ArrangedPlate(
         tuple(Placement(c.job_id, c.copy_index, c.x_mm, c.y_mm, c.rotation_deg) for c in kept)
     )
-    program = plate_program(
-        plate.number_in_plan,
-        arranged,
-        meshes,
-        first.profile,
-        engine=first.engine,
-        timeout_s=settings.PRUSASLICER_TIMEOUT_S,
-        prusaslicer_binary=settings.PRUSASLICER_BINARY,
-    )
-    footprints = {pk: footprint(mesh) for pk, mesh in meshes.items()}
-    svg = plate_map_svg(arranged, footprints, bed, labels=[str(n) for n in range(1, len(kept) + 1)])
-    gcode = store_artifact(
-        Output(
-            Artifact.Kind.GCODE,
-            hashlib.sha256(b"plate-gcode:" + program.gcode).hexdigest(),
-            f"plate-{program.number}.gcode",
-            program.gcode,
-            meta={"plate": program.to_json()},
-        )
-    )
+    program = _program(plate.number_in_plan, arranged, meshes, first)
+    svg = _map(program, {pk: footprint(mesh) for pk, mesh in meshes.items()}, bed)
+    gcode = _store_gcode(program)
     now = timezone.now()
     with transaction.atomic():
         locked = Plate.objects.select_for_update().filter(pk=plate.pk, status__in=plating.REMADE)
