@@ -5,7 +5,9 @@ program as the machine would and prints the canonical machining calls it makes, 
 the first error. It runs here in a temporary directory of its own (it may read or write a
 parameter file in its working directory), with a tool table written from the program's
 tools (an unknown T number is an error to it), no terminal (`-g`: no interactive menu) and a
-time limit.
+time limit. An interpreter killed by a signal (seen once in CI: SIGBUS) says nothing about
+the program: it is run again, up to `ATTEMPTS` times, then `Rs274Crashed` (a transient
+error: the step is retried later) is raised rather than a rejection.
 
     rs274_errors(gcode, tools=program.tools)  # () when the interpreter accepts the program
 """
@@ -16,16 +18,22 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from microfactory.errors import TransientError
 from production.toolpath.program import ToolUse
 
 BINARY = "rs274"  # MF_RS274_BINARY
 TIMEOUT_S = 30.0  # MF_RS274_TIMEOUT_S
+ATTEMPTS = 3
 _T_WORD = re.compile(r"T\s*(\d+)", re.IGNORECASE)
 _COMMENT = re.compile(r"\([^)]*\)|;.*$", re.MULTILINE)
 
 
 class Rs274Unavailable(RuntimeError):
     """The interpreter is not installed: a set-up problem, not a fault of the program."""
+
+
+class Rs274Crashed(TransientError):
+    """The interpreter was killed by a signal on every attempt: no verdict on the program."""
 
 
 def rs274_errors(
@@ -41,25 +49,17 @@ def rs274_errors(
     names is entered with no diameter, so only the syntax and motion are judged. Running it
     twice gives the same answer: nothing outside its temporary directory is touched.
     """
-    with tempfile.TemporaryDirectory(prefix="rs274-") as folder:
-        work = Path(folder)
-        (work / "program.ngc").write_bytes(gcode)
-        (work / "tools.tbl").write_text(_tool_table(gcode, tools))
+    for _attempt in range(ATTEMPTS):
         try:
-            run = subprocess.run(
-                [binary, "-g", "-t", "tools.tbl", "program.ngc", "canon.txt"],
-                cwd=work,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout_s,
-                check=False,
-            )
-        except FileNotFoundError as missing:
-            raise Rs274Unavailable(
-                f"{binary} is not installed (Debian package linuxcnc-uspace)"
-            ) from missing
+            run = _run_once(gcode, tools, binary, timeout_s)
         except subprocess.TimeoutExpired:
             return (f"rs274 did not finish within {timeout_s:g} s",)
+        if run.returncode >= 0:
+            break
+    else:
+        raise Rs274Crashed(
+            f"{binary} was killed by signal {-run.returncode} on {ATTEMPTS} attempts"
+        )
     if run.returncode == 0:
         return ()
     # stderr: "executing", then the message and the offending block, one per line.
@@ -72,6 +72,29 @@ def rs274_errors(
         return (f"rs274 exited with status {run.returncode}",)
     message, *block = lines
     return (f"{message}: {block[0]}" if block else message,)
+
+
+def _run_once(
+    gcode: bytes, tools: Sequence[ToolUse] | None, binary: str, timeout_s: float
+) -> subprocess.CompletedProcess[bytes]:
+    """One run of the interpreter in a fresh temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="rs274-") as folder:
+        work = Path(folder)
+        (work / "program.ngc").write_bytes(gcode)
+        (work / "tools.tbl").write_text(_tool_table(gcode, tools))
+        try:
+            return subprocess.run(
+                [binary, "-g", "-t", "tools.tbl", "program.ngc", "canon.txt"],
+                cwd=work,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except FileNotFoundError as missing:
+            raise Rs274Unavailable(
+                f"{binary} is not installed (Debian package linuxcnc-uspace)"
+            ) from missing
 
 
 def _tool_table(gcode: bytes, tools: Sequence[ToolUse] | None) -> str:

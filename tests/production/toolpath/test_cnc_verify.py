@@ -482,6 +482,37 @@ def test_rs274_refuses_a_tool_missing_from_the_table_and_a_program_with_no_end()
     assert "program end" in unended
 
 
+def _interpreter_killed_on_its_first_runs(folder: Path, killed_runs: int) -> str:
+    """A stand-in interpreter (a real process) killed by SIGBUS on its first `killed_runs`
+    runs, then handing over to rs274 itself, counting its runs in `folder`."""
+    script = folder / "rs274-crashing"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo run >> "{folder}/runs"\n'
+        f'[ "$(wc -l < "{folder}/runs")" -le {killed_runs} ] && kill -BUS $$\n'
+        'exec rs274 "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_an_interpreter_killed_by_a_signal_is_run_again_not_taken_as_a_verdict(
+    tmp_path: Path,
+) -> None:
+    from production.toolpath.rs274 import ATTEMPTS, Rs274Crashed
+
+    (tmp_path / "once").mkdir()
+    once = _interpreter_killed_on_its_first_runs(tmp_path / "once", 1)
+    assert rs274_errors(pocket_program().encode(), tools=TOOLS, binary=once) == ()
+    assert len((tmp_path / "once" / "runs").read_text().split()) == 2
+
+    (tmp_path / "always").mkdir()
+    always = _interpreter_killed_on_its_first_runs(tmp_path / "always", 99)
+    with pytest.raises(Rs274Crashed, match="signal 7"):
+        rs274_errors(pocket_program().encode(), tools=TOOLS, binary=always)
+    assert len((tmp_path / "always" / "runs").read_text().split()) == ATTEMPTS
+
+
 def test_grbls_manual_tool_change_loads_the_tool_its_comment_names() -> None:
     grbl = pocket_program().replace(
         "T1 M6\n", "M5\n(TOOL CHANGE: load T1 6 mm flat end mill, touch off Z, resume)\nM0\n"
