@@ -402,10 +402,11 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
     if len(paths) < 2:
         return paths
     points = [path.points.copy() for path in paths]
-    ends = np.array([path.points[-1] for path in paths[:-1]])
-    starts = np.array([path.points[0] for path in paths[1:]])
+    firsts = np.array([path.points[0] for path in paths])
+    lasts = np.array([path.points[-1] for path in paths])
+    ends, starts = lasts[:-1], firsts[1:]
     gaps = np.hypot(*(starts - ends).T)
-    lengths = np.array([np.hypot(*(path.points[-1] - path.points[0])) for path in paths])
+    lengths = np.hypot(*(lasts - firsts).T)
     links: dict[int, np.ndarray] = {}
     for kind, (area, longest) in areas.items():
         if area.is_empty:
@@ -425,6 +426,7 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
             link_from = link_from - half * _direction(paths, candidates, last=True)
             link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
+        edges = shapely.get_rings(polygons_of(area))  # outlines and holes, for _along_edge
         straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
         for row, (index, inside) in enumerate(
             zip(candidates.tolist(), straight.tolist(), strict=True)
@@ -436,17 +438,26 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
                 continue
             if pulled:
                 continue
-            along = _along_edge(area, ends[index], starts[index], longest)
+            along = _along_edge(edges, ends[index], starts[index], longest)
             if along is not None:
                 links[index] = along
-    merged = [Path(paths[0].kind, points[0], paths[0].width_mm)]
-    for index, path in enumerate(paths[1:]):
+    # Runs of joined lines, each stacked once (a zigzag of a whole layer joins hundreds).
+    runs = [[0]]
+    for index in range(len(paths) - 1):
         if index in links:
-            last = merged[-1]
-            joined = np.vstack([last.points, links[index], points[index + 1]])
-            merged[-1] = Path(last.kind, joined, last.width_mm)
+            runs[-1].append(index + 1)
         else:
-            merged.append(Path(path.kind, points[index + 1], path.width_mm))
+            runs.append([index + 1])
+    merged = []
+    for run in runs:
+        first = paths[run[0]]
+        if len(run) == 1:
+            merged.append(Path(first.kind, points[run[0]], first.width_mm))
+            continue
+        pieces = [points[run[0]]]
+        for index in run[1:]:
+            pieces += [links[index - 1], points[index]]
+        merged.append(Path(first.kind, np.vstack(pieces), first.width_mm))
     return merged
 
 
@@ -466,22 +477,28 @@ def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndar
 
 
 def _along_edge(
-    area: BaseGeometry, start: np.ndarray, end: np.ndarray, longest: float
+    rings: np.ndarray, start: np.ndarray, end: np.ndarray, longest: float
 ) -> np.ndarray | None:
-    """The corners of the area's edge between two points on it, the shorter way round, if
-    both lie on the same ring and that way is no longer than `longest`."""
+    """The corners of the area's edge (its `rings`, outlines and holes in order) between two
+    points on it, the shorter way round, if both lie on the same ring and that way is no
+    longer than `longest`."""
     here, there = point_at(start), point_at(end)
-    for polygon in polygons_of(area):
-        for ring in (polygon.exterior, *polygon.interiors):
-            if ring.distance(here) > LINK_TOLERANCE_MM or ring.distance(there) > LINK_TOLERANCE_MM:
-                continue
-            points = np.array(
-                around_ring(np.asarray(ring.coords), ring.project(here), ring.project(there))
-            )
-            if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
-                return None
-            return points
-    return None
+    on = (shapely.distance(rings, here) <= LINK_TOLERANCE_MM) & (
+        shapely.distance(rings, there) <= LINK_TOLERANCE_MM
+    )
+    if not on.any():
+        return None
+    ring = rings[int(on.argmax())]  # the first ring both lie on
+    points = np.array(
+        around_ring(
+            shapely.get_coordinates(ring),
+            shapely.line_locate_point(ring, here),
+            shapely.line_locate_point(ring, there),
+        )
+    )
+    if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
+        return None
+    return points
 
 
 def _gap_fill(
@@ -778,22 +795,31 @@ def _scan_lines(
 
 
 def _nearest_segments(segments: list[tuple[Kind, np.ndarray]], position: np.ndarray) -> list[Path]:
-    """Greedy order: always draw the line with the nearest end next, from that end."""
+    """Greedy order: always draw the line with the nearest end next, from that end (of equally
+    near ends, a start before an end, then the first line)."""
     if not segments:
         return []
-    starts = np.array([points[0] for _, points in segments])
-    ends = np.array([points[1] for _, points in segments])
-    done = np.zeros(len(segments), dtype=bool)
+    count = len(segments)
+    # Every line's start, then every line's end: one distance per end and one argmin a step,
+    # whose first minimum is the start before the end, the first line before later ones. A
+    # drawn line's ends move to infinity; once half the ends left are drawn ones, they are
+    # dropped (the order of the rest kept), so the arrays shrink as the lines are drawn.
+    tips = np.array([points[0] for _, points in segments] + [p[1] for _, p in segments])
+    x, y = tips[:, 0].copy(), tips[:, 1].copy()
+    which = np.concatenate([np.arange(count), np.arange(count)])  # the line of each end
+    reverse = np.arange(2 * count) >= count  # whether drawing from this end reverses the line
+    left = count
     paths = []
-    for _ in range(len(segments)):
-        to_start = np.where(done, np.inf, np.hypot(*(starts - position).T))
-        to_end = np.where(done, np.inf, np.hypot(*(ends - position).T))
-        nearest_start, nearest_end = int(np.argmin(to_start)), int(np.argmin(to_end))
-        if to_start[nearest_start] <= to_end[nearest_end]:
-            index, points = nearest_start, segments[nearest_start][1]
-        else:
-            index, points = nearest_end, segments[nearest_end][1][::-1]
-        done[index] = True
+    for _ in range(count):
+        at = int(np.hypot(x - position[0], y - position[1]).argmin())
+        index = int(which[at])
+        points = segments[index][1][::-1] if reverse[at] else segments[index][1]
         paths.append(Path(segments[index][0], points))
         position = points[-1]
+        drawn = which == index
+        x[drawn] = np.inf
+        left -= 1
+        if 4 * left <= len(x):  # both ends of each drawn line: half the array is drawn
+            keep = np.isfinite(x)
+            x, y, which, reverse = x[keep], y[keep], which[keep], reverse[keep]
     return paths
