@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 import trimesh
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
@@ -143,6 +143,12 @@ def point_at(xy: "np.ndarray | Sequence[float]") -> Point:
     """Point(xy) without its argument checks: the planner makes tens of thousands."""
     point: Point = shapely.points(xy)
     return point
+
+
+def segment_at(a: "np.ndarray | Sequence[float]", b: "np.ndarray | Sequence[float]") -> LineString:
+    """LineString([a, b]) at half its cost: travel routing makes one per travel and check."""
+    segment: LineString = shapely.linestrings(np.array([a, b], dtype=float))
+    return segment
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
