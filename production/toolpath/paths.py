@@ -713,15 +713,15 @@ def _loop(
     """The closed ring as a path starting (the seam) where `seam` says: at its vertex nearest
     the nozzle, the rear-most one ("aligned": the seams of all layers line up), or hidden in
     its sharpest corner ("corner")."""
-    corners = np.asarray(ring.coords)[:-1]
+    corners = shapely.get_coordinates(ring)[:-1]
     if seam == "nearest" or len(corners) < 3:
-        start = int(np.argmin(np.hypot(*(corners - position).T)))
+        start = int(np.argmin(np.hypot(corners[:, 0] - position[0], corners[:, 1] - position[1])))
     elif seam == "corner":
         start = _hidden_corner(corners)
     else:
         start = _rear_most(corners)
-    corners = np.roll(corners, -start, axis=0)
-    return Path(kind, np.vstack([corners, corners[:1]]), width_mm)
+    # From the seam round to the seam again.
+    return Path(kind, corners[(np.arange(len(corners) + 1) + start) % len(corners)], width_mm)
 
 
 SEAM_CORNER_DEG = 20.0  # a turn sharper than this is a corner a seam can hide in
