@@ -799,27 +799,29 @@ def _nearest_segments(segments: list[tuple[Kind, np.ndarray]], position: np.ndar
     near ends, a start before an end, then the first line)."""
     if not segments:
         return []
-    count = len(segments)
-    # Every line's start, then every line's end: one distance per end and one argmin a step,
-    # whose first minimum is the start before the end, the first line before later ones. A
-    # drawn line's ends move to infinity; once half the ends left are drawn ones, they are
-    # dropped (the order of the rest kept), so the arrays shrink as the lines are drawn.
+    # The lines left to draw, their starts then their ends, in one array each for x and y:
+    # one distance per end and one argmin a step, whose first minimum is the start before the
+    # end and the first line before later ones. A drawn line's ends move to infinity; once
+    # half the lines in the arrays are drawn, they are dropped (the order of the rest kept).
     tips = np.array([points[0] for _, points in segments] + [p[1] for _, p in segments])
     x, y = tips[:, 0].copy(), tips[:, 1].copy()
-    which = np.concatenate([np.arange(count), np.arange(count)])  # the line of each end
-    reverse = np.arange(2 * count) >= count  # whether drawing from this end reverses the line
-    left = count
+    lines = np.arange(len(segments))  # which line each start (and end) in x, y belongs to
+    left = len(segments)
     paths = []
-    for _ in range(count):
+    for _ in range(len(segments)):
         at = int(np.hypot(x - position[0], y - position[1]).argmin())
-        index = int(which[at])
-        points = segments[index][1][::-1] if reverse[at] else segments[index][1]
-        paths.append(Path(segments[index][0], points))
+        half = len(lines)
+        slot = at % half
+        kind, points = segments[int(lines[slot])]
+        if at >= half:
+            points = points[::-1]
+        paths.append(Path(kind, points))
         position = points[-1]
-        drawn = which == index
-        x[drawn] = np.inf
+        x[slot] = x[slot + half] = np.inf
         left -= 1
-        if 4 * left <= len(x):  # both ends of each drawn line: half the array is drawn
-            keep = np.isfinite(x)
-            x, y, which, reverse = x[keep], y[keep], which[keep], reverse[keep]
+        if 2 * left <= half:
+            keep = np.isfinite(x[:half])
+            lines = lines[keep]
+            keep = np.concatenate([keep, keep])
+            x, y = x[keep], y[keep]
     return paths
