@@ -49,7 +49,11 @@ class Comb:
         shapely.prepare(self.room)
         shapely.prepare(self.region)
         self._rings = [shapely.get_rings(p) for p in self.polygons]  # outline, then holes
-        self._ring_points = [[shapely.get_coordinates(r) for r in rings] for rings in self._rings]
+        # Each ring's points and how far along it they are, for walking round it.
+        self._ring_points = [
+            [(points, arc_lengths(points)) for points in map(shapely.get_coordinates, rings)]
+            for rings in self._rings
+        ]
 
     def inside(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether the straight travel stays in the comb area (crosses no perimeter)."""
@@ -146,21 +150,31 @@ class Comb:
             leave, enter = crossings.get(start), crossings.get(end)
             if leave is None or enter is None or leave[0] != enter[0]:
                 return None
-            points.extend(around_ring(self._ring_points[index][leave[0]], leave[1], enter[1]))
+            ring_points, along = self._ring_points[index][leave[0]]
+            points.extend(around_ring(ring_points, leave[1], enter[1], along))
         points.append(tuple(b))
         return np.array(points, dtype=float)
 
 
-def around_ring(ring: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+def around_ring(
+    ring: np.ndarray, start: float, end: float, along: np.ndarray | None = None
+) -> list[tuple[float, float]]:
     """The points of the closed ring (coords, first repeated last) from arc length `start` to
-    `end`, whichever way round is shorter, both ends included."""
-    steps = np.hypot(*np.diff(ring, axis=0).T)
-    along = np.concatenate([[0.0], np.cumsum(steps)])
+    `end`, whichever way round is shorter, both ends included. `along`: the ring's
+    arc_lengths, if known."""
+    if along is None:
+        along = arc_lengths(ring)
     total = float(along[-1])
     forward = (end - start) % total
     if forward <= total - forward:
         return _forward(ring, along, start, forward)
     return _forward(ring, along, end, total - forward)[::-1]
+
+
+def arc_lengths(ring: np.ndarray) -> np.ndarray:
+    """How far along the ring each of its points is."""
+    steps = np.hypot(*np.diff(ring, axis=0).T)
+    return np.concatenate([[0.0], np.cumsum(steps)])
 
 
 def _forward(

@@ -13,7 +13,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
-from production.toolpath.combing import around_ring
+from production.toolpath.combing import arc_lengths, around_ring
 from production.toolpath.profile import FdmProfile
 from production.toolpath.slicing import Slice, as_multipolygon, point_at, polygons_of
 
@@ -427,6 +427,7 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
             link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
         edges = shapely.get_rings(polygons_of(area))  # outlines and holes, for _along_edge
+        walked: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # ... and their points
         straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
         for row, (index, inside) in enumerate(
             zip(candidates.tolist(), straight.tolist(), strict=True)
@@ -438,7 +439,7 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
                 continue
             if pulled:
                 continue
-            along = _along_edge(edges, ends[index], starts[index], longest)
+            along = _along_edge(edges, walked, ends[index], starts[index], longest)
             if along is not None:
                 links[index] = along
     # Runs of joined lines, each stacked once (a zigzag of a whole layer joins hundreds).
@@ -477,23 +478,34 @@ def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndar
 
 
 def _along_edge(
-    rings: np.ndarray, start: np.ndarray, end: np.ndarray, longest: float
+    rings: np.ndarray,
+    walked: dict[int, tuple[np.ndarray, np.ndarray]],
+    start: np.ndarray,
+    end: np.ndarray,
+    longest: float,
 ) -> np.ndarray | None:
     """The corners of the area's edge (its `rings`, outlines and holes in order) between two
     points on it, the shorter way round, if both lie on the same ring and that way is no
-    longer than `longest`."""
+    longer than `longest`. `walked` keeps the points and arc lengths of the rings walked
+    (index -> both), for the next link along the same ring."""
     here, there = point_at(start), point_at(end)
     on = (shapely.distance(rings, here) <= LINK_TOLERANCE_MM) & (
         shapely.distance(rings, there) <= LINK_TOLERANCE_MM
     )
     if not on.any():
         return None
-    ring = rings[int(on.argmax())]  # the first ring both lie on
+    index = int(on.argmax())  # the first ring both lie on
+    ring = rings[index]
+    if index not in walked:
+        corners = shapely.get_coordinates(ring)
+        walked[index] = (corners, arc_lengths(corners))
+    corners, along = walked[index]
     points = np.array(
         around_ring(
-            shapely.get_coordinates(ring),
+            corners,
             shapely.line_locate_point(ring, here),
             shapely.line_locate_point(ring, there),
+            along,
         )
     )
     if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
