@@ -11,10 +11,10 @@ is then pulled taut (each corner dropped while the shortcut stays inside).
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, MultiPolygon
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 
-from production.toolpath.slicing import point_at, polygons_of
+from production.toolpath.slicing import point_at, polygons_of, segment_at
 
 # The comb area is simplified this much (fewer corners to walk); the room a leg may cross is
 # the comb area grown by twice that, so the simplified boundary always lies inside it.
@@ -48,13 +48,16 @@ class Comb:
         self.reach_mm = reach_mm
         shapely.prepare(self.room)
         shapely.prepare(self.region)
-        self._rings = [
-            [np.asarray(ring.coords) for ring in (p.exterior, *p.interiors)] for p in self.polygons
+        self._rings = [shapely.get_rings(p) for p in self.polygons]  # outline, then holes
+        # Each ring's points and how far along it they are, for walking round it.
+        self._ring_points = [
+            [(points, arc_lengths(points)) for points in map(shapely.get_coordinates, rings)]
+            for rings in self._rings
         ]
 
     def inside(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether the straight travel stays in the comb area (crosses no perimeter)."""
-        return bool(self.polygons) and bool(self.room.covers(LineString([a, b])))
+        return bool(self.polygons) and bool(self.room.covers(segment_at(a, b)))
 
     def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether joining the comb area from either end crosses a perimeter loop."""
@@ -68,7 +71,7 @@ class Comb:
         across a notch), or runs further through the perimeters than a join would. (A travel
         with an end on a perimeter crosses the loops between that end and the comb area
         whichever way it goes, so a short stretch at an end does not count.)"""
-        segment = LineString([a, b])
+        segment = segment_at(a, b)
         if not self.region.covers(segment):
             return True
         if not self.polygons or self.room.covers(segment):
@@ -109,20 +112,26 @@ class Comb:
         boundary = self.polygons[index].boundary
         entry = boundary.interpolate(boundary.project(here))
         entry_point = np.array([entry.x, entry.y])
-        if not self.region.covers(LineString([point, entry_point])):
+        if not self.region.covers(segment_at(point, entry_point)):
             return None, index
         return entry_point, index
 
     def _walk(self, index: int, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """From a to b inside polygon `index`: along the straight line where it is inside,
         and around the ring it leaves the polygon through, the shorter way, where it is not."""
-        polygon = self.polygons[index]
-        segment = LineString([a, b])
+        rings = self._rings[index]
+        segment = segment_at(a, b)
         length = segment.length
         crossings: dict[float, tuple[int, float]] = {}  # along the line: (ring, along the ring)
-        for ring_index, ring in enumerate((polygon.exterior, *polygon.interiors)):
-            hits = [h for h in shapely.get_parts(ring.intersection(segment)) if not h.is_empty]
-            hits += [point_at(end) for end in (a, b) if ring.distance(point_at(end)) <= TOUCH_MM]
+        # Every ring at once: what it has in common with the line, how near it passes each end.
+        common = shapely.intersection(rings, segment)
+        ends = shapely.points(np.array([a, b], dtype=float))
+        near = shapely.distance(rings[:, None], ends[None, :]) <= TOUCH_MM
+        for ring_index, ring in enumerate(rings.tolist()):
+            if common[ring_index].is_empty and not near[ring_index].any():
+                continue
+            hits = [h for h in shapely.get_parts(common[ring_index]) if not h.is_empty]
+            hits += [ends[i] for i in (0, 1) if near[ring_index, i]]
             # Where the line runs along an edge, both ends of that stretch are crossings.
             touches = [point_at(xy) for hit in hits for xy in hit.coords]
             for touch in touches:
@@ -141,21 +150,31 @@ class Comb:
             leave, enter = crossings.get(start), crossings.get(end)
             if leave is None or enter is None or leave[0] != enter[0]:
                 return None
-            points.extend(around_ring(self._rings[index][leave[0]], leave[1], enter[1]))
+            ring_points, along = self._ring_points[index][leave[0]]
+            points.extend(around_ring(ring_points, leave[1], enter[1], along))
         points.append(tuple(b))
         return np.array(points, dtype=float)
 
 
-def around_ring(ring: np.ndarray, start: float, end: float) -> list[tuple[float, float]]:
+def around_ring(
+    ring: np.ndarray, start: float, end: float, along: np.ndarray | None = None
+) -> list[tuple[float, float]]:
     """The points of the closed ring (coords, first repeated last) from arc length `start` to
-    `end`, whichever way round is shorter, both ends included."""
-    steps = np.hypot(*np.diff(ring, axis=0).T)
-    along = np.concatenate([[0.0], np.cumsum(steps)])
+    `end`, whichever way round is shorter, both ends included. `along`: the ring's
+    arc_lengths, if known."""
+    if along is None:
+        along = arc_lengths(ring)
     total = float(along[-1])
     forward = (end - start) % total
     if forward <= total - forward:
         return _forward(ring, along, start, forward)
     return _forward(ring, along, end, total - forward)[::-1]
+
+
+def arc_lengths(ring: np.ndarray) -> np.ndarray:
+    """How far along the ring each of its points is."""
+    steps = np.hypot(*np.diff(ring, axis=0).T)
+    return np.concatenate([[0.0], np.cumsum(steps)])
 
 
 def _forward(

@@ -360,9 +360,15 @@ class _Writer:
         self.unhop()
         self.unretract()
         # Drop steps too short to write, then measure between the points that remain.
-        steps = np.hypot(*np.diff(points, axis=0).T)
-        corners = np.vstack([points[:1], points[1:][steps >= 1e-3]])
-        lengths = np.hypot(*np.diff(corners, axis=0).T)
+        steps_xy = np.diff(points, axis=0)
+        lengths = np.hypot(steps_xy[:, 0], steps_xy[:, 1])
+        kept = lengths >= 1e-3
+        if not kept.all():  # (rare: measured again only then)
+            corners = np.vstack([points[:1], points[1:][kept]])
+            steps_xy = np.diff(corners, axis=0)
+            lengths = np.hypot(steps_xy[:, 0], steps_xy[:, 1])
+        else:
+            corners = points
         if not len(lengths):
             return
         section = (
@@ -389,12 +395,9 @@ class _Writer:
         self.lines += lines
         self.e = float(e_values[-1])
         self.filament_mm += float(pushed.sum())
-        steps_xy = np.diff(corners, axis=0)
-        self.moves.append(
-            np.column_stack(
-                [steps_xy, np.zeros(len(lengths)), pushed, np.full(len(lengths), speed)]
-            )
-        )
+        moves = np.empty((len(lengths), 5))  # (dx, dy, dz, de, mm/s) each
+        moves[:, :2], moves[:, 2], moves[:, 3], moves[:, 4] = steps_xy, 0.0, pushed, speed
+        self.moves.append(moves)
         self.x, self.y = float(corners[-1][0]), float(corners[-1][1])
 
     def travel(self, to: np.ndarray, *, may_retract: bool = True) -> None:

@@ -13,7 +13,7 @@ from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import LinearRing, orient
 
-from production.toolpath.combing import around_ring
+from production.toolpath.combing import arc_lengths, around_ring
 from production.toolpath.profile import FdmProfile
 from production.toolpath.slicing import Slice, as_multipolygon, point_at, polygons_of
 
@@ -402,10 +402,11 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
     if len(paths) < 2:
         return paths
     points = [path.points.copy() for path in paths]
-    ends = np.array([path.points[-1] for path in paths[:-1]])
-    starts = np.array([path.points[0] for path in paths[1:]])
+    firsts = np.array([path.points[0] for path in paths])
+    lasts = np.array([path.points[-1] for path in paths])
+    ends, starts = lasts[:-1], firsts[1:]
     gaps = np.hypot(*(starts - ends).T)
-    lengths = np.array([np.hypot(*(path.points[-1] - path.points[0])) for path in paths])
+    lengths = np.hypot(*(lasts - firsts).T)
     links: dict[int, np.ndarray] = {}
     for kind, (area, longest) in areas.items():
         if area.is_empty:
@@ -425,6 +426,8 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
             link_from = link_from - half * _direction(paths, candidates, last=True)
             link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
+        edges = shapely.get_rings(polygons_of(area))  # outlines and holes, for _along_edge
+        walked: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # ... and their points
         straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
         for row, (index, inside) in enumerate(
             zip(candidates.tolist(), straight.tolist(), strict=True)
@@ -436,17 +439,26 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
                 continue
             if pulled:
                 continue
-            along = _along_edge(area, ends[index], starts[index], longest)
+            along = _along_edge(edges, walked, ends[index], starts[index], longest)
             if along is not None:
                 links[index] = along
-    merged = [Path(paths[0].kind, points[0], paths[0].width_mm)]
-    for index, path in enumerate(paths[1:]):
+    # Runs of joined lines, each stacked once (a zigzag of a whole layer joins hundreds).
+    runs = [[0]]
+    for index in range(len(paths) - 1):
         if index in links:
-            last = merged[-1]
-            joined = np.vstack([last.points, links[index], points[index + 1]])
-            merged[-1] = Path(last.kind, joined, last.width_mm)
+            runs[-1].append(index + 1)
         else:
-            merged.append(Path(path.kind, points[index + 1], path.width_mm))
+            runs.append([index + 1])
+    merged = []
+    for run in runs:
+        first = paths[run[0]]
+        if len(run) == 1:
+            merged.append(Path(first.kind, points[run[0]], first.width_mm))
+            continue
+        pieces = [points[run[0]]]
+        for index in run[1:]:
+            pieces += [links[index - 1], points[index]]
+        merged.append(Path(first.kind, np.vstack(pieces), first.width_mm))
     return merged
 
 
@@ -466,22 +478,39 @@ def _direction(paths: list[Path], indices: np.ndarray, *, last: bool) -> np.ndar
 
 
 def _along_edge(
-    area: BaseGeometry, start: np.ndarray, end: np.ndarray, longest: float
+    rings: np.ndarray,
+    walked: dict[int, tuple[np.ndarray, np.ndarray]],
+    start: np.ndarray,
+    end: np.ndarray,
+    longest: float,
 ) -> np.ndarray | None:
-    """The corners of the area's edge between two points on it, the shorter way round, if
-    both lie on the same ring and that way is no longer than `longest`."""
+    """The corners of the area's edge (its `rings`, outlines and holes in order) between two
+    points on it, the shorter way round, if both lie on the same ring and that way is no
+    longer than `longest`. `walked` keeps the points and arc lengths of the rings walked
+    (index -> both), for the next link along the same ring."""
     here, there = point_at(start), point_at(end)
-    for polygon in polygons_of(area):
-        for ring in (polygon.exterior, *polygon.interiors):
-            if ring.distance(here) > LINK_TOLERANCE_MM or ring.distance(there) > LINK_TOLERANCE_MM:
-                continue
-            points = np.array(
-                around_ring(np.asarray(ring.coords), ring.project(here), ring.project(there))
-            )
-            if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
-                return None
-            return points
-    return None
+    on = (shapely.distance(rings, here) <= LINK_TOLERANCE_MM) & (
+        shapely.distance(rings, there) <= LINK_TOLERANCE_MM
+    )
+    if not on.any():
+        return None
+    index = int(on.argmax())  # the first ring both lie on
+    ring = rings[index]
+    if index not in walked:
+        corners = shapely.get_coordinates(ring)
+        walked[index] = (corners, arc_lengths(corners))
+    corners, along = walked[index]
+    points = np.array(
+        around_ring(
+            corners,
+            shapely.line_locate_point(ring, here),
+            shapely.line_locate_point(ring, there),
+            along,
+        )
+    )
+    if np.hypot(*np.diff(points, axis=0).T).sum() > longest:
+        return None
+    return points
 
 
 def _gap_fill(
@@ -696,15 +725,15 @@ def _loop(
     """The closed ring as a path starting (the seam) where `seam` says: at its vertex nearest
     the nozzle, the rear-most one ("aligned": the seams of all layers line up), or hidden in
     its sharpest corner ("corner")."""
-    corners = np.asarray(ring.coords)[:-1]
+    corners = shapely.get_coordinates(ring)[:-1]
     if seam == "nearest" or len(corners) < 3:
-        start = int(np.argmin(np.hypot(*(corners - position).T)))
+        start = int(np.argmin(np.hypot(corners[:, 0] - position[0], corners[:, 1] - position[1])))
     elif seam == "corner":
         start = _hidden_corner(corners)
     else:
         start = _rear_most(corners)
-    corners = np.roll(corners, -start, axis=0)
-    return Path(kind, np.vstack([corners, corners[:1]]), width_mm)
+    # From the seam round to the seam again.
+    return Path(kind, corners[(np.arange(len(corners) + 1) + start) % len(corners)], width_mm)
 
 
 SEAM_CORNER_DEG = 20.0  # a turn sharper than this is a corner a seam can hide in
@@ -778,22 +807,33 @@ def _scan_lines(
 
 
 def _nearest_segments(segments: list[tuple[Kind, np.ndarray]], position: np.ndarray) -> list[Path]:
-    """Greedy order: always draw the line with the nearest end next, from that end."""
+    """Greedy order: always draw the line with the nearest end next, from that end (of equally
+    near ends, a start before an end, then the first line)."""
     if not segments:
         return []
-    starts = np.array([points[0] for _, points in segments])
-    ends = np.array([points[1] for _, points in segments])
-    done = np.zeros(len(segments), dtype=bool)
+    # The lines left to draw, their starts then their ends, in one array each for x and y:
+    # one distance per end and one argmin a step, whose first minimum is the start before the
+    # end and the first line before later ones. A drawn line's ends move to infinity; once
+    # half the lines in the arrays are drawn, they are dropped (the order of the rest kept).
+    tips = np.array([points[0] for _, points in segments] + [p[1] for _, p in segments])
+    x, y = tips[:, 0].copy(), tips[:, 1].copy()
+    lines = np.arange(len(segments))  # which line each start (and end) in x, y belongs to
+    left = len(segments)
     paths = []
     for _ in range(len(segments)):
-        to_start = np.where(done, np.inf, np.hypot(*(starts - position).T))
-        to_end = np.where(done, np.inf, np.hypot(*(ends - position).T))
-        nearest_start, nearest_end = int(np.argmin(to_start)), int(np.argmin(to_end))
-        if to_start[nearest_start] <= to_end[nearest_end]:
-            index, points = nearest_start, segments[nearest_start][1]
-        else:
-            index, points = nearest_end, segments[nearest_end][1][::-1]
-        done[index] = True
-        paths.append(Path(segments[index][0], points))
+        at = int(np.hypot(x - position[0], y - position[1]).argmin())
+        half = len(lines)
+        slot = at % half
+        kind, points = segments[int(lines[slot])]
+        if at >= half:
+            points = points[::-1]
+        paths.append(Path(kind, points))
         position = points[-1]
+        x[slot] = x[slot + half] = np.inf
+        left -= 1
+        if 2 * left <= half:
+            keep = np.isfinite(x[:half])
+            lines = lines[keep]
+            keep = np.concatenate([keep, keep])
+            x, y = x[keep], y[keep]
     return paths

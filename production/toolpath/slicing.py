@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 import trimesh
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from microfactory.errors import Rejected
@@ -24,6 +24,10 @@ PLANE_NUDGE_MM = 2e-4
 # the C++ slicers).
 SIMPLIFY_MM = 0.0125  # PrusaSlicer's default "G-code resolution"
 SNAP_DECIMALS = 5  # section end points are rounded to 0.01 µm
+# Section segments (all distinct sections together) from which their regions are built in two
+# processes: ~5 µs of GEOS each, so below this a forked child costs more CPU than it saves
+# time (the small prismatic parts, 0.05-0.15 s of region building).
+FORK_MIN_SEGMENTS = 30_000
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,12 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
         if which[-1] == len(cuts):
             cuts.append(snapped)
     # Each section's region is its own: half of them are built in a forked child while
-    # this process builds the other half (forking.map_halves).
-    regions = forking.map_halves(_region, cuts)
+    # this process builds the other half (forking.map_halves), when there is enough of them
+    # to pay for the child (its fork and copied pages cost ~30-60 ms of CPU).
+    if sum(len(cut) for cut in cuts) >= FORK_MIN_SEGMENTS:
+        regions = forking.map_halves(_region, cuts)
+    else:
+        regions = [_region(cut) for cut in cuts]
     slices = [
         Slice(z_mm=top, height_mm=h, region=regions[index])
         for top, h, index in zip(tops, heights, which, strict=True)
@@ -143,6 +151,12 @@ def point_at(xy: "np.ndarray | Sequence[float]") -> Point:
     """Point(xy) without its argument checks: the planner makes tens of thousands."""
     point: Point = shapely.points(xy)
     return point
+
+
+def segment_at(a: "np.ndarray | Sequence[float]", b: "np.ndarray | Sequence[float]") -> LineString:
+    """LineString([a, b]) at half its cost: travel routing makes one per travel and check."""
+    segment: LineString = shapely.linestrings(np.array([a, b], dtype=float))
+    return segment
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
