@@ -408,6 +408,7 @@ def _quoted(
         str(part)
         for part in (
             "part-quote",
+            catalog_generation(),  # a material's new price is quoted at once
             checked["revision"].pk,
             checked["parameters_hash"],
             checked["material"].pk,
