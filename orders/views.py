@@ -317,7 +317,7 @@ def _default_configuration(
     never kept); a refusal that is the user's own (too many previews) is not kept."""
     site = _default_site(request)
     key = f"part-configuration:{revision.pk}:{catalog_generation()}:{material}:{site}"
-    kept = cache.get(key)
+    kept: str | None = cache.get(key)
     if kept is not None:
         return mark_safe(kept)  # rendered by our own template, escaped there
     context = {
