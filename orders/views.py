@@ -28,7 +28,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from kombu.exceptions import OperationalError
 
-from catalog.cache import catalog_cached
+from catalog.cache import catalog_cached, catalog_generation
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from catalog.querysets import families_search
@@ -277,27 +277,58 @@ def _quantity_problem(raw: str) -> str:
 
 @login_required
 def part_page(request: HttpRequest, slug: str) -> HttpResponse:
-    family, revision = _revision_of(slug)
+    family, revision, materials = _part_of(slug)
     specs = parse_schema(revision.parameter_schema)
     values = defaults(specs)
     context = {
         "family": family,
         "revision": revision,
         "fields": _fields(specs, values, {}),
-        "materials": revision.materials.filter(active=True),
+        "materials": materials,
         "quantity": 1,
         "max_quantity": settings.ORDER_MAX_QUANTITY,
+        "configuration": _default_configuration(
+            request, revision, values, materials[0].slug if materials else ""
+        ),
     }
-    context.update(
-        _configuration(
-            request,
-            revision,
-            values,
-            context["materials"][0].slug if context["materials"] else "",
-            1,
-        )
-    )
     return render(request, "orders/part.html", context)
+
+
+def _part_of(slug: str) -> tuple[PartFamily, PartRevision, list[Material]]:
+    """An orderable part, its current revision and the revision's active materials, read once
+    per catalog generation (catalog.cache): three queries every part page visit made."""
+
+    def read() -> tuple[PartFamily, PartRevision, list[Material]]:
+        family, revision = _revision_of(slug)
+        revision.family = family  # kept with it: the configuration reads the family's slug
+        return family, revision, list(revision.materials.filter(active=True))
+
+    return catalog_cached(f"part-page:{slug}", read)
+
+
+def _default_configuration(
+    request: HttpRequest, revision: PartRevision, values: dict[str, Any], material: str
+) -> str:
+    """The part page's configuration fragment (preview state, DFM, quote, "ready by") for the
+    default configuration, rendered once per MF_PART_QUOTE_CACHE_S, catalog generation and
+    delivery site: the same for every visitor of an organisation that delivers there (nothing
+    in it is the user's: the CSRF token, the user's name and assets are in the page around it).
+    A preview that became ready meanwhile shows at the fragment's own poll (part_configure,
+    never kept); a refusal that is the user's own (too many previews) is not kept."""
+    site = _default_site(request)
+    key = f"part-configuration:{revision.pk}:{catalog_generation()}:{material}:{site}"
+    kept: str | None = cache.get(key)
+    if kept is not None:
+        return mark_safe(kept)  # rendered by our own template, escaped there
+    context = {
+        "family": revision.family,
+        "revision": revision,
+        **_configuration(request, revision, values, material, 1, site=site),
+    }
+    html = render_to_string("orders/_configuration.html", context, request=request)
+    if context.get("errors") or context.get("preview") is not None:
+        cache.set(key, html, timeout=settings.MF_PART_QUOTE_CACHE_S)
+    return mark_safe(html)
 
 
 def _configuration(
@@ -307,6 +338,8 @@ def _configuration(
     material: str,
     quantity: int,
     quantity_problem: str = "",
+    *,
+    site: str | None = None,
 ) -> dict[str, Any]:
     """Check one configuration with the order's own validation, then preview, DFM, quote.
     A quantity that is not a whole number (`quantity_problem`) is refused as such, the rest
@@ -336,15 +369,16 @@ def _configuration(
             ),
         }
     with public.machines_read_once():  # the quote and the DFM report read the machines once
-        return _configured(request, revision, checked)
+        return _configured(request, revision, checked, site)
 
 
 def _configured(
-    request: HttpRequest, revision: PartRevision, checked: dict[str, Any]
+    request: HttpRequest, revision: PartRevision, checked: dict[str, Any], site: str | None
 ) -> dict[str, Any]:
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
-    facts, facts_quote, promise = _quoted(checked, ready, _default_site(request))
+    site = _default_site(request) if site is None else site
+    facts, facts_quote, promise = _quoted(checked, ready, site)
     return {
         # "Ready by": the live queue simulated with this line added, at standard speed.
         "promise": promise,
@@ -374,6 +408,7 @@ def _quoted(
         str(part)
         for part in (
             "part-quote",
+            catalog_generation(),  # a material's new price is quoted at once
             checked["revision"].pk,
             checked["parameters_hash"],
             checked["material"].pk,

@@ -5,7 +5,7 @@ shown once, revocable, with their last use; made on /account/tokens/, in the adm
 import hashlib
 import importlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -100,6 +100,36 @@ def test_an_expired_token_is_refused_and_removed(user):
     ApiToken.objects.filter(pk=row.pk).update(expiry=timezone.now() - timedelta(seconds=1))
     assert api_get(token).status_code == 401
     assert not ApiToken.objects.filter(pk=row.pk).exists()
+
+
+def test_a_deactivated_users_token_is_refused(user):
+    _, token = api_token_create(user=user, name="CMMS", expires_in=None)
+    assert api_get(token).status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert api_get(token).status_code == 401
+
+
+def test_a_token_request_is_its_users_with_the_users_fields_read_as_the_orm_reads_them(user):
+    """The token and its user are read by one SELECT of our own (accounts.authentication):
+    the request's user and token are the same rows, with the same values, as the ORM's."""
+    from django.contrib.auth.models import User
+    from rest_framework.test import APIRequestFactory
+
+    from microfactory.accounts.authentication import ApiTokenAuthentication
+
+    row, token = api_token_create(user=user, name="CMMS", expires_in=timedelta(days=3))
+    User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Token {token}")
+    request_user, request_token = ApiTokenAuthentication().authenticate(request)
+    stored_user, stored_token = User.objects.get(pk=user.pk), ApiToken.objects.get(pk=row.pk)
+    for field in User._meta.concrete_fields:
+        assert getattr(request_user, field.attname) == getattr(stored_user, field.attname)
+    for field in ApiToken._meta.concrete_fields:
+        if field.name != "last_used_at":  # written by this very request
+            assert getattr(request_token, field.attname) == getattr(stored_token, field.attname)
+    assert request_token.user is request_user
+    assert isinstance(request_token.expiry, datetime) and request_token.expiry.tzinfo is not None
 
 
 @pytest.mark.parametrize(

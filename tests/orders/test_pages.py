@@ -12,7 +12,14 @@ from catalog.previews import preview_build
 from orders.models import Order, Status
 from production.dfm_previews import preview_dfm_check
 from production.models import PreviewDfm
-from tests.builders import make_machine, make_material, make_order, make_part, make_user
+from tests.builders import (
+    make_machine,
+    make_material,
+    make_order,
+    make_organisation,
+    make_part,
+    make_user,
+)
 from tests.orders.helpers import join_team, make_team
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +114,33 @@ def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browse
     total = lambda html: re.search(r'data-total="([\d.]+)"', html).group(1)  # noqa: E731
     more = browser.post("/parts/block/configure/", {**FORM, "quantity": "5"}).content.decode()
     assert total(more) != total(ready)
+
+
+def test_the_part_page_kept_for_the_quote_period_is_still_each_visitors_own(user, organisation):
+    """The default configuration's fragment is rendered once per quote period (orders.views):
+    what is the visitor's, around it, is not: their name, their CSRF token."""
+    other = make_user("harbour", organisation=make_organisation("harbour"))
+    pages = {}
+    for visitor in (user, other, user):
+        client = Client()
+        client.force_login(visitor)
+        html = client.get("/parts/block/").content.decode()
+        assert f"Log out {visitor.username}" in html and 'data-state="valid"' in html
+        pages.setdefault(visitor.username, []).append(html)
+    csrf = lambda html: re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)[1]  # noqa: E731
+    assert "Log out harbour" not in pages[user.username][0] + pages[user.username][1]
+    assert csrf(pages["harbour"][0]) not in pages[user.username][0] + pages[user.username][1]
+
+
+def test_a_catalog_change_shows_on_the_part_page_at_once(browser):
+    """Kept per catalog generation: a material's new price is quoted at the next visit."""
+    total = lambda html: re.search(r'data-total="([\d.]+)"', html)[1]  # noqa: E731
+    before = total(browser.get("/parts/block/").content.decode())
+    assert total(browser.get("/parts/block/").content.decode()) == before
+    material = Material.objects.get(slug="pla")
+    material.price_per_kg *= 4
+    material.save()
+    assert total(browser.get("/parts/block/").content.decode()) != before
 
 
 def configured_and_checked(browser, form: dict) -> str:
