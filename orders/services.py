@@ -172,8 +172,9 @@ def order_place(
         if earlier is not None:
             return earlier, False
     # Every line is checked, routed and quoted against one reading of the machines (a query
-    # budget that grows little with the lines: tests/test_query_budgets.py).
-    with public.machines_read_once():
+    # budget that grows little with the lines: tests/test_query_budgets.py), shared with the
+    # orders placed in the last MF_QUOTE_SNAPSHOT_S (the jobs placed since are read anew).
+    with public.machines_read_once(now=now):
         lines = _resolve_lines(request.lines, organisation=organisation)
         site = _check_order_fields(request, today=timezone.localdate(now))
         asset = _order_asset(request, organisation)
