@@ -4,7 +4,6 @@ since: the second order of a burst is promised what it would be on a fresh readi
 reading the machines again (#19, points 6b and 8)."""
 
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 from django.db import connection, transaction
@@ -12,22 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orders.models import Order
-from orders.services import LineRequest, OrderRequest, order_place
 from production.machines import forget_quote_snapshot
-from tests.builders import make_machine, make_part, make_user
+from tests.builders import make_machine, make_order, make_part, make_user
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
@@ -42,21 +29,7 @@ def user(settings):
 
 
 def place(user, *, now) -> Order:
-    order, _ = order_place(
-        user=user,
-        request=OrderRequest(
-            lines=[
-                LineRequest(
-                    part="block",
-                    parameters={"width": 20, "height": 10, "hole_d": 5},
-                    material="pla",
-                    quantity=3,
-                )
-            ]
-        ),
-        now=now,
-    )
-    return order
+    return make_order(user=user, quantity=3, now=now)
 
 
 def machine_reads(captured: CaptureQueriesContext) -> int:
