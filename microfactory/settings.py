@@ -705,6 +705,14 @@ MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
 # page's time). A queue change shows after at most this long; the order itself is always
 # quoted afresh. 0: computed on every request.
 MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
+# Orders placed within this many seconds of each other in one web process are quoted and
+# promised on one reading of the machines, the live queue and the run-time spread
+# (production.machines.machines_read_once), each order adding the jobs placed since to that
+# queue; a machine's state or a job routed shows in promises after at most this long. 0: every
+# order reads them afresh.
+MF_QUOTE_SNAPSHOT_S = env.float("MF_QUOTE_SNAPSHOT_S", default=5.0)
+if MF_QUOTE_SNAPSHOT_S < 0:
+    raise ImproperlyConfigured("MF_QUOTE_SNAPSHOT_S is seconds, >= 0")
 # Manager dashboard (#15.2, production.dashboards.cache): finished days of machine time and
 # of job moves are kept in the cache, keyed by generations production.lifecycle moves on when
 # a finished day is written or a job with past events changes site; with the per-process

@@ -172,8 +172,9 @@ def order_place(
         if earlier is not None:
             return earlier, False
     # Every line is checked, routed and quoted against one reading of the machines (a query
-    # budget that grows little with the lines: tests/test_query_budgets.py).
-    with public.machines_read_once():
+    # budget that grows little with the lines: tests/test_query_budgets.py), shared with the
+    # orders placed in the last MF_QUOTE_SNAPSHOT_S (the jobs placed since are read anew).
+    with public.machines_read_once(now=now):
         lines = _resolve_lines(request.lines, organisation=organisation)
         site = _check_order_fields(request, today=timezone.localdate(now))
         asset = _order_asset(request, organisation)
@@ -266,8 +267,8 @@ def order_place(
                 work_order_ref=request.work_order_ref,
                 downtime_stake=stake,
             )
-            for line, quote in quoted:
-                OrderLine.objects.create(
+            created = OrderLine.objects.bulk_create(
+                OrderLine(
                     order=order,
                     status=Status.DRAFT,
                     quote=quote.as_json(),
@@ -279,7 +280,9 @@ def order_place(
                     ),
                     **line,
                 )
-            _move(order, Status.SUBMITTED, actor=user, now=now)
+                for line, quote in quoted
+            )
+            _move(order, Status.SUBMITTED, actor=user, now=now, lines=created)
             team = membership.team
             threshold = team.approval_threshold if team else None
             above = team is not None and threshold is not None and total > threshold
@@ -291,6 +294,7 @@ def order_place(
                     reason=f"approval waived by {team.name}'s policy for a critical asset "
                     f"that is down ({order.downtime_text}): {total} {order.currency} is above "
                     f"the threshold of {threshold}",
+                    lines=created,
                 )
             elif above and team:
                 _move(
@@ -300,9 +304,12 @@ def order_place(
                     now=now,
                     reason=f"{total} {order.currency} is above {team.name}'s "
                     f"approval threshold of {threshold}",
+                    lines=created,
                 )
             else:
-                _approve_and_start(order, actor=None, now=now, reason="no approval needed")
+                _approve_and_start(
+                    order, actor=None, now=now, reason="no approval needed", lines=created
+                )
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
         earlier = _earlier(organisation, request.idempotency_key or "", fingerprint, now)
@@ -584,10 +591,11 @@ def _move(
     actor: Any,
     now: datetime,
     reason: str = "",
-    lines: bool = True,
+    lines: bool | Sequence[OrderLine] = True,
 ) -> None:
-    """Move the order (and, with `lines`, each of its unfinished lines) to `to`, recording
-    who and when; refuse a move TRANSITIONS does not allow. Call inside a transaction."""
+    """Move the order (and, with `lines`, each of its unfinished lines: read, or the order's
+    lines the caller holds) to `to`, recording who and when; refuse a move TRANSITIONS does
+    not allow. Call inside a transaction."""
     if to not in TRANSITIONS[order.status]:
         raise DomainError(
             f"order {order.number} is {order.get_status_display()}; it cannot "
@@ -615,7 +623,7 @@ def _move(
     if lines:
         moved = [
             line
-            for line in order.lines.all()
+            for line in (order.lines.all() if lines is True else lines)
             if line.status not in FINAL and to in TRANSITIONS[line.status]
         ]
         fields: dict[str, str] = {"status": to}
@@ -669,19 +677,29 @@ def line_move_event(
 PRICE_HOLD = "the estimated price is checked on the built part first"
 
 
-def _approve_and_start(order: Order, *, actor: Any, now: datetime, reason: str = "") -> None:
-    _move(order, Status.APPROVED, actor=actor, now=now, reason=reason)
+def _approve_and_start(
+    order: Order,
+    *,
+    actor: Any,
+    now: datetime,
+    reason: str = "",
+    lines: Sequence[OrderLine] | None = None,
+) -> None:
+    """Approve the order and queue its lines' jobs; `lines`: the order's lines, when the
+    caller holds them (else read once)."""
+    held = list(order.lines.all()) if lines is None else lines
+    _move(order, Status.APPROVED, actor=actor, now=now, reason=reason, lines=held)
     who = actor.get_username() if actor is not None else "system"
     # An estimated line's jobs build, check and plan the part, but no machine takes them
     # before its price is checked on the built part (order_follow_jobs): a price that rose
     # beyond the tolerance is never made without a confirmation.
-    estimated = order.lines.filter(price_check=OrderLine.PriceCheck.PENDING)
+    estimated = [line.pk for line in held if line.price_check == OrderLine.PriceCheck.PENDING]
     public.jobs_create_for_order(
         order=order,
         actor=f"user {who}" if actor is not None else "system",
-        hold={line_id: PRICE_HOLD for line_id in estimated.values_list("pk", flat=True)},
+        hold=dict.fromkeys(estimated, PRICE_HOLD),
     )
-    _move(order, Status.IN_PRODUCTION, actor=actor, now=now)
+    _move(order, Status.IN_PRODUCTION, actor=actor, now=now, lines=held)
 
 
 def _locked(order: Order) -> Order:

@@ -283,11 +283,47 @@ def job_create(
 ) -> Job:
     """A new job (line, quantity and whatever else in `fields`) in `status`, with its first
     event. Call inside a transaction; enqueueing it is the caller's on-commit hook."""
+    return jobs_create(
+        by=by, step=step, actor=actor, now=now, new=[(message, fields)], status=status
+    )[0]
+
+
+def jobs_create(
+    *,
+    by: By,
+    step: str,
+    actor: str,
+    now: datetime,
+    new: Sequence[tuple[str, Mapping[str, Any]]],
+    status: str = Status.QUEUED,
+) -> list[Job]:
+    """New jobs in `status`, one per (message of its first event, its fields) of `new`, each
+    with its first event: two INSERTs however many jobs (an order's lines). Call inside a
+    transaction; enqueueing them is the caller's on-commit hook."""
     _check(CREATED, status, by, what="a new job")
-    with transaction.atomic():
-        job = Job.objects.create(status=status, status_changed_at=now, **fields)
-        _event(job, step=step, source=CREATED, to=status, actor=actor, now=now, message=message)
-    return job
+    if now < timezone.now() - PAST:
+        _dashboard_changed()  # as _event: a job created in the past falls on a kept day
+    with transaction.atomic(savepoint=False):
+        jobs = Job.objects.bulk_create(
+            [Job(status=status, status_changed_at=now, **fields) for _, fields in new]
+        )
+        JobEvent.objects.bulk_create(
+            [
+                JobEvent(
+                    job=job,
+                    step=step,
+                    from_status=CREATED,
+                    to_status=status,
+                    actor=actor[:150],
+                    started_at=now,
+                    finished_at=now,
+                    duration_ms=0,
+                    message=message[:2000],
+                )
+                for job, (message, _) in zip(jobs, new, strict=True)
+            ]
+        )
+    return jobs
 
 
 def _event(

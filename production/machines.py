@@ -200,28 +200,93 @@ def routing_facts(*, process: str | None = None, timing: bool = True) -> list[ro
 # each line against routing_facts, 5 queries and ~10 ms of ORM work apiece, twice (the DFM
 # refusal and the quote). Inside machines_read_once() the quoting reads (read_once) share one
 # snapshot; the router and the pipeline never enter it and always read afresh.
-_READ_ONCE: ContextVar[dict[Any, Any] | None] = ContextVar("machines_read_once", default=None)
+#
+# Orders placed within MF_QUOTE_SNAPSHOT_S of each other in one process share more (#19,
+# points 6b and 8: a burst of orders was ~100 ms of CPU apiece, most of it reading the same
+# machines and queue): the machine facts, calendars, transit times, the live queue and the
+# run-time spread (SHARED) are read once per period, and each order adds to the live queue the
+# jobs placed since (production.simulation.promise.order_promise), so the orders of a burst
+# still queue behind each other. A machine's state or a job routed shows in promises after at
+# most that long.
+_READ_ONCE: ContextVar[tuple[dict[Any, Any], dict[Any, Any] | None] | None] = ContextVar(
+    "machines_read_once", default=None
+)
+SHARED = frozenset(
+    {
+        "routing_facts",
+        "calendars",
+        "transit_table",
+        "hourly_rates",
+        "live_factory",
+        "run_time_spread",
+    }
+)
 _T = TypeVar("_T")
 
 
+@dataclass
+class _Snapshot:
+    taken_at: datetime
+    values: dict[Any, Any] = field(default_factory=dict)
+
+
+_snapshot: _Snapshot | None = None
+
+
 @contextmanager
-def machines_read_once() -> Iterator[None]:
-    """Within it, read_once() reads each machine fact once (one web request, one order)."""
-    token = _READ_ONCE.set({})
+def machines_read_once(*, now: datetime | None = None) -> Iterator[None]:
+    """Within it, read_once() reads each machine fact once (one web request, one order). With
+    `now` (an order placed now), the SHARED reads are those of this process's snapshot when it
+    was taken less than MF_QUOTE_SNAPSHOT_S before `now`, else of a new one."""
+    global _snapshot
+    shared = None
+    period = settings.MF_QUOTE_SNAPSHOT_S
+    if now is not None and period > 0:
+        if _snapshot is None or not (
+            timedelta(0) <= now - _snapshot.taken_at < timedelta(seconds=period)
+        ):
+            _snapshot = _Snapshot(taken_at=now)
+        shared = _snapshot.values
+    token = _READ_ONCE.set(({}, shared))
     try:
         yield
     finally:
         _READ_ONCE.reset(token)
 
 
+def forget_quote_snapshot() -> None:
+    """The next order reads the machines and the queue afresh (tests; a changed setting)."""
+    global _snapshot
+    _snapshot = None
+
+
+def _memo_for(key: Any) -> dict[Any, Any] | None:
+    memos = _READ_ONCE.get()
+    if memos is None:
+        return None
+    own, shared = memos
+    name = key[0] if isinstance(key, tuple) else key
+    return shared if shared is not None and name in SHARED else own
+
+
 def read_once(key: Any, read: Callable[[], _T]) -> _T:
-    """`read()`, or what it gave for `key` earlier inside the same machines_read_once()."""
-    memo = _READ_ONCE.get()
+    """`read()`, or what it gave for `key` earlier inside the same machines_read_once() (or,
+    for a SHARED read, in this process's snapshot)."""
+    memo = _memo_for(key)
     if memo is None:
         return read()
     if key not in memo:
         memo[key] = read()
     value: _T = memo[key]
+    return value
+
+
+def read_again(key: Any, value: _T) -> _T:
+    """Keep `value` as what `key` reads from now on inside machines_read_once() (a SHARED
+    read brought up to date: the snapshot's live queue with the jobs placed since)."""
+    memo = _memo_for(key)
+    if memo is not None:
+        memo[key] = value
     return value
 
 

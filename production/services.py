@@ -60,27 +60,25 @@ def jobs_create_for_order(
     """One QUEUED job per order line (or per line of `line_ids`), each enqueued once the
     surrounding transaction commits; a line in `hold` gets a held job (Job.hold: the router
     leaves it waiting)."""
-    now = timezone.now()
-    jobs = []
     hold = hold or {}
-    lines = order.lines.all()
+    lines = order.lines.select_related("revision__family").order_by("pk")
     if line_ids is not None:
         lines = lines.filter(pk__in=line_ids)
+    new = []
     for line in lines:
         held = hold.get(line.pk, "")
-        job = lifecycle.job_create(
-            by=By.CUSTOMER,
-            step="order",
-            actor=actor,
-            now=now,
-            message=f"{line.quantity} x {line.revision.label} for {order.number}"
-            + (f"; held: {held}" if held else ""),
-            line=line,
-            quantity=line.quantity,
-            hold=held[:200],
+        message = f"{line.quantity} x {line.revision.label} for {order.number}"
+        new.append(
+            (
+                message + (f"; held: {held}" if held else ""),
+                {"line": line, "quantity": line.quantity, "hold": held[:200]},
+            )
         )
+    jobs = lifecycle.jobs_create(
+        by=By.CUSTOMER, step="order", actor=actor, now=timezone.now(), new=new
+    )
+    for job in jobs:
         transaction.on_commit(partial(job_enqueue, job_id=job.pk))
-        jobs.append(job)
     return jobs
 
 

@@ -1,7 +1,7 @@
 """Typed builders with explicit defaults: a reader sees every row a test creates."""
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -132,9 +132,11 @@ def make_order(
     quantity: int = 1,
     parameters: dict[str, Any] | None = None,
     key: str | None = None,
+    now: datetime | None = None,
 ) -> Order:
     order, _ = order_place(
         user=user,
+        now=now,
         request=OrderRequest(
             lines=[
                 LineRequest(

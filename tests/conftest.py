@@ -12,6 +12,13 @@ def _media_in_tmp(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _orders_read_the_queue_afresh(settings):
+    """Each order reads the machines and the live queue itself: a test changes them between
+    two orders. tests/orders/test_quote_snapshot.py shares a reading (MF_QUOTE_SNAPSHOT_S)."""
+    settings.MF_QUOTE_SNAPSHOT_S = 0
+
+
+@pytest.fixture(autouse=True)
 def _throttles_out_of_the_way(settings):
     """No test is throttled by another's writes, nor by its own unless it lowers the rates.
 

@@ -18,6 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import PartFamily
 from orders.models import Order
 from production import public
+from production.machines import forget_quote_snapshot
 from tests.api_auth import user_api_headers
 from tests.builders import (
     make_machine,
@@ -221,11 +222,29 @@ def test_order_create_grows_little_with_its_lines(api):
     # 56: the line's configuration is checked against the failure regions (#15, point 6);
     # 58: the machines' queues count their plates (#13), read by the quote and the promise;
     # 57: the API token no longer reads its user's other tokens; 58: the promise's simulation
-    # runs the plates planned, routed and running as plates.
-    assert one <= 58
-    # Each line is checked, quoted and inserted with its job: what is left grows per line.
-    # The machines are read once for all the lines (production.public.machines_read_once).
-    assert (ten - one) / 9 <= 16
+    # runs the plates planned, routed and running as plates; 50: the lines, jobs and job
+    # events are inserted in bulk and the order's moves use the lines in hand (#19, 6b).
+    assert one <= 50
+    # Each line is checked, quoted and routed: what is left grows per line (8: no INSERT of
+    # its own, no read of its revision for its job). The machines are read once for all the
+    # lines (production.public.machines_read_once).
+    assert (ten - one) / 9 <= 8
+
+
+def test_an_order_within_the_quote_snapshot_period_reads_no_machine(api, settings):
+    """The second order of a burst (MF_QUOTE_SNAPSHOT_S) reads neither the machines nor the
+    live queue again, only the jobs placed since (tests/orders/test_quote_snapshot.py)."""
+    settings.MF_QUOTE_SNAPSHOT_S = 60
+    forget_quote_snapshot()
+    try:
+        one = queries(
+            lambda: api.post(
+                "/api/v1/orders/", json.dumps({"lines": [LINE]}), content_type="application/json"
+            )
+        )
+    finally:
+        forget_quote_snapshot()
+    assert one <= 38
 
 
 def test_quotes_read_the_machines_once_per_order(requester):

@@ -37,11 +37,11 @@ from orders.models import Order
 from orders.quoting import qc_time_s
 from production import routing
 from production.calendars import NeverOpen, SiteCalendar
-from production.machines import changeover_s, read_once
+from production.machines import changeover_s, read_again, read_once
 from production.models import Job, JobEvent, PlateCopy
 from production.simulation.engine import SimJob, SimMachine, SimResult, simulate
 from production.simulation.metrics import percentile
-from production.simulation.snapshot import LiveFactory, live_factory
+from production.simulation.snapshot import LiveFactory, jobs_placed_since, live_factory
 
 # The latest run jobs whose real time is compared with their estimate.
 SPREAD_SAMPLE = 200
@@ -292,6 +292,17 @@ def promise_from(
     )
 
 
+def _live_queue(processes: frozenset[str], *, now: datetime) -> LiveFactory:
+    """The live factory as read for this order: read now, or read by an order placed less than
+    MF_QUOTE_SNAPSHOT_S ago (production.machines.machines_read_once) with the jobs placed
+    since added."""
+    key = ("live_factory", processes)
+    factory = read_once(key, lambda: live_factory(now=now, processes=processes))
+    if factory.read_at != now:
+        factory = read_again(key, jobs_placed_since(factory, processes=processes))
+    return factory
+
+
 def order_promise(
     lines: Sequence[PromiseLine],
     *,
@@ -304,9 +315,7 @@ def order_promise(
     if not lines:
         return None
     processes = frozenset(line.process for line in lines)
-    factory = read_once(
-        ("live_factory", processes), lambda: live_factory(now=now, processes=processes)
-    )
+    factory = read_once(("live_queue", processes, now), lambda: _live_queue(processes, now=now))
     spread = read_once(("run_time_spread",), run_time_spread)
     return promise_from(
         factory,

@@ -41,6 +41,8 @@ class LiveFactory:
     transit: Mapping[tuple[str, str], float]
     # Each plate's key ("plate-<id>") and the keys of the jobs whose copies it holds.
     plates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    read_at: datetime | None = None  # the `now` it was read at
+    last_job: int = 0  # the newest job waiting in it (jobs_placed_since reads the later ones)
 
     def finished_at(self, result: SimResult, job_key: str) -> datetime | None:
         """When a job already in the factory finishes in `result`: with the last of the
@@ -145,14 +147,36 @@ def live_factory(*, now: datetime, processes: Collection[str] | None = None) -> 
             )
         )
     transit = read_once("transit_table", transit_table)
+    waiting = _waiting_jobs(now=now, processes=processes, transit=transit)
     return LiveFactory(
         machines=tuple(machines),
         waiting=(
             *_planned_plates(plates, now=now, processes=processes, transit=transit),
-            *_waiting_jobs(now=now, processes=processes, transit=transit),
+            *waiting,
         ),
         transit=transit,
         plates={plate.key: tuple(sorted(map(str, plate.jobs))) for plate in plates},
+        read_at=now,
+        last_job=max((int(job.key) for job in waiting), default=0),
+    )
+
+
+def jobs_placed_since(
+    factory: LiveFactory, *, processes: Collection[str] | None = None
+) -> LiveFactory:
+    """The factory read earlier, with the jobs placed since waiting too (one query): what an
+    order placed now queues behind when the machines and the queue were read a few seconds
+    ago (production.machines.machines_read_once). They reach the router as the jobs read then
+    do (a few seconds early at most); one placed since and already on a plate or a machine is
+    not seen."""
+    assert factory.read_at is not None
+    placed = _waiting_jobs(
+        now=factory.read_at, processes=processes, transit=factory.transit, after=factory.last_job
+    )
+    return replace(
+        factory,
+        waiting=(*factory.waiting, *placed),
+        last_job=max((int(job.key) for job in placed), default=factory.last_job),
     )
 
 
@@ -277,9 +301,12 @@ def _waiting_jobs(
     now: datetime,
     processes: Collection[str] | None,
     transit: Mapping[tuple[str, str], float],
+    after: int = 0,
 ) -> list[SimJob]:
+    """The jobs not on a plate or a machine yet (of `processes`), the newer than job `after`."""
     waiting = (
-        Job.objects.exclude(status__in=Job.PIPELINE_DONE)
+        Job.objects.filter(pk__gt=after)
+        .exclude(status__in=Job.PIPELINE_DONE)
         .exclude(line__status="price_confirmation")
         # On a plate: the plate waits for the router (_planned_plates), not its jobs.
         .filter(~Exists(PlateCopy.objects.filter(job=OuterRef("pk"))))

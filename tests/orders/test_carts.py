@@ -2,8 +2,6 @@
 (or on another device), each user sees only their own cart, and `cart_add_line` (also used by
 reorders) checks a line as an order would."""
 
-from unittest.mock import patch
-
 import pytest
 from django.test import Client, override_settings
 
@@ -12,7 +10,7 @@ from orders.models import CartLine
 from orders.services import LineRequest, OrderInvalid
 from tests.builders import make_machine, make_part, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 FORM = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "2"}
 GOOD = {"width": 20, "height": 10, "hole_d": 5}
@@ -22,17 +20,6 @@ GOOD = {"width": 20, "height": 10, "hole_d": 5}
 def catalog():
     make_part("block")
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 def signed_in(username: str = "req") -> Client:

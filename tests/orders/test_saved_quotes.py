@@ -6,7 +6,6 @@ import io
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -28,7 +27,7 @@ from orders.services import LineRequest, line_check
 from tests.builders import make_machine, make_organisation, make_part, make_user
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 GOOD = {"width": 20, "height": 10, "hole_d": 5}
 LINE = LineRequest(part="block", parameters=GOOD, material="pla", quantity=3)
@@ -38,17 +37,6 @@ LINE = LineRequest(part="block", parameters=GOOD, material="pla", quantity=3)
 def catalog():
     make_part("block")
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture
