@@ -35,7 +35,7 @@ from production.toolpath.profile import FdmProfile
 NAME = "PrusaSlicer"  # how error messages name this engine
 # Part of the toolpath cache key with PrusaSlicer's version: bump when config_ini's output
 # changes, so G-code sliced with the old settings is not reused.
-CONFIG_REVISION = 2
+CONFIG_REVISION = 3
 VERSION_TIMEOUT_S = 30.0  # `--help` answers in a fraction of a second
 LOG_TAIL_LINES = 8
 OUTPUT_READ_BYTES = 256 * 1024
@@ -145,8 +145,8 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
     """A complete PrusaSlicer print, filament and printer config for the profile.
 
     Mirrors our own slicer wherever PrusaSlicer has the same setting: line width, speeds,
-    retraction, skirt, fan from layer 2, and the same start and end G-code. The rest
-    (perimeter generator, seams, gap fill, cooling slowdown) stays PrusaSlicer's default.
+    retraction, skirt, fan from layer 2, minimum layer time, and the same start and end
+    G-code. The rest (perimeter generator, seams, gap fill) stays PrusaSlicer's default.
     """
     p = profile
     limits = gcode.machine_limits(p)
@@ -211,8 +211,13 @@ def config_ini(profile: FdmProfile, *, version: str) -> str:
         "bridge_fan_speed": 100,
         "disable_fan_first_layers": gcode.FAN_FROM_LAYER,
         "full_fan_speed_layer": 0,
-        # Ours never slows small layers down to let them cool, so neither does PrusaSlicer.
-        "slowdown_below_layer_time": 0,
+        # A layer quicker than the profile's minimum time is slowed down, to no less than its
+        # slowest print speed, as ours does. PrusaSlicer has no cooling pause: a tiny layer
+        # still printed too fast at that speed is not given the rest of the time, so its
+        # estimate is shorter than ours there.
+        "cooling": 1,
+        "slowdown_below_layer_time": f"{p.min_layer_time_s:g}",
+        "min_print_speed": f"{p.min_print_speed_mm_s:g}",
         # Retraction, as gcode.py does it: at every layer change and before travel that
         # leaves the part and is long enough to ooze.
         "retract_length": f"{p.retract_mm:g}",

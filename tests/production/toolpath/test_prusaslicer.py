@@ -192,13 +192,18 @@ def test_the_config_carries_the_time_estimates_limits_and_the_new_settings() -> 
         brim_width_mm=5,
         gap_fill=False,
         solid_infill_below_area_mm2=0,
+        min_layer_time_s=12,
+        min_print_speed_mm_s=8,
     )
     ini = dict(line.split(" = ", 1) for line in config_ini(profile, version="2.5.0").splitlines())
     assert ini["machine_limits_usage"] == "time_estimate_only"
     assert ini["machine_max_acceleration_extruding"] == "2500,2500"
     assert ini["machine_max_jerk_x"] == ini["machine_max_jerk_y"] == "8,8"
     assert (ini["machine_max_jerk_z"], ini["machine_max_jerk_e"]) == ("0.2,0.2", "2.5,2.5")
-    assert ini["slowdown_below_layer_time"] == "0"  # ours never slows layers down
+    # The profile's minimum layer time, as ours applies it.
+    assert ini["cooling"] == "1"
+    assert ini["slowdown_below_layer_time"] == "12"
+    assert ini["min_print_speed"] == "8"
     assert (ini["retract_lift"], ini["brim_width"], ini["gap_fill_enabled"]) == ("0.4", "5", "0")
     assert (ini["solid_infill_below_area"], ini["infill_overlap"]) == ("0", "25%")
 
