@@ -4,6 +4,19 @@ from rest_framework.test import APIClient
 
 from tests.builders import make_organisation, make_user
 
+# What opens the test database: pytest-django blocks it for a test that asks for none of these
+# (nor for the django_db marker).
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that opens no database gives the same answer on SQLite and on PostgreSQL: it is
+    marked `db_independent`, and runs in the SQLite pass only (Makefile `test`)."""
+    if item.get_closest_marker("django_db") is None and not (
+        DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ):
+        item.add_marker(pytest.mark.db_independent)
+
 
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path):
