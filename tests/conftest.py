@@ -23,7 +23,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _fast_password_hashes() -> Iterator[None]:
-    """Passwords are hashed with MD5 in the tests: PBKDF2's million rounds cost ~0.5 s of CPU a
+    """Passwords are hashed with MD5 in the tests: PBKDF2's million rounds cost ~0.85 s of CPU a
     user, and most tests make users. Logging in still checks the password (in this process, the
     live server's thread included); what PBKDF2 itself does is Django's to test."""
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
