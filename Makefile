@@ -3,7 +3,7 @@
 #
 #   make run                   web + worker + beat (+ embedded Redis) at http://127.0.0.1:8000
 #   make test                  system packages, lint, typecheck, the suite on SQLite and on
-#                              PostgreSQL (`cad` tests on SQLite only), each pass timed
+#                              PostgreSQL (`cad`, `db_independent` on SQLite only), each timed
 #   make test-unit             fast tests only, less schemathesis (DB=postgres: on PostgreSQL)
 #   make test-integration      Redis + Celery worker tests (DB=postgres likewise)
 #   make lint / make fmt       ruff; make contracts: app boundaries (import-linter)
@@ -37,11 +37,13 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= logical
 XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
 # Tests marked `postgres` need PostgreSQL; those marked `cad` (heavy geometry that never
-# touches the database) run on SQLite only: on PostgreSQL they would only cost time.
+# touches the database) or `db_independent` (no database, or faults of processes the database
+# plays no part in; tests/conftest.py) run on SQLite only: on PostgreSQL they would only cost time.
+ONCE := not cad and not db_independent
 DB ?= sqlite
 ifeq ($(DB),postgres)
 WITH_DB := bash scripts/with-postgres.sh
-DB_MARKS := and not cad
+DB_MARKS := and $(ONCE)
 else
 WITH_DB :=
 DB_MARKS := and not postgres
@@ -102,7 +104,7 @@ test: system-packages $(STAMP)
 		$(PY) -m pytest $(XDIST) -m "not postgres" $(PYTEST_ARGS); \
 	$(PYTEST_STATUS); \
 	$(TIMED) "test suite on PostgreSQL" bash scripts/with-postgres.sh \
-		$(PY) -m pytest $(XDIST) -m "not cad" $(PYTEST_ARGS); \
+		$(PY) -m pytest $(XDIST) -m "$(ONCE)" $(PYTEST_ARGS); \
 	$(PYTEST_STATUS); \
 	if [ $$empty -eq 2 ]; then \
 		echo "make test: no test matched PYTEST_ARGS in either pass" >&2; status=1; \

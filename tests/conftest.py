@@ -1,8 +1,33 @@
+from collections.abc import Iterator
+
 import pytest
 from django.core.cache import cache
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tests.builders import make_organisation, make_user
+
+# What opens the test database: pytest-django blocks it for a test that asks for none of these
+# (nor for the django_db marker).
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server"}
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that opens no database gives the same answer on SQLite and on PostgreSQL: it is
+    marked `db_independent`, and runs in the SQLite pass only (Makefile `test`)."""
+    if item.get_closest_marker("django_db") is None and not (
+        DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ):
+        item.add_marker(pytest.mark.db_independent)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hashes() -> Iterator[None]:
+    """Passwords are hashed with MD5 in the tests: PBKDF2's million rounds cost ~0.85 s of CPU a
+    user, and most tests make users. Logging in still checks the password (in this process, the
+    live server's thread included); what PBKDF2 itself does is Django's to test."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)

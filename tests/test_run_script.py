@@ -32,10 +32,7 @@ import run  # noqa: E402  (scripts/run.py: its /proc helpers)
 pytestmark = [
     pytest.mark.integration,
     # The runs use SQLite databases of their own, whatever the suite's database: once is enough.
-    pytest.mark.skipif(
-        os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="make run uses its own SQLite database: the SQLite pass runs these",
-    ),
+    pytest.mark.db_independent,
     pytest.mark.xdist_group("make_run"),  # the tests of the shared run, in order, in one process
     pytest.mark.timeout(240),
 ]

@@ -50,7 +50,8 @@ from tests.builders import login_with_mfa, make_order, make_part
 from tests.integration.conftest import _use_broker
 from tests.production.test_station import make_station_job
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+# What it measures is layout, widths in pixels, which the database cannot change: it runs once.
+pytestmark = [pytest.mark.browser, pytest.mark.db_independent, pytest.mark.timeout(600)]
 
 WIDTH = 390
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
