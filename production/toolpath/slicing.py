@@ -127,6 +127,11 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
         regions = forking.map_halves(_region, cuts)
     else:
         regions = [_region(cut) for cut in cuts]
+    # Cuts that differ only in points the simplification drops (where triangle diagonals
+    # cross the plane) give the same region: one object for all of them, so what is built
+    # per region later (its comb area, its prepared index, its islands' walls) is built once.
+    same: dict[bytes, MultiPolygon] = {}
+    regions = [same.setdefault(region.wkb, region) for region in regions]
     slices = [
         Slice(z_mm=top, height_mm=h, region=regions[index])
         for top, h, index in zip(tops, heights, which, strict=True)
