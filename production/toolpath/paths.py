@@ -388,16 +388,16 @@ def _island_paths(
             sparse = as_multipolygon(area.difference(solid))
     # Solid infill over air or over sparse infill spans gaps: it is laid as a bridge, round
     # threads of the nozzle's diameter, which sag less than flattened ones.
-    unsupported = (
-        MultiPolygon()
-        if around.below is None
-        else shapely.union_all([area.difference(around.below), around.below_sparse])
-    )
-    bridge = as_multipolygon(
-        solid.intersection(
-            unsupported.buffer(-width / 2, join_style="mitre").buffer(width / 2, join_style="mitre")
+    bridge = MultiPolygon()
+    if around.below is not None and not solid.is_empty:  # (sparse infill is never a bridge)
+        unsupported = shapely.union_all([area.difference(around.below), around.below_sparse])
+        bridge = as_multipolygon(
+            solid.intersection(
+                unsupported.buffer(-width / 2, join_style="mitre").buffer(
+                    width / 2, join_style="mitre"
+                )
+            )
         )
-    )
     if not bridge.is_empty:
         solid = as_multipolygon(solid.difference(bridge))
     segments = [
