@@ -21,6 +21,7 @@ from production.toolpath.slicing import point_at, polygons_of, segment_at
 SIMPLIFY_MM = 0.02
 ROOM_MARGIN_MM = 2 * SIMPLIFY_MM
 TOUCH_MM = 1e-6
+TAUT_BATCH = 8  # later points tried at once when pulling a route taut (_taut)
 
 
 class Comb:
@@ -239,22 +240,32 @@ def _deduplicated(points: np.ndarray) -> np.ndarray:
 
 def _taut(points: np.ndarray, room: BaseGeometry) -> np.ndarray:
     """Drop corners while the shortcut stays in the room: from each kept point, jump to the
-    furthest later point it sees."""
+    furthest later point it sees.
+
+    The later points are tried furthest first, a few, then twice as many nearer ones, and so
+    on: a route round a hole of a hundred corners usually sees far, and the first batch that
+    has a point in sight has the furthest one.
+    """
     if len(points) <= 2:
         return points
     kept = [0]
     last = len(points) - 1
     while kept[-1] < last:
         i = kept[-1]
-        later = np.arange(i + 2, last + 1)
-        if len(later) == 0:
-            kept.append(i + 1)
-            continue
-        legs = shapely.linestrings(
-            np.stack([np.broadcast_to(points[i], (len(later), 2)), points[later]], axis=1)
-        )
-        seen = later[shapely.covers(room, legs)]
-        kept.append(int(seen.max()) if len(seen) else i + 1)
+        nearest = i + 2  # (seeing none of them, the route goes on to the next, i + 1)
+        end, batch = last, TAUT_BATCH
+        found = i + 1
+        while end >= nearest:
+            later = np.arange(max(end - batch + 1, nearest), end + 1)
+            legs = shapely.linestrings(
+                np.stack([np.broadcast_to(points[i], (len(later), 2)), points[later]], axis=1)
+            )
+            seen = later[shapely.covers(room, legs)]
+            if len(seen):
+                found = int(seen.max())
+                break
+            end, batch = later[0] - 1, 2 * batch
+        kept.append(found)
     return points[kept]
 
 
