@@ -457,6 +457,7 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
             link_from = link_from - half * _direction(paths, candidates, last=True)
             link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
+        shapely.prepare(room)  # for the many links tested against it at once
         edges = shapely.get_rings(polygons_of(area))  # outlines and holes, for _along_edge
         walked: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # ... and their points
         straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))
