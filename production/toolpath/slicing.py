@@ -126,8 +126,9 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
     else:
         regions = [_region(cut) for cut in cuts]
     # Cuts that differ only in points the simplification drops (where triangle diagonals
-    # cross the plane) give the same region: one object for all of them, so what is built
-    # per region later (its comb area, its prepared index, its islands' walls) is built once.
+    # cross the plane) give the same region: one object for all of them, prepared once for
+    # the planner's and the writer's many tests (what they build per region is keyed by its
+    # bytes: paths.iter_layers, paths._walls, the writer's comb areas).
     same: dict[bytes, MultiPolygon] = {}
     regions = [same.setdefault(region.wkb, region) for region in regions]
     slices = [
