@@ -21,6 +21,7 @@ from production.toolpath.slicing import point_at, polygons_of, segment_at
 SIMPLIFY_MM = 0.02
 ROOM_MARGIN_MM = 2 * SIMPLIFY_MM
 TOUCH_MM = 1e-6
+TAUT_BATCH = 8  # later points tried at once when pulling a route taut (_taut)
 
 
 class Comb:
@@ -54,6 +55,36 @@ class Comb:
             [(points, arc_lengths(points)) for points in map(shapely.get_coordinates, rings)]
             for rings in self._rings
         ]
+        # Travels decided by decide_travels: (a, b) -> (crosses, end_crosses).
+        self._decided: dict[tuple[float, float, float, float], tuple[bool, bool]] = {}
+
+    def decide_travels(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Answer crosses() and end_crosses() for the travels starts[i] -> ends[i] all at once,
+        for those calls to look up: a few GEOS calls for a layer's travels instead of several
+        Python calls each (which cost more than the tests themselves). The same operations on
+        the same segments and points, so the same answers."""
+        count = len(starts)
+        segments = shapely.linestrings(np.stack([starts, ends], axis=1))
+        crosses = ~shapely.covers(self.region, segments)
+        end_crosses = np.zeros(count, dtype=bool)
+        if self.polygons:
+            # Out of the room: the stretches outside it decide, as in crosses().
+            out = np.flatnonzero(~crosses & ~shapely.covers(self.room, segments))
+            pieces, owner = shapely.get_parts(
+                shapely.difference(segments[out], self.room), return_index=True
+            )
+            kept = ~shapely.is_empty(pieces)
+            pieces, owner = pieces[kept], out[owner[kept]]
+            at_end = (shapely.distance(pieces, shapely.points(starts[owner])) <= TOUCH_MM) | (
+                shapely.distance(pieces, shapely.points(ends[owner])) <= TOUCH_MM
+            )
+            crosses[owner[~at_end | (shapely.length(pieces) > self.reach_mm)]] = True
+            far = shapely.distance(self.room, shapely.points(np.vstack([starts, ends])))
+            end_crosses = (far[:count] > self.loop_mm) | (far[count:] > self.loop_mm)
+        for a, b, crossing, joining in zip(
+            starts.tolist(), ends.tolist(), crosses.tolist(), end_crosses.tolist(), strict=True
+        ):
+            self._decided[(a[0], a[1], b[0], b[1])] = (crossing, joining)
 
     def inside(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether the straight travel stays in the comb area (crosses no perimeter)."""
@@ -61,6 +92,9 @@ class Comb:
 
     def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether joining the comb area from either end crosses a perimeter loop."""
+        decided = self._decided.get((float(a[0]), float(a[1]), float(b[0]), float(b[1])))
+        if decided is not None:
+            return decided[1]
         return bool(self.polygons) and any(
             self.room.distance(point_at(end)) > self.loop_mm for end in (a, b)
         )
@@ -71,6 +105,9 @@ class Comb:
         across a notch), or runs further through the perimeters than a join would. (A travel
         with an end on a perimeter crosses the loops between that end and the comb area
         whichever way it goes, so a short stretch at an end does not count.)"""
+        decided = self._decided.get((float(a[0]), float(a[1]), float(b[0]), float(b[1])))
+        if decided is not None:
+            return decided[0]
         segment = segment_at(a, b)
         if not self.region.covers(segment):
             return True
@@ -203,22 +240,32 @@ def _deduplicated(points: np.ndarray) -> np.ndarray:
 
 def _taut(points: np.ndarray, room: BaseGeometry) -> np.ndarray:
     """Drop corners while the shortcut stays in the room: from each kept point, jump to the
-    furthest later point it sees."""
+    furthest later point it sees.
+
+    The later points are tried furthest first, a few, then twice as many nearer ones, and so
+    on: a route round a hole of a hundred corners usually sees far, and the first batch that
+    has a point in sight has the furthest one.
+    """
     if len(points) <= 2:
         return points
     kept = [0]
     last = len(points) - 1
     while kept[-1] < last:
         i = kept[-1]
-        later = np.arange(i + 2, last + 1)
-        if len(later) == 0:
-            kept.append(i + 1)
-            continue
-        legs = shapely.linestrings(
-            np.stack([np.broadcast_to(points[i], (len(later), 2)), points[later]], axis=1)
-        )
-        seen = later[shapely.covers(room, legs)]
-        kept.append(int(seen.max()) if len(seen) else i + 1)
+        nearest = i + 2  # (seeing none of them, the route goes on to the next, i + 1)
+        end, batch = last, TAUT_BATCH
+        found = i + 1
+        while end >= nearest:
+            later = np.arange(max(end - batch + 1, nearest), end + 1)
+            legs = shapely.linestrings(
+                np.stack([np.broadcast_to(points[i], (len(later), 2)), points[later]], axis=1)
+            )
+            seen = later[shapely.covers(room, legs)]
+            if len(seen):
+                found = int(seen.max())
+                break
+            end, batch = later[0] - 1, 2 * batch
+        kept.append(found)
     return points[kept]
 
 

@@ -283,6 +283,13 @@ class _Writer:
     def _write_paths(self, layer: LayerPlan, speed: float) -> float:
         p = self.profile
         moves_before = len(self.moves)
+        if p.combing and layer.paths and not layer.region.is_empty:
+            # Where the travels between the paths go, tested all at once (see _route).
+            starts = np.array([path.points[0] for path in layer.paths], dtype=float)
+            ends = np.array(
+                [(self.x, self.y), *(path.points[-1] for path in layer.paths[:-1])], dtype=float
+            )
+            self._comb().decide_travels(ends, starts)
         width = ""
         for path in layer.paths:
             if path.kind != self.kind:
@@ -432,14 +439,15 @@ class _Writer:
             here, there = np.array([self.x, self.y]), np.array([x, y])
             comb = self._comb()
             route = comb.route(here, there)
-            if route is not None and length_of(route) > p.comb_max_detour * length:
+            combed = 0.0 if route is None else length_of(route)
+            if route is not None and combed > p.comb_max_detour * length:
                 route = None  # a long way round: cross, retracted, instead
             if route is None:
                 retract = length > RETRACT_MIN_TRAVEL_MM and (
                     comb.crosses(here, there) or comb.end_crosses(here, there)
                 )
             else:
-                retract = 0 < p.retract_combed_above_mm < length_of(route) or (
+                retract = 0 < p.retract_combed_above_mm < combed or (
                     length > RETRACT_MIN_TRAVEL_MM and comb.end_crosses(here, there)
                 )
         elif may_retract and length > RETRACT_MIN_TRAVEL_MM and not self._over_part(x, y):

@@ -83,7 +83,9 @@ def iter_layers(
     slices: Sequence[Slice], profile: FdmProfile, *, start: tuple[float, float]
 ) -> Iterator[LayerPlan]:
     """plan_layers one layer at a time, each as soon as it is planned."""
-    _centre_lines.cache_clear()  # a cache of this part's gaps, not a store across parts
+    # Caches of this part's gaps and islands, not stores across parts.
+    _centre_lines.cache_clear()
+    _walls.cache_clear()
     for layer in slices:
         shapely.prepare(layer.region)  # speeds up the many `contains` checks below
     top, bottom = profile.top_layers, profile.bottom_layers
@@ -260,28 +262,36 @@ class _Around:
     below_sparse: BaseGeometry  # where the layer under it has sparse infill
 
 
-def _island_paths(
-    island: Polygon,
-    around: _Around,
-    angle: float,
-    profile: FdmProfile,
-    height: float,
-    position: np.ndarray,
-) -> tuple[list[Path], BaseGeometry]:
-    """The island's perimeters, gap fill and infill, and where its infill is sparse."""
+@dataclass(frozen=True)
+class _Walls:
+    """An island's perimeter loops and what they leave: a pure function of the island's
+    outline and the layer's height, so built once per distinct island (_walls)."""
+
+    loops: tuple[tuple[LinearRing, ...], ...]  # each level's rings, outer level first
+    gaps: BaseGeometry | None  # for gap fill, between and inside the loops (None: no gap fill)
+    area: BaseGeometry  # for infill, reaching INFILL_OVERLAP into the innermost loop
+
+
+@functools.lru_cache(maxsize=1024)
+def _walls(island_wkb: bytes, height: float, profile: FdmProfile) -> _Walls:
+    """The perimeters' rings, the gaps and the infill area of one island (its WKB).
+
+    Cached by the island's bytes: the layers of a prismatic stretch repeat their islands
+    (the mounting bracket's 306 islands are 135 distinct ones), and where the layers around
+    them or the nozzle's start differ, only the seams, the infill and the order change.
+    """
+    island = shapely.from_wkb(island_wkb)
     width = profile.line_width_mm
     spacing = profile.spacing_mm(height)
-    paths: list[Path] = []
     gaps: list[BaseGeometry] = []
-    innermost: list[int] = []  # where the innermost perimeter's loops are in `paths`
+    loops: list[tuple[LinearRing, ...]] = []
     # Everything below is measured in spacings: a line of width w lays the material of a
     # flat-sided band one spacing wide, and such bands tile a wall without overlapping. The
     # outer loop's band starts `bulge` inside the outline (its round side fills that).
     # `room` is what the next loops' bands may take, a band on either side of the wall.
     bulge = (width - spacing) / 2
     room: BaseGeometry = island.buffer(-bulge, join_style="mitre")
-    loops_done = 0
-    for level in range(profile.perimeters):  # outer perimeter first
+    for _ in range(profile.perimeters):  # outer perimeter first
         # A loop goes only where both its sides fit side by side: where the room is at least
         # two spacings thick. Where it is thinner, two full loops would overlap (a thin tube
         # wall); gap fill tiles that rest with lines of the width it needs.
@@ -305,18 +315,10 @@ def _island_paths(
         if not rings:
             room = MultiPolygon()
             break  # the island is too thin for more loops
-        loops_done += 1
-        innermost = []
-        kind = Kind.EXTERNAL_PERIMETER if level == 0 else Kind.PERIMETER
-        while rings:
-            here = point_at(position)
-            ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
-            innermost.append(len(paths))
-            paths.append(_loop(kind, ring, position, seam=profile.seam))
-            position = paths[-1].points[-1]
+        loops.append(tuple(rings))
         room = rest
 
-    if profile.perimeters and loops_done < profile.perimeters:
+    if profile.perimeters and len(loops) < profile.perimeters:
         room = MultiPolygon()  # no room left inside the perimeters
     # What is left inside the perimeters: strips up to THIN_STRIP spacings thick are tiled
     # with lines along them (gap fill), the rest is infill.
@@ -332,8 +334,37 @@ def _island_paths(
             area = shapely.union_all(pieces).buffer(INFILL_OVERLAP * spacing, join_style="mitre")
     if not profile.perimeters:
         area = island.buffer(-width / 2, join_style="mitre")
-    if profile.gap_fill and gaps:
-        gap = _widen_into_slivers(shapely.union_all(gaps), paths, innermost, width)
+    gap = shapely.union_all(gaps) if profile.gap_fill and gaps else None
+    return _Walls(loops=tuple(loops), gaps=gap, area=area)
+
+
+def _island_paths(
+    island: Polygon,
+    around: _Around,
+    angle: float,
+    profile: FdmProfile,
+    height: float,
+    position: np.ndarray,
+) -> tuple[list[Path], BaseGeometry]:
+    """The island's perimeters, gap fill and infill, and where its infill is sparse."""
+    width = profile.line_width_mm
+    spacing = profile.spacing_mm(height)
+    paths: list[Path] = []
+    innermost: list[int] = []  # where the innermost perimeter's loops are in `paths`
+    walls = _walls(island.wkb, height, profile)
+    for level, level_rings in enumerate(walls.loops):  # outer perimeter first
+        rings = list(level_rings)
+        innermost = []
+        kind = Kind.EXTERNAL_PERIMETER if level == 0 else Kind.PERIMETER
+        while rings:
+            here = point_at(position)
+            ring = rings.pop(min(range(len(rings)), key=lambda i: rings[i].distance(here)))
+            innermost.append(len(paths))
+            paths.append(_loop(kind, ring, position, seam=profile.seam))
+            position = paths[-1].points[-1]
+    area = walls.area
+    if walls.gaps is not None:
+        gap = _widen_into_slivers(walls.gaps, paths, innermost, width)
         gap_paths = _gap_fill(gap, profile, height, position)
         paths += gap_paths
         if gap_paths:
@@ -357,16 +388,16 @@ def _island_paths(
             sparse = as_multipolygon(area.difference(solid))
     # Solid infill over air or over sparse infill spans gaps: it is laid as a bridge, round
     # threads of the nozzle's diameter, which sag less than flattened ones.
-    unsupported = (
-        MultiPolygon()
-        if around.below is None
-        else shapely.union_all([area.difference(around.below), around.below_sparse])
-    )
-    bridge = as_multipolygon(
-        solid.intersection(
-            unsupported.buffer(-width / 2, join_style="mitre").buffer(width / 2, join_style="mitre")
+    bridge = MultiPolygon()
+    if around.below is not None and not solid.is_empty:  # (sparse infill is never a bridge)
+        unsupported = shapely.union_all([area.difference(around.below), around.below_sparse])
+        bridge = as_multipolygon(
+            solid.intersection(
+                unsupported.buffer(-width / 2, join_style="mitre").buffer(
+                    width / 2, join_style="mitre"
+                )
+            )
         )
-    )
     if not bridge.is_empty:
         solid = as_multipolygon(solid.difference(bridge))
     segments = [
@@ -426,6 +457,7 @@ def _linked(paths: list[Path], areas: dict[Kind, tuple[BaseGeometry, float]]) ->
             link_from = link_from - half * _direction(paths, candidates, last=True)
             link_to = link_to + half * _direction(paths, candidates + 1, last=False)
         room = area.buffer(LINK_TOLERANCE_MM)
+        shapely.prepare(room)  # for the many links tested against it at once
         edges = shapely.get_rings(polygons_of(area))  # outlines and holes, for _along_edge
         walked: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # ... and their points
         straight = shapely.covers(room, shapely.linestrings(np.stack([link_from, link_to], axis=1)))

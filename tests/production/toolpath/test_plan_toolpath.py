@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import trimesh
 
@@ -331,3 +332,39 @@ def test_a_nonsense_profile_is_a_programming_error_not_a_rejection() -> None:
         make_profile(flavour="reprap")
     with pytest.raises(ValueError, match="layer_height_mm must be positive"):
         make_profile(layer_height_mm=0)
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "mesh",
+    [
+        trimesh.creation.icosphere(subdivisions=3, radius=12),
+        trimesh.creation.torus(major_radius=15, minor_radius=4, major_sections=40),
+        trimesh.creation.cylinder(radius=5, height=8, sections=24),
+        trimesh.creation.box((10, 6, 4)),
+    ],
+    ids=["icosphere", "torus", "cylinder", "box"],
+)
+def test_all_planes_are_cut_in_one_pass_exactly_as_trimesh_cuts_them_one_by_one(
+    mesh: trimesh.Trimesh,
+) -> None:
+    from production.toolpath.slicing import _sections
+
+    mesh = mesh.copy()
+    mesh.apply_translation(-mesh.bounds[0])
+    top = float(mesh.bounds[1][2])
+    # Planes between vertices, and on whole-millimetre heights: through the box's faces and
+    # the cylinder's rims (trimesh's cases with a corner on the plane).
+    heights = np.concatenate([np.arange(0.1, top, 0.2), np.arange(0.0, top + 1.0, 1.0)])
+    expected, _, _ = trimesh.intersections.mesh_multiplane(
+        mesh, plane_origin=[0.0, 0.0, 0.0], plane_normal=[0.0, 0.0, 1.0], heights=heights
+    )
+    found = _sections(mesh, heights)
+    inside = [segments for segments, h in zip(found, heights, strict=True) if 0.05 < h < top - 0.05]
+    assert inside and all(len(segments) >= 3 for segments in inside)  # closed outlines
+    assert len(found) == len(expected)
+    for ours, theirs in zip(found, expected, strict=True):
+        assert ours.shape == theirs.shape
+        assert ours.tobytes() == theirs.tobytes()  # the same bits, in the same order

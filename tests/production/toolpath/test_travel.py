@@ -166,6 +166,30 @@ def test_a_part_too_thin_for_a_comb_area_routes_nothing() -> None:
     assert not comb.crosses(np.array([0.6, 1.0]), np.array([0.6, 29.0]))
 
 
+def test_a_layers_travels_decided_at_once_get_the_answers_of_one_by_one() -> None:
+    # Two U's with a hole each: travels inside, across the gap, through a hole, from the
+    # perimeters, between the islands and off the part.
+    holed = U.difference(Polygon([(2, 2), (6, 2), (6, 6), (2, 6)]))
+    region = MultiPolygon([holed, shapely.affinity.translate(holed, 40, 0)])
+    random = np.random.default_rng(19)
+    starts = random.uniform((-3.0, -3.0), (73.0, 33.0), (400, 2))
+    ends = starts + random.uniform(-8.0, 8.0, (400, 2))
+    one_by_one = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
+    expected = [
+        (one_by_one.crosses(a, b), one_by_one.end_crosses(a, b))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    at_once = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
+    at_once.decide_travels(starts, ends)
+    found = [
+        (at_once.crosses(a, b), at_once.end_crosses(a, b))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    assert found == expected
+    assert 50 < sum(crossing for crossing, _ in expected) < 350  # both answers are common
+    assert 50 < sum(joining for _, joining in expected) < 350
+
+
 # --- in the G-code ----------------------------------------------------------------------------
 
 
