@@ -2,16 +2,20 @@
 
 `rs274` (Debian package linuxcnc-uspace) is LinuxCNC's standalone interpreter: it reads a
 program as the machine would and prints the canonical machining calls it makes, stopping at
-the first error. It runs here in a temporary directory of its own (it may read or write a
-parameter file in its working directory), with a tool table written from the program's
-tools (an unknown T number is an error to it), no terminal (`-g`: no interactive menu) and a
-time limit. An interpreter killed by a signal (seen once in CI: SIGBUS) says nothing about
-the program: it is run again, up to `ATTEMPTS` times, then `Rs274Crashed` (a transient
-error: the step is retried later) is raised rather than a rejection.
+the first error. It runs here in a temporary directory of its own, which is also its HOME:
+it may read or write a parameter file in its working directory, and it maps its tool table
+into `$HOME/.tool.mmap`. With one HOME for all, runs at the same time read each other's tool
+tables (a verdict about another program's tools) and one run truncating the file another
+has mapped kills that one with SIGBUS (seen in CI). It gets a tool table written from the
+program's tools (an unknown T number is an error to it), no terminal (`-g`: no interactive
+menu) and a time limit. An interpreter killed by a signal says nothing about the program: it
+is run again, up to `ATTEMPTS` times, then `Rs274Crashed` (a transient error: the step is
+retried later) is raised rather than a rejection.
 
     rs274_errors(gcode, tools=program.tools)  # () when the interpreter accepts the program
 """
 
+import os
 import re
 import subprocess
 import tempfile
@@ -47,7 +51,8 @@ def rs274_errors(
 
     `tools` fill the interpreter's tool table; without them, every T number the program
     names is entered with no diameter, so only the syntax and motion are judged. Running it
-    twice gives the same answer: nothing outside its temporary directory is touched.
+    twice, or at the same time, gives the same answer: nothing outside its temporary
+    directory is touched.
     """
     for _attempt in range(ATTEMPTS):
         try:
@@ -77,7 +82,7 @@ def rs274_errors(
 def _run_once(
     gcode: bytes, tools: Sequence[ToolUse] | None, binary: str, timeout_s: float
 ) -> subprocess.CompletedProcess[bytes]:
-    """One run of the interpreter in a fresh temporary directory."""
+    """One run of the interpreter in a fresh temporary directory, its HOME too."""
     with tempfile.TemporaryDirectory(prefix="rs274-") as folder:
         work = Path(folder)
         (work / "program.ngc").write_bytes(gcode)
@@ -86,6 +91,7 @@ def _run_once(
             return subprocess.run(
                 [binary, "-g", "-t", "tools.tbl", "program.ngc", "canon.txt"],
                 cwd=work,
+                env={**os.environ, "HOME": folder},
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 timeout=timeout_s,

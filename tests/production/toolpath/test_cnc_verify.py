@@ -8,6 +8,7 @@ parts are; rs274 (LinuxCNC's interpreter) reads the same programs.
 import functools
 import io
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cadquery as cq
@@ -480,6 +481,21 @@ def test_rs274_refuses_a_tool_missing_from_the_table_and_a_program_with_no_end()
     assert rs274_errors(pocket_program().encode()) == ()  # the table from the program's T words
     (unended,) = rs274_errors(pocket_program().replace("M30\n", "").encode(), tools=TOOLS)
     assert "program end" in unended
+
+
+def test_rs274_runs_at_the_same_time_keep_their_own_tool_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rs274 maps its tool table into $HOME/.tool.mmap: with one HOME, a run read another's
+    table (a missing tool for a program whose tools were all given) or died of SIGBUS."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    program = pocket_program().encode()
+    tables = [TOOLS, (DRILL,)] * 8
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        verdicts = list(pool.map(lambda tools: rs274_errors(program, tools=tools), tables))
+    assert verdicts[0::2] == [()] * 8
+    assert all(len(errors) == 1 and "tool 1" in errors[0] for errors in verdicts[1::2])
+    assert list(tmp_path.iterdir()) == []  # nothing of it left in the caller's HOME
 
 
 def _interpreter_killed_on_its_first_runs(folder: Path, killed_runs: int) -> str:
