@@ -192,7 +192,25 @@ def test_the_order_list_costs_the_same_for_2_orders_or_8(path, requester, api, b
         make_order(user=requester, lines=2)
     many = queries(lambda: client.get(path))
     assert many == few
-    assert many <= 10
+    # The page: session, user, second-factor status, cart size, the orders, their lines.
+    assert many <= (10 if path.startswith("/api/") else 6)
+
+
+def test_the_order_list_page_shows_each_orders_lines_status_and_placer(requester, browser):
+    """The page reads plain values (orders.views._order_rows): what it shows is still each
+    order's number, status, placer, lines and total, and a search still narrows it."""
+    first, second = make_order(user=requester, lines=2), make_order(user=requester, lines=1)
+    page = browser.get("/orders/").content.decode()
+    for order in (first, second):
+        assert f'href="/orders/{order.pk}/">{order.number}</a>' in page
+        assert f"{order.total_price} {order.currency}" in page
+        for line in order.lines.select_related("revision__family"):
+            assert f"{line.quantity} × {line.revision.family.name}<br>" in page
+    assert page.count(f"by {requester.username}") == 2
+    assert f">{first.get_status_display()}</span>" in page
+    assert page.index(second.number) < page.index(first.number)  # newest first
+    searched = browser.get("/orders/", {"q": second.number}).content.decode()
+    assert second.number in searched and first.number not in searched
 
 
 @pytest.mark.parametrize("api_path", [True, False])
