@@ -84,11 +84,16 @@ def _signed_in(request: HttpRequest) -> User:
 
 
 def _membership(request: HttpRequest) -> Membership | None:
-    return (
-        Membership.objects.filter(user=_signed_in(request))
-        .select_related("organisation", "team")
-        .first()
-    )
+    """The signed-in user's membership with its organisation and team, read once a request:
+    a page, its delivery site and its "save on an asset" forms all ask for it."""
+    if not hasattr(request, "mf_membership"):
+        request.mf_membership = (  # type: ignore[attr-defined]
+            Membership.objects.filter(user=_signed_in(request))
+            .select_related("organisation", "team")
+            .first()
+        )
+    membership: Membership | None = request.mf_membership  # type: ignore[attr-defined]
+    return membership
 
 
 def _default_site(request: HttpRequest) -> str:
@@ -288,13 +293,11 @@ def _quantity_problem(raw: str) -> str:
 @login_required
 def part_page(request: HttpRequest, slug: str) -> HttpResponse:
     family, revision, materials = _part_of(slug)
-    specs = parse_schema(revision.parameter_schema)
-    values = defaults(specs)
+    values = defaults(parse_schema(revision.parameter_schema))
     context = {
         "family": family,
         "revision": revision,
-        "fields": _fields(specs, values, {}),
-        "materials": materials,
+        "parameters": _parameter_fields(slug, revision, materials),
         "quantity": 1,
         "max_quantity": settings.ORDER_MAX_QUANTITY,
         "configuration": _default_configuration(
@@ -316,6 +319,18 @@ def _part_of(slug: str) -> tuple[PartFamily, PartRevision, list[Material]]:
     return catalog_cached(f"part-page:{slug}", read)
 
 
+def _parameter_fields(slug: str, revision: PartRevision, materials: list[Material]) -> str:
+    """The form's parameter fields (defaults filled in) and materials, the same for every
+    visitor: rendered once per catalog generation, not on each visit."""
+
+    def render() -> str:
+        specs = parse_schema(revision.parameter_schema)
+        context = {"fields": _fields(specs, defaults(specs), {}), "materials": materials}
+        return render_to_string("orders/_part_parameters.html", context)
+
+    return mark_safe(catalog_cached(f"part-parameters:{slug}:{revision.pk}", render))
+
+
 def _default_configuration(
     request: HttpRequest, revision: PartRevision, values: dict[str, Any], material: str
 ) -> str:
@@ -325,11 +340,14 @@ def _default_configuration(
     in it is the user's: the CSRF token, the user's name and assets are in the page around it).
     A preview that became ready meanwhile shows at the fragment's own poll (part_configure,
     never kept); a refusal that is the user's own (too many previews) is not kept."""
-    site = _default_site(request)
-    key = f"part-configuration:{revision.pk}:{catalog_generation()}:{material}:{site}"
+    membership = _membership(request)
+    # Keyed by the site's id, which the membership holds: its slug is read only to render.
+    site_id = membership.organisation.default_delivery_site_id if membership else None
+    key = f"part-configuration:{revision.pk}:{catalog_generation()}:{material}:{site_id}"
     kept: str | None = cache.get(key)
     if kept is not None:
         return mark_safe(kept)  # rendered by our own template, escaped there
+    site = _default_site(request)
     context = {
         "family": revision.family,
         "revision": revision,
