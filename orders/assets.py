@@ -71,7 +71,11 @@ def assets_editable_by(membership: Membership | None) -> QuerySet[Asset]:
     if membership is None:
         return Asset.objects.none()
     assets = Asset.objects.filter(team__organisation_id=membership.organisation_id)
-    return assets if membership.can_approve else assets.filter(team_id=membership.team_id)
+    if membership.can_approve:
+        return assets
+    if membership.team_id is None:  # a member of no team changes no asset
+        return Asset.objects.none()
+    return assets.filter(team_id=membership.team_id)
 
 
 def _editor(user: Any, asset: Asset) -> None:
