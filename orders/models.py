@@ -152,6 +152,11 @@ FINAL = frozenset(status for status, moves in TRANSITIONS.items() if not moves)
 WORK_ORDER_REF_MAX_LENGTH = 64
 
 
+def order_number(pk: int) -> str:
+    """The number people quote for an order: "O-000042"."""
+    return f"O-{pk:06d}"
+
+
 class Order(models.Model):
     Status = Status
 
@@ -252,7 +257,7 @@ class Order(models.Model):
 
     @property
     def number(self) -> str:
-        return f"O-{self.pk:06d}"
+        return order_number(self.pk)
 
     @property
     def is_final(self) -> bool:

@@ -17,6 +17,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,15 +63,25 @@ def order_url(order: Order) -> str:
     return f"{site_url()}/orders/{order.pk}/"
 
 
-def order_changed(*, order: Order, previous: str, now: datetime) -> None:
-    """An order changed status: webhooks, and e-mails (sent after the transaction commits)
-    to the requester when it completed, was rejected or waits for a new price to be confirmed,
-    and to the team's approvers when it waits for their approval or a new price. Call inside
-    the transaction that changed it."""
+def active_webhooks(organisation_id: int) -> list[Webhook]:
+    """The organisation's active webhooks: read once by a caller that moves an order several
+    times in one transaction (placing it: submitted, approved, in production)."""
+    return list(Webhook.objects.filter(organisation_id=organisation_id, active=True))
+
+
+def order_changed(
+    *, order: Order, previous: str, now: datetime, webhooks: Sequence[Webhook] | None = None
+) -> None:
+    """An order changed status: webhooks (`webhooks`: the organisation's active ones, when
+    the caller read them), and e-mails (sent after the transaction commits) to the requester
+    when it completed, was rejected or waits for a new price to be confirmed, and to the
+    team's approvers when it waits for their approval or a new price. Call inside the
+    transaction that changed it."""
     _emit(
         organisation_id=order.organisation_id,
         event="order.status_changed",
         payload={"order": order_payload(order), "from_status": previous, "at": now.isoformat()},
+        webhooks=webhooks,
     )
     from orders import tasks
 
@@ -105,9 +116,15 @@ def job_changed(*, notice: JobEventNotice, now: datetime) -> None:
     )
 
 
-def _emit(*, organisation_id: int, event: str, payload: dict[str, Any]) -> list[int]:
+def _emit(
+    *,
+    organisation_id: int,
+    event: str,
+    payload: dict[str, Any],
+    webhooks: Sequence[Webhook] | None = None,
+) -> list[int]:
     ids = []
-    for webhook in Webhook.objects.filter(organisation_id=organisation_id, active=True):
+    for webhook in active_webhooks(organisation_id) if webhooks is None else webhooks:
         delivery = WebhookDelivery.objects.create(
             webhook=webhook,
             event=event,

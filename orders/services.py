@@ -48,6 +48,7 @@ from orders.models import (
     Organisation,
     Status,
     Team,
+    Webhook,
 )
 from orders.quoting import PASSED_ON, TO_CONFIRM, Quote, QuoteError, price_change, requote
 from production import public
@@ -282,7 +283,9 @@ def order_place(
                 )
                 for line, quote in quoted
             )
-            _move(order, Status.SUBMITTED, actor=user, now=now, lines=created)
+            # The organisation's webhooks, read once for the order's three moves.
+            hooks = notifications.active_webhooks(organisation.pk)
+            _move(order, Status.SUBMITTED, actor=user, now=now, lines=created, webhooks=hooks)
             team = membership.team
             threshold = team.approval_threshold if team else None
             above = team is not None and threshold is not None and total > threshold
@@ -295,6 +298,7 @@ def order_place(
                     f"that is down ({order.downtime_text}): {total} {order.currency} is above "
                     f"the threshold of {threshold}",
                     lines=created,
+                    webhooks=hooks,
                 )
             elif above and team:
                 _move(
@@ -305,10 +309,16 @@ def order_place(
                     reason=f"{total} {order.currency} is above {team.name}'s "
                     f"approval threshold of {threshold}",
                     lines=created,
+                    webhooks=hooks,
                 )
             else:
                 _approve_and_start(
-                    order, actor=None, now=now, reason="no approval needed", lines=created
+                    order,
+                    actor=None,
+                    now=now,
+                    reason="no approval needed",
+                    lines=created,
+                    webhooks=hooks,
                 )
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its order.
@@ -592,10 +602,12 @@ def _move(
     now: datetime,
     reason: str = "",
     lines: bool | Sequence[OrderLine] = True,
+    webhooks: Sequence[Webhook] | None = None,
 ) -> None:
     """Move the order (and, with `lines`, each of its unfinished lines: read, or the order's
     lines the caller holds) to `to`, recording who and when; refuse a move TRANSITIONS does
-    not allow. Call inside a transaction."""
+    not allow. `webhooks`: the organisation's active ones, when the caller read them. Call
+    inside a transaction."""
     if to not in TRANSITIONS[order.status]:
         raise DomainError(
             f"order {order.number} is {order.get_status_display()}; it cannot "
@@ -647,7 +659,7 @@ def _move(
         # One UPDATE for all the lines, not one each (order create's query budget).
         OrderLine.objects.filter(pk__in=[line.pk for line in moved]).update(**fields)
     OrderEvent.objects.bulk_create(events)
-    notifications.order_changed(order=order, previous=previous, now=now)
+    notifications.order_changed(order=order, previous=previous, now=now, webhooks=webhooks)
 
 
 def line_move_event(
@@ -684,11 +696,14 @@ def _approve_and_start(
     now: datetime,
     reason: str = "",
     lines: Sequence[OrderLine] | None = None,
+    webhooks: Sequence[Webhook] | None = None,
 ) -> None:
     """Approve the order and queue its lines' jobs; `lines`: the order's lines, when the
-    caller holds them (else read once)."""
+    caller holds them (else read once); `webhooks`: the organisation's, when read."""
     held = list(order.lines.all()) if lines is None else lines
-    _move(order, Status.APPROVED, actor=actor, now=now, reason=reason, lines=held)
+    _move(
+        order, Status.APPROVED, actor=actor, now=now, reason=reason, lines=held, webhooks=webhooks
+    )
     who = actor.get_username() if actor is not None else "system"
     # An estimated line's jobs build, check and plan the part, but no machine takes them
     # before its price is checked on the built part (order_follow_jobs): a price that rose
@@ -699,7 +714,7 @@ def _approve_and_start(
         actor=f"user {who}" if actor is not None else "system",
         hold=dict.fromkeys(estimated, PRICE_HOLD),
     )
-    _move(order, Status.IN_PRODUCTION, actor=actor, now=now, lines=held)
+    _move(order, Status.IN_PRODUCTION, actor=actor, now=now, lines=held, webhooks=webhooks)
 
 
 def _locked(order: Order) -> Order:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Model, Prefetch, QuerySet
+from django.db.models import Model, Prefetch, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -445,17 +445,18 @@ class QuoteOutputSerializer(serializers.Serializer[Any]):  # describes the respo
     )
 
 
+# What an order's answer shows of its lines and events (orders_with_details, _placed).
+DETAILS = (
+    "events",
+    Prefetch("lines", OrderLine.objects.select_related("revision__family", "material")),
+)
+
+
 def orders_with_details(user: object) -> QuerySet[Order]:
     return (
         Order.objects.for_user(user)
         .select_related("organisation", "team", "placed_by", "delivery_site", "asset")
-        .prefetch_related(
-            "events",
-            Prefetch(
-                "lines",
-                OrderLine.objects.select_related("revision__family", "material"),
-            ),
-        )
+        .prefetch_related(*DETAILS)
     )
 
 
@@ -468,6 +469,14 @@ def _order_output(request: Request, order: Order) -> Any:
 def _detail(request: Request, order: Order, status: int = 200) -> Response:
     order = orders_with_details(request.user).get(pk=order.pk)
     return Response(_order_output(request, order), status=status)
+
+
+def _placed(request: Request, order: Order, *, created: bool) -> Response:
+    """The answer to placing an order, from the order in hand (order_place made it with its
+    organisation, team, placer and asset, and moved it to where it is): only its lines and
+    events are read, not the whole order again."""
+    prefetch_related_objects([order], *DETAILS)
+    return Response(_order_output(request, order), status=201 if created else 200)
 
 
 def _refuse_oversized(request: Request) -> None:
@@ -542,7 +551,7 @@ class OrdersApi(GenericAPIView[Order]):
                 work_order_ref=data.get("work_order_ref", ""),
             ),
         )
-        return _detail(request, order, status=201 if created else 200)
+        return _placed(request, order, created=created)
 
 
 class OrderDetailApi(APIView):

@@ -1,12 +1,14 @@
 """{% editable_assets as assets %}: the assets the signed-in user may put spare parts on, for
-the "save on an asset" forms of the part and order pages (orders.asset_views)."""
+the "save on an asset" forms of the part and order pages (orders.asset_views). Read once a
+request: an order page asks for each of its lines."""
 
 from typing import Any
 
 from django import template
 
-from orders.assets import asset_can_edit, assets_for
-from orders.models import Asset, Membership
+from orders.assets import assets_editable_by
+from orders.models import Asset
+from orders.views import _membership
 
 register = template.Library()
 
@@ -15,7 +17,9 @@ register = template.Library()
 def editable_assets(context: dict[str, Any]) -> list[Asset]:
     request = context.get("request")
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    if request is None or user is None or not user.is_authenticated:
         return []
-    membership = Membership.objects.filter(user=user).select_related("team").first()
-    return [a for a in assets_for(user).order_by("tag") if asset_can_edit(membership, a)]
+    if not hasattr(request, "mf_editable_assets"):
+        request.mf_editable_assets = list(assets_editable_by(_membership(request)).order_by("tag"))
+    assets: list[Asset] = request.mf_editable_assets
+    return assets

@@ -567,3 +567,27 @@ def test_the_admin_lists_and_shows_assets_and_their_spare_parts(tech):
         response = browser.get(url)
         assert response.status_code == 200, url
     assert "L3-PACK" in browser.get("/admin/orders/asset/?q=PACK").content.decode()
+
+
+def test_the_part_page_offers_the_assets_the_visitor_may_change(tech, organisation):
+    """The "save on an asset" list (orders.assets.assets_editable_by, one query): a member's
+    own team's assets, every team's of the organisation for an approver, none of another
+    organisation's or for a member of no team."""
+    own = register(tech)
+    other_team = make_team(organisation, slug="hall-c", threshold=None)
+    colleague = join_team(make_user("colleague", organisation=organisation), other_team)
+    theirs = register(colleague, tag="C1-LIFT")
+    approver = make_user("boss", organisation=organisation, role="approver")
+    loner = make_user("loner", organisation=organisation)
+    elsewhere = make_organisation("elsewhere")
+    stranger = join_team(make_user("stranger", organisation=elsewhere), make_team(elsewhere))
+    register(stranger, tag="X9-FAR")
+
+    def offered(user) -> set[str]:
+        html = page(user).get("/parts/block/").content.decode()
+        return {tag for tag in ("L3-PACK", "C1-LIFT", "X9-FAR") if f">{tag} " in html}
+
+    assert offered(tech) == {own.tag}
+    assert offered(colleague) == {theirs.tag}
+    assert offered(approver) == {own.tag, theirs.tag}
+    assert offered(loner) == set()
