@@ -170,12 +170,10 @@ class World:
 
 
 @pytest.fixture
-def world(built_preview: BuiltPreview, settings: Any) -> World:
+def world(built_preview: BuiltPreview) -> World:
     """One organisation with a member of each role, a staff user of the factory, a machine
     with its token running one of the organisation's jobs, an order waiting for approval, a
     ready preview with its DFM report, and a rival organisation's order."""
-    # Nobody logs in with a password here: a fast hasher saves ~0.3 s per user made.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     acme = make_organisation("acme")
     users = {
         role: make_user(role, organisation=acme, role=role)

@@ -86,10 +86,6 @@ class Comb:
         ):
             self._decided[(a[0], a[1], b[0], b[1])] = (crossing, joining)
 
-    def inside(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether the straight travel stays in the comb area (crosses no perimeter)."""
-        return bool(self.polygons) and bool(self.room.covers(segment_at(a, b)))
-
     def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether joining the comb area from either end crosses a perimeter loop."""
         decided = self._decided.get((float(a[0]), float(a[1]), float(b[0]), float(b[1])))

@@ -323,8 +323,7 @@ def test_every_url_is_a_page_or_says_why_not() -> None:
 
 
 @pytest.fixture
-def world(settings) -> Iterator[World]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def world() -> Iterator[World]:
     # No worker: the messages the pages send go nowhere, at once (a Redis nobody runs would be
     # tried again and again). The one preview the part page shows is built below, here.
     previous = celery_app.conf.broker_url

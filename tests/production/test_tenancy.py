@@ -67,9 +67,7 @@ def blank_pdf() -> bytes:
 
 @pytest.fixture(autouse=True)
 def _fast_setup(settings) -> None:
-    """Each test makes eight users: a fast hasher (passwords play no part here), and pages
-    link site.css without collectstatic's manifest."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    """Pages link site.css without collectstatic's manifest."""
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
