@@ -322,7 +322,8 @@ def main() -> None:
         # The benchmark's writes are one user's: the per-user write throttle (120/min) would
         # answer most of them 429.
         "MF_API_WRITE_RATE_USER": "1000000/s",
-        "DJANGO_SETTINGS_MODULE": "microfactory.settings",
+        # The product's settings and URLs, and the floors' two (web_floors.py).
+        "DJANGO_SETTINGS_MODULE": "benchmarks.web_settings",
     }
     env.setdefault("DATABASE_URL", os.environ.get("DATABASE_URL", ""))
     if not env["DATABASE_URL"]:
@@ -351,6 +352,9 @@ def main() -> None:
         wait_ready(base + "/healthz")
         targets = [
             Target("ceiling (/healthz)", "GET", "/healthz", ""),
+            # What every signed-in page and every order create pay before their own work.
+            Target("floor: signed-in page", "GET", "/floor/page", "session"),
+            Target("floor: order input", "POST", "/api/v1/floor/order-input/", "token", order_body),
             Target("catalog list API", "GET", "/api/v1/parts/", "token"),
             Target("catalog page", "GET", "/", "session"),
             Target("part page", "GET", "/parts/shaft-collar/", "session"),
