@@ -33,13 +33,13 @@ from orders.assets import (
     assets_for,
     line_request,
 )
+from orders.membership import request_membership
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
 from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
 from orders.views import (
     _cart_delivery,
     _default_site,
     _flatten,
-    _membership,
     _quantity,
     _raw_parameters,
     _revision_of,
@@ -63,7 +63,7 @@ def assets_page(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "orders/assets.html",
-        {"assets": assets, "membership": _membership(request)},
+        {"assets": assets, "membership": request_membership(request)},
     )
 
 
@@ -100,7 +100,7 @@ def _asset_form(
             "form": fields,
             "errors": errors,
             "criticalities": Asset.Criticality.choices,
-            "membership": _membership(request),
+            "membership": request_membership(request),
         },
         status=400 if errors else 200,
     )
@@ -149,7 +149,7 @@ def asset_page(request: HttpRequest, asset_id: int) -> HttpResponse:
             "asset": asset,
             "parts": asset.parts.select_related("revision__family", "material"),
             "history": [(line, jobs.get(line.pk, [])) for line in lines],
-            "can_edit": asset_can_edit(_membership(request), asset),
+            "can_edit": asset_can_edit(request_membership(request), asset),
         },
     )
 
@@ -345,7 +345,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             "today": timezone.localdate().isoformat(),
             "work_order_max": WORK_ORDER_REF_MAX_LENGTH,
             "max_quantity": settings.ORDER_MAX_QUANTITY,
-            "membership": _membership(request),
+            "membership": request_membership(request),
         },
         status=400 if errors else 200,
     )

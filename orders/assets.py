@@ -56,26 +56,36 @@ def assets_for(user: object) -> QuerySet[Asset]:
     )
 
 
+def _editable_scope(membership: Membership | None) -> tuple[int, int | None] | None:
+    """Whose assets a member may change and save spare parts on, the rule in one place: their
+    team's, or every team's of their organisation for approvers and managers. (organisation,
+    team): team None is every team; None: no asset at all."""
+    if membership is None:
+        return None
+    if membership.can_approve:
+        return membership.organisation_id, None
+    if membership.team_id is None:  # a member of no team changes no asset
+        return None
+    return membership.organisation_id, membership.team_id
+
+
 def asset_can_edit(membership: Membership | None, asset: Asset) -> bool:
-    """Members of the asset's team, and the organisation's approvers and managers."""
+    scope = _editable_scope(membership)
     return (
-        membership is not None
-        and membership.organisation_id == asset.team.organisation_id
-        and (membership.team_id == asset.team_id or membership.can_approve)
+        scope is not None
+        and asset.team.organisation_id == scope[0]
+        and scope[1] in (None, asset.team_id)
     )
 
 
 def assets_editable_by(membership: Membership | None) -> QuerySet[Asset]:
-    """The assets asset_can_edit lets this member change and save spare parts on, in one
-    query: their team's, or every team's of their organisation for approvers and managers."""
-    if membership is None:
+    """The assets asset_can_edit lets this member change, in one query."""
+    scope = _editable_scope(membership)
+    if scope is None:
         return Asset.objects.none()
-    assets = Asset.objects.filter(team__organisation_id=membership.organisation_id)
-    if membership.can_approve:
-        return assets
-    if membership.team_id is None:  # a member of no team changes no asset
-        return Asset.objects.none()
-    return assets.filter(team_id=membership.team_id)
+    organisation, team = scope
+    assets = Asset.objects.filter(team__organisation_id=organisation)
+    return assets if team is None else assets.filter(team_id=team)
 
 
 def _editor(user: Any, asset: Asset) -> None:

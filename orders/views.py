@@ -38,9 +38,9 @@ from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import DeliveryQuote, SpeedOption, order_delivery_quote, order_speed
+from orders.membership import request_membership
 from orders.models import (
     FINAL,
-    Membership,
     Order,
     OrderLine,
     SavedQuote,
@@ -83,23 +83,10 @@ def _signed_in(request: HttpRequest) -> User:
     return user
 
 
-def _membership(request: HttpRequest) -> Membership | None:
-    """The signed-in user's membership with its organisation and team, read once a request:
-    a page, its delivery site and its "save on an asset" forms all ask for it."""
-    if not hasattr(request, "mf_membership"):
-        request.mf_membership = (  # type: ignore[attr-defined]
-            Membership.objects.filter(user=_signed_in(request))
-            .select_related("organisation", "team")
-            .first()
-        )
-    membership: Membership | None = request.mf_membership  # type: ignore[attr-defined]
-    return membership
-
-
 def _default_site(request: HttpRequest) -> str:
     """The slug of the site the user's organisation delivers to by default ("": none), so the
     part page's lead time includes the transit there."""
-    membership = _membership(request)
+    membership = request_membership(request)
     site = default_delivery_site(membership.organisation) if membership else None
     return site.slug if site else ""
 
@@ -130,7 +117,7 @@ def home(request: HttpRequest) -> HttpResponse:
             **filters,
             "cards": mark_safe(shown["cards"]),  # rendered by our own template, escaped there
             "processes": Process.choices,
-            "membership": _membership(request),
+            "membership": request_membership(request),
         },
     )
 
@@ -340,7 +327,7 @@ def _default_configuration(
     in it is the user's: the CSRF token, the user's name and assets are in the page around it).
     A preview that became ready meanwhile shows at the fragment's own poll (part_configure,
     never kept); a refusal that is the user's own (too many previews) is not kept."""
-    membership = _membership(request)
+    membership = request_membership(request)
     # Keyed by the site's id, which the membership holds: its slug is read only to render.
     site_id = membership.organisation.default_delivery_site_id if membership else None
     key = f"part-configuration:{revision.pk}:{catalog_generation()}:{material}:{site_id}"
@@ -669,7 +656,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "sites": public.sites(),
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),
-            "membership": _membership(request),
+            "membership": request_membership(request),
             "delivery": _cart_delivery(cart, site=form["delivery_site"]),
             "quote_valid_days": settings.MF_QUOTE_VALID_DAYS,
         },
@@ -795,7 +782,7 @@ def orders_page(request: HttpRequest) -> HttpResponse:
 
 
 def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
-    membership = _membership(request)
+    membership = request_membership(request)
     jobs_by_line = public.job_summaries(order_ids=[order.pk], details=True)
     lines = [(line, jobs_by_line.get(line.pk, [])) for line in order.lines.all()]
     jobs = [job for _, line_jobs in lines for job in line_jobs]
@@ -926,7 +913,7 @@ def shared_quotes(user: object) -> QuerySet[SavedQuote]:
 
 @login_required
 def approvals_page(request: HttpRequest) -> HttpResponse:
-    membership = _membership(request)
+    membership = request_membership(request)
     waiting = _orders(request.user).filter(status=Status.AWAITING_APPROVAL).order_by("placed_at")
     return render(
         request,
