@@ -702,9 +702,14 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 MF_CATALOG_CACHE_S = env.int("MF_CATALOG_CACHE_S", default=30)
 # The part page's quote and "ready by" of a configuration (orders.views._quoted): kept this
 # many seconds in the cache above, since each is a simulation of the live queue (most of the
-# page's time). A queue change shows after at most this long; the order itself is always
-# quoted afresh. 0: computed on every request.
+# page's time). A queue change shows after about twice this long at most (the page's kept
+# fragment, then the kept quote); the order itself is always quoted afresh. 0: computed on
+# every request.
 MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
+# Past that period a kept quote is still shown for up to this many seconds more while a thread
+# of the web process computes the next one (no visitor waits for the simulation); one older
+# than both is computed in the request.
+MF_PART_QUOTE_STALE_S = env.int("MF_PART_QUOTE_STALE_S", default=60)
 # Orders placed within this many seconds of each other in one web process are quoted and
 # promised on one reading of the machines, the live queue and the run-time spread
 # (production.machines.machines_read_once), each order adding the jobs placed since to that
