@@ -441,7 +441,7 @@ def _quote_key(checked: dict[str, Any], ready: PartPreview | None, site: str) ->
     return ":".join(
         str(part)
         for part in (
-            "part-quote",
+            "part-quote-kept",  # (answer, fresh until): not the 3-tuples kept before
             catalog_generation(),  # a material's new price is quoted at once
             checked["revision"].pk,
             checked["parameters_hash"],
