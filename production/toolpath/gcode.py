@@ -475,7 +475,7 @@ class _Writer:
             here, there = np.array([self.x, self.y]), np.array([x, y])
             comb = self._comb()
             route = comb.route(here, there)
-            combed = 0.0 if route is None else length_of(route)
+            combed = 0.0 if route is None else length if len(route) == 2 else length_of(route)
             if route is not None and combed > p.comb_max_detour * length:
                 route = None  # a long way round: cross, retracted, instead
             if route is None:
