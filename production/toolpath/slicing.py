@@ -153,11 +153,11 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
 
 def polygons_of(geometry: BaseGeometry) -> list[Polygon]:
     """The polygonal parts of whatever shapely returned (collections hold stray lines too)."""
-    parts = shapely.get_parts(geometry)
-    polygons: list[Polygon] = parts[
-        (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON) & ~shapely.is_empty(parts)
-    ].tolist()
-    return polygons
+    return [
+        part
+        for part in shapely.get_parts(geometry)
+        if isinstance(part, Polygon) and not part.is_empty
+    ]
 
 
 def point_at(xy: "np.ndarray | Sequence[float]") -> Point:
