@@ -325,8 +325,9 @@ class _Writer:
 
     def _slowed(self, before: dict[str, Any], speed: float, slower: float) -> float | None:
         """The layer just written (since `before`) made the layer written at `slower` instead
-        of `speed`, and the seconds it takes then: its extrusions' feed and speed changed in
-        place, the very lines and moves writing it again gives. None (write it again) where
+        of `speed`, and the seconds it takes then (or at least, where the wait left is too
+        short for a cooling pause anyway): its extrusions' feed and speed changed in place,
+        the very lines and moves writing it again gives. None (write it again) where
         a feed of its other moves equals either, so the modal feeds would fall elsewhere."""
         old, new = round(speed * 60), round(slower * 60)
         others = {
@@ -353,8 +354,8 @@ class _Writer:
             self.feed = new
         layer_moves = moves[before["moves"] :]
         at_least = motion.lower_bound_s(layer_moves)
-        if at_least >= self.profile.min_layer_time_s:
-            return at_least
+        if at_least > self.profile.min_layer_time_s - MIN_COOLING_PAUSE_S:
+            return at_least  # the wait left is shorter than a pause, whatever it is exactly
         return motion.estimate_s(layer_moves, machine_limits(self.profile))
 
     def _state(self) -> dict[str, Any]:
