@@ -715,7 +715,8 @@ def _widen_into_slivers(
     edge closes the sliver from its side.
     """
     rest = []
-    for gap in polygons_of(gaps):
+    pieces = polygons_of(gaps)
+    for gap in pieces:
         thickness = 2 * gap.area / gap.length if gap.length > 0 else 0.0
         if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width:
             rest.append(gap)
@@ -733,6 +734,8 @@ def _widen_into_slivers(
             ring = LinearRing(towards.coords) if isinstance(towards, LineString) else line
             old_width = width if path.width_mm is None else path.width_mm
             paths[i] = _loop(path.kind, ring, path.points[0], old_width + extra)
+    if len(rest) == len(pieces):
+        return gaps  # (no sliver: the gaps as they came, already one union)
     return shapely.union_all(rest) if rest else MultiPolygon()
 
 
