@@ -33,6 +33,11 @@ FORK_MIN_SEGMENTS = 30_000
 COPLANAR_RAD = 1e-6
 
 
+# The empty region, made once: shapely makes each MultiPolygon() from WKT (16 µs), and the
+# planner needs thousands (geometries are immutable, so one serves all).
+NOTHING = MultiPolygon()
+
+
 @dataclass(frozen=True)
 class Slice:
     z_mm: float  # top of the layer: where the nozzle sits while printing it
@@ -173,7 +178,8 @@ def segment_at(a: "np.ndarray | Sequence[float]", b: "np.ndarray | Sequence[floa
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
-    return MultiPolygon(polygons_of(geometry))
+    polygons = polygons_of(geometry)
+    return MultiPolygon(polygons) if polygons else NOTHING
 
 
 def _is_binary_stl(stl: bytes) -> bool:
@@ -277,7 +283,7 @@ def _region(segments: np.ndarray) -> MultiPolygon:
     that overlap join.
     """
     if not len(segments):
-        return MultiPolygon()
+        return NOTHING
     # One MultiLineString straight from the flat coordinates: the very geometry
     # shapely.multilinestrings(segments) makes, without a LineString object per segment first
     # (~15 times slower: 3 ms of a cover plate's section).
