@@ -61,14 +61,19 @@ class Comb:
     def decide_travels(self, starts: np.ndarray, ends: np.ndarray) -> None:
         """Answer crosses() and end_crosses() for the travels starts[i] -> ends[i] all at once,
         for those calls to look up: a few GEOS calls for a layer's travels instead of several
-        Python calls each (which cost more than the tests themselves). The same operations on
-        the same segments and points, so the same answers."""
+        Python calls each (which cost more than the tests themselves). The writer decides a
+        layer's travels before it writes them; a travel not decided yet is decided alone."""
         count = len(starts)
         segments = shapely.linestrings(np.stack([starts, ends], axis=1))
+        # Crossing: the straight travel leaves the region, or leaves the comb area and comes
+        # back in (through a wall between two rooms, or out and back across a notch), or runs
+        # further through the perimeters than a join would. (A travel with an end on a
+        # perimeter crosses the loops between that end and the comb area whichever way it
+        # goes, so a short stretch at an end does not count.)
         crosses = ~shapely.covers(self.region, segments)
         end_crosses = np.zeros(count, dtype=bool)
         if self.polygons:
-            # Out of the room: the stretches outside it decide, as in crosses().
+            # Out of the room: the stretches outside it decide.
             out = np.flatnonzero(~crosses & ~shapely.covers(self.room, segments))
             pieces, owner = shapely.get_parts(
                 shapely.difference(segments[out], self.room), return_index=True
@@ -79,6 +84,7 @@ class Comb:
                 shapely.distance(pieces, shapely.points(ends[owner])) <= TOUCH_MM
             )
             crosses[owner[~at_end | (shapely.length(pieces) > self.reach_mm)]] = True
+            # Joining the comb area from an end crosses a perimeter loop.
             far = shapely.distance(self.room, shapely.points(np.vstack([starts, ends])))
             end_crosses = (far[:count] > self.loop_mm) | (far[count:] > self.loop_mm)
         for a, b, crossing, joining in zip(
@@ -86,36 +92,21 @@ class Comb:
         ):
             self._decided[(a[0], a[1], b[0], b[1])] = (crossing, joining)
 
+    def crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether the straight travel crosses the perimeters (decide_travels says how)."""
+        return self._decision(a, b)[0]
+
     def end_crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether joining the comb area from either end crosses a perimeter loop."""
-        decided = self._decided.get((float(a[0]), float(a[1]), float(b[0]), float(b[1])))
-        if decided is not None:
-            return decided[1]
-        return bool(self.polygons) and any(
-            self.room.distance(point_at(end)) > self.loop_mm for end in (a, b)
-        )
+        return self._decision(a, b)[1]
 
-    def crosses(self, a: np.ndarray, b: np.ndarray) -> bool:
-        """Whether the straight travel crosses the perimeters: it leaves the region, leaves
-        the comb area and comes back in (through a wall between two rooms, or out and back
-        across a notch), or runs further through the perimeters than a join would. (A travel
-        with an end on a perimeter crosses the loops between that end and the comb area
-        whichever way it goes, so a short stretch at an end does not count.)"""
-        decided = self._decided.get((float(a[0]), float(a[1]), float(b[0]), float(b[1])))
-        if decided is not None:
-            return decided[0]
-        segment = segment_at(a, b)
-        if not self.region.covers(segment):
-            return True
-        if not self.polygons or self.room.covers(segment):
-            return False  # (nothing of it outside the room: the difference below is empty)
-        outside = [p for p in shapely.get_parts(segment.difference(self.room)) if not p.is_empty]
-        ends = (point_at(a), point_at(b))
-        for piece in outside:
-            at_end = any(piece.distance(end) <= TOUCH_MM for end in ends)
-            if not at_end or piece.length > self.reach_mm:
-                return True
-        return False
+    def _decision(self, a: np.ndarray, b: np.ndarray) -> tuple[bool, bool]:
+        key = (float(a[0]), float(a[1]), float(b[0]), float(b[1]))
+        decided = self._decided.get(key)
+        if decided is None:
+            self.decide_travels(np.array([key[:2]]), np.array([key[2:]]))
+            decided = self._decided[key]
+        return decided
 
     def route(self, a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         """The travel from a to b as points (a and b included) inside the comb area, or None

@@ -237,9 +237,11 @@ class _Writer:
             return
         slowest = min(p.min_print_speed_mm_s, speed)
         slower = max(speed * seconds / p.min_layer_time_s, slowest)
-        self._restore(before)
-        seconds = self._paths(layer, slower)
-        wait = p.min_layer_time_s - seconds
+        slowed = self._slowed(before, speed, slower)
+        if slowed is None:
+            self._restore(before)
+            slowed = self._paths(layer, slower)
+        wait = p.min_layer_time_s - slowed
         if wait >= MIN_COOLING_PAUSE_S:
             self._cooling_pause(wait)
 
@@ -321,7 +323,42 @@ class _Writer:
             return at_least
         return motion.estimate_s(moves, machine_limits(p))
 
-    def _state(self) -> dict[str, object]:
+    def _slowed(self, before: dict[str, Any], speed: float, slower: float) -> float | None:
+        """The layer just written (since `before`) made the layer written at `slower` instead
+        of `speed`, and the seconds it takes then (or at least, where the wait left is too
+        short for a cooling pause anyway): its extrusions' feed and speed changed in place,
+        the very lines and moves writing it again gives. None (write it again) where
+        a feed of its other moves equals either, so the modal feeds would fall elsewhere."""
+        old, new = round(speed * 60), round(slower * 60)
+        others = {
+            round(self.profile.travel_speed_mm_s * 60),
+            round(RETRACT_SPEED_MM_S * 60),
+            before["feed"],
+            # (Z moves only between layers, but for a hop.)
+            *([round(Z_SPEED_MM_S * 60)] if self.profile.z_hop_mm > 0 else []),
+        }
+        if old == new or old in others or new in others:
+            return None
+        old_feed, new_feed = f" F{old}", f" F{new}"
+        lines = self.lines
+        for i in range(before["lines"], len(lines)):
+            line = lines[i]
+            if line.endswith(old_feed) and line.startswith("G1 X"):
+                lines[i] = line[: -len(old_feed)] + new_feed
+        moves = self.moves
+        for i in range(before["moves"], len(moves)):
+            if moves[i][0, 4] == speed:  # an extrusion's (other moves go at other speeds)
+                moves[i] = moves[i].copy()
+                moves[i][:, 4] = slower
+        if self.feed == old:
+            self.feed = new
+        layer_moves = moves[before["moves"] :]
+        at_least = motion.lower_bound_s(layer_moves)
+        if at_least > self.profile.min_layer_time_s - MIN_COOLING_PAUSE_S:
+            return at_least  # the wait left is shorter than a pause, whatever it is exactly
+        return motion.estimate_s(layer_moves, machine_limits(self.profile))
+
+    def _state(self) -> dict[str, Any]:
         """Everything _paths changes, to write a layer again at another speed."""
         state = {name: getattr(self, name) for name in _STATE}
         state["lines"], state["moves"] = len(self.lines), len(self.moves)
@@ -439,7 +476,7 @@ class _Writer:
             here, there = np.array([self.x, self.y]), np.array([x, y])
             comb = self._comb()
             route = comb.route(here, there)
-            combed = 0.0 if route is None else length_of(route)
+            combed = 0.0 if route is None else length if len(route) == 2 else length_of(route)
             if route is not None and combed > p.comb_max_detour * length:
                 route = None  # a long way round: cross, retracted, instead
             if route is None:

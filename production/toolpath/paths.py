@@ -15,7 +15,7 @@ from shapely.geometry.polygon import LinearRing, orient
 
 from production.toolpath.combing import arc_lengths, around_ring
 from production.toolpath.profile import FdmProfile
-from production.toolpath.slicing import Slice, as_multipolygon, point_at, polygons_of
+from production.toolpath.slicing import NOTHING, Slice, as_multipolygon, point_at, polygons_of
 
 SKIRT_GAP_MM = 3.0  # between the part's first layer (or its brim) and the innermost skirt loop
 # Of a line spacing: infill ends reach that far into the innermost perimeter (PrusaSlicer's
@@ -90,7 +90,7 @@ def iter_layers(
         shapely.prepare(layer.region)  # speeds up the many `contains` checks below
     top, bottom = profile.top_layers, profile.bottom_layers
     position = np.array(start, dtype=float)
-    below_sparse: BaseGeometry = MultiPolygon()
+    below_sparse: BaseGeometry = NOTHING
     # A layer's paths follow from its region, its neighbours' regions, where the layer
     # below has sparse infill, its infill angle and height, and where the nozzle starts. The
     # layers of a prismatic stretch (most of a tall simple part) repeat all of that every
@@ -163,7 +163,7 @@ def _layer_paths(
         )
         paths += island_paths
         sparse_here.append(sparse)
-    sparse_union = shapely.union_all(sparse_here) if sparse_here else MultiPolygon()
+    sparse_union = shapely.union_all(sparse_here) if sparse_here else NOTHING
     return tuple(paths), sparse_union
 
 
@@ -313,16 +313,16 @@ def _walls(island_wkb: bytes, height: float, profile: FdmProfile) -> _Walls:
             oriented = orient(polygon)  # outlines counter-clockwise, holes clockwise
             rings += [oriented.exterior, *oriented.interiors]
         if not rings:
-            room = MultiPolygon()
+            room = NOTHING
             break  # the island is too thin for more loops
         loops.append(tuple(rings))
         room = rest
 
     if profile.perimeters and len(loops) < profile.perimeters:
-        room = MultiPolygon()  # no room left inside the perimeters
+        room = NOTHING  # no room left inside the perimeters
     # What is left inside the perimeters: strips up to THIN_STRIP spacings thick are tiled
     # with lines along them (gap fill), the rest is infill.
-    area: BaseGeometry = MultiPolygon()
+    area: BaseGeometry = NOTHING
     if not room.is_empty:
         pieces = polygons_of(room)
         thin = [p for p in pieces if _thickness(p) < THIN_STRIP * spacing]
@@ -370,7 +370,7 @@ def _island_paths(
         if gap_paths:
             position = paths[-1].points[-1]
     if area.is_empty:
-        return paths, MultiPolygon()
+        return paths, NOTHING
     bare = _exposed(area, around.neighbours)
     # Solid pieces thinner than a line are noise from comparing near-identical sections; the
     # rest reaches SOLID_MARGIN_MM further in, so it rests on (and holds) the sparse infill
@@ -388,7 +388,7 @@ def _island_paths(
             sparse = as_multipolygon(area.difference(solid))
     # Solid infill over air or over sparse infill spans gaps: it is laid as a bridge, round
     # threads of the nozzle's diameter, which sag less than flattened ones.
-    bridge = MultiPolygon()
+    bridge = NOTHING
     if around.below is not None and not solid.is_empty:  # (sparse infill is never a bridge)
         unsupported = shapely.union_all([area.difference(around.below), around.below_sparse])
         bridge = as_multipolygon(
@@ -715,7 +715,8 @@ def _widen_into_slivers(
     edge closes the sliver from its side.
     """
     rest = []
-    for gap in polygons_of(gaps):
+    pieces = polygons_of(gaps)
+    for gap in pieces:
         thickness = 2 * gap.area / gap.length if gap.length > 0 else 0.0
         if not gap.interiors or thickness >= SLIVER_MAX_WIDTH * width:
             rest.append(gap)
@@ -733,7 +734,9 @@ def _widen_into_slivers(
             ring = LinearRing(towards.coords) if isinstance(towards, LineString) else line
             old_width = width if path.width_mm is None else path.width_mm
             paths[i] = _loop(path.kind, ring, path.points[0], old_width + extra)
-    return shapely.union_all(rest) if rest else MultiPolygon()
+    if len(rest) == len(pieces):
+        return gaps  # (no sliver: the gaps as they came, already one union)
+    return shapely.union_all(rest) if rest else NOTHING
 
 
 def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseGeometry:
@@ -743,7 +746,7 @@ def _exposed(area: BaseGeometry, neighbours: list[MultiPolygon] | None) -> BaseG
     if neighbours is None:
         return area
     gaps = [area.difference(region) for region in neighbours if not region.contains(area)]
-    return shapely.union_all(gaps) if gaps else MultiPolygon()
+    return shapely.union_all(gaps) if gaps else NOTHING
 
 
 def _loop(

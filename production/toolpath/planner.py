@@ -7,7 +7,7 @@ from microfactory.errors import Rejected
 from production.toolpath import gcode, parallel, paths, slicing
 from production.toolpath.profile import FdmProfile
 
-ENGINE = "microfactory-fdm 0.6"  # part of every toolpath's cache key: bump on output changes
+ENGINE = "microfactory-fdm 0.7"  # part of every toolpath's cache key: bump on output changes
 
 
 @dataclass(frozen=True)

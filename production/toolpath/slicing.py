@@ -28,6 +28,14 @@ SNAP_DECIMALS = 5  # section end points are rounded to 0.01 µm
 # processes: ~5 µs of GEOS each, so below this a forked child costs more CPU than it saves
 # time (the small prismatic parts, 0.05-0.15 s of region building).
 FORK_MIN_SEGMENTS = 30_000
+# Faces meeting at a smaller angle are one flat wall (a CAD face's triangles, whose normals
+# differ only by the STL's float rounding: ~1e-8 rad, where real edges bend 1e-3 rad or more).
+COPLANAR_RAD = 1e-6
+
+
+# The empty region, made once: shapely makes each MultiPolygon() from WKT (16 µs), and the
+# planner needs thousands (geometries are immutable, so one serves all).
+NOTHING = MultiPolygon()
 
 
 @dataclass(frozen=True)
@@ -106,16 +114,22 @@ def slice_layers(mesh: trimesh.Trimesh, profile: FdmProfile) -> list[Slice]:
     tops = layer_tops(height, profile)
     heights = [profile.first_layer_height_mm] + [profile.layer_height_mm] * (len(tops) - 1)
     middles = _nudged(np.array([t - h / 2 for t, h in zip(tops, heights, strict=True)]), mesh)
-    sections = _sections(mesh, middles)
-    # The layers of a prismatic stretch are cut through the same faces at the same places:
-    # their sections are one region, built once (and one object, so what is planned per
-    # region later is planned once too).
+    sections, creases = _sections(mesh, middles)
+    # The layers of a prismatic stretch cut the same walls at the same places: their sections
+    # are one region, built once (and one object, so what is planned per region later is
+    # planned once too). Where a wall is flat, its triangles' diagonals cross each plane
+    # elsewhere, at points on a straight run of the outline: a section is known by where it
+    # crosses the mesh's creases (the edges between faces that are not coplanar).
     distinct: dict[bytes, int] = {}
     cuts: list[np.ndarray] = []
     which = []
-    for segments in sections:
+    for segments, crease in zip(sections, creases, strict=True):
         snapped = np.round(segments[:, :, :2], SNAP_DECIMALS) if len(segments) else segments
-        which.append(distinct.setdefault(snapped.tobytes(), len(cuts)))
+        key = b"all" + snapped.tobytes()
+        if crease is not None and crease.any():
+            corners = np.column_stack([crease[crease >= 0], snapped[crease >= 0]])
+            key = corners[np.lexsort(corners.T[::-1])].tobytes()
+        which.append(distinct.setdefault(key, len(cuts)))
         if which[-1] == len(cuts):
             cuts.append(snapped)
     # Each section's region is its own: half of them are built in a forked child while
@@ -164,7 +178,8 @@ def segment_at(a: "np.ndarray | Sequence[float]", b: "np.ndarray | Sequence[floa
 
 
 def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
-    return MultiPolygon(polygons_of(geometry))
+    polygons = polygons_of(geometry)
+    return MultiPolygon(polygons) if polygons else NOTHING
 
 
 def _is_binary_stl(stl: bytes) -> bool:
@@ -185,10 +200,14 @@ def _nudged(middles: np.ndarray, mesh: trimesh.Trimesh) -> np.ndarray:
     return np.where(nearest < PLANE_NUDGE_MM / 2, middles + PLANE_NUDGE_MM, middles)
 
 
-def _sections(mesh: trimesh.Trimesh, heights: np.ndarray) -> list[np.ndarray]:
+def _sections(
+    mesh: trimesh.Trimesh, heights: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """The (n, 2, 2) segments where each horizontal plane at `heights` cuts the mesh: what
     trimesh.intersections.mesh_multiplane returns, bit for bit and in its order, but for all
     planes in one numpy pass instead of a call per plane (a third of slicing a tall part).
+    With each section its segment ends' edges ((n, 2): the edge's vertices as one number,
+    -1 for an edge between coplanar faces; None for a section trimesh cut).
 
     A plane crosses a face when one corner lies above it and two below, or the reverse
     (beyond trimesh's tolerance); its segment runs from the crossing on the edge from that
@@ -227,8 +246,12 @@ def _sections(mesh: trimesh.Trimesh, heights: np.ndarray) -> list[np.ndarray]:
     direction = trimesh.util.unitize(vertices[edges[:, 1]] - start)
     along = (np.repeat(heights[plane], 2) - start[:, 2]) / direction[:, 2]
     points = (start + along.reshape((-1, 1)) * direction)[:, :2].reshape((-1, 2, 2))
+    crease = _edge_codes(mesh, edges).reshape((-1, 2))
     bounds = np.searchsorted(plane, np.arange(len(heights) + 1))
     sections = [points[bounds[k] : bounds[k + 1]] for k in range(len(heights))]
+    creases: list[np.ndarray | None] = [
+        crease[bounds[k] : bounds[k + 1]] for k in range(len(heights))
+    ]
     if len(touched):
         cut, _, _ = trimesh.intersections.mesh_multiplane(
             mesh,
@@ -237,8 +260,18 @@ def _sections(mesh: trimesh.Trimesh, heights: np.ndarray) -> list[np.ndarray]:
             heights=heights[touched],
         )
         for k, segments in zip(touched.tolist(), cut, strict=True):
-            sections[k] = segments
-    return sections
+            sections[k], creases[k] = segments, None
+    return sections, creases
+
+
+def _edge_codes(mesh: trimesh.Trimesh, edges: np.ndarray) -> np.ndarray:
+    """Each edge's (vertex pair's) number, -1 for one between two coplanar faces (a diagonal
+    of a flat wall: where a plane crosses it, the section runs straight on)."""
+    count = len(mesh.vertices)
+    codes = edges.min(axis=1).astype(np.int64) * count + edges.max(axis=1)
+    shared = mesh.face_adjacency_edges[mesh.face_adjacency_angles < COPLANAR_RAD]
+    flat = shared.min(axis=1).astype(np.int64) * count + shared.max(axis=1)
+    return np.where(np.isin(codes, flat), -1, codes)
 
 
 def _region(segments: np.ndarray) -> MultiPolygon:
@@ -250,7 +283,7 @@ def _region(segments: np.ndarray) -> MultiPolygon:
     that overlap join.
     """
     if not len(segments):
-        return MultiPolygon()
+        return NOTHING
     # One MultiLineString straight from the flat coordinates: the very geometry
     # shapely.multilinestrings(segments) makes, without a LineString object per segment first
     # (~15 times slower: 3 ms of a cover plate's section).

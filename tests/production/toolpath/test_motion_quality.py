@@ -11,7 +11,7 @@ import trimesh
 
 from production.pipeline.steps import AUTO_BRIM_MM, with_brim_if_at_risk
 from production.pipeline.validation import MachineLimits, dfm_report
-from production.toolpath import motion, plan_toolpath
+from production.toolpath import gcode, motion, plan_toolpath
 from production.toolpath.gcode import machine_limits
 from production.toolpath.verify import verify_gcode
 from tests.production.toolpath.gcode_reader import (
@@ -95,6 +95,27 @@ def test_a_slowed_layer_prints_slower_before_it_waits():
     ]
     assert printing and max(printing) < 50 * 60
     assert "G4 P" not in layer_2
+
+
+@pytest.mark.parametrize(
+    "slowing",
+    [
+        {"min_print_speed_mm_s": 5},  # slowed to somewhere between
+        {"min_print_speed_mm_s": 10},  # to the minimum, the speed Z moves at
+        {"min_print_speed_mm_s": 10, "z_hop_mm": 0.4},  # ... and the travels hop
+        {"min_print_speed_mm_s": 35},  # to the retraction's speed
+    ],
+)
+def test_a_slowed_layer_is_the_layer_written_again_slower(slowing, monkeypatch):
+    # The writer changes the feeds of the layer it wrote rather than writing it again
+    # (gcode._Writer._slowed); written again, every byte is the same.
+    profile = make_profile(min_layer_time_s=10, **slowing)
+    stl = tube_stl(4, 6, 3)
+    shortcut = plan_toolpath(stl, profile)
+    monkeypatch.setattr(gcode._Writer, "_slowed", lambda *_: None)
+    written_again = plan_toolpath(stl, profile)
+    assert shortcut.gcode.count(b"G4 P") >= 10  # slowed, then waiting, on every layer
+    assert shortcut == written_again
 
 
 def starts(gcode: bytes, kind: str = "External perimeter") -> list[tuple[int, float, float]]:

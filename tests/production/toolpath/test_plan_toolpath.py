@@ -361,10 +361,40 @@ def test_all_planes_are_cut_in_one_pass_exactly_as_trimesh_cuts_them_one_by_one(
     expected, _, _ = trimesh.intersections.mesh_multiplane(
         mesh, plane_origin=[0.0, 0.0, 0.0], plane_normal=[0.0, 0.0, 1.0], heights=heights
     )
-    found = _sections(mesh, heights)
+    found, _ = _sections(mesh, heights)
     inside = [segments for segments, h in zip(found, heights, strict=True) if 0.05 < h < top - 0.05]
     assert inside and all(len(segments) >= 3 for segments in inside)  # closed outlines
     assert len(found) == len(expected)
     for ours, theirs in zip(found, expected, strict=True):
         assert ours.shape == theirs.shape
         assert ours.tobytes() == theirs.tobytes()  # the same bits, in the same order
+
+
+@pytest.mark.parametrize("sections", [64, 256])
+def test_the_layers_of_a_straight_wall_are_one_region(sections: int) -> None:
+    # A cylinder's facets are cut through their diagonals at other points on every layer; the
+    # outline simplified from those cuts differed by up to SIMPLIFY_MM from layer to layer
+    # (30 distinct regions of 30 layers at 256 facets), so each layer was planned anew.
+    import shapely
+
+    from production.toolpath.slicing import (
+        SIMPLIFY_MM,
+        SNAP_DECIMALS,
+        _region,
+        _sections,
+        place_on_bed,
+        slice_layers,
+    )
+
+    profile = make_profile(layer_height_mm=0.2, first_layer_height_mm=0.2)
+    mesh = place_on_bed(trimesh.creation.cylinder(radius=8, height=6, sections=sections), profile)
+    slices = slice_layers(mesh, profile)
+    assert len(slices) == 30
+    assert len({id(layer.region) for layer in slices}) == 1
+    # ... the region of each cut, within the simplification's tolerance.
+    middles = np.array([layer.z_mm - layer.height_mm / 2 for layer in slices])
+    cuts, _ = _sections(mesh, middles)
+    for cut, layer in zip(cuts, slices, strict=True):
+        own = _region(np.round(cut[:, :, :2], SNAP_DECIMALS))
+        assert shapely.hausdorff_distance(own, layer.region) <= SIMPLIFY_MM
+        assert layer.region.area == pytest.approx(own.area, rel=1e-4)

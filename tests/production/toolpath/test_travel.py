@@ -166,28 +166,40 @@ def test_a_part_too_thin_for_a_comb_area_routes_nothing() -> None:
     assert not comb.crosses(np.array([0.6, 1.0]), np.array([0.6, 29.0]))
 
 
-def test_a_layers_travels_decided_at_once_get_the_answers_of_one_by_one() -> None:
-    # Two U's with a hole each: travels inside, across the gap, through a hole, from the
-    # perimeters, between the islands and off the part.
-    holed = U.difference(Polygon([(2, 2), (6, 2), (6, 6), (2, 6)]))
-    region = MultiPolygon([holed, shapely.affinity.translate(holed, 40, 0)])
-    random = np.random.default_rng(19)
-    starts = random.uniform((-3.0, -3.0), (73.0, 33.0), (400, 2))
-    ends = starts + random.uniform(-8.0, 8.0, (400, 2))
-    one_by_one = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
-    expected = [
-        (one_by_one.crosses(a, b), one_by_one.end_crosses(a, b))
-        for a, b in zip(starts, ends, strict=True)
-    ]
-    at_once = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
-    at_once.decide_travels(starts, ends)
+# The U with a 4 mm square hole in its left arm's foot, twice (40 mm apart); comb area 0.86 mm
+# inside, travel ends join it from up to 1.5 mm, the inner loop's centre line 0.41 mm out.
+HOLED_U = U.difference(Polygon([(2, 2), (6, 2), (6, 6), (2, 6)]))
+# (from, to, crosses a perimeter, an end's join crosses a loop)
+TRAVELS = [
+    ((12.0, 5.0), (18.0, 5.0), False, False),  # inside the base
+    ((4.0, 28.0), (4.0, 12.0), False, False),  # along an arm
+    ((4.0, 28.0), (26.0, 28.0), True, False),  # across the gap between the arms
+    ((4.0, 8.5), (4.0, 1.0), True, False),  # across the hole
+    ((25.0, 5.0), (50.0, 5.0), True, False),  # to the other island
+    ((12.0, 5.0), (12.0, 0.68), False, False),  # to the inner perimeter: a short join
+    ((12.0, 5.0), (12.0, 0.23), False, True),  # to the outer perimeter: its join crosses
+    ((12.0, 0.23), (20.0, 0.23), True, True),  # 8 mm along the outer perimeter
+    ((-2.0, 5.0), (12.0, 5.0), True, True),  # from off the part
+]
+
+
+@pytest.mark.parametrize(("a", "b", "crossing", "joining"), TRAVELS)
+def test_which_travels_cross_the_perimeters(a, b, crossing, joining) -> None:
+    region = MultiPolygon([HOLED_U, shapely.affinity.translate(HOLED_U, 40, 0)])
+    comb = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
+    a, b = np.array(a), np.array(b)
+    assert (comb.crosses(a, b), comb.end_crosses(a, b)) == (crossing, joining)
+
+
+def test_a_layers_travels_decided_at_once_get_the_same_answers() -> None:
+    region = MultiPolygon([HOLED_U, shapely.affinity.translate(HOLED_U, 40, 0)])
+    comb = Comb(region, inset_mm=0.86, reach_mm=1.5, loop_mm=0.41)
+    comb.decide_travels(np.array([a for a, *_ in TRAVELS]), np.array([b for _, b, *_ in TRAVELS]))
     found = [
-        (at_once.crosses(a, b), at_once.end_crosses(a, b))
-        for a, b in zip(starts, ends, strict=True)
+        (comb.crosses(np.array(a), np.array(b)), comb.end_crosses(np.array(a), np.array(b)))
+        for a, b, *_ in TRAVELS
     ]
-    assert found == expected
-    assert 50 < sum(crossing for crossing, _ in expected) < 350  # both answers are common
-    assert 50 < sum(joining for _, joining in expected) < 350
+    assert found == [(crossing, joining) for *_, crossing, joining in TRAVELS]
 
 
 # --- in the G-code ----------------------------------------------------------------------------
