@@ -710,6 +710,9 @@ MF_PART_QUOTE_CACHE_S = env.int("MF_PART_QUOTE_CACHE_S", default=10)
 # of the web process computes the next one (no visitor waits for the simulation); one older
 # than both is computed in the request.
 MF_PART_QUOTE_STALE_S = env.int("MF_PART_QUOTE_STALE_S", default=60)
+for _name in ("MF_PART_QUOTE_CACHE_S", "MF_PART_QUOTE_STALE_S"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} is seconds, >= 0")
 # Orders placed within this many seconds of each other in one web process are quoted and
 # promised on one reading of the machines, the live queue and the run-time spread
 # (production.machines.machines_read_once), each order adding the jobs placed since to that

@@ -147,3 +147,10 @@ def test_a_cost_rate_that_is_not_an_amount_refuses_to_start(tmp_path, overrides,
     result = start(tmp_path, SECRET_KEY=REAL_KEY, **overrides)
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {message}" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["MF_PART_QUOTE_CACHE_S", "MF_PART_QUOTE_STALE_S"])
+def test_a_negative_part_quote_period_refuses_to_start(tmp_path, name):
+    result = start(tmp_path, SECRET_KEY=REAL_KEY, **{name: "-1"})
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {name} is seconds, >= 0" in result.stderr
