@@ -92,24 +92,31 @@ run: $(STAMP)
 	exec $(PY) scripts/run.py
 
 # Every pass runs even when one before it failed; the target fails if any did. Each pass says
-# how long it took, and all the durations are repeated at the end.
+# how long it took, and all the durations are repeated at the end, then every failed test of
+# every pass (tests/conftest.py writes them to MF_FAILED_TESTS).
 test: system-packages $(STAMP)
 	@status=0; empty=0; summary=$$(mktemp); export TIMED_SUMMARY=$$summary; \
+	failed=$$(mktemp); export MF_FAILED_TESTS=$$failed; \
 	$(TIMED) "lint (ruff)" \
 		bash -c '$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .' || status=1; \
 	$(TIMED) "contracts (import-linter)" $(VENV)/bin/lint-imports || status=1; \
 	$(TIMED) "typecheck (mypy)" $(PY) -m mypy || status=1; \
 	$(TIMED) "dependency audit (pip-audit, npm audit)" $(PY) scripts/audit.py || status=1; \
-	$(TIMED) "test suite on SQLite" \
+	MF_FAILED_TESTS_PASS=SQLite $(TIMED) "test suite on SQLite" \
 		$(PY) -m pytest $(XDIST) -m "not postgres" $(PYTEST_ARGS); \
 	$(PYTEST_STATUS); \
-	$(TIMED) "test suite on PostgreSQL" bash scripts/with-postgres.sh \
+	MF_FAILED_TESTS_PASS=PostgreSQL $(TIMED) "test suite on PostgreSQL" bash scripts/with-postgres.sh \
 		$(PY) -m pytest $(XDIST) -m "$(ONCE)" $(PYTEST_ARGS); \
 	$(PYTEST_STATUS); \
 	if [ $$empty -eq 2 ]; then \
 		echo "make test: no test matched PYTEST_ARGS in either pass" >&2; status=1; \
 	fi; \
 	echo "==> durations"; sed 's/^==> /    /' "$$summary"; rm -f "$$summary"; \
+	if [ -s "$$failed" ]; then \
+		echo "==> failed tests, every pass ($$(wc -l < "$$failed"))"; \
+		head -n 40 "$$failed" | cut -c 1-300 | sed 's/^/    /'; \
+	fi; \
+	rm -f "$$failed"; \
 	exit $$status
 
 test-unit: $(STAMP)

@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -82,7 +83,14 @@ def api(user):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The fault tests' recovery times (tests/integration/test_faults.py), also when run
-    without -s and under pytest-xdist (user_properties travel with each test's report)."""
+    without -s and under pytest-xdist (user_properties travel with each test's report).
+
+    With MF_FAILED_TESTS naming a file, each failed or erroring test is appended to it as a line,
+    labelled with MF_FAILED_TESTS_PASS: `make test` repeats them at the very end, where a reader
+    of only the tail of a long run's output (CI) still sees what failed in every pass."""
+    failed_file = os.environ.get("MF_FAILED_TESTS")
+    if failed_file and not hasattr(config, "workerinput"):  # not in a pytest-xdist worker
+        record_failures(terminalreporter.stats, failed_file)
     lines = [
         f"{report.nodeid.split('::')[-1]}: {value}"
         for report in terminalreporter.stats.get("passed", [])
@@ -95,3 +103,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("fault recovery times")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def record_failures(stats: dict, path: str) -> None:
+    label = os.environ.get("MF_FAILED_TESTS_PASS", "")
+    lines = []
+    for outcome in ("failed", "error"):
+        for report in stats.get(outcome, []):
+            crash = getattr(report.longrepr, "reprcrash", None)
+            text = crash.message if crash is not None else str(report.longrepr)
+            first = next((line for line in text.splitlines() if line.strip()), "")
+            lines.append(f"{label}: {outcome.upper()} {report.nodeid} ({report.when}) - {first}")
+    if lines:
+        with open(path, "a") as out:
+            out.write("\n".join(lines) + "\n")
