@@ -52,9 +52,17 @@ class Proc:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
 
+    def freeze(self) -> None:
+        """SIGSTOP the process and its children: nothing it holds can finish meanwhile."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.alive():
             os.killpg(self.process.pid, signal.SIGTERM)
+            self.thaw()  # a frozen process acts on the SIGTERM only once it runs again
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
@@ -279,6 +287,32 @@ def wait_until(
             log = proc.output() if proc else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
         time.sleep(0.25)
+
+
+def caught_holding(
+    worker: Proc, held: Callable[[], list[int]], *, steps: int, orders: list[int], timeout: float
+) -> list[int]:
+    """Catch a worker holding `steps` steps at once, and leave it frozen (Proc.freeze) there:
+    the jobs it holds. Looking at a running worker is a race (a cached step takes a few hundred
+    ms, and the pipeline may move on between the look and what the caller does next), so
+    whenever it holds any step it is frozen and looked at again: it holds enough, or it is
+    thawed to go on. The caller kills it, or thaws it."""
+    what = f"{worker.name} to hold {steps} steps at once"
+    deadline = time.monotonic() + timeout
+    while True:
+        if held():
+            worker.freeze()
+            holding = held()
+            if len(holding) >= steps:
+                return holding
+            worker.thaw()
+        if not worker.alive():
+            raise AssertionError(f"{worker.name} exited waiting for {what}\n{worker.output()}")
+        if not unfinished(orders):
+            raise AssertionError(f"every job settled before {what}\n{worker.output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def new_key() -> str:

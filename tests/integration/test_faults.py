@@ -23,6 +23,7 @@ from tests.integration.faults import (
     RECOVERY_LIMIT_S,
     FaultSystem,
     PrivatePostgres,
+    caught_holding,
     check_outcome,
     database_at,
     new_key,
@@ -96,15 +97,10 @@ def test_a_worker_killed_mid_step_with_20_jobs_in_flight(system, request):
     accepted = place(system, body, ORDERS)
     orders = list(accepted.values())
     # Mid-step: both of its pool processes hold a step.
-    wait_until(
-        lambda: len(held_by("doomed")) >= 2,
-        timeout=180,
-        what="the doomed worker to hold two steps",
-        proc=doomed,
+    stranded = caught_holding(
+        doomed, lambda: held_by("doomed"), steps=2, orders=orders, timeout=180
     )
-    stranded = held_by("doomed")
     doomed.kill()
-    assert stranded and unfinished(orders), "the pipeline ended before the worker was killed"
     rescuer = system.start_worker("rescuer", wait=False)
     available = system.wait_ready(rescuer)
     in_flight = unfinished(orders)
@@ -232,9 +228,10 @@ def test_postgresql_restarted_under_load(system, private_postgres, request):
         worker = system.start_worker("w1")
         system.start_web()
         accepted = place(system, body, ORDERS)
-        wait_until(
-            lambda: len(held_by("w1")) >= 2, timeout=180, what="two steps running", proc=worker
+        caught_holding(
+            worker, lambda: held_by("w1"), steps=2, orders=list(accepted.values()), timeout=180
         )
+        worker.thaw()
         # More orders while PostgreSQL restarts: each is placed (201) or refused (503, with
         # nothing written), never a 500; a refused one is sent again afterwards.
         answers: dict[str, int] = {}
