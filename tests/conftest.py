@@ -1,5 +1,7 @@
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
+from unittest.mock import MagicMock, patch
 
 import pytest
 from django.core.cache import cache
@@ -72,6 +74,27 @@ def organisation():
 @pytest.fixture
 def user(organisation):
     return make_user("req", organisation=organisation)
+
+
+# The Celery tasks that orders, catalog pages and the job lifecycle send on commit.
+SENT_ON_COMMIT = (
+    "production.tasks.advance_job",
+    "production.tasks.dispatch_machine",
+    "production.tasks.route_waiting_jobs",
+    "production.tasks.check_preview_dfm",
+    "catalog.tasks.build_preview",
+    "catalog.tasks.fit_estimator",
+    "orders.tasks.deliver_webhook",
+    "orders.tasks.email_requester",
+)
+
+
+@pytest.fixture
+def no_broker() -> Iterator[dict[str, MagicMock]]:
+    """No message leaves (unit tests run without Redis; the integration tests send them for
+    real): each task of SENT_ON_COMMIT is recorded instead, its mocked apply_async by name."""
+    with ExitStack() as stack:
+        yield {name: stack.enter_context(patch(f"{name}.apply_async")) for name in SENT_ON_COMMIT}
 
 
 @pytest.fixture

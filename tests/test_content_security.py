@@ -5,7 +5,6 @@ influenced is served sandboxed, not sniffed, and (a drawing) as an attachment un
 
 import re
 from html.parser import HTMLParser
-from unittest.mock import patch
 
 import pytest
 from django.core.files.base import ContentFile
@@ -23,18 +22,12 @@ PDF = b"%PDF-1.4\n%%EOF\n"
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_files_and_no_broker(settings):
+def _plain_static_files(settings, no_broker):
     """Pages render {% static %} without a collectstatic manifest; nothing is queued."""
     settings.STORAGES = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ not here; a budget catches the N+1 that makes a page slow before anyone times it
 import json
 from collections.abc import Callable
 from typing import Any
-from unittest.mock import patch
 
 import pytest
 from django.core.cache import cache
@@ -29,7 +28,7 @@ from tests.builders import (
     make_user,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 LINE = {
     "part": "block",
@@ -37,18 +36,6 @@ LINE = {
     "material": "pla",
     "quantity": 1,
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)

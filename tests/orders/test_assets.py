@@ -6,7 +6,6 @@ that waives approval for it."""
 import hashlib
 from datetime import timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.core.files.base import ContentFile
@@ -29,21 +28,9 @@ from tests.builders import (
 )
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 GOOD = {"width": 20, "height": 10, "hole_d": 5}
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ pocket depth, walls, holding) show with their titles, figures and advice, like t
 
 import re
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -15,7 +14,7 @@ from production.dfm_previews import preview_dfm_check
 from production.models import Machine, PreviewDfm
 from tests.builders import BLOCK_RULES, BLOCK_SCHEMA, BLOCK_SCRIPT, make_machine
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 FORM = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "6061", "quantity": "1"}
 
@@ -43,15 +42,6 @@ def milled_block():
     revision_publish(revision=revision)
     mill = make_machine("mill-1", materials=[aluminium], model="GRBL mill", volume=(300, 200, 60))
     Machine.objects.filter(pk=mill.pk).update(process="cnc_mill")
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture

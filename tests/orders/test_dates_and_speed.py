@@ -7,7 +7,6 @@ import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from unittest.mock import patch
 
 import pytest
 from django.core.files.base import ContentFile
@@ -29,7 +28,7 @@ from production.public import Promise
 from tests.builders import make_machine, make_order, make_part
 from tests.orders.test_order_api import GOOD_LINE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -46,19 +45,6 @@ def _promise_on_estimates(settings):
     """No jobs have run yet: the promise is the simulated finish on the estimates alone (no
     spread allowed for), so it adds up as the quote's lead time does."""
     settings.MF_PROMISE_DEFAULT_SPREAD = 0.0
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("production.tasks.dispatch_machine.apply_async"),
-        patch("production.tasks.route_waiting_jobs.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 def waiting_work(user, *, seconds: float) -> Job:

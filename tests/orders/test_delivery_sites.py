@@ -3,7 +3,6 @@ does not exist refused, the lead time quoted including the transit there, and wh
 made (and why) on the order page and in the API."""
 
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -16,20 +15,9 @@ from production.models import Job, Machine, TransitTime
 from tests.builders import make_machine, make_part, make_ready_job, make_site
 from tests.orders.test_order_api import GOOD_LINE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 HOUR = 3600
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("production.tasks.dispatch_machine.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture

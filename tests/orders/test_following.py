@@ -3,7 +3,6 @@ conditional UPDATE), an event committed late still followed, and a periodic pass
 orders whose jobs all ended whatever happened to their events."""
 
 import threading
-from collections.abc import Iterator
 from datetime import datetime
 from unittest.mock import patch
 
@@ -18,15 +17,7 @@ from production.lifecycle import By
 from production.models import Job, JobEvent
 from tests.builders import make_machine, make_order, make_part, make_user
 
-
-@pytest.fixture(autouse=True)
-def _no_broker() -> Iterator[None]:
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
+pytestmark = pytest.mark.usefixtures("no_broker")
 
 
 def setup_factory() -> tuple[object, Webhook]:

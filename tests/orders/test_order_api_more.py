@@ -3,7 +3,6 @@ bad input (every refusal a 400 with field errors that creates nothing)."""
 
 import threading
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 from django.db import connection
@@ -23,14 +22,7 @@ GOOD_LINE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
+pytestmark = pytest.mark.usefixtures("no_broker")
 
 
 def nothing_created():

@@ -3,7 +3,6 @@ words (order number, reference, part name), part, status, requester and date pla
 parameters are a 400 naming them (API) or form errors (page)."""
 
 from datetime import timedelta
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -21,17 +20,7 @@ from tests.builders import (
     make_user,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture

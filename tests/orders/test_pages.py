@@ -2,7 +2,6 @@
 checkout (one order per form, however often it is sent), orders, approvals."""
 
 import re
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -22,7 +21,7 @@ from tests.builders import (
 )
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 FORM = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "2"}
 
@@ -33,18 +32,6 @@ def catalog():
     PartFamily.objects.filter(slug="block").update(category="Blocks", tags="cube, M5")
     make_part("washer", materials=[make_material("petg")])
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async") as previews,
-        patch("production.tasks.check_preview_dfm.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield previews
 
 
 @pytest.fixture
@@ -67,7 +54,7 @@ def test_the_catalog_searches_and_filters(browser):
     assert cards(browser.get("/?process=laser").content.decode()) == []
 
 
-def test_a_card_drawing_is_the_default_configurations_svg(browser, _no_broker):
+def test_a_card_drawing_is_the_default_configurations_svg(browser):
     html = browser.get("/parts/block/drawing/").content.decode()
     assert "being made" in html and PartPreview.objects.get().status == "queued"
     preview = PartPreview.objects.get()
@@ -99,7 +86,7 @@ def test_configuring_shows_the_validation_modules_field_errors(browser):
     assert "Quantity must be from 1 to 500 parts" in bad_quantity
 
 
-def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browser, _no_broker):
+def test_a_valid_configuration_queues_a_preview_and_shows_dfm_and_a_quote(browser):
     html = browser.post("/parts/block/configure/", FORM).content.decode()
     assert 'data-state="valid"' in html and "Building the preview" in html
     assert PartPreview.objects.get().status == "queued"
@@ -184,7 +171,7 @@ def test_a_failing_configuration_shows_why_before_ordering(browser, settings):
     assert "MK4-1: cannot make it" in html
 
 
-def test_the_report_follows_the_material(browser, _no_broker):
+def test_the_report_follows_the_material(browser):
     """Another material is another report: one with no machine for it says so at once."""
     make_part("block", materials=[make_material("pla"), make_material("petg")])
     configured_and_checked(browser, FORM)

@@ -4,7 +4,6 @@ is the plan's, and a quantity needing more plates than one plan holds is refused
 import re
 from dataclasses import replace
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -154,21 +153,9 @@ LINE = {
 }
 
 
-@pytest.fixture
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
-
-
 @pytest.mark.django_db
 def test_a_quantity_needing_more_plates_than_a_plan_holds_is_refused_with_the_number(
-    api, settings, _no_broker
+    api, settings, no_broker
 ) -> None:
     make_part("block")
     make_machine()
@@ -192,7 +179,7 @@ def test_a_quantity_needing_more_plates_than_a_plan_holds_is_refused_with_the_nu
 
 
 @pytest.mark.django_db
-def test_the_cart_says_why_a_quantity_is_refused(user, settings, _no_broker) -> None:
+def test_the_cart_says_why_a_quantity_is_refused(user, settings, no_broker) -> None:
     make_part("block")
     make_machine()
     settings.PLATES_MAX_PER_PLAN = 1

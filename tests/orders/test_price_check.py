@@ -5,7 +5,6 @@ approver's) confirmation, recorded with who and when, or is declined."""
 
 from datetime import timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
@@ -33,7 +32,7 @@ from production.models import Job
 from tests.builders import make_machine, make_order, make_organisation, make_part, make_user
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 BLOCK = {"width": 20, "height": 10, "hole_d": 5}
 BLOCK_VOLUME = 20 * 20 * 10 - 3.14159265 * 2.5**2 * 10  # the built block: 3,804 mm³
@@ -43,18 +42,6 @@ BLOCK_VOLUME = 20 * 20 * 10 - 3.14159265 * 2.5**2 * 10  # the built block: 3,804
 def catalog():
     make_part("block")
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("production.tasks.route_waiting_jobs.apply_async"),
-        patch("production.tasks.dispatch_machine.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 def build(order: Order, *, volume: float, extents=(20.0, 20.0, 10.0), traveler=True) -> Job:

@@ -1,8 +1,6 @@
 """Reordering a past order or one of its lines: the same revision and configuration, or the
 latest revision with what changed shown first; through the API and the pages."""
 
-from unittest.mock import patch
-
 import pytest
 from django.test import Client
 
@@ -40,14 +38,7 @@ BLOCK_V2 = [
 BLOCK_V2_RULES = [{"rule": "hole_diameter <= width - 2", "message": "leave 1 mm of wall"}]
 
 
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
+pytestmark = pytest.mark.usefixtures("no_broker")
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ so no CAD runs here."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -31,6 +30,8 @@ from orders.services import (
 from production import machines
 from production.models import Job, Machine
 from tests.builders import BLOCK_SCRIPT, make_machine, make_order, make_user
+
+pytestmark = pytest.mark.usefixtures("no_broker")
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -178,19 +179,6 @@ def test_a_milled_quote_prices_the_plate_and_the_estimated_or_programmed_time():
 
 
 # --- ordering with routes (database) --------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("production.tasks.dispatch_machine.apply_async"),
-        patch("production.tasks.route_waiting_jobs.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 def material(slug, name, process, density, price, sheets=()):

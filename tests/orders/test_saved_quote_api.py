@@ -4,7 +4,6 @@
 import io
 from datetime import timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
@@ -15,7 +14,7 @@ from catalog.models import Material
 from orders.models import Order, SavedQuote
 from tests.builders import make_machine, make_organisation, make_part, make_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 GOOD = {"width": 20, "height": 10, "hole_d": 5}
 LINE = {"part": "block", "parameters": GOOD, "material": "pla", "quantity": 2}
@@ -25,16 +24,6 @@ LINE = {"part": "block", "parameters": GOOD, "material": "pla", "quantity": 2}
 def catalog():
     make_part("block")
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 def client_of(user) -> APIClient:

@@ -4,7 +4,6 @@ operation of the API is accounted for here (API_ISOLATION, SHARED_OPERATIONS), c
 against the OpenAPI schema: a new operation fails the test until it is."""
 
 import sys
-from unittest.mock import patch
 
 import pytest
 from django.test import Client
@@ -25,7 +24,7 @@ from tests.builders import (
 )
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 # Every route that takes an order or a job id, with how to call it ({order}, {job}).
 OBJECT_ROUTES = [
@@ -52,16 +51,6 @@ OBJECT_ROUTES = [
     ("get", "/orders/{order}/reorder/"),
     ("post", "/orders/{order}/reorder/"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.utils import timezone
@@ -21,23 +20,13 @@ from production.models import Job, Machine
 from tests.builders import make_machine, make_order, make_part, make_user
 from tests.orders.helpers import join_team, make_team
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture(autouse=True)
 def catalog():
     make_part("block")
     make_machine()
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture

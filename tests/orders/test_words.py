@@ -4,7 +4,6 @@ admins' synonyms, and a "from" price on every card."""
 
 import re
 from decimal import Decimal
-from unittest.mock import patch
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,22 +16,9 @@ from orders.models import OrderLine
 from orders.templatetags.part_words import job_status, minutes
 from tests.builders import login_with_mfa, make_machine, make_order, make_part
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 FORM = {"p_width": "20", "p_height": "10", "p_hole_d": "5", "material": "pla", "quantity": "2"}
-
-
-@pytest.fixture(autouse=True)
-def _no_broker():
-    with (
-        patch("production.tasks.advance_job.apply_async"),
-        patch("catalog.tasks.build_preview.apply_async"),
-        patch("catalog.tasks.fit_estimator.apply_async"),
-        patch("production.tasks.check_preview_dfm.apply_async"),
-        patch("orders.tasks.deliver_webhook.apply_async"),
-        patch("orders.tasks.email_requester.apply_async"),
-    ):
-        yield
 
 
 @pytest.fixture(autouse=True)
