@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -111,7 +112,7 @@ def delivery_quote(lines: list[LineRequest], *, site: str) -> DeliveryQuote | No
     return order_delivery_quote(quoted, now=now)
 
 
-def order_placed_from(user: Any, idempotency_key: str | None) -> Order | None:
+def order_placed_from(user: User, idempotency_key: str | None) -> Order | None:
     """The order this user already placed from the same form (its idempotency key), if any:
     a double-clicked submit shows that order instead of placing another. None without a key."""
     if not idempotency_key:
