@@ -33,19 +33,20 @@ from orders.assets import (
     assets_for,
     line_request,
 )
-from orders.membership import request_membership
+from orders.membership import request_membership, signed_in_user
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
-from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
-from orders.views import (
-    _cart_delivery,
-    _default_site,
-    _flatten,
-    _quantity,
-    _raw_parameters,
-    _revision_of,
-    _signed_in,
+from orders.order_form import (
+    chosen_id,
+    delivery_quote,
+    errors_text,
     order_fields_checked,
+    order_placed_from,
+    orderable_part,
+    preselected_site,
+    typed_parameters,
+    typed_quantity,
 )
+from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
 from production import public
 
 
@@ -112,7 +113,7 @@ def asset_new(request: HttpRequest) -> HttpResponse:
         return _asset_form(request, None, None, {})
     fields = _fields(request)
     try:
-        asset = asset_create(user=_signed_in(request), fields=fields)
+        asset = asset_create(user=signed_in_user(request), fields=fields)
     except AssetInvalid as invalid:
         return _asset_form(request, None, fields, invalid.errors)
     except DomainError as refusal:
@@ -128,7 +129,7 @@ def asset_edit(request: HttpRequest, asset_id: int) -> HttpResponse:
         return _asset_form(request, asset, None, {})
     fields = _fields(request)
     try:
-        asset_update(asset=asset, user=_signed_in(request), fields=fields)
+        asset_update(asset=asset, user=signed_in_user(request), fields=fields)
     except AssetInvalid as invalid:
         return _asset_form(request, asset, fields, invalid.errors)
     except DomainError as refusal:
@@ -163,7 +164,7 @@ def asset_down(request: HttpRequest, asset_id: int) -> HttpResponse:
     try:
         asset_set_down(
             asset=asset,
-            user=_signed_in(request),
+            user=signed_in_user(request),
             down=down,
             now=timezone.now(),
             reason=request.POST.get("reason", "")[:200],
@@ -181,7 +182,7 @@ def asset_part_delete(request: HttpRequest, asset_id: int, part_id: int) -> Http
     asset = _asset(request, asset_id)
     part = get_object_or_404(asset.parts, pk=part_id)
     try:
-        asset_part_remove(part=part, user=_signed_in(request))
+        asset_part_remove(part=part, user=signed_in_user(request))
     except DomainError as refusal:
         messages.error(request, str(refusal))
     else:
@@ -200,22 +201,25 @@ def _saved_message(request: HttpRequest, asset: Asset, created: bool) -> None:
 @require_POST
 def part_save_to_asset(request: HttpRequest, slug: str) -> HttpResponse:
     """The part page's configuration, saved on an asset's spare-parts list."""
-    family, revision = _revision_of(slug)
-    asset = _asset(request, _quantity(request.POST.get("asset", "")))
+    family, revision = orderable_part(slug)
+    asset = _asset(request, chosen_id(request.POST.get("asset")))
+    quantity, _ = typed_quantity(request.POST.get("quantity", ""))  # its range says it
     line = LineRequest(
         part=family.slug,
-        parameters=_raw_parameters(request, parse_schema(revision.parameter_schema)),
+        parameters=typed_parameters(request, parse_schema(revision.parameter_schema)),
         material=request.POST.get("material", ""),
-        quantity=_quantity(request.POST.get("quantity", "")),
+        quantity=quantity,
         revision=revision.number,
     )
     try:
-        _, created = asset_part_add(asset=asset, user=_signed_in(request), line=line)
+        _, created = asset_part_add(asset=asset, user=signed_in_user(request), line=line)
     except OrderInvalid as invalid:
-        messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
+        messages.error(
+            request, "The part is not configured correctly: " + errors_text(invalid.errors)
+        )
         return redirect("part", slug=slug)
     except AssetInvalid as invalid:
-        messages.error(request, _flatten(invalid.errors))
+        messages.error(request, errors_text(invalid.errors))
         return redirect("part", slug=slug)
     except DomainError as refusal:
         messages.error(request, str(refusal))
@@ -235,11 +239,11 @@ def line_save_to_asset(request: HttpRequest, line_id: int) -> HttpResponse:
         ),
         pk=line_id,
     )
-    asset = _asset(request, _quantity(request.POST.get("asset", "")))
+    asset = _asset(request, chosen_id(request.POST.get("asset")))
     try:
-        _, created = asset_part_add_from_line(asset=asset, user=_signed_in(request), line=line)
+        _, created = asset_part_add_from_line(asset=asset, user=signed_in_user(request), line=line)
     except OrderInvalid as invalid:
-        messages.error(request, "This line cannot be saved: " + _flatten(invalid.errors))
+        messages.error(request, "This line cannot be saved: " + errors_text(invalid.errors))
         return redirect("order", order_id=line.order_id)
     except DomainError as refusal:
         messages.error(request, str(refusal))
@@ -260,7 +264,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
         "reference": "",
         "due_date": "",
         "priority": Order.Priority.NORMAL,
-        "delivery_site": _default_site(request),
+        "delivery_site": preselected_site(request),
         "note": "",
         "speed": "standard",  # or "expedited" (orders.delivery)
     }
@@ -268,19 +272,16 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
     errors: dict[str, Any] = {}
     part_errors: dict[int, str] = {}
     if request.method == "POST":
-        user = _signed_in(request)
+        user = signed_in_user(request)
         key = request.POST.get("idempotency_key", "")[:200]
-        placed = (
-            Order.objects.for_user(user)
-            .filter(placed_by=user, idempotency_key=f"asset-{key}")
-            .first()
-            if key
-            else None
-        )
+        idempotency_key = f"asset-{key}" if key else None
+        placed = order_placed_from(user, idempotency_key)
         if placed is not None:
             return redirect("order", order_id=placed.pk)
         form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
-        quantities = {part.pk: _quantity(request.POST.get(f"q_{part.pk}", "0")) for part in parts}
+        quantities = {
+            part.pk: typed_quantity(request.POST.get(f"q_{part.pk}", "0"))[0] for part in parts
+        }
         due, errors = order_fields_checked(form)
         chosen = [part for part in parts if quantities[part.pk] > 0]
         if not chosen:
@@ -296,7 +297,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
                         priority=form["priority"],
                         delivery_site=form["delivery_site"],
                         note=form["note"][:5000],
-                        idempotency_key=f"asset-{key}" if key else None,
+                        idempotency_key=idempotency_key,
                         asset=asset.pk,
                         work_order_ref=form["work_order_ref"],
                         expedite=form["speed"] == "expedited",
@@ -307,7 +308,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
                 by_line = errors.get("lines")
                 if isinstance(by_line, dict):  # {"0": {...}}: the index among those ordered
                     part_errors = {
-                        chosen[int(index)].pk: _flatten(problems)
+                        chosen[int(index)].pk: errors_text(problems)
                         for index, problems in by_line.items()
                         if index.isdigit() and int(index) < len(chosen)
                     }
@@ -326,18 +327,8 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             "lines_error": errors.get("lines") if isinstance(errors.get("lines"), list) else [],
             "priorities": Order.Priority.choices,
             # What standard and expedited cost for the spare parts as the form has them now.
-            "delivery": _cart_delivery(
-                [
-                    {
-                        "part": p.revision.family.slug,
-                        "parameters": p.parameters,
-                        "material": p.material.slug,
-                        "quantity": quantities[p.pk],
-                        "revision": p.revision.number,
-                    }
-                    for p in parts
-                    if quantities[p.pk] > 0
-                ],
+            "delivery": delivery_quote(
+                [line_request(p, quantity=quantities[p.pk]) for p in parts if quantities[p.pk] > 0],
                 site=form["delivery_site"],
             ),
             "sites": public.sites(),

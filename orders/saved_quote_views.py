@@ -15,7 +15,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from microfactory.errors import DomainError
+from orders.membership import signed_in_user
 from orders.models import Order, SavedQuote
+from orders.order_form import errors_text, order_fields_checked, preselected_site
 from orders.quote_pdf import quote_pdf
 from orders.saved_quotes import (
     QuoteExpired,
@@ -26,7 +28,6 @@ from orders.saved_quotes import (
     quote_share,
 )
 from orders.services import OrderInvalid
-from orders.views import _default_site, _flatten, _signed_in, order_fields_checked
 from production import public
 
 
@@ -41,12 +42,12 @@ def quotes_for(user: object) -> QuerySet[SavedQuote]:
 def cart_save_quote(request: HttpRequest) -> HttpResponse:
     try:
         quote = quote_save_from_cart(
-            user=_signed_in(request),
+            user=signed_in_user(request),
             reference=request.POST.get("reference", "").strip()[:100],
             note=request.POST.get("note", "").strip()[:5000],
         )
     except OrderInvalid as invalid:
-        messages.error(request, "The quote could not be saved: " + _flatten(invalid.errors))
+        messages.error(request, "The quote could not be saved: " + errors_text(invalid.errors))
         return redirect("cart")
     except DomainError as refusal:
         messages.error(request, str(refusal))
@@ -93,7 +94,7 @@ def saved_quote_page(request: HttpRequest, quote_id: int) -> HttpResponse:
         "reference": quote.reference,
         "due_date": "",
         "priority": Order.Priority.NORMAL,
-        "delivery_site": _default_site(request),
+        "delivery_site": preselected_site(request),
         "note": "",
     }
     errors: dict[str, Any] = {}
@@ -103,7 +104,7 @@ def saved_quote_page(request: HttpRequest, quote_id: int) -> HttpResponse:
             try:
                 order = quote_order(
                     quote=quote,
-                    user=_signed_in(request),
+                    user=signed_in_user(request),
                     reference=form["reference"][:100],
                     due_date=due,
                     priority=form["priority"],
@@ -117,7 +118,7 @@ def saved_quote_page(request: HttpRequest, quote_id: int) -> HttpResponse:
             except OrderInvalid as invalid:
                 errors = invalid.errors
                 if isinstance(errors.get("lines"), dict):
-                    errors = {"order": ["the catalog no longer accepts it: " + _flatten(errors)]}
+                    errors = {"order": ["the catalog no longer accepts it: " + errors_text(errors)]}
             except DomainError as refusal:
                 errors = {"order": [str(refusal)]}
             else:
@@ -155,7 +156,7 @@ def saved_quote_pdf(request: HttpRequest, quote_id: int) -> HttpResponse:
 def saved_quote_share(request: HttpRequest, quote_id: int) -> HttpResponse:
     quote = get_object_or_404(quotes_for(request.user), pk=quote_id)
     try:
-        quote_share(quote=quote, user=_signed_in(request))
+        quote_share(quote=quote, user=signed_in_user(request))
     except DomainError as refusal:
         messages.error(request, str(refusal))
     else:
@@ -170,9 +171,9 @@ def saved_quote_share(request: HttpRequest, quote_id: int) -> HttpResponse:
 def saved_quote_requote(request: HttpRequest, quote_id: int) -> HttpResponse:
     quote = get_object_or_404(quotes_for(request.user), pk=quote_id)
     try:
-        fresh = quote_requote(quote=quote, user=_signed_in(request))
+        fresh = quote_requote(quote=quote, user=signed_in_user(request))
     except OrderInvalid as invalid:
-        messages.error(request, "It cannot be quoted again: " + _flatten(invalid.errors))
+        messages.error(request, "It cannot be quoted again: " + errors_text(invalid.errors))
         return redirect("saved-quote", quote_id=quote.pk)
     except DomainError as refusal:
         messages.error(request, str(refusal))

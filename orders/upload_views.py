@@ -20,6 +20,7 @@ from microfactory.errors import DomainError
 from orders.carts import cart_add_line
 from orders.delivery import order_speed
 from orders.models import CustomerUpload
+from orders.order_form import errors_text, preselected_site, typed_quantity
 from orders.services import LineRequest, OrderInvalid
 from orders.uploads import (
     upload_create,
@@ -28,7 +29,7 @@ from orders.uploads import (
     upload_rescale,
     upload_state,
 )
-from orders.views import _default_site, _flatten, _quantity, duration_text
+from orders.views import duration_text
 from production import public
 
 
@@ -86,7 +87,7 @@ def _configuration(
                 upload=upload,
                 material=material,
                 quantity=quantity,
-                delivery_site=_default_site(request),
+                delivery_site=preselected_site(request),
             )
         except OrderInvalid as invalid:
             return {"errors": invalid.errors, "state": upload_state(upload)}
@@ -134,14 +135,8 @@ def upload_configure(request: HttpRequest, upload_id: int) -> HttpResponse:
         "upload": upload,
         "configure_url": reverse("upload-configure", args=[upload.pk]),
     }
-    context.update(
-        _configuration(
-            request,
-            upload,
-            request.POST.get("material", ""),
-            _quantity(request.POST.get("quantity", "")),
-        )
-    )
+    quantity, _ = typed_quantity(request.POST.get("quantity", ""))  # its range says it
+    context.update(_configuration(request, upload, request.POST.get("material", ""), quantity))
     return render(request, "orders/_upload_configuration.html", context)
 
 
@@ -150,13 +145,13 @@ def upload_configure(request: HttpRequest, upload_id: int) -> HttpResponse:
 def upload_add(request: HttpRequest, upload_id: int) -> HttpResponse:
     """Add the upload to the cart, quoted as the cart's catalog lines are."""
     upload = _upload(request, upload_id)
-    quantity = _quantity(request.POST.get("quantity", ""))
+    quantity, _ = typed_quantity(request.POST.get("quantity", ""))  # its range says it
     try:
         line = upload_orderable(
             upload, material=request.POST.get("material", ""), quantity=quantity
         )
     except OrderInvalid as invalid:
-        messages.error(request, "It cannot be ordered yet: " + _flatten(invalid.errors))
+        messages.error(request, "It cannot be ordered yet: " + errors_text(invalid.errors))
         return redirect("upload", upload_id=upload.pk)
     try:
         cart_add_line(
@@ -170,7 +165,7 @@ def upload_add(request: HttpRequest, upload_id: int) -> HttpResponse:
             ),
         )
     except OrderInvalid as invalid:
-        messages.error(request, "It cannot be ordered yet: " + _flatten(invalid.errors))
+        messages.error(request, "It cannot be ordered yet: " + errors_text(invalid.errors))
         return redirect("upload", upload_id=upload.pk)
     except DomainError as refusal:  # the cart is full
         messages.error(request, str(refusal))

@@ -21,7 +21,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
 from django.db import connections
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
@@ -41,8 +40,8 @@ from catalog.querysets import families_search
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
-from orders.delivery import DeliveryQuote, SpeedOption, order_delivery_quote, order_speed
-from orders.membership import request_membership
+from orders.delivery import SpeedOption, order_speed
+from orders.membership import request_membership, signed_in_user
 from orders.models import (
     FINAL,
     Order,
@@ -50,6 +49,17 @@ from orders.models import (
     SavedQuote,
     Status,
     order_number,
+)
+from orders.order_form import (
+    chosen_id,
+    delivery_quote,
+    errors_text,
+    order_fields_checked,
+    order_placed_from,
+    orderable_part,
+    preselected_site,
+    typed_parameters,
+    typed_quantity,
 )
 from orders.price_from import price_from_many
 from orders.quotes import LineFacts, dfm_notes, indicative_quote, line_facts
@@ -62,7 +72,6 @@ from orders.services import (
     NotAllowed,
     OrderInvalid,
     OrderRequest,
-    default_delivery_site,
     line_check,
     order_approve,
     order_cancel,
@@ -79,22 +88,6 @@ logger = logging.getLogger(__name__)
 
 # The session key of the cart before carts were saved per user (orders.carts).
 CART = "cart"
-
-
-def _signed_in(request: HttpRequest) -> User:
-    """The user of a @login_required page: request.user narrowed from User | AnonymousUser."""
-    user = request.user
-    if not isinstance(user, User):  # @login_required has sent anonymous visitors to log in
-        raise PermissionDenied("sign in first")
-    return user
-
-
-def _default_site(request: HttpRequest) -> str:
-    """The slug of the site the user's organisation delivers to by default ("": none), so the
-    part page's lead time includes the transit there."""
-    membership = request_membership(request)
-    site = default_delivery_site(membership.organisation) if membership else None
-    return site.slug if site else ""
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -173,14 +166,6 @@ def _catalog(filters: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _revision_of(slug: str) -> tuple[PartFamily, PartRevision]:
-    family = get_object_or_404(PartFamily, slug=slug, retired=False, private=False)
-    revision = family.current_revision()
-    if revision is None:
-        raise Http404("this part has no published revision")
-    return family, revision
-
-
 def _preview(
     revision: PartRevision, parameters: dict[str, Any], *, user: Any
 ) -> tuple[PartPreview | None, str]:
@@ -199,7 +184,7 @@ def _preview(
 @login_required
 def part_drawing(request: HttpRequest, slug: str) -> HttpResponse:
     """A catalog card's drawing: the default configuration's SVG, built on first view."""
-    family, revision = _revision_of(slug)
+    family, revision = orderable_part(slug)
     try:
         values = defaults(parse_schema(revision.parameter_schema))
     except SchemaError:
@@ -242,17 +227,6 @@ def _fields(
     ]
 
 
-def _raw_parameters(request: HttpRequest, specs: tuple[ParameterSpec, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for spec in specs:
-        key = f"p_{spec.name}"
-        if spec.type == "boolean":
-            values[spec.name] = key in request.POST
-        elif key in request.POST:
-            values[spec.name] = request.POST[key]
-    return values
-
-
 def duration_text(seconds: int | None) -> str:
     """'about 2 h 15 min' for a lead time in seconds."""
     if seconds is None:
@@ -264,23 +238,6 @@ def duration_text(seconds: int | None) -> str:
     if hours < 48:
         return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
     return f"about {round(hours / 24)} days"
-
-
-def _quantity(raw: str) -> int:
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _quantity_problem(raw: str) -> str:
-    """What is wrong with a quantity typed in the form ("" when it is a whole number; its
-    range is line_check's): 2.5 parts is not a number of parts, whatever the range."""
-    try:
-        int(raw.strip())
-    except (AttributeError, ValueError):
-        return f"Enter a whole number of parts, from 1 to {settings.ORDER_MAX_QUANTITY}"
-    return ""
 
 
 @login_required
@@ -305,7 +262,7 @@ def _part_of(slug: str) -> tuple[PartFamily, PartRevision, list[Material]]:
     per catalog generation (catalog.cache): three queries every part page visit made."""
 
     def read() -> tuple[PartFamily, PartRevision, list[Material]]:
-        family, revision = _revision_of(slug)
+        family, revision = orderable_part(slug)
         revision.family = family  # kept with it: the configuration reads the family's slug
         return family, revision, list(revision.materials.filter(active=True))
 
@@ -340,7 +297,7 @@ def _default_configuration(
     kept: str | None = cache.get(key)
     if kept is not None:
         return mark_safe(kept)  # rendered by our own template, escaped there
-    site = _default_site(request)
+    site = preselected_site(request)
     context = {
         "family": revision.family,
         "revision": revision,
@@ -398,7 +355,7 @@ def _configured(
 ) -> dict[str, Any]:
     preview, problem = _preview(revision, checked["parameters"], user=request.user)
     ready = preview if preview is not None and preview.status == PartPreview.Status.READY else None
-    site = _default_site(request) if site is None else site
+    site = preselected_site(request) if site is None else site
     facts, facts_quote, promise = _quoted(checked, ready, site)
     return {
         # "Ready by": the live queue simulated with this line added, at standard speed.
@@ -495,17 +452,18 @@ def _requote_later(key: str, checked: dict[str, Any], ready: PartPreview | None,
 @require_POST
 def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
     """htmx: the form changed; answer with field errors, the preview, DFM notes and quote."""
-    family, revision = _revision_of(slug)
+    family, revision = orderable_part(slug)
     specs = parse_schema(revision.parameter_schema)
     context = {"family": family, "revision": revision, "specs": specs, "oob": True}
+    quantity, problem = typed_quantity(request.POST.get("quantity", ""))
     context.update(
         _configuration(
             request,
             revision,
-            _raw_parameters(request, specs),
+            typed_parameters(request, specs),
             request.POST.get("material", ""),
-            _quantity(request.POST.get("quantity", "")),
-            _quantity_problem(request.POST.get("quantity", "")),
+            quantity,
+            problem,
         )
     )
     return render(request, "orders/_configuration.html", context)
@@ -516,7 +474,7 @@ def part_configure(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _cart(request: HttpRequest) -> list[dict[str, Any]]:
     """The user's cart (orders.carts: in the database), as the cart page shows it."""
-    user = _signed_in(request)
+    user = signed_in_user(request)
     _absorb_session_cart(request, user)
     return [
         {
@@ -565,22 +523,24 @@ def _absorb_session_cart(request: HttpRequest, user: User) -> None:
 @login_required
 @require_POST
 def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
-    family, revision = _revision_of(slug)
+    family, revision = orderable_part(slug)
     specs = parse_schema(revision.parameter_schema)
+    quantity, problem = typed_quantity(request.POST.get("quantity", ""))
     line = LineRequest(
         part=family.slug,
-        parameters=_raw_parameters(request, specs),
+        parameters=typed_parameters(request, specs),
         material=request.POST.get("material", ""),
-        quantity=_quantity(request.POST.get("quantity", "")),
+        quantity=quantity,
         revision=revision.number,
     )
     try:
-        problem = _quantity_problem(request.POST.get("quantity", ""))
         if problem:
             raise OrderInvalid({"quantity": [problem]})
-        cart_add_line(user=_signed_in(request), line=line)
+        cart_add_line(user=signed_in_user(request), line=line)
     except OrderInvalid as invalid:
-        messages.error(request, "The part is not configured correctly: " + _flatten(invalid.errors))
+        messages.error(
+            request, "The part is not configured correctly: " + errors_text(invalid.errors)
+        )
         return redirect("part", slug=slug)
     except DomainError as refusal:  # the cart is full; or the user belongs to no organisation
         messages.error(request, str(refusal))
@@ -592,43 +552,8 @@ def cart_add(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def cart_remove(request: HttpRequest, line_id: int) -> HttpResponse:
-    cart_remove_line(user=_signed_in(request), line_id=line_id)
+    cart_remove_line(user=signed_in_user(request), line_id=line_id)
     return redirect("cart")
-
-
-def order_fields_checked(form: dict[str, str]) -> tuple[date | None, dict[str, Any]]:
-    """The needed-by date of an order form's fields (as typed), and the errors of its date,
-    priority and, where the form has one, delivery speed: the cart, an asset's and a saved
-    quote's order forms share them."""
-    errors: dict[str, Any] = {}
-    due: date | None = None
-    if form.get("due_date"):
-        try:
-            due = date.fromisoformat(form["due_date"])
-        except ValueError:
-            errors["due_date"] = ["enter a date as YYYY-MM-DD"]
-    if form.get("priority") not in Order.Priority.values:
-        errors["priority"] = ["choose a priority from the list"]
-    if "speed" in form and form["speed"] not in ("standard", "expedited"):
-        errors["speed"] = ["choose standard or expedited"]
-    return due, errors
-
-
-def _flatten(errors: Any, prefix: str = "") -> str:
-    """Every message of a nested error dict, once each: the messages name their field in
-    the requester's words (catalog.parameters), so the internal keys are not shown; the
-    lines of an order are said by number ("line 2: ...")."""
-    if isinstance(errors, dict):
-        said: list[str] = []
-        for key, value in errors.items():
-            where = f"line {int(key) + 1}: " if str(key).isdigit() else ""
-            text = _flatten(value, prefix + where)
-            if text not in said:
-                said.append(text)
-        return "; ".join(said)
-    if isinstance(errors, list):
-        return prefix + " ".join(dict.fromkeys(str(item) for item in errors))
-    return prefix + str(errors)
 
 
 @login_required
@@ -636,25 +561,30 @@ def cart_page(request: HttpRequest) -> HttpResponse:
     """The cart and the order form. Each render carries a fresh idempotency key, so a
     double-clicked submit places one order."""
     cart = _cart(request)
+    lines = [
+        LineRequest(
+            part=line["part"],
+            parameters=line["parameters"],
+            material=line["material"],
+            quantity=line["quantity"],
+            revision=line["revision"],
+        )
+        for line in cart
+    ]
     errors: dict[str, Any] = {}
     form = {
         "reference": "",
         "due_date": "",
         "priority": Order.Priority.NORMAL,
-        "delivery_site": _default_site(request),  # chosen in the form, the default preselected
+        "delivery_site": preselected_site(request),  # chosen in the form, the default preselected
         "note": "",
         "speed": "standard",  # or "expedited" (orders.delivery)
     }
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")[:200]
-        user = _signed_in(request)
-        placed = (
-            Order.objects.for_user(user)
-            .filter(placed_by=user, idempotency_key=f"web-{key}")
-            .first()
-            if key
-            else None
-        )
+        idempotency_key = f"web-{key}" if key else None
+        user = signed_in_user(request)
+        placed = order_placed_from(user, idempotency_key)
         if placed is not None:  # the same form sent again (a double click): that order
             return redirect("order", order_id=placed.pk)
         form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
@@ -666,23 +596,14 @@ def cart_page(request: HttpRequest) -> HttpResponse:
                 order, _ = order_place(
                     user=request.user,
                     request=OrderRequest(
-                        lines=[
-                            LineRequest(
-                                part=line["part"],
-                                parameters=line["parameters"],
-                                material=line["material"],
-                                quantity=line["quantity"],
-                                revision=line["revision"],
-                            )
-                            for line in cart
-                        ],
+                        lines=lines,
                         reference=form["reference"][:100],
                         due_date=due,
                         priority=form["priority"],
                         delivery_site=form["delivery_site"],
                         note=form["note"][:5000],
                         expedite=form["speed"] == "expedited",
-                        idempotency_key=f"web-{key}" if key else None,
+                        idempotency_key=idempotency_key,
                     ),
                 )
             except OrderInvalid as invalid:
@@ -705,37 +626,10 @@ def cart_page(request: HttpRequest) -> HttpResponse:
             "idempotency_key": uuid.uuid4().hex,
             "today": timezone.localdate().isoformat(),
             "membership": request_membership(request),
-            "delivery": _cart_delivery(cart, site=form["delivery_site"]),
+            "delivery": delivery_quote(lines, site=form["delivery_site"]),
             "quote_valid_days": settings.MF_QUOTE_VALID_DAYS,
         },
     )
-
-
-def _cart_delivery(cart: list[dict[str, Any]], *, site: str) -> DeliveryQuote | None:
-    """Standard and expedited delivery of the cart as it would be ordered now: what each
-    costs and when it is promised. None for an empty cart, or one whose lines no longer
-    check (the order form says why when it is sent)."""
-    if not cart:
-        return None
-    now = timezone.now()
-    delivery = site if public.site_by_slug(site) is not None else ""
-    quoted = []
-    try:
-        for line in cart:
-            checked = line_check(
-                LineRequest(
-                    part=line["part"],
-                    parameters=line["parameters"],
-                    material=line["material"],
-                    quantity=line["quantity"],
-                    revision=line["revision"],
-                )
-            )
-            facts = line_facts(**checked, now=now, delivery_site=delivery)
-            quoted.append((facts, indicative_quote(facts)))
-    except (OrderInvalid, KeyError, TypeError):
-        return None
-    return order_delivery_quote(quoted, now=now)
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -862,11 +756,6 @@ def _order_context(request: HttpRequest, order: Order) -> dict[str, Any]:
     }
 
 
-def _line_id(raw: str | None) -> int:
-    """A line id from a form; 0 (no such line: a 404) for anything else."""
-    return int(raw) if raw and raw.isdigit() and len(raw) < 19 else 0
-
-
 def _route_choices(
     line: OrderLine, *, order: Order, jobs: list[JobSummary], may_change: bool
 ) -> None:
@@ -922,7 +811,7 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
         elif action == "route":
             process, _, material = request.POST.get("route", "")[:100].partition(":")
             line = get_object_or_404(
-                OrderLine.objects.filter(order=order), pk=_line_id(request.POST.get("line"))
+                OrderLine.objects.filter(order=order), pk=chosen_id(request.POST.get("line"))
             )
             order_line_route_change(
                 line=line, user=request.user, process=process, material=material
@@ -941,7 +830,7 @@ def order_action(request: HttpRequest, order_id: int, action: str) -> HttpRespon
             else redirect("order", order_id=order.pk)
         )
     except OrderInvalid as invalid:
-        messages.error(request, _flatten(invalid.errors))
+        messages.error(request, errors_text(invalid.errors))
     except DomainError as refusal:
         messages.error(request, str(refusal))
     return redirect("order", order_id=order.pk)

@@ -273,6 +273,19 @@ def test_a_configured_part_and_an_order_line_are_saved_on_the_spare_parts_list(t
     assert html.count('class="spare-part"') == 2 and "Order for this asset" in html
 
 
+def test_an_asset_picked_as_anything_but_its_id_is_not_found_and_nothing_is_saved(tech):
+    asset = register(tech)
+    line = make_order(user=tech).lines.first()
+    browser = page(tech)
+    form = {"p_width": "24", "p_height": "12", "p_hole_d": "6", "material": "pla"}
+    for picked in ["", "abc", "-1", f" {asset.pk}", f"{asset.pk}.0", "9" * 30]:
+        saved = browser.post("/parts/block/save-to-asset/", {**form, "asset": picked})
+        assert saved.status_code == 404, picked
+        saved = browser.post(f"/order-lines/{line.pk}/save-to-asset/", {"asset": picked})
+        assert saved.status_code == 404, picked
+    assert not asset.parts.exists()
+
+
 def test_order_for_asset_prefills_the_lines_with_the_saved_configuration(tech):
     asset = register(tech)
     collar = save_part(asset, tech, parameters={"width": 24, "height": 12, "hole_d": 6}, quantity=2)
