@@ -271,6 +271,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
     quantities = {part.pk: part.quantity for part in parts}
     errors: dict[str, Any] = {}
     part_errors: dict[int, str] = {}
+    typed: dict[int, str] = {}
     if request.method == "POST":
         user = signed_in_user(request)
         key = request.POST.get("idempotency_key", "")[:200]
@@ -279,12 +280,19 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
         if placed is not None:
             return redirect("order", order_id=placed.pk)
         form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
-        quantities = {
-            part.pk: typed_quantity(request.POST.get(f"q_{part.pk}", "0"))[0] for part in parts
-        }
+        for part in parts:
+            # 0 leaves a part out; what is not a whole number of parts, or is below 0, is
+            # refused beside that part rather than read as 0 and silently left out.
+            raw = request.POST.get(f"q_{part.pk}", "0").strip()
+            quantities[part.pk], problem = typed_quantity(raw)
+            if problem or quantities[part.pk] < 0:
+                part_errors[part.pk] = problem or typed_quantity("")[1]
+                quantities[part.pk], typed[part.pk] = 0, raw[:20]  # shown back as typed
         due, errors = order_fields_checked(form)
         chosen = [part for part in parts if quantities[part.pk] > 0]
-        if not chosen:
+        if part_errors:
+            errors["lines"] = ["correct the quantities marked below (0 leaves a part out)"]
+        elif not chosen:
             errors["lines"] = ["order at least one of its spare parts (a quantity above 0)"]
         if not errors:
             try:
@@ -321,7 +329,9 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
         "orders/asset_order.html",
         {
             "asset": asset,
-            "parts": [(p, quantities[p.pk], part_errors.get(p.pk, "")) for p in parts],
+            "parts": [
+                (p, typed.get(p.pk, quantities[p.pk]), part_errors.get(p.pk, "")) for p in parts
+            ],
             "form": form,
             "errors": errors,
             "lines_error": errors.get("lines") if isinstance(errors.get("lines"), list) else [],

@@ -330,6 +330,26 @@ def test_order_for_asset_prefills_the_lines_with_the_saved_configuration(tech):
     assert f'data-line="{line.pk}"' in history and line.get_status_display() in history
 
 
+def test_an_asset_order_refuses_a_quantity_that_is_not_a_whole_number_beside_its_part(tech):
+    """2.5 or -1 parts is refused where it was typed, not read as 0 and left out unseen."""
+    asset = register(tech)
+    collar = save_part(asset, tech, parameters={"width": 24, "height": 12, "hole_d": 6}, quantity=2)
+    spacer = save_part(asset, tech, parameters={"width": 30, "height": 8, "hole_d": 5}, quantity=4)
+    browser = page(tech)
+    for bad in ["2.5", "-1", "two", "9" * 5000]:
+        answer = browser.post(
+            f"/assets/{asset.pk}/order/",
+            {f"q_{collar.pk}": "2", f"q_{spacer.pk}": bad, "idempotency_key": f"k-{bad[:8]}"},
+        )
+        html = answer.content.decode()
+        assert answer.status_code == 400, bad
+        assert "correct the quantities marked below" in html
+        assert "Enter a whole number of parts, from 1 to" in html
+        assert f'name="q_{spacer.pk}" id="q_{spacer.pk}" value="{bad[:20]}"' in html
+        assert f'name="q_{collar.pk}" id="q_{collar.pk}" value="2"' in html
+    assert not Order.objects.exists()
+
+
 def test_the_asset_order_form_offers_both_speeds_with_their_price_and_places_an_expedited_one(
     tech,
 ):
