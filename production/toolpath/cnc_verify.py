@@ -48,7 +48,7 @@ from scipy import ndimage
 
 from microfactory.errors import Rejected
 from production.toolpath.program import Stock, ToolUse
-from production.toolpath.verify import FAIL, PASS, Check
+from production.toolpath.verify import FAIL, Check, compared, first_problem
 
 Grid = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
@@ -272,42 +272,44 @@ def check_program(
     rapid = sum(_length(s) for s in reader.segments if s.rapid)
     lowest = min((min(s.start[2], s.end[2]) for s in reader.segments), default=0.0)
     checks = [
-        _first("numbers", reader, "finite decimal numbers", "every word is a number"),
-        _first(
+        first_problem(
+            "numbers", reader.problems, "finite decimal numbers", "every word is a number"
+        ),
+        first_problem(
             "commands",
-            reader,
+            reader.problems,
             "G0-G3 (XY plane), G81/G83, G20/G21, G90/G91, M3-M6, M30",
             "every command is one the simulation reads",
         ),
-        _first(
+        first_problem(
             "tools",
-            reader,
+            reader.problems,
             "T" + ", T".join(str(n) for n in sorted(radii)) if radii else "no tools",
             "every tool the program calls is in its tool table",
         ),
-        _first(
+        first_problem(
             "spindle and feed",
-            reader,
+            reader.problems,
             "a tool in the spindle, turning (M3/M4), feed > 0",
             "every cutting move has a turning tool and a feed rate",
         ),
-        _first(
+        first_problem(
             "machine travel",
-            reader,
+            reader.problems,
             "X {:g}..{:g}, Y {:g}..{:g}, Z {:g}..{:g} mm".format(
                 *envelope.x, *envelope.y, *envelope.z
             ),
             "every move stays within the machine's travel",
         ),
-        _first(
+        first_problem(
             "stock",
-            reader,
+            reader.problems,
             f"stock {stock.x_mm:g} x {stock.y_mm:g} x {stock.thickness_mm:g} mm + tool radius + "
             f"{stock_clearance_mm:g} mm; Z >= {floor - breakthrough_mm:g} mm",
             "every cut stays within the stock",
         ),
-        _first("rapids", reader, "no material", "no rapid move touches material"),
-        _compare(
+        first_problem("rapids", reader.problems, "no material", "no rapid move touches material"),
+        compared(
             "gouge",
             gouge <= gouge_tolerance_mm,
             f"{gouge:.3f} mm",
@@ -316,7 +318,7 @@ def check_program(
             if gouge > gouge_tolerance_mm
             else "nothing is cut below the part's surface",
         ),
-        _compare(
+        compared(
             "remaining stock",
             remaining <= remaining_tolerance_mm and longest_tab <= max_tab_mm,
             f"{remaining:.3f} mm; longest tab {longest_tab:.1f} mm",
@@ -328,7 +330,7 @@ def check_program(
             if longest_tab > max_tab_mm
             else "every machined face is cut to size",
         ),
-        _compare(
+        compared(
             "tabs",
             held or not require_tabs,
             f"{tabs} tab(s)" if held else "cut free",
@@ -767,20 +769,6 @@ def _check_positions(
 
 
 # --- the reader ---------------------------------------------------------------------------
-
-
-def _first(name: str, reader: "_Reader", limit: str, ok: str) -> Check:
-    if name not in reader.problems:
-        return Check(name, PASS, "ok", limit, ok)
-    first, count = reader.problems[name]
-    more = f" (and {count - 1} more)" if count > 1 else ""
-    return Check(name, FAIL, f"{count} problem(s)", limit, first + more)
-
-
-def _compare(name: str, ok: bool, value: str, limit: str, message: str) -> Check:
-    if ok:
-        return Check(name, PASS, value, limit, message)
-    return Check(name, FAIL, value, limit, f"{message}: expected {limit}")
 
 
 @dataclass

@@ -171,21 +171,21 @@ def check_gcode(
     ratio = extruded / part_volume if part_volume > 0 else math.inf
     checks = [
         *_machine_checks(run, profile, temperature_tolerance_c),
-        _first(
+        first_problem(
             "footprint",
-            run,
+            run.problems,
             f"part outline + {run.first_layer_margin:.2f} mm on the first layer (brim, skirt), "
             f"+ {run.margin:.2f} mm above",
             "every extrusion lies within the part's footprint",
         ),
-        _compare(
+        compared(
             "height",
             abs(run.max_z - height) <= profile.layer_height_mm + 1e-6,
             f"{run.max_z:.3f} mm",
             f"{height:.3f} ± {profile.layer_height_mm:g} mm",
             f"the top extrusion is at {run.max_z:.3f} mm; the part is {height:.3f} mm tall",
         ),
-        _compare(
+        compared(
             "layers",
             abs(run.layers - expected_layers) <= LAYER_COUNT_TOLERANCE,
             str(run.layers),
@@ -193,7 +193,7 @@ def check_gcode(
             f"{run.layers} layers for a {height:.2f} mm part "
             f"({profile.first_layer_height_mm:g} mm, then {profile.layer_height_mm:g} mm)",
         ),
-        _compare(
+        compared(
             "volume",
             low <= ratio <= max_volume_ratio,
             f"{ratio:.2f} x",
@@ -320,21 +320,21 @@ def check_plate_gcode(
             f"{low:.2f} x to {max_volume_ratio:.2f} x its volume",
             f"each of the {len(copies)} copies is printed whole",
         ),
-        _compare(
+        compared(
             "height",
             abs(run.max_z - tallest) <= profile.layer_height_mm + 1e-6,
             f"{run.max_z:.3f} mm",
             f"{tallest:.3f} ± {profile.layer_height_mm:g} mm",
             f"the top extrusion is at {run.max_z:.3f} mm; the tallest copy is {tallest:.3f} mm",
         ),
-        _compare(
+        compared(
             "layers",
             abs(run.layers - expected_layers) <= LAYER_COUNT_TOLERANCE,
             str(run.layers),
             f"{expected_layers:.1f} ± {LAYER_COUNT_TOLERANCE}",
             f"{run.layers} layers for a tallest copy of {tallest:.2f} mm",
         ),
-        _compare(
+        compared(
             "volume",
             low <= ratio <= max_volume_ratio,
             f"{ratio:.2f} x",
@@ -413,49 +413,55 @@ def _machine_checks(
 ) -> list[Check]:
     """What any G-code must satisfy, whatever it prints: numbers, moves, heat, the bed."""
     return [
-        _first("numbers", run, "finite decimal numbers", "every number is a number"),
-        _first(
+        first_problem(
+            "numbers", run.problems, "finite decimal numbers", "every number is a number"
+        ),
+        first_problem(
             "commands",
-            run,
+            run.problems,
             "G0/G1 moves in mm",
             "only straight moves in millimetres (arcs are disabled in every engine's config)",
         ),
-        _first(
+        first_problem(
             "nozzle temperature",
-            run,
+            run.problems,
             f"{profile.nozzle_temp_c} ± {temperature_tolerance_c:g} °C, reached before extruding",
             "the nozzle is at the material's temperature whenever it extrudes",
         ),
-        _first(
+        first_problem(
             "bed temperature",
-            run,
+            run.problems,
             f"{profile.bed_temp_c} ± {temperature_tolerance_c:g} °C before extruding",
             "the bed is at the material's temperature whenever the nozzle extrudes",
         ),
-        _first(
+        first_problem(
             "machine travel",
-            run,
+            run.problems,
             "{:g} x {:g} x {:g} mm".format(*profile.bed_mm, profile.max_height_mm),
             "every move stays within the machine's travel",
         ),
-        _first(
+        first_problem(
             "bed",
-            run,
+            run.problems,
             "{:g} x {:g} mm".format(*profile.bed_mm),
             "every extrusion lies on the bed",
         ),
     ]
 
 
-def _first(name: str, run: "_Run", limit: str, ok: str) -> Check:
-    if name not in run.problems:
+def first_problem(name: str, problems: dict[str, tuple[str, int]], limit: str, ok: str) -> Check:
+    """The check `name` of a reading that noted `problems` (the first of each kind, and how
+    many): passed when it noted none; else failed, saying the first and how many more."""
+    if name not in problems:
         return Check(name, PASS, "ok", limit, ok)
-    first, count = run.problems[name]
+    first, count = problems[name]
     more = f" (and {count - 1} more)" if count > 1 else ""
     return Check(name, FAIL, f"{count} problem(s)", limit, first + more)
 
 
-def _compare(name: str, ok: bool, value: str, limit: str, message: str) -> Check:
+def compared(name: str, ok: bool, value: str, limit: str, message: str) -> Check:
+    """A measured check: passed, or failed saying what was expected."""
+    """A measured check: passed, or failed saying what was expected."""
     if ok:
         return Check(name, PASS, value, limit, message)
     return Check(name, FAIL, value, limit, f"{message}: expected {limit}")

@@ -19,7 +19,6 @@ from PIL import Image
 from microfactory.errors import Rejected
 from production.toolpath.cnc_render import render_simulation
 from production.toolpath.cnc_verify import (
-    PASS,
     CncCheck,
     Envelope,
     check_program,
@@ -30,6 +29,7 @@ from production.toolpath.cnc_verify import (
 )
 from production.toolpath.program import Stock, ToolUse
 from production.toolpath.rs274 import rs274_errors
+from production.toolpath.verify import PASS
 
 pytestmark = pytest.mark.cad  # CadQuery parts and numpy simulation; no database
 

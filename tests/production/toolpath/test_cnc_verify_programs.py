@@ -17,7 +17,6 @@ from catalog.parts import DEMO_PARTS
 from production.toolpath.cnc_render import render_simulation
 from production.toolpath.cnc_tools import DEFAULT_TOOL_TABLE, MillProfile
 from production.toolpath.cnc_verify import (
-    PASS,
     CncCheck,
     Envelope,
     check_program,
@@ -26,6 +25,7 @@ from production.toolpath.cnc_verify import (
 from production.toolpath.milling import MillSettings, plan_milling, plate_thickness_for
 from production.toolpath.program import MachineProgram
 from production.toolpath.rs274 import rs274_errors
+from production.toolpath.verify import PASS
 from tests.catalog.corners import corners
 from tests.production.toolpath.cnc_parts import block_with_features, seed_solid, step_and_stl
 

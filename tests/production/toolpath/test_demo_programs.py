@@ -10,11 +10,12 @@ import pytest
 
 from catalog.parts import DEMO_PARTS
 from production.toolpath.cnc_tools import DEFAULT_TOOL_TABLE, MillProfile
-from production.toolpath.cnc_verify import PASS, Envelope, check_program
+from production.toolpath.cnc_verify import Envelope, check_program
 from production.toolpath.laser import LaserProfile, plan_cutting
 from production.toolpath.laser_verify import check_cutting
 from production.toolpath.milling import plan_milling, plate_thickness_for
 from production.toolpath.rs274 import rs274_errors
+from production.toolpath.verify import PASS
 from tests.catalog.corners import corners
 from tests.production.toolpath.cnc_parts import seed_solid, step_and_stl
 
