@@ -46,6 +46,7 @@ class Comb:
         self.room: BaseGeometry = shapely.union_all(
             [p.buffer(ROOM_MARGIN_MM, join_style="mitre") for p in self.polygons]
         )
+        self._polygons = np.array(self.polygons, dtype=object)  # (for shapely's ufuncs)
         self.reach_mm = reach_mm
         shapely.prepare(self.room)
         shapely.prepare(self.region)
@@ -127,7 +128,7 @@ class Comb:
     def _join(self, point: np.ndarray) -> tuple[np.ndarray | None, int]:
         """Where the travel end enters the comb area, and which of its polygons that is."""
         here = point_at(point)
-        distances = [p.distance(here) for p in self.polygons]
+        distances = shapely.distance(self._polygons, here)
         index = int(np.argmin(distances))
         if distances[index] <= TOUCH_MM:
             return np.asarray(point, dtype=float), index
@@ -151,25 +152,42 @@ class Comb:
         common = shapely.intersection(rings, segment)
         ends = shapely.points(np.array([a, b], dtype=float))
         near = shapely.distance(rings[:, None], ends[None, :]) <= TOUCH_MM
-        for ring_index, ring in enumerate(rings.tolist()):
-            if common[ring_index].is_empty and not near[ring_index].any():
-                continue
-            hits = [h for h in shapely.get_parts(common[ring_index]) if not h.is_empty]
-            hits += [ends[i] for i in (0, 1) if near[ring_index, i]]
+        met = ~shapely.is_empty(common) | near.any(axis=1)
+        for ring_index in np.flatnonzero(met).tolist():
+            hits = shapely.get_parts(common[ring_index])
             # Where the line runs along an edge, both ends of that stretch are crossings.
-            touches = [point_at(xy) for hit in hits for xy in hit.coords]
-            for touch in touches:
-                along = segment.project(touch)
+            touches = shapely.points(
+                np.vstack(
+                    [
+                        shapely.get_coordinates(hits[~shapely.is_empty(hits)]),
+                        np.array([a, b], dtype=float)[near[ring_index]],
+                    ]
+                )
+            )
+            on_ring = shapely.line_locate_point(rings[ring_index], touches).tolist()
+            for along, at in zip(
+                shapely.line_locate_point(segment, touches).tolist(), on_ring, strict=True
+            ):
                 if all(abs(along - t) > TOUCH_MM for t in crossings):
-                    crossings[along] = (ring_index, ring.project(touch))
+                    crossings[along] = (ring_index, at)
         stops = sorted({0.0, length, *crossings})
+        legs = [
+            (start, end)
+            for start, end in zip(stops[:-1], stops[1:], strict=True)
+            if end - start > TOUCH_MM
+        ]
+        # Which stretches between crossings run inside, all at once (the middle of each).
+        inside = shapely.covers(
+            self.room,
+            shapely.line_interpolate_point(segment, [(start + end) / 2 for start, end in legs]),
+        ).tolist()
+        leg_ends = shapely.get_coordinates(
+            shapely.line_interpolate_point(segment, [end for _, end in legs])
+        ).tolist()
         points = [tuple(a)]
-        for start, end in zip(stops[:-1], stops[1:], strict=True):
-            if end - start <= TOUCH_MM:
-                continue
-            middle = segment.interpolate((start + end) / 2)
-            if self.room.covers(middle):
-                points.append(segment.interpolate(end).coords[0])
+        for (start, end), covered, leg_end in zip(legs, inside, leg_ends, strict=True):
+            if covered:
+                points.append(tuple(leg_end))
                 continue
             leave, enter = crossings.get(start), crossings.get(end)
             if leave is None or enter is None or leave[0] != enter[0]:

@@ -165,10 +165,13 @@ class _Writer:
             tuple[list[tuple[float, float]], bool],
         ] = {}
         self._combs: dict[bytes, Comb] = {}
-        # Layers written: _written_key -> (paths, lines, moves, state after, filament, seconds).
+        # Each region's WKB by its id (the region kept, so the id stays its own): the layers
+        # of a straight stretch share one region object (slicing.slice_layers).
+        self._regions: dict[int, tuple[BaseGeometry, bytes]] = {}
+        # Layers written: (_written_key, slowed down) -> (paths, lines, moves, state after,
+        # filament, seconds).
         self._written: dict[tuple[object, ...], tuple[Any, ...]] = {}
         self._written_state = _WRITTEN_STATE + (("z",) if profile.z_hop_mm > 0 else ())
-        self._moves_written = 0
 
     def start(self, layer_count: int) -> None:
         p = self.profile
@@ -220,39 +223,30 @@ class _Writer:
         self.kind = None
         self.region = layer.region
         # The comb area (and so every travel) depends on the layer's height too.
-        self.region_key = layer.region.wkb + repr(layer.height_mm).encode()
-        shapely.prepare(self.region)
+        self.region_key = self._wkb(layer.region) + repr(layer.height_mm).encode()
         self.comb = None
         self.layer_height = layer.height_mm
         self.hopped = False  # the layer change moves Z anyway
         self.z_to(layer.z_mm)
         speed = p.first_layer_speed_mm_s if index == 0 else p.print_speed_mm_s
-        if index == 0 or p.min_layer_time_s <= 0:
-            self._paths(layer, speed)
-            return
         # Too quick a layer lays hot plastic on a layer still soft: slow it down, then wait.
-        before = self._state()
-        seconds = self._paths(layer, speed)
-        if seconds >= p.min_layer_time_s or seconds <= 0:
-            return
-        slowest = min(p.min_print_speed_mm_s, speed)
-        slower = max(speed * seconds / p.min_layer_time_s, slowest)
-        slowed = self._slowed(before, speed, slower)
-        if slowed is None:
-            self._restore(before)
-            slowed = self._paths(layer, slower)
-        wait = p.min_layer_time_s - slowed
-        if wait >= MIN_COOLING_PAUSE_S:
+        slow = index > 0 and p.min_layer_time_s > 0
+        seconds = self._paths(layer, speed, slow=slow)
+        wait = p.min_layer_time_s - seconds
+        if slow and seconds > 0 and wait >= MIN_COOLING_PAUSE_S:
             self._cooling_pause(wait)
 
-    def _paths(self, layer: LayerPlan, speed: float) -> float:
-        """Write the layer's paths at `speed`; the seconds they take (the time estimate's).
+    def _paths(self, layer: LayerPlan, speed: float, *, slow: bool) -> float:
+        """Write the layer's paths at `speed`, slowed down where `slow` and they take less
+        than the minimum layer time; the seconds they take then (the time estimate's, or at
+        least, where only that matters: _layer_seconds).
 
         A layer with the very paths of one written before (paths.plan_layers reuses them on
         the repeating layers of a prismatic part), over the same region, at the same speed
-        and from the same nozzle state, gets the same lines: they are copied.
+        and from the same nozzle state, gets the same lines, slowed down the same way: they
+        are copied.
         """
-        key = self._written_key(layer, speed)
+        key = (*self._written_key(layer, speed), slow)
         done = self._written.get(key)
         if done is not None and done[0] is layer.paths:
             _, lines, moves, state, filament_mm, seconds = done
@@ -262,17 +256,42 @@ class _Writer:
                 setattr(self, name, value)
             self.filament_mm += filament_mm
             return float(seconds)
-        lines_before, filament_before = len(self.lines), self.filament_mm
+        before = self._state()
         seconds = self._write_paths(layer, speed)
+        if slow and 0 < seconds < self.profile.min_layer_time_s:
+            seconds = self._slow_down(layer, before, speed, seconds)
         self._written[key] = (
             layer.paths,
-            self.lines[lines_before:],
-            self.moves[len(self.moves) - self._moves_written :],
+            self.lines[before["lines"] :],
+            self.moves[before["moves"] :],
             {name: getattr(self, name) for name in self._written_state},
-            self.filament_mm - filament_before,
+            self.filament_mm - before["filament_mm"],
             seconds,
         )
         return seconds
+
+    def _slow_down(
+        self, layer: LayerPlan, before: dict[str, Any], speed: float, seconds: float
+    ) -> float:
+        """Print the layer just written (since `before`) in `seconds` at `speed` slower, to
+        take the minimum layer time (or as near as the slowest speed allows); the seconds it
+        takes then."""
+        p = self.profile
+        slowest = min(p.min_print_speed_mm_s, speed)
+        slower = max(speed * seconds / p.min_layer_time_s, slowest)
+        slowed = self._slowed(before, speed, slower)
+        if slowed is None:
+            self._restore(before)
+            slowed = self._paths(layer, slower, slow=False)
+        return slowed
+
+    def _wkb(self, region: BaseGeometry) -> bytes:
+        """The region's WKB, prepared for the travels' tests the first time it comes."""
+        known = self._regions.get(id(region))
+        if known is None or known[0] is not region:
+            shapely.prepare(region)
+            known = self._regions[id(region)] = (region, region.wkb)
+        return known[1]
 
     def _written_key(self, layer: LayerPlan, speed: float) -> tuple[object, ...]:
         return (
@@ -311,17 +330,9 @@ class _Writer:
                 width=path.width_mm,
                 kind=path.kind,
             )
-        moves = self.moves[moves_before:]
-        self._moves_written = len(moves)
-        if not moves:
-            return 0.0
-        # Only a layer quicker than the minimum layer time needs its time exactly (layer()
-        # slows it down by it); no move is quicker than at its full feed, so a layer that
-        # takes longer than that even at full feed everywhere is measured no further.
-        at_least = motion.lower_bound_s(moves)
-        if p.min_layer_time_s <= 0 or at_least >= p.min_layer_time_s:
-            return at_least
-        return motion.estimate_s(moves, machine_limits(p))
+        # Only a layer quicker than the minimum layer time needs its time exactly: it is
+        # slowed down by it (_slow_down).
+        return self._layer_seconds(self.moves[moves_before:], enough_s=p.min_layer_time_s)
 
     def _slowed(self, before: dict[str, Any], speed: float, slower: float) -> float | None:
         """The layer just written (since `before`) made the layer written at `slower` instead
@@ -352,11 +363,28 @@ class _Writer:
                 moves[i][:, 4] = slower
         if self.feed == old:
             self.feed = new
-        layer_moves = moves[before["moves"] :]
-        at_least = motion.lower_bound_s(layer_moves)
-        if at_least > self.profile.min_layer_time_s - MIN_COOLING_PAUSE_S:
-            return at_least  # the wait left is shorter than a pause, whatever it is exactly
-        return motion.estimate_s(layer_moves, machine_limits(self.profile))
+        # Only a layer that leaves a wait of a cooling pause or more needs its time exactly:
+        # the pause is that long.
+        return self._layer_seconds(
+            moves[before["moves"] :],
+            enough_s=self.profile.min_layer_time_s - MIN_COOLING_PAUSE_S,
+        )
+
+    def _layer_seconds(self, moves: list[np.ndarray], *, enough_s: float) -> float:
+        """The seconds a layer's moves take: exactly (motion.estimate_s) where that may be
+        `enough_s` or less; else only at least (motion.lower_bound_s, every move at its full
+        feed all the way), which is then more than `enough_s`: all the caller asks.
+
+        Callers pass the time above which the exact figure changes nothing they write: the
+        minimum layer time for a layer at full speed (one that takes longer is not slowed),
+        that less a cooling pause for a slowed layer (one that takes longer leaves too
+        short a wait to pause for)."""
+        if not moves:
+            return 0.0
+        at_least = motion.lower_bound_s(moves)
+        if at_least > enough_s:
+            return at_least
+        return motion.estimate_s(moves, machine_limits(self.profile))
 
     def _state(self) -> dict[str, Any]:
         """Everything _paths changes, to write a layer again at another speed."""

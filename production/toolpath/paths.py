@@ -86,8 +86,13 @@ def iter_layers(
     # Caches of this part's gaps and islands, not stores across parts.
     _centre_lines.cache_clear()
     _walls.cache_clear()
+    # Each region prepared (for the many `contains` checks below) and its bytes taken once:
+    # the layers of a straight stretch share one region object.
+    by_region: dict[int, bytes] = {}
     for layer in slices:
-        shapely.prepare(layer.region)  # speeds up the many `contains` checks below
+        if id(layer.region) not in by_region:
+            shapely.prepare(layer.region)
+            by_region[id(layer.region)] = layer.region.wkb
     top, bottom = profile.top_layers, profile.bottom_layers
     position = np.array(start, dtype=float)
     below_sparse: BaseGeometry = NOTHING
@@ -95,7 +100,7 @@ def iter_layers(
     # below has sparse infill, its infill angle and height, and where the nozzle starts. The
     # layers of a prismatic stretch (most of a tall simple part) repeat all of that every
     # other layer: such a layer is planned once and its paths reused, the same paths.
-    wkb = [layer.region.wkb for layer in slices]
+    wkb = [by_region[id(layer.region)] for layer in slices]
     planned: dict[tuple[object, ...], tuple[tuple[Path, ...], BaseGeometry]] = {}
     for index, layer in enumerate(slices):
         # The layers whose material decides whether this one is near a top surface (the

@@ -118,6 +118,19 @@ def test_a_slowed_layer_is_the_layer_written_again_slower(slowing, monkeypatch):
     assert shortcut == written_again
 
 
+def test_a_repeated_slowed_layer_is_copied_as_written(monkeypatch):
+    # A tube's layers repeat: the writer copies its record of the first, already slowed down
+    # (and its wait), to the others (gcode._Writer._paths). With no record ever matching,
+    # every layer is written, slowed and timed anew: the same bytes.
+    profile = make_profile(min_layer_time_s=10, min_print_speed_mm_s=5)
+    stl = tube_stl(4, 6, 3)
+    copied = plan_toolpath(stl, profile)
+    monkeypatch.setattr(gcode._Writer, "_written_key", lambda *_: (object(),))
+    written = plan_toolpath(stl, profile)
+    assert copied.gcode.count(b"G4 P") >= 10  # slowed, then waiting, on every layer
+    assert copied == written
+
+
 def starts(gcode: bytes, kind: str = "External perimeter") -> list[tuple[int, float, float]]:
     """Where each loop of that kind starts, per layer (the first extrusion after a travel)."""
     found, previous = [], None
