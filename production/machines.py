@@ -703,49 +703,81 @@ def machine_dispatch(*, machine_id: int, now: datetime, actor: str) -> list[int]
             [] if sent is None else _plate_upload(plate, machine, jobs=sent, now=now, actor=actor)
         )
     # Our claim is the DISPATCHED move just committed (the job's status_changed_at is `now`).
-    # Reading the G-code takes time, and the job or machine may change meanwhile (the machine
-    # taken down, the job re-routed and sent by another dispatch): check the claim last,
-    # right before the upload, and send nothing without it.
     gcode = job_gcode(job)
-    filename = f"{job.number}.gcode"
-    # The bytes about to be sent must be the ones the job's passport signed for.
-    refusal = passport.gcode_refusal(job, gcode)
+    uploaded = _send_program(
+        machine,
+        number=job.number,
+        filename=f"{job.number}.gcode",
+        gcode=gcode,
+        # The bytes about to be sent must be the ones the job's passport signed for.
+        refusal=passport.gcode_refusal(job, gcode),
+        file_job=job,
+        still_ours=lambda: _still_dispatched(job, machine, claimed_at=now),
+        refuse=lambda why: _refuse_gcode(job, machine, actor=actor, now=now, why=why),
+        back=lambda why: _unsent(job, actor=actor, now=now, why=why),
+        now=now,
+        actor=actor,
+    )
+    return [job.pk] if uploaded else []
+
+
+def _send_program(
+    machine: Machine,
+    *,
+    number: str,
+    filename: str,
+    gcode: bytes,
+    refusal: str | None,
+    file_job: Job | None,
+    still_ours: Callable[[], bool],
+    refuse: Callable[[str], None],
+    back: Callable[[str], None],
+    now: datetime,
+    actor: str,
+) -> bool:
+    """Upload a claimed program (a job's, or a plate's) to its machine; whether it was sent.
+
+    The claim is checked last, right before the upload (`still_ours`, which locks the claimed
+    row to the end of the transaction): reading the G-code takes time, and the job or machine
+    may change meanwhile. Without the claim nothing is sent. With it: a program whose bytes
+    may not be sent (`refusal`) is refused (`refuse`); a machine that can no longer take it
+    gives it back to be routed again (`back`); else the machine's file is recorded first (the
+    upload may reach the machine even when its answer is lost: a file recorded and never
+    uploaded costs one DELETE answered 404 later) and the program sent. A connector failure
+    gives it back too, if still ours, and puts the machine in error."""
     with transaction.atomic():
-        ours = _still_dispatched(job, machine, claimed_at=now)
+        ours = still_ours()
         available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
         if ours and refusal is not None:
-            _refuse_gcode(job, machine, actor=actor, now=now, why=refusal)
-            return []
+            refuse(refusal)
+            return False
         if ours and not available:
-            # Nothing was sent: the job goes back to routed, so the machine going down
-            # re-routes it rather than failing it as if the printer might have started it.
-            _unsent(
-                job, actor=actor, now=now, why=f"not sent: {machine.name} can no longer take it"
-            )
+            # Nothing was sent: back to routed, so the machine going down re-routes it rather
+            # than failing it as if the printer might have started it.
+            back(f"not sent: {machine.name} can no longer take it")
         if ours and available:
-            # Before the upload, which may reach the machine even when its answer is lost: a
-            # file recorded and never uploaded costs one DELETE answered 404 later.
             MachineFile.objects.get_or_create(
-                machine=machine, filename=filename, defaults={"job": job, "sent_at": now}
+                machine=machine, filename=filename, defaults={"job": file_job, "sent_at": now}
             )
     if not (ours and available):
-        logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, job.number)
-        return []
+        logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, number)
+        return False
     try:
         connectors.connector_for(machine).dispatch(filename=filename, gcode=gcode)
     except connectors.ConnectorError as failure:
-        reason = f"could not send {job.number}: {failure}"
+        reason = f"could not send {number}: {failure}"
         logger.warning("%s: %s", machine.name, reason)
         with transaction.atomic():
-            # Back to routed only if the job is still ours: one that moved on while we were
-            # uploading (taken back, or sent again by another dispatch) is left where it is.
-            if _still_dispatched(job, machine, claimed_at=now):
-                _unsent(job, actor=actor, now=now, why=reason)
+            # Back to routed only if still ours: one that moved on while we were uploading
+            # (taken back, or sent again by another dispatch) is left where it is.
+            if still_ours():
+                back(reason)
+        # The machine in error gives what it held back to the router (jobs_off_machine).
         machine_set_state(
             machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
         )
-        return []
-    return [job.pk]
+        return False
+    return True
 
 
 def plate_filename(plate: Plate) -> str:
@@ -843,53 +875,41 @@ def _plate_back(
 def _plate_upload(
     plate: Plate, machine: Machine, *, jobs: list[Job], now: datetime, actor: str
 ) -> list[int]:
-    """Send the claimed plate's program and start it; the plate's job ids sent. As for a job:
-    the claim is checked last, right before the upload; a connector failure puts the plate
-    back to be routed again and the machine in error."""
+    """Send the claimed plate's program and start it (_send_program, as a job's); the plate's
+    job ids sent."""
     gcode, refusal = _plate_gcode(plate)
-    filename = plate_filename(plate)
-    with transaction.atomic():
-        ours = _still_sending(plate, machine, claimed_at=now)
-        available = Machine.objects.filter(pk=machine.pk, state__in=Machine.AVAILABLE).exists()
-        if ours and refusal is not None:
-            reason = f"{plate.number} not sent to {machine.name}: {refusal}"
-            logger.warning("%s", reason)
-            # A plate is sliced again when its jobs' remakes are planned: a new program.
-            lifecycle.plate_move(
-                plate, to=Plate.Status.FAILED, by=By.MACHINE, actor=actor, now=now,
-                message=reason, reason=reason[:2000],
-            )  # fmt: skip
-            for job in Job.objects.filter(pk__in=[j.pk for j in jobs], status=Status.DISPATCHED):
-                job_fail_on_machine(job=job, by=By.MACHINE, reason=reason, now=now, actor=actor)
-            Machine.objects.filter(pk=machine.pk).update(current_job=None, progress=None)
-            _on_commit_dispatch(machine.pk)
-            return []
-        if ours and not available:
-            why = f"not sent: {machine.name} can no longer take it"
-            _plate_back(plate, jobs, claimed_at=now, actor=actor, now=now, why=why)
-        if ours and available:
-            MachineFile.objects.get_or_create(
-                machine=machine,
-                filename=filename,
-                defaults={"job": jobs[0] if jobs else None, "sent_at": now},
-            )
-    if not (ours and available):
-        logger.info("%s: not sending %s: the dispatch lost its claim", machine.name, plate.number)
-        return []
-    try:
-        connectors.connector_for(machine).dispatch(filename=filename, gcode=gcode)
-    except connectors.ConnectorError as failure:
-        reason = f"could not send {plate.number}: {failure}"
-        logger.warning("%s: %s", machine.name, reason)
-        with transaction.atomic():
-            if _still_sending(plate, machine, claimed_at=now):
-                _plate_back(plate, jobs, claimed_at=now, actor=actor, now=now, why=reason)
-        # The machine in error gives the plate back to the router (jobs_off_machine).
-        machine_set_state(
-            machine_id=machine.pk, state=State.ERROR, reason=reason, now=now, actor=actor
-        )
-        return []
-    return [job.pk for job in jobs]
+    uploaded = _send_program(
+        machine,
+        number=plate.number,
+        filename=plate_filename(plate),
+        gcode=gcode,
+        refusal=refusal,
+        file_job=jobs[0] if jobs else None,
+        still_ours=lambda: _still_sending(plate, machine, claimed_at=now),
+        refuse=lambda why: _refuse_plate_gcode(plate, jobs, machine, actor=actor, now=now, why=why),
+        back=lambda why: _plate_back(plate, jobs, claimed_at=now, actor=actor, now=now, why=why),
+        now=now,
+        actor=actor,
+    )
+    return [job.pk for job in jobs] if uploaded else []
+
+
+def _refuse_plate_gcode(
+    plate: Plate, jobs: list[Job], machine: Machine, *, actor: str, now: datetime, why: str
+) -> None:
+    """Nothing was sent: the plate's program is not the one its artifact names. The plate and
+    its dispatched jobs fail (a plate is sliced again when its jobs' remakes are planned: a new
+    program); the machine, which did nothing wrong, takes its next work."""
+    reason = f"{plate.number} not sent to {machine.name}: {why}"
+    logger.warning("%s", reason)
+    lifecycle.plate_move(
+        plate, to=Plate.Status.FAILED, by=By.MACHINE, actor=actor, now=now,
+        message=reason, reason=reason[:2000],
+    )  # fmt: skip
+    for job in Job.objects.filter(pk__in=[j.pk for j in jobs], status=Status.DISPATCHED):
+        job_fail_on_machine(job=job, by=By.MACHINE, reason=reason, now=now, actor=actor)
+    Machine.objects.filter(pk=machine.pk).update(current_job=None, progress=None)
+    _on_commit_dispatch(machine.pk)
 
 
 def _still_dispatched(job: Job, machine: Machine, *, claimed_at: datetime) -> bool:
