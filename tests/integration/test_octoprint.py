@@ -247,14 +247,15 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
     # OctoPrint printed the file we sent to the end ...
     assert f"{job.number}.gcode" in {f["name"] for f in uploads}, uploads
     assert any(done for done in completions), completions
-    # ... and the poller deleted it there once the job was over.
+    # ... and the poller deleted it there once the job was over. Its record goes after the
+    # DELETE is answered: wait for the record, then OctoPrint no longer has the file.
     wait_for(
-        lambda: octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 404,
+        lambda: not MachineFile.objects.filter(machine=machine).exists(),
         timeout=30,
         what="our G-code to be deleted from OctoPrint",
         worker=worker,
     )
-    assert not MachineFile.objects.filter(machine=machine).exists()
+    assert octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 404
     assert f"removed {job.number}.gcode" in worker.output()
     # Progress was seen on the way, in the machine's telemetry history.
     seen = sorted(

@@ -91,14 +91,15 @@ def test_an_order_of_three_copies_is_printed_as_one_plate_on_the_virtual_printer
     steps = list(job.events.order_by("pk").values_list("step", flat=True))
     assert steps[-4:] == ["routing", "dispatch", "start", "finish"], steps
     # OctoPrint printed our plate's file (one upload, not three runs of one copy): the plate
-    # finished when it reported that file complete; the poller then deleted it there.
+    # finished when it reported that file complete; the poller then deleted it there (its
+    # record goes after the DELETE is answered: wait for the record, then check OctoPrint).
     wait_for(
-        lambda: octoprint.get(f"/api/files/local/{plate.number}.gcode").status_code == 404,
+        lambda: not MachineFile.objects.filter(machine=machine).exists(),
         timeout=30,
         what="the plate's G-code to be deleted from OctoPrint",
         worker=worker,
     )
-    assert not MachineFile.objects.filter(machine=machine).exists()
+    assert octoprint.get(f"/api/files/local/{plate.number}.gcode").status_code == 404
     machine.refresh_from_db()
     assert (machine.state, machine.current_job_id) == (Machine.State.IDLE, None)
 
