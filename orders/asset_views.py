@@ -43,6 +43,7 @@ from orders.order_form import (
     order_placed_from,
     orderable_part,
     preselected_site,
+    quantity_refusal,
     typed_parameters,
     typed_quantity,
 )
@@ -286,7 +287,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             raw = request.POST.get(f"q_{part.pk}", "0").strip()
             quantities[part.pk], problem = typed_quantity(raw)
             if problem or quantities[part.pk] < 0:
-                part_errors[part.pk] = problem or typed_quantity("")[1]
+                part_errors[part.pk] = problem or quantity_refusal()
                 quantities[part.pk], typed[part.pk] = 0, raw[:20]  # shown back as typed
         due, errors = order_fields_checked(form)
         chosen = [part for part in parts if quantities[part.pk] > 0]

@@ -58,7 +58,12 @@ def typed_quantity(raw: str) -> tuple[int, str]:
     try:
         return int(raw), ""
     except (TypeError, ValueError):
-        return 0, f"Enter a whole number of parts, from 1 to {settings.ORDER_MAX_QUANTITY}"
+        return 0, quantity_refusal()
+
+
+def quantity_refusal() -> str:
+    """The words refusing a quantity that is not a number of parts."""
+    return f"Enter a whole number of parts, from 1 to {settings.ORDER_MAX_QUANTITY}"
 
 
 def chosen_id(raw: str | None) -> int:
