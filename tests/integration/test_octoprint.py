@@ -248,15 +248,16 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
     assert f"{job.number}.gcode" in {f["name"] for f in uploads}, uploads
     assert any(done for done in completions), completions
     # ... and the poller deleted it there once the job was over. Its record goes after the
-    # DELETE is answered: wait for the record, then OctoPrint no longer has the file.
+    # DELETE is answered, and the worker logs it after that: wait for both, then OctoPrint
+    # no longer has the file.
     wait_for(
-        lambda: not MachineFile.objects.filter(machine=machine).exists(),
+        lambda: not MachineFile.objects.filter(machine=machine).exists()
+        and f"removed {job.number}.gcode" in worker.output(),
         timeout=30,
         what="our G-code to be deleted from OctoPrint",
         worker=worker,
     )
     assert octoprint.get(f"/api/files/local/{job.number}.gcode").status_code == 404
-    assert f"removed {job.number}.gcode" in worker.output()
     # Progress was seen on the way, in the machine's telemetry history.
     seen = sorted(
         p
