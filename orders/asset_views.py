@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from catalog.parameters import parse_schema
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.errors import DomainError
 from orders.assets import (
     AssetFields,
@@ -33,7 +34,7 @@ from orders.assets import (
     assets_for,
     line_request,
 )
-from orders.membership import request_membership, signed_in_user
+from orders.membership import request_membership
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
 from orders.order_form import (
     chosen_id,

@@ -1,23 +1,14 @@
-"""The signed-in user, and their membership of an organisation read once a request.
+"""The signed-in user's membership of an organisation, read once a request.
 
 A page, its delivery site and its "save on an asset" forms all ask for it; the request keeps
 what was read (`mf_membership`, `mf_editable_assets`), here and nowhere else.
 """
 
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from orders.assets import assets_editable_by
 from orders.models import Asset, Membership
-
-
-def signed_in_user(request: HttpRequest) -> User:
-    """The user of a @login_required page: request.user narrowed from User | AnonymousUser."""
-    user = request.user
-    if not isinstance(user, User):  # @login_required has sent anonymous visitors to log in
-        raise PermissionDenied("sign in first")
-    return user
 
 
 def request_membership(request: HttpRequest) -> Membership | None:

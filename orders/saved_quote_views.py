@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.errors import DomainError
-from orders.membership import signed_in_user
 from orders.models import Order, SavedQuote
 from orders.order_form import errors_text, order_fields_checked, preselected_site
 from orders.quote_pdf import quote_pdf

@@ -37,11 +37,12 @@ from catalog.cache import catalog_cached, catalog_generation
 from catalog.models import Material, PartFamily, PartPreview, PartRevision, Process
 from catalog.parameters import ParameterSpec, SchemaError, defaults, parse_schema
 from catalog.querysets import families_search
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from orders.carts import cart_add_line, cart_clear, cart_lines, cart_remove_line
 from orders.delivery import SpeedOption, order_speed
-from orders.membership import request_membership, signed_in_user
+from orders.membership import request_membership
 from orders.models import (
     FINAL,
     Order,

@@ -16,10 +16,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.errors import DomainError
 from production import floor, plating, tenancy
 from production.models import Job, Plate
-from production.views import JOB_RELATED, _operator, operator_required
+from production.views import JOB_RELATED, operator_required
 
 # How often the live part of the page asks for fresh values (htmx polling).
 REFRESH_S = 5
@@ -78,7 +79,7 @@ def floor_move(request: HttpRequest, job_id: int) -> HttpResponse:
     )
     back = _back(request, job)
     if request.method == "POST":
-        now, operator = timezone.now(), _operator(request)
+        now, operator = timezone.now(), signed_in_user(request)
         try:
             if "machine" in request.POST:
                 slug = request.POST["machine"]
@@ -129,7 +130,7 @@ def floor_plate_move(request: HttpRequest, plate_id: int) -> HttpResponse:
             if target is None:
                 raise DomainError(f"no machine {slug[:100]!r} on your floor")
             floor.plate_move_to_machine(
-                plate_id=plate.pk, machine_id=target.pk, operator=_operator(request),
+                plate_id=plate.pk, machine_id=target.pk, operator=signed_in_user(request),
                 now=timezone.now(),
             )  # fmt: skip
             messages.success(request, f"{plate.number} moved to {target.name}.")

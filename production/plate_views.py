@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.downloads import file_response
 from microfactory.errors import DomainError
 from production import plating, station, tenancy
@@ -21,7 +22,6 @@ from production.pipeline.traveler import render_labels
 from production.views import (
     JOB_RELATED,
     _checks,
-    _operator,
     _pdf,
     _scrap_reason,
     operator_required,
@@ -124,7 +124,7 @@ def _ids(request: HttpRequest, name: str) -> list[int]:
 @operator_required
 def station_plate_action(request: HttpRequest, plate_id: int, action: str) -> HttpResponse:
     plate = _plate(request, plate_id)
-    now, operator = timezone.now(), _operator(request)
+    now, operator = timezone.now(), signed_in_user(request)
     try:
         if action == "start":
             plating.plate_start(plate_id=plate.pk, operator=operator, now=now)

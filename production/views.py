@@ -16,7 +16,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef
@@ -26,6 +25,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.models import Process
+from microfactory.accounts.signed_in import signed_in_user
 from microfactory.downloads import file_response, file_sandboxed
 from microfactory.errors import DomainError
 from production import costing, job_costs, passport, plating, spools, station, tenancy
@@ -217,7 +217,7 @@ def _load(request: HttpRequest, spool: Spool, machine: Machine) -> None:
         loaded = spools.spool_load(
             spool_id=spool.pk,
             machine_id=machine.pk,
-            actor=_operator(request).get_username(),
+            actor=signed_in_user(request).get_username(),
             now=timezone.now(),
         )
     except DomainError as refusal:
@@ -307,7 +307,7 @@ def station_spool_action(request: HttpRequest, spool_id: int, action: str) -> Ht
     elif action == "unload":
         try:
             spools.spool_unload(
-                spool_id=spool.pk, actor=_operator(request).get_username(), now=timezone.now()
+                spool_id=spool.pk, actor=signed_in_user(request).get_username(), now=timezone.now()
             )
             messages.success(request, f"{spool.number} taken off.")
         except DomainError as refusal:
@@ -450,7 +450,7 @@ def station_job_action(request: HttpRequest, job_id: int, action: str) -> HttpRe
     job = get_object_or_404(
         tenancy.jobs_for_operator(request.user).select_related(*JOB_RELATED), pk=job_id
     )
-    now, operator = timezone.now(), _operator(request)
+    now, operator = timezone.now(), signed_in_user(request)
     try:
         if action in ("start", "pause", "continue", "finish"):
             service = {
@@ -536,13 +536,6 @@ def _measured_values(request: HttpRequest, checks: tuple[TravelerCheck, ...]) ->
         except ValueError:
             raise DomainError(f"{check.label}: “{raw[:20]}” is not a number") from None
     return values
-
-
-def _operator(request: HttpRequest) -> AbstractBaseUser:
-    user = request.user
-    if not isinstance(user, AbstractBaseUser):  # operator_required has let in only users
-        raise PermissionDenied("the station is for operators")
-    return user
 
 
 def _count(raw: str | None, *, default: int) -> int:

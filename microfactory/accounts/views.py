@@ -13,8 +13,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from microfactory.accounts import services
 from microfactory.accounts.models import ApiToken
+from microfactory.accounts.signed_in import signed_in_user
 
 EXPIRY_CHOICES = [("30", "in 30 days"), ("90", "in 90 days"), ("365", "in a year"), ("", "never")]
 
@@ -49,13 +48,6 @@ class CodeForm(forms.Form):
     )
 
 
-def _signed_in(request: HttpRequest) -> AbstractBaseUser:
-    user = request.user
-    if not isinstance(user, AbstractBaseUser):  # @login_required sent anonymous visitors away
-        raise PermissionDenied("sign in first")
-    return user
-
-
 def _next_url(request: HttpRequest) -> str:
     """Where to go after the code: `next` if it is on this site, else the home page."""
     candidate = request.POST.get("next") or request.GET.get("next") or ""
@@ -73,7 +65,7 @@ def _next_url(request: HttpRequest) -> str:
 @login_required
 def tokens_page(request: HttpRequest) -> HttpResponse:
     """GET: the user's tokens. POST: a new token, shown on the page this once."""
-    user = _signed_in(request)
+    user = signed_in_user(request)
     form = TokenForm(request.POST if request.method == "POST" else None)
     created: tuple[ApiToken, str] | None = None
     status = 200
@@ -103,7 +95,7 @@ def tokens_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     try:
-        token = services.api_token_revoke(user=_signed_in(request), token_id=token_id)
+        token = services.api_token_revoke(user=signed_in_user(request), token_id=token_id)
     except services.TokenRefused as refused:
         messages.error(request, str(refused))
     else:
@@ -134,7 +126,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
     Only for a user without a confirmed device: adding or replacing one would let someone
     who has only the password get past the second factor. A lost device is reset by an
     administrator (`manage.py mfa_reset USER`, or the admin's TOTP devices)."""
-    user = _signed_in(request)
+    user = signed_in_user(request)
     if services.mfa_device(user) is not None:
         if services.mfa_verified(user):
             messages.info(request, "Two-factor authentication is already set up.")
@@ -164,7 +156,7 @@ def mfa_setup(request: HttpRequest) -> HttpResponse:
 @login_required
 def mfa_verify(request: HttpRequest) -> HttpResponse:
     """The second step of a login: a code from the enrolled device."""
-    user = _signed_in(request)
+    user = signed_in_user(request)
     device = services.mfa_device(user)
     if device is None:
         return redirect(f"{reverse('accounts:mfa-setup')}?{request.GET.urlencode()}")
