@@ -32,7 +32,6 @@ from orders.assets import (
     asset_set_down,
     asset_update,
     assets_for,
-    line_request,
 )
 from orders.membership import request_membership
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
@@ -48,7 +47,7 @@ from orders.order_form import (
     typed_parameters,
     typed_quantity,
 )
-from orders.services import LineRequest, OrderInvalid, OrderRequest, order_place
+from orders.services import LineRequest, OrderInvalid, OrderRequest, line_request_of, order_place
 from production import public
 
 
@@ -301,7 +300,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
                 order, _ = order_place(
                     user=user,
                     request=OrderRequest(
-                        lines=[line_request(p, quantity=quantities[p.pk]) for p in chosen],
+                        lines=[line_request_of(p, quantity=quantities[p.pk]) for p in chosen],
                         reference=form["reference"][:100],
                         due_date=due,
                         priority=form["priority"],
@@ -340,7 +339,11 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
             "priorities": Order.Priority.choices,
             # What standard and expedited cost for the spare parts as the form has them now.
             "delivery": delivery_quote(
-                [line_request(p, quantity=quantities[p.pk]) for p in parts if quantities[p.pk] > 0],
+                [
+                    line_request_of(p, quantity=quantities[p.pk])
+                    for p in parts
+                    if quantities[p.pk] > 0
+                ],
                 site=form["delivery_site"],
             ),
             "sites": public.sites(),

@@ -25,7 +25,7 @@ from django.db.models import QuerySet
 
 from microfactory.errors import DomainError
 from orders.models import Asset, AssetPart, Membership, OrderLine, Team
-from orders.services import LineRequest, NotAllowed, line_check, membership_for
+from orders.services import LineRequest, NotAllowed, line_check, line_request_of, membership_for
 
 
 class AssetInvalid(DomainError):
@@ -217,23 +217,12 @@ def asset_part_add_from_line(
     """Save an order line's configuration (same revision, parameters, material, quantity)."""
     if line.order.organisation_id != asset.team.organisation_id:
         raise NotAllowed("that order line is another organisation's")
-    return asset_part_add(asset=asset, user=user, line=line_request(line), label=label)
+    return asset_part_add(asset=asset, user=user, line=line_request_of(line), label=label)
 
 
 def asset_part_remove(*, part: AssetPart, user: Any) -> None:
     _editor(user, part.asset)
     part.delete()
-
-
-def line_request(saved: AssetPart | OrderLine, *, quantity: int | None = None) -> LineRequest:
-    """A saved configuration as an order line, on the very revision it was saved with."""
-    return LineRequest(
-        part=saved.revision.family.slug,
-        parameters=dict(saved.parameters),
-        material=saved.material.slug,
-        quantity=saved.quantity if quantity is None else quantity,
-        revision=saved.revision.number,
-    )
 
 
 def asset_lines(asset: Asset) -> QuerySet[OrderLine]:

@@ -100,14 +100,3 @@ def cart_remove_line(*, user: Any, line_id: int) -> bool:
 
 def cart_clear(*, user: Any) -> None:
     CartLine.objects.filter(cart__user=user).delete()
-
-
-def line_request_of(line: CartLine) -> LineRequest:
-    """A cart line as the order (or quote) request it becomes: its pinned revision."""
-    return LineRequest(
-        part=line.revision.family.slug,
-        parameters=dict(line.parameters),
-        material=line.material.slug,
-        quantity=line.quantity,
-        revision=line.revision.number,
-    )

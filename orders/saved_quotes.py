@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from microfactory.errors import DomainError
-from orders.carts import cart_clear, cart_lines, line_request_of
+from orders.carts import cart_clear, cart_lines
 from orders.models import Order, Organisation, SavedQuote, SavedQuoteLine
 from orders.quotes import line_facts, route_quote
 from orders.quoting import NoStock, Quote
@@ -34,6 +34,7 @@ from orders.services import (
     default_delivery_site,
     line_check,
     line_makeable,
+    line_request_of,
     membership_for,
     order_place,
 )
@@ -168,22 +169,11 @@ def quote_share(*, quote: SavedQuote, user: Any, now: datetime | None = None) ->
     return quote
 
 
-def _line_request(line: SavedQuoteLine) -> LineRequest:
-    """A quote line as the request it was priced from: its pinned revision."""
-    return LineRequest(
-        part=line.revision.family.slug,
-        parameters=dict(line.parameters),
-        material=line.material.slug,
-        quantity=line.quantity,
-        revision=line.revision.number,
-    )
-
-
 def quote_requote(*, quote: SavedQuote, user: Any, now: datetime | None = None) -> SavedQuote:
     """The same lines (same revisions, parameters, materials, quantities) saved as a new quote
     at today's prices, valid from today."""
     lines = [
-        _line_request(line) for line in quote.lines.select_related("revision__family", "material")
+        line_request_of(line) for line in quote.lines.select_related("revision__family", "material")
     ]
     return quote_save(
         user=user,
@@ -231,7 +221,7 @@ def quote_order(
         order, _ = order_place(
             user=user,
             request=OrderRequest(
-                lines=[_line_request(line) for line in lines],
+                lines=[line_request_of(line) for line in lines],
                 reference=reference or quote.reference,
                 due_date=due_date,
                 priority=priority,

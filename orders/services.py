@@ -40,12 +40,15 @@ from orders.models import (
     TRANSITIONS,
     WORK_ORDER_REF_MAX_LENGTH,
     Asset,
+    AssetPart,
+    CartLine,
     CustomerUpload,
     Membership,
     Order,
     OrderEvent,
     OrderLine,
     Organisation,
+    SavedQuoteLine,
     Status,
     Team,
     Webhook,
@@ -83,6 +86,20 @@ class LineRequest:
     # The process route the requester chose (orders.routes), with `material` of that process;
     # "": the route chooser picks among the revision's allowed processes.
     process: str = ""
+
+
+def line_request_of(
+    saved: CartLine | AssetPart | SavedQuoteLine | OrderLine, *, quantity: int | None = None
+) -> LineRequest:
+    """A configuration kept in a cart, on an asset, in a saved quote or on an order line as an
+    order line on the very revision it was kept with (its own quantity unless given)."""
+    return LineRequest(
+        part=saved.revision.family.slug,
+        parameters=dict(saved.parameters),
+        material=saved.material.slug,
+        quantity=saved.quantity if quantity is None else quantity,
+        revision=saved.revision.number,
+    )
 
 
 @dataclass(frozen=True)
