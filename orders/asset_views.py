@@ -36,14 +36,15 @@ from orders.assets import (
 from orders.membership import request_membership
 from orders.models import WORK_ORDER_REF_MAX_LENGTH, Asset, Order, OrderLine
 from orders.order_form import (
+    blank_order_form,
     chosen_id,
     delivery_quote,
     errors_text,
     order_fields_checked,
     order_placed_from,
     orderable_part,
-    preselected_site,
     quantity_refusal,
+    typed_order_form,
     typed_parameters,
     typed_quantity,
 )
@@ -260,15 +261,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
     carries a fresh idempotency key, so a double-clicked submit places one order."""
     asset = _asset(request, asset_id)
     parts = list(asset.parts.select_related("revision__family", "material"))
-    form = {
-        "work_order_ref": "",
-        "reference": "",
-        "due_date": "",
-        "priority": Order.Priority.NORMAL,
-        "delivery_site": preselected_site(request),
-        "note": "",
-        "speed": "standard",  # or "expedited" (orders.delivery)
-    }
+    form = {"work_order_ref": "", **blank_order_form(request)}
     quantities = {part.pk: part.quantity for part in parts}
     errors: dict[str, Any] = {}
     part_errors: dict[int, str] = {}
@@ -280,7 +273,7 @@ def asset_order(request: HttpRequest, asset_id: int) -> HttpResponse:
         placed = order_placed_from(user, idempotency_key)
         if placed is not None:
             return redirect("order", order_id=placed.pk)
-        form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
+        form = typed_order_form(request, form)
         for part in parts:
             # 0 leaves a part out; what is not a whole number of parts, or is below 0, is
             # refused beside that part rather than read as 0 and silently left out.

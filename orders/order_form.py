@@ -72,6 +72,29 @@ def chosen_id(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() and len(raw) < 19 else 0
 
 
+def blank_order_form(
+    request: HttpRequest, *, reference: str = "", speed: bool = True
+) -> dict[str, str]:
+    """An order form's fields before anything is typed: no date, normal priority, the
+    organisation's delivery site preselected and, where the form offers it, standard speed."""
+    form = {
+        "reference": reference,
+        "due_date": "",
+        "priority": Order.Priority.NORMAL,
+        "delivery_site": preselected_site(request),
+        "note": "",
+    }
+    if speed:
+        form["speed"] = "standard"  # or "expedited" (orders.delivery)
+    return form
+
+
+def typed_order_form(request: HttpRequest, blank: dict[str, str]) -> dict[str, str]:
+    """The fields of `blank` as the POST sent them (stripped); a field not sent keeps its
+    blank value."""
+    return {name: request.POST.get(name, default).strip() for name, default in blank.items()}
+
+
 def order_fields_checked(form: dict[str, str]) -> tuple[date | None, dict[str, Any]]:
     """The needed-by date of an order form's fields (as typed), and the errors of its date,
     priority and, where the form has one, delivery speed: the cart, an asset's and a saved

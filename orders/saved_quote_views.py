@@ -3,7 +3,6 @@ lines, validity, share with the approvers, the PDF, and the order form while it 
 re-quote an expired one. Quotes are read only through SavedQuote.objects.for_user: another
 organisation's quote is a 404 (orders.saved_quotes)."""
 
-from datetime import date
 from typing import Any
 
 from django.contrib import messages
@@ -17,7 +16,12 @@ from django.views.decorators.http import require_POST
 from microfactory.accounts.signed_in import signed_in_user
 from microfactory.errors import DomainError
 from orders.models import Order, SavedQuote
-from orders.order_form import errors_text, order_fields_checked, preselected_site
+from orders.order_form import (
+    blank_order_form,
+    errors_text,
+    order_fields_checked,
+    typed_order_form,
+)
 from orders.quote_pdf import quote_pdf
 from orders.saved_quotes import (
     QuoteExpired,
@@ -70,36 +74,15 @@ def saved_quotes_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _order_form(request: HttpRequest) -> tuple[dict[str, str], date | None, dict[str, Any]]:
-    """The order form's fields (as typed), its due date, and its errors."""
-    form = {
-        name: request.POST.get(name, default).strip()
-        for name, default in (
-            ("reference", ""),
-            ("due_date", ""),
-            ("priority", Order.Priority.NORMAL),
-            ("delivery_site", ""),
-            ("note", ""),
-        )
-    }
-    due, errors = order_fields_checked(form)
-    return form, due, errors
-
-
 @login_required
 def saved_quote_page(request: HttpRequest, quote_id: int) -> HttpResponse:
     """One quote; a POST orders it at the held prices (while valid)."""
     quote = get_object_or_404(quotes_for(request.user), pk=quote_id)
-    form = {
-        "reference": quote.reference,
-        "due_date": "",
-        "priority": Order.Priority.NORMAL,
-        "delivery_site": preselected_site(request),
-        "note": "",
-    }
+    form = blank_order_form(request, reference=quote.reference, speed=False)
     errors: dict[str, Any] = {}
     if request.method == "POST":
-        form, due, errors = _order_form(request)
+        form = typed_order_form(request, form)
+        due, errors = order_fields_checked(form)
         if not errors:
             try:
                 order = quote_order(

@@ -52,6 +52,7 @@ from orders.models import (
     order_number,
 )
 from orders.order_form import (
+    blank_order_form,
     chosen_id,
     delivery_quote,
     errors_text,
@@ -59,6 +60,7 @@ from orders.order_form import (
     order_placed_from,
     orderable_part,
     preselected_site,
+    typed_order_form,
     typed_parameters,
     typed_quantity,
 )
@@ -573,14 +575,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         for line in cart
     ]
     errors: dict[str, Any] = {}
-    form = {
-        "reference": "",
-        "due_date": "",
-        "priority": Order.Priority.NORMAL,
-        "delivery_site": preselected_site(request),  # chosen in the form, the default preselected
-        "note": "",
-        "speed": "standard",  # or "expedited" (orders.delivery)
-    }
+    form = blank_order_form(request)
     if request.method == "POST":
         key = request.POST.get("idempotency_key", "")[:200]
         idempotency_key = f"web-{key}" if key else None
@@ -588,7 +583,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
         placed = order_placed_from(user, idempotency_key)
         if placed is not None:  # the same form sent again (a double click): that order
             return redirect("order", order_id=placed.pk)
-        form = {name: request.POST.get(name, default).strip() for name, default in form.items()}
+        form = typed_order_form(request, form)
         due, errors = order_fields_checked(form)
         if not cart:
             errors["lines"] = ["the cart is empty"]
