@@ -251,8 +251,10 @@ def test_a_job_routed_to_octoprint_is_printed_and_waits_for_qc(octoprint, start_
     # DELETE is answered, and the worker logs it after that: wait for both, then OctoPrint
     # no longer has the file.
     wait_for(
-        lambda: not MachineFile.objects.filter(machine=machine).exists()
-        and f"removed {job.number}.gcode" in worker.output(),
+        lambda: (
+            not MachineFile.objects.filter(machine=machine).exists()
+            and f"removed {job.number}.gcode" in worker.output()
+        ),
         timeout=30,
         what="our G-code to be deleted from OctoPrint",
         worker=worker,
