@@ -539,7 +539,9 @@ def _store(output: Output) -> Artifact:
     Each artifact's file is written once: its path follows from its inputs (artifact_path),
     and a file already there with the same bytes (left by a run whose transaction did not
     commit: a worker killed, the database gone) is taken as it is rather than written again
-    under another name. A file this call wrote for a row that could not be saved is removed.
+    under another name. A file this call wrote for a row that could not be saved is removed,
+    unless the row saved first took that very file as its own: two workers storing the same
+    inputs at once, the second finds the first one's file, keeps it and commits first.
     """
     assert output.content is not None
     existing = Artifact.objects.filter(kind=output.kind, input_key=output.input_key).first()
@@ -566,9 +568,10 @@ def _store(output: Output) -> Artifact:
             artifact.save()
             return artifact
     except IntegrityError:
-        if wrote:
+        kept = Artifact.objects.get(kind=output.kind, input_key=output.input_key)
+        if wrote and kept.file.name != artifact.file.name:
             storage.delete(artifact.file.name)
-        return Artifact.objects.get(kind=output.kind, input_key=output.input_key)
+        return kept
 
 
 def _sha256_of(storage: Any, name: str) -> str:

@@ -1,11 +1,13 @@
 """The runner against real steps: a job walks the whole pipeline in this process."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,7 +15,7 @@ from catalog.models import PartFamily
 from catalog.services import revision_create, revision_publish
 from orders.services import LineRequest, OrderRequest, order_place
 from production import machines, runner, services
-from production.models import Artifact, Job, JobEvent, Machine
+from production.models import Artifact, Job, JobEvent, Machine, artifact_path
 from production.pipeline import steps
 from production.pipeline.validation import ValidationReport
 from tests.builders import make_machine, make_material, make_order, make_part
@@ -154,6 +156,52 @@ def test_a_step_finished_elsewhere_meanwhile_keeps_nothing_of_ours(user, monkeyp
     assert runner.job_advance(job_id=job.pk, actor="test") is False
     assert not job.job_artifacts.exists()
     assert not JobEvent.objects.filter(job=job, step="geometry").exists()
+
+
+def test_a_file_another_worker_took_as_its_own_is_not_removed_with_our_row(monkeypatch):
+    """Two workers store the same inputs at once (two orders of a new configuration): ours
+    writes the file, the other finds it there, keeps it and saves its row first. Our row is
+    refused; the file stays, the other's row points at it (a CI run lost a STEP file so, and
+    every later job of that configuration failed reading it)."""
+    output = runner.Output(Artifact.Kind.STEP, "k" * 64, "part.step", b"solid")
+    real_save = FileSystemStorage.save  # settings.STORAGES["default"]
+    theirs: list[Artifact] = []
+
+    def the_other_worker_stores_meanwhile(self, name, content, max_length=None):
+        monkeypatch.setattr(FileSystemStorage, "save", real_save)
+        written = real_save(self, name, content, max_length=max_length)
+        theirs.append(runner._store(output))  # finds our file, takes it, saves its row
+        return written
+
+    monkeypatch.setattr(FileSystemStorage, "save", the_other_worker_stores_meanwhile)
+    ours = runner._store(output)
+    assert ours.pk == theirs[0].pk and ours.file.name == artifact_path(ours, "part.step")
+    with ours.file.open("rb") as stored:
+        assert stored.read() == b"solid"
+    folder = Path(ours.file.path).parent
+    assert [path.name for path in folder.iterdir()] == ["part.step"]  # nor a second copy
+
+
+def test_a_file_written_for_a_refused_row_is_removed_when_the_saved_row_has_its_own(
+    monkeypatch,
+):
+    output = runner.Output(Artifact.Kind.STEP, "k" * 64, "part.step", b"solid")
+    real_save = FileSystemStorage.save  # settings.STORAGES["default"]
+    theirs: list[Artifact] = []
+
+    def the_other_worker_stores_meanwhile(self, name, content, max_length=None):
+        monkeypatch.setattr(FileSystemStorage, "save", real_save)
+        written = real_save(self, name, content, max_length=max_length)
+        Path(self.path(written)).write_bytes(b"sol")  # ours, caught half written
+        theirs.append(runner._store(output))  # so it writes its own, under another name
+        Path(self.path(written)).write_bytes(b"solid")
+        return written
+
+    monkeypatch.setattr(FileSystemStorage, "save", the_other_worker_stores_meanwhile)
+    ours = runner._store(output)
+    assert ours.pk == theirs[0].pk and ours.file.name != artifact_path(ours, "part.step")
+    folder = Path(ours.file.path).parent
+    assert [path.name for path in folder.iterdir()] == [Path(ours.file.name).name]
 
 
 def test_a_part_too_big_for_every_machine_is_rejected_with_the_reason(user):
