@@ -296,7 +296,12 @@ def caught_holding(
     the jobs it holds. Looking at a running worker is a race (a cached step takes a few hundred
     ms, and the pipeline may move on between the look and what the caller does next), so
     whenever it holds any step it is frozen and looked at again: it holds enough, or it is
-    thawed to go on. The caller kills it, or thaws it."""
+    thawed to go on. The caller kills it, or thaws it.
+
+    Start the worker after the orders are placed: with a backlog waiting, both of its pool
+    processes are busy from the start. A worker that keeps up with orders as they come (cached
+    steps are quick) may never hold two at once before every job settles: a PostgreSQL pass of
+    CI failed so."""
     what = f"{worker.name} to hold {steps} steps at once"
     deadline = time.monotonic() + timeout
     while True:

@@ -92,10 +92,10 @@ def test_a_worker_killed_mid_step_with_20_jobs_in_flight(system, request):
     body = seed(system)
     system.start_redis()
     system.start_beat()
-    doomed = system.start_worker("doomed")
     system.start_web()
     accepted = place(system, body, ORDERS)
     orders = list(accepted.values())
+    doomed = system.start_worker("doomed")  # after the orders: see caught_holding
     # Mid-step: both of its pool processes hold a step.
     stranded = caught_holding(
         doomed, lambda: held_by("doomed"), steps=2, orders=orders, timeout=180
@@ -225,9 +225,9 @@ def test_postgresql_restarted_under_load(system, private_postgres, request):
         body = seed(system)
         system.start_redis()
         system.start_beat()
-        worker = system.start_worker("w1")
         system.start_web()
         accepted = place(system, body, ORDERS)
+        worker = system.start_worker("w1")  # after the orders: see caught_holding
         caught_holding(
             worker, lambda: held_by("w1"), steps=2, orders=list(accepted.values()), timeout=180
         )
