@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.integration.conftest import broker, redis_url, start_worker  # noqa: F401 (fixtures)
 
@@ -81,6 +82,10 @@ def _chromium(settings, monkeypatch, **context_options: object) -> Iterator[obje
         try:
             yield page
         finally:
+            # While Playwright's loop runs in this thread, Django keeps the ORM's connections
+            # per asyncio context, not per thread: the test's calls meanwhile opened their own,
+            # which the test databases' teardown would find still open. Closed here.
+            connections.close_all()
             context.close()
             browser.close()
         assert violations == [], "the Content-Security-Policy blocked:\n" + "\n".join(violations)
