@@ -158,24 +158,36 @@ def test_a_step_finished_elsewhere_meanwhile_keeps_nothing_of_ours(user, monkeyp
     assert not JobEvent.objects.filter(job=job, step="geometry").exists()
 
 
-def test_a_file_another_worker_took_as_its_own_is_not_removed_with_our_row(monkeypatch):
-    """Two workers store the same inputs at once (two orders of a new configuration): ours
-    writes the file, the other finds it there, keeps it and saves its row first. Our row is
-    refused; the file stays, the other's row points at it (a CI run lost a STEP file so, and
-    every later job of that configuration failed reading it)."""
-    output = runner.Output(Artifact.Kind.STEP, "k" * 64, "part.step", b"solid")
+ARTIFACT = runner.Output(Artifact.Kind.STEP, "k" * 64, "part.step", b"solid")
+
+
+def stored_by_two_workers(monkeypatch, *, ours_half_written: bool) -> tuple[Artifact, Artifact]:
+    """Our _store of ARTIFACT, with another worker's whole _store of it run between ours
+    writing the file and saving the row (its row saved first); (ours, theirs) as returned.
+    Where `ours_half_written`, the other finds our file still being written."""
     real_save = FileSystemStorage.save  # settings.STORAGES["default"]
     theirs: list[Artifact] = []
 
     def the_other_worker_stores_meanwhile(self, name, content, max_length=None):
         monkeypatch.setattr(FileSystemStorage, "save", real_save)
         written = real_save(self, name, content, max_length=max_length)
-        theirs.append(runner._store(output))  # finds our file, takes it, saves its row
+        if ours_half_written:
+            Path(self.path(written)).write_bytes(ARTIFACT.content[:3])
+        theirs.append(runner._store(ARTIFACT))
+        Path(self.path(written)).write_bytes(ARTIFACT.content)
         return written
 
     monkeypatch.setattr(FileSystemStorage, "save", the_other_worker_stores_meanwhile)
-    ours = runner._store(output)
-    assert ours.pk == theirs[0].pk and ours.file.name == artifact_path(ours, "part.step")
+    return runner._store(ARTIFACT), theirs[0]
+
+
+def test_a_file_another_worker_took_as_its_own_is_not_removed_with_our_row(monkeypatch):
+    """Two workers store the same inputs at once (two orders of a new configuration): ours
+    writes the file, the other finds it there, keeps it and saves its row first. Our row is
+    refused; the file stays, the other's row points at it (a CI run lost a STEP file so, and
+    every later job of that configuration failed reading it)."""
+    ours, theirs = stored_by_two_workers(monkeypatch, ours_half_written=False)
+    assert ours.pk == theirs.pk and ours.file.name == artifact_path(ours, "part.step")
     with ours.file.open("rb") as stored:
         assert stored.read() == b"solid"
     folder = Path(ours.file.path).parent
@@ -185,21 +197,10 @@ def test_a_file_another_worker_took_as_its_own_is_not_removed_with_our_row(monke
 def test_a_file_written_for_a_refused_row_is_removed_when_the_saved_row_has_its_own(
     monkeypatch,
 ):
-    output = runner.Output(Artifact.Kind.STEP, "k" * 64, "part.step", b"solid")
-    real_save = FileSystemStorage.save  # settings.STORAGES["default"]
-    theirs: list[Artifact] = []
-
-    def the_other_worker_stores_meanwhile(self, name, content, max_length=None):
-        monkeypatch.setattr(FileSystemStorage, "save", real_save)
-        written = real_save(self, name, content, max_length=max_length)
-        Path(self.path(written)).write_bytes(b"sol")  # ours, caught half written
-        theirs.append(runner._store(output))  # so it writes its own, under another name
-        Path(self.path(written)).write_bytes(b"solid")
-        return written
-
-    monkeypatch.setattr(FileSystemStorage, "save", the_other_worker_stores_meanwhile)
-    ours = runner._store(output)
-    assert ours.pk == theirs[0].pk and ours.file.name != artifact_path(ours, "part.step")
+    """The other worker found our file half written, so it wrote its own under another name:
+    ours, kept by no row, goes."""
+    ours, theirs = stored_by_two_workers(monkeypatch, ours_half_written=True)
+    assert ours.pk == theirs.pk and ours.file.name != artifact_path(ours, "part.step")
     folder = Path(ours.file.path).parent
     assert [path.name for path in folder.iterdir()] == [Path(ours.file.name).name]
 
